@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The validated, immutable configuration snapshot. Workers hold a shared_ptr<const Config>;
+// SIGHUP builds a new one and swaps it in (users, secrets, certificates).
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "turnbridge/base/address.hpp"
+
+namespace turnbridge::config {
+
+struct Realm {
+    std::string name;
+    std::map<std::string, std::string> users;  // static long-term credentials: name -> password
+    std::string rest_secret;                   // TURN REST API shared secret; empty = off
+    std::vector<Endpoint> listen;              // listeners that belong to this realm (realm.X.listen)
+    std::uint32_t max_allocations_per_user = 0;  // 0 = use [server] value
+};
+
+struct Config {
+    std::filesystem::path file;                // the file it came from (absolute)
+
+    // [server]
+    std::vector<Endpoint> listen;              // UDP and TCP on each
+    std::vector<Endpoint> tls_listen;          // TURN over TLS
+    std::filesystem::path tls_cert;            // absolute (relative paths resolved to the file's dir)
+    std::filesystem::path tls_key;
+    std::vector<IpAddress> relay_ips;          // at most one per family
+    std::optional<IpAddress> external_ip;      // advertised relay address (1:1 NAT); IPv4 relay only
+    std::uint16_t relay_port_min = 49152;
+    std::uint16_t relay_port_max = 65535;
+    std::string default_realm = "example.org";
+    unsigned threads = 0;                      // 0 = one worker per core
+    std::string software = "turnbridge";       // SOFTWARE attribute; empty = omit
+    std::chrono::seconds default_lifetime{600};  // RFC 8656 §3.2 default allocation lifetime
+    std::chrono::seconds max_lifetime{3600};
+    std::chrono::seconds nonce_lifetime{600};
+    std::uint32_t max_allocations = 0;           // whole server; 0 = unlimited
+    std::uint32_t max_allocations_per_user = 0;  // per user per realm; 0 = unlimited
+    std::string log_level = "info";
+
+    // [security]
+    std::vector<Cidr> allowed_peers;           // exempt from the default deny list
+    std::vector<Cidr> denied_peers;            // always denied (beats allowed_peers)
+
+    std::map<std::string, Realm> realms;
+
+    const Realm* find_realm(std::string_view name) const;
+    // The realm a listener belongs to (realm.X.listen), else default_realm.
+    const Realm* realm_for_listener(const Endpoint& local) const;
+    // Relay address of a family, if configured.
+    std::optional<IpAddress> relay_ip(Family f) const;
+};
+
+// Where a configuration went wrong, for a message naming file, line and key.
+struct ConfigError {
+    std::string file;
+    int line = 0;      // 0 when unknown (e.g. a missing required key)
+    std::string key;   // dotted path, e.g. server.relay_ports
+    std::string message;
+    std::string to_string() const;  // "FILE:LINE: KEY: MESSAGE"
+};
+
+using LoadResult = std::variant<std::shared_ptr<const Config>, ConfigError>;
+
+LoadResult load_file(const std::filesystem::path& path);
+// For tests: parse from a string as if it were `path` (relative paths resolve next to it).
+LoadResult load_string(std::string_view toml_text, const std::filesystem::path& path);
+
+}  // namespace turnbridge::config

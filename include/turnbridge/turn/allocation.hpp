@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One allocation's state (RFC 8656 §2.2, §5): relayed addresses, lifetime, permissions, channels
+// and its traffic counters, which are the seam the accounting work reads.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "turnbridge/base/address.hpp"
+#include "turnbridge/stun/message.hpp"
+#include "turnbridge/turn/clock.hpp"
+#include "turnbridge/turn/relay_binder.hpp"
+
+namespace turnbridge::turn {
+
+using AllocationId = std::uint64_t;
+
+constexpr auto kPermissionLifetime = std::chrono::seconds(300);  // RFC 8656 §9
+constexpr auto kChannelLifetime = std::chrono::seconds(600);     // RFC 8656 §12
+constexpr auto kChannelQuarantine = std::chrono::seconds(300);   // RFC 8656 §12: no rebind for 5 min
+
+// Directions of relayed traffic, as accounting names them.
+enum class Direction : std::uint8_t { ClientToRelay = 0, RelayToPeer, PeerToRelay, RelayToClient };
+
+struct Counters {
+    // Payload: application bytes (Send/ChannelData data, peer datagrams). Wire: what crossed
+    // the client leg including STUN/ChannelData headers (client-leg directions only).
+    std::array<std::uint64_t, 4> packets{};
+    std::array<std::uint64_t, 4> payload_bytes{};
+    std::array<std::uint64_t, 4> wire_bytes{};
+    std::uint64_t dropped_no_permission = 0;
+    void add(Direction d, std::size_t payload, std::size_t wire) {
+        const auto i = static_cast<std::size_t>(d);
+        ++packets[i];
+        payload_bytes[i] += payload;
+        wire_bytes[i] += wire;
+    }
+};
+
+struct Permission {
+    IpAddress peer;  // RFC 8656 §9: permissions match the IP address only, not the port
+    Time expires;
+};
+
+struct Channel {
+    std::uint16_t number = 0;
+    Endpoint peer;
+    Time expires;  // bound until then; then quarantined until expires + kChannelQuarantine
+};
+
+struct Key {
+    std::array<std::uint8_t, 32> bytes{};
+    std::uint8_t size = 0;  // 16 for MD5, 32 for SHA-256
+    stun::Bytes span() const { return {bytes.data(), size}; }
+};
+
+// Which integrity attribute the client used, so responses mirror it (RFC 8489 §9.2.4).
+enum class IntegrityKind : std::uint8_t { Sha1, Sha256 };
+
+enum class CloseReason : std::uint8_t { Expired, Refreshed0, ClientGone, Kicked, Shutdown, Quota };
+std::string_view to_string(CloseReason r);
+
+struct Allocation {
+    AllocationId id = 0;
+    FiveTuple five_tuple;
+    std::string username;  // as sent (USERNAME)
+    std::string account;   // who pays: static user, or REST "expiry:userid" -> userid
+    std::string realm;
+    Key key;
+    IntegrityKind integrity = IntegrityKind::Sha1;
+    std::array<RelaySocket, 2> relays{};
+    std::uint8_t relay_count = 0;
+    std::array<Endpoint, 2> advertised{};  // XOR-RELAYED-ADDRESS values (external_ip applied)
+    Time created;
+    Time expires;
+    stun::TransactionId allocate_tid{};     // RFC 8656 §7.2: a retransmitted Allocate is answered again
+    std::vector<std::uint8_t> allocate_response;
+    std::vector<Permission> permissions;
+    std::vector<Channel> channels;
+    Counters counters;
+
+    const RelaySocket* relay_for(Family f) const;
+    bool has_permission(const IpAddress& peer, Time now) const;
+    void install_permission(const IpAddress& peer, Time now);
+    const Channel* channel_by_number(std::uint16_t number, Time now) const;
+    const Channel* channel_by_peer(const Endpoint& peer, Time now) const;
+    // Drops expired permissions and channels past quarantine.
+    void expire(Time now);
+};
+
+}  // namespace turnbridge::turn

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The sans-I/O TURN/STUN server of one worker: datagrams and time in, actions out. It owns the
+// worker's allocations. Nothing here opens a socket or reads a clock; see net/ for that.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "turnbridge/base/address.hpp"
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/stun/message.hpp"
+#include "turnbridge/turn/allocation.hpp"
+#include "turnbridge/turn/clock.hpp"
+#include "turnbridge/turn/nonce.hpp"
+#include "turnbridge/turn/peer_policy.hpp"
+#include "turnbridge/turn/quota.hpp"
+#include "turnbridge/turn/relay_binder.hpp"
+
+namespace turnbridge::turn {
+
+// Send toward the client on its 5-tuple: `head` then `body` then `pad` zero bytes (ChannelData
+// on TCP/TLS is padded to 4, RFC 8656 §12.5). Spans stay valid until the next call into Server.
+struct ToClient {
+    FiveTuple to;
+    stun::Bytes head;
+    stun::Bytes body;
+    std::uint8_t pad = 0;
+};
+
+// Send `body` from relay socket `relay` to `peer`. `body` points into the caller's input.
+struct ToPeer {
+    RelayHandle relay = 0;
+    Endpoint peer;
+    stun::Bytes body;
+    bool dont_fragment = false;
+};
+
+// The client leg of a stream 5-tuple must be closed (e.g. after its allocation was deleted by
+// an admin, or on a framing error handled by net).
+struct CloseClient {
+    FiveTuple to;
+};
+
+using Action = std::variant<ToClient, ToPeer, CloseClient>;
+
+// Hears about allocations coming and going; the accounting seam. Optional.
+class AllocationObserver {
+public:
+    virtual ~AllocationObserver() = default;
+    virtual void on_created(const Allocation& a) = 0;
+    virtual void on_closed(const Allocation& a, CloseReason why) = 0;
+};
+
+// Shared by all workers: read-only or internally synchronised.
+struct SharedState {
+    std::shared_ptr<const config::Config> config;
+    const NonceMinter* nonces = nullptr;
+    QuotaTracker* quota = nullptr;
+    unsigned worker = 0;  // high bits of AllocationId, so ids are unique across workers
+};
+
+struct Stats {
+    std::uint64_t auth_failures = 0;
+    std::uint64_t quota_refusals = 0;
+    std::uint64_t forbidden_peers = 0;
+    std::uint64_t dropped_datagrams = 0;
+};
+
+class Server {
+public:
+    Server(SharedState shared, RelayBinder& binder, AllocationObserver* observer = nullptr);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // SIGHUP: new users, secrets and limits; live allocations stay.
+    void set_config(std::shared_ptr<const config::Config> cfg);
+
+    // A datagram (UDP) or one framed message (TCP/TLS) from a client. `local` in `from` is the
+    // listener's address. Unparseable input produces no action (RFC 8489 §6.3).
+    void on_client_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes,
+                        std::vector<Action>& out);
+    // A datagram received on a relay socket from `peer` (RFC 8656 §11.3, §12.6).
+    void on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& peer, stun::Bytes bytes,
+                      std::vector<Action>& out);
+    // The stream connection of `ft` closed: its allocation goes (RFC 8656 §5).
+    void on_client_closed(const Clock& now, const FiveTuple& ft);
+    // Expires allocations, permissions and channels. Call about once a second.
+    void on_timer(const Clock& now);
+    // Deletes every allocation (SIGTERM) or one by id (admin kick).
+    void close_all(CloseReason why);
+    bool close(AllocationId id, CloseReason why, std::vector<Action>& out);
+
+    std::size_t allocation_count() const { return by_tuple_.size(); }
+    const Allocation* find(const FiveTuple& ft) const;
+    template <class F> void for_each(F&& f) const {
+        for (const auto& [ft, a] : by_tuple_) f(*a);
+    }
+    const Stats& stats() const { return stats_; }
+
+    struct Request;  // a parsed, authenticated request being handled (server_internal.hpp)
+
+private:
+    // Dispatch and the STUN parts (server.cpp).
+    void on_stun(const Clock& now, const FiveTuple& from, const stun::Message& m,
+                 std::vector<Action>& out);
+    void on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out);
+    // Authentication (auth.cpp): true if `req` is authenticated; otherwise the challenge or
+    // error has been sent.
+    bool authenticate(const Clock& now, Request& req, std::vector<Action>& out);
+    // TURN methods, one file each.
+    void on_allocate(const Clock& now, Request& req, std::vector<Action>& out);
+    void on_refresh(const Clock& now, Request& req, std::vector<Action>& out);
+    void on_create_permission(const Clock& now, Request& req, std::vector<Action>& out);
+    void on_channel_bind(const Clock& now, Request& req, std::vector<Action>& out);
+    // Data path (relay.cpp).
+    void on_send_indication(const Clock& now, const FiveTuple& from, const stun::Message& m,
+                            std::vector<Action>& out);
+    void on_channel_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes,
+                         std::vector<Action>& out);
+
+    // Responses (response.cpp): built into response_buf_.
+    void send_error(const Request& req, StunCode code, std::string_view reason,
+                    std::vector<Action>& out, bool with_integrity = true);
+    friend class ResponseWriter;
+
+    Allocation* find_mut(const FiveTuple& ft);
+    void destroy(Allocation& a, CloseReason why);
+
+    SharedState shared_;
+    PeerPolicy policy_;
+    RelayBinder& binder_;
+    AllocationObserver* observer_;
+    std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
+    std::unordered_map<RelayHandle, Allocation*> by_relay_;
+    AllocationId next_id_ = 1;
+    std::array<std::uint8_t, 1500> response_buf_{};
+    std::array<std::uint8_t, 64> head_buf_{};
+    Stats stats_;
+};
+
+}  // namespace turnbridge::turn
