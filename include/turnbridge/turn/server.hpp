@@ -129,6 +129,9 @@ private:
     friend class ResponseWriter;
 
     Allocation* find_mut(const FiveTuple& ft);
+    // The allocation on the request's 5-tuple, if it belongs to the requesting user; otherwise
+    // 437 or 441 has been sent (RFC 8656 §7.3, §9, §12).
+    Allocation* owned_allocation(const Request& req, std::vector<Action>& out);
     void destroy(Allocation& a, CloseReason why);
 
     SharedState shared_;
@@ -138,6 +141,7 @@ private:
     std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
     std::unordered_map<RelayHandle, Allocation*> by_relay_;
     AllocationId next_id_ = 1;
+    std::uint64_t next_indication_ = 1;  // transaction IDs of Data indications
     std::array<std::uint8_t, 1500> response_buf_{};
     std::array<std::uint8_t, 64> head_buf_{};
     Stats stats_;

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+// Long-term credential mechanism (RFC 8489 §9.2) with static users and TURN REST API
+// credentials (draft-uberti-behave-turn-rest-00: username "expiry[:user]",
+// password base64(HMAC-SHA1(secret, username))).
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+#include <cstring>
+#include <optional>
+
+#include "server_internal.hpp"
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/stun/integrity.hpp"
+
+namespace turnbridge::turn {
+namespace {
+
+constexpr std::uint8_t kOurAlgorithms[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00};
+
+std::string base64(const std::uint8_t* data, std::size_t n) {
+    std::string out(4 * ((n + 2) / 3), '\0');
+    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+    out.resize(static_cast<std::size_t>(len));
+    return out;
+}
+
+struct Lookup {
+    std::string password;
+    std::string account;  // who pays: the static user, the REST userid, or "" for a bare expiry
+    std::string username;
+};
+
+// TURN REST API: "expiry" or "expiry:userid", valid until the unix time `expiry`.
+std::optional<Lookup> rest_lookup(const config::Realm& realm, std::string_view username, std::int64_t unix_now,
+                                  bool& expired) {
+    if (realm.rest_secret.empty()) return std::nullopt;
+    const auto colon = username.find(':');
+    const auto stamp = username.substr(0, colon);
+    std::int64_t expiry = 0;
+    auto [p, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), expiry);
+    if (stamp.empty() || ec != std::errc() || p != stamp.data() + stamp.size()) return std::nullopt;
+    if (expiry <= unix_now) {
+        expired = true;
+        return std::nullopt;
+    }
+    std::uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    HMAC(EVP_sha1(), realm.rest_secret.data(), static_cast<int>(realm.rest_secret.size()),
+         reinterpret_cast<const std::uint8_t*>(username.data()), username.size(), mac, &n);
+    Lookup l;
+    l.password = base64(mac, n);
+    l.account = colon == std::string_view::npos ? std::string() : std::string(username.substr(colon + 1));
+    l.username = std::string(username);
+    return l;
+}
+
+std::optional<Lookup> find_user(const config::Realm& realm, const stun::Message& m, std::int64_t unix_now,
+                                bool& expired) {
+    if (auto hash = m.get(stun::attr::Userhash)) {
+        // RFC 8489 §14.4: only static users can be found by hash; compare in constant time.
+        std::optional<Lookup> found;
+        for (const auto& [name, password] : realm.users) {
+            const auto h = stun::userhash(name, realm.name);
+            if (stun::equal_secret(h, *hash)) found = Lookup{password, name, name};
+        }
+        return found;
+    }
+    auto username = m.get_string(stun::attr::Username);
+    if (!username) return std::nullopt;
+    if (auto it = realm.users.find(std::string(*username)); it != realm.users.end())
+        return Lookup{it->second, it->first, it->first};
+    return rest_lookup(realm, *username, unix_now, expired);
+}
+
+}  // namespace
+
+bool Server::authenticate(const Clock& now, Request& req, std::vector<Action>& out) {
+    const auto& m = req.msg;
+    const bool has_mi = m.find(stun::attr::MessageIntegrity) != nullptr;
+    const bool has_mi256 = m.find(stun::attr::MessageIntegritySha256) != nullptr;
+    auto challenge = [&](StunCode code, std::string_view reason) {
+        ResponseWriter w(*this, req, stun::Class::Error);
+        w.builder().add_error_code(code, reason);
+        add_challenge(w.builder(), req.realm, shared_.nonces->mint(now.mono, req.from.client.ip));
+        w.finish(out, false);
+    };
+    // RFC 8489 §9.2.4: no integrity at all -> 401 with the challenge, nothing else.
+    if (!has_mi && !has_mi256) {
+        challenge(StunCode::Unauthenticated, "Unauthenticated");
+        return false;
+    }
+    const auto realm = m.get_string(stun::attr::Realm);
+    const auto nonce = m.get_string(stun::attr::Nonce);
+    const bool has_user = m.find(stun::attr::Username) || m.find(stun::attr::Userhash);
+    if (!realm || !nonce || !has_user) {
+        send_error(req, StunCode::BadRequest, "Bad Request: USERNAME, REALM and NONCE required", out, false);
+        return false;
+    }
+    if (shared_.nonces->check(*nonce, now.mono, req.from.client.ip) != NonceMinter::Check::Valid) {
+        challenge(StunCode::StaleNonce, "Stale Nonce");
+        return false;
+    }
+    // RFC 8489 §9.2.4: with the password-algorithms feature, PASSWORD-ALGORITHMS must echo ours
+    // and PASSWORD-ALGORITHM pick one of them; with neither, MD5 (compatibility with RFC 5389).
+    std::uint16_t algorithm = stun::password_algorithm::Md5;
+    const auto algs = m.get(stun::attr::PasswordAlgorithms);
+    const auto alg = m.get(stun::attr::PasswordAlgorithm);
+    if (algs || alg) {
+        const bool echo_ok = algs && algs->size() == sizeof kOurAlgorithms &&
+                             std::memcmp(algs->data(), kOurAlgorithms, sizeof kOurAlgorithms) == 0;
+        const bool pick_ok = alg && alg->size() == 4 && (*alg)[2] == 0 && (*alg)[3] == 0 && (*alg)[0] == 0 &&
+                             ((*alg)[1] == 1 || (*alg)[1] == 2);
+        if (!echo_ok || !pick_ok || !NonceMinter::announces_password_algorithms(*nonce)) {
+            send_error(req, StunCode::BadRequest, "Bad Request: PASSWORD-ALGORITHM", out, false);
+            return false;
+        }
+        algorithm = (*alg)[1];
+    }
+    bool expired = false;
+    auto user = *realm == req.realm.name ? find_user(req.realm, m, now.unix_seconds, expired) : std::nullopt;
+    // Derive a key even for unknown users, so timing does not tell which usernames exist.
+    const std::string_view name = user ? std::string_view(user->username) : m.get_string(stun::attr::Username).value_or("");
+    const std::string_view password = user ? std::string_view(user->password) : std::string_view("\x01unknown");
+    Key key;
+    if (algorithm == stun::password_algorithm::Sha256) {
+        const auto k = stun::long_term_key_sha256(name, req.realm.name, password);
+        std::memcpy(key.bytes.data(), k.data(), k.size());
+        key.size = 32;
+    } else {
+        const auto k = stun::long_term_key_md5(name, req.realm.name, password);
+        std::memcpy(key.bytes.data(), k.data(), k.size());
+        key.size = 16;
+    }
+    const bool mac_ok = has_mi256 ? stun::check_message_integrity_sha256(m, key.span())
+                                  : stun::check_message_integrity(m, key.span());
+    if (!user || !mac_ok) {
+        ++stats_.auth_failures;
+        log::debug("auth failure from {}: user '{}' realm '{}'{}", req.from.to_string(), name, *realm,
+                   expired ? " (REST credential expired)" : "");
+        challenge(StunCode::Unauthenticated, "Unauthenticated");
+        return false;
+    }
+    req.authenticated = true;
+    req.key = key;
+    req.integrity = has_mi256 ? IntegrityKind::Sha256 : IntegrityKind::Sha1;
+    req.username = std::move(user->username);
+    req.account = std::move(user->account);
+    return true;
+}
+
+}  // namespace turnbridge::turn

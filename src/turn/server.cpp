@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// Dispatch of client datagrams, Binding, timers and allocation teardown.
+#include "turnbridge/turn/server.hpp"
+
+#include <algorithm>
+
+#include "server_internal.hpp"
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/stun/integrity.hpp"
+#include "turnbridge/turn/channel_data.hpp"
+
+namespace turnbridge::turn {
+namespace {
+
+// Comprehension-required attributes we understand (RFC 8489 §7.3.1 asks for 420 otherwise).
+bool known_required(std::uint16_t t) {
+    using namespace stun::attr;
+    switch (t) {
+        case MappedAddress: case Username: case MessageIntegrity: case ErrorCode: case UnknownAttributes:
+        case ChannelNumber: case Lifetime: case XorPeerAddress: case Data: case Realm: case Nonce:
+        case XorRelayedAddress: case RequestedAddressFamily: case EvenPort: case RequestedTransport:
+        case DontFragment: case MessageIntegritySha256: case PasswordAlgorithm: case Userhash:
+        case XorMappedAddress: case ReservationToken: case Priority: case UseCandidate:
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+Server::Server(SharedState shared, RelayBinder& binder, AllocationObserver* observer)
+    : shared_(std::move(shared)), policy_(*shared_.config), binder_(binder), observer_(observer) {}
+
+Server::~Server() { close_all(CloseReason::Shutdown); }
+
+void Server::set_config(std::shared_ptr<const config::Config> cfg) {
+    shared_.config = std::move(cfg);
+    policy_ = PeerPolicy(*shared_.config);
+}
+
+const Allocation* Server::find(const FiveTuple& ft) const {
+    auto it = by_tuple_.find(ft);
+    return it == by_tuple_.end() ? nullptr : it->second.get();
+}
+
+Allocation* Server::find_mut(const FiveTuple& ft) {
+    auto it = by_tuple_.find(ft);
+    return it == by_tuple_.end() ? nullptr : it->second.get();
+}
+
+void Server::on_client_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes, std::vector<Action>& out) {
+    // RFC 8656 §12: the first two bits tell ChannelData (0b01) from STUN (0b00).
+    if (looks_like_channel_data(bytes)) {
+        on_channel_data(now, from, bytes, out);
+        return;
+    }
+    auto m = stun::Message::parse(bytes);
+    // RFC 8489 §6.3: malformed messages and bad fingerprints are dropped without an answer.
+    if (!m || !stun::check_fingerprint(*m)) {
+        ++stats_.dropped_datagrams;
+        return;
+    }
+    on_stun(now, from, *m, out);
+}
+
+void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Message& m, std::vector<Action>& out) {
+    if (m.cls() == stun::Class::Indication) {
+        if (m.method() == stun::method::Send) on_send_indication(now, from, m, out);
+        return;  // RFC 8489 §6.3.2: other indications are ignored
+    }
+    if (m.cls() != stun::Class::Request) return;  // stray responses are dropped
+    const auto& cfg = *shared_.config;
+    const config::Realm* realm = cfg.realm_for_listener(from.server);
+    if (realm == nullptr) return;
+    Request req{m, from, *realm};
+    if (m.method() == stun::method::Binding) {
+        on_binding(from, m, out);
+        return;
+    }
+    const auto method = m.method();
+    if (method != stun::method::Allocate && method != stun::method::Refresh &&
+        method != stun::method::CreatePermission && method != stun::method::ChannelBind) {
+        send_error(req, StunCode::BadRequest, "Bad Request: unknown method", out, false);
+        return;
+    }
+    if (!authenticate(now, req, out)) return;
+    // RFC 8489 §6.3.1: unknown comprehension-required attributes -> 420 listing them.
+    std::array<std::uint16_t, stun::kMaxAttributes> unknown{};
+    std::size_t n_unknown = 0;
+    for (const auto& a : m.attributes())
+        if (stun::attr::comprehension_required(a.type) && !known_required(a.type)) unknown[n_unknown++] = a.type;
+    if (n_unknown > 0) {
+        ResponseWriter w(*this, req, stun::Class::Error);
+        w.builder().add_error_code(StunCode::UnknownAttribute, "Unknown Attribute");
+        w.builder().add_unknown_attributes({unknown.data(), n_unknown});
+        w.finish(out);
+        return;
+    }
+    switch (method) {
+        case stun::method::Allocate: on_allocate(now, req, out); break;
+        case stun::method::Refresh: on_refresh(now, req, out); break;
+        case stun::method::CreatePermission: on_create_permission(now, req, out); break;
+        case stun::method::ChannelBind: on_channel_bind(now, req, out); break;
+        default: break;
+    }
+}
+
+void Server::on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out) {
+    // RFC 8489 §6.3.1: a request with unknown comprehension-required attributes gets 420.
+    std::array<std::uint16_t, stun::kMaxAttributes> unknown{};
+    std::size_t n_unknown = 0;
+    for (const auto& a : m.attributes())
+        if (stun::attr::comprehension_required(a.type) && !known_required(a.type)) unknown[n_unknown++] = a.type;
+    const config::Realm* realm = shared_.config->realm_for_listener(from.server);
+    Request req{m, from, *realm};
+    if (n_unknown > 0) {
+        ResponseWriter w(*this, req, stun::Class::Error);
+        w.builder().add_error_code(StunCode::UnknownAttribute, "Unknown Attribute");
+        w.builder().add_unknown_attributes({unknown.data(), n_unknown});
+        w.finish(out, false);
+        return;
+    }
+    ResponseWriter w(*this, req, stun::Class::Success);
+    w.builder().add_xor_address(stun::attr::XorMappedAddress, from.client);
+    w.finish(out, false);
+}
+
+void Server::on_client_closed(const Clock&, const FiveTuple& ft) {
+    if (auto* a = find_mut(ft)) destroy(*a, CloseReason::ClientGone);
+}
+
+void Server::on_timer(const Clock& now) {
+    std::vector<Allocation*> expired;
+    for (auto& [ft, a] : by_tuple_) {
+        if (a->expires <= now.mono)
+            expired.push_back(a.get());
+        else
+            a->expire(now.mono);
+    }
+    for (auto* a : expired) destroy(*a, CloseReason::Expired);
+}
+
+void Server::close_all(CloseReason why) {
+    while (!by_tuple_.empty()) destroy(*by_tuple_.begin()->second, why);
+}
+
+bool Server::close(AllocationId id, CloseReason why, std::vector<Action>& out) {
+    for (auto& [ft, a] : by_tuple_) {
+        if (a->id != id) continue;
+        const FiveTuple tuple = ft;
+        destroy(*a, why);
+        if (tuple.transport != Transport::Udp) out.push_back(CloseClient{tuple});
+        return true;
+    }
+    return false;
+}
+
+void Server::destroy(Allocation& a, CloseReason why) {
+    if (observer_ != nullptr) observer_->on_closed(a, why);
+    std::string relays;
+    for (std::size_t i = 0; i < a.relay_count; ++i) {
+        if (i) relays += ",";
+        relays += a.advertised[i].to_string();
+        by_relay_.erase(a.relays[i].handle);
+        binder_.release(a.relays[i].handle);
+    }
+    const auto c = a.counters;
+    log::info("allocation deleted id={:x} user={} realm={} client=[{}] relay={} reason={} "
+              "sent={}p/{}B received={}p/{}B",
+              a.id, a.username, a.realm, a.five_tuple.to_string(), relays, to_string(why),
+              c.packets[static_cast<int>(Direction::RelayToPeer)], c.payload_bytes[static_cast<int>(Direction::RelayToPeer)],
+              c.packets[static_cast<int>(Direction::RelayToClient)],
+              c.payload_bytes[static_cast<int>(Direction::RelayToClient)]);
+    if (shared_.quota != nullptr) shared_.quota->release(a.realm, a.account.empty() ? a.username : a.account);
+    by_tuple_.erase(a.five_tuple);  // frees `a`
+}
+
+}  // namespace turnbridge::turn

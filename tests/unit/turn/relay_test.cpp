@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: Apache-2.0
+// CreatePermission, ChannelBind, Send/Data indications and ChannelData (RFC 8656 §9-12).
+#include "harness.hpp"
+
+namespace {
+
+struct Allocated {
+    Bench b;
+    Client c;
+    turn::RelayHandle relay = 0;
+    explicit Allocated(tb::Transport t = tb::Transport::Udp, bool open_loopback = true)
+        : c(b, tuple("198.51.100.7:5000", t)) {
+        if (open_loopback) b.cfg->allowed_peers = {*tb::Cidr::parse("127.0.0.0/8")};
+        b.restart();
+        REQUIRE(c.allocate().success());
+        relay = *b.binder.open_handles.begin();
+    }
+    std::vector<std::uint8_t> payload(std::size_t n) {
+        std::vector<std::uint8_t> v(n);
+        for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i * 7 + 1);
+        return v;
+    }
+    const turn::ToPeer* to_peer() {
+        REQUIRE(b.out.size() == 1);
+        return std::get_if<turn::ToPeer>(&b.out[0]);
+    }
+    const turn::ToClient* to_client() {
+        REQUIRE(b.out.size() == 1);
+        return std::get_if<turn::ToClient>(&b.out[0]);
+    }
+};
+
+std::vector<std::uint8_t> channel_data(std::uint16_t ch, const std::vector<std::uint8_t>& data) {
+    std::vector<std::uint8_t> v = {std::uint8_t(ch >> 8), std::uint8_t(ch), std::uint8_t(data.size() >> 8),
+                                   std::uint8_t(data.size())};
+    v.insert(v.end(), data.begin(), data.end());
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("without a permission peer data is dropped; with one it arrives as a Data indication (RFC 8656 §9, §11.3)") {
+    Allocated t;
+    const auto peer = *tb::Endpoint::parse("127.0.0.1:40000");
+    const auto data = t.payload(33);
+    t.b.from_peer(t.relay, peer, data);
+    CHECK(t.b.out.empty());
+    REQUIRE(t.c.create_permission({"127.0.0.1:1"}).success());  // port does not matter
+    t.b.from_peer(t.relay, peer, data);
+    const auto* tc = t.to_client();
+    REQUIRE(tc != nullptr);
+    CHECK(tc->to == t.c.five_tuple());
+    std::vector<std::uint8_t> wire(tc->head.begin(), tc->head.end());
+    wire.insert(wire.end(), tc->body.begin(), tc->body.end());
+    wire.insert(wire.end(), tc->pad, 0);
+    CHECK(wire.size() % 4 == 0);
+    auto m = stun::Message::parse(wire);
+    REQUIRE(m);
+    CHECK(m->method() == stun::method::Data);
+    CHECK(m->cls() == stun::Class::Indication);
+    CHECK(m->get_xor_address(stun::attr::XorPeerAddress) == peer);
+    auto got = m->get(stun::attr::Data);
+    REQUIRE(got);
+    CHECK(std::vector<std::uint8_t>(got->begin(), got->end()) == data);
+    CHECK(tc->body.data() == data.data());  // the payload is not copied
+}
+
+TEST_CASE("a Send indication reaches the peer only with a permission, DONT-FRAGMENT passed on (RFC 8656 §11.2)") {
+    Allocated t;
+    const auto data = t.payload(160);
+    auto ind = t.c.send_indication("127.0.0.2:40000", data, true);
+    t.b.send(t.c.five_tuple(), ind);
+    CHECK(t.b.out.empty());
+    CHECK(t.b.server->find(t.c.five_tuple())->counters.dropped_no_permission == 1);
+    REQUIRE(t.c.create_permission({"127.0.0.2:9"}).success());
+    t.b.send(t.c.five_tuple(), ind);
+    const auto* tp = t.to_peer();
+    REQUIRE(tp != nullptr);
+    CHECK(tp->relay == t.relay);
+    CHECK(tp->peer.to_string() == "127.0.0.2:40000");
+    CHECK(tp->dont_fragment);
+    CHECK(std::vector<std::uint8_t>(tp->body.begin(), tp->body.end()) == data);
+}
+
+TEST_CASE("permissions last 300 s and CreatePermission refreshes them (RFC 8656 §9)") {
+    Allocated t;
+    const auto peer = *tb::Endpoint::parse("127.0.0.1:40000");
+    REQUIRE(t.c.create_permission({"127.0.0.1:0"}).success());
+    t.b.advance(std::chrono::seconds(299));
+    REQUIRE(t.c.create_permission({"127.0.0.1:0"}).success());
+    t.b.advance(std::chrono::seconds(299));
+    t.b.from_peer(t.relay, peer, t.payload(4));
+    CHECK(t.b.out.size() == 1);
+    t.b.advance(std::chrono::seconds(1));
+    t.b.server->on_timer(t.b.now);
+    t.b.from_peer(t.relay, peer, t.payload(4));
+    CHECK(t.b.out.empty());
+}
+
+TEST_CASE("CreatePermission is all or nothing and checks family and policy (RFC 8656 §10)") {
+    Allocated t;
+    CHECK(t.c.create_permission({"127.0.0.1:0", "10.0.0.1:0"}).code() == 403);
+    t.b.from_peer(t.relay, *tb::Endpoint::parse("127.0.0.1:1"), t.payload(4));
+    CHECK(t.b.out.empty());  // the allowed one was not installed either
+    CHECK(t.c.create_permission({"[2001:db8::1]:0"}).code() == 443);
+    CHECK(t.c.with_peers(stun::method::CreatePermission, {}).code() == 400);
+    Client stranger(t.b, tuple("198.51.100.9:5000"));
+    CHECK(stranger.create_permission({"127.0.0.1:0"}).code() == 437);
+    Client intruder(t.b, t.c.five_tuple(), "other", "pass2");
+    CHECK(intruder.create_permission({"127.0.0.1:0"}).code() == 441);
+}
+
+TEST_CASE("ChannelBind relays ChannelData both ways without copying the payload (RFC 8656 §12)") {
+    Allocated t;
+    REQUIRE(t.c.channel_bind(0x4001, "127.0.0.1:40000").success());
+    const auto data = t.payload(100);
+    auto cd = channel_data(0x4001, data);
+    t.b.send(t.c.five_tuple(), cd);
+    const auto* tp = t.to_peer();
+    REQUIRE(tp != nullptr);
+    CHECK(tp->peer.to_string() == "127.0.0.1:40000");
+    CHECK(tp->body.data() == cd.data() + 4);
+    CHECK(tp->body.size() == 100);
+
+    t.b.from_peer(t.relay, *tb::Endpoint::parse("127.0.0.1:40000"), data);
+    const auto* tc = t.to_client();
+    REQUIRE(tc != nullptr);
+    REQUIRE(tc->head.size() == 4);
+    CHECK(tc->head[0] == 0x40);
+    CHECK(tc->head[1] == 0x01);
+    CHECK((tc->head[2] << 8 | tc->head[3]) == 100);
+    CHECK(tc->pad == 0);  // UDP: no padding
+
+    // Another port on the same IP has the permission but no channel: Data indication.
+    t.b.from_peer(t.relay, *tb::Endpoint::parse("127.0.0.1:40002"), data);
+    CHECK(stun::looks_like_stun(t.to_client()->head));
+
+    const auto& counters = t.b.server->find(t.c.five_tuple())->counters;
+    CHECK(counters.packets[0] == 1);
+    CHECK(counters.payload_bytes[0] == 100);
+    CHECK(counters.wire_bytes[0] == 104);
+    CHECK(counters.packets[2] == 2);
+    CHECK(counters.payload_bytes[3] == 200);
+}
+
+TEST_CASE("ChannelData toward TCP clients is padded to 4 bytes (RFC 8656 §12.5)") {
+    Allocated t(tb::Transport::Tcp);
+    REQUIRE(t.c.channel_bind(0x4FFF, "127.0.0.1:40000").success());
+    t.b.from_peer(t.relay, *tb::Endpoint::parse("127.0.0.1:40000"), t.payload(5));
+    const auto* tc = t.to_client();
+    REQUIRE(tc != nullptr);
+    CHECK(tc->pad == 3);
+    CHECK(t.b.server->find(t.c.five_tuple())->counters.wire_bytes[3] == 12);
+}
+
+TEST_CASE("ChannelBind errors: range, rebinding, policy, family (RFC 8656 §12.2)") {
+    Allocated t;
+    CHECK(t.c.channel_bind(0x3FFF, "127.0.0.1:40000").code() == 400);
+    CHECK(t.c.channel_bind(0x5000, "127.0.0.1:40000").code() == 400);
+    CHECK(t.c.channel_bind(0x4000, "10.0.0.1:40000").code() == 403);
+    CHECK(t.c.channel_bind(0x4000, "[2001:db8::1]:40000").code() == 443);
+    REQUIRE(t.c.channel_bind(0x4000, "127.0.0.1:40000").success());
+    CHECK(t.c.channel_bind(0x4000, "127.0.0.1:40001").code() == 400);  // number bound to another peer
+    CHECK(t.c.channel_bind(0x4002, "127.0.0.1:40000").code() == 400);  // peer bound to another number
+    CHECK(t.c.channel_bind(0x4000, "127.0.0.1:40000").success());      // same pair refreshes
+}
+
+TEST_CASE("channels last 600 s, then stay quarantined 5 minutes (RFC 8656 §12)") {
+    Allocated t;
+    REQUIRE(t.c.channel_bind(0x4001, "127.0.0.1:40000").success());
+    REQUIRE(t.c.refresh(3600).success());
+    t.b.advance(std::chrono::seconds(599));
+    t.b.send(t.c.five_tuple(), channel_data(0x4001, t.payload(8)));
+    CHECK(t.b.out.size() == 1);
+    t.b.advance(std::chrono::seconds(1));
+    t.b.server->on_timer(t.b.now);
+    t.b.send(t.c.five_tuple(), channel_data(0x4001, t.payload(8)));
+    CHECK(t.b.out.empty());
+    CHECK(t.c.channel_bind(0x4001, "127.0.0.1:40009").code() == 400);
+    t.b.advance(std::chrono::seconds(300));
+    t.b.server->on_timer(t.b.now);
+    CHECK(t.c.channel_bind(0x4001, "127.0.0.1:40009").success());
+}
+
+TEST_CASE("ChannelData on an unbound channel, too short, or without an allocation is dropped") {
+    Allocated t;
+    t.b.send(t.c.five_tuple(), channel_data(0x4001, t.payload(8)));
+    CHECK(t.b.out.empty());
+    REQUIRE(t.c.channel_bind(0x4001, "127.0.0.1:40000").success());
+    auto cd = channel_data(0x4001, t.payload(8));
+    cd.resize(8);  // length says 8, only 4 present
+    t.b.send(t.c.five_tuple(), cd);
+    CHECK(t.b.out.empty());
+    t.b.send(tuple("198.51.100.9:1"), channel_data(0x4001, t.payload(8)));
+    CHECK(t.b.out.empty());
+}
+
+TEST_CASE("peer data on an unknown relay handle is dropped") {
+    Allocated t;
+    t.b.from_peer(t.relay + 100, *tb::Endpoint::parse("127.0.0.1:1"), t.payload(4));
+    CHECK(t.b.out.empty());
+}
+
+TEST_CASE("the default deny list refuses every special-purpose class with 403 (CVE-2020-26262 class)") {
+    Bench b;  // allowed_peers is empty in the test config
+    b.cfg->relay_ips = {*tb::IpAddress::parse("198.51.100.1"), *tb::IpAddress::parse("2001:db8::100")};
+    b.cfg->listen.push_back(*tb::Endpoint::parse("[2001:db8::53]:3478"));
+    b.restart();
+    Client v4(b, tuple("198.51.100.7:5000"));
+    REQUIRE(v4.allocate().success());
+    Client v6(b, tuple("198.51.100.7:5001"));
+    REQUIRE(v6.allocate({Client::udp(), Client::family(2)}).success());
+    const char* denied_v4[] = {"0.0.0.1:9", "127.0.0.1:9", "10.1.2.3:9", "172.16.0.1:9", "172.31.255.254:9",
+                               "192.168.1.1:9", "169.254.1.1:9", "100.64.0.1:9", "224.0.0.1:9",
+                               "239.255.255.250:9", "240.0.0.1:9", "255.255.255.255:9",
+                               "192.0.2.10:9" /* own listener */, "198.51.100.1:9" /* own relay */};
+    for (const char* p : denied_v4) {
+        CAPTURE(p);
+        CHECK(v4.create_permission({p}).code() == 403);
+        CHECK(v4.channel_bind(0x4000, p).code() == 403);
+    }
+    const char* denied_v6[] = {"[::]:9", "[::1]:9", "[::ffff:127.0.0.1]:9", "[::ffff:10.0.0.1]:9",
+                               "[::ffff:8.8.8.8]:9", "[64:ff9b::a00:1]:9", "[fc00::1]:9", "[fd12::1]:9",
+                               "[fe80::1]:9", "[ff02::1]:9", "[2002:c0a8:101::1]:9" /* 6to4 of 192.168.1.1 */,
+                               "[2001:db8::53]:9" /* own listener */, "[2001:db8::100]:9" /* own relay */};
+    for (const char* p : denied_v6) {
+        CAPTURE(p);
+        CHECK(v6.create_permission({p}).code() == 403);
+    }
+    CHECK(b.server->stats().forbidden_peers >= 14);
+    CHECK(v4.create_permission({"203.0.113.5:9"}).success());
+    CHECK(v6.create_permission({"[2001:db8:1::5]:9"}).success());
+}
+
+TEST_CASE("allowed_peers exempts a range; denied_peers beats it") {
+    Bench b;
+    b.cfg->allowed_peers = {*tb::Cidr::parse("10.0.0.0/8")};
+    b.cfg->denied_peers = {*tb::Cidr::parse("10.9.0.0/16"), *tb::Cidr::parse("203.0.113.0/24")};
+    b.restart();
+    Client c(b, tuple("198.51.100.7:5000"));
+    REQUIRE(c.allocate().success());
+    CHECK(c.create_permission({"10.1.1.1:9"}).success());
+    CHECK(c.create_permission({"10.9.1.1:9"}).code() == 403);
+    CHECK(c.create_permission({"203.0.113.5:9"}).code() == 403);
+    CHECK(c.create_permission({"192.168.0.1:9"}).code() == 403);
+}
