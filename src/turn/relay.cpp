@@ -31,7 +31,7 @@ void Server::on_send_indication(const Clock& now, const FiveTuple& from, const s
     }
     a->counters.add(Direction::ClientToRelay, data->size(), m.bytes().size());
     a->counters.add(Direction::RelayToPeer, data->size(), data->size());
-    out.push_back(ToPeer{relay->handle, *peer, *data, m.find(stun::attr::DontFragment) != nullptr});
+    relay_to_peer(*a, *relay, *peer, *data, m.find(stun::attr::DontFragment) != nullptr, out);
 }
 
 void Server::on_channel_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes, std::vector<Action>& out) {
@@ -46,7 +46,16 @@ void Server::on_channel_data(const Clock& now, const FiveTuple& from, stun::Byte
     a->counters.add(Direction::ClientToRelay, cd->data.size(),
                     kChannelDataHeader + cd->data.size() + stream_pad(from.transport, cd->data.size()));
     a->counters.add(Direction::RelayToPeer, cd->data.size(), cd->data.size());
-    out.push_back(ToPeer{relay->handle, ch->peer, cd->data, false});
+    relay_to_peer(*a, *relay, ch->peer, cd->data, false, out);
+}
+
+void Server::relay_to_peer(const Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
+                           bool dont_fragment, std::vector<Action>& out) {
+    if (local_ != nullptr && local_->is_local(peer)) {
+        out.push_back(ToLocal{a.id, relay.handle, peer, body});
+        return;
+    }
+    out.push_back(ToPeer{relay.handle, peer, body, dont_fragment});
 }
 
 void Server::on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& peer, stun::Bytes bytes,

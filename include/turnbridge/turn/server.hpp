@@ -45,7 +45,23 @@ struct CloseClient {
     FiveTuple to;
 };
 
-using Action = std::variant<ToClient, ToPeer, CloseClient>;
+// The gateway seam: a datagram for a peer that lives in this process (the gateway's media
+// endpoint) is handed over instead of sent. The endpoint answers through on_peer_data() with the
+// same relay handle, as if its reply had arrived on the relay socket.
+struct ToLocal {
+    AllocationId allocation = 0;
+    RelayHandle relay = 0;
+    Endpoint peer;
+    stun::Bytes body;
+};
+
+class LocalPeers {
+public:
+    virtual ~LocalPeers() = default;
+    virtual bool is_local(const Endpoint& peer) const = 0;
+};
+
+using Action = std::variant<ToClient, ToPeer, CloseClient, ToLocal>;
 
 // Hears about allocations coming and going; the accounting seam. Optional.
 class AllocationObserver {
@@ -76,6 +92,9 @@ public:
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
+
+    // Peers served in-process (gateway mode); nullptr = none.
+    void set_local_peers(const LocalPeers* local) { local_ = local; }
 
     // SIGHUP: new users, secrets and limits; live allocations stay.
     void set_config(std::shared_ptr<const config::Config> cfg);
@@ -122,6 +141,8 @@ private:
                             std::vector<Action>& out);
     void on_channel_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes,
                          std::vector<Action>& out);
+    void relay_to_peer(const Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
+                       bool dont_fragment, std::vector<Action>& out);
 
     // Responses (response.cpp): built into response_buf_.
     void send_error(const Request& req, StunCode code, std::string_view reason,
@@ -138,6 +159,7 @@ private:
     PeerPolicy policy_;
     RelayBinder& binder_;
     AllocationObserver* observer_;
+    const LocalPeers* local_ = nullptr;
     std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
     std::unordered_map<RelayHandle, Allocation*> by_relay_;
     AllocationId next_id_ = 1;

@@ -244,3 +244,31 @@ TEST_CASE("allowed_peers exempts a range; denied_peers beats it") {
     CHECK(c.create_permission({"203.0.113.5:9"}).code() == 403);
     CHECK(c.create_permission({"192.168.0.1:9"}).code() == 403);
 }
+
+TEST_CASE("datagrams for an in-process peer are handed over as ToLocal, and its replies come back") {
+    struct Gateway : turn::LocalPeers {
+        bool is_local(const tb::Endpoint& p) const override { return p.to_string() == "127.0.0.1:22000"; }
+    } gateway;
+    Allocated t;
+    t.b.server->set_local_peers(&gateway);
+    REQUIRE(t.c.channel_bind(0x4001, "127.0.0.1:22000").success());
+    REQUIRE(t.c.create_permission({"127.0.0.2:0"}).success());
+    auto cd = channel_data(0x4001, t.payload(20));
+    t.b.send(t.c.five_tuple(), cd);
+    REQUIRE(t.b.out.size() == 1);
+    const auto* local = std::get_if<turn::ToLocal>(&t.b.out[0]);
+    REQUIRE(local != nullptr);
+    CHECK(local->allocation == t.b.server->find(t.c.five_tuple())->id);
+    CHECK(local->relay == t.relay);
+    CHECK(local->body.size() == 20);
+    const auto local_relay = local->relay;
+    // Other peers still go out on the socket.
+    t.b.send(t.c.five_tuple(), t.c.send_indication("127.0.0.2:9", t.payload(4)));
+    REQUIRE(t.b.out.size() == 1);
+    CHECK(std::get_if<turn::ToPeer>(&t.b.out[0]) != nullptr);
+    // The endpoint's reply re-enters as peer data on the same relay handle.
+    t.b.from_peer(local_relay, *tb::Endpoint::parse("127.0.0.1:22000"), t.payload(12));
+    const auto* tc = t.to_client();
+    REQUIRE(tc != nullptr);
+    CHECK(tc->head[0] == 0x40);
+}
