@@ -37,8 +37,8 @@ void Server::on_refresh(const Clock& now, Request& req, std::vector<Action>& out
     }
     std::chrono::seconds lifetime = cfg.default_lifetime;
     if (auto lt = req.msg.get_u32(stun::attr::Lifetime)) {
-        lifetime = *lt == 0 ? std::chrono::seconds(0)
-                            : std::clamp(std::chrono::seconds(*lt), cfg.default_lifetime, cfg.max_lifetime);
+        // RFC 8656 §7.3: the requested value, capped at the maximum; 0 deletes.
+        lifetime = std::min(std::chrono::seconds(*lt), cfg.max_lifetime);
     }
     ResponseWriter w(*this, req, stun::Class::Success);
     w.builder().add_u32(stun::attr::Lifetime, static_cast<std::uint32_t>(lifetime.count()));

@@ -249,3 +249,16 @@ TEST_CASE("an unknown method is a 400, responses and garbage get no answer") {
     b.send(c.five_tuple(), bad_fp);
     CHECK(b.out.empty());
 }
+
+TEST_CASE("Refresh grants the requested lifetime up to the maximum, and the default without LIFETIME (RFC 8656 §7.3)") {
+    struct Row { std::optional<std::uint32_t> asked; std::uint32_t granted; };
+    for (auto row : {Row{60, 60}, Row{100000, 3600}, Row{std::nullopt, 600}}) {
+        CAPTURE(row.granted);
+        Bench b;
+        Client c(b, tuple("198.51.100.7:5000"));
+        REQUIRE(c.allocate().success());
+        auto r = c.refresh(row.asked);
+        REQUIRE(r.success());
+        CHECK(r->get_u32(stun::attr::Lifetime) == row.granted);
+    }
+}
