@@ -27,7 +27,8 @@ IpAddress IpAddress::v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uin
 }
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-    if (text.empty() || text.size() > 45) return std::nullopt;
+    // inet_pton stops at a NUL, so "127.0.0.1\0junk" would pass as 127.0.0.1.
+    if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) return std::nullopt;
     char buf[64];
     std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';

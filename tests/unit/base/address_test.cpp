@@ -29,6 +29,12 @@ TEST_CASE("Endpoint parses IPv4 and bracketed IPv6 and rejects the rest") {
     }
 }
 
+TEST_CASE("an address with an embedded NUL is rejected, not truncated") {
+    CHECK_FALSE(IpAddress::parse(std::string_view("127.0.0.1\0junk", 14)));
+    CHECK_FALSE(Endpoint::parse(std::string_view("127.0.0.1\0:3478", 15)));
+    CHECK(IpAddress::parse(std::string_view("127.0.0.1", 9)));
+}
+
 TEST_CASE("Cidr matching honours the prefix and the family") {
     auto c = *Cidr::parse("172.16.0.0/12");
     CHECK(c.contains(*IpAddress::parse("172.31.255.255")));

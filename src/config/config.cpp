@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: Apache-2.0
+// Loads turnbridge.toml into an immutable Config. Every rejected value names its file, line
+// and dotted key (see turnbridge.toml(5) for the keys and their rules).
+#include "turnbridge/config/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <system_error>
+
+#include "toml_reader.hpp"
+
+namespace turnbridge::config {
+namespace {
+
+using detail::Failure;
+using detail::Field;
+using detail::Reader;
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+constexpr std::int64_t kMaxThreads = 256;
+constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
+constexpr std::size_t kMaxTextChars = 127;     // RFC 8489 §14.9 REALM, §14.14 SOFTWARE: < 128 characters
+constexpr std::size_t kMaxUsernameBytes = 508;  // RFC 8489 §14.3: USERNAME < 509 bytes
+
+std::size_t utf8_chars(std::string_view s) {
+    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+// Digits only (no sign, no spaces), at most 65535.
+std::optional<std::uint16_t> port_number(std::string_view s) {
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(v);
+}
+
+std::string_view family_name(Family f) { return f == Family::V4 ? "IPv4" : "IPv6"; }
+
+// A listener already seen, so duplicates and realm.X.listen can name the first occurrence.
+struct Listener {
+    Endpoint ep;
+    std::string key;
+    std::string realm;  // the realm.X.listen that claimed it, if any
+};
+
+class Loader {
+public:
+    Loader(const Reader& r, Config& cfg) : r_(r), cfg_(cfg) {}
+
+    void load(const toml::table& root) {
+        r_.only_keys(root, "", {"server", "security", "realm"});
+        if (auto f = r_.get(root, "", "server")) load_server(*f);
+        if (auto f = r_.get(root, "", "security")) load_security(*f);
+        check_server();
+        if (auto f = r_.get(root, "", "realm")) load_realms(*f);
+        check_default_realm();
+    }
+
+private:
+    void load_server(const Field& server);
+    void load_lifetimes(const toml::table& t);
+    void load_relay(const toml::table& t);
+    void load_security(const Field& security);
+    void load_realms(const Field& realms);
+    Realm load_realm(const Field& f);
+    void check_server() const;
+    void check_default_realm() const;
+
+    std::vector<Endpoint> listeners(const Field& f);
+    std::vector<Endpoint> claim_listeners(const Field& f);
+    IpAddress ip(const Field& f) const;
+    std::vector<Cidr> cidrs(const Field& f) const;
+    std::string text(const Field& f, std::size_t max_chars) const;
+    fs::path path(const Field& f) const;
+
+    const Reader& r_;
+    Config& cfg_;
+    std::vector<Listener> seen_;
+    int listen_line_ = 0, tls_listen_line_ = 0, default_realm_line_ = 0;
+};
+
+std::vector<Endpoint> Loader::listeners(const Field& f) {
+    std::vector<Endpoint> out;
+    for (const auto& e : r_.as_array(f)) {
+        auto ep = Endpoint::parse(r_.as_string(e));
+        if (!ep) r_.fail(e, R"(expected an address with a port, like "127.0.0.1:3478" or "[::1]:3478")");
+        if (ep->port == 0) r_.fail(e, "expected a port from 1 to 65535, got 0");
+        // listen binds UDP and TCP, tls_listen binds TCP: the same endpoint twice cannot bind.
+        for (const auto& s : seen_)
+            if (s.ep == *ep) r_.fail(e, fmt::format("duplicate listener {} (already in {})", ep->to_string(), s.key));
+        seen_.push_back(Listener{*ep, e.key, {}});
+        out.push_back(*ep);
+    }
+    return out;
+}
+
+IpAddress Loader::ip(const Field& f) const {
+    auto ip = IpAddress::parse(r_.as_string(f));
+    if (!ip) r_.fail(f, R"(expected an IP address without port or brackets, like "192.0.2.1" or "2001:db8::1")");
+    if (ip->is_unspecified())
+        r_.fail(f, fmt::format("expected a specific address; {} is unspecified (the wildcard)", ip->to_string()));
+    return *ip;
+}
+
+std::vector<Cidr> Loader::cidrs(const Field& f) const {
+    std::vector<Cidr> out;
+    for (const auto& e : r_.as_array(f)) {
+        auto c = Cidr::parse(r_.as_string(e));
+        if (!c) r_.fail(e, R"(expected an address or CIDR, like "10.0.0.0/8", "192.0.2.7" or "fe80::/10")");
+        out.push_back(*c);
+    }
+    return out;
+}
+
+std::string Loader::text(const Field& f, std::size_t max_chars) const {
+    std::string s = r_.as_string(f);
+    if (utf8_chars(s) > max_chars)
+        r_.fail(f, fmt::format("expected at most {} characters, got {}", max_chars, utf8_chars(s)));
+    return s;
+}
+
+fs::path Loader::path(const Field& f) const {
+    const fs::path p = r_.as_string(f);
+    if (p.empty()) return p;
+    // Relative to the config file's directory, so the service works from any cwd.
+    return (p.is_absolute() ? p : cfg_.file.parent_path() / p).lexically_normal();
+}
+
+void Loader::load_server(const Field& server) {
+    const auto& t = r_.as_table(server);
+    r_.only_keys(t, "server",
+                 {"listen", "tls_listen", "tls_cert", "tls_key", "relay_ips", "external_ip", "relay_ports",
+                  "default_realm", "threads", "software", "default_lifetime", "max_lifetime", "nonce_lifetime",
+                  "max_allocations", "max_allocations_per_user", "log_level"});
+    auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
+    if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
+    if (auto f = get("tls_listen")) tls_listen_line_ = f->line(), cfg_.tls_listen = listeners(*f);
+    if (auto f = get("tls_cert")) cfg_.tls_cert = path(*f);
+    if (auto f = get("tls_key")) cfg_.tls_key = path(*f);
+    load_relay(t);
+    if (auto f = get("default_realm")) {
+        default_realm_line_ = f->line();
+        cfg_.default_realm = text(*f, kMaxTextChars);
+        if (cfg_.default_realm.empty()) r_.fail(*f, "expected a realm name, got an empty string");
+    }
+    if (auto f = get("threads")) cfg_.threads = static_cast<unsigned>(r_.as_integer(*f, 0, kMaxThreads));
+    if (auto f = get("software")) cfg_.software = text(*f, kMaxTextChars);
+    load_lifetimes(t);
+    if (auto f = get("max_allocations")) cfg_.max_allocations = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kU32Max));
+    if (auto f = get("max_allocations_per_user"))
+        cfg_.max_allocations_per_user = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kU32Max));
+    if (auto f = get("log_level")) {
+        cfg_.log_level = r_.as_string(*f);
+        const std::string_view levels[] = {"debug", "info", "warn", "error"};
+        if (std::find(std::begin(levels), std::end(levels), cfg_.log_level) == std::end(levels))
+            r_.fail(*f, fmt::format(R"(expected one of "debug", "info", "warn", "error", got "{}")", cfg_.log_level));
+    }
+}
+
+void Loader::load_lifetimes(const toml::table& t) {
+    auto seconds = [&](std::string_view key, std::chrono::seconds& out) -> std::optional<Field> {
+        auto f = r_.get(t, "server", key);
+        // The LIFETIME attribute is 32 bits of seconds (RFC 8656 §18.2).
+        if (f) out = std::chrono::seconds(r_.as_integer(*f, 1, kU32Max));
+        return f;
+    };
+    const auto def = seconds("default_lifetime", cfg_.default_lifetime);
+    const auto max = seconds("max_lifetime", cfg_.max_lifetime);
+    seconds("nonce_lifetime", cfg_.nonce_lifetime);
+    // RFC 8656 §7.2: a requested lifetime is clamped to [default, max], so the range must exist.
+    if (cfg_.max_lifetime < cfg_.default_lifetime) {
+        if (max)
+            r_.fail(*max, fmt::format("expected at least server.default_lifetime ({} s), got {} s",
+                                      cfg_.default_lifetime.count(), cfg_.max_lifetime.count()));
+        r_.fail(*def, fmt::format("expected at most server.max_lifetime ({} s), got {} s", cfg_.max_lifetime.count(),
+                                  cfg_.default_lifetime.count()));
+    }
+}
+
+void Loader::load_relay(const toml::table& t) {
+    if (auto f = r_.get(t, "server", "relay_ips")) {
+        std::vector<Field> firsts;
+        for (const auto& e : r_.as_array(*f)) {
+            const IpAddress a = ip(e);
+            for (std::size_t i = 0; i < cfg_.relay_ips.size(); ++i)
+                if (cfg_.relay_ips[i].family == a.family)
+                    r_.fail(e, fmt::format("expected at most one {} relay address ({} is already one)",
+                                           family_name(a.family), firsts[i].key));
+            cfg_.relay_ips.push_back(a);
+            firsts.push_back(e);
+        }
+    }
+    if (auto f = r_.get(t, "server", "external_ip"); f && !r_.as_string(*f).empty()) {
+        const IpAddress a = ip(*f);
+        // Only the IPv4 relayed address is rewritten: 1:1 NAT is an IPv4 arrangement.
+        if (a.family != Family::V4) r_.fail(*f, fmt::format("expected an IPv4 address, got {}", a.to_string()));
+        if (!cfg_.relay_ip(Family::V4))
+            r_.fail(*f, "expected an IPv4 address in server.relay_ips for external_ip to stand in for");
+        cfg_.external_ip = a;
+    }
+    if (auto f = r_.get(t, "server", "relay_ports")) {
+        const std::string s = r_.as_string(*f);
+        const auto bad = [&](std::string_view why) {
+            r_.fail(*f, fmt::format(R"(expected "MIN-MAX" with {} <= MIN <= MAX <= 65535, like "61000-65535"; {})",
+                                    kMinRelayPort, why));
+        };
+        const auto dash = s.find('-');
+        const auto lo = port_number(std::string_view(s).substr(0, dash));
+        const auto hi = dash == std::string::npos ? std::nullopt : port_number(std::string_view(s).substr(dash + 1));
+        if (!lo || !hi) bad(fmt::format("got \"{}\"", s));
+        if (*lo < kMinRelayPort) bad(fmt::format("{} is below {}", *lo, kMinRelayPort));
+        if (*lo > *hi) bad(fmt::format("{} is above {}", *lo, *hi));
+        cfg_.relay_port_min = *lo;
+        cfg_.relay_port_max = *hi;
+    }
+}
+
+void Loader::load_security(const Field& security) {
+    const auto& t = r_.as_table(security);
+    r_.only_keys(t, "security", {"allowed_peers", "denied_peers"});
+    if (auto f = r_.get(t, "security", "allowed_peers")) cfg_.allowed_peers = cidrs(*f);
+    if (auto f = r_.get(t, "security", "denied_peers")) cfg_.denied_peers = cidrs(*f);
+}
+
+void Loader::check_server() const {
+    if (cfg_.listen.empty() && cfg_.tls_listen.empty())
+        r_.fail(listen_line_, "server.listen",
+                "expected at least one listener in server.listen or server.tls_listen");
+    if (!cfg_.tls_listen.empty()) {
+        // Only presence is checked here; the server opens the files when it loads them.
+        if (cfg_.tls_cert.empty())
+            r_.fail(tls_listen_line_, "server.tls_cert", "expected a certificate path: server.tls_listen is not empty");
+        if (cfg_.tls_key.empty())
+            r_.fail(tls_listen_line_, "server.tls_key", "expected a private key path: server.tls_listen is not empty");
+    }
+}
+
+void Loader::load_realms(const Field& realms) {
+    for (const auto& f : r_.entries(realms)) {
+        Realm realm = load_realm(f);
+        cfg_.realms.emplace(realm.name, std::move(realm));
+    }
+}
+
+Realm Loader::load_realm(const Field& f) {
+    Realm realm;
+    realm.name = f.name;
+    if (realm.name.empty()) r_.fail(f, "expected a realm name, got an empty string");
+    if (utf8_chars(realm.name) > kMaxTextChars)
+        r_.fail(f, fmt::format("expected a realm name of at most {} characters", kMaxTextChars));
+    const auto& t = r_.as_table(f);
+    r_.only_keys(t, f.key, {"users", "rest_secret", "listen", "max_allocations_per_user"});
+    if (auto users = r_.get(t, f.key, "users")) {
+        for (const auto& u : r_.entries(*users)) {
+            if (u.name.empty() || u.name.size() > kMaxUsernameBytes)
+                r_.fail(u, fmt::format("expected a user name of 1 to {} bytes", kMaxUsernameBytes));
+            std::string password = r_.as_string(u);
+            if (password.empty()) r_.fail(u, "expected a password, got an empty string");
+            realm.users.emplace(u.name, std::move(password));
+        }
+    }
+    if (auto s = r_.get(t, f.key, "rest_secret")) realm.rest_secret = r_.as_string(*s);
+    if (realm.users.empty() && realm.rest_secret.empty())
+        r_.fail(f, "expected users or rest_secret: nobody could authenticate in this realm");
+    if (auto m = r_.get(t, f.key, "max_allocations_per_user"))
+        realm.max_allocations_per_user = static_cast<std::uint32_t>(r_.as_integer(*m, 0, kU32Max));
+    if (auto l = r_.get(t, f.key, "listen")) realm.listen = claim_listeners(*l);
+    return realm;
+}
+
+// realm.X.listen: each entry is a server listener that no other realm has claimed.
+std::vector<Endpoint> Loader::claim_listeners(const Field& f) {
+    std::vector<Endpoint> out;
+    for (const auto& e : r_.as_array(f)) {
+        auto ep = Endpoint::parse(r_.as_string(e));
+        if (!ep) r_.fail(e, R"(expected an address with a port, like "127.0.0.1:3478" or "[::1]:3478")");
+        auto it = std::find_if(seen_.begin(), seen_.end(), [&](const Listener& s) { return s.ep == *ep; });
+        if (it == seen_.end())
+            r_.fail(e, fmt::format("expected one of server.listen or server.tls_listen; {} is neither",
+                                   ep->to_string()));
+        if (!it->realm.empty()) r_.fail(e, fmt::format("{} already belongs to {}", ep->to_string(), it->realm));
+        it->realm = e.key;
+        out.push_back(*ep);
+    }
+    return out;
+}
+
+void Loader::check_default_realm() const {
+    const std::string key = "server.default_realm";
+    if (cfg_.realms.empty())
+        r_.fail(default_realm_line_, "realm",
+                fmt::format(R"(expected at least one [realm."NAME"] table, e.g. [realm."{}"])", cfg_.default_realm));
+    if (!cfg_.find_realm(cfg_.default_realm))
+        r_.fail(default_realm_line_, key,
+                fmt::format(R"(expected the name of a [realm."NAME"] table; there is no [realm.{}])",
+                            detail::quote_key(cfg_.default_realm)));
+}
+
+}  // namespace
+
+const Realm* Config::find_realm(std::string_view name) const {
+    auto it = realms.find(std::string(name));
+    return it == realms.end() ? nullptr : &it->second;
+}
+
+const Realm* Config::realm_for_listener(const Endpoint& local) const {
+    for (const auto& [name, realm] : realms)
+        if (std::find(realm.listen.begin(), realm.listen.end(), local) != realm.listen.end()) return &realm;
+    return find_realm(default_realm);
+}
+
+std::optional<IpAddress> Config::relay_ip(Family f) const {
+    for (const auto& ip : relay_ips)
+        if (ip.family == f) return ip;
+    return std::nullopt;
+}
+
+std::string ConfigError::to_string() const {
+    std::string out = file;
+    if (line > 0) out += fmt::format(":{}", line);
+    if (!key.empty()) out += ": " + key;
+    return out + ": " + message;
+}
+
+LoadResult load_string(std::string_view toml_text, const std::filesystem::path& path) {
+    const std::string file = path.string();
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, file);
+    } catch (const toml::parse_error& e) {
+        return ConfigError{file, static_cast<int>(e.source().begin.line), "",
+                           fmt::format("TOML syntax error: {}", e.description())};
+    }
+    auto cfg = std::make_shared<Config>();
+    std::error_code ec;
+    cfg->file = fs::absolute(path, ec).lexically_normal();
+    if (ec) return ConfigError{file, 0, "", fmt::format("cannot make the path absolute: {}", ec.message())};
+    try {
+        Reader reader(file);
+        Loader(reader, *cfg).load(root);
+    } catch (const Failure& f) {
+        return f.error;
+    }
+    return std::shared_ptr<const Config>(std::move(cfg));
+}
+
+LoadResult load_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) return ConfigError{path.string(), 0, "", "cannot read: is a directory"};
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return ConfigError{path.string(), 0, "", fmt::format("cannot open: {}", std::strerror(errno))};
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) return ConfigError{path.string(), 0, "", fmt::format("cannot read: {}", std::strerror(errno))};
+    return load_string(text.str(), path);
+}
+
+}  // namespace turnbridge::config
