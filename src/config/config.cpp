@@ -333,6 +333,15 @@ std::string ConfigError::to_string() const {
 
 LoadResult load_string(std::string_view toml_text, const std::filesystem::path& path) {
     const std::string file = path.string();
+    // TOML allows no control characters but tab and line ends. Rejecting them here also keeps
+    // NUL bytes away from toml++ 3.3, whose key parser asserts on them (found by fuzzing).
+    int line = 1;
+    for (const char ch : toml_text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '\n') ++line;
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
+            return ConfigError{file, line, "", fmt::format("control character 0x{:02x} is not allowed in TOML", c)};
+    }
     toml::table root;
     try {
         root = toml::parse(toml_text, file);

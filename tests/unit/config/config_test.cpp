@@ -455,4 +455,13 @@ TEST_CASE("log_level is one of debug, info, warn, error; software stays under 12
     CHECK(accepted(with_server("software = \"" + s + "\"")) != nullptr);
 }
 
+TEST_CASE("control characters in the file are an error with their line, not a parser crash (fuzz regression)") {
+    const std::string text("[server]\nlisten = [\"127.0.0.1:3478\"]\n[\x01\0\0\0\0\0\0\x0fserver\nlisten=", 60);
+    auto r = turnbridge::config::load_string(text, "/tmp/ctl.toml");
+    auto* e = std::get_if<turnbridge::config::ConfigError>(&r);
+    REQUIRE(e != nullptr);
+    CHECK(e->line == 3);
+    CHECK(e->message.find("control character 0x01") != std::string::npos);
+}
+
 TEST_SUITE_END();
