@@ -10,7 +10,10 @@
 namespace turnbridge::turn {
 
 constexpr std::uint16_t kMinChannel = 0x4000;  // RFC 8656 §12
-constexpr std::uint16_t kMaxChannel = 0x4FFF;
+// Deviation: RFC 8656 §12 narrowed channels to 0x4000-0x4FFF; RFC 5766 allowed up to 0x7FFF and
+// clients still pick from that range (coturn's turnutils_uclient does). Any value whose first
+// two bits are 0b01 cannot be mistaken for STUN, so accepting them all is safe.
+constexpr std::uint16_t kMaxChannel = 0x7FFF;
 constexpr std::size_t kChannelDataHeader = 4;
 
 struct ChannelDataView {

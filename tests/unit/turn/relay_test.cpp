@@ -156,7 +156,8 @@ TEST_CASE("ChannelData toward TCP clients is padded to 4 bytes (RFC 8656 §12.5)
 TEST_CASE("ChannelBind errors: range, rebinding, policy, family (RFC 8656 §12.2)") {
     Allocated t;
     CHECK(t.c.channel_bind(0x3FFF, "127.0.0.1:40000").code() == 400);
-    CHECK(t.c.channel_bind(0x5000, "127.0.0.1:40000").code() == 400);
+    CHECK(t.c.channel_bind(0x8000, "127.0.0.1:40000").code() == 400);
+    CHECK(t.c.channel_bind(0x7FFF, "127.0.0.1:40007").success());  // RFC 5766 range still accepted
     CHECK(t.c.channel_bind(0x4000, "10.0.0.1:40000").code() == 403);
     CHECK(t.c.channel_bind(0x4000, "[2001:db8::1]:40000").code() == 443);
     REQUIRE(t.c.channel_bind(0x4000, "127.0.0.1:40000").success());
