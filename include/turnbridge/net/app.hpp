@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The serving process: binds the listeners, starts the workers, then runs the control loop on
+// the main thread (signals: stop and reload; expiry of relay port reservations).
+#include <memory>
+#include <optional>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/net/relay_registry.hpp"
+#include "turnbridge/net/signals.hpp"
+#include "turnbridge/net/tls_context.hpp"
+#include "turnbridge/net/worker.hpp"
+#include "turnbridge/turn/nonce.hpp"
+#include "turnbridge/turn/quota.hpp"
+
+namespace turnbridge::net {
+
+class App {
+public:
+    explicit App(std::shared_ptr<const config::Config> cfg);
+    ~App();
+    App(const App&) = delete;
+    App& operator=(const App&) = delete;
+
+    // Serves until SIGTERM/SIGINT. Returns the exit status: 0 after a clean stop, 1 when
+    // startup failed (the reason has been logged).
+    int run();
+
+private:
+    bool start_workers(unsigned count, TlsContextPtr tls);
+    void stop(const char* why);
+    void reload();
+    void reload_tls(const config::Config& cfg);
+
+    std::shared_ptr<const config::Config> cfg_;
+    turn::NonceMinter nonces_;
+    turn::QuotaTracker quota_;
+    RelayRegistry relays_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    uv_loop_t loop_{};
+    std::optional<Signals> signals_;
+    uv_timer_t purge_{};
+    bool stopping_ = false;
+};
+
+// The workers to run for `threads` (0 = one per CPU).
+unsigned worker_count(unsigned threads);
+
+}  // namespace turnbridge::net

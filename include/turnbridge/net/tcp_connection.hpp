@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One client connection over TCP or TLS (RFC 8656 §3.1, §12.5): bytes (decrypted, for TLS) go
+// through a StreamFramer and each whole STUN or ChannelData frame to turn::Server. Writes try
+// the socket first and queue a copy only for what the kernel did not take.
+#include <chrono>
+#include <list>
+#include <memory>
+#include <uv.h>
+
+#include "turnbridge/base/address.hpp"
+#include "turnbridge/stun/message.hpp"
+#include "turnbridge/turn/channel_data.hpp"
+#include "turnbridge/turn/clock.hpp"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace turnbridge::net {
+
+class TlsSession;
+class Worker;
+
+// Slowloris guard: a connection that has not completed one frame by then is closed.
+constexpr auto kFirstFrameTimeout = std::chrono::seconds(30);
+// Unflushed bytes beyond which relayed data for this client is dropped (responses still go).
+constexpr std::size_t kMaxRelayBacklog = 1u << 20;
+// Unflushed bytes beyond which the client is not reading at all: close the connection.
+constexpr std::size_t kMaxBacklog = 4u << 20;
+
+// Largest buffered partial frame: any STUN message (20 + 65532) or padded ChannelData.
+constexpr std::size_t kMaxFrameBuffer = 65536 + 24;
+
+class TcpConnection {
+public:
+    // Accepts the pending connection on `server` and registers it with the worker. `tls` is the
+    // context for a TLS listener, nullptr for plain TCP. Frees itself when closed.
+    static void accept(Worker& worker, uv_stream_t* server, const Endpoint& local, Transport transport, SSL_CTX* tls);
+    ~TcpConnection();
+
+    // head + body + pad zero bytes as one message on the stream.
+    void send(stun::Bytes head, stun::Bytes body, std::uint8_t pad);
+    void close();
+
+    const FiveTuple& five_tuple() const { return five_tuple_; }
+    turn::Time accepted() const { return accepted_; }
+    bool closing() const { return closing_; }
+    std::list<TcpConnection*>::iterator unframed_pos;  // the worker's, while no frame was seen
+    bool unframed = true;
+
+private:
+    TcpConnection(Worker& worker, const Endpoint& local, Transport transport);
+    void on_bytes(stun::Bytes data);  // plaintext from the client
+    void on_ciphertext(stun::Bytes data);
+    void flush_tls();
+    void write_raw(const uv_buf_t* bufs, unsigned n);
+    void queue_copy(const uv_buf_t* bufs, unsigned n, std::size_t skip);
+
+    static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+    static void on_written(uv_write_t* req, int status);
+    static void on_closed(uv_handle_t* h);
+
+    uv_tcp_t tcp_{};
+    Worker& worker_;
+    FiveTuple five_tuple_;
+    turn::Time accepted_;
+    turn::StreamFramer framer_;
+    std::unique_ptr<TlsSession> tls_;
+    bool registered_ = false;  // known to the worker (accept completed)
+    bool closing_ = false;
+};
+
+}  // namespace turnbridge::net

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One server-side TLS session on memory BIOs: the connection feeds it the ciphertext it reads
+// and writes out the ciphertext it produces, so OpenSSL never touches the socket (sans-I/O,
+// like the cores; libuv stays in charge of the fd).
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct bio_st BIO;
+
+namespace turnbridge::net {
+
+class TlsSession {
+public:
+    explicit TlsSession(SSL_CTX* ctx);
+    ~TlsSession();
+    TlsSession(const TlsSession&) = delete;
+    TlsSession& operator=(const TlsSession&) = delete;
+
+    bool ok() const { return ssl_ != nullptr; }
+    bool established() const;
+
+    // Ciphertext read from the socket.
+    void feed(std::span<const std::uint8_t> ciphertext);
+
+    enum class ReadResult { Data, NeedMore, Closed, Error };
+    // Decrypts into `out` (drives the handshake as needed); `n` is set on Data.
+    ReadResult read(std::span<std::uint8_t> out, std::size_t& n);
+
+    // Encrypts `plaintext` (only once established); false on a TLS error.
+    bool write(std::span<const std::uint8_t> plaintext);
+
+    // Ciphertext waiting for the socket (handshake messages, records, alerts).
+    std::size_t pending() const;
+    std::size_t take(std::span<std::uint8_t> out);
+
+    // Why the last read/write failed, for a debug line.
+    const std::string& error() const { return error_; }
+
+private:
+    SSL* ssl_ = nullptr;
+    BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
+    BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
+    std::string error_;
+};
+
+}  // namespace turnbridge::net

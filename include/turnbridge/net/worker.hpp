@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One worker: a thread with its own uv loop, its own turn::Server and everything that lives on
+// it (listener sockets of its SO_REUSEPORT groups, TCP/TLS connections, relay sockets). Nothing
+// on its packet path is shared with other workers, so nothing there takes a lock
+// (ARCHITECTURE.md). Other threads talk to it only through post_*().
+#include <latch>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/net/relay_binder.hpp"
+#include "turnbridge/net/tls_context.hpp"
+#include "turnbridge/turn/server.hpp"
+
+namespace turnbridge::net {
+
+class RelayRegistry;
+class TcpConnection;
+class TcpListener;
+class UdpListener;
+
+// A listening socket bound by the main thread for this worker (see listener_sockets.hpp).
+struct ListenerFd {
+    Transport transport = Transport::Udp;  // Udp; Tcp; Tls (a TCP socket that speaks TLS)
+    Endpoint local;
+    int fd = -1;
+};
+
+// The process-wide pieces every worker points to; all outlive the workers.
+struct ProcessShared {
+    const turn::NonceMinter* nonces = nullptr;
+    turn::QuotaTracker* quota = nullptr;
+    RelayRegistry* relays = nullptr;
+};
+
+class Worker {
+public:
+    // Builds the loop and its handles on the calling thread; start() runs them on a new one.
+    // Takes ownership of the fds. Throws std::runtime_error when a handle cannot be set up.
+    Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const ProcessShared& shared,
+           TlsContextPtr tls, std::vector<ListenerFd> fds);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    void start(std::latch& up);
+    void join();
+
+    // Thread-safe: picked up by the worker on its own loop.
+    void post_config(std::shared_ptr<const config::Config> cfg);
+    void post_tls(TlsContextPtr ctx);
+    void post_stop();
+
+    // --- Used by the worker's own handles, on its thread. ---
+    uv_loop_t* loop() { return &loop_; }
+    unsigned index() const { return index_; }
+    const config::Config& config() const { return *cfg_; }
+    SSL_CTX* tls_context() const { return tls_.get(); }
+    bool stopping() const { return stopping_; }
+
+    // Scratch buffers, reused for every read: callbacks run one at a time on this thread.
+    uv_buf_t udp_buffer();
+    uv_buf_t stream_buffer();
+    std::span<std::uint8_t> tls_plain_in();
+    std::span<std::uint8_t> tls_plain_out();
+    std::span<std::uint8_t> tls_cipher_out();
+
+    void on_client_data(const FiveTuple& from, stun::Bytes bytes);
+    void on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes);
+
+    void add_connection(TcpConnection* c);
+    void framed(TcpConnection* c);            // sent its first complete frame
+    void remove_connection(TcpConnection* c);  // closing: no more sends to it
+    void connection_closed(const FiveTuple& ft);  // handle gone: the allocation goes too
+
+private:
+    void run(std::latch& up);
+    void on_mail();
+    void on_tick();
+    void shutdown();
+    void dispatch();
+    void send_to_client(const turn::ToClient& c);
+    void send_to_peer(const turn::ToPeer& p);
+    void close_client(const FiveTuple& ft);
+
+    unsigned index_;
+    std::shared_ptr<const config::Config> cfg_;
+    ProcessShared shared_;
+    TlsContextPtr tls_;
+    uv_loop_t loop_{};
+    uv_async_t mail_async_{};
+    uv_timer_t tick_{};
+    WorkerRelayBinder binder_;
+    std::unique_ptr<turn::Server> server_;
+    std::vector<turn::Action> actions_;  // reused: no allocation per packet
+    std::vector<std::unique_ptr<UdpListener>> udp_;
+    std::vector<std::unique_ptr<TcpListener>> tcp_;
+    std::unordered_map<FiveTuple, TcpConnection*> connections_;
+    std::list<TcpConnection*> unframed_;  // accept order; see kFirstFrameTimeout
+    std::unique_ptr<std::uint8_t[]> udp_buf_;
+    std::unique_ptr<std::uint8_t[]> stream_buf_;
+    std::unique_ptr<std::uint8_t[]> tls_buf_;
+    bool stopping_ = false;
+    std::thread thread_;
+
+    std::mutex mail_mu_;
+    struct Mail {
+        std::shared_ptr<const config::Config> cfg;
+        TlsContextPtr tls;
+        bool stop = false;
+    } mail_;
+};
+
+}  // namespace turnbridge::net

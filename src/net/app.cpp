@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/net/app.hpp"
+
+#include <latch>
+#include <stdexcept>
+#include <thread>
+
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/net/config_reload.hpp"
+#include "turnbridge/net/listener_sockets.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+constexpr std::uint64_t kPurgeMs = 5000;  // reservations live 30 s; a few seconds late is fine
+
+}  // namespace
+
+unsigned worker_count(unsigned threads) {
+    if (threads != 0) return threads;
+    const unsigned cores = std::thread::hardware_concurrency();
+    return cores == 0 ? 1 : cores;
+}
+
+App::App(std::shared_ptr<const config::Config> cfg)
+    : cfg_(std::move(cfg)), nonces_(turn::NonceMinter::with_random_key(cfg_->nonce_lifetime)) {}
+
+App::~App() = default;
+
+int App::run() {
+    log::set_level(parse_log_level(cfg_->log_level));
+    TlsContextPtr tls;
+    if (!cfg_->tls_listen.empty()) {
+        auto loaded = load_tls_context(cfg_->tls_cert, cfg_->tls_key);
+        if (auto* why = std::get_if<TlsError>(&loaded)) {
+            log::error("{}", why->to_string());
+            return 1;
+        }
+        tls = std::get<TlsContextPtr>(loaded);
+    }
+    const unsigned count = worker_count(cfg_->threads);
+    if (!start_workers(count, std::move(tls))) return 1;
+
+    uv_loop_init(&loop_);
+    signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); });
+    uv_timer_init(&loop_, &purge_);
+    purge_.data = this;
+    uv_timer_start(&purge_, [](uv_timer_t* t) { static_cast<App*>(t->data)->relays_.purge(); }, kPurgeMs, kPurgeMs);
+
+    std::latch up(static_cast<std::ptrdiff_t>(workers_.size()));
+    for (auto& w : workers_) w->start(up);
+    up.wait();
+    log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
+
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    workers_.clear();
+    log::info("stopped");
+    return 0;
+}
+
+bool App::start_workers(unsigned count, TlsContextPtr tls) {
+    auto opened = open_listeners(*cfg_, count);
+    if (auto* why = std::get_if<std::string>(&opened)) {
+        log::error("{}", *why);
+        return false;
+    }
+    auto fds = std::move(std::get<ListenerFds>(opened));
+    for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
+    const ProcessShared shared{&nonces_, &quota_, &relays_};
+    for (unsigned i = 0; i < count; ++i) {
+        try {
+            workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));
+        } catch (const std::exception& e) {
+            log::error("{}", e.what());
+            for (unsigned j = i + 1; j < count; ++j) {
+                ListenerFds rest{std::move(fds[j])};
+                close_listeners(rest);
+            }
+            workers_.clear();
+            return false;
+        }
+    }
+    return true;
+}
+
+void App::stop(const char* why) {
+    if (stopping_) return;
+    stopping_ = true;
+    log::info("{}: shutting down", why);
+    for (auto& w : workers_) w->post_stop();
+    for (auto& w : workers_) w->join();
+    signals_->close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&purge_), nullptr);
+}
+
+void App::reload() {
+    if (stopping_) return;
+    log::info("SIGHUP: reloading {}", cfg_->file.string());
+    auto loaded = config::load_file(cfg_->file);
+    if (auto* err = std::get_if<config::ConfigError>(&loaded)) {
+        log::error("reload failed, keeping the running configuration: {}", err->to_string());
+        return;
+    }
+    auto fresh = merge_reload(*cfg_, std::get<std::shared_ptr<const config::Config>>(loaded));
+    cfg_ = fresh;
+    log::set_level(parse_log_level(cfg_->log_level));
+    for (auto& w : workers_) w->post_config(cfg_);
+    if (!cfg_->tls_listen.empty()) reload_tls(*cfg_);
+    log::info("configuration reloaded");
+}
+
+void App::reload_tls(const config::Config& cfg) {
+    auto loaded = load_tls_context(cfg.tls_cert, cfg.tls_key);
+    if (auto* why = std::get_if<TlsError>(&loaded)) {
+        log::error("TLS reload failed, new connections keep the old certificate: {}", why->to_string());
+        return;
+    }
+    for (auto& w : workers_) w->post_tls(std::get<TlsContextPtr>(loaded));
+    log::info("TLS certificate reloaded from {}", cfg.tls_cert.string());
+}
+
+}  // namespace turnbridge::net

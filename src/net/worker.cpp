@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/net/worker.hpp"
+
+#include <stdexcept>
+#include <unistd.h>
+
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/net/loop_clock.hpp"
+#include "turnbridge/net/relay_registry.hpp"
+#include "turnbridge/net/relay_socket.hpp"
+#include "turnbridge/net/socket_util.hpp"
+#include "turnbridge/net/tcp_connection.hpp"
+#include "turnbridge/net/tcp_listener.hpp"
+#include "turnbridge/net/udp_listener.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+constexpr std::size_t kDatagramMax = 64 * 1024;  // libuv's per-datagram slot (UV__UDP_DGRAM_MAXSIZE)
+constexpr std::size_t kBatch = 20;               // libuv reads at most 20 datagrams per recvmmsg
+constexpr std::size_t kStreamRead = 64 * 1024;
+// TLS scratch: decrypted input, gathered output (<= 64 KiB frame + header + pad), ciphertext out.
+constexpr std::size_t kTlsPlainIn = 64 * 1024;
+constexpr std::size_t kTlsPlainOut = 66 * 1024;
+constexpr std::size_t kTlsCipherOut = 64 * 1024;
+constexpr std::uint64_t kTickMs = 1000;  // turn::Server::on_timer wants about one call a second
+
+template <class... F> struct Overloaded : F... { using F::operator()...; };
+template <class... F> Overloaded(F...) -> Overloaded<F...>;
+
+void fail(unsigned index, const char* what, int err) {
+    throw std::runtime_error(fmt::format("worker {}: {}: {}", index, what, error_text(err)));
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const ProcessShared& shared,
+               TlsContextPtr tls, std::vector<ListenerFd> fds)
+    : index_(index), cfg_(std::move(cfg)), shared_(shared), tls_(std::move(tls)), binder_(*this, *shared.relays),
+      udp_buf_(new std::uint8_t[kDatagramMax * kBatch]), stream_buf_(new std::uint8_t[kStreamRead]),
+      tls_buf_(new std::uint8_t[kTlsPlainIn + kTlsPlainOut + kTlsCipherOut]) {
+    if (int err = uv_loop_init(&loop_); err != 0) fail(index_, "uv_loop_init", err);
+    loop_.data = this;
+    uv_async_init(&loop_, &mail_async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_mail(); });
+    mail_async_.data = this;
+    uv_timer_init(&loop_, &tick_);
+    tick_.data = this;
+    uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs, kTickMs);
+    actions_.reserve(16);
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_}, binder_);
+
+    std::size_t next = 0;  // fds not yet handed to a listener are closed on failure
+    try {
+        for (; next < fds.size(); ++next) {
+            const ListenerFd& l = fds[next];
+            int err = 0;
+            if (l.transport == Transport::Udp) {
+                udp_.push_back(std::make_unique<UdpListener>(*this, l.local));
+                err = udp_.back()->start(l.fd);
+            } else {
+                tcp_.push_back(std::make_unique<TcpListener>(*this, l.local, l.transport));
+                err = tcp_.back()->start(l.fd);
+            }
+            if (err != 0)
+                throw std::runtime_error(fmt::format("cannot listen on {} {}: {}", to_string(l.transport),
+                                                     l.local.to_string(), error_text(err)));
+        }
+    } catch (...) {
+        for (std::size_t i = next + 1; i < fds.size(); ++i) ::close(fds[i].fd);
+        shutdown();
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        server_.reset();
+        uv_loop_close(&loop_);
+        throw;
+    }
+}
+
+Worker::~Worker() {
+    if (thread_.joinable()) thread_.join();
+    if (server_ == nullptr) return;  // run() or the constructor finished the loop already
+    shutdown();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    server_.reset();
+    uv_loop_close(&loop_);
+}
+
+void Worker::start(std::latch& up) {
+    thread_ = std::thread([this, &up] { run(up); });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run(std::latch& up) {
+    up.count_down();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    // Every handle is closed: the server has nothing left to release.
+    server_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (int err = uv_loop_close(&loop_); err != 0)
+        log::warn("worker {}: loop closed with handles still open: {}", index_, error_text(err));
+}
+
+void Worker::post_config(std::shared_ptr<const config::Config> cfg) {
+    {
+        std::lock_guard lock(mail_mu_);
+        mail_.cfg = std::move(cfg);
+    }
+    uv_async_send(&mail_async_);
+}
+
+void Worker::post_tls(TlsContextPtr ctx) {
+    {
+        std::lock_guard lock(mail_mu_);
+        mail_.tls = std::move(ctx);
+    }
+    uv_async_send(&mail_async_);
+}
+
+void Worker::post_stop() {
+    {
+        std::lock_guard lock(mail_mu_);
+        mail_.stop = true;
+    }
+    uv_async_send(&mail_async_);
+}
+
+void Worker::on_mail() {
+    Mail m;
+    {
+        std::lock_guard lock(mail_mu_);
+        std::swap(m, mail_);
+    }
+    if (stopping_) return;
+    if (m.cfg) {
+        cfg_ = m.cfg;
+        server_->set_config(std::move(m.cfg));
+    }
+    if (m.tls) tls_ = std::move(m.tls);
+    if (m.stop) shutdown();
+}
+
+void Worker::shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    // Each allocation is deleted (and logged) by the core; its relay sockets are released here.
+    server_->close_all(turn::CloseReason::Shutdown);
+    binder_.close_all();
+    for (auto& l : udp_) l->close();
+    for (auto& l : tcp_) l->close();
+    std::vector<TcpConnection*> open;
+    open.reserve(connections_.size());
+    for (auto& [ft, c] : connections_) open.push_back(c);
+    for (auto* c : open) c->close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&mail_async_), nullptr);
+}
+
+void Worker::on_tick() {
+    const auto now = read_clock();
+    server_->on_timer(now);
+    // Slowloris guard: connections are listed in accept order, so the oldest come first.
+    while (!unframed_.empty() && unframed_.front()->accepted() + kFirstFrameTimeout <= now.mono) {
+        TcpConnection* c = unframed_.front();
+        log::debug("connection {}: no complete frame within {} s; closing", c->five_tuple().to_string(),
+                   kFirstFrameTimeout.count());
+        c->close();  // unlinks it
+    }
+}
+
+uv_buf_t Worker::udp_buffer() {
+    return uv_buf_init(reinterpret_cast<char*>(udp_buf_.get()), static_cast<unsigned>(kDatagramMax * kBatch));
+}
+
+uv_buf_t Worker::stream_buffer() {
+    return uv_buf_init(reinterpret_cast<char*>(stream_buf_.get()), static_cast<unsigned>(kStreamRead));
+}
+
+std::span<std::uint8_t> Worker::tls_plain_in() { return {tls_buf_.get(), kTlsPlainIn}; }
+std::span<std::uint8_t> Worker::tls_plain_out() { return {tls_buf_.get() + kTlsPlainIn, kTlsPlainOut}; }
+std::span<std::uint8_t> Worker::tls_cipher_out() {
+    return {tls_buf_.get() + kTlsPlainIn + kTlsPlainOut, kTlsCipherOut};
+}
+
+void Worker::on_client_data(const FiveTuple& from, stun::Bytes bytes) {
+    if (stopping_) return;
+    actions_.clear();
+    server_->on_client_data(read_clock(), from, bytes, actions_);
+    dispatch();
+}
+
+void Worker::on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes) {
+    if (stopping_) return;
+    actions_.clear();
+    server_->on_peer_data(read_clock(), relay, peer, bytes, actions_);
+    dispatch();
+}
+
+void Worker::dispatch() {
+    // Spans in the actions point into the server's buffers and our receive buffer: send now.
+    for (const auto& a : actions_) {
+        std::visit(Overloaded{
+                       [this](const turn::ToClient& c) { send_to_client(c); },
+                       [this](const turn::ToPeer& p) { send_to_peer(p); },
+                       [this](const turn::CloseClient& c) { close_client(c.to); },
+                       [](const auto&) {},  // actions for other seams (e.g. the gateway) are not ours
+                   },
+                   a);
+    }
+    actions_.clear();
+}
+
+void Worker::send_to_client(const turn::ToClient& c) {
+    if (c.to.transport == Transport::Udp) {
+        for (auto& l : udp_) {
+            if (l->local() == c.to.server) {
+                l->send(c.to.client, c.head, c.body, c.pad);
+                return;
+            }
+        }
+        return;
+    }
+    auto it = connections_.find(c.to);
+    if (it != connections_.end()) it->second->send(c.head, c.body, c.pad);
+}
+
+void Worker::send_to_peer(const turn::ToPeer& p) {
+    if (RelaySocket* s = binder_.find(p.relay)) s->send(p.peer, p.body, p.dont_fragment);
+}
+
+void Worker::close_client(const FiveTuple& ft) {
+    auto it = connections_.find(ft);
+    if (it != connections_.end()) it->second->close();
+}
+
+void Worker::add_connection(TcpConnection* c) {
+    connections_.insert_or_assign(c->five_tuple(), c);
+    c->unframed_pos = unframed_.insert(unframed_.end(), c);
+    c->unframed = true;
+}
+
+void Worker::framed(TcpConnection* c) {
+    if (!c->unframed) return;
+    unframed_.erase(c->unframed_pos);
+    c->unframed = false;
+}
+
+void Worker::remove_connection(TcpConnection* c) {
+    framed(c);
+    auto it = connections_.find(c->five_tuple());
+    if (it != connections_.end() && it->second == c) connections_.erase(it);
+}
+
+void Worker::connection_closed(const FiveTuple& ft) {
+    // RFC 8656 §5: when the client's TCP/TLS connection goes, so does its allocation.
+    if (server_) server_->on_client_closed(read_clock(), ft);
+}
+
+}  // namespace turnbridge::net
