@@ -333,8 +333,8 @@ std::string ConfigError::to_string() const {
 
 LoadResult load_string(std::string_view toml_text, const std::filesystem::path& path) {
     const std::string file = path.string();
-    // TOML allows no control characters but tab and line ends. Rejecting them here also keeps
-    // NUL bytes away from toml++ 3.3, whose key parser asserts on them (found by fuzzing).
+    // TOML allows no control characters but tab and line ends; toml++ 3.3's key parser also
+    // mishandles a NUL (found by fuzzing), so they are refused here with their line.
     int line = 1;
     for (const char ch : toml_text) {
         const auto c = static_cast<unsigned char>(ch);
