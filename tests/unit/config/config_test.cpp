@@ -464,4 +464,31 @@ TEST_CASE("control characters in the file are an error with their line, not a pa
     CHECK(e->message.find("control character 0x01") != std::string::npos);
 }
 
+TEST_CASE("a table header broken by a newline is a syntax error on its line (fuzz regression)") {
+    auto r = turnbridge::config::load_string("[\nlisten = [\"127.0.0.1:1\"]\n", "/tmp/hdr.toml");
+    auto* e = std::get_if<turnbridge::config::ConfigError>(&r);
+    REQUIRE(e != nullptr);
+    CHECK(e->line == 1);
+    CHECK(e->message.find("TOML syntax error") != std::string::npos);
+}
+
+TEST_CASE("non-ASCII text is fine in strings and comments, a syntax error elsewhere (fuzz regression)") {
+    const std::string good =
+        "# caf\xc3\xa9 \xe3\x80\x81 comment\n[server]\nlisten = [\"127.0.0.1:3478\"]\nsoftware = \"t\xc3\xbcrn\"\n"
+        "[realm.\"example.org\"]\nusers = { test = \"p\xc3\xa4ss\" }\n";
+    auto ok = turnbridge::config::load_string(good, "/tmp/u.toml");
+    REQUIRE(std::holds_alternative<std::shared_ptr<const turnbridge::config::Config>>(ok));
+    CHECK(std::get<0>(ok)->realms.at("example.org").users.at("test") == "p\xc3\xa4ss");
+    // U+3001 and U+0417 outside a string took toml++ 3.3 into __builtin_unreachable.
+    for (const char* bad : {"[server]\nlisten = [\"127.0.0.1:3478\"]\xe3\x80\x81\n",
+                            "[server]\nlisten = [0\"1rpppp\xd0\x97list"}) {
+        CAPTURE(bad);
+        auto r = turnbridge::config::load_string(bad, "/tmp/u.toml");
+        auto* e = std::get_if<turnbridge::config::ConfigError>(&r);
+        REQUIRE(e != nullptr);
+        CHECK(e->line == 2);
+        CHECK(e->message.find("TOML syntax error") != std::string::npos);
+    }
+}
+
 TEST_SUITE_END();
