@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared pieces of the Python interop tests: start one turnbridge on loopback with its own
+config, certificate and ports in a temp dir, wait for `ready`, stop it by PID; pick free
+ports; count checks and print the closing `N passed, M failed` line.
+
+Every address used here is on loopback (127.0.0.1 or ::1). Nothing else is ever a target.
+"""
+import atexit
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+BINARY = Path(os.environ.get("TURNBRIDGE_BIN", REPO / "build" / "turnbridge"))
+
+USER, PASSWORD = "test", "secret"
+REALM = "example.org"
+REST_SECRET = "s3cr3t"
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+def _free(host, port, kinds):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = []
+    try:
+        for kind in kinds:
+            s = socket.socket(fam, kind)
+            socks.append(s)
+            s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port(hosts=("127.0.0.1",), span=1, taken=()):
+    """A port in 20000-29999 free for UDP and TCP on every host, with `span - 1` free
+    ports after it (turnutils_peer also binds port+1)."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM)
+    for _ in range(500):
+        p = random.randint(20000, 29999 - span)
+        if any(q in taken for q in range(p, p + span)):
+            continue
+        if all(_free(h, q, kinds) for h in hosts for q in range(p, p + span)):
+            return p
+    raise RuntimeError("no free port in 20000-29999")
+
+
+def relay_range(width=400):
+    """A relay sub-range above the kernel's ephemeral range (32768-60999)."""
+    lo = random.randrange(61000, 65000 - width, 100)
+    return lo, lo + width - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+class Results:
+    """PASS/FAIL lines, then `N passed, M failed` as the last line of the test's output."""
+
+    def __init__(self, suite):
+        self.suite = suite
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"PASS {self.suite}: {name}" + (f" ({detail})" if detail else ""), flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {self.suite}: {name}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 1 if self.failed or not self.passed else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The server under test
+
+def make_cert(directory):
+    """Self-signed certificate for CN=localhost, SAN localhost, 127.0.0.1, ::1."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def _toml_list(items):
+    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+
+
+_TEMP_DIRS = []  # removed at the end when every check passed; kept for a post-mortem otherwise
+
+
+class Turnbridge:
+    """One turnbridge process with its own temp dir. Use as a context manager."""
+
+    def __init__(self, allowed_peers=("127.0.0.0/8", "::1/128"), ipv6_listener=False,
+                 users=None, rest_secret=REST_SECRET, extra_server="", ready_timeout=15.0):
+        self.dir = Path(tempfile.mkdtemp(prefix="turnbridge-interop-"))
+        _TEMP_DIRS.append(self.dir)
+        hosts = ("127.0.0.1", "::1") if ipv6_listener else ("127.0.0.1",)
+        self.port = free_port(hosts)
+        self.tls_port = free_port(hosts, taken={self.port})
+        self.relay_lo, self.relay_hi = relay_range()
+        self.ipv6_listener = ipv6_listener
+        self.users = users or {USER: PASSWORD}
+        self.allowed_peers = list(allowed_peers)
+        self.rest_secret = rest_secret
+        self.extra_server = extra_server
+        self.ready_timeout = ready_timeout
+        self.proc = None
+        self.log_path = self.dir / "turnbridge.log"
+        self.config_path = self.dir / "turnbridge.toml"
+
+    # The addresses a client uses.
+    @property
+    def listen(self):
+        out = [f"127.0.0.1:{self.port}"]
+        if self.ipv6_listener:
+            out.append(f"[::1]:{self.port}")
+        return out
+
+    @property
+    def tls_listen(self):
+        out = [f"127.0.0.1:{self.tls_port}"]
+        if self.ipv6_listener:
+            out.append(f"[::1]:{self.tls_port}")
+        return out
+
+    def write_config(self):
+        if not (self.dir / "cert.pem").exists():
+            make_cert(self.dir)
+        users = ", ".join(f'{k} = "{v}"' for k, v in self.users.items())
+        text = f"""# Generated by tests/interop/harness.py
+[server]
+listen = {_toml_list(self.listen)}
+tls_listen = {_toml_list(self.tls_listen)}
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+relay_ips = ["127.0.0.1", "::1"]
+relay_ports = "{self.relay_lo}-{self.relay_hi}"
+default_realm = "{REALM}"
+threads = 2
+{self.extra_server}
+[security]
+allowed_peers = {_toml_list(self.allowed_peers)}
+
+[realm."{REALM}"]
+users = {{ {users} }}
+rest_secret = "{self.rest_secret}"
+"""
+        self.config_path.write_text(text)
+
+    def start(self):
+        if not BINARY.exists():
+            raise RuntimeError(f"{BINARY} is missing: build first (ninja -C build)")
+        self.write_config()
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([str(BINARY), "-c", str(self.config_path)],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"turnbridge exited with {self.proc.returncode} before ready:\n"
+                                   + self.log_tail())
+            if b"ready" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("turnbridge did not log 'ready' in time:\n" + self.log_tail())
+
+    def stop(self):
+        """SIGTERM by PID, then SIGKILL after 5 s. Returns the exit code."""
+        p, self.proc = self.proc, None
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.log.close()
+        return p.returncode
+
+    def reload(self, timeout=5.0):
+        """Rewrite the config from the current attributes, send SIGHUP, and wait for the log
+        to say how the reload went. Returns the new log lines."""
+        before = len(self.log_path.read_bytes())
+        self.write_config()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = self.log_path.read_bytes()[before:].decode(errors="replace")
+            if "reloaded" in new or "failed" in new:
+                time.sleep(0.1)  # let every worker pick up the new snapshot
+                return new
+            time.sleep(0.05)
+        return self.log_path.read_bytes()[before:].decode(errors="replace")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=40):
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("  | " + line for line in lines[-n:])
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def exit_on_signals():
+    """`timeout` sends SIGTERM: turn it into SystemExit so that finally/atexit clean up."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def main_guard(fn):
+    """Run fn(results) and exit with the results' code; an exception is one more failure."""
+    exit_on_signals()
+    results = Results(Path(sys.argv[0]).stem)
+    try:
+        fn(results)
+    except SystemExit:
+        raise
+    except Exception as e:  # the harness itself broke: still print the closing line
+        import traceback
+        traceback.print_exc()
+        results.check("harness", False, f"{type(e).__name__}: {e}")
+    if results.failed or not results.passed:
+        print("logs kept in: " + " ".join(str(d) for d in _TEMP_DIRS), flush=True)
+    else:
+        for d in _TEMP_DIRS:
+            shutil.rmtree(d, ignore_errors=True)
+    sys.exit(results.finish())

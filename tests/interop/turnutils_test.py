@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""coturn's turnutils_uclient against turnbridge, with turnutils_peer (a UDP echo) as the
+peer, all on 127.0.0.1. The matrix is client transport (UDP, TCP, TLS) x data path
+(ChannelData, or Send/Data indications with -s) x RTP/RTCP pairs (EVEN-PORT and
+RESERVATION-TOKEN, the default) or single allocations (-c).
+
+turnutils_uclient exits 0 even when every packet is lost, so its closing totals are parsed:
+a case fails if nothing was sent or if fewer messages came back than went out.
+Never starts coturn's own turnserver.
+
+interop-timeout: 420 (read by scripts/test)
+"""
+import re
+import subprocess
+import time
+
+from harness import PASSWORD, USER, Turnbridge, free_port, main_guard
+
+CLIENTS = 5        # -m
+MESSAGES = 200     # -n, per client (and per RTP/RTCP leg)
+LENGTH = 160       # -l, one 20 ms G.711 frame
+INTERVAL_MS = 5    # -z, per client: 5 clients at 200 packets/s each
+RUN_TIMEOUT = 60   # seconds for one turnutils_uclient run
+
+TOTALS = re.compile(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", re.M)
+BYTES = re.compile(r"tot_send_bytes ~ (\d+), tot_recv_bytes ~ (\d+)\s*$", re.M)
+LOST = re.compile(r"Total lost packets (\d+) \(([0-9.]+)%\)")
+
+
+def parse(output):
+    """The last totals line (the summary), or None if the run never got that far."""
+    totals = TOTALS.findall(output)
+    if not totals:
+        return None
+    sent, recv = map(int, totals[-1])
+    out = {"sent": sent, "recv": recv}
+    b = BYTES.findall(output)
+    if b:
+        out["sent_bytes"], out["recv_bytes"] = map(int, b[-1])
+    lost = LOST.search(output)
+    if lost:
+        out["lost"] = int(lost.group(1))
+    return out
+
+
+def run_case(results, server, peer_port, name, flags, log_dir):
+    port = server.tls_port if "-S" in flags else server.port
+    peer = ["-e", "127.0.0.1"] if "-e" not in flags else []
+    cmd = ["turnutils_uclient", "-u", USER, "-w", PASSWORD, *peer, "-r", str(peer_port),
+           "-p", str(port), "-n", str(MESSAGES), "-m", str(CLIENTS), "-l", str(LENGTH),
+           "-z", str(INTERVAL_MS), *flags, "127.0.0.1"]
+    log = log_dir / f"uclient-{name.replace(' ', '_').replace('/', '-')}.log"
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT)
+        output, rc = proc.stdout.decode(errors="replace"), proc.returncode
+    except subprocess.TimeoutExpired as e:
+        output, rc = (e.stdout or b"").decode(errors="replace"), "timeout"
+    log.write_text(" ".join(cmd) + "\n" + output)
+    took = time.monotonic() - t0
+    totals = parse(output)
+    if totals is None:
+        tail = "\n".join(output.splitlines()[-8:])
+        return results.check(name, False, f"no totals (rc={rc}); tail:\n{tail}\n{server.log_tail(10)}")
+    detail = (f"sent {totals['sent']} recv {totals['recv']} msgs, "
+              f"{totals.get('sent_bytes', '?')}/{totals.get('recv_bytes', '?')} bytes, "
+              f"lost {totals.get('lost', '?')}, rc={rc}, {took:.1f}s")
+    ok = (totals["sent"] > 0 and totals["recv"] >= totals["sent"]
+          and totals.get("lost", 0) == 0 and server.alive())
+    if not server.alive():
+        detail += "; turnbridge died:\n" + server.log_tail(20)
+    return results.check(name, ok, detail)
+
+
+def test(results):
+    with Turnbridge() as server:
+        # The peer binds port+1 too, on both loopback addresses.
+        peer_port = free_port(hosts=("127.0.0.1", "::1"), span=2,
+                              taken={server.port, server.tls_port})
+        peer_log = open(server.dir / "peer.log", "wb")
+        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-L", "::1",
+                                 "-p", str(peer_port)],
+                                stdin=subprocess.DEVNULL, stdout=peer_log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)
+            if not results.check("turnutils_peer started", peer.poll() is None):
+                return
+            for transport, tflags in (("udp", []), ("tcp", ["-t"]), ("tls", ["-t", "-S"])):
+                for path, pflags in (("channels", []), ("send-indications", ["-s"])):
+                    for pairs, cflags in (("rtp+rtcp", []), ("single", ["-c"])):
+                        run_case(results, server, peer_port, f"{transport} {path} {pairs}",
+                                 tflags + pflags + cflags, server.dir)
+            # An IPv6 relayed address (-x: REQUESTED-ADDRESS-FAMILY, RFC 8656 §7.2) toward the
+            # peer on ::1, over an IPv4 client leg.
+            for transport, tflags in (("udp", []), ("tcp", ["-t"])):
+                for path, pflags in (("channels", []), ("send-indications", ["-s"])):
+                    run_case(results, server, peer_port, f"{transport} {path} ipv6-relay",
+                             tflags + pflags + ["-c", "-x", "-e", "::1"], server.dir)
+            # Client to client (-y): the allocations relay to each other, no turnutils_peer.
+            for path, pflags in (("channels", []), ("send-indications", ["-s"])):
+                run_case(results, server, peer_port, f"udp {path} client-to-client",
+                         pflags + ["-y"], server.dir)
+        finally:
+            if peer.poll() is None:
+                peer.terminate()
+                try:
+                    peer.wait(5)
+                except subprocess.TimeoutExpired:
+                    peer.kill()
+                    peer.wait()
+            peer_log.close()
+        rc = server.stop()
+        results.check("turnbridge stops cleanly on SIGTERM", rc == 0, f"exit code {rc}")
+
+
+if __name__ == "__main__":
+    main_guard(test)
