@@ -19,12 +19,7 @@ void Server::on_channel_bind(const Clock& now, Request& req, std::vector<Action>
         send_error(req, StunCode::BadRequest, "Bad Request: channel number out of range", out);
         return;
     }
-    StunCode code{};
-    if (const char* why = check_peer(*a, policy_, *peer, code)) {
-        if (code == StunCode::Forbidden) ++stats_.forbidden_peers;
-        send_error(req, code, why, out);
-        return;
-    }
+    if (refuse_peer(req, *a, *peer, out)) return;
     // RFC 8656 §12.2: a number bound (or quarantined) to another peer, or a peer bound to
     // another number, is a 400. Expired bindings still count during their 5-minute quarantine.
     Channel* existing = nullptr;

@@ -16,12 +16,7 @@ void Server::on_create_permission(const Clock& now, Request& req, std::vector<Ac
             send_error(req, StunCode::BadRequest, "Bad Request: XOR-PEER-ADDRESS", out);
             return;
         }
-        StunCode code{};
-        if (const char* why = check_peer(*a, policy_, *peer, code)) {
-            if (code == StunCode::Forbidden) ++stats_.forbidden_peers;
-            send_error(req, code, why, out);
-            return;
-        }
+        if (refuse_peer(req, *a, *peer, out)) return;
         peers[n++] = peer->ip;
     }
     if (n == 0) {

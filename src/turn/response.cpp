@@ -38,17 +38,18 @@ void add_challenge(stun::MessageBuilder& b, const config::Realm& realm, const st
     b.add(stun::attr::PasswordAlgorithms, kAlgorithms);
 }
 
-const char* check_peer(const Allocation& a, const PeerPolicy& policy, const Endpoint& peer, StunCode& code) {
+bool Server::refuse_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out) {
     // RFC 8656 §9.1 / §12.1: the peer's family must match a relayed address of the allocation.
     if (a.relay_for(peer.ip.family) == nullptr) {
-        code = StunCode::PeerAddressFamilyMismatch;
-        return "Peer Address Family Mismatch";
+        send_error(req, StunCode::PeerAddressFamilyMismatch, "Peer Address Family Mismatch", out);
+        return true;
     }
-    if (!policy.allowed(peer.ip)) {
-        code = StunCode::Forbidden;
-        return "Forbidden";
+    if (!policy_.allowed(peer.ip)) {
+        ++stats_.forbidden_peers;
+        send_error(req, StunCode::Forbidden, "Forbidden", out);
+        return true;
     }
-    return nullptr;
+    return false;
 }
 
 }  // namespace turnbridge::turn

@@ -85,18 +85,7 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
         return;
     }
     if (!authenticate(now, req, out)) return;
-    // RFC 8489 §6.3.1: unknown comprehension-required attributes -> 420 listing them.
-    std::array<std::uint16_t, stun::kMaxAttributes> unknown{};
-    std::size_t n_unknown = 0;
-    for (const auto& a : m.attributes())
-        if (stun::attr::comprehension_required(a.type) && !known_required(a.type)) unknown[n_unknown++] = a.type;
-    if (n_unknown > 0) {
-        ResponseWriter w(*this, req, stun::Class::Error);
-        w.builder().add_error_code(StunCode::UnknownAttribute, "Unknown Attribute");
-        w.builder().add_unknown_attributes({unknown.data(), n_unknown});
-        w.finish(out);
-        return;
-    }
+    if (refuse_unknown_attributes(req, out, true)) return;
     switch (method) {
         case stun::method::Allocate: on_allocate(now, req, out); break;
         case stun::method::Refresh: on_refresh(now, req, out); break;
@@ -106,21 +95,23 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
     }
 }
 
-void Server::on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out) {
-    // RFC 8489 §6.3.1: a request with unknown comprehension-required attributes gets 420.
+bool Server::refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity) {
     std::array<std::uint16_t, stun::kMaxAttributes> unknown{};
     std::size_t n_unknown = 0;
-    for (const auto& a : m.attributes())
+    for (const auto& a : req.msg.attributes())
         if (stun::attr::comprehension_required(a.type) && !known_required(a.type)) unknown[n_unknown++] = a.type;
+    if (n_unknown == 0) return false;
+    ResponseWriter w(*this, req, stun::Class::Error);
+    w.builder().add_error_code(StunCode::UnknownAttribute, "Unknown Attribute");
+    w.builder().add_unknown_attributes({unknown.data(), n_unknown});
+    w.finish(out, with_integrity);
+    return true;
+}
+
+void Server::on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out) {
     const config::Realm* realm = shared_.config->realm_for_listener(from.server);
     Request req{m, from, *realm};
-    if (n_unknown > 0) {
-        ResponseWriter w(*this, req, stun::Class::Error);
-        w.builder().add_error_code(StunCode::UnknownAttribute, "Unknown Attribute");
-        w.builder().add_unknown_attributes({unknown.data(), n_unknown});
-        w.finish(out, false);
-        return;
-    }
+    if (refuse_unknown_attributes(req, out, false)) return;
     ResponseWriter w(*this, req, stun::Class::Success);
     w.builder().add_xor_address(stun::attr::XorMappedAddress, from.client);
     w.finish(out, false);

@@ -38,7 +38,4 @@ private:
 // The realm's challenge (RFC 8489 §9.2.4): REALM, NONCE and PASSWORD-ALGORITHMS.
 void add_challenge(stun::MessageBuilder& b, const config::Realm& realm, const std::string& nonce);
 
-// Validates one XOR-PEER-ADDRESS for an allocation: family (443) and policy (403).
-const char* check_peer(const Allocation& a, const PeerPolicy& policy, const Endpoint& peer, StunCode& code);
-
 }  // namespace turnbridge::turn

@@ -153,6 +153,10 @@ private:
     // The allocation on the request's 5-tuple, if it belongs to the requesting user; otherwise
     // 437 or 441 has been sent (RFC 8656 §7.3, §9, §12).
     Allocation* owned_allocation(const Request& req, std::vector<Action>& out);
+    // Sends 443 or 403 and returns true when `peer` may not be used by `a` (RFC 8656 §9.1).
+    bool refuse_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
+    // Sends 420 listing unknown comprehension-required attributes (RFC 8489 §6.3.1), if any.
+    bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
     void destroy(Allocation& a, CloseReason why);
 
     SharedState shared_;
