@@ -20,8 +20,10 @@ import time
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 
-import stun_client  # noqa: F401 pylint: disable=unused-import (registers DATA and the other RFC 8656 attributes in aioice.stun)
 from harness import PASSWORD, REST_SECRET, USER, Turnbridge, main_guard
+from stun_client import register_attributes
+
+register_attributes()  # DATA and the other RFC 8656 attributes, for Data indications
 
 STEP = 10.0  # seconds allowed for any one step
 # Odd sizes on purpose: TCP/TLS pad ChannelData to 4 bytes (RFC 8656 §12.5) and the padding

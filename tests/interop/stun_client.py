@@ -22,11 +22,18 @@ _EXTRA = [
     (0x8000, "ADDITIONAL-ADDRESS-FAMILY", stun.pack_unsigned, stun.unpack_unsigned),
     (0x8001, "ADDRESS-ERROR-CODE", stun.pack_bytes, stun.unpack_bytes),
 ]
-for _entry in _EXTRA:
-    if _entry[0] not in stun.ATTRIBUTES_BY_TYPE:
-        stun.ATTRIBUTES.append(_entry)
-        stun.ATTRIBUTES_BY_TYPE[_entry[0]] = _entry
-        stun.ATTRIBUTES_BY_NAME[_entry[1]] = _entry
+
+
+def register_attributes():
+    """Teach aioice.stun the attributes above (idempotent)."""
+    for entry in _EXTRA:
+        if entry[0] not in stun.ATTRIBUTES_BY_TYPE:
+            stun.ATTRIBUTES.append(entry)
+            stun.ATTRIBUTES_BY_TYPE[entry[0]] = entry
+            stun.ATTRIBUTES_BY_NAME[entry[1]] = entry
+
+
+register_attributes()
 
 UDP_TRANSPORT = 0x11000000   # REQUESTED-TRANSPORT: protocol 17 in the first byte
 FAMILY_IPV4 = 0x01000000     # REQUESTED-ADDRESS-FAMILY: family in the first byte
