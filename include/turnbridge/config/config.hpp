@@ -22,6 +22,22 @@ struct Realm {
     std::string rest_secret;                   // TURN REST API shared secret; empty = off
     std::vector<Endpoint> listen;              // listeners that belong to this realm (realm.X.listen)
     std::uint32_t max_allocations_per_user = 0;  // 0 = use [server] value
+    // Accounting and quotas (issue: bandwidth accounting).
+    double price_per_gb = 0.0;                 // egress price per 10^9 bytes, for cost estimates
+    std::string currency = "USD";
+    std::uint64_t max_bitrate = 0;             // bits/s per allocation of a user; 0 = unlimited
+    std::uint64_t quota_bytes = 0;             // relayed bytes per user per quota_period; 0 = none
+    enum class QuotaPeriod { Day, Month } quota_period = QuotaPeriod::Month;
+};
+
+struct Accounting {
+    std::filesystem::path database;            // absolute; default "turnbridge.db" next to the config
+    std::chrono::seconds flush_interval{5};
+};
+
+struct Admin {
+    std::optional<Endpoint> listen;            // none = no admin HTTP server
+    std::string token;                         // bearer token; required unless listen is loopback
 };
 
 struct Config {
@@ -51,6 +67,9 @@ struct Config {
     std::vector<Cidr> denied_peers;            // always denied (beats allowed_peers)
 
     std::map<std::string, Realm> realms;
+
+    Accounting accounting;                     // [accounting]
+    Admin admin;                               // [admin]
 
     const Realm* find_realm(std::string_view name) const;
     // The realm a listener belongs to (realm.X.listen), else default_realm.

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Usage queries shared by `turnbridge report` and the admin API: the same rows either way.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "turnbridge/accounting/record.hpp"
+
+namespace turnbridge::accounting {
+
+enum class GroupBy { User, Realm, Day, Hour, Allocation };
+
+struct UsageQuery {
+    std::optional<std::string> user;     // account
+    std::optional<std::string> realm;
+    std::optional<std::int64_t> since_ms;  // unix ms, inclusive
+    std::optional<std::int64_t> until_ms;  // unix ms, exclusive
+    GroupBy by = GroupBy::User;
+};
+
+struct UsageRow {
+    std::string key;            // user, realm, "YYYY-MM-DD", "YYYY-MM-DDTHH:00Z" or allocation id
+    std::string realm;          // for by=user/allocation: the realm; else "" when mixed
+    std::uint64_t allocations = 0;
+    double relayed_minutes = 0;
+    Traffic traffic;
+    double cost = 0;            // egress GB x realm price_per_gb
+    std::string currency;       // "" when rows mix currencies
+};
+
+// Parses "2026-11-01", "2026-11-01T12:00:00Z", a unix timestamp, or a relative "7d"/"12h"/"30m"
+// (before `now_ms`). nullopt when it is none of these.
+std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_ms);
+std::optional<GroupBy> parse_group_by(std::string_view text);
+
+enum class Format { Table, Json, Csv };
+std::optional<Format> parse_format(std::string_view text);
+// Table: human units (KiB/MiB/GB, minutes); JSON and CSV: raw integers.
+std::string format_usage(const std::vector<UsageRow>& rows, Format f);
+
+}  // namespace turnbridge::accounting

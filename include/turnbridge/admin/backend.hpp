@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What the admin HTTP server needs from the rest of the process. Implemented by the net layer
+// on the control thread; every call happens on that thread, so nothing here locks.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "turnbridge/accounting/record.hpp"
+#include "turnbridge/accounting/usage.hpp"
+
+namespace turnbridge::admin {
+
+struct LiveAllocation {
+    accounting::AllocationRecord record;  // counters as of the last flush
+    double bitrate_in_bps = 0;             // client->relay + peer->relay, over the last flush interval
+    double bitrate_out_bps = 0;            // relay->peer + relay->client
+};
+
+struct RealmTotals {
+    std::uint64_t active_allocations = 0;
+    accounting::Traffic traffic;           // since the server started, live and closed allocations
+};
+
+struct Metrics {
+    std::map<std::string, RealmTotals> realms;
+    std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
+    std::map<std::string, std::uint64_t> allocations_closed;   // close reason -> count
+    std::map<std::string, std::uint64_t> allocations_failed;   // "auth" | "quota" | "capacity" | ...
+    std::uint64_t auth_failures = 0;
+    std::uint64_t quota_refusals = 0;
+    std::vector<double> loop_lag_seconds;  // per worker thread
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::vector<LiveAllocation> live() = 0;
+    // Deletes a live allocation (reason "kicked"); false when no such allocation is live.
+    virtual bool kick(std::string_view id) = 0;
+    virtual std::vector<accounting::UsageRow> usage(const accounting::UsageQuery& q) = 0;
+    virtual Metrics metrics() = 0;
+};
+
+}  // namespace turnbridge::admin
