@@ -138,6 +138,10 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
     a->created = now.mono;
     a->expires = now.mono + p.lifetime;
     a->allocate_tid = req.msg.transaction_id();
+    if (realm_cfg != nullptr && realm_cfg->max_bitrate != 0) {
+        a->to_peer_rate.set_rate(realm_cfg->max_bitrate, now.mono);
+        a->to_client_rate.set_rate(realm_cfg->max_bitrate, now.mono);
+    }
     for (std::size_t i = 0; i < a->relay_count; ++i) a->advertised[i] = advertised(cfg, a->relays[i]);
 
     ResponseWriter w(*this, req, stun::Class::Success);

@@ -17,6 +17,33 @@ std::string_view to_string(CloseReason r) {
     return "unknown";
 }
 
+void RateLimit::set_rate(std::uint64_t bits_per_second, Time now) {
+    rate_bps_ = bits_per_second;
+    // A burst of 200 ms at the rate, but always room for one full-size datagram.
+    burst_bits_ = std::max(static_cast<double>(bits_per_second) * 0.2, 1500.0 * 8);
+    tokens_bits_ = burst_bits_;
+    last_ = now;
+}
+
+void RateLimit::change_rate(std::uint64_t bits_per_second) {
+    if (bits_per_second == rate_bps_) return;
+    const double tokens = tokens_bits_;
+    const bool was_unlimited = rate_bps_ == 0;
+    set_rate(bits_per_second, last_);
+    if (!was_unlimited) tokens_bits_ = std::min(tokens, burst_bits_);
+}
+
+bool RateLimit::allow(std::size_t bytes, Time now) {
+    if (rate_bps_ == 0) return true;
+    const double elapsed = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    tokens_bits_ = std::min(burst_bits_, tokens_bits_ + elapsed * static_cast<double>(rate_bps_));
+    const double need = static_cast<double>(bytes) * 8;
+    if (tokens_bits_ < need) return false;
+    tokens_bits_ -= need;
+    return true;
+}
+
 const RelaySocket* Allocation::relay_for(Family f) const {
     for (std::size_t i = 0; i < relay_count; ++i)
         if (relays[i].local.ip.family == f) return &relays[i];
@@ -38,6 +65,7 @@ void Allocation::install_permission(const IpAddress& peer, Time now) {
         }
     }
     permissions.push_back(Permission{peer, now + kPermissionLifetime});
+    ++peers_seen;
 }
 
 const Channel* Allocation::channel_by_number(std::uint16_t number, Time now) const {

@@ -30,6 +30,10 @@ void Server::on_send_indication(const Clock& now, const FiveTuple& from, const s
         return;
     }
     a->counters.add(Direction::ClientToRelay, data->size(), m.bytes().size());
+    if (!a->to_peer_rate.allow(data->size(), now.mono)) {
+        ++a->counters.dropped_rate;
+        return;
+    }
     a->counters.add(Direction::RelayToPeer, data->size(), data->size());
     relay_to_peer(*a, *relay, *peer, *data, m.find(stun::attr::DontFragment) != nullptr, out);
 }
@@ -45,6 +49,10 @@ void Server::on_channel_data(const Clock& now, const FiveTuple& from, stun::Byte
     if (relay == nullptr) return;
     a->counters.add(Direction::ClientToRelay, cd->data.size(),
                     kChannelDataHeader + cd->data.size() + stream_pad(from.transport, cd->data.size()));
+    if (!a->to_peer_rate.allow(cd->data.size(), now.mono)) {
+        ++a->counters.dropped_rate;
+        return;
+    }
     a->counters.add(Direction::RelayToPeer, cd->data.size(), cd->data.size());
     relay_to_peer(*a, *relay, ch->peer, cd->data, false, out);
 }
@@ -69,6 +77,10 @@ void Server::on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& p
         return;
     }
     a.counters.add(Direction::PeerToRelay, bytes.size(), bytes.size());
+    if (!a.to_client_rate.allow(bytes.size(), now.mono)) {
+        ++a.counters.dropped_rate;
+        return;
+    }
     const Transport transport = a.five_tuple.transport;
     if (const Channel* ch = a.channel_by_peer(peer, now.mono); ch != nullptr && bytes.size() <= 0xFFFF) {
         // RFC 8656 §12.7: ChannelData when a channel is bound to this peer.

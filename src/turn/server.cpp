@@ -37,6 +37,12 @@ Server::~Server() { close_all(CloseReason::Shutdown); }
 void Server::set_config(std::shared_ptr<const config::Config> cfg) {
     shared_.config = std::move(cfg);
     policy_ = PeerPolicy(*shared_.config);
+    for (auto& [ft, a] : by_tuple_) {
+        const auto* realm = shared_.config->find_realm(a->realm);
+        const std::uint64_t rate = realm ? realm->max_bitrate : 0;
+        a->to_peer_rate.change_rate(rate);
+        a->to_client_rate.change_rate(rate);
+    }
 }
 
 const Allocation* Server::find(const FiveTuple& ft) const {

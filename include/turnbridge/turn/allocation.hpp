@@ -30,12 +30,32 @@ struct Counters {
     std::array<std::uint64_t, 4> payload_bytes{};
     std::array<std::uint64_t, 4> wire_bytes{};
     std::uint64_t dropped_no_permission = 0;
+    std::uint64_t dropped_rate = 0;  // over the realm's max_bitrate
     void add(Direction d, std::size_t payload, std::size_t wire) {
         const auto i = static_cast<std::size_t>(d);
         ++packets[i];
         payload_bytes[i] += payload;
         wire_bytes[i] += wire;
     }
+};
+
+// A token bucket per direction for realm.X.max_bitrate: packets beyond the rate are dropped
+// and counted, never queued (a relay must not add delay). Plain arithmetic, no allocation.
+class RateLimit {
+public:
+    void set_rate(std::uint64_t bits_per_second, Time now);
+    // A reload changing the rate: the bucket keeps its clock and its tokens (up to the new burst).
+    void change_rate(std::uint64_t bits_per_second);
+    std::uint64_t rate() const { return rate_bps_; }
+    bool unlimited() const { return rate_bps_ == 0; }
+    // True when `bytes` fit now; takes the tokens then.
+    bool allow(std::size_t bytes, Time now);
+
+private:
+    std::uint64_t rate_bps_ = 0;
+    double tokens_bits_ = 0;
+    double burst_bits_ = 0;
+    Time last_{};
 };
 
 struct Permission {
@@ -79,6 +99,9 @@ struct Allocation {
     std::vector<Permission> permissions;
     std::vector<Channel> channels;
     Counters counters;
+    std::uint32_t peers_seen = 0;
+    RateLimit to_peer_rate;    // client -> peer
+    RateLimit to_client_rate;  // peer -> client  // permissions installed for a new peer address (accounting)
 
     const RelaySocket* relay_for(Family f) const;
     bool has_permission(const IpAddress& peer, Time now) const;

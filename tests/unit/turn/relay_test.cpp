@@ -273,3 +273,51 @@ TEST_CASE("datagrams for an in-process peer are handed over as ToLocal, and its 
     REQUIRE(tc != nullptr);
     CHECK(tc->head[0] == 0x40);
 }
+
+TEST_CASE("max_bitrate drops and counts packets beyond the rate, both ways, and refills with time") {
+    Bench b;
+    b.cfg->allowed_peers = {*tb::Cidr::parse("127.0.0.0/8")};
+    b.cfg->realms["example.org"].max_bitrate = 80'000;  // 10 kB/s; burst 200 ms = 2000 B
+    b.restart();
+    Client c(b, tuple("198.51.100.7:5000"));
+    REQUIRE(c.allocate().success());
+    REQUIRE(c.channel_bind(0x4001, "127.0.0.1:40000").success());
+    const turn::RelayHandle relay = *b.binder.open_handles.begin();
+    std::vector<std::uint8_t> data(500, 1);
+    auto cd = channel_data(0x4001, data);
+    int sent = 0;
+    for (int i = 0; i < 10; ++i) {
+        b.send(c.five_tuple(), cd);
+        sent += static_cast<int>(b.out.size());
+    }
+    CHECK(sent == 4);  // 2000 B of burst / 500 B
+    const auto* a = b.server->find(c.five_tuple());
+    CHECK(a->counters.dropped_rate == 6);
+    CHECK(a->counters.packets[1] == 4);   // only what left counts as relayed
+    CHECK(a->counters.packets[0] == 10);  // but all of it arrived on the client leg
+    b.advance(std::chrono::seconds(1));  // 10 kB more, capped at the burst
+    sent = 0;
+    for (int i = 0; i < 10; ++i) {
+        b.send(c.five_tuple(), cd);
+        sent += static_cast<int>(b.out.size());
+    }
+    CHECK(sent == 4);
+    int delivered = 0;
+    for (int i = 0; i < 10; ++i) {
+        b.from_peer(relay, *tb::Endpoint::parse("127.0.0.1:40000"), data);
+        delivered += static_cast<int>(b.out.size());
+    }
+    CHECK(delivered == 4);  // the other direction has its own bucket
+
+    SUBCASE("a reload lifting the limit takes effect on live allocations") {
+        auto cfg = std::make_shared<tb::config::Config>(*b.cfg);
+        cfg->realms["example.org"].max_bitrate = 0;
+        b.server->set_config(cfg);
+        int passed = 0;
+        for (int i = 0; i < 10; ++i) {
+            b.send(c.five_tuple(), cd);
+            passed += static_cast<int>(b.out.size());
+        }
+        CHECK(passed == 10);
+    }
+}
