@@ -97,6 +97,10 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
         return;
     }
     const std::string quota_user = req.account.empty() ? req.username : req.account;
+    if (over_byte_quota(req)) {
+        send_error(req, StunCode::AllocationQuotaReached, "Allocation Quota Reached", out);
+        return;
+    }
     const auto* realm_cfg = cfg.find_realm(req.realm.name);
     const std::uint32_t user_limit = realm_cfg && realm_cfg->max_allocations_per_user
                                          ? realm_cfg->max_allocations_per_user

@@ -3,8 +3,19 @@
 #include <algorithm>
 
 #include "server_internal.hpp"
+#include "turnbridge/base/log.hpp"
 
 namespace turnbridge::turn {
+
+bool Server::over_byte_quota(const Request& req) {
+    if (shared_.quota_gate == nullptr || req.realm.quota_bytes == 0) return false;
+    const std::string& who = req.account.empty() ? req.username : req.account;
+    if (!shared_.quota_gate->over_quota(req.realm, who)) return false;
+    ++stats_.quota_refusals;
+    log::info("byte quota of {} reached: user={} realm={} client=[{}]", req.realm.quota_bytes, who, req.realm.name,
+              req.from.to_string());
+    return true;
+}
 
 Allocation* Server::owned_allocation(const Request& req, std::vector<Action>& out) {
     Allocation* a = find_mut(req.from);
@@ -39,6 +50,12 @@ void Server::on_refresh(const Clock& now, Request& req, std::vector<Action>& out
     if (auto lt = req.msg.get_u32(stun::attr::Lifetime)) {
         // RFC 8656 §7.3: the requested value, capped at the maximum; 0 deletes.
         lifetime = std::min(std::chrono::seconds(*lt), cfg.max_lifetime);
+    }
+    // Over the byte quota: the allocation ends at this refresh (it keeps running until then).
+    if (lifetime.count() != 0 && over_byte_quota(req)) {
+        send_error(req, StunCode::AllocationQuotaReached, "Allocation Quota Reached", out);
+        destroy(*a, CloseReason::Quota);
+        return;
     }
     ResponseWriter w(*this, req, stun::Class::Success);
     w.builder().add_u32(stun::attr::Lifetime, static_cast<std::uint32_t>(lifetime.count()));

@@ -71,12 +71,21 @@ public:
     virtual void on_closed(const Allocation& a, CloseReason why) = 0;
 };
 
+// Byte quotas (realm.X.quota_bytes per quota_period) are kept by accounting, which knows
+// what each user relayed; the core only asks. Thread-safe; asked on Allocate and Refresh only.
+class QuotaGate {
+public:
+    virtual ~QuotaGate() = default;
+    virtual bool over_quota(const config::Realm& realm, const std::string& account) const = 0;
+};
+
 // Shared by all workers: read-only or internally synchronised.
 struct SharedState {
     std::shared_ptr<const config::Config> config;
     const NonceMinter* nonces = nullptr;
     QuotaTracker* quota = nullptr;
     unsigned worker = 0;  // high bits of AllocationId, so ids are unique across workers
+    const QuotaGate* quota_gate = nullptr;  // null: no byte quotas
 };
 
 struct Stats {
@@ -157,6 +166,8 @@ private:
     bool refuse_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
     // Sends 420 listing unknown comprehension-required attributes (RFC 8489 §6.3.1), if any.
     bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
+    // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).
+    bool over_byte_quota(const Request& req);
     void destroy(Allocation& a, CloseReason why);
 
     SharedState shared_;

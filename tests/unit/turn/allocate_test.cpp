@@ -262,3 +262,46 @@ TEST_CASE("Refresh grants the requested lifetime up to the maximum, and the defa
         CHECK(r->get_u32(stun::attr::Lifetime) == row.granted);
     }
 }
+
+TEST_CASE("a user over its byte quota gets 486 on Allocate, and its allocation ends at the next Refresh") {
+    struct Gate : turn::QuotaGate {
+        bool over = false;
+        bool over_quota(const tb::config::Realm& realm, const std::string& account) const override {
+            CHECK(realm.name == "example.org");
+            CHECK(account == "test");
+            return over;
+        }
+    } gate;
+    Bench b;
+    b.cfg->realms["example.org"].quota_bytes = 1000;
+    b.server = std::make_unique<turn::Server>(turn::SharedState{b.cfg, &b.nonces, &b.quota, 0, &gate}, b.binder);
+    Client c(b, tuple("198.51.100.7:5000"));
+    REQUIRE(c.allocate().success());
+    CHECK(c.refresh(600).success());
+    gate.over = true;
+    Client d(b, tuple("198.51.100.7:5001"));
+    CHECK(d.allocate().code() == 486);
+    auto r = c.refresh(600);
+    CHECK(r.code() == 486);
+    CHECK(b.server->allocation_count() == 0);
+    CHECK(b.binder.open_handles.empty());
+    CHECK(b.server->stats().quota_refusals == 2);
+    // Deleting is always allowed, even over quota.
+    gate.over = false;
+    REQUIRE(d.allocate().success());
+    gate.over = true;
+    CHECK(d.refresh(0).success());
+}
+
+TEST_CASE("without quota_bytes in the realm the gate is never asked") {
+    struct Gate : turn::QuotaGate {
+        bool over_quota(const tb::config::Realm&, const std::string&) const override {
+            FAIL("asked without a quota");
+            return true;
+        }
+    } gate;
+    Bench b;
+    b.server = std::make_unique<turn::Server>(turn::SharedState{b.cfg, &b.nonces, &b.quota, 0, &gate}, b.binder);
+    Client c(b, tuple("198.51.100.7:5000"));
+    CHECK(c.allocate().success());
+}
