@@ -213,3 +213,27 @@ TEST_CASE("nonce minter: valid, stale after its lifetime, invalid when tampered"
     turn::NonceMinter other(std::array<std::uint8_t, 32>{2}, std::chrono::seconds(10));
     CHECK(other.check(n, t0, ip) == turn::NonceMinter::Check::Invalid);
 }
+
+TEST_CASE("the realm is the listener's (realm.X.listen), else default_realm") {
+    Bench b;
+    b.cfg->listen.push_back(*tb::Endpoint::parse("192.0.2.11:3478"));
+    tb::config::Realm other;
+    other.name = "other.example";
+    other.users = {{"bob", "pw"}};
+    other.listen = {*tb::Endpoint::parse("192.0.2.11:3478")};
+    b.cfg->realms["other.example"] = other;
+    b.restart();
+    struct Row { const char* listener; const char* realm; const char* user; const char* password; };
+    for (auto row : {Row{"192.0.2.10:3478", "example.org", "test", "secret"},
+                     Row{"192.0.2.11:3478", "other.example", "bob", "pw"}}) {
+        CAPTURE(row.listener);
+        Client c(b, tuple("198.51.100.7:5000", tb::Transport::Udp, row.listener), row.user, row.password);
+        c.learn_nonce();
+        auto r = c.allocate();
+        REQUIRE(r.success());
+        CHECK(b.server->find(c.five_tuple())->realm == row.realm);
+    }
+    // A user of one realm cannot authenticate on the other realm's listener.
+    Client wrong(b, tuple("198.51.100.7:5001", tb::Transport::Udp, "192.0.2.11:3478"), "test", "secret");
+    CHECK(wrong.allocate().code() == 401);
+}
