@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "turnbridge/accounting/report_cli.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/app.hpp"
 #include "turnbridge/net/tls_context.hpp"
@@ -24,6 +25,7 @@ void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: turnbridge [-c FILE]          serve (FILE defaults to %s)\n"
                  "       turnbridge check-config FILE  validate FILE and exit\n"
+                 "       turnbridge report [OPTIONS]   usage from the accounting database (report --help)\n"
                  "       turnbridge --help | --version\n"
                  "\n"
                  "STUN/TURN relay server (RFC 8489, RFC 8656). Runs in the foreground and logs to\n"
@@ -83,6 +85,8 @@ int serve(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // `turnbridge report ...` has its own options (turnbridge(8), REPORT).
+    if (argc >= 2 && std::string_view(argv[1]) == "report") return accounting::run_report(argc - 1, argv + 1);
     std::string config_path;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];

@@ -28,6 +28,9 @@ constexpr std::int64_t kMaxThreads = 256;
 constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
 constexpr std::size_t kMaxTextChars = 127;     // RFC 8489 §14.9 REALM, §14.14 SOFTWARE: < 128 characters
 constexpr std::size_t kMaxUsernameBytes = 508;  // RFC 8489 §14.3: USERNAME < 509 bytes
+constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxFlushInterval = 3600;
+constexpr const char* kDefaultDatabase = "turnbridge.db";
 
 std::size_t utf8_chars(std::string_view s) {
     return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
@@ -45,6 +48,18 @@ std::optional<std::uint16_t> port_number(std::string_view s) {
 
 std::string_view family_name(Family f) { return f == Family::V4 ? "IPv4" : "IPv6"; }
 
+// The admin API may go without a token only where nobody else can reach it.
+bool is_loopback(const IpAddress& ip) {
+    static const Cidr v4 = *Cidr::parse("127.0.0.0/8");
+    static const Cidr v6 = *Cidr::parse("::1/128");
+    return v4.contains(ip) || v6.contains(ip);
+}
+
+// ISO 4217 style: three upper-case ASCII letters.
+bool is_currency_code(std::string_view s) {
+    return s.size() == 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
 // A listener already seen, so duplicates and realm.X.listen can name the first occurrence.
 struct Listener {
     Endpoint ep;
@@ -57,12 +72,15 @@ public:
     Loader(const Reader& r, Config& cfg) : r_(r), cfg_(cfg) {}
 
     void load(const toml::table& root) {
-        r_.only_keys(root, "", {"server", "security", "realm"});
+        r_.only_keys(root, "", {"server", "security", "realm", "accounting", "admin"});
+        cfg_.accounting.database = cfg_.file.parent_path() / kDefaultDatabase;
         if (auto f = r_.get(root, "", "server")) load_server(*f);
         if (auto f = r_.get(root, "", "security")) load_security(*f);
         check_server();
         if (auto f = r_.get(root, "", "realm")) load_realms(*f);
         check_default_realm();
+        if (auto f = r_.get(root, "", "accounting")) load_accounting(*f);
+        if (auto f = r_.get(root, "", "admin")) load_admin(*f);
     }
 
 private:
@@ -72,6 +90,9 @@ private:
     void load_security(const Field& security);
     void load_realms(const Field& realms);
     Realm load_realm(const Field& f);
+    void load_realm_accounting(const toml::table& t, const std::string& path, Realm& realm) const;
+    void load_accounting(const Field& accounting);
+    void load_admin(const Field& admin);
     void check_server() const;
     void check_default_realm() const;
 
@@ -258,7 +279,9 @@ Realm Loader::load_realm(const Field& f) {
     if (utf8_chars(realm.name) > kMaxTextChars)
         r_.fail(f, fmt::format("expected a realm name of at most {} characters", kMaxTextChars));
     const auto& t = r_.as_table(f);
-    r_.only_keys(t, f.key, {"users", "rest_secret", "listen", "max_allocations_per_user"});
+    r_.only_keys(t, f.key,
+                 {"users", "rest_secret", "listen", "max_allocations_per_user", "price_per_gb", "currency",
+                  "max_bitrate", "quota_bytes", "quota_period"});
     if (auto users = r_.get(t, f.key, "users")) {
         for (const auto& u : r_.entries(*users)) {
             if (u.name.empty() || u.name.size() > kMaxUsernameBytes)
@@ -274,7 +297,59 @@ Realm Loader::load_realm(const Field& f) {
     if (auto m = r_.get(t, f.key, "max_allocations_per_user"))
         realm.max_allocations_per_user = static_cast<std::uint32_t>(r_.as_integer(*m, 0, kU32Max));
     if (auto l = r_.get(t, f.key, "listen")) realm.listen = claim_listeners(*l);
+    load_realm_accounting(t, f.key, realm);
     return realm;
+}
+
+// Cost estimates and quotas of one realm (turnbridge.toml(5), [realm."NAME"]).
+void Loader::load_realm_accounting(const toml::table& t, const std::string& path, Realm& realm) const {
+    if (auto p = r_.get(t, path, "price_per_gb")) realm.price_per_gb = r_.as_number(*p, 0);
+    if (auto c = r_.get(t, path, "currency")) {
+        realm.currency = r_.as_string(*c);
+        if (!is_currency_code(realm.currency))
+            r_.fail(*c, fmt::format(R"(expected three upper-case letters, like "USD" or "EUR", got "{}")", realm.currency));
+    }
+    if (auto m = r_.get(t, path, "max_bitrate")) realm.max_bitrate = static_cast<std::uint64_t>(r_.as_integer(*m, 0, kI64Max));
+    if (auto q = r_.get(t, path, "quota_bytes")) realm.quota_bytes = static_cast<std::uint64_t>(r_.as_integer(*q, 0, kI64Max));
+    if (auto q = r_.get(t, path, "quota_period")) {
+        const std::string period = r_.as_string(*q);
+        if (period == "day") realm.quota_period = Realm::QuotaPeriod::Day;
+        else if (period == "month") realm.quota_period = Realm::QuotaPeriod::Month;
+        else r_.fail(*q, fmt::format(R"(expected "day" or "month", got "{}")", period));
+    }
+}
+
+void Loader::load_accounting(const Field& accounting) {
+    const auto& t = r_.as_table(accounting);
+    r_.only_keys(t, "accounting", {"database", "flush_interval"});
+    if (auto f = r_.get(t, "accounting", "database")) {
+        cfg_.accounting.database = path(*f);
+        if (cfg_.accounting.database.empty()) r_.fail(*f, "expected a file path, got an empty string");
+    }
+    if (auto f = r_.get(t, "accounting", "flush_interval"))
+        cfg_.accounting.flush_interval = std::chrono::seconds(r_.as_integer(*f, 1, kMaxFlushInterval));
+}
+
+void Loader::load_admin(const Field& admin) {
+    const auto& t = r_.as_table(admin);
+    r_.only_keys(t, "admin", {"listen", "token"});
+    const auto listen = r_.get(t, "admin", "listen");
+    const auto token = r_.get(t, "admin", "token");
+    if (token) cfg_.admin.token = r_.as_string(*token);
+    if (!listen) return;
+    auto ep = Endpoint::parse(r_.as_string(*listen));
+    if (!ep) r_.fail(*listen, R"(expected an address with a port, like "127.0.0.1:9641" or "[::1]:9641")");
+    if (ep->port == 0) r_.fail(*listen, "expected a port from 1 to 65535, got 0");
+    // The admin server binds TCP, as every server.listen entry does.
+    for (const auto& s : seen_)
+        if (s.ep == *ep) r_.fail(*listen, fmt::format("duplicate listener {} (already in {})", ep->to_string(), s.key));
+    if (cfg_.admin.token.empty() && !is_loopback(ep->ip)) {
+        const std::string why = fmt::format("expected a bearer token: admin.listen {} is not a loopback address",
+                                            ep->to_string());
+        if (token) r_.fail(*token, why + ", got an empty string");
+        r_.fail(listen->line(), "admin.token", why);
+    }
+    cfg_.admin.listen = *ep;
 }
 
 // realm.X.listen: each entry is a server listener that no other realm has claimed.

@@ -2,6 +2,7 @@
 #include "toml_reader.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fmt/format.h>
 
 namespace turnbridge::config::detail {
@@ -110,6 +111,16 @@ std::int64_t Reader::as_integer(const Field& f, std::int64_t min, std::int64_t m
     if (!i) fail(f, fmt::format("expected an integer from {} to {}, got {}", min, max, type_name(f.node->type())));
     const std::int64_t v = i->get();
     if (v < min || v > max) fail(f, fmt::format("expected an integer from {} to {}, got {}", min, max, v));
+    return v;
+}
+
+double Reader::as_number(const Field& f, double min) const {
+    double v = 0;
+    if (const auto* i = f.node->as_integer()) v = static_cast<double>(i->get());
+    else if (const auto* d = f.node->as_floating_point()) v = d->get();
+    else fail(f, fmt::format("expected a number of at least {}, got {}", min, type_name(f.node->type())));
+    // TOML allows inf and nan; neither is a price.
+    if (!std::isfinite(v) || v < min) fail(f, fmt::format("expected a number of at least {}, got {}", min, v));
     return v;
 }
 

@@ -66,6 +66,8 @@ public:
     const toml::table& as_table(const Field& f) const;
     std::string as_string(const Field& f) const;
     std::int64_t as_integer(const Field& f, std::int64_t min, std::int64_t max) const;
+    // A float or an integer, finite and at least `min` (prices).
+    double as_number(const Field& f, double min) const;
     // The elements of an array, keyed "path[i]".
     std::vector<Field> as_array(const Field& f) const;
     // Each entry of a table, keyed "path.name", with `name` set.

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/app.hpp"
 
+#include <chrono>
 #include <latch>
 #include <stdexcept>
 #include <thread>
 
+#include "turnbridge/accounting/store.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/net/config_reload.hpp"
 #include "turnbridge/net/listener_sockets.hpp"
@@ -39,9 +41,14 @@ int App::run() {
         tls = std::get<TlsContextPtr>(loaded);
     }
     const unsigned count = worker_count(cfg_->threads);
-    if (!start_workers(count, std::move(tls))) return 1;
-
     uv_loop_init(&loop_);
+    if (!open_accounting(count) || !start_workers(count, std::move(tls))) {
+        if (hub_) hub_->close();
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_);
+        return 1;
+    }
+
     signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); });
     uv_timer_init(&loop_, &purge_);
     purge_.data = this;
@@ -59,6 +66,26 @@ int App::run() {
     return 0;
 }
 
+bool App::open_accounting(unsigned workers) {
+    instance_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+    std::unique_ptr<accounting::Store> store;
+    try {
+        store = accounting::Store::open(cfg_->accounting.database, true);
+    } catch (const std::exception& e) {
+        log::error("accounting: {}", e.what());
+        return false;
+    }
+    hub_ = std::make_unique<AccountingHub>(&loop_, std::move(store), cfg_, workers,
+                                           [this](unsigned worker, std::uint64_t id) {
+                                               if (worker >= workers_.size()) return false;
+                                               workers_[worker]->post_kick(id);
+                                               return true;
+                                           });
+    log::info("accounting to {} every {} s", cfg_->accounting.database.string(), cfg_->accounting.flush_interval.count());
+    return true;
+}
+
 bool App::start_workers(unsigned count, TlsContextPtr tls) {
     auto opened = open_listeners(*cfg_, count);
     if (auto* why = std::get_if<std::string>(&opened)) {
@@ -67,7 +94,7 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     }
     auto fds = std::move(std::get<ListenerFds>(opened));
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
-    const ProcessShared shared{&nonces_, &quota_, &relays_};
+    const ProcessShared shared{&nonces_, &quota_, &relays_, hub_.get(), instance_ms_};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));
@@ -90,6 +117,10 @@ void App::stop(const char* why) {
     log::info("{}: shutting down", why);
     for (auto& w : workers_) w->post_stop();
     for (auto& w : workers_) w->join();
+    if (hub_) {
+        hub_->drain();  // the workers' final records
+        hub_->close();
+    }
     signals_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&purge_), nullptr);
 }
@@ -106,6 +137,7 @@ void App::reload() {
     cfg_ = fresh;
     log::set_level(parse_log_level(cfg_->log_level));
     for (auto& w : workers_) w->post_config(cfg_);
+    if (hub_) hub_->set_config(cfg_);
     if (!cfg_->tls_listen.empty()) reload_tls(*cfg_);
     log::info("configuration reloaded");
 }

@@ -28,6 +28,10 @@ std::shared_ptr<const config::Config> merge_reload(const config::Config& running
     changed |= keep("server.threads", running.threads, merged->threads);
     // The nonce minter is shared by all workers and immutable while they run.
     changed |= keep("server.nonce_lifetime", running.nonce_lifetime, merged->nonce_lifetime);
+    // The store and the admin listener are opened once at start.
+    changed |= keep("accounting.database", running.accounting.database, merged->accounting.database);
+    changed |= keep("accounting.flush_interval", running.accounting.flush_interval, merged->accounting.flush_interval);
+    changed |= keep("admin.listen", running.admin.listen, merged->admin.listen);
     if (!changed) return fresh;
     return merged;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/loop_clock.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/relay_socket.hpp"
@@ -47,7 +48,16 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
     tick_.data = this;
     uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs, kTickMs);
     actions_.reserve(16);
-    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_}, binder_);
+    if (shared_.hub != nullptr) {
+        accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms);
+        uv_timer_init(&loop_, &flush_);
+        flush_.data = this;
+        const auto every = static_cast<std::uint64_t>(cfg_->accounting.flush_interval.count()) * 1000;
+        uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(); }, every, every);
+    }
+    last_tick_ms_ = uv_now(&loop_);
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub}, binder_,
+                                             accounting_.get());
 
     std::size_t next = 0;  // fds not yet handed to a listener are closed on failure
     try {
@@ -126,6 +136,14 @@ void Worker::post_stop() {
     uv_async_send(&mail_async_);
 }
 
+void Worker::post_kick(std::uint64_t allocation_id) {
+    {
+        std::lock_guard lock(mail_mu_);
+        mail_.kicks.push_back(allocation_id);
+    }
+    uv_async_send(&mail_async_);
+}
+
 void Worker::on_mail() {
     Mail m;
     {
@@ -138,6 +156,11 @@ void Worker::on_mail() {
         server_->set_config(std::move(m.cfg));
     }
     if (m.tls) tls_ = std::move(m.tls);
+    for (auto id : m.kicks) {
+        actions_.clear();
+        if (server_->close(id, turn::CloseReason::Kicked, actions_)) log::info("allocation {:x} kicked by admin", id);
+        dispatch();
+    }
     if (m.stop) shutdown();
 }
 
@@ -146,6 +169,10 @@ void Worker::shutdown() {
     stopping_ = true;
     // Each allocation is deleted (and logged) by the core; its relay sockets are released here.
     server_->close_all(turn::CloseReason::Shutdown);
+    if (accounting_ != nullptr) {
+        on_flush();  // the final records of every allocation reach the store before exit
+        uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
+    }
     binder_.close_all();
     for (auto& l : udp_) l->close();
     for (auto& l : tcp_) l->close();
@@ -157,7 +184,17 @@ void Worker::shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(&mail_async_), nullptr);
 }
 
+void Worker::on_flush() {
+    const auto& s = server_->stats();
+    shared_.hub->post(index_, accounting_->take(*server_),
+                      WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_});
+}
+
 void Worker::on_tick() {
+    // Loop lag: how late this 1 s timer fired, a direct measure of a busy worker.
+    const std::uint64_t now_ms = uv_now(&loop_);
+    loop_lag_seconds_ = now_ms > last_tick_ms_ + kTickMs ? static_cast<double>(now_ms - last_tick_ms_ - kTickMs) / 1000.0 : 0.0;
+    last_tick_ms_ = now_ms;
     const auto now = read_clock();
     server_->on_timer(now);
     // Slowloris guard: connections are listed in accept order, so the oldest come first.

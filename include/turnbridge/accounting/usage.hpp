@@ -32,13 +32,22 @@ struct UsageRow {
 };
 
 // Parses "2026-11-01", "2026-11-01T12:00:00Z", a unix timestamp, or a relative "7d"/"12h"/"30m"
-// (before `now_ms`). nullopt when it is none of these.
+// (before `now_ms`). nullopt when it is none of these. Dates and times are UTC; unix timestamps
+// are in seconds; relative units are d, h, m and s.
 std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_ms);
 std::optional<GroupBy> parse_group_by(std::string_view text);
+std::string_view to_string(GroupBy by);  // "user", "realm", "day", "hour", "allocation"
 
 enum class Format { Table, Json, Csv };
 std::optional<Format> parse_format(std::string_view text);
-// Table: human units (KiB/MiB/GB, minutes); JSON and CSV: raw integers.
+// Table: human units (decimal B/kB/MB/GB/TB, minutes, cost with 2 decimals); JSON and CSV:
+// raw integers, and the fields key, realm, allocations, relayed_minutes, then
+// {client_to_relay,relay_to_peer,peer_to_relay,relay_to_client}_{packets,payload_bytes,wire_bytes},
+// total_bytes (wire, all four directions), egress_bytes, cost, currency. CSV is RFC 4180
+// (CRLF, quoted where needed). The overload with `by` names the table's first column after it.
 std::string format_usage(const std::vector<UsageRow>& rows, Format f);
+std::string format_usage(const std::vector<UsageRow>& rows, Format f, GroupBy by);
+// The table's byte figures: decimal units, three significant digits ("512 B", "1.21 MB").
+std::string format_bytes(std::uint64_t bytes);
 
 }  // namespace turnbridge::accounting

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/signals.hpp"
 #include "turnbridge/net/tls_context.hpp"
@@ -30,6 +31,7 @@ public:
 
 private:
     bool start_workers(unsigned count, TlsContextPtr tls);
+    bool open_accounting(unsigned workers);
     void stop(const char* why);
     void reload();
     void reload_tls(const config::Config& cfg);
@@ -38,6 +40,8 @@ private:
     turn::NonceMinter nonces_;
     turn::QuotaTracker quota_;
     RelayRegistry relays_;
+    std::int64_t instance_ms_ = 0;
+    std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
     std::vector<std::unique_ptr<Worker>> workers_;
     uv_loop_t loop_{};
     std::optional<Signals> signals_;

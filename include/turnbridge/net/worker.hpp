@@ -16,10 +16,12 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/relay_binder.hpp"
 #include "turnbridge/net/tls_context.hpp"
+#include "turnbridge/net/worker_accounting.hpp"
 #include "turnbridge/turn/server.hpp"
 
 namespace turnbridge::net {
 
+class AccountingHub;
 class RelayRegistry;
 class TcpConnection;
 class TcpListener;
@@ -37,6 +39,8 @@ struct ProcessShared {
     const turn::NonceMinter* nonces = nullptr;
     turn::QuotaTracker* quota = nullptr;
     RelayRegistry* relays = nullptr;
+    AccountingHub* hub = nullptr;   // null: no accounting
+    std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
 };
 
 class Worker {
@@ -56,6 +60,7 @@ public:
     void post_config(std::shared_ptr<const config::Config> cfg);
     void post_tls(TlsContextPtr ctx);
     void post_stop();
+    void post_kick(std::uint64_t allocation_id);
 
     // --- Used by the worker's own handles, on its thread. ---
     uv_loop_t* loop() { return &loop_; }
@@ -83,6 +88,7 @@ private:
     void run(std::latch& up);
     void on_mail();
     void on_tick();
+    void on_flush();
     void shutdown();
     void dispatch();
     void send_to_client(const turn::ToClient& c);
@@ -96,7 +102,11 @@ private:
     uv_loop_t loop_{};
     uv_async_t mail_async_{};
     uv_timer_t tick_{};
+    uv_timer_t flush_{};
+    std::uint64_t last_tick_ms_ = 0;
+    double loop_lag_seconds_ = 0;
     WorkerRelayBinder binder_;
+    std::unique_ptr<WorkerAccounting> accounting_;  // before server_: the server reports to it
     std::unique_ptr<turn::Server> server_;
     std::vector<turn::Action> actions_;  // reused: no allocation per packet
     std::vector<std::unique_ptr<UdpListener>> udp_;
@@ -114,6 +124,7 @@ private:
         std::shared_ptr<const config::Config> cfg;
         TlsContextPtr tls;
         bool stop = false;
+        std::vector<std::uint64_t> kicks;
     } mail_;
 };
 

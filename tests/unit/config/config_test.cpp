@@ -87,6 +87,16 @@ TEST_CASE("The sample conf/turnbridge.toml loads with the values it documents") 
     CHECK(realm.users == std::map<std::string, std::string>{{"test", "secret"}});
     CHECK(realm.rest_secret == "s3cr3t");
     CHECK(realm.listen.empty());
+    CHECK(realm.price_per_gb == 0.05);
+    CHECK(realm.currency == "USD");
+    CHECK(realm.max_bitrate == 0);
+    CHECK(realm.quota_bytes == 0);
+    CHECK(realm.quota_period == Realm::QuotaPeriod::Month);
+    CHECK(cfg.accounting.database == dir / "turnbridge.db");
+    CHECK(cfg.accounting.flush_interval == std::chrono::seconds(5));
+    REQUIRE(cfg.admin.listen);
+    CHECK(cfg.admin.listen->to_string() == "127.0.0.1:9641");
+    CHECK(cfg.admin.token.empty());
 }
 
 TEST_CASE("Keys left out take the defaults of config.hpp") {
@@ -112,6 +122,17 @@ TEST_CASE("Keys left out take the defaults of config.hpp") {
     CHECK(cfg->denied_peers.empty());
     CHECK(cfg->realms.at("example.org").users.empty());
     CHECK(cfg->realms.at("example.org").max_allocations_per_user == 0);
+    const Realm& realm = cfg->realms.at("example.org");
+    CHECK(realm.price_per_gb == 0.0);
+    CHECK(realm.currency == "USD");
+    CHECK(realm.max_bitrate == 0);
+    CHECK(realm.quota_bytes == 0);
+    CHECK(realm.quota_period == Realm::QuotaPeriod::Month);
+    // The database sits next to the config file; no admin server unless asked for.
+    CHECK(cfg->accounting.database == std::filesystem::path("/etc/turnbridge/turnbridge.db"));
+    CHECK(cfg->accounting.flush_interval == std::chrono::seconds(5));
+    CHECK_FALSE(cfg->admin.listen);
+    CHECK(cfg->admin.token.empty());
 }
 
 TEST_CASE("Every [server] key is read into its field") {
@@ -153,6 +174,114 @@ max_allocations_per_user = 3)"));
     CHECK(cfg->realms.size() == 2);
     CHECK(cfg->realms.at("other").rest_secret == "r");
     CHECK(cfg->realms.at("other").max_allocations_per_user == 3);
+}
+
+TEST_CASE("Every [accounting], [admin] and realm accounting key is read into its field") {
+    auto cfg = accepted(with_server(R"(tls_listen = ["127.0.0.1:5349"]
+tls_cert = "c.pem"
+tls_key = "k.pem"
+[accounting]
+database = "/var/lib/turnbridge/usage.db"
+flush_interval = 3600
+[admin]
+listen = "[2001:db8::1]:9641"
+token = "t0ken"
+[realm.paid]
+rest_secret = "r"
+price_per_gb = 0.085
+currency = "EUR"
+max_bitrate = 2000000
+quota_bytes = 50000000000
+quota_period = "day"
+[realm.whole]
+rest_secret = "r"
+price_per_gb = 2
+quota_period = "month")"));
+    REQUIRE(cfg);
+    CHECK(cfg->accounting.database == std::filesystem::path("/var/lib/turnbridge/usage.db"));
+    CHECK(cfg->accounting.flush_interval == std::chrono::seconds(3600));
+    REQUIRE(cfg->admin.listen);
+    CHECK(cfg->admin.listen->to_string() == "[2001:db8::1]:9641");
+    CHECK(cfg->admin.token == "t0ken");
+    const Realm& paid = cfg->realms.at("paid");
+    CHECK(paid.price_per_gb == 0.085);
+    CHECK(paid.currency == "EUR");
+    CHECK(paid.max_bitrate == 2'000'000);
+    CHECK(paid.quota_bytes == 50'000'000'000);
+    CHECK(paid.quota_period == Realm::QuotaPeriod::Day);
+    const Realm& whole = cfg->realms.at("whole");
+    CHECK(whole.price_per_gb == 2.0);  // an integer is a price too
+    CHECK(whole.currency == "USD");
+    CHECK(whole.quota_period == Realm::QuotaPeriod::Month);
+}
+
+TEST_CASE("accounting.database resolves against the config file's directory") {
+    struct Row { const char* config; const char* database; const char* expected; };
+    const Row rows[] = {
+        {"/etc/turnbridge/turnbridge.toml", "turnbridge.db", "/etc/turnbridge/turnbridge.db"},
+        {"/etc/turnbridge/turnbridge.toml", "../../var/lib/tb.db", "/var/lib/tb.db"},
+        {"/etc/turnbridge/turnbridge.toml", "/srv/usage.db", "/srv/usage.db"},
+        {"/srv/tb/x.toml", "db/./usage.db", "/srv/tb/db/usage.db"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.database);
+        auto cfg = accepted(with_server(std::string("[accounting]\ndatabase = \"") + row.database + "\""), row.config);
+        if (!cfg) continue;
+        CHECK(cfg->accounting.database == std::filesystem::path(row.expected));
+    }
+}
+
+TEST_CASE("The admin token may be left out only on a loopback listener (127.0.0.0/8, ::1)") {
+    for (const char* listen : {"127.0.0.1:9641", "127.8.9.10:80", "[::1]:9641"}) {
+        CAPTURE(listen);
+        auto cfg = accepted(with_server(std::string("[admin]\nlisten = \"") + listen + "\""));
+        REQUIRE(cfg);
+        REQUIRE(cfg->admin.listen);
+        CHECK(cfg->admin.listen->to_string() == listen);
+        CHECK(cfg->admin.token.empty());
+    }
+    check_rejected({
+        {"public without token", with_server("[admin]\nlisten = \"192.0.2.1:9641\""), "admin.token", 4, "expected a bearer token: admin.listen 192.0.2.1:9641 is not a loopback address"},
+        {"wildcard without token", with_server("[admin]\nlisten = \"0.0.0.0:9641\""), "admin.token", 4, "0.0.0.0:9641 is not a loopback address"},
+        {"v4-mapped loopback is not ::1", with_server("[admin]\nlisten = \"[::ffff:127.0.0.1]:9641\""), "admin.token", 4, "is not a loopback address"},
+        {"empty token", with_server("[admin]\nlisten = \"[2001:db8::1]:9641\"\ntoken = \"\""), "admin.token", 5, "expected a bearer token: admin.listen [2001:db8::1]:9641 is not a loopback address, got an empty string"},
+    });
+    // A token on loopback is kept (the admin server then asks for it).
+    auto cfg = accepted(with_server("[admin]\nlisten = \"127.0.0.1:9641\"\ntoken = \"x\""));
+    REQUIRE(cfg);
+    CHECK(cfg->admin.token == "x");
+}
+
+TEST_CASE("[accounting], [admin] and realm accounting values are checked, naming file, line and key") {
+    const std::string realm = "[server]\nlisten = [\"127.0.0.1:3478\"]\n[realm.\"example.org\"]\nrest_secret = \"s\"\n";
+    const std::string key = "realm.\"example.org\".";
+    check_rejected({
+        {"flush_interval 0", with_server("[accounting]\nflush_interval = 0"), "accounting.flush_interval", 4, "expected an integer from 1 to 3600, got 0"},
+        {"flush_interval 3601", with_server("[accounting]\nflush_interval = 3601"), "accounting.flush_interval", 4, "got 3601"},
+        {"flush_interval float", with_server("[accounting]\nflush_interval = 2.5"), "accounting.flush_interval", 4, "got a float"},
+        {"empty database", with_server("[accounting]\ndatabase = \"\""), "accounting.database", 4, "expected a file path, got an empty string"},
+        {"database not a string", with_server("[accounting]\ndatabase = 1"), "accounting.database", 4, "expected a string, got an integer"},
+        {"typo in accounting", with_server("[accounting]\nflush_intervals = 5"), "accounting.flush_intervals", 4, "did you mean \"flush_interval\"?"},
+        {"accounting as a value", "accounting = 5\n" + with_server(""), "accounting", 1, "expected a table, got an integer"},
+        {"admin listen without port", with_server("[admin]\nlisten = \"127.0.0.1\""), "admin.listen", 4, "expected an address with a port"},
+        {"admin listen port 0", with_server("[admin]\nlisten = \"127.0.0.1:0\""), "admin.listen", 4, "expected a port from 1 to 65535, got 0"},
+        {"admin listen as array", with_server("[admin]\nlisten = [\"127.0.0.1:9641\"]"), "admin.listen", 4, "expected a string, got an array"},
+        {"admin on a TURN listener", with_server("[admin]\nlisten = \"127.0.0.1:3478\""), "admin.listen", 4, "duplicate listener 127.0.0.1:3478 (already in server.listen[0])"},
+        {"token not a string", with_server("[admin]\nlisten = \"127.0.0.1:9641\"\ntoken = 7"), "admin.token", 5, "expected a string, got an integer"},
+        {"unknown admin key", with_server("[admin]\nlistens = \"127.0.0.1:9641\""), "admin.listens", 4, "did you mean \"listen\"?"},
+        {"negative price", realm + "price_per_gb = -0.01\n", key + "price_per_gb", 5, "expected a number of at least 0, got -0.01"},
+        {"price as string", realm + "price_per_gb = \"0.05\"\n", key + "price_per_gb", 5, "expected a number of at least 0, got a string"},
+        {"price inf", realm + "price_per_gb = inf\n", key + "price_per_gb", 5, "got inf"},
+        {"price nan", realm + "price_per_gb = nan\n", key + "price_per_gb", 5, "got nan"},
+        {"currency lower case", realm + "currency = \"usd\"\n", key + "currency", 5, "expected three upper-case letters, like \"USD\" or \"EUR\", got \"usd\""},
+        {"currency symbol", realm + "currency = \"$\"\n", key + "currency", 5, "got \"$\""},
+        {"currency four letters", realm + "currency = \"USDT\"\n", key + "currency", 5, "three upper-case letters"},
+        {"negative max_bitrate", realm + "max_bitrate = -1\n", key + "max_bitrate", 5, "expected an integer from 0 to 9223372036854775807, got -1"},
+        {"quota_bytes as float", realm + "quota_bytes = 1e9\n", key + "quota_bytes", 5, "expected an integer from 0 to 9223372036854775807, got a float"},
+        {"quota_period week", realm + "quota_period = \"week\"\n", key + "quota_period", 5, "expected \"day\" or \"month\", got \"week\""},
+        {"quota_period capitalised", realm + "quota_period = \"Month\"\n", key + "quota_period", 5, "got \"Month\""},
+        {"typo in realm accounting", realm + "price_per_gib = 1\n", key + "price_per_gib", 5, "did you mean \"price_per_gb\"?"},
+    });
 }
 
 TEST_CASE("Relative TLS paths resolve against the config file's directory") {

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The control thread's side of accounting (ARCHITECTURE.md): workers post batches of
+// allocation records every flush interval and when allocations end; the hub writes them to the
+// store in one transaction per batch, keeps the live view and the counters /metrics shows,
+// and answers the admin API. Workers never wait for it: posting takes a short lock, and a
+// failed write (full or read-only disk) keeps the records for the next try.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/accounting/record.hpp"
+#include "turnbridge/accounting/store.hpp"
+#include "turnbridge/admin/backend.hpp"
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/turn/server.hpp"
+
+namespace turnbridge::net {
+
+// What a worker reports besides records, replaced wholesale at every post.
+struct WorkerStats {
+    std::uint64_t auth_failures = 0;
+    std::uint64_t quota_refusals = 0;
+    double loop_lag_seconds = 0;
+};
+
+class AccountingHub : public admin::Backend, public turn::QuotaGate {
+public:
+    // `kick` asks worker `index` to delete allocation `id` (raw id) on its own thread.
+    using Kicker = std::function<bool(unsigned worker, std::uint64_t allocation_id)>;
+    AccountingHub(uv_loop_t* control_loop, std::unique_ptr<accounting::Store> store,
+                  std::shared_ptr<const config::Config> cfg, unsigned workers, Kicker kick);
+    ~AccountingHub() override;
+
+    // Thread-safe, called by workers.
+    void post(unsigned worker, std::vector<accounting::AllocationRecord> records, const WorkerStats& stats);
+
+    // Control thread.
+    void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
+    void drain();  // writes what was posted; also called at shutdown after workers stopped
+    void close();  // closes the async handle
+
+    std::vector<admin::LiveAllocation> live() override;
+    bool kick(std::string_view id) override;
+    std::vector<accounting::UsageRow> usage(const accounting::UsageQuery& q) override;
+    admin::Metrics metrics() override;
+
+    // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
+    // plus relay->client) of the account in the realm's current UTC day or month.
+    bool over_quota(const config::Realm& realm, const std::string& account) const override;
+
+    static std::string record_id(std::int64_t instance_ms, std::uint64_t allocation_id);
+    static std::int64_t period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms);
+
+private:
+    void absorb(const accounting::AllocationRecord& r, std::int64_t now_ms);
+
+    uv_async_t async_{};
+    std::unique_ptr<accounting::Store> store_;
+    std::shared_ptr<const config::Config> cfg_;
+    Kicker kick_;
+
+    std::mutex mu_;
+    std::vector<accounting::AllocationRecord> inbox_;
+    std::vector<WorkerStats> stats_;
+
+    std::vector<accounting::AllocationRecord> unwritten_;  // a failed write's batch, retried
+    struct Live {
+        accounting::AllocationRecord record;
+        std::int64_t seen_ms = 0;
+        double in_bps = 0, out_bps = 0;
+    };
+    std::map<std::string, Live> live_;
+    std::map<std::string, accounting::Traffic> closed_traffic_;  // realm -> closed allocations' totals
+    std::map<std::string, std::uint64_t> created_;               // realm -> allocations created
+    std::map<std::string, std::uint64_t> closed_;                // reason -> count
+
+    // Byte quotas. gate_mu_ covers the usage map, the gate's own read-only store connection
+    // and the write of a batch together with its deltas, so a baseline read from the store
+    // never counts a batch twice.
+    struct QuotaUse {
+        std::int64_t period_start = 0;
+        std::uint64_t bytes = 0;
+    };
+    mutable std::mutex gate_mu_;
+    std::unique_ptr<accounting::Store> gate_store_;
+    mutable std::map<std::pair<std::string, std::string>, QuotaUse> quota_use_;
+    std::map<std::string, std::uint64_t> quota_seen_;  // record id -> payload bytes already counted
+};
+
+}  // namespace turnbridge::net

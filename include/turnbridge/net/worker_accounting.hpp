@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A worker's accounting: hears allocations come and go (turn::AllocationObserver) and, every
+// flush interval, snapshots the counters that changed into records for the AccountingHub.
+// Runs on the worker's thread, off the packet path: relaying only bumps counters in the core.
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "turnbridge/accounting/record.hpp"
+#include "turnbridge/turn/server.hpp"
+
+namespace turnbridge::net {
+
+class WorkerAccounting : public turn::AllocationObserver {
+public:
+    explicit WorkerAccounting(std::int64_t instance_ms) : instance_ms_(instance_ms) {}
+
+    void on_created(const turn::Allocation& a) override;
+    void on_closed(const turn::Allocation& a, turn::CloseReason why) override;
+
+    // Records for allocations whose counters moved since the last call, then everything queued
+    // by on_created/on_closed, in order. Clears the queue.
+    std::vector<accounting::AllocationRecord> take(const turn::Server& server);
+
+    accounting::AllocationRecord record(const turn::Allocation& a) const;
+
+private:
+    std::int64_t instance_ms_;
+    std::vector<accounting::AllocationRecord> queued_;
+    std::unordered_map<turn::AllocationId, std::uint64_t> last_packets_;  // sum over directions
+};
+
+}  // namespace turnbridge::net

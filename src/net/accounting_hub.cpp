@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/net/accounting_hub.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <fmt/format.h>
+
+#include "turnbridge/base/log.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+std::int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void add(accounting::Traffic& into, const accounting::Traffic& t) {
+    for (std::size_t d = 0; d < accounting::kDirections; ++d) {
+        into.packets[d] += t.packets[d];
+        into.payload_bytes[d] += t.payload_bytes[d];
+        into.wire_bytes[d] += t.wire_bytes[d];
+    }
+}
+
+}  // namespace
+
+AccountingHub::AccountingHub(uv_loop_t* control_loop, std::unique_ptr<accounting::Store> store,
+                             std::shared_ptr<const config::Config> cfg, unsigned workers, Kicker kick)
+    : store_(std::move(store)), cfg_(std::move(cfg)), kick_(std::move(kick)), stats_(workers) {
+    if (store_ != nullptr) gate_store_ = accounting::Store::open(cfg_->accounting.database, false);
+    uv_async_init(control_loop, &async_, [](uv_async_t* a) { static_cast<AccountingHub*>(a->data)->drain(); });
+    async_.data = this;
+}
+
+AccountingHub::~AccountingHub() = default;
+
+void AccountingHub::close() { uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr); }
+
+std::string AccountingHub::record_id(std::int64_t instance_ms, std::uint64_t allocation_id) {
+    return fmt::format("{:x}-{:x}", instance_ms, allocation_id);
+}
+
+void AccountingHub::post(unsigned worker, std::vector<accounting::AllocationRecord> records, const WorkerStats& stats) {
+    {
+        std::lock_guard lock(mu_);
+        if (worker < stats_.size()) stats_[worker] = stats;
+        for (auto& r : records) inbox_.push_back(std::move(r));
+    }
+    uv_async_send(&async_);
+}
+
+void AccountingHub::drain() {
+    std::vector<accounting::AllocationRecord> batch;
+    {
+        std::lock_guard lock(mu_);
+        batch.swap(inbox_);
+    }
+    const std::int64_t now = unix_ms();
+    for (const auto& r : batch) absorb(r, now);
+    // Keep only the newest record per allocation: totals, so the last one says it all.
+    for (auto& r : batch) {
+        bool replaced = false;
+        for (auto& u : unwritten_) {
+            if (u.id == r.id) {
+                u = std::move(r);
+                replaced = true;
+                break;
+            }
+        }
+        if (!replaced) unwritten_.push_back(std::move(r));
+    }
+    if (unwritten_.empty() || store_ == nullptr) return;
+    std::lock_guard gate(gate_mu_);
+    if (!store_->write(unwritten_, now)) return;  // kept, retried at the next drain
+    // What the store now holds beyond what the quota map had: add it to loaded baselines.
+    for (const auto& r : unwritten_) {
+        const std::uint64_t payload = r.traffic.payload_bytes[1] + r.traffic.payload_bytes[3];
+        auto& seen = quota_seen_[r.id];
+        const std::uint64_t delta = payload > seen ? payload - seen : 0;
+        seen = payload;
+        if (r.end_ms != 0) quota_seen_.erase(r.id);
+        auto it = quota_use_.find({r.realm, r.account.empty() ? r.username : r.account});
+        if (it != quota_use_.end()) it->second.bytes += delta;
+    }
+    unwritten_.clear();
+}
+
+std::int64_t AccountingHub::period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms) {
+    const std::time_t t = static_cast<std::time_t>(now_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (p == config::Realm::QuotaPeriod::Month) tm.tm_mday = 1;
+    return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+bool AccountingHub::over_quota(const config::Realm& realm, const std::string& account) const {
+    if (realm.quota_bytes == 0 || gate_store_ == nullptr) return false;
+    const std::int64_t start = period_start(realm.quota_period, unix_ms());
+    std::lock_guard gate(gate_mu_);
+    auto& use = quota_use_[{realm.name, account}];
+    if (use.period_start != start) {
+        // First ask in this period: what the store says, from now on kept current by drain().
+        use.period_start = start;
+        use.bytes = gate_store_->relayed_bytes(realm.name, account, start);
+    }
+    return use.bytes >= realm.quota_bytes;
+}
+
+void AccountingHub::absorb(const accounting::AllocationRecord& r, std::int64_t now_ms) {
+    auto it = live_.find(r.id);
+    if (it == live_.end()) {
+        ++created_[r.realm];  // workers post every record in order: the first is the creation
+        if (r.end_ms == 0) it = live_.emplace(r.id, Live{r, now_ms, 0, 0}).first;
+    } else {
+        // Bit rates over the interval since the previous record of this allocation.
+        const double secs = static_cast<double>(now_ms - it->second.seen_ms) / 1000.0;
+        if (secs > 0.05) {
+            const auto& a = it->second.record.traffic;
+            const auto& b = r.traffic;
+            const double in = static_cast<double>((b.wire_bytes[0] - a.wire_bytes[0]) + (b.wire_bytes[2] - a.wire_bytes[2]));
+            const double out = static_cast<double>((b.wire_bytes[1] - a.wire_bytes[1]) + (b.wire_bytes[3] - a.wire_bytes[3]));
+            it->second.in_bps = in * 8 / secs;
+            it->second.out_bps = out * 8 / secs;
+        }
+        it->second.record = r;
+        it->second.seen_ms = now_ms;
+    }
+    if (r.end_ms != 0) {
+        ++closed_[r.end_reason];
+        add(closed_traffic_[r.realm], r.traffic);
+        if (it != live_.end()) live_.erase(it);
+    }
+}
+
+std::vector<admin::LiveAllocation> AccountingHub::live() {
+    drain();
+    std::vector<admin::LiveAllocation> out;
+    for (const auto& [id, l] : live_) out.push_back(admin::LiveAllocation{l.record, l.in_bps, l.out_bps});
+    return out;
+}
+
+bool AccountingHub::kick(std::string_view id) {
+    auto it = live_.find(std::string(id));
+    if (it == live_.end()) return false;
+    const auto dash = id.find('-');
+    std::uint64_t raw = 0;
+    try {
+        raw = std::stoull(std::string(id.substr(dash + 1)), nullptr, 16);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return kick_(static_cast<unsigned>(raw >> 48), raw);
+}
+
+std::vector<accounting::UsageRow> AccountingHub::usage(const accounting::UsageQuery& q) {
+    drain();  // what workers posted so far is in the store before we read it
+    if (store_ == nullptr) return {};
+    std::map<std::string, accounting::Prices> prices;
+    for (const auto& [name, realm] : cfg_->realms) prices[name] = accounting::Prices{realm.price_per_gb, realm.currency};
+    return store_->usage(q, prices);
+}
+
+admin::Metrics AccountingHub::metrics() {
+    drain();
+    admin::Metrics m;
+    for (const auto& [name, realm] : cfg_->realms) m.realms[name];
+    for (const auto& [realm, t] : closed_traffic_) add(m.realms[realm].traffic, t);
+    for (const auto& [id, l] : live_) {
+        auto& rt = m.realms[l.record.realm];
+        ++rt.active_allocations;
+        add(rt.traffic, l.record.traffic);
+    }
+    m.allocations_created = created_;
+    m.allocations_closed = closed_;
+    std::lock_guard lock(mu_);
+    for (const auto& s : stats_) {
+        m.auth_failures += s.auth_failures;
+        m.quota_refusals += s.quota_refusals;
+        m.loop_lag_seconds.push_back(s.loop_lag_seconds);
+    }
+    m.allocations_failed["auth"] = m.auth_failures;
+    m.allocations_failed["quota"] = m.quota_refusals;
+    return m;
+}
+
+}  // namespace turnbridge::net
