@@ -42,7 +42,9 @@ int App::run() {
     }
     const unsigned count = worker_count(cfg_->threads);
     uv_loop_init(&loop_);
-    if (!open_accounting(count) || !start_workers(count, std::move(tls))) {
+    if (!open_accounting(count) || !start_workers(count, std::move(tls)) || !start_admin()) {
+        admin_.reset();
+        workers_.clear();
         if (hub_) hub_->close();
         uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);
@@ -86,6 +88,19 @@ bool App::open_accounting(unsigned workers) {
     return true;
 }
 
+bool App::start_admin() {
+    if (!cfg_->admin.listen) return true;
+    admin_ = std::make_unique<admin::HttpServer>(&loop_, *hub_, cfg_->admin.token);
+    try {
+        admin_->start(*cfg_->admin.listen);
+    } catch (const std::exception& e) {
+        log::error("admin: {}", e.what());
+        return false;
+    }
+    log::info("listening http {} (admin{})", admin_->local().to_string(), cfg_->admin.token.empty() ? ", no token" : "");
+    return true;
+}
+
 bool App::start_workers(unsigned count, TlsContextPtr tls) {
     auto opened = open_listeners(*cfg_, count);
     if (auto* why = std::get_if<std::string>(&opened)) {
@@ -117,6 +132,7 @@ void App::stop(const char* why) {
     log::info("{}: shutting down", why);
     for (auto& w : workers_) w->post_stop();
     for (auto& w : workers_) w->join();
+    if (admin_) admin_->close();
     if (hub_) {
         hub_->drain();  // the workers' final records
         hub_->close();
@@ -138,6 +154,7 @@ void App::reload() {
     log::set_level(parse_log_level(cfg_->log_level));
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
+    if (admin_) admin_->set_token(cfg_->admin.token);
     if (!cfg_->tls_listen.empty()) reload_tls(*cfg_);
     log::info("configuration reloaded");
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include <vector>
 
+#include "turnbridge/admin/http_server.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/relay_registry.hpp"
@@ -32,6 +33,7 @@ public:
 private:
     bool start_workers(unsigned count, TlsContextPtr tls);
     bool open_accounting(unsigned workers);
+    bool start_admin();
     void stop(const char* why);
     void reload();
     void reload_tls(const config::Config& cfg);
@@ -43,6 +45,7 @@ private:
     std::int64_t instance_ms_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
     std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
     uv_loop_t loop_{};
     std::optional<Signals> signals_;
     uv_timer_t purge_{};

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The admin HTTP server on libuv: accepts connections on the control thread's loop, feeds their
+// bytes to RequestParser, answers through the router, writes with uv_write. Keep-alive with a
+// 30 s idle limit; at most 64 connections (more are closed as soon as they are accepted).
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <uv.h>
+
+#include "turnbridge/admin/backend.hpp"
+#include "turnbridge/base/address.hpp"
+
+namespace turnbridge::admin {
+
+constexpr std::size_t kMaxConnections = 64;
+constexpr std::uint64_t kIdleTimeoutMs = 30'000;
+
+class HttpServer {
+public:
+    // `token` "" = no authentication; allowed only on a loopback address (start() refuses it
+    // elsewhere). Every call, and the Backend's, happens on `loop`'s thread.
+    HttpServer(uv_loop_t* loop, Backend& backend, std::string token);
+    ~HttpServer();  // close()s; memory the loop still needs is released by its close callbacks
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // Binds and listens. Throws std::runtime_error naming the address when it cannot.
+    void start(const Endpoint& listen);
+    // Stops accepting and closes every connection; the loop finishes the closing on its next run.
+    void close();
+
+    // The bound address (the real port when started on port 0).
+    const Endpoint& local() const { return local_; }
+    std::size_t connections() const { return connections_.size(); }
+    // For SIGHUP: requests from now on need the new token.
+    void set_token(std::string token) { token_ = std::move(token); }
+
+private:
+    struct Listener;
+    struct Connection;
+    struct Write;
+
+    static void on_connection(uv_stream_t* server, int status);
+    static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+    static void on_write(uv_write_t* req, int status);
+    static void on_shutdown(uv_shutdown_t* req, int status);
+    static void on_timer(uv_timer_t* t);
+
+    void accept(uv_stream_t* server);
+    void process(Connection* c);
+    void send(Connection* c, std::string bytes, bool last);
+    void finish(Connection* c);          // after the last response: FIN, then close
+    void drop(Connection* c);            // close now
+    void restart_timer(Connection* c, std::uint64_t ms);
+
+    uv_loop_t* loop_;
+    Backend& backend_;
+    std::string token_;
+    Endpoint local_;
+    Listener* listener_ = nullptr;       // owned by the loop until its close callback
+    std::unordered_set<Connection*> connections_;
+    std::unique_ptr<char[]> read_buf_;   // one read at a time on this thread: one buffer for all
+};
+
+}  // namespace turnbridge::admin

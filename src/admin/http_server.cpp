@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/admin/http_server.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "turnbridge/admin/http_request.hpp"
+#include "turnbridge/admin/http_response.hpp"
+#include "turnbridge/admin/router.hpp"
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/net/socket_util.hpp"
+
+namespace turnbridge::admin {
+namespace {
+
+constexpr int kBacklog = 128;
+constexpr std::size_t kReadBuffer = 64 * 1024;
+constexpr std::size_t kMaxWriteBacklog = 1024 * 1024;  // stop reading while this much is unsent
+constexpr std::uint64_t kLingerMs = 2'000;             // after the last response: wait for the FIN
+
+std::int64_t now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+bool is_loopback(const IpAddress& ip) {
+    if (ip.family == Family::V4) return ip.bytes[0] == 127;
+    return ip == *IpAddress::parse("::1");
+}
+
+}  // namespace
+
+struct HttpServer::Listener {
+    uv_tcp_t tcp{};
+    HttpServer* server = nullptr;
+};
+
+struct HttpServer::Connection {
+    explicit Connection(HttpServer* s) : server(s) {}
+    HttpServer* server;
+    uv_tcp_t tcp{};
+    uv_timer_t timer{};
+    uv_shutdown_t shutdown{};
+    RequestParser parser;
+    int open_handles = 0;
+    bool closing = false;    // uv_close() called: every callback from here on only cleans up
+    bool finishing = false;  // the last response is queued; later bytes are read and dropped
+    bool paused = false;     // reading stopped until the client reads what we wrote
+    bool eof = false;        // the client shut down its side; answer what it asked, then close
+    int pending_writes = 0;
+    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp); }
+
+    // Both handles close; the last close callback frees the connection.
+    void close_handles() {
+        if (closing) return;
+        closing = true;
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
+    }
+    static void on_closed(uv_handle_t* h) {
+        auto* c = static_cast<Connection*>(h->data);
+        if (--c->open_handles == 0) delete c;
+    }
+};
+
+struct HttpServer::Write {
+    uv_write_t req{};
+    std::string bytes;
+    Connection* conn = nullptr;
+    bool last = false;
+};
+
+HttpServer::HttpServer(uv_loop_t* loop, Backend& backend, std::string token)
+    : loop_(loop), backend_(backend), token_(std::move(token)), read_buf_(new char[kReadBuffer]) {}
+
+HttpServer::~HttpServer() { close(); }
+
+void HttpServer::start(const Endpoint& listen) {
+    if (listener_ != nullptr) throw std::logic_error("admin: HTTP server already started");
+    if (token_.empty() && !is_loopback(listen.ip))
+        throw std::runtime_error(fmt::format(
+            "admin: refusing to listen on {} without a token; set [admin] token (only loopback may go without)",
+            listen.to_string()));
+    const int fd = net::open_bound_socket(net::SocketKind::Tcp, listen, {});
+    if (fd < 0)
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(fd)));
+    auto* l = new Listener;
+    l->server = this;
+    int err = uv_tcp_init(loop_, &l->tcp);
+    if (err != 0) {
+        ::close(fd);
+        delete l;
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(err)));
+    }
+    l->tcp.data = l;
+    err = uv_tcp_open(&l->tcp, fd);
+    if (err != 0) ::close(fd);
+    if (err == 0) err = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), kBacklog, on_connection);
+    if (err != 0) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(err)));
+    }
+    listener_ = l;
+    sockaddr_storage sa{};
+    int len = sizeof sa;
+    local_ = listen;
+    if (uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+        if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sa))) local_ = *ep;
+    log::info("admin: HTTP API on {}{}", local_.to_string(), token_.empty() ? " (no token: loopback only)" : "");
+}
+
+void HttpServer::close() {
+    if (listener_ != nullptr) {
+        listener_->server = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(&listener_->tcp),
+                 [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+        listener_ = nullptr;
+    }
+    for (Connection* c : connections_) c->close_handles();
+    connections_.clear();
+}
+
+void HttpServer::on_connection(uv_stream_t* server, int status) {
+    auto* l = static_cast<Listener*>(server->data);
+    if (status < 0) {
+        log::debug("admin: accept error: {}", net::error_text(status));
+        return;
+    }
+    if (l->server != nullptr) l->server->accept(server);
+}
+
+void HttpServer::accept(uv_stream_t* server) {
+    auto* c = new Connection(this);
+    if (uv_tcp_init(loop_, &c->tcp) != 0) {
+        delete c;
+        return;
+    }
+    c->tcp.data = c;
+    uv_timer_init(loop_, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    if (uv_accept(server, c->stream()) != 0) {
+        c->close_handles();
+        return;
+    }
+    if (connections_.size() >= kMaxConnections) {
+        log::debug("admin: {} connections open; closing a new one", connections_.size());
+        c->close_handles();
+        return;
+    }
+    connections_.insert(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
+        drop(c);
+        return;
+    }
+    restart_timer(c, kIdleTimeoutMs);
+}
+
+void HttpServer::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    auto* c = static_cast<Connection*>(h->data);
+    *buf = uv_buf_init(c->server->read_buf_.get(), static_cast<unsigned>(kReadBuffer));
+}
+
+void HttpServer::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<Connection*>(s->data);
+    if (c->closing) return;
+    if (nread < 0) {
+        // A client may shut down its side right after its request (HTTP/1.0 tools do): the
+        // answers still go out. Otherwise EOF or an error ends the connection, which is also how
+        // a finished connection learns that the client has closed.
+        if (nread == UV_EOF && c->pending_writes > 0) {
+            c->eof = true;
+            uv_read_stop(s);
+            return;
+        }
+        c->server->drop(c);
+        return;
+    }
+    if (nread == 0 || c->finishing) return;
+    c->parser.feed(std::string_view(buf->base, static_cast<std::size_t>(nread)));
+    c->server->process(c);
+}
+
+void HttpServer::process(Connection* c) {
+    while (!c->closing && !c->finishing && !c->paused) {
+        Request req;
+        const auto status = c->parser.next(req);
+        if (status == RequestParser::Status::NeedMore) return;
+        const std::int64_t now = now_ms();
+        if (status == RequestParser::Status::Error) {
+            // Framing is lost: answer once and close (RFC 9112 §9.6 allows closing at any time).
+            send(c, serialize(json_error(c->parser.error_status(), c->parser.error_text()), false, false, now), true);
+            return;
+        }
+        const Response resp = handle(req, backend_, RouterConfig{token_, now});
+        const bool keep = req.keep_alive && !resp.close;
+        send(c, serialize(resp, keep, req.method == "HEAD", now), !keep);
+        if (c->closing) return;
+        restart_timer(c, kIdleTimeoutMs);  // the idle clock runs from the last whole request
+        if (uv_stream_get_write_queue_size(c->stream()) > kMaxWriteBacklog) {
+            uv_read_stop(c->stream());
+            c->paused = true;
+        }
+    }
+}
+
+void HttpServer::send(Connection* c, std::string bytes, bool last) {
+    auto* w = new Write;
+    w->bytes = std::move(bytes);
+    w->conn = c;
+    w->last = last;
+    w->req.data = w;
+    const uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+    if (uv_write(&w->req, c->stream(), &b, 1, on_write) != 0) {
+        delete w;
+        drop(c);
+        return;
+    }
+    ++c->pending_writes;
+    if (last) c->finishing = true;
+}
+
+void HttpServer::on_write(uv_write_t* req, int status) {
+    auto* w = static_cast<Write*>(req->data);
+    Connection* c = w->conn;
+    const bool last = w->last;
+    delete w;
+    --c->pending_writes;
+    if (c->closing) return;  // cancelled by uv_close
+    HttpServer* self = c->server;
+    if (status < 0) {
+        self->drop(c);
+        return;
+    }
+    if (last) {
+        self->finish(c);
+        return;
+    }
+    if (c->eof) {
+        if (c->pending_writes == 0) self->finish(c);
+        return;
+    }
+    self->restart_timer(c, kIdleTimeoutMs);
+    if (c->paused && uv_stream_get_write_queue_size(c->stream()) == 0) {
+        c->paused = false;
+        if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
+            self->drop(c);
+            return;
+        }
+        self->process(c);  // requests that arrived before the pause
+    }
+}
+
+// Closing right away could reset the connection while the client still sends (the rest of a
+// rejected body), and a reset can destroy the response in flight: send FIN, read until the
+// client closes too, or give up after kLingerMs.
+void HttpServer::finish(Connection* c) {
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, c->stream(), on_shutdown) != 0) {
+        drop(c);
+        return;
+    }
+    if (c->paused && !c->eof) {
+        c->paused = false;
+        uv_read_start(c->stream(), on_alloc, on_read);
+    }
+    restart_timer(c, kLingerMs);
+}
+
+void HttpServer::on_shutdown(uv_shutdown_t* req, int status) {
+    auto* c = static_cast<Connection*>(req->data);
+    if (c->closing) return;
+    if (status < 0 || c->eof) c->server->drop(c);  // with eof, nothing more will come to wait for
+}
+
+void HttpServer::on_timer(uv_timer_t* t) {
+    auto* c = static_cast<Connection*>(t->data);
+    if (!c->closing) c->server->drop(c);
+}
+
+void HttpServer::restart_timer(Connection* c, std::uint64_t ms) { uv_timer_start(&c->timer, on_timer, ms, 0); }
+
+void HttpServer::drop(Connection* c) {
+    connections_.erase(c);
+    c->close_handles();
+}
+
+}  // namespace turnbridge::admin

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/admin/metrics_text.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <initializer_list>
+#include <utility>
+
+#include "turnbridge/admin/json.hpp"
+
+namespace turnbridge::admin {
+namespace {
+
+using Label = std::pair<std::string_view, std::string_view>;
+
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void sample_name(std::string& out, std::string_view name, std::initializer_list<Label> labels) {
+    out += name;
+    if (labels.size() == 0) return;
+    out.push_back('{');
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+        if (!first) out.push_back(',');
+        first = false;
+        out += k;
+        out += "=\"";
+        append_label_value(out, v);
+        out.push_back('"');
+    }
+    out.push_back('}');
+}
+
+void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels, std::uint64_t v) {
+    sample_name(out, name, labels);
+    fmt::format_to(std::back_inserter(out), " {}\n", v);
+}
+
+void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels, double v) {
+    sample_name(out, name, labels);
+    // The format takes Go's float syntax: NaN, +Inf, -Inf, and exponents.
+    if (std::isnan(v)) out += " NaN\n";
+    else if (std::isinf(v)) out += v > 0 ? " +Inf\n" : " -Inf\n";
+    else fmt::format_to(std::back_inserter(out), " {}\n", v);
+}
+
+// allocations_created/closed/failed: one counter family keyed by one label.
+void keyed_counter(std::string& out, std::string_view name, std::string_view label, std::string_view help,
+                   const std::map<std::string, std::uint64_t>& values) {
+    family(out, name, "counter", help);
+    for (const auto& [k, v] : values) sample(out, name, {{label, k}}, v);
+}
+
+constexpr std::string_view kKinds[] = {"payload", "wire"};
+
+}  // namespace
+
+void append_label_value(std::string& out, std::string_view v) {
+    while (!v.empty()) {
+        const char c = v[0];
+        std::size_t n = 1;
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else if (static_cast<unsigned char>(c) < 0x80) out.push_back(c);
+        else if ((n = utf8_char_length(v)) != 0) out.append(v.substr(0, n));
+        else {
+            out += "\xEF\xBF\xBD";  // U+FFFD: the format is UTF-8
+            n = 1;
+        }
+        v.remove_prefix(n);
+    }
+}
+
+std::string format_metrics(const Metrics& m) {
+    std::string out;
+    out.reserve(4096);
+    family(out, "turnbridge_active_allocations", "gauge", "Allocations that are live now.");
+    for (const auto& [realm, t] : m.realms) sample(out, "turnbridge_active_allocations", {{"realm", realm}}, t.active_allocations);
+
+    family(out, "turnbridge_relayed_bytes_total", "counter",
+           "Relayed bytes since start by direction; payload is application data, wire includes STUN/TURN/ChannelData framing.");
+    for (const auto& [realm, t] : m.realms) {
+        for (std::size_t d = 0; d < accounting::kDirections; ++d) {
+            sample(out, "turnbridge_relayed_bytes_total", {{"realm", realm}, {"direction", kDirectionNames[d]}, {"kind", kKinds[0]}},
+                   t.traffic.payload_bytes[d]);
+            sample(out, "turnbridge_relayed_bytes_total", {{"realm", realm}, {"direction", kDirectionNames[d]}, {"kind", kKinds[1]}},
+                   t.traffic.wire_bytes[d]);
+        }
+    }
+
+    family(out, "turnbridge_relayed_packets_total", "counter", "Relayed packets since start by direction.");
+    for (const auto& [realm, t] : m.realms)
+        for (std::size_t d = 0; d < accounting::kDirections; ++d)
+            sample(out, "turnbridge_relayed_packets_total", {{"realm", realm}, {"direction", kDirectionNames[d]}},
+                   t.traffic.packets[d]);
+
+    keyed_counter(out, "turnbridge_allocations_created_total", "realm", "Allocations created since start.",
+                  m.allocations_created);
+    keyed_counter(out, "turnbridge_allocations_closed_total", "reason", "Allocations ended since start, by reason.",
+                  m.allocations_closed);
+    keyed_counter(out, "turnbridge_allocations_failed_total", "reason", "Allocate requests refused since start, by reason.",
+                  m.allocations_failed);
+
+    family(out, "turnbridge_auth_failures_total", "counter", "Requests that failed authentication since start.");
+    sample(out, "turnbridge_auth_failures_total", {}, m.auth_failures);
+    family(out, "turnbridge_quota_refusals_total", "counter", "Allocate and Refresh requests refused over quota since start.");
+    sample(out, "turnbridge_quota_refusals_total", {}, m.quota_refusals);
+
+    family(out, "turnbridge_loop_lag_seconds", "gauge", "Event loop lag of each worker thread.");
+    for (std::size_t i = 0; i < m.loop_lag_seconds.size(); ++i) {
+        const auto worker = std::to_string(i);
+        sample(out, "turnbridge_loop_lag_seconds", {{"worker", worker}}, m.loop_lag_seconds[i]);
+    }
+    return out;
+}
+
+}  // namespace turnbridge::admin

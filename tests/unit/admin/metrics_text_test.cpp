@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <doctest/doctest.h>
+
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "turnbridge/admin/metrics_text.hpp"
+
+using namespace turnbridge;
+using namespace turnbridge::admin;
+
+namespace {
+
+// A strict reader of the text format 0.0.4, enough to read our output back: samples keyed by
+// `name{k="v",...}` with label values unescaped and labels in the order written.
+struct Exposition {
+    std::map<std::string, std::string> types;   // family -> counter | gauge
+    std::map<std::string, std::string> help;
+    std::map<std::string, double> samples;
+    std::vector<std::string> errors;
+};
+
+std::string unescape_label(std::string_view s, std::size_t& i, bool& ok) {
+    std::string out;
+    while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\') {
+            if (i + 1 >= s.size()) { ok = false; return out; }
+            const char n = s[i + 1];
+            if (n == 'n') out.push_back('\n');
+            else if (n == '\\' || n == '"') out.push_back(n);
+            else ok = false;
+            i += 2;
+        } else {
+            if (s[i] == '\n') ok = false;
+            out.push_back(s[i++]);
+        }
+    }
+    if (i >= s.size()) ok = false;
+    ++i;  // closing quote
+    return out;
+}
+
+Exposition read_exposition(const std::string& text) {
+    Exposition e;
+    std::istringstream in(text);
+    std::string line;
+    if (text.empty() || text.back() != '\n') e.errors.push_back("no final newline");
+    while (std::getline(in, line)) {
+        if (line.rfind("# TYPE ", 0) == 0) {
+            const auto sp = line.find(' ', 7);
+            e.types[line.substr(7, sp - 7)] = line.substr(sp + 1);
+            continue;
+        }
+        if (line.rfind("# HELP ", 0) == 0) {
+            const auto sp = line.find(' ', 7);
+            e.help[line.substr(7, sp - 7)] = line.substr(sp + 1);
+            continue;
+        }
+        if (line.empty() || line[0] == '#') continue;
+        std::size_t i = 0;
+        while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+        std::string key = line.substr(0, i);
+        bool ok = true;
+        if (i < line.size() && line[i] == '{') {
+            key += '{';
+            ++i;
+            bool first = true;
+            while (ok && i < line.size() && line[i] != '}') {
+                if (!first) {
+                    if (line[i] != ',') { ok = false; break; }
+                    ++i;
+                }
+                first = false;
+                const auto eq = line.find("=\"", i);
+                if (eq == std::string::npos) { ok = false; break; }
+                const std::string name = line.substr(i, eq - i);
+                i = eq + 2;
+                const std::string value = unescape_label(line, i, ok);
+                key += (key.back() == '{' ? "" : ",") + name + "=" + value;
+            }
+            key += '}';
+            ++i;
+        }
+        if (!ok || i >= line.size() || line[i] != ' ') {
+            e.errors.push_back("bad sample line: " + line);
+            continue;
+        }
+        e.samples[key] = std::stod(line.substr(i + 1));
+    }
+    return e;
+}
+
+Metrics sample_metrics() {
+    Metrics m;
+    auto& r = m.realms["example.org"];
+    r.active_allocations = 3;
+    for (std::size_t d = 0; d < accounting::kDirections; ++d) {
+        r.traffic.packets[d] = 100 + d;
+        r.traffic.payload_bytes[d] = 10000 + d;
+        r.traffic.wire_bytes[d] = 12000 + d;
+    }
+    m.realms["odd \"realm\"\\\nx"].active_allocations = 1;
+    m.allocations_created["example.org"] = 7;
+    m.allocations_closed["expired"] = 2;
+    m.allocations_closed["kicked"] = 1;
+    m.allocations_failed["auth"] = 4;
+    m.auth_failures = 5;
+    m.quota_refusals = 6;
+    m.loop_lag_seconds = {0.0005, 0.25};
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read back") {
+    const auto e = read_exposition(format_metrics(sample_metrics()));
+    CHECK(e.errors.empty());
+    for (const auto& err : e.errors) MESSAGE(err);
+    const std::map<std::string, std::string> families = {
+        {"turnbridge_active_allocations", "gauge"},
+        {"turnbridge_relayed_bytes_total", "counter"},
+        {"turnbridge_relayed_packets_total", "counter"},
+        {"turnbridge_allocations_created_total", "counter"},
+        {"turnbridge_allocations_closed_total", "counter"},
+        {"turnbridge_allocations_failed_total", "counter"},
+        {"turnbridge_auth_failures_total", "counter"},
+        {"turnbridge_quota_refusals_total", "counter"},
+        {"turnbridge_loop_lag_seconds", "gauge"},
+    };
+    for (const auto& [name, type] : families) {
+        CAPTURE(name);
+        CHECK(e.types.count(name) == 1);
+        if (e.types.count(name)) CHECK(e.types.at(name) == type);
+        CHECK(e.help.count(name) == 1);
+    }
+    CHECK(e.types.size() == families.size());
+    const std::map<std::string, double> expected = {
+        {"turnbridge_active_allocations{realm=example.org}", 3},
+        {"turnbridge_relayed_bytes_total{realm=example.org,direction=client_to_relay,kind=payload}", 10000},
+        {"turnbridge_relayed_bytes_total{realm=example.org,direction=relay_to_client,kind=wire}", 12003},
+        {"turnbridge_relayed_bytes_total{realm=example.org,direction=peer_to_relay,kind=wire}", 12002},
+        {"turnbridge_relayed_packets_total{realm=example.org,direction=relay_to_peer}", 101},
+        {"turnbridge_allocations_created_total{realm=example.org}", 7},
+        {"turnbridge_allocations_closed_total{reason=kicked}", 1},
+        {"turnbridge_allocations_failed_total{reason=auth}", 4},
+        {"turnbridge_auth_failures_total", 5},
+        {"turnbridge_quota_refusals_total", 6},
+        {"turnbridge_loop_lag_seconds{worker=0}", 0.0005},
+        {"turnbridge_loop_lag_seconds{worker=1}", 0.25},
+        // Label values are escaped on the way out and come back as they were.
+        {"turnbridge_active_allocations{realm=odd \"realm\"\\\nx}", 1},
+    };
+    for (const auto& [key, value] : expected) {
+        CAPTURE(key);
+        REQUIRE(e.samples.count(key) == 1);
+        CHECK(e.samples.at(key) == doctest::Approx(value));
+    }
+    // 2 realms x 4 directions x 2 kinds.
+    std::size_t bytes_samples = 0;
+    for (const auto& [key, v] : e.samples) bytes_samples += key.rfind("turnbridge_relayed_bytes_total{", 0) == 0;
+    CHECK(bytes_samples == 16);
+}
+
+TEST_CASE("/metrics text with nothing counted yet still lists every family") {
+    const auto text = format_metrics(Metrics{});
+    const auto e = read_exposition(text);
+    CHECK(e.errors.empty());
+    CHECK(e.types.size() == 9);
+    CHECK(e.samples.size() == 2);  // the two unlabelled counters, at 0
+    CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
+}
+
+TEST_CASE("label values escape backslash, quote and newline and stay UTF-8") {
+    std::string out;
+    append_label_value(out, "a\\b\"c\nd\xC3\xA9\xFF");
+    CHECK(out == "a\\\\b\\\"c\\nd\xC3\xA9\xEF\xBF\xBD");
+}
+
+TEST_CASE("gauges write NaN and infinity in the format's spelling") {
+    Metrics m;
+    m.loop_lag_seconds = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()};
+    const auto text = format_metrics(m);
+    CHECK(text.find("turnbridge_loop_lag_seconds{worker=\"0\"} NaN\n") != std::string::npos);
+    CHECK(text.find("turnbridge_loop_lag_seconds{worker=\"1\"} +Inf\n") != std::string::npos);
+}
