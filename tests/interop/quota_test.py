@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Quotas against the real server: realm max_bitrate drops what exceeds the rate (and the
+report shows exactly what left), and quota_bytes makes a user over quota get 486 on Refresh
+(its allocation ends) and on new Allocates, also after a restart. Loopback only."""
+import json
+import socket
+import subprocess
+import time
+
+from harness import BINARY, Turnbridge, main_guard
+from stun_client import StunError, TurnClient, error_code
+
+CHANNEL = 0x4001
+
+
+def report(tb, user):
+    out = subprocess.run([str(BINARY), "report", "--config", str(tb.config_path), "--user", user,
+                          "--by", "user", "--format", "json"], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"report failed ({out.returncode}): {out.stderr}")
+    rows = json.loads(out.stdout)
+    return rows[0] if rows else {}
+
+
+def server(realm_extra):
+    tb = Turnbridge(extra_server="\n[accounting]\nflush_interval = 1\n")
+    original = tb.write_config
+
+    def write_config():  # the realm table is last in the harness's config: append to it
+        original()
+        with open(tb.config_path, "a") as f:
+            f.write(realm_extra)
+    tb.write_config = write_config
+    return tb
+
+
+def channel_client(tb):
+    c = TurnClient(("127.0.0.1", tb.port), "test", "secret")
+    c.allocate()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    c.channel_bind(CHANNEL, peer.getsockname())
+    return c, peer
+
+
+def drain(peer, quiet=0.5):
+    peer.settimeout(quiet)
+    n = 0
+    try:
+        while True:
+            peer.recvfrom(65536)
+            n += 1
+    except socket.timeout:
+        return n
+
+
+def rate_cap(r):
+    # 80 kbit/s = 10 kB/s; the bucket holds 200 ms (2 kB).
+    with server("max_bitrate = 80000\n") as tb:
+        c, peer = channel_client(tb)
+        sent = 200
+        start = time.monotonic()
+        for _ in range(sent):
+            c.send_channel_data(CHANNEL, bytes(500))
+        elapsed = time.monotonic() - start
+        received = drain(peer)
+        allowed = 4 + int(elapsed * 10000 / 500) + 1  # burst + what the rate refilled
+        r.check("max_bitrate: packets over the rate are dropped", 0 < received <= allowed,
+                f"{received} of {sent} passed in {elapsed:.3f} s, at most {allowed} allowed")
+        c.refresh(0)
+        c.close()
+        peer.close()
+        time.sleep(2.5)
+        row = report(tb, "test")
+        r.check("max_bitrate: the report counts what arrived and what left",
+                row.get("client_to_relay_packets") == sent and row.get("relay_to_peer_packets") == received,
+                f"client_to_relay {row.get('client_to_relay_packets')}, relay_to_peer {row.get('relay_to_peer_packets')}")
+
+
+def byte_quota(r):
+    tb = server('quota_bytes = 20000\nquota_period = "day"\n')
+    tb.start()
+    try:
+        c, peer = channel_client(tb)
+        for _ in range(30):
+            c.send_channel_data(CHANNEL, bytes(1000))
+        got = drain(peer)
+        r.check("byte quota: traffic relays until the quota is used", got == 30, f"{got} of 30")
+        time.sleep(2.5)  # more than one flush interval: the hub knows the usage
+        resp = c.refresh(600)
+        r.check("byte quota: Refresh over quota gets 486", error_code(resp) == 486, f"error {error_code(resp)}")
+        resp = c.refresh(600)
+        r.check("byte quota: the allocation ended at that Refresh", error_code(resp) == 437,
+                f"error {error_code(resp)}")
+        c.close()
+        other = TurnClient(("127.0.0.1", tb.port), "test", "secret")
+        try:
+            other.allocate()
+            r.check("byte quota: a new Allocate gets 486", False, "allocated")
+        except StunError as e:
+            r.check("byte quota: a new Allocate gets 486", e.code == 486, str(e))
+        other.close()
+        peer.close()
+        r.check("byte quota: logged", "byte quota of 20000 reached" in tb.log_path.read_text())
+        tb.stop()
+        tb.start()  # the usage comes back from the store
+        again = TurnClient(("127.0.0.1", tb.port), "test", "secret")
+        try:
+            again.allocate()
+            r.check("byte quota: still 486 after a restart", False, "allocated")
+        except StunError as e:
+            r.check("byte quota: still 486 after a restart", e.code == 486, str(e))
+        again.close()
+    finally:
+        tb.stop()
+
+
+def main(r):
+    rate_cap(r)
+    byte_quota(r)
+
+
+if __name__ == "__main__":
+    main_guard(main)
