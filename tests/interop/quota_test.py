@@ -55,6 +55,17 @@ def drain(peer, quiet=0.5):
         return n
 
 
+def check_allocate_refused(r, name, tb):
+    c = TurnClient(("127.0.0.1", tb.port), "test", "secret")
+    try:
+        c.allocate()
+        r.check(name, False, "allocated")
+    except StunError as e:
+        r.check(name, e.code == 486, str(e))
+    finally:
+        c.close()
+
+
 def rate_cap(r):
     # 80 kbit/s = 10 kB/s; the bucket holds 200 ms (2 kB).
     with server("max_bitrate = 80000\n") as tb:
@@ -94,24 +105,12 @@ def byte_quota(r):
         r.check("byte quota: the allocation ended at that Refresh", error_code(resp) == 437,
                 f"error {error_code(resp)}")
         c.close()
-        other = TurnClient(("127.0.0.1", tb.port), "test", "secret")
-        try:
-            other.allocate()
-            r.check("byte quota: a new Allocate gets 486", False, "allocated")
-        except StunError as e:
-            r.check("byte quota: a new Allocate gets 486", e.code == 486, str(e))
-        other.close()
+        check_allocate_refused(r, "byte quota: a new Allocate gets 486", tb)
         peer.close()
         r.check("byte quota: logged", "byte quota of 20000 reached" in tb.log_path.read_text())
         tb.stop()
         tb.start()  # the usage comes back from the store
-        again = TurnClient(("127.0.0.1", tb.port), "test", "secret")
-        try:
-            again.allocate()
-            r.check("byte quota: still 486 after a restart", False, "allocated")
-        except StunError as e:
-            r.check("byte quota: still 486 after a restart", e.code == 486, str(e))
-        again.close()
+        check_allocate_refused(r, "byte quota: still 486 after a restart", tb)
     finally:
         tb.stop()
 
