@@ -170,6 +170,7 @@ button.kick:disabled { opacity: 0.5; cursor: default; }
   const fmtBytes = (v) => fmtUnits(v, ['B', 'kB', 'MB', 'GB', 'TB', 'PB'], 1000);
   const fmtRate = (v) => fmtUnits(v, ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s'], 1000);
   const fmtInt = (v) => Math.round(v).toLocaleString('en-US');
+  const fmtMinutes = (v) => (v > 0 && v < 10 ? v.toFixed(v < 1 ? 2 : 1) : fmtInt(v));
   function fmtAgo(ms) {
     const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
     if (s < 60) return s + ' s ago';
@@ -258,8 +259,8 @@ button.kick:disabled { opacity: 0.5; cursor: default; }
     $('c-allocs').textContent = fmtInt(users.reduce((s, u) => s + n(u.allocations), 0));
     const byCurrency = new Map();
     for (const u of users) {
-      if (!n(u.cost)) continue;
       const c = u.currency || '';
+      if (!n(u.cost) && !c) continue;
       byCurrency.set(c, (byCurrency.get(c) || 0) + n(u.cost));
     }
     $('c-cost').textContent = byCurrency.size === 0 ? '0.00'
@@ -272,7 +273,7 @@ button.kick:disabled { opacity: 0.5; cursor: default; }
       el('td', { text: userLabel(u), cls: u.key === '' ? 'muted' : '' }),
       el('td', { text: u.realm || '', cls: 'muted' }),
       el('td', { cls: 'num', text: fmtInt(n(u.allocations)) }),
-      el('td', { cls: 'num', text: fmtInt(n(u.relayed_minutes)) }),
+      el('td', { cls: 'num', text: fmtMinutes(n(u.relayed_minutes)) }),
       el('td', null, [el('span', { cls: 'bar', style: 'width:' + (egress(u) > 0 ? Math.max(2, Math.round(90 * egress(u) / max)) : 0) + 'px' }),
                       document.createTextNode(fmtBytes(egress(u)))]),
       el('td', { cls: 'num', text: fmtBytes(ingress(u)) }),

@@ -321,7 +321,8 @@ void Loader::load_realm_accounting(const toml::table& t, const std::string& path
 
 void Loader::load_accounting(const Field& accounting) {
     const auto& t = r_.as_table(accounting);
-    r_.only_keys(t, "accounting", {"database", "flush_interval"});
+    r_.only_keys(t, "accounting", {"enabled", "database", "flush_interval"});
+    if (auto f = r_.get(t, "accounting", "enabled")) cfg_.accounting.enabled = r_.as_bool(*f);
     if (auto f = r_.get(t, "accounting", "database")) {
         cfg_.accounting.database = path(*f);
         if (cfg_.accounting.database.empty()) r_.fail(*f, "expected a file path, got an empty string");

@@ -106,6 +106,11 @@ std::string Reader::as_string(const Field& f) const {
     fail(f, fmt::format("expected a string, got {}", type_name(f.node->type())));
 }
 
+bool Reader::as_bool(const Field& f) const {
+    if (const auto* b = f.node->as_boolean()) return b->get();
+    fail(f, fmt::format("expected true or false, got {}", type_name(f.node->type())));
+}
+
 std::int64_t Reader::as_integer(const Field& f, std::int64_t min, std::int64_t max) const {
     const auto* i = f.node->as_integer();
     if (!i) fail(f, fmt::format("expected an integer from {} to {}, got {}", min, max, type_name(f.node->type())));

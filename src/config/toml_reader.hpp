@@ -65,6 +65,7 @@ public:
 
     const toml::table& as_table(const Field& f) const;
     std::string as_string(const Field& f) const;
+    bool as_bool(const Field& f) const;
     std::int64_t as_integer(const Field& f, std::int64_t min, std::int64_t max) const;
     // A float or an integer, finite and at least `min` (prices).
     double as_number(const Field& f, double min) const;

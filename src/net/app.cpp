@@ -72,11 +72,13 @@ bool App::open_accounting(unsigned workers) {
     instance_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
     std::unique_ptr<accounting::Store> store;
-    try {
-        store = accounting::Store::open(cfg_->accounting.database, true);
-    } catch (const std::exception& e) {
-        log::error("accounting: {}", e.what());
-        return false;
+    if (cfg_->accounting.enabled) {
+        try {
+            store = accounting::Store::open(cfg_->accounting.database, true);
+        } catch (const std::exception& e) {
+            log::error("accounting: {}", e.what());
+            return false;
+        }
     }
     hub_ = std::make_unique<AccountingHub>(&loop_, std::move(store), cfg_, workers,
                                            [this](unsigned worker, std::uint64_t id) {
@@ -84,7 +86,11 @@ bool App::open_accounting(unsigned workers) {
                                                workers_[worker]->post_kick(id);
                                                return true;
                                            });
-    log::info("accounting to {} every {} s", cfg_->accounting.database.string(), cfg_->accounting.flush_interval.count());
+    if (cfg_->accounting.enabled)
+        log::info("accounting to {} every {} s", cfg_->accounting.database.string(),
+                  cfg_->accounting.flush_interval.count());
+    else
+        log::warn("accounting is off ([accounting] enabled = false): nothing relayed is recorded");
     return true;
 }
 
@@ -109,7 +115,8 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     }
     auto fds = std::move(std::get<ListenerFds>(opened));
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
-    const ProcessShared shared{&nonces_, &quota_, &relays_, hub_.get(), instance_ms_};
+    const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
+                               instance_ms_};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));

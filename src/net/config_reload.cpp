@@ -32,6 +32,7 @@ std::shared_ptr<const config::Config> merge_reload(const config::Config& running
     changed |= keep("accounting.database", running.accounting.database, merged->accounting.database);
     changed |= keep("accounting.flush_interval", running.accounting.flush_interval, merged->accounting.flush_interval);
     changed |= keep("admin.listen", running.admin.listen, merged->admin.listen);
+    changed |= keep("accounting.enabled", running.accounting.enabled, merged->accounting.enabled);
     if (!changed) return fresh;
     return merged;
 }

@@ -49,7 +49,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
     uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs, kTickMs);
     actions_.reserve(16);
     if (shared_.hub != nullptr) {
-        accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms);
+        uv_timer_init(&loop_, &flush_soon_);
+        flush_soon_.data = this;
+        accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms, [this] {
+            if (!stopping_)
+                uv_timer_start(&flush_soon_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(); }, 0, 0);
+        });
         uv_timer_init(&loop_, &flush_);
         flush_.data = this;
         const auto every = static_cast<std::uint64_t>(cfg_->accounting.flush_interval.count()) * 1000;
@@ -172,6 +177,7 @@ void Worker::shutdown() {
     if (accounting_ != nullptr) {
         on_flush();  // the final records of every allocation reach the store before exit
         uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&flush_soon_), nullptr);
     }
     binder_.close_all();
     for (auto& l : udp_) l->close();

@@ -53,6 +53,7 @@ void WorkerAccounting::on_closed(const turn::Allocation& a, turn::CloseReason wh
     r.end_reason = std::string(turn::to_string(why));
     queued_.push_back(std::move(r));
     last_packets_.erase(a.id);
+    if (ended_) ended_();
 }
 
 std::vector<accounting::AllocationRecord> WorkerAccounting::take(const turn::Server& server) {

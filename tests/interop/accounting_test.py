@@ -26,7 +26,7 @@ from harness import BINARY, REALM, Turnbridge, main_guard
 from stun_client import TurnClient
 
 FLUSH = 1  # seconds; [accounting] flush_interval for these runs
-USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6"}
+USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6", "u_late": "p7"}
 CHANNEL = 0x4001
 
 
@@ -193,6 +193,12 @@ def durability(r):
     d.start()
     t.start()
     time.sleep(FLUSH * 3.2)
+    # One that ends just before the crash, well inside a flush interval: its end is written at once.
+    late = TurnClient(("127.0.0.1", tb.port), "u_late", USERS["u_late"])
+    truth_late = exchange(late, "udp", False, [300] * 7, [90] * 5)
+    late.refresh(0)
+    late.close()
+    time.sleep(0.2)
     pid = tb.proc.pid
     os.kill(pid, 9)
     tb.proc.wait()
@@ -210,6 +216,10 @@ def durability(r):
         rows = report(tb, "u_done")
         if r.check("after restart: the closed allocation is still there", len(rows) == 1, f"{len(rows)} rows"):
             compare(r, "after restart: the closed allocation is exact", rows[0], truth_done)
+        rows = report(tb, "u_late")
+        if r.check("after restart: the allocation closed just before the kill is there", len(rows) == 1,
+                   f"{len(rows)} rows"):
+            compare(r, "after restart: the allocation closed just before the kill is exact", rows[0], truth_late)
         rows = report(tb, "u_crash")
         if r.check("after restart: the cut-off allocation is there", len(rows) == 1, f"{len(rows)} rows"):
             row = rows[0]

@@ -33,6 +33,9 @@ struct Realm {
 struct Accounting {
     std::filesystem::path database;            // absolute; default "turnbridge.db" next to the config
     std::chrono::seconds flush_interval{5};
+    // false: nothing reaches the store and the admin API sees no allocations (for measuring
+    // what accounting costs; the core's counters are bumped either way).
+    bool enabled = true;
 };
 
 struct Admin {

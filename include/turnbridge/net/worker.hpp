@@ -103,6 +103,7 @@ private:
     uv_async_t mail_async_{};
     uv_timer_t tick_{};
     uv_timer_t flush_{};
+    uv_timer_t flush_soon_{};  // an allocation ended: post its final record on the next turn
     std::uint64_t last_tick_ms_ = 0;
     double loop_lag_seconds_ = 0;
     WorkerRelayBinder binder_;

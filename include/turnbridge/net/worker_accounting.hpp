@@ -4,6 +4,7 @@
 // flush interval, snapshots the counters that changed into records for the AccountingHub.
 // Runs on the worker's thread, off the packet path: relaying only bumps counters in the core.
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -14,7 +15,10 @@ namespace turnbridge::net {
 
 class WorkerAccounting : public turn::AllocationObserver {
 public:
-    explicit WorkerAccounting(std::int64_t instance_ms) : instance_ms_(instance_ms) {}
+    // `ended` is called when an allocation ends, so its final record can be posted at once
+    // rather than at the next flush (a crash must not lose closed allocations).
+    WorkerAccounting(std::int64_t instance_ms, std::function<void()> ended)
+        : instance_ms_(instance_ms), ended_(std::move(ended)) {}
 
     void on_created(const turn::Allocation& a) override;
     void on_closed(const turn::Allocation& a, turn::CloseReason why) override;
@@ -27,6 +31,7 @@ public:
 
 private:
     std::int64_t instance_ms_;
+    std::function<void()> ended_;
     std::vector<accounting::AllocationRecord> queued_;
     std::unordered_map<turn::AllocationId, std::uint64_t> last_packets_;  // sum over directions
 };

@@ -94,6 +94,7 @@ TEST_CASE("The sample conf/turnbridge.toml loads with the values it documents") 
     CHECK(realm.quota_period == Realm::QuotaPeriod::Month);
     CHECK(cfg.accounting.database == dir / "turnbridge.db");
     CHECK(cfg.accounting.flush_interval == std::chrono::seconds(5));
+    CHECK(cfg.accounting.enabled);
     REQUIRE(cfg.admin.listen);
     CHECK(cfg.admin.listen->to_string() == "127.0.0.1:9641");
     CHECK(cfg.admin.token.empty());
@@ -181,6 +182,7 @@ TEST_CASE("Every [accounting], [admin] and realm accounting key is read into its
 tls_cert = "c.pem"
 tls_key = "k.pem"
 [accounting]
+enabled = false
 database = "/var/lib/turnbridge/usage.db"
 flush_interval = 3600
 [admin]
@@ -200,6 +202,7 @@ quota_period = "month")"));
     REQUIRE(cfg);
     CHECK(cfg->accounting.database == std::filesystem::path("/var/lib/turnbridge/usage.db"));
     CHECK(cfg->accounting.flush_interval == std::chrono::seconds(3600));
+    CHECK_FALSE(cfg->accounting.enabled);
     REQUIRE(cfg->admin.listen);
     CHECK(cfg->admin.listen->to_string() == "[2001:db8::1]:9641");
     CHECK(cfg->admin.token == "t0ken");
@@ -257,6 +260,7 @@ TEST_CASE("[accounting], [admin] and realm accounting values are checked, naming
     const std::string key = "realm.\"example.org\".";
     check_rejected({
         {"flush_interval 0", with_server("[accounting]\nflush_interval = 0"), "accounting.flush_interval", 4, "expected an integer from 1 to 3600, got 0"},
+        {"enabled as a string", with_server("[accounting]\nenabled = \"no\""), "accounting.enabled", 4, "expected true or false, got a string"},
         {"flush_interval 3601", with_server("[accounting]\nflush_interval = 3601"), "accounting.flush_interval", 4, "got 3601"},
         {"flush_interval float", with_server("[accounting]\nflush_interval = 2.5"), "accounting.flush_interval", 4, "got a float"},
         {"empty database", with_server("[accounting]\ndatabase = \"\""), "accounting.database", 4, "expected a file path, got an empty string"},
