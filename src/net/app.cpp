@@ -103,7 +103,6 @@ bool App::start_admin() {
         log::error("admin: {}", e.what());
         return false;
     }
-    log::info("listening http {} (admin{})", admin_->local().to_string(), cfg_->admin.token.empty() ? ", no token" : "");
     return true;
 }
 
