@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""What accounting costs: the same relay load through turnbridge with [accounting] enabled
+and disabled, in alternating rounds (A/B/A/B...), measuring server CPU seconds per million
+relayed packets (from /proc/PID/stat) and loss. Load: coturn's turnutils_uclient with
+turnutils_peer, on loopback only. Writes tests/bench/results/accounting.{md,json}.
+
+Usage: tests/bench/accounting_bench.py [--rounds N] [--clients M] [--messages K]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = REPO / "build" / "turnbridge"
+RESULTS = REPO / "tests" / "bench" / "results"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    for p in range(24000, 26000, 7):
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                s.bind(("127.0.0.1", p))
+                s.close()
+            s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s2.bind(("127.0.0.1", p + 1))
+            s2.close()
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def run_round(enabled, args, workdir):
+    port, peer_port = free_port(), None
+    cfg = workdir / f"bench-{'on' if enabled else 'off'}.toml"
+    db = workdir / "bench.db"
+    cfg.write_text(f"""[server]
+listen = ["127.0.0.1:{port}"]
+relay_ips = ["127.0.0.1"]
+relay_ports = "61000-65000"
+threads = {args.threads}
+max_allocations = 0
+[security]
+allowed_peers = ["127.0.0.0/8"]
+[accounting]
+enabled = {"true" if enabled else "false"}
+database = "{db}"
+flush_interval = 1
+[realm."example.org"]
+users = {{ bench = "bench" }}
+""")
+    log = open(workdir / "server.log", "wb")
+    server = subprocess.Popen([str(BINARY), "-c", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    peer = None
+    try:
+        deadline = time.monotonic() + 10
+        while b"ready" not in (workdir / "server.log").read_bytes():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("turnbridge did not start:\n" + (workdir / "server.log").read_text())
+            time.sleep(0.05)
+        peer_port = free_port()
+        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        cpu0 = cpu_seconds(server.pid)
+        t0 = time.monotonic()
+        out = subprocess.run(["turnutils_uclient", "-u", "bench", "-w", "bench", "-e", "127.0.0.1",
+                              "-r", str(peer_port), "-p", str(port), "-c", "-m", str(args.clients),
+                              "-n", str(args.messages), "-l", str(args.length), "-z", str(args.interval),
+                              "127.0.0.1"], capture_output=True, text=True, timeout=600)
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(server.pid) - cpu0
+    finally:
+        if peer:
+            peer.terminate()
+            peer.wait()
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        log.close()
+    text = out.stdout + out.stderr
+    totals = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", text)
+    if not totals:
+        raise RuntimeError("no totals from turnutils_uclient:\n" + text[-2000:])
+    sent, received = map(int, totals[-1])
+    lost = re.findall(r"Total lost packets (\d+)", text)
+    # Each message crosses the relay twice (client->peer, then the echo peer->client).
+    relayed = sent + received
+    return {"accounting": "on" if enabled else "off", "sent": sent, "received": received,
+            "lost": int(lost[-1]) if lost else sent - received, "cpu_s": cpu, "wall_s": wall,
+            "cpu_s_per_million": cpu / relayed * 1e6 if relayed else float("nan"),
+            "packets_per_s": relayed / wall if wall else 0}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3, help="A/B pairs")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--length", type=int, default=160)
+    ap.add_argument("--interval", type=int, default=5, help="ms between a client's packets")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    if not BINARY.exists():
+        sys.exit(f"{BINARY} missing: build first")
+    work = Path(tempfile.mkdtemp(prefix="turnbridge-bench-"))
+    rows = []
+    try:
+        for i in range(args.rounds):
+            for enabled in ((True, False) if i % 2 == 0 else (False, True)):
+                row = run_round(enabled, args, work)
+                row["round"] = i + 1
+                rows.append(row)
+                print(f"round {i + 1} accounting {row['accounting']}: {row['packets_per_s']:.0f} pkt/s, "
+                      f"{row['cpu_s_per_million']:.2f} CPU s per million packets, lost {row['lost']}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def mean(key, acct):
+        vals = [r[key] for r in rows if r["accounting"] == acct]
+        return sum(vals) / len(vals)
+    on_cpu, off_cpu = mean("cpu_s_per_million", "on"), mean("cpu_s_per_million", "off")
+    on_pps, off_pps = mean("packets_per_s", "on"), mean("packets_per_s", "off")
+    summary = {
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": vars(args),
+        "rounds": rows,
+        "cpu_s_per_million_on": on_cpu, "cpu_s_per_million_off": off_cpu,
+        "cpu_ratio_on_off": on_cpu / off_cpu if off_cpu else None,
+        "packets_per_s_on": on_pps, "packets_per_s_off": off_pps,
+        "throughput_ratio_on_off": on_pps / off_pps if off_pps else None,
+        "lost_on": sum(r["lost"] for r in rows if r["accounting"] == "on"),
+        "lost_off": sum(r["lost"] for r in rows if r["accounting"] == "off"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "accounting.json").write_text(json.dumps(summary, indent=2) + "\n")
+    md = [f"# Accounting on vs off ({summary['date']})", "",
+          f"Machine: {summary['machine']}. Load: turnutils_uclient -m {args.clients} -n {args.messages} "
+          f"-l {args.length} -z {args.interval} -c over UDP with channels, echoed by turnutils_peer; "
+          f"turnbridge threads = {args.threads}; {args.rounds} alternating A/B pairs.", "",
+          "| accounting | relayed packets/s | CPU s per million relayed packets | lost |",
+          "| --- | ---: | ---: | ---: |",
+          f"| on | {on_pps:.0f} | {on_cpu:.2f} | {summary['lost_on']} |",
+          f"| off | {off_pps:.0f} | {off_cpu:.2f} | {summary['lost_off']} |",
+          f"| on/off | {summary['throughput_ratio_on_off']:.3f} | {summary['cpu_ratio_on_off']:.3f} | |", ""]
+    (RESULTS / "accounting.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
