@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <unordered_map>
 #include <fmt/format.h>
 
 #include "turnbridge/base/log.hpp"
@@ -59,16 +60,15 @@ void AccountingHub::drain() {
     const std::int64_t now = unix_ms();
     for (const auto& r : batch) absorb(r, now);
     // Keep only the newest record per allocation: totals, so the last one says it all.
+    std::unordered_map<std::string, std::size_t> index;
+    index.reserve(unwritten_.size() + batch.size());
+    for (std::size_t i = 0; i < unwritten_.size(); ++i) index.emplace(unwritten_[i].id, i);
     for (auto& r : batch) {
-        bool replaced = false;
-        for (auto& u : unwritten_) {
-            if (u.id == r.id) {
-                u = std::move(r);
-                replaced = true;
-                break;
-            }
-        }
-        if (!replaced) unwritten_.push_back(std::move(r));
+        auto [it, fresh] = index.emplace(r.id, unwritten_.size());
+        if (fresh)
+            unwritten_.push_back(std::move(r));
+        else
+            unwritten_[it->second] = std::move(r);
     }
     if (unwritten_.empty() || store_ == nullptr) return;
     std::lock_guard gate(gate_mu_);
