@@ -6,7 +6,8 @@ Exactness: a known number of packets of known sizes go through UDP, TCP and TLS 
 (ChannelData and Send/Data indications), the allocations are closed, and `turnbridge report
 --by allocation --format json` must show exactly those payload packets and bytes in each
 direction, and wire bytes that match the framing (ChannelData header and stream padding,
-Send/Data indication headers).
+Send/Data indication headers). The same through coturn's turnutils_uclient over UDP, TCP and
+TLS: its own totals of messages sent and received equal what the report says was relayed.
 
 Durability: `kill -9` while an allocation relays; after a restart, the closed allocation is
 exact, and the cut-off one is closed as `crashed` having lost at most one flush interval.
@@ -22,11 +23,11 @@ import subprocess
 import threading
 import time
 
-from harness import BINARY, REALM, Turnbridge, main_guard
+from harness import BINARY, Turnbridge, free_port, main_guard
 from stun_client import TurnClient
 
 FLUSH = 1  # seconds; [accounting] flush_interval for these runs
-USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6", "u_late": "p7"}
+USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6", "u_late": "p7", "tu_udp": "q1", "tu_tcp": "q2", "tu_tls": "q3"}
 CHANNEL = 0x4001
 
 
@@ -238,8 +239,50 @@ def durability(r):
         tb.stop()
 
 
+def turnutils_exactness(r):
+    """coturn's turnutils_uclient as the ground truth: its own totals of messages sent and
+    received must equal what the report says left toward the peer and toward the client."""
+    from turnutils_test import parse
+    peer_port = free_port(span=2)
+    peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with accounting_server() as tb:
+            runs = {}
+            for transport, user, flags in (("udp", "tu_udp", []), ("tcp", "tu_tcp", ["-t"]),
+                                           ("tls", "tu_tls", ["-t", "-S"])):
+                port = tb.tls_port if "-S" in flags else tb.port
+                out = subprocess.run(["turnutils_uclient", "-u", user, "-w", USERS[user], "-e", "127.0.0.1",
+                                      "-r", str(peer_port), "-p", str(port), "-n", "150", "-m", "3", "-l", "172",
+                                      "-z", "5", "-c", *flags, "127.0.0.1"],
+                                     stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
+                runs[user] = (transport, parse(out.stdout + out.stderr))
+            time.sleep(FLUSH * 2.5)
+            for user, (transport, totals) in runs.items():
+                if not r.check(f"turnutils {transport}: uclient reported totals", bool(totals and totals["sent"]),
+                               str(totals)):
+                    continue
+                row = report_user(tb, user)
+                got = (row.get("relay_to_peer_packets"), row.get("relay_to_client_packets"),
+                       row.get("relay_to_peer_payload_bytes"), row.get("relay_to_client_payload_bytes"))
+                want = (totals["sent"], totals["recv"], totals["sent"] * 172, totals["recv"] * 172)
+                r.check(f"turnutils {transport}: report equals uclient's own totals", got == want,
+                        f"report {got}, uclient {want}")
+    finally:
+        peer.terminate()
+        peer.wait()
+
+
+def report_user(tb, user):
+    out = subprocess.run([str(BINARY), "report", "--config", str(tb.config_path), "--user", user,
+                          "--by", "user", "--format", "json"], capture_output=True, text=True, timeout=30)
+    rows = json.loads(out.stdout) if out.returncode == 0 else []
+    return rows[0] if rows else {}
+
+
 def main(r):
     exactness(r)
+    turnutils_exactness(r)
     durability(r)
 
 
