@@ -63,7 +63,7 @@ allowed_peers = ["127.0.0.0/8"]
 [accounting]
 enabled = {"true" if enabled else "false"}
 database = "{db}"
-flush_interval = 1
+flush_interval = {args.flush}
 [realm."example.org"]
 users = {{ bench = "bench" }}
 """)
@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--length", type=int, default=160)
     ap.add_argument("--interval", type=int, default=5, help="ms between a client's packets")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--flush", type=int, default=5, help="[accounting] flush_interval (default as in the server)")
     args = ap.parse_args()
     if not BINARY.exists():
         sys.exit(f"{BINARY} missing: build first")
@@ -155,7 +156,7 @@ def main():
     md = [f"# Accounting on vs off ({summary['date']})", "",
           f"Machine: {summary['machine']}. Load: turnutils_uclient -m {args.clients} -n {args.messages} "
           f"-l {args.length} -z {args.interval} -c over UDP with channels, echoed by turnutils_peer; "
-          f"turnbridge threads = {args.threads}; {args.rounds} alternating A/B pairs.", "",
+          f"turnbridge threads = {args.threads}, flush_interval = {args.flush} s; {args.rounds} alternating A/B pairs.", "",
           "| accounting | relayed packets/s | CPU s per million relayed packets | lost |",
           "| --- | ---: | ---: | ---: |",
           f"| on | {on_pps:.0f} | {on_cpu:.2f} | {summary['lost_on']} |",
