@@ -81,7 +81,7 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
     if (realm == nullptr) return;
     Request req{m, from, *realm};
     if (m.method() == stun::method::Binding) {
-        on_binding(from, m, out);
+        on_binding(req, out);
         return;
     }
     const auto method = m.method();
@@ -114,12 +114,10 @@ bool Server::refuse_unknown_attributes(const Request& req, std::vector<Action>& 
     return true;
 }
 
-void Server::on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out) {
-    const config::Realm* realm = shared_.config->realm_for_listener(from.server);
-    Request req{m, from, *realm};
+void Server::on_binding(const Request& req, std::vector<Action>& out) {
     if (refuse_unknown_attributes(req, out, false)) return;
     ResponseWriter w(*this, req, stun::Class::Success);
-    w.builder().add_xor_address(stun::attr::XorMappedAddress, from.client);
+    w.builder().add_xor_address(stun::attr::XorMappedAddress, req.from.client);
     w.finish(out, false);
 }
 

@@ -14,7 +14,6 @@ exact, and the cut-off one is closed as `crashed` having lost at most one flush 
 
 Loopback only (127.0.0.1).
 """
-import json
 import os
 import socket
 import sqlite3
@@ -23,7 +22,7 @@ import subprocess
 import threading
 import time
 
-from harness import BINARY, Turnbridge, free_port, main_guard
+from harness import Turnbridge, free_port, main_guard, report
 from stun_client import TurnClient
 
 FLUSH = 1  # seconds; [accounting] flush_interval for these runs
@@ -49,15 +48,6 @@ class TlsTurnClient(TurnClient):
 
 def accounting_server():
     return Turnbridge(users=USERS, extra_server=f"\n[accounting]\nflush_interval = {FLUSH}\n")
-
-
-def report(tb, user):
-    out = subprocess.run([str(BINARY), "report", "--config", str(tb.config_path), "--user", user,
-                          "--by", "allocation", "--format", "json"],
-                         capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise RuntimeError(f"report failed ({out.returncode}): {out.stderr}")
-    return json.loads(out.stdout)
 
 
 def peer_socket():
@@ -262,7 +252,8 @@ def turnutils_exactness(r):
                 if not r.check(f"turnutils {transport}: uclient reported totals", bool(totals and totals["sent"]),
                                str(totals)):
                     continue
-                row = report_user(tb, user)
+                rows = report(tb, user, by="user")
+                row = rows[0] if rows else {}
                 got = (row.get("relay_to_peer_packets"), row.get("relay_to_client_packets"),
                        row.get("relay_to_peer_payload_bytes"), row.get("relay_to_client_payload_bytes"))
                 want = (totals["sent"], totals["recv"], totals["sent"] * 172, totals["recv"] * 172)
@@ -271,13 +262,6 @@ def turnutils_exactness(r):
     finally:
         peer.terminate()
         peer.wait()
-
-
-def report_user(tb, user):
-    out = subprocess.run([str(BINARY), "report", "--config", str(tb.config_path), "--user", user,
-                          "--by", "user", "--format", "json"], capture_output=True, text=True, timeout=30)
-    rows = json.loads(out.stdout) if out.returncode == 0 else []
-    return rows[0] if rows else {}
 
 
 def main(r):

@@ -237,6 +237,17 @@ rest_secret = "{self.rest_secret}"
         self.stop()
 
 
+def report(server, user, by="allocation"):
+    """`turnbridge report --format json` rows for one user of `server`'s database; raises when
+    the command fails, so a broken report is never read as "no rows"."""
+    import json
+    out = subprocess.run([str(BINARY), "report", "--config", str(server.config_path), "--user", user,
+                          "--by", by, "--format", "json"], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"report failed ({out.returncode}): {out.stderr}")
+    return json.loads(out.stdout)
+
+
 def exit_on_signals():
     """`timeout` sends SIGTERM: turn it into SystemExit so that finally/atexit clean up."""
     def handler(signum, _frame):

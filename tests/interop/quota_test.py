@@ -2,24 +2,13 @@
 """Quotas against the real server: realm max_bitrate drops what exceeds the rate (and the
 report shows exactly what left), and quota_bytes makes a user over quota get 486 on Refresh
 (its allocation ends) and on new Allocates, also after a restart. Loopback only."""
-import json
 import socket
-import subprocess
 import time
 
-from harness import BINARY, Turnbridge, main_guard
+from harness import Turnbridge, main_guard, report
 from stun_client import StunError, TurnClient, error_code
 
 CHANNEL = 0x4001
-
-
-def report(tb, user):
-    out = subprocess.run([str(BINARY), "report", "--config", str(tb.config_path), "--user", user,
-                          "--by", "user", "--format", "json"], capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise RuntimeError(f"report failed ({out.returncode}): {out.stderr}")
-    rows = json.loads(out.stdout)
-    return rows[0] if rows else {}
 
 
 def server(realm_extra):
@@ -83,7 +72,8 @@ def rate_cap(r):
         c.close()
         peer.close()
         time.sleep(2.5)
-        row = report(tb, "test")
+        rows = report(tb, "test", by="user")
+        row = rows[0] if rows else {}
         r.check("max_bitrate: the report counts what arrived and what left",
                 row.get("client_to_relay_packets") == sent and row.get("relay_to_peer_packets") == received,
                 f"client_to_relay {row.get('client_to_relay_packets')}, relay_to_peer {row.get('relay_to_peer_packets')}")

@@ -136,7 +136,7 @@ private:
     // Dispatch and the STUN parts (server.cpp).
     void on_stun(const Clock& now, const FiveTuple& from, const stun::Message& m,
                  std::vector<Action>& out);
-    void on_binding(const FiveTuple& from, const stun::Message& m, std::vector<Action>& out);
+    void on_binding(const Request& req, std::vector<Action>& out);
     // Authentication (auth.cpp): true if `req` is authenticated; otherwise the challenge or
     // error has been sent.
     bool authenticate(const Clock& now, Request& req, std::vector<Action>& out);
