@@ -28,6 +28,15 @@ uv_buf_t piece(stun::Bytes b) {
 
 uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
 
+// Relayed data from a client: ChannelData (first byte 0x40-0x7F, RFC 8656 §12) or a Send
+// indication (STUN type 0x0016). A record is judged by the frame it starts with; clients write
+// one message per record.
+bool carries_relayed_data(stun::Bytes plain) {
+    if (plain.size() < 2) return false;
+    if (plain[0] >= 0x40 && plain[0] <= 0x7F) return true;
+    return plain[0] == 0x00 && plain[1] == 0x16;
+}
+
 }  // namespace
 
 TcpConnection::TcpConnection(Worker& worker, const Endpoint& local, Transport transport)
@@ -107,11 +116,15 @@ void TcpConnection::send(stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
         std::memcpy(out.data() + len, bufs[i].base, bufs[i].len);
         len += bufs[i].len;
     }
+    const std::size_t queued = tls_->pending();
     if (!tls_->write(out.first(len))) {
         log::debug("connection {}: TLS write failed: {}", five_tuple_.to_string(), tls_->error());
         close();
         return;
     }
+    // The record's header and tag are wire bytes of relayed data too (responses have no body).
+    const std::size_t record = tls_->pending() - queued;
+    if (!body.empty() && record > len) worker_.add_wire_overhead(five_tuple_, turn::Direction::RelayToClient, record - len);
     flush_tls();
 }
 
@@ -154,9 +167,14 @@ void TcpConnection::on_ciphertext(stun::Bytes data) {
     const auto plain = worker_.tls_plain_in();
     while (!closing_) {
         std::size_t n = 0;
-        switch (tls_->read(plain, n)) {
+        std::size_t record = 0;
+        switch (tls_->read(plain, n, record)) {
             case TlsSession::ReadResult::Data:
                 on_bytes(stun::Bytes(plain.data(), n));
+                // Wire bytes include TLS framing (the "TCP/TLS framing"): a record that
+                // carried relayed data adds its header and tag to the allocation's client leg.
+                if (record > n && !closing_ && carries_relayed_data(stun::Bytes(plain.data(), n)))
+                    worker_.add_wire_overhead(five_tuple_, turn::Direction::ClientToRelay, record - n);
                 continue;
             case TlsSession::ReadResult::NeedMore:
                 flush_tls();  // handshake messages, session tickets

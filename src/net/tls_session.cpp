@@ -57,11 +57,19 @@ void TlsSession::feed(std::span<const std::uint8_t> ciphertext) {
     }
 }
 
-TlsSession::ReadResult TlsSession::read(std::span<std::uint8_t> out, std::size_t& n) {
+TlsSession::ReadResult TlsSession::read(std::span<std::uint8_t> out, std::size_t& n, std::size_t& record_bytes) {
     ERR_clear_error();
+    // Without read-ahead OpenSSL takes exactly one record's bytes from the BIO per record it
+    // decrypts, so what left rbio_ is that record's size on the wire.
+    const bool was_established = established();
+    const std::size_t before = BIO_ctrl_pending(rbio_);
     const int r = SSL_read(ssl_, out.data(), clamp_int(out.size()));
+    carried_ += before - BIO_ctrl_pending(rbio_);
+    if (!was_established) carried_ = 0;  // handshake bytes are nobody's relayed data
     if (r > 0) {
         n = static_cast<std::size_t>(r);
+        record_bytes = carried_ >= n ? carried_ : n;  // never less than the plaintext it gave
+        carried_ = 0;
         return ReadResult::Data;
     }
     switch (SSL_get_error(ssl_, r)) {

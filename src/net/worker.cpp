@@ -295,6 +295,10 @@ void Worker::remove_connection(TcpConnection* c) {
     if (it != connections_.end() && it->second == c) connections_.erase(it);
 }
 
+void Worker::add_wire_overhead(const FiveTuple& ft, turn::Direction d, std::size_t bytes) {
+    if (server_) server_->add_wire_overhead(ft, d, bytes);
+}
+
 void Worker::connection_closed(const FiveTuple& ft) {
     // RFC 8656 §5: when the client's TCP/TLS connection goes, so does its allocation.
     if (server_) server_->on_client_closed(read_clock(), ft);

@@ -16,6 +16,10 @@ std::uint8_t stream_pad(Transport t, std::size_t len) {
 
 }  // namespace
 
+void Server::add_wire_overhead(const FiveTuple& ft, Direction d, std::size_t bytes) {
+    if (Allocation* a = find_mut(ft)) a->counters.wire_bytes[static_cast<std::size_t>(d)] += bytes;
+}
+
 void Server::on_send_indication(const Clock& now, const FiveTuple& from, const stun::Message& m,
                                 std::vector<Action>& out) {
     Allocation* a = find_mut(from);

@@ -6,7 +6,8 @@ Exactness: a known number of packets of known sizes go through UDP, TCP and TLS 
 (ChannelData and Send/Data indications), the allocations are closed, and `turnbridge report
 --by allocation --format json` must show exactly those payload packets and bytes in each
 direction, and wire bytes that match the framing (ChannelData header and stream padding,
-Send/Data indication headers). The same through coturn's turnutils_uclient over UDP, TCP and
+Send/Data indication headers, and over TLS each record's header and tag, which the test's own
+TLS client measures on its memory BIOs). The same through coturn's turnutils_uclient over UDP, TCP and
 TLS: its own totals of messages sent and received equal what the report says was relayed.
 
 Durability: `kill -9` while an allocation relays; after a restart, the closed allocation is
@@ -34,16 +35,72 @@ def pad(n):
     return (4 - n % 4) % 4
 
 
+class CountingTls:
+    """A TLS client over memory BIOs that counts ciphertext and plaintext each way, so the test
+    knows exactly what TLS framing added on the wire (the client leg's wire bytes include it)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.cipher_in = self.cipher_out = self.plain_in = self.plain_out = 0
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+        self._flush()
+
+    def _flush(self):
+        data = self.out.read()
+        self.cipher_out += len(data)
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.cipher_in += len(chunk)
+        self.inc.write(chunk)
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def sendall(self, data):
+        self.obj.write(data)  # one record per message, as browsers and coturn's clients do
+        self.plain_out += len(data)
+        self._flush()
+
+    def recv(self, n):
+        while True:
+            try:
+                data = self.obj.read(n)
+                self.plain_in += len(data)
+                return data
+            except ssl.SSLWantReadError:
+                self._fill()
+
+    def close(self):
+        self.sock.close()
+
+
 class TlsTurnClient(TurnClient):
     """TurnClient over TLS: the same framing as TCP inside a TLS session."""
 
     def __init__(self, server, username, password, timeout=3.0):
         super().__init__(server, username, password, transport="tcp", timeout=timeout)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.sock = CountingTls(self.sock)
         self.sock.settimeout(timeout)
+
+    def tls_overhead(self):
+        """Ciphertext beyond plaintext so far, (sent, received)."""
+        t = self.sock
+        return t.cipher_out - t.plain_out, t.cipher_in - t.plain_in
 
 
 def accounting_server():
@@ -67,8 +124,15 @@ def exchange(client, transport, indications, sizes_out, sizes_in):
     else:
         assert client.channel_bind(CHANNEL, peer_addr).message_class.name == "RESPONSE"
     stream = transport != "udp"
+    tls = isinstance(client, TlsTurnClient)
+
+    def tls_framing(d, before):
+        """TLS record bytes (header, tag) of the relayed message just sent (d=0) or received (1)."""
+        return client.tls_overhead()[d] - before[d] if tls else 0
+
     truth = {"packets": [0, 0, 0, 0], "payload": [0, 0, 0, 0], "wire": [0, 0, 0, 0]}
     for i, n in enumerate(sizes_out):
+        before = client.tls_overhead() if tls else None
         data = bytes([(i + k) % 251 for k in range(n)])
         if indications:
             from aioice import stun
@@ -81,12 +145,14 @@ def exchange(client, transport, indications, sizes_out, sizes_in):
         else:
             client.send_channel_data(CHANNEL, data)
             wire = 4 + n + (pad(n) if stream else 0)
+        wire += tls_framing(0, before)
         got, _ = peer.recvfrom(65536)
         assert got == data, "payload changed on the way to the peer"
         truth["packets"][0] += 1; truth["payload"][0] += n; truth["wire"][0] += wire
         truth["packets"][1] += 1; truth["payload"][1] += n; truth["wire"][1] += n
     for i, n in enumerate(sizes_in):
         data = bytes([(3 * i + k) % 253 for k in range(n)])
+        before = client.tls_overhead() if tls else None
         peer.sendto(data, (relay[0], relay[1]))
         kind, _, got = client.receive(timeout=3)
         assert got == data, "payload changed on the way to the client"
@@ -94,6 +160,7 @@ def exchange(client, transport, indications, sizes_out, sizes_in):
             wire = 4 + n + (pad(n) if stream else 0)
         else:  # Data indication: header, XOR-PEER-ADDRESS (IPv4), DATA header, padding
             wire = 20 + 12 + 4 + n + pad(n)
+        wire += tls_framing(1, before)
         truth["packets"][2] += 1; truth["payload"][2] += n; truth["wire"][2] += n
         truth["packets"][3] += 1; truth["payload"][3] += n; truth["wire"][3] += wire
     peer.close()

@@ -28,8 +28,9 @@ public:
     void feed(std::span<const std::uint8_t> ciphertext);
 
     enum class ReadResult { Data, NeedMore, Closed, Error };
-    // Decrypts into `out` (drives the handshake as needed); `n` is set on Data.
-    ReadResult read(std::span<std::uint8_t> out, std::size_t& n);
+    // Decrypts into `out` (drives the handshake as needed); `n` is set on Data, and
+    // `record_bytes` to the ciphertext that record took on the wire (header, body, tag).
+    ReadResult read(std::span<std::uint8_t> out, std::size_t& n, std::size_t& record_bytes);
 
     // Encrypts `plaintext` (only once established); false on a TLS error.
     bool write(std::span<const std::uint8_t> plaintext);
@@ -46,6 +47,9 @@ private:
     BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
     BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
     std::string error_;
+    // Ciphertext taken from rbio_ by reads that returned no data yet (a record split across
+    // socket reads); it belongs to the record that completes it.
+    std::size_t carried_ = 0;
 };
 
 }  // namespace turnbridge::net

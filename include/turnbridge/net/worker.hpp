@@ -82,6 +82,7 @@ public:
     void add_connection(TcpConnection* c);
     void framed(TcpConnection* c);            // sent its first complete frame
     void remove_connection(TcpConnection* c);  // closing: no more sends to it
+    void add_wire_overhead(const FiveTuple& ft, turn::Direction d, std::size_t bytes);  // TLS framing
     void connection_closed(const FiveTuple& ft);  // handle gone: the allocation goes too
 
 private:

@@ -115,6 +115,9 @@ public:
     // A datagram received on a relay socket from `peer` (RFC 8656 §11.3, §12.6).
     void on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& peer, stun::Bytes bytes,
                       std::vector<Action>& out);
+    // Client-leg bytes the core never sees: the TLS record overhead (header, tag) of records
+    // carrying relayed data on `ft`. Added to the allocation's wire bytes, if it has one.
+    void add_wire_overhead(const FiveTuple& ft, Direction d, std::size_t bytes);
     // The stream connection of `ft` closed: its allocation goes (RFC 8656 §5).
     void on_client_closed(const Clock& now, const FiveTuple& ft);
     // Expires allocations, permissions and channels. Call about once a second.

@@ -153,6 +153,21 @@ TEST_CASE("ChannelData toward TCP clients is padded to 4 bytes (RFC 8656 §12.5)
     CHECK(t.b.server->find(t.c.five_tuple())->counters.wire_bytes[3] == 12);
 }
 
+TEST_CASE("TLS record framing reported by the net layer adds to wire bytes only, and only with an allocation") {
+    Allocated t(tb::Transport::Tcp);
+    const auto& counters = t.b.server->find(t.c.five_tuple())->counters;
+    t.b.server->add_wire_overhead(t.c.five_tuple(), turn::Direction::ClientToRelay, 22);
+    t.b.server->add_wire_overhead(t.c.five_tuple(), turn::Direction::RelayToClient, 29);
+    CHECK(counters.wire_bytes[0] == 22);
+    CHECK(counters.wire_bytes[3] == 29);
+    CHECK(counters.packets[0] == 0);  // framing is not a packet of its own
+    CHECK(counters.payload_bytes[3] == 0);
+    auto other = t.c.five_tuple();
+    other.client.port ^= 1;
+    t.b.server->add_wire_overhead(other, turn::Direction::ClientToRelay, 22);  // no allocation: ignored
+    CHECK(counters.wire_bytes[0] == 22);
+}
+
 TEST_CASE("ChannelBind errors: range, rebinding, policy, family (RFC 8656 §12.2)") {
     Allocated t;
     CHECK(t.c.channel_bind(0x3FFF, "127.0.0.1:40000").code() == 400);
