@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <tuple>
@@ -105,6 +106,20 @@ const std::string& upsert_allocation_sql() {
         "end_reason = excluded.end_reason, {}, last_checkpoint_ms = excluded.last_checkpoint_ms",
         allocation_columns(), counter_params(12), counter_columns("{0} = excluded.{0}"));
     return s;
+}
+
+// A checkpoint (`ending` false) or the end of an allocation already stored: only what changes is
+// written. A checkpoint leaves end_ms alone, so SQLite keeps the open-allocations index as it is.
+const std::string& update_allocation_sql(bool ending) {
+    auto make = [](bool end) {
+        std::string set;
+        for (std::size_t i = 0; i < kCounters; ++i)
+            set += fmt::format(", {} = ?{}", counter_name(i), 5 + static_cast<int>(i));
+        return fmt::format("UPDATE allocations SET peers = ?3{}{}, last_checkpoint_ms = ?{} WHERE id = ?1",
+                           end ? ", end_ms = ?2, end_reason = ?4" : "", set, 5 + static_cast<int>(kCounters));
+    };
+    static const std::string checkpoint = make(false), end = make(true);
+    return ending ? end : checkpoint;
 }
 
 const std::string& upsert_hourly_sql() {
@@ -214,11 +229,30 @@ private:
 
     void exec(const std::string& sql);
     Query query(const std::string& sql);
+    // The same for a statement whose text lives as long as the program (a function-local
+    // static): looked up by address, not by hashing its few hundred characters per record.
+    Query hot_query(const std::string& sql);
     int user_version();
     void migrate();
     void close_crashed();
-    void write_one(const AllocationRecord& r, std::int64_t now_ms);
-    void add_hourly(std::int64_t hour, const AllocationRecord& r, std::int64_t started, const Traffic& delta);
+    // One batch's effect on the hourly rollup, summed per (hour, realm, account) so that many
+    // allocations of one user cost one upsert rather than one each.
+    struct HourlyKey {
+        std::int64_t hour;
+        std::string realm, account;
+        bool operator<(const HourlyKey& o) const { return std::tie(hour, realm, account) < std::tie(o.hour, o.realm, o.account); }
+    };
+    struct HourlyDelta {
+        std::int64_t started = 0;
+        Traffic traffic;
+    };
+    using HourlyBatch = std::map<HourlyKey, HourlyDelta>;
+    // Totals stored for allocations still open, so a checkpoint needs no read of its row.
+    // Changed only once a batch commits (`pending`), so a failed write leaves it true.
+    using StoredTotals = std::unordered_map<std::string, Traffic>;
+
+    void write_one(const AllocationRecord& r, std::int64_t now_ms, HourlyBatch& hourly, StoredTotals& pending);
+    void add_hourly(const HourlyKey& key, const HourlyDelta& d);
     std::vector<UsageRow> usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices);
     std::vector<UsageRow> usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices);
 
@@ -226,6 +260,8 @@ private:
     bool writer_;
     sqlite3* db_ = nullptr;
     std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once per Store
+    std::unordered_map<const std::string*, sqlite3_stmt*> hot_;    // the same, by address
+    StoredTotals stored_;
     bool failing_ = false;  // the last write failed (logged once per run of failures)
 };
 
@@ -245,6 +281,15 @@ Query SqliteStore::query(const std::string& sql) {
                                nullptr) != SQLITE_OK)
             throw SqliteError(sqlite3_errmsg(db_));
         it = statements_.emplace(sql, stmt).first;
+    }
+    return Query(db_, it->second);
+}
+
+Query SqliteStore::hot_query(const std::string& sql) {
+    auto it = hot_.find(&sql);
+    if (it == hot_.end()) {
+        (void)query(sql);  // prepares it
+        it = hot_.emplace(&sql, statements_.at(sql)).first;
     }
     return Query(db_, it->second);
 }
@@ -313,8 +358,14 @@ bool SqliteStore::write(const std::vector<AllocationRecord>& batch, std::int64_t
     if (batch.empty()) return true;
     try {
         Transaction tx(*this, "BEGIN IMMEDIATE");
-        for (const auto& r : batch) write_one(r, now_ms);
+        HourlyBatch hourly;
+        StoredTotals pending;
+        for (const auto& r : batch) write_one(r, now_ms, hourly, pending);
+        for (const auto& [key, d] : hourly) add_hourly(key, d);
         tx.commit();
+        for (auto& [id, t] : pending) stored_[id] = t;
+        for (const auto& r : batch)
+            if (r.end_ms != 0) stored_.erase(r.id);
     } catch (const std::exception& e) {
         if (!failing_)
             log::warn("accounting: cannot write to {}: {}; the records are kept and retried", file_, e.what());
@@ -326,12 +377,16 @@ bool SqliteStore::write(const std::vector<AllocationRecord>& batch, std::int64_t
     return true;
 }
 
-void SqliteStore::write_one(const AllocationRecord& r, std::int64_t now_ms) {
+void SqliteStore::write_one(const AllocationRecord& r, std::int64_t now_ms, HourlyBatch& hourly, StoredTotals& pending) {
     Traffic stored;
     bool known = false;
-    {
+    if (auto p = pending.find(r.id); p != pending.end()) {
+        known = true, stored = p->second;
+    } else if (auto c = stored_.find(r.id); c != stored_.end()) {
+        known = true, stored = c->second;
+    } else {
         static const std::string sql = "SELECT " + counter_columns("{}") + " FROM allocations WHERE id = ?1";
-        auto q = query(sql);
+        auto q = hot_query(sql);
         q.bind(1, r.id);
         if (q.step()) known = true, q.read_traffic(0, stored);
     }
@@ -348,29 +403,42 @@ void SqliteStore::write_one(const AllocationRecord& r, std::int64_t now_ms) {
         counter(total, i) = std::max(now, before);
         counter(delta, i) = now > before ? now - before : 0;
     }
-    auto q = query(upsert_allocation_sql());
-    q.bind(1, r.id).bind(2, r.account).bind(3, r.username).bind(4, r.realm).bind(5, r.client);
-    q.bind(6, r.transport).bind(7, r.relay).bind(8, r.start_ms).bind(9, r.end_ms);
-    q.bind(10, static_cast<std::int64_t>(r.peers)).bind(11, r.end_reason);
-    for (std::size_t i = 0; i < kCounters; ++i) q.bind(12 + static_cast<int>(i), counter(total, i));
-    q.bind(24, now_ms);
-    q.step();
+    if (known) {
+        // The row exists (a record's identity never changes): update in place, which costs a
+        // fraction of the upsert; this is the statement of every checkpoint.
+        const bool ending = r.end_ms != 0;
+        auto q = hot_query(update_allocation_sql(ending));
+        q.bind(1, r.id).bind(3, static_cast<std::int64_t>(r.peers));
+        if (ending) q.bind(2, r.end_ms).bind(4, r.end_reason);
+        for (std::size_t i = 0; i < kCounters; ++i) q.bind(5 + static_cast<int>(i), counter(total, i));
+        q.bind(5 + static_cast<int>(kCounters), now_ms);
+        q.step();
+    } else {
+        auto q = hot_query(upsert_allocation_sql());
+        q.bind(1, r.id).bind(2, r.account).bind(3, r.username).bind(4, r.realm).bind(5, r.client);
+        q.bind(6, r.transport).bind(7, r.relay).bind(8, r.start_ms).bind(9, r.end_ms);
+        q.bind(10, static_cast<std::int64_t>(r.peers)).bind(11, r.end_reason);
+        for (std::size_t i = 0; i < kCounters; ++i) q.bind(12 + static_cast<int>(i), counter(total, i));
+        q.bind(24, now_ms);
+        q.step();
+    }
+    pending[r.id] = total;
 
     // A new allocation counts where it started; traffic counts where it was written.
     const std::int64_t start_hour = detail::floor_to(r.start_ms, kHourMs);
     const std::int64_t write_hour = detail::floor_to(now_ms, kHourMs);
-    const Traffic none;
-    if (!known && start_hour != write_hour) add_hourly(start_hour, r, 1, none);
-    add_hourly(write_hour, r, !known && start_hour == write_hour ? 1 : 0, delta);
-}
-
-void SqliteStore::add_hourly(std::int64_t hour, const AllocationRecord& r, std::int64_t started, const Traffic& delta) {
-    bool any = started != 0;
+    if (!known) ++hourly[HourlyKey{start_hour, r.realm, r.account}].started;
+    bool any = false;
     for (std::size_t i = 0; i < kCounters; ++i) any = any || counter(delta, i) != 0;
     if (!any) return;
-    auto q = query(upsert_hourly_sql());
-    q.bind(1, hour).bind(2, r.realm).bind(3, r.account).bind(4, started);
-    for (std::size_t i = 0; i < kCounters; ++i) q.bind(5 + static_cast<int>(i), counter(delta, i));
+    auto& into = hourly[HourlyKey{write_hour, r.realm, r.account}].traffic;
+    for (std::size_t i = 0; i < kCounters; ++i) counter(into, i) += counter(delta, i);
+}
+
+void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {
+    auto q = hot_query(upsert_hourly_sql());
+    q.bind(1, key.hour).bind(2, key.realm).bind(3, key.account).bind(4, d.started);
+    for (std::size_t i = 0; i < kCounters; ++i) q.bind(5 + static_cast<int>(i), counter(d.traffic, i));
     q.step();
 }
 

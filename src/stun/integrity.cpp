@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
 
 namespace turnbridge::stun {
 namespace {
@@ -32,25 +33,55 @@ std::uint32_t crc32_update(std::uint32_t crc, Bytes data) {
     return crc;
 }
 
+// Digests fetched once: OpenSSL 3 looks up a provider on every init given a legacy EVP_sha1()
+// style handle, which cost more than the hash itself in profiles of Allocate floods.
+enum class Md { Md5, Sha1, Sha256 };
+const EVP_MD* md(Md which) {
+    static EVP_MD* const md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+    static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    switch (which) {
+        case Md::Md5: return md5;
+        case Md::Sha1: return sha1;
+        case Md::Sha256: return sha256;
+    }
+    return nullptr;
+}
+
+// One context per thread, reused: no allocation per message, nothing shared between workers.
+struct HmacCtxFree {
+    void operator()(HMAC_CTX* c) const { HMAC_CTX_free(c); }
+};
+struct MdCtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+HMAC_CTX* hmac_ctx() {
+    thread_local std::unique_ptr<HMAC_CTX, HmacCtxFree> ctx(HMAC_CTX_new());
+    return ctx.get();
+}
+EVP_MD_CTX* md_ctx() {
+    thread_local std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+    return ctx.get();
+}
+
 // HMAC over the message prefix [0, end) with the header's length field replaced by `length`
 // (RFC 8489 §14.5: the length is as if the integrity attribute were the last one).
-void hmac_prefix(const EVP_MD* md, Bytes key, Bytes message, std::size_t end, std::uint16_t length,
+void hmac_prefix(Md which, Bytes key, Bytes message, std::size_t end, std::uint16_t length,
                  std::uint8_t* out, unsigned* out_len) {
-    HMAC_CTX* ctx = HMAC_CTX_new();
+    HMAC_CTX* ctx = hmac_ctx();
     const std::uint8_t len_be[2] = {static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
-    HMAC_Init_ex(ctx, key.data(), static_cast<int>(key.size()), md, nullptr);
+    HMAC_Init_ex(ctx, key.data(), static_cast<int>(key.size()), md(which), nullptr);
     HMAC_Update(ctx, message.data(), 2);
     HMAC_Update(ctx, len_be, 2);
     HMAC_Update(ctx, message.data() + 4, end - 4);
     HMAC_Final(ctx, out, out_len);
-    HMAC_CTX_free(ctx);
 }
 
 template <std::size_t N>
-std::array<std::uint8_t, N> digest(const EVP_MD* md, std::string_view a, std::string_view b, std::string_view c) {
+std::array<std::uint8_t, N> digest(Md which, std::string_view a, std::string_view b, std::string_view c) {
     std::array<std::uint8_t, N> out{};
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, md, nullptr);
+    EVP_MD_CTX* ctx = md_ctx();
+    EVP_DigestInit_ex(ctx, md(which), nullptr);
     EVP_DigestUpdate(ctx, a.data(), a.size());
     EVP_DigestUpdate(ctx, ":", 1);
     EVP_DigestUpdate(ctx, b.data(), b.size());
@@ -60,11 +91,24 @@ std::array<std::uint8_t, N> digest(const EVP_MD* md, std::string_view a, std::st
     }
     unsigned n = 0;
     EVP_DigestFinal_ex(ctx, out.data(), &n);
-    EVP_MD_CTX_free(ctx);
+    return out;
+}
+
+template <std::size_t N>
+std::array<std::uint8_t, N> hmac(Md which, Bytes key, Bytes data) {
+    std::array<std::uint8_t, N> out{};
+    HMAC_CTX* ctx = hmac_ctx();
+    unsigned n = 0;
+    HMAC_Init_ex(ctx, key.data(), static_cast<int>(key.size()), md(which), nullptr);
+    HMAC_Update(ctx, data.data(), data.size());
+    HMAC_Final(ctx, out.data(), &n);
     return out;
 }
 
 }  // namespace
+
+std::array<std::uint8_t, 20> hmac_sha1(Bytes key, Bytes data) { return hmac<20>(Md::Sha1, key, data); }
+std::array<std::uint8_t, 32> hmac_sha256(Bytes key, Bytes data) { return hmac<32>(Md::Sha256, key, data); }
 
 std::uint32_t crc32(Bytes data) { return crc32_update(0xFFFFFFFFu, data) ^ 0xFFFFFFFFu; }
 
@@ -77,7 +121,7 @@ bool check_message_integrity(const Message& m, Bytes key) {
     if (a == nullptr || a->length != 20) return false;
     std::uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    hmac_prefix(EVP_sha1(), key, m.bytes(), a->offset - 4u, static_cast<std::uint16_t>(a->offset + 20 - kHeaderSize), mac, &n);
+    hmac_prefix(Md::Sha1, key, m.bytes(), a->offset - 4u, static_cast<std::uint16_t>(a->offset + 20 - kHeaderSize), mac, &n);
     return equal_secret(Bytes(mac, 20), m.value(*a));
 }
 
@@ -87,7 +131,7 @@ bool check_message_integrity_sha256(const Message& m, Bytes key) {
     if (a == nullptr || a->length < 16 || a->length > 32 || a->length % 4 != 0) return false;
     std::uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    hmac_prefix(EVP_sha256(), key, m.bytes(), a->offset - 4u,
+    hmac_prefix(Md::Sha256, key, m.bytes(), a->offset - 4u,
                 static_cast<std::uint16_t>(a->offset + a->length - kHeaderSize), mac, &n);
     return equal_secret(Bytes(mac, a->length), m.value(*a));
 }
@@ -113,7 +157,7 @@ void MessageBuilder::add_message_integrity(Bytes key) {
     if (!p) return;
     std::uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    hmac_prefix(EVP_sha1(), key, bytes(), size_ - 24, static_cast<std::uint16_t>(size_ - kHeaderSize), mac, &n);
+    hmac_prefix(Md::Sha1, key, bytes(), size_ - 24, static_cast<std::uint16_t>(size_ - kHeaderSize), mac, &n);
     std::memcpy(p, mac, 20);
 }
 
@@ -122,7 +166,7 @@ void MessageBuilder::add_message_integrity_sha256(Bytes key) {
     if (!p) return;
     std::uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    hmac_prefix(EVP_sha256(), key, bytes(), size_ - 36, static_cast<std::uint16_t>(size_ - kHeaderSize), mac, &n);
+    hmac_prefix(Md::Sha256, key, bytes(), size_ - 36, static_cast<std::uint16_t>(size_ - kHeaderSize), mac, &n);
     std::memcpy(p, mac, 32);
 }
 
@@ -135,13 +179,13 @@ void MessageBuilder::add_fingerprint() {
 }
 
 std::array<std::uint8_t, 16> long_term_key_md5(std::string_view user, std::string_view realm, std::string_view password) {
-    return digest<16>(EVP_md5(), user, realm, password.data() ? password : std::string_view("", 0));
+    return digest<16>(Md::Md5, user, realm, password.data() ? password : std::string_view("", 0));
 }
 std::array<std::uint8_t, 32> long_term_key_sha256(std::string_view user, std::string_view realm, std::string_view password) {
-    return digest<32>(EVP_sha256(), user, realm, password.data() ? password : std::string_view("", 0));
+    return digest<32>(Md::Sha256, user, realm, password.data() ? password : std::string_view("", 0));
 }
 std::array<std::uint8_t, 32> userhash(std::string_view user, std::string_view realm) {
-    return digest<32>(EVP_sha256(), user, realm, std::string_view());
+    return digest<32>(Md::Sha256, user, realm, std::string_view());
 }
 
 }  // namespace turnbridge::stun

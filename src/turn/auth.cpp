@@ -3,7 +3,6 @@
 // credentials (draft-uberti-behave-turn-rest-00: username "expiry[:user]",
 // password base64(HMAC-SHA1(secret, username))).
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <charconv>
 #include <cstring>
@@ -15,6 +14,8 @@
 
 namespace turnbridge::turn {
 namespace {
+
+stun::Bytes text_bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
 constexpr std::uint8_t kOurAlgorithms[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00};
 
@@ -44,12 +45,9 @@ std::optional<Lookup> rest_lookup(const config::Realm& realm, std::string_view u
         expired = true;
         return std::nullopt;
     }
-    std::uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    HMAC(EVP_sha1(), realm.rest_secret.data(), static_cast<int>(realm.rest_secret.size()),
-         reinterpret_cast<const std::uint8_t*>(username.data()), username.size(), mac, &n);
+    const auto mac = stun::hmac_sha1(text_bytes(realm.rest_secret), text_bytes(username));
     Lookup l;
-    l.password = base64(mac, n);
+    l.password = base64(mac.data(), mac.size());
     l.account = colon == std::string_view::npos ? std::string() : std::string(username.substr(colon + 1));
     l.username = std::string(username);
     return l;

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/turn/nonce.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <charconv>
@@ -44,9 +42,7 @@ std::string NonceMinter::mac(std::int64_t expiry, const IpAddress& client) const
     for (int i = 0; i < 8; ++i) input[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(expiry) >> (56 - 8 * i));
     input[8] = static_cast<std::uint8_t>(client.family);
     std::memcpy(input + 9, client.bytes.data(), 16);
-    std::uint8_t out[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), input, sizeof input, out, &n);
+    const auto out = stun::hmac_sha256(key_, stun::Bytes(input, sizeof input));
     std::uint64_t v = 0;
     for (int i = 0; i < 8; ++i) v = v << 8 | out[i];
     std::string s;

@@ -28,6 +28,11 @@ std::array<std::uint8_t, 32> long_term_key_sha256(std::string_view user, std::st
 // RFC 8489 §14.4: USERHASH = SHA-256(username ":" realm).
 std::array<std::uint8_t, 32> userhash(std::string_view user, std::string_view realm);
 
+// Plain HMACs (TURN REST passwords, nonce MACs), with a per-thread context and digests fetched
+// once, so a flood of requests costs no provider lookups.
+std::array<std::uint8_t, 20> hmac_sha1(Bytes key, Bytes data);
+std::array<std::uint8_t, 32> hmac_sha256(Bytes key, Bytes data);
+
 // Constant-time comparison (CRYPTO_memcmp) for secrets and MACs.
 bool equal_secret(Bytes a, Bytes b);
 
