@@ -2,9 +2,14 @@
 // The accounting store on SQLite in WAL mode: a versioned schema migrated on open, batched
 // writes that keep hourly rollups, and the usage queries. The only file that includes
 // <sqlite3.h> (STYLE.md); the tables are described in store.hpp.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 #include <limits>
 #include <map>
@@ -204,6 +209,7 @@ public:
     ~SqliteStore() override {
         for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
         sqlite3_close(db_);
+        if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
     }
 
     void open(const StoreOptions& options);
@@ -235,6 +241,7 @@ private:
     int user_version();
     void migrate();
     void close_crashed();
+    void lock_writer();
     // One batch's effect on the hourly rollup, summed per (hour, realm, account) so that many
     // allocations of one user cost one upsert rather than one each.
     struct HourlyKey {
@@ -263,6 +270,7 @@ private:
     std::unordered_map<const std::string*, sqlite3_stmt*> hot_;    // the same, by address
     StoredTotals stored_;
     bool failing_ = false;  // the last write failed (logged once per run of failures)
+    int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
 };
 
 void SqliteStore::exec(const std::string& sql) {
@@ -299,10 +307,31 @@ int SqliteStore::user_version() {
     return q.step() ? static_cast<int>(q.int64(0)) : 0;
 }
 
+// One writing server per database: a second one would close the first one's live
+// allocations as crashed and double its writes. SQLite's own locks only serialise
+// transactions, so the writer holds flock() on FILE.lock (with its pid, for the message)
+// for as long as it runs; the kernel drops it when the process dies, even by kill -9.
+void SqliteStore::lock_writer() {
+    const std::string path = file_ + ".lock";
+    lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) throw SqliteError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = {};
+        const auto n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+        std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string("?");
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+        throw SqliteError(fmt::format("in use by another turnbridge (pid {}, lock {}); one server writes a database",
+                                      holder, path));
+    }
+    const std::string me = fmt::format("{}\n", ::getpid());
+    if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, me.data(), me.size(), 0);
+}
+
 void SqliteStore::open(const StoreOptions& options) {
     const int flags = writer_ ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     const int rc = sqlite3_open_v2(file_.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) throw SqliteError(db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    if (writer_) lock_writer();  // before anything is read, migrated or closed as crashed
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, options.busy_timeout_ms);
     if (!writer_) {

@@ -193,7 +193,7 @@ void Worker::shutdown() {
 void Worker::on_flush() {
     const auto& s = server_->stats();
     shared_.hub->post(index_, accounting_->take(*server_),
-                      WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_});
+                      WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused});
 }
 
 void Worker::on_tick() {

@@ -9,11 +9,13 @@ namespace turnbridge::turn {
 
 bool Server::over_byte_quota(const Request& req) {
     if (shared_.quota_gate == nullptr || req.realm.quota_bytes == 0) return false;
-    const std::string& who = req.account.empty() ? req.username : req.account;
-    if (!shared_.quota_gate->over_quota(req.realm, who)) return false;
+    // Bytes are counted per account (accounting's identity), so the quota is too: TURN REST
+    // users with a bare expiry, accounted to the realm alone, share one quota (account "")
+    // rather than each fresh credential starting from zero.
+    if (!shared_.quota_gate->over_quota(req.realm, req.account)) return false;
     ++stats_.quota_refusals;
-    log::info("byte quota of {} reached: user={} realm={} client=[{}]", req.realm.quota_bytes, who, req.realm.name,
-              req.from.to_string());
+    log::info("byte quota of {} reached: user={} account={} realm={} client=[{}]", req.realm.quota_bytes, req.username,
+              req.account.empty() ? "(realm)" : req.account, req.realm.name, req.from.to_string());
     return true;
 }
 

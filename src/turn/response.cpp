@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "server_internal.hpp"
+#include <optional>
 
+#include "server_internal.hpp"
 #include "turnbridge/stun/integrity.hpp"
 
 namespace turnbridge::turn {
@@ -23,8 +24,46 @@ void ResponseWriter::finish(std::vector<Action>& out, bool integrity) {
     out.push_back(ToClient{req_.from, b_.bytes(), {}, 0});
 }
 
+namespace {
+
+// Maps an Allocate error to its metrics reason; nullopt for those counted elsewhere.
+std::optional<AllocateRefusal> refusal_of(StunCode code) {
+    switch (code) {
+        case StunCode::Unauthenticated:
+        case StunCode::WrongCredentials:
+        case StunCode::StaleNonce:
+        case StunCode::AllocationQuotaReached: return std::nullopt;
+        case StunCode::BadRequest:
+        case StunCode::UnknownAttribute: return AllocateRefusal::BadRequest;
+        case StunCode::AllocationMismatch: return AllocateRefusal::Mismatch;
+        case StunCode::AddressFamilyNotSupported: return AllocateRefusal::Family;
+        case StunCode::UnsupportedTransport: return AllocateRefusal::Transport;
+        case StunCode::Forbidden: return AllocateRefusal::Forbidden;
+        case StunCode::InsufficientCapacity: return AllocateRefusal::Capacity;
+        default: return AllocateRefusal::Other;
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(AllocateRefusal r) {
+    switch (r) {
+        case AllocateRefusal::BadRequest: return "bad_request";
+        case AllocateRefusal::Mismatch: return "allocation_mismatch";
+        case AllocateRefusal::Family: return "address_family";
+        case AllocateRefusal::Transport: return "unsupported_transport";
+        case AllocateRefusal::Forbidden: return "forbidden";
+        case AllocateRefusal::Capacity: return "capacity";
+        case AllocateRefusal::Other:
+        case AllocateRefusal::Count: break;
+    }
+    return "other";
+}
+
 void Server::send_error(const Request& req, StunCode code, std::string_view reason, std::vector<Action>& out,
                         bool with_integrity) {
+    if (req.msg.method() == stun::method::Allocate)
+        if (auto r = refusal_of(code)) ++stats_.allocate_refused[static_cast<std::size_t>(*r)];
     ResponseWriter w(*this, req, stun::Class::Error);
     w.builder().add_error_code(code, reason);
     w.finish(out, with_integrity);

@@ -27,6 +27,7 @@ struct WorkerStats {
     std::uint64_t auth_failures = 0;
     std::uint64_t quota_refusals = 0;
     double loop_lag_seconds = 0;
+    decltype(turn::Stats::allocate_refused) allocate_refused{};
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

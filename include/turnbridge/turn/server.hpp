@@ -88,9 +88,16 @@ struct SharedState {
     const QuotaGate* quota_gate = nullptr;  // null: no byte quotas
 };
 
+// Why an Allocate was refused, besides credentials and quotas (counted on their own below).
+enum class AllocateRefusal : std::uint8_t { BadRequest, Mismatch, Family, Transport, Forbidden, Capacity, Other, Count };
+std::string_view to_string(AllocateRefusal r);
+
 struct Stats {
     std::uint64_t auth_failures = 0;
     std::uint64_t quota_refusals = 0;
+    // Error responses to Allocate other than 401 (a challenge or bad credentials: auth_failures)
+    // and 486 (quota_refusals), by kind.
+    std::array<std::uint64_t, static_cast<std::size_t>(AllocateRefusal::Count)> allocate_refused{};
     std::uint64_t forbidden_peers = 0;
     std::uint64_t dropped_datagrams = 0;
 };

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include "store_helpers.hpp"
 #include "turnbridge/accounting/store.hpp"
 
@@ -245,6 +248,26 @@ TEST_CASE("a reader beside the live writer sees each committed write (WAL), and 
     a.traffic = scaled(6);
     REQUIRE(writer->write({a}, kDay + 4000));
     check_traffic(reader->allocation("i1-a")->traffic, scaled(6));
+}
+
+TEST_CASE("a second writer is refused while one runs, and leaves the live allocations alone") {
+    TempDir dir;
+    const auto file = dir / "t.db";
+    auto first = Store::open(file, true);
+    REQUIRE(first->write({record("i1-a", "alice", "example.org", kDay, scaled(1))}, kDay + 1000));
+    std::string why;
+    try {
+        Store::open(file, true);
+    } catch (const std::exception& e) {
+        why = e.what();
+    }
+    CHECK(why.find("in use by another turnbridge") != std::string::npos);
+    CHECK(why.find(fmt::format("pid {}", ::getpid())) != std::string::npos);
+    CHECK(why.find("t.db") != std::string::npos);
+    CHECK(first->allocation("i1-a")->end_reason.empty());  // not closed as crashed by the refused one
+    CHECK(Store::open(file, false)->allocation("i1-a"));   // readers are welcome
+    first.reset();
+    CHECK_NOTHROW(Store::open(file, true));  // the lock went with the first writer
 }
 
 TEST_CASE("a reader opens a database whose writer has closed (no -wal or -shm left)") {

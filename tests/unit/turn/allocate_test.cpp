@@ -35,20 +35,22 @@ TEST_CASE("a retransmitted Allocate gets the same answer; a new one on the 5-tup
     CHECK(again.bytes == first.bytes);
     CHECK(b.binder.open_handles.size() == 1);
     CHECK(c.allocate().code() == 437);
+    CHECK(b.server->stats().allocate_refused[static_cast<std::size_t>(turn::AllocateRefusal::Mismatch)] == 1);
 }
 
 TEST_CASE("Allocate attribute errors map to their RFC 8656 codes") {
-    struct Row { const char* name; std::vector<Client::Attr> attrs; std::uint16_t code; };
+    using R = turn::AllocateRefusal;
+    struct Row { const char* name; std::vector<Client::Attr> attrs; std::uint16_t code; R counted_as; };
     const std::vector<Row> rows = {
-        {"no REQUESTED-TRANSPORT", {}, 400},
-        {"TCP transport", {{stun::attr::RequestedTransport, {6, 0, 0, 0}}}, 442},
-        {"unknown family", {Client::udp(), Client::family(3)}, 440},
-        {"both family attributes", {Client::udp(), Client::family(1), {stun::attr::AdditionalAddressFamily, {2, 0, 0, 0}}}, 400},
-        {"additional family IPv4", {Client::udp(), {stun::attr::AdditionalAddressFamily, {1, 0, 0, 0}}}, 400},
-        {"token with EVEN-PORT", {Client::udp(), {stun::attr::EvenPort, {0}}, {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 400},
-        {"token with family", {Client::udp(), Client::family(1), {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 400},
-        {"unknown token", {Client::udp(), {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 508},
-        {"short token", {Client::udp(), {stun::attr::ReservationToken, {1, 2, 3}}}, 400},
+        {"no REQUESTED-TRANSPORT", {}, 400, R::BadRequest},
+        {"TCP transport", {{stun::attr::RequestedTransport, {6, 0, 0, 0}}}, 442, R::Transport},
+        {"unknown family", {Client::udp(), Client::family(3)}, 440, R::Family},
+        {"both family attributes", {Client::udp(), Client::family(1), {stun::attr::AdditionalAddressFamily, {2, 0, 0, 0}}}, 400, R::BadRequest},
+        {"additional family IPv4", {Client::udp(), {stun::attr::AdditionalAddressFamily, {1, 0, 0, 0}}}, 400, R::BadRequest},
+        {"token with EVEN-PORT", {Client::udp(), {stun::attr::EvenPort, {0}}, {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 400, R::BadRequest},
+        {"token with family", {Client::udp(), Client::family(1), {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 400, R::BadRequest},
+        {"unknown token", {Client::udp(), {stun::attr::ReservationToken, {1, 2, 3, 4, 5, 6, 7, 8}}}, 508, R::Capacity},
+        {"short token", {Client::udp(), {stun::attr::ReservationToken, {1, 2, 3}}}, 400, R::BadRequest},
     };
     for (const auto& row : rows) {
         CAPTURE(row.name);
@@ -60,6 +62,10 @@ TEST_CASE("Allocate attribute errors map to their RFC 8656 codes") {
         CHECK(b.server->allocation_count() == 0);
         CHECK(b.binder.open_handles.empty());
         CHECK(b.quota.total() == 0);
+        // /metrics' allocations_failed_total{reason}: this refusal, once, under its reason.
+        const auto& refused = b.server->stats().allocate_refused;
+        for (std::size_t i = 0; i < refused.size(); ++i)
+            CHECK(refused[i] == (i == static_cast<std::size_t>(row.counted_as) ? 1u : 0u));
     }
 }
 

@@ -186,6 +186,27 @@ TEST_CASE("TURN REST API credentials: valid until their expiry, accounted under 
     }
 }
 
+TEST_CASE("byte quotas follow the accounted identity: REST users by user id, bare expiries share the realm's") {
+    struct Gate : turn::QuotaGate {
+        mutable std::vector<std::string> asked;
+        bool over_quota(const tb::config::Realm&, const std::string& account) const override {
+            asked.push_back(account);
+            return account.empty();  // the realm's anonymous pool is used up
+        }
+    } gate;
+    Bench b;
+    b.cfg->realms["example.org"].quota_bytes = 1000;
+    b.server = std::make_unique<turn::Server>(turn::SharedState{b.cfg, &b.nonces, &b.quota, 0, &gate}, b.binder);
+    const std::string user = std::to_string(b.now.unix_seconds + 3600) + ":alice";
+    Client c(b, tuple("198.51.100.7:5000"), user, rest_password("s3cr3t", user));
+    CHECK(c.allocate().success());
+    // A fresh bare-expiry credential must not start a quota of its own.
+    const std::string bare = std::to_string(b.now.unix_seconds + 61);
+    Client e(b, tuple("198.51.100.7:5001"), bare, rest_password("s3cr3t", bare));
+    CHECK(e.allocate().code() == 486);
+    CHECK(gate.asked == std::vector<std::string>{"alice", ""});
+}
+
 TEST_CASE("a reload changes credentials for new requests and keeps live allocations") {
     Bench b;
     Client c(b, tuple("198.51.100.7:5000"));
