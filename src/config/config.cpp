@@ -13,6 +13,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "gateway_config.hpp"
 #include "toml_reader.hpp"
 
 namespace turnbridge::config {
@@ -79,6 +80,7 @@ public:
         check_server();
         if (auto f = r_.get(root, "", "realm")) load_realms(*f);
         check_default_realm();
+        check_gateway();
         if (auto f = r_.get(root, "", "accounting")) load_accounting(*f);
         if (auto f = r_.get(root, "", "admin")) load_admin(*f);
     }
@@ -95,6 +97,9 @@ private:
     void load_admin(const Field& admin);
     void check_server() const;
     void check_default_realm() const;
+    void check_gateway() const;
+    // "MIN-MAX" with kMinRelayPort <= MIN <= MAX (server.relay_ports, server.media_ports).
+    std::pair<std::uint16_t, std::uint16_t> port_range(const Field& f) const;
 
     std::vector<Endpoint> listeners(const Field& f);
     std::vector<Endpoint> claim_listeners(const Field& f);
@@ -107,6 +112,8 @@ private:
     Config& cfg_;
     std::vector<Listener> seen_;
     int listen_line_ = 0, tls_listen_line_ = 0, default_realm_line_ = 0;
+    int wss_listen_line_ = 0, media_ports_line_ = 0;
+    std::string first_gateway_;  // realm.X.gateway key of the first enabled one, for messages
 };
 
 std::vector<Endpoint> Loader::listeners(const Field& f) {
@@ -161,10 +168,20 @@ void Loader::load_server(const Field& server) {
     r_.only_keys(t, "server",
                  {"listen", "tls_listen", "tls_cert", "tls_key", "relay_ips", "external_ip", "relay_ports",
                   "default_realm", "threads", "software", "default_lifetime", "max_lifetime", "nonce_lifetime",
-                  "max_allocations", "max_allocations_per_user", "log_level"});
+                  "max_allocations", "max_allocations_per_user", "log_level", "ws_listen", "wss_listen",
+                  "sip_listen", "media_ip", "media_ports"});
     auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
     if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
     if (auto f = get("tls_listen")) tls_listen_line_ = f->line(), cfg_.tls_listen = listeners(*f);
+    // SIP over WebSocket is TCP; sip_listen binds UDP and TCP, like listen.
+    if (auto f = get("ws_listen")) cfg_.ws_listen = listeners(*f);
+    if (auto f = get("wss_listen")) wss_listen_line_ = f->line(), cfg_.wss_listen = listeners(*f);
+    if (auto f = get("sip_listen")) cfg_.sip_listen = listeners(*f);
+    if (auto f = get("media_ip")) cfg_.media_ip = ip(*f);
+    if (auto f = get("media_ports")) {
+        media_ports_line_ = f->line();
+        std::tie(cfg_.media_port_min, cfg_.media_port_max) = port_range(*f);
+    }
     if (auto f = get("tls_cert")) cfg_.tls_cert = path(*f);
     if (auto f = get("tls_key")) cfg_.tls_key = path(*f);
     load_relay(t);
@@ -228,21 +245,22 @@ void Loader::load_relay(const toml::table& t) {
             r_.fail(*f, "expected an IPv4 address in server.relay_ips for external_ip to stand in for");
         cfg_.external_ip = a;
     }
-    if (auto f = r_.get(t, "server", "relay_ports")) {
-        const std::string s = r_.as_string(*f);
-        const auto bad = [&](std::string_view why) {
-            r_.fail(*f, fmt::format(R"(expected "MIN-MAX" with {} <= MIN <= MAX <= 65535, like "61000-65535"; {})",
-                                    kMinRelayPort, why));
-        };
-        const auto dash = s.find('-');
-        const auto lo = port_number(std::string_view(s).substr(0, dash));
-        const auto hi = dash == std::string::npos ? std::nullopt : port_number(std::string_view(s).substr(dash + 1));
-        if (!lo || !hi) bad(fmt::format("got \"{}\"", s));
-        if (*lo < kMinRelayPort) bad(fmt::format("{} is below {}", *lo, kMinRelayPort));
-        if (*lo > *hi) bad(fmt::format("{} is above {}", *lo, *hi));
-        cfg_.relay_port_min = *lo;
-        cfg_.relay_port_max = *hi;
-    }
+    if (auto f = r_.get(t, "server", "relay_ports")) std::tie(cfg_.relay_port_min, cfg_.relay_port_max) = port_range(*f);
+}
+
+std::pair<std::uint16_t, std::uint16_t> Loader::port_range(const Field& f) const {
+    const std::string s = r_.as_string(f);
+    const auto bad = [&](std::string_view why) {
+        r_.fail(f, fmt::format(R"(expected "MIN-MAX" with {} <= MIN <= MAX <= 65535, like "61000-65535"; {})",
+                               kMinRelayPort, why));
+    };
+    const auto dash = s.find('-');
+    const auto lo = port_number(std::string_view(s).substr(0, dash));
+    const auto hi = dash == std::string::npos ? std::nullopt : port_number(std::string_view(s).substr(dash + 1));
+    if (!lo || !hi) bad(fmt::format("got \"{}\"", s));
+    if (*lo < kMinRelayPort) bad(fmt::format("{} is below {}", *lo, kMinRelayPort));
+    if (*lo > *hi) bad(fmt::format("{} is above {}", *lo, *hi));
+    return {*lo, *hi};
 }
 
 void Loader::load_security(const Field& security) {
@@ -281,7 +299,7 @@ Realm Loader::load_realm(const Field& f) {
     const auto& t = r_.as_table(f);
     r_.only_keys(t, f.key,
                  {"users", "rest_secret", "listen", "max_allocations_per_user", "price_per_gb", "currency",
-                  "max_bitrate", "quota_bytes", "quota_period"});
+                  "max_bitrate", "quota_bytes", "quota_period", "gateway"});
     if (auto users = r_.get(t, f.key, "users")) {
         for (const auto& u : r_.entries(*users)) {
             if (u.name.empty() || u.name.size() > kMaxUsernameBytes)
@@ -298,6 +316,10 @@ Realm Loader::load_realm(const Field& f) {
         realm.max_allocations_per_user = static_cast<std::uint32_t>(r_.as_integer(*m, 0, kU32Max));
     if (auto l = r_.get(t, f.key, "listen")) realm.listen = claim_listeners(*l);
     load_realm_accounting(t, f.key, realm);
+    if (auto g = r_.get(t, f.key, "gateway")) {
+        realm.gateway = detail::load_gateway(r_, *g, realm);
+        if (realm.gateway.enabled && first_gateway_.empty()) first_gateway_ = g->key;
+    }
     return realm;
 }
 
@@ -381,7 +403,33 @@ void Loader::check_default_realm() const {
                             detail::quote_key(cfg_.default_realm)));
 }
 
+// Gateway mode needs somewhere for browsers to signal and an address for media; its media
+// ports must not be handed out as relay ports too.
+void Loader::check_gateway() const {
+    if (!cfg_.wss_listen.empty()) {
+        if (cfg_.tls_cert.empty())
+            r_.fail(wss_listen_line_, "server.tls_cert", "expected a certificate path: server.wss_listen is not empty");
+        if (cfg_.tls_key.empty())
+            r_.fail(wss_listen_line_, "server.tls_key", "expected a private key path: server.wss_listen is not empty");
+    }
+    if (first_gateway_.empty() && media_ports_line_ == 0) return;  // the default range is not in use
+    if (cfg_.media_port_min <= cfg_.relay_port_max && cfg_.relay_port_min <= cfg_.media_port_max)
+        r_.fail(media_ports_line_, "server.media_ports",
+                fmt::format("{}-{} overlaps server.relay_ports ({}-{})", cfg_.media_port_min, cfg_.media_port_max,
+                            cfg_.relay_port_min, cfg_.relay_port_max));
+    if (first_gateway_.empty()) return;
+    if (!cfg_.media_ip)
+        r_.fail(0, "server.media_ip", fmt::format("expected an address for gateway media: {} is enabled", first_gateway_));
+    if (cfg_.ws_listen.empty() && cfg_.wss_listen.empty())
+        r_.fail(0, "server.ws_listen",
+                fmt::format("expected a listener in server.ws_listen or server.wss_listen: {} is enabled", first_gateway_));
+}
+
 }  // namespace
+
+bool Config::any_gateway() const {
+    return std::any_of(realms.begin(), realms.end(), [](const auto& r) { return r.second.gateway.enabled; });
+}
 
 const Realm* Config::find_realm(std::string_view name) const {
     auto it = realms.find(std::string(name));

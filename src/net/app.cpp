@@ -59,6 +59,9 @@ int App::run() {
     std::latch up(static_cast<std::ptrdiff_t>(workers_.size()));
     for (auto& w : workers_) w->start(up);
     up.wait();
+    for (const auto& [name, realm] : cfg_->realms)
+        if (realm.gateway.enabled)
+            log::warn("realm {}: gateway mode is enabled, but this build does not serve gateway calls yet", name);
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
 
     uv_run(&loop_, UV_RUN_DEFAULT);

@@ -16,6 +16,31 @@
 
 namespace turnbridge::config {
 
+// Gateway mode of a realm ([realm."X".gateway], issue: WebRTC-to-SIP gateway).
+enum class Codec { Opus, Pcmu, Pcma };
+std::string_view to_string(Codec c);
+
+// A SIP URI naming the trunk: sip:HOST[:PORT][;transport=udp|tcp|tls], or sips: (TLS).
+struct SipTrunk {
+    enum class Transport { Udp, Tcp, Tls };
+    std::string uri;   // as written
+    std::string host;  // an IP literal (no brackets) or a host name
+    std::uint16_t port = 5060;
+    Transport transport = Transport::Udp;
+};
+std::string_view to_string(SipTrunk::Transport t);
+
+struct Gateway {
+    bool enabled = false;
+    SipTrunk trunk;
+    std::string trunk_username;  // digest auth toward the trunk (401/407); empty = none
+    std::string trunk_password;
+    bool register_to_trunk = false;  // `register`: REGISTER so the trunk sends inbound calls
+    std::string caller_id;           // From user toward the trunk; empty = the browser's user
+    std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};  // browser-side preference
+    std::map<std::string, std::vector<std::string>> routes;            // inbound DID -> users
+};
+
 struct Realm {
     std::string name;
     std::map<std::string, std::string> users;  // static long-term credentials: name -> password
@@ -28,6 +53,7 @@ struct Realm {
     std::uint64_t max_bitrate = 0;             // bits/s per allocation of a user; 0 = unlimited
     std::uint64_t quota_bytes = 0;             // relayed bytes per user per quota_period; 0 = none
     enum class QuotaPeriod { Day, Month } quota_period = QuotaPeriod::Month;
+    Gateway gateway;                           // [realm."X".gateway]; off unless enabled
 };
 
 struct Accounting {
@@ -64,6 +90,14 @@ struct Config {
     std::uint32_t max_allocations = 0;           // whole server; 0 = unlimited
     std::uint32_t max_allocations_per_user = 0;  // per user per realm; 0 = unlimited
     std::string log_level = "info";
+    // Gateway mode: SIP over WebSocket toward browsers (RFC 7118), SIP toward trunks, media.
+    std::vector<Endpoint> ws_listen;           // HTTP + WebSocket, path /sip
+    std::vector<Endpoint> wss_listen;          // the same over TLS (tls_cert, tls_key)
+    std::vector<Endpoint> sip_listen;          // SIP over UDP and TCP
+    std::optional<IpAddress> media_ip;         // ICE-lite host candidate and RTP toward trunks
+    std::uint16_t media_port_min = 22000;
+    std::uint16_t media_port_max = 22999;
+    bool any_gateway() const;
 
     // [security]
     std::vector<Cidr> allowed_peers;           // exempt from the default deny list

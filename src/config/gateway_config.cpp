@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "gateway_config.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace turnbridge::config {
+
+std::string_view to_string(Codec c) {
+    switch (c) {
+        case Codec::Opus: return "opus";
+        case Codec::Pcmu: return "pcmu";
+        case Codec::Pcma: return "pcma";
+    }
+    return "?";
+}
+
+std::string_view to_string(SipTrunk::Transport t) {
+    switch (t) {
+        case SipTrunk::Transport::Udp: return "udp";
+        case SipTrunk::Transport::Tcp: return "tcp";
+        case SipTrunk::Transport::Tls: return "tls";
+    }
+    return "?";
+}
+
+namespace detail {
+namespace {
+
+bool host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// A DID as dialled: digits with an optional leading +, or a SIP user part of safe characters.
+bool valid_did(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               std::string_view("+*#._-").find(c) != std::string_view::npos;
+    });
+}
+
+}  // namespace
+
+std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
+    SipTrunk t;
+    t.uri = std::string(uri);
+    std::string_view rest = uri;
+    const std::string scheme = lower(rest.substr(0, rest.find(':')));
+    if (scheme == "sips") {
+        t.transport = SipTrunk::Transport::Tls;
+        t.port = 5061;
+    } else if (scheme != "sip") {
+        why = "expected a sip: or sips: URI";
+        return std::nullopt;
+    }
+    rest.remove_prefix(scheme.size() + 1);
+    if (rest.find('@') != std::string_view::npos) {
+        why = "expected no user part (the number dialled goes there per call)";
+        return std::nullopt;
+    }
+    const auto semi = rest.find(';');
+    std::string_view hostport = rest.substr(0, semi);
+    std::string_view params = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    std::string_view port_text;
+    bool has_port = false;
+    if (!hostport.empty() && hostport.front() == '[') {  // [IPv6]
+        const auto close = hostport.find(']');
+        if (close == std::string_view::npos || !IpAddress::parse(hostport.substr(1, close - 1))) {
+            why = "expected an IPv6 address in brackets";
+            return std::nullopt;
+        }
+        t.host = std::string(hostport.substr(1, close - 1));
+        const auto after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "expected :PORT after the bracketed address";
+                return std::nullopt;
+            }
+            port_text = after.substr(1);
+            has_port = true;
+        }
+    } else {
+        const auto colon = hostport.find(':');
+        t.host = std::string(hostport.substr(0, colon));
+        if (colon != std::string_view::npos) port_text = hostport.substr(colon + 1), has_port = true;
+        if (t.host.empty() || !std::all_of(t.host.begin(), t.host.end(), host_char)) {
+            why = "expected a host name or IP address";
+            return std::nullopt;
+        }
+    }
+    if (has_port) {
+        unsigned v = 0;
+        bool ok = !port_text.empty() && port_text.size() <= 5;
+        for (char c : port_text) ok = ok && c >= '0' && c <= '9', v = v * 10 + static_cast<unsigned>(c - '0');
+        if (!ok || v == 0 || v > 65535) {
+            why = "expected a port from 1 to 65535";
+            return std::nullopt;
+        }
+        t.port = static_cast<std::uint16_t>(v);
+    }
+    while (!params.empty()) {
+        const auto next = params.find(';');
+        const std::string p = lower(params.substr(0, next));
+        params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+        if (p.rfind("transport=", 0) != 0) continue;  // other parameters (lr, ...) are kept in the URI
+        const std::string v = p.substr(10);
+        SipTrunk::Transport tr;
+        if (v == "udp") tr = SipTrunk::Transport::Udp;
+        else if (v == "tcp") tr = SipTrunk::Transport::Tcp;
+        else if (v == "tls") tr = SipTrunk::Transport::Tls;
+        else {
+            why = fmt::format(R"(expected transport=udp, tcp or tls, got "{}")", v);
+            return std::nullopt;
+        }
+        if (scheme == "sips" && tr != SipTrunk::Transport::Tls) {
+            why = "a sips: URI is TLS only (RFC 3261 §19.1)";
+            return std::nullopt;
+        }
+        t.transport = tr;
+        if (!has_port) t.port = tr == SipTrunk::Transport::Tls ? 5061 : 5060;
+    }
+    return t;
+}
+
+Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm) {
+    Gateway g;
+    const auto& t = r.as_table(f);
+    r.only_keys(t, f.key,
+                {"enabled", "trunk", "trunk_username", "trunk_password", "register", "caller_id", "codecs", "routes"});
+    auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
+    if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
+    const auto trunk = get("trunk");
+    if (trunk) {
+        std::string why;
+        auto parsed = parse_trunk(r.as_string(*trunk), why);
+        if (!parsed) r.fail(*trunk, fmt::format(R"({}, like "sip:192.0.2.10:5060;transport=udp")", why));
+        g.trunk = std::move(*parsed);
+    } else if (g.enabled) {
+        r.fail(f, R"(expected trunk = "sip:HOST:PORT;transport=udp|tcp|tls": gateway mode is enabled)");
+    }
+    if (auto u = get("trunk_username")) g.trunk_username = r.as_string(*u);
+    if (auto p = get("trunk_password")) g.trunk_password = r.as_string(*p);
+    if (!g.trunk_password.empty() && g.trunk_username.empty())
+        r.fail(*get("trunk_password"), "expected trunk_username too: a password alone cannot answer a challenge");
+    if (auto reg = get("register")) g.register_to_trunk = r.as_bool(*reg);
+    if (auto c = get("caller_id")) {
+        g.caller_id = r.as_string(*c);
+        if (!g.caller_id.empty() && !valid_did(g.caller_id))
+            r.fail(*c, fmt::format(R"(expected a number like "+15550100" (digits, + * # . _ -), got "{}")", g.caller_id));
+    }
+    if (auto c = get("codecs")) {
+        g.codecs.clear();
+        for (const auto& e : r.as_array(*c)) {
+            const std::string name = lower(r.as_string(e));
+            Codec codec;
+            if (name == "opus") codec = Codec::Opus;
+            else if (name == "pcmu") codec = Codec::Pcmu;
+            else if (name == "pcma") codec = Codec::Pcma;
+            else r.fail(e, fmt::format(R"(expected "opus", "pcmu" or "pcma", got "{}")", name));
+            if (std::find(g.codecs.begin(), g.codecs.end(), codec) != g.codecs.end())
+                r.fail(e, fmt::format(R"("{}" is listed twice)", name));
+            g.codecs.push_back(codec);
+        }
+        if (g.codecs.empty()) r.fail(*c, R"(expected at least one codec, like ["opus", "pcmu"])");
+    }
+    if (auto routes = get("routes")) {
+        for (const auto& did : r.entries(*routes)) {
+            if (!valid_did(did.name))
+                r.fail(did, fmt::format(R"(expected a number like "+15550123" as the key, got "{}")", did.name));
+            std::vector<std::string> users;
+            for (const auto& u : r.as_array(did)) {
+                std::string name = r.as_string(u);
+                if (name.empty()) r.fail(u, "expected a user name, got an empty string");
+                // Static users can be checked now; TURN REST users exist only when they register.
+                if (realm.rest_secret.empty() && !realm.users.count(name))
+                    r.fail(u, fmt::format(R"(no user "{}" in realm "{}")", name, realm.name));
+                users.push_back(std::move(name));
+            }
+            if (users.empty()) r.fail(did, "expected at least one user to ring");
+            g.routes.emplace(did.name, std::move(users));
+        }
+    }
+    return g;
+}
+
+}  // namespace detail
+}  // namespace turnbridge::config

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// [realm."X".gateway] and its routes (turnbridge.toml(5)). Private to src/config.
+#include "toml_reader.hpp"
+
+namespace turnbridge::config::detail {
+
+// Loads the gateway table `f` of `realm` (whose users are already loaded, to check routes).
+Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm);
+
+// "sip:HOST[:PORT][;transport=udp|tcp|tls]" or "sips:HOST[:PORT]"; nullopt with `why` set.
+std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why);
+
+}  // namespace turnbridge::config::detail

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+// [server] gateway listeners and media, [realm."X".gateway] and its routes.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "turnbridge/config/config.hpp"
+
+using namespace turnbridge;
+using namespace turnbridge::config;
+
+namespace {
+
+constexpr const char* kPath = "/etc/turnbridge/turnbridge.toml";
+
+// Lines 1-5: server with gateway listeners; 6-7 the realm; the gateway table starts at line 8
+// and its keys at line 9.
+std::string gateway(const std::string& keys, const std::string& server_extra = "") {
+    return "[server]\nlisten = [\"127.0.0.1:3478\"]\nws_listen = [\"127.0.0.1:8088\"]\n"
+           "media_ip = \"127.0.0.1\"\n" + (server_extra.empty() ? std::string("# -") : server_extra) +
+           "\n[realm.\"example.org\"]\nusers = { test = \"secret\", bob = \"b\" }\n"
+           "[realm.\"example.org\".gateway]\n" + keys + "\n";
+}
+
+std::shared_ptr<const Config> accepted(const std::string& text) {
+    auto r = load_string(text, kPath);
+    if (auto* e = std::get_if<ConfigError>(&r)) FAIL_CHECK("rejected: " << e->to_string());
+    auto* cfg = std::get_if<std::shared_ptr<const Config>>(&r);
+    return cfg ? *cfg : nullptr;
+}
+
+ConfigError rejected(const std::string& text) {
+    auto r = load_string(text, kPath);
+    auto* e = std::get_if<ConfigError>(&r);
+    REQUIRE_MESSAGE(e != nullptr, "the config was accepted");
+    return *e;
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("config");
+
+TEST_CASE("gateway keys are read into their fields; gateway mode is off unless enabled") {
+    auto cfg = accepted(gateway(
+        "enabled = true\ntrunk = \"sip:127.0.0.1:5070;transport=tcp\"\ntrunk_username = \"gw\"\n"
+        "trunk_password = \"pw\"\nregister = true\ncaller_id = \"+15550100\"\ncodecs = [\"pcmu\", \"Opus\"]\n"
+        "[realm.\"example.org\".gateway.routes]\n\"+15550123\" = [\"test\", \"bob\"]",
+        "wss_listen = []\nsip_listen = [\"127.0.0.1:5060\"]\nmedia_ports = \"23000-23099\""));
+    REQUIRE(cfg);
+    CHECK(cfg->ws_listen.size() == 1);
+    CHECK(cfg->sip_listen.at(0).to_string() == "127.0.0.1:5060");
+    CHECK(cfg->media_ip->to_string() == "127.0.0.1");
+    CHECK(cfg->media_port_min == 23000);
+    CHECK(cfg->media_port_max == 23099);
+    const auto& g = cfg->find_realm("example.org")->gateway;
+    CHECK(g.enabled);
+    CHECK(cfg->any_gateway());
+    CHECK(g.trunk.host == "127.0.0.1");
+    CHECK(g.trunk.port == 5070);
+    CHECK(g.trunk.transport == SipTrunk::Transport::Tcp);
+    CHECK(g.trunk_username == "gw");
+    CHECK(g.trunk_password == "pw");
+    CHECK(g.register_to_trunk);
+    CHECK(g.caller_id == "+15550100");
+    CHECK(g.codecs == std::vector<Codec>{Codec::Pcmu, Codec::Opus});
+    CHECK(g.routes.at("+15550123") == std::vector<std::string>{"test", "bob"});
+
+    auto plain = accepted("[server]\nlisten = [\"127.0.0.1:3478\"]\n[realm.\"example.org\"]\nusers = { a = \"b\" }\n");
+    REQUIRE(plain);
+    CHECK_FALSE(plain->any_gateway());
+    CHECK(plain->find_realm("example.org")->gateway.codecs ==
+          std::vector<Codec>{Codec::Opus, Codec::Pcmu, Codec::Pcma});
+}
+
+TEST_CASE("trunk URIs: default ports per transport, sips is TLS, IPv6 in brackets") {
+    struct Row { const char* uri; const char* host; std::uint16_t port; SipTrunk::Transport t; };
+    const Row rows[] = {
+        {"sip:192.0.2.10", "192.0.2.10", 5060, SipTrunk::Transport::Udp},
+        {"sip:trunk.example.net;transport=TLS", "trunk.example.net", 5061, SipTrunk::Transport::Tls},
+        {"sips:trunk.example.net:5071", "trunk.example.net", 5071, SipTrunk::Transport::Tls},
+        {"sip:[2001:db8::1]:5080;lr;transport=tcp", "2001:db8::1", 5080, SipTrunk::Transport::Tcp},
+        {"SIP:[::1]", "::1", 5060, SipTrunk::Transport::Udp},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.uri);
+        auto cfg = accepted(gateway(std::string("enabled = true\ntrunk = \"") + row.uri + "\""));
+        REQUIRE(cfg);
+        const auto& t = cfg->find_realm("example.org")->gateway.trunk;
+        CHECK(t.uri == row.uri);
+        CHECK(t.host == row.host);
+        CHECK(t.port == row.port);
+        CHECK(t.transport == row.t);
+    }
+}
+
+TEST_CASE("bad gateway settings are rejected, naming the key, its line and what was expected") {
+    const std::string g = "realm.\"example.org\".gateway.";
+    struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
+    const std::vector<Row> rows = {
+        {"no trunk", gateway("enabled = true"), "realm.\"example.org\".gateway", 8, "expected trunk ="},
+        {"http trunk", gateway("trunk = \"http://x\""), g + "trunk", 9, "expected a sip: or sips: URI"},
+        {"user in trunk", gateway("trunk = \"sip:bob@192.0.2.1\""), g + "trunk", 9, "expected no user part"},
+        {"port 0", gateway("trunk = \"sip:192.0.2.1:0\""), g + "trunk", 9, "expected a port from 1 to 65535"},
+        {"port text", gateway("trunk = \"sip:192.0.2.1:x\""), g + "trunk", 9, "expected a port from 1 to 65535"},
+        {"bad transport", gateway("trunk = \"sip:192.0.2.1;transport=sctp\""), g + "trunk", 9, "expected transport=udp, tcp or tls, got \"sctp\""},
+        {"sips over udp", gateway("trunk = \"sips:192.0.2.1;transport=udp\""), g + "trunk", 9, "TLS only"},
+        {"bad ipv6", gateway("trunk = \"sip:[::zz]\""), g + "trunk", 9, "expected an IPv6 address in brackets"},
+        {"empty host", gateway("trunk = \"sip:\""), g + "trunk", 9, "expected a host name or IP address"},
+        {"unknown codec", gateway("codecs = [\"g729\"]"), g + "codecs[0]", 9, "expected \"opus\", \"pcmu\" or \"pcma\", got \"g729\""},
+        {"codec twice", gateway("codecs = [\"pcmu\", \"PCMU\"]"), g + "codecs[1]", 9, "\"pcmu\" is listed twice"},
+        {"no codecs", gateway("codecs = []"), g + "codecs", 9, "expected at least one codec"},
+        {"password alone", gateway("trunk_password = \"x\""), g + "trunk_password", 9, "expected trunk_username too"},
+        {"caller id with space", gateway("caller_id = \"+1 555\""), g + "caller_id", 9, "expected a number like"},
+        {"typo", gateway("trunks = \"sip:1.2.3.4\""), g + "trunks", 9, "did you mean \"trunk\"?"},
+        {"enabled as string", gateway("enabled = \"yes\""), g + "enabled", 9, "expected true or false"},
+        {"route to unknown user", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"carol\"]"),
+         g + "routes.\"+1555\"[0]", 10, "no user \"carol\" in realm \"example.org\""},
+        {"route to nobody", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = []"),
+         g + "routes.\"+1555\"", 10, "expected at least one user to ring"},
+        {"route key not a number", gateway("[realm.\"example.org\".gateway.routes]\n\"a b\" = [\"test\"]"),
+         g + "routes.\"a b\"", 10, "expected a number like \"+15550123\" as the key"},
+        {"media ports in the relay range", gateway("", "relay_ports = \"20000-30000\"\nmedia_ports = \"22000-22999\""),
+         "server.media_ports", 6, "22000-22999 overlaps server.relay_ports (20000-30000)"},
+        {"media ports malformed", gateway("", "media_ports = \"22000\""), "server.media_ports", 5, "expected \"MIN-MAX\""},
+        {"ws listener on the TURN port", gateway("", "sip_listen = [\"127.0.0.1:3478\"]"), "server.sip_listen[0]", 5,
+         "duplicate listener 127.0.0.1:3478 (already in server.listen[0])"},
+        {"wss without a certificate", gateway("", "wss_listen = [\"127.0.0.1:8089\"]"), "server.tls_cert", 5,
+         "server.wss_listen is not empty"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.name);
+        const auto e = rejected(row.text);
+        CAPTURE(e.to_string());
+        CHECK(e.key == row.key);
+        CHECK(e.line == row.line);
+        CHECK(e.message.find(row.says) != std::string::npos);
+    }
+}
+
+TEST_CASE("an enabled gateway needs media_ip and a WebSocket listener; a disabled one needs neither") {
+    const std::string realm = "[realm.\"example.org\"]\nusers = { test = \"secret\" }\n[realm.\"example.org\".gateway]\n";
+    auto e = rejected("[server]\nlisten = [\"127.0.0.1:3478\"]\nws_listen = [\"127.0.0.1:8088\"]\n" + realm +
+                      "enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\n");
+    CHECK(e.key == "server.media_ip");
+    CHECK(e.message.find("realm.\"example.org\".gateway is enabled") != std::string::npos);
+    e = rejected("[server]\nlisten = [\"127.0.0.1:3478\"]\nmedia_ip = \"127.0.0.1\"\n" + realm +
+                 "enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\n");
+    CHECK(e.key == "server.ws_listen");
+    // Written but off: the trunk is checked, nothing else is required.
+    CHECK(accepted("[server]\nlisten = [\"127.0.0.1:3478\"]\n" + realm + "enabled = false\ntrunk = \"sip:127.0.0.1:5070\"\n"));
+    // REST realms cannot have their users checked: any name may be routed.
+    CHECK(accepted("[server]\nlisten = [\"127.0.0.1:3478\"]\nws_listen = [\"127.0.0.1:8088\"]\nmedia_ip = \"127.0.0.1\"\n"
+                   "[realm.\"r\"]\nrest_secret = \"s\"\n[realm.\"r\".gateway]\nenabled = true\ntrunk = \"sip:127.0.0.1\"\n"
+                   "[realm.\"r\".gateway.routes]\n\"100\" = [\"anyone\"]\n[realm.\"example.org\"]\nusers = { a = \"b\" }\n"));
+}
+
+TEST_SUITE_END();
