@@ -26,10 +26,14 @@ public:
         std::span<const std::uint8_t> next;     // Missing: the following packet if here (for FEC)
     };
     // One call per 20 ms tick. Waiting until the target delay is buffered; then Packet or Missing
-    // for every sequence number in turn. Spans stay valid until the next push/pop.
+    // for every sequence number in turn. When nothing at all is buffered (underrun) the frame is
+    // Missing but the same number is waited for again; a sender running fast has a frame skipped
+    // once the delay exceeds the target by 4 frames. Spans stay valid until the next push/pop.
     Frame pop();
 
-    struct Stats { std::uint32_t played = 0, missing = 0, late = 0, duplicate = 0, resyncs = 0; };
+    struct Stats {
+        std::uint32_t played = 0, missing = 0, underruns = 0, late = 0, duplicate = 0, skipped = 0, resyncs = 0;
+    };
     const Stats& stats() const { return stats_; }
 
 private:
@@ -49,7 +53,8 @@ private:
     std::uint16_t first_ = 0;     // lowest sequence seen while buffering
     int buffered_ticks_ = 0;      // ticks spent waiting since the first packet
     std::uint16_t next_ = 0;      // sequence number of the next frame to play
-    int empty_run_ = 0;           // consecutive Missing frames with nothing buffered
+    int empty_run_ = 0;           // consecutive underruns
+    int count_ = 0;               // slots in use
     Stats stats_;
 };
 

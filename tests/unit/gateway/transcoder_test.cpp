@@ -107,6 +107,32 @@ TEST_CASE("jitter buffer: target delay, reordering, late and duplicate packets, 
     CHECK(jb.stats().missing == 1);
 }
 
+TEST_CASE("jitter buffer: a late packet after an underrun still plays; a fast sender gets a frame skipped") {
+    using K = JitterBuffer::Frame::Kind;
+    JitterBuffer jb(2);
+    const std::uint8_t p[] = {9};
+    jb.push(10, p);
+    CHECK(jb.pop().kind == K::Waiting);
+    CHECK(jb.pop().kind == K::Packet);  // 10
+    // 11 is late: nothing is buffered, so the frame is concealed and 11 is still expected.
+    auto f = jb.pop();
+    CHECK(f.kind == K::Missing);
+    CHECK(f.next.empty());
+    CHECK(jb.stats().underruns == 1);
+    jb.push(11, p);
+    CHECK(jb.pop().kind == K::Packet);
+    CHECK(jb.stats().late == 0);
+    // Real loss: 12 missing while 13 is here -> Missing, then 13 plays.
+    jb.push(13, p);
+    CHECK(jb.pop().kind == K::Missing);
+    CHECK(jb.pop().kind == K::Packet);
+    CHECK(jb.stats().played == 3);
+    // A burst far above the target delay: one frame is skipped to bring the delay back.
+    for (std::uint16_t s = 14; s < 24; ++s) jb.push(s, p);
+    CHECK(jb.pop().kind == K::Packet);
+    CHECK(jb.stats().skipped == 1);
+}
+
 TEST_CASE("Opus 1 kHz from the browser comes out as PCMU at 1 kHz (Goertzel within 2 %)") {
     for (G711Law law : {G711Law::Pcmu, G711Law::Pcma}) {
         CAPTURE(static_cast<int>(law));
