@@ -39,7 +39,7 @@ std::string addr_type(const Endpoint& ep) { return ep.ip.family == Family::V4 ? 
 std::string transport_lines(const LocalMedia& local, std::string_view setup, std::string_view mid) {
     std::string s;
     s += fmt::format("c=IN {} {}\r\n", addr_type(local.address), local.address.ip.to_string());
-    s += fmt::format("a=mid:{}\r\n", mid);
+    if (!mid.empty()) s += fmt::format("a=mid:{}\r\n", mid);  // RFC 8843 §9.1: absent if offered without
     s += fmt::format("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", local.ice.ufrag, local.ice.pwd);
     s += fmt::format("a=fingerprint:sha-256 {}\r\n", local.fingerprint_sha256);
     s += fmt::format("a=setup:{}\r\n", setup);

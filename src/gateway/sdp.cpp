@@ -4,7 +4,9 @@
 #include <osipparser2/osip_port.h>
 #include <osipparser2/sdp_message.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstring>
 #include <memory>
 #include <strings.h>
 
@@ -32,6 +34,14 @@ std::pair<std::string_view, std::string_view> split_first(std::string_view s) {
     const auto sp = s.find(' ');
     if (sp == std::string_view::npos) return {s, {}};
     return {s.substr(0, sp), trim(s.substr(sp + 1))};
+}
+
+// RFC 8866 §9 token (RFC 8843 §16: mid-value is a token).
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!(std::isalnum(c) || std::strchr("!#$%&'*+-.^_`{|}~", c))) return false;
+    return true;
 }
 
 std::optional<Direction> direction_attribute(std::string_view field) {
@@ -136,6 +146,7 @@ SdpResult<MediaDescription> parse_media(sdp_message_t* sdp, int pos, const Inher
             unsigned n = 0;
             if (parse_number(pt, n)) fmtps.emplace_back(n, std::string(params));
         } else if (field == "mid") {
+            if (!is_token(value)) return SdpError{"a=mid"};  // echoed into our answers
             m.mid = value;
         } else if (field == "rtcp-mux") {
             m.rtcp_mux = true;
@@ -173,6 +184,26 @@ SdpResult<MediaDescription> parse_media(sdp_message_t* sdp, int pos, const Inher
         m.direction = receives(m.direction) ? Direction::SendOnly : Direction::Inactive;
     }
     return m;
+}
+
+// RFC 8866 §5: lines end in CRLF (LF alone is tolerated). libosip2 5.3 reads past the end of
+// its buffer on a mix of bare CR and LF (found by the sdp_offer fuzzer), so every line is given
+// to it ending in CRLF, and text with a bare CR or a NUL is refused before it gets there.
+std::optional<std::string> normalise_lines(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 64);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '\0') return std::nullopt;
+        if (c == '\r') {
+            if (i + 1 >= text.size() || text[i + 1] != '\n') return std::nullopt;
+            continue;  // the LF that follows writes the line end
+        }
+        if (c == '\n') out += "\r\n";
+        else out += c;
+    }
+    if (!out.empty() && out.back() != '\n') out += "\r\n";
+    return out;
 }
 
 }  // namespace
@@ -224,8 +255,9 @@ SdpResult<SessionDescription> parse_sdp(std::string_view text) {
     sdp_message_t* raw = nullptr;
     if (sdp_message_init(&raw) != 0) return SdpError{"sdp_message_init"};
     std::unique_ptr<sdp_message_t, SdpFree> sdp(raw);
-    const std::string z(text);  // osip wants a NUL-terminated buffer
-    if (sdp_message_parse(sdp.get(), z.c_str()) != 0) return SdpError{"SDP syntax (osip)"};
+    auto z = normalise_lines(text);
+    if (!z) return SdpError{"line endings (bare CR or NUL)"};
+    if (sdp_message_parse(sdp.get(), z->c_str()) != 0) return SdpError{"SDP syntax (osip)"};
 
     SessionDescription out;
     if (const char* id = sdp_message_o_sess_id_get(sdp.get())) out.origin_session_id = id;

@@ -334,3 +334,29 @@ TEST_CASE("trunk hold: a=sendonly and legacy c=0.0.0.0 (RFC 3264 §8.4)") {
     CHECK(back.media[0].port == 0);
     CHECK(back.media[1].port == 30000);
 }
+
+TEST_CASE("an offer without a=mid gets an answer without one; a mid that is not a token is refused") {
+    // Found by the sdp_offer fuzzer: an empty a=mid: in our answer did not parse again.
+    auto text = fixture("aiortc_audio_offer.sdp");
+    text.erase(text.find("a=mid:0\r\n"), 9);
+    text.replace(text.find("a=group:BUNDLE 0"), 16, "a=group:BUNDLE x");
+    auto a = answer_browser_offer(parsed(text), local_media());
+    REQUIRE(a);
+    CHECK(a->sdp.find("a=mid") == std::string::npos);
+    CHECK(parse_sdp(a->sdp));
+    auto bad = fixture("aiortc_audio_offer.sdp");
+    bad.replace(bad.find("a=mid:0"), 7, "a=mid:0\x7f");
+    CHECK_FALSE(parse_sdp(bad));
+}
+
+TEST_CASE("bare CR and NUL are refused before libosip2 sees them; LF-only SDP is accepted") {
+    // Found by the sdp_offer fuzzer: libosip2 5.3 read past its buffer on this mix of CR and LF.
+    CHECK_FALSE(parse_sdp(std::string_view("v=0\ro=u 5 2 N I 0\nt=0 0\rm=o 0 0\n")));
+    CHECK_FALSE(parse_sdp(std::string_view("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n\0s=-\r\n", 40)));
+    auto crlf = fixture("chrome_audio_offer.sdp");
+    std::string lf;
+    for (char c : crlf) if (c != '\r') lf += c;
+    auto a = parse_sdp(lf);
+    REQUIRE(a);
+    CHECK(a->media[0].ice_ufrag == first_value(crlf, "ice-ufrag"));
+}
