@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <doctest/doctest.h>
 
+#include <array>
 #include <thread>
 #include <vector>
 
@@ -214,4 +215,32 @@ TEST_CASE("a peer that never answers fails the handshake after the retransmissio
     CHECK(c.state() == State::Failed);
     CHECK(c.failure().find("timed out") != std::string::npos);
     CHECK_FALSE(c.next_timeout());
+}
+
+TEST_CASE("SRTP sessions with AEAD_AES_128_GCM keys protect and unprotect (RFC 7714)") {
+    std::array<std::uint8_t, 16> ka{}, kb{};
+    std::array<std::uint8_t, 12> sa{}, sb{};
+    for (std::size_t i = 0; i < 16; ++i) { ka[i] = static_cast<std::uint8_t>(i); kb[i] = static_cast<std::uint8_t>(100 + i); }
+    for (std::size_t i = 0; i < 12; ++i) { sa[i] = static_cast<std::uint8_t>(50 + i); sb[i] = static_cast<std::uint8_t>(200 + i); }
+    auto a = SrtpSession::create({SrtpProfile::AeadAes128Gcm, ka, sa, kb, sb});
+    auto b = SrtpSession::create({SrtpProfile::AeadAes128Gcm, kb, sb, ka, sa});
+    REQUIRE(a);
+    REQUIRE(b);
+    auto pkt = rtp_packet(5, 0x42);
+    auto n = a->protect_rtp(pkt, 172);
+    REQUIRE(n);
+    CHECK(*n == 172 + 16);  // GCM tag
+    auto m = b->unprotect_rtp(pkt, *n);
+    REQUIRE(m);
+    CHECK(*m == 172);
+    CHECK(pkt[100] == 0x42);
+    // Mismatched salt: authentication fails.
+    auto c = SrtpSession::create({SrtpProfile::AeadAes128Gcm, kb, sb, ka, sb});  // receives with the wrong salt
+    REQUIRE(c);
+    pkt = rtp_packet(6, 0x42);
+    n = a->protect_rtp(pkt, 172);
+    CHECK_FALSE(c->unprotect_rtp(pkt, *n));
+    // No room for the tag: refused rather than written past the buffer.
+    std::vector<std::uint8_t> tight(172);
+    CHECK_FALSE(a->protect_rtp(tight, 172));
 }
