@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <strings.h>
 
 namespace turnbridge::gateway {
 namespace {
@@ -88,9 +89,10 @@ std::optional<std::pair<Codec, std::optional<Codec>>> choose(const MediaDescript
     return std::nullopt;
 }
 
+// Only called on codecs that matched spec() by name and rate.
 AudioCodec codec_kind(const Codec& c) {
     if (c.clock_rate == 48000) return AudioCodec::Opus;
-    return (c.name == "PCMA" || c.name == "pcma") ? AudioCodec::Pcma : AudioCodec::Pcmu;
+    return strncasecmp(c.name.c_str(), "PCMA", 4) == 0 ? AudioCodec::Pcma : AudioCodec::Pcmu;
 }
 
 bool usable_audio(const MediaDescription& m) {
