@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The trunk leg's SDP: plain RTP/AVP with G.711 at 20 ms and RFC 4733 events at 8000, offered
+// and answered per RFC 3264. Nothing of the browser leg (ICE, DTLS, extmap, ssrc, rtcp-fb) leaks.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "turnbridge/base/address.hpp"
+#include "turnbridge/gateway/g711.hpp"
+#include "turnbridge/gateway/sdp.hpp"
+
+namespace turnbridge::gateway {
+
+struct TrunkLocal {
+    Endpoint address;  // our RTP socket toward the trunk
+    std::vector<G711Law> preference = {G711Law::Pcmu, G711Law::Pcma};
+    std::uint8_t telephone_event_pt = 101;
+    Direction direction = Direction::SendRecv;  // SendOnly to hold the trunk (RFC 3264 §8.4)
+    std::uint64_t session_id = 1;
+    std::uint64_t session_version = 1;
+};
+
+struct TrunkMedia {
+    G711Law codec = G711Law::Pcmu;
+    std::uint8_t payload_type = 0;
+    std::optional<std::uint8_t> telephone_event;
+    Endpoint remote;                 // where to send RTP; unspecified address while held
+    Direction direction = Direction::SendRecv;  // ours
+};
+
+std::string build_trunk_offer(const TrunkLocal& local);
+SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, const TrunkLocal& local);
+
+struct TrunkAnswer {
+    std::string sdp;
+    TrunkMedia media;
+};
+// RFC 3264 §6: accepts the first m=audio RTP/AVP with a G.711 codec; rejects other m= lines.
+SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const TrunkLocal& local);
+
+}  // namespace turnbridge::gateway

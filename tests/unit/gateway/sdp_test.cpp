@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "turnbridge/gateway/browser_sdp.hpp"
+#include "turnbridge/gateway/trunk_sdp.hpp"
+
+using namespace turnbridge;
+using namespace turnbridge::gateway;
+
+namespace {
+std::string fixture(const std::string& name) {
+    std::ifstream f(std::string(TURNBRIDGE_FIXTURES_DIR) + "/sdp/" + name, std::ios::binary);
+    REQUIRE_MESSAGE(f.good(), name);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Independent of the parser under test: the value of the first "a=<name>:" line in the text.
+std::string first_value(const std::string& text, const std::string& name) {
+    const auto key = "a=" + name + ":";
+    auto p = text.find(key);
+    if (p == std::string::npos) return {};
+    p += key.size();
+    return text.substr(p, text.find_first_of("\r\n", p) - p);
+}
+
+int count(const std::string& text, const std::string& needle) {
+    int n = 0;
+    for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+    return n;
+}
+
+LocalMedia local_media() {
+    LocalMedia l;
+    std::uint8_t seed = 7;
+    l.ice = make_ice_credentials([&](std::span<std::uint8_t> out) { for (auto& b : out) b = seed += 13; });
+    l.fingerprint_sha256 = "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF";
+    l.address = *Endpoint::parse("198.51.100.10:40000");
+    l.session_id = 4242;
+    return l;
+}
+
+SessionDescription parsed(const std::string& text) {
+    auto s = parse_sdp(text);
+    REQUIRE_MESSAGE(s, (s ? "" : std::string(s.error().what)));
+    return *s;
+}
+}  // namespace
+
+TEST_CASE("real browser offers parse with libosip2 into the values their text carries") {
+    for (const char* name : {"chrome_audio_offer.sdp", "chrome_audio_datachannel_offer.sdp",
+                             "chrome_audio_video_offer.sdp", "aiortc_audio_offer.sdp", "firefox_style_offer.sdp"}) {
+        CAPTURE(name);
+        const auto text = fixture(name);
+        const auto sdp = parsed(text);
+        REQUIRE(!sdp.media.empty());
+        const auto& audio = sdp.media[0];
+        CHECK(audio.media == "audio");
+        CHECK(audio.proto == "UDP/TLS/RTP/SAVPF");
+        CHECK(audio.ice_ufrag == first_value(text, "ice-ufrag"));
+        CHECK(audio.ice_pwd == first_value(text, "ice-pwd"));
+        CHECK("sha-256 " + audio.fingerprint == first_value(text, "fingerprint"));  // Firefox: session level
+        CHECK(audio.setup == Setup::ActPass);
+        CHECK(audio.rtcp_mux);
+        CHECK(audio.mid == first_value(text, "mid"));
+        CHECK(static_cast<int>(audio.candidates.size()) == count(text, "a=candidate:") / static_cast<int>(sdp.media.size()));
+        const Codec* opus = audio.find_codec("opus", 48000);
+        REQUIRE(opus);
+        CHECK(opus->channels == 2);
+        CHECK(first_value(text, "rtpmap").find(std::to_string(opus->payload_type) + " opus/48000/2") == 0);
+        REQUIRE(audio.find_codec("PCMU", 8000));
+        CHECK(audio.find_codec("PCMU", 8000)->payload_type == 0);
+        CHECK(audio.find_codec("pcma", 8000)->payload_type == 8);
+        CHECK(audio.codecs.front().payload_type == opus->payload_type);  // offerer's order kept
+    }
+    // Chrome offers telephone-event at both clock rates.
+    const auto chrome = parsed(fixture("chrome_audio_offer.sdp"));
+    CHECK(chrome.media[0].find_codec("telephone-event", 48000));
+    CHECK(chrome.media[0].find_codec("telephone-event", 8000));
+    CHECK(chrome.bundle_mids == std::vector<std::string>{"0"});
+    const auto dc = parsed(fixture("chrome_audio_datachannel_offer.sdp"));
+    REQUIRE(dc.media.size() == 2);
+    CHECK(dc.media[1].media == "application");
+    CHECK(dc.media[1].formats == std::vector<std::string>{"webrtc-datachannel"});
+    CHECK(dc.bundle_mids == std::vector<std::string>{"0", "1"});
+    // Firefox's trickle offer: port 9 and c=0.0.0.0 are not a hold.
+    const auto ff = parsed(fixture("firefox_style_offer.sdp"));
+    CHECK(ff.media[0].direction == Direction::SendRecv);
+    CHECK_FALSE(ff.media[0].legacy_hold);
+    CHECK(ff.media[0].find_payload_type(109)->fmtp == "maxplaybackrate=48000;stereo=1;useinbandfec=1");
+}
+
+TEST_CASE("answer to Chrome's audio offer: opus, ice-lite, passive, rtcp-mux, mid and BUNDLE echoed") {
+    const auto text = fixture("chrome_audio_offer.sdp");
+    const auto offer = parsed(text);
+    const auto local = local_media();
+    auto a = answer_browser_offer(offer, local);
+    REQUIRE(a);
+    const auto answer = parsed(a->sdp);
+    CHECK(answer.ice_lite);
+    CHECK(answer.bundle_mids == offer.bundle_mids);
+    REQUIRE(answer.media.size() == 1);
+    const auto& m = answer.media[0];
+    CHECK(m.port == 40000);
+    CHECK(m.mid == offer.media[0].mid);
+    CHECK(m.setup == Setup::Passive);
+    CHECK(m.rtcp_mux);
+    CHECK(m.ice_ufrag == local.ice.ufrag);
+    CHECK(m.ice_pwd == local.ice.pwd);
+    CHECK(m.fingerprint_algorithm == "sha-256");
+    CHECK(m.fingerprint == local.fingerprint_sha256);
+    CHECK(m.direction == Direction::SendRecv);
+    REQUIRE(m.candidates.size() == 1);
+    CHECK(m.candidates[0] == "1 1 udp 2130706431 198.51.100.10 40000 typ host");
+    REQUIRE(m.codecs.size() == 2);
+    const auto offered_opus = offer.media[0].find_codec("opus", 48000)->payload_type;
+    const auto offered_event = offer.media[0].find_codec("telephone-event", 48000)->payload_type;
+    CHECK(m.codecs[0].payload_type == offered_opus);  // the offer's numbers (RFC 3264 §6.1)
+    CHECK(m.codecs[1].payload_type == offered_event);
+    CHECK(m.codecs[1].clock_rate == 48000);
+    CHECK(a->media.codec == AudioCodec::Opus);
+    CHECK(a->media.opus_fec);
+    CHECK(a->media.telephone_event == offered_event);
+    CHECK(a->media.dtls_role == DtlsRole::Server);
+    CHECK(a->media.remote_ice.ufrag == first_value(text, "ice-ufrag"));
+    CHECK(a->media.remote_fingerprint == offer.media[0].fingerprint);
+    // Nothing of the browser's own description comes back.
+    CHECK(a->sdp.find("extmap") == std::string::npos);
+    CHECK(a->sdp.find("a=ssrc") == std::string::npos);
+    CHECK(a->sdp.find(first_value(text, "ice-ufrag")) == std::string::npos);
+}
+
+TEST_CASE("other m= sections are rejected with port 0 and left out of BUNDLE (RFC 3264 §6)") {
+    for (const char* name : {"chrome_audio_datachannel_offer.sdp", "chrome_audio_video_offer.sdp"}) {
+        CAPTURE(name);
+        const auto offer = parsed(fixture(name));
+        auto a = answer_browser_offer(offer, local_media());
+        REQUIRE(a);
+        const auto answer = parsed(a->sdp);
+        REQUIRE(answer.media.size() == offer.media.size());
+        CHECK(answer.media[0].port == 40000);
+        CHECK(answer.media[1].port == 0);
+        CHECK(answer.media[1].media == offer.media[1].media);
+        CHECK(answer.media[1].formats == offer.media[1].formats);
+        CHECK(answer.media[1].mid == offer.media[1].mid);
+        CHECK(answer.bundle_mids == std::vector<std::string>{offer.media[0].mid});
+    }
+}
+
+TEST_CASE("codec choice follows the configured preference, telephone-event at the codec's rate") {
+    const auto offer = parsed(fixture("chrome_audio_offer.sdp"));
+    auto local = local_media();
+    local.preference = {AudioCodec::Pcma, AudioCodec::Opus};
+    auto a = answer_browser_offer(offer, local);
+    REQUIRE(a);
+    CHECK(a->media.codec == AudioCodec::Pcma);
+    CHECK(a->media.payload_type == 8);
+    CHECK(a->media.clock_rate == 8000);
+    REQUIRE(a->media.telephone_event);
+    CHECK(*a->media.telephone_event == offer.media[0].find_codec("telephone-event", 8000)->payload_type);
+    CHECK(a->sdp.find("telephone-event/8000") != std::string::npos);
+    CHECK(a->sdp.find("telephone-event/48000") == std::string::npos);
+    CHECK(a->sdp.find("opus") == std::string::npos);
+
+    // Firefox offers telephone-event only at 8000: with opus there is no DTMF payload type.
+    const auto ff = parsed(fixture("firefox_style_offer.sdp"));
+    auto f = answer_browser_offer(ff, local_media());
+    REQUIRE(f);
+    CHECK(f->media.payload_type == 109);
+    CHECK_FALSE(f->media.telephone_event);
+    local.preference = {AudioCodec::Pcmu};
+    auto g = answer_browser_offer(ff, local);
+    REQUIRE(g);
+    CHECK(g->media.telephone_event == 101);
+    local.preference = {};
+    CHECK_FALSE(answer_browser_offer(ff, local));
+}
+
+TEST_CASE("DTLS role: passive to actpass or active, active to passive (RFC 8842 §5.3)") {
+    const auto text = fixture("aiortc_audio_offer.sdp");
+    struct Row { const char* offered; Setup answered; DtlsRole role; };
+    for (const Row& r : {Row{"actpass", Setup::Passive, DtlsRole::Server}, Row{"active", Setup::Passive, DtlsRole::Server},
+                         Row{"passive", Setup::Active, DtlsRole::Client}}) {
+        CAPTURE(r.offered);
+        auto t = text;
+        t.replace(t.find("a=setup:actpass"), 15, std::string("a=setup:") + r.offered);
+        auto a = answer_browser_offer(parsed(t), local_media());
+        REQUIRE(a);
+        CHECK(parsed(a->sdp).media[0].setup == r.answered);
+        CHECK(a->media.dtls_role == r.role);
+    }
+}
+
+TEST_CASE("answer direction mirrors the offer and our hold state (RFC 3264 §6.1, §8.4)") {
+    const auto text = fixture("chrome_audio_offer.sdp");
+    struct Row { const char* offered; Direction local; Direction answered; };
+    const Row rows[] = {
+        {"sendrecv", Direction::SendRecv, Direction::SendRecv}, {"sendonly", Direction::SendRecv, Direction::RecvOnly},
+        {"recvonly", Direction::SendRecv, Direction::SendOnly}, {"inactive", Direction::SendRecv, Direction::Inactive},
+        {"sendrecv", Direction::SendOnly, Direction::SendOnly}, {"sendonly", Direction::SendOnly, Direction::Inactive},
+        {"sendrecv", Direction::Inactive, Direction::Inactive},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.offered);
+        CAPTURE(to_string(r.local));
+        auto t = text;
+        t.replace(t.find("a=sendrecv"), 10, std::string("a=") + r.offered);
+        auto local = local_media();
+        local.direction = r.local;
+        auto a = answer_browser_offer(parsed(t), local);
+        REQUIRE(a);
+        CHECK(parsed(a->sdp).media[0].direction == r.answered);
+        CHECK(a->media.direction == r.answered);
+    }
+}
+
+TEST_CASE("unacceptable browser offers fail naming the field") {
+    const auto text = fixture("chrome_audio_offer.sdp");
+    auto no_fp = text;
+    no_fp.erase(no_fp.find("a=fingerprint:"), no_fp.find('\n', no_fp.find("a=fingerprint:")) - no_fp.find("a=fingerprint:") + 1);
+    auto r = answer_browser_offer(parsed(no_fp), local_media());
+    REQUIRE_FALSE(r);
+    CHECK(std::string(r.error().what).find("fingerprint") != std::string::npos);
+    auto plain = text;
+    plain.replace(plain.find("UDP/TLS/RTP/SAVPF"), 17, "RTP/AVP");
+    CHECK_FALSE(answer_browser_offer(parsed(plain), local_media()));
+    CHECK_FALSE(parse_sdp("not sdp at all"));
+    CHECK_FALSE(parse_sdp("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio x RTP/AVP 0\r\n"));
+}
+
+TEST_CASE("our offer to a browser round-trips through an answer from the other side") {
+    auto ours = local_media();
+    ours.ssrc = 0x11223344;
+    const auto offer_text = build_browser_offer(ours);
+    const auto offer = parsed(offer_text);
+    CHECK(offer.ice_lite);
+    REQUIRE(offer.media.size() == 1);
+    CHECK(offer.media[0].setup == Setup::ActPass);  // RFC 8842 §5.2
+    CHECK(offer.media[0].find_codec("telephone-event", 48000));
+    CHECK(offer.media[0].find_codec("telephone-event", 8000));
+    CHECK(offer_text.find("a=ssrc:287454020 cname:turnbridge") != std::string::npos);
+    // Play the browser with the answerer code, preferring PCMU.
+    auto theirs = local_media();
+    theirs.ice = {"peerUfrg", "peerPasswordPeerPassword"};
+    theirs.preference = {AudioCodec::Pcmu};
+    auto answer = answer_browser_offer(offer, theirs);
+    REQUIRE(answer);
+    auto accepted = accept_browser_answer(parsed(answer->sdp), ours);
+    REQUIRE(accepted);
+    CHECK(accepted->codec == AudioCodec::Pcmu);
+    CHECK(accepted->dtls_role == DtlsRole::Client);  // they answered passive
+    CHECK(accepted->telephone_event == 126);
+    CHECK(accepted->remote_ice.ufrag == "peerUfrg");
+}
+
+TEST_CASE("ICE credentials use ice-chars and the injected random source (RFC 8839 §5.4)") {
+    std::uint8_t n = 0;
+    auto c = make_ice_credentials([&](std::span<std::uint8_t> out) { for (auto& b : out) b = n++; });
+    CHECK(c.ufrag == "ABCDEFGH");
+    CHECK(c.pwd.size() == 24);
+    CHECK(c.pwd.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") == std::string::npos);
+    auto d = make_ice_credentials(random_bytes);
+    CHECK(d.ufrag != c.ufrag);
+}
+
+TEST_CASE("trunk offer and answer: G.711 at 20 ms with telephone-event/8000, nothing of WebRTC") {
+    TrunkLocal us;
+    us.address = *Endpoint::parse("192.0.2.5:30000");
+    const auto offer_text = build_trunk_offer(us);
+    for (const char* leak : {"ice", "fingerprint", "setup", "extmap", "ssrc", "rtcp-fb", "SAVP", "mid"}) {
+        CAPTURE(leak);
+        CHECK(offer_text.find(leak) == std::string::npos);
+    }
+    const auto offer = parsed(offer_text);
+    REQUIRE(offer.media.size() == 1);
+    CHECK(offer.media[0].proto == "RTP/AVP");
+    CHECK(offer.media[0].formats == std::vector<std::string>{"0", "8", "101"});
+    CHECK(offer.media[0].ptime == 20u);
+    CHECK(offer.media[0].find_codec("telephone-event", 8000)->fmtp == "0-16");
+
+    TrunkLocal trunk;
+    trunk.address = *Endpoint::parse("203.0.113.9:16000");
+    trunk.preference = {G711Law::Pcma, G711Law::Pcmu};
+    auto answer = answer_trunk_offer(offer, trunk);
+    REQUIRE(answer);
+    CHECK(answer->media.codec == G711Law::Pcma);
+    CHECK(answer->media.remote == us.address);
+    auto accepted = accept_trunk_answer(parsed(answer->sdp), us);
+    REQUIRE(accepted);
+    CHECK(accepted->codec == G711Law::Pcma);
+    CHECK(accepted->payload_type == 8);
+    CHECK(accepted->telephone_event == 101);
+    CHECK(accepted->remote == trunk.address);
+    CHECK(accepted->direction == Direction::SendRecv);
+}
+
+TEST_CASE("trunk hold: a=sendonly and legacy c=0.0.0.0 (RFC 3264 §8.4)") {
+    TrunkLocal us;
+    us.address = *Endpoint::parse("192.0.2.5:30000");
+    // A sipp-style offer: static payload type without rtpmap.
+    const std::string base = "v=0\r\no=user1 53655765 2353687637 IN IP4 192.0.2.77\r\ns=-\r\n"
+                             "c=IN IP4 192.0.2.77\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    auto sendonly = answer_trunk_offer(parsed(base + "a=sendonly\r\n"), us);
+    REQUIRE(sendonly);
+    CHECK(sendonly->media.direction == Direction::RecvOnly);
+    CHECK(parsed(sendonly->sdp).media[0].direction == Direction::RecvOnly);
+    CHECK(sendonly->media.remote == *Endpoint::parse("192.0.2.77:6000"));
+    CHECK_FALSE(sendonly->media.telephone_event);
+
+    auto legacy_text = base;
+    legacy_text.replace(legacy_text.find("c=IN IP4 192.0.2.77"), 19, "c=IN IP4 0.0.0.0");
+    const auto legacy = parsed(legacy_text);
+    CHECK(legacy.media[0].legacy_hold);
+    CHECK(legacy.media[0].direction == Direction::SendOnly);
+    auto held = answer_trunk_offer(legacy, us);
+    REQUIRE(held);
+    CHECK(held->media.direction == Direction::RecvOnly);
+    CHECK(held->media.remote.ip.is_unspecified());
+
+    us.direction = Direction::SendOnly;  // we hold the trunk
+    CHECK(parsed(build_trunk_offer(us)).media[0].direction == Direction::SendOnly);
+    const std::string no_rtpmap = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+                                  "m=video 5000 RTP/AVP 31\r\nm=audio 5002 RTP/AVP 8\r\n";
+    auto ans = answer_trunk_offer(parsed(no_rtpmap), TrunkLocal{us.address});
+    REQUIRE(ans);
+    CHECK(ans->media.codec == G711Law::Pcma);
+    const auto back = parsed(ans->sdp);
+    REQUIRE(back.media.size() == 2);
+    CHECK(back.media[0].port == 0);
+    CHECK(back.media[1].port == 30000);
+}
+
+TEST_CASE("an offer without a=mid gets an answer without one; a mid that is not a token is refused") {
+    // Found by the sdp_offer fuzzer: an empty a=mid: in our answer did not parse again.
+    auto text = fixture("aiortc_audio_offer.sdp");
+    text.erase(text.find("a=mid:0\r\n"), 9);
+    text.replace(text.find("a=group:BUNDLE 0"), 16, "a=group:BUNDLE x");
+    auto a = answer_browser_offer(parsed(text), local_media());
+    REQUIRE(a);
+    CHECK(a->sdp.find("a=mid") == std::string::npos);
+    CHECK(parse_sdp(a->sdp));
+    auto bad = fixture("aiortc_audio_offer.sdp");
+    bad.replace(bad.find("a=mid:0"), 7, "a=mid:0\x7f");
+    CHECK_FALSE(parse_sdp(bad));
+}
+
+TEST_CASE("bare CR and NUL are refused before libosip2 sees them; LF-only SDP is accepted") {
+    // Found by the sdp_offer fuzzer: libosip2 5.3 read past its buffer on this mix of CR and LF.
+    CHECK_FALSE(parse_sdp(std::string_view("v=0\ro=u 5 2 N I 0\nt=0 0\rm=o 0 0\n")));
+    CHECK_FALSE(parse_sdp(std::string_view("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n\0s=-\r\n", 40)));
+    auto crlf = fixture("chrome_audio_offer.sdp");
+    std::string lf;
+    for (char c : crlf) if (c != '\r') lf += c;
+    auto a = parse_sdp(lf);
+    REQUIRE(a);
+    CHECK(a->media[0].ice_ufrag == first_value(crlf, "ice-ufrag"));
+}
