@@ -86,4 +86,11 @@ void Allocation::expire(Time now) {
     std::erase_if(channels, [&](const Channel& c) { return c.expires + kChannelQuarantine <= now; });
 }
 
+Time Allocation::next_deadline() const {
+    Time t = expires;
+    for (const auto& p : permissions) t = std::min(t, p.expires);
+    for (const auto& c : channels) t = std::min(t, c.expires + kChannelQuarantine);
+    return t;
+}
+
 }  // namespace turnbridge::turn

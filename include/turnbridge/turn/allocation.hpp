@@ -10,6 +10,7 @@
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/clock.hpp"
+#include "turnbridge/turn/deadline_heap.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 
 namespace turnbridge::turn {
@@ -110,6 +111,11 @@ struct Allocation {
     const Channel* channel_by_peer(const Endpoint& peer, Time now) const;
     // Drops expired permissions and channels past quarantine.
     void expire(Time now);
+    // When on_timer next has work here: the allocation's end, or the first permission to expire
+    // or channel to leave quarantine (RFC 8656 §6, §9, §12).
+    Time next_deadline() const;
+
+    std::uint32_t heap_slot = kNotQueued;  // position in the server's DeadlineHeap
 };
 
 }  // namespace turnbridge::turn
