@@ -127,7 +127,7 @@ void SendBatch::send_on(UdpTarget& t, std::size_t count) {
     std::size_t sent = 0;
     while (sent < m) {
         ++stats_.syscalls;
-        const int r = ::sendmmsg(t.fd, &s.msgs[sent], static_cast<unsigned>(m - sent), 0);
+        const int r = sendmmsg_(t.fd, &s.msgs[sent], static_cast<unsigned>(m - sent), 0);
         if (r > 0) {
             sent += static_cast<std::size_t>(r);
             continue;

@@ -52,6 +52,11 @@ public:
     bool empty() const { return n_ == 0; }
     const SendBatchStats& stats() const { return stats_; }
 
+    // Test seam: the sendmmsg(2) to call, so that tests can play a kernel that says EAGAIN or
+    // refuses UDP_SEGMENT (loopback does neither).
+    using SendMmsg = int (*)(int fd, mmsghdr* msgs, unsigned n, int flags);
+    void set_sendmmsg(SendMmsg fn) { sendmmsg_ = fn; }
+
 private:
     struct Entry;
     struct Scratch;
@@ -62,6 +67,7 @@ private:
     std::unique_ptr<Scratch> scratch_;
     std::size_t n_ = 0;
     SendBatchStats stats_;
+    SendMmsg sendmmsg_ = ::sendmmsg;
 };
 
 }  // namespace turnbridge::net
