@@ -141,18 +141,22 @@ void SendBatch::send_on(UdpTarget& t, std::size_t count) {
             for (std::size_t d = p.first; d < count; ++d) fallback(t, entries_[s.order[d]]);
             return;
         }
-        if (p.segment != 0 && (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)) {
-            // No GSO here (no checksum offload, an old kernel, an xfrm route...): turn it off for
-            // this socket and send this run as plain datagrams.
+        const bool no_gso = err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP;
+        if (p.segment != 0 && no_gso) {
+            // No GSO here (no checksum offload, an old kernel, an xfrm route, a small MTU...):
+            // turn it off for this socket; the run goes out as plain datagrams below.
             t.gso = false;
             static std::atomic<bool> logged{false};  // once per process: logging is process-wide
             if (!logged.exchange(true)) {
                 log::warn("UDP GSO refused by the kernel ({}); sending datagrams one by one on that socket",
                           error_text(-err));
             }
-            for (std::size_t d = p.first; d < p.first + p.count; ++d) fallback(t, entries_[s.order[d]]);
         }
-        // Otherwise (EMSGSIZE, ENETUNREACH, EPERM...): this message is lost like any UDP loss.
+        // A refused run, or one over the path MTU with DONT-FRAGMENT (EMSGSIZE): each datagram
+        // meets its own fate, as if never batched.
+        if (p.segment != 0 && (no_gso || err == EMSGSIZE))
+            for (std::size_t d = p.first; d < p.first + p.count; ++d) fallback(t, entries_[s.order[d]]);
+        // Otherwise (EMSGSIZE, ENETUNREACH, EPERM... on a plain datagram): lost like any UDP loss.
         ++sent;
     }
 }

@@ -16,6 +16,9 @@ namespace turnbridge::net {
 // UDP datagram (65,535 minus IP and UDP headers) with room to spare.
 constexpr std::size_t kGsoMaxSegments = 64;
 constexpr std::size_t kGsoMaxBytes = 65000;
+// The kernel refuses (EINVAL) a segment larger than the route's MTU allows; 1452 bytes fit
+// IPv6 over a 1500-byte link. Larger datagrams (IP-fragmented anyway) are sent plainly.
+constexpr std::size_t kGsoMaxSegment = 1452;
 
 struct PlannedMessage {
     std::uint16_t first = 0;    // index of its first datagram
@@ -34,7 +37,7 @@ inline std::size_t plan_messages(std::span<const Endpoint> to, std::span<const s
         std::size_t j = i + 1;
         std::size_t total = seg;
         // A zero-length segment cannot be expressed (gso_size 0 means "off").
-        if (gso && seg != 0) {
+        if (gso && seg != 0 && seg <= kGsoMaxSegment) {
             while (j < sizes.size() && j - i < kGsoMaxSegments && to[j] == to[i] && sizes[j] <= seg &&
                    sizes[j] != 0 && total + sizes[j] <= kGsoMaxBytes) {
                 total += sizes[j];

@@ -51,6 +51,8 @@ TEST_CASE("GSO plan: equal datagrams to one destination become one message, a sh
         {"port counts as destination", {a, b}, {100, 100}, "1@0 1@0"},
         {"zero-length datagrams are never segmented", {a, a}, {0, 0}, "1@0 1@0"},
         {"a zero-length one ends a run", {a, a, a}, {100, 100, 0}, "2@100 1@0"},
+        {"largest segment that fits a 1500-byte link", {a, a}, {1452, 1452}, "2@1452"},
+        {"larger datagrams go plainly", {a, a}, {1453, 1453}, "1@0 1@0"},
     };
     for (const auto& r : rows) {
         CAPTURE(r.name);
