@@ -210,6 +210,7 @@ def run(args):
             after = rss_bytes(pid)
         finally:
             swarm.close()
+    shutil.rmtree(server.dir, ignore_errors=True)
     n = args.allocations
     delta = after["VmRSS"] - before["VmRSS"]
     result = {
