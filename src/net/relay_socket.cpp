@@ -7,7 +7,6 @@
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/net/socket_util.hpp"
-#include "turnbridge/net/udp_send.hpp"
 #include "turnbridge/net/worker.hpp"
 
 namespace turnbridge::net {
@@ -24,6 +23,7 @@ RelaySocket* RelaySocket::open(Worker& worker, turn::RelayHandle handle, int fd,
     s->udp_.data = s;
     err = uv_udp_open(&s->udp_, fd);
     if (err == 0) clear_reuse_addr(fd);
+    s->target_ = UdpTarget{&s->udp_, fd};
     if (err == 0) err = uv_udp_recv_start(&s->udp_, on_alloc, on_recv);
     if (err != 0) {
         uv_os_fd_t adopted = -1;
@@ -36,12 +36,11 @@ RelaySocket* RelaySocket::open(Worker& worker, turn::RelayHandle handle, int fd,
 
 void RelaySocket::send(const Endpoint& peer, stun::Bytes body, bool dont_fragment) {
     if (closing_) return;
-    if (dont_fragment != dont_fragment_) set_dont_fragment(dont_fragment);
-    sockaddr_storage to{};
-    peer.to_sockaddr(to);
-    const uv_buf_t piece = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(body.data())),
-                                       static_cast<unsigned>(body.size()));
-    udp_send(&udp_, reinterpret_cast<const sockaddr*>(&to), {&piece, 1});
+    if (dont_fragment != dont_fragment_) {
+        worker_.flush_sends();  // queued datagrams leave with the setting they were sent under
+        set_dont_fragment(dont_fragment);
+    }
+    worker_.queue_send(target_, peer, {}, body, 0);
 }
 
 void RelaySocket::set_dont_fragment(bool on) {
@@ -60,6 +59,7 @@ void RelaySocket::set_dont_fragment(bool on) {
 void RelaySocket::close() {
     if (closing_) return;
     closing_ = true;
+    worker_.flush_sends();  // before the handle goes
     uv_close(reinterpret_cast<uv_handle_t*>(&udp_), on_closed);
 }
 
@@ -70,8 +70,11 @@ void RelaySocket::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
 void RelaySocket::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
     auto* s = static_cast<RelaySocket*>(h->data);
     // nread 0 without an address: nothing read, or the end of a recvmmsg batch (UV_UDP_MMSG_FREE);
-    // the buffer is the worker's, so there is nothing to free.
-    if (addr == nullptr || s->closing_ || (flags & UV_UDP_MMSG_FREE) != 0) return;
+    // the buffer is the worker's, so there is nothing to free; the batch's sends go now.
+    if (addr == nullptr || s->closing_ || (flags & UV_UDP_MMSG_FREE) != 0) {
+        s->worker_.flush_sends();
+        return;
+    }
     if (nread < 0) {
         log::debug("relay {}: receive error: {}", s->local_.to_string(), error_text(static_cast<int>(nread)));
         return;
@@ -80,7 +83,8 @@ void RelaySocket::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
     const auto peer = Endpoint::from_sockaddr(addr);
     if (!peer) return;
     s->worker_.on_peer_data(s->handle_, *peer,
-                            stun::Bytes(reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)));
+                            stun::Bytes(reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)),
+                            (flags & UV_UDP_MMSG_CHUNK) != 0);
 }
 
 void RelaySocket::on_closed(uv_handle_t* h) { delete static_cast<RelaySocket*>(h->data); }

@@ -33,6 +33,7 @@ int UdpListener::start(int fd) {
         return err;
     }
     clear_reuse_addr(fd);  // SO_REUSEPORT (same user only) is what groups the workers' sockets
+    target_ = UdpTarget{&udp_, fd};
     return uv_udp_recv_start(&udp_, on_alloc, on_recv);
 }
 
@@ -50,6 +51,7 @@ void UdpListener::send(const Endpoint& to, stun::Bytes head, stun::Bytes body, s
 void UdpListener::close() {
     if (!open_) return;
     open_ = false;
+    worker_.flush_sends();  // before the handle goes
     uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);  // memory is the worker's
 }
 
@@ -60,8 +62,12 @@ void UdpListener::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
 void UdpListener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
     auto* self = static_cast<UdpListener*>(h->data);
     // nread 0 without an address: nothing read, or the end of a recvmmsg batch (UV_UDP_MMSG_FREE);
-    // the buffer is the worker's, so there is nothing to free.
-    if (addr == nullptr || (flags & UV_UDP_MMSG_FREE) != 0 || !self->open_) return;
+    // the buffer is the worker's, so there is nothing to free, but what the batch produced is
+    // sent now, while the buffer still holds the payloads.
+    if (addr == nullptr || (flags & UV_UDP_MMSG_FREE) != 0 || !self->open_) {
+        self->worker_.flush_sends();
+        return;
+    }
     if (nread < 0) {
         log::debug("udp {}: receive error: {}", self->local_.to_string(), error_text(static_cast<int>(nread)));
         return;
@@ -70,8 +76,10 @@ void UdpListener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
     const auto client = Endpoint::from_sockaddr(addr);
     if (!client) return;
     const FiveTuple from{Transport::Udp, *client, self->local_};
+    // Inside a recvmmsg batch (UV_UDP_MMSG_CHUNK) the sends wait for its end; otherwise they go now.
     self->worker_.on_client_data(
-        from, stun::Bytes(reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)));
+        from, stun::Bytes(reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)),
+        (flags & UV_UDP_MMSG_CHUNK) != 0);
 }
 
 }  // namespace turnbridge::net

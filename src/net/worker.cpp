@@ -213,6 +213,7 @@ void Worker::on_tick() {
 }
 
 uv_buf_t Worker::udp_buffer() {
+    flush_sends();  // queued payloads point into this buffer: they leave before it is reused
     return uv_buf_init(reinterpret_cast<char*>(udp_buf_.get()), static_cast<unsigned>(kDatagramMax * kBatch));
 }
 
@@ -226,21 +227,21 @@ std::span<std::uint8_t> Worker::tls_cipher_out() {
     return {tls_buf_.get() + kTlsPlainIn + kTlsPlainOut, kTlsCipherOut};
 }
 
-void Worker::on_client_data(const FiveTuple& from, stun::Bytes bytes) {
+void Worker::on_client_data(const FiveTuple& from, stun::Bytes bytes, bool in_batch) {
     if (stopping_) return;
     actions_.clear();
     server_->on_client_data(read_clock(), from, bytes, actions_);
-    dispatch();
+    dispatch(in_batch);
 }
 
-void Worker::on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes) {
+void Worker::on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes, bool in_batch) {
     if (stopping_) return;
     actions_.clear();
     server_->on_peer_data(read_clock(), relay, peer, bytes, actions_);
-    dispatch();
+    dispatch(in_batch);
 }
 
-void Worker::dispatch() {
+void Worker::dispatch(bool in_batch) {
     // Spans in the actions point into the server's buffers and our receive buffer: send now.
     for (const auto& a : actions_) {
         std::visit(Overloaded{
@@ -252,15 +253,23 @@ void Worker::dispatch() {
                    a);
     }
     actions_.clear();
+    if (!in_batch) flush_sends();
 }
 
 void Worker::send_to_client(const turn::ToClient& c) {
     if (c.to.transport == Transport::Udp) {
         for (auto& l : udp_) {
-            if (l->local() == c.to.server) {
+            if (l->local() != c.to.server) continue;
+            // Relayed data (a short ChannelData or Data indication header before the payload)
+            // joins the batch; a STUN response (all in the server's response buffer, which the
+            // next request overwrites) goes now, after what was queued before it.
+            if (!c.body.empty() && SendBatch::fits(c.head)) {
+                queue_send(l->target(), c.to.client, c.head, c.body, c.pad);
+            } else {
+                flush_sends();
                 l->send(c.to.client, c.head, c.body, c.pad);
-                return;
             }
+            return;
         }
         return;
     }

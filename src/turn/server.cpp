@@ -99,6 +99,11 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
         case stun::method::ChannelBind: on_channel_bind(now, req, out); break;
         default: break;
     }
+    reschedule(from);  // Allocate, Refresh, CreatePermission and ChannelBind move deadlines
+}
+
+void Server::reschedule(const FiveTuple& ft) {
+    if (Allocation* a = find_mut(ft)) expiry_.schedule(*a, a->next_deadline());
 }
 
 bool Server::refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity) {
@@ -126,14 +131,17 @@ void Server::on_client_closed(const Clock&, const FiveTuple& ft) {
 }
 
 void Server::on_timer(const Clock& now) {
-    std::vector<Allocation*> expired;
-    for (auto& [ft, a] : by_tuple_) {
-        if (a->expires <= now.mono)
-            expired.push_back(a.get());
-        else
-            a->expire(now.mono);
+    // Only allocations with something due are touched (a heap keyed by next_deadline), not
+    // every allocation each tick. A deadline moved later by a refresh just pops early and is
+    // requeued.
+    while (Allocation* a = expiry_.pop_due(now.mono)) {
+        if (a->expires <= now.mono) {
+            destroy(*a, CloseReason::Expired);
+            continue;
+        }
+        a->expire(now.mono);
+        expiry_.schedule(*a, a->next_deadline());
     }
-    for (auto* a : expired) destroy(*a, CloseReason::Expired);
 }
 
 void Server::close_all(CloseReason why) {
@@ -152,6 +160,7 @@ bool Server::close(AllocationId id, CloseReason why, std::vector<Action>& out) {
 }
 
 void Server::destroy(Allocation& a, CloseReason why) {
+    expiry_.remove(a);
     if (observer_ != nullptr) observer_->on_closed(a, why);
     std::string relays;
     for (std::size_t i = 0; i < a.relay_count; ++i) {

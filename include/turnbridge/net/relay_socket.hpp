@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/net/send_batch.hpp"
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 
@@ -18,6 +19,7 @@ public:
     // closes `fd`) on failure, with `err` set to the libuv error.
     static RelaySocket* open(Worker& worker, turn::RelayHandle handle, int fd, const Endpoint& local, int& err);
 
+    // Queues `body` toward `peer` on the worker's SendBatch (sent at the end of the batch).
     void send(const Endpoint& peer, stun::Bytes body, bool dont_fragment);
     // Stops reading and frees the object once libuv has let go of the handle.
     void close();
@@ -32,6 +34,7 @@ private:
     static void on_closed(uv_handle_t* h);
 
     uv_udp_t udp_{};
+    UdpTarget target_;
     Worker& worker_;
     turn::RelayHandle handle_;
     int fd_;

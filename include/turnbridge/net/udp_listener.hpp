@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/net/send_batch.hpp"
 #include "turnbridge/stun/message.hpp"
 
 namespace turnbridge::net {
@@ -18,6 +19,7 @@ public:
     int start(int fd);
     // head + body + pad zero bytes as one datagram, gathered by the kernel (no copy).
     void send(const Endpoint& to, stun::Bytes head, stun::Bytes body, std::uint8_t pad);
+    UdpTarget& target() { return target_; }  // for the worker's SendBatch
     void close();
     const Endpoint& local() const { return local_; }
 
@@ -26,6 +28,7 @@ private:
     static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
 
     uv_udp_t udp_{};
+    UdpTarget target_;
     Worker& worker_;
     Endpoint local_;
     bool open_ = false;

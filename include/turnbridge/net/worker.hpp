@@ -15,6 +15,7 @@
 
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/relay_binder.hpp"
+#include "turnbridge/net/send_batch.hpp"
 #include "turnbridge/net/tls_context.hpp"
 #include "turnbridge/net/worker_accounting.hpp"
 #include "turnbridge/turn/server.hpp"
@@ -76,8 +77,19 @@ public:
     std::span<std::uint8_t> tls_plain_out();
     std::span<std::uint8_t> tls_cipher_out();
 
-    void on_client_data(const FiveTuple& from, stun::Bytes bytes);
-    void on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes);
+    // `in_batch`: more datagrams of the same recvmmsg batch follow and flush_sends() comes at
+    // its end, so the sends this produces may wait in the SendBatch; otherwise they go now.
+    void on_client_data(const FiveTuple& from, stun::Bytes bytes, bool in_batch = false);
+    void on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes, bool in_batch = false);
+    // The SendBatch: datagrams queued until flush_sends() (end of a receive batch, before the
+    // receive buffer is reused, before a socket closes or changes options).
+    void queue_send(UdpTarget& t, const Endpoint& to, stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
+        batch_.add(t, to, head, body, pad);
+    }
+    void flush_sends() {
+        if (!batch_.empty()) batch_.flush();
+    }
+    const SendBatchStats& send_stats() const { return batch_.stats(); }
 
     void add_connection(TcpConnection* c);
     void framed(TcpConnection* c);            // sent its first complete frame
@@ -91,7 +103,7 @@ private:
     void on_tick();
     void on_flush();
     void shutdown();
-    void dispatch();
+    void dispatch(bool in_batch = false);
     void send_to_client(const turn::ToClient& c);
     void send_to_peer(const turn::ToPeer& p);
     void close_client(const FiveTuple& ft);
@@ -111,6 +123,7 @@ private:
     std::unique_ptr<WorkerAccounting> accounting_;  // before server_: the server reports to it
     std::unique_ptr<turn::Server> server_;
     std::vector<turn::Action> actions_;  // reused: no allocation per packet
+    SendBatch batch_;                    // preallocated: no allocation per packet
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
     std::unordered_map<FiveTuple, TcpConnection*> connections_;

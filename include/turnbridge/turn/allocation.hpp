@@ -4,12 +4,15 @@
 // and its traffic counters, which are the seam the accounting work reads.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/clock.hpp"
+#include "turnbridge/turn/deadline_heap.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 
 namespace turnbridge::turn {
@@ -69,6 +72,18 @@ struct Channel {
     Time expires;  // bound until then; then quarantined until expires + kChannelQuarantine
 };
 
+// RFC 8656 sets no limit on permissions or channels per allocation, so the per-packet lookups
+// must not grow with them. Up to kLinearPeers entries a scan is fastest and costs no memory;
+// past that the allocation keeps hash indexes into its vectors.
+constexpr std::size_t kLinearPeers = 8;
+struct PeerIndex {
+    std::unordered_map<IpAddress, std::uint32_t> permission;  // position in `permissions`
+    std::unordered_map<std::uint16_t, std::uint32_t> channel_number;  // position in `channels`
+    std::unordered_map<Endpoint, std::uint32_t> channel_peer;
+    std::size_t permissions_indexed = 0;  // entries [0, n) are in the maps
+    std::size_t channels_indexed = 0;
+};
+
 struct Key {
     std::array<std::uint8_t, 32> bytes{};
     std::uint8_t size = 0;  // 16 for MD5, 32 for SHA-256
@@ -110,6 +125,18 @@ struct Allocation {
     const Channel* channel_by_peer(const Endpoint& peer, Time now) const;
     // Drops expired permissions and channels past quarantine.
     void expire(Time now);
+    // When on_timer next has work here: the allocation's end, or the first permission to expire
+    // or channel to leave quarantine (RFC 8656 §6, §9, §12).
+    Time next_deadline() const;
+
+    std::uint32_t heap_slot = kNotQueued;  // position in the server's DeadlineHeap
+
+private:
+    // The index when the vectors are long enough to need one, brought up to date first:
+    // ChannelBind appends to `channels` directly, so entries past `channels_indexed` are new.
+    // Mutable: a lookup cache on the worker's own thread.
+    PeerIndex* index() const;
+    mutable std::unique_ptr<PeerIndex> index_;
 };
 
 }  // namespace turnbridge::turn

@@ -15,6 +15,7 @@
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/allocation.hpp"
 #include "turnbridge/turn/clock.hpp"
+#include "turnbridge/turn/deadline_heap.hpp"
 #include "turnbridge/turn/nonce.hpp"
 #include "turnbridge/turn/peer_policy.hpp"
 #include "turnbridge/turn/quota.hpp"
@@ -179,6 +180,8 @@ private:
     // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).
     bool over_byte_quota(const Request& req);
     void destroy(Allocation& a, CloseReason why);
+    // Requeues the allocation on `ft` (if any) after a request changed its deadlines.
+    void reschedule(const FiveTuple& ft);
 
     SharedState shared_;
     PeerPolicy policy_;
@@ -187,6 +190,7 @@ private:
     const LocalPeers* local_ = nullptr;
     std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
     std::unordered_map<RelayHandle, Allocation*> by_relay_;
+    DeadlineHeap<Allocation> expiry_;  // every allocation, keyed by its next_deadline()
     AllocationId next_id_ = 1;
     std::uint64_t next_indication_ = 1;  // transaction IDs of Data indications
     std::array<std::uint8_t, 1500> response_buf_{};
