@@ -148,7 +148,7 @@ TEST_CASE("a built INVITE round-trips with SDP and Content-Length (RFC 3261 §8.
 }
 
 TEST_CASE("malformed input is an error naming the problem, never a crash") {
-    struct Row { const char* name; std::string wire; bool parses; std::string_view what; };
+    struct Row { std::string name; std::string wire; bool parses; std::string_view what; };
     const std::string via = "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n";
     const std::string ids = "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\n";
     const std::vector<Row> rows = {
