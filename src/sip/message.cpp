@@ -10,6 +10,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "text.hpp"
+
 namespace turnbridge::sip {
 namespace {
 
@@ -54,12 +56,7 @@ std::string unquote(std::string s) {
     return s;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+using text::lower;
 
 NameAddr name_addr(osip_from_t* h) {
     NameAddr a;
@@ -377,6 +374,30 @@ std::optional<std::string> Message::header(std::string_view name, int pos) const
 
 void Message::add_header(std::string_view name, std::string_view value) {
     osip_message_set_header(m_, std::string(name).c_str(), std::string(value).c_str());
+}
+
+std::vector<std::string> Message::auth_headers(AuthHeader which) const {
+    switch (which) {
+    case AuthHeader::WwwAuthenticate:
+        return list_to_strings<osip_www_authenticate_t>(&m_->www_authenticates, osip_www_authenticate_to_str);
+    case AuthHeader::ProxyAuthenticate:
+        return list_to_strings<osip_proxy_authenticate_t>(&m_->proxy_authenticates, osip_www_authenticate_to_str);
+    case AuthHeader::Authorization:
+        return list_to_strings<osip_authorization_t>(&m_->authorizations, osip_authorization_to_str);
+    case AuthHeader::ProxyAuthorization:
+        return list_to_strings<osip_proxy_authorization_t>(&m_->proxy_authorizations, osip_authorization_to_str);
+    }
+    return {};
+}
+
+void Message::add_auth_header(AuthHeader which, std::string_view value) {
+    const std::string v(value);
+    switch (which) {
+    case AuthHeader::WwwAuthenticate: osip_message_set_www_authenticate(m_, v.c_str()); break;
+    case AuthHeader::ProxyAuthenticate: osip_message_set_proxy_authenticate(m_, v.c_str()); break;
+    case AuthHeader::Authorization: osip_message_set_authorization(m_, v.c_str()); break;
+    case AuthHeader::ProxyAuthorization: osip_message_set_proxy_authorization(m_, v.c_str()); break;
+    }
 }
 
 void Message::set_max_forwards(int hops) { add_header("Max-Forwards", std::to_string(hops)); }

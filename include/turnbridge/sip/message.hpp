@@ -31,6 +31,10 @@ struct NameAddr {
     std::optional<std::string> param(std::string_view name) const;
 };
 
+// The authentication headers libosip2 parses into lists of their own (RFC 3261 §20.7, §20.27,
+// §20.28, §20.44): values come back as text for digest.cpp to read.
+enum class AuthHeader { WwwAuthenticate, ProxyAuthenticate, Authorization, ProxyAuthorization };
+
 class Message {
 public:
     // Fails only when libosip2 cannot read it at all; see validate() for the RFC checks.
@@ -94,6 +98,8 @@ public:
     // Any other header, by name (case-insensitive); compact forms are expanded by the parser.
     std::optional<std::string> header(std::string_view name, int pos = 0) const;
     void add_header(std::string_view name, std::string_view value);
+    std::vector<std::string> auth_headers(AuthHeader which) const;
+    void add_auth_header(AuthHeader which, std::string_view value);
     void set_max_forwards(int hops);
     std::optional<int> max_forwards() const;
 
