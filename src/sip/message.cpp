@@ -316,6 +316,18 @@ std::optional<NameAddr> Message::to() const {
 std::string Message::from_tag() const { return tag_of(m_->from); }
 std::string Message::to_tag() const { return tag_of(m_->to); }
 
+std::string Message::from_header() const {
+    char* s = nullptr;
+    if (!m_->from || osip_from_to_str(m_->from, &s) != 0) return {};
+    return take(s);
+}
+
+std::string Message::to_header() const {
+    char* s = nullptr;
+    if (!m_->to || osip_to_to_str(m_->to, &s) != 0) return {};
+    return take(s);
+}
+
 void Message::set_from(std::string_view value) {
     if (m_->from) osip_from_free(m_->from), m_->from = nullptr;
     osip_message_set_from(m_, std::string(value).c_str());

@@ -84,6 +84,8 @@ public:
     std::optional<NameAddr> to() const;
     std::string from_tag() const;
     std::string to_tag() const;
+    std::string from_header() const;   // the whole value, "\"Alice\" <sip:a@x>;tag=1"
+    std::string to_header() const;
     void set_from(std::string_view value);
     void set_to(std::string_view value);
     void set_to_tag(std::string_view tag);
