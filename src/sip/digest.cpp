@@ -110,6 +110,14 @@ std::string digest_response(const DigestInput& in) {
     return hash_hex(in.algorithm, colon({ha1, in.nonce, in.nc, in.cnonce, in.qop, ha2}));
 }
 
+std::string_view account_of(std::string_view username) {
+    const auto colon = username.find(':');
+    if (colon == std::string_view::npos || colon == 0) return username;
+    for (char c : username.substr(0, colon))
+        if (c < '0' || c > '9') return username;
+    return username.substr(colon + 1);
+}
+
 std::optional<std::string> realm_password(const config::Realm& realm, std::string_view username, std::int64_t unix_now) {
     if (auto it = realm.users.find(std::string(username)); it != realm.users.end()) return it->second;
     // TURN REST API (draft-uberti-behave-turn-rest-00 §2.2), the same credentials TURN accepts.

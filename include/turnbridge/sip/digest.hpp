@@ -42,6 +42,8 @@ using PasswordLookup = std::function<std::optional<std::string>(std::string_view
 
 // A realm's static users, then TURN REST API credentials ("expiry[:user]", password
 // base64(HMAC-SHA1(secret, username)), valid until `expiry` in unix seconds), as TURN accepts them.
+// The account a digest username stands for: TURN REST "expiry:user" -> "user", else itself.
+std::string_view account_of(std::string_view username);
 std::optional<std::string> realm_password(const config::Realm& realm, std::string_view username, std::int64_t unix_now);
 
 class DigestServer {

@@ -207,3 +207,10 @@ TEST_CASE("browser passwords: static users first, then TURN REST API credentials
     realm.rest_secret.clear();
     CHECK_FALSE(realm_password(realm, rest_user, now));
 }
+
+TEST_CASE("a TURN REST username stands for the account after the colon") {
+    CHECK(account_of("1800003600:alice") == "alice");
+    CHECK(account_of("alice") == "alice");
+    CHECK(account_of("bob:smith") == "bob:smith");
+    CHECK(account_of(":x") == ":x");
+}
