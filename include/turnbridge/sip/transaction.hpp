@@ -50,6 +50,7 @@ private:
     enum class Kind { ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite };
     enum class State { Calling, Trying, Proceeding, Completed, Confirmed, Accepted, Terminated };
     struct Tx {
+        Tx(Kind k, State s) : kind(k), state(s) {}
         Kind kind;
         State state;
         TransportId transport = 0;
