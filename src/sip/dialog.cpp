@@ -6,9 +6,10 @@
 namespace turnbridge::sip {
 namespace {
 
+// The first Contact's URI if it can be a Request-URI, else "".
 std::string contact_uri(const Message& m) {
     const auto c = m.contacts();
-    return c.empty() || c[0].uri == "*" ? std::string() : c[0].uri;
+    return c.empty() || !is_valid_uri(c[0].uri) ? std::string() : c[0].uri;
 }
 
 // The URI inside a Route value "<sip:p1.example.com;lr>;foo".
@@ -38,7 +39,7 @@ std::optional<Dialog> Dialog::from_uac(const Message& invite, const Message& res
     d.remote_header_ = response.to_header();
     d.local_cseq_ = invite.cseq();
     d.remote_target_ = contact_uri(response);
-    if (d.remote_target_.empty()) d.remote_target_ = invite.request_uri();
+    if (d.remote_target_.empty()) d.remote_target_ = invite.request_uri();  // a 1xx may lack Contact
     // §12.1.2: the route set is the response's Record-Route in reverse order.
     d.route_set_ = response.record_routes();
     std::reverse(d.route_set_.begin(), d.route_set_.end());
@@ -47,7 +48,8 @@ std::optional<Dialog> Dialog::from_uac(const Message& invite, const Message& res
     return d;
 }
 
-Dialog Dialog::from_uas(const Message& invite, std::string_view local_tag, LocalAddress local) {
+Result<Dialog> Dialog::from_uas(const Message& invite, std::string_view local_tag, LocalAddress local) {
+    if (contact_uri(invite).empty()) return Error{Status::BadRequest, "missing or bad Contact"};
     Dialog d;
     d.local_ = std::move(local);
     d.call_id_ = invite.call_id();

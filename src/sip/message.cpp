@@ -100,6 +100,15 @@ std::string new_call_id(const Random& random, std::string_view host) {
     return id + "@" + std::string(host);
 }
 
+bool is_valid_uri(std::string_view uri) {
+    ensure_parser();
+    osip_uri_t* u = nullptr;
+    if (uri.empty() || osip_uri_init(&u) != 0) return false;
+    const bool ok = osip_uri_parse(u, std::string(uri).c_str()) == 0;
+    osip_uri_free(u);
+    return ok;
+}
+
 std::optional<std::string> NameAddr::param(std::string_view name) const {
     const auto want = lower(name);
     for (const auto& [k, v] : params)

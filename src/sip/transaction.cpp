@@ -11,7 +11,9 @@ namespace {
 // RFC 3261 §17.1.1.3 / §9.1: ACK and CANCEL copy these from the INVITE; only the method, the
 // CSeq method and (for ACK) the To header differ.
 Message copy_for(const Message& invite, std::string_view method) {
-    auto m = std::move(*Message::request(method, invite.request_uri()));
+    auto r = Message::request(method, invite.request_uri());
+    // Matching uses the Via branch, so an unprintable URI (osip's round trip) still cancels.
+    auto m = r ? std::move(*r) : std::move(*Message::request(method, "sip:invalid.invalid"));
     m.push_via(invite.top_via_transport(), invite.top_via_sent_by(), invite.top_via_branch());
     m.set_from(invite.from_header());
     m.set_to(invite.to_header());

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (m->method() == "INVITE") {
             (void)make_cancel(*m).serialize();
             auto d = Dialog::from_uas(*m, "fz", LocalAddress{"WS", "gw.invalid", "<sip:gw@gw.invalid;transport=ws>"});
-            (void)d.make_request("BYE", random).serialize();
+            if (d) (void)d->make_request("BYE", random).serialize();
         }
         if (m->method() == "REGISTER") {
             Registrar reg;

@@ -25,8 +25,9 @@ public:
 
     // §12.1.2: a UAC dialog from the INVITE we sent and a 1xx-with-tag or 2xx; nullopt without a To tag.
     static std::optional<Dialog> from_uac(const Message& invite, const Message& response, LocalAddress local);
-    // §12.1.1: a UAS dialog from the INVITE we received, answered with `local_tag`.
-    static Dialog from_uas(const Message& invite, std::string_view local_tag, LocalAddress local);
+    // §12.1.1: a UAS dialog from the INVITE we received, answered with `local_tag`. Fails
+    // (400) when the INVITE has no usable Contact, which §8.1.1.8 requires.
+    static Result<Dialog> from_uas(const Message& invite, std::string_view local_tag, LocalAddress local);
 
     State state() const { return state_; }
     bool is_uac() const { return uac_; }

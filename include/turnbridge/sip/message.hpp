@@ -22,6 +22,8 @@ inline constexpr std::string_view kMagicCookie = "z9hG4bK";
 std::string new_branch(const Random& random);   // "z9hG4bK" + 16 hex digits
 std::string new_tag(const Random& random);      // 16 hex digits (§19.3: at least 32 bits)
 std::string new_call_id(const Random& random, std::string_view host);
+// Would libosip2 accept this as a Request-URI? (Contacts become targets: RFC 3261 §12.1.)
+bool is_valid_uri(std::string_view uri);
 
 // A name-addr header value (From, To, Contact, Route...) taken apart.
 struct NameAddr {

@@ -104,7 +104,9 @@ TEST_CASE("JsSIP's CANCEL matches its INVITE's server transaction (RFC 3261 §9.
 
 TEST_CASE("JsSIP's ACK and BYE belong to the dialog its INVITE made (RFC 3261 §12.2.2)") {
     auto invite = capture("04-INVITE.sip");
-    auto d = Dialog::from_uas(invite, "uas1", LocalAddress{"WSS", "gw.example.org", "<sip:gw@gw.example.org;transport=ws>"});
+    auto made = Dialog::from_uas(invite, "uas1", LocalAddress{"WSS", "gw.example.org", "<sip:gw@gw.example.org;transport=ws>"});
+    REQUIRE(made);
+    auto& d = *made;
     d.on_final_sent(200);
     auto ack = capture("05-ACK.sip");
     auto bye = capture("06-BYE.sip");

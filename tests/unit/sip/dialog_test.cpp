@@ -85,7 +85,9 @@ TEST_CASE("a UAC dialog from 180 then 200: route set reversed, target from Conta
 
 TEST_CASE("a UAS dialog with a browser: BYE goes to the browser's Contact with swapped tags (RFC 3261 §12.1.1)") {
     const auto inv = msg(samples::jssip_invite());
-    auto d = Dialog::from_uas(inv, "uastag", kBrowserSide);
+    auto made = Dialog::from_uas(inv, "uastag", kBrowserSide);
+    REQUIRE(made);
+    auto& d = *made;
     CHECK(d.state() == Dialog::State::Early);
     CHECK(d.remote_target() == "sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws;ob");
     d.on_final_sent(200);
@@ -103,7 +105,9 @@ TEST_CASE("a UAS dialog with a browser: BYE goes to the browser's Contact with s
 
 TEST_CASE("in-dialog requests: matching, CSeq order, target refresh, glare (RFC 3261 §12.2.2, §14)") {
     const auto inv = msg(samples::jssip_invite());
-    auto d = Dialog::from_uas(inv, "uastag", kBrowserSide);
+    auto made = Dialog::from_uas(inv, "uastag", kBrowserSide);
+    REQUIRE(made);
+    auto& d = *made;
     d.on_final_sent(200);
     auto in_dialog = [&](const std::string& method, int cseq, const std::string& contact = "") {
         std::string w = method + " sip:turnbridge@gw.example.org;transport=ws SIP/2.0\r\n"
@@ -183,4 +187,13 @@ TEST_CASE("an early dialog ends with an error to the initial INVITE") {
     REQUIRE(d);
     d->on_response(trunk_response(inv, 486));
     CHECK(d->state() == Dialog::State::Terminated);
+}
+
+TEST_CASE("an INVITE without a usable Contact makes no dialog: 400 (RFC 3261 §8.1.1.8; found by fuzzing)") {
+    auto wire = samples::jssip_invite();
+    wire.replace(wire.find("Contact:"), 8, "Cont^ct:");
+    auto made = Dialog::from_uas(msg(wire), "t", kBrowserSide);
+    REQUIRE_FALSE(made);
+    CHECK(made.error().code == Status::BadRequest);
+    CHECK(made.error().what == "missing or bad Contact");
 }
