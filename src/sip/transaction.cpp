@@ -36,8 +36,12 @@ std::string TransactionLayer::client_key(const Message& m) {
 void TransactionLayer::on_message(Time now, TransportId from, bool reliable, Message m, std::vector<Action>& out) {
     if (auto err = m.validate()) {
         // RFC 3261 §8.2.2 / §16.3: answer what we can answer; an ACK or a response is dropped.
-        if (m.is_request() && m.method() != "ACK" && m.via_count() > 0)
-            send_stateless(from, Message::response(m, code(err->code), err->what, "tb-error"), out);
+        if (m.is_request() && m.method() != "ACK" && m.via_count() > 0) {
+            // Only a 400 that is itself well-formed goes out (garbage headers make garbage replies).
+            auto bytes = Message::response(m, code(err->code), err->what, "tb-error").serialize();
+            auto check = Message::parse(bytes);
+            if (check && !check->validate()) out.push_back(Send{from, std::move(bytes)});
+        }
         return finish(out);
     }
     if (!m.is_request()) on_response(now, std::move(m), out);
