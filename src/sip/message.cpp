@@ -203,9 +203,11 @@ std::string Message::serialize() const {
 std::optional<Error> Message::validate() const {
     if (osip_list_size(&m_->vias) <= 0) return Error{Status::BadRequest, "missing Via"};
     // RFC 3261 §20.42: "SIP/2.0/transport sent-by"; osip accepts more, which we would echo back.
-    const auto* via = top_via_of(m_);
-    if (!via->version || std::strcmp(via->version, "2.0") != 0 || !via->protocol || !via->host || !*via->host)
-        return Error{Status::BadRequest, "bad Via"};
+    for (int i = 0; !osip_list_eol(&m_->vias, i); ++i) {
+        const auto* via = static_cast<const osip_via_t*>(osip_list_get(&m_->vias, i));
+        if (!via->version || std::strcmp(via->version, "2.0") != 0 || !via->protocol || !via->host || !*via->host)
+            return Error{Status::BadRequest, "bad Via"};
+    }
     if (!m_->from || !m_->from->url) return Error{Status::BadRequest, "missing From"};
     if (!m_->to || !m_->to->url) return Error{Status::BadRequest, "missing To"};
     if (!m_->call_id) return Error{Status::BadRequest, "missing Call-ID"};
