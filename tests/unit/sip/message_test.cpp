@@ -208,6 +208,7 @@ TEST_CASE("parsing from many threads at once is safe (parser_init runs once)") {
 
 TEST_CASE("a Via that is not SIP/2.0/transport sent-by is refused, at any position (RFC 3261 §20.42)") {
     const std::string ids = "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\n";
+    int checked = 0;
     for (const std::string bad : {"Via: SIP/3.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n",
                                   "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nVia: SIP/4.0/UDP 192.0.2.2\r\n"}) {
         CAPTURE(bad);
@@ -216,5 +217,7 @@ TEST_CASE("a Via that is not SIP/2.0/transport sent-by is refused, at any positi
         auto err = m->validate();
         REQUIRE(err);
         CHECK(err->what == "bad Via");
+        ++checked;
     }
+    CHECK(checked == 2);
 }
