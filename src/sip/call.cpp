@@ -145,6 +145,10 @@ bool Call::matches(const Message& m) const {
 }
 
 void Call::on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (reinvite_ && tx == reinvite_->out_tx) {
+        if (r.status() >= 200) reinvite_answered(now, r, layer, out);
+        return;
+    }
     std::size_t i = 0;
     Leg* leg = uac_by_tx(tx, &i);
     if (!leg || r.status() == 100) return;  // BYE answers and the like need nothing
@@ -232,6 +236,13 @@ void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, 
         uac_final(now, i, fake, layer, out);
         return;
     }
+    if (reinvite_ && tx == reinvite_->out_tx) {
+        // No answer to the relayed re-INVITE: the sender hears 408 and, as §12.2.1.2 ends a
+        // dialog whose peer timed out, the call ends.
+        reinvite_answered(now, Message::response(*reinvite_->in, 408), layer, out);
+        hang_up(now, layer, out);
+        return;
+    }
     if (tx == uas_.invite_tx) hang_up(now, layer, out);  // Timer H/L: the UAS leg never ACKed
 }
 
@@ -262,10 +273,51 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
         end_other_side(now, from_uas, layer, out);
         return;
     }
-    // Deviation: re-INVITE/UPDATE (hold) are not bridged yet; refusing keeps the dialog (§14.2).
-    const int status = method == "INVITE" || method == "UPDATE" ? 488 : 200;
-    layer.respond(now, tx, Message::response(r, status), out);
-    if (method == "INVITE") leg->dialog->on_final_sent(status);
+    if (method == "INVITE") return relay_reinvite(now, tx, r, from_uas, layer, out);
+    // Deviation: UPDATE is not bridged (JsSIP and trunks use re-INVITE for hold); refusing keeps the dialog.
+    layer.respond(now, tx, Message::response(r, method == "UPDATE" ? 501 : 200), out);
+}
+
+void Call::relay_reinvite(Time now, const std::string& tx, const Message& r, bool from_uas, TransactionLayer& layer,
+                          std::vector<Action>& out) {
+    Leg& in = from_uas ? uas_ : uac_[winner_.value_or(0)];
+    Leg* to = from_uas ? (winner_ ? &uac_[*winner_] : nullptr) : &uas_;
+    // Offerless re-INVITEs would need an offer from the media side; none is asked for yet.
+    const auto offer = r.body().empty() ? std::nullopt : media_.map_offer(is_browser(in), r.body());
+    if (!to || !to->dialog || state_ != State::Confirmed || reinvite_ || !offer) {
+        const int status = reinvite_ ? 491 : 488;
+        layer.respond(now, tx, Message::response(r, status), out);
+        in.dialog->on_final_sent(status);
+        return;
+    }
+    auto m = to->dialog->make_request("INVITE", random_);
+    m.set_body("application/sdp", *offer);
+    ReInvite ri{from_uas, tx, "", r.clone(), m.cseq()};
+    ri.out_tx = layer.send_request(now, to->address.transport, to->address.reliable, std::move(m), out);
+    other_tx_.push_back(ri.out_tx);
+    reinvite_.emplace(std::move(ri));
+}
+
+void Call::reinvite_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    auto ri = std::move(*reinvite_);
+    reinvite_.reset();
+    Leg& in = ri.from_uas ? uas_ : uac_[winner_.value_or(0)];
+    Leg& to = ri.from_uas ? uac_[winner_.value_or(0)] : uas_;
+    to.dialog->on_response(r);
+    int status = r.status();
+    std::optional<std::string> answer;
+    if (status < 300) {
+        layer.send_stateless(to.address.transport, to.dialog->make_ack(ri.out_cseq, random_), out);
+        answer = media_.map_answer(is_browser(to), r.body());
+        if (!answer) status = 488;  // the other leg took it, but we cannot bridge its answer
+    }
+    auto resp = Message::response(*ri.in, status, {}, in.dialog->local_tag());
+    if (answer) {
+        resp.add_contact(in.address.local.contact);
+        resp.set_body("application/sdp", *answer);
+    }
+    layer.respond(now, ri.in_tx, std::move(resp), out);
+    in.dialog->on_final_sent(status);
 }
 
 void Call::bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out) {

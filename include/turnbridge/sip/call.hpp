@@ -77,6 +77,10 @@ private:
     void bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out);
     void end_other_side(Time now, bool from_uas, TransactionLayer& layer, std::vector<Action>& out);
     Leg* uac_by_tx(const std::string& tx, std::size_t* index = nullptr);
+    void relay_reinvite(Time now, const std::string& tx, const Message& r, bool from_uas, TransactionLayer& layer,
+                        std::vector<Action>& out);
+    void reinvite_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    bool is_browser(const Leg& leg) const { return (&leg == &uas_) == outbound_; }
 
     bool outbound_;           // UAS leg is the browser
     MediaSdp& media_;
@@ -91,6 +95,14 @@ private:
     std::optional<std::size_t> winner_;
     bool provisional_sent_ = false;
     std::vector<std::string> other_tx_;   // BYEs and re-INVITEs we sent, so owns() knows them
+    // A re-INVITE (hold, resume, codec change) relayed from one leg to the other (RFC 3261 §14).
+    struct ReInvite {
+        bool from_uas = false;          // which leg sent it to us
+        std::string in_tx, out_tx;
+        std::optional<Message> in;      // the request we answer
+        std::uint32_t out_cseq = 0;
+    };
+    std::optional<ReInvite> reinvite_;
 };
 
 }  // namespace turnbridge::sip

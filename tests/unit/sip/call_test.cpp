@@ -145,6 +145,55 @@ TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped bac
         CHECK(to_trunk[0].call_id() == inv.call_id());
         CHECK(b.call->state() == Call::State::Ended);
     }
+    SUBCASE("a re-INVITE (hold) from the browser goes to the trunk and the answers come back (RFC 3261 §14)") {
+        std::string reinv = samples::jssip_invite("z9hG4bKreinv1");
+        reinv.replace(reinv.find("To: <sip:+15550123@example.org>"), 31, "To: <sip:+15550123@example.org>;tag=" + browser_tag);
+        reinv.replace(reinv.find("CSeq: 6215 INVITE"), 17, "CSeq: 6216 INVITE");
+        b.arrive(kBrowser, msg(reinv));
+        CHECK(b.sent(kBrowser).at(0).status() == 100);
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        const auto re = std::move(to_trunk[0]);
+        CHECK(re.method() == "INVITE");
+        CHECK(re.call_id() == inv.call_id());
+        CHECK(re.to_tag() == "trunktag");
+        CHECK(re.cseq() == 2);
+        CHECK(re.body().find("s=to-trunk") != std::string::npos);
+        b.arrive(kTrunk, trunk_reply(re, 200, true));
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "ACK");
+        CHECK(to_trunk[0].cseq() == 2);
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].status() == 200);
+        CHECK(to_browser[0].cseq() == 6216);
+        CHECK(to_browser[0].to_tag() == browser_tag);
+        CHECK(to_browser[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+        CHECK(b.call->state() == Call::State::Confirmed);
+
+        // The trunk's own re-INVITE, refused by the browser with 488: the trunk hears 488.
+        auto tre = std::move(*Message::request("INVITE", "sip:gw@127.0.0.1:5062"));
+        tre.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkre");
+        tre.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+        tre.set_to(inv.from_header());
+        tre.set_call_id(inv.call_id());
+        tre.set_cseq(5, "INVITE");
+        tre.add_contact("<sip:+15550123@127.0.0.1:5070>");
+        tre.set_body("application/sdp", "v=0\r\ns=trunk-hold\r\n");
+        b.arrive(kTrunk, msg(tre.serialize()));
+        CHECK(b.sent(kTrunk).at(0).status() == 100);
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].method() == "INVITE");
+        CHECK(to_browser[0].request_uri() == "sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws;ob");
+        b.arrive(kBrowser, msg(Message::response(to_browser[0], 488, {}, "8fk2ra1dtq").serialize()));
+        CHECK(b.sent(kBrowser).at(0).method() == "ACK");  // the client transaction ACKs the 488
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].status() == 488);
+        CHECK(b.call->state() == Call::State::Confirmed);
+    }
     SUBCASE("the trunk hangs up") {
         auto bye = std::move(*Message::request("BYE", "sip:gw@127.0.0.1:5062"));
         bye.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkbye");
