@@ -89,6 +89,17 @@ Message trunk_reply(const Message& invite, int status, bool sdp = false) {
     return msg(r.serialize());
 }
 
+// An in-dialog request from the trunk on the dialog our INVITE `inv` made.
+Message from_trunk(const std::string& method, const Message& inv, std::uint32_t cseq) {
+    auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+    m.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunk" + method);
+    m.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+    m.set_to(inv.from_header());
+    m.set_call_id(inv.call_id());
+    m.set_cseq(cseq, method);
+    return m;
+}
+
 }  // namespace
 
 TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped back, ACK to the trunk, BYE both ways") {
@@ -173,12 +184,7 @@ TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped bac
         CHECK(b.call->state() == Call::State::Confirmed);
 
         // The trunk's own re-INVITE, refused by the browser with 488: the trunk hears 488.
-        auto tre = std::move(*Message::request("INVITE", "sip:gw@127.0.0.1:5062"));
-        tre.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkre");
-        tre.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
-        tre.set_to(inv.from_header());
-        tre.set_call_id(inv.call_id());
-        tre.set_cseq(5, "INVITE");
+        auto tre = from_trunk("INVITE", inv, 5);
         tre.add_contact("<sip:+15550123@127.0.0.1:5070>");
         tre.set_body("application/sdp", "v=0\r\ns=trunk-hold\r\n");
         b.arrive(kTrunk, msg(tre.serialize()));
@@ -195,12 +201,7 @@ TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped bac
         CHECK(b.call->state() == Call::State::Confirmed);
     }
     SUBCASE("the trunk hangs up") {
-        auto bye = std::move(*Message::request("BYE", "sip:gw@127.0.0.1:5062"));
-        bye.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkbye");
-        bye.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
-        bye.set_to(inv.from_header());
-        bye.set_call_id(inv.call_id());
-        bye.set_cseq(1, "BYE");
+        auto bye = from_trunk("BYE", inv, 1);
         b.arrive(kTrunk, msg(bye.serialize()));
         to_trunk = b.sent(kTrunk);
         REQUIRE(to_trunk.size() == 1);
