@@ -216,7 +216,8 @@ TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped bac
 }
 
 TEST_CASE("trunk errors reach the browser mapped (486 stays 486, 3xx becomes 480)") {
-    for (auto [trunk_status, browser_status] : {std::pair{486, 486}, {404, 404}, {503, 503}, {302, 480}, {603, 603}}) {
+    for (const auto& row : {std::pair{486, 486}, {404, 404}, {503, 503}, {302, 480}, {603, 603}}) {
+        const int trunk_status = row.first, browser_status = row.second;  // clang: no lambda capture of bindings
         CAPTURE(trunk_status);
         Bench b;
         b.start_outbound();
