@@ -33,20 +33,21 @@ struct Error {
     std::string_view what;
 };
 
-template <class T>
+// E defaults to the STUN Error; other domains (SIP) pass their own error type.
+template <class T, class E = Error>
 class Result {
 public:
     Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-    Result(Error error) : v_(error) {}                  // NOLINT
+    Result(E error) : v_(error) {}                      // NOLINT
     explicit operator bool() const { return v_.index() == 0; }
     T& operator*() { return std::get<0>(v_); }
     const T& operator*() const { return std::get<0>(v_); }
     T* operator->() { return &std::get<0>(v_); }
     const T* operator->() const { return &std::get<0>(v_); }
-    const Error& error() const { return std::get<1>(v_); }
+    const E& error() const { return std::get<1>(v_); }
 
 private:
-    std::variant<T, Error> v_;
+    std::variant<T, E> v_;
 };
 
 }  // namespace turnbridge

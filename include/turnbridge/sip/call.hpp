@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One B2BUA call (sans-I/O): the INVITE we answer (the "UAS leg": a browser for outbound calls,
+// the trunk for inbound ones) joined to the INVITE(s) we send (the "UAC legs": the trunk, or
+// every registered browser of the routed users, forked). Provisional and final responses are
+// mapped across, CANCEL and BYE go both ways, and SDP comes from the media side.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "turnbridge/sip/dialog.hpp"
+#include "turnbridge/sip/registrar.hpp"
+#include "turnbridge/sip/transaction.hpp"
+
+namespace turnbridge::sip {
+
+// The media side (src/gateway) turns one leg's SDP into the other's. nullopt = not acceptable (488).
+class MediaSdp {
+public:
+    virtual ~MediaSdp() = default;
+    virtual std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) = 0;
+    virtual std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) = 0;
+};
+
+// Where a leg's messages go and what our Via/Contact say there.
+struct LegAddress {
+    TransportId transport = 0;
+    bool reliable = true;
+    LocalAddress local;
+};
+
+struct TrunkAccount {
+    std::string host;                 // "127.0.0.1:5070", the trunk URI's hostport
+    std::string uri_params;           // ";transport=udp", appended to Request-URIs
+    std::string username, password;   // answers 401/407 to our INVITE
+    std::string caller_id;            // From user toward the trunk; "" = the browser's user
+};
+
+class Call {
+public:
+    enum class State { Calling, Early, Confirmed, Ended };
+
+    // Browser INVITE (already authenticated) -> trunk INVITE to the To user at the trunk.
+    Call(Time now, const std::string& browser_tx, const Message& invite, LegAddress browser, LegAddress trunk,
+         TrunkAccount account, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out);
+    // Trunk INVITE -> one INVITE per binding (RFC 3261 §16.7-style forking by a B2BUA); no
+    // bindings -> 480. `realm` names the browsers' domain in our From/To toward them.
+    Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk,
+         const std::vector<Binding>& bindings, std::string_view callee, std::string_view realm,
+         LocalAddress browser_local, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out);
+
+    State state() const { return state_; }
+    int final_status() const { return final_status_; }   // what the UAS leg was answered, for logs/CDRs
+    bool owns(const std::string& tx) const;              // any transaction of this call
+    bool matches(const Message& in_dialog) const;        // an in-dialog request for one of our legs
+
+    void on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void on_timeout(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out);
+    void on_cancel(Time now, const std::string& invite_tx, TransactionLayer& layer, std::vector<Action>& out);
+    // An in-dialog request (BYE, ACK, re-INVITE, INFO...) for one of our legs; `tx` empty for ACK.
+    void on_request(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    // Hang up from our side (shutdown, quota): CANCEL or BYE every leg, 487/480 to an unanswered UAS leg.
+    void hang_up(Time now, TransactionLayer& layer, std::vector<Action>& out);
+
+private:
+    struct Leg {
+        LegAddress address;
+        std::string invite_tx;               // the INVITE transaction on this leg
+        std::optional<Message> invite;       // UAC legs: the INVITE we sent
+        std::optional<Dialog> dialog;
+        int final = 0;                       // final status of the INVITE on this leg
+        bool auth_tried = false;
+    };
+    void send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out);
+    void answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
+    void uac_final(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out);
+    void end_other_side(Time now, bool from_uas, TransactionLayer& layer, std::vector<Action>& out);
+    Leg* uac_by_tx(const std::string& tx, std::size_t* index = nullptr);
+    void relay_reinvite(Time now, const std::string& tx, const Message& r, bool from_uas, TransactionLayer& layer,
+                        std::vector<Action>& out);
+    void reinvite_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    bool is_browser(const Leg& leg) const { return (&leg == &uas_) == outbound_; }
+
+    bool outbound_;           // UAS leg is the browser
+    MediaSdp& media_;
+    Random random_;
+    TrunkAccount account_;
+    State state_ = State::Calling;
+    int final_status_ = 0;
+    Leg uas_;
+    std::optional<Message> uas_invite_;
+    std::string uas_tag_;
+    std::vector<Leg> uac_;
+    std::optional<std::size_t> winner_;
+    bool provisional_sent_ = false;
+    std::vector<std::string> other_tx_;   // BYEs and re-INVITEs we sent, so owns() knows them
+    // A re-INVITE (hold, resume, codec change) relayed from one leg to the other (RFC 3261 §14).
+    struct ReInvite {
+        bool from_uas = false;          // which leg sent it to us
+        std::string in_tx, out_tx;
+        std::optional<Message> in;      // the request we answer
+        std::uint32_t out_cseq = 0;
+    };
+    std::optional<ReInvite> reinvite_;
+};
+
+}  // namespace turnbridge::sip

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// RFC 3261 §17 transactions, client and server, INVITE and non-INVITE, with RFC 6026's
+// Accepted state. Timers run on the `now` the caller passes; retransmissions only on
+// unreliable flows (UDP), none on WebSocket/TCP/TLS.
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "turnbridge/sip/action.hpp"
+
+namespace turnbridge::sip {
+
+struct TimerConfig {
+    Duration t1 = std::chrono::milliseconds(500);   // RFC 3261 §17.1.1.1: RTT estimate
+    Duration t2 = std::chrono::seconds(4);          // longest retransmit interval for non-INVITE
+    Duration t4 = std::chrono::seconds(5);          // how long a message lives in the network
+};
+
+// RFC 3261 §9.1: the CANCEL for a pending INVITE (same Via, Request-URI, Call-ID, From, To, CSeq number).
+Message make_cancel(const Message& invite);
+
+class TransactionLayer {
+public:
+    explicit TransactionLayer(TimerConfig timers = {}) : timers_(timers) {}
+
+    // A message read from a flow. Requests that fail validation get a stateless 400 naming the
+    // problem; malformed responses are dropped (RFC 3261 §8.1.3.3).
+    void on_message(Time now, TransportId from, bool reliable, Message message, std::vector<Action>& out);
+
+    // Starts a client transaction; `request` carries its top Via with a fresh branch. Returns the
+    // transaction's key for matching ResponseIn. ACK for a 2xx is sent with send_stateless().
+    std::string send_request(Time now, TransportId to, bool reliable, Message request, std::vector<Action>& out);
+    void send_stateless(TransportId to, const Message& message, std::vector<Action>& out);
+    // RFC 3261 §9.1: CANCEL a client INVITE; held back until a provisional response arrived.
+    // Returns false if the INVITE already has a final response (nothing to cancel).
+    bool cancel(Time now, const std::string& invite_tx, std::vector<Action>& out);
+
+    // The TU's response on a server transaction (status 100-699). Ignored for unknown `tx`.
+    void respond(Time now, const std::string& tx, Message response, std::vector<Action>& out);
+
+    void on_timer(Time now, std::vector<Action>& out);
+    std::optional<Time> next_wake() const;
+    std::size_t size() const { return tx_.size(); }
+    // The INVITE a server transaction holds (for building responses), or nullptr.
+    const Message* request_of(const std::string& tx) const;
+
+private:
+    enum class Kind { ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite };
+    enum class State { Calling, Trying, Proceeding, Completed, Confirmed, Accepted, Terminated };
+    struct Tx {
+        Tx(Kind k, State s) : kind(k), state(s) {}
+        Kind kind;
+        State state;
+        TransportId transport = 0;
+        bool reliable = false;
+        std::optional<Message> request;
+        std::string request_bytes;    // client: what we retransmit
+        std::string response_bytes;   // server: the latest response, retransmitted on request retransmissions
+        std::string ack_bytes;        // client INVITE: ACK for a non-2xx, resent on each retransmitted final
+        Time retransmit_at = Time::max();
+        Duration interval{};
+        Time timeout_at = Time::max();
+        bool cancel_pending = false;
+        bool acked = false;           // server INVITE: the ACK for our final response came
+    };
+
+    void on_request(Time now, TransportId from, bool reliable, Message m, std::vector<Action>& out);
+    void on_response(Time now, Message m, std::vector<Action>& out);
+    void on_cancel(Time now, TransportId from, bool reliable, Message m, std::vector<Action>& out);
+    bool on_ack(Time now, const Message& m);
+    void fire(Time now, const std::string& key, Tx& t, std::vector<Action>& out);
+    void send_cancel(Time now, Tx& invite, std::vector<Action>& out);
+    void finish(std::vector<Action>& out);   // drop terminated transactions, emit WakeAt
+    static std::string server_key(const Message& m);
+    static std::string client_key(const Message& m);
+
+    TimerConfig timers_;
+    std::unordered_map<std::string, Tx> tx_;
+};
+
+}  // namespace turnbridge::sip

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// WebSocket data framing, server side (RFC 6455 §5): a streaming decoder for client frames
+// (masked, possibly fragmented, fed in arbitrary chunks) and an encoder for server frames
+// (unmasked). Control frames are answered here: ping -> pong, close -> close echo.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace turnbridge::sip {
+
+enum class WsOpcode : std::uint8_t { Continuation = 0, Text = 1, Binary = 2, Close = 8, Ping = 9, Pong = 10 };
+
+// RFC 6455 §7.4.1 status codes we send or report.
+namespace ws_close {
+inline constexpr std::uint16_t Normal = 1000;
+inline constexpr std::uint16_t GoingAway = 1001;
+inline constexpr std::uint16_t ProtocolError = 1002;
+inline constexpr std::uint16_t NoStatus = 1005;        // reported only, never sent
+inline constexpr std::uint16_t InvalidPayload = 1007;  // text frame not UTF-8
+inline constexpr std::uint16_t TooBig = 1009;
+}  // namespace ws_close
+
+// A server frame: FIN set, no mask (RFC 6455 §5.1).
+std::string websocket_frame(WsOpcode opcode, std::string_view payload);
+std::string websocket_close_frame(std::uint16_t code, std::string_view reason = {});
+
+struct WsMessage {          // a complete data message (fragments joined)
+    bool text = true;
+    std::string payload;
+};
+struct WsReply {            // bytes to send back now (pong, close echo)
+    std::string bytes;
+};
+struct WsClosed {           // the connection is finished: send any WsReply first, then close TCP
+    std::uint16_t code = ws_close::NoStatus;
+    std::string reason;
+    bool by_peer = false;   // the peer sent Close (else we closed for a protocol error)
+};
+using WsEvent = std::variant<WsMessage, WsReply, WsClosed>;
+
+class WebSocketDecoder {
+public:
+    explicit WebSocketDecoder(std::size_t max_message = 64 * 1024) : max_message_(max_message) {}
+
+    // Appends events to `out`; after a WsClosed every further byte is ignored.
+    void feed(std::string_view bytes, std::vector<WsEvent>& out);
+    // Our own Close (e.g. shutdown); the peer's answering Close then ends without an echo.
+    std::string close(std::uint16_t code, std::string_view reason = {});
+    bool closed() const { return closed_; }
+
+private:
+    bool parse_one(std::vector<WsEvent>& out);   // false: need more bytes or closed
+    void fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out);
+    void on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out);
+
+    std::size_t max_message_;
+    std::string buffer_;      // unparsed bytes
+    std::string message_;     // fragments of the current data message
+    bool in_message_ = false;
+    bool message_text_ = true;
+    bool close_sent_ = false;
+    bool closed_ = false;
+};
+
+bool valid_utf8(std::string_view s);
+
+}  // namespace turnbridge::sip

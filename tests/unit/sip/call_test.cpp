@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: Apache-2.0
+// The B2BUA call: a browser leg and a trunk leg over one TransactionLayer, stepped by hand.
+#include <doctest/doctest.h>
+
+#include "samples.hpp"
+#include "turnbridge/sip/call.hpp"
+
+using namespace turnbridge::sip;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr TransportId kBrowser = 1, kTrunk = 2, kWsA = 11, kWsB = 12;
+
+struct FakeMedia : MediaSdp {
+    bool refuse = false;
+    std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override {
+        if (refuse) return std::nullopt;
+        return std::string(from_browser ? "v=0\r\ns=to-trunk\r\n" : "v=0\r\ns=to-browser\r\n") + "x=" + std::to_string(sdp.size()) + "\r\n";
+    }
+    std::optional<std::string> map_answer(bool from_browser, const std::string&) override {
+        return std::string(from_browser ? "v=0\r\ns=answer-to-trunk\r\n" : "v=0\r\ns=answer-to-browser\r\n");
+    }
+};
+
+Message msg(const std::string& wire) {
+    auto m = Message::parse(wire);
+    REQUIRE(m);
+    return std::move(*m);
+}
+
+struct Bench {
+    TransactionLayer layer;
+    FakeMedia media;
+    Time now = Time{} + 100h;
+    std::vector<Action> out;
+    std::optional<Call> call;
+    std::uint64_t n = 0;
+    Random random = [this] { return ++n; };
+    LegAddress browser{kBrowser, true, {"WSS", "gw.example.org", "<sip:gw@gw.example.org;transport=ws>"}};
+    LegAddress trunk{kTrunk, false, {"UDP", "127.0.0.1:5062", "<sip:gw@127.0.0.1:5062>"}};
+
+    // Everything the call sent on `t` since the last look, parsed.
+    std::vector<Message> sent(TransportId t) {
+        std::vector<Message> v;
+        std::vector<Action> keep;
+        for (auto& a : out) {
+            if (auto* s = std::get_if<Send>(&a); s && s->transport == t) v.push_back(msg(s->bytes));
+            else keep.push_back(std::move(a));
+        }
+        out = std::move(keep);
+        return v;
+    }
+    // A message arrives on `t`; whatever the layer reports goes to the call, as the lead's router would.
+    void arrive(TransportId t, Message m) {
+        std::vector<Action> in;
+        layer.on_message(now, t, t != kTrunk, std::move(m), in);
+        dispatch(in);
+    }
+    void dispatch(std::vector<Action>& in) {
+        for (auto& a : in) {
+            if (auto* r = std::get_if<ResponseIn>(&a)) call->on_response(now, r->tx, r->response, layer, out);
+            else if (auto* q = std::get_if<RequestIn>(&a)) call->on_request(now, q->tx, q->request, layer, out);
+            else if (auto* c = std::get_if<CancelIn>(&a)) call->on_cancel(now, c->invite_tx, layer, out);
+            else if (auto* t = std::get_if<TransactionTimeout>(&a)) call->on_timeout(now, t->tx, layer, out);
+            else out.push_back(std::move(a));
+        }
+    }
+    // The browser's INVITE comes in; the call starts toward the trunk.
+    void start_outbound(TrunkAccount acc = {"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""}) {
+        std::vector<Action> in;
+        layer.on_message(now, kBrowser, true, msg(samples::jssip_invite()), in);
+        std::string tx;
+        for (auto& a : in)
+            if (auto* q = std::get_if<RequestIn>(&a)) {
+                tx = q->tx;
+                call.emplace(now, tx, q->request, browser, trunk, acc, media, random, layer, out);
+            } else if (std::holds_alternative<Send>(a)) {
+                out.push_back(std::move(a));
+            }
+        REQUIRE(call);
+    }
+};
+
+Message trunk_reply(const Message& invite, int status, bool sdp = false) {
+    auto r = Message::response(invite, status, {}, "trunktag");
+    if (status > 100 && status < 300) r.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    if (sdp) r.set_body("application/sdp", "v=0\r\ns=trunk-answer\r\n");
+    return msg(r.serialize());
+}
+
+// An in-dialog request from the trunk on the dialog our INVITE `inv` made.
+Message from_trunk(const std::string& method, const Message& inv, std::uint32_t cseq) {
+    auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+    m.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunk" + method);
+    m.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+    m.set_to(inv.from_header());
+    m.set_call_id(inv.call_id());
+    m.set_cseq(cseq, method);
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("outbound call: browser INVITE -> trunk INVITE, 180 and 200 mapped back, ACK to the trunk, BYE both ways") {
+    Bench b;
+    b.start_outbound();
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 100);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    const auto inv = std::move(to_trunk[0]);
+    CHECK(inv.request_uri() == "sip:+15550123@127.0.0.1:5070;transport=udp");
+    CHECK(inv.from()->uri == "sip:alice@127.0.0.1:5062");
+    CHECK(inv.to()->uri == "sip:+15550123@127.0.0.1:5070");
+    CHECK(inv.body() == "v=0\r\ns=to-trunk\r\nx=" + std::to_string(samples::kSdpOffer.size()) + "\r\n");
+    CHECK(inv.call_id() != "mvh2l0g3kcq1fo9tbhm5");  // a B2BUA: its own Call-ID toward the trunk
+
+    b.arrive(kTrunk, trunk_reply(inv, 180));
+    to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 180);
+    const auto browser_tag = to_browser[0].to_tag();
+    CHECK_FALSE(browser_tag.empty());
+    CHECK(b.call->state() == Call::State::Early);
+
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5070");
+    to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 200);
+    CHECK(to_browser[0].to_tag() == browser_tag);
+    CHECK(to_browser[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+    CHECK(to_browser[0].contacts().at(0).uri == "sip:gw@gw.example.org;transport=ws");
+    CHECK(b.call->state() == Call::State::Confirmed);
+
+    SUBCASE("the browser hangs up") {
+        std::string bye = "BYE sip:gw@gw.example.org;transport=ws SIP/2.0\r\n"
+                          "Via: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKbye1\r\n"
+                          "From: \"Alice\" <sip:alice@example.org>;tag=8fk2ra1dtq\r\n"
+                          "To: <sip:+15550123@example.org>;tag=" + browser_tag + "\r\n"
+                          "Call-ID: mvh2l0g3kcq1fo9tbhm5\r\nCSeq: 6216 BYE\r\nContent-Length: 0\r\n\r\n";
+        CHECK(b.call->matches(msg(bye)));
+        b.arrive(kBrowser, msg(bye));
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].status() == 200);
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "BYE");
+        CHECK(to_trunk[0].to_tag() == "trunktag");
+        CHECK(to_trunk[0].call_id() == inv.call_id());
+        CHECK(b.call->state() == Call::State::Ended);
+    }
+    SUBCASE("a re-INVITE (hold) from the browser goes to the trunk and the answers come back (RFC 3261 §14)") {
+        std::string reinv = samples::jssip_invite("z9hG4bKreinv1");
+        reinv.replace(reinv.find("To: <sip:+15550123@example.org>"), 31, "To: <sip:+15550123@example.org>;tag=" + browser_tag);
+        reinv.replace(reinv.find("CSeq: 6215 INVITE"), 17, "CSeq: 6216 INVITE");
+        b.arrive(kBrowser, msg(reinv));
+        CHECK(b.sent(kBrowser).at(0).status() == 100);
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        const auto re = std::move(to_trunk[0]);
+        CHECK(re.method() == "INVITE");
+        CHECK(re.call_id() == inv.call_id());
+        CHECK(re.to_tag() == "trunktag");
+        CHECK(re.cseq() == 2);
+        CHECK(re.body().find("s=to-trunk") != std::string::npos);
+        b.arrive(kTrunk, trunk_reply(re, 200, true));
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "ACK");
+        CHECK(to_trunk[0].cseq() == 2);
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].status() == 200);
+        CHECK(to_browser[0].cseq() == 6216);
+        CHECK(to_browser[0].to_tag() == browser_tag);
+        CHECK(to_browser[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+        CHECK(b.call->state() == Call::State::Confirmed);
+
+        // The trunk's own re-INVITE, refused by the browser with 488: the trunk hears 488.
+        auto tre = from_trunk("INVITE", inv, 5);
+        tre.add_contact("<sip:+15550123@127.0.0.1:5070>");
+        tre.set_body("application/sdp", "v=0\r\ns=trunk-hold\r\n");
+        b.arrive(kTrunk, msg(tre.serialize()));
+        CHECK(b.sent(kTrunk).at(0).status() == 100);
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].method() == "INVITE");
+        CHECK(to_browser[0].request_uri() == "sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws;ob");
+        b.arrive(kBrowser, msg(Message::response(to_browser[0], 488, {}, "8fk2ra1dtq").serialize()));
+        CHECK(b.sent(kBrowser).at(0).method() == "ACK");  // the client transaction ACKs the 488
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].status() == 488);
+        CHECK(b.call->state() == Call::State::Confirmed);
+    }
+    SUBCASE("the trunk hangs up") {
+        auto bye = from_trunk("BYE", inv, 1);
+        b.arrive(kTrunk, msg(bye.serialize()));
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].status() == 200);
+        to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].method() == "BYE");
+        CHECK(to_browser[0].request_uri() == "sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws;ob");
+        CHECK(to_browser[0].to_tag() == "8fk2ra1dtq");
+        CHECK(b.call->state() == Call::State::Ended);
+    }
+}
+
+TEST_CASE("trunk errors reach the browser mapped (486 stays 486, 3xx becomes 480)") {
+    for (const auto& row : {std::pair{486, 486}, {404, 404}, {503, 503}, {302, 480}, {603, 603}}) {
+        const int trunk_status = row.first, browser_status = row.second;  // clang: no lambda capture of bindings
+        CAPTURE(trunk_status);
+        Bench b;
+        b.start_outbound();
+        b.sent(kBrowser);
+        const auto inv = std::move(b.sent(kTrunk).at(0));
+        b.arrive(kTrunk, trunk_reply(inv, trunk_status));
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "ACK");  // the transaction ACKs the error (§17.1.1.3)
+        auto to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].status() == browser_status);
+        CHECK(b.call->state() == Call::State::Ended);
+        CHECK(b.call->final_status() == browser_status);
+    }
+}
+
+TEST_CASE("a trunk's 407 to our INVITE is answered once with credentials (RFC 3261 §22.2)") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    const auto inv = std::move(b.sent(kTrunk).at(0));
+    auto challenge = Message::response(inv, 407, {}, "trunktag");
+    challenge.add_auth_header(AuthHeader::ProxyAuthenticate, "Digest realm=\"trunk\", nonce=\"n1\", qop=\"auth\"");
+    b.arrive(kTrunk, msg(challenge.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].method() == "ACK");
+    const auto& retry = to_trunk[1];
+    CHECK(retry.method() == "INVITE");
+    CHECK(retry.cseq() == 2);
+    CHECK(retry.call_id() == inv.call_id());
+    CHECK(retry.top_via_branch() != inv.top_via_branch());
+    REQUIRE(retry.auth_headers(AuthHeader::ProxyAuthorization).size() == 1);
+    CHECK(b.sent(kBrowser).empty());
+    // Refused again: the browser hears 503, not a loop.
+    auto again = Message::response(retry, 407, {}, "trunktag2");
+    again.add_auth_header(AuthHeader::ProxyAuthenticate, "Digest realm=\"trunk\", nonce=\"n2\", qop=\"auth\"");
+    b.arrive(kTrunk, msg(again.serialize()));
+    CHECK(b.sent(kBrowser).at(0).status() == 503);
+}
+
+TEST_CASE("the browser's CANCEL: 487 to the browser, CANCEL to the trunk (RFC 3261 §9)") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    const auto inv = std::move(b.sent(kTrunk).at(0));
+    b.arrive(kTrunk, trunk_reply(inv, 180));
+    b.sent(kBrowser);
+    auto cancel = samples::jssip_invite();
+    cancel.replace(0, 6, "CANCEL");
+    cancel.replace(cancel.find("CSeq: 6215 INVITE"), 17, "CSeq: 6215 CANCEL");
+    b.arrive(kBrowser, msg(cancel));
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 2);
+    CHECK(to_browser[0].status() == 200);
+    CHECK(to_browser[0].cseq_method() == "CANCEL");
+    CHECK(to_browser[1].status() == 487);
+    CHECK(to_browser[1].cseq_method() == "INVITE");
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "CANCEL");
+    CHECK(to_trunk[0].top_via_branch() == inv.top_via_branch());
+    b.arrive(kTrunk, trunk_reply(inv, 487));
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");
+    CHECK(b.sent(kBrowser).empty());
+    CHECK(b.call->state() == Call::State::Ended);
+
+    SUBCASE("a 200 racing the CANCEL is ACKed and hung up") {
+        // (the 487 above already ended the INVITE here; a fresh call shows the race)
+        Bench c;
+        c.start_outbound();
+        c.sent(kBrowser);
+        const auto inv2 = std::move(c.sent(kTrunk).at(0));
+        c.arrive(kTrunk, trunk_reply(inv2, 180));
+        c.sent(kBrowser);
+        c.arrive(kBrowser, msg(cancel));
+        c.sent(kBrowser);
+        c.sent(kTrunk);
+        c.arrive(kTrunk, trunk_reply(inv2, 200, true));
+        auto t = c.sent(kTrunk);
+        REQUIRE(t.size() == 2);
+        CHECK(t[0].method() == "ACK");
+        CHECK(t[1].method() == "BYE");
+        CHECK(c.sent(kBrowser).empty());
+    }
+}
+
+TEST_CASE("no final answer from the trunk: the browser gets 408 when Timer B fires") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    b.sent(kTrunk);
+    const Time start = b.now;
+    for (int guard = 0; guard < 50 && b.layer.next_wake() && b.call->state() != Call::State::Ended; ++guard) {
+        b.now = *b.layer.next_wake();
+        std::vector<Action> fired;
+        b.layer.on_timer(b.now, fired);
+        b.dispatch(fired);
+    }
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 408);
+    CHECK(b.now - start == 32s);
+}
+
+TEST_CASE("inbound call forks to every binding; the first 200 wins and the other fork is cancelled") {
+    Bench b;
+    const std::string wire =
+        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKin1\r\n"
+        "From: <sip:+15557654@127.0.0.1:5070>;tag=callertag\r\n"
+        "To: <sip:+15550123@127.0.0.1:5062>\r\n"
+        "Call-ID: inbound-1@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
+        "Contact: <sip:+15557654@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n"
+        "Content-Length: 20\r\n\r\nv=0\r\ns=trunk-offer\r\n";
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
+    const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1},
+                                           {"sip:a2@h2.invalid;transport=ws", kWsB, b.now + 600s, "", "", "c2", 1}};
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, bindings, "test", "example.org", b.browser.local, b.media,
+                           b.random, b.layer, b.out);
+        else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
+    REQUIRE(b.call);
+    CHECK(b.sent(kTrunk).at(0).status() == 100);
+    auto fork_a = b.sent(kWsA);
+    auto fork_b = b.sent(kWsB);
+    REQUIRE(fork_a.size() == 1);
+    REQUIRE(fork_b.size() == 1);
+    CHECK(fork_a[0].request_uri() == "sip:a1@h1.invalid;transport=ws");
+    CHECK(fork_a[0].to()->uri == "sip:test@example.org");
+    CHECK(fork_a[0].from()->uri == "sip:+15557654@example.org");
+    CHECK(fork_a[0].body() == "v=0\r\ns=to-browser\r\nx=20\r\n");
+
+    auto ring = [&](const Message& inv, int status, const std::string& tag, bool sdp = false) {
+        auto r = Message::response(inv, status, {}, tag);
+        if (status > 100 && status < 300) r.add_contact("<sip:x@h.invalid;transport=ws>");
+        if (sdp) r.set_body("application/sdp", "v=0\r\ns=browser-answer\r\n");
+        return msg(r.serialize());
+    };
+    b.arrive(kWsA, ring(fork_a[0], 180, "ta"));
+    CHECK(b.sent(kTrunk).at(0).status() == 180);
+    b.arrive(kWsB, ring(fork_b[0], 180, "tb"));
+    CHECK(b.sent(kTrunk).empty());  // ringing is reported once
+    b.arrive(kWsB, ring(fork_b[0], 200, "tb", true));
+    auto to_b = b.sent(kWsB);
+    REQUIRE(to_b.size() == 1);
+    CHECK(to_b[0].method() == "ACK");
+    auto to_a = b.sent(kWsA);
+    REQUIRE(to_a.size() == 1);
+    CHECK(to_a[0].method() == "CANCEL");
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 200);
+    CHECK(to_trunk[0].body() == "v=0\r\ns=answer-to-trunk\r\n");
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The cancelled fork's 487 changes nothing for the trunk.
+    b.arrive(kWsA, ring(fork_a[0], 487, "ta"));
+    CHECK(b.sent(kTrunk).empty());
+}
+
+TEST_CASE("inbound call with nobody registered gets 480") {
+    Bench b;
+    const std::string wire =
+        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKin2\r\n"
+        "From: <sip:+15557654@127.0.0.1:5070>;tag=c\r\nTo: <sip:+15550123@127.0.0.1:5062>\r\n"
+        "Call-ID: inbound-2@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, std::vector<Binding>{}, "test", "example.org", b.browser.local,
+                           b.media, b.random, b.layer, b.out);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 480);
+    CHECK(b.call->state() == Call::State::Ended);
+}
+
+TEST_CASE("SDP the media side refuses gets 488 (RFC 3261 §21.4.26)") {
+    Bench b;
+    b.media.refuse = true;
+    b.start_outbound();
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 2);
+    CHECK(to_browser[1].status() == 488);
+    CHECK(b.sent(kTrunk).empty());
+}
