@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -40,10 +41,14 @@ def free_port():
     raise RuntimeError("no free port")
 
 
-def cpu_seconds(pid):
-    """utime + stime of the whole process: /proc/PID/stat sums all its threads."""
+def cpu_times(pid):
+    """(utime, stime) in seconds of the whole process: /proc/PID/stat sums all its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_times(pid))
 
 
 def rss_kib(pid):
@@ -54,6 +59,64 @@ def rss_kib(pid):
 def thread_count(pid):
     m = re.search(r"Threads:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     return int(m.group(1)) if m else 0
+
+
+class UdpDrops:
+    """Datagrams the kernel dropped for want of receive buffer, per UDP socket of the given
+    processes, from the drops column of /proc/net/udp. owners maps a label to a list of PIDs
+    or Popen objects (the caller may extend the lists while sampling). Sampled by a background thread (every
+    0.3 s) because sockets vanish from the table when they close: each socket's highest count
+    is kept, by inode."""
+
+    def __init__(self, owners):
+        self.owners = owners
+        self.labels = {}        # inode -> label
+        self.seen = {}          # inode -> (local port, drops since the start)
+        self.baseline = {inode: drops for inode, (_, drops) in self._read().items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read():
+        out = {}
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            f = line.split()
+            if len(f) >= 13:
+                out[f[9]] = (int(f[1].split(":")[1], 16), int(f[12]))
+        return out
+
+    def _label_sockets(self):
+        for label, pids in self.owners.items():
+            for pid in list(pids):
+                pid = getattr(pid, "pid", pid)   # a PID or a Popen
+                try:
+                    for fd in os.scandir(f"/proc/{pid}/fd"):
+                        target = os.readlink(fd.path)
+                        if target.startswith("socket:["):
+                            self.labels[target[8:-1]] = label
+                except OSError:
+                    continue     # gone already
+
+    def _run(self):
+        while not self._stop.wait(0.3):
+            self._merge()
+
+    def _merge(self):
+        self._label_sockets()
+        for inode, (port, drops) in self._read().items():
+            if inode not in self.labels:
+                continue
+            d = drops - self.baseline.get(inode, 0)
+            if d > self.seen.get(inode, (port, 0))[1]:
+                self.seen[inode] = (port, d)
+
+    def stop(self):
+        """{label: drops}, plus the local port of every socket that dropped: [(label, port, drops)]."""
+        self._stop.set()
+        self._thread.join(2)
+        self._merge()
+        return [(self.labels[i], port, d) for i, (port, d) in self.seen.items()]
 
 
 def machine():

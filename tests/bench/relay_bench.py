@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (BINARY, REPO, RESULTS, cpu_seconds, free_port, machine, rss_kib,  # noqa: E402
-                          start_coturn, start_turnbridge, stop, thread_count, turnbridge_config,
+from bench_common import (BINARY, REPO, RESULTS, UdpDrops, cpu_seconds, cpu_times, free_port, machine,  # noqa: E402
+                          rss_kib, start_coturn, start_turnbridge, stop, thread_count, turnbridge_config,
                           uclient_totals, utc_now)
 
 ALLOC_LOAD = REPO / "build" / "tests" / "bench" / "alloc_load"
@@ -53,15 +53,15 @@ UCLIENT_STOPPING_TIME = 10     # turnutils_uclient waits this long after its las
 
 # name: (transport, processes, sessions per process, messages per session, payload bytes, ms between packets)
 LOADS = {
-    "udp-voice": ("udp", 8, 25, 300, 160, 20),
+    "udp-voice": ("udp", 8, 25, 250, 160, 20),
     "udp-flood": ("udp", 2, 5, 10000, 32, 0),
-    "udp-large": ("udp", 4, 25, 500, 1200, 10),
-    "tcp-voice": ("tcp", 8, 25, 300, 160, 20),
+    "udp-large": ("udp", 4, 25, 400, 1200, 10),
+    "tcp-voice": ("tcp", 8, 25, 250, 160, 20),
     "tcp-flood": ("tcp", 2, 5, 10000, 32, 0),
-    "tcp-large": ("tcp", 4, 25, 500, 1200, 10),
-    "tls-voice": ("tls", 8, 25, 300, 160, 20),
+    "tcp-large": ("tcp", 4, 25, 400, 1200, 10),
+    "tls-voice": ("tls", 8, 25, 250, 160, 20),
     "tls-flood": ("tls", 2, 5, 10000, 32, 0),
-    "tls-large": ("tls", 4, 25, 500, 1200, 10),
+    "tls-large": ("tls", 4, 25, 400, 1200, 10),
 }
 QUICK_LOADS = {
     "udp-voice": ("udp", 4, 25, 100, 160, 20),
@@ -108,7 +108,7 @@ class Bench:
         shutil.rmtree(d, ignore_errors=True)   # accounting DB and logs of this run
 
     # -- relay loads ----------------------------------------------------------------------------
-    def relay(self, name, load_name, load, peer_port):
+    def relay(self, name, load_name, load, peer_port, peer_pid):
         transport, procs, clients, messages, length, interval = load
         proc, port, tls_port, d = self.start(name)
         try:
@@ -116,10 +116,12 @@ class Bench:
             cmd = [*self.load_prefix, "turnutils_uclient", *flags, "-u", "bench", "-w", "bench", "-e", "127.0.0.1",
                    "-r", str(peer_port), "-p", str(tls_port if transport == "tls" else port), "-c",
                    "-m", str(clients), "-n", str(messages), "-l", str(length), "-z", str(interval), "127.0.0.1"]
-            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            (user0, sys0), t0 = cpu_times(proc.pid), time.monotonic()
             threads = thread_count(proc.pid)
-            gens = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                    for _ in range(procs)]
+            gens = []
+            drops = UdpDrops({"server": [proc.pid], "peer": [peer_pid], "clients": gens})
+            gens += [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                     for _ in range(procs)]
             outs = []
             for g in gens:
                 try:
@@ -130,10 +132,16 @@ class Bench:
                         h.wait()
                     raise RuntimeError(f"{load_name} on {name}: turnutils_uclient ran over {self.args.run_timeout} s")
             wall = time.monotonic() - t0
-            cpu = cpu_seconds(proc.pid) - cpu0
+            user, system = (a - b for a, b in zip(cpu_times(proc.pid), (user0, sys0)))
+            cpu = user + system
             threads = max(threads, thread_count(proc.pid))
         finally:
+            dropped = drops.stop() if "drops" in locals() else []
             self.finish(proc, d)
+        # Where UDP loss happened: which receive buffers overflowed.
+        where = {"server listener": 0, "server relay sockets": 0, "peer": 0, "clients": 0}
+        for label, p, n in dropped:
+            where[label if label != "server" else "server listener" if p == port else "server relay sockets"] += n
         sent = received = lost = 0
         rate = 0.0
         for out in outs:
@@ -147,8 +155,10 @@ class Bench:
         relayed = sent + received   # each message crosses the relay twice: to the peer and back
         return {"server": name, "load": load_name, "sent": sent, "received": received, "lost": lost,
                 "loss_pct": 100.0 * lost / sent if sent else 0.0, "relayed": relayed,
-                "packets_per_s": rate, "cpu_s": cpu, "wall_s": wall, "server_threads": threads,
-                "cpu_s_per_million": cpu / relayed * 1e6 if relayed else float("nan")}
+                "packets_per_s": rate, "cpu_s": cpu, "wall_s": wall, "server_threads": threads, "udp_drops": where,
+                "cpu_s_per_million": cpu / relayed * 1e6 if relayed else float("nan"),
+                "user_s_per_million": user / relayed * 1e6 if relayed else float("nan"),
+                "system_s_per_million": system / relayed * 1e6 if relayed else float("nan")}
 
     # -- Allocate rate and memory ---------------------------------------------------------------
     def alloc_rate(self, name):
@@ -215,11 +225,13 @@ def summarize(rows, allocs, mem, loads):
         per = {s: [r for r in rows if r["load"] == load and r["server"] == s] for s in SERVERS}
         if not all(per.values()):
             continue
-        m = {s: {k: mean(r[k] for r in per[s]) for k in ("packets_per_s", "loss_pct", "cpu_s_per_million")}
+        m = {s: {k: mean(r[k] for r in per[s]) for k in ("packets_per_s", "loss_pct", "cpu_s_per_million",
+                                                          "user_s_per_million", "system_s_per_million")}
              for s in SERVERS}
         sp = {s: spread(r["cpu_s_per_million"] for r in per[s]) for s in SERVERS}
         for key, label in (("packets_per_s", "relayed packets/s"), ("loss_pct", "loss %"),
-                           ("cpu_s_per_million", "CPU s / million relayed packets")):
+                           ("cpu_s_per_million", "CPU s / million relayed packets"),
+                           ("user_s_per_million", "of which user"), ("system_s_per_million", "of which kernel")):
             tb, ct = m["turnbridge"][key], m["coturn"][key]
             table.append({"load": load, "metric": label, "turnbridge": tb, "coturn": ct,
                           "ratio": tb / ct if ct else None,
@@ -268,7 +280,8 @@ def write_results(summary, table, verdicts, args):
           "self-signed P-256 certificate.", "",
           "Relay loads: coturn's turnutils_uclient (channels, -c) echoed by turnutils_peer. CPU is the "
           "server's utime + stime over all its threads (/proc/PID/stat) during the whole uclient run, "
-          "divided by relayed packets (each message counts twice: to the peer and back). "
+          "divided by relayed packets (each message counts twice: to the peer and back), and split "
+          "into user and kernel time (utime, stime). "
           "Packets/s is what the load generator reached (uclient's transmit time, less its 10 s "
           "wait after a loss; the transmit time also holds uclient's random 1-6 s start of each "
           "session); it measures the generator as much as the server. Loss is uclient's count of "
@@ -294,6 +307,16 @@ def write_results(summary, table, verdicts, args):
         if row["spread_pct"]:
             md.append(f"- {row['load']}: turnbridge {row['spread_pct']['turnbridge']:.0f} %, "
                       f"coturn {row['spread_pct']['coturn']:.0f} %")
+    drops = [r for r in summary["relay_runs"] if any(r.get("udp_drops", {}).values())]
+    if drops:
+        md += ["", "UDP datagrams the kernel dropped for a full receive buffer, by socket owner "
+               "(/proc/net/udp drops of the sockets of the server, turnutils_peer and the "
+               "turnutils_uclient processes):", "", "| round | load | server | server listener | server relay sockets | peer | clients |",
+               "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
+        for r in drops:
+            d = r["udp_drops"]
+            md.append(f"| {r['round']} | {r['load']} | {r['server']} | {d['server listener']} | "
+                      f"{d['server relay sockets']} | {d['peer']} | {d['clients']} |")
     md += ["", "Targets (reported, not enforced):", ""]
     md += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in verdicts]
     if summary.get("chart"):
@@ -390,7 +413,7 @@ def main():
             order = SERVERS if i % 2 == 0 else SERVERS[::-1]
             for load_name, load in loads.items():
                 for name in order:
-                    row = bench.relay(name, load_name, load, peer_port)
+                    row = bench.relay(name, load_name, load, peer_port, peer.pid)
                     row["round"] = i + 1
                     rows.append(row)
                     print(f"round {i + 1} {load_name:10} {name:10}: {row['packets_per_s']:8.0f} pkt/s, "
