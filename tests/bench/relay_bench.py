@@ -53,15 +53,15 @@ UCLIENT_STOPPING_TIME = 10     # turnutils_uclient waits this long after its las
 
 # name: (transport, processes, sessions per process, messages per session, payload bytes, ms between packets)
 LOADS = {
-    "udp-voice": ("udp", 8, 25, 250, 160, 20),
-    "udp-flood": ("udp", 2, 5, 10000, 32, 0),
-    "udp-large": ("udp", 4, 25, 400, 1200, 10),
-    "tcp-voice": ("tcp", 8, 25, 250, 160, 20),
-    "tcp-flood": ("tcp", 2, 5, 10000, 32, 0),
-    "tcp-large": ("tcp", 4, 25, 400, 1200, 10),
-    "tls-voice": ("tls", 8, 25, 250, 160, 20),
-    "tls-flood": ("tls", 2, 5, 10000, 32, 0),
-    "tls-large": ("tls", 4, 25, 400, 1200, 10),
+    "udp-voice": ("udp", 8, 25, 200, 160, 20),
+    "udp-flood": ("udp", 2, 5, 8000, 32, 0),
+    "udp-large": ("udp", 4, 25, 300, 1200, 10),
+    "tcp-voice": ("tcp", 8, 25, 200, 160, 20),
+    "tcp-flood": ("tcp", 2, 5, 8000, 32, 0),
+    "tcp-large": ("tcp", 4, 25, 300, 1200, 10),
+    "tls-voice": ("tls", 8, 25, 200, 160, 20),
+    "tls-flood": ("tls", 2, 5, 8000, 32, 0),
+    "tls-large": ("tls", 4, 25, 300, 1200, 10),
 }
 QUICK_LOADS = {
     "udp-voice": ("udp", 4, 25, 100, 160, 20),
@@ -243,7 +243,8 @@ def summarize(rows, allocs, mem, loads):
     if allocs:
         tb, ct = (mean(a["allocs_per_s"] for a in allocs if a["server"] == s) for s in SERVERS)
         table.append({"load": "allocate", "metric": "Allocates/s", "turnbridge": tb, "coturn": ct,
-                      "ratio": tb / ct if ct else None, "spread_pct": None})
+                      "ratio": tb / ct if ct else None,
+                      "spread_pct": {s: spread(a["allocs_per_s"] for a in allocs if a["server"] == s) for s in SERVERS}})
         # What one fully busy CPU would do: robust to other load on the machine, unlike the wall clock.
         tb_cpu, ct_cpu = (mean(a["cpu_us_per_alloc"] for a in allocs if a["server"] == s) for s in SERVERS)
         table.append({"load": "allocate", "metric": "Allocates per server CPU second", "turnbridge": 1e6 / tb_cpu,
@@ -302,7 +303,7 @@ def write_results(summary, table, verdicts, args):
     for row in table:
         md.append(f"| {row['load']} | {row['metric']} | {fmt(row['turnbridge'])} | {fmt(row['coturn'])} | "
                   f"{ratio_text(row['ratio'])} |")
-    md += ["", "Spread of CPU per packet across rounds ((max - min) / mean):", ""]
+    md += ["", "Spread across rounds ((max - min) / mean) of CPU per packet, and of Allocates/s:", ""]
     for row in table:
         if row["spread_pct"]:
             md.append(f"- {row['load']}: turnbridge {row['spread_pct']['turnbridge']:.0f} %, "
