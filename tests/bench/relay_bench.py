@@ -78,9 +78,9 @@ class Bench:
         ncpu = os.cpu_count() or 1
         pin = not args.no_pin and ncpu >= 2
         self.server_prefix = ("taskset", "-c", str(ncpu - 1)) if pin else ()
-        self.load_prefix = ("taskset", "-c", f"0-{ncpu - 2}") if pin else ()
-        self.pinning = (f"servers on CPU {ncpu - 1}, load generators on CPU 0-{ncpu - 2} (taskset)"
-                        if pin else "none")
+        others = "0" if ncpu == 2 else f"0-{ncpu - 2}"
+        self.load_prefix = ("taskset", "-c", others) if pin else ()
+        self.pinning = f"servers on CPU {ncpu - 1}, load generators on CPU {others} (taskset)" if pin else "none"
         self.cert, self.key = work / "cert.pem", work / "key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(self.key),
@@ -274,7 +274,9 @@ def write_results(summary, table, verdicts, args):
     md = [f"# turnbridge vs coturn ({summary['date']})", "",
           f"Machine: {summary['machine']}. {summary['turnbridge_version']}, "
           f"coturn {summary['coturn_version']}. Pinning: {summary['pinning']}. "
-          f"{summary['rounds']} round(s), A/B order alternating; run time {summary['run_seconds']:.0f} s.", "",
+          f"{summary['rounds']} round(s), A/B order alternating; run time {summary['run_seconds']:.0f} s. "
+          f"Load average (1 min) {summary['load_average'][0]:.1f} before, {summary['load_average'][1]:.1f} after: "
+          "other work on the machine shows up as spread between rounds.", "",
           "Settings: one relay thread each (turnbridge `threads = 1`, coturn `relay-threads=1`); "
           "turnbridge with accounting enabled as shipped (SQLite, flush_interval 5 s); coturn with "
           "long-term credentials, no quotas, no CLI, no DTLS. Same user, realm, relay port range and "
@@ -400,7 +402,7 @@ def main():
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < want:
         sys.exit(f"RLIMIT_NOFILE hard limit {hard} is below {want}: lower --hold")
 
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="turnbridge-relay-bench-"))
     rows, allocs, mem = [], [], []
     peer = None
@@ -442,6 +444,7 @@ def main():
     summary = {"date": utc_now(), "machine": machine(), "pinning": bench.pinning,
                "turnbridge_version": tb_version, "coturn_version": ct_version,
                "rounds": args.rounds, "quick": args.quick, "run_seconds": time.monotonic() - started,
+               "load_average": [load_before, os.getloadavg()[0]],
                "loads": loads, "table": table,
                "targets": [{"target": t, "met": ok} for t, ok in verdicts],
                "relay_runs": rows, "allocate_runs": allocs, "memory_runs": mem}
