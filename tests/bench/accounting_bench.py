@@ -9,73 +9,25 @@ Usage: tests/bench/accounting_bench.py [--rounds N] [--clients M] [--messages K]
 """
 import argparse
 import json
-import os
-import platform
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BINARY = REPO / "build" / "turnbridge"
-RESULTS = REPO / "tests" / "bench" / "results"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    for p in range(24000, 26000, 7):
-        try:
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                s.bind(("127.0.0.1", p))
-                s.close()
-            s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s2.bind(("127.0.0.1", p + 1))
-            s2.close()
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (BINARY, RESULTS, cpu_seconds, free_port, machine, start_turnbridge,  # noqa: E402
+                          stop, turnbridge_config, uclient_totals, utc_now)
 
 
 def run_round(enabled, args, workdir):
-    port, peer_port = free_port(), None
-    cfg = workdir / f"bench-{'on' if enabled else 'off'}.toml"
-    db = workdir / "bench.db"
-    cfg.write_text(f"""[server]
-listen = ["127.0.0.1:{port}"]
-relay_ips = ["127.0.0.1"]
-relay_ports = "61000-65000"
-threads = {args.threads}
-max_allocations = 0
-[security]
-allowed_peers = ["127.0.0.0/8"]
-[accounting]
-enabled = {"true" if enabled else "false"}
-database = "{db}"
-flush_interval = {args.flush}
-[realm."example.org"]
-users = {{ bench = "bench" }}
-""")
-    log = open(workdir / "server.log", "wb")
-    server = subprocess.Popen([str(BINARY), "-c", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    port = free_port()
+    cfg = turnbridge_config(port, threads=args.threads, accounting=enabled, database=workdir / "bench.db",
+                            flush=args.flush)
+    server = start_turnbridge(workdir, cfg, name=f"bench-{'on' if enabled else 'off'}")
     peer = None
     try:
-        deadline = time.monotonic() + 10
-        while b"ready" not in (workdir / "server.log").read_bytes():
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("turnbridge did not start:\n" + (workdir / "server.log").read_text())
-            time.sleep(0.05)
         peer_port = free_port()
         peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,21 +42,13 @@ users = {{ bench = "bench" }}
         cpu = cpu_seconds(server.pid) - cpu0
     finally:
         if peer:
-            peer.terminate()
-            peer.wait()
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
-        log.close()
-    text = out.stdout + out.stderr
-    totals = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", text)
-    if not totals:
-        raise RuntimeError("no totals from turnutils_uclient:\n" + text[-2000:])
-    sent, received = map(int, totals[-1])
-    lost = re.findall(r"Total lost packets (\d+)", text)
+            stop(peer)
+        stop(server)
+    sent, received, lost = uclient_totals(out.stdout + out.stderr)
     # Each message crosses the relay twice (client->peer, then the echo peer->client).
     relayed = sent + received
     return {"accounting": "on" if enabled else "off", "sent": sent, "received": received,
-            "lost": int(lost[-1]) if lost else sent - received, "cpu_s": cpu, "wall_s": wall,
+            "lost": lost, "cpu_s": cpu, "wall_s": wall,
             "cpu_s_per_million": cpu / relayed * 1e6 if relayed else float("nan"),
             "packets_per_s": relayed / wall if wall else 0}
 
@@ -140,8 +84,8 @@ def main():
     on_cpu, off_cpu = mean("cpu_s_per_million", "on"), mean("cpu_s_per_million", "off")
     on_pps, off_pps = mean("packets_per_s", "on"), mean("packets_per_s", "off")
     summary = {
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "date": utc_now(),
         "load": vars(args),
         "rounds": rows,
         "cpu_s_per_million_on": on_cpu, "cpu_s_per_million_off": off_cpu,
