@@ -53,12 +53,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
         flush_soon_.data = this;
         accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms, [this] {
             if (!stopping_)
-                uv_timer_start(&flush_soon_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(); }, 0, 0);
+                uv_timer_start(&flush_soon_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(false); }, 0, 0);
         });
         uv_timer_init(&loop_, &flush_);
         flush_.data = this;
         const auto every = static_cast<std::uint64_t>(cfg_->accounting.flush_interval.count()) * 1000;
-        uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(); }, every, every);
+        uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(true); }, every, every);
     }
     last_tick_ms_ = uv_now(&loop_);
     server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub}, binder_,
@@ -175,7 +175,7 @@ void Worker::shutdown() {
     // Each allocation is deleted (and logged) by the core; its relay sockets are released here.
     server_->close_all(turn::CloseReason::Shutdown);
     if (accounting_ != nullptr) {
-        on_flush();  // the final records of every allocation reach the store before exit
+        on_flush(true);  // the final records of every allocation reach the store before exit
         uv_close(reinterpret_cast<uv_handle_t*>(&flush_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&flush_soon_), nullptr);
     }
@@ -190,9 +190,9 @@ void Worker::shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(&mail_async_), nullptr);
 }
 
-void Worker::on_flush() {
+void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
-    shared_.hub->post(index_, accounting_->take(*server_),
+    shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(),
                       WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused});
 }
 

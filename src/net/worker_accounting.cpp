@@ -56,6 +56,17 @@ void WorkerAccounting::on_closed(const turn::Allocation& a, turn::CloseReason wh
     if (ended_) ended_();
 }
 
+std::vector<accounting::AllocationRecord> WorkerAccounting::take_queued() {
+    std::vector<accounting::AllocationRecord> out;
+    out.reserve(queued_.size());
+    for (auto& r : queued_)
+        if (r.end_ms == 0) out.push_back(std::move(r));
+    for (auto& r : queued_)
+        if (r.end_ms != 0) out.push_back(std::move(r));
+    queued_.clear();
+    return out;
+}
+
 std::vector<accounting::AllocationRecord> WorkerAccounting::take(const turn::Server& server) {
     // Order matters, records carry totals: creations first, then the counters that moved, then
     // closings (an allocation that ended since the last flush has its final totals there).

@@ -36,7 +36,7 @@ BINARY = REPO / "build" / "turnbridge"
 RESULTS = REPO / "tests" / "bench" / "results"
 # Entry points of the accounting work; none calls another, so their inclusive costs add up.
 # The worker's part runs on the relay thread; the store's on the control thread.
-WORKER_ROOTS = ["turnbridge::net::Worker::on_flush()",
+WORKER_ROOTS = ["turnbridge::net::Worker::on_flush(",
                 "turnbridge::net::WorkerAccounting::on_created(",
                 "turnbridge::net::WorkerAccounting::on_closed("]
 CONTROL_ROOTS = ["turnbridge::net::AccountingHub::drain()"]

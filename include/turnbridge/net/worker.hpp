@@ -101,7 +101,7 @@ private:
     void run(std::latch& up);
     void on_mail();
     void on_tick();
-    void on_flush();
+    void on_flush(bool checkpoint);  // false: only the queued creation and end records
     void shutdown();
     void dispatch(bool in_batch = false);
     void send_to_client(const turn::ToClient& c);

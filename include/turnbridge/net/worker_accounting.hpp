@@ -26,6 +26,10 @@ public:
     // Records for allocations whose counters moved since the last call, then everything queued
     // by on_created/on_closed, in order. Clears the queue.
     std::vector<accounting::AllocationRecord> take(const turn::Server& server);
+    // Only the creation and end records queued since the last take: what an allocation's end
+    // posts at once, without walking every live allocation (10,000 idle ones made each end
+    // cost twice as much CPU).
+    std::vector<accounting::AllocationRecord> take_queued();
 
     accounting::AllocationRecord record(const turn::Allocation& a) const;
 
