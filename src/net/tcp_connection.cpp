@@ -97,14 +97,32 @@ void TcpConnection::send(stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
         return;
     }
     // Relayed data (it has a body) may be lost like on UDP; responses (no body) are always sent.
-    if (!body.empty() && backlog > kMaxRelayBacklog) return;
+    if (!body.empty() && backlog + pending_.size() > kMaxRelayBacklog) return;
+    if (body.empty()) {
+        flush_pending();  // what was relayed before this response goes first
+        if (closing_) return;
+    }
     uv_buf_t bufs[3];
     unsigned n = 0;
     bufs[n++] = piece(head);
     if (!body.empty()) bufs[n++] = piece(body);
     if (pad != 0) bufs[n++] = uv_buf_init(const_cast<char*>(kZeroPad), pad & 3u);
     if (!tls_) {
-        write_raw(bufs, n);
+        if (body.empty()) {
+            write_raw(bufs, n);
+            return;
+        }
+        std::size_t len = 0;
+        for (unsigned i = 0; i < n; ++i) len += bufs[i].len;
+        if (pending_.size() + len > kMaxPending) flush_pending();
+        if (len > kMaxPending) {
+            write_raw(bufs, n);
+            return;
+        }
+        if (pending_.capacity() == 0) pending_.reserve(kMaxPending);  // once per connection
+        for (unsigned i = 0; i < n; ++i)
+            pending_.insert(pending_.end(), bufs[i].base, bufs[i].base + bufs[i].len);
+        list_pending();
         return;
     }
     if (!tls_->established()) return;
@@ -125,11 +143,36 @@ void TcpConnection::send(stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
     // The record's header and tag are wire bytes of relayed data too (responses have no body).
     const std::size_t record = tls_->pending() - queued;
     if (!body.empty() && record > len) worker_.add_wire_overhead(five_tuple_, turn::Direction::RelayToClient, record - len);
+    // Each message stays its own record; the records of a batch leave in one write.
+    if (!body.empty() && tls_->pending() < kMaxPending) {
+        list_pending();
+        return;
+    }
     flush_tls();
+}
+
+void TcpConnection::list_pending() {
+    if (listed_) return;
+    listed_ = true;
+    worker_.stream_pending(this);
+}
+
+void TcpConnection::flush_pending() {
+    listed_ = false;
+    if (closing_) return;
+    if (tls_) {
+        flush_tls();
+        return;
+    }
+    if (pending_.empty()) return;
+    const uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(pending_.data()), static_cast<unsigned>(pending_.size()));
+    write_raw(&b, 1);
+    pending_.clear();  // keeps its capacity
 }
 
 void TcpConnection::close() {
     if (closing_) return;
+    if (listed_) worker_.stream_gone(this), listed_ = false;
     closing_ = true;
     if (registered_) worker_.remove_connection(this);
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_closed);
@@ -152,13 +195,18 @@ void TcpConnection::on_bytes(stun::Bytes data) {
             if (status == turn::StreamFramer::Status::Error) {
                 // RFC 8656 §12.5: neither STUN nor ChannelData; the stream cannot be resynchronised.
                 log::debug("connection {}: framing error; closing", five_tuple_.to_string());
+                worker_.flush_sends();  // earlier frames' payloads point into the framer
                 close();
                 return;
             }
             if (unframed) worker_.framed(this);
-            worker_.on_client_data(five_tuple_, frame);
-            if (closing_) return;
+            // The frames of one read share a batch: what they relay leaves together below.
+            worker_.on_client_data(five_tuple_, frame, true);
+            if (closing_) break;
         }
+        // Queued payloads point into this read or the framer, which the next feed may move.
+        worker_.flush_sends();
+        if (closing_) return;
     }
 }
 

@@ -286,6 +286,18 @@ void Worker::close_client(const FiveTuple& ft) {
     if (it != connections_.end()) it->second->close();
 }
 
+void Worker::flush_streams() {
+    // A flush may close a connection (write error), which unlists it: walk a swapped copy. A
+    // closing connection is only freed by its close callback, after this returns.
+    flushing_streams_.swap(pending_streams_);
+    for (TcpConnection* c : flushing_streams_) c->flush_pending();
+    flushing_streams_.clear();
+}
+
+void Worker::stream_gone(TcpConnection* c) {
+    std::erase(pending_streams_, c);
+}
+
 void Worker::add_connection(TcpConnection* c) {
     connections_.insert_or_assign(c->five_tuple(), c);
     c->unframed_pos = unframed_.insert(unframed_.end(), c);

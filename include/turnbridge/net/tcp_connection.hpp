@@ -7,6 +7,7 @@
 #include <list>
 #include <memory>
 #include <uv.h>
+#include <vector>
 
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/stun/message.hpp"
@@ -27,6 +28,9 @@ constexpr std::size_t kMaxRelayBacklog = 1u << 20;
 // Unflushed bytes beyond which the client is not reading at all: close the connection.
 constexpr std::size_t kMaxBacklog = 4u << 20;
 
+// Relayed bytes held per connection until the end of a receive batch (then one write).
+constexpr std::size_t kMaxPending = 16384;
+
 // Largest buffered partial frame: any STUN message (20 + 65532) or padded ChannelData.
 constexpr std::size_t kMaxFrameBuffer = 65536 + 24;
 
@@ -37,8 +41,11 @@ public:
     static void accept(Worker& worker, uv_stream_t* server, const Endpoint& local, Transport transport, SSL_CTX* tls);
     ~TcpConnection();
 
-    // head + body + pad zero bytes as one message on the stream.
+    // head + body + pad zero bytes as one message on the stream. Relayed data (a body) waits
+    // for flush_pending(), which the worker calls at the end of the receive batch; a response
+    // goes at once, after anything pending.
     void send(stun::Bytes head, stun::Bytes body, std::uint8_t pad);
+    void flush_pending();
     void close();
 
     const FiveTuple& five_tuple() const { return five_tuple_; }
@@ -52,6 +59,7 @@ private:
     void on_bytes(stun::Bytes data);  // plaintext from the client
     void on_ciphertext(stun::Bytes data);
     void flush_tls();
+    void list_pending();  // asks the worker for a flush_pending() at the end of the batch
     void write_raw(const uv_buf_t* bufs, unsigned n);
     void queue_copy(const uv_buf_t* bufs, unsigned n, std::size_t skip);
 
@@ -67,6 +75,9 @@ private:
     turn::StreamFramer framer_;
     std::unique_ptr<TlsSession> tls_;
     bool registered_ = false;  // known to the worker (accept completed)
+    // Relayed data not yet written: plaintext for TCP; for TLS the records wait in the session.
+    std::vector<std::uint8_t> pending_;
+    bool listed_ = false;  // in the worker's pending_streams_
     bool closing_ = false;
 };
 

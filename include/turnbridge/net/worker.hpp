@@ -88,7 +88,12 @@ public:
     }
     void flush_sends() {
         if (!batch_.empty()) batch_.flush();
+        if (!pending_streams_.empty()) flush_streams();
     }
+    // A TCP/TLS connection holding relayed data for the client until flush_sends(): one write
+    // per connection per receive batch instead of one per ChannelData.
+    void stream_pending(TcpConnection* c) { pending_streams_.push_back(c); }
+    void stream_gone(TcpConnection* c);  // closing: drop it from the list
     const SendBatchStats& send_stats() const { return batch_.stats(); }
 
     void add_connection(TcpConnection* c);
@@ -98,6 +103,7 @@ public:
     void connection_closed(const FiveTuple& ft);  // handle gone: the allocation goes too
 
 private:
+    void flush_streams();
     void run(std::latch& up);
     void on_mail();
     void on_tick();
@@ -124,6 +130,8 @@ private:
     std::unique_ptr<turn::Server> server_;
     std::vector<turn::Action> actions_;  // reused: no allocation per packet
     SendBatch batch_;                    // preallocated: no allocation per packet
+    std::vector<TcpConnection*> pending_streams_;  // with relayed data not yet written
+    std::vector<TcpConnection*> flushing_streams_;  // pending_streams_ while they are flushed
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
