@@ -7,6 +7,7 @@
 #include <opus/opus.h>
 
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include "tone.hpp"
@@ -159,8 +160,9 @@ struct Rig {
     std::vector<std::vector<std::uint8_t>> at_browser;  // RTP after SRTP unprotect
     std::vector<Datagram> browser_dtls_out;
 
-    Rig() {
+    explicit Rig(DtlsOptions dtls = {}) {
         CallMediaConfig c;
+        c.dtls = dtls;
         c.certificate = gateway_cert;
         c.browser_address = kOurBrowserLeg;
         c.trunk_address = kOurTrunkLeg;
@@ -473,4 +475,87 @@ TEST_CASE("inbound call: trunk offer -> browser offer, browser G.711 answer -> t
     REQUIRE(p);
     CHECK(p->header.payload_type == 0);
     CHECK(std::equal(p->payload.begin(), p->payload.end(), pkt.begin() + kRtpHeaderSize));  // passthrough
+}
+
+TEST_CASE("trunk DTMF reaches the browser on its 48 kHz telephone-event, in step with the audio") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    for (std::size_t frame = 0; frame < 3; ++frame) r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+    // The event starts at the 4th frame's timestamp (90000 + 3 * 160) and lasts 60 ms at 8000 Hz.
+    const std::uint16_t durations[] = {160, 320, 480, 480};
+    for (int i = 0; i < 4; ++i) {
+        std::vector<std::uint8_t> p(kRtpHeaderSize + 4);
+        write_rtp_header({i == 0, 101, static_cast<std::uint16_t>(3 + i), 90000 + 3 * 160, kTrunkSsrc}, p);
+        write_telephone_event({11, i >= 2, 10, durations[i]}, std::span(p).subspan(kRtpHeaderSize));
+        r.from_trunk(p);
+    }
+    REQUIRE(r.at_browser.size() == 7);
+    const auto first_audio = RtpPacket::parse(r.at_browser[0])->header;
+    const std::uint16_t expected[] = {960, 1920, 2880, 2880};
+    for (int i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        const auto p = RtpPacket::parse(r.at_browser[3 + static_cast<std::size_t>(i)]);
+        REQUIRE(p);
+        CHECK(p->header.payload_type == 110);
+        CHECK(p->header.ssrc == first_audio.ssrc);
+        CHECK(p->header.marker == (i == 0));
+        CHECK(p->header.timestamp == first_audio.timestamp + 3 * kOpusFrameTicks);
+        const auto ev = parse_telephone_event(p->payload);
+        REQUIRE(ev);
+        CHECK(ev->event == 11);
+        CHECK(ev->duration == expected[i]);
+        CHECK(ev->end == (i >= 2));
+    }
+    CHECK(r.media->stats().dtmf_to_browser == 4);
+}
+
+TEST_CASE("a lost DTLS flight is sent again at next_wakeup(); ICE consent lapses after 30 s") {
+    DtlsOptions o;
+    o.initial_retransmit = 20ms;
+    Rig r(o);
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.from_browser(r.browser.check(r.gw_ice, true));
+    r.browser.dtls->start(r.now, r.browser_dtls_out);
+    REQUIRE(r.browser_dtls_out.size() == 1);
+    r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser_dtls_out[0], r.out);  // ClientHello
+    r.browser_dtls_out.clear();
+    REQUIRE_FALSE(r.out.empty());
+    r.out.clear();  // the gateway's ServerHello flight is lost
+    const auto at = r.media->next_wakeup();
+    REQUIRE(at);
+    CHECK(*at <= r.now + 20ms);
+    auto dtls_sent = [&] {
+        int n = 0;
+        for (std::size_t i = 0; i < r.out.size(); ++i)
+            if (r.out[i].leg == MediaLeg::Browser && classify(r.out[i].bytes()) == PacketKind::Dtls) ++n;
+        return n;
+    };
+    r.media->on_tick(r.now, r.out);
+    CHECK(dtls_sent() == 0);  // not due yet
+    r.out.clear();
+    std::this_thread::sleep_for(30ms);  // OpenSSL times retransmissions on its own clock
+    r.now = *at;
+    r.media->on_tick(r.now, r.out);
+    CHECK(dtls_sent() > 0);
+    r.deliver();
+    for (int round = 0; round < 20 && !r.browser_dtls_out.empty(); ++round) {
+        auto flight = std::move(r.browser_dtls_out);
+        r.browser_dtls_out.clear();
+        for (const auto& d : flight) r.from_browser(d);
+    }
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    CHECK_FALSE(r.media->next_wakeup());
+
+    r.now += 29s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    r.from_browser(r.browser.check(r.gw_ice, false));  // consent refreshed
+    r.now += 29s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    r.now += 2s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Failed);
+    CHECK(r.media->failure().find("consent") != std::string::npos);
 }
