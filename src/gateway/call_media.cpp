@@ -150,6 +150,7 @@ void CallMedia::apply_browser(const BrowserMedia& m) {
                           browser_->dtls_role != m.dtls_role;
     const bool codec_changed = !browser_ || browser_->codec != m.codec;
     browser_ = m;
+    local_.dtls_role = m.dtls_role;  // later actpass re-offers are answered in the same role
     if (new_dtls) {
         dtls_ = std::make_unique<DtlsSrtpEndpoint>(config_.certificate, m.dtls_role, m.remote_fingerprint_algorithm,
                                                    m.remote_fingerprint, config_.dtls);

@@ -475,6 +475,64 @@ TEST_CASE("inbound call: trunk offer -> browser offer, browser G.711 answer -> t
     REQUIRE(p);
     CHECK(p->header.payload_type == 0);
     CHECK(std::equal(p->payload.begin(), p->payload.end(), pkt.begin() + kRtpHeaderSize));  // passthrough
+
+    // The browser re-offers (actpass, as browsers do): we stay the DTLS client, no new handshake.
+    const auto trunk_reoffer = r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256()));
+    REQUIRE(trunk_reoffer);
+    const auto reanswer = r.media->map_answer(false, kTrunkAnswer);
+    REQUIRE(reanswer);
+    CHECK(attribute(*reanswer, "setup") == "active");
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    CHECK(r.media->codec_names() == "opus/PCMU");  // Chrome's offer puts Opus first
+}
+
+TEST_CASE("aiortc's and a Firefox-style offer are mapped; an offer without audio we can take is refused") {
+    for (const char* file : {"sdp/aiortc_audio_offer.sdp", "sdp/firefox_style_offer.sdp"}) {
+        CAPTURE(file);
+        Rig r;
+        const auto trunk_offer = r.media->map_offer(true, read(file));
+        REQUIRE(trunk_offer);
+        const auto answer = r.media->map_answer(false, kTrunkAnswer);
+        REQUIRE(answer);
+        CHECK(attribute(*answer, "setup") == "passive");
+        CHECK(r.media->browser_codec() == AudioCodec::Opus);
+    }
+    Rig r;
+    auto video_only = read("sdp/chrome_audio_offer.sdp");
+    replace(video_only, "m=audio", "m=video");
+    CHECK_FALSE(r.media->map_offer(true, video_only));
+    CHECK_FALSE(r.media->map_offer(true, "not sdp"));
+    CHECK_FALSE(r.media->map_answer(false, kTrunkAnswer));  // nothing was offered
+    CHECK(r.media->state() == CallMedia::State::Idle);
+}
+
+TEST_CASE("garbage on either leg, before and after negotiation, is dropped without output") {
+    Rig r;
+    std::vector<std::uint8_t> junk(200);
+    auto spray = [&] {
+        for (int first = 0; first < 256; ++first) {
+            for (std::size_t len : {std::size_t{1}, std::size_t{13}, std::size_t{200}}) {
+                for (std::size_t i = 0; i < len; ++i) junk[i] = static_cast<std::uint8_t>(first * 31 + i * 7);
+                junk[0] = static_cast<std::uint8_t>(first);
+                r.media->on_browser_datagram(r.now, kBrowserAddr, {junk.data(), len}, r.out);
+                r.media->on_trunk_datagram(r.now, kTrunkAddr, {junk.data(), len}, r.out);
+            }
+        }
+        for (std::size_t i = 0; i < r.out.size(); ++i) {
+            // Only STUN-looking junk may get an error answer; nothing reaches the trunk.
+            CHECK(r.out[i].leg == MediaLeg::Browser);
+            CHECK(classify(r.out[i].bytes()) == PacketKind::Stun);
+        }
+        r.out.clear();
+    };
+    spray();
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    spray();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    CHECK(r.media->stats().dropped > 0);
 }
 
 TEST_CASE("trunk DTMF reaches the browser on its 48 kHz telephone-event, in step with the audio") {
