@@ -63,7 +63,7 @@ CallMedia::CallMedia(CallMediaConfig config)
 CallMedia::~CallMedia() = default;
 
 std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::string& sdp) {
-    if (state_ == State::Failed) return std::nullopt;
+    if (ended()) return std::nullopt;
     auto offer = parse_sdp(sdp);
     if (!offer) return std::nullopt;
     if (from_browser) {
@@ -91,7 +91,7 @@ std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::st
 }
 
 std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::string& sdp) {
-    if (state_ == State::Failed) return std::nullopt;
+    if (ended()) return std::nullopt;
     auto answer = parse_sdp(sdp);
     if (!answer) return std::nullopt;
     if (!from_browser) {
@@ -181,7 +181,7 @@ void CallMedia::rebuild_pipeline() {
 }
 
 void CallMedia::fail(std::string why) {
-    if (state_ == State::Failed) return;
+    if (ended()) return;
     state_ = State::Failed;
     failure_ = std::move(why);
 }
@@ -209,7 +209,7 @@ std::string CallMedia::codec_names() const {
 }
 
 std::optional<Time> CallMedia::next_wakeup() const {
-    if (!dtls_ || state_ == State::Failed) return std::nullopt;
+    if (!dtls_ || ended()) return std::nullopt;
     return dtls_->next_timeout();
 }
 

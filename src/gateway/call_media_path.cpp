@@ -32,7 +32,7 @@ RtpHeader relay_event(TelephoneEventRelay& relay, const RtpHeader& in, const Tel
 void CallMedia::on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                     MediaOutput& out) {
     count(stats_.browser_in, bytes.size());
-    if (state_ == State::Failed) return;
+    if (ended()) return;
     switch (classify(bytes)) {
     case PacketKind::Stun: {
         MediaPacket& p = out.add(MediaLeg::Browser, from);
@@ -92,7 +92,10 @@ void CallMedia::check_dtls() {
         if (state_ == State::Negotiated) state_ = State::Connected;
         break;
     case DtlsSrtpEndpoint::State::Failed: fail("DTLS: " + dtls_->failure()); break;
-    case DtlsSrtpEndpoint::State::Closed: fail("DTLS: the browser closed the association"); break;
+    case DtlsSrtpEndpoint::State::Closed:
+        fail("DTLS: the browser closed the association (close_notify)");
+        state_ = State::Closed;
+        break;
     default: break;
     }
 }
@@ -144,7 +147,7 @@ void CallMedia::browser_rtp(const RtpPacket& p, MediaOutput& out) {
 void CallMedia::on_trunk_datagram(Time, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                   MediaOutput& out) {
     count(stats_.trunk_in, bytes.size());
-    if (state_ == State::Failed || !trunk_) return;
+    if (ended() || !trunk_) return;
     if (is_rtcp(bytes)) return;  // the trunk's reports describe its leg only
     const auto p = RtpPacket::parse(bytes);
     if (!p) {
@@ -242,14 +245,14 @@ void CallMedia::send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<co
 }
 
 void CallMedia::on_tick(Time now, MediaOutput& out) {
-    if (state_ == State::Failed) return;
+    if (ended()) return;
     if (dtls_) {
         if (const auto at = dtls_->next_timeout(); at && now >= *at) {
             dtls_out_.clear();
             dtls_->on_timer(now, dtls_out_);
             if (const auto to = ice_.selected() ? ice_.selected() : dtls_from_) send_dtls(*to, out);
             check_dtls();
-            if (state_ == State::Failed) return;
+            if (ended()) return;
         }
         start_dtls_client(now, out);
     }

@@ -67,7 +67,9 @@ struct CallMediaConfig {
 
 class CallMedia final : public sip::MediaSdp {
 public:
-    enum class State : std::uint8_t { Idle, Negotiated, Connected, Failed };
+    // Failed: the call must end (fingerprint mismatch, DTLS or ICE consent failure). Closed: the
+    // browser sent close_notify (it is hanging up). Both stop the media; failure() says why.
+    enum class State : std::uint8_t { Idle, Negotiated, Connected, Failed, Closed };
 
     explicit CallMedia(CallMediaConfig config);
     ~CallMedia() override;
@@ -88,7 +90,8 @@ public:
     std::optional<Time> next_wakeup() const;
 
     State state() const { return state_; }
-    const std::string& failure() const { return failure_; }  // why Failed; the call ends and logs it
+    const std::string& failure() const { return failure_; }  // why Failed/Closed; the call ends and logs it
+    bool ended() const { return state_ == State::Failed || state_ == State::Closed; }
     std::optional<DtlsSrtpEndpoint::State> dtls_state() const;
     const std::optional<Endpoint>& ice_selected() const { return ice_.selected(); }
     std::optional<AudioCodec> browser_codec() const;
