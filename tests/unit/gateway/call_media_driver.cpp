@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
     std::cout << *answer << "END" << std::endl;
     MediaOutput out;
     std::vector<double> heard;
+    int events = 0, event_code = -1, event_duration = 0;
     auto start = Clock::now(), next = start;
     std::uint16_t tseq = 1; std::uint32_t tts = 0; std::size_t tframe = 0;
     std::uint8_t buf[2048];
@@ -74,6 +76,11 @@ int main(int argc, char** argv) {
             else if (k == 1) m.on_trunk_datagram(Clock::now(), from, d, out);
             else if (auto r = RtpPacket::parse(d); r && r->header.payload_type == 0)
                 for (auto b : r->payload) heard.push_back(ulaw_to_linear(b));
+            else if (auto e = r ? parse_telephone_event(r->payload) : std::nullopt; e && r->header.payload_type == 101) {
+                ++events;  // RFC 4733 at 8000 Hz from the browser's DTMF
+                event_code = e->event;
+                event_duration = std::max<int>(event_duration, e->duration);
+            }
             flush();
         }
         if (Clock::now() >= next) {
@@ -94,10 +101,12 @@ int main(int argc, char** argv) {
     double rms = 0; for (double v : tail) rms += v * v; rms = tail.empty() ? 0 : std::sqrt(rms / tail.size());
     const auto& s = m.stats();
     std::printf("RESULT state=%d codecs=%s selected=%s trunk_heard_hz=%.0f trunk_rms=%.0f trunk_samples=%zu "
-                "browser_in=%llu browser_out=%llu trunk_in=%llu trunk_out=%llu dropped=%u failure=%s\n",
+                "browser_in=%llu browser_out=%llu trunk_in=%llu trunk_out=%llu dropped=%u trunk_events=%d "
+                "trunk_event_code=%d trunk_event_duration=%d failure=%s\n",
                 (int)m.state(), m.codec_names().c_str(), m.ice_selected() ? m.ice_selected()->to_string().c_str() : "-",
                 best_f, rms, heard.size(), (unsigned long long)s.browser_in.packets,
                 (unsigned long long)s.browser_out.packets, (unsigned long long)s.trunk_in.packets,
-                (unsigned long long)s.trunk_out.packets, s.dropped, m.failure().c_str());
+                (unsigned long long)s.trunk_out.packets, s.dropped, events, event_code, event_duration,
+                m.failure().c_str());
     std::fflush(stdout);
 }
