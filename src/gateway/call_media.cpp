@@ -92,6 +92,10 @@ std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::st
 
 std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::string& sdp) {
     if (ended()) return std::nullopt;
+    // A 200 without SDP after a 183 that had the answer (RFC 3261 §13.2.1 allows the final
+    // response to omit it): the answer stands.
+    if (!from_browser && sdp.empty() && !pending_from_browser_ && !last_browser_answer_.empty())
+        return last_browser_answer_;
     auto answer = parse_sdp(sdp);
     if (!answer) return std::nullopt;
     if (!from_browser) {

@@ -267,6 +267,7 @@ TEST_CASE("outbound call: the browser offer becomes a short G.711 offer, the tru
     CHECK(r.media->codec_names() == "opus/PCMU");
     CHECK(r.media->state() == CallMedia::State::Negotiated);
     CHECK_FALSE(r.media->map_answer(true, *answer));  // no offer toward the browser is pending
+    CHECK(r.media->map_answer(false, "") == answer);   // a 200 without SDP after the 183's answer
 }
 
 TEST_CASE("ICE check with USE-CANDIDATE selects the pair; DTLS completes; tones cross both ways") {
@@ -485,6 +486,23 @@ TEST_CASE("inbound call: trunk offer -> browser offer, browser G.711 answer -> t
     CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
     CHECK(r.media->state() == CallMedia::State::Connected);
     CHECK(r.media->codec_names() == "opus/PCMU");  // Chrome's offer puts Opus first
+
+    // The trunk holds (RFC 3264 §8.4): the browser is offered sendonly and its recvonly answer
+    // becomes the trunk's answer; nothing goes to the trunk while it only sends.
+    auto hold = trunk_offer;
+    replace(hold, "a=ptime:20\r\n", "a=ptime:20\r\na=sendonly\r\n");
+    const auto browser_offer = r.media->map_offer(false, hold);
+    REQUIRE(browser_offer);
+    CHECK(browser_offer->find("a=sendonly") != std::string::npos);
+    auto held_answer = browser_answer;
+    replace(held_answer, "a=sendrecv", "a=recvonly");
+    const auto trunk_answer = r.media->map_answer(true, held_answer);
+    REQUIRE(trunk_answer);
+    CHECK(trunk_answer->find("a=recvonly") != std::string::npos);
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);  // same roles, same association
+    r.at_trunk.clear();
+    r.tick();
+    CHECK(r.at_trunk.empty());
 }
 
 TEST_CASE("aiortc's and a Firefox-style offer are mapped; an offer without audio we can take is refused") {
