@@ -80,13 +80,16 @@ public:
     std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override;
     std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) override;
 
-    // One datagram on our browser-leg address (direct or handed over by a local TURN allocation).
+    // One datagram on our browser-leg address, direct or handed over by a local TURN allocation
+    // (then `from` is that allocation's relayed address, and what goes back to it must leave
+    // through the allocation). Output for either leg is appended to `out`.
     void on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
     // One datagram on our trunk-leg RTP socket.
     void on_trunk_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
     // Every 20 ms: one frame toward the trunk, DTLS retransmissions, ICE consent (RFC 7675).
     void on_tick(Time now, MediaOutput& out);
-    // The DTLS retransmission deadline, if earlier than the next tick matters.
+    // The DTLS retransmission deadline (OpenSSL's timers are 1 s and up, so the 20 ms tick that
+    // follows it is soon enough); nullopt when nothing is pending.
     std::optional<Time> next_wakeup() const;
 
     State state() const { return state_; }
