@@ -99,10 +99,14 @@ bool usable_audio(const MediaDescription& m) {
     return m.media == "audio" && m.port != 0 && m.proto == kSavpf;
 }
 
-// RFC 8842 §5.3: answer passive to actpass and active, active to passive.
-std::optional<std::pair<std::string_view, DtlsRole>> answer_setup(std::optional<Setup> offered) {
+// RFC 8842 §5.3: answer passive to actpass and active, active to passive; an actpass re-offer
+// keeps the role of the running association.
+std::optional<std::pair<std::string_view, DtlsRole>> answer_setup(std::optional<Setup> offered,
+                                                                  std::optional<DtlsRole> current) {
     switch (offered.value_or(Setup::Active)) {  // RFC 4145 §4: absent means active
     case Setup::ActPass:
+        if (current == DtlsRole::Client) return std::make_pair(std::string_view("active"), DtlsRole::Client);
+        return std::make_pair(std::string_view("passive"), DtlsRole::Server);
     case Setup::Active: return std::make_pair(std::string_view("passive"), DtlsRole::Server);
     case Setup::Passive: return std::make_pair(std::string_view("active"), DtlsRole::Client);
     case Setup::HoldConn: return std::nullopt;
@@ -150,7 +154,7 @@ SdpResult<BrowserAnswer> answer_browser_offer(const SessionDescription& offer, c
     if (!chosen) return SdpError{"no common audio codec"};
     auto transport = remote_transport(*audio);
     if (!transport) return transport.error();
-    auto setup = answer_setup(audio->setup);
+    auto setup = answer_setup(audio->setup, local.dtls_role);
     if (!setup) return SdpError{"a=setup"};
 
     BrowserAnswer a;

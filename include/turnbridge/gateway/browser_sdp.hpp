@@ -22,6 +22,8 @@ struct IceCredentials {
 };
 IceCredentials make_ice_credentials(const RandomSource& rng);
 
+enum class DtlsRole : std::uint8_t { Client, Server };
+
 // What the gateway puts into the browser-side SDP.
 struct LocalMedia {
     IceCredentials ice;
@@ -33,9 +35,10 @@ struct LocalMedia {
     std::uint64_t session_version = 1;      // RFC 3264 §8: +1 for each new offer or answer
     std::optional<std::uint32_t> ssrc;      // adds a=ssrc:<n> cname:<cname> when set
     std::string cname = "turnbridge";
+    // Re-offers: the role of the running DTLS association, kept when the browser offers actpass
+    // (RFC 8842 §5.3: changing roles would force a new handshake).
+    std::optional<DtlsRole> dtls_role;
 };
-
-enum class DtlsRole : std::uint8_t { Client, Server };
 
 // The outcome of an offer/answer on the browser leg: what media/, ice_lite/ and dtls_srtp/ need.
 struct BrowserMedia {

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One gateway call's media (sans-I/O): the browser leg (ICE-lite, DTLS-SRTP, Opus or G.711 over
+// SRTP) joined to the trunk leg (plain G.711 RTP, RFC 4733 events). It maps SDP between the legs
+// for sip::Call, and moves datagrams and 20 ms ticks in, datagrams to send out.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "turnbridge/base/address.hpp"
+#include "turnbridge/gateway/browser_sdp.hpp"
+#include "turnbridge/gateway/dtls_srtp.hpp"
+#include "turnbridge/gateway/ice_lite.hpp"
+#include "turnbridge/gateway/rtp_stream.hpp"
+#include "turnbridge/gateway/telephone_event.hpp"
+#include "turnbridge/gateway/transcoder.hpp"
+#include "turnbridge/gateway/trunk_sdp.hpp"
+#include "turnbridge/sip/call.hpp"
+
+namespace turnbridge::gateway {
+
+enum class MediaLeg : std::uint8_t { Browser, Trunk };
+
+// Large enough for a DTLS flight datagram (MTU 1200), an SRTP packet with the largest Opus frame
+// (12 + 1275 + 20) and a STUN response.
+constexpr std::size_t kMaxMediaDatagram = 1500;
+
+struct MediaPacket {
+    MediaLeg leg = MediaLeg::Browser;
+    Endpoint to;
+    std::size_t size = 0;
+    std::array<std::uint8_t, kMaxMediaDatagram> buf;
+    std::span<const std::uint8_t> bytes() const { return {buf.data(), size}; }
+};
+
+// The caller's reusable output: clear() keeps the slots, so after the first packets of a call
+// nothing is allocated per packet.
+class MediaOutput {
+public:
+    void clear() { used_ = 0; }
+    std::size_t size() const { return used_; }
+    bool empty() const { return used_ == 0; }
+    const MediaPacket& operator[](std::size_t i) const { return *slots_[i]; }
+    // A slot for one datagram; the caller fills buf and sets size.
+    MediaPacket& add(MediaLeg leg, const Endpoint& to);
+    void discard_last() { --used_; }  // the slot add() gave was not needed
+
+private:
+    std::vector<std::unique_ptr<MediaPacket>> slots_;
+    std::size_t used_ = 0;
+};
+
+struct CallMediaConfig {
+    std::shared_ptr<const DtlsCertificate> certificate;
+    std::vector<AudioCodec> codecs = {AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma};  // browser side
+    Endpoint browser_address;  // our ICE host candidate (media_ip and a port from media_ports)
+    Endpoint trunk_address;    // our RTP socket toward the trunk
+    RandomSource random = random_bytes;
+    int jitter_frames = 3;     // browser-side jitter buffer target, 20 ms each
+    DtlsOptions dtls;
+};
+
+class CallMedia final : public sip::MediaSdp {
+public:
+    // Failed: the call must end (fingerprint mismatch, DTLS or ICE consent failure). Closed: the
+    // browser sent close_notify (it is hanging up). Both stop the media; failure() says why.
+    enum class State : std::uint8_t { Idle, Negotiated, Connected, Failed, Closed };
+
+    explicit CallMedia(CallMediaConfig config);
+    ~CallMedia() override;
+
+    // sip::MediaSdp. Outbound: browser offer -> trunk offer, trunk answer -> browser answer.
+    // Inbound: trunk offer -> browser offer, browser answer -> trunk answer. Re-INVITEs the same
+    // way, carrying hold (a=sendonly/inactive) across (RFC 3264 §8.4).
+    std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override;
+    std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) override;
+
+    // One datagram on our browser-leg address, direct or handed over by a local TURN allocation
+    // (then `from` is that allocation's relayed address, and what goes back to it must leave
+    // through the allocation). Output for either leg is appended to `out`.
+    void on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    // One datagram on our trunk-leg RTP socket.
+    void on_trunk_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    // Every 20 ms: one frame toward the trunk, DTLS retransmissions, ICE consent (RFC 7675).
+    void on_tick(Time now, MediaOutput& out);
+    // The DTLS retransmission deadline (OpenSSL's timers are 1 s and up, so the 20 ms tick that
+    // follows it is soon enough); nullopt when nothing is pending.
+    std::optional<Time> next_wakeup() const;
+
+    State state() const { return state_; }
+    const std::string& failure() const { return failure_; }  // why Failed/Closed; the call ends and logs it
+    bool ended() const { return state_ == State::Failed || state_ == State::Closed; }
+    std::optional<DtlsSrtpEndpoint::State> dtls_state() const;
+    const std::optional<Endpoint>& ice_selected() const { return ice_.selected(); }
+    std::optional<AudioCodec> browser_codec() const;
+    std::optional<G711Law> trunk_codec() const;
+    std::string codec_names() const;  // "opus/PCMU", for logs and call records
+
+    struct Flow {
+        std::uint64_t packets = 0, bytes = 0;
+    };
+    struct Stats {
+        Flow browser_in, browser_out, trunk_in, trunk_out;  // datagrams on the wire
+        std::uint32_t dtmf_to_trunk = 0, dtmf_to_browser = 0;
+        std::uint32_t dropped = 0;  // undecryptable, unknown payload type, no destination yet
+    };
+    const Stats& stats() const { return stats_; }
+
+private:
+    void fail(std::string why);
+    void apply_browser(const BrowserMedia& media);
+    void apply_trunk(const TrunkMedia& media);
+    void rebuild_pipeline();
+    void send_dtls(const Endpoint& fallback, MediaOutput& out);
+    void on_srtp(Time now, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    void browser_rtp(const RtpPacket& p, MediaOutput& out);
+    void trunk_rtp(const RtpPacket& p, MediaOutput& out);
+    void send_to_browser(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
+    void send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
+    void start_dtls_client(Time now, MediaOutput& out);
+    void check_dtls();
+    std::uint32_t browser_media_time(std::uint32_t trunk_timestamp, std::uint32_t trunk_ssrc);
+
+    CallMediaConfig config_;
+    State state_ = State::Idle;
+    std::string failure_;
+    Stats stats_;
+
+    // Browser leg.
+    LocalMedia local_;
+    IceLiteResponder ice_;
+    std::optional<BrowserMedia> browser_;
+    std::unique_ptr<DtlsSrtpEndpoint> dtls_;
+    std::vector<Datagram> dtls_out_;
+    std::optional<Endpoint> dtls_from_;  // where DTLS last came from, until ICE selects a pair
+    RtpStream browser_stream_;
+    // Trunk leg.
+    TrunkLocal trunk_local_;
+    std::optional<TrunkMedia> trunk_;
+    std::optional<Endpoint> trunk_remote_;  // symmetric RTP (RFC 4961): where the trunk sends from
+    RtpStream trunk_stream_;
+    std::uint32_t trunk_media_time_ = 0;
+    // Offer/answer in progress: which leg offered, and what it offered.
+    std::optional<bool> pending_from_browser_;
+    std::optional<SessionDescription> pending_offer_;
+    std::string last_browser_answer_;  // repeated for a 183 then 200 with the same answer
+    // Media pipeline, rebuilt when a codec changes.
+    std::unique_ptr<BrowserToTrunk> to_trunk_;
+    std::unique_ptr<TrunkToBrowser> to_browser_;
+    std::optional<TelephoneEventRelay> dtmf_to_trunk_, dtmf_to_browser_;
+    // Trunk timestamps mapped onto the browser stream's clock.
+    std::optional<std::uint32_t> trunk_in_ssrc_;
+    std::uint32_t trunk_in_base_ = 0, browser_time_base_ = 0, browser_media_time_ = 0;
+    std::array<std::uint8_t, kMaxMediaDatagram> rx_{};          // SRTP is unprotected in place
+    std::array<std::uint8_t, kMaxOpusPacket> payload_{};         // one transcoded frame
+};
+
+}  // namespace turnbridge::gateway

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+// CallMedia, signalling side: SDP mapping between the legs (RFC 3264 offer/answer on each) and
+// what each negotiation changes in the media state. The packet path is in call_media_path.cpp.
+#include "turnbridge/gateway/call_media.hpp"
+
+#include <algorithm>
+
+namespace turnbridge::gateway {
+namespace {
+
+// A direction as the other side writes it (RFC 3264 §6.1: sendonly is answered recvonly).
+Direction mirror(Direction d) {
+    switch (d) {
+    case Direction::SendOnly: return Direction::RecvOnly;
+    case Direction::RecvOnly: return Direction::SendOnly;
+    default: return d;
+    }
+}
+
+std::vector<G711Law> trunk_preference(const std::vector<AudioCodec>& codecs) {
+    std::vector<G711Law> laws;
+    for (auto c : codecs) {
+        if (c == AudioCodec::Pcmu) laws.push_back(G711Law::Pcmu);
+        if (c == AudioCodec::Pcma) laws.push_back(G711Law::Pcma);
+    }
+    for (auto law : {G711Law::Pcmu, G711Law::Pcma})
+        if (std::find(laws.begin(), laws.end(), law) == laws.end()) laws.push_back(law);
+    return laws;
+}
+
+std::string_view law_name(G711Law law) { return law == G711Law::Pcmu ? "PCMU" : "PCMA"; }
+
+}  // namespace
+
+MediaPacket& MediaOutput::add(MediaLeg leg, const Endpoint& to) {
+    if (used_ == slots_.size()) slots_.push_back(std::make_unique<MediaPacket>());
+    MediaPacket& p = *slots_[used_++];
+    p.leg = leg;
+    p.to = to;
+    p.size = 0;
+    return p;
+}
+
+CallMedia::CallMedia(CallMediaConfig config)
+    : config_(std::move(config)),
+      ice_({}, {}),
+      browser_stream_(RtpStream::random(config_.random)),
+      trunk_stream_(RtpStream::random(config_.random)) {
+    local_.ice = make_ice_credentials(config_.random);
+    local_.fingerprint_sha256 = config_.certificate->fingerprint_sha256();
+    local_.address = config_.browser_address;
+    local_.preference = config_.codecs;
+    local_.session_id = random_value<std::uint32_t>(config_.random);
+    local_.session_version = 0;  // incremented before each SDP we write (RFC 3264 §8)
+    local_.ssrc = browser_stream_.ssrc();
+    ice_ = IceLiteResponder(local_.ice, {});
+    trunk_local_.address = config_.trunk_address;
+    trunk_local_.preference = trunk_preference(config_.codecs);
+    trunk_local_.session_id = local_.session_id;
+    trunk_local_.session_version = 0;
+}
+
+CallMedia::~CallMedia() = default;
+
+std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::string& sdp) {
+    if (ended()) return std::nullopt;
+    auto offer = parse_sdp(sdp);
+    if (!offer) return std::nullopt;
+    if (from_browser) {
+        // Checked now so that an offer we could never answer is refused (488) before the trunk rings.
+        LocalMedia probe = local_;
+        probe.direction = Direction::SendRecv;
+        auto answer = answer_browser_offer(*offer, probe);
+        if (!answer) return std::nullopt;
+        // Hold travels on: what the browser offers (sendonly, inactive) is what we offer the trunk.
+        trunk_local_.direction = mirror(answer->media.direction);
+        ++trunk_local_.session_version;
+        pending_from_browser_ = true;
+        pending_offer_ = std::move(*offer);
+        return build_trunk_offer(trunk_local_);
+    }
+    TrunkLocal probe = trunk_local_;
+    probe.direction = Direction::SendRecv;
+    auto answer = answer_trunk_offer(*offer, probe);
+    if (!answer) return std::nullopt;
+    local_.direction = mirror(answer->media.direction);
+    ++local_.session_version;
+    pending_from_browser_ = false;
+    pending_offer_ = std::move(*offer);
+    return build_browser_offer(local_);
+}
+
+std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::string& sdp) {
+    if (ended()) return std::nullopt;
+    // A 200 without SDP after a 183 that had the answer (RFC 3261 §13.2.1 allows the final
+    // response to omit it): the answer stands.
+    if (!from_browser && sdp.empty() && !pending_from_browser_ && !last_browser_answer_.empty())
+        return last_browser_answer_;
+    auto answer = parse_sdp(sdp);
+    if (!answer) return std::nullopt;
+    if (!from_browser) {
+        if (pending_from_browser_ != true) {
+            // A 200 after a 183 that carried the same answer: the browser gets the same SDP again.
+            if (last_browser_answer_.empty() || pending_from_browser_) return std::nullopt;
+            auto t = accept_trunk_answer(*answer, trunk_local_);
+            if (!t) return std::nullopt;
+            apply_trunk(*t);
+            return last_browser_answer_;
+        }
+        auto t = accept_trunk_answer(*answer, trunk_local_);
+        if (!t) return std::nullopt;
+        // What the trunk accepted bounds what we answer the browser (RFC 3264 §6.1).
+        local_.direction = mirror(t->direction);
+        ++local_.session_version;
+        auto a = answer_browser_offer(*pending_offer_, local_);
+        if (!a) return std::nullopt;
+        apply_trunk(*t);
+        apply_browser(a->media);
+        pending_from_browser_.reset();
+        pending_offer_.reset();
+        last_browser_answer_ = std::move(a->sdp);
+        return last_browser_answer_;
+    }
+    // A browser's answer to our offer. Without one pending (a second fork answering an inbound
+    // call), the first answer stands and this one is refused.
+    if (pending_from_browser_ != false) return std::nullopt;
+    auto b = accept_browser_answer(*answer, local_);
+    if (!b) return std::nullopt;
+    // A G.711 browser: answer the trunk with the same law when it offered it, so nothing is
+    // transcoded (the bytes pass through).
+    if (b->codec != AudioCodec::Opus) {
+        const auto law = b->codec == AudioCodec::Pcmu ? G711Law::Pcmu : G711Law::Pcma;
+        auto& pref = trunk_local_.preference;
+        pref.erase(std::remove(pref.begin(), pref.end(), law), pref.end());
+        pref.insert(pref.begin(), law);
+    }
+    trunk_local_.direction = mirror(b->direction);
+    ++trunk_local_.session_version;
+    auto t = answer_trunk_offer(*pending_offer_, trunk_local_);
+    if (!t) return std::nullopt;
+    apply_browser(*b);
+    apply_trunk(t->media);
+    pending_from_browser_.reset();
+    pending_offer_.reset();
+    return std::move(t->sdp);
+}
+
+void CallMedia::apply_browser(const BrowserMedia& m) {
+    ice_.set_remote(m.remote_ice);  // an ICE restart (new ufrag/pwd) takes effect here
+    // RFC 8842 §5.5: the DTLS association stays across re-INVITEs unless the peer's fingerprint or
+    // the roles change; then a new handshake keys new SRTP sessions.
+    const bool new_dtls = !dtls_ || !browser_ || browser_->remote_fingerprint != m.remote_fingerprint ||
+                          browser_->remote_fingerprint_algorithm != m.remote_fingerprint_algorithm ||
+                          browser_->dtls_role != m.dtls_role;
+    const bool codec_changed = !browser_ || browser_->codec != m.codec;
+    browser_ = m;
+    local_.dtls_role = m.dtls_role;  // later actpass re-offers are answered in the same role
+    if (new_dtls) {
+        dtls_ = std::make_unique<DtlsSrtpEndpoint>(config_.certificate, m.dtls_role, m.remote_fingerprint_algorithm,
+                                                   m.remote_fingerprint, config_.dtls);
+        if (dtls_->state() == DtlsSrtpEndpoint::State::Failed) fail("DTLS setup: " + dtls_->failure());
+        else state_ = State::Negotiated;
+    }
+    if (codec_changed) rebuild_pipeline();
+}
+
+void CallMedia::apply_trunk(const TrunkMedia& t) {
+    const bool codec_changed = !trunk_ || trunk_->codec != t.codec;
+    // A new address in the SDP (re-INVITE to another media server) replaces the one learnt from
+    // packets; c=0.0.0.0 (RFC 3264 §8.4 hold) keeps it.
+    if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote))
+        trunk_remote_ = t.remote;
+    trunk_ = t;
+    if (codec_changed) rebuild_pipeline();
+}
+
+void CallMedia::rebuild_pipeline() {
+    if (!browser_ || !trunk_) return;
+    to_trunk_ = std::make_unique<BrowserToTrunk>(browser_->codec, trunk_->codec, config_.jitter_frames);
+    to_browser_ = std::make_unique<TrunkToBrowser>(trunk_->codec, browser_->codec);
+    // RFC 4733 events tick at the codec's clock on each leg (48000 beside Opus, 8000 with G.711).
+    dtmf_to_trunk_.emplace(browser_->clock_rate, 8000);
+    dtmf_to_browser_.emplace(8000, browser_->clock_rate);
+    trunk_in_ssrc_.reset();  // the browser clock's rate may have changed: map timestamps afresh
+}
+
+void CallMedia::fail(std::string why) {
+    if (ended()) return;
+    state_ = State::Failed;
+    failure_ = std::move(why);
+}
+
+std::optional<DtlsSrtpEndpoint::State> CallMedia::dtls_state() const {
+    if (!dtls_) return std::nullopt;
+    return dtls_->state();
+}
+
+std::optional<AudioCodec> CallMedia::browser_codec() const {
+    if (!browser_) return std::nullopt;
+    return browser_->codec;
+}
+
+std::optional<G711Law> CallMedia::trunk_codec() const {
+    if (!trunk_) return std::nullopt;
+    return trunk_->codec;
+}
+
+std::string CallMedia::codec_names() const {
+    std::string s(browser_ ? to_string(browser_->codec) : "-");
+    s += '/';
+    s += trunk_ ? law_name(trunk_->codec) : "-";
+    return s;
+}
+
+std::optional<Time> CallMedia::next_wakeup() const {
+    if (!dtls_ || ended()) return std::nullopt;
+    return dtls_->next_timeout();
+}
+
+}  // namespace turnbridge::gateway

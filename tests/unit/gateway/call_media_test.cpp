@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: Apache-2.0
+// CallMedia between two in-memory peers: a fake browser built from the gateway's own pieces
+// (its own DTLS client and SRTP session, a 48 kHz Opus encoder, ICE checks from the STUN codec)
+// and a fake trunk sending plain PCMU.
+#include <doctest/doctest.h>
+
+#include <opus/opus.h>
+
+#include <fstream>
+#include <thread>
+#include <sstream>
+
+#include "tone.hpp"
+#include "turnbridge/gateway/call_media.hpp"
+#include "turnbridge/gateway/demux.hpp"
+#include "turnbridge/stun/integrity.hpp"
+
+using namespace turnbridge;
+using namespace turnbridge::gateway;
+using namespace turnbridge::gateway::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const auto gateway_cert = DtlsCertificate::generate();
+const auto browser_cert = DtlsCertificate::generate();
+const auto other_cert = DtlsCertificate::generate();
+const Endpoint kBrowserAddr = *Endpoint::parse("192.0.2.10:50000");
+const Endpoint kTrunkAddr = *Endpoint::parse("192.0.2.50:40000");
+const Endpoint kOurBrowserLeg = *Endpoint::parse("198.51.100.1:22000");
+const Endpoint kOurTrunkLeg = *Endpoint::parse("198.51.100.1:22002");
+constexpr std::uint32_t kBrowserSsrc = 0xB0B0B0B0, kTrunkSsrc = 0x77777777;
+
+std::string read(const std::string& rel) {
+    std::ifstream f(std::string(TURNBRIDGE_FIXTURES_DIR) + "/" + rel);
+    REQUIRE(f.good());
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+void replace(std::string& s, std::string_view from, std::string_view to) {
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    s.replace(at, from.size(), to);
+}
+
+// A deterministic random source: the call's SSRCs and credentials differ from the peers' anyway.
+RandomSource counter_rng() {
+    auto n = std::make_shared<std::uint8_t>(7);
+    return [n](std::span<std::uint8_t> out) {
+        for (auto& b : out) b = static_cast<std::uint8_t>((*n += 37) ^ 0x5A);
+    };
+}
+
+// The value of "a=<name>:" in `sdp`.
+std::string attribute(const std::string& sdp, const std::string& name) {
+    const auto at = sdp.find("a=" + name + ":");
+    if (at == std::string::npos) return {};
+    const auto from = at + name.size() + 3;
+    return sdp.substr(from, sdp.find("\r\n", from) - from);
+}
+
+const std::string kTrunkAnswer =
+    "v=0\r\no=trunk 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+struct FakeBrowser {
+    IceCredentials ice{"brws", "browserPasswordBrowser00"};
+    std::unique_ptr<DtlsSrtpEndpoint> dtls;
+    OpusEncoder* enc = nullptr;
+    OpusDecoder* dec = nullptr;
+    std::uint16_t seq = 1000;
+    std::uint32_t media_time = 0;
+    std::size_t samples = 0;
+
+    FakeBrowser() {
+        int err = 0;
+        enc = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
+        REQUIRE(err == OPUS_OK);
+        opus_encoder_ctl(enc, OPUS_SET_INBAND_FEC(1));
+        dec = opus_decoder_create(48000, 1, &err);
+        REQUIRE(err == OPUS_OK);
+    }
+    ~FakeBrowser() {
+        opus_encoder_destroy(enc);
+        opus_decoder_destroy(dec);
+    }
+
+    // Chrome's captured offer with our ICE credentials and `fingerprint` (what the browser claims).
+    std::string offer(const std::string& fingerprint, std::string_view direction = "sendrecv") const {
+        auto s = read("sdp/chrome_audio_offer.sdp");
+        replace(s, "a=ice-ufrag:NWO7", "a=ice-ufrag:" + ice.ufrag);
+        replace(s, "a=ice-pwd:koyPxWosmRcEa8enbuCMApcd", "a=ice-pwd:" + ice.pwd);
+        replace(s, attribute(s, "fingerprint"), "sha-256 " + fingerprint);
+        replace(s, "a=sendrecv", "a=" + std::string(direction));
+        return s;
+    }
+
+    // RFC 8445 §7.2.2: a Binding request from the controlling agent, nominating (USE-CANDIDATE).
+    std::vector<std::uint8_t> check(const IceCredentials& gw, bool nominate) const {
+        std::vector<std::uint8_t> buf(256);
+        stun::TransactionId tid{};
+        tid[0] = nominate ? 1 : 2;
+        stun::MessageBuilder b(buf, stun::method::Binding, stun::Class::Request, tid);
+        b.add_string(stun::attr::Username, gw.ufrag + ":" + ice.ufrag);
+        b.add_u32(stun::attr::Priority, 1853824767);
+        const std::uint8_t tie[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        b.add(stun::attr::IceControlling, tie);
+        if (nominate) b.add(stun::attr::UseCandidate, {});
+        b.add_message_integrity({reinterpret_cast<const std::uint8_t*>(gw.pwd.data()), gw.pwd.size()});
+        b.add_fingerprint();
+        REQUIRE(b.ok());
+        buf.resize(b.size());
+        return buf;
+    }
+
+    std::vector<std::uint8_t> protect(const RtpHeader& h, std::span<const std::uint8_t> payload) {
+        std::vector<std::uint8_t> p(kRtpHeaderSize + payload.size() + kSrtpMaxTrailer);
+        write_rtp_header(h, p);
+        std::copy(payload.begin(), payload.end(), p.begin() + kRtpHeaderSize);
+        auto n = dtls->srtp()->protect_rtp(p, kRtpHeaderSize + payload.size());
+        REQUIRE(n);
+        p.resize(*n);
+        return p;
+    }
+
+    // The next 20 ms of a 1 kHz tone as an Opus packet (PT 111, as in Chrome's offer).
+    std::vector<std::uint8_t> opus_packet() {
+        const auto pcm = sine(1000, 48000, 960, 8000, samples);
+        samples += 960;
+        std::vector<std::uint8_t> enc_buf(kMaxOpusPacket);
+        const int n = opus_encode(enc, pcm.data(), 960, enc_buf.data(), static_cast<opus_int32>(enc_buf.size()));
+        REQUIRE(n > 0);
+        enc_buf.resize(static_cast<std::size_t>(n));
+        auto p = protect({false, 111, seq++, 5000 + media_time, kBrowserSsrc}, enc_buf);
+        media_time += 960;
+        return p;
+    }
+};
+
+std::vector<std::uint8_t> pcmu_packet(std::uint16_t seq, double hz, std::size_t frame) {
+    const auto pcm = sine(hz, 8000, kFrameSamples, 8000, frame * kFrameSamples);
+    std::vector<std::uint8_t> p(kRtpHeaderSize + kFrameSamples);
+    write_rtp_header({false, 0, seq, static_cast<std::uint32_t>(90000 + frame * kFrameSamples), kTrunkSsrc}, p);
+    g711_encode(G711Law::Pcmu, pcm, std::span(p).subspan(kRtpHeaderSize));
+    return p;
+}
+
+// The gateway between the fake browser and the fake trunk, with what each peer received.
+struct Rig {
+    Time now{};
+    FakeBrowser browser;
+    std::optional<CallMedia> media;
+    MediaOutput out;
+    IceCredentials gw_ice;
+    std::string gw_fingerprint;
+    std::vector<std::vector<std::uint8_t>> at_trunk;    // plain RTP
+    std::vector<std::vector<std::uint8_t>> at_browser;  // RTP after SRTP unprotect
+    std::vector<Datagram> browser_dtls_out;
+
+    explicit Rig(DtlsOptions dtls = {}) {
+        CallMediaConfig c;
+        c.dtls = dtls;
+        c.certificate = gateway_cert;
+        c.browser_address = kOurBrowserLeg;
+        c.trunk_address = kOurTrunkLeg;
+        c.random = counter_rng();
+        media.emplace(std::move(c));
+    }
+
+    // Outbound call: browser offer -> trunk offer, trunk answer -> browser answer.
+    std::string negotiate(const std::string& claimed_fingerprint, const std::shared_ptr<const DtlsCertificate>& cert) {
+        const auto trunk_offer = media->map_offer(true, browser.offer(claimed_fingerprint));
+        REQUIRE(trunk_offer);
+        const auto answer = media->map_answer(false, kTrunkAnswer);
+        REQUIRE(answer);
+        gw_ice = {attribute(*answer, "ice-ufrag"), attribute(*answer, "ice-pwd")};
+        gw_fingerprint = attribute(*answer, "fingerprint").substr(8);
+        // RFC 8842 §5.3: we answered an actpass offer passive, so the browser is the DTLS client.
+        REQUIRE(attribute(*answer, "setup") == "passive");
+        browser.dtls = std::make_unique<DtlsSrtpEndpoint>(cert, DtlsRole::Client, "sha-256", gw_fingerprint);
+        return *trunk_offer;
+    }
+
+    void from_browser(std::span<const std::uint8_t> d) {
+        media->on_browser_datagram(now, kBrowserAddr, d, out);
+        deliver();
+    }
+    void from_trunk(std::span<const std::uint8_t> d) {
+        media->on_trunk_datagram(now, kTrunkAddr, d, out);
+        deliver();
+    }
+    void tick() {
+        now += 20ms;
+        media->on_tick(now, out);
+        deliver();
+    }
+
+    // Hands the gateway's output to the peers: DTLS to the browser's endpoint, SRTP unprotected.
+    void deliver() {
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            const auto& p = out[i];
+            if (p.leg == MediaLeg::Trunk) {
+                CHECK(p.to == kTrunkAddr);
+                at_trunk.emplace_back(p.bytes().begin(), p.bytes().end());
+                continue;
+            }
+            CHECK(p.to == kBrowserAddr);
+            const auto kind = classify(p.bytes());
+            if (kind == PacketKind::Dtls && browser.dtls) {
+                browser.dtls->on_datagram(now, p.bytes(), browser_dtls_out);
+            } else if (kind == PacketKind::Rtp && browser.dtls && browser.dtls->srtp()) {
+                std::vector<std::uint8_t> b(p.bytes().begin(), p.bytes().end());
+                auto n = browser.dtls->srtp()->unprotect_rtp(b, b.size());
+                REQUIRE(n);
+                b.resize(*n);
+                at_browser.push_back(std::move(b));
+            }
+        }
+        out.clear();
+    }
+
+    // The browser's ICE check nominating the pair, then its DTLS handshake as the client.
+    void connect() {
+        from_browser(browser.check(gw_ice, true));
+        browser.dtls->start(now, browser_dtls_out);
+        for (int round = 0; round < 20 && !browser_dtls_out.empty(); ++round) {
+            auto flight = std::move(browser_dtls_out);
+            browser_dtls_out.clear();
+            for (const auto& d : flight) from_browser(d);
+        }
+    }
+};
+
+std::vector<double> opus_decode_all(OpusDecoder* dec, const std::vector<std::vector<std::uint8_t>>& packets,
+                                    std::uint8_t pt) {
+    std::vector<double> pcm;
+    std::vector<std::int16_t> frame(5760);
+    for (const auto& b : packets) {
+        const auto p = RtpPacket::parse(b);
+        REQUIRE(p);
+        if (p->header.payload_type != pt) continue;
+        const int n = opus_decode(dec, p->payload.data(), static_cast<opus_int32>(p->payload.size()), frame.data(), 5760, 0);
+        REQUIRE(n > 0);
+        pcm.insert(pcm.end(), frame.begin(), frame.begin() + n);
+    }
+    return pcm;
+}
+
+}  // namespace
+
+TEST_CASE("outbound call: the browser offer becomes a short G.711 offer, the trunk answer an ICE-lite DTLS answer") {
+    Rig r;
+    const auto trunk_offer = r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    CHECK(trunk_offer.find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);
+    CHECK(trunk_offer.find("c=IN IP4 198.51.100.1") != std::string::npos);
+    for (const char* leak : {"extmap", "ssrc", "rtcp-fb", "fingerprint", "ice-", "opus"})
+        CHECK(trunk_offer.find(leak) == std::string::npos);
+    const auto answer = r.media->map_answer(false, kTrunkAnswer);  // a 200 after a 183: same answer
+    REQUIRE(answer);
+    CHECK(answer->find("a=ice-lite") != std::string::npos);
+    CHECK(r.gw_fingerprint == gateway_cert->fingerprint_sha256());
+    CHECK(answer->find("a=candidate:1 1 udp 2130706431 198.51.100.1 22000 typ host") != std::string::npos);
+    CHECK(answer->find("m=audio 22000 UDP/TLS/RTP/SAVPF 111 110\r\n") != std::string::npos);
+    CHECK(r.media->codec_names() == "opus/PCMU");
+    CHECK(r.media->state() == CallMedia::State::Negotiated);
+    CHECK_FALSE(r.media->map_answer(true, *answer));  // no offer toward the browser is pending
+    CHECK(r.media->map_answer(false, "") == answer);   // a 200 without SDP after the 183's answer
+}
+
+TEST_CASE("ICE check with USE-CANDIDATE selects the pair; DTLS completes; tones cross both ways") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    // A check without nomination is answered but selects nothing; a wrong password gets 401.
+    r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser.check(r.gw_ice, false), r.out);
+    REQUIRE(r.out.size() == 1);
+    auto resp = stun::Message::parse(r.out[0].bytes());
+    REQUIRE(resp);
+    CHECK(resp->cls() == stun::Class::Success);
+    CHECK(resp->get_xor_address(stun::attr::XorMappedAddress) == kBrowserAddr);
+    CHECK(stun::check_message_integrity(*resp, {reinterpret_cast<const std::uint8_t*>(r.gw_ice.pwd.data()),
+                                                r.gw_ice.pwd.size()}));
+    CHECK_FALSE(r.media->ice_selected());
+    r.out.clear();
+    r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser.check({r.gw_ice.ufrag, "wrongPasswordWrongPass00"}, true), r.out);
+    REQUIRE(r.out.size() == 1);
+    CHECK(stun::Message::parse(r.out[0].bytes())->cls() == stun::Class::Error);
+    CHECK_FALSE(r.media->ice_selected());
+    r.out.clear();
+
+    r.connect();
+    REQUIRE(r.media->ice_selected() == kBrowserAddr);
+    REQUIRE(r.browser.dtls->state() == DtlsSrtpEndpoint::State::Connected);
+    REQUIRE(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
+    CHECK(r.media->state() == CallMedia::State::Connected);
+
+    // 2 s of talk both ways; the browser loses packets 1030 and 1031 on the way.
+    for (std::size_t frame = 0; frame < 100; ++frame) {
+        auto opus = r.browser.opus_packet();
+        if (frame != 30 && frame != 31) r.from_browser(opus);
+        r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(7000 + frame), 600, frame));
+        r.tick();
+    }
+
+    // Browser -> trunk: PCMU, our own SSRC and contiguous sequence numbers and timestamps.
+    REQUIRE(r.at_trunk.size() == 100);
+    std::vector<double> heard_at_trunk;
+    std::optional<RtpHeader> prev;
+    for (const auto& b : r.at_trunk) {
+        const auto p = RtpPacket::parse(b);
+        REQUIRE(p);
+        CHECK(p->header.payload_type == 0);
+        CHECK(p->header.ssrc != kBrowserSsrc);
+        CHECK(p->payload.size() == kFrameSamples);
+        if (prev) {
+            CHECK(p->header.ssrc == prev->ssrc);
+            CHECK(p->header.sequence == static_cast<std::uint16_t>(prev->sequence + 1));
+            CHECK(p->header.timestamp == prev->timestamp + kFrameSamples);
+        }
+        prev = p->header;
+        for (auto c : p->payload) heard_at_trunk.push_back(ulaw_to_linear(c));
+    }
+    const std::vector<double> steady_trunk(heard_at_trunk.begin() + 50 * kFrameSamples, heard_at_trunk.end());
+    const double f_trunk = dominant_frequency(steady_trunk, 8000);
+    CHECK(std::abs(f_trunk - 1000) <= 20);  // 2 %
+
+    // Trunk -> browser: Opus at 48 kHz RTP clock, our SSRC, +960 per frame.
+    REQUIRE(r.at_browser.size() == 100);
+    const auto first = RtpPacket::parse(r.at_browser.front())->header;
+    const auto last = RtpPacket::parse(r.at_browser.back())->header;
+    CHECK(first.payload_type == 111);
+    CHECK(first.ssrc != kTrunkSsrc);
+    CHECK(last.timestamp - first.timestamp == 99u * kOpusFrameTicks);
+    CHECK(static_cast<std::uint16_t>(last.sequence - first.sequence) == 99);
+    const auto pcm = opus_decode_all(r.browser.dec, r.at_browser, 111);
+    REQUIRE(pcm.size() == 100u * 960);
+    const std::vector<double> steady_browser(pcm.begin() + 60 * 960, pcm.end());
+    CHECK(std::abs(dominant_frequency(steady_browser, 48000, 3000) - 600) <= 12);  // 2 %
+
+    const auto& s = r.media->stats();
+    CHECK(s.trunk_out.packets == 100);
+    CHECK(s.trunk_in.packets == 100);
+    CHECK(s.browser_in.packets >= 98);
+    CHECK(s.browser_out.bytes > 0);
+}
+
+TEST_CASE("a browser DTMF digit reaches the trunk as RFC 4733 at 8000 Hz with rescaled durations") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    for (int i = 0; i < 5; ++i) {
+        r.from_browser(r.browser.opus_packet());
+        r.tick();
+    }
+    r.at_trunk.clear();
+    // Digit 5 on the browser's 48 kHz telephone-event (PT 110 in Chrome's offer): 60 ms, and the
+    // end packet three times (RFC 4733 §2.5.1.4).
+    const std::uint32_t start = 5000 + r.browser.media_time;
+    const std::uint16_t durations[] = {960, 1920, 2880, 2880, 2880, 2880};
+    for (int i = 0; i < 6; ++i) {
+        std::uint8_t ev[4];
+        write_telephone_event({5, i >= 3, 10, durations[i]}, ev);
+        r.from_browser(r.browser.protect({i == 0, 110, r.browser.seq++, start, kBrowserSsrc}, ev));
+        r.tick();
+    }
+    std::vector<RtpPacket> events;
+    std::vector<std::vector<std::uint8_t>> keep = r.at_trunk;
+    std::optional<std::uint16_t> prev_seq;
+    for (const auto& b : keep) {
+        const auto p = RtpPacket::parse(b);
+        REQUIRE(p);
+        if (prev_seq) CHECK(p->header.sequence == static_cast<std::uint16_t>(*prev_seq + 1));  // one stream of ours
+        prev_seq = p->header.sequence;
+        if (p->header.payload_type == 101) events.push_back(*p);
+    }
+    REQUIRE(events.size() == 6);
+    const std::uint16_t expected[] = {160, 320, 480, 480, 480, 480};
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        CAPTURE(i);
+        const auto ev = parse_telephone_event(events[i].payload);
+        REQUIRE(ev);
+        CHECK(ev->event == 5);
+        CHECK(ev->duration == expected[i]);
+        CHECK(ev->end == (i >= 3));
+        CHECK(events[i].header.marker == (i == 0));
+        CHECK(events[i].header.timestamp == events[0].header.timestamp);
+        CHECK(events[i].header.ssrc != kBrowserSsrc);
+    }
+    CHECK(r.media->stats().dtmf_to_trunk == 6);
+}
+
+TEST_CASE("a browser certificate that does not match its a=fingerprint fails the media with a reason") {
+    Rig r;
+    // The offer pins browser_cert, but the browser's DTLS presents other_cert.
+    r.negotiate(browser_cert->fingerprint_sha256(), other_cert);
+    r.connect();
+    CHECK(r.media->state() == CallMedia::State::Failed);
+    CHECK(r.media->failure().find("fingerprint") != std::string::npos);
+    CHECK(r.browser.dtls->state() != DtlsSrtpEndpoint::State::Connected);
+    // Nothing flows afterwards.
+    r.from_trunk(pcmu_packet(1, 600, 0));
+    r.tick();
+    CHECK(r.at_trunk.empty());
+    CHECK(r.at_browser.empty());
+    CHECK_FALSE(r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256())));
+}
+
+TEST_CASE("hold from the browser reaches the trunk as sendonly; the DTLS association stays") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    const auto trunk_offer = r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256(), "sendonly"));
+    REQUIRE(trunk_offer);
+    CHECK(trunk_offer->find("a=sendonly") != std::string::npos);
+    CHECK(trunk_offer->find("o=turnbridge ") != std::string::npos);
+    auto held = kTrunkAnswer;
+    replace(held, "a=sendrecv", "a=recvonly");
+    const auto answer = r.media->map_answer(false, held);
+    REQUIRE(answer);
+    CHECK(answer->find("a=recvonly") != std::string::npos);
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
+    // The browser still talks to the trunk; the trunk's audio is not sent to the holding browser.
+    for (std::size_t frame = 0; frame < 10; ++frame) {
+        r.from_browser(r.browser.opus_packet());
+        r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+        r.tick();
+    }
+    CHECK(r.at_trunk.size() == 10);
+    CHECK(r.at_browser.empty());
+}
+
+TEST_CASE("inbound call: trunk offer -> browser offer, browser G.711 answer -> trunk answer without transcoding") {
+    Rig r;
+    const std::string trunk_offer =
+        "v=0\r\no=trunk 9 9 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+        "m=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n";
+    const auto offer = r.media->map_offer(false, trunk_offer);
+    REQUIRE(offer);
+    CHECK(attribute(*offer, "setup") == "actpass");
+    CHECK(offer->find("a=ice-lite") != std::string::npos);
+    CHECK(attribute(*offer, "fingerprint") == "sha-256 " + gateway_cert->fingerprint_sha256());
+    r.gw_ice = {attribute(*offer, "ice-ufrag"), attribute(*offer, "ice-pwd")};
+    // The browser picks PCMU and answers passive: the gateway becomes the DTLS client.
+    const std::string browser_answer =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0 126\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+        "a=ice-ufrag:" + r.browser.ice.ufrag + "\r\na=ice-pwd:" + r.browser.ice.pwd + "\r\n"
+        "a=fingerprint:sha-256 " + browser_cert->fingerprint_sha256() + "\r\n"
+        "a=setup:passive\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\n";
+    const auto answer = r.media->map_answer(true, browser_answer);
+    REQUIRE(answer);
+    CHECK(answer->find("m=audio 22002 RTP/AVP 0 101\r\n") != std::string::npos);  // PCMU like the browser
+    CHECK_FALSE(r.media->map_answer(true, browser_answer));  // a second fork's answer: the first stands
+    CHECK(r.media->codec_names() == "PCMU/PCMU");
+
+    r.browser.dtls = std::make_unique<DtlsSrtpEndpoint>(browser_cert, DtlsRole::Server, "sha-256",
+                                                        gateway_cert->fingerprint_sha256());
+    // The nomination lets the gateway send its ClientHello; the browser answers as the server.
+    r.from_browser(r.browser.check(r.gw_ice, true));
+    for (int round = 0; round < 20 && !r.browser_dtls_out.empty(); ++round) {
+        auto flight = std::move(r.browser_dtls_out);
+        r.browser_dtls_out.clear();
+        for (const auto& d : flight) r.from_browser(d);
+    }
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    REQUIRE(r.browser.dtls->state() == DtlsSrtpEndpoint::State::Connected);
+
+    const auto pkt = pcmu_packet(1, 600, 0);
+    r.from_trunk(pkt);
+    REQUIRE(r.at_browser.size() == 1);
+    const auto p = RtpPacket::parse(r.at_browser[0]);
+    REQUIRE(p);
+    CHECK(p->header.payload_type == 0);
+    CHECK(std::equal(p->payload.begin(), p->payload.end(), pkt.begin() + kRtpHeaderSize));  // passthrough
+
+    // The browser re-offers (actpass, as browsers do): we stay the DTLS client, no new handshake.
+    const auto trunk_reoffer = r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256()));
+    REQUIRE(trunk_reoffer);
+    const auto reanswer = r.media->map_answer(false, kTrunkAnswer);
+    REQUIRE(reanswer);
+    CHECK(attribute(*reanswer, "setup") == "active");
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    CHECK(r.media->codec_names() == "opus/PCMU");  // Chrome's offer puts Opus first
+
+    // The trunk holds (RFC 3264 §8.4): the browser is offered sendonly and its recvonly answer
+    // becomes the trunk's answer; nothing goes to the trunk while it only sends.
+    auto hold = trunk_offer;
+    replace(hold, "a=ptime:20\r\n", "a=ptime:20\r\na=sendonly\r\n");
+    const auto browser_offer = r.media->map_offer(false, hold);
+    REQUIRE(browser_offer);
+    CHECK(browser_offer->find("a=sendonly") != std::string::npos);
+    auto held_answer = browser_answer;
+    replace(held_answer, "a=sendrecv", "a=recvonly");
+    const auto trunk_answer = r.media->map_answer(true, held_answer);
+    REQUIRE(trunk_answer);
+    CHECK(trunk_answer->find("a=recvonly") != std::string::npos);
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);  // same roles, same association
+    r.at_trunk.clear();
+    r.tick();
+    CHECK(r.at_trunk.empty());
+}
+
+TEST_CASE("aiortc's and a Firefox-style offer are mapped; an offer without audio we can take is refused") {
+    for (const char* file : {"sdp/aiortc_audio_offer.sdp", "sdp/firefox_style_offer.sdp"}) {
+        CAPTURE(file);
+        Rig r;
+        const auto trunk_offer = r.media->map_offer(true, read(file));
+        REQUIRE(trunk_offer);
+        const auto answer = r.media->map_answer(false, kTrunkAnswer);
+        REQUIRE(answer);
+        CHECK(attribute(*answer, "setup") == "passive");
+        CHECK(r.media->browser_codec() == AudioCodec::Opus);
+    }
+    Rig r;
+    auto video_only = read("sdp/chrome_audio_offer.sdp");
+    replace(video_only, "m=audio", "m=video");
+    CHECK_FALSE(r.media->map_offer(true, video_only));
+    CHECK_FALSE(r.media->map_offer(true, "not sdp"));
+    CHECK_FALSE(r.media->map_answer(false, kTrunkAnswer));  // nothing was offered
+    CHECK(r.media->state() == CallMedia::State::Idle);
+}
+
+TEST_CASE("garbage on either leg, before and after negotiation, is dropped without output") {
+    Rig r;
+    std::vector<std::uint8_t> junk(200);
+    auto spray = [&] {
+        for (int first = 0; first < 256; ++first) {
+            for (std::size_t len : {std::size_t{1}, std::size_t{13}, std::size_t{200}}) {
+                for (std::size_t i = 0; i < len; ++i) junk[i] = static_cast<std::uint8_t>(first * 31 + i * 7);
+                junk[0] = static_cast<std::uint8_t>(first);
+                r.media->on_browser_datagram(r.now, kBrowserAddr, {junk.data(), len}, r.out);
+                r.media->on_trunk_datagram(r.now, kTrunkAddr, {junk.data(), len}, r.out);
+            }
+        }
+        for (std::size_t i = 0; i < r.out.size(); ++i) {
+            // Only STUN-looking junk may get an error answer; nothing reaches the trunk.
+            CHECK(r.out[i].leg == MediaLeg::Browser);
+            CHECK(classify(r.out[i].bytes()) == PacketKind::Stun);
+        }
+        r.out.clear();
+    };
+    spray();
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    spray();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    CHECK(r.media->stats().dropped > 0);
+}
+
+TEST_CASE("trunk DTMF reaches the browser on its 48 kHz telephone-event, in step with the audio") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    for (std::size_t frame = 0; frame < 3; ++frame) r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+    // The event starts at the 4th frame's timestamp (90000 + 3 * 160) and lasts 60 ms at 8000 Hz.
+    const std::uint16_t durations[] = {160, 320, 480, 480};
+    for (int i = 0; i < 4; ++i) {
+        std::vector<std::uint8_t> p(kRtpHeaderSize + 4);
+        write_rtp_header({i == 0, 101, static_cast<std::uint16_t>(3 + i), 90000 + 3 * 160, kTrunkSsrc}, p);
+        write_telephone_event({11, i >= 2, 10, durations[i]}, std::span(p).subspan(kRtpHeaderSize));
+        r.from_trunk(p);
+    }
+    REQUIRE(r.at_browser.size() == 7);
+    const auto first_audio = RtpPacket::parse(r.at_browser[0])->header;
+    const std::uint16_t expected[] = {960, 1920, 2880, 2880};
+    for (int i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        const auto p = RtpPacket::parse(r.at_browser[3 + static_cast<std::size_t>(i)]);
+        REQUIRE(p);
+        CHECK(p->header.payload_type == 110);
+        CHECK(p->header.ssrc == first_audio.ssrc);
+        CHECK(p->header.marker == (i == 0));
+        CHECK(p->header.timestamp == first_audio.timestamp + 3 * kOpusFrameTicks);
+        const auto ev = parse_telephone_event(p->payload);
+        REQUIRE(ev);
+        CHECK(ev->event == 11);
+        CHECK(ev->duration == expected[i]);
+        CHECK(ev->end == (i >= 2));
+    }
+    CHECK(r.media->stats().dtmf_to_browser == 4);
+}
+
+TEST_CASE("a lost DTLS flight is sent again at next_wakeup(); ICE consent lapses after 30 s") {
+    DtlsOptions o;
+    o.initial_retransmit = 20ms;
+    Rig r(o);
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.from_browser(r.browser.check(r.gw_ice, true));
+    r.browser.dtls->start(r.now, r.browser_dtls_out);
+    REQUIRE(r.browser_dtls_out.size() == 1);
+    r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser_dtls_out[0], r.out);  // ClientHello
+    r.browser_dtls_out.clear();
+    REQUIRE_FALSE(r.out.empty());
+    r.out.clear();  // the gateway's ServerHello flight is lost
+    const auto at = r.media->next_wakeup();
+    REQUIRE(at);
+    CHECK(*at <= r.now + 20ms);
+    auto dtls_sent = [&] {
+        int n = 0;
+        for (std::size_t i = 0; i < r.out.size(); ++i)
+            if (r.out[i].leg == MediaLeg::Browser && classify(r.out[i].bytes()) == PacketKind::Dtls) ++n;
+        return n;
+    };
+    r.media->on_tick(r.now, r.out);
+    CHECK(dtls_sent() == 0);  // not due yet
+    r.out.clear();
+    std::this_thread::sleep_for(30ms);  // OpenSSL times retransmissions on its own clock
+    r.now = *at;
+    r.media->on_tick(r.now, r.out);
+    CHECK(dtls_sent() > 0);
+    r.deliver();
+    for (int round = 0; round < 20 && !r.browser_dtls_out.empty(); ++round) {
+        auto flight = std::move(r.browser_dtls_out);
+        r.browser_dtls_out.clear();
+        for (const auto& d : flight) r.from_browser(d);
+    }
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    CHECK_FALSE(r.media->next_wakeup());
+
+    r.now += 29s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    r.from_browser(r.browser.check(r.gw_ice, false));  // consent refreshed
+    r.now += 29s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Connected);
+    r.now += 2s;
+    r.tick();
+    CHECK(r.media->state() == CallMedia::State::Failed);
+    CHECK(r.media->failure().find("consent") != std::string::npos);
+}
