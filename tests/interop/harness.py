@@ -19,7 +19,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+# TURNBRIDGE_BIN picks another build (scripts/test runs the suites again on build-asan/).
 BINARY = Path(os.environ.get("TURNBRIDGE_BIN", REPO / "build" / "turnbridge"))
+# What ASan, LSan and UBSan print to stderr (the server log) when they find something.
+SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"runtime error:", b"LeakSanitizer")
 
 USER, PASSWORD = "test", "secret"
 REALM = "example.org"
@@ -109,6 +112,8 @@ def _toml_list(items):
 
 
 _TEMP_DIRS = []  # removed at the end when every check passed; kept for a post-mortem otherwise
+_SERVERS = []     # every Turnbridge started, stopped and checked by main_guard
+_SANITIZER_FINDINGS = []  # (log path, first report line) found when a server stopped
 
 
 class Turnbridge:
@@ -175,11 +180,14 @@ rest_secret = "{self.rest_secret}"
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: build first (ninja -C build)")
         self.write_config()
+        self.scan_log()  # a restart truncates the log: read the last run's first
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([str(BINARY), "-c", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
         atexit.register(self.stop)
+        if self not in _SERVERS:
+            _SERVERS.append(self)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -191,19 +199,33 @@ rest_secret = "{self.rest_secret}"
         raise RuntimeError("turnbridge did not log 'ready' in time:\n" + self.log_tail())
 
     def stop(self):
-        """SIGTERM by PID, then SIGKILL after 5 s. Returns the exit code."""
+        """SIGTERM by PID, then SIGKILL after 10 s (LeakSanitizer needs a moment at exit).
+        Returns the exit code; a sanitizer report in the log is noted for main_guard."""
         p, self.proc = self.proc, None
         if p is None:
             return None
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             try:
-                p.wait(5)
+                p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
         self.log.close()
+        self.scan_log()
         return p.returncode
+
+    def scan_log(self):
+        try:
+            text = self.log_path.read_bytes()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if any(m in line for m in SANITIZER_MARKERS):
+                finding = (str(self.log_path), line.decode(errors="replace").strip())
+                if finding not in _SANITIZER_FINDINGS:
+                    _SANITIZER_FINDINGS.append(finding)
+                return
 
     def reload(self, timeout=5.0):
         """Rewrite the config from the current attributes, send SIGHUP, and wait for the log
@@ -268,6 +290,11 @@ def main_guard(fn):
         import traceback
         traceback.print_exc()
         results.check("harness", False, f"{type(e).__name__}: {e}")
+    # A sanitizer build (scripts/test) reports through the server's log; any report fails.
+    for server in _SERVERS:
+        server.stop()
+    for path, line in _SANITIZER_FINDINGS:
+        results.check("no sanitizer report in the server log", False, f"{path}: {line}")
     if results.failed or not results.passed:
         print("logs kept in: " + " ".join(str(d) for d in _TEMP_DIRS), flush=True)
     else:
