@@ -6,6 +6,7 @@ ports; count checks and print the closing `N passed, M failed` line.
 Every address used here is on loopback (127.0.0.1 or ::1). Nothing else is ever a target.
 """
 import atexit
+import contextlib
 import os
 import random
 import shutil
@@ -268,6 +269,29 @@ def report(server, user, by="allocation"):
     if out.returncode != 0:
         raise RuntimeError(f"report failed ({out.returncode}): {out.stderr}")
     return json.loads(out.stdout)
+
+
+@contextlib.contextmanager
+def turnutils_peer(server, hosts=("127.0.0.1", "::1")):
+    """coturn's turnutils_peer (a UDP echo) on a free port of `hosts`, logging into the
+    server's temp dir; yields the port, or None when it did not start. Stopped by PID."""
+    port = free_port(hosts=hosts, span=2, taken={server.port, server.tls_port})  # it binds port+1 too
+    args = ["turnutils_peer", "-p", str(port)]
+    for h in hosts:
+        args += ["-L", h]
+    with open(server.dir / "peer.log", "wb") as log:
+        peer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)
+            yield port if peer.poll() is None else None
+        finally:
+            if peer.poll() is None:
+                peer.terminate()
+                try:
+                    peer.wait(5)
+                except subprocess.TimeoutExpired:
+                    peer.kill()
+                    peer.wait()
 
 
 def exit_on_signals():
