@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from harness import PASSWORD, REALM, USER, Turnbridge, main_guard, turnutils_peer
+from harness import PASSWORD, REALM, USER, Turnbridge, main_guard, rss, turnutils_peer
 
 SESSIONS = 50
 PACKET_RATE = 50          # per session: one 20 ms frame
@@ -184,14 +184,6 @@ def udp_drops(ports):
             if int(fields[1].split(":")[1], 16) in ports:
                 total += int(fields[-1])
     return total
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class Voice:

@@ -271,6 +271,15 @@ def report(server, user, by="allocation"):
     return json.loads(out.stdout)
 
 
+def rss(pid):
+    """Resident set size of process `pid` in bytes (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 @contextlib.contextmanager
 def turnutils_peer(server, hosts=("127.0.0.1", "::1")):
     """coturn's turnutils_peer (a UDP echo) on a free port of `hosts`, logging into the
