@@ -18,7 +18,7 @@ std::uint64_t mix(std::uint64_t x) {
 }  // namespace
 
 ReflectionGuard::ReflectionGuard(std::uint32_t rate, std::uint32_t burst, std::uint64_t seed)
-    : seed_(seed), slots_(std::make_unique<std::array<Slot, kSlots>>()) {
+    : seed_(seed) {
     set_limits(rate, burst);
 }
 
@@ -50,6 +50,8 @@ std::size_t ReflectionGuard::slot_of(const IpAddress& ip) const {
 bool ReflectionGuard::allow(Time now, const IpAddress& source, std::size_t request_size,
                             std::size_t response_size) {
     if (response_size <= request_size || rate_ == 0) return true;  // nothing to amplify, or no limit
+    // The table is made on first use, once: workers that never answer strangers do not pay.
+    if (!slots_) slots_ = std::make_unique<std::array<Slot, kSlots>>();
     Slot& s = (*slots_)[slot_of(source)];
     if (!s.used || !(s.source == source)) {
         // A different source takes the slot over. Deviation from an exact per-source count:
