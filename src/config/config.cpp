@@ -26,6 +26,8 @@ namespace fs = std::filesystem;
 
 constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 constexpr std::int64_t kMaxThreads = 256;
+// Answers per second (or per burst) to one source: beyond this a limit means nothing.
+constexpr std::int64_t kMaxUnauthenticatedRate = 1000000;
 constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
 constexpr std::size_t kMaxTextChars = 127;     // RFC 8489 §14.9 REALM, §14.14 SOFTWARE: < 128 characters
 constexpr std::size_t kMaxUsernameBytes = 508;  // RFC 8489 §14.3: USERNAME < 509 bytes
@@ -265,9 +267,13 @@ std::pair<std::uint16_t, std::uint16_t> Loader::port_range(const Field& f) const
 
 void Loader::load_security(const Field& security) {
     const auto& t = r_.as_table(security);
-    r_.only_keys(t, "security", {"allowed_peers", "denied_peers"});
+    r_.only_keys(t, "security", {"allowed_peers", "denied_peers", "unauthenticated_rate", "unauthenticated_burst"});
     if (auto f = r_.get(t, "security", "allowed_peers")) cfg_.allowed_peers = cidrs(*f);
     if (auto f = r_.get(t, "security", "denied_peers")) cfg_.denied_peers = cidrs(*f);
+    if (auto f = r_.get(t, "security", "unauthenticated_rate"))
+        cfg_.unauthenticated_rate = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kMaxUnauthenticatedRate));
+    if (auto f = r_.get(t, "security", "unauthenticated_burst"))
+        cfg_.unauthenticated_burst = static_cast<std::uint32_t>(r_.as_integer(*f, 1, kMaxUnauthenticatedRate));
 }
 
 void Loader::check_server() const {

@@ -30,13 +30,19 @@ bool known_required(std::uint16_t t) {
 }  // namespace
 
 Server::Server(SharedState shared, RelayBinder& binder, AllocationObserver* observer)
-    : shared_(std::move(shared)), policy_(*shared_.config), binder_(binder), observer_(observer) {}
+    : shared_(std::move(shared)),
+      policy_(*shared_.config),
+      reflection_(ReflectionGuard::with_random_seed(shared_.config->unauthenticated_rate,
+                                                    shared_.config->unauthenticated_burst)),
+      binder_(binder),
+      observer_(observer) {}
 
 Server::~Server() { close_all(CloseReason::Shutdown); }
 
 void Server::set_config(std::shared_ptr<const config::Config> cfg) {
     shared_.config = std::move(cfg);
     policy_ = PeerPolicy(*shared_.config);
+    reflection_.set_limits(shared_.config->unauthenticated_rate, shared_.config->unauthenticated_burst);
     for (auto& [ft, a] : by_tuple_) {
         const auto* realm = shared_.config->find_realm(a->realm);
         const std::uint64_t rate = realm ? realm->max_bitrate : 0;
@@ -80,11 +86,17 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
     const config::Realm* realm = cfg.realm_for_listener(from.server);
     if (realm == nullptr) return;
     Request req{m, from, *realm};
-    if (m.method() == stun::method::Binding) {
+    const std::size_t first = out.size();
+    on_request(now, req, out);
+    if (!req.authenticated) limit_reflection(now, req, first, out);
+}
+
+void Server::on_request(const Clock& now, Request& req, std::vector<Action>& out) {
+    if (req.msg.method() == stun::method::Binding) {
         on_binding(req, out);
         return;
     }
-    const auto method = m.method();
+    const auto method = req.msg.method();
     if (method != stun::method::Allocate && method != stun::method::Refresh &&
         method != stun::method::CreatePermission && method != stun::method::ChannelBind) {
         send_error(req, StunCode::BadRequest, "Bad Request: unknown method", out, false);
@@ -99,11 +111,26 @@ void Server::on_stun(const Clock& now, const FiveTuple& from, const stun::Messag
         case stun::method::ChannelBind: on_channel_bind(now, req, out); break;
         default: break;
     }
-    reschedule(from);  // Allocate, Refresh, CreatePermission and ChannelBind move deadlines
+    reschedule(req.from);  // Allocate, Refresh, CreatePermission and ChannelBind move deadlines
 }
 
 void Server::reschedule(const FiveTuple& ft) {
     if (Allocation* a = find_mut(ft)) expiry_.schedule(*a, a->next_deadline());
+}
+
+void Server::limit_reflection(const Clock& now, const Request& req, std::size_t first, std::vector<Action>& out) {
+    // RFC 8656 §21: only UDP sources can be spoofed; a stream peer has completed a handshake.
+    if (req.from.transport != Transport::Udp) return;
+    for (std::size_t i = first; i < out.size(); ++i) {
+        const auto* tc = std::get_if<ToClient>(&out[i]);
+        if (tc == nullptr) continue;
+        const std::size_t size = tc->head.size() + tc->body.size() + tc->pad;
+        if (!reflection_.allow(now.mono, req.from.client.ip, req.msg.bytes().size(), size)) {
+            ++stats_.unauthenticated_dropped;
+            out.erase(out.begin() + static_cast<std::ptrdiff_t>(i), out.end());
+            return;
+        }
+    }
 }
 
 bool Server::refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity) {

@@ -22,6 +22,9 @@ std::shared_ptr<config::Config> make_config() {
     cfg->relay_ips = {*IpAddress::parse("127.0.0.1"), *IpAddress::parse("::1")};
     cfg->allowed_peers = {*Cidr::parse("127.0.0.0/8")};
     cfg->max_allocations_per_user = 3;
+    // Low enough that inputs reach the reflection guard's drops (RFC 8656 §21).
+    cfg->unauthenticated_rate = 2;
+    cfg->unauthenticated_burst = 3;
     config::Realm realm;
     realm.name = "example.org";
     realm.users = {{"test", "secret"}};

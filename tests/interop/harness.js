@@ -11,7 +11,11 @@ const os = require('node:os');
 const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..', '..');
+// TURNBRIDGE_BIN picks another build (scripts/test runs the suites again on build-asan/).
 const BINARY = process.env.TURNBRIDGE_BIN || path.join(REPO, 'build', 'turnbridge');
+// What ASan, LSan and UBSan print to stderr (the server log) when they find something.
+const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer'];
+const servers = [];  // every Turnbridge started; finish() reads their logs
 const USER = 'test';
 const PASSWORD = 'secret';
 const REALM = 'example.org';
@@ -52,6 +56,13 @@ class Results {
     return ok;
   }
   finish() {
+    // A sanitizer build reports through the server's log; any report fails the run.
+    for (const server of servers) {
+      let text = '';
+      try { text = fs.readFileSync(server.logPath, 'utf8'); } catch { continue; }
+      const line = text.split('\n').find((l) => SANITIZER_MARKERS.some((m) => l.includes(m)));
+      if (line) this.check('no sanitizer report in the server log', false, `${server.logPath}: ${line.trim()}`);
+    }
     console.log(`${this.passed} passed, ${this.failed} failed`);
     return this.failed || !this.passed ? 1 : 0;
   }
@@ -98,6 +109,7 @@ allowed_peers = ${list(this.allowedPeers)}
 users = { ${USER} = "${PASSWORD}" }
 rest_secret = "${REST_SECRET}"
 `);
+    servers.push(this);
     const log = fs.openSync(this.logPath, 'w');
     this.proc = spawn(BINARY, ['-c', this.configPath],
       { cwd: this.dir, stdio: ['ignore', log, log] });
@@ -114,12 +126,12 @@ rest_secret = "${REST_SECRET}"
 
   alive() { return this.proc !== null && this.exitCode === null; }
 
-  // SIGTERM by PID, SIGKILL after 5 s; resolves to the exit code.
+  // SIGTERM by PID, SIGKILL after 10 s; resolves to the exit code.
   stop() {
     const p = this.proc;
     if (!p || this.exitCode !== null) return Promise.resolve(this.exitCode);
     return new Promise((resolve) => {
-      const kill = setTimeout(() => p.kill('SIGKILL'), 5000);
+      const kill = setTimeout(() => p.kill('SIGKILL'), 10000);  // LeakSanitizer needs a moment
       p.once('exit', (code, signal) => { clearTimeout(kill); resolve(code ?? `signal ${signal}`); });
       p.kill('SIGTERM');
     });

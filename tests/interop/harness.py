@@ -6,6 +6,7 @@ ports; count checks and print the closing `N passed, M failed` line.
 Every address used here is on loopback (127.0.0.1 or ::1). Nothing else is ever a target.
 """
 import atexit
+import contextlib
 import os
 import random
 import shutil
@@ -19,7 +20,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+# TURNBRIDGE_BIN picks another build (scripts/test runs the suites again on build-asan/).
 BINARY = Path(os.environ.get("TURNBRIDGE_BIN", REPO / "build" / "turnbridge"))
+# What ASan, LSan and UBSan print to stderr (the server log) when they find something.
+SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"runtime error:", b"LeakSanitizer")
 
 USER, PASSWORD = "test", "secret"
 REALM = "example.org"
@@ -109,6 +113,8 @@ def _toml_list(items):
 
 
 _TEMP_DIRS = []  # removed at the end when every check passed; kept for a post-mortem otherwise
+_SERVERS = []     # every Turnbridge started, stopped and checked by main_guard
+_SANITIZER_FINDINGS = []  # (log path, first report line) found when a server stopped
 
 
 class Turnbridge:
@@ -175,11 +181,14 @@ rest_secret = "{self.rest_secret}"
         if not BINARY.exists():
             raise RuntimeError(f"{BINARY} is missing: build first (ninja -C build)")
         self.write_config()
+        self.scan_log()  # a restart truncates the log: read the last run's first
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([str(BINARY), "-c", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
         atexit.register(self.stop)
+        if self not in _SERVERS:
+            _SERVERS.append(self)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -191,19 +200,33 @@ rest_secret = "{self.rest_secret}"
         raise RuntimeError("turnbridge did not log 'ready' in time:\n" + self.log_tail())
 
     def stop(self):
-        """SIGTERM by PID, then SIGKILL after 5 s. Returns the exit code."""
+        """SIGTERM by PID, then SIGKILL after 10 s (LeakSanitizer needs a moment at exit).
+        Returns the exit code; a sanitizer report in the log is noted for main_guard."""
         p, self.proc = self.proc, None
         if p is None:
             return None
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             try:
-                p.wait(5)
+                p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
         self.log.close()
+        self.scan_log()
         return p.returncode
+
+    def scan_log(self):
+        try:
+            text = self.log_path.read_bytes()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if any(m in line for m in SANITIZER_MARKERS):
+                finding = (str(self.log_path), line.decode(errors="replace").strip())
+                if finding not in _SANITIZER_FINDINGS:
+                    _SANITIZER_FINDINGS.append(finding)
+                return
 
     def reload(self, timeout=5.0):
         """Rewrite the config from the current attributes, send SIGHUP, and wait for the log
@@ -248,6 +271,38 @@ def report(server, user, by="allocation"):
     return json.loads(out.stdout)
 
 
+def rss(pid):
+    """Resident set size of process `pid` in bytes (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def turnutils_peer(server, hosts=("127.0.0.1", "::1")):
+    """coturn's turnutils_peer (a UDP echo) on a free port of `hosts`, logging into the
+    server's temp dir; yields the port, or None when it did not start. Stopped by PID."""
+    port = free_port(hosts=hosts, span=2, taken={server.port, server.tls_port})  # it binds port+1 too
+    args = ["turnutils_peer", "-p", str(port)]
+    for h in hosts:
+        args += ["-L", h]
+    with open(server.dir / "peer.log", "wb") as log:
+        peer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(0.5)
+            yield port if peer.poll() is None else None
+        finally:
+            if peer.poll() is None:
+                peer.terminate()
+                try:
+                    peer.wait(5)
+                except subprocess.TimeoutExpired:
+                    peer.kill()
+                    peer.wait()
+
+
 def exit_on_signals():
     """`timeout` sends SIGTERM: turn it into SystemExit so that finally/atexit clean up."""
     def handler(signum, _frame):
@@ -268,6 +323,11 @@ def main_guard(fn):
         import traceback
         traceback.print_exc()
         results.check("harness", False, f"{type(e).__name__}: {e}")
+    # A sanitizer build (scripts/test) reports through the server's log; any report fails.
+    for server in _SERVERS:
+        server.stop()
+    for path, line in _SANITIZER_FINDINGS:
+        results.check("no sanitizer report in the server log", False, f"{path}: {line}")
     if results.failed or not results.passed:
         print("logs kept in: " + " ".join(str(d) for d in _TEMP_DIRS), flush=True)
     else:

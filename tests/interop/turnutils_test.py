@@ -15,7 +15,7 @@ import re
 import subprocess
 import time
 
-from harness import PASSWORD, USER, Turnbridge, free_port, main_guard
+from harness import PASSWORD, USER, Turnbridge, main_guard, turnutils_peer
 
 CLIENTS = 5        # -m
 MESSAGES = 200     # -n, per client (and per RTP/RTCP leg)
@@ -76,16 +76,8 @@ def run_case(results, server, peer_port, name, flags, log_dir):
 
 def test(results):
     with Turnbridge() as server:
-        # The peer binds port+1 too, on both loopback addresses.
-        peer_port = free_port(hosts=("127.0.0.1", "::1"), span=2,
-                              taken={server.port, server.tls_port})
-        peer_log = open(server.dir / "peer.log", "wb")
-        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-L", "::1",
-                                 "-p", str(peer_port)],
-                                stdin=subprocess.DEVNULL, stdout=peer_log, stderr=subprocess.STDOUT)
-        try:
-            time.sleep(0.5)
-            if not results.check("turnutils_peer started", peer.poll() is None):
+        with turnutils_peer(server) as peer_port:
+            if not results.check("turnutils_peer started", peer_port is not None):
                 return
             for transport, tflags in (("udp", []), ("tcp", ["-t"]), ("tls", ["-t", "-S"])):
                 for path, pflags in (("channels", []), ("send-indications", ["-s"])):
@@ -102,15 +94,6 @@ def test(results):
             for path, pflags in (("channels", []), ("send-indications", ["-s"])):
                 run_case(results, server, peer_port, f"udp {path} client-to-client",
                          pflags + ["-y"], server.dir)
-        finally:
-            if peer.poll() is None:
-                peer.terminate()
-                try:
-                    peer.wait(5)
-                except subprocess.TimeoutExpired:
-                    peer.kill()
-                    peer.wait()
-            peer_log.close()
         rc = server.stop()
         results.check("turnbridge stops cleanly on SIGTERM", rc == 0, f"exit code {rc}")
 

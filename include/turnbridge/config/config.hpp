@@ -102,6 +102,11 @@ struct Config {
     // [security]
     std::vector<Cidr> allowed_peers;           // exempt from the default deny list
     std::vector<Cidr> denied_peers;            // always denied (beats allowed_peers)
+    // RFC 8656 §21: answers to unauthenticated UDP requests that are larger
+    // than the request, per source IP: `rate` per second (0 = unlimited), at most `burst` within
+    // burst/rate seconds. Over the limit they are dropped silently.
+    std::uint32_t unauthenticated_rate = 50;
+    std::uint32_t unauthenticated_burst = 100;
 
     std::map<std::string, Realm> realms;
 

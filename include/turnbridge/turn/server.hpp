@@ -19,6 +19,7 @@
 #include "turnbridge/turn/nonce.hpp"
 #include "turnbridge/turn/peer_policy.hpp"
 #include "turnbridge/turn/quota.hpp"
+#include "turnbridge/turn/reflection_guard.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 
 namespace turnbridge::turn {
@@ -101,6 +102,9 @@ struct Stats {
     std::array<std::uint64_t, static_cast<std::size_t>(AllocateRefusal::Count)> allocate_refused{};
     std::uint64_t forbidden_peers = 0;
     std::uint64_t dropped_datagrams = 0;
+    // Answers to unauthenticated requests not sent because their source was over
+    // security.unauthenticated_rate (RFC 8656 §21).
+    std::uint64_t unauthenticated_dropped = 0;
 };
 
 class Server {
@@ -147,7 +151,11 @@ private:
     // Dispatch and the STUN parts (server.cpp).
     void on_stun(const Clock& now, const FiveTuple& from, const stun::Message& m,
                  std::vector<Action>& out);
+    void on_request(const Clock& now, Request& req, std::vector<Action>& out);
     void on_binding(const Request& req, std::vector<Action>& out);
+    // Takes back the answers queued from `first` on when they would amplify toward a source
+    // over its reflection limit (RFC 8656 §21).
+    void limit_reflection(const Clock& now, const Request& req, std::size_t first, std::vector<Action>& out);
     // Authentication (auth.cpp): true if `req` is authenticated; otherwise the challenge or
     // error has been sent.
     bool authenticate(const Clock& now, Request& req, std::vector<Action>& out);
@@ -185,6 +193,7 @@ private:
 
     SharedState shared_;
     PeerPolicy policy_;
+    ReflectionGuard reflection_;
     RelayBinder& binder_;
     AllocationObserver* observer_;
     const LocalPeers* local_ = nullptr;

@@ -130,7 +130,9 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_quota_refusals_total", "counter"},
         {"turnbridge_loop_lag_seconds", "gauge"},
     };
-    for (const auto& [name, type] : families) {
+    for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
+        const auto& name = family.first;
+        const auto& type = family.second;
         CAPTURE(name);
         CHECK(e.types.count(name) == 1);
         if (e.types.count(name)) CHECK(e.types.at(name) == type);
@@ -153,7 +155,9 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         // Label values are escaped on the way out and come back as they were.
         {"turnbridge_active_allocations{realm=odd \"realm\"\\\nx}", 1},
     };
-    for (const auto& [key, value] : expected) {
+    for (const auto& sample : expected) {
+        const auto& key = sample.first;
+        const auto& value = sample.second;
         CAPTURE(key);
         REQUIRE(e.samples.count(key) == 1);
         CHECK(e.samples.at(key) == doctest::Approx(value));

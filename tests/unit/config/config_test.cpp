@@ -121,6 +121,8 @@ TEST_CASE("Keys left out take the defaults of config.hpp") {
     CHECK(cfg->log_level == "info");
     CHECK(cfg->allowed_peers.empty());
     CHECK(cfg->denied_peers.empty());
+    CHECK(cfg->unauthenticated_rate == 50);
+    CHECK(cfg->unauthenticated_burst == 100);
     CHECK(cfg->realms.at("example.org").users.empty());
     CHECK(cfg->realms.at("example.org").max_allocations_per_user == 0);
     const Realm& realm = cfg->realms.at("example.org");
@@ -513,6 +515,29 @@ TEST_CASE("threads is 0 to 256 and the limits fit 32 bits") {
     REQUIRE(cfg);
     CHECK(cfg->threads == 256);
     CHECK(cfg->max_allocations == 4294967295u);
+}
+
+TEST_CASE("security.unauthenticated_rate is 0 (unlimited) to 1000000, unauthenticated_burst 1 to 1000000") {
+    // Line 3 is [security], line 4 the key.
+    auto security = [](const std::string& lines) {
+        return "[server]\nlisten = [\"127.0.0.1:3478\"]\n[security]\n" + lines +
+               "\n[realm.\"example.org\"]\nusers = { test = \"secret\" }\n";
+    };
+    check_rejected({
+        {"negative rate", security("unauthenticated_rate = -1"), "security.unauthenticated_rate", 4, "expected an integer from 0 to 1000000, got -1"},
+        {"huge rate", security("unauthenticated_rate = 1000001"), "security.unauthenticated_rate", 4, "from 0 to 1000000"},
+        {"zero burst", security("unauthenticated_burst = 0"), "security.unauthenticated_burst", 4, "expected an integer from 1 to 1000000, got 0"},
+        {"rate as string", security("unauthenticated_rate = \"50\""), "security.unauthenticated_rate", 4, "expected an integer"},
+        {"misspelt key", security("unauthenticated_rates = 5"), "security.unauthenticated_rates", 4, "unauthenticated_rate"},
+    });
+    auto cfg = accepted(security("unauthenticated_rate = 0\nunauthenticated_burst = 1000000"));
+    REQUIRE(cfg);
+    CHECK(cfg->unauthenticated_rate == 0);
+    CHECK(cfg->unauthenticated_burst == 1000000);
+    cfg = accepted(security("unauthenticated_rate = 200\nunauthenticated_burst = 1"));
+    REQUIRE(cfg);
+    CHECK(cfg->unauthenticated_rate == 200);
+    CHECK(cfg->unauthenticated_burst == 1);
 }
 
 TEST_CASE("tls_listen requires tls_cert and tls_key, whose files the loader does not open") {
