@@ -109,6 +109,9 @@ std::string format_metrics(const Metrics& m) {
     family(out, "turnbridge_quota_refusals_total", "counter", "Allocate and Refresh requests refused over quota since start.");
     sample(out, "turnbridge_quota_refusals_total", {}, m.quota_refusals);
 
+    family(out, "turnbridge_unauthenticated_dropped_total", "counter",
+           "Answers to unauthenticated requests not sent: their source was over security.unauthenticated_rate.");
+    sample(out, "turnbridge_unauthenticated_dropped_total", {}, m.unauthenticated_dropped);
     family(out, "turnbridge_loop_lag_seconds", "gauge", "Event loop lag of each worker thread.");
     for (std::size_t i = 0; i < m.loop_lag_seconds.size(); ++i) {
         const auto worker = std::to_string(i);

@@ -42,6 +42,7 @@ FAMILIES = {  # as prometheus_client names them (a counter's family drops _total
     "turnbridge_allocations_failed": "counter",
     "turnbridge_auth_failures": "counter",
     "turnbridge_quota_refusals": "counter",
+    "turnbridge_unauthenticated_dropped": "counter",
     "turnbridge_loop_lag_seconds": "gauge",
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""Voice keeps flowing while turnbridge is flooded (issue 5; RFC 8656 §21, RFC 8489 §16.1.2).
+"""Voice keeps flowing while turnbridge is flooded (issue 5; RFC 8656 §21).
 
 50 voice-like sessions (160-byte ChannelData at 50 packets/s each, 2,500 packets/s in all)
 relay through turnbridge to coturn's turnutils_peer (a UDP echo) and back. Meanwhile two

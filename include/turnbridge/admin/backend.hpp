@@ -31,6 +31,7 @@ struct Metrics {
     std::map<std::string, std::uint64_t> allocations_failed;   // "auth" | "quota" | "capacity" | ...
     std::uint64_t auth_failures = 0;
     std::uint64_t quota_refusals = 0;
+    std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
     std::vector<double> loop_lag_seconds;  // per worker thread
 };
 

@@ -28,6 +28,7 @@ struct WorkerStats {
     std::uint64_t quota_refusals = 0;
     double loop_lag_seconds = 0;
     decltype(turn::Stats::allocate_refused) allocate_refused{};
+    std::uint64_t unauthenticated_dropped = 0;
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

@@ -109,6 +109,7 @@ Metrics sample_metrics() {
     m.allocations_failed["auth"] = 4;
     m.auth_failures = 5;
     m.quota_refusals = 6;
+    m.unauthenticated_dropped = 8;
     m.loop_lag_seconds = {0.0005, 0.25};
     return m;
 }
@@ -128,6 +129,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_allocations_failed_total", "counter"},
         {"turnbridge_auth_failures_total", "counter"},
         {"turnbridge_quota_refusals_total", "counter"},
+        {"turnbridge_unauthenticated_dropped_total", "counter"},
         {"turnbridge_loop_lag_seconds", "gauge"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
@@ -150,6 +152,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_allocations_failed_total{reason=auth}", 4},
         {"turnbridge_auth_failures_total", 5},
         {"turnbridge_quota_refusals_total", 6},
+        {"turnbridge_unauthenticated_dropped_total", 8},
         {"turnbridge_loop_lag_seconds{worker=0}", 0.0005},
         {"turnbridge_loop_lag_seconds{worker=1}", 0.25},
         // Label values are escaped on the way out and come back as they were.
@@ -172,9 +175,10 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 9);
-    CHECK(e.samples.size() == 2);  // the two unlabelled counters, at 0
+    CHECK(e.types.size() == 10);
+    CHECK(e.samples.size() == 3);  // the three unlabelled counters, at 0
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
+    CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
 }
 
 TEST_CASE("label values escape backslash, quote and newline and stay UTF-8") {
