@@ -7,7 +7,8 @@ Exactness: a known number of packets of known sizes go through UDP, TCP and TLS 
 --by allocation --format json` must show exactly those payload packets and bytes in each
 direction, and wire bytes that match the framing (ChannelData header and stream padding,
 Send/Data indication headers, and over TLS each record's header and tag, which the test's own
-TLS client measures on its memory BIOs). The same through coturn's turnutils_uclient over UDP, TCP and
+TLS client measures on its memory BIOs). Then coturn's turnutils_uclient and aioice's own TURN
+client over UDP, TCP and TLS: what they sent and got back equals the report. The same through coturn's turnutils_uclient over UDP, TCP and
 TLS: its own totals of messages sent and received equal what the report says was relayed.
 
 Durability: `kill -9` while an allocation relays; after a restart, the closed allocation is
@@ -27,7 +28,8 @@ from harness import Turnbridge, free_port, main_guard, report
 from stun_client import TurnClient
 
 FLUSH = 1  # seconds; [accounting] flush_interval for these runs
-USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6", "u_late": "p7", "tu_udp": "q1", "tu_tcp": "q2", "tu_tls": "q3"}
+USERS = {"u_udp": "p1", "u_tcp": "p2", "u_tls": "p3", "u_ind": "p4", "u_crash": "p5", "u_done": "p6", "u_late": "p7", "tu_udp": "q1", "tu_tcp": "q2", "tu_tls": "q3",
+         "ai_udp": "a1", "ai_tcp": "a2", "ai_tls": "a3"}
 CHANNEL = 0x4001
 
 
@@ -331,9 +333,72 @@ def turnutils_exactness(r):
         peer.wait()
 
 
+def aioice_exactness(r):
+    """aioice's own TURN client (what aiortc uses) as a third ground truth: every datagram it
+    sends reaches the peer and every echo reaches it, so the report's payload counts must
+    equal what was sent each way, over UDP, TCP and TLS."""
+    import asyncio
+    from aioice_test import Collector, open_endpoint
+
+    sizes = [1, 99, 160, 1000, 1200] * 8
+
+    async def one(tb, transport, user):
+        loop = asyncio.get_running_loop()
+        peer_t, peer = await loop.create_datagram_endpoint(Collector, local_addr=("127.0.0.1", 0))
+        peer_addr = peer_t.get_extra_info("sockname")
+        turn, client = await open_endpoint(tb, transport, user, USERS[user])
+        relayed = turn.get_extra_info("sockname")
+        out = back = 0
+        try:
+            for i, n in enumerate(sizes):
+                data = bytes([i % 251]) * n
+                turn.sendto(data, peer_addr)
+                got, _ = await peer.get()
+                out += got == data
+                echo = bytes([(i + 7) % 251]) * (n + 3)
+                peer_t.sendto(echo, relayed)
+                got, _ = await client.get()
+                back += got == echo
+        finally:
+            turn.close()       # aioice deletes its allocation (Refresh, lifetime 0)
+            await asyncio.sleep(0.5)
+            peer_t.close()
+        return out, back
+
+    with accounting_server() as tb:
+        counts = {}
+        for transport in ("udp", "tcp", "tls"):
+            user = f"ai_{transport}"
+            counts[user] = (transport, asyncio.run(one(tb, transport, user)))
+        time.sleep(FLUSH * 2.5)
+        want_out = sum(sizes)
+        want_back = sum(n + 3 for n in sizes)
+        for user, (transport, (out, back)) in counts.items():
+            if not r.check(f"aioice {transport}: every datagram arrived intact both ways",
+                           out == len(sizes) and back == len(sizes), f"{out} and {back} of {len(sizes)}"):
+                continue
+            rows = report(tb, user, by="user")
+            row = rows[0] if rows else {}
+            got = tuple(row.get(f"{d}_{k}") for k in ("packets", "payload_bytes") for d in DIRS)
+            want = (len(sizes),) * 4 + (want_out, want_out, want_back, want_back)
+            r.check(f"aioice {transport}: report equals what aioice and the peer exchanged", got == want,
+                    f"report {got}, truth {want}")
+            # aioice binds a channel before its first datagram, so every message is ChannelData:
+            # a 4-byte header, padded to 4 bytes on streams, and over TLS 1.3 one record each
+            # (5-byte header, 1 content-type byte, 16-byte AEAD tag).
+            stream = transport != "udp"
+            record = 22 if transport == "tls" else 0
+            wire_up = sum(4 + n + (pad(n) if stream else 0) + record for n in sizes)
+            wire_down = sum(4 + n + 3 + (pad(n + 3) if stream else 0) + record for n in sizes)
+            got_wire = (row.get("client_to_relay_wire_bytes"), row.get("relay_to_client_wire_bytes"))
+            r.check(f"aioice {transport}: wire bytes match the framing", got_wire == (wire_up, wire_down),
+                    f"report {got_wire}, framing {(wire_up, wire_down)}")
+
+
 def main(r):
     exactness(r)
     turnutils_exactness(r)
+    aioice_exactness(r)
     durability(r)
 
 
