@@ -41,7 +41,8 @@ GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> 
     else local.ws_host = "turnbridge.invalid";
     router_ = std::make_unique<SipRouter>(
         cfg_, nonces, std::move(local), std::move(media),
-        [this](const Endpoint& trunk) { return udp_flow(trunk); }, [] { return random_u64(); });
+        [this](const Endpoint& trunk, bool tcp) { return tcp ? tcp_flow(trunk) : udp_flow(trunk); },
+        [] { return random_u64(); });
 }
 
 GatewayHost::~GatewayHost() = default;
@@ -50,12 +51,15 @@ void GatewayHost::start() {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     timer_open_ = true;
-    for (const auto& ep : cfg_->ws_listen) listen_ws(ep, false);
-    for (const auto& ep : cfg_->wss_listen) listen_ws(ep, true);
-    for (const auto& ep : cfg_->sip_listen) bind_udp(ep);
+    for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
+    for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
+    for (const auto& ep : cfg_->sip_listen) {
+        bind_udp(ep);
+        listen_tcp(ep, false, true);
+    }
     for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
-    for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp {} (TCP not served yet)", ep.to_string());
+    for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
     std::vector<sip::Action> out;
     router_->start(read_clock().mono, out);
     apply(out);
@@ -66,29 +70,36 @@ void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     router_->set_config(std::move(cfg));
 }
 
-void GatewayHost::listen_ws(const Endpoint& ep, bool secure) {
+void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
     if (secure && tls_() == nullptr) throw std::runtime_error("gateway: wss_listen needs tls_cert and tls_key");
     const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{});
-    if (fd < 0) cannot(secure ? "wss" : "ws", ep, fd);
+    const char* what = sip ? "sip tcp" : secure ? "wss" : "ws";
+    if (fd < 0) cannot(what, ep, fd);
     auto l = std::make_unique<Listener>();
     l->host = this;
     l->secure = secure;
+    l->sip = sip;
     uv_tcp_init(loop_, &l->tcp);
     l->tcp.data = l.get();
     Listener* raw = l.get();
     listeners_.push_back(std::move(l));
     if (int err = uv_tcp_open(&raw->tcp, fd); err != 0) {
         ::close(fd);
-        cannot("ws", ep, err);
+        cannot(what, ep, err);
     }
     const int err = uv_listen(reinterpret_cast<uv_stream_t*>(&raw->tcp), 128, [](uv_stream_t* s, int status) {
         auto* l = static_cast<Listener*>(s->data);
         if (status < 0 || l->host->closed_) return;
+        if (l->sip) {
+            const auto id = l->host->next_id_++;
+            if (auto* c = SipTcpConnection::accept(l->host->loop_, s, *l->host, id)) l->host->tcp_.emplace(id, c);
+            return;
+        }
         SSL_CTX* ctx = nullptr;
         if (l->secure && (ctx = l->host->tls_()) == nullptr) return;
         WsConnection::accept(l->host->loop_, s, ctx, *l->host, l->host->next_id_++);
     });
-    if (err != 0) cannot("ws", ep, err);
+    if (err != 0) cannot(what, ep, err);
 }
 
 void GatewayHost::bind_udp(const Endpoint& ep) {
@@ -139,6 +150,33 @@ std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Ud
     return id;
 }
 
+std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
+    if (auto it = tcp_out_.find(trunk); it != tcp_out_.end()) return it->second;
+    const auto id = next_id_++;
+    auto* c = SipTcpConnection::connect(loop_, trunk, *this, id);
+    if (c == nullptr) return std::nullopt;
+    tcp_.emplace(id, c);
+    tcp_out_.emplace(trunk, id);
+    return id;
+}
+
+void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) {
+    if (closed_) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, false, true, c.peer().ip}, sip, out);
+    apply(out);
+}
+
+void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
+    tcp_.erase(c.id());
+    if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    apply(out);
+}
+
 void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
     auto id = udp_flow(from, &u);
     if (!id) return;
@@ -172,6 +210,8 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
         if (s == nullptr) continue;
         if (auto it = ws_.find(s->transport); it != ws_.end()) {
             it->second->send_text(s->bytes);
+        } else if (auto t = tcp_.find(s->transport); t != tcp_.end()) {
+            t->second->send(s->bytes);
         } else if (auto f = udp_flows_.find(s->transport); f != udp_flows_.end()) {
             sockaddr_storage sa{};
             f->second.remote.to_sockaddr(sa);
@@ -215,6 +255,9 @@ void GatewayHost::close() {
     std::vector<WsConnection*> open;
     for (auto& [id, c] : ws_) open.push_back(c);
     for (auto* c : open) c->close();
+    std::vector<SipTcpConnection*> tcp;
+    for (auto& [id, c] : tcp_) tcp.push_back(c);
+    for (auto* c : tcp) c->close();
 }
 
 }  // namespace turnbridge::net

@@ -71,28 +71,45 @@ std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) co
     return Endpoint{*ip, t.port};
 }
 
+std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
+    const auto& t = realm.gateway.trunk;
+    auto to = trunk_endpoint(realm);
+    if (!to || t.transport == config::SipTrunk::Transport::Tls) {
+        log::warn("realm {}: trunk {} cannot be reached by this build (IP address over UDP or TCP only)", realm.name,
+                  t.uri);
+        return std::nullopt;
+    }
+    const bool tcp = t.transport == config::SipTrunk::Transport::Tcp;
+    auto flow = trunk_flow_(*to, tcp);
+    if (!flow) {
+        log::warn("realm {}: no {} flow toward trunk {} (sip_listen missing?)", realm.name, tcp ? "TCP" : "UDP", t.uri);
+        return std::nullopt;
+    }
+    const std::string params = tcp ? ";transport=tcp" : ";transport=udp";
+    return TrunkLeg{*to,
+                    sip::LegAddress{*flow, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
+                                                 "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}},
+                    params};
+}
+
 void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
     for (const auto& [name, realm] : cfg_->realms) {
         const auto& gw = realm.gateway;
         if (!gw.enabled || !gw.register_to_trunk) continue;
-        auto to = trunk_endpoint(realm);
-        std::optional<sip::TransportId> flow = to ? trunk_flow_(*to) : std::nullopt;
-        if (!flow || gw.trunk.transport != config::SipTrunk::Transport::Udp) {
-            log::warn("realm {}: cannot register to trunk {}: only UDP trunks with an IP address are served yet",
-                      name, gw.trunk.uri);
-            continue;
-        }
+        auto trunk = trunk_leg(realm);
+        if (!trunk) continue;
         sip::RegistrationConfig rc;
-        rc.registrar_uri = "sip:" + to->to_string() + ";transport=udp";
+        rc.registrar_uri = "sip:" + trunk->to.to_string() + trunk->uri_params;
         const std::string user = gw.trunk_username.empty() ? "turnbridge" : gw.trunk_username;
-        rc.aor = "sip:" + user + "@" + to->to_string();
+        rc.aor = "sip:" + user + "@" + trunk->to.to_string();
         rc.username = gw.trunk_username;
         rc.password = gw.trunk_password;
-        rc.local = {"UDP", local_.sent_by, "<sip:" + user + "@" + local_.sent_by + ">"};
+        rc.local = trunk->leg.local;
+        rc.local.contact = "<sip:" + user + "@" + local_.sent_by + (trunk->leg.reliable ? ";transport=tcp>" : ">");
         auto reg = std::make_unique<sip::Registration>(std::move(rc), random_);
         std::vector<sip::Action> in;
-        reg->start(now, *flow, false, layer_, in);
-        registrations_.push_back({name, *flow, std::move(reg)});
+        reg->start(now, trunk->leg.transport, trunk->leg.reliable, layer_, in);
+        registrations_.push_back({name, trunk->leg.transport, std::move(reg)});
         process(now, 0, nullptr, in, out);
         log::info("realm {}: registering to trunk {}", name, gw.trunk.uri);
     }
@@ -269,21 +286,17 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         return process(now, unix_now, &flow, in, out);
     }
     const auto& gw = realm->gateway;
-    auto to = trunk_endpoint(*realm);
-    std::optional<sip::TransportId> trunk = to && gw.trunk.transport == config::SipTrunk::Transport::Udp
-                                                ? trunk_flow_(*to) : std::nullopt;
-    if (!trunk) {
-        log::warn("realm {}: trunk {} is not reachable over UDP from this build; call refused", realm->name, gw.trunk.uri);
-        return reply(now, r.tx, r.request, 503, out);
-    }
+    auto trunk = trunk_leg(*realm);
+    if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
-    sip::LegAddress trunk_leg{*trunk, false, {"UDP", local_.sent_by, "<sip:turnbridge@" + local_.sent_by + ">"}};
-    sip::TrunkAccount account{to->to_string(), ";transport=udp", gw.trunk_username, gw.trunk_password, gw.caller_id};
+    sip::TrunkAccount account{trunk->to.to_string(), trunk->uri_params, gw.trunk_username, gw.trunk_password,
+                              gw.caller_id};
     CallEntry& e = calls_.emplace_back();
+    e.browser_flows = {flow.id};
     e.media = media_(*realm, true);
-    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk_leg, std::move(account), *e.media,
+    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
     log::info("call: {}@{} -> {} via {}", sip::account_of(check.username), realm->name, target.user, gw.trunk.uri);
     process(now, unix_now, &flow, in, out);
@@ -311,9 +324,12 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
         bindings.insert(bindings.end(), b.begin(), b.end());
     }
     std::vector<sip::Action> in;
-    sip::LegAddress trunk{flow.id, flow.reliable, {"UDP", local_.sent_by, "<sip:turnbridge@" + local_.sent_by + ">"}};
+    const bool tcp = flow.reliable;
+    sip::LegAddress trunk{flow.id, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
+                                         "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}};
     sip::LocalAddress browser_local{"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"};
     CallEntry& e = calls_.emplace_back();
+    for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
     e.media = media_(*realm, false);
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
@@ -332,8 +348,16 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
 
 void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
     registrar_.on_transport_closed(id);
-    (void)now;
-    (void)out;   // calls on that flow end by their own timers (no BYE can reach a closed WebSocket)
+    // A call whose every browser connection is gone cannot go on: BYE/CANCEL the trunk leg
+    // (what is addressed to the closed WebSocket is dropped by the host).
+    std::vector<sip::Action> in;
+    for (auto& e : calls_) {
+        auto& flows = e.browser_flows;
+        if (std::erase(flows, id) == 0 || !flows.empty() || e.call->state() == sip::Call::State::Ended) continue;
+        log::info("call: the browser's connection closed; hanging up");
+        e.call->hang_up(now, layer_, in);
+    }
+    process(now, 0, nullptr, in, out);
 }
 
 void SipRouter::stop(sip::Time now, std::vector<sip::Action>& out) {

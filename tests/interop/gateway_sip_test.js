@@ -7,6 +7,7 @@
 'use strict';
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
+const dgram = require('node:dgram');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
@@ -30,7 +31,7 @@ class WsSip {
   constructor(url) { this.url = url; this.inbox = []; this.waiters = []; }
   open() {
     return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(this.url, 'sip');
+      this.ws = new WebSocket(this.url, 'sip', this.options || {});
       this.ws.on('open', resolve);
       this.ws.on('error', reject);
       this.ws.on('message', (data) => {
@@ -171,10 +172,12 @@ async function main() {
   const results = new Results('gateway_sip');
   let tb = null;
   let sipp = null;
+  let registrar = null;
   const sippExit = { code: null };
   const cleanup = () => {
     if (tb) tb.killNow();
     if (sipp && sippExit.code === null) { try { sipp.kill('SIGKILL'); } catch { /* gone */ } }
+    try { registrar.close(); } catch { /* not open */ }
   };
   process.on('exit', cleanup);
   try {
@@ -184,6 +187,34 @@ async function main() {
     const sipPort = await pick();
     const sippPort = await pick();
     const deadPort = await pick();
+    const wssPort = await pick();
+    const registrarPort = await pick();
+
+    // The trunk registrar of realm reg.example: 401 first, then checks the digest and grants 60 s.
+    registrar = dgram.createSocket('udp4');
+    const regSeen = { first: null, authorized: null, digestOk: false };
+    registrar.on('message', (buf, rinfo) => {
+      const m = buf.toString();
+      if (!m.startsWith('REGISTER ')) return;
+      const auth = header(m, 'Authorization');
+      let reply;
+      if (!auth) {
+        regSeen.first = { m, from: rinfo.port };
+        reply = respond(m, 401, 'Unauthorized', { toTag: 'r1' }).replace('Content-Length',
+          'WWW-Authenticate: Digest realm="trunk", nonce="n0nce1", qop="auth", algorithm=MD5\r\nContent-Length');
+      } else {
+        regSeen.authorized = { m, from: rinfo.port };
+        const p = {};
+        for (const x of auth.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) p[x[1].toLowerCase()] = x[3] ?? x[2];
+        const ha1 = md5(`gw:trunk:trunkpw`);
+        const ha2 = md5(`REGISTER:${p.uri}`);
+        regSeen.digestOk = p.response === md5(`${ha1}:${p.nonce}:${p.nc}:${p.cnonce}:${p.qop}:${ha2}`);
+        reply = regSeen.digestOk ? respond(m, 200, 'OK', { toTag: 'r1' }).replace('Content-Length',
+          `Contact: ${header(m, 'Contact')};expires=60\r\nContent-Length`) : respond(m, 403, 'Forbidden', { toTag: 'r1' });
+      }
+      registrar.send(reply, rinfo.port, rinfo.address);
+    });
+    await new Promise((r) => registrar.bind(registrarPort, '127.0.0.1', r));
     JsSIP.debug.disable('JsSIP:*');
 
     // sipp's default UAS: INVITE -> 180, 200; ACK; BYE -> 200; one call, then it exits 0.
@@ -200,6 +231,7 @@ async function main() {
 
     tb = await new Turnbridge({
       serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
+wss_listen = ["127.0.0.1:${wssPort}"]
 sip_listen = ["127.0.0.1:${sipPort}"]
 media_ip = "127.0.0.1"
 media_ports = "30000-30099"
@@ -217,9 +249,39 @@ users = { ${USER} = "${PASSWORD}" }
 [realm."${DEAD_REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${deadPort};transport=udp"
+
+[realm."reg.example"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."reg.example".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${registrarPort};transport=udp"
+trunk_username = "gw"
+trunk_password = "trunkpw"
+register = true
 `,
     }).start();
     const wsUrl = `ws://127.0.0.1:${wsPort}/sip`;
+
+    // Our REGISTER toward the trunk (register = true): from the sip_listen socket, digest answered.
+    for (let i = 0; i < 40 && !regSeen.authorized; i++) await sleep(100);
+    results.check('REGISTER to the trunk leaves from sip_listen', regSeen.first !== null && regSeen.first.from === sipPort,
+      regSeen.first ? `from port ${regSeen.first.from}` : 'nothing arrived');
+    results.check("the trunk's 401 is answered with a correct digest", regSeen.authorized !== null && regSeen.digestOk);
+    for (let i = 0; i < 20 && !/registered to trunk/.test(fs.readFileSync(tb.logPath, 'utf8')); i++) await sleep(100);
+    results.check('turnbridge logs the trunk registration', /realm reg\.example: registered to trunk for 60 s/
+      .test(fs.readFileSync(tb.logPath, 'utf8')));
+
+    // SIP over secure WebSocket (wss_listen, the server's certificate).
+    {
+      const s = new WsSip(`wss://127.0.0.1:${wssPort}/sip`);
+      s.options = { rejectUnauthorized: false };
+      await s.open();
+      const callId = rnd();
+      s.send(request({ method: 'OPTIONS', uri: `sip:${REALM}`, callId, cseq: 1, fromTag: rnd(), to: `<sip:${REALM}>` }));
+      const r = await s.wait(isResponse(callId, 'OPTIONS'));
+      results.check('OPTIONS over wss gets 200', status(r) === 200, `${status(r)}`);
+      s.close();
+    }
 
     // HTTP side of the ws listener.
     const page = await httpGet(wsPort, '/');
@@ -291,6 +353,30 @@ trunk = "sip:127.0.0.1:${deadPort};transport=udp"
       const code = await Promise.race([sippDone, sleep(8000).then(() => 'still running')]);
       results.check('sipp saw the whole call (INVITE, ACK, BYE) and exited 0', code === 0,
         `exit ${code}${sippErr ? `: ${sippErr.trim().split('\n').slice(-2).join(' ')}` : ''}`);
+    }
+
+    // The browser vanishes mid-call (its WebSocket drops): the trunk leg gets BYE.
+    {
+      const again = spawn('/usr/bin/sipp', ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(sippPort), '-m', '1',
+        '-nostdin', '-timeout', '30s', '-timeout_error'], { cwd: sippDir, stdio: 'ignore' });
+      const againDone = new Promise((resolve) => again.on('exit', (code, sig) => resolve(code ?? sig)));
+      process.on('exit', () => { try { again.kill('SIGKILL'); } catch { /* gone */ } });
+      await sleep(500);
+      const d = new WsSip(wsUrl);
+      await d.open();
+      const uri = `sip:${DID}@${REALM}`;
+      const inv = await invite(d, uri, REALM, 10000);
+      if (status(inv.final) === 200) {
+        const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+        d.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag,
+          to: header(inv.final, 'To') }));
+        await sleep(300);
+      }
+      d.ws.terminate();
+      const code = await Promise.race([againDone, sleep(8000).then(() => 'still running')]);
+      results.check('a browser whose WebSocket drops mid-call: the trunk gets BYE', status(inv.final) === 200
+        && code === 0, `${status(inv.final)}, sipp exit ${code}`);
+      if (code === 'still running') again.kill('SIGKILL');
     }
 
     // A call into a realm whose trunk does not answer: Timer B (64*T1 = 32 s) ends it.

@@ -9,7 +9,9 @@
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket connection, or (UDP socket, remote address). The
 // SipRouter (sans-I/O) does all SIP decisions; media comes through the MediaFactory seam.
-// Not yet: SIP over TCP/TLS on sip_listen and toward trunks, trunk host names (IP literals only).
+//  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
+//    ephemeral port and reuse that connection (RFC 3261 §18.1.1).
+// Not yet: TLS toward trunks, trunk host names (IP literals only).
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -18,13 +20,14 @@
 
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/sip_router.hpp"
+#include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/ws_connection.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
 namespace turnbridge::net {
 
-class GatewayHost final : public WsOwner {
+class GatewayHost final : public WsOwner, public SipTcpOwner {
 public:
     // `tls` gives the current TLS context for a new wss connection (nullptr: none loaded).
     GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
@@ -40,12 +43,15 @@ public:
     void on_ws_opened(WsConnection& c) override;
     void on_ws_message(WsConnection& c, std::string_view sip) override;
     void on_ws_closed(WsConnection& c) override;
+    void on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) override;
+    void on_sip_tcp_closed(SipTcpConnection& c) override;
 
 private:
     struct Listener {
         GatewayHost* host = nullptr;
         uv_tcp_t tcp{};
         bool secure = false;
+        bool sip = false;   // a sip_listen TCP socket (else ws/wss)
     };
     struct Udp {
         GatewayHost* host = nullptr;
@@ -57,9 +63,10 @@ private:
         Endpoint remote;
     };
 
-    void listen_ws(const Endpoint& ep, bool secure);
+    void listen_tcp(const Endpoint& ep, bool secure, bool sip);
     void bind_udp(const Endpoint& ep);
     std::optional<sip::TransportId> udp_flow(const Endpoint& remote, Udp* via = nullptr);
+    std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
     void apply(std::vector<sip::Action>& out);
     void rearm();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
@@ -77,6 +84,8 @@ private:
     std::unordered_map<sip::TransportId, WsConnection*> ws_;
     std::unordered_map<sip::TransportId, UdpFlow> udp_flows_;
     std::unordered_map<Endpoint, sip::TransportId> udp_ids_;
+    std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
+    std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
     char udp_buf_[64 * 1024];
 };
 

@@ -48,8 +48,8 @@ struct SipLocal {
 
 class SipRouter {
 public:
-    // `trunk_flow` gives the UDP flow id toward a trunk address (nullopt: cannot reach it).
-    using TrunkFlow = std::function<std::optional<sip::TransportId>(const Endpoint& trunk)>;
+    // `trunk_flow` gives the flow id toward a trunk address over UDP or TCP (nullopt: cannot reach it).
+    using TrunkFlow = std::function<std::optional<sip::TransportId>(const Endpoint& trunk, bool tcp)>;
 
     SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
               MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
@@ -75,6 +75,7 @@ private:
         std::unique_ptr<sip::MediaSdp> media;
         std::unique_ptr<sip::Call> call;
         std::optional<sip::Time> ended_at;   // kept a while for retransmissions, then dropped
+        std::vector<sip::TransportId> browser_flows;   // WebSockets of its browser leg(s)
     };
     struct TrunkRegistration {
         std::string realm;
@@ -95,6 +96,13 @@ private:
                std::vector<sip::Action>& out, std::string_view reason = {});
     const config::Realm* gateway_realm(std::string_view name) const;
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
+    struct TrunkLeg {
+        Endpoint to;
+        sip::LegAddress leg;
+        std::string uri_params;   // ";transport=udp"
+    };
+    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
 

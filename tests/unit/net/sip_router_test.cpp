@@ -32,13 +32,15 @@ struct Bench {
     std::uint64_t n = 0;
     int media_made = 0;
     std::optional<Endpoint> asked;
+    bool asked_tcp = true;
     SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
                      [this](const config::Realm& r, bool outbound) {
                          ++media_made;
                          return pass_through_media(r, outbound);
                      },
-                     [this](const Endpoint& e) -> std::optional<sip::TransportId> {
+                     [this](const Endpoint& e, bool tcp) -> std::optional<sip::TransportId> {
                          asked = e;
+                         asked_tcp = tcp;
                          return kTrunk;
                      },
                      [this] { return ++n; }};
@@ -133,6 +135,7 @@ TEST_CASE("browser INVITE: 407, then an INVITE toward the realm's trunk with the
     CHECK(to_trunk[0].top_via_sent_by() == "127.0.0.1:5062");
     CHECK(b.media_made == 1);
     CHECK(b.asked == Endpoint::parse("127.0.0.1:5070"));
+    CHECK_FALSE(b.asked_tcp);
     CHECK(b.router.calls() == 1);
     REQUIRE(b.router.next_wake());   // UDP: Timer A retransmits
     CHECK(*b.router.next_wake() == b.now + 500ms);
