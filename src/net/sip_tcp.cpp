@@ -15,10 +15,28 @@ uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); 
 
 struct QueuedWrite {
     uv_write_t req;
+    void (*failed)(uv_stream_t*);
     char* data() { return reinterpret_cast<char*>(this + 1); }
 };
 
 }  // namespace
+
+int write_copy(uv_stream_t* stream, std::string_view bytes, void (*failed)(uv_stream_t*)) {
+    auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + bytes.size()));
+    if (q == nullptr) return UV_ENOMEM;
+    q->failed = failed;
+    std::memcpy(q->data(), bytes.data(), bytes.size());
+    const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(bytes.size()));
+    const int err = uv_write(&q->req, stream, &b, 1, [](uv_write_t* req, int status) {
+        auto* q = reinterpret_cast<QueuedWrite*>(req);
+        auto* failed = q->failed;
+        uv_stream_t* s = req->handle;
+        std::free(q);
+        if (status < 0 && status != UV_ECANCELED) failed(s);
+    });
+    if (err != 0) std::free(q);
+    return err;
+}
 
 SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id) {
     auto* c = new SipTcpConnection(owner, id);
@@ -117,18 +135,8 @@ void SipTcpConnection::send(std::string_view message) {
 
 void SipTcpConnection::write(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
-    auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + bytes.size()));
-    if (q == nullptr) return close();
-    std::memcpy(q->data(), bytes.data(), bytes.size());
-    const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(bytes.size()));
-    if (uv_write(&q->req, as_stream(&tcp_), &b, 1, [](uv_write_t* req, int status) {
-            auto* c = static_cast<SipTcpConnection*>(req->handle->data);
-            std::free(reinterpret_cast<QueuedWrite*>(req));
-            if (status < 0 && status != UV_ECANCELED) c->close();
-        }) != 0) {
-        std::free(q);
+    if (write_copy(as_stream(&tcp_), bytes, [](uv_stream_t* s) { static_cast<SipTcpConnection*>(s->data)->close(); }) != 0)
         close();
-    }
 }
 
 void SipTcpConnection::close() {

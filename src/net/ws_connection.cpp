@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/ws_connection.hpp"
 
-#include <cstdlib>
-#include <cstring>
 #include <sys/socket.h>
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/tls_session.hpp"
 #include "turnbridge/sip/websocket_handshake.hpp"
@@ -15,11 +14,6 @@ namespace turnbridge::net {
 namespace {
 
 uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
-
-struct QueuedWrite {
-    uv_write_t req;
-    char* data() { return reinterpret_cast<char*>(this + 1); }
-};
 
 // The ws listener's HTTP side (issue 4): the click-to-call page comes later.
 constexpr std::string_view kPage = R"(<!doctype html>
@@ -123,18 +117,8 @@ void WsConnection::flush_tls() {
 
 void WsConnection::write_raw(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
-    auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + bytes.size()));
-    if (q == nullptr) return close();
-    std::memcpy(q->data(), bytes.data(), bytes.size());
-    const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(bytes.size()));
-    if (uv_write(&q->req, as_stream(&tcp_), &b, 1, [](uv_write_t* req, int status) {
-            auto* c = static_cast<WsConnection*>(req->handle->data);
-            std::free(reinterpret_cast<QueuedWrite*>(req));
-            if (status < 0 && status != UV_ECANCELED) c->close();
-        }) != 0) {
-        std::free(q);
+    if (write_copy(as_stream(&tcp_), bytes, [](uv_stream_t* s) { static_cast<WsConnection*>(s->data)->close(); }) != 0)
         close();
-    }
 }
 
 void WsConnection::on_plain(std::string_view bytes) {

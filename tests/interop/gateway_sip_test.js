@@ -189,6 +189,7 @@ async function main() {
     const deadPort = await pick();
     const wssPort = await pick();
     const registrarPort = await pick();
+    const tcpSippPort = await pick();
 
     // The trunk registrar of realm reg.example: 401 first, then checks the digest and grants 60 s.
     registrar = dgram.createSocket('udp4');
@@ -249,6 +250,12 @@ users = { ${USER} = "${PASSWORD}" }
 [realm."${DEAD_REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${deadPort};transport=udp"
+
+[realm."tcp.example"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."tcp.example".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${tcpSippPort};transport=tcp"
 
 [realm."reg.example"]
 users = { ${USER} = "${PASSWORD}" }
@@ -379,6 +386,30 @@ register = true
       if (code === 'still running') again.kill('SIGKILL');
     }
 
+    // A TCP trunk (sipp -t t1): we connect to it, the call and its BYE go over that connection.
+    {
+      const tcpUas = spawn('/usr/bin/sipp', ['-sn', 'uas', '-t', 't1', '-i', '127.0.0.1', '-p', String(tcpSippPort),
+        '-m', '1', '-nostdin', '-timeout', '30s', '-timeout_error'], { cwd: sippDir, stdio: 'ignore' });
+      const tcpDone = new Promise((resolve) => tcpUas.on('exit', (code, sig) => resolve(code ?? sig)));
+      process.on('exit', () => { try { tcpUas.kill('SIGKILL'); } catch { /* gone */ } });
+      await sleep(500);
+      const inv = await invite(c, `sip:${DID}@tcp.example`, 'tcp.example', 10000);
+      let byeStatus = 0;
+      if (status(inv.final) === 200) {
+        const to = header(inv.final, 'To');
+        const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+        c.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag, to }));
+        await sleep(300);
+        c.send(request({ method: 'BYE', uri: target, callId: inv.callId, cseq: 3, fromTag: inv.fromTag, to }));
+        byeStatus = status(await c.wait(isResponse(inv.callId, 'BYE')));
+      }
+      const code = await Promise.race([tcpDone, sleep(8000).then(() => 'still running')]);
+      results.check('a call over a TCP trunk: 200, BYE 200, sipp (TCP) saw the whole call',
+        status(inv.final) === 200 && byeStatus === 200 && code === 0,
+        `${status(inv.final)}, BYE ${byeStatus}, sipp exit ${code}`);
+      if (code === 'still running') tcpUas.kill('SIGKILL');
+    }
+
     // A call into a realm whose trunk does not answer: Timer B (64*T1 = 32 s) ends it.
     {
       const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, DEAD_REALM, 40000);
@@ -387,9 +418,9 @@ register = true
         [408, 480, 503].includes(s) && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
     }
 
-    // Inbound: sipp (UAC) calls the routed DID; both registrations of the routed user ring, the
-    // first to answer wins and the other gets CANCEL; sipp's BYE reaches the winner.
-    {
+    // Inbound: sipp (UAC) calls the routed DID over UDP, then over TCP; both registrations of the
+    // routed user ring, the first to answer wins and the other gets CANCEL; sipp's BYE reaches the winner.
+    for (const [transport, tag] of [['u1', 'UDP'], ['t1', 'TCP']]) {
       const a = new WsSip(wsUrl);
       const b = new WsSip(wsUrl);
       await a.open();
@@ -398,36 +429,36 @@ register = true
       const contactB = `sip:${USER}@${rnd()}.invalid;transport=ws`;
       const ra = await register(a, contactA);
       const rb = await register(b, contactB);
-      results.check('two raw WS clients register (digest 401 round)', ra === 200 && rb === 200, `${ra} ${rb}`);
+      results.check(`two raw WS clients register (digest 401 round) [${tag}]`, ra === 200 && rb === 200, `${ra} ${rb}`);
       const uacPort = await pick();
       const uac = spawn('/usr/bin/sipp', ['-sn', 'uac', '-s', DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1',
-        '-p', String(uacPort), '-m', '1', '-d', '500', '-nostdin', '-timeout', '30s', '-timeout_error'],
+        '-p', String(uacPort), '-t', transport, '-m', '1', '-d', '500', '-nostdin', '-timeout', '30s', '-timeout_error'],
       { cwd: sippDir, stdio: 'ignore' });
       const uacDone = new Promise((resolve) => uac.on('exit', (code, sig) => resolve(code ?? sig)));
       process.on('exit', () => { try { uac.kill('SIGKILL'); } catch { /* gone */ } });
       const isInvite = (m) => m.startsWith('INVITE ');
       const [ia, ib] = await Promise.all([a.wait(isInvite, 8000), b.wait(isInvite, 8000)]);
-      results.check('the inbound INVITE forks to both registrations', ia !== null && ib !== null,
+      results.check(`the inbound INVITE forks to both registrations [${tag}]`, ia !== null && ib !== null,
         `${ia ? 'A' : '-'}${ib ? 'B' : '-'}`);
       if (ia && ib) {
-        results.check('the forked INVITE targets the registered Contact', ia.startsWith(`INVITE ${contactA} `)
+        results.check(`the forked INVITE targets the registered Contact [${tag}]`, ia.startsWith(`INVITE ${contactA} `)
           && ib.startsWith(`INVITE ${contactB} `), ia.split('\r\n')[0]);
         b.send(respond(ib, 180, 'Ringing', { toTag: 'btag', contact: contactB }));
         a.send(respond(ia, 200, 'OK', { toTag: 'atag', body: SDP, contact: contactA }));
         const ack = await a.wait((m) => m.startsWith('ACK '));
-        results.check('the winner gets the ACK', ack !== null);
+        results.check(`the winner gets the ACK [${tag}]`, ack !== null);
         const cancel = await b.wait((m) => m.startsWith('CANCEL '));
-        results.check('the other registration gets CANCEL', cancel !== null);
+        results.check(`the other registration gets CANCEL [${tag}]`, cancel !== null);
         if (cancel) {
           b.send(respond(cancel, 200, 'OK'));
           b.send(respond(ib, 487, 'Request Terminated', { toTag: 'btag' }));
         }
         const bye = await a.wait((m) => m.startsWith('BYE '), 8000);
-        results.check("sipp's BYE reaches the winner", bye !== null);
+        results.check(`sipp's BYE reaches the winner [${tag}]`, bye !== null);
         if (bye) a.send(respond(bye, 200, 'OK'));
       }
       const code = await Promise.race([uacDone, sleep(10000).then(() => 'still running')]);
-      results.check('sipp (UAC) completed the inbound call and exited 0', code === 0, `exit ${code}`);
+      results.check(`sipp (UAC) completed the inbound call and exited 0 [${tag}]`, code === 0, `exit ${code}`);
       if (code === 'still running') uac.kill('SIGKILL');
       a.close();
       b.close();

@@ -15,6 +15,11 @@ namespace turnbridge::net {
 
 class SipTcpConnection;
 
+// Queues a copy of `bytes` on `stream` (request and bytes in one malloc); `failed` runs if the
+// write later fails (not when cancelled by a close). Returns 0 or the libuv error. Shared by the
+// signaling streams (SIP over TCP, WebSocket), where a copy per message is cheap enough.
+int write_copy(uv_stream_t* stream, std::string_view bytes, void (*failed)(uv_stream_t*));
+
 class SipTcpOwner {
 public:
     virtual ~SipTcpOwner() = default;
