@@ -6,12 +6,13 @@
 //    browser; GET / serves a placeholder page, GET /sip upgrades to SIP over WebSocket;
 //  - sip_listen (UDP): trunk-side SIP, both the trunks' requests to us and ours to them (our
 //    requests leave from this socket, so the trunk sees one address for us);
-//  - one uv_timer for every SIP timer (the router's next_wake()).
-// Each flow gets a TransportId: a WebSocket connection, or (UDP socket, remote address). The
-// SipRouter (sans-I/O) does all SIP decisions; media comes through the MediaFactory seam.
 //  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
-//    ephemeral port and reuse that connection (RFC 3261 §18.1.1).
-// Not yet: TLS toward trunks, trunk host names (IP literals only).
+//    ephemeral port and reuse that connection (RFC 3261 §18.1.1);
+//  - one uv_timer for every SIP timer (the router's next_wake()).
+// Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
+// address). The SipRouter (sans-I/O) makes every SIP decision; media comes through the
+// MediaFactory seam (pass-through SDP until gateway::CallMedia is plugged in there).
+// Not yet: TLS toward trunks, trunk host names (IP literals only), listeners re-bound on SIGHUP.
 #include <map>
 #include <memory>
 #include <unordered_map>
