@@ -17,6 +17,9 @@ namespace {
 // Trunk-side UDP flows remembered (one per remote address that spoke to us); beyond this,
 // datagrams from new addresses are dropped rather than growing the table without bound.
 constexpr std::size_t kMaxUdpFlows = 4096;
+// A ws/wss connection that has not completed its HTTP request by then is closed.
+constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
+constexpr std::uint64_t kSweepMs = 5'000;
 
 std::uint64_t random_u64() {
     std::uint64_t v = 0;
@@ -50,7 +53,10 @@ GatewayHost::~GatewayHost() = default;
 void GatewayHost::start() {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
+    uv_timer_init(loop_, &sweep_);
+    sweep_.data = this;
     timer_open_ = true;
+    uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
     for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
     for (const auto& ep : cfg_->sip_listen) {
@@ -242,6 +248,17 @@ void GatewayHost::rearm() {
     }, static_cast<std::uint64_t>(ms), 0);
 }
 
+void GatewayHost::sweep() {
+    const std::uint64_t now = uv_now(loop_);
+    std::vector<WsConnection*> stale;
+    for (auto& [id, c] : ws_)
+        if (!c->upgraded() && c->accepted_ms() + kHandshakeTimeoutMs <= now) stale.push_back(c);
+    for (auto* c : stale) {
+        log::debug("ws {}: no complete HTTP request within {} s; closing", c->peer().to_string(), kHandshakeTimeoutMs / 1000);
+        c->close();
+    }
+}
+
 void GatewayHost::close() {
     if (closed_) return;
     // Last words: BYE/CANCEL for live calls and un-REGISTER, sent before the sockets go.
@@ -249,7 +266,10 @@ void GatewayHost::close() {
     router_->stop(read_clock().mono, out);
     apply(out);
     closed_ = true;
-    if (timer_open_) uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    if (timer_open_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+    }
     for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
     for (auto& u : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&u->udp), nullptr);
     std::vector<WsConnection*> open;

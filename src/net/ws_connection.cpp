@@ -65,6 +65,7 @@ void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, Ws
     uv_tcp_nodelay(&c->tcp_, 1);
     if (uv_read_start(as_stream(&c->tcp_), on_alloc, on_read) != 0) return fail();
     c->closing_ = false;
+    c->accepted_ms_ = uv_now(loop);
     owner.on_ws_opened(*c);
     log::debug("ws {}: connection opened", c->peer_.to_string());
 }

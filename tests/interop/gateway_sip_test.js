@@ -65,9 +65,9 @@ const header = (m, name) => {
 const isResponse = (callId, cseqMethod) => (m) => m.startsWith('SIP/2.0')
   && header(m, 'Call-ID') === callId && header(m, 'CSeq').endsWith(cseqMethod);
 
-function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '' }) {
+function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '' }) {
   const lines = [`${method} ${uri} SIP/2.0`,
-    `Via: SIP/2.0/WS ${rnd()}.invalid;branch=z9hG4bK${rnd()}`,
+    `Via: SIP/2.0/WS client.invalid;branch=${branch || `z9hG4bK${rnd()}`}`,
     'Max-Forwards: 70',
     `From: <sip:${USER}@${REALM}>;tag=${fromTag}`,
     `To: ${to}`,
@@ -410,6 +410,37 @@ register = true
       if (code === 'still running') tcpUas.kill('SIGKILL');
     }
 
+    // The browser CANCELs a call the trunk has not answered (RFC 3261 §9.2): 200 to the CANCEL,
+    // 487 to the INVITE, at once.
+    {
+      const uri = `sip:${DID}@${DEAD_REALM}`;
+      const callId = rnd() + rnd();
+      const fromTag = rnd();
+      const to = `<${uri}>`;
+      c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: SDP }));
+      const challenge = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) === 407);
+      c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(challenge, 'To') }));
+      const branch = `z9hG4bK${rnd()}`;
+      const auth = digestHeader(header(challenge, 'Proxy-Authenticate'), 'INVITE', uri, USER, PASSWORD);
+      c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: SDP, branch,
+        extra: [`Proxy-Authorization: ${auth}`] }));
+      const trying = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) === 100);
+      await sleep(500);
+      const t0 = Date.now();
+      c.send(request({ method: 'CANCEL', uri, callId, cseq: 2, fromTag, to, branch }));
+      const ok = await c.wait(isResponse(callId, 'CANCEL'));
+      const final = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, 5000);
+      results.check('CANCEL from the browser: 200, then 487 for the INVITE', trying !== null && status(ok) === 200
+        && status(final) === 487, `${status(ok)} ${status(final)} after ${Date.now() - t0} ms`);
+      if (final) c.send(request({ method: 'ACK', uri, callId, cseq: 2, fromTag, to: header(final, 'To'), branch }));
+    }
+
+    // A TCP connection to the ws listener that never sends its HTTP request: the 30 s guard
+    // closes it (checked at the end, while the other checks run).
+    const idle = require('node:net').connect(wsPort, '127.0.0.1');
+    const idleClosed = new Promise((resolve) => idle.on('close', () => resolve(Date.now())));
+    const idleSince = Date.now();
+
     // A call into a realm whose trunk does not answer: Timer B (64*T1 = 32 s) ends it.
     {
       const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, DEAD_REALM, 40000);
@@ -465,6 +496,10 @@ register = true
     }
 
     c.close();
+    const idleAt = await Promise.race([idleClosed, sleep(Math.max(0, idleSince + 40000 - Date.now())).then(() => null)]);
+    results.check('a connection that never completes its HTTP request is closed after ~30 s',
+      idleAt !== null && idleAt - idleSince >= 29000, idleAt ? `${idleAt - idleSince} ms` : 'still open');
+    idle.destroy();
     results.check('turnbridge is still running', tb.alive());
     const code = await tb.stop();
     results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);

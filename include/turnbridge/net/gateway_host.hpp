@@ -70,6 +70,7 @@ private:
     std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
     void apply(std::vector<sip::Action>& out);
     void rearm();
+    void sweep();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
 
     uv_loop_t* loop_;
@@ -79,6 +80,7 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Udp>> udp_;
     uv_timer_t timer_{};
+    uv_timer_t sweep_{};   // closes connections that never finish their HTTP request (slowloris)
     bool timer_open_ = false;
     bool closed_ = false;
     std::uint64_t next_id_ = 1;

@@ -38,6 +38,7 @@ public:
     const Endpoint& peer() const { return peer_; }
     bool secure() const { return tls_ != nullptr; }
     bool upgraded() const { return upgraded_; }
+    std::uint64_t accepted_ms() const { return accepted_ms_; }   // uv_now() at accept
 
 private:
     WsConnection(WsOwner& owner, std::uint64_t id);
@@ -60,6 +61,7 @@ private:
     std::unique_ptr<TlsSession> tls_;
     std::string http_;            // request bytes before the upgrade
     sip::WebSocketDecoder decoder_;
+    std::uint64_t accepted_ms_ = 0;
     bool upgraded_ = false;
     bool closing_ = false;
     bool draining_ = false;       // close_after_write() was called
