@@ -32,7 +32,7 @@ App::~App() = default;
 int App::run() {
     log::set_level(parse_log_level(cfg_->log_level));
     TlsContextPtr tls;
-    if (!cfg_->tls_listen.empty()) {
+    if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) {
         auto loaded = load_tls_context(cfg_->tls_cert, cfg_->tls_key);
         if (auto* why = std::get_if<TlsError>(&loaded)) {
             log::error("{}", why->to_string());
@@ -61,7 +61,8 @@ int App::run() {
     up.wait();
     for (const auto& [name, realm] : cfg_->realms)
         if (realm.gateway.enabled)
-            log::warn("realm {}: gateway mode is enabled, but this build does not serve gateway calls yet", name);
+            log::warn("realm {}: gateway mode is enabled: SIP signaling is served, media is not yet "
+                      "(SDP passes through unchanged)", name);
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
 
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -164,7 +165,7 @@ void App::reload() {
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
     if (admin_) admin_->set_token(cfg_->admin.token);
-    if (!cfg_->tls_listen.empty()) reload_tls(*cfg_);
+    if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) reload_tls(*cfg_);
     log::info("configuration reloaded");
 }
 

@@ -6,6 +6,7 @@
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/net/accounting_hub.hpp"
+#include "turnbridge/net/gateway_host.hpp"
 #include "turnbridge/net/loop_clock.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/relay_socket.hpp"
@@ -79,6 +80,10 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
             if (err != 0)
                 throw std::runtime_error(fmt::format("cannot listen on {} {}: {}", to_string(l.transport),
                                                      l.local.to_string(), error_text(err)));
+        }
+        if (index_ == 0 && cfg_->any_gateway()) {
+            gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); });
+            gateway_->start();
         }
     } catch (...) {
         for (std::size_t i = next + 1; i < fds.size(); ++i) ::close(fds[i].fd);
@@ -158,6 +163,7 @@ void Worker::on_mail() {
     if (stopping_) return;
     if (m.cfg) {
         cfg_ = m.cfg;
+        if (gateway_) gateway_->set_config(m.cfg);
         server_->set_config(std::move(m.cfg));
     }
     if (m.tls) tls_ = std::move(m.tls);
@@ -180,6 +186,7 @@ void Worker::shutdown() {
         uv_close(reinterpret_cast<uv_handle_t*>(&flush_soon_), nullptr);
     }
     binder_.close_all();
+    if (gateway_) gateway_->close();
     for (auto& l : udp_) l->close();
     for (auto& l : tcp_) l->close();
     std::vector<TcpConnection*> open;

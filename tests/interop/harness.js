@@ -69,7 +69,11 @@ class Results {
 }
 
 class Turnbridge {
-  constructor({ allowedPeers = ['127.0.0.0/8', '::1/128'], readyTimeoutMs = 15000 } = {}) {
+  // serverConfig: extra lines inside [server]; extraConfig: TOML appended at the end.
+  constructor({ allowedPeers = ['127.0.0.0/8', '::1/128'], readyTimeoutMs = 15000, serverConfig = '',
+    extraConfig = '' } = {}) {
+    this.serverConfig = serverConfig;
+    this.extraConfig = extraConfig;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'turnbridge-interop-'));
     this.allowedPeers = allowedPeers;
     this.readyTimeoutMs = readyTimeoutMs;
@@ -101,14 +105,14 @@ relay_ips = ["127.0.0.1", "::1"]
 relay_ports = "${this.relayLo}-${this.relayHi}"
 default_realm = "${REALM}"
 threads = 2
-
+${this.serverConfig}
 [security]
 allowed_peers = ${list(this.allowedPeers)}
 
 [realm."${REALM}"]
 users = { ${USER} = "${PASSWORD}" }
 rest_secret = "${REST_SECRET}"
-`);
+${this.extraConfig}`);
     servers.push(this);
     const log = fs.openSync(this.logPath, 'w');
     this.proc = spawn(BINARY, ['-c', this.configPath],

@@ -23,6 +23,7 @@
 namespace turnbridge::net {
 
 class AccountingHub;
+class GatewayHost;
 class RelayRegistry;
 class TcpConnection;
 class TcpListener;
@@ -134,6 +135,7 @@ private:
     std::vector<TcpConnection*> flushing_streams_;  // pending_streams_ while they are flushed
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
+    std::unique_ptr<GatewayHost> gateway_;  // worker 0 only, when a realm has gateway mode (gateway_host.hpp)
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
     std::list<TcpConnection*> unframed_;  // accept order; see kFirstFrameTimeout
     std::unique_ptr<std::uint8_t[]> udp_buf_;

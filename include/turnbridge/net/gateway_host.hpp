@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Gateway mode's signaling I/O (issue 4). When any realm has gateway mode on, worker 0 hosts
+// one GatewayHost on its loop (so signaling needs no locks and no cross-thread hand-off):
+//  - ws_listen (TCP) and wss_listen (TLS with the server's tls_cert/tls_key): WsConnection per
+//    browser; GET / serves a placeholder page, GET /sip upgrades to SIP over WebSocket;
+//  - sip_listen (UDP): trunk-side SIP, both the trunks' requests to us and ours to them (our
+//    requests leave from this socket, so the trunk sees one address for us);
+//  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
+//    ephemeral port and reuse that connection (RFC 3261 §18.1.1);
+//  - one uv_timer for every SIP timer (the router's next_wake()).
+// Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
+// address). The SipRouter (sans-I/O) makes every SIP decision; media comes through the
+// MediaFactory seam (pass-through SDP until gateway::CallMedia is plugged in there).
+// Not yet: TLS toward trunks, trunk host names (IP literals only), listeners re-bound on SIGHUP.
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/net/sip_router.hpp"
+#include "turnbridge/net/sip_tcp.hpp"
+#include "turnbridge/net/ws_connection.hpp"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace turnbridge::net {
+
+class GatewayHost final : public WsOwner, public SipTcpOwner {
+public:
+    // `tls` gives the current TLS context for a new wss connection (nullptr: none loaded).
+    GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
+                std::function<SSL_CTX*()> tls, MediaFactory media = pass_through_media);
+    ~GatewayHost() override;
+
+    // Binds every listener; throws std::runtime_error naming the address that failed.
+    void start();
+    void set_config(std::shared_ptr<const config::Config> cfg);
+    // Hangs up calls, closes every handle (the loop then finishes them).
+    void close();
+
+    void on_ws_opened(WsConnection& c) override;
+    void on_ws_message(WsConnection& c, std::string_view sip) override;
+    void on_ws_closed(WsConnection& c) override;
+    void on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) override;
+    void on_sip_tcp_closed(SipTcpConnection& c) override;
+
+private:
+    struct Listener {
+        GatewayHost* host = nullptr;
+        uv_tcp_t tcp{};
+        bool secure = false;
+        bool sip = false;   // a sip_listen TCP socket (else ws/wss)
+    };
+    struct Udp {
+        GatewayHost* host = nullptr;
+        uv_udp_t udp{};
+        Endpoint local;
+    };
+    struct UdpFlow {
+        Udp* socket = nullptr;
+        Endpoint remote;
+    };
+
+    void listen_tcp(const Endpoint& ep, bool secure, bool sip);
+    void bind_udp(const Endpoint& ep);
+    std::optional<sip::TransportId> udp_flow(const Endpoint& remote, Udp* via = nullptr);
+    std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
+    void apply(std::vector<sip::Action>& out);
+    void rearm();
+    void sweep();
+    void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
+
+    uv_loop_t* loop_;
+    std::shared_ptr<const config::Config> cfg_;
+    std::function<SSL_CTX*()> tls_;
+    std::unique_ptr<SipRouter> router_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Udp>> udp_;
+    uv_timer_t timer_{};
+    uv_timer_t sweep_{};   // closes connections that never finish their HTTP request (slowloris)
+    bool timer_open_ = false;
+    bool closed_ = false;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<sip::TransportId, WsConnection*> ws_;
+    std::unordered_map<sip::TransportId, UdpFlow> udp_flows_;
+    std::unordered_map<Endpoint, sip::TransportId> udp_ids_;
+    std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
+    std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
+    char udp_buf_[64 * 1024];
+};
+
+}  // namespace turnbridge::net

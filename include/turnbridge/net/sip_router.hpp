@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The gateway's signaling brain, without I/O: SIP messages in (with the flow they came on),
+// Send actions out. It owns the transaction layer, the registrar, the browsers' digest checks,
+// our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
+//   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
+//     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
+//   from a trunk (UDP, source address = a gateway realm's trunk): INVITE to a routed DID
+//     (a Call forked to the routed users' browser bindings), in-dialog requests.
+// GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/sip/call.hpp"
+#include "turnbridge/sip/digest.hpp"
+#include "turnbridge/sip/registrar.hpp"
+#include "turnbridge/sip/registration.hpp"
+#include "turnbridge/sip/transaction.hpp"
+
+namespace turnbridge::net {
+
+// The seam toward the media side (gateway::CallMedia): one MediaSdp per call. `outbound` is
+// true for a browser->trunk call.
+using MediaFactory = std::function<std::unique_ptr<sip::MediaSdp>(const config::Realm& realm, bool outbound)>;
+
+// Until the media side is wired in: SDP passes through unchanged (signaling only).
+std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm& realm, bool outbound);
+
+// What the router knows about a flow when a message arrives on it.
+struct SipFlow {
+    sip::TransportId id = 0;
+    bool websocket = false;   // a browser's WS/WSS connection; else a trunk-side flow
+    bool secure = false;      // WSS or TLS
+    bool reliable = true;     // false for UDP (RFC 3261 §17 retransmissions)
+    IpAddress peer;           // the remote address, for digest nonces and trunk matching
+};
+
+// Where our requests toward trunks leave from.
+struct SipLocal {
+    std::string sent_by;      // "127.0.0.1:5060": the sip_listen address
+    std::string ws_host;      // Via sent-by / Contact host toward browsers
+};
+
+class SipRouter {
+public:
+    // `trunk_flow` gives the flow id toward a trunk address over UDP or TCP (nullopt: cannot reach it).
+    using TrunkFlow = std::function<std::optional<sip::TransportId>(const Endpoint& trunk, bool tcp)>;
+
+    SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
+              MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
+    ~SipRouter();
+
+    void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
+    // Starts REGISTERs toward trunks of realms with `register = true`.
+    void start(sip::Time now, std::vector<sip::Action>& out);
+    // Bytes of one SIP message from `flow`; unreadable bytes are dropped (logged).
+    void on_message(sip::Time now, std::int64_t unix_now, const SipFlow& flow, std::string_view bytes,
+                    std::vector<sip::Action>& out);
+    void on_timer(sip::Time now, std::vector<sip::Action>& out);
+    void on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out);
+    // Hangs up every call and unregisters (shutdown).
+    void stop(sip::Time now, std::vector<sip::Action>& out);
+    std::optional<sip::Time> next_wake() const;
+
+    std::size_t calls() const { return calls_.size(); }
+    std::size_t bindings() const { return registrar_.size(); }
+
+private:
+    struct CallEntry {
+        std::unique_ptr<sip::MediaSdp> media;
+        std::unique_ptr<sip::Call> call;
+        std::optional<sip::Time> ended_at;   // kept a while for retransmissions, then dropped
+        std::vector<sip::TransportId> browser_flows;   // WebSockets of its browser leg(s)
+    };
+    struct TrunkRegistration {
+        std::string realm;
+        sip::TransportId flow = 0;
+        std::unique_ptr<sip::Registration> registration;
+    };
+
+    void process(sip::Time now, std::int64_t unix_now, const SipFlow* flow, std::vector<sip::Action>& in,
+                 std::vector<sip::Action>& out);
+    void on_request(sip::Time now, std::int64_t unix_now, const SipFlow* flow, sip::RequestIn& r,
+                    std::vector<sip::Action>& out);
+    void on_register(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                     std::vector<sip::Action>& out);
+    void on_browser_invite(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                           std::vector<sip::Action>& out);
+    void on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out);
+    void reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
+               std::vector<sip::Action>& out, std::string_view reason = {});
+    const config::Realm* gateway_realm(std::string_view name) const;
+    std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
+    struct TrunkLeg {
+        Endpoint to;
+        sip::LegAddress leg;
+        std::string uri_params;   // ";transport=udp"
+    };
+    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    CallEntry* call_owning(const std::string& tx);
+    void reap(sip::Time now);
+
+    std::shared_ptr<const config::Config> cfg_;
+    const turn::NonceMinter& nonces_;
+    SipLocal local_;
+    MediaFactory media_;
+    TrunkFlow trunk_flow_;
+    sip::Random random_;
+    sip::TransactionLayer layer_;
+    sip::Registrar registrar_;
+    std::list<CallEntry> calls_;
+    std::vector<TrunkRegistration> registrations_;
+};
+
+}  // namespace turnbridge::net

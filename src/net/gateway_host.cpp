@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/net/gateway_host.hpp"
+
+#include <openssl/rand.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/net/loop_clock.hpp"
+#include "turnbridge/net/socket_util.hpp"
+#include "turnbridge/net/udp_send.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+// Trunk-side UDP flows remembered (one per remote address that spoke to us); beyond this,
+// datagrams from new addresses are dropped rather than growing the table without bound.
+constexpr std::size_t kMaxUdpFlows = 4096;
+// A ws/wss connection that has not completed its HTTP request by then is closed.
+constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
+constexpr std::uint64_t kSweepMs = 5'000;
+
+std::uint64_t random_u64() {
+    std::uint64_t v = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
+        throw std::runtime_error("RAND_bytes failed");
+    return v;
+}
+
+[[noreturn]] void cannot(std::string_view what, const Endpoint& ep, int err) {
+    throw std::runtime_error(fmt::format("gateway: cannot listen on {} {}: {}", what, ep.to_string(), error_text(err)));
+}
+
+}  // namespace
+
+GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
+                         std::function<SSL_CTX*()> tls, MediaFactory media)
+    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)) {
+    SipLocal local;
+    if (!cfg_->sip_listen.empty()) local.sent_by = cfg_->sip_listen.front().to_string();
+    if (!cfg_->ws_listen.empty()) local.ws_host = cfg_->ws_listen.front().to_string();
+    else if (!cfg_->wss_listen.empty()) local.ws_host = cfg_->wss_listen.front().to_string();
+    else local.ws_host = "turnbridge.invalid";
+    router_ = std::make_unique<SipRouter>(
+        cfg_, nonces, std::move(local), std::move(media),
+        [this](const Endpoint& trunk, bool tcp) { return tcp ? tcp_flow(trunk) : udp_flow(trunk); },
+        [] { return random_u64(); });
+}
+
+GatewayHost::~GatewayHost() = default;
+
+void GatewayHost::start() {
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    uv_timer_init(loop_, &sweep_);
+    sweep_.data = this;
+    timer_open_ = true;
+    uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
+    for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
+    for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
+    for (const auto& ep : cfg_->sip_listen) {
+        bind_udp(ep);
+        listen_tcp(ep, false, true);
+    }
+    for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
+    for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
+    for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
+    std::vector<sip::Action> out;
+    router_->start(read_clock().mono, out);
+    apply(out);
+}
+
+void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
+    cfg_ = cfg;
+    router_->set_config(std::move(cfg));
+}
+
+void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
+    if (secure && tls_() == nullptr) throw std::runtime_error("gateway: wss_listen needs tls_cert and tls_key");
+    const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{});
+    const char* what = sip ? "sip tcp" : secure ? "wss" : "ws";
+    if (fd < 0) cannot(what, ep, fd);
+    auto l = std::make_unique<Listener>();
+    l->host = this;
+    l->secure = secure;
+    l->sip = sip;
+    uv_tcp_init(loop_, &l->tcp);
+    l->tcp.data = l.get();
+    Listener* raw = l.get();
+    listeners_.push_back(std::move(l));
+    if (int err = uv_tcp_open(&raw->tcp, fd); err != 0) {
+        ::close(fd);
+        cannot(what, ep, err);
+    }
+    const int err = uv_listen(reinterpret_cast<uv_stream_t*>(&raw->tcp), 128, [](uv_stream_t* s, int status) {
+        auto* l = static_cast<Listener*>(s->data);
+        if (status < 0 || l->host->closed_) return;
+        if (l->sip) {
+            const auto id = l->host->next_id_++;
+            if (auto* c = SipTcpConnection::accept(l->host->loop_, s, *l->host, id)) l->host->tcp_.emplace(id, c);
+            return;
+        }
+        SSL_CTX* ctx = nullptr;
+        if (l->secure && (ctx = l->host->tls_()) == nullptr) return;
+        WsConnection::accept(l->host->loop_, s, ctx, *l->host, l->host->next_id_++);
+    });
+    if (err != 0) cannot(what, ep, err);
+}
+
+void GatewayHost::bind_udp(const Endpoint& ep) {
+    const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{});
+    if (fd < 0) cannot("sip udp", ep, fd);
+    auto u = std::make_unique<Udp>();
+    u->host = this;
+    u->local = ep;
+    uv_udp_init(loop_, &u->udp);
+    u->udp.data = u.get();
+    Udp* raw = u.get();
+    udp_.push_back(std::move(u));
+    if (int err = uv_udp_open(&raw->udp, fd); err != 0) {
+        ::close(fd);
+        cannot("sip udp", ep, err);
+    }
+    clear_reuse_addr(fd);
+    const int err = uv_udp_recv_start(
+        &raw->udp,
+        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* u = static_cast<Udp*>(h->data);
+            *buf = uv_buf_init(u->host->udp_buf_, sizeof u->host->udp_buf_);
+        },
+        [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
+            auto* u = static_cast<Udp*>(h->data);
+            if (addr == nullptr || nread <= 0 || (flags & UV_UDP_PARTIAL) != 0 || u->host->closed_) return;
+            if (auto from = Endpoint::from_sockaddr(addr))
+                u->host->on_udp(*u, *from, std::string_view(buf->base, static_cast<std::size_t>(nread)));
+        });
+    if (err != 0) cannot("sip udp", ep, err);
+}
+
+std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Udp* via) {
+    if (auto it = udp_ids_.find(remote); it != udp_ids_.end()) return it->second;
+    if (udp_.empty() || udp_flows_.size() >= kMaxUdpFlows) return std::nullopt;
+    if (via == nullptr) {
+        // Our requests leave from a sip_listen socket of the trunk's address family.
+        for (auto& u : udp_)
+            if (u->local.ip.family == remote.ip.family) {
+                via = u.get();
+                break;
+            }
+        if (via == nullptr) return std::nullopt;
+    }
+    const sip::TransportId id = next_id_++;
+    udp_flows_.emplace(id, UdpFlow{via, remote});
+    udp_ids_.emplace(remote, id);
+    return id;
+}
+
+std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
+    if (auto it = tcp_out_.find(trunk); it != tcp_out_.end()) return it->second;
+    const auto id = next_id_++;
+    auto* c = SipTcpConnection::connect(loop_, trunk, *this, id);
+    if (c == nullptr) return std::nullopt;
+    tcp_.emplace(id, c);
+    tcp_out_.emplace(trunk, id);
+    return id;
+}
+
+void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) {
+    if (closed_) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, false, true, c.peer().ip}, sip, out);
+    apply(out);
+}
+
+void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
+    tcp_.erase(c.id());
+    if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    apply(out);
+}
+
+void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
+    auto id = udp_flow(from, &u);
+    if (!id) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip}, bytes, out);
+    apply(out);
+}
+
+void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
+    if (closed_) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), true, c.secure(), true, c.peer().ip}, sip, out);
+    apply(out);
+}
+
+void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
+
+void GatewayHost::on_ws_closed(WsConnection& c) {
+    ws_.erase(c.id());
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    apply(out);
+}
+
+void GatewayHost::apply(std::vector<sip::Action>& out) {
+    for (auto& a : out) {
+        auto* s = std::get_if<sip::Send>(&a);
+        if (s == nullptr) continue;
+        if (auto it = ws_.find(s->transport); it != ws_.end()) {
+            it->second->send_text(s->bytes);
+        } else if (auto t = tcp_.find(s->transport); t != tcp_.end()) {
+            t->second->send(s->bytes);
+        } else if (auto f = udp_flows_.find(s->transport); f != udp_flows_.end()) {
+            sockaddr_storage sa{};
+            f->second.remote.to_sockaddr(sa);
+            const uv_buf_t b = uv_buf_init(s->bytes.data(), static_cast<unsigned>(s->bytes.size()));
+            udp_send(&f->second.socket->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
+        } else {
+            log::debug("gateway: message for a flow that is gone ({}); dropped", s->transport);
+        }
+    }
+    out.clear();
+    rearm();
+}
+
+void GatewayHost::rearm() {
+    if (!timer_open_ || closed_) return;
+    const auto next = router_->next_wake();
+    if (!next) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    const auto now = read_clock().mono;
+    const auto ms = *next <= now ? 0 : std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+    uv_timer_start(&timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<GatewayHost*>(t->data);
+        std::vector<sip::Action> out;
+        self->router_->on_timer(read_clock().mono, out);
+        self->apply(out);
+    }, static_cast<std::uint64_t>(ms), 0);
+}
+
+void GatewayHost::sweep() {
+    const std::uint64_t now = uv_now(loop_);
+    std::vector<WsConnection*> stale;
+    for (auto& [id, c] : ws_)
+        if (!c->upgraded() && c->accepted_ms() + kHandshakeTimeoutMs <= now) stale.push_back(c);
+    for (auto* c : stale) {
+        log::debug("ws {}: no complete HTTP request within {} s; closing", c->peer().to_string(), kHandshakeTimeoutMs / 1000);
+        c->close();
+    }
+}
+
+void GatewayHost::close() {
+    if (closed_) return;
+    // Last words: BYE/CANCEL for live calls and un-REGISTER, sent before the sockets go.
+    std::vector<sip::Action> out;
+    router_->stop(read_clock().mono, out);
+    apply(out);
+    closed_ = true;
+    if (timer_open_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+    }
+    for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    for (auto& u : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&u->udp), nullptr);
+    std::vector<WsConnection*> open;
+    for (auto& [id, c] : ws_) open.push_back(c);
+    for (auto* c : open) c->close();
+    std::vector<SipTcpConnection*> tcp;
+    for (auto& [id, c] : tcp_) tcp.push_back(c);
+    for (auto* c : tcp) c->close();
+}
+
+}  // namespace turnbridge::net

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/net/sip_router.hpp"
+
+#include <algorithm>
+
+#include "turnbridge/base/log.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long an ended call stays to absorb retransmissions (RFC 3261 §17: 64*T1).
+constexpr auto kLinger = 32s;
+
+template <class... F> struct Overloaded : F... { using F::operator()...; };
+template <class... F> Overloaded(F...) -> Overloaded<F...>;
+
+struct UriParts {
+    std::string user, host;
+};
+
+// "sip:user@host:port;params" -> user and host (no port); IPv6 references keep their brackets.
+UriParts uri_parts(std::string_view uri) {
+    UriParts p;
+    if (uri.starts_with("sips:")) uri.remove_prefix(5);
+    else if (uri.starts_with("sip:")) uri.remove_prefix(4);
+    uri = uri.substr(0, uri.find_first_of(";?>"));
+    if (auto at = uri.rfind('@'); at != std::string_view::npos) {
+        p.user = std::string(uri.substr(0, at));
+        uri.remove_prefix(at + 1);
+    }
+    if (uri.starts_with('[')) p.host = std::string(uri.substr(0, uri.find(']') + 1));
+    else p.host = std::string(uri.substr(0, uri.find(':')));
+    return p;
+}
+
+class PassThrough final : public sip::MediaSdp {
+public:
+    std::optional<std::string> map_offer(bool, const std::string& sdp) override { return sdp; }
+    std::optional<std::string> map_answer(bool, const std::string& sdp) override { return sdp; }
+};
+
+void keep_earliest(std::optional<sip::Time>& t, std::optional<sip::Time> other) {
+    if (other && (!t || *other < *t)) t = other;
+}
+
+}  // namespace
+
+std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm&, bool) {
+    return std::make_unique<PassThrough>();
+}
+
+SipRouter::SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
+                     MediaFactory media, TrunkFlow trunk_flow, sip::Random random)
+    : cfg_(std::move(cfg)), nonces_(nonces), local_(std::move(local)), media_(std::move(media)),
+      trunk_flow_(std::move(trunk_flow)), random_(std::move(random)) {}
+
+SipRouter::~SipRouter() = default;
+
+const config::Realm* SipRouter::gateway_realm(std::string_view name) const {
+    auto it = cfg_->realms.find(std::string(name));
+    if (it == cfg_->realms.end() || !it->second.gateway.enabled) return nullptr;
+    return &it->second;
+}
+
+std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) const {
+    const auto& t = realm.gateway.trunk;
+    auto ip = IpAddress::parse(t.host);
+    if (!ip) return std::nullopt;   // host names are not resolved yet
+    return Endpoint{*ip, t.port};
+}
+
+std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
+    const auto& t = realm.gateway.trunk;
+    auto to = trunk_endpoint(realm);
+    if (!to || t.transport == config::SipTrunk::Transport::Tls) {
+        log::warn("realm {}: trunk {} cannot be reached by this build (IP address over UDP or TCP only)", realm.name,
+                  t.uri);
+        return std::nullopt;
+    }
+    const bool tcp = t.transport == config::SipTrunk::Transport::Tcp;
+    auto flow = trunk_flow_(*to, tcp);
+    if (!flow) {
+        log::warn("realm {}: no {} flow toward trunk {} (sip_listen missing?)", realm.name, tcp ? "TCP" : "UDP", t.uri);
+        return std::nullopt;
+    }
+    const std::string params = tcp ? ";transport=tcp" : ";transport=udp";
+    return TrunkLeg{*to,
+                    sip::LegAddress{*flow, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
+                                                 "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}},
+                    params};
+}
+
+void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
+    for (const auto& [name, realm] : cfg_->realms) {
+        const auto& gw = realm.gateway;
+        if (!gw.enabled || !gw.register_to_trunk) continue;
+        auto trunk = trunk_leg(realm);
+        if (!trunk) continue;
+        sip::RegistrationConfig rc;
+        rc.registrar_uri = "sip:" + trunk->to.to_string() + trunk->uri_params;
+        const std::string user = gw.trunk_username.empty() ? "turnbridge" : gw.trunk_username;
+        rc.aor = "sip:" + user + "@" + trunk->to.to_string();
+        rc.username = gw.trunk_username;
+        rc.password = gw.trunk_password;
+        rc.local = trunk->leg.local;
+        rc.local.contact = "<sip:" + user + "@" + local_.sent_by + (trunk->leg.reliable ? ";transport=tcp>" : ">");
+        auto reg = std::make_unique<sip::Registration>(std::move(rc), random_);
+        std::vector<sip::Action> in;
+        reg->start(now, trunk->leg.transport, trunk->leg.reliable, layer_, in);
+        registrations_.push_back({name, trunk->leg.transport, std::move(reg)});
+        process(now, 0, nullptr, in, out);
+        log::info("realm {}: registering to trunk {}", name, gw.trunk.uri);
+    }
+}
+
+void SipRouter::on_message(sip::Time now, std::int64_t unix_now, const SipFlow& flow, std::string_view bytes,
+                           std::vector<sip::Action>& out) {
+    // RFC 5626 §3.5.1 keep-alives (CRLF) on a reliable flow: nothing to do.
+    if (bytes.find_first_not_of("\r\n") == std::string_view::npos) return;
+    auto m = sip::Message::parse(bytes);
+    if (!m) {
+        log::debug("sip: unreadable message from {} ({}); dropped", flow.peer.to_string(), m.error().what);
+        return;
+    }
+    std::vector<sip::Action> in;
+    layer_.on_message(now, flow.id, flow.reliable, std::move(*m), in);
+    process(now, unix_now, &flow, in, out);
+}
+
+void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flow, std::vector<sip::Action>& in,
+                        std::vector<sip::Action>& out) {
+    for (auto& a : in) {
+        std::visit(Overloaded{
+                       [&](sip::Send& s) { out.push_back(std::move(s)); },
+                       [](sip::WakeAt&) {},   // next_wake() asks every core instead
+                       [&](sip::RequestIn& r) { on_request(now, unix_now, flow, r, out); },
+                       [&](sip::ResponseIn& r) {
+                           if (r.tx.empty()) return;
+                           if (auto* c = call_owning(r.tx)) {
+                               std::vector<sip::Action> more;
+                               c->call->on_response(now, r.tx, r.response, layer_, more);
+                               process(now, unix_now, flow, more, out);
+                               return;
+                           }
+                           for (auto& reg : registrations_) {
+                               std::vector<sip::Action> more;
+                               if (reg.registration->on_response(now, r.tx, r.response, layer_, more)) {
+                                   if (reg.registration->state() == sip::Registration::State::Registered)
+                                       log::info("realm {}: registered to trunk for {} s", reg.realm,
+                                                 reg.registration->granted().count());
+                                   else if (reg.registration->state() == sip::Registration::State::Failed)
+                                       log::warn("realm {}: trunk registration failed ({})", reg.realm,
+                                                 reg.registration->last_status());
+                                   process(now, unix_now, flow, more, out);
+                                   return;
+                               }
+                           }
+                       },
+                       [&](sip::CancelIn& c) {
+                           if (auto* e = call_owning(c.invite_tx)) {
+                               std::vector<sip::Action> more;
+                               e->call->on_cancel(now, c.invite_tx, layer_, more);
+                               process(now, unix_now, flow, more, out);
+                           }
+                       },
+                       [&](sip::TransactionTimeout& t) {
+                           if (auto* e = call_owning(t.tx)) {
+                               std::vector<sip::Action> more;
+                               e->call->on_timeout(now, t.tx, layer_, more);
+                               process(now, unix_now, flow, more, out);
+                               return;
+                           }
+                           for (auto& reg : registrations_)
+                               if (reg.registration->on_timeout(now, t.tx)) {
+                                   log::warn("realm {}: trunk registration timed out", reg.realm);
+                                   return;
+                               }
+                       },
+                   },
+                   a);
+    }
+    in.clear();
+    reap(now);
+}
+
+SipRouter::CallEntry* SipRouter::call_owning(const std::string& tx) {
+    for (auto& e : calls_)
+        if (e.call->owns(tx)) return &e;
+    return nullptr;
+}
+
+void SipRouter::reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
+                      std::vector<sip::Action>& out, std::string_view reason) {
+    auto r = sip::Message::response(request, status, reason, status == 100 ? "" : sip::new_tag(random_));
+    if (status == 405 || (status == 200 && request.method() == "OPTIONS"))
+        r.add_header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER");
+    std::vector<sip::Action> in;
+    layer_.respond(now, tx, std::move(r), in);
+    for (auto& a : in)
+        if (auto* s = std::get_if<sip::Send>(&a)) out.push_back(std::move(*s));
+}
+
+void SipRouter::on_request(sip::Time now, std::int64_t unix_now, const SipFlow* flow, sip::RequestIn& r,
+                           std::vector<sip::Action>& out) {
+    const auto method = r.request.method();
+    // In-dialog requests (and the ACK for a 2xx, which has no transaction) go to their call.
+    if (r.tx.empty() || !r.request.to_tag().empty()) {
+        for (auto& e : calls_) {
+            if (!e.call->matches(r.request)) continue;
+            std::vector<sip::Action> more;
+            e.call->on_request(now, r.tx, r.request, layer_, more);
+            process(now, unix_now, flow, more, out);
+            return;
+        }
+        if (!r.tx.empty()) {
+            if (method == "OPTIONS") reply(now, r.tx, r.request, 200, out);
+            else reply(now, r.tx, r.request, 481, out);
+        }
+        return;
+    }
+    if (flow == nullptr) return;
+    if (method == "OPTIONS") return reply(now, r.tx, r.request, 200, out);
+    if (method == "BYE") return reply(now, r.tx, r.request, 481, out);
+    if (flow->websocket) {
+        if (method == "REGISTER") return on_register(now, unix_now, *flow, r, out);
+        if (method == "INVITE") return on_browser_invite(now, unix_now, *flow, r, out);
+    } else {
+        if (method == "INVITE") return on_trunk_invite(now, *flow, r, out);
+        if (method == "REGISTER") return reply(now, r.tx, r.request, 403, out, "Register over WebSocket");
+    }
+    reply(now, r.tx, r.request, 405, out);
+}
+
+void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                            std::vector<sip::Action>& out) {
+    // The SIP domain names the realm (issue 4): REGISTER sip:example.org.
+    const auto domain = uri_parts(r.request.request_uri()).host;
+    const config::Realm* realm = gateway_realm(domain);
+    if (realm == nullptr) {
+        log::debug("sip: REGISTER for {}: no realm with gateway mode of that name", domain);
+        return reply(now, r.tx, r.request, cfg_->realms.contains(domain) ? 403 : 404, out, "Unknown realm");
+    }
+    sip::DigestServer digest(realm->name, nonces_);
+    auto check = digest.verify(r.request, now, flow.peer,
+                               [&](std::string_view user) { return sip::realm_password(*realm, user, unix_now); });
+    std::vector<sip::Action> in;
+    switch (check.verdict) {
+        case sip::DigestServer::Verdict::Ok: break;
+        case sip::DigestServer::Verdict::Malformed: return reply(now, r.tx, r.request, 400, out, "Bad Authorization");
+        default:
+            if (check.verdict == sip::DigestServer::Verdict::Rejected)
+                log::info("sip: REGISTER {}@{} from {}: wrong credentials", check.username, realm->name,
+                          flow.peer.to_string());
+            layer_.respond(now, r.tx,
+                           digest.challenge(r.request, now, flow.peer, sip::new_tag(random_),
+                                            check.verdict == sip::DigestServer::Verdict::Stale),
+                           in);
+            return process(now, unix_now, &flow, in, out);
+    }
+    const auto user = std::string(sip::account_of(check.username));
+    auto resp = registrar_.on_register(now, flow.id, r.request, user, realm->name, sip::new_tag(random_));
+    if (resp.status() == 200) log::info("sip: {}@{} registered from {}", user, realm->name, flow.peer.to_string());
+    layer_.respond(now, r.tx, std::move(resp), in);
+    process(now, unix_now, &flow, in, out);
+}
+
+void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                                  std::vector<sip::Action>& out) {
+    const auto target = uri_parts(r.request.request_uri());
+    const config::Realm* realm = gateway_realm(target.host);
+    if (realm == nullptr) return reply(now, r.tx, r.request, cfg_->realms.contains(target.host) ? 403 : 404, out, "Unknown realm");
+    sip::DigestServer digest(realm->name, nonces_);
+    // RFC 3261 §22.3: a proxy-style 407 for INVITE (JsSIP answers 401 and 407 alike).
+    auto check = digest.verify(r.request, now, flow.peer,
+                               [&](std::string_view user) { return sip::realm_password(*realm, user, unix_now); }, true);
+    std::vector<sip::Action> in;
+    if (check.verdict == sip::DigestServer::Verdict::Malformed)
+        return reply(now, r.tx, r.request, 400, out, "Bad Proxy-Authorization");
+    if (check.verdict != sip::DigestServer::Verdict::Ok) {
+        layer_.respond(now, r.tx,
+                       digest.challenge(r.request, now, flow.peer, sip::new_tag(random_),
+                                        check.verdict == sip::DigestServer::Verdict::Stale, true),
+                       in);
+        return process(now, unix_now, &flow, in, out);
+    }
+    const auto& gw = realm->gateway;
+    auto trunk = trunk_leg(*realm);
+    if (!trunk) return reply(now, r.tx, r.request, 503, out);
+    const std::string ws_transport = flow.secure ? "WSS" : "WS";
+    sip::LegAddress browser{flow.id, true,
+                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
+    sip::TrunkAccount account{trunk->to.to_string(), trunk->uri_params, gw.trunk_username, gw.trunk_password,
+                              gw.caller_id};
+    CallEntry& e = calls_.emplace_back();
+    e.browser_flows = {flow.id};
+    e.media = media_(*realm, true);
+    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
+                                         random_, layer_, in);
+    log::info("call: {}@{} -> {} via {}", sip::account_of(check.username), realm->name, target.user, gw.trunk.uri);
+    process(now, unix_now, &flow, in, out);
+}
+
+void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out) {
+    // Only a configured trunk may call in: the source address must be a gateway realm's trunk.
+    const auto did = uri_parts(r.request.request_uri()).user;
+    const config::Realm* realm = nullptr;
+    for (const auto& [name, rl] : cfg_->realms) {
+        if (!rl.gateway.enabled) continue;
+        auto ep = trunk_endpoint(rl);
+        if (!ep || !(ep->ip == flow.peer)) continue;
+        if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
+    }
+    if (realm == nullptr) {
+        log::info("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
+        return reply(now, r.tx, r.request, 403, out);
+    }
+    auto route = realm->gateway.routes.find(did);
+    if (route == realm->gateway.routes.end()) return reply(now, r.tx, r.request, 404, out);
+    std::vector<sip::Binding> bindings;
+    for (const auto& user : route->second) {
+        auto b = registrar_.lookup(user + "@" + realm->name);
+        bindings.insert(bindings.end(), b.begin(), b.end());
+    }
+    std::vector<sip::Action> in;
+    const bool tcp = flow.reliable;
+    sip::LegAddress trunk{flow.id, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
+                                         "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}};
+    sip::LocalAddress browser_local{"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"};
+    CallEntry& e = calls_.emplace_back();
+    for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
+    e.media = media_(*realm, false);
+    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
+                                         random_, layer_, in);
+    log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
+              bindings.size() == 1 ? "" : "s");
+    process(now, 0, &flow, in, out);
+}
+
+void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
+    std::vector<sip::Action> in;
+    layer_.on_timer(now, in);
+    registrar_.on_timer(now);
+    for (auto& reg : registrations_) reg.registration->on_timer(now, layer_, in);
+    process(now, 0, nullptr, in, out);
+}
+
+void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
+    registrar_.on_transport_closed(id);
+    // A call whose every browser connection is gone cannot go on: BYE/CANCEL the trunk leg
+    // (what is addressed to the closed WebSocket is dropped by the host).
+    std::vector<sip::Action> in;
+    for (auto& e : calls_) {
+        auto& flows = e.browser_flows;
+        if (std::erase(flows, id) == 0 || !flows.empty() || e.call->state() == sip::Call::State::Ended) continue;
+        log::info("call: the browser's connection closed; hanging up");
+        e.call->hang_up(now, layer_, in);
+    }
+    process(now, 0, nullptr, in, out);
+}
+
+void SipRouter::stop(sip::Time now, std::vector<sip::Action>& out) {
+    std::vector<sip::Action> in;
+    for (auto& e : calls_)
+        if (e.call->state() != sip::Call::State::Ended) e.call->hang_up(now, layer_, in);
+    for (auto& reg : registrations_)
+        if (reg.registration->state() == sip::Registration::State::Registered) reg.registration->stop(now, layer_, in);
+    process(now, 0, nullptr, in, out);
+}
+
+void SipRouter::reap(sip::Time now) {
+    for (auto it = calls_.begin(); it != calls_.end();) {
+        if (it->call->state() == sip::Call::State::Ended) {
+            if (!it->ended_at) {
+                it->ended_at = now;
+                log::info("call ended ({})", it->call->final_status());
+            } else if (*it->ended_at + kLinger <= now) {
+                it = calls_.erase(it);
+                continue;
+            }
+        }
+        ++it;
+    }
+}
+
+std::optional<sip::Time> SipRouter::next_wake() const {
+    std::optional<sip::Time> t = layer_.next_wake();
+    keep_earliest(t, registrar_.next_expiry());
+    for (const auto& reg : registrations_) keep_earliest(t, reg.registration->next_wake());
+    for (const auto& e : calls_)
+        if (e.ended_at) keep_earliest(t, *e.ended_at + kLinger);
+    return t;
+}
+
+}  // namespace turnbridge::net
