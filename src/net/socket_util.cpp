@@ -87,4 +87,11 @@ std::string error_text(int negative_errno) {
 
 std::string_view to_string(SocketKind k) { return k == SocketKind::Udp ? "udp" : "tcp"; }
 
+std::optional<Endpoint> tcp_peer(const uv_tcp_t* tcp) {
+    sockaddr_storage peer{};
+    int len = sizeof peer;
+    if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return std::nullopt;
+    return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
+}
+
 }  // namespace turnbridge::net

@@ -59,11 +59,7 @@ void TcpConnection::accept(Worker& worker, uv_stream_t* server, const Endpoint& 
         c->close();
         return;
     }
-    sockaddr_storage peer{};
-    int len = sizeof peer;
-    std::optional<Endpoint> client;
-    if (uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
-        client = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    const std::optional<Endpoint> client = tcp_peer(&c->tcp_);
     if (!client) {
         c->close();
         return;

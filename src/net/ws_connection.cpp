@@ -51,11 +51,7 @@ void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, Ws
                           delete static_cast<WsConnection*>(h->data);
                       }); };
     if (uv_accept(server, as_stream(&c->tcp_)) != 0) return fail();
-    sockaddr_storage peer{};
-    int len = sizeof peer;
-    std::optional<Endpoint> ep;
-    if (uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0)
-        ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    const std::optional<Endpoint> ep = tcp_peer(&c->tcp_);
     if (!ep) return fail();
     c->peer_ = *ep;
     if (tls != nullptr) {

@@ -20,10 +20,7 @@ Usage: tests/bench/accounting_callgrind.py [--rounds N] [--sessions M] [--messag
 import argparse
 import json
 import os
-import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BINARY = REPO / "build" / "turnbridge"
-RESULTS = REPO / "tests" / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import BINARY, RESULTS, cpu_times, free_port, machine, start_turnbridge, stop, turnbridge_config  # noqa: E402
+
 # Entry points of the accounting work; none calls another, so their inclusive costs add up.
 # The worker's part runs on the relay thread; the store's on the control thread.
 WORKER_ROOTS = ["turnbridge::net::Worker::on_flush(",
@@ -43,31 +40,9 @@ CONTROL_ROOTS = ["turnbridge::net::AccountingHub::drain()"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-        t.bind(("127.0.0.1", port))  # the listener takes both
-    return port
-
-
-def wait_for(path, text, proc, seconds):
-    deadline = time.monotonic() + seconds
-    while text not in path.read_bytes():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"turnbridge did not start:\n{path.read_text()}")
-        time.sleep(0.1)
-
-
 def callgrind_control(pid, on):
     subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)],
                    check=True, capture_output=True, timeout=60)
-
-
-def write_config(work, tag, port, enabled, flush):
-    cfg = write_config(work, tag, port, enabled, args.flush)
-    return cfg
 
 
 def uclient(port, peer_port, args):
@@ -79,31 +54,13 @@ def uclient(port, peer_port, args):
 
 def run(enabled, args, work, tag):
     port = free_port()
-    cfg = work / f"{tag}.toml"
-    cfg.write_text(f"""[server]
-listen = ["127.0.0.1:{port}"]
-relay_ips = ["127.0.0.1"]
-relay_ports = "61000-65000"
-threads = 1
-max_allocations = 0
-[security]
-allowed_peers = ["127.0.0.0/8"]
-[accounting]
-enabled = {"true" if enabled else "false"}
-database = "{work / (tag + '.db')}"
-flush_interval = {args.flush}
-[realm."example.org"]
-users = {{ bench = "bench" }}
-""")
+    config = turnbridge_config(port, accounting=enabled, database=str(work / f"{tag}.db"), flush=args.flush)
     out_file = work / f"{tag}.callgrind"
-    log_path = work / f"{tag}.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                                   f"--callgrind-out-file={out_file}", str(BINARY), "-c", str(cfg)],
-                                  stdout=log, stderr=subprocess.STDOUT)
+    server = start_turnbridge(work, config, name=tag, timeout=60,
+                              prefix=("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                      f"--callgrind-out-file={out_file}"))
     peer = None
     try:
-        wait_for(log_path, b"ready", server, 60)
         peer_port = free_port()
         peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,8 +74,7 @@ users = {{ bench = "bench" }}
         if peer:
             peer.terminate()
             peer.wait()
-        server.send_signal(signal.SIGTERM)
-        server.wait(120)
+        stop(server, timeout=120)
     text = load.stdout + load.stderr
     totals = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", text)
     if not totals:
@@ -148,23 +104,18 @@ def user_fraction(args, work):
     """User time's share of the server's CPU time under the same load, without valgrind (from
     /proc/PID/stat), to turn shares of user-space instructions into shares of all CPU time."""
     port, peer_port = free_port(), free_port()
-    cfg = write_config(work, "plain", port, True, args.flush)
-    log_path = work / "plain.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([str(BINARY), "-c", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    server = start_turnbridge(work, turnbridge_config(port, database=str(work / "plain.db"), flush=args.flush),
+                              name="plain")
     peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(log_path, b"ready", server, 10)
         time.sleep(0.3)
         subprocess.run(uclient(port, peer_port, args), capture_output=True, timeout=900)
-        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        user, system = int(fields[11]) / TICK, int(fields[12]) / TICK
+        user, system = cpu_times(server.pid)
     finally:
         peer.terminate()
         peer.wait()
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop(server, timeout=30)
     return user / (user + system) if user + system else 1.0
 
 
@@ -201,7 +152,7 @@ def main():
     worker_share = max(r["worker_accounting_instructions"] / r["instructions"] * 100 for r in ons)
     control_share = max(r["control_accounting_instructions"] / r["instructions"] * 100 for r in ons)
     summary = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load": vars(args), "rounds": rows,
         "instructions_per_packet_on": on, "instructions_per_packet_off": off,

@@ -172,15 +172,16 @@ users = {{ bench = "bench" }}
 """
 
 
-def start_turnbridge(workdir, config_text, name="turnbridge", prefix=()):
-    """Starts build/turnbridge with config_text, waits for "ready" in its log (10 s at most)."""
+def start_turnbridge(workdir, config_text, name="turnbridge", prefix=(), timeout=10):
+    """Starts build/turnbridge with config_text (under `prefix`, e.g. valgrind), waits for
+    "ready" in its log (`timeout` seconds at most)."""
     cfg = workdir / f"{name}.toml"
     cfg.write_text(config_text)
     log_path = workdir / f"{name}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([*prefix, str(BINARY), "-c", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while b"ready" not in log_path.read_bytes():
         if time.monotonic() > deadline or proc.poll() is not None:
             stop(proc)

@@ -3,7 +3,9 @@
 // Raw socket helpers for the net layer: the options libuv does not set for us (SO_REUSEPORT,
 // IPV6_V6ONLY before bind, buffer sizes) and errno text that is safe to log.
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <uv.h>
 
 #include "turnbridge/base/address.hpp"
 
@@ -29,6 +31,9 @@ int probe_free(SocketKind kind, const Endpoint& ep);
 // uv_udp_open() sets SO_REUSEADDR on the sockets it adopts; on Linux that would let another
 // local socket with SO_REUSEADDR bind the same UDP port and take its datagrams. Clear it again.
 void clear_reuse_addr(int fd);
+
+// The remote address of an accepted or connected TCP handle; nullopt if the kernel has none.
+std::optional<Endpoint> tcp_peer(const uv_tcp_t* tcp);
 
 // Best effort SO_RCVBUF/SO_SNDBUF.
 void set_buffer_sizes(int fd, int bytes);
