@@ -37,7 +37,6 @@ WORKER_ROOTS = ["turnbridge::net::Worker::on_flush(",
                 "turnbridge::net::WorkerAccounting::on_created(",
                 "turnbridge::net::WorkerAccounting::on_closed("]
 CONTROL_ROOTS = ["turnbridge::net::AccountingHub::drain()"]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def callgrind_control(pid, on):
