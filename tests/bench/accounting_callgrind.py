@@ -19,7 +19,6 @@ Usage: tests/bench/accounting_callgrind.py [--rounds N] [--sessions M] [--messag
 """
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
