@@ -394,6 +394,12 @@ void Message::add_record_route(std::string_view value) {
 void Message::add_route(std::string_view value) { osip_message_set_route(m_, std::string(value).c_str()); }
 
 std::optional<std::string> Message::header(std::string_view name, int pos) const {
+    // libosip2's parser files Allow in its own list, not among the other headers.
+    if (lower(name) == "allow") {
+        osip_allow_t* a = nullptr;
+        if (osip_message_get_allow(m_, pos, &a) < 0 || !a) return std::nullopt;
+        return str(a->value);
+    }
     osip_header_t* h = nullptr;
     if (osip_message_header_get_byname(m_, lower(name).c_str(), pos, &h) < 0 || !h) return std::nullopt;
     return str(h->hvalue);

@@ -71,6 +71,25 @@ TEST_CASE("compact header forms are expanded (RFC 3261 §7.3.3)") {
     CHECK(m->contacts().at(0).uri == "sip:a@192.0.2.1");
 }
 
+TEST_CASE("Allow, which libosip2 keeps apart from other headers, reads back after parsing") {
+    const std::string wire =
+        "SIP/2.0 200 OK\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1\r\n"
+        "From: <sip:a@example.org>;tag=1\r\n"
+        "To: <sip:b@example.org>;tag=2\r\n"
+        "Call-ID: x@192.0.2.1\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        "Allow: INVITE\r\n"
+        "Allow: ACK, BYE\r\n"
+        "Content-Length: 0\r\n\r\n";
+    auto m = Message::parse(wire);
+    REQUIRE(m);
+    CHECK(m->header("Allow") == "INVITE");
+    CHECK(m->header("allow", 1) == "ACK");
+    CHECK(m->header("Allow", 2) == "BYE");
+    CHECK_FALSE(m->header("Allow", 3));
+}
+
 TEST_CASE("a response copies Via, From, To, Call-ID and CSeq and adds a To tag (RFC 3261 §8.2.6)") {
     auto base = samples::jssip_invite();
     // A second Via below the browser's, as a proxy in front would add: order must survive.
