@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (BINARY, RESULTS, cpu_seconds, free_port, machine, start_turnbridge,  # noqa: E402
+from bench_common import (BINARY, RESULTS, ab_rounds, cpu_seconds, free_port, machine, start_turnbridge,  # noqa: E402
                           stop, turnbridge_config, uclient_totals, utc_now)
 
 
@@ -66,15 +66,11 @@ def main():
     if not BINARY.exists():
         sys.exit(f"{BINARY} missing: build first")
     work = Path(tempfile.mkdtemp(prefix="turnbridge-bench-"))
-    rows = []
     try:
-        for i in range(args.rounds):
-            for enabled in ((True, False) if i % 2 == 0 else (False, True)):
-                row = run_round(enabled, args, work)
-                row["round"] = i + 1
-                rows.append(row)
-                print(f"round {i + 1} accounting {row['accounting']}: {row['packets_per_s']:.0f} pkt/s, "
-                      f"{row['cpu_s_per_million']:.2f} CPU s per million packets, lost {row['lost']}", flush=True)
+        rows = ab_rounds(args.rounds, lambda enabled, _: run_round(enabled, args, work),
+                         lambda row: f"round {row['round']} accounting {row['accounting']}: "
+                                     f"{row['packets_per_s']:.0f} pkt/s, {row['cpu_s_per_million']:.2f} CPU s "
+                                     f"per million packets, lost {row['lost']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

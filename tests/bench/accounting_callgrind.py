@@ -20,6 +20,7 @@ Usage: tests/bench/accounting_callgrind.py [--rounds N] [--sessions M] [--messag
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import BINARY, RESULTS, cpu_times, free_port, machine, start_turnbridge, stop, turnbridge_config  # noqa: E402
+from bench_common import (BINARY, RESULTS, ab_rounds, cpu_times, free_port, machine, start_turnbridge,  # noqa: E402
+                          stop, turnbridge_config)
 
 # Entry points of the accounting work; none calls another, so their inclusive costs add up.
 # The worker's part runs on the relay thread; the store's on the control thread.
@@ -127,20 +129,19 @@ def main():
     if not BINARY.exists():
         sys.exit(f"{BINARY} missing: build first")
     work = Path(tempfile.mkdtemp(prefix="turnbridge-callgrind-"))
-    rows = []
+    def one(enabled, i):
+        return run(enabled, args, work, f"r{i}-{'on' if enabled else 'off'}")
+
+    def describe(row):
+        share = row["accounting_instructions"] / row["instructions"] * 100
+        return (f"round {row['round']} accounting {row['accounting']}: {row['instructions_per_packet']:.0f} "
+                f"instructions per relayed packet, accounting code {share:.2f} %, lost {row['lost']}")
+
     try:
-        for i in range(args.rounds):
-            for enabled in ((True, False) if i % 2 == 0 else (False, True)):
-                row = run(enabled, args, work, f"r{i}-{'on' if enabled else 'off'}")
-                row["round"] = i + 1
-                rows.append(row)
-                share = row["accounting_instructions"] / row["instructions"] * 100
-                print(f"round {i + 1} accounting {row['accounting']}: {row['instructions_per_packet']:.0f} "
-                      f"instructions per relayed packet, accounting code {share:.2f} %, lost {row['lost']}",
-                      flush=True)
+        rows = ab_rounds(args.rounds, one, describe)
         fraction = user_fraction(args, work)
     finally:
-        subprocess.run(["rm", "-rf", str(work)])
+        shutil.rmtree(work, ignore_errors=True)
 
     def median(key, acct):
         return statistics.median(r[key] for r in rows if r["accounting"] == acct)

@@ -239,3 +239,17 @@ def uclient_totals(text):
     sent, received = map(int, totals[-1])
     lost = re.findall(r"Total lost packets (\d+)", text)
     return sent, received, int(lost[-1]) if lost else sent - received
+
+
+def ab_rounds(rounds, run_one, describe):
+    """`rounds` A/B pairs of run_one(enabled, round_index), alternating which goes first (on-off,
+    off-on, ...) so that drift over the run weighs on both alike. Each row gets its 1-based
+    "round" and is printed with describe(row) as it comes."""
+    rows = []
+    for i in range(rounds):
+        for enabled in ((True, False) if i % 2 == 0 else (False, True)):
+            row = run_one(enabled, i)
+            row["round"] = i + 1
+            rows.append(row)
+            print(describe(row), flush=True)
+    return rows

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import random
 import resource
 import selectors
 import shutil
