@@ -36,3 +36,29 @@ struct AllocationRecord {
 };
 
 }  // namespace turnbridge::accounting
+
+namespace turnbridge::accounting {
+
+// One gateway call (issue 4), written when it ends: who made or took it, how long it lasted,
+// its codecs and the media bytes of both legs. The browser leg's bytes are also in the TURN
+// allocation that carried them, when the call was relayed; `relayed` says so.
+struct CallRecord {
+    std::string id;           // unique across restarts, like AllocationRecord::id
+    std::string realm;
+    std::string account;      // the browser user (static user or REST user id)
+    std::string direction;    // "outbound" (browser -> trunk) | "inbound" (trunk -> browser)
+    std::string remote;       // the number called (outbound) or the caller (inbound)
+    std::int64_t start_ms = 0;   // INVITE received, unix milliseconds
+    std::int64_t answer_ms = 0;  // 200 OK; 0 = never answered
+    std::int64_t end_ms = 0;
+    int status = 0;              // final status of the call's INVITE (200, 486, 487, 503...)
+    std::string codecs;          // "opus/PCMU": browser leg / trunk leg
+    std::string end_reason;      // "bye-browser", "bye-trunk", "cancel", "failed: <why>", "shutdown"...
+    bool relayed = false;        // the browser leg came through one of our TURN allocations
+    // Datagrams on the wire, per leg and direction (in = toward turnbridge).
+    std::uint64_t browser_in_packets = 0, browser_in_bytes = 0, browser_out_packets = 0, browser_out_bytes = 0;
+    std::uint64_t trunk_in_packets = 0, trunk_in_bytes = 0, trunk_out_packets = 0, trunk_out_bytes = 0;
+    std::int64_t duration_ms() const { return answer_ms == 0 ? 0 : end_ms - answer_ms; }
+};
+
+}  // namespace turnbridge::accounting
