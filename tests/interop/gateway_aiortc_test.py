@@ -19,7 +19,6 @@ import json
 import re
 import secrets
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,9 @@ from call_media_aiortc_test import Tone, dominant  # the 1 kHz microphone and th
 # loopback: the TURN server is 127.0.0.1).
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: []
 
+import av  # noqa: E402
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
 from harness import PASSWORD, REALM, USER, Turnbridge, free_port, main_guard  # noqa: E402
 
@@ -210,49 +211,9 @@ def respond(req, code, reason):
     return "\r\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# The trunk: sipp answering with PCMU at its own media port, echoing RTP, waiting for BYE.
-
-UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="turnbridge gateway aiortc test trunk">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=trunk 1 1 IN IP4 [media_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-
-]]></send>
-  <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
+# The trunk: sipp with pages/gateway_trunk_uas.xml (shared with gateway_call_test.js), answering
+# with PCMU at its own media port, echoing RTP there, waiting for our BYE.
+UAS_SCENARIO = Path(__file__).resolve().parent / "pages" / "gateway_trunk_uas.xml"
 
 
 class GatewayServer(Turnbridge):
@@ -317,22 +278,20 @@ async def call(r, tb):
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(
         urls=f"turn:127.0.0.1:{tb.port}?transport=udp", username=USER, credential=PASSWORD)]))
     pc.addTrack(Tone())
-    heard, rate = [], [48000]
+    heard = []  # what comes back, at 8 kHz mono
 
     @pc.on("track")
     def on_track(track):
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=8000)
+
         async def pull():
-            import array
             while True:
                 try:
                     frame = await track.recv()
-                except Exception:
+                except MediaStreamError:
                     return
-                channels = len(frame.layout.channels)
-                pcm = array.array("h")
-                pcm.frombytes(bytes(frame.planes[0])[: frame.samples * channels * 2])
-                heard.extend(pcm[::channels])
-                rate[0] = frame.sample_rate
+                for out in resampler.resample(frame):
+                    heard.extend(out.to_ndarray().reshape(-1).tolist())
         asyncio.ensure_future(pull())
 
     await pc.setLocalDescription(await pc.createOffer())
@@ -375,12 +334,11 @@ async def call(r, tb):
     r.check("aiortc's nominated pair uses its TURN relay candidate", kind == "relay", f"{kind} {local} -> {remote}")
     heard.clear()
     await asyncio.sleep(4 if not error else 0)
-    step = max(1, rate[0] // 8000)
-    tail = heard[-2 * rate[0]:][::step]
+    tail = heard[-16000:]  # the last 2 s
     hz = dominant(tail, 8000) if len(tail) > 8000 else 0
     rms = (sum(v * v for v in tail) / len(tail)) ** 0.5 if tail else 0
     r.check(f"aiortc hears its {TONE_HZ} Hz tone back through the trunk's echo (2 %)", abs(hz - TONE_HZ) <= 0.02 * TONE_HZ,
-            f"{hz} Hz, rms {rms:.0f}, {len(heard)} samples at {rate[0]} Hz in 4 s")
+            f"{hz} Hz, rms {rms:.0f}, {len(heard)} samples (8 kHz) in 4 s")
 
     sip.request("BYE", target, call_id, 3, tag, to_tagged)
     bye = await sip.wait(sip.is_response(call_id, "BYE", True))
@@ -391,14 +349,14 @@ async def call(r, tb):
 
 
 def main(r):
-    work = Path(tempfile.mkdtemp(prefix="gateway-aiortc-"))
     sipp_port = free_port()
     media_port = free_port(span=3, taken={sipp_port})  # -rtp_echo binds it and +2
     tb = GatewayServer(sipp_port)
-    (work / "uas.xml").write_text(UAS)
+    work = tb.dir  # kept for a post-mortem when a check fails (harness.main_guard)
     with tb:
-        sipp = subprocess.Popen([SIPP, "-sf", str(work / "uas.xml"), "-i", "127.0.0.1", "-p", str(sipp_port),
-                                 "-mp", str(media_port), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "60s",
+        sipp = subprocess.Popen([SIPP, "-sf", str(UAS_SCENARIO), "-i", "127.0.0.1", "-p", str(sipp_port),
+                                 "-mp", str(media_port), "-rtp_echo", "-set", "rtpport", str(media_port),
+                                 "-set", "hangup_ms", "0", "-m", "1", "-nostdin", "-timeout", "60s",
                                  "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log")],
                                 cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)

@@ -200,85 +200,8 @@ class RtpTap {
 
 // --- sipp ----------------------------------------------------------------------------------
 
-// The trunk's UAS: answers with PCMU and the offer's telephone-event payload type at `rtpPort`
-// (the tap), then waits for BYE, or sends BYE itself after `byeAfterMs`. (sipp refuses a
-// scenario with a variable referenced only once: the whole match $te goes to a log action.)
-function uasScenario(rtpPort, byeAfterMs) {
-  const ending = byeAfterMs ? `
-  <pause milliseconds="${byeAfterMs}"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: [$invto];tag=[pid]SIPpTag01[call_number]
-To: [$invfrom]
-Call-ID: [call_id]
-CSeq: 1 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" crlf="true"/>` : `
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>`;
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="turnbridge gateway test trunk">
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp="a=rtpmap:([0-9]+) telephone-event/8000" search_in="body" check_it="true" assign_to="te,tept"/>
-      <log message="offer: [$te]"/>${byeAfterMs ? `
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="invfrom"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="invto"/>` : ''}
-    </action>
-  </recv>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=trunk 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio ${rtpPort} RTP/AVP 0 [$tept]
-a=rtpmap:0 PCMU/8000
-a=rtpmap:[$tept] telephone-event/8000
-a=fmtp:[$tept] 0-16
-a=ptime:20
-a=sendrecv
-
-]]></send>
-  <recv request="ACK" crlf="true"/>${ending}
-</scenario>
-`;
-}
+// The trunk's UAS: pages/gateway_trunk_uas.xml (shared with gateway_aiortc_test.py).
+const UAS_SCENARIO = path.join(__dirname, 'pages', 'gateway_trunk_uas.xml');
 
 // The trunk calling the DID: INVITE with PCMU, ACK, play the pcap tone, BYE after `holdMs`.
 function uacScenario(pcap, holdMs) {
@@ -349,10 +272,9 @@ Content-Length: 0
 `;
 }
 
-// One sipp run in `dir`; resolves `done` with its exit code; `messages()` reads its -trace_msg log.
-function runSipp(dir, name, scenarioText, args, pids) {
-  const sf = path.join(dir, `${name}.xml`);
-  fs.writeFileSync(sf, scenarioText);
+// One sipp run of scenario file `sf` in `dir`; resolves `done` with its exit code; `messages()`
+// reads its -trace_msg log.
+function runSipp(dir, name, sf, args, pids) {
   const p = spawn(SIPP, ['-sf', sf, ...args, '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
     '-trace_msg', '-trace_err', '-message_file', path.join(dir, `${name}_messages.log`),
     '-error_file', path.join(dir, `${name}_errors.log`)],
@@ -532,8 +454,8 @@ token = "t0ken"
 
   // --- outbound call 1: echo, DTMF, the page hangs up ----------------------------------------
   {
-    const sipp = runSipp(work, 'uas_echo', uasScenario(tapPort, 0),
-      ['-i', '127.0.0.1', '-p', String(sippPort), '-mp', String(echoPort), '-rtp_echo'], sipps);
+    const sipp = runSipp(work, 'uas_echo', UAS_SCENARIO, ['-i', '127.0.0.1', '-p', String(sippPort),
+      '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '0'], sipps);
     await sleep(300);
     tap.reset();
     const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${OUT_NUMBER}@${REALM}`);
@@ -553,9 +475,10 @@ token = "t0ken"
     results.check('outbound: the page sends DTMF through its RTCDTMFSender (RFC 4733)', left === '', `left in queue: "${left}"`);
     await sleep(300);
     const ended = await page.evaluate(() => gw.hangup(5000));
-    results.check('outbound: the page hangs up', ended && ended.originator === 'local', JSON.stringify(ended));
+    results.check('outbound: the page hangs up (BYE)', call.confirmed && ended && ended.originator === 'local' && !ended.failed,
+      JSON.stringify(ended));
     const code = await sippExit(sipp, 8000);
-    results.check('outbound: BYE from the page reaches the trunk (sipp saw the whole call, exit 0)', code === 0,
+    results.check('outbound: BYE from the page reaches the trunk (sipp saw the whole call, exit 0)', call.confirmed && code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
 
     // The INVITE toward the trunk: our own short G.711 SDP with telephone-event/8000.
@@ -586,17 +509,18 @@ token = "t0ken"
 
   // --- outbound call 2: the trunk hangs up -------------------------------------------------
   {
-    const sipp = runSipp(work, 'uas_bye', uasScenario(tapPort, 4000),
-      ['-i', '127.0.0.1', '-p', String(sippPort), '-mp', String(echoPort), '-rtp_echo'], sipps);
+    const sipp = runSipp(work, 'uas_bye', UAS_SCENARIO, ['-i', '127.0.0.1', '-p', String(sippPort),
+      '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '4000'], sipps);
     await sleep(300);
     const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${OUT_NUMBER}@${REALM}`);
     results.check('outbound 2: the call is answered', call.confirmed, JSON.stringify(call.ended));
     const media = await page.evaluate(() => gw.waitMedia(15000));
     const ended = await page.evaluate(() => gw.waitEnded(15000));
-    results.check("outbound 2: sipp's BYE ends the page's session", ended && ended.originator === 'remote',
+    results.check("outbound 2: sipp's BYE ends the page's session", call.confirmed && ended && ended.originator === 'remote'
+      && ended.cause === 'Terminated' && !ended.failed,
       `${JSON.stringify(ended)}; media was ${media.connection}`);
     const pc = await page.evaluate(() => gw.pcState());
-    results.check("outbound 2: the page's peer connection is closed", pc === 'closed', pc);
+    results.check("outbound 2: the page's peer connection is closed", call.confirmed && pc === 'closed', pc);
     const code = await sippExit(sipp, 8000);
     results.check('outbound 2: sipp got 200 for its BYE (exit 0)', code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
@@ -604,7 +528,9 @@ token = "t0ken"
 
   // --- inbound: sipp calls the DID, the page answers and hears sipp's tone --------------------
   {
-    const sipp = runSipp(work, 'uac_tone', uacScenario(pcap, 9000),
+    const uac = path.join(work, 'uac_tone.xml');
+    fs.writeFileSync(uac, uacScenario(pcap, 9000));
+    const sipp = runSipp(work, 'uac_tone', uac,
       ['-s', DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort)], sipps);
     const answered = await page.evaluate(() => gw.waitIncoming(15000));
     results.check('inbound: the registered page gets the call to the DID and answers it', answered.confirmed,
@@ -618,7 +544,8 @@ token = "t0ken"
       `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB, ${stats.packetsReceived} packets received (${stats.codec}), `
       + `local ${stats.local && stats.local.type}`);
     const ended = await page.evaluate(() => gw.waitEnded(15000));
-    results.check("inbound: sipp's BYE ends the page's session", ended && ended.originator === 'remote', JSON.stringify(ended));
+    results.check("inbound: sipp's BYE ends the page's session", answered.confirmed && ended && ended.originator === 'remote'
+      && ended.cause === 'Terminated' && !ended.failed, JSON.stringify(ended));
     const code = await sippExit(sipp, 8000);
     results.check('inbound: sipp (UAC) completed the call (exit 0)', code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
@@ -648,7 +575,7 @@ token = "t0ken"
 
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
-  module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, uasScenario,
+  module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
     uacScenario, runSipp, sippExit, freeTriple };
 } else {
   const results = new Results('gateway_call');
