@@ -464,6 +464,7 @@ token = "t0ken"
     const media = await page.evaluate(() => gw.waitMedia(15000));
     results.check('outbound: ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
       `${media.connection}, track ${media.track}`);
+    await sleep(1000);  // the echo's round trip and the decoders settle
     const heard = await page.evaluate(() => gw.measure(2400));
     const stats = await page.evaluate(() => gw.stats());
     results.check(`outbound: the page hears its own ${PAGE_TONE_HZ} Hz tone back through the trunk's echo (2 %)`,
@@ -538,6 +539,7 @@ token = "t0ken"
     const media = await page.evaluate(() => gw.waitMedia(15000));
     results.check('inbound: ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
       `${media.connection}, track ${media.track}`);
+    await sleep(1000);
     const heard = await page.evaluate(() => gw.measure(2400));
     const stats = await page.evaluate(() => gw.stats());
     results.check(`inbound: the page hears sipp's ${TRUNK_TONE_HZ} Hz tone (2 %)`, within(heard.peakHz, TRUNK_TONE_HZ),
