@@ -9,7 +9,7 @@
 (() => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const state = {
-    ua: null, session: null, options: null, events: [], remote: null, ended: null, confirmed: null,
+    ua: null, session: null, direction: '', options: null, events: [], remote: null, ended: null, confirmed: null,
     ctx: null,
   };
   const log = (line) => {
@@ -30,8 +30,9 @@
   }
 
   // Event wiring shared by outgoing and incoming sessions.
-  function adopt(session) {
+  function adopt(session, direction) {
     state.session = session;
+    state.direction = direction;
     state.remote = null;
     state.ended = null;
     state.confirmed = null;
@@ -82,7 +83,7 @@
       ua.on('newRTCSession', (e) => {
         if (e.originator !== 'remote') return;
         log(`incoming from ${e.request.from.uri}`);
-        adopt(e.session);
+        adopt(e.session, 'incoming');
         if (autoAnswer) e.session.answer(state.options);
       });
       return new Promise((resolve) => {
@@ -94,15 +95,16 @@
 
     // An outgoing call; resolves once it is confirmed or has failed.
     async call(target, ms) {
-      adopt(state.ua.call(target, state.options));
+      adopt(state.ua.call(target, state.options), 'outgoing');
       await until(() => state.confirmed || state.ended, ms);
       return { confirmed: !!state.confirmed, ended: state.ended };
     },
 
     // Waits for an incoming call to be answered (auto-answer) and confirmed.
     async waitIncoming(ms) {
-      await until(() => state.confirmed || (state.session && state.ended), ms);
-      return { confirmed: !!state.confirmed, ended: state.ended };
+      const incoming = () => state.direction === 'incoming';
+      await until(() => incoming() && (state.confirmed || state.ended), ms);
+      return { confirmed: incoming() && !!state.confirmed, ended: incoming() ? state.ended : 'no incoming call' };
     },
 
     // Waits for the media path (ICE + DTLS through the relay) and the remote track.
