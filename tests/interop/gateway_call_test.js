@@ -37,6 +37,7 @@ const DTMF_MS = 200;                 // RFC 4733 duration at 8000 Hz: 1600
 const TOTAL_MS = 160000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let workDir = null;  // this run's files: the WAV, the pcap, the bundle, sipp's scenarios and logs
+let serverDir = null;  // turnbridge's config, certificate and log
 
 // --- audio helpers -------------------------------------------------------------------------
 
@@ -145,6 +146,9 @@ class RtpTap {
 
   reset() { this.toTrunk = []; this.fromTrunk = []; this.gateway = null; }
 
+  // Datagrams the gateway sent toward the trunk after time `t` (ms since the epoch).
+  sentAfter(t) { return this.toTrunk.filter((p) => p.t > t).length; }
+
   async open() {
     const bind = (s, port) => new Promise((resolve, reject) => {
       s.once('error', reject);
@@ -194,7 +198,8 @@ class RtpTap {
     }
     const samples = [];
     for (const p of audio) for (const u of p.payload) samples.push(ulawDecode(u));
-    return { pts, samples, packets: audio.length, events: [...events.values()] };
+    const sizes = new Set(audio.map((p) => p.payload.length));
+    return { pts, samples, packets: audio.length, sizes: [...sizes], events: [...events.values()] };
   }
 }
 
@@ -413,6 +418,7 @@ token = "t0ken"
 `,
   });
   cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
   await tb.start();
 
   const built = await bundleJsSIP(work).then(() => true, (e) => e);
@@ -475,12 +481,17 @@ token = "t0ken"
     const left = await page.evaluate((a) => gw.dtmf(a.digits, a.ms, 120), { digits: DTMF_DIGITS, ms: DTMF_MS });
     results.check('outbound: the page sends DTMF through its RTCDTMFSender (RFC 4733)', left === '', `left in queue: "${left}"`);
     await sleep(300);
+    const hangupAt = Date.now();
     const ended = await page.evaluate(() => gw.hangup(5000));
     results.check('outbound: the page hangs up (BYE)', call.confirmed && ended && ended.originator === 'local' && !ended.failed,
       JSON.stringify(ended));
     const code = await sippExit(sipp, 8000);
     results.check('outbound: BYE from the page reaches the trunk (sipp saw the whole call, exit 0)', call.confirmed && code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+    await sleep(1000);
+    const late = tap.sentAfter(hangupAt + 500);
+    results.check("outbound: the page's BYE also ends the trunk leg's media", call.confirmed && late === 0,
+      `${late} datagrams toward the trunk more than 0.5 s after the hang-up`);
 
     // The INVITE toward the trunk: our own short G.711 SDP with telephone-event/8000.
     const log = sipp.messages();
@@ -495,9 +506,9 @@ token = "t0ken"
 
     const trunk = tap.analyse(tePt);
     const trunkHz = trunk.samples.length > 8000 ? dominantHz(trunk.samples.slice(-16000)) : 0;
-    results.check(`outbound: the trunk leg carries PCMU of the page's ${PAGE_TONE_HZ} Hz tone (2 %)`,
-      trunk.packets > 50 && within(trunkHz, PAGE_TONE_HZ),
-      `${trunk.packets} PCMU packets, ${trunkHz} Hz; payload types ${JSON.stringify([...trunk.pts])}; `
+    results.check(`outbound: the trunk leg carries PCMU at 20 ms of the page's ${PAGE_TONE_HZ} Hz tone (2 %)`,
+      trunk.packets > 50 && within(trunkHz, PAGE_TONE_HZ) && JSON.stringify(trunk.sizes) === '[160]',
+      `${trunk.packets} PCMU packets of ${trunk.sizes} bytes, ${trunkHz} Hz; payload types ${JSON.stringify([...trunk.pts])}; `
       + `${tap.fromTrunk.length} echoed back`);
     const want = [...DTMF_DIGITS].map((d) => ({ '*': 10, '#': 11 }[d] ?? Number(d)));
     const codes = trunk.events.map((e) => e.code);
@@ -513,6 +524,7 @@ token = "t0ken"
     const sipp = runSipp(work, 'uas_bye', UAS_SCENARIO, ['-i', '127.0.0.1', '-p', String(sippPort),
       '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '4000'], sipps);
     await sleep(300);
+    tap.reset();
     const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${OUT_NUMBER}@${REALM}`);
     results.check('outbound 2: the call is answered', call.confirmed, JSON.stringify(call.ended));
     const media = await page.evaluate(() => gw.waitMedia(15000));
@@ -522,9 +534,14 @@ token = "t0ken"
       `${JSON.stringify(ended)}; media was ${media.connection}`);
     const pc = await page.evaluate(() => gw.pcState());
     results.check("outbound 2: the page's peer connection is closed", call.confirmed && pc === 'closed', pc);
+    const endedAt = Date.now();
     const code = await sippExit(sipp, 8000);
     results.check('outbound 2: sipp got 200 for its BYE (exit 0)', code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+    await sleep(1000);
+    const late = tap.sentAfter(endedAt + 500);
+    results.check("outbound 2: sipp's BYE also ends the gateway's media toward the trunk", call.confirmed
+      && tap.toTrunk.length > 50 && late === 0, `${tap.toTrunk.length} datagrams during the call, ${late} more than 0.5 s after it ended`);
   }
 
   // --- inbound: sipp calls the DID, the page answers and hears sipp's tone --------------------
@@ -592,8 +609,10 @@ if (require.main !== module) {
     .finally(async () => {
       clearTimeout(deadline);
       for (const undo of cleanup.reverse()) await Promise.resolve().then(undo).catch(() => {});
-      if (workDir && results.failed === 0) fs.rmSync(workDir, { recursive: true, force: true });
-      else if (workDir) console.log(`work files kept in ${workDir}`);
+      for (const dir of [workDir, serverDir].filter(Boolean)) {
+        if (results.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
+        else console.log(`kept for a post-mortem: ${dir}`);
+      }
       process.exit(results.finish());
     });
 }
