@@ -311,7 +311,7 @@ async def call(r, tb):
     answer = ok.split("\r\n\r\n", 1)[1] if ok and "\r\n\r\n" in ok else ""
     r.check("the authenticated INVITE is answered 200 with an ICE-lite DTLS-SRTP answer",
             status(ok) == 200 and "a=ice-lite" in answer and "a=fingerprint:" in answer,
-            (ok or "no answer").split("\r\n")[0])
+            " ".join([(ok or "no answer").split("\r\n")[0], *re.findall(r"^(m=.*|a=rtpmap:.*)$", answer, re.M)[:3]]))
     if status(ok) != 200:
         await pc.close()
         await ws.close()
