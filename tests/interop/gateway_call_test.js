@@ -599,11 +599,14 @@ if (require.main !== module) {
 } else {
   const results = new Results('gateway_call');
   const cleanup = [];
-  const deadline = setTimeout(() => {
-    results.check('finished in time', false, `over ${TOTAL_MS / 1000} s`);
+  // Out of time, or stopped (scripts/test's `timeout` sends SIGTERM): kill what we started.
+  const abort = (why) => {
+    results.check('finished in time', false, why);
     for (const undo of cleanup.reverse()) { try { undo(); } catch { /* best effort */ } }
     process.exit(results.finish());
-  }, TOTAL_MS);
+  };
+  const deadline = setTimeout(() => abort(`over ${TOTAL_MS / 1000} s`), TOTAL_MS);
+  for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => abort(`stopped by ${sig}`));
   main(results, cleanup)
     .catch((err) => results.check('harness', false, err && err.stack ? err.stack : String(err)))
     .finally(async () => {
