@@ -88,12 +88,44 @@ CREATE INDEX hourly_by_account ON hourly (realm, account, hour_start_ms);
                        counter_columns("{} INTEGER NOT NULL DEFAULT 0"), counter_columns("{} INTEGER NOT NULL DEFAULT 0"));
 }
 
+// Gateway calls (issue 4). IF NOT EXISTS: a database that somehow has the table already keeps it
+// and its rows; the indexes serve the per-user, per-realm and time-window queries.
+constexpr const char* kSchemaV2 = R"(
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY NOT NULL,
+    realm TEXT NOT NULL,
+    account TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    remote TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    answer_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    codecs TEXT NOT NULL,
+    end_reason TEXT NOT NULL,
+    relayed INTEGER NOT NULL,
+    browser_in_packets INTEGER NOT NULL,
+    browser_in_bytes INTEGER NOT NULL,
+    browser_out_packets INTEGER NOT NULL,
+    browser_out_bytes INTEGER NOT NULL,
+    trunk_in_packets INTEGER NOT NULL,
+    trunk_in_bytes INTEGER NOT NULL,
+    trunk_out_packets INTEGER NOT NULL,
+    trunk_out_bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_start ON calls (start_ms);
+CREATE INDEX IF NOT EXISTS calls_by_account ON calls (realm, account, start_ms);
+)";
+
 const std::vector<std::string>& migrations() {
-    static const std::vector<std::string> all = {schema_v1()};
+    static const std::vector<std::string> all = {schema_v1(), kSchemaV2};
     return all;
 }
 
 int schema_version() { return static_cast<int>(migrations().size()); }
+
+// The schema version that added the calls table, and the oldest one a reader can read.
+constexpr int kCallsVersion = 2;
+constexpr int kOldestReadable = 1;
 
 // The allocation columns in AllocationRecord order; reads and writes use this order.
 const std::string& allocation_columns() {
@@ -126,6 +158,13 @@ const std::string& update_allocation_sql(bool ending) {
     static const std::string checkpoint = make(false), end = make(true);
     return ending ? end : checkpoint;
 }
+
+// The call columns in CallRecord order; reads and writes use this order.
+constexpr const char* kCallColumns =
+    "id, realm, account, direction, remote, start_ms, answer_ms, end_ms, status, codecs, end_reason, relayed, "
+    "browser_in_packets, browser_in_bytes, browser_out_packets, browser_out_bytes, "
+    "trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes";
+constexpr int kCallColumnCount = 20;
 
 const std::string& upsert_hourly_sql() {
     static const std::string s = fmt::format(
@@ -203,6 +242,16 @@ private:
     sqlite3_stmt* s_;
 };
 
+// A usage row in the making, keyed by (bucket start, realm, account) with what is not grouped
+// left empty.
+struct RowAcc {
+    UsageRow row;
+    std::int64_t relayed_ms = 0;
+    std::set<std::string> realms;
+};
+using RowKey = std::tuple<std::int64_t, std::string, std::string>;
+using RowAccs = std::map<RowKey, RowAcc>;
+
 class SqliteStore final : public Store {
 public:
     SqliteStore(std::string file, bool writer) : file_(std::move(file)), writer_(writer) {}
@@ -214,9 +263,12 @@ public:
 
     void open(const StoreOptions& options);
 
-    bool write(const std::vector<AllocationRecord>& batch, std::int64_t now_ms) override;
+    using Store::write;
+    bool write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
+               std::int64_t now_ms) override;
     std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) override;
     std::optional<AllocationRecord> allocation(const std::string& id) override;
+    std::vector<CallRecord> calls(const CallQuery& q) override;
     std::uint64_t relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) override;
 
 private:
@@ -239,7 +291,7 @@ private:
     // static): looked up by address, not by hashing its few hundred characters per record.
     Query hot_query(const std::string& sql);
     int user_version();
-    void migrate();
+    void migrate(int to);
     void close_crashed();
     void lock_writer();
     // One batch's effect on the hourly rollup, summed per (hour, realm, account) so that many
@@ -260,8 +312,10 @@ private:
 
     void write_one(const AllocationRecord& r, std::int64_t now_ms, HourlyBatch& hourly, StoredTotals& pending);
     void add_hourly(const HourlyKey& key, const HourlyDelta& d);
+    void write_call(const CallRecord& c);
     std::vector<UsageRow> usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices);
     std::vector<UsageRow> usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices);
+    void add_calls(const UsageQuery& q, std::int64_t from, std::int64_t to, RowAccs& acc);
 
     std::string file_;
     bool writer_;
@@ -270,6 +324,7 @@ private:
     std::unordered_map<const std::string*, sqlite3_stmt*> hot_;    // the same, by address
     StoredTotals stored_;
     bool failing_ = false;  // the last write failed (logged once per run of failures)
+    bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
     int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
 };
 
@@ -338,11 +393,14 @@ void SqliteStore::open(const StoreOptions& options) {
         // A reader cannot migrate: the server does that when it starts.
         const int v = user_version();
         if (v == 0) throw SqliteError("not a turnbridge accounting database (no schema)");
-        if (v < schema_version())
+        // Version 1 lacks only the calls table: readable (no calls) until the server, still the
+        // previous release or not yet restarted, migrates it.
+        if (v < kOldestReadable)
             throw SqliteError(fmt::format("schema version {} is older than this turnbridge's ({}); start the "
                                           "server once to migrate it", v, schema_version()));
         if (v > schema_version())
             throw SqliteError(fmt::format("schema version {} is newer than this turnbridge's ({})", v, schema_version()));
+        has_calls_ = v >= kCallsVersion;
         return;
     }
     // WAL lets `turnbridge report` read while the server writes; NORMAL syncs at checkpoints,
@@ -355,21 +413,23 @@ void SqliteStore::open(const StoreOptions& options) {
     exec("PRAGMA synchronous = NORMAL");
     {
         Transaction tx(*this, "BEGIN IMMEDIATE");
-        migrate();
+        const int to = options.schema_version > 0 ? std::min(options.schema_version, schema_version()) : schema_version();
+        migrate(to);
+        has_calls_ = to >= kCallsVersion;
         close_crashed();
         tx.commit();
     }
     if (options.max_pages != 0) exec(fmt::format("PRAGMA max_page_count = {}", options.max_pages));
 }
 
-void SqliteStore::migrate() {
+void SqliteStore::migrate(int to) {
     const int from = user_version();
     if (from > schema_version())
         throw SqliteError(fmt::format("schema version {} is newer than this turnbridge's ({})", from, schema_version()));
-    for (int v = from; v < schema_version(); ++v) exec(migrations()[static_cast<std::size_t>(v)]);
-    if (from != schema_version()) {
-        exec(fmt::format("PRAGMA user_version = {}", schema_version()));
-        if (from != 0) log::info("accounting: {} migrated from schema version {} to {}", file_, from, schema_version());
+    for (int v = from; v < to; ++v) exec(migrations()[static_cast<std::size_t>(v)]);
+    if (from < to) {
+        exec(fmt::format("PRAGMA user_version = {}", to));
+        if (from != 0) log::info("accounting: {} migrated from schema version {} to {}", file_, from, to);
     }
 }
 
@@ -383,14 +443,16 @@ void SqliteStore::close_crashed() {
         log::warn("accounting: {} allocation{} left open by the previous run closed as crashed", n, n == 1 ? "" : "s");
 }
 
-bool SqliteStore::write(const std::vector<AllocationRecord>& batch, std::int64_t now_ms) {
-    if (batch.empty()) return true;
+bool SqliteStore::write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
+                        std::int64_t now_ms) {
+    if (batch.empty() && calls.empty()) return true;
     try {
         Transaction tx(*this, "BEGIN IMMEDIATE");
         HourlyBatch hourly;
         StoredTotals pending;
         for (const auto& r : batch) write_one(r, now_ms, hourly, pending);
         for (const auto& [key, d] : hourly) add_hourly(key, d);
+        for (const auto& c : calls) write_call(c);
         tx.commit();
         for (auto& [id, t] : pending) stored_[id] = t;
         for (const auto& r : batch)
@@ -471,6 +533,23 @@ void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {
     q.step();
 }
 
+// A call arrives once, when it ended; a retried batch may bring it again, and then replaces it.
+void SqliteStore::write_call(const CallRecord& c) {
+    static const std::string sql = [] {
+        std::string params;
+        for (int i = 1; i <= kCallColumnCount; ++i) params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
+        return fmt::format("INSERT OR REPLACE INTO calls ({}) VALUES ({})", kCallColumns, params);
+    }();
+    auto q = hot_query(sql);
+    q.bind(1, c.id).bind(2, c.realm).bind(3, c.account).bind(4, c.direction).bind(5, c.remote);
+    q.bind(6, c.start_ms).bind(7, c.answer_ms).bind(8, c.end_ms).bind(9, std::int64_t{c.status});
+    q.bind(10, c.codecs).bind(11, c.end_reason).bind(12, std::int64_t{c.relayed ? 1 : 0});
+    q.bind(13, c.browser_in_packets).bind(14, c.browser_in_bytes).bind(15, c.browser_out_packets);
+    q.bind(16, c.browser_out_bytes).bind(17, c.trunk_in_packets).bind(18, c.trunk_in_bytes);
+    q.bind(19, c.trunk_out_packets).bind(20, c.trunk_out_bytes);
+    q.step();
+}
+
 std::vector<UsageRow> SqliteStore::usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
     try {
         // One read transaction: both tables from the same snapshot.
@@ -507,21 +586,20 @@ void add_traffic(Traffic& into, const Traffic& t) {
     for (std::size_t i = 0; i < kCounters; ++i) counter(into, i) += counter(t, i);
 }
 
+// The key of the usage row a bucket, allocation or call of (time, realm, account) belongs to.
+RowKey row_key(GroupBy by, std::int64_t time, const std::string& realm, const std::string& account) {
+    switch (by) {
+        case GroupBy::User: return std::make_tuple(std::int64_t{0}, realm, account);
+        case GroupBy::Realm: return std::make_tuple(std::int64_t{0}, realm, std::string());
+        case GroupBy::Day: return std::make_tuple(detail::floor_to(time, kDayMs), std::string(), std::string());
+        default: return std::make_tuple(detail::floor_to(time, kHourMs), std::string(), std::string());
+    }
+}
+
 std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
-    // A row in the making: (bucket start, realm, account) with what is not grouped left empty.
-    struct Acc {
-        UsageRow row;
-        std::int64_t relayed_ms = 0;
-        std::set<std::string> realms;
-    };
-    std::map<std::tuple<std::int64_t, std::string, std::string>, Acc> acc;
+    RowAccs acc;
     const auto key = [&](std::int64_t time, const std::string& realm, const std::string& account) {
-        switch (q.by) {
-            case GroupBy::User: return std::make_tuple(std::int64_t{0}, realm, account);
-            case GroupBy::Realm: return std::make_tuple(std::int64_t{0}, realm, std::string());
-            case GroupBy::Day: return std::make_tuple(detail::floor_to(time, kDayMs), std::string(), std::string());
-            default: return std::make_tuple(detail::floor_to(time, kHourMs), std::string(), std::string());
-        }
+        return row_key(q.by, time, realm, account);
     };
     const bool by_time = q.by == GroupBy::Day || q.by == GroupBy::Hour;
 
@@ -533,7 +611,7 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
         const std::string realm = s.text(1);
         Traffic t;
         s.read_traffic(4, t);
-        Acc& a = acc[key(s.int64(0), realm, s.text(2))];
+        RowAcc& a = acc[key(s.int64(0), realm, s.text(2))];
         a.realms.insert(realm);
         a.row.allocations += s.uint64(3);
         add_traffic(a.row.traffic, t);
@@ -552,12 +630,14 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
         const std::int64_t step = q.by == GroupBy::Day ? kDayMs : kHourMs;
         for (std::int64_t t = by_time ? detail::floor_to(begin, step) : begin; t < end; t += step) {
             const std::int64_t part = by_time ? std::min(end, t + step) - std::max(begin, t) : end - begin;
-            Acc& a = acc[key(t, realm, account)];
+            RowAcc& a = acc[key(t, realm, account)];
             a.realms.insert(realm);
             a.relayed_ms += part;
             if (!by_time || t > kMaxMs - step) break;
         }
     }
+
+    if (has_calls_) add_calls(q, from, to, acc);
 
     std::vector<UsageRow> rows;
     for (auto& [k, a] : acc) {
@@ -579,6 +659,30 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
     return rows;
 }
 
+// Calls that started in [from, to), summed per (realm, account, codecs) and the day or hour
+// they started in, each sum into the row it belongs to.
+void SqliteStore::add_calls(const UsageQuery& q, std::int64_t from, std::int64_t to, RowAccs& acc) {
+    const std::int64_t step = q.by == GroupBy::Day ? kDayMs : q.by == GroupBy::Hour ? kHourMs : 0;
+    auto c = query(fmt::format(
+        "SELECT realm, account, codecs, CASE ?5 WHEN 0 THEN 0 ELSE start_ms - ((start_ms % ?5) + ?5) % ?5 END AS bucket, "
+        "COUNT(*), SUM(answer_ms != 0), SUM(CASE WHEN answer_ms != 0 AND end_ms > answer_ms THEN end_ms - answer_ms "
+        "ELSE 0 END), SUM(browser_in_bytes + browser_out_bytes), SUM(trunk_in_bytes + trunk_out_bytes) FROM calls "
+        "WHERE start_ms >= ?1 AND start_ms < ?2 AND {} GROUP BY realm, account, codecs, bucket", kFilters));
+    c.bind(1, from).bind(2, to).bind(3, q.realm).bind(4, q.user).bind(5, step);
+    while (c.step()) {
+        const std::string realm = c.text(0);
+        RowAcc& a = acc[row_key(q.by, c.int64(3), realm, c.text(1))];
+        a.realms.insert(realm);
+        CallTotals& t = a.row.calls;
+        t.calls += c.uint64(4);
+        t.answered += c.uint64(5);
+        t.answered_ms += c.int64(6);
+        t.browser_bytes += c.uint64(7);
+        t.trunk_bytes += c.uint64(8);
+        if (const std::string codecs = c.text(2); !codecs.empty()) t.codecs[codecs] += c.uint64(4);
+    }
+}
+
 std::optional<AllocationRecord> SqliteStore::allocation(const std::string& id) {
     try {
         auto q = query("SELECT " + allocation_columns() + " FROM allocations WHERE id = ?1");
@@ -598,6 +702,47 @@ std::optional<AllocationRecord> SqliteStore::allocation(const std::string& id) {
         r.end_reason = q.text(10);
         q.read_traffic(11, r.traffic);
         return r;
+    } catch (const SqliteError& e) {
+        throw std::runtime_error(fmt::format("{}: {}", file_, e.what()));
+    }
+}
+
+std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
+    if (!has_calls_) return {};
+    try {
+        // Only the filters given, so that SQLite can use the (realm, account, start_ms) index.
+        std::string sql = fmt::format("SELECT {} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns);
+        if (q.realm) sql += " AND realm = ?3";
+        if (q.user) sql += " AND account = ?4";
+        sql += " ORDER BY start_ms, id LIMIT ?5";
+        auto s = query(sql);
+        s.bind(1, q.since_ms.value_or(kMinMs)).bind(2, q.until_ms.value_or(kMaxMs));
+        if (q.realm) s.bind(3, *q.realm);
+        if (q.user) s.bind(4, *q.user);
+        // SQLite: a negative LIMIT means no limit.
+        s.bind(5, q.limit ? static_cast<std::int64_t>(std::min<std::size_t>(*q.limit, kMaxMs)) : std::int64_t{-1});
+        std::vector<CallRecord> out;
+        while (s.step()) {
+            CallRecord c;
+            c.id = s.text(0);
+            c.realm = s.text(1);
+            c.account = s.text(2);
+            c.direction = s.text(3);
+            c.remote = s.text(4);
+            c.start_ms = s.int64(5);
+            c.answer_ms = s.int64(6);
+            c.end_ms = s.int64(7);
+            c.status = static_cast<int>(s.int64(8));
+            c.codecs = s.text(9);
+            c.end_reason = s.text(10);
+            c.relayed = s.int64(11) != 0;
+            std::uint64_t* counts[] = {&c.browser_in_packets, &c.browser_in_bytes, &c.browser_out_packets,
+                                       &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
+                                       &c.trunk_out_packets,  &c.trunk_out_bytes};
+            for (int i = 0; i < 8; ++i) *counts[i] = s.uint64(12 + i);
+            out.push_back(std::move(c));
+        }
+        return out;
     } catch (const SqliteError& e) {
         throw std::runtime_error(fmt::format("{}: {}", file_, e.what()));
     }
