@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The accounting store on SQLite in WAL mode: a versioned schema migrated on open, batched
-// writes that keep hourly rollups, and the usage queries. The only file that includes
-// <sqlite3.h> (STYLE.md); the tables are described in store.hpp.
+// The accounting store on SQLite in WAL mode: a versioned schema migrated on open, and batched
+// writes that keep hourly rollups (the reads are in sqlite_store_queries.cpp). The tables are
+// described in store.hpp.
+#include "sqlite_store.hpp"
+
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -11,35 +12,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
-#include <limits>
-#include <map>
-#include <set>
-#include <stdexcept>
-#include <tuple>
-#include <unordered_map>
 
-#include "calendar.hpp"
-#include "counters.hpp"
-#include "turnbridge/accounting/store.hpp"
 #include "turnbridge/base/log.hpp"
 
-namespace turnbridge::accounting {
-namespace {
-
-using detail::counter;
-using detail::counter_name;
-using detail::kCounters;
-using detail::kDayMs;
-using detail::kHourMs;
-using detail::kMinuteMs;
-
-constexpr std::int64_t kMinMs = std::numeric_limits<std::int64_t>::min();
-constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max();
-
-// A failed SQLite call with SQLite's message; turned into the Store's own answer at its edges.
-struct SqliteError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+namespace turnbridge::accounting::sqlite {
 
 // The 12 counter columns, each through `pattern` ("{}" is the name), joined with ", ".
 std::string counter_columns(std::string_view pattern) {
@@ -48,6 +24,15 @@ std::string counter_columns(std::string_view pattern) {
         out += (i ? ", " : "") + fmt::format(fmt::runtime(pattern), counter_name(i));
     return out;
 }
+
+// The allocation columns in AllocationRecord order; reads and writes use this order.
+const std::string& allocation_columns() {
+    static const std::string s = "id, account, username, realm, client, transport, relay, start_ms, end_ms, peers, "
+                                 "end_reason, " + counter_columns("{}") + ", last_checkpoint_ms";
+    return s;
+}
+
+namespace {
 
 // ?first, ?first+1, ... for the 12 counters.
 std::string counter_params(int first) {
@@ -127,13 +112,6 @@ int schema_version() { return static_cast<int>(migrations().size()); }
 constexpr int kCallsVersion = 2;
 constexpr int kOldestReadable = 1;
 
-// The allocation columns in AllocationRecord order; reads and writes use this order.
-const std::string& allocation_columns() {
-    static const std::string s = "id, account, username, realm, client, transport, relay, start_ms, end_ms, peers, "
-                                 "end_reason, " + counter_columns("{}") + ", last_checkpoint_ms";
-    return s;
-}
-
 const std::string& upsert_allocation_sql() {
     static const std::string s = fmt::format(
         "INSERT INTO allocations ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {}, ?24) "
@@ -159,12 +137,7 @@ const std::string& update_allocation_sql(bool ending) {
     return ending ? end : checkpoint;
 }
 
-// The call columns in CallRecord order; reads and writes use this order.
-constexpr const char* kCallColumns =
-    "id, realm, account, direction, remote, start_ms, answer_ms, end_ms, status, codecs, end_reason, relayed, "
-    "browser_in_packets, browser_in_bytes, browser_out_packets, browser_out_bytes, "
-    "trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes";
-constexpr int kCallColumnCount = 20;
+constexpr int kCallColumnCount = 20;  // in kCallColumns
 
 const std::string& upsert_hourly_sql() {
     static const std::string s = fmt::format(
@@ -175,158 +148,7 @@ const std::string& upsert_hourly_sql() {
     return s;
 }
 
-// Filters shared by the usage queries: ?1 <= time < ?2, ?3 realm or NULL, ?4 account or NULL.
-constexpr const char* kFilters = "(?3 IS NULL OR realm = ?3) AND (?4 IS NULL OR account = ?4)";
-
-// The moment an allocation stopped counting: its end, or its last checkpoint while open.
-constexpr const char* kStop = "(CASE end_ms WHEN 0 THEN last_checkpoint_ms ELSE end_ms END)";
-
-// The smallest hour boundary at or after `ms` (saturating).
-std::int64_t ceil_to_hour(std::int64_t ms) {
-    if (ms > kMaxMs - kHourMs) return kMaxMs;
-    return detail::floor_to(ms + kHourMs - 1, kHourMs);
-}
-
-std::string price_currency(const std::map<std::string, Prices>& prices, const std::string& realm) {
-    auto it = prices.find(realm);
-    return it == prices.end() ? std::string() : it->second.currency;
-}
-
-double egress_cost(const std::map<std::string, Prices>& prices, const std::string& realm, const Traffic& t) {
-    auto it = prices.find(realm);
-    return it == prices.end() ? 0.0 : static_cast<double>(t.egress_bytes()) / 1e9 * it->second.per_gb;
-}
-
-// A prepared statement in use: bind, step, read; reset for the next use when it goes.
-class Query {
-public:
-    Query(sqlite3* db, sqlite3_stmt* stmt) : db_(db), s_(stmt) {}
-    Query(const Query&) = delete;
-    Query& operator=(const Query&) = delete;
-    ~Query() {
-        sqlite3_reset(s_);
-        sqlite3_clear_bindings(s_);
-    }
-
-    Query& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
-    Query& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
-    Query& bind(int i, const std::string& v) {
-        return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    }
-    Query& bind(int i, const std::optional<std::string>& v) {
-        return v ? bind(i, *v) : check(sqlite3_bind_null(s_, i));
-    }
-    // True while there is a row to read.
-    bool step() {
-        const int rc = sqlite3_step(s_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        throw SqliteError(sqlite3_errmsg(db_));
-    }
-    std::int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
-    std::uint64_t uint64(int col) const { return static_cast<std::uint64_t>(sqlite3_column_int64(s_, col)); }
-    std::string text(int col) const {
-        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
-        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, col))) : std::string();
-    }
-    void read_traffic(int first_col, Traffic& t) const {
-        for (std::size_t i = 0; i < kCounters; ++i) counter(t, i) = uint64(first_col + static_cast<int>(i));
-    }
-
-private:
-    Query& check(int rc) {
-        if (rc != SQLITE_OK) throw SqliteError(sqlite3_errmsg(db_));
-        return *this;
-    }
-    sqlite3* db_;
-    sqlite3_stmt* s_;
-};
-
-// A usage row in the making, keyed by (bucket start, realm, account) with what is not grouped
-// left empty.
-struct RowAcc {
-    UsageRow row;
-    std::int64_t relayed_ms = 0;
-    std::set<std::string> realms;
-};
-using RowKey = std::tuple<std::int64_t, std::string, std::string>;
-using RowAccs = std::map<RowKey, RowAcc>;
-
-class SqliteStore final : public Store {
-public:
-    SqliteStore(std::string file, bool writer) : file_(std::move(file)), writer_(writer) {}
-    ~SqliteStore() override {
-        for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
-        sqlite3_close(db_);
-        if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
-    }
-
-    void open(const StoreOptions& options);
-
-    using Store::write;
-    bool write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
-               std::int64_t now_ms) override;
-    std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) override;
-    std::optional<AllocationRecord> allocation(const std::string& id) override;
-    std::vector<CallRecord> calls(const CallQuery& q) override;
-    std::uint64_t relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) override;
-
-private:
-    // Ends a transaction that an exception left open.
-    class Transaction {
-    public:
-        Transaction(SqliteStore& s, const char* begin) : s_(s) { s_.exec(begin); }
-        ~Transaction() {
-            if (!sqlite3_get_autocommit(s_.db_)) sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        }
-        void commit() { s_.exec("COMMIT"); }
-
-    private:
-        SqliteStore& s_;
-    };
-
-    void exec(const std::string& sql);
-    Query query(const std::string& sql);
-    // The same for a statement whose text lives as long as the program (a function-local
-    // static): looked up by address, not by hashing its few hundred characters per record.
-    Query hot_query(const std::string& sql);
-    int user_version();
-    void migrate(int to);
-    void close_crashed();
-    void lock_writer();
-    // One batch's effect on the hourly rollup, summed per (hour, realm, account) so that many
-    // allocations of one user cost one upsert rather than one each.
-    struct HourlyKey {
-        std::int64_t hour;
-        std::string realm, account;
-        bool operator<(const HourlyKey& o) const { return std::tie(hour, realm, account) < std::tie(o.hour, o.realm, o.account); }
-    };
-    struct HourlyDelta {
-        std::int64_t started = 0;
-        Traffic traffic;
-    };
-    using HourlyBatch = std::map<HourlyKey, HourlyDelta>;
-    // Totals stored for allocations still open, so a checkpoint needs no read of its row.
-    // Changed only once a batch commits (`pending`), so a failed write leaves it true.
-    using StoredTotals = std::unordered_map<std::string, Traffic>;
-
-    void write_one(const AllocationRecord& r, std::int64_t now_ms, HourlyBatch& hourly, StoredTotals& pending);
-    void add_hourly(const HourlyKey& key, const HourlyDelta& d);
-    void write_call(const CallRecord& c);
-    std::vector<UsageRow> usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices);
-    std::vector<UsageRow> usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices);
-    void add_calls(const UsageQuery& q, std::int64_t from, std::int64_t to, RowAccs& acc);
-
-    std::string file_;
-    bool writer_;
-    sqlite3* db_ = nullptr;
-    std::unordered_map<std::string, sqlite3_stmt*> statements_;  // prepared once per Store
-    std::unordered_map<const std::string*, sqlite3_stmt*> hot_;    // the same, by address
-    StoredTotals stored_;
-    bool failing_ = false;  // the last write failed (logged once per run of failures)
-    bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
-    int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
-};
+}  // namespace
 
 void SqliteStore::exec(const std::string& sql) {
     char* message = nullptr;
@@ -550,217 +372,12 @@ void SqliteStore::write_call(const CallRecord& c) {
     q.step();
 }
 
-std::vector<UsageRow> SqliteStore::usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
-    try {
-        // One read transaction: both tables from the same snapshot.
-        Transaction tx(*this, "BEGIN");
-        auto rows = q.by == GroupBy::Allocation ? usage_by_allocation(q, prices) : usage_by_buckets(q, prices);
-        tx.commit();
-        return rows;
-    } catch (const SqliteError& e) {
-        throw std::runtime_error(fmt::format("{}: {}", file_, e.what()));
-    }
-}
+}  // namespace turnbridge::accounting::sqlite
 
-std::vector<UsageRow> SqliteStore::usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
-    auto s = query(fmt::format("SELECT id, realm, start_ms, {}, {} FROM allocations "
-                               "WHERE start_ms >= ?1 AND start_ms < ?2 AND {} ORDER BY start_ms, id",
-                               kStop, counter_columns("{}"), kFilters));
-    s.bind(1, q.since_ms.value_or(kMinMs)).bind(2, q.until_ms.value_or(kMaxMs)).bind(3, q.realm).bind(4, q.user);
-    std::vector<UsageRow> rows;
-    while (s.step()) {
-        UsageRow row;
-        row.key = s.text(0);
-        row.realm = s.text(1);
-        row.allocations = 1;
-        row.relayed_minutes = static_cast<double>(std::max<std::int64_t>(0, s.int64(3) - s.int64(2))) / kMinuteMs;
-        s.read_traffic(4, row.traffic);
-        row.cost = egress_cost(prices, row.realm, row.traffic);
-        row.currency = price_currency(prices, row.realm);
-        rows.push_back(std::move(row));
-    }
-    return rows;
-}
+namespace turnbridge::accounting {
 
-void add_traffic(Traffic& into, const Traffic& t) {
-    for (std::size_t i = 0; i < kCounters; ++i) counter(into, i) += counter(t, i);
-}
-
-// The key of the usage row a bucket, allocation or call of (time, realm, account) belongs to.
-RowKey row_key(GroupBy by, std::int64_t time, const std::string& realm, const std::string& account) {
-    switch (by) {
-        case GroupBy::User: return std::make_tuple(std::int64_t{0}, realm, account);
-        case GroupBy::Realm: return std::make_tuple(std::int64_t{0}, realm, std::string());
-        case GroupBy::Day: return std::make_tuple(detail::floor_to(time, kDayMs), std::string(), std::string());
-        default: return std::make_tuple(detail::floor_to(time, kHourMs), std::string(), std::string());
-    }
-}
-
-std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
-    RowAccs acc;
-    const auto key = [&](std::int64_t time, const std::string& realm, const std::string& account) {
-        return row_key(q.by, time, realm, account);
-    };
-    const bool by_time = q.by == GroupBy::Day || q.by == GroupBy::Hour;
-
-    auto s = query(fmt::format("SELECT hour_start_ms, realm, account, allocations_started, {} FROM hourly "
-                               "WHERE hour_start_ms >= ?1 AND hour_start_ms < ?2 AND {}",
-                               counter_columns("{}"), kFilters));
-    s.bind(1, q.since_ms.value_or(kMinMs)).bind(2, q.until_ms.value_or(kMaxMs)).bind(3, q.realm).bind(4, q.user);
-    while (s.step()) {
-        const std::string realm = s.text(1);
-        Traffic t;
-        s.read_traffic(4, t);
-        RowAcc& a = acc[key(s.int64(0), realm, s.text(2))];
-        a.realms.insert(realm);
-        a.row.allocations += s.uint64(3);
-        add_traffic(a.row.traffic, t);
-        a.row.cost += egress_cost(prices, realm, t);
-    }
-
-    // Relayed time inside the window the buckets cover, split at day or hour boundaries.
-    const std::int64_t from = q.since_ms ? ceil_to_hour(*q.since_ms) : kMinMs;
-    const std::int64_t to = q.until_ms ? ceil_to_hour(*q.until_ms) : kMaxMs;
-    auto m = query(fmt::format("SELECT realm, account, start_ms, {0} FROM allocations "
-                               "WHERE start_ms < ?2 AND {0} > ?1 AND {1}", kStop, kFilters));
-    m.bind(1, from).bind(2, to).bind(3, q.realm).bind(4, q.user);
-    while (m.step()) {
-        const std::string realm = m.text(0), account = m.text(1);
-        const std::int64_t begin = std::max(m.int64(2), from), end = std::min(m.int64(3), to);
-        const std::int64_t step = q.by == GroupBy::Day ? kDayMs : kHourMs;
-        for (std::int64_t t = by_time ? detail::floor_to(begin, step) : begin; t < end; t += step) {
-            const std::int64_t part = by_time ? std::min(end, t + step) - std::max(begin, t) : end - begin;
-            RowAcc& a = acc[key(t, realm, account)];
-            a.realms.insert(realm);
-            a.relayed_ms += part;
-            if (!by_time || t > kMaxMs - step) break;
-        }
-    }
-
-    if (has_calls_) add_calls(q, from, to, acc);
-
-    std::vector<UsageRow> rows;
-    for (auto& [k, a] : acc) {
-        const auto& [time, realm, account] = k;
-        UsageRow row = std::move(a.row);
-        switch (q.by) {
-            case GroupBy::User: row.key = account.empty() ? "(realm)" : account; break;
-            case GroupBy::Realm: row.key = realm; break;
-            case GroupBy::Day: row.key = detail::day_key(time); break;
-            default: row.key = detail::hour_key(time); break;
-        }
-        row.realm = a.realms.size() == 1 ? *a.realms.begin() : std::string();
-        std::set<std::string> currencies;
-        for (const auto& r : a.realms) currencies.insert(price_currency(prices, r));
-        row.currency = currencies.size() == 1 ? *currencies.begin() : std::string();
-        row.relayed_minutes = static_cast<double>(a.relayed_ms) / kMinuteMs;
-        rows.push_back(std::move(row));
-    }
-    return rows;
-}
-
-// Calls that started in [from, to), summed per (realm, account, codecs) and the day or hour
-// they started in, each sum into the row it belongs to.
-void SqliteStore::add_calls(const UsageQuery& q, std::int64_t from, std::int64_t to, RowAccs& acc) {
-    const std::int64_t step = q.by == GroupBy::Day ? kDayMs : q.by == GroupBy::Hour ? kHourMs : 0;
-    auto c = query(fmt::format(
-        "SELECT realm, account, codecs, CASE ?5 WHEN 0 THEN 0 ELSE start_ms - ((start_ms % ?5) + ?5) % ?5 END AS bucket, "
-        "COUNT(*), SUM(answer_ms != 0), SUM(CASE WHEN answer_ms != 0 AND end_ms > answer_ms THEN end_ms - answer_ms "
-        "ELSE 0 END), SUM(browser_in_bytes + browser_out_bytes), SUM(trunk_in_bytes + trunk_out_bytes) FROM calls "
-        "WHERE start_ms >= ?1 AND start_ms < ?2 AND {} GROUP BY realm, account, codecs, bucket", kFilters));
-    c.bind(1, from).bind(2, to).bind(3, q.realm).bind(4, q.user).bind(5, step);
-    while (c.step()) {
-        const std::string realm = c.text(0);
-        RowAcc& a = acc[row_key(q.by, c.int64(3), realm, c.text(1))];
-        a.realms.insert(realm);
-        CallTotals& t = a.row.calls;
-        t.calls += c.uint64(4);
-        t.answered += c.uint64(5);
-        t.answered_ms += c.int64(6);
-        t.browser_bytes += c.uint64(7);
-        t.trunk_bytes += c.uint64(8);
-        if (const std::string codecs = c.text(2); !codecs.empty()) t.codecs[codecs] += c.uint64(4);
-    }
-}
-
-std::optional<AllocationRecord> SqliteStore::allocation(const std::string& id) {
-    try {
-        auto q = query("SELECT " + allocation_columns() + " FROM allocations WHERE id = ?1");
-        q.bind(1, id);
-        if (!q.step()) return std::nullopt;
-        AllocationRecord r;
-        r.id = q.text(0);
-        r.account = q.text(1);
-        r.username = q.text(2);
-        r.realm = q.text(3);
-        r.client = q.text(4);
-        r.transport = q.text(5);
-        r.relay = q.text(6);
-        r.start_ms = q.int64(7);
-        r.end_ms = q.int64(8);
-        r.peers = static_cast<std::uint32_t>(q.int64(9));
-        r.end_reason = q.text(10);
-        q.read_traffic(11, r.traffic);
-        return r;
-    } catch (const SqliteError& e) {
-        throw std::runtime_error(fmt::format("{}: {}", file_, e.what()));
-    }
-}
-
-std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
-    if (!has_calls_) return {};
-    try {
-        // Only the filters given, so that SQLite can use the (realm, account, start_ms) index.
-        std::string sql = fmt::format("SELECT {} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns);
-        if (q.realm) sql += " AND realm = ?3";
-        if (q.user) sql += " AND account = ?4";
-        sql += " ORDER BY start_ms, id LIMIT ?5";
-        auto s = query(sql);
-        s.bind(1, q.since_ms.value_or(kMinMs)).bind(2, q.until_ms.value_or(kMaxMs));
-        if (q.realm) s.bind(3, *q.realm);
-        if (q.user) s.bind(4, *q.user);
-        // SQLite: a negative LIMIT means no limit.
-        s.bind(5, q.limit ? static_cast<std::int64_t>(std::min<std::size_t>(*q.limit, kMaxMs)) : std::int64_t{-1});
-        std::vector<CallRecord> out;
-        while (s.step()) {
-            CallRecord c;
-            c.id = s.text(0);
-            c.realm = s.text(1);
-            c.account = s.text(2);
-            c.direction = s.text(3);
-            c.remote = s.text(4);
-            c.start_ms = s.int64(5);
-            c.answer_ms = s.int64(6);
-            c.end_ms = s.int64(7);
-            c.status = static_cast<int>(s.int64(8));
-            c.codecs = s.text(9);
-            c.end_reason = s.text(10);
-            c.relayed = s.int64(11) != 0;
-            std::uint64_t* counts[] = {&c.browser_in_packets, &c.browser_in_bytes, &c.browser_out_packets,
-                                       &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
-                                       &c.trunk_out_packets,  &c.trunk_out_bytes};
-            for (int i = 0; i < 8; ++i) *counts[i] = s.uint64(12 + i);
-            out.push_back(std::move(c));
-        }
-        return out;
-    } catch (const SqliteError& e) {
-        throw std::runtime_error(fmt::format("{}: {}", file_, e.what()));
-    }
-}
-
-std::uint64_t SqliteStore::relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) {
-    try {
-        auto q = query("SELECT COALESCE(SUM(relay_to_peer_payload_bytes + relay_to_client_payload_bytes), 0) "
-                       "FROM hourly WHERE realm = ?1 AND account = ?2 AND hour_start_ms >= ?3");
-        q.bind(1, realm).bind(2, account).bind(3, since_ms);
-        return q.step() ? q.uint64(0) : 0;
-    } catch (const SqliteError& e) {
-        log::warn("accounting: cannot read relayed bytes from {}: {}", file_, e.what());
-        return 0;
-    }
-}
-
-}  // namespace
+using sqlite::SqliteError;
+using sqlite::SqliteStore;
 
 std::unique_ptr<Store> Store::open(const std::filesystem::path& file, bool writer) {
     return open(file, writer, StoreOptions{});

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The durable accounting store (SQLite, WAL). The only code that includes <sqlite3.h> is
-// src/accounting/sqlite_store.cpp. Written by one control thread; readable by other processes
+// src/accounting/sqlite_store*. Written by one control thread; readable by other processes
 // (`turnbridge report`) while the server runs.
 //
 // Tables: `allocations` holds one row per AllocationRecord (its totals and the time of its last
