@@ -99,12 +99,14 @@ async function main(results, cleanup) {
   const sipPort = await pick();
   const uasPort = await pick();
   const ringPort = await pick();
+  const wssPort = await pick();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'click-to-call-'));
   cleanup.push(() => fs.rmSync(work, { recursive: true, force: true }));
   const mediaLo = 30000 + 100 * Math.floor(Math.random() * 50);
 
   const tb = new Turnbridge({
     serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
+wss_listen = ["127.0.0.1:${wssPort}"]
 sip_listen = ["127.0.0.1:${sipPort}"]
 media_ip = "127.0.0.1"
 media_ports = "${mediaLo}-${mediaLo + 99}"
@@ -346,6 +348,23 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   results.check('the registration is refreshed before it expires (60 s granted, refreshed at 30 s)', refreshes >= 3,
     `${refreshes} successful REGISTERs for example.org`);
   results.check('no page error or console error', problems.length === 0, problems.join(' | '));
+
+  // wss_listen serves the same page over https (the server's certificate); it speaks SIP over wss.
+  {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const secure = await context.newPage();
+    await secure.goto(`https://127.0.0.1:${wssPort}/`);
+    await secure.fill('#realm', REALM);
+    await secure.fill('#user', USER);
+    await secure.fill('#password', PASSWORD);
+    await secure.click('#register');
+    let text = '';
+    for (let i = 0; i < 100 && !/^Registered|failed/.test(text); i++) { text = await secure.textContent('#status'); await sleep(100); }
+    const log = await secure.textContent('#log');
+    results.check('over wss_listen: the https page registers through wss://', /^Registered as/.test(text)
+      && log.includes(`connected to wss://127.0.0.1:${wssPort}/sip`), text);
+    await context.close();
+  }
 
   await browser.close();
   results.check('turnbridge still running', tb.alive());
