@@ -151,6 +151,18 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   const head = await httpRequest(wsPort, 'HEAD', '/');
   results.check('HEAD / has the headers and no body', head.status === 200 && head.body === ''
     && Number(head.headers['content-length']) === Buffer.byteLength(source), `${head.status} length ${head.headers['content-length']}`);
+  // The Host header is echoed into connect-src only when it is a plain host[:port].
+  const injected = await new Promise((resolve) => {
+    let text = '';
+    const sock = require('node:net').connect(wsPort, '127.0.0.1', () => sock.write(
+      "GET / HTTP/1.1\r\nHost: evil.example; script-src * 'unsafe-inline'\r\nConnection: close\r\n\r\n"));
+    sock.on('data', (d) => { text += d; });
+    sock.on('close', () => resolve(text));
+    sock.on('error', () => resolve(text));
+  });
+  const injectedCsp = (/^Content-Security-Policy: (.*)$/im.exec(injected) || [])[1] || '';
+  results.check('a Host header with anything but host:port characters is not echoed into the CSP',
+    /connect-src 'self'\r?$/.test(injectedCsp) && !injectedCsp.includes('evil'), injectedCsp.slice(-60));
   const other = await httpRequest(wsPort, 'GET', '/other.js');
   results.check('GET of another path is 404', other.status === 404, `${other.status}`);
 
