@@ -5,9 +5,11 @@
 // sip-tester) as the trunk. Checks the HTTP side (headers, CSP, HEAD, 404), then, through the
 // page's own form and buttons: a wrong password fails with 401 on the status line; REGISTER
 // succeeds and is refreshed; an outbound call to sipp's UAS is answered, its media connects
-// relay-only and the tone we send comes back from sipp's RTP echo, DTMF is sent, and hang-up
-// sends the BYE sipp expects; CANCEL while ringing; an inbound call from sipp rings the page
-// and auto-answer takes it, sipp's BYE ends it; Decline gives the trunk 603.
+// relay-only, the tone the fake microphone plays comes back from an RTP echo at the trunk's
+// media address, Mute silences it, dial-pad DTMF arrives there as RFC 4733 events, and hang-up
+// sends the BYE sipp expects; CANCEL while ringing; an inbound call from sipp (-rtp_echo) rings
+// the page, auto-answer takes it, its audio is heard and sipp's BYE ends it; Decline gives the
+// trunk 603; the https page on wss_listen registers over wss.
 // Loopback only (--host-resolver-rules); only our own PIDs are killed.
 // CLICK_TO_CALL_SIGNALING_ONLY=1 skips the media checks (a server whose gateway passes SDP through).
 // interop-timeout: 300
@@ -72,25 +74,67 @@ function sipp(args, dir, cleanup) {
   };
 }
 
-// A trunk that rings and never answers: 180, then CANCEL gets 200 and the INVITE 487.
-const sippReply = (status, cseq = '[last_CSeq:]') => `  <send><![CDATA[
+// sipp scenario pieces: a response to the last request (a new To tag unless it has one).
+const sippReply = (status, { cseq = '[last_CSeq:]', tag = true, extra = '', body = '' } = {}) => `  <send><![CDATA[
 SIP/2.0 ${status}
 [last_Via:]
 [last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_To:]${tag ? ';tag=[pid]SIPpTag01[call_number]' : ''}
 [last_Call-ID:]
 ${cseq}
-Content-Length: 0
+${extra}Content-Length: [len]
 
-]]></send>
+${body}]]></send>
 `;
-const RING_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ring until cancelled">
-  <recv request="INVITE" />
+const scenario = (name, steps) => `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="${name}">
+${steps}</scenario>
+`;
+// A trunk that rings and never answers: 180, then CANCEL gets 200 and the INVITE 487.
+const RING_SCENARIO = scenario('ring until cancelled', `  <recv request="INVITE" />
 ${sippReply('180 Ringing')}  <recv request="CANCEL" />
-${sippReply('200 OK')}${sippReply('487 Request Terminated', 'CSeq: [cseq] INVITE')}  <recv request="ACK" />
-</scenario>
-`;
+${sippReply('200 OK')}${sippReply('487 Request Terminated', { cseq: 'CSeq: [cseq] INVITE' })}  <recv request="ACK" />
+`);
+// A trunk that answers with its RTP at rtpPort (our echo, which also reads RFC 4733 events),
+// taking the telephone-event payload type the gateway offered; then waits for BYE.
+const answerScenario = (rtpPort) => scenario('answer, media elsewhere', `  <recv request="INVITE">
+    <action>
+      <ereg regexp="a=rtpmap:([0-9]+) telephone-event/8000" search_in="body" check_it="true" assign_to="line,pt" />
+    </action>
+  </recv>
+  <Reference variables="line" />
+${sippReply('180 Ringing')}${sippReply('200 OK', {
+  extra: 'Contact: <sip:trunk@127.0.0.1:[local_port]>\nContent-Type: application/sdp\n',
+  body: `v=0
+o=trunk 1 1 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio ${rtpPort} RTP/AVP 0 [$pt]
+a=rtpmap:0 PCMU/8000
+a=rtpmap:[$pt] telephone-event/8000
+a=fmtp:[$pt] 0-15
+` })}  <recv request="ACK" />
+  <recv request="BYE" />
+${sippReply('200 OK', { tag: false })}`);
+
+// Symmetric RTP echo on 127.0.0.1: sends every packet back to where it came from, and keeps the
+// RFC 4733 events (not PCMU, a 4-byte payload after a plain 12-byte header) in the order of
+// their first packet (one RTP timestamp per event).
+function rtpEcho(port, cleanup) {
+  const sock = require('node:dgram').createSocket('udp4');
+  const echo = { port, packets: 0, events: [], lastTs: -1 };
+  sock.on('message', (b, from) => {
+    if (b.length < 12) return;
+    echo.packets++;
+    sock.send(b, from.port, from.address);
+    const pt = b[1] & 0x7f;
+    const ts = b.readUInt32BE(4);
+    if (pt !== 0 && b.length === 16 && ts !== echo.lastTs) { echo.lastTs = ts; echo.events.push(b[12]); }
+  });
+  cleanup.push(() => sock.close());
+  return new Promise((resolve) => sock.bind(port, '127.0.0.1', () => resolve(echo)));
+}
 
 async function main(results, cleanup) {
   const taken = new Set();
@@ -254,9 +298,9 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
 
   // ---- outbound: the page calls a number at sipp's UAS (which echoes RTP) ------------------
   {
-    const mediaPort = await pick();
-    const uas = sipp(['-sn', 'uas', '-i', '127.0.0.1', '-p', String(uasPort), '-mp', String(mediaPort), '-rtp_echo',
-      '-m', '1'], work, cleanup);
+    const echo = await rtpEcho(await pick(), cleanup);
+    fs.writeFileSync(path.join(work, 'answer.xml'), answerScenario(echo.port));
+    const uas = sipp(['-sf', 'answer.xml', '-i', '127.0.0.1', '-p', String(uasPort), '-m', '1'], work, cleanup);
     await sleep(300);
     await page.fill('#number', '+15550199');
     await page.click('#call');
@@ -272,7 +316,7 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
       results.check('the browser allocated on our TURN server (relay only)',
         /allocation created .*user=test realm=example\.org/.test(fs.readFileSync(tb.logPath, 'utf8')));
       const heard = await listen(3000);
-      results.check(`the ${TONE_HZ} Hz tone comes back through sipp's RTP echo (heard, 2 %)`,
+      results.check(`the ${TONE_HZ} Hz tone comes back through the trunk's RTP echo (heard, 2 %)`,
         heard.rms > 0.01 && Math.abs(heard.hz - TONE_HZ) <= TONE_HZ * 0.02, `rms ${heard.rms.toFixed(4)}, ${heard.hz.toFixed(1)} Hz`);
       await page.click('#mute');
       await sleep(1500);
@@ -285,6 +329,9 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
       const sent = (await logText()).match(/DTMF (\S) sent/g) || [];
       results.check('DTMF from the dial pad is sent (RTCDTMFSender tones 1, 5, #)', sent.join(',') === 'DTMF 1 sent,DTMF 5 sent,DTMF # sent',
         sent.join(','));
+      // RFC 4733 §3.2: events 0-9 are the digits, 11 is #.
+      results.check('the digits reach the trunk as RFC 4733 events 1, 5, 11', echo.events.join(',') === '1,5,11',
+        `events [${echo.events.join(',')}] in ${echo.packets} RTP packets at the trunk`);
     }
     await sleep(1200);
     const timer = await page.textContent('#timer');
