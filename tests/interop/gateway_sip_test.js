@@ -266,6 +266,12 @@ users = { ${USER} = "${PASSWORD}" }
 enabled = true
 trunk = "sip:127.0.0.1:${deadPort};transport=udp"
 
+[realm."deadtcp.example"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."deadtcp.example".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${deadPort};transport=tcp"
+
 [realm."tcp.example"]
 users = { ${USER} = "${PASSWORD}" }
 [realm."tcp.example".gateway]
@@ -460,8 +466,16 @@ register = true
     {
       const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, DEAD_REALM, 40000);
       const s = status(inv.final);
-      results.check('a dead trunk gives the browser 408/503 within the Timer B budget',
-        [408, 480, 503].includes(s) && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
+      results.check('a dead trunk gives the browser 503 within the Timer B budget',
+        s === 503 && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
+    }
+
+    // A TCP trunk that refuses the connection: a transport error (RFC 3261 §8.1.3.1), 503 at once.
+    {
+      const inv = await invite(c, `sip:${DID}@deadtcp.example`, 'deadtcp.example', 10000);
+      const s = status(inv.final);
+      results.check('a TCP trunk that refuses the connection gives the browser 503 at once',
+        s === 503 && inv.elapsed < 5000, `${s} after ${inv.elapsed} ms`);
     }
 
     // Inbound: sipp (UAC) calls the routed DID over UDP, then over TCP; both registrations of the
