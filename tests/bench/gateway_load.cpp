@@ -22,7 +22,9 @@
 // neighbour's tone (crossed calls), `tick` skips call 0's on_tick every 100th tick.
 //
 // Usage: gateway_load --calls N [--seconds S] [--warmup-ticks W] [--mode opus|pcmu] [--cpu K]
-//                     [--fault srtp|tone|tick]
+//                     [--fault srtp|tone|tick] [--max-wall S]
+// A run that cannot keep up (a busy machine) stops after --max-wall seconds of ticks (default
+// 3 x --seconds + 5) and says so ("cut_short"); the checks then count the ticks that ran.
 // Output: one JSON object on stdout.
 #include <opus/opus.h>
 #include <sched.h>
@@ -136,6 +138,7 @@ struct Options {
     bool pcmu = false;
     int cpu = -1;
     std::string fault;
+    double max_wall = 0;
 };
 
 // Pieces every call shares: certificates and the tones, made once.
@@ -410,11 +413,13 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--mode" && (v == "opus" || v == "pcmu")) o.pcmu = v == "pcmu";
         else if (a == "--cpu") o.cpu = std::atoi(v.c_str());
         else if (a == "--fault" && (v == "srtp" || v == "tone" || v == "tick")) o.fault = v;
+        else if (a == "--max-wall") o.max_wall = std::atof(v.c_str());
         else die("usage: gateway_load --calls N [--seconds S] [--warmup-ticks W] [--mode opus|pcmu] [--cpu K] "
-                 "[--fault srtp|tone|tick]");
+                 "[--fault srtp|tone|tick] [--max-wall S]");
     }
     if (argc % 2 == 0 || o.calls < 1 || o.calls > 20000 || o.seconds <= 0 || o.seconds > 120 || o.warmup < 0)
         die("bad arguments (--calls 1..20000, --seconds up to 120)");
+    if (o.max_wall <= 0) o.max_wall = 3 * o.seconds + 5;
     return o;
 }
 
@@ -443,12 +448,20 @@ int main(int argc, char** argv) {
     }
     const double setup_cpu_ms = thread_cpu_ms() - setup_cpu_start, setup_wall_ms = ms_since(setup_start);
 
-    const long measured = std::lround(o.seconds * 50), total = o.warmup + measured;
+    long measured = std::lround(o.seconds * 50), total = o.warmup + measured;
+    bool cut_short = false;
+    const auto wall_limit = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.max_wall));
     Series gateway_cpu, gateway_wall, peer_cpu;
     long behind = 0;
     rusage ru0{}, ru1{};
     const auto start = Clock::now();
     for (long tick = 0; tick < total; ++tick) {
+        if (Clock::now() - start > wall_limit) {
+            cut_short = true;
+            total = tick;
+            measured = std::max(0L, tick - o.warmup);
+            break;
+        }
         const auto deadline = start + tick * kTick;
         if (Clock::now() > deadline + kTick) ++behind;  // the previous tick ran over its 20 ms
         std::this_thread::sleep_until(deadline);
@@ -517,7 +530,9 @@ int main(int argc, char** argv) {
     }
 
     const double per_call_ms = gateway_cpu.mean() / static_cast<double>(o.calls);
-    std::printf("{\"mode\": \"%s\", \"fault\": \"%s\", \"calls\": %zu, \"cpu\": %d, \"warmup_ticks\": %ld, \"ticks\": %ld, "
+    const auto profile = calls[0].dtls->profile();
+    const char* srtp = !profile ? "none" : *profile == SrtpProfile::AeadAes128Gcm ? "AEAD_AES_128_GCM" : "AES128_CM_HMAC_SHA1_80";
+    std::printf("{\"mode\": \"%s\", \"fault\": \"%s\", \"calls\": %zu, \"cpu\": %d, \"warmup_ticks\": %ld, \"ticks\": %ld, \"cut_short\": %s, \"srtp_profile\": \"%s\", "
                 "\"setup_cpu_ms\": %.1f, \"setup_wall_ms\": %.1f, \"run_wall_s\": %.3f,\n"
                 " \"gateway_cpu_ms_per_tick\": %s,\n \"gateway_wall_ms_per_tick\": %s,\n"
                 " \"peer_cpu_ms_per_tick\": %s,\n"
@@ -528,7 +543,7 @@ int main(int argc, char** argv) {
                 "\"sequence_gaps\": %ld, \"unexpected_packets\": %ld, \"missing_packets\": %ld, "
                 "\"unanswered_consent_checks\": %ld, \"worst_browser_tone_error_pct\": %.2f, "
                 "\"worst_trunk_tone_error_pct\": %.2f, \"first_error\": %s}}\n",
-                o.pcmu ? "pcmu" : "opus", o.fault.c_str(), o.calls, o.cpu, o.warmup, measured, setup_cpu_ms, setup_wall_ms, run_wall_s,
+                o.pcmu ? "pcmu" : "opus", o.fault.c_str(), o.calls, o.cpu, o.warmup, measured, cut_short ? "true" : "false", srtp, setup_cpu_ms, setup_wall_ms, run_wall_s,
                 gateway_cpu.json().c_str(), gateway_wall.json().c_str(), peer_cpu.json().c_str(), gateway_cpu.over(20),
                 gateway_wall.over(20), behind, ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_nvcsw - ru0.ru_nvcsw,
                 per_call_ms * 1000, per_call_ms / 20 * 100, bad, auth_failures, dropped, gaps, unexpected, missing,
