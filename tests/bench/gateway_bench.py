@@ -126,8 +126,8 @@ def self_test(cpu):
 
 def search(args, cpu, per_call_ms, deadline):
     """The largest N with no late tick: the next N is N * 20 ms / worst tick (2 % less after a late
-    tick), kept between the largest clean N and the smallest late one; stops when that leaves no
-    untested N, the step is under 1 %, or no tries are left."""
+    tick) until there is both a clean N and a late one, then halfway between them (bisection);
+    stops when no untested N is left, the step is under 1 %, or no tries (or time) are left."""
     runs, best, failed_at = [], None, None
     n = max(1, math.floor(TICK_MS / per_call_ms * 0.85))   # worst ticks run above the mean
     for _ in range(args.tries):
@@ -144,7 +144,7 @@ def search(args, cpu, per_call_ms, deadline):
             failed_at = min(failed_at or n, n)
             nxt = math.floor(n * TICK_MS / worst * 0.98)
         low, high = best or 0, failed_at or 10**9
-        nxt = min(max(nxt, low + 1), high - 1)
+        nxt = (low + high) // 2 if best is not None and failed_at is not None else min(max(nxt, low + 1), high - 1)
         if nxt <= low or any(x["calls"] == nxt for x in runs) or abs(nxt - n) < max(1, 0.01 * n):
             break
         n = nxt

@@ -22,7 +22,7 @@
 // neighbour's tone (crossed calls), `tick` skips call 0's on_tick every 100th tick.
 //
 // Usage: gateway_load --calls N [--seconds S] [--warmup-ticks W] [--mode opus|pcmu] [--cpu K]
-//                     [--fault srtp|tone|tick] [--max-wall S]
+//                     [--fault srtp|tone|tick] [--max-wall S] [--dump-ticks FILE]
 // A run that cannot keep up (a busy machine) stops after --max-wall seconds of ticks (default
 // 3 x --seconds + 5) and says so ("cut_short"); the checks then count the ticks that ran.
 // Output: one JSON object on stdout.
@@ -139,6 +139,7 @@ struct Options {
     int cpu = -1;
     std::string fault;
     double max_wall = 0;
+    std::string dump;  // --dump-ticks FILE: gateway CPU ms of every measured tick, one a line
 };
 
 // Pieces every call shares: certificates and the tones, made once.
@@ -414,8 +415,9 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--cpu") o.cpu = std::atoi(v.c_str());
         else if (a == "--fault" && (v == "srtp" || v == "tone" || v == "tick")) o.fault = v;
         else if (a == "--max-wall") o.max_wall = std::atof(v.c_str());
+        else if (a == "--dump-ticks") o.dump = v;
         else die("usage: gateway_load --calls N [--seconds S] [--warmup-ticks W] [--mode opus|pcmu] [--cpu K] "
-                 "[--fault srtp|tone|tick] [--max-wall S]");
+                 "[--fault srtp|tone|tick] [--max-wall S] [--dump-ticks FILE]");
     }
     if (argc % 2 == 0 || o.calls < 1 || o.calls > 20000 || o.seconds <= 0 || o.seconds > 120 || o.warmup < 0)
         die("bad arguments (--calls 1..20000, --seconds up to 120)");
@@ -494,6 +496,12 @@ int main(int argc, char** argv) {
         }
     }
     getrusage(RUSAGE_THREAD, &ru1);
+    if (!o.dump.empty()) {
+        if (FILE* f = std::fopen(o.dump.c_str(), "w")) {
+            for (double ms : gateway_cpu.v) std::fprintf(f, "%.4f\n", ms);
+            std::fclose(f);
+        }
+    }
     const double run_wall_s = std::chrono::duration<double>(Clock::now() - start).count();
 
     // Correctness of every call.
