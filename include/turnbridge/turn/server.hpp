@@ -21,6 +21,7 @@
 #include "turnbridge/turn/quota.hpp"
 #include "turnbridge/turn/reflection_guard.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
+#include "turnbridge/turn/shared_peers.hpp"
 
 namespace turnbridge::turn {
 
@@ -101,7 +102,12 @@ struct Stats {
     // and 486 (quota_refusals), by kind.
     std::array<std::uint64_t, static_cast<std::size_t>(AllocateRefusal::Count)> allocate_refused{};
     std::uint64_t forbidden_peers = 0;
+    // Unparseable client datagrams, and peer datagrams no allocation takes (on a shared relay
+    // socket: from a peer address nobody claimed).
     std::uint64_t dropped_datagrams = 0;
+    // server.relay_sharing: a peer address already claimed on the same shared relay socket by
+    // another allocation (CreatePermission or ChannelBind answered 508, or a Send dropped).
+    std::uint64_t peer_conflicts = 0;
     // Answers to unauthenticated requests not sent because their source was over
     // security.unauthenticated_rate (RFC 8656 §21).
     std::uint64_t unauthenticated_dropped = 0;
@@ -139,6 +145,7 @@ public:
     bool close(AllocationId id, CloseReason why, std::vector<Action>& out);
 
     std::size_t allocation_count() const { return by_tuple_.size(); }
+    std::size_t shared_peer_count() const { return shared_peers_.size(); }  // claims (server.relay_sharing)
     const Allocation* find(const FiveTuple& ft) const;
     template <class F> void for_each(F&& f) const {
         for (const auto& [ft, a] : by_tuple_) f(*a);
@@ -187,6 +194,16 @@ private:
     bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
     // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).
     bool over_byte_quota(const Request& req);
+    // server.relay_sharing (shared_relay.cpp). The allocation a peer datagram on `relay` is for.
+    Allocation* allocation_on(RelayHandle relay, const Endpoint& peer);
+    // Sends 508 and returns true when another allocation holds `peer` on `a`'s shared socket.
+    bool refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
+    // Claims `peer` for `a` on its shared socket of that family (a no-op on a dedicated socket);
+    // false, counted, when another allocation holds it.
+    bool claim_peer(Allocation& a, const Endpoint& peer);
+    // Drops `a`'s claims no longer covered by a permission or bound channel at `now`.
+    void release_stale_peers(Allocation& a, Time now);
+    void release_all_peers(Allocation& a);
     void destroy(Allocation& a, CloseReason why);
     // Requeues the allocation on `ft` (if any) after a request changed its deadlines.
     void reschedule(const FiveTuple& ft);
@@ -198,7 +215,8 @@ private:
     AllocationObserver* observer_;
     const LocalPeers* local_ = nullptr;
     std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
-    std::unordered_map<RelayHandle, Allocation*> by_relay_;
+    std::unordered_map<RelayHandle, Allocation*> by_relay_;  // dedicated relay sockets
+    SharedPeerTable shared_peers_;                          // shared ones, by peer address
     DeadlineHeap<Allocation> expiry_;  // every allocation, keyed by its next_deadline()
     AllocationId next_id_ = 1;
     std::uint64_t next_indication_ = 1;  // transaction IDs of Data indications

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared relay sockets (server.relay_sharing): many allocations on one relayed transport
+// address, told apart by the peer's exact address and port. An allocation claims a peer address
+// when it permits, binds or sends to it, and keeps the claim while a permission for the peer's IP
+// (RFC 8656 §9) or a bound channel to that address (§12) lives.
+// Deviation: RFC 8656 §9 permissions match the IP address only; on a shared socket a peer must
+// also send from the port the client named, the filtering of an address-and-port-dependent NAT
+// (RFC 4787 §5), since that is all that tells its allocation.
+#include <algorithm>
+
+#include "server_internal.hpp"
+#include "turnbridge/base/log.hpp"
+
+namespace turnbridge::turn {
+
+Allocation* Server::allocation_on(RelayHandle relay, const Endpoint& peer) {
+    if (auto it = by_relay_.find(relay); it != by_relay_.end()) return it->second;
+    return shared_peers_.owner(relay, peer);
+}
+
+bool Server::refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer,
+                                std::vector<Action>& out) {
+    const RelaySocket* relay = a.relay_for(peer.ip.family);
+    if (relay == nullptr || !relay->shared || !shared_peers_.held_by_other(relay->handle, peer, &a)) return false;
+    ++stats_.peer_conflicts;
+    const Allocation* holder = shared_peers_.owner(relay->handle, peer);
+    log::info("peer [{}] refused to allocation id={:x}: held on shared relay {} by allocation id={:x}",
+              peer.to_string(), a.id, relay->local.to_string(), holder->id);
+    // RFC 8656 §10.2: a permission the server cannot install is refused with 508; here what is
+    // lacking is the peer address on this relayed address. ChannelBind, which installs one, too.
+    send_error(req, StunCode::InsufficientCapacity, "Insufficient Capacity: peer address in use on this relay", out);
+    return true;
+}
+
+bool Server::claim_peer(Allocation& a, const Endpoint& peer) {
+    const RelaySocket* relay = a.relay_for(peer.ip.family);
+    if (relay == nullptr || !relay->shared) return true;
+    switch (shared_peers_.claim(relay->handle, peer, &a)) {
+        case SharedPeerTable::Claim::Held: return true;
+        case SharedPeerTable::Claim::New: a.shared_peers.push_back(peer); return true;
+        case SharedPeerTable::Claim::Conflict: break;
+    }
+    ++stats_.peer_conflicts;
+    return false;
+}
+
+void Server::release_stale_peers(Allocation& a, Time now) {
+    std::erase_if(a.shared_peers, [&](const Endpoint& peer) {
+        if (a.has_permission(peer.ip, now) || a.channel_by_peer(peer, now) != nullptr) return false;
+        if (const RelaySocket* relay = a.relay_for(peer.ip.family)) shared_peers_.release(relay->handle, peer, &a);
+        return true;
+    });
+}
+
+void Server::release_all_peers(Allocation& a) {
+    for (const Endpoint& peer : a.shared_peers)
+        if (const RelaySocket* relay = a.relay_for(peer.ip.family)) shared_peers_.release(relay->handle, peer, &a);
+    a.shared_peers.clear();
+}
+
+}  // namespace turnbridge::turn
