@@ -12,6 +12,18 @@
 #include "turnbridge/base/log.hpp"
 
 namespace turnbridge::turn {
+namespace {
+
+// Allocations on one shared relayed address cannot address each other: what the socket sends to
+// itself comes back from that very address, which names none of them. Such a peer is refused.
+bool is_own_address(const Allocation& a, const RelaySocket& relay, const Endpoint& peer) {
+    if (peer == relay.local) return true;
+    for (std::size_t i = 0; i < a.relay_count; ++i)
+        if (a.relays[i].handle == relay.handle && a.advertised[i] == peer) return true;
+    return false;
+}
+
+}  // namespace
 
 Allocation* Server::allocation_on(RelayHandle relay, const Endpoint& peer) {
     if (auto it = by_relay_.find(relay); it != by_relay_.end()) return it->second;
@@ -21,11 +33,17 @@ Allocation* Server::allocation_on(RelayHandle relay, const Endpoint& peer) {
 bool Server::refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer,
                                 std::vector<Action>& out) {
     const RelaySocket* relay = a.relay_for(peer.ip.family);
-    if (relay == nullptr || !relay->shared || !shared_peers_.held_by_other(relay->handle, peer, &a)) return false;
+    if (relay == nullptr || !relay->shared) return false;
+    if (is_own_address(a, *relay, peer)) {
+        log::info("peer [{}] refused to allocation id={:x}: it is the shared relayed address itself",
+                  peer.to_string(), a.id);
+    } else if (const Allocation* holder = shared_peers_.owner(relay->handle, peer); holder != nullptr && holder != &a) {
+        log::info("peer [{}] refused to allocation id={:x}: held on shared relay {} by allocation id={:x}",
+                  peer.to_string(), a.id, relay->local.to_string(), holder->id);
+    } else {
+        return false;
+    }
     ++stats_.peer_conflicts;
-    const Allocation* holder = shared_peers_.owner(relay->handle, peer);
-    log::info("peer [{}] refused to allocation id={:x}: held on shared relay {} by allocation id={:x}",
-              peer.to_string(), a.id, relay->local.to_string(), holder->id);
     // RFC 8656 §10.2: a permission the server cannot install is refused with 508; here what is
     // lacking is the peer address on this relayed address. ChannelBind, which installs one, too.
     send_error(req, StunCode::InsufficientCapacity, "Insufficient Capacity: peer address in use on this relay", out);
@@ -35,6 +53,10 @@ bool Server::refuse_shared_peer(const Request& req, const Allocation& a, const E
 bool Server::claim_peer(Allocation& a, const Endpoint& peer) {
     const RelaySocket* relay = a.relay_for(peer.ip.family);
     if (relay == nullptr || !relay->shared) return true;
+    if (is_own_address(a, *relay, peer)) {
+        ++stats_.peer_conflicts;
+        return false;
+    }
     switch (shared_peers_.claim(relay->handle, peer, &a)) {
         case SharedPeerTable::Claim::Held: return true;
         case SharedPeerTable::Claim::New: a.shared_peers.push_back(peer); return true;

@@ -196,10 +196,11 @@ private:
     bool over_byte_quota(const Request& req);
     // server.relay_sharing (shared_relay.cpp). The allocation a peer datagram on `relay` is for.
     Allocation* allocation_on(RelayHandle relay, const Endpoint& peer);
-    // Sends 508 and returns true when another allocation holds `peer` on `a`'s shared socket.
+    // Sends 508 and returns true when another allocation holds `peer` on `a`'s shared socket,
+    // or `peer` is that shared relayed address itself.
     bool refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
     // Claims `peer` for `a` on its shared socket of that family (a no-op on a dedicated socket);
-    // false, counted, when another allocation holds it.
+    // false, counted, when refuse_shared_peer would refuse it.
     bool claim_peer(Allocation& a, const Endpoint& peer);
     // Drops `a`'s claims no longer covered by a permission or bound channel at `now`.
     void release_stale_peers(Allocation& a, Time now);

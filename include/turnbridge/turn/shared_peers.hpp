@@ -39,10 +39,6 @@ public:
         auto it = owners_.find(SharedPeer{relay, peer});
         return it == owners_.end() ? nullptr : it->second;
     }
-    bool held_by_other(RelayHandle relay, const Endpoint& peer, const Allocation* owner) const {
-        const Allocation* o = this->owner(relay, peer);
-        return o != nullptr && o != owner;
-    }
     // Drops the claim if `owner` holds it.
     void release(RelayHandle relay, const Endpoint& peer, const Allocation* owner) {
         auto it = owners_.find(SharedPeer{relay, peer});

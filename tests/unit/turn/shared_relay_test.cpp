@@ -56,8 +56,6 @@ TEST_CASE("SharedPeerTable: one owner per relay and peer address; release only b
     CHECK(t.claim(1, kPeerB, &b) == turn::SharedPeerTable::Claim::New);  // another port: no conflict
     CHECK(t.owner(1, kPeerA) == &a);
     CHECK(t.owner(1, *tb::Endpoint::parse("127.0.0.1:40003")) == nullptr);
-    CHECK(t.held_by_other(1, kPeerA, &b));
-    CHECK_FALSE(t.held_by_other(1, kPeerA, &a));
     t.release(1, kPeerA, &b);  // not b's: stays
     CHECK(t.owner(1, kPeerA) == &a);
     t.release(1, kPeerA, &a);
@@ -282,4 +280,30 @@ TEST_CASE("with relay_sharing off every UDP allocation gets its own socket") {
     CHECK(s.relay(0) != s.relay(1));
     CHECK_FALSE(s.alloc(0).relays[0].shared);
     CHECK(s.b.binder.shared_users.empty());
+}
+
+TEST_CASE("allocations on one shared relayed address cannot reach each other through it: that peer gets 508") {
+    Shared s(2);
+    const std::string own = s.alloc(0).relays[0].local.to_string();
+    CHECK(s.c(1).create_permission({own.c_str()}).code() == 508);
+    CHECK(s.c(0).channel_bind(0x4000, own.c_str()).code() == 508);
+    REQUIRE(s.c(0).create_permission({"127.0.0.1:40001"}).success());  // a permission for the IP
+    s.b.send(s.c(0).five_tuple(), s.c(0).send_indication(own.c_str(), s.payload(8)));
+    CHECK(s.b.out.empty());  // not looped back into the socket
+    CHECK(s.b.server->stats().peer_conflicts == 3);
+    CHECK(s.b.server->shared_peer_count() == 1);
+
+    // On two shared ports they can: each claims the other's relayed address.
+    Shared two(2, 2);
+    const auto a0 = two.alloc(0).relays[0].local;
+    const auto a1 = two.alloc(1).relays[0].local;
+    REQUIRE(a0 != a1);
+    REQUIRE(two.c(0).create_permission({a1.to_string().c_str()}).success());
+    REQUIRE(two.c(1).create_permission({a0.to_string().c_str()}).success());
+    two.b.send(two.c(0).five_tuple(), two.c(0).send_indication(a1.to_string().c_str(), two.payload(8)));
+    REQUIRE(two.b.out.size() == 1);
+    CHECK(std::get<turn::ToPeer>(two.b.out[0]).relay == two.relay(0));
+    two.b.from_peer(two.relay(1), a0, two.payload(8));  // what the kernel hands the other socket
+    REQUIRE(two.delivered_to() != nullptr);
+    CHECK(*two.delivered_to() == two.c(1).five_tuple());
 }
