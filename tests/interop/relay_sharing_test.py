@@ -14,6 +14,8 @@ relay_shared_ports = 1: 2 shared ports in all.
 - coturn's turnutils_uclient (channels and Send indications) toward turnutils_peer on
   127.0.0.1-127.0.0.6: every session relays both ways through at most 2 relay ports; several
   sessions toward one peer address collide and get 508.
+- Accounting: allocations of their own users on the shared ports; `turnbridge report` equals
+  what went through each (accounting_test.py's ground truth, payload and wire bytes).
 - aioice (the ICE/TURN client of aiortc): endpoints on the shared ports relay both ways
   (Data indications, then channels); one asking for another's peer address gets 508.
 
@@ -28,13 +30,15 @@ import time
 
 from aioice import stun
 
+from accounting_test import FLUSH, compare, exchange
 from aioice_test import Collector, create_permission, hook_data_indications, open_endpoint
-from harness import PASSWORD, USER, Turnbridge, main_guard, relay_range, turnutils_peer
+from harness import PASSWORD, USER, Turnbridge, main_guard, relay_range, report, turnutils_peer
 from stun_client import UDP_TRANSPORT, TurnClient, error_code
 
 ALLOCATIONS = 200
 RELAY_PORTS = 20
 WORKERS = 2          # harness.py runs every turnbridge with threads = 2
+SHARE_USERS = {f"share{k}": f"pw{k}" for k in range(4)}  # 4 allocations on 2 shared ports
 PEER_HOSTS = [f"127.0.0.{i}" for i in range(1, 7)]
 RUN_TIMEOUT = 60     # seconds for one turnutils_uclient run
 STEP = 10.0          # seconds for one aioice step
@@ -311,8 +315,37 @@ async def aioice_endpoints(results, server, count=4):
         await asyncio.sleep(0.2)
 
 
+# ---------------------------------------------------------------------------------------------
+# Accounting on shared ports
+
+def accounting_exact(results, server):
+    """Known packets through allocations of their own users, alive together on the 2 shared
+    ports; `turnbridge report` must show exactly them per allocation (accounting_test.py's
+    ground truth: packets, payload and wire bytes in each direction)."""
+    truths = {}
+    clients = []
+    for k, (user, password) in enumerate(SHARE_USERS.items()):
+        c = TurnClient(("127.0.0.1", server.port), user, password)
+        clients.append(c)
+        truths[user] = exchange(c, "udp", k % 2 == 1, [1, 160, 161, 1199] * 3, [5, 160, 1200] * 3)
+    log = server.log_path.read_text(errors="replace")
+    ports = {u: p for u, p in re.findall(r"allocation created .* user=(share\d) .* relay=127\.0\.0\.1:(\d+) ", log)}
+    results.check("accounting: the allocations share relayed addresses", len(set(ports.values())) < len(ports),
+                  f"{ports}")
+    for c in clients:
+        c.refresh(0)
+        c.close()
+    time.sleep(FLUSH * 2.5)
+    for user, truth in truths.items():
+        rows = report(server, user)
+        if results.check(f"accounting: one allocation reported for {user}", len(rows) == 1, f"{len(rows)} rows"):
+            compare(results, f"accounting: {user} on a shared port is exact", rows[0], truth)
+
+
 def sharing_server(relay_ports=None):
-    server = Turnbridge(extra_server="relay_sharing = true\nrelay_shared_ports = 1")
+    users = {USER: PASSWORD, **SHARE_USERS}
+    server = Turnbridge(users=users, extra_server="relay_sharing = true\nrelay_shared_ports = 1\n"
+                        f"[accounting]\nflush_interval = {FLUSH}\n")
     if relay_ports:
         server.relay_lo, server.relay_hi = relay_range(relay_ports)
     return server
@@ -327,6 +360,7 @@ def test(results):
     # relay range, so that those dedicated ports never run out.
     with sharing_server() as server:
         with_turnutils(results, server)
+        accounting_exact(results, server)
         asyncio.run(asyncio.wait_for(aioice_endpoints(results, server), 60))
         results.check("turnbridge still running", server.alive(), "" if server.alive() else server.log_tail(10))
         rc = server.stop()
