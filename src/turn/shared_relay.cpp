@@ -30,40 +30,57 @@ Allocation* Server::allocation_on(RelayHandle relay, const Endpoint& peer) {
     return shared_peers_.owner(relay, peer);
 }
 
+Server::SharedRefusal Server::shared_refusal(const Allocation& a, const RelaySocket& relay, const Endpoint& peer,
+                                             const Allocation* holder) const {
+    if (is_own_address(a, relay, peer)) return SharedRefusal::OwnAddress;
+    if (holder != nullptr && holder != &a) return SharedRefusal::Held;
+    if (holder == nullptr && a.shared_peers.size() >= kMaxSharedPeers) return SharedRefusal::TooMany;
+    return SharedRefusal::None;
+}
+
 bool Server::refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer,
                                 std::vector<Action>& out) {
     const RelaySocket* relay = a.relay_for(peer.ip.family);
     if (relay == nullptr || !relay->shared) return false;
-    if (is_own_address(a, *relay, peer)) {
-        log::info("peer [{}] refused to allocation id={:x}: it is the shared relayed address itself",
-                  peer.to_string(), a.id);
-    } else if (const Allocation* holder = shared_peers_.owner(relay->handle, peer); holder != nullptr && holder != &a) {
-        log::info("peer [{}] refused to allocation id={:x}: held on shared relay {} by allocation id={:x}",
-                  peer.to_string(), a.id, relay->local.to_string(), holder->id);
-    } else {
-        return false;
+    const Allocation* holder = shared_peers_.owner(relay->handle, peer);
+    const char* reason = nullptr;
+    switch (shared_refusal(a, *relay, peer, holder)) {
+        case SharedRefusal::None: return false;
+        case SharedRefusal::OwnAddress:
+            reason = "Insufficient Capacity: peer address is this relayed address";
+            log::info("peer [{}] refused to allocation id={:x}: it is the shared relayed address itself",
+                      peer.to_string(), a.id);
+            break;
+        case SharedRefusal::Held:
+            reason = "Insufficient Capacity: peer address in use on this relay";
+            log::info("peer [{}] refused to allocation id={:x}: held on shared relay {} by allocation id={:x}",
+                      peer.to_string(), a.id, relay->local.to_string(), holder->id);
+            break;
+        case SharedRefusal::TooMany:
+            reason = "Insufficient Capacity: too many peer addresses";
+            log::info("peer [{}] refused to allocation id={:x}: it holds {} peer addresses on shared relay {}",
+                      peer.to_string(), a.id, a.shared_peers.size(), relay->local.to_string());
+            break;
     }
-    ++stats_.peer_conflicts;
+    ++stats_.shared_peer_refusals;
     // RFC 8656 §10.2: a permission the server cannot install is refused with 508; here what is
     // lacking is the peer address on this relayed address. ChannelBind, which installs one, too.
-    send_error(req, StunCode::InsufficientCapacity, "Insufficient Capacity: peer address in use on this relay", out);
+    send_error(req, StunCode::InsufficientCapacity, reason, out);
     return true;
 }
 
 bool Server::claim_peer(Allocation& a, const Endpoint& peer) {
     const RelaySocket* relay = a.relay_for(peer.ip.family);
     if (relay == nullptr || !relay->shared) return true;
-    if (is_own_address(a, *relay, peer)) {
-        ++stats_.peer_conflicts;
+    const Allocation* holder = shared_peers_.owner(relay->handle, peer);
+    if (holder == &a) return true;  // the usual case, every Send after the first: one lookup
+    if (shared_refusal(a, *relay, peer, holder) != SharedRefusal::None) {
+        ++stats_.shared_peer_refusals;
         return false;
     }
-    switch (shared_peers_.claim(relay->handle, peer, &a)) {
-        case SharedPeerTable::Claim::Held: return true;
-        case SharedPeerTable::Claim::New: a.shared_peers.push_back(peer); return true;
-        case SharedPeerTable::Claim::Conflict: break;
-    }
-    ++stats_.peer_conflicts;
-    return false;
+    shared_peers_.claim(relay->handle, peer, &a);
+    a.shared_peers.push_back(peer);
+    return true;
 }
 
 void Server::release_stale_peers(Allocation& a, Time now) {

@@ -12,8 +12,8 @@ relay_shared_ports = 1: 2 shared ports in all.
   EVEN-PORT allocation, which keeps a dedicated port, still gets it: IP-only permissions);
   when the holder's allocation ends, the address is free again.
 - coturn's turnutils_uclient (channels and Send indications) toward turnutils_peer on
-  127.0.0.1-127.0.0.6: every session relays both ways through at most 2 relay ports; several
-  sessions toward one peer address collide and get 508.
+  127.0.0.1-127.0.0.6: every session relays both ways, those without EVEN-PORT (uclient picks
+  at random) through the 2 shared ports; sessions toward one peer address collide and get 508.
 - Accounting: allocations of their own users on the shared ports; `turnbridge report` equals
   what went through each (accounting_test.py's ground truth, payload and wire bytes).
 - aioice (the ICE/TURN client of aiortc): endpoints on the shared ports relay both ways

@@ -105,9 +105,10 @@ struct Stats {
     // Unparseable client datagrams, and peer datagrams no allocation takes (on a shared relay
     // socket: from a peer address nobody claimed).
     std::uint64_t dropped_datagrams = 0;
-    // server.relay_sharing: a peer address already claimed on the same shared relay socket by
-    // another allocation (CreatePermission or ChannelBind answered 508, or a Send dropped).
-    std::uint64_t peer_conflicts = 0;
+    // server.relay_sharing: peer addresses refused on a shared relay socket (CreatePermission or
+    // ChannelBind answered 508, or a Send dropped): claimed by another allocation, the relayed
+    // address itself, or one more than kMaxSharedPeers.
+    std::uint64_t shared_peer_refusals = 0;
     // Answers to unauthenticated requests not sent because their source was over
     // security.unauthenticated_rate (RFC 8656 §21).
     std::uint64_t unauthenticated_dropped = 0;
@@ -196,8 +197,10 @@ private:
     bool over_byte_quota(const Request& req);
     // server.relay_sharing (shared_relay.cpp). The allocation a peer datagram on `relay` is for.
     Allocation* allocation_on(RelayHandle relay, const Endpoint& peer);
-    // Sends 508 and returns true when another allocation holds `peer` on `a`'s shared socket,
-    // or `peer` is that shared relayed address itself.
+    // Sends 508 and returns true when `peer` may not be claimed by `a` on its shared socket.
+    enum class SharedRefusal : std::uint8_t { None, OwnAddress, Held, TooMany };
+    SharedRefusal shared_refusal(const Allocation& a, const RelaySocket& relay, const Endpoint& peer,
+                                 const Allocation* holder) const;
     bool refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
     // Claims `peer` for `a` on its shared socket of that family (a no-op on a dedicated socket);
     // false, counted, when refuse_shared_peer would refuse it.

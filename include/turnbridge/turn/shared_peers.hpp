@@ -13,6 +13,10 @@ namespace turnbridge::turn {
 
 struct Allocation;
 
+// Peer addresses one allocation may claim on a shared socket. ICE needs a handful; the cap keeps
+// one client from taking a whole IP's ports (and their memory) away from the others.
+constexpr std::size_t kMaxSharedPeers = 256;
+
 struct SharedPeer {
     RelayHandle relay = 0;
     Endpoint peer;

@@ -100,7 +100,7 @@ TEST_CASE("a peer address held by another allocation on the same shared socket g
     CHECK(r.code() == 508);
     CHECK(r->get_error_code().has_value());
     CHECK(s.c(1).channel_bind(0x4001, "127.0.0.1:40001").code() == 508);
-    CHECK(s.b.server->stats().peer_conflicts == 2);
+    CHECK(s.b.server->stats().shared_peer_refusals == 2);
     // All or nothing (RFC 8656 §10.2): the free address in the same request is not installed.
     CHECK(s.c(1).create_permission({"127.0.0.1:40002", "127.0.0.1:40001"}).code() == 508);
     s.b.from_peer(s.relay(1), kPeerB, s.payload(4));
@@ -117,7 +117,7 @@ TEST_CASE("a peer address held by another allocation on the same shared socket g
     REQUIRE(two.relay(0) != two.relay(1));
     REQUIRE(two.c(0).create_permission({"127.0.0.1:40001"}).success());
     CHECK(two.c(1).create_permission({"127.0.0.1:40001"}).success());
-    CHECK(two.b.server->stats().peer_conflicts == 0);
+    CHECK(two.b.server->stats().shared_peer_refusals == 0);
 }
 
 TEST_CASE("a Send to a peer port claims it; to another allocation's peer address it is dropped and counted") {
@@ -128,7 +128,7 @@ TEST_CASE("a Send to a peer port claims it; to another allocation's peer address
     const auto data = s.payload(80);
     s.b.send(s.c(1).five_tuple(), s.c(1).send_indication("127.0.0.1:40001", data));
     CHECK(s.b.out.empty());
-    CHECK(s.b.server->stats().peer_conflicts == 1);
+    CHECK(s.b.server->stats().shared_peer_refusals == 1);
     const auto& c1 = s.alloc(1).counters;
     CHECK(c1.packets[static_cast<int>(turn::Direction::ClientToRelay)] == 0);
     CHECK(c1.packets[static_cast<int>(turn::Direction::RelayToPeer)] == 0);
@@ -290,7 +290,7 @@ TEST_CASE("allocations on one shared relayed address cannot reach each other thr
     REQUIRE(s.c(0).create_permission({"127.0.0.1:40001"}).success());  // a permission for the IP
     s.b.send(s.c(0).five_tuple(), s.c(0).send_indication(own.c_str(), s.payload(8)));
     CHECK(s.b.out.empty());  // not looped back into the socket
-    CHECK(s.b.server->stats().peer_conflicts == 3);
+    CHECK(s.b.server->stats().shared_peer_refusals == 3);
     CHECK(s.b.server->shared_peer_count() == 1);
 
     // On two shared ports they can: each claims the other's relayed address.
@@ -306,4 +306,23 @@ TEST_CASE("allocations on one shared relayed address cannot reach each other thr
     two.b.from_peer(two.relay(1), a0, two.payload(8));  // what the kernel hands the other socket
     REQUIRE(two.delivered_to() != nullptr);
     CHECK(*two.delivered_to() == two.c(1).five_tuple());
+}
+
+TEST_CASE("one allocation claims at most kMaxSharedPeers peer addresses on a shared socket") {
+    Shared s(2);
+    REQUIRE(s.c(0).create_permission({"127.0.0.1:40001"}).success());
+    for (std::size_t i = 1; i < turn::kMaxSharedPeers; ++i) {
+        const std::string peer = "127.0.0.1:" + std::to_string(41000 + i);
+        s.b.send(s.c(0).five_tuple(), s.c(0).send_indication(peer.c_str(), s.payload(4)));
+        REQUIRE(s.b.out.size() == 1);
+    }
+    CHECK(s.alloc(0).shared_peers.size() == turn::kMaxSharedPeers);
+    s.b.send(s.c(0).five_tuple(), s.c(0).send_indication("127.0.0.1:50000", s.payload(4)));
+    CHECK(s.b.out.empty());
+    CHECK(s.c(0).create_permission({"127.0.0.1:50001"}).code() == 508);
+    CHECK(s.b.server->stats().shared_peer_refusals == 2);
+    // Addresses it holds still work, and the other allocation is not limited by it.
+    s.b.send(s.c(0).five_tuple(), s.c(0).send_indication("127.0.0.1:40001", s.payload(4)));
+    CHECK(s.b.out.size() == 1);
+    CHECK(s.c(1).create_permission({"127.0.0.1:50000"}).success());
 }
