@@ -33,7 +33,7 @@ void Server::on_send_indication(const Clock& now, const FiveTuple& from, const s
         ++a->counters.dropped_no_permission;
         return;
     }
-    if (relay->shared && !claim_peer(*a, *peer)) return;  // another allocation's peer address
+    if (relay->shared && !claim_peer(*a, *peer)) return;  // refused on a shared socket (shared_relay.cpp)
     a->counters.add(Direction::ClientToRelay, data->size(), m.bytes().size());
     if (!a->to_peer_rate.allow(data->size(), now.mono)) {
         ++a->counters.dropped_rate;
