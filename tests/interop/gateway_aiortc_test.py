@@ -244,29 +244,27 @@ class GatewayServer(Turnbridge):
                     f'token = "{TOKEN}"\n')
 
 
-def usage_bytes(admin_port):
+def admin_json(admin_port, target):
+    """GET `target` from the admin API: (status, the JSON body or [], the first bytes of the body)."""
     conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
     try:
-        conn.request("GET", f"/api/v1/usage?by=allocation&user={USER}", headers={"Authorization": f"Bearer {TOKEN}"})
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    rows = json.loads(body) if resp.status == 200 else []
-    total = lambda key: sum(row.get(key, 0) for row in rows)  # noqa: E731
-    return resp.status, len(rows), total("relay_to_peer_payload_bytes"), total("peer_to_relay_payload_bytes"), body[:200]
-
-
-def call_records(admin_port):
-    """The gateway's call records for USER (GET /api/v1/calls)."""
-    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
-    try:
-        conn.request("GET", f"/api/v1/calls?user={USER}", headers={"Authorization": f"Bearer {TOKEN}"})
+        conn.request("GET", target, headers={"Authorization": f"Bearer {TOKEN}"})
         resp = conn.getresponse()
         body = resp.read()
     finally:
         conn.close()
     return resp.status, (json.loads(body) if resp.status == 200 else []), body[:200]
+
+
+def usage_bytes(admin_port):
+    status, rows, body = admin_json(admin_port, f"/api/v1/usage?by=allocation&user={USER}")
+    total = lambda key: sum(row.get(key, 0) for row in rows)  # noqa: E731
+    return status, len(rows), total("relay_to_peer_payload_bytes"), total("peer_to_relay_payload_bytes"), body
+
+
+def call_records(admin_port):
+    """The gateway's call records for USER (GET /api/v1/calls)."""
+    return admin_json(admin_port, f"/api/v1/calls?user={USER}")
 
 
 def selected_local_candidate(pc):
