@@ -230,7 +230,7 @@ std::optional<TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, c
         return std::nullopt;
     }
     const auto id = next_id_++;
-    const SipTlsClient tls{ctx->second.get(), gw.trunk.host, gw.trunk.uri};
+    const SipTlsClient tls{ctx->second.get(), gw.trunk.host, fmt::format("{} (realm {})", gw.trunk.uri, realm.name)};
     auto* c = SipTcpConnection::connect(loop_, to, *this, id, &tls);
     if (c == nullptr) return std::nullopt;
     tcp_.emplace(id, c);
