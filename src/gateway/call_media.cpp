@@ -171,6 +171,7 @@ void CallMedia::apply_trunk(const TrunkMedia& t) {
     if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote))
         trunk_remote_ = t.remote;
     trunk_ = t;
+    last_trunk_in_.reset();   // a new direction (hold, resume) starts the silence clock again
     if (codec_changed) rebuild_pipeline();
 }
 

@@ -11,6 +11,10 @@ namespace turnbridge::gateway {
 namespace {
 
 constexpr auto kConsentTimeout = std::chrono::seconds(30);  // RFC 7675 §5.1
+// A trunk that sent RTP and then nothing for this long while it should be sending is gone (a
+// crashed media server, a lost route): the call ends rather than stay up silent. rtpengine's
+// default media timeout is the same.
+constexpr auto kTrunkMediaTimeout = std::chrono::seconds(60);
 
 void count(CallMedia::Flow& f, std::size_t bytes) {
     ++f.packets;
@@ -144,9 +148,10 @@ void CallMedia::browser_rtp(const RtpPacket& p, MediaOutput& out) {
     ++stats_.dropped;  // comfort noise, RED, or a payload type we did not negotiate
 }
 
-void CallMedia::on_trunk_datagram(Time, const Endpoint& from, std::span<const std::uint8_t> bytes,
+void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                   MediaOutput& out) {
     count(stats_.trunk_in, bytes.size());
+    last_trunk_in_ = now;
     if (ended() || !trunk_) return;
     if (is_rtcp(bytes)) return;  // the trunk's reports describe its leg only
     const auto p = RtpPacket::parse(bytes);
@@ -258,6 +263,10 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
     }
     if (const auto last = ice_.last_consent(); last && now - *last > kConsentTimeout) {
         fail("ICE consent expired: no check from the browser for 30 s (RFC 7675 §5.1)");
+        return;
+    }
+    if (trunk_ && receives(trunk_->direction) && last_trunk_in_ && now - *last_trunk_in_ > kTrunkMediaTimeout) {
+        fail("no RTP from the trunk for 60 s");
         return;
     }
     if (!to_trunk_) return;

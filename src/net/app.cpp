@@ -60,9 +60,7 @@ int App::run() {
     for (auto& w : workers_) w->start(up);
     up.wait();
     for (const auto& [name, realm] : cfg_->realms)
-        if (realm.gateway.enabled)
-            log::warn("realm {}: gateway mode is enabled: SIP signaling is served, media is not yet "
-                      "(SDP passes through unchanged)", name);
+        if (realm.gateway.enabled) log::info("realm {}: gateway mode, trunk {}", name, realm.gateway.trunk.uri);
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
 
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -118,8 +116,9 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     }
     auto fds = std::move(std::get<ListenerFds>(opened));
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
+    if (cfg_->any_gateway()) media_ = std::make_unique<MediaExchange>(*cfg_, count);
     const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
-                               instance_ms_};
+                               instance_ms_, media_.get()};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));

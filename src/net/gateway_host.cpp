@@ -43,22 +43,30 @@ std::uint64_t random_u64() {
 }  // namespace
 
 GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                         std::function<SSL_CTX*()> tls, MediaFactory media)
-    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)) {
+                         std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls)
+    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)) {
+    media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, [this](const sip::MediaSdp* m, const std::string& why) {
+        if (closed_) return;
+        std::vector<sip::Action> out;
+        router_->hang_up(read_clock().mono, m, why, out);
+        apply(out);
+    });
     SipLocal local;
     if (!cfg_->sip_listen.empty()) local.sent_by = cfg_->sip_listen.front().to_string();
     if (!cfg_->ws_listen.empty()) local.ws_host = cfg_->ws_listen.front().to_string();
     else if (!cfg_->wss_listen.empty()) local.ws_host = cfg_->wss_listen.front().to_string();
     else local.ws_host = "turnbridge.invalid";
     router_ = std::make_unique<SipRouter>(
-        cfg_, nonces, std::move(local), std::move(media),
+        cfg_, nonces, std::move(local), [this](const config::Realm& realm, bool) { return media_->create(realm); },
         [this](const config::Realm& realm, const Endpoint& to) { return trunk_flow(realm, to); },
         [] { return random_u64(); });
+    router_->on_call_ended([this](const CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
 }
 
 GatewayHost::~GatewayHost() = default;
 
 void GatewayHost::start() {
+    media_->start();
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     uv_timer_init(loop_, &sweep_);
@@ -315,6 +323,44 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
     rearm();
 }
 
+void GatewayHost::call_ended(const CallSummary& s, sip::MediaSdp* media) {
+    const GatewayMedia::Summary m = media_->finish(media);
+    if (!m.failure.empty() && s.end_reason.starts_with("media"))
+        log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
+    if (!calls_) return;
+    // The cores keep monotonic time; the record wants wall-clock milliseconds.
+    const auto clock = read_clock();
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto unix_ms = [&](sip::Time t) {
+        return now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(clock.mono - t).count();
+    };
+    accounting::CallRecord r;
+    r.id = fmt::format("call-{:016x}", random_u64());
+    r.realm = s.realm;
+    r.account = s.account;
+    r.direction = s.outbound ? "outbound" : "inbound";
+    r.remote = s.remote;
+    r.start_ms = unix_ms(s.started);
+    r.answer_ms = s.answered ? unix_ms(*s.answered) : 0;
+    r.end_ms = unix_ms(s.ended);
+    r.status = s.status;
+    r.codecs = m.codecs;
+    r.end_reason = s.end_reason;
+    r.relayed = m.relayed;
+    r.browser_in_packets = m.stats.browser_in.packets;
+    r.browser_in_bytes = m.stats.browser_in.bytes;
+    r.browser_out_packets = m.stats.browser_out.packets;
+    r.browser_out_bytes = m.stats.browser_out.bytes;
+    r.trunk_in_packets = m.stats.trunk_in.packets;
+    r.trunk_in_bytes = m.stats.trunk_in.bytes;
+    r.trunk_out_packets = m.stats.trunk_out.packets;
+    r.trunk_out_bytes = m.stats.trunk_out.bytes;
+    log::info("call record: {} {} {} {} status {} {} ms codecs {} ({}{})", r.realm, r.account, r.direction, r.remote,
+              r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs, r.end_reason, r.relayed ? ", relayed" : "");
+    calls_(std::move(r));
+}
+
 void GatewayHost::rearm() {
     if (!timer_open_ || closed_) return;
     const auto next = router_->next_wake();
@@ -359,6 +405,7 @@ void GatewayHost::close() {
     apply(out);
     closed_ = true;
     if (resolver_) resolver_->close();
+    media_->close();
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);

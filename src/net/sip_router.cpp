@@ -35,6 +35,15 @@ UriParts uri_parts(std::string_view uri) {
     return p;
 }
 
+// The URI inside a From/To value: "\"A\" <sip:a@x>;tag=1" -> "sip:a@x".
+std::string_view header_uri(std::string_view v) {
+    if (auto lt = v.find('<'); lt != std::string_view::npos) {
+        v.remove_prefix(lt + 1);
+        return v.substr(0, v.find('>'));
+    }
+    return v.substr(0, v.find(';'));
+}
+
 class PassThrough final : public sip::MediaSdp {
 public:
     std::optional<std::string> map_offer(bool, const std::string& sdp) override { return sdp; }
@@ -255,6 +264,8 @@ void SipRouter::on_request(sip::Time now, std::int64_t unix_now, const SipFlow* 
     if (r.tx.empty() || !r.request.to_tag().empty()) {
         for (auto& e : calls_) {
             if (!e.call->matches(r.request)) continue;
+            if (method == "BYE" && e.summary.end_reason.empty() && flow != nullptr)
+                e.summary.end_reason = flow->websocket ? "bye-browser" : "bye-trunk";
             std::vector<sip::Action> more;
             e.call->on_request(now, r.tx, r.request, layer_, more);
             process(now, unix_now, flow, more, out);
@@ -345,12 +356,19 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme};
+    auto media = media_(*realm, true);
+    if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
     e.browser_flows = {flow.id};
-    e.media = media_(*realm, true);
+    e.media = std::move(media);
+    e.summary.realm = realm->name;
+    e.summary.account = std::string(sip::account_of(check.username));
+    e.summary.outbound = true;
+    e.summary.remote = target.user;
+    e.summary.started = now;
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
-    log::info("call: {}@{} -> {} via {}", sip::account_of(check.username), realm->name, target.user, gw.trunk.uri);
+    log::info("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user, gw.trunk.uri);
     process(now, unix_now, &flow, in, out);
 }
 
@@ -381,9 +399,17 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const bool sips = r.request.request_uri().starts_with("sips:");
     sip::LegAddress trunk{flow.id, flow.reliable, trunk_local(transport, sips, flow.local, "turnbridge")};
     sip::LocalAddress browser_local{"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"};
+    auto media = bindings.empty() ? nullptr : media_(*realm, false);
+    if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
+    if (!media) media = pass_through_media(*realm, false);   // no browser to ring: the Call answers 480
     CallEntry& e = calls_.emplace_back();
     for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
-    e.media = media_(*realm, false);
+    e.media = std::move(media);
+    e.routed = route->second;
+    e.summary.realm = realm->name;
+    e.summary.outbound = false;
+    e.summary.remote = uri_parts(header_uri(r.request.from_header())).user;
+    e.summary.started = now;
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
@@ -461,6 +487,7 @@ void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<s
         auto& flows = e.browser_flows;
         if (std::erase(flows, id) == 0 || !flows.empty() || e.call->state() == sip::Call::State::Ended) continue;
         log::info("call: the browser's connection closed; hanging up");
+        if (e.summary.end_reason.empty()) e.summary.end_reason = "browser-gone";
         e.call->hang_up(now, layer_, in);
     }
     process(now, 0, nullptr, in, out);
@@ -469,18 +496,55 @@ void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<s
 void SipRouter::stop(sip::Time now, std::vector<sip::Action>& out) {
     std::vector<sip::Action> in;
     for (auto& e : calls_)
-        if (e.call->state() != sip::Call::State::Ended) e.call->hang_up(now, layer_, in);
+        if (e.call->state() != sip::Call::State::Ended) {
+            if (e.summary.end_reason.empty()) e.summary.end_reason = "shutdown";
+            e.call->hang_up(now, layer_, in);
+        }
     for (auto& reg : registrations_)
         if (reg.registration->state() == sip::Registration::State::Registered) reg.registration->stop(now, layer_, in);
     process(now, 0, nullptr, in, out);
 }
 
+void SipRouter::hang_up(sip::Time now, const sip::MediaSdp* media, const std::string& why,
+                        std::vector<sip::Action>& out) {
+    for (auto& e : calls_) {
+        if (e.media.get() != media || e.call->state() == sip::Call::State::Ended) continue;
+        if (e.summary.end_reason.empty()) e.summary.end_reason = "media: " + why;
+        std::vector<sip::Action> in;
+        e.call->hang_up(now, layer_, in);
+        process(now, 0, nullptr, in, out);
+        return;
+    }
+}
+
+void SipRouter::note_answer(CallEntry& e, sip::Time now) {
+    e.summary.answered = now;
+    if (e.summary.outbound) return;
+    // Inbound: the browser user whose registration answered the fork.
+    const auto flow = e.call->answered_on();
+    for (const auto& user : e.routed)
+        for (const auto& b : registrar_.lookup(user + "@" + e.summary.realm))
+            if (flow && b.transport == *flow) e.summary.account = user;
+    if (e.summary.account.empty() && e.routed.size() == 1) e.summary.account = e.routed.front();
+}
+
 void SipRouter::reap(sip::Time now) {
     for (auto it = calls_.begin(); it != calls_.end();) {
+        if (!it->summary.answered && (it->call->state() == sip::Call::State::Confirmed ||
+                                      (it->call->state() == sip::Call::State::Ended && it->call->final_status() / 100 == 2)))
+            note_answer(*it, now);
         if (it->call->state() == sip::Call::State::Ended) {
             if (!it->ended_at) {
                 it->ended_at = now;
-                log::info("call ended ({})", it->call->final_status());
+                auto& s = it->summary;
+                s.ended = now;
+                s.status = it->call->final_status();
+                if (s.end_reason.empty()) s.end_reason = s.answered ? "bye" : s.status == 487 ? "cancel" : "rejected";
+                log::info("call ended ({}, {})", s.status, s.end_reason);
+                if (ended_ && !it->reported) {
+                    it->reported = true;
+                    ended_(s, it->media.get());
+                }
             } else if (*it->ended_at + kLinger <= now) {
                 it = calls_.erase(it);
                 continue;

@@ -8,6 +8,7 @@
 #include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/gateway_host.hpp"
 #include "turnbridge/net/loop_clock.hpp"
+#include "turnbridge/net/media_exchange.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/relay_socket.hpp"
 #include "turnbridge/net/socket_util.hpp"
@@ -64,6 +65,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
     last_tick_ms_ = uv_now(&loop_);
     server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub}, binder_,
                                              accounting_.get());
+    if (shared_.media != nullptr) {
+        server_->set_local_peers(shared_.media);
+        uv_async_init(&loop_, &media_async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_media(); });
+        media_async_.data = this;
+        shared_.media->attach(index_, &media_async_);
+    }
 
     std::size_t next = 0;  // fds not yet handed to a listener are closed on failure
     try {
@@ -82,7 +89,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                                                      l.local.to_string(), error_text(err)));
         }
         if (index_ == 0 && cfg_->any_gateway()) {
-            gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); });
+            gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
+                                                     shared_.media, GatewayHost::CallSink{});
             gateway_->start();
         }
     } catch (...) {
@@ -187,6 +195,10 @@ void Worker::shutdown() {
     }
     binder_.close_all();
     if (gateway_) gateway_->close();
+    if (shared_.media != nullptr) {
+        shared_.media->detach(index_);
+        uv_close(reinterpret_cast<uv_handle_t*>(&media_async_), nullptr);
+    }
     for (auto& l : udp_) l->close();
     for (auto& l : tcp_) l->close();
     std::vector<TcpConnection*> open;
@@ -202,6 +214,20 @@ void Worker::on_flush(bool checkpoint) {
     shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(),
                       WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused,
                                   s.unauthenticated_dropped});
+}
+
+void Worker::on_media() {
+    if (stopping_) return;
+    shared_.media->take(index_, media_in_);
+    const auto now = read_clock();
+    for (const MediaHandoff& h : media_in_) {
+        actions_.clear();
+        // As if the gateway's datagram had arrived on the allocation's relay socket (RFC 8656 §11.3).
+        server_->on_peer_data(now, h.relay, h.media, h.bytes(), actions_);
+        dispatch(true);
+    }
+    media_in_.clear();
+    flush_sends();
 }
 
 void Worker::on_tick() {
@@ -256,7 +282,10 @@ void Worker::dispatch(bool in_batch) {
                        [this](const turn::ToClient& c) { send_to_client(c); },
                        [this](const turn::ToPeer& p) { send_to_peer(p); },
                        [this](const turn::CloseClient& c) { close_client(c.to); },
-                       [](const auto&) {},  // actions for other seams (e.g. the gateway) are not ours
+                       [this](const turn::ToLocal& l) {
+                           // To the gateway's calls on worker 0, copied: the body is in our receive buffer.
+                           shared_.media->post(shared_.media->gateway_box(), index_, l.relay, l.relayed, l.peer, l.body);
+                       },
                    },
                    a);
     }

@@ -231,8 +231,10 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
 void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
     std::size_t i = 0;
     if (Leg* leg = uac_by_tx(tx, &i)) {
-        // Timer B: no final response in 64*T1; the browser hears 408 within that budget.
-        auto fake = Message::response(*leg->invite, 408);
+        // Timer B: no final response in 64*T1. A trunk that never answers is a service that is
+        // down: the browser hears 503 within that budget (RFC 3261 §21.5.4; issue 4). A browser
+        // that never answers a forked inbound call is a request timeout (408, §16.7 step 6).
+        auto fake = Message::response(*leg->invite, outbound_ ? 503 : 408);
         uac_final(now, i, fake, layer, out);
         return;
     }

@@ -61,11 +61,19 @@ void Server::on_channel_data(const Clock& now, const FiveTuple& from, stun::Byte
     relay_to_peer(*a, *relay, ch->peer, cd->data, false, out);
 }
 
-void Server::relay_to_peer(const Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
+void Server::relay_to_peer(Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
                            bool dont_fragment, std::vector<Action>& out) {
-    if (local_ != nullptr && local_->is_local(peer)) {
-        out.push_back(ToLocal{a.id, relay.handle, peer, body});
-        return;
+    if (local_ != nullptr && local_->is_local_ip(peer.ip)) {
+        if (a.gateway_peer && local_->is_local(peer)) {
+            out.push_back(ToLocal{a.id, relay.handle, a.advertised[&relay == &a.relays[0] ? 0 : 1], peer, body});
+            return;
+        }
+        // Permissions are per IP (RFC 8656 §9): one for the gateway's media address must not
+        // open the server's other ports on it.
+        if (!policy_.allowed(peer.ip)) {
+            ++a.counters.dropped_no_permission;
+            return;
+        }
     }
     out.push_back(ToPeer{relay.handle, peer, body, dont_fragment});
 }

@@ -77,11 +77,20 @@ void add_challenge(stun::MessageBuilder& b, const config::Realm& realm, const st
     b.add(stun::attr::PasswordAlgorithms, kAlgorithms);
 }
 
-bool Server::refuse_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out) {
+bool Server::refuse_peer(const Request& req, Allocation& a, const Endpoint& peer, std::vector<Action>& out) {
     // RFC 8656 §9.1 / §12.1: the peer's family must match a relayed address of the allocation.
     if (a.relay_for(peer.ip.family) == nullptr) {
         send_error(req, StunCode::PeerAddressFamilyMismatch, "Peer Address Family Mismatch", out);
         return true;
+    }
+    // The gateway's media address is a peer for its own realms only (issue 4); for the rest it
+    // is one of the server's addresses like any other, which the policy below denies by default.
+    if (local_ != nullptr && local_->is_local(peer)) {
+        const auto realm = shared_.config->realms.find(a.realm);
+        if (realm != shared_.config->realms.end() && realm->second.gateway.enabled) {
+            a.gateway_peer = true;
+            return false;
+        }
     }
     if (!policy_.allowed(peer.ip)) {
         ++stats_.forbidden_peers;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Gateway signaling (issue 4) end to end, without media: JsSIP (npm, in node with the `ws`
 // package as its WebSocket) registers over SIP-over-WebSocket; raw SIP over a WebSocket places
-// calls (node has no WebRTC, so the SDP is a fixed fake one that passes through) toward sipp
-// (Debian sip-tester) as the trunk's UAS. Loopback only; only our own PIDs are killed.
+// calls toward sipp (Debian sip-tester) as the trunk's UAS. Node has no WebRTC: the browser's
+// offer is a saved Chrome offer (tests/fixtures/sdp) and its answers are written here from our
+// offer, so the gateway's SDP mapping runs but no media flows (gateway_call_test does media).
+// Loopback only; only our own PIDs are killed.
 // interop-timeout: 150
 'use strict';
 const { spawn } = require('node:child_process');
@@ -19,8 +21,21 @@ const JsSIP = require('jssip');
 
 const DID = '+15550123';
 const DEAD_REALM = 'dead.example';
-const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n'
-  + 'm=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
+// A browser's offer (Chrome's, saved) and a browser's answer to the gateway's offer.
+const SDP = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'sdp', 'chrome_audio_offer.sdp'), 'utf8')
+  .split(/\r?\n/).filter((l) => l).join('\r\n') + '\r\n';
+function browserAnswer(offerMessage) {
+  const offer = offerMessage.slice(offerMessage.indexOf('\r\n\r\n') + 4);
+  const m = /^m=audio \d+ [A-Z/]+ (\d+)/m.exec(offer);
+  const pt = m ? m[1] : '0';
+  const rtpmap = new RegExp(`^a=rtpmap:${pt} (.*)$`, 'm').exec(offer);
+  const mid = /^a=mid:(.*)$/m.exec(offer);
+  const fp = Array.from(crypto.randomBytes(32), (b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+  return ['v=0', 'o=- 2 1 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mid ? mid[1] : '0'}`,
+    `m=audio 9 UDP/TLS/RTP/SAVPF ${pt}`, 'c=IN IP4 0.0.0.0', `a=mid:${mid ? mid[1] : '0'}`,
+    'a=ice-ufrag:nodeX', 'a=ice-pwd:nodejsnodejsnodejsnodejs', `a=fingerprint:sha-256 ${fp}`, 'a=setup:active',
+    'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
@@ -251,6 +266,12 @@ users = { ${USER} = "${PASSWORD}" }
 enabled = true
 trunk = "sip:127.0.0.1:${deadPort};transport=udp"
 
+[realm."deadtcp.example"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."deadtcp.example".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${deadPort};transport=tcp"
+
 [realm."tcp.example"]
 users = { ${USER} = "${PASSWORD}" }
 [realm."tcp.example".gateway]
@@ -445,8 +466,16 @@ register = true
     {
       const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, DEAD_REALM, 40000);
       const s = status(inv.final);
-      results.check('a dead trunk gives the browser 408/503 within the Timer B budget',
-        [408, 480, 503].includes(s) && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
+      results.check('a dead trunk gives the browser 503 within the Timer B budget',
+        s === 503 && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
+    }
+
+    // A TCP trunk that refuses the connection: a transport error (RFC 3261 §8.1.3.1), 503 at once.
+    {
+      const inv = await invite(c, `sip:${DID}@deadtcp.example`, 'deadtcp.example', 10000);
+      const s = status(inv.final);
+      results.check('a TCP trunk that refuses the connection gives the browser 503 at once',
+        s === 503 && inv.elapsed < 5000, `${s} after ${inv.elapsed} ms`);
     }
 
     // Inbound: sipp (UAC) calls the routed DID over UDP, then over TCP; both registrations of the
@@ -475,7 +504,7 @@ register = true
         results.check(`the forked INVITE targets the registered Contact [${tag}]`, ia.startsWith(`INVITE ${contactA} `)
           && ib.startsWith(`INVITE ${contactB} `), ia.split('\r\n')[0]);
         b.send(respond(ib, 180, 'Ringing', { toTag: 'btag', contact: contactB }));
-        a.send(respond(ia, 200, 'OK', { toTag: 'atag', body: SDP, contact: contactA }));
+        a.send(respond(ia, 200, 'OK', { toTag: 'atag', body: browserAnswer(ia), contact: contactA }));
         const ack = await a.wait((m) => m.startsWith('ACK '));
         results.check(`the winner gets the ACK [${tag}]`, ack !== null);
         const cancel = await b.wait((m) => m.startsWith('CANCEL '));

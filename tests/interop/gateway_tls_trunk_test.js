@@ -5,8 +5,9 @@
 // places calls through it; Kamailio forwards them over UDP to sipp (UAS), and forwards sipp's
 // calls (UAC) back to the registered turnbridge over the same TLS connection, which rings the
 // browser (raw SIP over WebSocket from node). Also: a trunk named "localhost" (resolved by
-// turnbridge, certificate checked against the name), and a trunk whose certificate is not
-// signed by the configured CA (503 at once, a log line naming the trunk).
+// turnbridge, certificate checked against the name), a trunk whose certificate is not signed by
+// the configured CA, and one whose trusted certificate names someone else (503 at once, a log
+// line naming the trunk).
 // Loopback only; free ports; only our own PIDs are killed.
 // interop-timeout: 150
 'use strict';
@@ -15,14 +16,12 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, Results, freePort, USER, REALM, REPO } = require('./harness');
-const { WsSip, status, header, isResponse, request, respond, register, invite, rnd } = require('./sip_ws');
+const { Turnbridge, Results, freePort, USER, REALM } = require('./harness');
+const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } =
+  require('./sip_ws');
 
 const DID = '+15550123';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// A real browser offer: the gateway's media side (when plugged in) wants one.
-const SDP = fs.readFileSync(path.join(REPO, 'tests', 'fixtures', 'sdp', 'chrome_audio_offer.sdp'), 'utf8')
-  .replace(/\r?\n/g, '\r\n');
 
 function kamailioModules() {
   for (const dir of ['/usr/lib/x86_64-linux-gnu/kamailio/modules', '/usr/lib/aarch64-linux-gnu/kamailio/modules',
@@ -32,12 +31,12 @@ function kamailioModules() {
   return null;
 }
 
-// A self-signed certificate for CN=localhost, valid for the name and 127.0.0.1.
-function certificate(dir, name) {
+// A self-signed certificate, by default for localhost and 127.0.0.1.
+function certificate(dir, name, cn = 'localhost', san = 'DNS:localhost,IP:127.0.0.1') {
   const key = path.join(dir, `${name}-key.pem`);
   const cert = path.join(dir, `${name}.pem`);
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-days', '2', '-subj', `/CN=localhost/O=${name}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-days', '2', '-subj', `/CN=${cn}/O=${name}`, '-addext', `subjectAltName=${san}`,
     '-keyout', key, '-out', cert], { stdio: 'ignore' });
   return { key, cert };
 }
@@ -46,7 +45,7 @@ function certificate(dir, name) {
 // go to sipp over UDP, calls from UDP (sipp) go to turnbridge's registered Contact, which is
 // the TLS connection turnbridge opened. In-dialog requests follow their Request-URI, or the
 // registration again for those from sipp (whose ACK/BYE are addressed to Kamailio itself).
-function kamailioConfig({ modules, udpPort, tlsPort, tlsCfg, sippPort }) {
+function kamailioConfig({ modules, udpPort, tlsPort, otherTlsPort, tlsCfg, sippPort }) {
   return `#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -56,6 +55,7 @@ auto_aliases=no
 enable_tls=yes
 listen=udp:127.0.0.1:${udpPort}
 listen=tls:127.0.0.1:${tlsPort}
+listen=tls:127.0.0.1:${otherTlsPort}
 loadpath "${modules}/"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -140,10 +140,12 @@ async function main() {
     const kamUdp = await pick();
     const kamTls = await pick();
     const sippPort = await pick();
+    const kamOtherTls = await pick();
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tls-trunk-'));
     const trunkCert = certificate(dir, 'trunk');
     const stranger = certificate(dir, 'stranger');   // the same names, another (unrelated) key
+    const other = certificate(dir, 'other', 'other.example', 'DNS:other.example');   // served on kamOtherTls
     const tlsCfg = path.join(dir, 'tls.cfg');
     fs.writeFileSync(tlsCfg, `[server:default]
 method = TLSv1.2+
@@ -152,13 +154,21 @@ require_certificate = no
 private_key = ${trunkCert.key}
 certificate = ${trunkCert.cert}
 
+[server:127.0.0.1:${kamOtherTls}]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = ${other.key}
+certificate = ${other.cert}
+
 [client:default]
 method = TLSv1.2+
 verify_certificate = no
 require_certificate = no
 `);
     const kamCfg = path.join(dir, 'kamailio.cfg');
-    fs.writeFileSync(kamCfg, kamailioConfig({ modules, udpPort: kamUdp, tlsPort: kamTls, tlsCfg, sippPort }));
+    fs.writeFileSync(kamCfg, kamailioConfig({ modules, udpPort: kamUdp, tlsPort: kamTls, otherTlsPort: kamOtherTls, tlsCfg,
+      sippPort }));
     const runDir = path.join(dir, 'run');
     fs.mkdirSync(runDir);
     const kamLogPath = path.join(dir, 'kamailio.log');
@@ -202,6 +212,13 @@ users = { ${USER} = "secret" }
 enabled = true
 trunk = "sips:127.0.0.1:${kamTls}"
 trunk_ca = "${stranger.cert}"
+
+[realm."mismatch.example"]
+users = { ${USER} = "secret" }
+[realm."mismatch.example".gateway]
+enabled = true
+trunk = "sips:127.0.0.1:${kamOtherTls}"
+trunk_ca = "${other.cert}"
 `,
     }).start();
     const tbText = () => fs.readFileSync(tb.logPath, 'utf8');
@@ -257,15 +274,17 @@ trunk_ca = "${stranger.cert}"
     results.check('the named trunk\'s INVITE keeps the name and transport=tls in its Request-URI',
       named && named[1] === `sip:${DID}@localhost:${kamTls};transport=tls`, named ? named[0] : 'none');
 
-    // A trunk whose certificate the configured CA did not sign: the handshake fails, the
-    // browser gets 503 at once (no Timer B wait), and the log names the trunk.
-    {
-      const inv = await invite(c, `sip:${DID}@wrongca.example`, SDP, 8000);
-      results.check('a trunk with an untrusted certificate: 503 at once', status(inv.final) === 503 && inv.elapsed < 5000,
+    // A trunk whose certificate the configured CA did not sign, and one whose certificate is
+    // trusted but made out to another name (RFC 6125): the handshake fails, the browser gets
+    // 503 at once (no Timer B wait), and the log names the trunk and the reason.
+    for (const [realm, port, why, label] of [['wrongca.example', kamTls, /self.signed certificate/, 'an untrusted certificate'],
+      ['mismatch.example', kamOtherTls, /IP address mismatch/, 'a certificate for another name']]) {
+      const inv = await invite(c, `sip:${DID}@${realm}`, SDP, 8000);
+      results.check(`a trunk with ${label}: 503 at once`, status(inv.final) === 503 && inv.elapsed < 5000,
         `${status(inv.final)} after ${inv.elapsed} ms`);
-      const line = tbText().split('\n').find((l) => l.includes('realm wrongca.example') && /handshake failed/.test(l));
-      results.check('the log line names the trunk and why', line !== undefined
-        && line.includes(`sips:127.0.0.1:${kamTls}`) && /certificate verify failed|self.signed/.test(line),
+      const line = tbText().split('\n').find((l) => l.includes(`realm ${realm}`) && /handshake failed/.test(l));
+      results.check(`the log line names the trunk and why (${label})`, line !== undefined
+        && line.includes(`sips:127.0.0.1:${port}`) && /certificate verify failed/.test(line) && why.test(line),
       line ? line.trim() : tbText().split('\n').slice(-5).join(' | '));
     }
 
@@ -289,7 +308,7 @@ trunk_ca = "${stranger.cert}"
         && inv.startsWith(`INVITE ${contact} `), inv ? inv.split('\r\n')[0] : `nothing (kamailio: ${via ? via[0] : '-'})`);
       if (inv) {
         b.send(respond(inv, 180, 'Ringing', { toTag: 'btag', contact }));
-        b.send(respond(inv, 200, 'OK', { toTag: 'btag', body: SDP, contact }));
+        b.send(respond(inv, 200, 'OK', { toTag: 'btag', body: browserAnswer(inv), contact }));
         const ack = await b.wait((m) => m.startsWith('ACK '), 8000);
         const bye = await b.wait((m) => m.startsWith('BYE '), 8000);
         if (bye) b.send(respond(bye, 200, 'OK'));

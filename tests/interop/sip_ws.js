@@ -4,6 +4,8 @@
 // The caller is harness.js's USER of REALM. Loopback only (the URLs come from the tests).
 'use strict';
 const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
 const WebSocket = require('ws');
 const { USER, PASSWORD, REALM } = require('./harness');
 
@@ -122,4 +124,23 @@ async function invite(c, uri, sdp, finalMs) {
   return { callId, fromTag, first, final, elapsed: Date.now() - t0 };
 }
 
-module.exports = { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5 };
+// A browser's offer (Chrome's, saved in tests/fixtures), and a browser's answer to the gateway's
+// offer in `offerMessage` (its first codec, ICE and DTLS attributes, a=setup:active): enough for
+// the gateway's SDP mapping; no media flows.
+const SDP = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'sdp', 'chrome_audio_offer.sdp'), 'utf8')
+  .split(/\r?\n/).filter((l) => l).join('\r\n') + '\r\n';
+function browserAnswer(offerMessage) {
+  const offer = offerMessage.slice(offerMessage.indexOf('\r\n\r\n') + 4);
+  const m = /^m=audio \d+ [A-Z/]+ (\d+)/m.exec(offer);
+  const pt = m ? m[1] : '0';
+  const rtpmap = new RegExp(`^a=rtpmap:${pt} (.*)$`, 'm').exec(offer);
+  const mid = /^a=mid:(.*)$/m.exec(offer);
+  const fp = Array.from(crypto.randomBytes(32), (b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+  return ['v=0', 'o=- 2 1 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mid ? mid[1] : '0'}`,
+    `m=audio 9 UDP/TLS/RTP/SAVPF ${pt}`, 'c=IN IP4 0.0.0.0', `a=mid:${mid ? mid[1] : '0'}`,
+    'a=ice-ufrag:nodeX', 'a=ice-pwd:nodejsnodejsnodejsnodejs', `a=fingerprint:sha-256 ${fp}`, 'a=setup:active',
+    'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
+}
+
+module.exports = { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
+  SDP, browserAnswer };

@@ -143,6 +143,7 @@ private:
     TrunkLocal trunk_local_;
     std::optional<TrunkMedia> trunk_;
     std::optional<Endpoint> trunk_remote_;  // symmetric RTP (RFC 4961): where the trunk sends from
+    std::optional<Time> last_trunk_in_;     // the trunk's last datagram (media timeout)
     RtpStream trunk_stream_;
     std::uint32_t trunk_media_time_ = 0;
     // Offer/answer in progress: which leg offered, and what it offered.

@@ -10,6 +10,7 @@
 #include "turnbridge/admin/http_server.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/accounting_hub.hpp"
+#include "turnbridge/net/media_exchange.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/signals.hpp"
 #include "turnbridge/net/tls_context.hpp"
@@ -44,6 +45,7 @@ private:
     RelayRegistry relays_;
     std::int64_t instance_ms_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
+    std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers and the gateway
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
     uv_loop_t loop_{};

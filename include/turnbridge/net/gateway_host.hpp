@@ -12,16 +12,20 @@
 //  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
-// address). The SipRouter (sans-I/O) makes every SIP decision; media comes through the
-// MediaFactory seam (pass-through SDP until gateway::CallMedia is plugged in there).
-// Not yet: listeners re-bound on SIGHUP; RFC 3263 NAPTR/SRV for trunk names (A/AAAA only).
+// address). The SipRouter (sans-I/O) makes every SIP decision; each call's media is a
+// gateway::CallMedia run by GatewayMedia (gateway_media.hpp) on the same loop, and every call
+// leaves an accounting::CallRecord when it ends.
+// Not yet: listeners and media ports re-bound on SIGHUP (a restart applies them); RFC 3263
+// NAPTR/SRV for trunk host names (A/AAAA only).
 #include <map>
 #include <memory>
 #include <unordered_map>
 #include <uv.h>
 #include <vector>
 
+#include "turnbridge/accounting/record.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/net/gateway_media.hpp"
 #include "turnbridge/net/sip_router.hpp"
 #include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/tls_context.hpp"
@@ -34,9 +38,12 @@ namespace turnbridge::net {
 
 class GatewayHost final : public WsOwner, public SipTcpOwner {
 public:
+    // Where each ended call's record goes (the accounting hub); may be empty.
+    using CallSink = std::function<void(accounting::CallRecord)>;
     // `tls` gives the current TLS context for a new wss connection (nullptr: none loaded).
+    // `exchange` brings relayed media from every worker's TURN allocations (null: direct only).
     GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                std::function<SSL_CTX*()> tls, MediaFactory media = pass_through_media);
+                std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls);
     ~GatewayHost() override;
 
     // Binds every listener; throws std::runtime_error naming the address that failed.
@@ -83,10 +90,13 @@ private:
     void rearm();
     void sweep();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
+    void call_ended(const CallSummary& s, sip::MediaSdp* media);
 
     uv_loop_t* loop_;
     std::shared_ptr<const config::Config> cfg_;
     std::function<SSL_CTX*()> tls_;
+    CallSink calls_;
+    std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
     std::unique_ptr<SipRouter> router_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Udp>> udp_;

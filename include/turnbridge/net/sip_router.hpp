@@ -28,8 +28,21 @@
 namespace turnbridge::net {
 
 // The seam toward the media side (gateway::CallMedia): one MediaSdp per call. `outbound` is
-// true for a browser->trunk call.
+// true for a browser->trunk call. nullptr: no media for it now (the call gets 503).
 using MediaFactory = std::function<std::unique_ptr<sip::MediaSdp>(const config::Realm& realm, bool outbound)>;
+
+// What signaling knows of a call when it ends, for its call record and logs.
+struct CallSummary {
+    std::string realm;
+    std::string account;      // the browser user ("" if an inbound call was never answered)
+    bool outbound = true;
+    std::string remote;       // the number called, or the caller's number
+    sip::Time started{};      // the INVITE
+    std::optional<sip::Time> answered;
+    sip::Time ended{};
+    int status = 0;           // final status of the call's INVITE
+    std::string end_reason;   // bye-browser, bye-trunk, cancel, browser-gone, media: <why>, shutdown, rejected
+};
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).
 std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm& realm, bool outbound);
@@ -86,6 +99,11 @@ public:
     void stop(sip::Time now, std::vector<sip::Action>& out);
     std::optional<sip::Time> next_wake() const;
 
+    // Ends the call that owns `media` (its media failed); `why` goes to the call record.
+    void hang_up(sip::Time now, const sip::MediaSdp* media, const std::string& why, std::vector<sip::Action>& out);
+    // Called once per call when it ends, with its media (still owned by the router).
+    void on_call_ended(std::function<void(const CallSummary&, sip::MediaSdp* media)> f) { ended_ = std::move(f); }
+
     std::size_t calls() const { return calls_.size(); }
     std::size_t bindings() const { return registrar_.size(); }
 
@@ -95,6 +113,9 @@ private:
         std::unique_ptr<sip::Call> call;
         std::optional<sip::Time> ended_at;   // kept a while for retransmissions, then dropped
         std::vector<sip::TransportId> browser_flows;   // WebSockets of its browser leg(s)
+        CallSummary summary;
+        std::vector<std::string> routed;   // inbound: the users the DID rings
+        bool reported = false;
     };
     struct TrunkRegistration {
         std::string realm;
@@ -133,6 +154,7 @@ private:
     void expire_waiting(sip::Time now, std::vector<sip::Action>& out);
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
+    void note_answer(CallEntry& e, sip::Time now);
 
     std::shared_ptr<const config::Config> cfg_;
     const turn::NonceMinter& nonces_;
@@ -144,6 +166,7 @@ private:
     sip::Registrar registrar_;
     std::list<CallEntry> calls_;
     std::vector<TrunkRegistration> registrations_;
+    std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
     std::optional<sip::Time> reregister_at_;
     const TrunkHosts* hosts_ = nullptr;
     // Browser INVITEs (authenticated) waiting for their trunk's host name.

@@ -24,6 +24,8 @@ namespace turnbridge::net {
 
 class AccountingHub;
 class GatewayHost;
+class MediaExchange;
+struct MediaHandoff;
 class RelayRegistry;
 class TcpConnection;
 class TcpListener;
@@ -43,6 +45,7 @@ struct ProcessShared {
     RelayRegistry* relays = nullptr;
     AccountingHub* hub = nullptr;   // null: no accounting
     std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
+    MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateway
 };
 
 class Worker {
@@ -107,6 +110,7 @@ private:
     void flush_streams();
     void run(std::latch& up);
     void on_mail();
+    void on_media();  // the gateway's answers for allocations of this worker (MediaExchange)
     void on_tick();
     void on_flush(bool checkpoint);  // false: only the queued creation and end records
     void shutdown();
@@ -121,6 +125,7 @@ private:
     TlsContextPtr tls_;
     uv_loop_t loop_{};
     uv_async_t mail_async_{};
+    uv_async_t media_async_{};   // gateway mode only (shared_.media)
     uv_timer_t tick_{};
     uv_timer_t flush_{};
     uv_timer_t flush_soon_{};  // an allocation ended: post its final record on the next turn
@@ -135,6 +140,7 @@ private:
     std::vector<TcpConnection*> flushing_streams_;  // pending_streams_ while they are flushed
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
+    std::vector<MediaHandoff> media_in_;     // taken from the MediaExchange, reused
     std::unique_ptr<GatewayHost> gateway_;  // worker 0 only, when a realm has gateway mode (gateway_host.hpp)
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
     std::list<TcpConnection*> unframed_;  // accept order; see kFirstFrameTimeout

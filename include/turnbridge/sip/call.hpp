@@ -53,6 +53,10 @@ public:
     State state() const { return state_; }
     int final_status() const { return final_status_; }   // what the UAS leg was answered, for logs/CDRs
     bool owns(const std::string& tx) const;              // any transaction of this call
+    // The flow of the leg that answered an inbound call's fork (a browser's WebSocket).
+    std::optional<TransportId> answered_on() const {
+        return winner_ ? std::optional<TransportId>(uac_[*winner_].address.transport) : std::nullopt;
+    }
     bool matches(const Message& in_dialog) const;        // an in-dialog request for one of our legs
 
     void on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);

@@ -115,6 +115,7 @@ struct Allocation {
     std::vector<Channel> channels;
     Counters counters;
     std::uint32_t peers_seen = 0;
+    bool gateway_peer = false;  // permitted to the gateway's media addresses (gateway realm)
     RateLimit to_peer_rate;    // client -> peer
     RateLimit to_client_rate;  // peer -> client  // permissions installed for a new peer address (accounting)
 

@@ -49,18 +49,24 @@ struct CloseClient {
 
 // The gateway seam: a datagram for a peer that lives in this process (the gateway's media
 // endpoint) is handed over instead of sent. The endpoint answers through on_peer_data() with the
-// same relay handle, as if its reply had arrived on the relay socket.
+// same relay handle, as if its reply had arrived on the relay socket; to the endpoint the
+// datagram comes from `relayed`, the allocation's relayed address (the browser's relay candidate).
 struct ToLocal {
     AllocationId allocation = 0;
     RelayHandle relay = 0;
+    Endpoint relayed;
     Endpoint peer;
     stun::Bytes body;
 };
 
+// The gateway's media addresses (issue 4). Only allocations of gateway-enabled realms may use
+// them as peers, even though they are the server's own (default-denied) addresses; every other
+// realm keeps the peer policy, and no allocation reaches another port of that IP through them.
 class LocalPeers {
 public:
     virtual ~LocalPeers() = default;
-    virtual bool is_local(const Endpoint& peer) const = 0;
+    virtual bool is_local_ip(const IpAddress& ip) const = 0;  // the media IP
+    virtual bool is_local(const Endpoint& peer) const = 0;    // the media IP and a media port
 };
 
 using Action = std::variant<ToClient, ToPeer, CloseClient, ToLocal>;
@@ -169,7 +175,7 @@ private:
                             std::vector<Action>& out);
     void on_channel_data(const Clock& now, const FiveTuple& from, stun::Bytes bytes,
                          std::vector<Action>& out);
-    void relay_to_peer(const Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
+    void relay_to_peer(Allocation& a, const RelaySocket& relay, const Endpoint& peer, stun::Bytes body,
                        bool dont_fragment, std::vector<Action>& out);
 
     // Responses (response.cpp): built into response_buf_.
@@ -182,7 +188,8 @@ private:
     // 437 or 441 has been sent (RFC 8656 §7.3, §9, §12).
     Allocation* owned_allocation(const Request& req, std::vector<Action>& out);
     // Sends 443 or 403 and returns true when `peer` may not be used by `a` (RFC 8656 §9.1).
-    bool refuse_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
+    // A gateway realm's allocation may use the gateway's media addresses (LocalPeers) and is marked.
+    bool refuse_peer(const Request& req, Allocation& a, const Endpoint& peer, std::vector<Action>& out);
     // Sends 420 listing unknown comprehension-required attributes (RFC 8489 §6.3.1), if any.
     bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
     // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).

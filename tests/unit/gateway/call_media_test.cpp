@@ -635,3 +635,26 @@ TEST_CASE("a lost DTLS flight is sent again at next_wakeup(); ICE consent lapses
     CHECK(r.media->state() == CallMedia::State::Failed);
     CHECK(r.media->failure().find("consent") != std::string::npos);
 }
+
+TEST_CASE("a trunk that stops sending RTP for 60 s fails the media; a held trunk may stay silent") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.from_trunk(pcmu_packet(1, 440, 0));
+    for (int i = 0; i < 2900; ++i) r.tick();   // 58 s of silence
+    CHECK_FALSE(r.media->ended());
+    r.from_trunk(pcmu_packet(2, 440, 1));      // it speaks again: the clock restarts
+    for (int i = 0; i < 2900; ++i) r.tick();
+    CHECK_FALSE(r.media->ended());
+    for (int i = 0; i < 200; ++i) r.tick();    // past 60 s
+    CHECK(r.media->state() == CallMedia::State::Failed);
+    CHECK(r.media->failure() == "no RTP from the trunk for 60 s");
+
+    // Hold toward the trunk (we send only): its silence is expected.
+    Rig held;
+    held.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    held.from_trunk(pcmu_packet(1, 440, 0));
+    REQUIRE(held.media->map_offer(true, held.browser.offer(browser_cert->fingerprint_sha256(), "sendonly")));
+    REQUIRE(held.media->map_answer(false, std::string(kTrunkAnswer).replace(kTrunkAnswer.find("a=sendrecv"), 10, "a=recvonly")));
+    for (int i = 0; i < 3500; ++i) held.tick();
+    CHECK_FALSE(held.media->ended());
+}

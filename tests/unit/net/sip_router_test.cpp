@@ -31,14 +31,21 @@ struct Bench {
     turn::NonceMinter nonces = turn::NonceMinter::with_random_key(600s);
     std::uint64_t n = 0;
     int media_made = 0;
+    bool media_refused = false;          // the media side has no ports: the factory says nullptr
+    const sip::MediaSdp* last_media = nullptr;
+    std::vector<CallSummary> ended;
+    std::vector<const sip::MediaSdp*> ended_media;
     std::optional<Endpoint> asked;
     bool asked_tcp = true;
     sip::TransportId next_flow = kTrunk;
     std::optional<Endpoint> flow_local;   // what the host says of a TLS connection's own end
     SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
-                     [this](const config::Realm& r, bool outbound) {
+                     [this](const config::Realm& r, bool outbound) -> std::unique_ptr<sip::MediaSdp> {
+                         if (media_refused) return nullptr;
                          ++media_made;
-                         return pass_through_media(r, outbound);
+                         auto m = pass_through_media(r, outbound);
+                         last_media = m.get();
+                         return m;
                      },
                      [this](const config::Realm& r, const Endpoint& e) -> std::optional<TrunkFlowInfo> {
                          asked = e;
@@ -47,6 +54,12 @@ struct Bench {
                      },
                      [this] { return ++n; }};
     sip::Time now = sip::Time{} + 100h;
+    Bench() {
+        router.on_call_ended([this](const CallSummary& s, sip::MediaSdp* m) {
+            ended.push_back(s);
+            ended_media.push_back(m);
+        });
+    }
     SipFlow ws{kWs, true, true, true, *IpAddress::parse("192.0.2.7"), {}};
     SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
 
@@ -412,4 +425,82 @@ TEST_CASE("registration over a TLS connection: Contact at the connection; when i
     REQUIRE(reg2.size() == 1);
     CHECK(reg2[0].method() == "REGISTER");
     CHECK(reg2[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40006>") != std::string::npos);
+}
+
+namespace {
+
+// A browser call the trunk answers with `trunk_status`.
+void answered_call(Bench& b, int trunk_status = 200) {
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws,
+                        answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    b.now += 2s;
+    auto resp = sip::Message::response(to_trunk[0], trunk_status, {}, "trunktag");
+    resp.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    if (trunk_status == 200) resp.set_body("application/sdp", "v=0\r\ns=trunk\r\n");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, resp.serialize(), out);
+}
+
+}  // namespace
+
+TEST_CASE("a call whose media fails is hung up both ways and summarised once for its call record") {
+    Bench b;
+    answered_call(b);
+    CHECK(b.ended.empty());
+    b.now += 5s;
+    std::vector<sip::Action> out;
+    b.router.hang_up(b.now, b.last_media, "DTLS fingerprint mismatch", out);
+    auto bye_trunk = Bench::sent(out, kTrunk);
+    auto bye_browser = Bench::sent(out, kWs);
+    REQUIRE(bye_trunk.size() == 1);
+    REQUIRE(bye_browser.size() == 1);
+    CHECK(bye_trunk[0].method() == "BYE");
+    CHECK(bye_browser[0].method() == "BYE");
+    // The trunk and the browser answer their BYEs; the call ends and is reported once.
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, sip::Message::response(bye_trunk[0], 200, {}, "").serialize(), out);
+    b.router.on_message(b.now, 1'700'000'000, b.ws, sip::Message::response(bye_browser[0], 200, {}, "").serialize(), out);
+    b.now += 40s;
+    out.clear();
+    b.router.on_timer(b.now, out);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended_media[0] == b.last_media);   // its media, to be finished and read
+    const CallSummary& s = b.ended[0];
+    CHECK(s.realm == "example.org");
+    CHECK(s.account == "alice");
+    CHECK(s.outbound);
+    CHECK(s.remote == "+15550123");
+    CHECK(s.status == 200);
+    REQUIRE(s.answered);
+    CHECK(*s.answered - s.started == 2s);
+    CHECK(s.ended - *s.answered == 5s);
+    CHECK(s.end_reason == "media: DTLS fingerprint mismatch");
+    CHECK(b.router.calls() == 0);   // gone after the linger
+}
+
+TEST_CASE("a call the trunk rejects is summarised with its status and no answer time") {
+    Bench b;
+    answered_call(b, 486);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended[0].status == 486);
+    CHECK_FALSE(b.ended[0].answered);
+    CHECK(b.ended[0].end_reason == "rejected");
+    CHECK(b.ended[0].account == "alice");
+}
+
+TEST_CASE("no media ports: the browser's INVITE gets 503 and no call is made") {
+    Bench b;
+    b.media_refused = true;
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    auto again = b.feed(b.ws, answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), kWs);
+    REQUIRE_FALSE(again.empty());
+    CHECK(again.back().status() == 503);
+    CHECK(b.router.calls() == 0);
+    CHECK(b.ended.empty());
 }

@@ -306,7 +306,7 @@ TEST_CASE("the browser's CANCEL: 487 to the browser, CANCEL to the trunk (RFC 32
     }
 }
 
-TEST_CASE("no final answer from the trunk: the browser gets 408 when Timer B fires") {
+TEST_CASE("no final answer from the trunk: the browser gets 503 when Timer B fires (the trunk is down)") {
     Bench b;
     b.start_outbound();
     b.sent(kBrowser);
@@ -320,7 +320,7 @@ TEST_CASE("no final answer from the trunk: the browser gets 408 when Timer B fir
     }
     auto to_browser = b.sent(kBrowser);
     REQUIRE(to_browser.size() == 1);
-    CHECK(to_browser[0].status() == 408);
+    CHECK(to_browser[0].status() == 503);
     CHECK(b.now - start == 32s);
 }
 

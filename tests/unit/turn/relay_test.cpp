@@ -261,32 +261,61 @@ TEST_CASE("allowed_peers exempts a range; denied_peers beats it") {
     CHECK(c.create_permission({"192.168.0.1:9"}).code() == 403);
 }
 
-TEST_CASE("datagrams for an in-process peer are handed over as ToLocal, and its replies come back") {
+TEST_CASE("the gateway's media address is a peer for gateway realms only; their datagrams go over as ToLocal") {
     struct Gateway : turn::LocalPeers {
-        bool is_local(const tb::Endpoint& p) const override { return p.to_string() == "127.0.0.1:22000"; }
+        bool is_local_ip(const tb::IpAddress& ip) const override { return ip.to_string() == "127.0.0.1"; }
+        bool is_local(const tb::Endpoint& p) const override {
+            return is_local_ip(p.ip) && p.port >= 22000 && p.port <= 22999;
+        }
     } gateway;
-    Allocated t;
-    t.b.server->set_local_peers(&gateway);
-    REQUIRE(t.c.channel_bind(0x4001, "127.0.0.1:22000").success());
-    REQUIRE(t.c.create_permission({"127.0.0.2:0"}).success());
-    auto cd = channel_data(0x4001, t.payload(20));
-    t.b.send(t.c.five_tuple(), cd);
-    REQUIRE(t.b.out.size() == 1);
-    const auto* local = std::get_if<turn::ToLocal>(&t.b.out[0]);
+    Bench b;  // default peer policy: loopback denied
+    b.cfg->realms["example.org"].gateway.enabled = true;
+    b.cfg->listen.push_back(*tb::Endpoint::parse("192.0.2.11:3478"));
+    tb::config::Realm plain;
+    plain.name = "plain.example";
+    plain.users = {{"bob", "pw"}};
+    plain.listen = {*tb::Endpoint::parse("192.0.2.11:3478")};
+    b.cfg->realms["plain.example"] = plain;
+    b.restart();
+    b.server->set_local_peers(&gateway);
+
+    // A realm without gateway mode: the media address is one of the server's, denied (RFC 8656 §9.1).
+    Client other(b, tuple("198.51.100.8:5000", tb::Transport::Udp, "192.0.2.11:3478"), "bob", "pw");
+    REQUIRE(other.allocate().success());
+    CHECK(other.create_permission({"127.0.0.1:22000"}).code() == 403);
+    CHECK(other.channel_bind(0x4001, "127.0.0.1:22000").code() == 403);
+
+    // The gateway realm may reach it; what it sends there is handed over, not sent.
+    Client c(b, tuple("198.51.100.7:5000"));
+    REQUIRE(c.allocate().success());
+    const turn::Allocation* a = b.server->find(c.five_tuple());
+    REQUIRE(a != nullptr);
+    CHECK(c.create_permission({"127.0.0.2:9"}).code() == 403);  // the rest of loopback stays denied
+    REQUIRE(c.channel_bind(0x4001, "127.0.0.1:22000").success());
+    std::vector<std::uint8_t> data(20, 7);
+    b.send(c.five_tuple(), channel_data(0x4001, data));
+    REQUIRE(b.out.size() == 1);
+    const auto* local = std::get_if<turn::ToLocal>(&b.out[0]);
     REQUIRE(local != nullptr);
-    CHECK(local->allocation == t.b.server->find(t.c.five_tuple())->id);
-    CHECK(local->relay == t.relay);
+    CHECK(local->allocation == a->id);
+    CHECK(local->relay == a->relays[0].handle);
+    CHECK(local->relayed == a->advertised[0]);
+    CHECK(local->peer.to_string() == "127.0.0.1:22000");
     CHECK(local->body.size() == 20);
-    const auto local_relay = local->relay;
-    // Other peers still go out on the socket.
-    t.b.send(t.c.five_tuple(), t.c.send_indication("127.0.0.2:9", t.payload(4)));
-    REQUIRE(t.b.out.size() == 1);
-    CHECK(std::get_if<turn::ToPeer>(&t.b.out[0]) != nullptr);
-    // The endpoint's reply re-enters as peer data on the same relay handle.
-    t.b.from_peer(local_relay, *tb::Endpoint::parse("127.0.0.1:22000"), t.payload(12));
-    const auto* tc = t.to_client();
+    CHECK(a->counters.payload_bytes[static_cast<std::size_t>(turn::Direction::RelayToPeer)] == 20);
+    // The permission is per IP, but it opens no other port of the server's address.
+    b.send(c.five_tuple(), c.send_indication("127.0.0.1:5060", data));
+    CHECK(b.out.empty());
+    b.send(c.five_tuple(), c.send_indication("127.0.0.1:22002", data));
+    REQUIRE(b.out.size() == 1);
+    CHECK(std::get_if<turn::ToLocal>(&b.out[0]) != nullptr);
+    // The gateway's reply re-enters as peer data on the same relay handle, as ChannelData.
+    b.from_peer(a->relays[0].handle, *tb::Endpoint::parse("127.0.0.1:22000"), std::vector<std::uint8_t>(12, 1));
+    REQUIRE(b.out.size() == 1);
+    const auto* tc = std::get_if<turn::ToClient>(&b.out[0]);
     REQUIRE(tc != nullptr);
     CHECK(tc->head[0] == 0x40);
+    CHECK(a->counters.payload_bytes[static_cast<std::size_t>(turn::Direction::PeerToRelay)] == 12);
 }
 
 TEST_CASE("max_bitrate drops and counts packets beyond the rate, both ways, and refills with time") {
