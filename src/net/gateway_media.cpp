@@ -212,8 +212,9 @@ void GatewayMedia::on_handoffs() {
 
 void GatewayMedia::on_tick() {
     const auto now = read_clock().mono;
-    std::vector<Call*> live(calls_.begin(), calls_.end());
-    for (Call* c : live) {
+    // A call may end (and leave calls_) while others tick: walk a copy, kept between ticks.
+    ticking_calls_.assign(calls_.begin(), calls_.end());
+    for (Call* c : ticking_calls_) {
         if (!c->media) continue;
         out_.clear();
         c->media->on_tick(now, out_);

@@ -71,6 +71,7 @@ private:
     Failed failed_;
     std::shared_ptr<const gateway::DtlsCertificate> certificate_;
     std::list<Call*> calls_;
+    std::vector<Call*> ticking_calls_;
     std::unordered_map<std::uint16_t, Call*> by_browser_port_;
     uv_timer_t tick_{};
     uv_async_t wake_{};
