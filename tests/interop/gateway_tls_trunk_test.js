@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, Results, freePort, USER, REALM } = require('./harness');
+const { Turnbridge, Results, freePort, USER, PASSWORD, REALM } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } =
   require('./sip_ws');
 
@@ -92,6 +92,17 @@ request_route {
 `;
 }
 
+// One more realm of the same user whose gateway calls `trunk`, trusting `ca`.
+function gatewayRealm(name, trunk, ca) {
+  return `[realm."${name}"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."${name}".gateway]
+enabled = true
+trunk = "${trunk}"
+trunk_ca = "${ca}"
+`;
+}
+
 function tcpOpen(port) {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
@@ -141,6 +152,7 @@ async function main() {
     const kamTls = await pick();
     const sippPort = await pick();
     const kamOtherTls = await pick();
+    const mediaLo = 30000 + 100 * Math.floor(Math.random() * 90);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tls-trunk-'));
     const trunkCert = certificate(dir, 'trunk');
@@ -187,7 +199,7 @@ require_certificate = no
       serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
 sip_listen = ["127.0.0.1:${sipPort}"]
 media_ip = "127.0.0.1"
-media_ports = "30100-30199"
+media_ports = "${mediaLo}-${mediaLo + 99}"
 `,
       extraConfig: `
 [realm."${REALM}".gateway]
@@ -198,27 +210,9 @@ register = true
 caller_id = "+15550100"
 [realm."${REALM}".gateway.routes]
 "${DID}" = ["${USER}"]
-
-[realm."name.example"]
-users = { ${USER} = "secret" }
-[realm."name.example".gateway]
-enabled = true
-trunk = "sip:localhost:${kamTls};transport=tls"
-trunk_ca = "${trunkCert.cert}"
-
-[realm."wrongca.example"]
-users = { ${USER} = "secret" }
-[realm."wrongca.example".gateway]
-enabled = true
-trunk = "sips:127.0.0.1:${kamTls}"
-trunk_ca = "${stranger.cert}"
-
-[realm."mismatch.example"]
-users = { ${USER} = "secret" }
-[realm."mismatch.example".gateway]
-enabled = true
-trunk = "sips:127.0.0.1:${kamOtherTls}"
-trunk_ca = "${other.cert}"
+${gatewayRealm('name.example', `sip:localhost:${kamTls};transport=tls`, trunkCert.cert)}
+${gatewayRealm('wrongca.example', `sips:127.0.0.1:${kamTls}`, stranger.cert)}
+${gatewayRealm('mismatch.example', `sips:127.0.0.1:${kamOtherTls}`, other.cert)}
 `,
     }).start();
     const tbText = () => fs.readFileSync(tb.logPath, 'utf8');
