@@ -147,7 +147,10 @@ void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out
             continue;
         if (trunk_state(realm) == TrunkHosts::State::Resolving) continue;   // on_trunk_resolved() comes back
         auto trunk = trunk_leg(realm);
-        if (!trunk) continue;
+        if (!trunk) {   // logged; a name that failed to resolve, no TLS context, no flow: try again later
+            if (!reregister_at_) reregister_at_ = now + kReRegister;
+            continue;
+        }
         sip::RegistrationConfig rc;
         rc.registrar_uri = trunk->scheme + ":" + trunk->hostport + trunk->uri_params;
         const std::string user = gw.trunk_username.empty() ? "turnbridge" : gw.trunk_username;

@@ -76,7 +76,8 @@ public:
     using TrunkFlow = std::function<std::optional<TrunkFlowInfo>(const config::Realm& realm, const Endpoint& to)>;
     // How long a browser INVITE waits for its trunk's host name before 503.
     static constexpr std::chrono::seconds kResolveWait{5};
-    // After the connection of a TCP/TLS trunk registration closed: register again this much later.
+    // After the connection of a TCP/TLS trunk registration closed, or the trunk could not be
+    // reached to register: register again this much later.
     static constexpr std::chrono::seconds kReRegister{10};
 
     SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,

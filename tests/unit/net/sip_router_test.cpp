@@ -38,6 +38,7 @@ struct Bench {
     std::optional<Endpoint> asked;
     bool asked_tcp = true;
     sip::TransportId next_flow = kTrunk;
+    bool refuse_flow = false;             // the host cannot reach the trunk
     std::optional<Endpoint> flow_local;   // what the host says of a TLS connection's own end
     SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
                      [this](const config::Realm& r, bool outbound) -> std::unique_ptr<sip::MediaSdp> {
@@ -50,6 +51,7 @@ struct Bench {
                      [this](const config::Realm& r, const Endpoint& e) -> std::optional<TrunkFlowInfo> {
                          asked = e;
                          asked_tcp = r.gateway.trunk.transport != config::SipTrunk::Transport::Udp;
+                         if (refuse_flow) return std::nullopt;
                          return TrunkFlowInfo{next_flow, flow_local};
                      },
                      [this] { return ++n; }};
@@ -425,6 +427,24 @@ TEST_CASE("registration over a TLS connection: Contact at the connection; when i
     REQUIRE(reg2.size() == 1);
     CHECK(reg2[0].method() == "REGISTER");
     CHECK(reg2[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40006>") != std::string::npos);
+}
+
+TEST_CASE("a trunk that cannot be reached to register is tried again kReRegister later") {
+    Bench b;
+    b.gateway().register_to_trunk = true;
+    b.refuse_flow = true;
+    std::vector<sip::Action> out;
+    b.router.start(b.now, out);
+    CHECK(Bench::sent(out, kTrunk).empty());
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + SipRouter::kReRegister);
+    b.refuse_flow = false;
+    std::vector<sip::Action> again;
+    b.router.on_timer(b.now + SipRouter::kReRegister, again);
+    auto reg = Bench::sent(again, kTrunk);
+    REQUIRE(reg.size() == 1);
+    CHECK(reg[0].method() == "REGISTER");
+    CHECK(reg[0].request_uri() == "sip:127.0.0.1:5070;transport=udp");
 }
 
 namespace {
