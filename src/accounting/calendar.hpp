@@ -66,4 +66,10 @@ inline std::string hour_key(std::int64_t ms) {
     return fmt::format("{}T{:02}:00Z", day_key(hour), (hour - floor_to(hour, kDayMs)) / kHourMs);
 }
 
+// "2026-11-01T13:04:05Z" (RFC 3339, UTC, whole seconds) for `ms`.
+inline std::string time_key(std::int64_t ms) {
+    const std::int64_t s = (ms - floor_to(ms, kDayMs)) / kSecondMs;
+    return fmt::format("{}T{:02}:{:02}:{:02}Z", day_key(ms), s / 3600, s / 60 % 60, s % 60);
+}
+
 }  // namespace turnbridge::accounting::detail

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/accounting/usage.hpp"
 #include "turnbridge/config/config.hpp"
@@ -29,10 +30,11 @@ constexpr const char* kDefaultConfig = "/etc/turnbridge/turnbridge.toml";
 
 constexpr std::string_view kHelp =
     R"(usage: turnbridge report [-c FILE | --db FILE] [--user USER] [--realm REALM]
-                         [--since TIME] [--until TIME] [--by GROUP] [--format FORMAT]
+                         [--since TIME] [--until TIME] [--by GROUP | --calls]
+                         [--format FORMAT]
 
-Relayed traffic from the accounting database, per user, realm, day, hour or allocation.
-The database can be read while the server runs.
+Relayed traffic and gateway calls from the accounting database, per user, realm, day, hour
+or allocation, or (--calls) one line per call. The database can be read while the server runs.
 
 options:
   -c, --config FILE   the server's configuration: the database ([accounting] database)
@@ -44,11 +46,13 @@ options:
   --since TIME        from TIME on (inclusive)
   --until TIME        before TIME (exclusive)
   --by GROUP          user (default), realm, day, hour or allocation
+  --calls             list gateway calls one by one (those that started in the window)
   --format FORMAT     table (default), json or csv
   -h, --help          print this help and exit
 
 TIME is a UTC date (2026-11-01) or time (2026-11-01T12:00:00Z), unix seconds, or a time
-ago: 7d, 12h, 30m, 90s. Except with --by allocation, the window is taken in whole hours.
+ago: 7d, 12h, 30m, 90s. Except with --by allocation and --calls, the window is taken in whole
+hours. A call counts in the row of the hour or day it started, all of its minutes with it.
 exit status: 0 ok, 1 no database or it cannot be read, 2 bad usage or invalid configuration
 )";
 
@@ -58,6 +62,7 @@ constexpr std::string_view kTimeForms =
 struct Options {
     std::optional<std::string> config, db, user, realm, since, until, by, format;
     bool help = false;
+    bool calls = false;
 };
 
 // The option's slot, or nullptr for an unknown option.
@@ -81,8 +86,13 @@ std::optional<std::string> parse_options(int argc, char** argv, Options& o) {
             o.help = true;
             continue;
         }
+        if (arg == "--calls") {
+            o.calls = true;
+            continue;
+        }
         const auto eq = arg.starts_with("--") ? arg.find('=') : std::string_view::npos;
         const std::string_view name = arg.substr(0, eq);
+        if (name == "--calls") return "--calls: takes no value";
         auto* value = slot(o, name);
         if (value == nullptr) {
             if (!arg.starts_with("-")) return fmt::format("unexpected argument \"{}\"", arg);
@@ -111,6 +121,7 @@ std::optional<std::string> make_query(const Options& o, std::int64_t now_ms, Usa
         return fmt::format("--until: expected {}, got \"{}\"", kTimeForms, *o.until);
     if (q.since_ms && q.until_ms && *q.until_ms <= *q.since_ms)
         return fmt::format("--until: expected a time after --since ({}), got \"{}\"", *o.since, *o.until);
+    if (o.by && o.calls) return "--by: not with --calls (the listing has one row per call)";
     if (o.by) {
         auto by = parse_group_by(*o.by);
         if (!by) return fmt::format("--by: expected user, realm, day, hour or allocation, got \"{}\"", *o.by);
@@ -166,8 +177,11 @@ int run_report(int argc, char** argv, std::ostream& out, std::ostream& err) {
         return kFailed;
     }
     try {
-        const auto rows = Store::open(database, false)->usage(q, prices);
-        out << format_usage(rows, format, q.by);
+        auto store = Store::open(database, false);
+        if (o.calls)
+            out << format_calls(store->calls(CallQuery{q.user, q.realm, q.since_ms, q.until_ms, std::nullopt}), format);
+        else
+            out << format_usage(store->usage(q, prices), format, q.by);
     } catch (const std::exception& e) {
         err << "turnbridge report: " << e.what() << "\n";
         return kFailed;

@@ -6,12 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <cmath>
 #include <fmt/format.h>
 #include <limits>
 
 #include "calendar.hpp"
 #include "counters.hpp"
+#include "row_text.hpp"
+#include "turnbridge/accounting/calls.hpp"
 
 namespace turnbridge::accounting {
 namespace {
@@ -77,19 +78,6 @@ std::string human_cost(double cost, const std::string& currency) {
     return fmt::format("{:.2f}", cost) + suffix;
 }
 
-// Names and user names come from clients: no control characters reach the terminal.
-std::string printable(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
-    return out;
-}
-
-std::size_t utf8_width(std::string_view s) {
-    return static_cast<std::size_t>(
-        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
 std::string_view first_column(std::optional<GroupBy> by) {
     if (!by) return "KEY";
     switch (*by) {
@@ -104,129 +92,74 @@ std::string_view first_column(std::optional<GroupBy> by) {
 
 // UP is the client's leg toward the relay, DOWN the relay's leg toward the client: there
 // payload and wire differ by the TURN framing. TOTAL is the wire bytes of all four directions.
+// The call columns appear only when some row has calls, so a plain TURN server's table is as
+// it always was.
 std::string table(const std::vector<UsageRow>& rows, std::optional<GroupBy> by) {
     const bool realm_column = by != GroupBy::Realm;
+    const bool call_columns =
+        std::any_of(rows.begin(), rows.end(), [](const UsageRow& r) { return r.calls.calls != 0; });
     std::vector<std::vector<std::string>> cells;
-    std::vector<std::string> header = {std::string(first_column(by)), "REALM", "ALLOCATIONS", "MINUTES",
-                                       "UP PAYLOAD", "UP WIRE", "DOWN PAYLOAD", "DOWN WIRE", "TOTAL", "COST"};
-    cells.push_back(header);
+    std::vector<bool> left;
+    const auto add_row = [&](std::vector<std::string> line, std::vector<std::string> calls) {
+        if (!realm_column) line.erase(line.begin() + 1);
+        if (call_columns) line.insert(line.end(), calls.begin(), calls.end());
+        cells.push_back(std::move(line));
+    };
+    add_row({std::string(first_column(by)), "REALM", "ALLOCATIONS", "MINUTES", "UP PAYLOAD", "UP WIRE", "DOWN PAYLOAD",
+             "DOWN WIRE", "TOTAL", "COST"},
+            {"CALLS", "ANSWERED", "CALL MINUTES", "CODECS"});
     for (const auto& r : rows) {
         const Traffic& t = r.traffic;
-        cells.push_back({printable(r.key), printable(r.realm), fmt::format("{}", r.allocations),
-                         fmt::format("{:.1f} min", r.relayed_minutes), format_bytes(t.payload_bytes[0]),
-                         format_bytes(t.wire_bytes[0]), format_bytes(t.payload_bytes[3]), format_bytes(t.wire_bytes[3]),
-                         format_bytes(detail::total_bytes(t)), human_cost(r.cost, r.currency)});
+        add_row({detail::printable(r.key), detail::printable(r.realm), fmt::format("{}", r.allocations),
+                 fmt::format("{:.1f} min", r.relayed_minutes), format_bytes(t.payload_bytes[0]),
+                 format_bytes(t.wire_bytes[0]), format_bytes(t.payload_bytes[3]), format_bytes(t.wire_bytes[3]),
+                 format_bytes(detail::total_bytes(t)), human_cost(r.cost, r.currency)},
+                {fmt::format("{}", r.calls.calls), fmt::format("{}", r.calls.answered),
+                 fmt::format("{:.1f} min", r.calls.minutes()), detail::printable(format_codecs(r.calls.codecs))});
     }
-    std::vector<std::size_t> width(header.size(), 0);
-    for (const auto& line : cells)
-        for (std::size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], utf8_width(line[c]));
-    std::string out;
-    for (const auto& line : cells) {
-        std::string text;
-        for (std::size_t c = 0; c < line.size(); ++c) {
-            if (c == 1 && !realm_column) continue;
-            const std::string pad(width[c] - utf8_width(line[c]), ' ');
-            if (!text.empty()) text += "  ";
-            text += c < 2 ? line[c] + pad : pad + line[c];  // text left, numbers right
-        }
-        out += text + "\n";
-    }
-    return out;
+    for (std::size_t c = 0; c < cells.front().size(); ++c)
+        left.push_back(c < (realm_column ? 2u : 1u) || (call_columns && c + 1 == cells.front().size()));
+    return detail::aligned(cells, left);
 }
 
 // --- JSON and CSV -----------------------------------------------------------------------------
 
-// To `decimals` places, so that JSON and CSV show 0.0167 rather than 0.016666666666666666.
-double rounded(double v, int decimals) {
-    const double scale = std::pow(10.0, decimals);
-    return std::round(v * scale) / scale;
+std::string codecs_json(const std::map<std::string, std::uint64_t>& codecs) {
+    std::string out = "{";
+    for (const auto& [name, n] : codecs) out += fmt::format("{}{}: {}", out.size() > 1 ? ", " : "", detail::json_string(name), n);
+    return out + "}";
 }
 
-std::string number(double v) { return fmt::format("{}", v); }
-
-struct Field {
-    std::string name;
-    bool text;
-    std::string value;
-};
-
-std::vector<Field> fields(const UsageRow& r) {
-    std::vector<Field> out = {
-        {"key", true, r.key},
-        {"realm", true, r.realm},
-        {"allocations", false, fmt::format("{}", r.allocations)},
-        {"relayed_minutes", false, number(rounded(r.relayed_minutes, 4))},
+detail::Fields fields(const UsageRow& r) {
+    using K = detail::Field::Kind;
+    detail::Fields out = {
+        {"key", K::Text, r.key},
+        {"realm", K::Text, r.realm},
+        {"allocations", K::Number, fmt::format("{}", r.allocations)},
+        {"relayed_minutes", K::Number, detail::number(detail::rounded(r.relayed_minutes, 4))},
     };
     for (std::size_t i = 0; i < kCounters; ++i)
-        out.push_back({detail::counter_name(i), false, fmt::format("{}", counter(r.traffic, i))});
-    out.push_back({"total_bytes", false, fmt::format("{}", detail::total_bytes(r.traffic))});
-    out.push_back({"egress_bytes", false, fmt::format("{}", r.traffic.egress_bytes())});
-    out.push_back({"cost", false, number(rounded(r.cost, 6))});
-    out.push_back({"currency", true, r.currency});
-    return out;
-}
-
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default: out += c < 0x20 ? fmt::format("\\u{:04x}", c) : std::string(1, ch);
-        }
-    }
-    return out + "\"";
-}
-
-std::string json(const std::vector<UsageRow>& rows) {
-    if (rows.empty()) return "[]\n";
-    std::string out = "[\n";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        out += "  {";
-        bool first = true;
-        for (const auto& f : fields(rows[i])) {
-            out += fmt::format("{}{}: {}", first ? "" : ", ", json_string(f.name), f.text ? json_string(f.value) : f.value);
-            first = false;
-        }
-        out += i + 1 < rows.size() ? "},\n" : "}\n";
-    }
-    return out + "]\n";
-}
-
-// RFC 4180 §2: a field with a comma, quote or line break is quoted, its quotes doubled.
-std::string csv_field(std::string_view s) {
-    if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
-    std::string out = "\"";
-    for (const char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-}
-
-// RFC 4180 §2: CRLF ends every record, the header included.
-std::string csv(const std::vector<UsageRow>& rows) {
-    std::string out;
-    const auto line = [&](const std::vector<Field>& fs, bool names) {
-        for (std::size_t i = 0; i < fs.size(); ++i) {
-            if (i) out += ',';
-            out += csv_field(names ? fs[i].name : fs[i].value);
-        }
-        out += "\r\n";
-    };
-    line(fields(UsageRow{}), true);
-    for (const auto& r : rows) line(fields(r), false);
+        out.push_back({detail::counter_name(i), K::Number, fmt::format("{}", counter(r.traffic, i))});
+    out.push_back({"total_bytes", K::Number, fmt::format("{}", detail::total_bytes(r.traffic))});
+    out.push_back({"egress_bytes", K::Number, fmt::format("{}", r.traffic.egress_bytes())});
+    out.push_back({"cost", K::Number, detail::number(detail::rounded(r.cost, 6))});
+    out.push_back({"currency", K::Text, r.currency});
+    const CallTotals& c = r.calls;
+    out.push_back({"calls", K::Number, fmt::format("{}", c.calls)});
+    out.push_back({"answered_calls", K::Number, fmt::format("{}", c.answered)});
+    out.push_back({"call_minutes", K::Number, detail::number(detail::rounded(c.minutes(), 4))});
+    out.push_back({"call_browser_bytes", K::Number, fmt::format("{}", c.browser_bytes)});
+    out.push_back({"call_trunk_bytes", K::Number, fmt::format("{}", c.trunk_bytes)});
+    out.push_back({"call_codecs", K::Object, format_codecs(c.codecs), codecs_json(c.codecs)});
     return out;
 }
 
 std::string format(const std::vector<UsageRow>& rows, Format f, std::optional<GroupBy> by) {
-    switch (f) {
-        case Format::Json: return json(rows);
-        case Format::Csv: return csv(rows);
-        case Format::Table: break;
-    }
-    return table(rows, by);
+    if (f == Format::Table) return table(rows, by);
+    std::vector<detail::Fields> all;
+    all.reserve(rows.size());
+    for (const auto& r : rows) all.push_back(fields(r));
+    return f == Format::Json ? detail::json_rows(all) : detail::csv_rows(fields(UsageRow{}), all);
 }
 
 }  // namespace

@@ -55,6 +55,36 @@ void keyed_counter(std::string& out, std::string_view name, std::string_view lab
 
 constexpr std::string_view kKinds[] = {"payload", "wire"};
 
+// RealmCalls::packets and ::bytes order: (leg, direction) of each slot.
+constexpr std::pair<std::string_view, std::string_view> kCallLegs[] = {
+    {"browser", "in"}, {"browser", "out"}, {"trunk", "in"}, {"trunk", "out"}};
+
+void per_leg(std::string& out, std::string_view name, std::string_view help, const std::map<std::string, RealmCalls>& calls,
+             std::array<std::uint64_t, 4> RealmCalls::*counts) {
+    family(out, name, "counter", help);
+    for (const auto& [realm, c] : calls)
+        for (std::size_t i = 0; i < std::size(kCallLegs); ++i)
+            sample(out, name, {{"realm", realm}, {"leg", kCallLegs[i].first}, {"direction", kCallLegs[i].second}},
+                   (c.*counts)[i]);
+}
+
+// Gateway calls (issue 4): counted when a call ends, from its CallRecord.
+void call_metrics(std::string& out, const std::map<std::string, RealmCalls>& calls) {
+    family(out, "turnbridge_gateway_calls_total", "counter",
+           "Gateway calls ended since start, by direction and result (answered, cancelled, busy, declined, failed).");
+    for (const auto& [realm, c] : calls)
+        for (const auto& [key, n] : c.ended)
+            sample(out, "turnbridge_gateway_calls_total", {{"realm", realm}, {"direction", key.first}, {"result", key.second}}, n);
+    family(out, "turnbridge_gateway_call_seconds_total", "counter",
+           "Answered time (200 OK to end) of gateway calls ended since start.");
+    for (const auto& [realm, c] : calls) sample(out, "turnbridge_gateway_call_seconds_total", {{"realm", realm}}, c.answered_seconds);
+    per_leg(out, "turnbridge_gateway_call_bytes_total",
+            "Media bytes on the wire of gateway calls ended since start, by leg and direction (in = toward turnbridge).",
+            calls, &RealmCalls::bytes);
+    per_leg(out, "turnbridge_gateway_call_packets_total",
+            "Media datagrams of gateway calls ended since start, by leg and direction.", calls, &RealmCalls::packets);
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -117,6 +147,7 @@ std::string format_metrics(const Metrics& m) {
         const auto worker = std::to_string(i);
         sample(out, "turnbridge_loop_lag_seconds", {{"worker", worker}}, m.loop_lag_seconds[i]);
     }
+    call_metrics(out, m.calls);
     return out;
 }
 

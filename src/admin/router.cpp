@@ -2,11 +2,14 @@
 #include "turnbridge/admin/router.hpp"
 
 #include <array>
+#include <charconv>
 #include <exception>
+#include <optional>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <set>
 
+#include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/usage.hpp"
 #include "turnbridge/admin/json.hpp"
 #include "turnbridge/admin/metrics_text.hpp"
@@ -20,12 +23,13 @@ namespace {
 constexpr std::string_view kAllocationsPrefix = "/api/v1/allocations/";
 constexpr std::string_view kJson = "application/json";
 
-enum class Route { Page, Metrics, Usage, Allocations, Allocation, None };
+enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, None };
 
 Route route_of(std::string_view path) {
     if (path == "/") return Route::Page;
     if (path == "/metrics") return Route::Metrics;
     if (path == "/api/v1/usage") return Route::Usage;
+    if (path == "/api/v1/calls") return Route::Calls;
     if (path == "/api/v1/allocations") return Route::Allocations;
     if (path.size() > kAllocationsPrefix.size() && path.substr(0, kAllocationsPrefix.size()) == kAllocationsPrefix &&
         path.find('/', kAllocationsPrefix.size()) == std::string_view::npos)
@@ -90,32 +94,69 @@ constexpr std::string_view kTimeHelp =
     "expected a date (2026-11-01), a UTC date and time (2026-11-01T12:00:00Z), a unix time, or a relative "
     "time before now (7d, 12h, 30m)";
 
-Response usage(const Request& req, Backend& backend, std::int64_t now_ms) {
-    accounting::UsageQuery q;
+// The filters /api/v1/usage and /api/v1/calls share: user, realm, since, until. Each other
+// parameter goes to `other`, which answers 400 for one it does not take. An empty value (a blank
+// form field) means "not given".
+struct Filters {
+    std::optional<std::string> user, realm;
+    std::optional<std::int64_t> since_ms, until_ms;
+};
+
+template <class Other>
+std::optional<Response> parse_filters(const Request& req, std::int64_t now_ms, Filters& f, Other&& other) {
     std::set<std::string_view> seen;
     for (const auto& [k, v] : req.query) {
         if (!seen.insert(k).second) return bad_parameter(k, "parameter given more than once");
-        // An empty value (a blank form field) means "not given".
         if (k == "user") {
-            if (!v.empty()) q.user = v;
+            if (!v.empty()) f.user = v;
         } else if (k == "realm") {
-            if (!v.empty()) q.realm = v;
+            if (!v.empty()) f.realm = v;
         } else if (k == "since" || k == "until") {
             if (v.empty()) continue;
             const auto t = accounting::parse_time(v, now_ms);
             if (!t) return bad_parameter(k, kTimeHelp);
-            (k == "since" ? q.since_ms : q.until_ms) = *t;
-        } else if (k == "by") {
-            if (v.empty()) continue;
-            const auto by = accounting::parse_group_by(v);
-            if (!by) return bad_parameter(k, "expected user, realm, day, hour or allocation");
-            q.by = *by;
-        } else {
-            return bad_parameter(k, "unknown parameter; expected user, realm, since, until or by");
+            (k == "since" ? f.since_ms : f.until_ms) = *t;
+        } else if (auto bad = other(k, v)) {
+            return bad;
         }
     }
-    if (q.since_ms && q.until_ms && *q.until_ms < *q.since_ms) return bad_parameter("until", "until is before since");
+    if (f.since_ms && f.until_ms && *f.until_ms < *f.since_ms) return bad_parameter("until", "until is before since");
+    return std::nullopt;
+}
+
+Response usage(const Request& req, Backend& backend, std::int64_t now_ms) {
+    Filters f;
+    std::optional<accounting::GroupBy> by;
+    auto bad = parse_filters(req, now_ms, f, [&](const std::string& k, const std::string& v) -> std::optional<Response> {
+        if (k != "by") return bad_parameter(k, "unknown parameter; expected user, realm, since, until or by");
+        if (v.empty()) return std::nullopt;
+        if (!(by = accounting::parse_group_by(v))) return bad_parameter(k, "expected user, realm, day, hour or allocation");
+        return std::nullopt;
+    });
+    if (bad) return std::move(*bad);
+    accounting::UsageQuery q{f.user, f.realm, f.since_ms, f.until_ms, by.value_or(accounting::GroupBy::User)};
     return json_ok(accounting::format_usage(backend.usage(q), accounting::Format::Json));
+}
+
+// The most calls one request may ask for with limit=.
+constexpr std::size_t kMaxLimit = 1'000'000;
+
+Response calls(const Request& req, Backend& backend, std::int64_t now_ms) {
+    Filters f;
+    std::optional<std::size_t> limit;
+    auto bad = parse_filters(req, now_ms, f, [&](const std::string& k, const std::string& v) -> std::optional<Response> {
+        if (k != "limit") return bad_parameter(k, "unknown parameter; expected user, realm, since, until or limit");
+        if (v.empty()) return std::nullopt;
+        std::size_t n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || end != v.data() + v.size() || n == 0 || n > kMaxLimit)
+            return bad_parameter(k, "expected a whole number from 1 to 1000000");
+        limit = n;
+        return std::nullopt;
+    });
+    if (bad) return std::move(*bad);
+    const accounting::CallQuery q{f.user, f.realm, f.since_ms, f.until_ms, limit};
+    return json_ok(accounting::format_calls(backend.calls(q), accounting::Format::Json));
 }
 
 Response kick(std::string_view path, Backend& backend) {
@@ -140,6 +181,7 @@ Response dispatch(Route route, const Request& req, Backend& backend, const Route
             return r;
         }
         case Route::Usage: return usage(req, backend, cfg.now_ms);
+        case Route::Calls: return calls(req, backend, cfg.now_ms);
         case Route::Allocations: return json_ok(allocations_json(backend.live()));
         case Route::Allocation: return kick(req.path, backend);
         case Route::None: break;

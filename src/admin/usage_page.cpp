@@ -113,8 +113,9 @@ button.kick:disabled { opacity: 0.5; cursor: default; }
     <h2>Top users <small>last 7 days</small></h2>
     <div class="scroll"><table id="users">
       <thead><tr><th>User</th><th>Realm</th><th class="num">Allocations</th><th class="num">Minutes</th>
-        <th>Egress</th><th class="num">Received</th><th class="num">Est. cost</th></tr></thead>
-      <tbody><tr><td colspan="7" class="empty">loading&hellip;</td></tr></tbody>
+        <th>Egress</th><th class="num">Received</th><th class="num">Est. cost</th>
+        <th class="num" title="Gateway calls started (answered)">Calls</th><th class="num">Call minutes</th></tr></thead>
+      <tbody><tr><td colspan="9" class="empty">loading&hellip;</td></tr></tbody>
     </table></div>
   </section>
   <section>
@@ -278,8 +279,10 @@ button.kick:disabled { opacity: 0.5; cursor: default; }
                       document.createTextNode(fmtBytes(egress(u)))]),
       el('td', { cls: 'num', text: fmtBytes(ingress(u)) }),
       el('td', { cls: 'num', text: n(u.cost).toFixed(2) + (u.currency ? ' ' + u.currency : '') }),
+      el('td', { cls: 'num', text: fmtInt(n(u.calls)) + (n(u.calls) ? ' (' + fmtInt(n(u.answered_calls)) + ')' : '') }),
+      el('td', { cls: 'num', text: fmtMinutes(n(u.call_minutes)) }),
     ]));
-    fillBody($('users'), rows, 7, 'No usage in the last 7 days');
+    fillBody($('users'), rows, 9, 'No usage in the last 7 days');
   }
 
   // --- the chart, drawn by hand on the canvas ------------------------------------------------------

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/accounting_hub.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <unordered_map>
@@ -36,7 +37,15 @@ AccountingHub::AccountingHub(uv_loop_t* control_loop, std::unique_ptr<accounting
 
 AccountingHub::~AccountingHub() = default;
 
-void AccountingHub::close() { uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr); }
+void AccountingHub::close() {
+    // The final drain() has run: whatever is still here, the store refused (a full or read-only
+    // disk); say how much is lost rather than drop it silently.
+    if (!unwritten_.empty() || !unwritten_calls_.empty())
+        log::error("accounting: {} allocation record{} and {} call record{} could not be written to {} and are lost",
+                   unwritten_.size(), unwritten_.size() == 1 ? "" : "s", unwritten_calls_.size(),
+                   unwritten_calls_.size() == 1 ? "" : "s", cfg_->accounting.database.string());
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
 
 std::string AccountingHub::record_id(std::int64_t instance_ms, std::uint64_t allocation_id) {
     return fmt::format("{:x}-{:x}", instance_ms, allocation_id);
@@ -51,14 +60,28 @@ void AccountingHub::post(unsigned worker, std::vector<accounting::AllocationReco
     uv_async_send(&async_);
 }
 
+void AccountingHub::post_call(accounting::CallRecord r) {
+    {
+        std::lock_guard lock(mu_);
+        call_inbox_.push_back(std::move(r));
+    }
+    uv_async_send(&async_);
+}
+
 void AccountingHub::drain() {
     std::vector<accounting::AllocationRecord> batch;
+    std::vector<accounting::CallRecord> calls;
     {
         std::lock_guard lock(mu_);
         batch.swap(inbox_);
+        calls.swap(call_inbox_);
     }
     const std::int64_t now = unix_ms();
     for (const auto& r : batch) absorb(r, now);
+    for (auto& c : calls) {
+        absorb_call(c);
+        unwritten_calls_.push_back(std::move(c));
+    }
     // Keep only the newest record per allocation: totals, so the last one says it all.
     std::unordered_map<std::string, std::size_t> index;
     index.reserve(unwritten_.size() + batch.size());
@@ -70,9 +93,14 @@ void AccountingHub::drain() {
         else
             unwritten_[it->second] = std::move(r);
     }
-    if (unwritten_.empty() || store_ == nullptr) return;
+    if (store_ == nullptr) {
+        unwritten_calls_.clear();  // accounting is off: counted in /metrics only
+        return;
+    }
+    if (unwritten_.empty() && unwritten_calls_.empty()) return;
     std::lock_guard gate(gate_mu_);
-    if (!store_->write(unwritten_, now)) return;  // kept, retried at the next drain
+    if (!store_->write(unwritten_, unwritten_calls_, now)) return;  // kept, retried at the next drain
+    unwritten_calls_.clear();
     // What the store now holds beyond what the quota map had: add it to loaded baselines.
     for (const auto& r : unwritten_) {
         const std::uint64_t payload = r.traffic.payload_bytes[1] + r.traffic.payload_bytes[3];
@@ -134,6 +162,18 @@ void AccountingHub::absorb(const accounting::AllocationRecord& r, std::int64_t n
     }
 }
 
+void AccountingHub::absorb_call(const accounting::CallRecord& c) {
+    auto& m = calls_[c.realm];
+    ++m.ended[{c.direction, std::string(accounting::call_result(c))}];
+    m.answered_seconds += static_cast<double>(std::max<std::int64_t>(0, c.duration_ms())) / 1000.0;
+    const std::uint64_t packets[] = {c.browser_in_packets, c.browser_out_packets, c.trunk_in_packets, c.trunk_out_packets};
+    const std::uint64_t bytes[] = {c.browser_in_bytes, c.browser_out_bytes, c.trunk_in_bytes, c.trunk_out_bytes};
+    for (std::size_t i = 0; i < m.packets.size(); ++i) {
+        m.packets[i] += packets[i];
+        m.bytes[i] += bytes[i];
+    }
+}
+
 std::vector<admin::LiveAllocation> AccountingHub::live() {
     drain();
     std::vector<admin::LiveAllocation> out;
@@ -162,6 +202,12 @@ std::vector<accounting::UsageRow> AccountingHub::usage(const accounting::UsageQu
     return store_->usage(q, prices);
 }
 
+std::vector<accounting::CallRecord> AccountingHub::calls(const accounting::CallQuery& q) {
+    drain();  // calls posted so far are in the store before we read it
+    if (store_ == nullptr) return {};
+    return store_->calls(q);
+}
+
 admin::Metrics AccountingHub::metrics() {
     drain();
     admin::Metrics m;
@@ -173,6 +219,9 @@ admin::Metrics AccountingHub::metrics() {
         add(rt.traffic, l.record.traffic);
     }
     m.allocations_created = created_;
+    for (const auto& [name, realm] : cfg_->realms)
+        if (realm.gateway.enabled) m.calls[name];
+    for (const auto& [realm, c] : calls_) m.calls[realm] = c;
     m.allocations_closed = closed_;
     std::lock_guard lock(mu_);
     for (const auto& s : stats_) {

@@ -89,8 +89,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                                                      l.local.to_string(), error_text(err)));
         }
         if (index_ == 0 && cfg_->any_gateway()) {
+            // Each ended call's record goes to the store with the allocation records.
+            GatewayHost::CallSink calls;
+            if (shared_.hub != nullptr)
+                calls = [hub = shared_.hub](accounting::CallRecord r) { hub->post_call(std::move(r)); };
             gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
-                                                     shared_.media, GatewayHost::CallSink{});
+                                                     shared_.media, std::move(calls));
             gateway_->start();
         }
     } catch (...) {

@@ -2,9 +2,13 @@
 #include "turnbridge/net/ws_connection.hpp"
 
 #include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/net/click_to_call_page.hpp"
 #include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/tls_session.hpp"
@@ -15,23 +19,49 @@ namespace {
 
 uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
 
-// The ws listener's HTTP side (issue 4): the click-to-call page comes later.
-constexpr std::string_view kPage = R"(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>turnbridge gateway</title></head>
-<body><h1>turnbridge gateway</h1>
-<p>SIP over WebSocket (RFC 7118) is served on <code>/sip</code> of this address (subprotocol <code>sip</code>).
-Register with your realm's credentials, the SIP domain being the realm name.</p>
-<p>The click-to-call page is not part of this build yet; it will be served here.</p>
-</body></html>
-)";
-
-std::string http_response(int status, std::string_view reason, std::string_view type, std::string_view body,
-                          bool head_only) {
+std::string http_response(int status, std::string_view reason, std::string_view type, std::string_view cache,
+                          std::string_view extra_headers, std::string_view body, bool head_only) {
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
     r += "Content-Type: " + std::string(type) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-    r += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+    r += "Cache-Control: " + std::string(cache) + "\r\n";
+    r += extra_headers;
+    r += "Connection: close\r\n\r\n";
     if (!head_only) r.append(body);
     return r;
+}
+
+// The request's Host value when it is a plain host[:port] (RFC 9110 §7.2), else empty: it is
+// echoed into the CSP, so nothing but name, address and port characters may pass.
+std::string host_of(std::string_view request) {
+    for (std::size_t at = request.find("\r\n"); at != std::string_view::npos; at = request.find("\r\n", at + 2)) {
+        std::string_view line = request.substr(at + 2);
+        line = line.substr(0, line.find("\r\n"));
+        if (line.empty()) break;
+        if (line.size() < 5 || !std::equal(line.begin(), line.begin() + 5, "host:", [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) == b;
+            }))
+            continue;
+        line.remove_prefix(5);
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+        const bool plain = !line.empty() && line.size() <= 255 && std::all_of(line.begin(), line.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+        });
+        return plain ? std::string(line) : std::string();
+    }
+    return {};
+}
+
+// GET / and /index.html: the click-to-call page (issue 4). Its script talks SIP over a
+// WebSocket back to this same host, so the policy allows that and the page's own inline blocks.
+std::string page_response(std::string_view request, bool head_only) {
+    std::string csp(kClickToCallCsp);
+    csp += "; connect-src 'self'";
+    // CSP3 lets 'self' match ws:/wss: to the same host; older engines need them spelled out.
+    if (const std::string host = host_of(request); !host.empty()) csp += " ws://" + host + " wss://" + host;
+    const std::string headers = "Content-Security-Policy: " + csp +
+                                "\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
+    return http_response(200, "OK", "text/html; charset=utf-8", "no-cache", headers, kClickToCallPage, head_only);
 }
 
 }  // namespace
@@ -150,9 +180,10 @@ void WsConnection::on_http() {
             const bool head = h.method == "HEAD";
             const std::string_view path = std::string_view(h.target).substr(0, h.target.find('?'));
             if (path == "/" || path == "/index.html")
-                write_plain(http_response(200, "OK", "text/html; charset=utf-8", kPage, head));
+                write_plain(page_response(std::string_view(http_).substr(0, h.consumed), head));
             else
-                write_plain(http_response(404, "Not Found", "text/plain", "not found\n", head));
+                write_plain(http_response(404, "Not Found", "text/plain; charset=utf-8", "no-store",
+                                          "X-Content-Type-Options: nosniff\r\n", "not found\n", head));
             return close_after_write();
         }
         case sip::Handshake::Kind::Upgrade: {

@@ -44,6 +44,10 @@ FAMILIES = {  # as prometheus_client names them (a counter's family drops _total
     "turnbridge_quota_refusals": "counter",
     "turnbridge_unauthenticated_dropped": "counter",
     "turnbridge_loop_lag_seconds": "gauge",
+    "turnbridge_gateway_calls": "counter",
+    "turnbridge_gateway_call_seconds": "counter",
+    "turnbridge_gateway_call_bytes": "counter",
+    "turnbridge_gateway_call_packets": "counter",
 }
 
 

@@ -257,6 +257,18 @@ def usage_bytes(admin_port):
     return resp.status, len(rows), total("relay_to_peer_payload_bytes"), total("peer_to_relay_payload_bytes"), body[:200]
 
 
+def call_records(admin_port):
+    """The gateway's call records for USER (GET /api/v1/calls)."""
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+    try:
+        conn.request("GET", f"/api/v1/calls?user={USER}", headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    return resp.status, (json.loads(body) if resp.status == 200 else []), body[:200]
+
+
 def selected_local_candidate(pc):
     """The local candidate type of aiortc's nominated pair (aioice's Connection)."""
     for t in pc.getTransceivers():
@@ -382,6 +394,20 @@ def main(r):
                 st == 200 and rows >= 1 and to_gw > 10000 and from_gw > 10000,
                 f"{st}, {rows} allocation rows, relay->gateway {to_gw} B, gateway->relay {from_gw} B"
                 + ("" if st == 200 else f": {body!r}"))
+        # The call's own record: who, how long, which codecs, relayed, bytes on both legs.
+        st, calls, body = call_records(tb.admin_port)
+        c = calls[0] if len(calls) == 1 else {}
+        r.check(f"call record: one outbound call of \"{USER}\", answered (200), relayed, with its codecs",
+                st == 200 and len(calls) == 1 and c.get("direction") == "outbound" and c.get("status") == 200
+                and c.get("relayed") is True and str(c.get("codecs", "")).endswith("/PCMU")
+                and c.get("realm") == REALM,
+                f"{st}: {json.dumps(calls)[:400] if st == 200 else body!r}")
+        r.check("call record: duration of the answered call and media bytes on both legs",
+                c.get("duration_seconds", 0) >= 3 and c.get("browser_in_bytes", 0) > 10000
+                and c.get("browser_out_bytes", 0) > 5000 and c.get("trunk_in_bytes", 0) > 10000
+                and c.get("trunk_out_bytes", 0) > 10000,
+                f"{c.get('duration_seconds')} s, browser in/out {c.get('browser_in_bytes')}/{c.get('browser_out_bytes')} B, "
+                f"trunk in/out {c.get('trunk_in_bytes')}/{c.get('trunk_out_bytes')} B")
         r.check("turnbridge is still running", tb.alive())
         rc = tb.stop()
         r.check("turnbridge exits cleanly on SIGTERM", rc == 0, f"exit {rc}")

@@ -185,7 +185,7 @@ register = true
 
     // HTTP side of the ws listener.
     const page = await httpGet(wsPort, '/');
-    results.check('GET / serves the placeholder page', page.status === 200 && /text\/html/.test(page.type || '')
+    results.check('GET / serves the click-to-call page', page.status === 200 && /text\/html/.test(page.type || '')
       && page.body.includes('<html'), `${page.status} ${page.type}`);
 
     // REGISTER through JsSIP: wrong password refused, right one accepted.

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The durable accounting store (SQLite, WAL). The only code that includes <sqlite3.h> is
-// src/accounting/sqlite_store.cpp. Written by one control thread; readable by other processes
+// src/accounting/sqlite_store*. Written by one control thread; readable by other processes
 // (`turnbridge report`) while the server runs.
 //
 // Tables: `allocations` holds one row per AllocationRecord (its totals and the time of its last
 // write, `last_checkpoint_ms`); `hourly` holds per (UTC hour, realm, account) the allocations
 // started in that hour and the traffic *written* in that hour: each write adds the difference
-// between the new totals and the stored ones to the hour containing `now_ms`.
+// between the new totals and the stored ones to the hour containing `now_ms`. `calls` holds one
+// row per gateway CallRecord (schema version 2), written when the call ends; call figures in
+// usage rows are summed from it at query time.
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/usage.hpp"
 
@@ -30,6 +33,8 @@ struct StoreOptions {
     int busy_timeout_ms = 5000;   // how long a statement waits for another connection's lock
     std::uint32_t max_pages = 0;  // PRAGMA max_page_count; 0 = SQLite's limit. Tests use it to
                                   // make writes fail with SQLITE_FULL, as on a full disk.
+    int schema_version = 0;       // migrate a writer's file only this far; 0 = this turnbridge's
+                                  // schema. Tests build older databases with it to migrate them.
 };
 
 class Store {
@@ -48,7 +53,10 @@ public:
     // the batch and retries; relaying never waits for this. A total below the stored one adds
     // nothing and the stored total is kept (logged), so the hourly deltas of an allocation always
     // sum to its stored totals. Also false on a store opened without `writer`.
-    virtual bool write(const std::vector<AllocationRecord>& batch, std::int64_t now_ms) = 0;
+    // Call records go in the same transaction; writing one again (a retried batch) replaces it.
+    virtual bool write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
+                       std::int64_t now_ms) = 0;
+    bool write(const std::vector<AllocationRecord>& batch, std::int64_t now_ms) { return write(batch, {}, now_ms); }
 
     // The report: rows grouped as asked, cost from `prices` (realm name -> price; a realm not in
     // it costs 0 in currency ""). Throws std::runtime_error if SQLite fails.
@@ -62,9 +70,15 @@ public:
     // - user rows are per (realm, account); the realm alone (account "") has key "(realm)".
     // - cost: egress_bytes / 1e9 x price_per_gb of each realm in the row, summed; currency ""
     //   when the row's realms have different currencies.
+    // - calls (all but by allocation): the calls whose start_ms is in the same whole-hour window,
+    //   each in the row of its realm, account and the day or hour it started; a user with calls
+    //   but no allocations still gets a row.
     virtual std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) = 0;
     // One allocation's stored row (totals as of its last write), if there is one.
     virtual std::optional<AllocationRecord> allocation(const std::string& id) = 0;
+    // Call records whose start_ms is in [since, until) (exact, not whole hours), filtered by realm
+    // and account, by start_ms then id. Throws std::runtime_error if SQLite fails.
+    virtual std::vector<CallRecord> calls(const CallQuery& q) = 0;
     // Byte quotas: relayed payload bytes of `account` in `realm` in the hourly buckets starting
     // at or after `since_ms` (use an hour boundary), counted both ways through the relay:
     // payload_bytes[1] + payload_bytes[3] (relay->peer plus relay->client). Headers and framing

@@ -2,12 +2,14 @@
 #pragma once
 // What the admin HTTP server needs from the rest of the process. Implemented by the net layer
 // on the control thread; every call happens on that thread, so nothing here locks.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/usage.hpp"
 
@@ -24,6 +26,16 @@ struct RealmTotals {
     accounting::Traffic traffic;           // since the server started, live and closed allocations
 };
 
+// Gateway calls of one realm that ended since the server started.
+struct RealmCalls {
+    std::map<std::pair<std::string, std::string>, std::uint64_t> ended;  // (direction, result) -> calls
+    double answered_seconds = 0;                                         // answer to end, summed
+    // Media datagrams per leg and direction, in CallRecord order: browser in, browser out,
+    // trunk in, trunk out (in = toward turnbridge).
+    std::array<std::uint64_t, 4> packets{};
+    std::array<std::uint64_t, 4> bytes{};
+};
+
 struct Metrics {
     std::map<std::string, RealmTotals> realms;
     std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
@@ -33,6 +45,7 @@ struct Metrics {
     std::uint64_t quota_refusals = 0;
     std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
     std::vector<double> loop_lag_seconds;  // per worker thread
+    std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
 };
 
 class Backend {
@@ -43,6 +56,8 @@ public:
     virtual bool kick(std::string_view id) = 0;
     virtual std::vector<accounting::UsageRow> usage(const accounting::UsageQuery& q) = 0;
     virtual Metrics metrics() = 0;
+    // Gateway call records from the store, as `turnbridge report --calls` lists them.
+    virtual std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) = 0;
 };
 
 }  // namespace turnbridge::admin

@@ -4,6 +4,7 @@
 //   GET /                         the usage page (token also accepted as ?token=)
 //   GET /metrics                  Prometheus text
 //   GET /api/v1/usage             ?user=&realm=&since=&until=&by=  (as `turnbridge report`)
+//   GET /api/v1/calls             ?user=&realm=&since=&until=&limit=  gateway calls (report --calls)
 //   GET /api/v1/allocations       live allocations with bit rates
 //   DELETE /api/v1/allocations/ID kick one
 // HEAD works wherever GET does.

@@ -4,7 +4,8 @@
 // allocation records every flush interval and when allocations end; the hub writes them to the
 // store in one transaction per batch, keeps the live view and the counters /metrics shows,
 // and answers the admin API. Workers never wait for it: posting takes a short lock, and a
-// failed write (full or read-only disk) keeps the records for the next try.
+// failed write (full or read-only disk) keeps the records for the next try. Gateway calls
+// arrive the same way, one CallRecord when a call ends, and go in the same transactions.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,16 +42,20 @@ public:
 
     // Thread-safe, called by workers.
     void post(unsigned worker, std::vector<accounting::AllocationRecord> records, const WorkerStats& stats);
+    // Thread-safe, called by the gateway once per call when it ends (with accounting off, the
+    // call is only counted in /metrics).
+    void post_call(accounting::CallRecord r);
 
     // Control thread.
     void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
     void drain();  // writes what was posted; also called at shutdown after workers stopped
-    void close();  // closes the async handle
+    void close();  // closes the async handle; logs what could not be written, if anything
 
     std::vector<admin::LiveAllocation> live() override;
     bool kick(std::string_view id) override;
     std::vector<accounting::UsageRow> usage(const accounting::UsageQuery& q) override;
     admin::Metrics metrics() override;
+    std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override;
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
     // plus relay->client) of the account in the realm's current UTC day or month.
@@ -61,6 +66,7 @@ public:
 
 private:
     void absorb(const accounting::AllocationRecord& r, std::int64_t now_ms);
+    void absorb_call(const accounting::CallRecord& c);
 
     uv_async_t async_{};
     std::unique_ptr<accounting::Store> store_;
@@ -70,8 +76,11 @@ private:
     std::mutex mu_;
     std::vector<accounting::AllocationRecord> inbox_;
     std::vector<WorkerStats> stats_;
+    std::vector<accounting::CallRecord> call_inbox_;
 
     std::vector<accounting::AllocationRecord> unwritten_;  // a failed write's batch, retried
+    std::vector<accounting::CallRecord> unwritten_calls_;  // the same for calls
+    std::map<std::string, admin::RealmCalls> calls_;       // realm -> calls ended, for /metrics
     struct Live {
         accounting::AllocationRecord record;
         std::int64_t seen_ms = 0;

@@ -80,6 +80,8 @@ TEST_CASE("report: a bad option or value is one message naming it, and exit stat
         {{"--db", f.db, "--by", "week"},
          "turnbridge report: --by: expected user, realm, day, hour or allocation, got \"week\""},
         {{"--db", f.db, "--format", "xml"}, "turnbridge report: --format: expected table, json or csv, got \"xml\""},
+        {{"--db", f.db, "--calls", "--by", "user"}, "turnbridge report: --by: not with --calls"},
+        {{"--db", f.db, "--calls=yes"}, "turnbridge report: --calls: takes no value"},
     };
     for (const auto& row : rows) {
         std::string joined;
@@ -124,18 +126,18 @@ TEST_CASE("report: a missing database is a clear message and status 1") {
 
 TEST_CASE("report --db prints rows without prices; --config adds the realm's price and currency") {
     Fixture f;
-    const std::string header_end = "total_bytes,egress_bytes,cost,currency\r\n";
+    const std::string header_end = "call_trunk_bytes,call_codecs\r\n";
     const Run plain = report({"--db", f.db, "--by", "allocation", "--format", "csv"});
     CHECK(plain.status == 0);
     CHECK(plain.err.empty());
     CHECK(plain.out.substr(plain.out.find(header_end) + header_end.size()) ==
-          "i1-a,example.org,1,1.5,1,100,136,2,100,1000000000,3,200,200,4,200,1000000000,2000000336,2000000000,0,\r\n");
+          "i1-a,example.org,1,1.5,1,100,136,2,100,1000000000,3,200,200,4,200,1000000000,2000000336,2000000000,0,,0,0,0,0,0,\r\n");
     // Prices and the database from the config (its database path is relative to it).
     const Run priced = report({"-c", f.config, "--by=realm", "--format=csv", "--since", "2026-11-01"});
     CHECK(priced.status == 0);
     CHECK(priced.err.empty());
     CHECK(priced.out.substr(priced.out.find(header_end) + header_end.size()) ==
-          "example.org,example.org,1,1.5,1,100,136,2,100,1000000000,3,200,200,4,200,1000000000,2000000336,2000000000,1,EUR\r\n");
+          "example.org,example.org,1,1.5,1,100,136,2,100,1000000000,3,200,200,4,200,1000000000,2000000336,2000000000,1,EUR,0,0,0,0,0,\r\n");
     // --db beside --config reads that database with the config's prices.
     const Run both = report({"-c", f.config, "--db", f.db, "--format", "json", "--user", "alice"});
     CHECK(both.status == 0);
@@ -156,6 +158,79 @@ TEST_CASE("report: filters that match nothing print the table header only; --hel
     CHECK(help.status == 0);
     CHECK(help.out.rfind("usage: turnbridge report [-c FILE | --db FILE]", 0) == 0);
     CHECK(help.err.empty());
+}
+
+// Two calls of alice on top of the fixture's allocation: one answered for 2.5 minutes through
+// the relay, one that failed; and one of bob in another realm, who relayed nothing.
+struct CallFixture : Fixture {
+    CallFixture() {
+        auto answered = call("c1-1", "alice", "example.org", kDay + 10 * kHour + 5 * kMin, 150'000, "opus/PCMU", 10);
+        auto failed = call("c1-2", "alice", "example.org", kDay + 10 * kHour + 20 * kMin, 0, "", 2);
+        auto other = call("c1-3", "bob", "other.org", kDay + 12 * kHour, 61'000, "PCMA/PCMA", 3);
+        other.direction = "inbound";
+        other.remote = "+1 555, \"front desk\"";
+        other.relayed = false;
+        REQUIRE(Store::open(db, true)->write({}, {answered, failed, other}, kDay + 13 * kHour));
+    }
+};
+
+TEST_CASE("report: usage rows gain call figures; the table shows the call columns once there are calls") {
+    CallFixture f;
+    const Run table = report({"--db", f.db});
+    CHECK(table.status == 0);
+    CHECK(table.out ==
+          "USER   REALM        ALLOCATIONS  MINUTES  UP PAYLOAD  UP WIRE  DOWN PAYLOAD  DOWN WIRE    TOTAL  COST  CALLS  "
+          "ANSWERED  CALL MINUTES  CODECS\n"
+          "alice  example.org            1  1.5 min       100 B    136 B         200 B    1.00 GB  2.00 GB  0.00      2  "
+          "       1       2.5 min  opus/PCMU=1\n"
+          "bob    other.org              0  0.0 min         0 B      0 B           0 B        0 B      0 B  0.00      1  "
+          "       1       1.0 min  PCMA/PCMA=1\n");
+    const Run json = report({"--db", f.db, "--format", "json", "--by", "realm", "--realm", "example.org"});
+    CHECK(json.status == 0);
+    CHECK(json.out.find("\"calls\": 2, \"answered_calls\": 1, \"call_minutes\": 2.5, \"call_browser_bytes\": 2406, "
+                        "\"call_trunk_bytes\": 2414, \"call_codecs\": {\"opus/PCMU\": 1}}") != std::string::npos);
+    // Not by allocation: those are relay rows.
+    const Run allocations = report({"--db", f.db, "--by", "allocation"});
+    CHECK(allocations.out.find("CALLS") == std::string::npos);
+}
+
+TEST_CASE("report --calls lists calls one by one as a table, JSON or CSV, with the same filters") {
+    CallFixture f;
+    const Run table = report({"--db", f.db, "--calls"});
+    CHECK(table.status == 0);
+    CHECK(table.err.empty());
+    CHECK(table.out ==
+          "START                 USER   REALM        DIRECTION  REMOTE                STATUS  RESULT    DURATION  "
+          "CODECS     BROWSER IN  BROWSER OUT  TRUNK IN  TRUNK OUT  RELAYED  END\n"
+          "2026-11-01T10:05:00Z  alice  example.org  outbound   +15550123                200  answered      2:30  "
+          "opus/PCMU     1.00 kB      1.00 kB   1.00 kB    1.00 kB  yes      bye-browser\n"
+          "2026-11-01T10:20:00Z  alice  example.org  outbound   +15550123                503  failed           -  "
+          "                201 B        202 B     203 B      204 B  yes      failed: trunk 503\n"
+          "2026-11-01T12:00:00Z  bob    other.org    inbound    +1 555, \"front desk\"     200  answered      1:01  "
+          "PCMA/PCMA       301 B        302 B     303 B      304 B  no       bye-browser\n");
+    const Run csv = report({"--db", f.db, "--calls", "--format", "csv", "--user", "bob"});
+    CHECK(csv.status == 0);
+    CHECK(csv.out ==
+          "id,realm,user,direction,remote,start,start_ms,answer_ms,end_ms,duration_seconds,status,result,codecs,"
+          "end_reason,relayed,browser_in_packets,browser_in_bytes,browser_out_packets,browser_out_bytes,"
+          "trunk_in_packets,trunk_in_bytes,trunk_out_packets,trunk_out_bytes\r\n"
+          "c1-3,other.org,bob,inbound,\"+1 555, \"\"front desk\"\"\",2026-11-01T12:00:00Z,1793534400000,1793534402000,"
+          "1793534463000,61,200,answered,PCMA/PCMA,bye-browser,0,4,301,5,302,6,303,7,304\r\n");
+    const Run json = report({"--db", f.db, "--calls", "--format=json", "--since", "2026-11-01T10:10:00Z", "--until",
+                             "2026-11-01T12:00:00Z"});
+    CHECK(json.status == 0);
+    CHECK(json.out ==
+          "[\n"
+          "  {\"id\": \"c1-2\", \"realm\": \"example.org\", \"user\": \"alice\", \"direction\": \"outbound\", "
+          "\"remote\": \"+15550123\", \"start\": \"2026-11-01T10:20:00Z\", \"start_ms\": 1793528400000, \"answer_ms\": 0, "
+          "\"end_ms\": 1793528401500, \"duration_seconds\": 0, \"status\": 503, \"result\": \"failed\", \"codecs\": \"\", "
+          "\"end_reason\": \"failed: trunk 503\", \"relayed\": true, \"browser_in_packets\": 3, \"browser_in_bytes\": 201, "
+          "\"browser_out_packets\": 4, \"browser_out_bytes\": 202, \"trunk_in_packets\": 5, \"trunk_in_bytes\": 203, "
+          "\"trunk_out_packets\": 6, \"trunk_out_bytes\": 204}\n"
+          "]\n");
+    const Run none = report({"--db", f.db, "--calls", "--format", "json", "--realm", "nowhere.org"});
+    CHECK(none.status == 0);
+    CHECK(none.out == "[]\n");
 }
 
 TEST_SUITE_END();

@@ -19,6 +19,9 @@ namespace {
 
 const std::map<std::string, Prices> kNoPrices;
 
+// This turnbridge's schema version: 1 allocations and hourly rollups, 2 calls.
+constexpr std::uint32_t kSchemaVersion = 2;
+
 std::vector<UsageRow> usage(Store& s, GroupBy by, std::optional<std::int64_t> since = std::nullopt,
                             std::optional<std::int64_t> until = std::nullopt) {
     UsageQuery q;
@@ -52,15 +55,6 @@ std::string thrown(F&& f) {
         return e.what();
     }
     return "";
-}
-
-// SQLite file header: user_version is the big-endian 32-bit integer at offset 60.
-std::uint32_t header_user_version(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    unsigned char b[4] = {};
-    in.seekg(60);
-    in.read(reinterpret_cast<char*>(b), 4);
-    return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
 }
 
 void set_header_user_version(const std::filesystem::path& file, std::uint32_t v) {
@@ -281,12 +275,12 @@ TEST_CASE("a reader opens a database whose writer has closed (no -wal or -shm le
     check_traffic(rows[0].traffic, scaled(2));
 }
 
-TEST_CASE("opening again migrates nothing twice: schema version 1, rows and rollups intact") {
+TEST_CASE("opening again migrates nothing twice: schema version 2, rows and rollups intact") {
     TempDir dir;
     const auto file = dir / "t.db";
     auto a = record("i1-a", "alice", "example.org", kDay, scaled(4), kDay + 1000, "expired");
     Store::open(file, true)->write({a}, kDay + 1000);
-    CHECK(header_user_version(file) == 1);
+    CHECK(header_user_version(file) == kSchemaVersion);
     for (int i = 0; i < 2; ++i) {
         CAPTURE(i);
         auto store = Store::open(file, true);
@@ -296,18 +290,18 @@ TEST_CASE("opening again migrates nothing twice: schema version 1, rows and roll
         CHECK(rows[0].allocations == 1);
         check_traffic(rows[0].traffic, scaled(4));
     }
-    CHECK(header_user_version(file) == 1);
+    CHECK(header_user_version(file) == kSchemaVersion);
 }
 
 TEST_CASE("a database from a newer turnbridge is refused at open, naming the file and both versions") {
     TempDir dir;
     const auto file = dir / "t.db";
     Store::open(file, true);
-    set_header_user_version(file, 2);
+    set_header_user_version(file, kSchemaVersion + 1);
     for (bool writer : {true, false}) {
         CAPTURE(writer);
         const std::string message = thrown([&] { Store::open(file, writer); });
-        CHECK(message == file.string() + ": schema version 2 is newer than this turnbridge's (1)");
+        CHECK(message == file.string() + ": schema version 3 is newer than this turnbridge's (2)");
     }
 }
 

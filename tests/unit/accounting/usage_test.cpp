@@ -175,13 +175,17 @@ TEST_CASE("format_usage json: an array of objects with raw integers and named di
         "\"relay_to_peer_packets\": 11, \"relay_to_peer_payload_bytes\": 1200000, \"relay_to_peer_wire_bytes\": 1200000, "
         "\"peer_to_relay_packets\": 12, \"peer_to_relay_payload_bytes\": 999, \"peer_to_relay_wire_bytes\": 999, "
         "\"relay_to_client_packets\": 13, \"relay_to_client_payload_bytes\": 500, \"relay_to_client_wire_bytes\": 12345678, "
-        "\"total_bytes\": 14757077, \"egress_bytes\": 13545678, \"cost\": 0.1234, \"currency\": \"USD\"},\n"
+        "\"total_bytes\": 14757077, \"egress_bytes\": 13545678, \"cost\": 0.1234, \"currency\": \"USD\", "
+        "\"calls\": 0, \"answered_calls\": 0, \"call_minutes\": 0, \"call_browser_bytes\": 0, \"call_trunk_bytes\": 0, "
+        "\"call_codecs\": {}},\n"
         "  {\"key\": \"we,ird \\\"name\\\"\", \"realm\": \"\", \"allocations\": 0, \"relayed_minutes\": 0.0167, "
         "\"client_to_relay_packets\": 0, \"client_to_relay_payload_bytes\": 0, \"client_to_relay_wire_bytes\": 0, "
         "\"relay_to_peer_packets\": 0, \"relay_to_peer_payload_bytes\": 0, \"relay_to_peer_wire_bytes\": 0, "
         "\"peer_to_relay_packets\": 0, \"peer_to_relay_payload_bytes\": 0, \"peer_to_relay_wire_bytes\": 0, "
         "\"relay_to_client_packets\": 0, \"relay_to_client_payload_bytes\": 0, \"relay_to_client_wire_bytes\": 0, "
-        "\"total_bytes\": 0, \"egress_bytes\": 0, \"cost\": 0.004, \"currency\": \"\"}\n"
+        "\"total_bytes\": 0, \"egress_bytes\": 0, \"cost\": 0.004, \"currency\": \"\", "
+        "\"calls\": 0, \"answered_calls\": 0, \"call_minutes\": 0, \"call_browser_bytes\": 0, \"call_trunk_bytes\": 0, "
+        "\"call_codecs\": {}}\n"
         "]\n";
     CHECK(format_usage(sample_rows(), Format::Json) == expected);
     CHECK(format_usage(sample_rows(), Format::Json, GroupBy::Allocation) == expected);
@@ -202,17 +206,44 @@ TEST_CASE("format_usage csv: a header row and RFC 4180 records (CRLF, quoted whe
         "relay_to_peer_packets,relay_to_peer_payload_bytes,relay_to_peer_wire_bytes,"
         "peer_to_relay_packets,peer_to_relay_payload_bytes,peer_to_relay_wire_bytes,"
         "relay_to_client_packets,relay_to_client_payload_bytes,relay_to_client_wire_bytes,"
-        "total_bytes,egress_bytes,cost,currency\r\n";
+        "total_bytes,egress_bytes,cost,currency,"
+        "calls,answered_calls,call_minutes,call_browser_bytes,call_trunk_bytes,call_codecs\r\n";
     const std::string expected =
         header +
-        "alice,example.org,2,3.5,10,1210000,1210400,11,1200000,1200000,12,999,999,13,500,12345678,14757077,13545678,0.1234,USD\r\n"
-        "\"we,ird \"\"name\"\"\",,0,0.0167,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0.004,\r\n";
+        "alice,example.org,2,3.5,10,1210000,1210400,11,1200000,1200000,12,999,999,13,500,12345678,14757077,13545678,0.1234,USD,"
+        "0,0,0,0,0,\r\n"
+        "\"we,ird \"\"name\"\"\",,0,0.0167,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0.004,,0,0,0,0,0,\r\n";
     CHECK(format_usage(sample_rows(), Format::Csv) == expected);
     CHECK(format_usage({}, Format::Csv) == header);
     std::vector<UsageRow> rows(1);
     rows[0].key = "line\nbreak";
     rows[0].realm = "plain";
     CHECK(format_usage(rows, Format::Csv).substr(header.size(), 18) == "\"line\nbreak\",plain");
+}
+
+TEST_CASE("format_usage with calls: JSON codecs as an object, CSV and table as text; call columns in the table") {
+    std::vector<UsageRow> rows(1);
+    rows[0].key = "example.org";
+    rows[0].realm = "example.org";
+    rows[0].calls.calls = 12;
+    rows[0].calls.answered = 9;
+    rows[0].calls.answered_ms = 3 * 60'000 + 6'000;
+    rows[0].calls.browser_bytes = 1'000'000;
+    rows[0].calls.trunk_bytes = 500'000;
+    rows[0].calls.codecs = {{"PCMU/PCMU", 2}, {"opus/PCMU", 7}, {"a\"b", 1}};
+    const std::string json = format_usage(rows, Format::Json);
+    CHECK(json.find("\"calls\": 12, \"answered_calls\": 9, \"call_minutes\": 3.1, \"call_browser_bytes\": 1000000, "
+                    "\"call_trunk_bytes\": 500000, \"call_codecs\": {\"PCMU/PCMU\": 2, \"a\\\"b\": 1, "
+                    "\"opus/PCMU\": 7}}\n") != std::string::npos);
+    const std::string csv = format_usage(rows, Format::Csv);
+    CHECK(csv.substr(csv.find("\r\n") + 2) ==
+          "example.org,example.org,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,,12,9,3.1,1000000,500000,"
+          "\"opus/PCMU=7 PCMU/PCMU=2 a\"\"b=1\"\r\n");
+    CHECK(format_usage(rows, Format::Table, GroupBy::Realm) ==
+          "REALM        ALLOCATIONS  MINUTES  UP PAYLOAD  UP WIRE  DOWN PAYLOAD  DOWN WIRE  TOTAL  COST  CALLS  ANSWERED  "
+          "CALL MINUTES  CODECS\n"
+          "example.org            0  0.0 min         0 B      0 B           0 B        0 B    0 B  0.00     12         9  "
+          "     3.1 min  opus/PCMU=7 PCMU/PCMU=2 a\"b=1\n");
 }
 
 TEST_SUITE_END();

@@ -16,6 +16,8 @@ public:
     Metrics metrics_value;
     std::vector<std::string> kicked;
     std::vector<accounting::UsageQuery> queries;
+    std::vector<accounting::CallRecord> call_records;
+    std::vector<accounting::CallQuery> call_queries;
     bool throw_on_usage = false;
 
     std::vector<LiveAllocation> live() override { return live_allocations; }
@@ -35,6 +37,10 @@ public:
         return rows;
     }
     Metrics metrics() override { return metrics_value; }
+    std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override {
+        call_queries.push_back(q);
+        return call_records;
+    }
 };
 
 inline LiveAllocation sample_allocation(std::string id, std::string account) {

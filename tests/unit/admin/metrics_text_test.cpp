@@ -131,6 +131,10 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_quota_refusals_total", "counter"},
         {"turnbridge_unauthenticated_dropped_total", "counter"},
         {"turnbridge_loop_lag_seconds", "gauge"},
+        {"turnbridge_gateway_calls_total", "counter"},
+        {"turnbridge_gateway_call_seconds_total", "counter"},
+        {"turnbridge_gateway_call_bytes_total", "counter"},
+        {"turnbridge_gateway_call_packets_total", "counter"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
         const auto& name = family.first;
@@ -175,10 +179,47 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 10);
+    CHECK(e.types.size() == 14);
     CHECK(e.samples.size() == 3);  // the three unlabelled counters, at 0
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
+}
+
+TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered seconds; bytes and packets per leg") {
+    Metrics m;
+    auto& c = m.calls["example.org"];
+    c.ended[{"outbound", "answered"}] = 5;
+    c.ended[{"outbound", "busy"}] = 1;
+    c.ended[{"inbound", "cancelled"}] = 2;
+    c.answered_seconds = 312.25;
+    c.packets = {1000, 1001, 1002, 1003};
+    c.bytes = {160000, 160001, 172000, 172001};
+    m.calls["idle.org"];  // a gateway realm with no call yet
+    const auto e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    const std::map<std::string, double> expected = {
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=answered}", 5},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=busy}", 1},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=inbound,result=cancelled}", 2},
+        {"turnbridge_gateway_call_seconds_total{realm=example.org}", 312.25},
+        {"turnbridge_gateway_call_seconds_total{realm=idle.org}", 0},
+        {"turnbridge_gateway_call_bytes_total{realm=example.org,leg=browser,direction=in}", 160000},
+        {"turnbridge_gateway_call_bytes_total{realm=example.org,leg=browser,direction=out}", 160001},
+        {"turnbridge_gateway_call_bytes_total{realm=example.org,leg=trunk,direction=in}", 172000},
+        {"turnbridge_gateway_call_bytes_total{realm=example.org,leg=trunk,direction=out}", 172001},
+        {"turnbridge_gateway_call_packets_total{realm=example.org,leg=browser,direction=in}", 1000},
+        {"turnbridge_gateway_call_packets_total{realm=example.org,leg=trunk,direction=out}", 1003},
+        {"turnbridge_gateway_call_bytes_total{realm=idle.org,leg=trunk,direction=out}", 0},
+    };
+    for (const auto& sample : expected) {
+        const auto& key = sample.first;
+        CAPTURE(key);
+        REQUIRE(e.samples.count(key) == 1);
+        CHECK(e.samples.at(key) == doctest::Approx(sample.second));
+    }
+    std::size_t calls_samples = 0;
+    for (const auto& [key, v] : e.samples) calls_samples += key.rfind("turnbridge_gateway_calls_total{", 0) == 0;
+    CHECK(calls_samples == 3);  // none for idle.org: no result to name yet
 }
 
 TEST_CASE("label values escape backslash, quote and newline and stay UTF-8") {

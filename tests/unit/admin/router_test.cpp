@@ -4,6 +4,7 @@
 #include <string>
 
 #include "fake_backend.hpp"
+#include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/usage.hpp"
 #include "turnbridge/admin/router.hpp"
 
@@ -37,11 +38,19 @@ const std::string* field(const Response& r, std::string_view name) {
 Response with_token(FakeBackend& b, const Request& r) { return handle(r, b, RouterConfig{kToken, kNow}); }
 Response open(FakeBackend& b, const Request& r) { return handle(r, b, RouterConfig{"", kNow}); }
 
+// 400 with a JSON body naming `parameter` and saying what is wrong.
+void check_bad_parameter(const Response& r, const std::string& parameter) {
+    CHECK(r.status == 400);
+    CHECK(r.content_type == "application/json");
+    CHECK(r.body.find("\"parameter\":\"" + parameter + "\"") != std::string::npos);
+    CHECK(r.body.find("\"error\":\"") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("with a token, a request without the bearer header gets 401 and a Bearer challenge (RFC 6750 §3)") {
     FakeBackend b;
-    for (const char* target : {"/", "/metrics", "/api/v1/usage", "/api/v1/allocations", "/nowhere"}) {
+    for (const char* target : {"/", "/metrics", "/api/v1/usage", "/api/v1/calls", "/api/v1/allocations", "/nowhere"}) {
         CAPTURE(target);
         const auto r = with_token(b, request("GET", target, ""));
         CHECK(r.status == 401);
@@ -164,13 +173,76 @@ TEST_CASE("a bad usage query gets 400 naming the parameter") {
     for (const auto& row : rows) {
         CAPTURE(row.target);
         FakeBackend b;
-        const auto r = with_token(b, request("GET", row.target));
-        CHECK(r.status == 400);
-        CHECK(r.content_type == "application/json");
-        CHECK(r.body.find(std::string("\"parameter\":\"") + row.parameter + "\"") != std::string::npos);
-        CHECK(r.body.find("\"error\":\"") != std::string::npos);
+        check_bad_parameter(with_token(b, request("GET", row.target)), row.parameter);
         CHECK(b.queries.empty());
     }
+}
+
+TEST_CASE("GET /api/v1/calls passes the filters and limit, and returns format_calls' JSON unchanged") {
+    FakeBackend b;
+    accounting::CallRecord c;
+    c.id = "18f2-1";
+    c.realm = "example.org";
+    c.account = "alice";
+    c.direction = "outbound";
+    c.remote = "+15550123";
+    c.start_ms = kNow - 60'000;
+    c.answer_ms = kNow - 55'000;
+    c.end_ms = kNow;
+    c.status = 200;
+    c.codecs = "opus/PCMU";
+    c.browser_out_bytes = 4242;
+    b.call_records = {c};
+    const auto r = with_token(b, request("GET", "/api/v1/calls?user=alice&realm=example.org&since=7d&until=1793535000&limit=50"));
+    CHECK(r.status == 200);
+    CHECK(r.content_type == "application/json");
+    CHECK(r.body == accounting::format_calls(b.call_records, accounting::Format::Json));
+    CHECK(r.body.find("\"id\": \"18f2-1\"") != std::string::npos);
+    CHECK(r.body.find("\"duration_seconds\": 55,") != std::string::npos);
+    REQUIRE(b.call_queries.size() == 1);
+    const auto& q = b.call_queries[0];
+    CHECK(q.user == std::optional<std::string>("alice"));
+    CHECK(q.realm == std::optional<std::string>("example.org"));
+    CHECK(q.since_ms == std::optional<std::int64_t>(kNow - 7 * 86400000LL));
+    CHECK(q.until_ms == std::optional<std::int64_t>(1793535000000LL));
+    CHECK(q.limit == std::optional<std::size_t>(50));
+    CHECK(b.queries.empty());  // not a usage query
+
+    FakeBackend none;
+    const auto empty = with_token(none, request("GET", "/api/v1/calls?user=&realm=&since=&until=&limit="));
+    CHECK(empty.status == 200);
+    CHECK(empty.body == "[]\n");
+    REQUIRE(none.call_queries.size() == 1);
+    CHECK_FALSE(none.call_queries[0].user);
+    CHECK_FALSE(none.call_queries[0].realm);
+    CHECK_FALSE(none.call_queries[0].since_ms);
+    CHECK_FALSE(none.call_queries[0].until_ms);
+    CHECK_FALSE(none.call_queries[0].limit);
+}
+
+TEST_CASE("a bad calls query gets 400 naming the parameter") {
+    struct Row { const char* target; const char* parameter; };
+    const Row rows[] = {
+        {"/api/v1/calls?since=garbage", "since"},
+        {"/api/v1/calls?until=yesterday-ish", "until"},
+        {"/api/v1/calls?since=1793535000&until=1793534000", "until"},
+        {"/api/v1/calls?by=user", "by"},  // a listing has no grouping
+        {"/api/v1/calls?account=alice", "account"},
+        {"/api/v1/calls?limit=0", "limit"},
+        {"/api/v1/calls?limit=-1", "limit"},
+        {"/api/v1/calls?limit=12x", "limit"},
+        {"/api/v1/calls?limit=1000001", "limit"},
+        {"/api/v1/calls?limit=99999999999999999999999", "limit"},
+        {"/api/v1/calls?realm=a&realm=b", "realm"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.target);
+        FakeBackend b;
+        check_bad_parameter(with_token(b, request("GET", row.target)), row.parameter);
+        CHECK(b.call_queries.empty());
+    }
+    FakeBackend b;
+    CHECK(with_token(b, request("GET", "/api/v1/calls?limit=1000000")).status == 200);
 }
 
 TEST_CASE("GET /api/v1/allocations lists live allocations with counters and bit rates") {
@@ -226,6 +298,7 @@ TEST_CASE("unknown paths get 404; known paths with the wrong method get 405 and 
         {"POST", "/metrics", "GET, HEAD"},
         {"DELETE", "/api/v1/allocations", "GET, HEAD"},
         {"PUT", "/api/v1/usage", "GET, HEAD"},
+        {"POST", "/api/v1/calls", "GET, HEAD"},
         {"POST", "/", "GET, HEAD"},
         {"GET", "/api/v1/allocations/abc", "DELETE"},
         {"get", "/metrics", "GET, HEAD"},  // methods are case-sensitive (RFC 9110 §9.1)

@@ -57,3 +57,14 @@ TEST_CASE("the page's policy allows nothing from outside this server") {
     CHECK(has(kUsagePageCsp, "connect-src 'self'"));
     CHECK_FALSE(has(kUsagePageCsp, "http"));
 }
+
+TEST_CASE("the usage page's top users show gateway calls from the usage rows") {
+    const auto page = usage_page();
+    CHECK(has(page, "<th class=\"num\" title=\"Gateway calls started (answered)\">Calls</th>"));
+    CHECK(has(page, "n(u.calls)"));
+    CHECK(has(page, "n(u.answered_calls)"));
+    CHECK(has(page, "fmtMinutes(n(u.call_minutes))"));
+    // One cell per header in the loading row and the empty-table row.
+    CHECK(has(page, "<td colspan=\"9\" class=\"empty\">"));
+    CHECK(has(page, "fillBody($('users'), rows, 9,"));
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "store_helpers.hpp"
+#include "turnbridge/accounting/calls.hpp"
+
+using namespace turnbridge::accounting;
+using namespace turnbridge::accounting::test;
+
+TEST_SUITE_BEGIN("accounting");
+
+TEST_CASE("call_result: answered wins; otherwise the INVITE's final status (RFC 3261 §21) names the result") {
+    struct Row {
+        std::int64_t answer_ms;
+        int status;
+        const char* end_reason;
+        const char* expected;
+    };
+    const Row rows[] = {
+        {kDay, 200, "bye-trunk", "answered"},
+        {kDay, 200, "shutdown", "answered"},
+        {0, 487, "cancel", "cancelled"},
+        {0, 0, "cancel", "cancelled"},  // cancelled before any final answer came
+        {0, 486, "failed: busy", "busy"},
+        {0, 600, "failed: busy everywhere", "busy"},
+        {0, 603, "failed: decline", "declined"},
+        {0, 404, "failed: not found", "failed"},
+        {0, 503, "failed: trunk 503", "failed"},
+        {0, 0, "shutdown", "failed"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.status);
+        CAPTURE(row.end_reason);
+        CallRecord c;
+        c.answer_ms = row.answer_ms;
+        c.status = row.status;
+        c.end_reason = row.end_reason;
+        CHECK(call_result(c) == row.expected);
+    }
+}
+
+TEST_CASE("format_codecs: most calls first, ties by name; empty for no codecs") {
+    CHECK(format_codecs({}) == "");
+    CHECK(format_codecs({{"PCMU/PCMU", 1}}) == "PCMU/PCMU=1");
+    CHECK(format_codecs({{"PCMA/PCMA", 2}, {"PCMU/PCMU", 1}, {"opus/PCMU", 7}, {"opus/PCMA", 2}}) ==
+          "opus/PCMU=7 PCMA/PCMA=2 opus/PCMA=2 PCMU/PCMU=1");
+}
+
+TEST_CASE("format_calls: no calls is a header (table, CSV) or [] (JSON); duration runs from answer to end") {
+    CHECK(format_calls({}, Format::Json) == "[]\n");
+    CHECK(format_calls({}, Format::Csv).find("id,realm,user,direction,remote,start,") == 0);
+    CHECK(format_calls({}, Format::Table).rfind("START  USER  REALM", 0) == 0);
+    auto c = call("c1", "alice", "example.org", kDay, 3 * kHour + 61'500);
+    const std::string table = format_calls({c}, Format::Table);
+    CHECK(table.find(" 3:01:01 ") != std::string::npos);
+    CHECK(format_calls({c}, Format::Json).find("\"duration_seconds\": 10861.5,") != std::string::npos);
+}
+
+TEST_CASE("format_calls table replaces control characters from client-chosen names") {
+    auto c = call("c1", "evil\x1b[2J", "example.org", kDay, 1000);
+    c.remote = "+1\n555";
+    const std::string out = format_calls({c}, Format::Table);
+    CHECK(out.find('\x1b') == std::string::npos);
+    CHECK(out.find("evil?[2J") != std::string::npos);
+    CHECK(out.find("+1?555") != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 2);
+}
+
+TEST_SUITE_END();
