@@ -143,7 +143,9 @@ void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out
     for (const auto& [name, realm] : cfg_->realms) {
         const auto& gw = realm.gateway;
         if (!gw.enabled || !gw.register_to_trunk) continue;
-        if (std::any_of(registrations_.begin(), registrations_.end(), [&](const auto& r) { return r.realm == name; }))
+        const std::string& realm_name = name;   // clang 14 cannot capture a structured binding
+        if (std::any_of(registrations_.begin(), registrations_.end(),
+                        [&](const auto& r) { return r.realm == realm_name; }))
             continue;
         if (trunk_state(realm) == TrunkHosts::State::Resolving) continue;   // on_trunk_resolved() comes back
         auto trunk = trunk_leg(realm);
