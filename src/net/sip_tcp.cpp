@@ -61,7 +61,7 @@ SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server,
     c->peer_text_ = ep->to_string();
     c->started_ms_ = uv_now(loop);
     c->closing_ = false;
-    c->connected_ = c->ready_ = true;
+    c->ready_ = true;
     c->start_reading();
     return c->closing_ ? nullptr : c;
 }
@@ -97,7 +97,6 @@ SipTcpConnection* SipTcpConnection::connect(uv_loop_t* loop, const Endpoint& to,
             log::warn("sip {} {}: connect failed: {}", c->tls_ ? "tls" : "tcp", c->name(), error_text(status));
             return c->close();
         }
-        c->connected_ = true;
         c->start_reading();
         if (c->closing_) return;
         if (c->tls_) return c->on_ciphertext({});   // the ClientHello

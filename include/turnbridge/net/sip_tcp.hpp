@@ -86,7 +86,6 @@ private:
     SipStreamFramer framer_;
     std::vector<std::string> pending_;   // sends before the connection is ready
     std::uint64_t started_ms_ = 0;
-    bool connected_ = false;
     bool ready_ = false;
     bool outbound_ = false;
     bool closing_ = false;
