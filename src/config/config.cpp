@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 
 constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 constexpr std::int64_t kMaxThreads = 256;
+constexpr std::int64_t kMaxSharedPorts = 1024;  // server.relay_shared_ports, per worker and address
 // Answers per second (or per burst) to one source: beyond this a limit means nothing.
 constexpr std::int64_t kMaxUnauthenticatedRate = 1000000;
 constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
@@ -169,6 +170,7 @@ void Loader::load_server(const Field& server) {
     const auto& t = r_.as_table(server);
     r_.only_keys(t, "server",
                  {"listen", "tls_listen", "tls_cert", "tls_key", "relay_ips", "external_ip", "relay_ports",
+                  "relay_sharing", "relay_shared_ports",
                   "default_realm", "threads", "software", "default_lifetime", "max_lifetime", "nonce_lifetime",
                   "max_allocations", "max_allocations_per_user", "log_level", "ws_listen", "wss_listen",
                   "sip_listen", "media_ip", "media_ports"});
@@ -248,6 +250,17 @@ void Loader::load_relay(const toml::table& t) {
         cfg_.external_ip = a;
     }
     if (auto f = r_.get(t, "server", "relay_ports")) std::tie(cfg_.relay_port_min, cfg_.relay_port_max) = port_range(*f);
+    const auto sharing = r_.get(t, "server", "relay_sharing");
+    if (sharing) cfg_.relay_sharing = r_.as_bool(*sharing);
+    const auto shared_ports = r_.get(t, "server", "relay_shared_ports");
+    if (shared_ports)
+        cfg_.relay_shared_ports = static_cast<std::uint32_t>(r_.as_integer(*shared_ports, 1, kMaxSharedPorts));
+    // Each worker opens this many shared ports per relay address out of relay_ports.
+    const std::uint32_t range = std::uint32_t{cfg_.relay_port_max} - cfg_.relay_port_min + 1;
+    if (cfg_.relay_sharing && cfg_.relay_shared_ports > range)
+        r_.fail(shared_ports ? *shared_ports : *sharing,
+                fmt::format("expected at most the {} ports of server.relay_ports ({}-{}) as server.relay_shared_ports, got {}",
+                            range, cfg_.relay_port_min, cfg_.relay_port_max, cfg_.relay_shared_ports));
 }
 
 std::pair<std::uint16_t, std::uint16_t> Loader::port_range(const Field& f) const {

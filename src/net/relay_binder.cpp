@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/relay_binder.hpp"
 
+#include <algorithm>
+
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/net/relay_registry.hpp"
 #include "turnbridge/net/relay_socket.hpp"
@@ -39,7 +41,40 @@ Result<turn::RelaySocket> WorkerRelayBinder::adopt(const BoundRelay& b) {
     return turn::RelaySocket{handle, b.local};
 }
 
+Result<turn::RelaySocket> WorkerRelayBinder::bind_shared(Family f) {
+    auto& shared = pool(f);
+    bool& full = shared_full_[f == Family::V4 ? 0 : 1];
+    const std::size_t wanted = worker_.config().relay_shared_ports;
+    if (shared.size() < wanted && !full) {
+        // Open ports as allocations come, so the first ones are spread over separate ports.
+        std::uint64_t unused = 0;
+        auto s = bind(f, false, false, unused);
+        if (s) {
+            s->shared = true;
+            shared.push_back(Shared{*s, 0});
+            log::info("shared relay socket {} open ({} of {})", s->local.to_string(), shared.size(), wanted);
+        } else if (shared.empty()) {
+            return s.error();
+        } else {
+            full = true;  // relay_ports is used up: share the ports already open
+            log::warn("no port for another shared relay socket; sharing {} of {}", shared.size(), wanted);
+        }
+    }
+    // The least used of the first `wanted` (a reload may have lowered it).
+    const auto end = shared.begin() + static_cast<std::ptrdiff_t>(std::min(wanted, shared.size()));
+    auto best = std::min_element(shared.begin(), end, [](const Shared& a, const Shared& b) { return a.users < b.users; });
+    ++best->users;
+    return best->socket;
+}
+
 void WorkerRelayBinder::release(turn::RelayHandle handle) {
+    for (auto& shared : shared_) {
+        for (auto& s : shared) {
+            if (s.socket.handle != handle) continue;
+            if (s.users > 0) --s.users;
+            return;  // stays open for the other allocations and the next ones
+        }
+    }
     auto it = sockets_.find(handle);
     if (it == sockets_.end()) return;
     it->second->close();
@@ -49,6 +84,7 @@ void WorkerRelayBinder::release(turn::RelayHandle handle) {
 void WorkerRelayBinder::close_all() {
     for (auto& [handle, s] : sockets_) s->close();
     sockets_.clear();
+    for (auto& shared : shared_) shared.clear();
 }
 
 }  // namespace turnbridge::net

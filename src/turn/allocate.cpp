@@ -119,14 +119,19 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
         if (shared_.quota) shared_.quota->release(req.realm.name, quota_user);
         send_error(req, e.code, e.what, out);
     };
-    auto first = p.token ? binder_.claim(*p.token) : binder_.bind(p.family, p.even_port, p.reserve_next, token);
+    // server.relay_sharing: a shared socket unless the client asked for a port of its own.
+    const bool shared = cfg.relay_sharing && !p.even_port && !p.token;
+    auto first = p.token ? binder_.claim(*p.token)
+                 : shared ? binder_.bind_shared(p.family)
+                          : binder_.bind(p.family, p.even_port, p.reserve_next, token);
     if (!first) return fail(first.error());
     a->relays[a->relay_count++] = *first;
     bool v6_failed = false;
     if (p.additional_v6) {
         std::uint64_t unused = 0;
-        auto second = cfg.relay_ip(Family::V6) ? binder_.bind(Family::V6, false, false, unused)
-                                               : Result<RelaySocket>(Error{StunCode::AddressFamilyNotSupported, 0, "no IPv6 relay"});
+        auto second = !cfg.relay_ip(Family::V6) ? Result<RelaySocket>(Error{StunCode::AddressFamilyNotSupported, 0, "no IPv6 relay"})
+                      : shared                  ? binder_.bind_shared(Family::V6)
+                                                : binder_.bind(Family::V6, false, false, unused);
         if (second)
             a->relays[a->relay_count++] = *second;
         else
@@ -172,7 +177,7 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
     for (std::size_t i = 0; i < a->relay_count; ++i) {
         if (i) relays += ",";
         relays += a->advertised[i].to_string();
-        by_relay_[a->relays[i].handle] = a.get();
+        if (!a->relays[i].shared) by_relay_[a->relays[i].handle] = a.get();  // shared: by peer (shared_relay.cpp)
     }
     log::info("allocation created id={:x} user={} realm={} client=[{}] relay={} lifetime={}s", a->id, a->username,
               a->realm, a->five_tuple.to_string(), relays, p.lifetime.count());

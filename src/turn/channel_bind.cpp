@@ -20,6 +20,7 @@ void Server::on_channel_bind(const Clock& now, Request& req, std::vector<Action>
         return;
     }
     if (refuse_peer(req, *a, *peer, out)) return;
+    if (refuse_shared_peer(req, *a, *peer, out)) return;
     // RFC 8656 §12.2: a number bound (or quarantined) to another peer, or a peer bound to
     // another number, is a 400. Expired bindings still count during their 5-minute quarantine.
     Channel* existing = nullptr;
@@ -39,6 +40,7 @@ void Server::on_channel_bind(const Clock& now, Request& req, std::vector<Action>
     else
         a->channels.push_back(Channel{number, *peer, now.mono + kChannelLifetime});
     a->install_permission(peer->ip, now.mono);  // RFC 8656 §12.2: also installs/refreshes it
+    claim_peer(*a, *peer);
     ResponseWriter w(*this, req, stun::Class::Success);
     w.finish(out);
 }

@@ -33,6 +33,7 @@ void Server::on_send_indication(const Clock& now, const FiveTuple& from, const s
         ++a->counters.dropped_no_permission;
         return;
     }
+    if (relay->shared && !claim_peer(*a, *peer)) return;  // refused on a shared socket (shared_relay.cpp)
     a->counters.add(Direction::ClientToRelay, data->size(), m.bytes().size());
     if (!a->to_peer_rate.allow(data->size(), now.mono)) {
         ++a->counters.dropped_rate;
@@ -80,9 +81,12 @@ void Server::relay_to_peer(Allocation& a, const RelaySocket& relay, const Endpoi
 
 void Server::on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& peer, stun::Bytes bytes,
                           std::vector<Action>& out) {
-    auto it = by_relay_.find(relay);
-    if (it == by_relay_.end()) return;
-    Allocation& a = *it->second;
+    Allocation* owner = allocation_on(relay, peer);  // O(1): by socket, or on a shared one by peer
+    if (owner == nullptr) {
+        ++stats_.dropped_datagrams;
+        return;
+    }
+    Allocation& a = *owner;
     // RFC 8656 §9: only peers with a permission (by IP address) reach the client.
     if (!a.has_permission(peer.ip, now.mono)) {
         ++a.counters.dropped_no_permission;

@@ -167,6 +167,7 @@ void Server::on_timer(const Clock& now) {
             continue;
         }
         a->expire(now.mono);
+        if (!a->shared_peers.empty()) release_stale_peers(*a, now.mono);
         expiry_.schedule(*a, a->next_deadline());
     }
 }
@@ -189,6 +190,7 @@ bool Server::close(AllocationId id, CloseReason why, std::vector<Action>& out) {
 void Server::destroy(Allocation& a, CloseReason why) {
     expiry_.remove(a);
     if (observer_ != nullptr) observer_->on_closed(a, why);
+    release_all_peers(a);
     std::string relays;
     for (std::size_t i = 0; i < a.relay_count; ++i) {
         if (i) relays += ",";

@@ -86,6 +86,10 @@ struct Config {
     std::optional<IpAddress> external_ip;      // advertised relay address (1:1 NAT); IPv4 relay only
     std::uint16_t relay_port_min = 49152;
     std::uint16_t relay_port_max = 65535;
+    // Many UDP allocations per relay port, told apart by peer address and port (turn/shared_peers.hpp);
+    // EVEN-PORT and RESERVATION-TOKEN allocations keep ports of their own.
+    bool relay_sharing = false;
+    std::uint32_t relay_shared_ports = 4;      // per worker and relay address, from relay_ports
     std::string default_realm = "example.org";
     unsigned threads = 0;                      // 0 = one worker per core
     std::string software = "turnbridge";       // SOFTWARE attribute; empty = omit

@@ -113,6 +113,9 @@ struct Allocation {
     std::vector<std::uint8_t> allocate_response;
     std::vector<Permission> permissions;
     std::vector<Channel> channels;
+    // Peer addresses (IP and port) this allocation claimed on its shared relay sockets
+    // (server.relay_sharing; shared_peers.hpp). Each has a live permission or bound channel.
+    std::vector<Endpoint> shared_peers;
     Counters counters;
     std::uint32_t peers_seen = 0;
     bool gateway_peer = false;  // permitted to the gateway's media addresses (gateway realm)

@@ -14,6 +14,9 @@ using RelayHandle = std::uint32_t;  // opaque to the core; the net layer maps it
 struct RelaySocket {
     RelayHandle handle = 0;
     Endpoint local;  // the address the socket is bound to (relay_ip:port)
+    // One of a few sockets shared by many allocations (server.relay_sharing): datagrams on it
+    // are told apart by the peer's exact address and port, not by the socket.
+    bool shared = false;
 };
 
 class RelayBinder {
@@ -27,6 +30,13 @@ public:
     // Takes over the socket held for `token` (RFC 8656 §14.9). Fails with InsufficientCapacity
     // when the token is unknown or expired.
     virtual Result<RelaySocket> claim(std::uint64_t token) = 0;
+    // A shared relay socket of family `f` (server.relay_sharing), with `shared` set. Releasing
+    // its handle ends this allocation's use only; the socket stays open for the others. A binder
+    // without shared sockets hands out a dedicated one. Fails with InsufficientCapacity.
+    virtual Result<RelaySocket> bind_shared(Family f) {
+        std::uint64_t unused = 0;
+        return bind(f, false, false, unused);
+    }
     virtual void release(RelayHandle handle) = 0;
 };
 

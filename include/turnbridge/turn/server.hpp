@@ -21,6 +21,7 @@
 #include "turnbridge/turn/quota.hpp"
 #include "turnbridge/turn/reflection_guard.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
+#include "turnbridge/turn/shared_peers.hpp"
 
 namespace turnbridge::turn {
 
@@ -107,7 +108,13 @@ struct Stats {
     // and 486 (quota_refusals), by kind.
     std::array<std::uint64_t, static_cast<std::size_t>(AllocateRefusal::Count)> allocate_refused{};
     std::uint64_t forbidden_peers = 0;
+    // Unparseable client datagrams, and peer datagrams no allocation takes (on a shared relay
+    // socket: from a peer address nobody claimed).
     std::uint64_t dropped_datagrams = 0;
+    // server.relay_sharing: peer addresses refused on a shared relay socket (CreatePermission or
+    // ChannelBind answered 508, or a Send dropped): claimed by another allocation, the relayed
+    // address itself, or one more than kMaxSharedPeers.
+    std::uint64_t shared_peer_refusals = 0;
     // Answers to unauthenticated requests not sent because their source was over
     // security.unauthenticated_rate (RFC 8656 §21).
     std::uint64_t unauthenticated_dropped = 0;
@@ -145,6 +152,7 @@ public:
     bool close(AllocationId id, CloseReason why, std::vector<Action>& out);
 
     std::size_t allocation_count() const { return by_tuple_.size(); }
+    std::size_t shared_peer_count() const { return shared_peers_.size(); }  // claims (server.relay_sharing)
     const Allocation* find(const FiveTuple& ft) const;
     template <class F> void for_each(F&& f) const {
         for (const auto& [ft, a] : by_tuple_) f(*a);
@@ -194,6 +202,19 @@ private:
     bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
     // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).
     bool over_byte_quota(const Request& req);
+    // server.relay_sharing (shared_relay.cpp). The allocation a peer datagram on `relay` is for.
+    Allocation* allocation_on(RelayHandle relay, const Endpoint& peer);
+    // Sends 508 and returns true when `peer` may not be claimed by `a` on its shared socket.
+    enum class SharedRefusal : std::uint8_t { None, OwnAddress, Held, TooMany };
+    SharedRefusal shared_refusal(const Allocation& a, const RelaySocket& relay, const Endpoint& peer,
+                                 const Allocation* holder) const;
+    bool refuse_shared_peer(const Request& req, const Allocation& a, const Endpoint& peer, std::vector<Action>& out);
+    // Claims `peer` for `a` on its shared socket of that family (a no-op on a dedicated socket);
+    // false, counted, when refuse_shared_peer would refuse it.
+    bool claim_peer(Allocation& a, const Endpoint& peer);
+    // Drops `a`'s claims no longer covered by a permission or bound channel at `now`.
+    void release_stale_peers(Allocation& a, Time now);
+    void release_all_peers(Allocation& a);
     void destroy(Allocation& a, CloseReason why);
     // Requeues the allocation on `ft` (if any) after a request changed its deadlines.
     void reschedule(const FiveTuple& ft);
@@ -205,7 +226,8 @@ private:
     AllocationObserver* observer_;
     const LocalPeers* local_ = nullptr;
     std::unordered_map<FiveTuple, std::unique_ptr<Allocation>> by_tuple_;
-    std::unordered_map<RelayHandle, Allocation*> by_relay_;
+    std::unordered_map<RelayHandle, Allocation*> by_relay_;  // dedicated relay sockets
+    SharedPeerTable shared_peers_;                          // shared ones, by peer address
     DeadlineHeap<Allocation> expiry_;  // every allocation, keyed by its next_deadline()
     AllocationId next_id_ = 1;
     std::uint64_t next_indication_ = 1;  // transaction IDs of Data indications

@@ -649,4 +649,29 @@ TEST_CASE("non-ASCII text is fine in strings and comments, a syntax error elsewh
     }
 }
 
+TEST_CASE("relay_sharing and relay_shared_ports: defaults, values, and checks naming the key") {
+    auto off = accepted(with_server(""));
+    REQUIRE(off);
+    CHECK_FALSE(off->relay_sharing);
+    CHECK(off->relay_shared_ports == 4);
+    auto on = accepted(with_server("relay_ports = \"50000-50019\"\nrelay_sharing = true\nrelay_shared_ports = 20"));
+    REQUIRE(on);
+    CHECK(on->relay_sharing);
+    CHECK(on->relay_shared_ports == 20);
+    // relay_shared_ports alone is kept for a later relay_sharing = true and checked for range only.
+    auto kept = accepted(with_server("relay_ports = \"50000-50001\"\nrelay_shared_ports = 8"));
+    REQUIRE(kept);
+    CHECK_FALSE(kept->relay_sharing);
+    check_rejected({
+        {"sharing as string", with_server("relay_sharing = \"yes\""), "server.relay_sharing", 3, "expected true or false, got a string"},
+        {"zero shared ports", with_server("relay_shared_ports = 0"), "server.relay_shared_ports", 3, "expected an integer from 1 to 1024, got 0"},
+        {"too many shared ports", with_server("relay_shared_ports = 1025"), "server.relay_shared_ports", 3, "from 1 to 1024"},
+        {"shared ports as string", with_server("relay_shared_ports = \"4\""), "server.relay_shared_ports", 3, "expected an integer"},
+        {"more shared ports than relay_ports", with_server("relay_ports = \"50000-50009\"\nrelay_sharing = true\nrelay_shared_ports = 11"),
+         "server.relay_shared_ports", 5, "expected at most the 10 ports of server.relay_ports (50000-50009)"},
+        {"default shared ports above a tiny range", with_server("relay_ports = \"50000-50002\"\nrelay_sharing = true"),
+         "server.relay_sharing", 4, "expected at most the 3 ports of server.relay_ports"},
+    });
+}
+
 TEST_SUITE_END();

@@ -45,8 +45,35 @@ public:
         reserved.erase(it);
         return open(f, port);
     }
+    // Like net::WorkerRelayBinder: up to `shared_ports` sockets per family, the least used first.
+    tb::Result<turn::RelaySocket> bind_shared(tb::Family f) override {
+        if (shared_ports == 0) return RelayBinder::bind_shared(f);
+        auto& pool = shared[f];
+        if (pool.size() < shared_ports) {
+            turn::RelaySocket s = open(f, next_port++);
+            open_handles.erase(s.handle);
+            s.shared = true;
+            pool.push_back(s);
+            shared_users[s.handle] = 0;
+        }
+        auto best = pool.begin();
+        for (auto it = pool.begin(); it != pool.end(); ++it)
+            if (shared_users[it->handle] < shared_users[best->handle]) best = it;
+        ++shared_users[best->handle];
+        return *best;
+    }
     void release(turn::RelayHandle h) override {
+        if (auto it = shared_users.find(h); it != shared_users.end()) {
+            CHECK_MESSAGE(it->second > 0, "released a shared handle more often than it was handed out: " << h);
+            --it->second;
+            return;
+        }
         CHECK_MESSAGE(open_handles.erase(h) == 1, "released a handle twice or never opened: " << h);
+    }
+    std::uint32_t shared_in_use() const {
+        std::uint32_t n = 0;
+        for (const auto& [h, users] : shared_users) n += users;
+        return n;
     }
     turn::RelaySocket open(tb::Family f, std::uint16_t port) {
         turn::RelaySocket s;
@@ -57,6 +84,9 @@ public:
         return s;
     }
     bool fail_next = false;
+    std::size_t shared_ports = 0;  // 0: bind_shared() falls back to a dedicated socket
+    std::map<tb::Family, std::vector<turn::RelaySocket>> shared;
+    std::map<turn::RelayHandle, std::uint32_t> shared_users;
     std::uint16_t next_port = 61000;
     turn::RelayHandle next_handle = 1;
     std::set<turn::RelayHandle> open_handles;
@@ -127,6 +157,14 @@ struct Bench {
         return r;
     }
 };
+
+// A ChannelData message (RFC 8656 §12.4) as a client sends it over UDP.
+inline std::vector<std::uint8_t> channel_data(std::uint16_t ch, const std::vector<std::uint8_t>& data) {
+    std::vector<std::uint8_t> v = {std::uint8_t(ch >> 8), std::uint8_t(ch), std::uint8_t(data.size() >> 8),
+                                   std::uint8_t(data.size())};
+    v.insert(v.end(), data.begin(), data.end());
+    return v;
+}
 
 inline tb::FiveTuple tuple(const char* client, tb::Transport t = tb::Transport::Udp,
                            const char* server = "192.0.2.10:3478") {

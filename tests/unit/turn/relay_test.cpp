@@ -30,13 +30,6 @@ struct Allocated {
     }
 };
 
-std::vector<std::uint8_t> channel_data(std::uint16_t ch, const std::vector<std::uint8_t>& data) {
-    std::vector<std::uint8_t> v = {std::uint8_t(ch >> 8), std::uint8_t(ch), std::uint8_t(data.size() >> 8),
-                                   std::uint8_t(data.size())};
-    v.insert(v.end(), data.begin(), data.end());
-    return v;
-}
-
 }  // namespace
 
 TEST_CASE("without a permission peer data is dropped; with one it arrives as a Data indication (RFC 8656 §9, §11.3)") {
