@@ -46,6 +46,25 @@ bool valid_did(std::string_view s) {
     });
 }
 
+// trunk_ca and trunk_tls_verify: only meaningful toward a TLS trunk, so anything else is a mistake.
+void load_trunk_tls(const Reader& r, const toml::table& t, const std::string& key, const std::filesystem::path& base_dir,
+                    Gateway& g) {
+    const bool tls = g.trunk.transport == SipTrunk::Transport::Tls;
+    constexpr std::string_view kNotTls = R"(expected a TLS trunk ("sips:HOST" or "sip:HOST;transport=tls"): {} only applies to TLS)";
+    if (auto ca = r.get(t, key, "trunk_ca")) {
+        const std::filesystem::path p = r.as_string(*ca);
+        if (p.empty()) r.fail(*ca, "expected the path of a PEM CA file, got an empty string");
+        if (!tls) r.fail(*ca, fmt::format(kNotTls, "trunk_ca"));
+        g.trunk_ca = (p.is_absolute() ? p : base_dir / p).lexically_normal();
+    }
+    if (auto v = r.get(t, key, "trunk_tls_verify")) {
+        g.trunk_tls_verify = r.as_bool(*v);
+        if (!tls) r.fail(*v, fmt::format(kNotTls, "trunk_tls_verify"));
+        if (!g.trunk_tls_verify && !g.trunk_ca.empty())
+            r.fail(*v, "expected true: trunk_ca is set, and certificates are not checked with trunk_tls_verify = false");
+    }
+}
+
 }  // namespace
 
 std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
@@ -54,6 +73,7 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
     std::string_view rest = uri;
     const std::string scheme = lower(rest.substr(0, rest.find(':')));
     if (scheme == "sips") {
+        t.sips = true;
         t.transport = SipTrunk::Transport::Tls;
         t.port = 5061;
     } else if (scheme != "sip") {
@@ -129,11 +149,12 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
     return t;
 }
 
-Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm) {
+Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const std::filesystem::path& base_dir) {
     Gateway g;
     const auto& t = r.as_table(f);
     r.only_keys(t, f.key,
-                {"enabled", "trunk", "trunk_username", "trunk_password", "register", "caller_id", "codecs", "routes"});
+                {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
+                 "caller_id", "codecs", "routes"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -149,6 +170,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm) {
     if (auto p = get("trunk_password")) g.trunk_password = r.as_string(*p);
     if (!g.trunk_password.empty() && g.trunk_username.empty())
         r.fail(*get("trunk_password"), "expected trunk_username too: a password alone cannot answer a challenge");
+    load_trunk_tls(r, t, f.key, base_dir, g);
     if (auto reg = get("register")) g.register_to_trunk = r.as_bool(*reg);
     if (auto c = get("caller_id")) {
         g.caller_id = r.as_string(*c);

@@ -5,8 +5,9 @@
 
 namespace turnbridge::config::detail {
 
-// Loads the gateway table `f` of `realm` (whose users are already loaded, to check routes).
-Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm);
+// Loads the gateway table `f` of `realm` (whose users are already loaded, to check routes);
+// relative file names (trunk_ca) are taken from `base_dir`, the config file's directory.
+Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const std::filesystem::path& base_dir);
 
 // "sip:HOST[:PORT][;transport=udp|tcp|tls]" or "sips:HOST[:PORT]"; nullopt with `why` set.
 std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why);

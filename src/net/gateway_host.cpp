@@ -8,6 +8,7 @@
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/net/loop_clock.hpp"
+#include "turnbridge/net/sip_tls.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/udp_send.hpp"
 
@@ -20,6 +21,13 @@ constexpr std::size_t kMaxUdpFlows = 4096;
 // A ws/wss connection that has not completed its HTTP request by then is closed.
 constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
 constexpr std::uint64_t kSweepMs = 5'000;
+// A connection toward a TCP/TLS trunk that is not up (handshake included) by then is closed,
+// which fails its queued requests as 503 (the kernel would retry SYNs for minutes).
+constexpr std::uint64_t kTrunkConnectTimeoutMs = 10'000;
+
+std::string trunk_ca_key(const config::Realm& realm) {
+    return fmt::format("realm.\"{}\".gateway.trunk_ca", realm.name);
+}
 
 std::uint64_t random_u64() {
     std::uint64_t v = 0;
@@ -50,7 +58,7 @@ GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> 
     else local.ws_host = "turnbridge.invalid";
     router_ = std::make_unique<SipRouter>(
         cfg_, nonces, std::move(local), [this](const config::Realm& realm, bool) { return media_->create(realm); },
-        [this](const Endpoint& trunk, bool tcp) { return tcp ? tcp_flow(trunk) : udp_flow(trunk); },
+        [this](const config::Realm& realm, const Endpoint& to) { return trunk_flow(realm, to); },
         [] { return random_u64(); });
     router_->on_call_ended([this](const CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
 }
@@ -65,6 +73,9 @@ void GatewayHost::start() {
     sweep_.data = this;
     timer_open_ = true;
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
+    load_trunk_tls(true);
+    resolver_ = std::make_unique<TrunkResolver>(loop_, [this] { on_trunk_resolved(); });
+    router_->set_trunk_hosts(&resolver_->hosts());
     for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
     for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
     for (const auto& ep : cfg_->sip_listen) {
@@ -74,6 +85,8 @@ void GatewayHost::start() {
     for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
+    // Names are looked up before the router starts, so registrations to named trunks wait for them.
+    resolver_->set_names(trunk_host_names());
     std::vector<sip::Action> out;
     router_->start(read_clock().mono, out);
     apply(out);
@@ -81,7 +94,42 @@ void GatewayHost::start() {
 
 void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     cfg_ = cfg;
+    load_trunk_tls(false);
+    if (resolver_) resolver_->set_names(trunk_host_names());
     router_->set_config(std::move(cfg));
+}
+
+std::vector<std::string> GatewayHost::trunk_host_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, realm] : cfg_->realms)
+        if (realm.gateway.enabled) names.push_back(realm.gateway.trunk.host);
+    return names;
+}
+
+void GatewayHost::on_trunk_resolved() {
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_trunk_resolved(read_clock().mono, out);
+    apply(out);
+}
+
+void GatewayHost::load_trunk_tls(bool strict) {
+    std::map<std::pair<std::string, bool>, TlsContextPtr> contexts;
+    for (const auto& [name, realm] : cfg_->realms) {
+        const auto& gw = realm.gateway;
+        if (!gw.enabled || gw.trunk.transport != config::SipTrunk::Transport::Tls) continue;
+        std::pair<std::string, bool> key{gw.trunk_ca.string(), gw.trunk_tls_verify};
+        if (contexts.contains(key)) continue;
+        auto loaded = load_trunk_tls_context(gw.trunk_ca, gw.trunk_tls_verify, trunk_ca_key(realm));
+        if (auto* e = std::get_if<TlsError>(&loaded)) {
+            if (strict) throw std::runtime_error(e->to_string());
+            log::error("{} (calls to trunk {} will fail)", e->to_string(), gw.trunk.uri);
+            continue;
+        }
+        if (!gw.trunk_tls_verify) log::warn("realm {}: trunk_tls_verify = false: trunk {} is not authenticated", name, gw.trunk.uri);
+        contexts.emplace(std::move(key), std::get<TlsContextPtr>(std::move(loaded)));
+    }
+    trunk_tls_ = std::move(contexts);
 }
 
 void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
@@ -164,6 +212,40 @@ std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Ud
     return id;
 }
 
+std::optional<TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm, const Endpoint& to) {
+    std::optional<sip::TransportId> id;
+    switch (realm.gateway.trunk.transport) {
+        case config::SipTrunk::Transport::Udp: id = udp_flow(to); break;
+        case config::SipTrunk::Transport::Tcp: id = tcp_flow(to); break;
+        case config::SipTrunk::Transport::Tls: return tls_flow(realm, to);
+    }
+    if (!id) return std::nullopt;
+    return TrunkFlowInfo{*id, std::nullopt};
+}
+
+std::optional<TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, const Endpoint& to) {
+    const auto& gw = realm.gateway;
+    // One connection per trunk identity: the address, the name its certificate must carry, and
+    // what it is checked against (two realms may trust the same address differently).
+    const std::string key = fmt::format("{}|{}|{}|{}", to.to_string(), gw.trunk.host, gw.trunk_ca.string(), gw.trunk_tls_verify);
+    if (auto it = tls_out_.find(key); it != tls_out_.end()) {
+        if (auto c = tcp_.find(it->second); c != tcp_.end()) return TrunkFlowInfo{it->second, c->second->local()};
+    }
+    auto ctx = trunk_tls_.find({gw.trunk_ca.string(), gw.trunk_tls_verify});
+    if (ctx == trunk_tls_.end()) {
+        log::warn("realm {}: no TLS context for trunk {} (see the {} error above)", realm.name, gw.trunk.uri,
+                  trunk_ca_key(realm));
+        return std::nullopt;
+    }
+    const auto id = next_id_++;
+    const SipTlsClient tls{ctx->second.get(), gw.trunk.host, fmt::format("{} (realm {})", gw.trunk.uri, realm.name)};
+    auto* c = SipTcpConnection::connect(loop_, to, *this, id, &tls);
+    if (c == nullptr) return std::nullopt;
+    tcp_.emplace(id, c);
+    tls_out_.emplace(key, id);
+    return TrunkFlowInfo{id, c->local()};
+}
+
 std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
     if (auto it = tcp_out_.find(trunk); it != tcp_out_.end()) return it->second;
     const auto id = next_id_++;
@@ -178,13 +260,15 @@ void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) 
     if (closed_) return;
     const auto clock = read_clock();
     std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, false, true, c.peer().ip}, sip, out);
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()},
+                        sip, out);
     apply(out);
 }
 
 void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
     tcp_.erase(c.id());
     if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
+    std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
     if (closed_) return;
     std::vector<sip::Action> out;
     router_->on_flow_closed(read_clock().mono, c.id(), out);
@@ -196,7 +280,7 @@ void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
     if (!id) return;
     const auto clock = read_clock();
     std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip}, bytes, out);
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip, {}}, bytes, out);
     apply(out);
 }
 
@@ -204,7 +288,7 @@ void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
     if (closed_) return;
     const auto clock = read_clock();
     std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), true, c.secure(), true, c.peer().ip}, sip, out);
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, out);
     apply(out);
 }
 
@@ -303,6 +387,14 @@ void GatewayHost::sweep() {
         log::debug("ws {}: no complete HTTP request within {} s; closing", c->peer().to_string(), kHandshakeTimeoutMs / 1000);
         c->close();
     }
+    std::vector<SipTcpConnection*> slow;
+    for (auto& [id, c] : tcp_)
+        if (c->outbound() && !c->ready() && c->started_ms() + kTrunkConnectTimeoutMs <= now) slow.push_back(c);
+    for (auto* c : slow) {
+        log::warn("sip {} {}: not connected within {} s; closing", c->secure() ? "tls" : "tcp", c->peer().to_string(),
+                  kTrunkConnectTimeoutMs / 1000);
+        c->close();
+    }
 }
 
 void GatewayHost::close() {
@@ -312,6 +404,7 @@ void GatewayHost::close() {
     router_->stop(read_clock().mono, out);
     apply(out);
     closed_ = true;
+    if (resolver_) resolver_->close();
     media_->close();
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);

@@ -73,48 +73,93 @@ const config::Realm* SipRouter::gateway_realm(std::string_view name) const {
     return &it->second;
 }
 
+TrunkHosts::State SipRouter::trunk_state(const config::Realm& realm) const {
+    const auto& host = realm.gateway.trunk.host;
+    if (IpAddress::parse(host)) return TrunkHosts::State::Ready;
+    return hosts_ == nullptr ? TrunkHosts::State::Unknown : hosts_->state(host);
+}
+
+std::vector<IpAddress> SipRouter::trunk_addresses(const config::Realm& realm) const {
+    const auto& host = realm.gateway.trunk.host;
+    if (auto ip = IpAddress::parse(host)) return {*ip};
+    if (hosts_ == nullptr) return {};
+    return hosts_->addresses(host);
+}
+
 std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) const {
-    const auto& t = realm.gateway.trunk;
-    auto ip = IpAddress::parse(t.host);
-    if (!ip) return std::nullopt;   // host names are not resolved yet
-    return Endpoint{*ip, t.port};
+    const auto addresses = trunk_addresses(realm);
+    if (addresses.empty()) return std::nullopt;
+    // A name with A and AAAA records (localhost: 127.0.0.1 and ::1): prefer the family of our
+    // sip_listen address, which UDP requests must leave from.
+    const auto ours = Endpoint::parse(local_.sent_by);
+    auto it = std::find_if(addresses.begin(), addresses.end(),
+                           [&](const IpAddress& ip) { return ours && ip.family == ours->ip.family; });
+    return Endpoint{it != addresses.end() ? *it : addresses.front(), realm.gateway.trunk.port};
+}
+
+sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
+                                         std::string_view user) const {
+    using T = config::SipTrunk::Transport;
+    // Over TLS we are reachable only through the connection we opened (no TLS listener), so
+    // Via and Contact name its own address: a trunk sending to it reuses that connection
+    // (RFC 3261 §18.2.2 for responses; for requests what proxies do for NATed TCP clients).
+    const std::string sent_by = t == T::Tls && conn ? conn->to_string() : local_.sent_by;
+    // RFC 3261 §8.1.1.8: a sips Request-URI needs a sips Contact.
+    const std::string_view param = sips || t == T::Udp ? "" : t == T::Tcp ? ";transport=tcp" : ";transport=tls";
+    return {t == T::Udp ? "UDP" : t == T::Tcp ? "TCP" : "TLS", sent_by,
+            fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param)};
 }
 
 std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
+    using T = config::SipTrunk::Transport;
     const auto& t = realm.gateway.trunk;
     auto to = trunk_endpoint(realm);
-    if (!to || t.transport == config::SipTrunk::Transport::Tls) {
-        log::warn("realm {}: trunk {} cannot be reached by this build (IP address over UDP or TCP only)", realm.name,
-                  t.uri);
+    if (!to) {
+        const auto why = hosts_ == nullptr ? std::string("not resolved") : hosts_->error(t.host);
+        log::warn("realm {}: trunk {}: no address for {} ({})", realm.name, t.uri, t.host,
+                  why.empty() ? "not resolved yet" : why);
         return std::nullopt;
     }
-    const bool tcp = t.transport == config::SipTrunk::Transport::Tcp;
-    auto flow = trunk_flow_(*to, tcp);
+    auto flow = trunk_flow_(realm, *to);
     if (!flow) {
-        log::warn("realm {}: no {} flow toward trunk {} (sip_listen missing?)", realm.name, tcp ? "TCP" : "UDP", t.uri);
+        log::warn("realm {}: no {} flow toward trunk {} at {}", realm.name, config::to_string(t.transport), t.uri,
+                  to->to_string());
         return std::nullopt;
     }
-    const std::string params = tcp ? ";transport=tcp" : ";transport=udp";
+    const auto literal = IpAddress::parse(t.host);
+    const bool v6 = literal && literal->family == Family::V6;
     return TrunkLeg{*to,
-                    sip::LegAddress{*flow, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
-                                                 "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}},
-                    params};
+                    sip::LegAddress{flow->id, t.transport != T::Udp, trunk_local(t.transport, t.sips, flow->local, "turnbridge")},
+                    t.sips ? "sips" : "sip",
+                    fmt::format("{}{}{}:{}", v6 ? "[" : "", t.host, v6 ? "]" : "", t.port),
+                    t.sips ? "" : fmt::format(";transport={}", config::to_string(t.transport)),
+                    flow->local};
 }
 
-void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
+void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) { start_registrations(now, out); }
+
+void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out) {
+    reregister_at_.reset();
     for (const auto& [name, realm] : cfg_->realms) {
         const auto& gw = realm.gateway;
         if (!gw.enabled || !gw.register_to_trunk) continue;
+        const std::string& realm_name = name;   // clang 14 cannot capture a structured binding
+        if (std::any_of(registrations_.begin(), registrations_.end(),
+                        [&](const auto& r) { return r.realm == realm_name; }))
+            continue;
+        if (trunk_state(realm) == TrunkHosts::State::Resolving) continue;   // on_trunk_resolved() comes back
         auto trunk = trunk_leg(realm);
-        if (!trunk) continue;
+        if (!trunk) {   // logged; a name that failed to resolve, no TLS context, no flow: try again later
+            if (!reregister_at_) reregister_at_ = now + kReRegister;
+            continue;
+        }
         sip::RegistrationConfig rc;
-        rc.registrar_uri = "sip:" + trunk->to.to_string() + trunk->uri_params;
+        rc.registrar_uri = trunk->scheme + ":" + trunk->hostport + trunk->uri_params;
         const std::string user = gw.trunk_username.empty() ? "turnbridge" : gw.trunk_username;
-        rc.aor = "sip:" + user + "@" + trunk->to.to_string();
+        rc.aor = trunk->scheme + ":" + user + "@" + trunk->hostport;
         rc.username = gw.trunk_username;
         rc.password = gw.trunk_password;
-        rc.local = trunk->leg.local;
-        rc.local.contact = "<sip:" + user + "@" + local_.sent_by + (trunk->leg.reliable ? ";transport=tcp>" : ">");
+        rc.local = trunk_local(gw.trunk.transport, gw.trunk.sips, trunk->conn, user);
         auto reg = std::make_unique<sip::Registration>(std::move(rc), random_);
         std::vector<sip::Action> in;
         reg->start(now, trunk->leg.transport, trunk->leg.reliable, layer_, in);
@@ -172,7 +217,13 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                                std::vector<sip::Action> more;
                                e->call->on_cancel(now, c.invite_tx, layer_, more);
                                process(now, unix_now, flow, more, out);
+                               return;
                            }
+                           auto w = std::find_if(waiting_.begin(), waiting_.end(),
+                                                 [&](const Waiting& w) { return w.request.tx == c.invite_tx; });
+                           if (w == waiting_.end()) return;
+                           reply(now, w->request.tx, w->request.request, 487, out);   // RFC 3261 §9.2
+                           waiting_.erase(w);
                        },
                        [&](sip::TransactionTimeout& t) {
                            if (auto* e = call_owning(t.tx)) {
@@ -297,13 +348,19 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         return process(now, unix_now, &flow, in, out);
     }
     const auto& gw = realm->gateway;
+    if (trunk_state(*realm) == TrunkHosts::State::Resolving) {
+        // The trunk's host name is being looked up (at startup or after a reload): wait for it
+        // (the transaction layer has sent 100 Trying).
+        waiting_.push_back({now + kResolveWait, unix_now, flow, std::move(r)});
+        return;
+    }
     auto trunk = trunk_leg(*realm);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
-    sip::TrunkAccount account{trunk->to.to_string(), trunk->uri_params, gw.trunk_username, gw.trunk_password,
-                              gw.caller_id};
+    sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
+                              gw.caller_id, trunk->scheme};
     auto media = media_(*realm, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
@@ -326,8 +383,8 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const config::Realm* realm = nullptr;
     for (const auto& [name, rl] : cfg_->realms) {
         if (!rl.gateway.enabled) continue;
-        auto ep = trunk_endpoint(rl);
-        if (!ep || !(ep->ip == flow.peer)) continue;
+        const auto addresses = trunk_addresses(rl);
+        if (std::find(addresses.begin(), addresses.end(), flow.peer) == addresses.end()) continue;
         if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {
@@ -342,9 +399,10 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
         bindings.insert(bindings.end(), b.begin(), b.end());
     }
     std::vector<sip::Action> in;
-    const bool tcp = flow.reliable;
-    sip::LegAddress trunk{flow.id, tcp, {tcp ? "TCP" : "UDP", local_.sent_by,
-                                         "<sip:turnbridge@" + local_.sent_by + (tcp ? ";transport=tcp>" : ">")}};
+    using T = config::SipTrunk::Transport;
+    const T transport = flow.secure ? T::Tls : flow.reliable ? T::Tcp : T::Udp;
+    const bool sips = r.request.request_uri().starts_with("sips:");
+    sip::LegAddress trunk{flow.id, flow.reliable, trunk_local(transport, sips, flow.local, "turnbridge")};
     sip::LocalAddress browser_local{"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"};
     auto media = bindings.empty() ? nullptr : media_(*realm, false);
     if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
@@ -370,10 +428,63 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     registrar_.on_timer(now);
     for (auto& reg : registrations_) reg.registration->on_timer(now, layer_, in);
     process(now, 0, nullptr, in, out);
+    expire_waiting(now, out);
+    if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
+}
+
+void SipRouter::on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& w : waiting) {
+        const config::Realm* realm = gateway_realm(uri_parts(w.request.request.request_uri()).host);
+        if (realm != nullptr && trunk_state(*realm) == TrunkHosts::State::Resolving) {
+            waiting_.push_back(std::move(w));
+            continue;
+        }
+        // Authenticated before it waited; the digest check passes again (same request, nonce in date).
+        on_browser_invite(now, w.unix_now, w.flow, w.request, out);
+    }
+    start_registrations(now, out);
+}
+
+void SipRouter::expire_waiting(sip::Time now, std::vector<sip::Action>& out) {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (it->until > now) {
+            ++it;
+            continue;
+        }
+        const auto name = uri_parts(it->request.request.request_uri()).host;
+        const config::Realm* realm = gateway_realm(name);
+        log::warn("realm {}: trunk {} not resolved within {} s; call refused (503)", name,
+                  realm ? realm->gateway.trunk.uri : std::string("?"), kResolveWait.count());
+        reply(now, it->request.tx, it->request.request, 503, out);
+        it = waiting_.erase(it);
+    }
 }
 
 void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
     registrar_.on_transport_closed(id);
+    std::erase_if(waiting_, [id](const Waiting& w) { return w.flow.id == id; });
+    {
+        // RFC 3261 §8.1.3.1: a request whose connection failed (a TCP/TLS trunk down, a TLS
+        // handshake refused) is answered as by a 503 now, not after Timer B.
+        std::vector<std::string> failed;
+        std::vector<sip::Action> in;
+        layer_.on_transport_closed(id, failed);
+        for (const auto& tx : failed) {
+            if (auto* e = call_owning(tx)) e->call->on_transport_error(now, tx, layer_, in);
+        }
+        process(now, 0, nullptr, in, out);
+        // Our registrations over that connection: the trunk can no longer reach us through it.
+        const auto before = registrations_.size();
+        std::erase_if(registrations_, [&](const TrunkRegistration& r) {
+            if (r.flow != id) return false;
+            log::warn("realm {}: the connection to the trunk closed; registering again in {} s", r.realm,
+                      kReRegister.count());
+            return true;
+        });
+        if (registrations_.size() != before && !reregister_at_) reregister_at_ = now + kReRegister;
+    }
     // A call whose every browser connection is gone cannot go on: BYE/CANCEL the trunk leg
     // (what is addressed to the closed WebSocket is dropped by the host).
     std::vector<sip::Action> in;
@@ -454,6 +565,8 @@ std::optional<sip::Time> SipRouter::next_wake() const {
     for (const auto& reg : registrations_) keep_earliest(t, reg.registration->next_wake());
     for (const auto& e : calls_)
         if (e.ended_at) keep_earliest(t, *e.ended_at + kLinger);
+    for (const auto& w : waiting_) keep_earliest(t, w.until);
+    keep_earliest(t, reregister_at_);
     return t;
 }
 

@@ -2,8 +2,12 @@
 #include "turnbridge/net/tls_session.hpp"
 
 #include <climits>
+#include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "turnbridge/base/address.hpp"
 
 namespace turnbridge::net {
 namespace {
@@ -22,6 +26,22 @@ std::string drain_errors() {
 int clamp_int(std::size_t n) { return n > INT_MAX ? INT_MAX : static_cast<int>(n); }
 
 }  // namespace
+
+TlsSession::TlsSession(SSL_CTX* ctx, const std::string& server_name) : TlsSession(ctx) {
+    if (ssl_ == nullptr) return;
+    SSL_set_connect_state(ssl_);
+    const bool literal = IpAddress::parse(server_name).has_value();
+    bool ok = literal || SSL_set_tlsext_host_name(ssl_, server_name.c_str()) == 1;
+    if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+        ok = ok && (literal ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
+                            : X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0)) == 1;
+    }
+    if (!ok) {
+        SSL_free(ssl_);
+        ssl_ = nullptr;
+    }
+}
 
 TlsSession::TlsSession(SSL_CTX* ctx) {
     ssl_ = SSL_new(ctx);
@@ -80,6 +100,9 @@ TlsSession::ReadResult TlsSession::read(std::span<std::uint8_t> out, std::size_t
             return ReadResult::Closed;
         default:
             error_ = drain_errors();
+            // A client that rejected the server's certificate: say why (expired, unknown CA, name).
+            if (const long v = SSL_get_verify_result(ssl_); !SSL_is_server(ssl_) && v != X509_V_OK)
+                error_ += fmt::format(" ({})", X509_verify_cert_error_string(v));
             return ReadResult::Error;
     }
 }

@@ -47,7 +47,7 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     }
     auto user = user_of(invite.to() ? invite.to()->uri : std::string());
     if (user.empty()) user = user_of(invite.request_uri());
-    const std::string ruri = "sip:" + user + "@" + account_.host + account_.uri_params;
+    const std::string ruri = account_.scheme + ":" + user + "@" + account_.host + account_.uri_params;
     if (user.empty() || !is_valid_uri(ruri)) {
         answer_uas(now, 404, {}, layer, out);
         return;
@@ -56,7 +56,7 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     Leg leg;
     leg.address = std::move(trunk);
     auto m = new_invite(ruri, leg.address.local, "<sip:" + from_user + "@" + leg.address.local.sent_by + ">",
-                        "<sip:" + user + "@" + account_.host + ">", *offer, random_);
+                        "<" + account_.scheme + ":" + user + "@" + account_.host + ">", *offer, random_);
     uac_.push_back(std::move(leg));
     send_uac_invite(now, uac_.back(), std::move(m), layer, out);
 }
@@ -246,6 +246,15 @@ void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, 
         return;
     }
     if (tx == uas_.invite_tx) hang_up(now, layer, out);  // Timer H/L: the UAS leg never ACKed
+}
+
+void Call::on_transport_error(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
+    std::size_t i = 0;
+    if (Leg* leg = uac_by_tx(tx, &i)) {
+        if (leg->final == 0) uac_final(now, i, Message::response(*leg->invite, 503), layer, out);
+        return;
+    }
+    on_timeout(now, tx, layer, out);
 }
 
 void Call::on_cancel(Time now, const std::string& invite_tx, TransactionLayer& layer, std::vector<Action>& out) {

@@ -172,6 +172,20 @@ void TransactionLayer::fire(Time now, const std::string& key, Tx& t, std::vector
     t.retransmit_at = now + t.interval;
 }
 
+void TransactionLayer::on_transport_closed(TransportId id, std::vector<std::string>& failed) {
+    for (auto it = tx_.begin(); it != tx_.end();) {
+        const Tx& t = it->second;
+        const bool client = t.kind == Kind::ClientInvite || t.kind == Kind::ClientNonInvite;
+        const bool waiting = t.state == State::Calling || t.state == State::Trying || t.state == State::Proceeding;
+        if (t.transport != id || !client || !waiting) {
+            ++it;
+            continue;
+        }
+        failed.push_back(it->first);
+        it = tx_.erase(it);
+    }
+}
+
 void TransactionLayer::finish(std::vector<Action>& out) {
     for (auto it = tx_.begin(); it != tx_.end();) it = it->second.state == State::Terminated ? tx_.erase(it) : std::next(it);
     if (auto w = next_wake()) out.push_back(WakeAt{*w});

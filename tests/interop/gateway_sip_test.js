@@ -8,149 +8,21 @@
 // interop-timeout: 150
 'use strict';
 const { spawn } = require('node:child_process');
-const crypto = require('node:crypto');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const WebSocket = require('ws');
 const { Turnbridge, Results, freePort, USER, PASSWORD, REALM } = require('./harness');
+const { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5, SDP,
+  browserAnswer } = require('./sip_ws');
 
 globalThis.WebSocket = WebSocket;   // JsSIP's WebSocketInterface uses the global one
 const JsSIP = require('jssip');
 
 const DID = '+15550123';
 const DEAD_REALM = 'dead.example';
-// A browser's offer (Chrome's, saved) and a browser's answer to the gateway's offer.
-const SDP = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'sdp', 'chrome_audio_offer.sdp'), 'utf8')
-  .split(/\r?\n/).filter((l) => l).join('\r\n') + '\r\n';
-function browserAnswer(offerMessage) {
-  const offer = offerMessage.slice(offerMessage.indexOf('\r\n\r\n') + 4);
-  const m = /^m=audio \d+ [A-Z/]+ (\d+)/m.exec(offer);
-  const pt = m ? m[1] : '0';
-  const rtpmap = new RegExp(`^a=rtpmap:${pt} (.*)$`, 'm').exec(offer);
-  const mid = /^a=mid:(.*)$/m.exec(offer);
-  const fp = Array.from(crypto.randomBytes(32), (b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-  return ['v=0', 'o=- 2 1 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${mid ? mid[1] : '0'}`,
-    `m=audio 9 UDP/TLS/RTP/SAVPF ${pt}`, 'c=IN IP4 0.0.0.0', `a=mid:${mid ? mid[1] : '0'}`,
-    'a=ice-ufrag:nodeX', 'a=ice-pwd:nodejsnodejsnodejsnodejs', `a=fingerprint:sha-256 ${fp}`, 'a=setup:active',
-    'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
-const rnd = () => crypto.randomBytes(6).toString('hex');
-
-// A bare SIP-over-WebSocket client: send text, wait for a message matching a predicate.
-class WsSip {
-  constructor(url) { this.url = url; this.inbox = []; this.waiters = []; }
-  open() {
-    return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(this.url, 'sip', this.options || {});
-      this.ws.on('open', resolve);
-      this.ws.on('error', reject);
-      this.ws.on('message', (data) => {
-        const text = data.toString();
-        const w = this.waiters.find((x) => x.pred(text));
-        if (w) { this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(text); } else this.inbox.push(text);
-      });
-    });
-  }
-  send(text) { this.ws.send(text); }
-  wait(pred, ms = 5000) {
-    const i = this.inbox.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]);
-    return new Promise((resolve) => {
-      const w = { pred, resolve };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const k = this.waiters.indexOf(w);
-        if (k >= 0) { this.waiters.splice(k, 1); resolve(null); }
-      }, ms);
-    });
-  }
-  close() { try { this.ws.close(); } catch { /* gone */ } }
-}
-
-const status = (m) => (m && /^SIP\/2\.0 (\d{3})/.exec(m) ? Number(/^SIP\/2\.0 (\d{3})/.exec(m)[1]) : 0);
-const header = (m, name) => {
-  const r = new RegExp(`^${name}:\\s*(.*)$`, 'im').exec(m || '');
-  return r ? r[1].trim() : '';
-};
-const isResponse = (callId, cseqMethod) => (m) => m.startsWith('SIP/2.0')
-  && header(m, 'Call-ID') === callId && header(m, 'CSeq').endsWith(cseqMethod);
-
-function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '' }) {
-  const lines = [`${method} ${uri} SIP/2.0`,
-    `Via: SIP/2.0/WS client.invalid;branch=${branch || `z9hG4bK${rnd()}`}`,
-    'Max-Forwards: 70',
-    `From: <sip:${USER}@${REALM}>;tag=${fromTag}`,
-    `To: ${to}`,
-    `Call-ID: ${callId}`,
-    `CSeq: ${cseq} ${method}`,
-    `Contact: <${contact || `sip:${USER}@${rnd()}.invalid;transport=ws`}>`,
-    ...extra];
-  if (body) lines.push('Content-Type: application/sdp');
-  lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
-  return lines.join('\r\n');
-}
-
-// A response to `req` (Via, From, To, Call-ID, CSeq copied; RFC 3261 §8.2.6).
-function respond(req, code, reason, { toTag = '', body = '', contact = '' } = {}) {
-  const lines = [`SIP/2.0 ${code} ${reason}`];
-  for (const l of req.split('\r\n')) {
-    if (/^(Via|From|Call-ID|CSeq):/i.test(l)) lines.push(l);
-    else if (/^To:/i.test(l)) lines.push(toTag && !/;tag=/.test(l) ? `${l};tag=${toTag}` : l);
-  }
-  if (contact) lines.push(`Contact: <${contact}>`);
-  if (body) lines.push('Content-Type: application/sdp');
-  lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
-  return lines.join('\r\n');
-}
-
-// REGISTER with the 401 round from a raw client; resolves to the final status.
-async function register(c, contact) {
-  const callId = rnd();
-  const fromTag = rnd();
-  const uri = `sip:${REALM}`;
-  const to = `<sip:${USER}@${REALM}>`;
-  c.send(request({ method: 'REGISTER', uri, callId, cseq: 1, fromTag, to, contact }));
-  const first = await c.wait(isResponse(callId, 'REGISTER'));
-  if (status(first) !== 401) return status(first);
-  const auth = digestHeader(header(first, 'WWW-Authenticate'), 'REGISTER', uri, USER, PASSWORD);
-  c.send(request({ method: 'REGISTER', uri, callId, cseq: 2, fromTag, to, contact, extra: [`Authorization: ${auth}`] }));
-  return status(await c.wait(isResponse(callId, 'REGISTER')));
-}
-
-// RFC 2617 qop=auth answer to a 401/407 challenge.
-function digestHeader(challenge, method, uri, user, password) {
-  const p = {};
-  for (const m of challenge.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) p[m[1].toLowerCase()] = m[3] ?? m[2];
-  const cnonce = rnd();
-  const nc = '00000001';
-  const ha1 = md5(`${user}:${p.realm}:${password}`);
-  const ha2 = md5(`${method}:${uri}`);
-  const response = md5(`${ha1}:${p.nonce}:${nc}:${cnonce}:auth:${ha2}`);
-  return `Digest username="${user}", realm="${p.realm}", nonce="${p.nonce}", uri="${uri}", `
-    + `response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
-}
-
-// INVITE with the 407 round; resolves to { callId, fromTag, to, cseq, final } once a final arrives.
-async function invite(c, uri, realm, finalMs) {
-  const callId = rnd() + rnd();
-  const fromTag = rnd();
-  const to = `<${uri}>`;
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: SDP }));
-  const first = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, 5000);
-  if (status(first) !== 407) return { callId, first, final: first };
-  c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To') }));
-  const auth = digestHeader(header(first, 'Proxy-Authenticate'), 'INVITE', uri, USER, PASSWORD);
-  const t0 = Date.now();
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: SDP,
-    extra: [`Proxy-Authorization: ${auth}`] }));
-  const final = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, finalMs);
-  return { callId, fromTag, first, final, elapsed: Date.now() - t0, realm };
-}
 
 function httpGet(port, target) {
   return new Promise((resolve) => {
@@ -363,7 +235,7 @@ register = true
     // Outbound call to sipp: 407, authenticated INVITE, 180/200 relayed, ACK, BYE.
     {
       const uri = `sip:${DID}@${REALM}`;
-      const inv = await invite(c, uri, REALM, 10000);
+      const inv = await invite(c, uri, SDP, 10000);
       results.check('INVITE is challenged with 407', status(inv.first) === 407, `${status(inv.first)}`);
       const ok = status(inv.final) === 200;
       results.check('INVITE reaches sipp and its 200 comes back', ok, inv.final ? inv.final.split('\r\n')[0] : 'no answer');
@@ -393,7 +265,7 @@ register = true
       const d = new WsSip(wsUrl);
       await d.open();
       const uri = `sip:${DID}@${REALM}`;
-      const inv = await invite(d, uri, REALM, 10000);
+      const inv = await invite(d, uri, SDP, 10000);
       if (status(inv.final) === 200) {
         const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
         d.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag,
@@ -414,7 +286,7 @@ register = true
       const tcpDone = new Promise((resolve) => tcpUas.on('exit', (code, sig) => resolve(code ?? sig)));
       process.on('exit', () => { try { tcpUas.kill('SIGKILL'); } catch { /* gone */ } });
       await sleep(500);
-      const inv = await invite(c, `sip:${DID}@tcp.example`, 'tcp.example', 10000);
+      const inv = await invite(c, `sip:${DID}@tcp.example`, SDP, 10000);
       let byeStatus = 0;
       if (status(inv.final) === 200) {
         const to = header(inv.final, 'To');
@@ -464,7 +336,7 @@ register = true
 
     // A call into a realm whose trunk does not answer: Timer B (64*T1 = 32 s) ends it.
     {
-      const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, DEAD_REALM, 40000);
+      const inv = await invite(c, `sip:${DID}@${DEAD_REALM}`, SDP, 40000);
       const s = status(inv.final);
       results.check('a dead trunk gives the browser 503 within the Timer B budget',
         s === 503 && inv.elapsed < 40000, `${s} after ${inv.elapsed} ms`);
@@ -472,7 +344,7 @@ register = true
 
     // A TCP trunk that refuses the connection: a transport error (RFC 3261 §8.1.3.1), 503 at once.
     {
-      const inv = await invite(c, `sip:${DID}@deadtcp.example`, 'deadtcp.example', 10000);
+      const inv = await invite(c, `sip:${DID}@deadtcp.example`, SDP, 10000);
       const s = status(inv.final);
       results.check('a TCP trunk that refuses the connection gives the browser 503 at once',
         s === 503 && inv.elapsed < 5000, `${s} after ${inv.elapsed} ms`);

@@ -27,6 +27,7 @@ struct SipTrunk {
     std::string host;  // an IP literal (no brackets) or a host name
     std::uint16_t port = 5060;
     Transport transport = Transport::Udp;
+    bool sips = false;  // a sips: URI (TLS, and sips: in our Request-URIs and Contact)
 };
 std::string_view to_string(SipTrunk::Transport t);
 
@@ -35,6 +36,10 @@ struct Gateway {
     SipTrunk trunk;
     std::string trunk_username;  // digest auth toward the trunk (401/407); empty = none
     std::string trunk_password;
+    // TLS trunks: the CA file (PEM) that signs the trunk's certificate; empty = the system CA
+    // store. trunk_tls_verify = false accepts any certificate (testing only).
+    std::filesystem::path trunk_ca;
+    bool trunk_tls_verify = true;
     bool register_to_trunk = false;  // `register`: REGISTER so the trunk sends inbound calls
     std::string caller_id;           // From user toward the trunk; empty = the browser's user
     std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};  // browser-side preference

@@ -7,13 +7,16 @@
 //  - sip_listen (UDP): trunk-side SIP, both the trunks' requests to us and ours to them (our
 //    requests leave from this socket, so the trunk sees one address for us);
 //  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
-//    ephemeral port and reuse that connection (RFC 3261 §18.1.1);
+//    ephemeral port and reuse that connection (RFC 3261 §18.1.1); toward a TLS trunk the same,
+//    over TLS (SipTlsClient: SNI, certificate checked against trunk_ca or the system store);
+//  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
 // address). The SipRouter (sans-I/O) makes every SIP decision; each call's media is a
 // gateway::CallMedia run by GatewayMedia (gateway_media.hpp) on the same loop, and every call
 // leaves an accounting::CallRecord when it ends.
-// Not yet: listeners and media ports re-bound on SIGHUP (a restart applies them).
+// Not yet: listeners and media ports re-bound on SIGHUP (a restart applies them); RFC 3263
+// NAPTR/SRV for trunk host names (A/AAAA only).
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -25,6 +28,8 @@
 #include "turnbridge/net/gateway_media.hpp"
 #include "turnbridge/net/sip_router.hpp"
 #include "turnbridge/net/sip_tcp.hpp"
+#include "turnbridge/net/tls_context.hpp"
+#include "turnbridge/net/trunk_resolver.hpp"
 #include "turnbridge/net/ws_connection.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -74,6 +79,13 @@ private:
     void bind_udp(const Endpoint& ep);
     std::optional<sip::TransportId> udp_flow(const Endpoint& remote, Udp* via = nullptr);
     std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
+    std::optional<TrunkFlowInfo> trunk_flow(const config::Realm& realm, const Endpoint& to);
+    std::optional<TrunkFlowInfo> tls_flow(const config::Realm& realm, const Endpoint& to);
+    // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
+    // a bad CA file (startup) instead of logging it (reload).
+    void load_trunk_tls(bool strict);
+    std::vector<std::string> trunk_host_names() const;
+    void on_trunk_resolved();
     void apply(std::vector<sip::Action>& out);
     void rearm();
     void sweep();
@@ -98,6 +110,9 @@ private:
     std::unordered_map<Endpoint, sip::TransportId> udp_ids_;
     std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
     std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
+    std::map<std::string, sip::TransportId> tls_out_;          // ... toward TLS trunks, by tls_key()
+    std::map<std::pair<std::string, bool>, TlsContextPtr> trunk_tls_;   // (trunk_ca, verify) -> context
+    std::unique_ptr<TrunkResolver> resolver_;
     char udp_buf_[64 * 1024];
 };
 

@@ -5,8 +5,10 @@
 // our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
 //   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
 //     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
-//   from a trunk (UDP, source address = a gateway realm's trunk): INVITE to a routed DID
-//     (a Call forked to the routed users' browser bindings), in-dialog requests.
+//   from a trunk (UDP, TCP or TLS; source address = a gateway realm's trunk, its IP literal or
+//     what its host name resolved to): INVITE to a routed DID (a Call forked to the routed
+//     users' browser bindings), in-dialog requests.
+// A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
 #include <functional>
 #include <list>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/net/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
 #include "turnbridge/sip/digest.hpp"
 #include "turnbridge/sip/registrar.hpp"
@@ -51,6 +54,13 @@ struct SipFlow {
     bool secure = false;      // WSS or TLS
     bool reliable = true;     // false for UDP (RFC 3261 §17 retransmissions)
     IpAddress peer;           // the remote address, for digest nonces and trunk matching
+    std::optional<Endpoint> local;   // our end of a TLS connection toward a trunk (its Via/Contact)
+};
+
+// A flow toward a trunk, as the host made it.
+struct TrunkFlowInfo {
+    sip::TransportId id = 0;
+    std::optional<Endpoint> local;   // TLS: our end of the connection (we listen for no TLS)
 };
 
 // Where our requests toward trunks leave from.
@@ -61,14 +71,24 @@ struct SipLocal {
 
 class SipRouter {
 public:
-    // `trunk_flow` gives the flow id toward a trunk address over UDP or TCP (nullopt: cannot reach it).
-    using TrunkFlow = std::function<std::optional<sip::TransportId>(const Endpoint& trunk, bool tcp)>;
+    // `trunk_flow` gives the flow toward `to`, an address of the realm's trunk, over the trunk's
+    // transport (nullopt: cannot reach it, logged by the host).
+    using TrunkFlow = std::function<std::optional<TrunkFlowInfo>(const config::Realm& realm, const Endpoint& to)>;
+    // How long a browser INVITE waits for its trunk's host name before 503.
+    static constexpr std::chrono::seconds kResolveWait{5};
+    // After the connection of a TCP/TLS trunk registration closed, or the trunk could not be
+    // reached to register: register again this much later.
+    static constexpr std::chrono::seconds kReRegister{10};
 
     SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
               MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
     ~SipRouter();
 
     void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
+    // Where trunk host names are resolved; without it only IP literal trunks are reachable.
+    void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
+    // A trunk host name was looked up: waiting INVITEs and registrations go on.
+    void on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out);
     // Starts REGISTERs toward trunks of realms with `register = true`.
     void start(sip::Time now, std::vector<sip::Action>& out);
     // Bytes of one SIP message from `flow`; unreadable bytes are dropped (logged).
@@ -116,14 +136,23 @@ private:
     void reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
                std::vector<sip::Action>& out, std::string_view reason = {});
     const config::Realm* gateway_realm(std::string_view name) const;
+    TrunkHosts::State trunk_state(const config::Realm& realm) const;
+    std::vector<IpAddress> trunk_addresses(const config::Realm& realm) const;
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    sip::LocalAddress trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
+                                  std::string_view user) const;
     // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
     struct TrunkLeg {
         Endpoint to;
         sip::LegAddress leg;
+        std::string scheme;       // "sip" or "sips"
+        std::string hostport;     // the trunk URI's host and port, for Request-URIs
         std::string uri_params;   // ";transport=udp"
+        std::optional<Endpoint> conn;   // TLS: our end of the connection
     };
     std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    void start_registrations(sip::Time now, std::vector<sip::Action>& out);
+    void expire_waiting(sip::Time now, std::vector<sip::Action>& out);
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
     void note_answer(CallEntry& e, sip::Time now);
@@ -139,6 +168,16 @@ private:
     std::list<CallEntry> calls_;
     std::vector<TrunkRegistration> registrations_;
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
+    std::optional<sip::Time> reregister_at_;
+    const TrunkHosts* hosts_ = nullptr;
+    // Browser INVITEs (authenticated) waiting for their trunk's host name.
+    struct Waiting {
+        sip::Time until;
+        std::int64_t unix_now = 0;
+        SipFlow flow;
+        sip::RequestIn request;
+    };
+    std::vector<Waiting> waiting_;
 };
 
 }  // namespace turnbridge::net

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// One server-side TLS session on memory BIOs: the connection feeds it the ciphertext it reads
-// and writes out the ciphertext it produces, so OpenSSL never touches the socket (sans-I/O,
-// like the cores; libuv stays in charge of the fd).
+// One TLS session on memory BIOs: the connection feeds it the ciphertext it reads and writes
+// out the ciphertext it produces, so OpenSSL never touches the socket (sans-I/O, like the
+// cores; libuv stays in charge of the fd). Server side for TURN over TLS and wss, client side
+// toward TLS SIP trunks.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -17,6 +18,10 @@ namespace turnbridge::net {
 class TlsSession {
 public:
     explicit TlsSession(SSL_CTX* ctx);
+    // Client side toward `server_name` (a host name or an IP literal): SNI for names (RFC 6066
+    // §3 allows no literals), and the name or address the certificate must carry (RFC 6125)
+    // when `ctx` verifies peers. The first read() sends the ClientHello.
+    TlsSession(SSL_CTX* ctx, const std::string& server_name);
     ~TlsSession();
     TlsSession(const TlsSession&) = delete;
     TlsSession& operator=(const TlsSession&) = delete;

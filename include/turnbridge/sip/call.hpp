@@ -34,6 +34,7 @@ struct TrunkAccount {
     std::string uri_params;           // ";transport=udp", appended to Request-URIs
     std::string username, password;   // answers 401/407 to our INVITE
     std::string caller_id;            // From user toward the trunk; "" = the browser's user
+    std::string scheme = "sip";       // "sips" for a sips: trunk (RFC 3261 §19.1)
 };
 
 class Call {
@@ -60,6 +61,9 @@ public:
 
     void on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void on_timeout(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out);
+    // The flow of a request we sent is gone (TransactionLayer::on_transport_closed): an INVITE
+    // leg ends as by 503 (RFC 3261 §8.1.3.1), anything else as by a timeout.
+    void on_transport_error(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out);
     void on_cancel(Time now, const std::string& invite_tx, TransactionLayer& layer, std::vector<Action>& out);
     // An in-dialog request (BYE, ACK, re-INVITE, INFO...) for one of our legs; `tx` empty for ACK.
     void on_request(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);

@@ -41,6 +41,10 @@ public:
     void respond(Time now, const std::string& tx, Message response, std::vector<Action>& out);
 
     void on_timer(Time now, std::vector<Action>& out);
+    // The flow `id` closed (a TCP/TLS connection failed or ended): its client transactions
+    // still waiting for a final response end, their keys appended to `failed` for the TU
+    // (RFC 3261 §17.1.4: a transport error; §8.1.3.1: the TU treats it as 503).
+    void on_transport_closed(TransportId id, std::vector<std::string>& failed);
     std::optional<Time> next_wake() const;
     std::size_t size() const { return tx_.size(); }
     // The INVITE a server transaction holds (for building responses), or nullptr.

@@ -94,6 +94,21 @@ TEST_CASE("trunk URIs: default ports per transport, sips is TLS, IPv6 in bracket
     }
 }
 
+TEST_CASE("TLS trunks: trunk_ca relative to the config file, verification on unless trunk_tls_verify = false") {
+    auto cfg = accepted(gateway("enabled = true\ntrunk = \"sips:trunk.example.net\"\ntrunk_ca = \"certs/../trunk-ca.pem\""));
+    REQUIRE(cfg);
+    const auto& g = cfg->find_realm("example.org")->gateway;
+    CHECK(g.trunk_ca == "/etc/turnbridge/trunk-ca.pem");
+    CHECK(g.trunk_tls_verify);
+    cfg = accepted(gateway("enabled = true\ntrunk = \"sip:10.0.0.1;transport=tls\"\ntrunk_ca = \"/srv/ca.pem\""));
+    REQUIRE(cfg);
+    CHECK(cfg->find_realm("example.org")->gateway.trunk_ca == "/srv/ca.pem");
+    cfg = accepted(gateway("enabled = true\ntrunk = \"sips:trunk.example.net\"\ntrunk_tls_verify = false"));
+    REQUIRE(cfg);
+    CHECK(cfg->find_realm("example.org")->gateway.trunk_ca.empty());
+    CHECK_FALSE(cfg->find_realm("example.org")->gateway.trunk_tls_verify);
+}
+
 TEST_CASE("bad gateway settings are rejected, naming the key, its line and what was expected") {
     const std::string g = "realm.\"example.org\".gateway.";
     struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
@@ -127,6 +142,16 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
          "duplicate listener 127.0.0.1:3478 (already in server.listen[0])"},
         {"wss without a certificate", gateway("", "wss_listen = [\"127.0.0.1:8089\"]"), "server.tls_cert", 5,
          "server.wss_listen is not empty"},
+        {"trunk_ca on a UDP trunk", gateway("trunk = \"sip:192.0.2.1\"\ntrunk_ca = \"ca.pem\""), g + "trunk_ca", 10,
+         "expected a TLS trunk"},
+        {"trunk_tls_verify on a TCP trunk", gateway("trunk = \"sip:192.0.2.1;transport=tcp\"\ntrunk_tls_verify = false"),
+         g + "trunk_tls_verify", 10, "trunk_tls_verify only applies to TLS"},
+        {"empty trunk_ca", gateway("trunk = \"sips:192.0.2.1\"\ntrunk_ca = \"\""), g + "trunk_ca", 10,
+         "expected the path of a PEM CA file"},
+        {"a CA that would not be used", gateway("trunk = \"sips:192.0.2.1\"\ntrunk_ca = \"ca.pem\"\ntrunk_tls_verify = false"),
+         g + "trunk_tls_verify", 11, "trunk_ca is set"},
+        {"trunk_tls_verify as a string", gateway("trunk = \"sips:192.0.2.1\"\ntrunk_tls_verify = \"no\""),
+         g + "trunk_tls_verify", 10, "expected true or false"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.name);

@@ -37,6 +37,9 @@ struct Bench {
     std::vector<const sip::MediaSdp*> ended_media;
     std::optional<Endpoint> asked;
     bool asked_tcp = true;
+    sip::TransportId next_flow = kTrunk;
+    bool refuse_flow = false;             // the host cannot reach the trunk
+    std::optional<Endpoint> flow_local;   // what the host says of a TLS connection's own end
     SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
                      [this](const config::Realm& r, bool outbound) -> std::unique_ptr<sip::MediaSdp> {
                          if (media_refused) return nullptr;
@@ -45,10 +48,11 @@ struct Bench {
                          last_media = m.get();
                          return m;
                      },
-                     [this](const Endpoint& e, bool tcp) -> std::optional<sip::TransportId> {
+                     [this](const config::Realm& r, const Endpoint& e) -> std::optional<TrunkFlowInfo> {
                          asked = e;
-                         asked_tcp = tcp;
-                         return kTrunk;
+                         asked_tcp = r.gateway.trunk.transport != config::SipTrunk::Transport::Udp;
+                         if (refuse_flow) return std::nullopt;
+                         return TrunkFlowInfo{next_flow, flow_local};
                      },
                      [this] { return ++n; }};
     sip::Time now = sip::Time{} + 100h;
@@ -58,8 +62,33 @@ struct Bench {
             ended_media.push_back(m);
         });
     }
-    SipFlow ws{kWs, true, true, true, *IpAddress::parse("192.0.2.7")};
-    SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1")};
+    SipFlow ws{kWs, true, true, true, *IpAddress::parse("192.0.2.7"), {}};
+    SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
+
+    config::Gateway& gateway() { return cfg->realms.at("example.org").gateway; }
+    // A browser INVITE with the right credentials (after the 407 of a first attempt).
+    std::vector<sip::Action> authenticated_invite();
+
+    TrunkHosts hosts;
+    // The realm's trunk named by `host` (UDP), not looked up yet.
+    void named_trunk(const std::string& host) {
+        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp};
+        hosts.set_names({host});
+        router.set_trunk_hosts(&hosts);
+    }
+    void resolve(const std::string& host, std::vector<IpAddress> found) {
+        std::vector<std::string> due;
+        hosts.due(now, due);
+        hosts.on_resolved(now, host, std::move(found), "unknown node or service");
+    }
+    // An authenticated INVITE that waits for the trunk's name: 100 Trying and nothing else.
+    void invite_waits() {
+        auto out = authenticated_invite();
+        CHECK(sent(out, kTrunk).empty());
+        auto trying = sent(out, kWs);
+        REQUIRE(trying.size() == 1);
+        CHECK(trying[0].status() == 100);   // RFC 3261 §17.2.1
+    }
 
     std::vector<sip::Message> feed(const SipFlow& f, const std::string& bytes, sip::TransportId want) {
         std::vector<sip::Action> out;
@@ -69,7 +98,11 @@ struct Bench {
     static std::vector<sip::Message> sent(std::vector<sip::Action>& out, sip::TransportId want) {
         std::vector<sip::Message> v;
         for (auto& a : out)
-            if (auto* s = std::get_if<sip::Send>(&a); s && s->transport == want) v.push_back(std::move(*sip::Message::parse(s->bytes)));
+            if (auto* s = std::get_if<sip::Send>(&a); s && s->transport == want) {
+                auto m = sip::Message::parse(s->bytes);
+                REQUIRE_MESSAGE(m, "unparseable: " << s->bytes);
+                v.push_back(std::move(*m));
+            }
         return v;
     }
 };
@@ -91,6 +124,16 @@ std::string register_as(const std::string& realm) {
     std::string s = sip::samples::kJsSipRegister;
     for (std::size_t p; (p = s.find("example.org")) != std::string::npos;) s.replace(p, 11, realm);
     return s;
+}
+
+std::vector<sip::Action> Bench::authenticated_invite() {
+    auto r = feed(ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    REQUIRE(r[1].status() == 407);
+    std::vector<sip::Action> out;
+    router.on_message(now, 1'700'000'000, ws, answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"),
+                      out);
+    return out;
 }
 
 }  // namespace
@@ -169,7 +212,7 @@ TEST_CASE("browser INVITE: 407, then an INVITE toward the realm's trunk with the
 
 TEST_CASE("INVITE over UDP from an address that is no trunk: 403; from the trunk to an unrouted DID: 404") {
     Bench b;
-    SipFlow stranger{11, false, false, false, *IpAddress::parse("198.51.100.1")};
+    SipFlow stranger{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
     auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKx1\r\n"
                 "Max-Forwards: 70\r\nFrom: <sip:a@198.51.100.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
@@ -204,6 +247,204 @@ TEST_CASE("OPTIONS gets 200 with Allow; unreadable bytes are dropped; keep-alive
     CHECK(r[0].serialize().find("\r\nAllow: INVITE") != std::string::npos);
     CHECK(b.feed(b.ws, "\x01\x02 not sip\r\n\r\n", kWs).empty());
     CHECK(b.feed(b.ws, "\r\n\r\n", kWs).empty());
+}
+
+TEST_CASE("TLS trunk: sips Request-URI, Via TLS and a sips Contact at the connection's own address (RFC 3261 §8.1.1.8)") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.flow_local = Endpoint::parse("127.0.0.1:40001");
+    auto out = b.authenticated_invite();
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sips:+15550123@127.0.0.1:5061");
+    CHECK(to_trunk[0].top_via_sent_by() == "127.0.0.1:40001");
+    const auto wire = to_trunk[0].serialize();
+    CHECK(wire.find("Via: SIP/2.0/TLS 127.0.0.1:40001;") != std::string::npos);
+    CHECK(wire.find("Contact: <sips:turnbridge@127.0.0.1:40001>") != std::string::npos);
+    CHECK(b.asked == Endpoint::parse("127.0.0.1:5061"));
+    CHECK(b.asked_tcp);
+    // Reliable: no Timer A retransmissions, only Timer B.
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + 32s);
+}
+
+TEST_CASE("TLS trunk as sip:;transport=tls: the parameter is kept in the Request-URI and Contact") {
+    Bench b;
+    b.gateway().trunk = {"sip:127.0.0.1:5061;transport=tls", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls};
+    b.flow_local = Endpoint::parse("127.0.0.1:40002");
+    auto out = b.authenticated_invite();
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5061;transport=tls");
+    CHECK(to_trunk[0].serialize().find("Contact: <sip:turnbridge@127.0.0.1:40002;transport=tls>") != std::string::npos);
+}
+
+TEST_CASE("the trunk's connection fails before an answer (TLS refused): the browser gets 503 at once (RFC 3261 §8.1.3.1)") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.flow_local = Endpoint::parse("127.0.0.1:40003");
+    auto out = b.authenticated_invite();
+    REQUIRE(Bench::sent(out, kTrunk).size() == 1);
+    std::vector<sip::Action> closed;
+    b.router.on_flow_closed(b.now + 1s, kTrunk, closed);
+    auto to_browser = Bench::sent(closed, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 503);
+    CHECK(Bench::sent(closed, kTrunk).empty());   // nothing more toward the dead flow
+}
+
+TEST_CASE("a trunk named by host name: the INVITE waits for the lookup, then goes to the address of our family") {
+    Bench b;
+    b.named_trunk("localhost");
+    b.invite_waits();
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + SipRouter::kResolveWait);
+
+    b.resolve("localhost", {*IpAddress::parse("::1"), *IpAddress::parse("127.0.0.1")});
+    std::vector<sip::Action> go;
+    b.router.on_trunk_resolved(b.now + 20ms, go);
+    auto to_trunk = Bench::sent(go, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@localhost:5070;transport=udp");   // the name, as configured
+    CHECK(b.asked == Endpoint::parse("127.0.0.1:5070"));   // sip_listen is IPv4 (127.0.0.1:5062)
+    CHECK(b.router.calls() == 1);
+}
+
+TEST_CASE("a trunk host name that does not resolve in time, or failed to: 503") {
+    Bench b;
+    b.named_trunk("trunk.invalid");
+    b.invite_waits();
+    std::vector<sip::Action> early, late;
+    b.router.on_timer(b.now + SipRouter::kResolveWait - 1ms, early);
+    CHECK(Bench::sent(early, kWs).empty());
+    b.router.on_timer(b.now + SipRouter::kResolveWait, late);
+    auto to_browser = Bench::sent(late, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 503);
+    CHECK(b.router.calls() == 0);
+
+    // Once the lookup has failed, the next call is refused at once.
+    Bench c;
+    c.named_trunk("trunk.invalid");
+    c.resolve("trunk.invalid", {});
+    auto now_out = c.authenticated_invite();
+    auto r = Bench::sent(now_out, kWs);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].status() == 100);
+    CHECK(r[1].status() == 503);
+    CHECK_FALSE(c.asked);
+}
+
+TEST_CASE("a CANCEL for an INVITE waiting for its trunk's name: 487") {
+    Bench b;
+    b.named_trunk("trunk.example.net");
+    b.invite_waits();
+    auto cancel = "CANCEL sip:+15550123@example.org SIP/2.0\r\nVia: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKi2\r\n"
+                  "Max-Forwards: 69\r\nTo: <sip:+15550123@example.org>\r\n"
+                  "From: \"Alice\" <sip:alice@example.org>;tag=8fk2ra1dtq\r\nCall-ID: mvh2l0g3kcq1fo9tbhm5\r\n"
+                  "CSeq: 6216 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    auto r = b.feed(b.ws, cancel, kWs);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].status() == 200);
+    CHECK(r[0].cseq_method() == "CANCEL");
+    CHECK(r[1].status() == 487);
+    std::vector<sip::Action> later;
+    b.router.on_timer(b.now + SipRouter::kResolveWait, later);
+    CHECK(Bench::sent(later, kWs).empty());
+}
+
+TEST_CASE("inbound INVITE from an address the trunk's host name resolved to is the trunk's") {
+    Bench b;
+    b.named_trunk("trunk.example.net");
+    b.resolve("trunk.example.net", {*IpAddress::parse("192.0.2.50"), *IpAddress::parse("127.0.0.1")});
+    auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                "Call-ID: n1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\nContent-Length: 0\r\n\r\n";
+    auto r = b.feed(b.trunk, wire, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);   // the trunk's: routed, nobody registered
+    b.gateway().trunk = {"sip:other.example.net", "other.example.net", 5060, config::SipTrunk::Transport::Udp};
+    std::string again = wire;
+    again.replace(again.find("z9hG4bKn1"), 9, "z9hG4bKn2");
+    r = b.feed(b.trunk, again, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 403);   // a name we have not resolved matches nobody
+}
+
+TEST_CASE("inbound INVITE over our TLS connection: answers name the connection's address, transport TLS") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    SipFlow tls{kTrunk, false, true, true, *IpAddress::parse("127.0.0.1"), Endpoint::parse("127.0.0.1:40004")};
+    auto wire = std::string("INVITE sips:+15550123@127.0.0.1:40004 SIP/2.0\r\n"
+                "Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKt1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                "Call-ID: t1\r\nCSeq: 1 INVITE\r\nContact: <sips:a@127.0.0.1:5061>\r\nContent-Type: application/sdp\r\n"
+                "Content-Length: ") + std::to_string(sip::samples::kSdpOffer.size()) + "\r\n\r\n" + sip::samples::kSdpOffer;
+    // Register alice so that the call forks to her and we can see our side of the trunk leg.
+    auto r0 = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r0.size() == 1);
+    REQUIRE(b.feed(b.ws, answered(sip::samples::kJsSipRegister, r0[0], "alice", "wonderland", "z9hG4bKr"), kWs)[0].status() == 200);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, tls, wire, out);
+    auto to_browser = Bench::sent(out, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].method() == "INVITE");
+    auto ok = sip::Message::response(to_browser[0], 200, {}, "browsertag");
+    ok.add_contact("<sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws>");
+    ok.set_body("application/sdp", sip::samples::kSdpOffer);
+    std::vector<sip::Action> answered_out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws, ok.serialize(), answered_out);
+    auto to_trunk = Bench::sent(answered_out, kTrunk);
+    REQUIRE_FALSE(to_trunk.empty());
+    CHECK(to_trunk.back().status() == 200);
+    CHECK(to_trunk.back().serialize().find("Contact: <sips:turnbridge@127.0.0.1:40004>") != std::string::npos);
+}
+
+TEST_CASE("registration over a TLS connection: Contact at the connection; when it closes, register again on a new one") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.gateway().register_to_trunk = true;
+    b.flow_local = Endpoint::parse("127.0.0.1:40005");
+    std::vector<sip::Action> out;
+    b.router.start(b.now, out);
+    auto reg = Bench::sent(out, kTrunk);
+    REQUIRE(reg.size() == 1);
+    CHECK(reg[0].method() == "REGISTER");
+    CHECK(reg[0].request_uri() == "sips:127.0.0.1:5061");
+    CHECK(reg[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40005>") != std::string::npos);
+
+    std::vector<sip::Action> closed;
+    b.router.on_flow_closed(b.now + 1s, kTrunk, closed);
+    CHECK(Bench::sent(closed, kTrunk).empty());
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() <= b.now + 1s + SipRouter::kReRegister);
+    b.next_flow = 21;
+    b.flow_local = Endpoint::parse("127.0.0.1:40006");
+    std::vector<sip::Action> again;
+    b.router.on_timer(b.now + 1s + SipRouter::kReRegister, again);
+    auto reg2 = Bench::sent(again, 21);
+    REQUIRE(reg2.size() == 1);
+    CHECK(reg2[0].method() == "REGISTER");
+    CHECK(reg2[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40006>") != std::string::npos);
+}
+
+TEST_CASE("a trunk that cannot be reached to register is tried again kReRegister later") {
+    Bench b;
+    b.gateway().register_to_trunk = true;
+    b.refuse_flow = true;
+    std::vector<sip::Action> out;
+    b.router.start(b.now, out);
+    CHECK(Bench::sent(out, kTrunk).empty());
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + SipRouter::kReRegister);
+    b.refuse_flow = false;
+    std::vector<sip::Action> again;
+    b.router.on_timer(b.now + SipRouter::kReRegister, again);
+    auto reg = Bench::sent(again, kTrunk);
+    REQUIRE(reg.size() == 1);
+    CHECK(reg[0].method() == "REGISTER");
+    CHECK(reg[0].request_uri() == "sip:127.0.0.1:5070;transport=udp");
 }
 
 namespace {
