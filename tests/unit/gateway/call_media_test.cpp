@@ -658,3 +658,9 @@ TEST_CASE("a trunk that stops sending RTP for 60 s fails the media; a held trunk
     for (int i = 0; i < 3500; ++i) held.tick();
     CHECK_FALSE(held.media->ended());
 }
+
+TEST_CASE("an inbound INVITE without an offer (late offer) is refused: no SDP to offer the browser") {
+    Rig r;
+    CHECK_FALSE(r.media->map_offer(false, ""));
+    CHECK_FALSE(r.media->map_offer(false, "v=0\r\n"));
+}
