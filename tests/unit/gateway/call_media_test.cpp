@@ -249,6 +249,16 @@ std::vector<double> opus_decode_all(OpusDecoder* dec, const std::vector<std::vec
     return pcm;
 }
 
+// A real Firefox offer (tests/fixtures/sdp) with the fake browser's ICE credentials and
+// `fingerprint` in place of the captured ones.
+std::string firefox_offer(const std::string& file, const FakeBrowser& b, const std::string& fingerprint) {
+    auto s = read(file);
+    replace(s, "a=ice-ufrag:" + attribute(s, "ice-ufrag"), "a=ice-ufrag:" + b.ice.ufrag);
+    replace(s, "a=ice-pwd:" + attribute(s, "ice-pwd"), "a=ice-pwd:" + b.ice.pwd);
+    replace(s, "a=fingerprint:" + attribute(s, "fingerprint"), "a=fingerprint:sha-256 " + fingerprint);
+    return s;
+}
+
 }  // namespace
 
 TEST_CASE("outbound call: the browser offer becomes a short G.711 offer, the trunk answer an ICE-lite DTLS answer") {
@@ -505,8 +515,9 @@ TEST_CASE("inbound call: trunk offer -> browser offer, browser G.711 answer -> t
     CHECK(r.at_trunk.empty());
 }
 
-TEST_CASE("aiortc's and a Firefox-style offer are mapped; an offer without audio we can take is refused") {
-    for (const char* file : {"sdp/aiortc_audio_offer.sdp", "sdp/firefox_style_offer.sdp"}) {
+TEST_CASE("aiortc's and Firefox's offers are mapped; an offer without audio we can take is refused") {
+    for (const char* file : {"sdp/aiortc_audio_offer.sdp", "sdp/firefox_audio_offer.sdp",
+                             "sdp/firefox_audio_datachannel_offer.sdp", "sdp/firefox_audio_trickle_offer.sdp"}) {
         CAPTURE(file);
         Rig r;
         const auto trunk_offer = r.media->map_offer(true, read(file));
@@ -663,4 +674,62 @@ TEST_CASE("an inbound INVITE without an offer (late offer) is refused: no SDP to
     Rig r;
     CHECK_FALSE(r.media->map_offer(false, ""));
     CHECK_FALSE(r.media->map_offer(false, "v=0\r\n"));
+}
+
+TEST_CASE("Firefox's real offers: G.711 toward the trunk, opus/109 toward Firefox; ICE, DTLS and tones cross") {
+    for (const char* file : {"sdp/firefox_audio_offer.sdp", "sdp/firefox_audio_datachannel_offer.sdp",
+                             "sdp/firefox_audio_trickle_offer.sdp"}) {
+        CAPTURE(file);
+        Rig r;
+        const auto trunk_offer = r.media->map_offer(true, firefox_offer(file, r.browser, browser_cert->fingerprint_sha256()));
+        REQUIRE(trunk_offer);
+        CHECK(trunk_offer->find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);
+        for (const char* leak : {"extmap", "ssrc", "rtcp-fb", "fingerprint", "ice-", "opus", "mozilla", "SCTP"})
+            CHECK(trunk_offer->find(leak) == std::string::npos);
+        const auto answer = r.media->map_answer(false, kTrunkAnswer);
+        REQUIRE(answer);
+        CHECK(answer->find("a=ice-lite") != std::string::npos);
+        CHECK(attribute(*answer, "setup") == "passive");
+        CHECK(attribute(*answer, "fingerprint") == "sha-256 " + gateway_cert->fingerprint_sha256());
+        // Firefox offers telephone-event only at 8000 Hz, so next to opus there is none.
+        CHECK(answer->find("m=audio 22000 UDP/TLS/RTP/SAVPF 109\r\n") != std::string::npos);
+        CHECK(answer->find("a=rtpmap:109 opus/48000/2\r\n") != std::string::npos);
+        CHECK(r.media->codec_names() == "opus/PCMU");
+        r.gw_ice = {attribute(*answer, "ice-ufrag"), attribute(*answer, "ice-pwd")};
+        r.browser.dtls = std::make_unique<DtlsSrtpEndpoint>(browser_cert, DtlsRole::Client, "sha-256",
+                                                            gateway_cert->fingerprint_sha256());
+        r.connect();
+        REQUIRE(r.media->ice_selected() == kBrowserAddr);
+        REQUIRE(r.browser.dtls->state() == DtlsSrtpEndpoint::State::Connected);
+        REQUIRE(r.media->state() == CallMedia::State::Connected);
+
+        // 1 s both ways: a 1 kHz tone as Opus on Firefox's PT 109, 600 Hz PCMU from the trunk.
+        std::vector<std::uint8_t> enc(kMaxOpusPacket);
+        for (std::size_t frame = 0; frame < 50; ++frame) {
+            const auto pcm = sine(1000, 48000, 960, 8000, frame * 960);
+            const int n = opus_encode(r.browser.enc, pcm.data(), 960, enc.data(), static_cast<opus_int32>(enc.size()));
+            REQUIRE(n > 0);
+            r.from_browser(r.browser.protect({false, 109, static_cast<std::uint16_t>(100 + frame),
+                                              static_cast<std::uint32_t>(frame * 960), kBrowserSsrc},
+                                             {enc.data(), static_cast<std::size_t>(n)}));
+            r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(7000 + frame), 600, frame));
+            r.tick();
+        }
+        REQUIRE(r.at_trunk.size() == 50);
+        std::vector<double> heard_at_trunk;
+        for (const auto& b : r.at_trunk) {
+            const auto p = RtpPacket::parse(b);
+            REQUIRE(p);
+            CHECK(p->header.payload_type == 0);
+            for (auto c : p->payload) heard_at_trunk.push_back(ulaw_to_linear(c));
+        }
+        const std::vector<double> steady_trunk(heard_at_trunk.begin() + 25 * kFrameSamples, heard_at_trunk.end());
+        CHECK(std::abs(dominant_frequency(steady_trunk, 8000) - 1000) <= 20);
+        REQUIRE(r.at_browser.size() == 50);
+        CHECK(RtpPacket::parse(r.at_browser.front())->header.payload_type == 109);
+        const auto pcm = opus_decode_all(r.browser.dec, r.at_browser, 109);
+        REQUIRE(pcm.size() == 50u * 960);
+        const std::vector<double> steady_browser(pcm.begin() + 25 * 960, pcm.end());
+        CHECK(std::abs(dominant_frequency(steady_browser, 48000, 3000) - 600) <= 12);
+    }
 }

@@ -20,13 +20,25 @@ std::string fixture(const std::string& name) {
     return ss.str();
 }
 
-// Independent of the parser under test: the value of the first "a=<name>:" line in the text.
-std::string first_value(const std::string& text, const std::string& name) {
-    const auto key = "a=" + name + ":";
+// Independent of the parser under test: the rest of the first line that starts with `key`.
+std::string line_after(const std::string& text, const std::string& key) {
     auto p = text.find(key);
     if (p == std::string::npos) return {};
     p += key.size();
     return text.substr(p, text.find_first_of("\r\n", p) - p);
+}
+
+// The value of the first "a=<name>:" line in the text.
+std::string first_value(const std::string& text, const std::string& name) {
+    return line_after(text, "a=" + name + ":");
+}
+
+// The text of the index-th m= section, up to the next m= line.
+std::string section(const std::string& text, std::size_t index) {
+    auto p = text.find("\nm=");
+    for (std::size_t i = 0; i < index && p != std::string::npos; ++i) p = text.find("\nm=", p + 1);
+    if (p == std::string::npos) return {};
+    return text.substr(p + 1, text.find("\nm=", p + 1) - p);
 }
 
 int count(const std::string& text, const std::string& needle) {
@@ -50,11 +62,45 @@ SessionDescription parsed(const std::string& text) {
     REQUIRE_MESSAGE(s, (s ? "" : std::string(s.error().what)));
     return *s;
 }
+// Our answer to the browser offer `text`, with the checks every such answer must pass: ICE-lite
+// (RFC 8839 §5.3), our credentials, fingerprint and port, passive to actpass (RFC 8842 §5.3),
+// rtcp-mux and the offer's mid.
+struct Answered {
+    SessionDescription offer, answer;
+    BrowserAnswer a;
+};
+Answered answer_to(const std::string& text, const LocalMedia& local) {
+    Answered r{parsed(text), {}, {}};
+    auto a = answer_browser_offer(r.offer, local);
+    REQUIRE_MESSAGE(a, (a ? "" : std::string(a.error().what)));
+    r.a = std::move(*a);
+    r.answer = parsed(r.a.sdp);
+    CHECK(r.answer.ice_lite);
+    REQUIRE(r.answer.media.size() == r.offer.media.size());
+    const auto& m = r.answer.media[0];
+    CHECK(m.port == local.address.port);
+    CHECK(m.mid == first_value(text, "mid"));
+    CHECK(m.setup == Setup::Passive);
+    CHECK(m.rtcp_mux);
+    CHECK(m.ice_ufrag == local.ice.ufrag);
+    CHECK(m.ice_pwd == local.ice.pwd);
+    CHECK(m.fingerprint_algorithm == "sha-256");
+    CHECK(m.fingerprint == local.fingerprint_sha256);
+    CHECK(r.a.media.dtls_role == DtlsRole::Server);
+    CHECK(r.a.media.remote_ice.ufrag == first_value(text, "ice-ufrag"));
+    CHECK(r.a.media.remote_ice.pwd == first_value(text, "ice-pwd"));
+    // Nothing of the browser's own description comes back.
+    CHECK(r.a.sdp.find("extmap") == std::string::npos);
+    CHECK(r.a.sdp.find("a=ssrc") == std::string::npos);
+    CHECK(r.a.sdp.find(first_value(text, "ice-ufrag")) == std::string::npos);
+    return r;
+}
 }  // namespace
 
 TEST_CASE("real browser offers parse with libosip2 into the values their text carries") {
     for (const char* name : {"chrome_audio_offer.sdp", "chrome_audio_datachannel_offer.sdp",
-                             "chrome_audio_video_offer.sdp", "aiortc_audio_offer.sdp", "firefox_style_offer.sdp"}) {
+                             "chrome_audio_video_offer.sdp", "aiortc_audio_offer.sdp", "firefox_audio_offer.sdp",
+                             "firefox_audio_datachannel_offer.sdp", "firefox_audio_trickle_offer.sdp"}) {
         CAPTURE(name);
         const auto text = fixture(name);
         const auto sdp = parsed(text);
@@ -68,7 +114,7 @@ TEST_CASE("real browser offers parse with libosip2 into the values their text ca
         CHECK(audio.setup == Setup::ActPass);
         CHECK(audio.rtcp_mux);
         CHECK(audio.mid == first_value(text, "mid"));
-        CHECK(static_cast<int>(audio.candidates.size()) == count(text, "a=candidate:") / static_cast<int>(sdp.media.size()));
+        CHECK(static_cast<int>(audio.candidates.size()) == count(section(text, 0), "a=candidate:"));
         const Codec* opus = audio.find_codec("opus", 48000);
         REQUIRE(opus);
         CHECK(opus->channels == 2);
@@ -88,32 +134,65 @@ TEST_CASE("real browser offers parse with libosip2 into the values their text ca
     CHECK(dc.media[1].media == "application");
     CHECK(dc.media[1].formats == std::vector<std::string>{"webrtc-datachannel"});
     CHECK(dc.bundle_mids == std::vector<std::string>{"0", "1"});
-    // Firefox's trickle offer: port 9 and c=0.0.0.0 are not a hold.
-    const auto ff = parsed(fixture("firefox_style_offer.sdp"));
-    CHECK(ff.media[0].direction == Direction::SendRecv);
-    CHECK_FALSE(ff.media[0].legacy_hold);
+    // Firefox: session-level a=fingerprint, candidates for RTCP too (component 2, with a=rtcp-mux).
+    const auto ff_text = fixture("firefox_audio_offer.sdp");
+    const auto ff = parsed(ff_text);
     CHECK(ff.media[0].find_payload_type(109)->fmtp == "maxplaybackrate=48000;stereo=1;useinbandfec=1");
+    CHECK(ff.media[0].find_codec("telephone-event", 8000)->payload_type == 101);
+    CHECK_FALSE(ff.media[0].find_codec("telephone-event", 48000));
+    CHECK(ff.media[0].connection == line_after(ff_text, "c=IN IP4 "));
+    CHECK_FALSE(ff.media[0].legacy_hold);
+    CHECK(count(section(ff_text, 0), " 2 UDP ") > 0);
+    const auto ffdc_text = fixture("firefox_audio_datachannel_offer.sdp");
+    const auto ffdc = parsed(ffdc_text);
+    REQUIRE(ffdc.media.size() == 2);
+    CHECK(ffdc.media[1].media == "application");
+    CHECK(ffdc.media[1].proto == "UDP/DTLS/SCTP");
+    CHECK(ffdc.media[1].formats == std::vector<std::string>{"webrtc-datachannel"});
+    CHECK(static_cast<int>(ffdc.media[1].candidates.size()) == count(section(ffdc_text, 1), "a=candidate:"));
+    CHECK(ffdc.bundle_mids == std::vector<std::string>{"0", "1"});
+    // Firefox's trickle offer (createOffer() before gathering): port 9 and c=0.0.0.0 are not a hold.
+    const auto trickle_text = fixture("firefox_audio_trickle_offer.sdp");
+    const auto trickle = parsed(trickle_text);
+    REQUIRE(trickle_text.find("m=audio 9 ") != std::string::npos);
+    REQUIRE(trickle_text.find("c=IN IP4 0.0.0.0") != std::string::npos);
+    CHECK(trickle.media[0].port == 9);
+    CHECK(trickle.media[0].candidates.empty());
+    CHECK(trickle.media[0].direction == Direction::SendRecv);
+    CHECK_FALSE(trickle.media[0].legacy_hold);
+    CHECK(trickle.media[0].find_codec("telephone-event", 8000)->channels == 1);  // "telephone-event/8000/1"
+}
+
+TEST_CASE("answer to Firefox's offers: ICE-lite, our fingerprint, passive, opus on its PT 109") {
+    for (const char* name : {"firefox_audio_offer.sdp", "firefox_audio_datachannel_offer.sdp",
+                             "firefox_audio_trickle_offer.sdp"}) {
+        CAPTURE(name);
+        const auto text = fixture(name);
+        const auto [offer, answer, a] = answer_to(text, local_media());
+        const auto& m = answer.media[0];
+        CHECK(m.formats == std::vector<std::string>{"109"});
+        CHECK(m.find_codec("opus", 48000)->payload_type == 109);
+        CHECK(a.media.codec == AudioCodec::Opus);
+        CHECK(a.media.payload_type == 109);
+        CHECK(a.media.opus_fec);  // Firefox offers useinbandfec=1
+        CHECK_FALSE(a.media.telephone_event);  // only telephone-event/8000 is offered
+        // Firefox's fingerprint is at session level.
+        CHECK("sha-256 " + a.media.remote_fingerprint == first_value(text, "fingerprint"));
+        CHECK(static_cast<int>(a.media.remote_candidates.size()) == count(section(text, 0), "a=candidate:"));
+        CHECK(answer.bundle_mids == std::vector<std::string>{m.mid});
+        if (answer.media.size() > 1) {
+            CHECK(answer.media[1].port == 0);  // the data channel is refused (RFC 3264 §6)
+            CHECK(answer.media[1].mid == offer.media[1].mid);
+        }
+    }
 }
 
 TEST_CASE("answer to Chrome's audio offer: opus, ice-lite, passive, rtcp-mux, mid and BUNDLE echoed") {
     const auto text = fixture("chrome_audio_offer.sdp");
-    const auto offer = parsed(text);
-    const auto local = local_media();
-    auto a = answer_browser_offer(offer, local);
-    REQUIRE(a);
-    const auto answer = parsed(a->sdp);
-    CHECK(answer.ice_lite);
+    const auto [offer, answer, a] = answer_to(text, local_media());
     CHECK(answer.bundle_mids == offer.bundle_mids);
     REQUIRE(answer.media.size() == 1);
     const auto& m = answer.media[0];
-    CHECK(m.port == 40000);
-    CHECK(m.mid == offer.media[0].mid);
-    CHECK(m.setup == Setup::Passive);
-    CHECK(m.rtcp_mux);
-    CHECK(m.ice_ufrag == local.ice.ufrag);
-    CHECK(m.ice_pwd == local.ice.pwd);
-    CHECK(m.fingerprint_algorithm == "sha-256");
-    CHECK(m.fingerprint == local.fingerprint_sha256);
     CHECK(m.direction == Direction::SendRecv);
     REQUIRE(m.candidates.size() == 1);
     CHECK(m.candidates[0] == "1 1 udp 2130706431 198.51.100.10 40000 typ host");
@@ -123,20 +202,15 @@ TEST_CASE("answer to Chrome's audio offer: opus, ice-lite, passive, rtcp-mux, mi
     CHECK(m.codecs[0].payload_type == offered_opus);  // the offer's numbers (RFC 3264 §6.1)
     CHECK(m.codecs[1].payload_type == offered_event);
     CHECK(m.codecs[1].clock_rate == 48000);
-    CHECK(a->media.codec == AudioCodec::Opus);
-    CHECK(a->media.opus_fec);
-    CHECK(a->media.telephone_event == offered_event);
-    CHECK(a->media.dtls_role == DtlsRole::Server);
-    CHECK(a->media.remote_ice.ufrag == first_value(text, "ice-ufrag"));
-    CHECK(a->media.remote_fingerprint == offer.media[0].fingerprint);
-    // Nothing of the browser's own description comes back.
-    CHECK(a->sdp.find("extmap") == std::string::npos);
-    CHECK(a->sdp.find("a=ssrc") == std::string::npos);
-    CHECK(a->sdp.find(first_value(text, "ice-ufrag")) == std::string::npos);
+    CHECK(a.media.codec == AudioCodec::Opus);
+    CHECK(a.media.opus_fec);
+    CHECK(a.media.telephone_event == offered_event);
+    CHECK(a.media.remote_fingerprint == offer.media[0].fingerprint);
 }
 
 TEST_CASE("other m= sections are rejected with port 0 and left out of BUNDLE (RFC 3264 §6)") {
-    for (const char* name : {"chrome_audio_datachannel_offer.sdp", "chrome_audio_video_offer.sdp"}) {
+    for (const char* name : {"chrome_audio_datachannel_offer.sdp", "chrome_audio_video_offer.sdp",
+                             "firefox_audio_datachannel_offer.sdp"}) {
         CAPTURE(name);
         const auto offer = parsed(fixture(name));
         auto a = answer_browser_offer(offer, local_media());
@@ -168,7 +242,7 @@ TEST_CASE("codec choice follows the configured preference, telephone-event at th
     CHECK(a->sdp.find("opus") == std::string::npos);
 
     // Firefox offers telephone-event only at 8000: with opus there is no DTMF payload type.
-    const auto ff = parsed(fixture("firefox_style_offer.sdp"));
+    const auto ff = parsed(fixture("firefox_audio_offer.sdp"));
     auto f = answer_browser_offer(ff, local_media());
     REQUIRE(f);
     CHECK(f->media.payload_type == 109);
@@ -177,6 +251,9 @@ TEST_CASE("codec choice follows the configured preference, telephone-event at th
     auto g = answer_browser_offer(ff, local);
     REQUIRE(g);
     CHECK(g->media.telephone_event == 101);
+    CHECK(g->media.payload_type == 0);
+    CHECK(g->sdp.find("m=audio 40000 UDP/TLS/RTP/SAVPF 0 101\r\n") != std::string::npos);
+    CHECK(g->sdp.find("a=rtpmap:101 telephone-event/8000\r\n") != std::string::npos);
     local.preference = {};
     CHECK_FALSE(answer_browser_offer(ff, local));
 }
