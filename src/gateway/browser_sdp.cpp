@@ -76,14 +76,21 @@ bool has_param(std::string_view fmtp, std::string_view param) {
     return fmtp.find(param) != std::string_view::npos;
 }
 
-// The first preferred codec the offer also has, with telephone-event at its clock rate.
+// telephone-event at the codec's clock rate (RFC 4733 §2.1 says it SHOULD be), else at 8000:
+// Firefox offers events only at 8000, beside Opus at 48000, and sends them so.
+const Codec* event_codec(const MediaDescription& m, std::uint32_t codec_rate) {
+    if (const Codec* e = m.find_codec("telephone-event", codec_rate)) return e;
+    return m.find_codec("telephone-event", 8000);
+}
+
+// The first preferred codec the offer also has, with its telephone-event.
 std::optional<std::pair<Codec, std::optional<Codec>>> choose(const MediaDescription& m, const LocalMedia& local) {
     for (auto pref : local.preference) {
         const auto s = spec(pref);
         const Codec* c = m.find_codec(s.name, s.rate);
         if (!c) continue;
         std::optional<Codec> event;
-        if (const Codec* e = m.find_codec("telephone-event", s.rate)) event = *e;
+        if (const Codec* e = event_codec(m, s.rate)) event = *e;
         return std::make_pair(*c, event);
     }
     return std::nullopt;
@@ -164,7 +171,10 @@ SdpResult<BrowserAnswer> answer_browser_offer(const SessionDescription& offer, c
     a.media.payload_type = codec.payload_type;
     a.media.clock_rate = codec.clock_rate;
     a.media.opus_fec = a.media.codec == AudioCodec::Opus && has_param(codec.fmtp, "useinbandfec=1");
-    if (event) a.media.telephone_event = event->payload_type;
+    if (event) {
+        a.media.telephone_event = event->payload_type;
+        a.media.telephone_event_rate = event->clock_rate;
+    }
     a.media.direction = answer_direction(audio->direction, local.direction);
     a.media.dtls_role = setup->second;
 
@@ -241,7 +251,10 @@ SdpResult<BrowserMedia> accept_browser_answer(const SessionDescription& answer, 
         b->payload_type = c.payload_type;
         b->clock_rate = c.clock_rate;
         b->opus_fec = b->codec == AudioCodec::Opus && has_param(c.fmtp, "useinbandfec=1");
-        if (const Codec* e = audio->find_codec("telephone-event", c.clock_rate)) b->telephone_event = e->payload_type;
+        if (const Codec* e = event_codec(*audio, c.clock_rate)) {
+            b->telephone_event = e->payload_type;
+            b->telephone_event_rate = e->clock_rate;
+        }
         // The answer's direction is from the browser's side; ours is its mirror.
         switch (audio->direction) {
         case Direction::SendOnly: b->direction = Direction::RecvOnly; break;

@@ -179,9 +179,12 @@ void CallMedia::rebuild_pipeline() {
     if (!browser_ || !trunk_) return;
     to_trunk_ = std::make_unique<BrowserToTrunk>(browser_->codec, trunk_->codec, config_.jitter_frames);
     to_browser_ = std::make_unique<TrunkToBrowser>(trunk_->codec, browser_->codec);
-    // RFC 4733 events tick at the codec's clock on each leg (48000 beside Opus, 8000 with G.711).
-    dtmf_to_trunk_.emplace(browser_->clock_rate, 8000);
-    dtmf_to_browser_.emplace(8000, browser_->clock_rate);
+    // RFC 4733 event durations tick at the event's clock on each leg: 8000 toward the trunk;
+    // on the browser leg the codec's (48000 beside Opus), or 8000 where the browser offered
+    // only that (Firefox). Event start times follow each leg's stream clock.
+    const std::uint32_t browser_events = browser_->telephone_event_rate ? browser_->telephone_event_rate : browser_->clock_rate;
+    dtmf_to_trunk_.emplace(browser_events, 8000);
+    dtmf_to_browser_.emplace(8000, browser_events);
     trunk_in_ssrc_.reset();  // the browser clock's rate may have changed: map timestamps afresh
 }
 

@@ -47,6 +47,7 @@ struct BrowserMedia {
     std::uint32_t clock_rate = 0;
     bool opus_fec = false;                        // remote asked for in-band FEC (useinbandfec=1)
     std::optional<std::uint8_t> telephone_event;  // PT at the codec's clock rate (RFC 4733 §7.1.1)
+    std::uint32_t telephone_event_rate = 0;       // its clock: the codec's, or 8000 beside Opus (Firefox)
     Direction direction = Direction::SendRecv;    // ours, as written in our SDP
     std::string mid;
     IceCredentials remote_ice;

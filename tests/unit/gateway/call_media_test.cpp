@@ -691,8 +691,9 @@ TEST_CASE("Firefox's real offers: G.711 toward the trunk, opus/109 toward Firefo
         CHECK(answer->find("a=ice-lite") != std::string::npos);
         CHECK(attribute(*answer, "setup") == "passive");
         CHECK(attribute(*answer, "fingerprint") == "sha-256 " + gateway_cert->fingerprint_sha256());
-        // Firefox offers telephone-event only at 8000 Hz, so next to opus there is none.
-        CHECK(answer->find("m=audio 22000 UDP/TLS/RTP/SAVPF 109\r\n") != std::string::npos);
+        // Firefox offers telephone-event only at 8000 Hz; next to opus we answer that one.
+        CHECK(answer->find("m=audio 22000 UDP/TLS/RTP/SAVPF 109 101\r\n") != std::string::npos);
+        CHECK(answer->find("a=rtpmap:101 telephone-event/8000\r\n") != std::string::npos);
         CHECK(answer->find("a=rtpmap:109 opus/48000/2\r\n") != std::string::npos);
         CHECK(r.media->codec_names() == "opus/PCMU");
         r.gw_ice = {attribute(*answer, "ice-ufrag"), attribute(*answer, "ice-pwd")};
@@ -731,5 +732,20 @@ TEST_CASE("Firefox's real offers: G.711 toward the trunk, opus/109 toward Firefo
         REQUIRE(pcm.size() == 50u * 960);
         const std::vector<double> steady_browser(pcm.begin() + 25 * 960, pcm.end());
         CHECK(std::abs(dominant_frequency(steady_browser, 48000, 3000) - 600) <= 12);
+
+        // DTMF from Firefox: telephone-event/8000 beside opus; durations stay in 8 kHz units.
+        r.at_trunk.clear();
+        const std::uint16_t durations[] = {160, 320, 320, 320};
+        for (int i = 0; i < 4; ++i) {
+            std::uint8_t ev[4];
+            write_telephone_event({9, i >= 1, 10, durations[i]}, ev);
+            r.from_browser(r.browser.protect({i == 0, 101, static_cast<std::uint16_t>(200 + i), 50 * 960, kBrowserSsrc}, ev));
+            r.tick();
+        }
+        std::vector<std::uint16_t> at_trunk;
+        for (const auto& b : r.at_trunk)
+            if (const auto p = RtpPacket::parse(b); p && p->header.payload_type == 101)
+                if (const auto e = parse_telephone_event(p->payload); e && e->event == 9) at_trunk.push_back(e->duration);
+        CHECK(at_trunk == std::vector<std::uint16_t>{160, 320, 320, 320});
     }
 }

@@ -170,12 +170,16 @@ TEST_CASE("answer to Firefox's offers: ICE-lite, our fingerprint, passive, opus 
         const auto text = fixture(name);
         const auto [offer, answer, a] = answer_to(text, local_media());
         const auto& m = answer.media[0];
-        CHECK(m.formats == std::vector<std::string>{"109"});
+        CHECK(m.formats == std::vector<std::string>{"109", "101"});
         CHECK(m.find_codec("opus", 48000)->payload_type == 109);
         CHECK(a.media.codec == AudioCodec::Opus);
         CHECK(a.media.payload_type == 109);
         CHECK(a.media.opus_fec);  // Firefox offers useinbandfec=1
-        CHECK_FALSE(a.media.telephone_event);  // only telephone-event/8000 is offered
+        // Firefox offers telephone-event only at 8000, beside opus at 48000: we take it as it is.
+        REQUIRE(a.media.telephone_event);
+        CHECK(*a.media.telephone_event == 101);
+        CHECK(a.media.telephone_event_rate == 8000);
+        CHECK(m.find_codec("telephone-event", 8000) != nullptr);
         // Firefox's fingerprint is at session level.
         CHECK("sha-256 " + a.media.remote_fingerprint == first_value(text, "fingerprint"));
         CHECK(static_cast<int>(a.media.remote_candidates.size()) == count(section(text, 0), "a=candidate:"));
@@ -241,12 +245,17 @@ TEST_CASE("codec choice follows the configured preference, telephone-event at th
     CHECK(a->sdp.find("telephone-event/48000") == std::string::npos);
     CHECK(a->sdp.find("opus") == std::string::npos);
 
-    // Firefox offers telephone-event only at 8000: with opus there is no DTMF payload type.
+    // Firefox offers telephone-event only at 8000: beside opus that one is taken (no 48000 one).
     const auto ff = parsed(fixture("firefox_audio_offer.sdp"));
     auto f = answer_browser_offer(ff, local_media());
     REQUIRE(f);
     CHECK(f->media.payload_type == 109);
-    CHECK_FALSE(f->media.telephone_event);
+    REQUIRE(f->media.telephone_event);
+    CHECK(f->media.telephone_event_rate == 8000);
+    // Chrome offers both: beside opus the 48000 one (RFC 4733 §2.1: the codec's clock).
+    auto c = answer_browser_offer(offer, local_media());
+    REQUIRE(c);
+    CHECK(c->media.telephone_event_rate == 48000);
     local.preference = {AudioCodec::Pcmu};
     auto g = answer_browser_offer(ff, local);
     REQUIRE(g);
