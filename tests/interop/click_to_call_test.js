@@ -20,7 +20,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, REPO } = require('./harness');
+const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, REPO, gatewayServerConfig } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const MEDIA = process.env.CLICK_TO_CALL_SIGNALING_ONLY !== '1';
@@ -146,15 +146,9 @@ async function main(results, cleanup) {
   const wssPort = await pick();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'click-to-call-'));
   cleanup.push(() => fs.rmSync(work, { recursive: true, force: true }));
-  const mediaLo = 30000 + 100 * Math.floor(Math.random() * 50);
 
   const tb = new Turnbridge({
-    serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
-wss_listen = ["127.0.0.1:${wssPort}"]
-sip_listen = ["127.0.0.1:${sipPort}"]
-media_ip = "127.0.0.1"
-media_ports = "${mediaLo}-${mediaLo + 99}"
-`,
+    serverConfig: gatewayServerConfig({ wsPort, wssPort, sipPort }),
     extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true

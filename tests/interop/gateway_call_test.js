@@ -24,7 +24,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const esbuild = require('esbuild');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM } = require('./harness');
+const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SIPP = '/usr/bin/sipp';
@@ -395,11 +395,7 @@ async function main(results, cleanup) {
   writeTonePcap(pcap, TRUNK_TONE_HZ, 12);
 
   const tb = new Turnbridge({
-    serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
-sip_listen = ["127.0.0.1:${sipPort}"]
-media_ip = "127.0.0.1"
-media_ports = "${mediaLo}-${mediaLo + 99}"
-`,
+    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
     extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true

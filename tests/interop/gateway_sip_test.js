@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM } = require('./harness');
+const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5, SDP,
   browserAnswer } = require('./sip_ws');
 
@@ -118,12 +118,7 @@ async function main() {
     }));
 
     tb = await new Turnbridge({
-      serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
-wss_listen = ["127.0.0.1:${wssPort}"]
-sip_listen = ["127.0.0.1:${sipPort}"]
-media_ip = "127.0.0.1"
-media_ports = "30000-30099"
-`,
+      serverConfig: gatewayServerConfig({ wsPort, wssPort, sipPort }),
       extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true

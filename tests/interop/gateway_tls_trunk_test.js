@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM } = require('./harness');
+const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } =
   require('./sip_ws');
 
@@ -152,7 +152,6 @@ async function main() {
     const kamTls = await pick();
     const sippPort = await pick();
     const kamOtherTls = await pick();
-    const mediaLo = 30000 + 100 * Math.floor(Math.random() * 90);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tls-trunk-'));
     const trunkCert = certificate(dir, 'trunk');
@@ -196,11 +195,7 @@ require_certificate = no
       throw new Error('kamailio did not start');
 
     tb = await new Turnbridge({
-      serverConfig: `ws_listen = ["127.0.0.1:${wsPort}"]
-sip_listen = ["127.0.0.1:${sipPort}"]
-media_ip = "127.0.0.1"
-media_ports = "${mediaLo}-${mediaLo + 99}"
-`,
+      serverConfig: gatewayServerConfig({ wsPort, sipPort }),
       extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true

@@ -155,4 +155,16 @@ ${this.extraConfig}`);
   }
 }
 
-module.exports = { Turnbridge, Results, freePort, USER, PASSWORD, REALM, REST_SECRET, REPO };
+// The [server] lines of a gateway: its WebSocket listener (and WSS, when given), sip_listen and
+// a media range of 100 ports, picked at random when not given so that tests running side by side
+// rarely meet (a port in use is skipped by the server anyway).
+function gatewayServerConfig({ wsPort, wssPort, sipPort, mediaLo }) {
+  const lo = mediaLo ?? 30000 + 100 * Math.floor(Math.random() * 50);
+  return `ws_listen = ["127.0.0.1:${wsPort}"]
+${wssPort ? `wss_listen = ["127.0.0.1:${wssPort}"]\n` : ''}sip_listen = ["127.0.0.1:${sipPort}"]
+media_ip = "127.0.0.1"
+media_ports = "${lo}-${lo + 99}"
+`;
+}
+
+module.exports = { Turnbridge, Results, freePort, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
