@@ -323,7 +323,12 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
     }
     const auto user = std::string(sip::account_of(check.username));
     auto resp = registrar_.on_register(now, flow.id, r.request, user, realm->name, sip::new_tag(random_));
-    if (resp.status() == 200) log::info("sip: {}@{} registered from {}", user, realm->name, flow.peer.to_string());
+    if (resp.status() == 200) {
+        // A REGISTER with Expires: 0 (or a contact's expires=0) removes the flow's binding.
+        const auto bindings = registrar_.lookup(user + "@" + realm->name);
+        const bool bound = std::any_of(bindings.begin(), bindings.end(), [&](const sip::Binding& b) { return b.transport == flow.id; });
+        log::info("sip: {}@{} {} from {}", user, realm->name, bound ? "registered" : "unregistered", flow.peer.to_string());
+    }
     layer_.respond(now, r.tx, std::move(resp), in);
     process(now, unix_now, &flow, in, out);
 }
