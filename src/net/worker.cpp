@@ -230,8 +230,8 @@ void Worker::on_media() {
         server_->on_peer_data(now, h.relay, h.media, h.bytes(), actions_);
         dispatch(true);
     }
+    flush_sends();  // the queued payloads point into media_in_: they leave before it is cleared
     media_in_.clear();
-    flush_sends();
 }
 
 void Worker::on_tick() {
