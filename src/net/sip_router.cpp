@@ -311,10 +311,11 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
     switch (check.verdict) {
         case sip::DigestServer::Verdict::Ok: break;
         case sip::DigestServer::Verdict::Malformed: return reply(now, r.tx, r.request, 400, out, "Bad Authorization");
+        case sip::DigestServer::Verdict::Forbidden:
+            log::info("sip: REGISTER {}@{} from {}: unknown user or wrong password", check.username, realm->name,
+                      flow.peer.to_string());
+            return reply(now, r.tx, r.request, 403, out, "Forbidden");
         default:
-            if (check.verdict == sip::DigestServer::Verdict::Rejected)
-                log::info("sip: REGISTER {}@{} from {}: wrong credentials", check.username, realm->name,
-                          flow.peer.to_string());
             layer_.respond(now, r.tx,
                            digest.challenge(r.request, now, flow.peer, sip::new_tag(random_),
                                             check.verdict == sip::DigestServer::Verdict::Stale),
@@ -345,6 +346,11 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     std::vector<sip::Action> in;
     if (check.verdict == sip::DigestServer::Verdict::Malformed)
         return reply(now, r.tx, r.request, 400, out, "Bad Proxy-Authorization");
+    if (check.verdict == sip::DigestServer::Verdict::Forbidden) {
+        log::info("sip: INVITE from {}@{} at {}: unknown user or wrong password", check.username, realm->name,
+                  flow.peer.to_string());
+        return reply(now, r.tx, r.request, 403, out, "Forbidden");
+    }
     if (check.verdict != sip::DigestServer::Verdict::Ok) {
         layer_.respond(now, r.tx,
                        digest.challenge(r.request, now, flow.peer, sip::new_tag(random_),

@@ -180,7 +180,7 @@ DigestServer::Check DigestServer::verify(const Message& request, Time now, const
     const bool match = got_lower.size() == expected.size() &&
                        CRYPTO_memcmp(got_lower.data(), expected.data(), expected.size()) == 0;
     if (!password || !match) {
-        c.verdict = Verdict::Rejected;
+        c.verdict = Verdict::Forbidden;
         return c;
     }
     // Deviation: no nonce-count tracking (stateless nonces); a captured request replays only

@@ -3,7 +3,7 @@
 // The click-to-call page (issue 4) that turnbridge serves on GET / of its ws listener, driven
 // in headless Chromium (Debian's /usr/bin/chromium via playwright-core) with sipp (Debian
 // sip-tester) as the trunk. Checks the HTTP side (headers, CSP, HEAD, 404), then, through the
-// page's own form and buttons: a wrong password fails with 401 on the status line; REGISTER
+// page's own form and buttons: a wrong password fails with 403 on the status line; REGISTER
 // succeeds and is refreshed; an outbound call to sipp's UAS is answered, its media connects
 // relay-only, the tone the fake microphone plays comes back from an RTP echo at the trunk's
 // media address, Mute silences it, dial-pad DTMF arrives there as RFC 4733 events, and hang-up
@@ -246,11 +246,12 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   await page.check('#relay');
   await page.check('#autoanswer');
 
-  // Wrong password: the server challenges again; the page gives up and says so.
+  // Wrong password: the server answers the digest with 403; the page says so.
   await page.fill('#password', 'not-the-password');
   await page.click('#register');
   let s = await waitStatus(/Registration failed/);
-  results.check('a wrong password shows the 401 failure on the status line', s.ok && /401/.test(s.text), s.text);
+  results.check('a wrong password shows the 403 failure on the status line', s.ok && /403/.test(s.text)
+    && /wrong user or password/.test(s.text), s.text);
 
   await page.fill('#password', PASSWORD);
   await page.click('#register');

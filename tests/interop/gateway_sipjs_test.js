@@ -2,7 +2,7 @@
 // Gateway signaling with SIP.js (npm), the other browser SIP stack issue 4 names, run in node with
 // the `ws` package as its WebSocket. Node has no WebRTC, so SIP.js gets a session description
 // handler that offers a saved Chrome offer and keeps the gateway's answer. sipp (Debian
-// sip-tester) is the trunk's UAS. Checks: a wrong password is refused, REGISTER is accepted,
+// sip-tester) is the trunk's UAS. Checks: a wrong password gets 403, REGISTER is accepted,
 // an INVITE reaches sipp and comes back established with our ICE-lite DTLS answer, BYE from
 // SIP.js reaches sipp, and stopping the user agent unregisters. Loopback only; own PIDs only.
 // interop-timeout: 120
@@ -73,8 +73,8 @@ trunk = "sip:127.0.0.1:${sippPort};transport=udp"
     await bad.start();
     const b = await registered(bad);
     await sleep(300);
-    results.check('SIP.js with a wrong password is refused', b.state !== SIP.RegistererState.Registered,
-      `${b.state}, final ${b.rejected()}`);
+    results.check('SIP.js with a wrong password is refused with 403', b.state !== SIP.RegistererState.Registered
+      && b.rejected() === 403, `${b.state}, final ${b.rejected()}`);
     await bad.stop();
 
     const ua = agent(PASSWORD);

@@ -56,13 +56,16 @@ public:
     Message challenge(const Message& request, Time now, const IpAddress& client, std::string_view to_tag,
                       bool stale = false, bool proxy = false) const;
 
-    enum class Verdict { Ok, Missing, Stale, Malformed, Rejected };
+    // Rejected: the nonce is not one of ours for this client (a restart, another address):
+    // challenge again. Forbidden: a good nonce but an unknown user or a wrong password: 403, the
+    // same answer for both so that names cannot be probed (issue 4: unknown user 403/404).
+    enum class Verdict { Ok, Missing, Stale, Malformed, Rejected, Forbidden };
     struct Check {
         Verdict verdict = Verdict::Missing;
         std::string username;   // as the client gave it, when there was one
     };
     // RFC 3261 §22.4: Missing/Stale/Rejected -> challenge again (stale=true for Stale),
-    // Malformed -> 400, Ok -> go on as `username`.
+    // Forbidden -> 403, Malformed -> 400, Ok -> go on as `username`.
     Check verify(const Message& request, Time now, const IpAddress& client, const PasswordLookup& lookup,
                  bool proxy = false) const;
 

@@ -138,7 +138,7 @@ std::vector<sip::Action> Bench::authenticated_invite() {
 
 }  // namespace
 
-TEST_CASE("REGISTER: 401, then 200 with a binding; the binding goes with its WebSocket") {
+TEST_CASE("REGISTER: 401, 403 for a wrong password or an unknown user, then 200 with a binding that goes with its WebSocket") {
     Bench b;
     auto r = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
     REQUIRE(r.size() == 1);
@@ -147,7 +147,11 @@ TEST_CASE("REGISTER: 401, then 200 with a binding; the binding goes with its Web
 
     auto wrong = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "nope", "z9hG4bKw"), kWs);
     REQUIRE(wrong.size() == 1);
-    CHECK(wrong[0].status() == 401);
+    CHECK(wrong[0].status() == 403);   // a wrong password, like an unknown user, is refused
+    CHECK(b.router.bindings() == 0);
+    auto stranger = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "mallory", "x", "z9hG4bKm"), kWs);
+    REQUIRE(stranger.size() == 1);
+    CHECK(stranger[0].status() == 403);
     CHECK(b.router.bindings() == 0);
 
     auto ok = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "wonderland", "z9hG4bKr"), kWs);

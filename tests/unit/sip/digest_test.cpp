@@ -115,11 +115,11 @@ TEST_CASE("a REGISTER without credentials is challenged and the answer is accept
     }
     SUBCASE("wrong password") {
         CHECK(server.verify(authorized(*c, "looking-glass"), kT0, kBrowser, users()).verdict ==
-              DigestServer::Verdict::Rejected);
+              DigestServer::Verdict::Forbidden);
     }
     SUBCASE("unknown user") {
         CHECK(server.verify(authorized(*c, "x", "mallory"), kT0, kBrowser, users()).verdict ==
-              DigestServer::Verdict::Rejected);
+              DigestServer::Verdict::Forbidden);
     }
     SUBCASE("the nonce is bound to the browser's address") {
         CHECK(server.verify(authorized(*c, "wonderland"), kT0, IpAddress::v4(203, 0, 113, 1), users()).verdict ==
