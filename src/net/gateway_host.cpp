@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/gateway_host.hpp"
 
-#include <openssl/rand.h>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/random.hpp"
 #include "turnbridge/net/loop_clock.hpp"
 #include "turnbridge/net/sip_tls.hpp"
 #include "turnbridge/net/socket_util.hpp"
@@ -29,12 +29,7 @@ std::string trunk_ca_key(const config::Realm& realm) {
     return fmt::format("realm.\"{}\".gateway.trunk_ca", realm.name);
 }
 
-std::uint64_t random_u64() {
-    std::uint64_t v = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
-        throw std::runtime_error("RAND_bytes failed");
-    return v;
-}
+std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway::random_bytes); }
 
 [[noreturn]] void cannot(std::string_view what, const Endpoint& ep, int err) {
     throw std::runtime_error(fmt::format("gateway: cannot listen on {} {}: {}", what, ep.to_string(), error_text(err)));
