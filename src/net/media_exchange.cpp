@@ -22,24 +22,18 @@ void MediaExchange::detach(unsigned box) {
 bool MediaExchange::post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed,
                          const Endpoint& media, std::span<const std::uint8_t> bytes) {
     Box& b = boxes_.at(box);
-    {
-        std::lock_guard lock(b.mu);
-        if (b.wake != nullptr && b.waiting.size() < kMaxWaiting && bytes.size() <= MediaHandoff{}.buf.size()) {
-            MediaHandoff& h = b.waiting.emplace_back();
-            h.worker = worker;
-            h.relay = relay;
-            h.relayed = relayed;
-            h.media = media;
-            h.size = static_cast<std::uint16_t>(bytes.size());
-            std::copy(bytes.begin(), bytes.end(), h.buf.begin());
-            // One wake-up per batch: the owner takes everything waiting when it runs.
-            if (b.waiting.size() == 1) uv_async_send(b.wake);
-            return true;
-        }
-    }
-    std::lock_guard lock(dropped_mu_);
-    ++dropped_;
-    return false;
+    std::lock_guard lock(b.mu);
+    if (b.wake == nullptr || b.waiting.size() >= kMaxWaiting || bytes.size() > MediaHandoff{}.buf.size()) return false;
+    MediaHandoff& h = b.waiting.emplace_back();
+    h.worker = worker;
+    h.relay = relay;
+    h.relayed = relayed;
+    h.media = media;
+    h.size = static_cast<std::uint16_t>(bytes.size());
+    std::copy(bytes.begin(), bytes.end(), h.buf.begin());
+    // One wake-up per batch: the owner takes everything waiting when it runs.
+    if (b.waiting.size() == 1) uv_async_send(b.wake);
+    return true;
 }
 
 void MediaExchange::take(unsigned box, std::vector<MediaHandoff>& into) {
@@ -47,11 +41,6 @@ void MediaExchange::take(unsigned box, std::vector<MediaHandoff>& into) {
     Box& b = boxes_.at(box);
     std::lock_guard lock(b.mu);
     into.swap(b.waiting);
-}
-
-std::uint64_t MediaExchange::dropped() const {
-    std::lock_guard lock(dropped_mu_);
-    return dropped_;
 }
 
 }  // namespace turnbridge::net

@@ -50,12 +50,12 @@ public:
     // closing it. Posts to a detached inbox are dropped.
     void attach(unsigned box, uv_async_t* wake);
     void detach(unsigned box);
-    // Copies the datagram into inbox `box`; false when it was dropped (detached, full, too big).
+    // Copies the datagram into inbox `box`; false when it was dropped (detached, full, too big:
+    // like a full socket buffer, the media's own loss concealment covers it).
     bool post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed, const Endpoint& media,
               std::span<const std::uint8_t> bytes);
     // Swaps inbox `box` with `into` (cleared first): the owner then reads `into` unlocked.
     void take(unsigned box, std::vector<MediaHandoff>& into);
-    std::uint64_t dropped() const;
 
 private:
     struct Box {
@@ -66,8 +66,6 @@ private:
     std::optional<IpAddress> ip_;
     std::uint16_t port_min_ = 0, port_max_ = 0;
     std::vector<Box> boxes_;
-    mutable std::mutex dropped_mu_;
-    std::uint64_t dropped_ = 0;
 };
 
 }  // namespace turnbridge::net
