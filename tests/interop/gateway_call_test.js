@@ -24,7 +24,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const esbuild = require('esbuild');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, Results, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SIPP = '/usr/bin/sipp';
@@ -376,7 +376,7 @@ const fmtHz = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = async () => { const p = await freePort(taken); taken.add(p); return p; };
+  const pick = portPicker(taken);
   const wsPort = await pick();
   const sipPort = await pick();
   const adminPort = await pick();

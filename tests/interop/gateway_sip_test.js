@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5, SDP,
   browserAnswer } = require('./sip_ws');
 
@@ -68,8 +68,7 @@ async function main() {
   };
   process.on('exit', cleanup);
   try {
-    const taken = new Set();
-    const pick = async () => { const p = await freePort(taken); taken.add(p); return p; };
+    const pick = portPicker();
     const wsPort = await pick();
     const sipPort = await pick();
     const sippPort = await pick();

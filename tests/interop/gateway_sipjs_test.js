@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 
 globalThis.WebSocket = WebSocket;   // SIP.js's transport uses the global one
 
@@ -35,8 +35,7 @@ class FixedOfferHandler {
 async function main(results) {
   const SIP = await import('sip.js');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tb-sipjs-'));
-  const taken = new Set();
-  const pick = async () => { const p = await freePort(taken); taken.add(p); return p; };
+  const pick = portPicker();
   const [wsPort, sipPort, sippPort] = [await pick(), await pick(), await pick()];
   const tb = await new Turnbridge({
     serverConfig: gatewayServerConfig({ wsPort, sipPort }),

@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } =
   require('./sip_ws');
 
@@ -144,8 +144,7 @@ async function main() {
     const modules = kamailioModules();
     if (!results.check('kamailio and its tls module are installed (scripts/setup)',
       modules !== null && fs.existsSync('/usr/sbin/kamailio'))) throw new Error('no kamailio');
-    const taken = new Set();
-    const pick = async () => { const p = await freePort(taken); taken.add(p); return p; };
+    const pick = portPicker();
     const wsPort = await pick();
     const sipPort = await pick();
     const kamUdp = await pick();

@@ -47,6 +47,11 @@ async function freePort(taken = new Set()) {
   throw new Error('no free port in 20000-29999');
 }
 
+// Free ports that differ from each other: each call of the returned function gives a new one.
+function portPicker(taken = new Set()) {
+  return async () => { const p = await freePort(taken); taken.add(p); return p; };
+}
+
 class Results {
   constructor(suite) { this.suite = suite; this.passed = 0; this.failed = 0; }
   check(name, ok, detail = '') {
@@ -167,4 +172,4 @@ media_ports = "${lo}-${lo + 99}"
 `;
 }
 
-module.exports = { Turnbridge, Results, freePort, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
+module.exports = { Turnbridge, Results, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
