@@ -303,6 +303,15 @@ def turnutils_peer(server, hosts=("127.0.0.1", "::1")):
                     peer.wait()
 
 
+def uclient_drew_one_channel_twice(output):
+    """True when a turnutils_uclient run stopped because it drew the same random channel number
+    for two peers. Each session binds the peer's port + 1 to one random number in 0x4000-0x7FFF,
+    then the peer to another (coturn's startuclient.c); one session in 16,384 draws the same
+    number twice, and RFC 8656 §12.2 answers that with 400. Such a run says nothing about the
+    server, so callers run it once more."""
+    return "channel bind: error 400 (Bad Request: channel bound to another peer)" in output
+
+
 def exit_on_signals():
     """`timeout` sends SIGTERM: turn it into SystemExit so that finally/atexit clean up."""
     def handler(signum, _frame):
