@@ -103,19 +103,31 @@ class Bench:
                                 cert=self.cert, key=self.key, prefix=self.server_prefix)
         return proc, port, tls_port, d
 
+    def start_peer(self):
+        """coturn's turnutils_peer (the echo every load relays to) on a free loopback port."""
+        port = free_port()
+        peer = subprocess.Popen([*self.load_prefix, "turnutils_peer", "-L", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        return peer, port
+
     def finish(self, proc, d):
         stop(proc)
         shutil.rmtree(d, ignore_errors=True)   # accounting DB and logs of this run
 
     # -- relay loads ----------------------------------------------------------------------------
-    def relay(self, name, load_name, load, peer_port, peer_pid):
+    def relay(self, name, load_name, load, peer_port, peer_pid, attach=None):
+        """One load against one server. attach(pid), if given, is called once the server is up
+        and returns a function called when the load is over (relay_profile.py's perf)."""
         transport, procs, clients, messages, length, interval = load
         proc, port, tls_port, d = self.start(name)
+        detach = None
         try:
             flags = {"udp": [], "tcp": ["-t"], "tls": ["-t", "-S"]}[transport]
             cmd = [*self.load_prefix, "turnutils_uclient", *flags, "-u", "bench", "-w", "bench", "-e", "127.0.0.1",
                    "-r", str(peer_port), "-p", str(tls_port if transport == "tls" else port), "-c",
                    "-m", str(clients), "-n", str(messages), "-l", str(length), "-z", str(interval), "127.0.0.1"]
+            detach = attach(proc.pid) if attach else None
             (user0, sys0), t0 = cpu_times(proc.pid), time.monotonic()
             threads = thread_count(proc.pid)
             gens = []
@@ -133,9 +145,14 @@ class Bench:
                     raise RuntimeError(f"{load_name} on {name}: turnutils_uclient ran over {self.args.run_timeout} s")
             wall = time.monotonic() - t0
             user, system = (a - b for a, b in zip(cpu_times(proc.pid), (user0, sys0)))
+            if detach:
+                detach()
+                detach = None
             cpu = user + system
             threads = max(threads, thread_count(proc.pid))
         finally:
+            if detach:
+                detach()
             dropped = drops.stop() if "drops" in locals() else []
             self.finish(proc, d)
         # Where UDP loss happened: which receive buffers overflowed.
@@ -408,10 +425,7 @@ def main():
     peer = None
     try:
         bench = Bench(args, work)
-        peer_port = free_port()
-        peer = subprocess.Popen([*bench.load_prefix, "turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        peer, peer_port = bench.start_peer()
         for i in range(args.rounds):
             order = SERVERS if i % 2 == 0 else SERVERS[::-1]
             for load_name, load in loads.items():
