@@ -72,6 +72,13 @@ QUICK_LOADS = {
 }
 
 
+CHANNEL_COLLISION = "channel bind: error 400"   # uclient's line; each server words the reason its own way
+
+
+class UclientDrewOneChannelTwice(RuntimeError):
+    pass
+
+
 class Bench:
     def __init__(self, args, work):
         self.args, self.work = args, work
@@ -118,7 +125,21 @@ class Bench:
     # -- relay loads ----------------------------------------------------------------------------
     def relay(self, name, load_name, load, peer_port, peer_pid, attach=None):
         """One load against one server. attach(pid), if given, is called once the server is up
-        and returns a function called when the load is over (relay_profile.py's perf)."""
+        and returns a function called when the load is over (relay_profile.py's perf).
+
+        turnutils_uclient binds the peer's port + 1 and then the peer to two random channel
+        numbers per session and gives up (the whole process) when it drew the same one twice,
+        which both servers rightly refuse (RFC 8656 §12.2). Such a run is made again, once."""
+        for attempt in range(2):
+            try:
+                return self.relay_once(name, load_name, load, peer_port, peer_pid, attach)
+            except UclientDrewOneChannelTwice:
+                if attempt:
+                    raise
+                print(f"{load_name} on {name}: turnutils_uclient drew one channel number twice; once more",
+                      flush=True)
+
+    def relay_once(self, name, load_name, load, peer_port, peer_pid, attach):
         transport, procs, clients, messages, length, interval = load
         proc, port, tls_port, d = self.start(name)
         detach = None
@@ -155,6 +176,8 @@ class Bench:
                 detach()
             dropped = drops.stop() if "drops" in locals() else []
             self.finish(proc, d)
+        if any(CHANNEL_COLLISION in out for out in outs):
+            raise UclientDrewOneChannelTwice(load_name)
         # Where UDP loss happened: which receive buffers overflowed.
         where = {"server listener": 0, "server relay sockets": 0, "peer": 0, "clients": 0}
         for label, p, n in dropped:
