@@ -3,7 +3,7 @@
 """Where each server's CPU goes per relayed packet: turnbridge and coturn under the same loads
 as relay_bench.py, each run sampled with `perf record -g` (Debian linux-perf).
 
-For every load and server, one run (the order alternates from load to load). The server's CPU
+For every load and server, --rounds runs (default 2, averaged; the order alternates). The server's CPU
 per relayed packet is taken from /proc as in relay_bench.py; perf's call graphs split it into:
   send      system calls that send (sendmmsg, sendmsg, sendto, write, writev)
   delivery  of which the receiving side's network stack (net_rx_action): on loopback the
@@ -22,7 +22,7 @@ opened from, against half of coturn's total.
 
 Writes tests/bench/results/relay_profile.{md,json}.
 
-Usage: tests/bench/relay_profile.py [--loads a,b,...] [--no-pin]
+Usage: tests/bench/relay_profile.py [--loads a,b,...] [--rounds N] [--no-pin]
 """
 import argparse
 import json
@@ -57,7 +57,7 @@ class Perf:
         self.path = path
 
     def __call__(self, pid):
-        proc = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "999", "-o", str(self.path), "-p", str(pid)],
+        proc = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "499", "-o", str(self.path), "-p", str(pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # attached before the load starts
 
@@ -106,6 +106,14 @@ def shares(path):
     return pct
 
 
+def mean_run(load_name, name, runs):
+    """The rounds of one server and load, averaged part by part."""
+    n = len(runs)
+    return {"server": name, "load": load_name, "rounds": n,
+            "cpu_us_per_packet": sum(r["cpu_us_per_packet"] for r in runs) / n,
+            "us_per_packet": {p: sum(r["us_per_packet"][p] for r in runs) / n for p in PARTS}}
+
+
 def fmt(v):
     return f"{v:.2f}"
 
@@ -114,10 +122,11 @@ def write_results(summary):
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "relay_profile.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# Where the CPU goes per relayed packet: turnbridge and coturn ({summary['date']})", "",
-             f"Machine: {summary['machine']}. turnbridge {summary['turnbridge_version']}, coturn "
-             f"{summary['coturn_version']}. Pinning: {summary['pinning']}. One run per server and load, "
-             "the same loads and settings as relay.md (tests/bench/relay_bench.py), each run sampled with "
-             "`perf record -g` (999 Hz).", "",
+             f"Machine: {summary['machine']}. {summary['turnbridge_version']}, coturn "
+             f"{summary['coturn_version']}. Pinning: {summary['pinning']}. {summary['rounds']} run(s) per server "
+             "and load (averaged; the order alternates), the same loads and settings as relay.md (tests/bench/relay_bench.py), each run sampled with "
+             "`perf record -g` (499 Hz). Sampling adds to both servers' CPU: compare within this page, and "
+             "take the totals without perf from relay.md.", "",
              "Microseconds of server CPU per relayed packet: the total from /proc (utime + stime, as in "
              "relay.md), split by the shares of perf's samples. *send*: sendmmsg, sendmsg, sendto, write, "
              "writev; *delivery*: the part of *send* that is the receiving side's network stack "
@@ -127,7 +136,7 @@ def write_results(summary):
              "*other*: the rest of the kernel.", "",
              "| load | server | total | send | of which delivery | receive | wait | tls | user | other |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in summary["runs"]:
+    for r in summary["means"]:
         us = r["us_per_packet"]
         lines.append(f"| {r['load']} | {r['server']} | {fmt(r['cpu_us_per_packet'])} | "
                      + " | ".join(fmt(us[p]) for p in PARTS) + " |")
@@ -150,6 +159,7 @@ def write_results(summary):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--loads", help="comma-separated subset of: " + ", ".join(LOADS))
+    ap.add_argument("--rounds", type=int, default=2, help="runs per server and load, averaged (default 2)")
     ap.add_argument("--run-timeout", type=int, default=120, help="seconds one uclient process may take")
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers and load generators to CPUs")
     args = ap.parse_args()
@@ -171,26 +181,30 @@ def main():
     try:
         bench = Bench(args, work)
         peer, peer_port = bench.start_peer()
-        for i, (load_name, load) in enumerate(loads.items()):
-            for name in (SERVERS if i % 2 == 0 else SERVERS[::-1]):
-                data = work / f"{name}-{load_name}.perf"
-                row = bench.relay(name, load_name, load, peer_port, peer.pid, attach=Perf(data))
-                part = shares(data)
-                total = row["cpu_s_per_million"]
-                run = {"server": name, "load": load_name, "relayed": row["relayed"], "loss_pct": row["loss_pct"],
-                       "cpu_us_per_packet": total, "shares_pct": part,
-                       "us_per_packet": {p: total * part[p] / 100.0 for p in PARTS}}
-                runs.append(run)
-                print(f"{load_name:10} {name:10}: {total:6.2f} us/packet: "
-                      + ", ".join(f"{p} {run['us_per_packet'][p]:.2f}" for p in PARTS), flush=True)
+        for r in range(args.rounds):
+            for i, (load_name, load) in enumerate(loads.items()):
+                for name in (SERVERS if (i + r) % 2 == 0 else SERVERS[::-1]):
+                    data = work / f"{name}-{load_name}-{r}.perf"
+                    row = bench.relay(name, load_name, load, peer_port, peer.pid, attach=Perf(data))
+                    part = shares(data)
+                    data.unlink()
+                    total = row["cpu_s_per_million"]
+                    run = {"server": name, "load": load_name, "round": r + 1, "relayed": row["relayed"],
+                           "loss_pct": row["loss_pct"], "cpu_us_per_packet": total, "shares_pct": part,
+                           "us_per_packet": {p: total * part[p] / 100.0 for p in PARTS}}
+                    runs.append(run)
+                    print(f"round {r + 1} {load_name:10} {name:10}: {total:6.2f} us/packet: "
+                          + ", ".join(f"{p} {run['us_per_packet'][p]:.2f}" for p in PARTS), flush=True)
     finally:
         if peer:
             stop(peer)
         shutil.rmtree(work, ignore_errors=True)
 
+    means = [mean_run(load_name, name, [r for r in runs if r["load"] == load_name and r["server"] == name])
+             for load_name in loads for name in SERVERS]
     floor, above = {}, []
     for load_name in loads:
-        by = {r["server"]: r for r in runs if r["load"] == load_name}
+        by = {r["server"]: r for r in means if r["load"] == load_name}
         tb, ct = by["turnbridge"]["us_per_packet"], by["coturn"]
         f = {"half_coturn_total": ct["cpu_us_per_packet"] / 2,
              "turnbridge_floor": tb["send"] + tb["receive"] + tb["tls"],
@@ -200,7 +214,8 @@ def main():
             above.append(load_name)
     tb_version, ct_version = versions()
     summary = {"date": utc_now(), "machine": machine(), "pinning": bench.pinning, "turnbridge_version": tb_version,
-               "coturn_version": ct_version, "loads": loads, "runs": runs, "floor": floor, "floor_above_half": above}
+               "coturn_version": ct_version, "rounds": args.rounds, "loads": loads, "means": means, "runs": runs,
+               "floor": floor, "floor_above_half": above}
     text = write_results(summary)
     print()
     print(text)
