@@ -13,7 +13,8 @@ channels nobody bound. Checked:
   the Python clients themselves, a scheduling gap longer than the socket buffers can cover
   loses packets that the server never saw; 1 % is where G.711 with packet-loss concealment is
   still fine;
-- the server's RSS grows by less than 5 MiB between 2 s into the flood and its end;
+- the server's RSS grows by less than 5 MiB between 2 s into the flood and its end (not on the
+  ASan build, whose quarantine holds freed memory; LeakSanitizer checks the heap at exit there);
 - a STUN Binding from 127.0.0.2 (another source than the flooders, so that the reflection
   guard's per-source limit does not apply to it), sent every 150 ms throughout, is always
   answered, within 100 ms (measured to the kernel's arrival timestamp) for all but at most 2
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import time
 
-from harness import PASSWORD, REALM, USER, Turnbridge, main_guard, rss, turnutils_peer
+from harness import PASSWORD, REALM, USER, Turnbridge, main_guard, rss, sanitized, turnutils_peer
 
 SESSIONS = 50
 PACKET_RATE = 50          # per session: one 20 ms frame
@@ -346,10 +347,13 @@ def run(results, server, peer):
                   f"sent {sent}, echoed {received}, loss {loss:.3%}; best session {worst[0]:.1%}; "
                   "kernel drops (full receive buffers): " + ", ".join(f"{k} {v}" for k, v in drops.items()))
     growth = (rss_end or 0) - (rss_at_2s or 0)
-    results.check("turnbridge RSS stays flat during the flood (< 5 MiB growth after 2 s)",
-                  rss_at_2s and rss_end and growth < RSS_GROWTH_BOUND,
-                  f"start {rss_start >> 10} KiB, at 2 s {(rss_at_2s or 0) >> 10} KiB, "
-                  f"end {(rss_end or 0) >> 10} KiB")
+    rss_text = (f"start {rss_start >> 10} KiB, at 2 s {(rss_at_2s or 0) >> 10} KiB, "
+                f"end {(rss_end or 0) >> 10} KiB")
+    if sanitized():  # the ASan build: its quarantine keeps freed memory; LSan checks at exit instead
+        print(f"# RSS {rss_text} (not checked: ASan's quarantine holds freed memory)", flush=True)
+    else:
+        results.check("turnbridge RSS stays flat during the flood (< 5 MiB growth after 2 s)",
+                      rss_at_2s and rss_end and growth < RSS_GROWTH_BOUND, rss_text)
     rtts = sorted(probe_rtts)
     late = sum(r > PROBE_BOUND for r in rtts)
     results.check(f"a Binding from {PROBE_SOURCE} is answered within 100 ms throughout",

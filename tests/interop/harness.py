@@ -303,6 +303,13 @@ def turnutils_peer(server, hosts=("127.0.0.1", "::1")):
                     peer.wait()
 
 
+def sanitized():
+    """True when the server binary has AddressSanitizer in it (static with clang, libasan with
+    gcc). Its quarantine holds freed memory back, so RSS says nothing about leaks there."""
+    data = BINARY.read_bytes()
+    return b"__asan_init" in data or b"libasan.so" in data
+
+
 def uclient_drew_one_channel_twice(output):
     """True when a turnutils_uclient run stopped because it drew the same random channel number
     for two peers. Each session binds the peer's port + 1 to one random number in 0x4000-0x7FFF,

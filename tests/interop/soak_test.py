@@ -20,7 +20,7 @@ interop-timeout: 240 (read by scripts/test)
 import socket
 import time
 
-from harness import BINARY, PASSWORD, USER, Turnbridge, main_guard, rss
+from harness import PASSWORD, USER, Turnbridge, main_guard, rss, sanitized
 from stun_client import TurnClient, error_code
 
 CYCLES = 10_000
@@ -29,12 +29,6 @@ WARMUP = 500
 DEADLINE = 170.0            # seconds for all the cycles
 CORE_RSS_BOUND = 256 * 1024       # measured: 0 KiB over 40,000 cycles
 STORE_RSS_BOUND = 4 * 1024 * 1024  # measured: about 2.5 MiB, the SQLite page cache
-
-
-def sanitized():
-    """True when the binary has AddressSanitizer in it (static with clang, libasan with gcc)."""
-    data = BINARY.read_bytes()
-    return b"__asan_init" in data or b"libasan.so" in data
 
 
 def cycle(client, n, peer):
