@@ -13,8 +13,7 @@ channels nobody bound. Checked:
   the Python clients themselves, a scheduling gap longer than the socket buffers can cover
   loses packets that the server never saw; 1 % is where G.711 with packet-loss concealment is
   still fine;
-- the server's RSS grows by less than 5 MiB between 2 s into the flood and its end (not on the
-  ASan build, whose quarantine holds freed memory; LeakSanitizer checks the heap at exit there);
+- the server's RSS grows by less than 5 MiB between 2 s into the flood and its end;
 - a STUN Binding from 127.0.0.2 (another source than the flooders, so that the reflection
   guard's per-source limit does not apply to it), sent every 150 ms throughout, is always
   answered, within 100 ms (measured to the kernel's arrival timestamp) for all but at most 2
@@ -22,6 +21,10 @@ channels nobody bound. Checked:
   without any flood;
 - the flooders get back fewer bytes than they sent, and at most what security.
   unauthenticated_rate/_burst allow (per worker) in answers that are larger than the request.
+On the ASan build (scripts/test's sanitizer stage) the server runs several times slower and
+ASan's quarantine holds freed memory, so the loss, latency and RSS bounds are left to the
+release build; there voice must still get 90 % through, 90 % of the probes must be answered,
+and the reflection-guard checks below stay the same. LeakSanitizer checks the heap at exit.
 The flooders run at nice 19: on a 2-core box two Python flooders at normal priority would
 simply take the cores away from turnbridge (and the Python voice clients), and the test would
 measure the scheduler. At nice 19 they still send as fast as the spare CPU allows (typically
@@ -342,25 +345,39 @@ def run(results, server, peer):
     print(f"# turnbridge used {cpu_flood:.1f} s of CPU during the {FLOOD_SECONDS:.0f} s flood; "
           f"sessions by loss: " + ", ".join(f"{i}:{l:.1%}" for l, i in lossy[:12]), flush=True)
     results.check("the flooders sent a flood", flooded >= 50_000, f"{flooded} packets")
-    results.check(f"{SESSIONS} voice sessions lose at most {LOSS_BOUND:.0%} during the flood",
-                  sent > SESSIONS * PACKET_RATE * FLOOD_SECONDS * 0.8 and loss <= LOSS_BOUND,
-                  f"sent {sent}, echoed {received}, loss {loss:.3%}; best session {worst[0]:.1%}; "
-                  "kernel drops (full receive buffers): " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+    asan = sanitized()
+    loss_text = (f"sent {sent}, echoed {received}, loss {loss:.3%}; best session {worst[0]:.1%}; "
+                 "kernel drops (full receive buffers): " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+    rtts = sorted(probe_rtts)
+    late = sum(r > PROBE_BOUND for r in rtts)
+    probe_text = (f"{probes} probes, {probes - len(rtts)} unanswered, {late} over 100 ms; "
+                  f"worst {rtts[-1] * 1000 if rtts else 0:.1f} ms, median "
+                  f"{rtts[len(rtts) // 2] * 1000 if rtts else 0:.1f} ms")
     growth = (rss_end or 0) - (rss_at_2s or 0)
     rss_text = (f"start {rss_start >> 10} KiB, at 2 s {(rss_at_2s or 0) >> 10} KiB, "
                 f"end {(rss_end or 0) >> 10} KiB")
-    if sanitized():  # the ASan build: its quarantine keeps freed memory; LSan checks at exit instead
-        print(f"# RSS {rss_text} (not checked: ASan's quarantine holds freed memory)", flush=True)
-    else:
-        results.check("turnbridge RSS stays flat during the flood (< 5 MiB growth after 2 s)",
-                      rss_at_2s and rss_end and growth < RSS_GROWTH_BOUND, rss_text)
-    rtts = sorted(probe_rtts)
-    late = sum(r > PROBE_BOUND for r in rtts)
+    if asan:
+        # The ASan build runs the server several times slower and its quarantine holds freed
+        # memory: the loss, latency and RSS bounds are about the release build, checked there.
+        # Here the flood is about memory errors; voice and probes must still get through.
+        results.check("ASan build: voice still flows during the flood (at least 90 % echoed)",
+                      sent > SESSIONS * PACKET_RATE * FLOOD_SECONDS * 0.8 and loss <= 0.10, loss_text)
+        results.check("ASan build: Bindings are still answered during the flood (at least 90 %)",
+                      probes >= 60 and len(rtts) >= 0.9 * probes, probe_text)
+        print(f"# RSS {rss_text} (not checked on the ASan build)", flush=True)
+        finish(results, server, reports)
+        return
+    results.check(f"{SESSIONS} voice sessions lose at most {LOSS_BOUND:.0%} during the flood",
+                  sent > SESSIONS * PACKET_RATE * FLOOD_SECONDS * 0.8 and loss <= LOSS_BOUND, loss_text)
+    results.check("turnbridge RSS stays flat during the flood (< 5 MiB growth after 2 s)",
+                  rss_at_2s and rss_end and growth < RSS_GROWTH_BOUND, rss_text)
     results.check(f"a Binding from {PROBE_SOURCE} is answered within 100 ms throughout",
-                  probes >= 60 and len(rtts) == probes and late <= PROBE_LATE_ALLOWED,
-                  f"{probes} probes, {probes - len(rtts)} unanswered, {late} over 100 ms; "
-                  f"worst {rtts[-1] * 1000 if rtts else 0:.1f} ms, median "
-                  f"{rtts[len(rtts) // 2] * 1000 if rtts else 0:.1f} ms")
+                  probes >= 60 and len(rtts) == probes and late <= PROBE_LATE_ALLOWED, probe_text)
+    finish(results, server, reports)
+
+
+def finish(results, server, reports):
+    """The checks that hold on every build: the reflection guard and the server's survival."""
     # Every answer a flooder can draw (401 to a bad Allocate) is a little larger than its
     # request, so all of them are limited: one burst plus the rate over the run, per worker.
     allowed = WORKERS * (GUARD_BURST + GUARD_RATE * (FLOOD_SECONDS + 2))
