@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""No heap allocation per relayed packet (issue 5), counted by valgrind's DHAT.
+
+turnbridge runs under `valgrind --tool=dhat`, which counts every heap block the process
+allocates. Each case runs twice, once with a short load and once with a load ten times as
+long. The extra blocks divided by the extra packets is the allocations per packet. A
+per-packet allocation gives 1 or more; timers, accounting flushes and the longer run's
+other bookkeeping give a few hundredths. The bound is 0.1.
+- UDP and TCP client legs: coturn's turnutils_uclient with channels (ChannelData both ways)
+  toward turnutils_peer, 5 sessions.
+- Hostile datagrams that must cost no allocation either: garbage, truncated STUN and
+  ChannelData for channels nobody bound (flood_test.py's pool).
+Bad-credential requests are left out: checking MESSAGE-INTEGRITY runs OpenSSL's HMAC, which
+allocates inside OpenSSL 3 on every key it is given.
+
+Only on the release build: valgrind cannot run an ASan binary (scripts/test's RELEASE_ONLY).
+
+interop-timeout: 240 (read by scripts/test)
+"""
+import json
+import shutil
+import socket
+import struct
+import subprocess
+import time
+
+from harness import PASSWORD, USER, Turnbridge, main_guard, turnutils_peer
+
+SESSIONS = 5
+SHORT, LONG = 40, 400       # messages per session; the long run has ten times as many
+PER_PACKET_BOUND = 0.1
+HOSTILE_SHORT, HOSTILE_LONG = 500, 5000
+# Accounting on (its database in the server's directory), flushed once a minute: a flush
+# allocates, and the long run must not get several more of them than the short one. The text
+# closes [server] in the generated config and opens [accounting].
+ACCOUNTING = "\n[accounting]\nenabled = true\nflush_interval = 60\n"
+
+
+def dhat_server(tag):
+    server = Turnbridge(extra_server=ACCOUNTING, ready_timeout=60.0)
+    out = server.dir / f"dhat-{tag}.json"
+    server.prefix = ["valgrind", "--tool=dhat", f"--dhat-out-file={out}", "-q"]
+    return server, out
+
+
+def blocks(path):
+    """Heap blocks allocated over the whole run (DHAT's total blocks, "tbk")."""
+    data = json.loads(path.read_text())
+    return sum(pp["tbk"] for pp in data["pps"])
+
+
+def relay_run(tag, flags, messages):
+    """(relayed packets, heap blocks) for one uclient run through a server under DHAT."""
+    server, out = dhat_server(tag)
+    with server:
+        with turnutils_peer(server, ("127.0.0.1",)) as peer_port:
+            if peer_port is None:
+                raise RuntimeError("turnutils_peer did not start")
+            cmd = ["turnutils_uclient", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", str(peer_port),
+                   "-p", str(server.port), "-n", str(messages), "-m", str(SESSIONS), "-l", "160", "-z", "10",
+                   "-c", *flags, "127.0.0.1"]
+            text = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=120).stdout
+        rc = server.stop()
+    totals = [line for line in text.splitlines() if "tot_send_msgs=" in line]
+    if not totals or rc != 0:
+        raise RuntimeError(f"{tag}: uclient totals {totals[-1:] or 'missing'}, server exit {rc}")
+    sent, received = (int(x.split("=")[1]) for x in totals[-1].split(": ")[-1].split(", ")[:2])
+    return sent + received, blocks(out)
+
+
+def hostile_pool(port):
+    """flood_test.py's hostile datagrams, less the bad-credential Allocates (see above)."""
+    import flood_test
+    pool = flood_test.flood_packets(("127.0.0.1", port))
+
+    def is_full_allocate(p):
+        return (len(p) >= 20 and p[0:2] == b"\x00\x03" and p[4:8] == b"\x21\x12\xa4\x42"
+                and struct.unpack("!H", p[2:4])[0] + 20 == len(p))
+    return [p for p in pool if not is_full_allocate(p)]
+
+
+def hostile_run(tag, count):
+    server, out = dhat_server(tag)
+    with server:
+        pool = hostile_pool(server.port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.3", 0))
+        sock.connect(("127.0.0.1", server.port))
+        for i in range(count):
+            sock.send(pool[i % len(pool)])
+            if i % 50 == 49:
+                time.sleep(0.005)   # stay within the socket buffer of a server slowed by valgrind
+        sock.close()
+        time.sleep(1.0)
+        rc = server.stop()
+    if rc != 0:
+        raise RuntimeError(f"{tag}: server exit {rc}")
+    return count, blocks(out)
+
+
+def compare(results, name, short, long):
+    (p1, b1), (p2, b2) = short, long
+    extra = p2 - p1
+    per_packet = (b2 - b1) / extra if extra > 0 else float("inf")
+    results.check(f"{name}: at most {PER_PACKET_BOUND} heap allocations per packet",
+                  extra > 0 and per_packet <= PER_PACKET_BOUND,
+                  f"{p1} packets: {b1} blocks; {p2} packets: {b2} blocks; {per_packet:.4f} per extra packet")
+
+
+def test(results):
+    if not shutil.which("valgrind"):
+        results.check("valgrind installed (scripts/setup installs it)", False)
+        return
+    for name, flags in (("UDP ChannelData relayed both ways", []), ("TCP ChannelData relayed both ways", ["-t"])):
+        tag = "tcp" if flags else "udp"
+        compare(results, name, relay_run(f"{tag}-short", flags, SHORT), relay_run(f"{tag}-long", flags, LONG))
+    compare(results, "garbage, truncated STUN, ChannelData on unbound channels",
+            hostile_run("hostile-short", HOSTILE_SHORT), hostile_run("hostile-long", HOSTILE_LONG))
+
+
+if __name__ == "__main__":
+    main_guard(test)
