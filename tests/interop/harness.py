@@ -121,7 +121,7 @@ class Turnbridge:
     """One turnbridge process with its own temp dir. Use as a context manager."""
 
     def __init__(self, allowed_peers=("127.0.0.0/8", "::1/128"), ipv6_listener=False,
-                 users=None, rest_secret=REST_SECRET, extra_server="", ready_timeout=15.0, prefix=()):
+                 users=None, rest_secret=REST_SECRET, extra_server="", ready_timeout=15.0):
         self.dir = Path(tempfile.mkdtemp(prefix="turnbridge-interop-"))
         _TEMP_DIRS.append(self.dir)
         hosts = ("127.0.0.1", "::1") if ipv6_listener else ("127.0.0.1",)
@@ -134,7 +134,7 @@ class Turnbridge:
         self.rest_secret = rest_secret
         self.extra_server = extra_server
         self.ready_timeout = ready_timeout
-        self.prefix = list(prefix)   # a command the binary runs under (valgrind, ...)
+        self.prefix = []   # a command the binary runs under (valgrind: hot_path_alloc_test.py)
         self.proc = None
         self.log_path = self.dir / "turnbridge.log"
         self.config_path = self.dir / "turnbridge.toml"
