@@ -345,7 +345,6 @@ def run(results, server, peer):
     print(f"# turnbridge used {cpu_flood:.1f} s of CPU during the {FLOOD_SECONDS:.0f} s flood; "
           f"sessions by loss: " + ", ".join(f"{i}:{l:.1%}" for l, i in lossy[:12]), flush=True)
     results.check("the flooders sent a flood", flooded >= 50_000, f"{flooded} packets")
-    asan = sanitized()
     loss_text = (f"sent {sent}, echoed {received}, loss {loss:.3%}; best session {worst[0]:.1%}; "
                  "kernel drops (full receive buffers): " + ", ".join(f"{k} {v}" for k, v in drops.items()))
     rtts = sorted(probe_rtts)
@@ -356,7 +355,7 @@ def run(results, server, peer):
     growth = (rss_end or 0) - (rss_at_2s or 0)
     rss_text = (f"start {rss_start >> 10} KiB, at 2 s {(rss_at_2s or 0) >> 10} KiB, "
                 f"end {(rss_end or 0) >> 10} KiB")
-    if asan:
+    if sanitized():
         # The ASan build runs the server several times slower and its quarantine holds freed
         # memory: the loss, latency and RSS bounds are about the release build, checked there.
         # Here the flood is about memory errors; voice and probes must still get through.
