@@ -3,8 +3,9 @@
 """Where each server's CPU goes per relayed packet: turnbridge and coturn under the same loads
 as relay_bench.py, each run sampled with `perf record -g` (Debian linux-perf).
 
-For every load and server, --rounds runs (default 2, averaged; the order alternates). The server's CPU
-per relayed packet is taken from /proc as in relay_bench.py; perf's call graphs split it into:
+For every load and server, --rounds runs (default 2, averaged; the order alternates). The
+server's CPU per relayed packet is taken from /proc as in relay_bench.py; perf's call graphs
+split it into:
   send      system calls that send (sendmmsg, sendmsg, sendto, write, writev)
   delivery  of which the receiving side's network stack (net_rx_action): on loopback the
             sender's system call also queues the datagram on the receiver's socket and wakes it
@@ -123,10 +124,11 @@ def write_results(summary):
     (RESULTS / "relay_profile.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# Where the CPU goes per relayed packet: turnbridge and coturn ({summary['date']})", "",
              f"Machine: {summary['machine']}. {summary['turnbridge_version']}, coturn "
-             f"{summary['coturn_version']}. Pinning: {summary['pinning']}. {summary['rounds']} run(s) per server "
-             "and load (averaged; the order alternates), the same loads and settings as relay.md (tests/bench/relay_bench.py), each run sampled with "
-             "`perf record -g` (499 Hz). Sampling adds to both servers' CPU: compare within this page, and "
-             "take the totals without perf from relay.md.", "",
+             f"{summary['coturn_version']}. Pinning: {summary['pinning']}. {summary['rounds']} run(s) per "
+             "server and load (averaged; the order alternates), the same loads and settings as relay.md "
+             "(tests/bench/relay_bench.py), each run sampled with `perf record -g` (499 Hz). Sampling adds "
+             "to both servers' CPU: compare within this page, and take the totals without perf from "
+             "relay.md.", "",
              "Microseconds of server CPU per relayed packet: the total from /proc (utime + stime, as in "
              "relay.md), split by the shares of perf's samples. *send*: sendmmsg, sendmsg, sendto, write, "
              "writev; *delivery*: the part of *send* that is the receiving side's network stack "
@@ -150,7 +152,9 @@ def write_results(summary):
     for load, f in summary["floor"].items():
         lines.append(f"| {load} | {fmt(f['half_coturn_total'])} | {fmt(f['turnbridge_floor'])} | "
                      f"{fmt(f['turnbridge_send'])} | {fmt(f['coturn_send'])} |")
-    lines += ["", "Loads where that floor alone comes to more than half of coturn's whole CPU per packet: " + (", ".join(summary["floor_above_half"]) or "none") + ".", ""]
+    above = ", ".join(summary["floor_above_half"]) or "none"
+    lines += ["", f"Loads where that floor alone comes to more than half of coturn's whole CPU per packet: {above}.",
+              ""]
     text = "\n".join(lines)
     (RESULTS / "relay_profile.md").write_text(text)
     return text
