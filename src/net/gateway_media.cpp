@@ -152,8 +152,10 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
 }
 
 GatewayMedia::Summary GatewayMedia::finish(sip::MediaSdp* media) {
-    auto* call = static_cast<Call*>(media);
-    if (call == nullptr) return {};
+    // Asked, not assumed: a call that never had media of ours (an inbound call to users with no
+    // registration answers 480 over a pass-through object) must not be read as one (issue 11).
+    auto* call = dynamic_cast<Call*>(media);
+    if (call == nullptr || call->owner != this) return {};
     if (!call->media && call->browser == nullptr && call->trunk == nullptr) return call->summary;
     if (call->media) {
         call->summary.codecs = call->media->browser_codec() ? call->media->codec_names() : "";

@@ -45,7 +45,8 @@ public:
 
     // The media of one new call of `realm`; nullptr (logged) when no media port pair is free.
     std::unique_ptr<sip::MediaSdp> create(const config::Realm& realm);
-    // Stops the call's media, releases its ports and returns what it did. Idempotent.
+    // Stops the call's media, releases its ports and returns what it did. Idempotent; media that is
+    // not one of ours (the router's pass-through for a call nobody answers) gives an empty Summary.
     Summary finish(sip::MediaSdp* media);
     std::size_t calls() const { return calls_.size(); }
 
