@@ -5,7 +5,7 @@ on, and what every attack case is checked against, on the release build and on A
   does not use (PROBE_SOURCE), within 100 ms at the 99th percentile during the case and after
   it (release build only: ASan runs several times slower);
 - a legitimate client is served while the attack runs: TURN Allocate over UDP, TCP and TLS,
-  a SIP REGISTER over WebSocket (digest), an admin request with the token;
+  a JsSIP REGISTER over WebSocket (digest), an admin request with the token;
 - file descriptors return to their baseline (within FD_SLACK) and RSS to within RSS_SLACK once
   the case ends (release only);
 - the server's log grows by at most LOG_LINES_PER_SECOND lines a second over the case.
@@ -240,6 +240,22 @@ def ws_read_message(s, timeout=5.0):
             return data
 
 
+def jssip_register(server, user=USER, password=PASSWORD, timeout=12.0):
+    """REGISTER through JsSIP (jssip_register.js, npm) over the server's ws listener; True when
+    JsSIP says `registered`."""
+    import subprocess
+    try:
+        out = subprocess.run(["node", str(Path(__file__).resolve().parent / "jssip_register.js"),
+                              f"ws://127.0.0.1:{server.ws_port}", user, REALM, password],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print("  legit JsSIP: no answer in time", flush=True)
+        return False
+    if out.returncode != 0:
+        print(f"  legit JsSIP: {out.stdout.strip()} {out.stderr.strip()[-300:]}", flush=True)
+    return out.returncode == 0
+
+
 def sip_register_ws(server, user=USER, password=PASSWORD, timeout=5.0):
     """REGISTER over WebSocket with the digest round (RFC 3261 §22); the final status code, or 0."""
     try:
@@ -302,7 +318,7 @@ class Context:
         for t in turn:
             served[f"TURN {t} Allocate"] = turn_allocate(self.server, t)
         if sip:
-            served["WebSocket REGISTER"] = sip_register_ws(self.server) == 200
+            served["JsSIP REGISTER over WebSocket"] = jssip_register(self.server)
         if admin:
             served["admin request with the token"] = admin_get(self.server)[0] == 200
         for what, ok in served.items():
@@ -375,6 +391,6 @@ def module_main(cases):
 
 
 __all__ = ["HostileServer", "Probe", "Context", "run_case", "run_cases", "module_main", "turn_allocate",
-           "admin_get", "ws_connect", "ws_frame", "ws_read_message", "sip_register_ws", "fds", "rss", "wait_for",
+           "admin_get", "jssip_register", "ws_connect", "ws_frame", "ws_read_message", "sip_register_ws", "fds", "rss", "wait_for",
            "stun_binding", "TOKEN", "DID", "OFFLINE_DID", "PROBE_SOURCE", "USER", "PASSWORD", "REALM",
            "sanitized", "free_port", "Path", "random"]
