@@ -246,7 +246,7 @@ def jssip_register(server, user=USER, password=PASSWORD, timeout=12.0):
     import subprocess
     try:
         out = subprocess.run(["node", str(Path(__file__).resolve().parent / "jssip_register.js"),
-                              f"ws://127.0.0.1:{server.ws_port}", user, REALM, password],
+                              f"ws://127.0.0.1:{server.ws_port}/sip", user, REALM, password],
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         print("  legit JsSIP: no answer in time", flush=True)

@@ -20,7 +20,10 @@ const ua = new JsSIP.UA({
   connection_recovery_min_interval: 60,
   connection_recovery_max_interval: 60,
 });
+let finished = false;
 const done = (ok, what) => {
+  if (finished) return;
+  finished = true;
   clearTimeout(timer);
   console.log(what);
   // JsSIP's stop() sends the un-REGISTER; give it a moment, then leave.
