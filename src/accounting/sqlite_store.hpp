@@ -120,7 +120,7 @@ public:
     std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) override;
     std::optional<AllocationRecord> allocation(const std::string& id) override;
     std::vector<CallRecord> calls(const CallQuery& q) override;
-    std::uint64_t relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) override;
+    std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) override;
 
 private:
     // Ends a transaction that an exception left open.

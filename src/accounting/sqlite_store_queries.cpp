@@ -232,16 +232,18 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
     }
 }
 
-std::uint64_t SqliteStore::relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) {
+std::map<std::string, std::uint64_t> SqliteStore::relayed_bytes(const std::string& realm, std::int64_t since_ms) {
+    std::map<std::string, std::uint64_t> out;
     try {
-        auto q = query("SELECT COALESCE(SUM(relay_to_peer_payload_bytes + relay_to_client_payload_bytes), 0) "
-                       "FROM hourly WHERE realm = ?1 AND account = ?2 AND hour_start_ms >= ?3");
-        q.bind(1, realm).bind(2, account).bind(3, since_ms);
-        return q.step() ? q.uint64(0) : 0;
+        auto q = query("SELECT account, SUM(relay_to_peer_payload_bytes + relay_to_client_payload_bytes) "
+                       "FROM hourly WHERE realm = ?1 AND hour_start_ms >= ?2 GROUP BY account");
+        q.bind(1, realm).bind(2, since_ms);
+        while (q.step()) out[q.text(0)] = q.uint64(1);
     } catch (const SqliteError& e) {
         log::warn("accounting: cannot read relayed bytes from {}: {}", file_, e.what());
-        return 0;
+        out.clear();
     }
+    return out;
 }
 
 }  // namespace turnbridge::accounting::sqlite

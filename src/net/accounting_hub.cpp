@@ -30,12 +30,36 @@ void add(accounting::Traffic& into, const accounting::Traffic& t) {
 AccountingHub::AccountingHub(uv_loop_t* control_loop, std::unique_ptr<accounting::Store> store,
                              std::shared_ptr<const config::Config> cfg, unsigned workers, Kicker kick)
     : store_(std::move(store)), cfg_(std::move(cfg)), kick_(std::move(kick)), stats_(workers) {
-    if (store_ != nullptr) gate_store_ = accounting::Store::open(cfg_->accounting.database, false);
+    refresh_quotas(unix_ms());
     uv_async_init(control_loop, &async_, [](uv_async_t* a) { static_cast<AccountingHub*>(a->data)->drain(); });
     async_.data = this;
 }
 
 AccountingHub::~AccountingHub() = default;
+
+void AccountingHub::set_config(std::shared_ptr<const config::Config> cfg) {
+    cfg_ = std::move(cfg);
+    refresh_quotas(unix_ms());   // a reload may give a realm a quota, or take it away
+}
+
+void AccountingHub::refresh_quotas(std::int64_t now_ms) {
+    if (store_ == nullptr) return;
+    bool changed = false;
+    for (const auto& [name, realm] : cfg_->realms) {
+        if (realm.quota_bytes == 0) continue;
+        const std::int64_t start = period_start(realm.quota_period, now_ms);
+        if (quota_book_.holds(name, start)) continue;
+        quota_book_.load(name, start, store_->relayed_bytes(name, start));
+        changed = true;
+    }
+    quota_book_.retain([&](const std::string& name) {
+        auto it = cfg_->realms.find(name);
+        const bool keep = it != cfg_->realms.end() && it->second.quota_bytes != 0;
+        changed |= !keep;
+        return keep;
+    });
+    if (changed || !quota_.load(std::memory_order_relaxed)) publish_quotas();
+}
 
 void AccountingHub::close() {
     // The final drain() has run: whatever is still here, the store refused (a full or read-only
@@ -97,21 +121,22 @@ void AccountingHub::drain() {
         unwritten_calls_.clear();  // accounting is off: counted in /metrics only
         return;
     }
+    // A period that began since the last drain is loaded before this batch is written.
+    refresh_quotas(now);
     if (unwritten_.empty() && unwritten_calls_.empty()) return;
-    std::lock_guard gate(gate_mu_);
     if (!store_->write(unwritten_, unwritten_calls_, now)) return;  // kept, retried at the next drain
     unwritten_calls_.clear();
-    // What the store now holds beyond what the quota map had: add it to loaded baselines.
+    // What the store now holds beyond what the quota book had: add it, then publish.
     for (const auto& r : unwritten_) {
         const std::uint64_t payload = r.traffic.payload_bytes[1] + r.traffic.payload_bytes[3];
         auto& seen = quota_seen_[r.id];
         const std::uint64_t delta = payload > seen ? payload - seen : 0;
         seen = payload;
         if (r.end_ms != 0) quota_seen_.erase(r.id);
-        auto it = quota_use_.find({r.realm, r.account.empty() ? r.username : r.account});
-        if (it != quota_use_.end()) it->second.bytes += delta;
+        quota_book_.add(r.realm, r.account.empty() ? r.username : r.account, delta);
     }
     unwritten_.clear();
+    publish_quotas();
 }
 
 std::int64_t AccountingHub::period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms) {
@@ -124,16 +149,9 @@ std::int64_t AccountingHub::period_start(config::Realm::QuotaPeriod p, std::int6
 }
 
 bool AccountingHub::over_quota(const config::Realm& realm, const std::string& account) const {
-    if (realm.quota_bytes == 0 || gate_store_ == nullptr) return false;
-    const std::int64_t start = period_start(realm.quota_period, unix_ms());
-    std::lock_guard gate(gate_mu_);
-    auto& use = quota_use_[{realm.name, account}];
-    if (use.period_start != start) {
-        // First ask in this period: what the store says, from now on kept current by drain().
-        use.period_start = start;
-        use.bytes = gate_store_->relayed_bytes(realm.name, account, start);
-    }
-    return use.bytes >= realm.quota_bytes;
+    if (realm.quota_bytes == 0 || store_ == nullptr) return false;
+    const auto snapshot = quota_.load(std::memory_order_acquire);
+    return snapshot && snapshot->used(realm.name, account, period_start(realm.quota_period, unix_ms())) >= realm.quota_bytes;
 }
 
 void AccountingHub::absorb(const accounting::AllocationRecord& r, std::int64_t now_ms) {

@@ -79,11 +79,11 @@ public:
     // Call records whose start_ms is in [since, until) (exact, not whole hours), filtered by realm
     // and account, by start_ms then id. Throws std::runtime_error if SQLite fails.
     virtual std::vector<CallRecord> calls(const CallQuery& q) = 0;
-    // Byte quotas: relayed payload bytes of `account` in `realm` in the hourly buckets starting
+    // Byte quotas: relayed payload bytes of each account of `realm` in the hourly buckets starting
     // at or after `since_ms` (use an hour boundary), counted both ways through the relay:
     // payload_bytes[1] + payload_bytes[3] (relay->peer plus relay->client). Headers and framing
-    // are not counted. 0 (logged) if SQLite fails: a broken disk never blocks relaying.
-    virtual std::uint64_t relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) = 0;
+    // are not counted. Empty (logged) if SQLite fails: a broken disk never blocks relaying.
+    virtual std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) = 0;
 };
 
 }  // namespace turnbridge::accounting

@@ -6,6 +6,7 @@
 // and answers the admin API. Workers never wait for it: posting takes a short lock, and a
 // failed write (full or read-only disk) keeps the records for the next try. Gateway calls
 // arrive the same way, one CallRecord when a call ends, and go in the same transactions.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -15,6 +16,7 @@
 #include <uv.h>
 #include <vector>
 
+#include "turnbridge/accounting/quota_book.hpp"
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/admin/backend.hpp"
@@ -47,7 +49,7 @@ public:
     void post_call(accounting::CallRecord r);
 
     // Control thread.
-    void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
+    void set_config(std::shared_ptr<const config::Config> cfg);
     void drain();  // writes what was posted; also called at shutdown after workers stopped
     void close();  // closes the async handle; logs what could not be written, if anything
 
@@ -58,7 +60,9 @@ public:
     std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override;
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
-    // plus relay->client) of the account in the realm's current UTC day or month.
+    // plus relay->client) of the account in the realm's current UTC day or month, read from the
+    // snapshot the control thread last published: no lock, no store (a worker never waits for a
+    // write). The snapshot lags the relay by at most one flush interval, like the store.
     bool over_quota(const config::Realm& realm, const std::string& account) const override;
 
     static std::string record_id(std::int64_t instance_ms, std::uint64_t allocation_id);
@@ -91,17 +95,14 @@ private:
     std::map<std::string, std::uint64_t> created_;               // realm -> allocations created
     std::map<std::string, std::uint64_t> closed_;                // reason -> count
 
-    // Byte quotas. gate_mu_ covers the usage map, the gate's own read-only store connection
-    // and the write of a batch together with its deltas, so a baseline read from the store
-    // never counts a batch twice.
-    struct QuotaUse {
-        std::int64_t period_start = 0;
-        std::uint64_t bytes = 0;
-    };
-    mutable std::mutex gate_mu_;
-    std::unique_ptr<accounting::Store> gate_store_;
-    mutable std::map<std::pair<std::string, std::string>, QuotaUse> quota_use_;
+    // Byte quotas (control thread): each quota realm's usage in its current period, loaded from
+    // the store when the period starts (before a batch is written, so no batch counts twice)
+    // and kept current with the deltas of every written batch; published to quota_ after.
+    void refresh_quotas(std::int64_t now_ms);
+    void publish_quotas() { quota_.store(quota_book_.snapshot(), std::memory_order_release); }
+    accounting::QuotaBook quota_book_;
     std::map<std::string, std::uint64_t> quota_seen_;  // record id -> payload bytes already counted
+    std::atomic<std::shared_ptr<const accounting::QuotaSnapshot>> quota_;
 };
 
 }  // namespace turnbridge::net

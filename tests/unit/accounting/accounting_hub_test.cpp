@@ -3,6 +3,10 @@
 // store with the allocation records, retry after a failed write, and the /metrics figures.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
 #include <memory>
 #include <thread>
 #include <uv.h>
@@ -23,11 +27,13 @@ public:
     explicit FlakyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
     bool fail = false;
     int writes = 0;
+    std::function<void()> before_write;   // runs inside write(): a test can block the control thread there
 
     using Store::write;
     bool write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
                std::int64_t now_ms) override {
         ++writes;
+        if (before_write) before_write();
         return !fail && inner_->write(batch, calls, now_ms);
     }
     std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) override {
@@ -35,8 +41,8 @@ public:
     }
     std::optional<AllocationRecord> allocation(const std::string& id) override { return inner_->allocation(id); }
     std::vector<CallRecord> calls(const CallQuery& q) override { return inner_->calls(q); }
-    std::uint64_t relayed_bytes(const std::string& realm, const std::string& account, std::int64_t since_ms) override {
-        return inner_->relayed_bytes(realm, account, since_ms);
+    std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) override {
+        return inner_->relayed_bytes(realm, since_ms);
     }
 
 private:
@@ -49,13 +55,16 @@ struct HubFixture {
     uv_loop_t loop{};
     FlakyStore* store = nullptr;  // owned by the hub
     std::unique_ptr<net::AccountingHub> hub;
+    std::shared_ptr<const config::Config> hub_config;
 
-    explicit HubFixture(bool accounting = true) {
+    explicit HubFixture(bool accounting = true, std::uint64_t plain_quota_bytes = 0) {
         auto cfg = std::make_shared<config::Config>();
         cfg->accounting.database = dir / "t.db";
         cfg->realms["example.org"].name = "example.org";
         cfg->realms["example.org"].gateway.enabled = true;
         cfg->realms["plain.org"].name = "plain.org";
+        cfg->realms["plain.org"].quota_bytes = plain_quota_bytes;
+        cfg->realms["plain.org"].quota_period = config::Realm::QuotaPeriod::Day;
         REQUIRE(uv_loop_init(&loop) == 0);
         std::unique_ptr<Store> s;
         if (accounting) {
@@ -63,6 +72,7 @@ struct HubFixture {
             store = flaky.get();
             s = std::move(flaky);
         }
+        hub_config = cfg;
         hub = std::make_unique<net::AccountingHub>(&loop, std::move(s), cfg, 1,
                                                    [](unsigned, std::uint64_t) { return false; });
     }
@@ -133,6 +143,32 @@ TEST_CASE("hub: a failed write keeps the calls and the next drain writes them, o
     // Metrics counted each call once, when it arrived, whatever the store did.
     const auto m = f.hub->metrics();
     CHECK(m.calls.at("example.org").ended.at({"outbound", "answered"}) == 2);
+}
+
+TEST_CASE("hub quotas: workers read over_quota from a snapshot, never waiting for a store write (issue 12)") {
+    HubFixture f(true, 1000);
+    const config::Realm& plain = f.hub_config->realms.at("plain.org");
+    CHECK_FALSE(f.hub->over_quota(plain, "alice"));
+    f.hub->post(0, {record("i1-a", "alice", "plain.org", kDay, scaled(100))}, net::WorkerStats{});  // 1,600 bytes
+    f.hub->drain();
+    CHECK(f.hub->over_quota(plain, "alice"));
+    CHECK_FALSE(f.hub->over_quota(plain, "bob"));
+
+    // The next write blocks inside the store (as SQLite does while another process holds the lock).
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<bool> writing{false};
+    f.store->before_write = [&] { writing = true; released.wait(); };
+    f.hub->post(0, {record("i1-b", "bob", "plain.org", kDay, scaled(100))}, net::WorkerStats{});
+    std::thread control([&] { f.hub->drain(); });
+    while (!writing) std::this_thread::yield();
+    auto answer = std::async(std::launch::async, [&] { return f.hub->over_quota(plain, "alice"); });
+    const bool answered = answer.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+    CHECK(answered);
+    release.set_value();
+    control.join();
+    CHECK(answer.get());
+    CHECK(f.hub->over_quota(plain, "bob"));   // published once the write committed
 }
 
 TEST_CASE("hub metrics: calls by realm, direction and result, answered seconds, bytes and packets per leg") {

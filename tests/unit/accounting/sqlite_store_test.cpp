@@ -136,12 +136,12 @@ TEST_CASE("hourly rows get the exact difference between writes, in the hour of e
     check_traffic(users[1].traffic, scaled(4));
 
     // Quotas count relayed payload both ways (relay->peer + relay->client) = 16 per k.
-    CHECK(store->relayed_bytes("example.org", "alice", kDay) == 1000 * 16);
-    CHECK(store->relayed_bytes("example.org", "alice", h + kHour) == 900 * 16);
-    CHECK(store->relayed_bytes("example.org", "alice", h + 2 * kHour) == 600 * 16);
-    CHECK(store->relayed_bytes("example.org", "alice", h + 3 * kHour) == 0);
-    CHECK(store->relayed_bytes("example.org", "bob", kDay) == 4 * 16);
-    CHECK(store->relayed_bytes("other.org", "alice", kDay) == 0);
+    CHECK(store->relayed_bytes("example.org", kDay)["alice"] == 1000 * 16);
+    CHECK(store->relayed_bytes("example.org", h + kHour)["alice"] == 900 * 16);
+    CHECK(store->relayed_bytes("example.org", h + 2 * kHour)["alice"] == 600 * 16);
+    CHECK(store->relayed_bytes("example.org", h + 3 * kHour)["alice"] == 0);
+    CHECK(store->relayed_bytes("example.org", kDay)["bob"] == 4 * 16);
+    CHECK(store->relayed_bytes("other.org", kDay)["alice"] == 0);
 }
 
 TEST_CASE("an allocation counts as started in the hour of its start, even when first written an hour later") {
@@ -231,7 +231,7 @@ TEST_CASE("a reader beside the live writer sees each committed write (WAL), and 
     rows = usage(*reader, GroupBy::Allocation);
     REQUIRE(rows.size() == 1);
     check_traffic(rows[0].traffic, scaled(5));
-    CHECK(reader->relayed_bytes("example.org", "alice", kDay) == 5 * 16);
+    CHECK(reader->relayed_bytes("example.org", kDay)["alice"] == 5 * 16);
 
     // Read-only: the write fails as on a read-only disk, without throwing, and changes nothing.
     a.traffic = scaled(50);
