@@ -4,18 +4,21 @@
 // its client reached; the gateway's calls live on worker 0. What an allocation sends to the
 // gateway's media address is handed over here instead of leaving through a socket, and the
 // gateway's answers come back the same way, to re-enter the allocation as peer data (so they are
-// relayed and accounted like any peer's). One inbox per worker and one for the gateway, each a
-// short-locked vector swapped out by its owner after a uv_async wake-up: no socket round trip,
-// and no heap allocation per packet once the vectors have grown.
+// relayed and accounted like any peer's). One inbox per worker and one for the gateway; an inbox
+// is a preallocated single-producer/single-consumer ring per thread that posts to it
+// (base::SpscRing), drained by its owner after a uv_async wake-up: no socket round trip, no lock
+// and no heap allocation per packet (issue 12).
 #include <array>
+#include <atomic>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <span>
 #include <uv.h>
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/base/spsc_ring.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 #include "turnbridge/turn/server.hpp"
@@ -34,8 +37,9 @@ struct MediaHandoff {
 
 class MediaExchange final : public turn::LocalPeers {
 public:
-    // Beyond this many waiting datagrams an inbox drops (a stalled thread must not grow memory).
-    static constexpr std::size_t kMaxWaiting = 4096;
+    // Beyond this many waiting datagrams from one thread an inbox drops (a stalled thread must
+    // not grow memory): 1,024 datagrams are 20 ms of media for 1,024 calls.
+    static constexpr std::size_t kMaxWaiting = 1024;
 
     // Media addresses: server.media_ip and server.media_ports (fixed until restart).
     MediaExchange(const config::Config& cfg, unsigned workers);
@@ -45,27 +49,33 @@ public:
         return is_local_ip(peer.ip) && peer.port >= port_min_ && peer.port <= port_max_;
     }
 
-    unsigned gateway_box() const { return static_cast<unsigned>(boxes_.size() - 1); }
-    // The owner of inbox `box` (a worker index, or gateway_box()) wakes on `wake`; detach before
-    // closing it. Posts to a detached inbox are dropped.
+    unsigned gateway_box() const { return count_ - 1; }
+    // The owner of inbox `box` (a worker index, or gateway_box()) wakes on `wake`; detach (on
+    // the owner's thread) before closing it: it waits for a post in progress to finish, so no
+    // thread wakes a closed handle. Posts to a detached inbox are dropped.
     void attach(unsigned box, uv_async_t* wake);
     void detach(unsigned box);
     // Copies the datagram into inbox `box`; false when it was dropped (detached, full, too big:
-    // like a full socket buffer, the media's own loss concealment covers it).
+    // like a full socket buffer, the media's own loss concealment covers it). The poster is the
+    // allocation's `worker` for the gateway's inbox, and the gateway for a worker's inbox (the
+    // only pairs there are): each pair has its own ring, so each ring has one producer.
     bool post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed, const Endpoint& media,
               std::span<const std::uint8_t> bytes);
-    // Swaps inbox `box` with `into` (cleared first): the owner then reads `into` unlocked.
+    // Moves what waits in inbox `box` into `into` (cleared first; it keeps its capacity, so
+    // after the first batches this allocates nothing). Owner's thread only.
     void take(unsigned box, std::vector<MediaHandoff>& into);
 
 private:
     struct Box {
-        std::mutex mu;
-        uv_async_t* wake = nullptr;
-        std::vector<MediaHandoff> waiting;
+        std::atomic<uv_async_t*> wake{nullptr};
+        std::atomic<unsigned> posting{0};     // posts in progress (detach waits for them)
+        std::atomic<bool> signalled{false};   // a wake-up is on its way: later posts need not send one
+        std::vector<std::unique_ptr<base::SpscRing<MediaHandoff>>> from;   // by poster; null: none posts here
     };
     std::optional<IpAddress> ip_;
     std::uint16_t port_min_ = 0, port_max_ = 0;
-    std::vector<Box> boxes_;
+    std::unique_ptr<Box[]> boxes_;
+    unsigned count_ = 0;   // boxes: one per worker, then the gateway's
 };
 
 }  // namespace turnbridge::net
