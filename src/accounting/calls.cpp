@@ -8,33 +8,31 @@
 
 #include "calendar.hpp"
 #include "row_text.hpp"
+#include "turnbridge/base/utf8.hpp"
 
 namespace turnbridge::accounting {
 namespace {
 
-using K = detail::Field::Kind;
-
 std::string integer(std::int64_t v) { return fmt::format("{}", v); }
-std::string integer(std::uint64_t v) { return fmt::format("{}", v); }
 
 detail::Fields fields(const CallRecord& c) {
-    detail::Fields out = {
-        {"id", K::Text, c.id},
-        {"realm", K::Text, c.realm},
-        {"user", K::Text, c.account},
-        {"direction", K::Text, c.direction},
-        {"remote", K::Text, c.remote},
-        {"start", K::Text, c.start_ms == 0 ? std::string() : detail::time_key(c.start_ms)},
-        {"start_ms", K::Number, integer(c.start_ms)},
-        {"answer_ms", K::Number, integer(c.answer_ms)},
-        {"end_ms", K::Number, integer(c.end_ms)},
-        {"duration_seconds", K::Number, detail::number(detail::rounded(static_cast<double>(c.duration_ms()) / 1000, 3))},
-        {"status", K::Number, integer(std::int64_t{c.status})},
-        {"result", K::Text, std::string(call_result(c))},
-        {"codecs", K::Text, c.codecs},
-        {"end_reason", K::Text, c.end_reason},
-        // JSON true/false; CSV 1/0 like the other numbers.
-        {"relayed", K::Object, c.relayed ? "1" : "0", c.relayed ? "true" : "false"},
+    using namespace detail;
+    Fields out = {
+        text_field("id", c.id),
+        text_field("realm", c.realm),
+        text_field("user", c.account),
+        text_field("direction", c.direction),
+        text_field("remote", c.remote),
+        text_field("start", c.start_ms == 0 ? std::string() : time_key(c.start_ms)),
+        int_field("start_ms", c.start_ms),
+        int_field("answer_ms", c.answer_ms),
+        int_field("end_ms", c.end_ms),
+        real_field("duration_seconds", rounded(static_cast<double>(c.duration_ms()) / 1000, 3)),
+        int_field("status", std::int64_t{c.status}),
+        text_field("result", std::string(call_result(c))),
+        text_field("codecs", c.codecs),
+        text_field("end_reason", c.end_reason),
+        flag_field("relayed", c.relayed),
     };
     const std::pair<const char*, std::uint64_t> counts[] = {
         {"browser_in_packets", c.browser_in_packets}, {"browser_in_bytes", c.browser_in_bytes},
@@ -42,7 +40,7 @@ detail::Fields fields(const CallRecord& c) {
         {"trunk_in_packets", c.trunk_in_packets},     {"trunk_in_bytes", c.trunk_in_bytes},
         {"trunk_out_packets", c.trunk_out_packets},   {"trunk_out_bytes", c.trunk_out_bytes},
     };
-    for (const auto& [name, v] : counts) out.push_back({name, K::Number, integer(v)});
+    for (const auto& [name, v] : counts) out.push_back(int_field(name, v));
     return out;
 }
 
@@ -59,12 +57,12 @@ std::string table(const std::vector<CallRecord>& calls) {
                                                     "DURATION", "CODECS", "BROWSER IN", "BROWSER OUT", "TRUNK IN",
                                                     "TRUNK OUT", "RELAYED", "END"}};
     for (const auto& c : calls)
-        cells.push_back({c.start_ms == 0 ? "-" : detail::time_key(c.start_ms), detail::printable(c.account),
-                         detail::printable(c.realm), detail::printable(c.direction), detail::printable(c.remote),
+        cells.push_back({c.start_ms == 0 ? "-" : detail::time_key(c.start_ms), printable(c.account),
+                         printable(c.realm), printable(c.direction), printable(c.remote),
                          integer(std::int64_t{c.status}), std::string(call_result(c)), human_duration(c),
-                         detail::printable(c.codecs), format_bytes(c.browser_in_bytes), format_bytes(c.browser_out_bytes),
+                         printable(c.codecs), format_bytes(c.browser_in_bytes), format_bytes(c.browser_out_bytes),
                          format_bytes(c.trunk_in_bytes), format_bytes(c.trunk_out_bytes), c.relayed ? "yes" : "no",
-                         detail::printable(c.end_reason)});
+                         printable(c.end_reason)});
     //                               START USER  REALM DIR   REMOTE STATUS RESULT DUR    CODECS
     const std::vector<bool> left = {true, true, true, true, true, false, true, false, true,
                                     false, false, false, false, true, true};

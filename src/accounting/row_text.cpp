@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <type_traits>
+
+#include "turnbridge/base/json.hpp"
 
 namespace turnbridge::accounting::detail {
 namespace {
@@ -21,38 +24,30 @@ std::string csv_field(std::string_view s) {
     return out + "\"";
 }
 
-std::string json_value(const Field& f) {
-    switch (f.kind) {
-        case Field::Kind::Text: return json_string(f.value);
-        case Field::Kind::Number: return f.value;
-        case Field::Kind::Object: return f.json;
-    }
-    return f.value;
+void json_value(JsonWriter& j, const Field::Json& v) {
+    std::visit([&](const auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::map<std::string, std::uint64_t>>) {
+            j.begin_object();
+            for (const auto& [k, n] : x) j.key(k).value(n);
+            j.end_object();
+        } else {
+            j.value(x);
+        }
+    }, v);
 }
 
 }  // namespace
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (ch) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default: out += c < 0x20 ? fmt::format("\\u{:04x}", c) : std::string(1, ch);
-        }
-    }
-    return out + "\"";
+Field text_field(std::string name, std::string value) {
+    std::string json = value;
+    return {std::move(name), std::move(value), std::move(json)};
 }
-
-std::string printable(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
-    return out;
+Field int_field(std::string name, std::uint64_t value) { return {std::move(name), fmt::format("{}", value), value}; }
+Field int_field(std::string name, std::int64_t value) { return {std::move(name), fmt::format("{}", value), value}; }
+Field real_field(std::string name, double value) { return {std::move(name), fmt::format("{}", value), value}; }
+Field flag_field(std::string name, bool value) { return {std::move(name), value ? "1" : "0", value}; }
+Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text) {
+    return {std::move(name), std::move(text), std::move(value)};
 }
 
 double rounded(double v, int decimals) {
@@ -60,19 +55,18 @@ double rounded(double v, int decimals) {
     return std::round(v * scale) / scale;
 }
 
-std::string number(double v) { return fmt::format("{}", v); }
-
 std::string json_rows(const std::vector<Fields>& rows) {
     if (rows.empty()) return "[]\n";
     std::string out = "[\n";
     for (std::size_t i = 0; i < rows.size(); ++i) {
-        out += "  {";
-        bool first = true;
+        JsonWriter j(JsonStyle::Spaced);
+        j.begin_object();
         for (const auto& f : rows[i]) {
-            out += fmt::format("{}{}: {}", first ? "" : ", ", json_string(f.name), json_value(f));
-            first = false;
+            j.key(f.name);
+            json_value(j, f.json);
         }
-        out += i + 1 < rows.size() ? "},\n" : "}\n";
+        j.end_object();
+        out += "  " + j.take() + (i + 1 < rows.size() ? ",\n" : "\n");
     }
     return out + "]\n";
 }
@@ -83,7 +77,7 @@ std::string csv_rows(const Fields& names, const std::vector<Fields>& rows) {
     const auto line = [&](const Fields& fs, bool header) {
         for (std::size_t i = 0; i < fs.size(); ++i) {
             if (i) out += ',';
-            out += csv_field(header ? fs[i].name : fs[i].value);
+            out += csv_field(header ? fs[i].name : fs[i].text);
         }
         out += "\r\n";
     };

@@ -3,20 +3,31 @@
 // Rows of named fields as JSON, CSV or an aligned table: shared by the usage report and the call
 // listing, so that both escape and quote the same way. Private to src/accounting.
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace turnbridge::accounting::detail {
 
+// One named cell: `text` for CSV, `json` for JSON (through the one JsonWriter, base/json.hpp).
 struct Field {
-    enum class Kind { Text, Number, Object };  // Object: `json` is a JSON object, `value` its CSV text
+    using Json = std::variant<std::string, std::uint64_t, std::int64_t, double, bool, std::map<std::string, std::uint64_t>>;
     std::string name;
-    Kind kind;
-    std::string value;
-    std::string json = {};
+    std::string text;
+    Json json;
 };
 using Fields = std::vector<Field>;
+
+Field text_field(std::string name, std::string value);
+Field int_field(std::string name, std::uint64_t value);
+Field int_field(std::string name, std::int64_t value);
+Field real_field(std::string name, double value);
+Field flag_field(std::string name, bool value);  // JSON true/false; CSV 1/0 like the other numbers
+// JSON an object name -> count; CSV `text`.
+Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text);
 
 // An array of objects, one row a line; "[]" when there are none.
 std::string json_rows(const std::vector<Fields>& rows);
@@ -25,11 +36,7 @@ std::string csv_rows(const Fields& names, const std::vector<Fields>& rows);
 // Columns padded to their widest cell, two spaces apart: left-aligned where `left[c]`, else right.
 std::string aligned(const std::vector<std::vector<std::string>>& cells, const std::vector<bool>& left);
 
-std::string json_string(std::string_view s);
-// Names and user names come from clients: no control characters reach the terminal.
-std::string printable(std::string_view s);
 // To `decimals` places, so that JSON and CSV show 0.0167 rather than 0.016666666666666666.
 double rounded(double v, int decimals);
-std::string number(double v);
 
 }  // namespace turnbridge::accounting::detail

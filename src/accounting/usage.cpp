@@ -12,6 +12,7 @@
 #include "calendar.hpp"
 #include "counters.hpp"
 #include "row_text.hpp"
+#include "turnbridge/base/utf8.hpp"
 #include "turnbridge/accounting/calls.hpp"
 
 namespace turnbridge::accounting {
@@ -110,12 +111,12 @@ std::string table(const std::vector<UsageRow>& rows, std::optional<GroupBy> by) 
             {"CALLS", "ANSWERED", "CALL MINUTES", "CODECS"});
     for (const auto& r : rows) {
         const Traffic& t = r.traffic;
-        add_row({detail::printable(r.key), detail::printable(r.realm), fmt::format("{}", r.allocations),
+        add_row({printable(r.key), printable(r.realm), fmt::format("{}", r.allocations),
                  fmt::format("{:.1f} min", r.relayed_minutes), format_bytes(t.payload_bytes[0]),
                  format_bytes(t.wire_bytes[0]), format_bytes(t.payload_bytes[3]), format_bytes(t.wire_bytes[3]),
                  format_bytes(detail::total_bytes(t)), human_cost(r.cost, r.currency)},
                 {fmt::format("{}", r.calls.calls), fmt::format("{}", r.calls.answered),
-                 fmt::format("{:.1f} min", r.calls.minutes()), detail::printable(format_codecs(r.calls.codecs))});
+                 fmt::format("{:.1f} min", r.calls.minutes()), printable(format_codecs(r.calls.codecs))});
     }
     for (std::size_t c = 0; c < cells.front().size(); ++c)
         left.push_back(c < (realm_column ? 2u : 1u) || (call_columns && c + 1 == cells.front().size()));
@@ -124,33 +125,26 @@ std::string table(const std::vector<UsageRow>& rows, std::optional<GroupBy> by) 
 
 // --- JSON and CSV -----------------------------------------------------------------------------
 
-std::string codecs_json(const std::map<std::string, std::uint64_t>& codecs) {
-    std::string out = "{";
-    for (const auto& [name, n] : codecs) out += fmt::format("{}{}: {}", out.size() > 1 ? ", " : "", detail::json_string(name), n);
-    return out + "}";
-}
-
 detail::Fields fields(const UsageRow& r) {
-    using K = detail::Field::Kind;
-    detail::Fields out = {
-        {"key", K::Text, r.key},
-        {"realm", K::Text, r.realm},
-        {"allocations", K::Number, fmt::format("{}", r.allocations)},
-        {"relayed_minutes", K::Number, detail::number(detail::rounded(r.relayed_minutes, 4))},
+    using namespace detail;
+    Fields out = {
+        text_field("key", r.key),
+        text_field("realm", r.realm),
+        int_field("allocations", r.allocations),
+        real_field("relayed_minutes", rounded(r.relayed_minutes, 4)),
     };
-    for (std::size_t i = 0; i < kCounters; ++i)
-        out.push_back({detail::counter_name(i), K::Number, fmt::format("{}", counter(r.traffic, i))});
-    out.push_back({"total_bytes", K::Number, fmt::format("{}", detail::total_bytes(r.traffic))});
-    out.push_back({"egress_bytes", K::Number, fmt::format("{}", r.traffic.egress_bytes())});
-    out.push_back({"cost", K::Number, detail::number(detail::rounded(r.cost, 6))});
-    out.push_back({"currency", K::Text, r.currency});
+    for (std::size_t i = 0; i < kCounters; ++i) out.push_back(int_field(counter_name(i), counter(r.traffic, i)));
+    out.push_back(int_field("total_bytes", total_bytes(r.traffic)));
+    out.push_back(int_field("egress_bytes", r.traffic.egress_bytes()));
+    out.push_back(real_field("cost", rounded(r.cost, 6)));
+    out.push_back(text_field("currency", r.currency));
     const CallTotals& c = r.calls;
-    out.push_back({"calls", K::Number, fmt::format("{}", c.calls)});
-    out.push_back({"answered_calls", K::Number, fmt::format("{}", c.answered)});
-    out.push_back({"call_minutes", K::Number, detail::number(detail::rounded(c.minutes(), 4))});
-    out.push_back({"call_browser_bytes", K::Number, fmt::format("{}", c.browser_bytes)});
-    out.push_back({"call_trunk_bytes", K::Number, fmt::format("{}", c.trunk_bytes)});
-    out.push_back({"call_codecs", K::Object, format_codecs(c.codecs), codecs_json(c.codecs)});
+    out.push_back(int_field("calls", c.calls));
+    out.push_back(int_field("answered_calls", c.answered));
+    out.push_back(real_field("call_minutes", rounded(c.minutes(), 4)));
+    out.push_back(int_field("call_browser_bytes", c.browser_bytes));
+    out.push_back(int_field("call_trunk_bytes", c.trunk_bytes));
+    out.push_back(map_field("call_codecs", c.codecs, format_codecs(c.codecs)));
     return out;
 }
 

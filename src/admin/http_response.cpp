@@ -48,8 +48,9 @@ std::string serialize(const Response& r, bool keep_alive, bool head_only, std::i
         if (!r.content_type.empty()) fmt::format_to(std::back_inserter(out), "Content-Type: {}\r\n", r.content_type);
         fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", r.body.size());
     }
-    // Usage and live allocations change all the time and may be private: never stored.
-    out += "Cache-Control: no-store\r\n";
+    // Usage and live allocations change all the time and may be private: never stored. No body
+    // is sniffed as another type than it says (a JSON body holding markup is not HTML).
+    out += "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
     out += (keep_alive && !r.close) ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     for (const auto& h : r.headers) fmt::format_to(std::back_inserter(out), "{}: {}\r\n", h.name, h.value);
     out += "\r\n";

@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <utility>
 
-#include "turnbridge/admin/json.hpp"
+#include "turnbridge/base/utf8.hpp"
 
 namespace turnbridge::admin {
 namespace {

@@ -83,7 +83,6 @@ Response page() {
     r.body = std::string(usage_page());
     r.headers.push_back({"Content-Security-Policy", std::string(kUsagePageCsp)});
     r.headers.push_back({"Referrer-Policy", "no-referrer"});  // the URL may carry ?token=
-    r.headers.push_back({"X-Content-Type-Options", "nosniff"});
     return r;
 }
 

@@ -35,15 +35,6 @@ UriParts uri_parts(std::string_view uri) {
     return p;
 }
 
-// The URI inside a From/To value: "\"A\" <sip:a@x>;tag=1" -> "sip:a@x".
-std::string_view header_uri(std::string_view v) {
-    if (auto lt = v.find('<'); lt != std::string_view::npos) {
-        v.remove_prefix(lt + 1);
-        return v.substr(0, v.find('>'));
-    }
-    return v.substr(0, v.find(';'));
-}
-
 class PassThrough final : public sip::MediaSdp {
 public:
     std::optional<std::string> map_offer(bool, const std::string& sdp) override { return sdp; }
@@ -424,7 +415,9 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.routed = route->second;
     e.summary.realm = realm->name;
     e.summary.outbound = false;
-    e.summary.remote = uri_parts(header_uri(r.request.from_header())).user;
+    // libosip2's From, not a search for '<': a display name may hold one ("<script>" <sip:...>).
+    const auto from = r.request.from();
+    e.summary.remote = from ? uri_parts(from->uri).user : std::string();
     e.summary.started = now;
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);

@@ -23,7 +23,7 @@ std::string http_response(int status, std::string_view reason, std::string_view 
                           std::string_view extra_headers, std::string_view body, bool head_only) {
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
     r += "Content-Type: " + std::string(type) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-    r += "Cache-Control: " + std::string(cache) + "\r\n";
+    r += "Cache-Control: " + std::string(cache) + "\r\nX-Content-Type-Options: nosniff\r\n";
     r += extra_headers;
     r += "Connection: close\r\n\r\n";
     if (!head_only) r.append(body);
@@ -59,8 +59,7 @@ std::string page_response(std::string_view request, bool head_only) {
     csp += "; connect-src 'self'";
     // CSP3 lets 'self' match ws:/wss: to the same host; older engines need them spelled out.
     if (const std::string host = host_of(request); !host.empty()) csp += " ws://" + host + " wss://" + host;
-    const std::string headers = "Content-Security-Policy: " + csp +
-                                "\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
+    const std::string headers = "Content-Security-Policy: " + csp + "\r\nReferrer-Policy: no-referrer\r\n";
     return http_response(200, "OK", "text/html; charset=utf-8", "no-cache", headers, kClickToCallPage, head_only);
 }
 
@@ -183,7 +182,7 @@ void WsConnection::on_http() {
                 write_plain(page_response(std::string_view(http_).substr(0, h.consumed), head));
             else
                 write_plain(http_response(404, "Not Found", "text/plain; charset=utf-8", "no-store",
-                                          "X-Content-Type-Options: nosniff\r\n", "not found\n", head));
+                                          "", "not found\n", head));
             return close_after_write();
         }
         case sip::Handshake::Kind::Upgrade: {

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "text.hpp"
+#include "turnbridge/base/base64.hpp"
 #include "turnbridge/config/config.hpp"
 
 namespace turnbridge::sip {
@@ -46,13 +47,6 @@ std::string quote(std::string_view s) {
         out.push_back(c);
     }
     return out + "\"";
-}
-
-std::string base64(const unsigned char* data, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3), '\0');
-    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(len));
-    return out;
 }
 
 }  // namespace
@@ -130,7 +124,7 @@ std::optional<std::string> realm_password(const config::Realm& realm, std::strin
     unsigned n = 0;
     HMAC(EVP_sha1(), realm.rest_secret.data(), static_cast<int>(realm.rest_secret.size()),
          reinterpret_cast<const unsigned char*>(username.data()), username.size(), mac, &n);
-    return base64(mac, n);
+    return base64_encode(std::span<const std::uint8_t>(mac, n));
 }
 
 Message DigestServer::challenge(const Message& request, Time now, const IpAddress& client, std::string_view to_tag,

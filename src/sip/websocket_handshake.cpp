@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/sip/websocket_handshake.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <optional>
 #include <vector>
 
 #include "text.hpp"
+#include "turnbridge/base/base64.hpp"
 
 namespace turnbridge::sip {
 namespace {
@@ -57,7 +57,8 @@ Handshake reject(Handshake h, int status, std::string_view phrase, std::string_v
     h.reason = std::string(reason);
     const std::string body = std::string(reason) + "\n";
     h.response = "HTTP/1.1 " + std::to_string(status) + " " + std::string(phrase) + "\r\n" + std::string(extra_headers) +
-                 "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                 "Content-Type: text/plain\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+                 "Content-Length: " + std::to_string(body.size()) +
                  "\r\nConnection: close\r\n\r\n" + body;
     return h;
 }
@@ -65,8 +66,8 @@ Handshake reject(Handshake h, int status, std::string_view phrase, std::string_v
 bool valid_key(std::string_view key) {
     // RFC 6455 §4.2.1: base64 of 16 random bytes, so 24 characters ending in "==".
     if (key.size() != 24 || key.substr(22) != "==") return false;
-    unsigned char out[24];
-    return EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(key.data()), 24) == 18;
+    const auto bytes = base64_decode(key);
+    return bytes && bytes->size() == 16;
 }
 
 }  // namespace
@@ -76,9 +77,7 @@ std::string websocket_accept(std::string_view key) {
     input += kGuid;
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-    char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), digest, SHA_DIGEST_LENGTH);
-    return std::string(out, static_cast<std::size_t>(n));
+    return base64_encode(digest);
 }
 
 Handshake websocket_handshake(std::string_view buffered, const HandshakeOptions& options) {

@@ -2,13 +2,12 @@
 // Long-term credential mechanism (RFC 8489 §9.2) with static users and TURN REST API
 // credentials (draft-uberti-behave-turn-rest-00: username "expiry[:user]",
 // password base64(HMAC-SHA1(secret, username))).
-#include <openssl/evp.h>
-
 #include <charconv>
 #include <cstring>
 #include <optional>
 
 #include "server_internal.hpp"
+#include "turnbridge/base/base64.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/stun/integrity.hpp"
 
@@ -18,13 +17,6 @@ namespace {
 stun::Bytes text_bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
 constexpr std::uint8_t kOurAlgorithms[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00};
-
-std::string base64(const std::uint8_t* data, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3), '\0');
-    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(len));
-    return out;
-}
 
 struct Lookup {
     std::string password;
@@ -47,7 +39,7 @@ std::optional<Lookup> rest_lookup(const config::Realm& realm, std::string_view u
     }
     const auto mac = stun::hmac_sha1(text_bytes(realm.rest_secret), text_bytes(username));
     Lookup l;
-    l.password = base64(mac.data(), mac.size());
+    l.password = base64_encode(mac);
     l.account = colon == std::string_view::npos ? std::string() : std::string(username.substr(colon + 1));
     l.username = std::string(username);
     return l;

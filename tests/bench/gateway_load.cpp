@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "../unit/gateway/tone.hpp"
+#include "turnbridge/base/json.hpp"
 #include "turnbridge/gateway/call_media.hpp"
 #include "turnbridge/gateway/demux.hpp"
 #include "turnbridge/stun/message.hpp"
@@ -396,12 +397,9 @@ struct Series {
 };
 
 std::string json_string(const std::string& s) {
-    std::string o = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\';
-        o += (c == '\n' || c == '\r') ? ' ' : c;
-    }
-    return o + "\"";
+    std::string o;
+    turnbridge::append_json_string(o, s);  // the project's one JSON string escaper
+    return o;
 }
 
 Options parse_options(int argc, char** argv) {

@@ -24,7 +24,7 @@ std::string_view reason_phrase(int status);
 Response json_error(int status, std::string_view message, std::string_view parameter = {});
 
 // Status line, Date, Content-Type, Content-Length (none on 204), Cache-Control: no-store,
-// Connection, the extra fields, then the body. `head_only` (a HEAD request) leaves the body out
+// X-Content-Type-Options: nosniff, Connection, the extra fields, then the body. `head_only` (a HEAD request) leaves the body out
 // but keeps its Content-Length (RFC 9110 §9.3.2).
 std::string serialize(const Response& r, bool keep_alive, bool head_only, std::int64_t now_ms);
 

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The usage page served at GET /: one self-contained HTML document (inline CSS and script, no
-// external resources) that reads the JSON API and draws its chart on a canvas by hand.
+// external resources) that reads the JSON API and draws its chart on a canvas by hand. Its
+// source is src/admin/usage_page.html; scripts/embed_page.py turns it into a .cpp at build time.
 #include <string_view>
 
 namespace turnbridge::admin {
 
-std::string_view usage_page();
+extern const std::string_view kUsagePage;
+// Response field for the page: default-src 'none', the page's own inline script and style by
+// SHA-256 (no 'unsafe-inline'), and requests back to this server; nothing from anywhere else.
+extern const std::string_view kUsagePageCsp;
 
-// Response fields for the page: it may load nothing from anywhere but this server.
-inline constexpr std::string_view kUsagePageCsp =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
-    "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+inline std::string_view usage_page() { return kUsagePage; }
 
 }  // namespace turnbridge::admin

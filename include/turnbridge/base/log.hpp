@@ -10,7 +10,9 @@ enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 void set_level(Level level);
 Level level();
-void write(Level level, std::string_view line);
+// One line on stderr. Control characters, bytes that are not UTF-8 and the like in `text` are
+// written as \xNN (turnbridge::printable), so a line never ends early or carries an escape sequence.
+void write(Level level, std::string_view text);
 
 template <class... Args>
 void info(fmt::format_string<Args...> f, Args&&... args) {

@@ -60,14 +60,24 @@ TEST_CASE("format_calls: no calls is a header (table, CSV) or [] (JSON); duratio
     CHECK(format_calls({c}, Format::Json).find("\"duration_seconds\": 10861.5,") != std::string::npos);
 }
 
-TEST_CASE("format_calls table replaces control characters from client-chosen names") {
+TEST_CASE("format_calls table writes control characters from client-chosen names as \\xNN") {
     auto c = call("c1", "evil\x1b[2J", "example.org", kDay, 1000);
     c.remote = "+1\n555";
     const std::string out = format_calls({c}, Format::Table);
     CHECK(out.find('\x1b') == std::string::npos);
-    CHECK(out.find("evil?[2J") != std::string::npos);
-    CHECK(out.find("+1?555") != std::string::npos);
+    CHECK(out.find("evil\\x1b[2J") != std::string::npos);
+    CHECK(out.find("+1\\x0a555") != std::string::npos);
     CHECK(std::count(out.begin(), out.end(), '\n') == 2);
+}
+
+TEST_CASE("format_calls json escapes markup and control characters in names and numbers (GET /api/v1/calls)") {
+    auto c = call("c1", "<script>alert(1)</script>\x1b[31m", "example.org", kDay, 1000);
+    c.remote = "\"Mallory <script>\" <sip:+1\x1b@x>";
+    const std::string out = format_calls({c}, Format::Json);
+    CHECK(out.find('<') == std::string::npos);
+    CHECK(out.find('\x1b') == std::string::npos);
+    CHECK(out.find(R"("user": "\u003cscript\u003ealert(1)\u003c/script\u003e\u001b[31m")") != std::string::npos);
+    CHECK(out.find(R"("remote": "\"Mallory \u003cscript\u003e\" \u003csip:+1\u001b@x\u003e")") != std::string::npos);
 }
 
 TEST_SUITE_END();

@@ -159,12 +159,12 @@ TEST_CASE("format_usage table: aligned columns, human units, the first column na
           "DAY  REALM  ALLOCATIONS  MINUTES  UP PAYLOAD  UP WIRE  DOWN PAYLOAD  DOWN WIRE  TOTAL  COST\n");
 }
 
-TEST_CASE("format_usage table replaces control characters from client-chosen names") {
+TEST_CASE("format_usage table writes control characters from client-chosen names as \\xNN") {
     std::vector<UsageRow> rows(1);
     rows[0].key = "evil\x1b[2J\n";
     const std::string out = format_usage(rows, Format::Table, GroupBy::User);
     CHECK(out.find('\x1b') == std::string::npos);
-    CHECK(out.find("evil?[2J?") != std::string::npos);
+    CHECK(out.find("evil\\x1b[2J\\x0a") != std::string::npos);
 }
 
 TEST_CASE("format_usage json: an array of objects with raw integers and named directions") {
@@ -192,11 +192,14 @@ TEST_CASE("format_usage json: an array of objects with raw integers and named di
     CHECK(format_usage({}, Format::Json) == "[]\n");
 }
 
-TEST_CASE("format_usage json escapes quotes, backslashes and control characters") {
+TEST_CASE("format_usage json escapes quotes, backslashes, control characters and markup (the one JSON writer)") {
     std::vector<UsageRow> rows(1);
-    rows[0].key = "a\"b\\c\nd\x01" "\xc3\xa9";
+    rows[0].key = "a\"b\\c\nd\x01" "\xc3\xa9<script>\x1b";
+    rows[0].calls.codecs = {{"<b>", 1}};
     const std::string out = format_usage(rows, Format::Json);
-    CHECK(out.find(R"("key": "a\"b\\c\nd\u0001)" "\xc3\xa9\"") != std::string::npos);
+    CHECK(out.find(R"("key": "a\"b\\c\nd\u0001)" "\xc3\xa9" R"(\u003cscript\u003e\u001b")") != std::string::npos);
+    CHECK(out.find(R"("call_codecs": {"\u003cb\u003e": 1})") != std::string::npos);
+    CHECK(out.find('<') == std::string::npos);
 }
 
 TEST_CASE("format_usage csv: a header row and RFC 4180 records (CRLF, quoted where needed)") {

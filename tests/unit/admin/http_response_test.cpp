@@ -11,7 +11,7 @@ namespace {
 constexpr std::int64_t kNow = 784111777000;  // RFC 9110 §5.6.7's example date
 }
 
-TEST_CASE("a response carries status, Date, type, length, no-store and the connection's fate") {
+TEST_CASE("a response carries status, Date, type, length, no-store, nosniff and the connection's fate") {
     Response r;
     r.content_type = "application/json";
     r.body = "[]";
@@ -22,6 +22,7 @@ TEST_CASE("a response carries status, Date, type, length, no-store and the conne
           "Content-Type: application/json\r\n"
           "Content-Length: 2\r\n"
           "Cache-Control: no-store\r\n"
+          "X-Content-Type-Options: nosniff\r\n"
           "Connection: keep-alive\r\n"
           "Allow: GET, HEAD\r\n"
           "\r\n[]");
@@ -47,6 +48,18 @@ TEST_CASE("204 has neither Content-Length nor body (RFC 9110 §8.6)") {
     CHECK(wire.rfind("HTTP/1.1 204 No Content\r\n", 0) == 0);
     CHECK(wire.find("Content-Length") == std::string::npos);
     CHECK(wire.substr(wire.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("every response, errors and 204 included, says nosniff and no-store (a JSON body is never HTML)") {
+    for (const int status : {200, 204, 400, 401, 404, 405, 500}) {
+        CAPTURE(status);
+        Response r = status == 200 || status == 204 ? Response{} : json_error(status, "<script>");
+        r.status = status;
+        const auto wire = serialize(r, true, false, kNow);
+        CHECK(wire.find("\r\nX-Content-Type-Options: nosniff\r\n") != std::string::npos);
+        CHECK(wire.find("\r\nCache-Control: no-store\r\n") != std::string::npos);
+        CHECK(wire.find("<script") == std::string::npos);
+    }
 }
 
 TEST_CASE("json_error names the parameter when there is one") {

@@ -58,6 +58,17 @@ TEST_CASE("the page's policy allows nothing from outside this server") {
     CHECK_FALSE(has(kUsagePageCsp, "http"));
 }
 
+TEST_CASE("the page's script and style are allowed by SHA-256, never by 'unsafe-inline'") {
+    CHECK_FALSE(has(kUsagePageCsp, "unsafe"));
+    CHECK(has(kUsagePageCsp, "script-src 'sha256-"));
+    CHECK(has(kUsagePageCsp, "style-src 'sha256-"));
+    // Styles go through the CSSOM: a style attribute (markup or setAttribute) would be blocked.
+    const auto page = usage_page();
+    CHECK_FALSE(has(page, " style=\""));
+    CHECK_FALSE(has(page, "style: '"));
+    CHECK(has(page, "Object.assign(e.style, props[k])"));
+}
+
 TEST_CASE("the usage page's top users show gateway calls from the usage rows") {
     const auto page = usage_page();
     CHECK(has(page, "<th class=\"num\" title=\"Gateway calls started (answered)\">Calls</th>"));

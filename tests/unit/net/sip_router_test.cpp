@@ -357,6 +357,23 @@ TEST_CASE("a CANCEL for an INVITE waiting for its trunk's name: 487") {
     CHECK(Bench::sent(later, kWs).empty());
 }
 
+TEST_CASE("an inbound call's remote number is the From URI's user, whatever '<' the display name holds") {
+    Bench b;
+    auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKd1\r\n"
+                "Max-Forwards: 70\r\nFrom: \"<script>x</script> \\\"q\\\"\" <sip:+15550142@127.0.0.1>;tag=1\r\n"
+                "To: <sip:+15550123@127.0.0.1>\r\nCall-ID: d1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\n"
+                "Content-Length: 0\r\n\r\n";
+    auto r = b.feed(b.trunk, wire, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);
+    b.now += 40s;
+    std::vector<sip::Action> out;
+    b.router.on_timer(b.now, out);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended[0].remote == "+15550142");
+}
+
 TEST_CASE("inbound INVITE from an address the trunk's host name resolved to is the trunk's") {
     Bench b;
     b.named_trunk("trunk.example.net");

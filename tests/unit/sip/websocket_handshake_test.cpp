@@ -95,6 +95,7 @@ TEST_CASE("bad upgrades are refused with a status and a reason naming the header
         CHECK(h.response.rfind("HTTP/1.1 " + std::to_string(r.status) + " ", 0) == 0);
         CHECK(h.reason.find(r.reason_part) != std::string::npos);
         CHECK(h.response.find(h.reason) != std::string::npos);  // the body says why, for humans
+        CHECK(h.response.find("\r\nX-Content-Type-Options: nosniff\r\n") != std::string::npos);
     }
     CHECK(websocket_handshake(chromium_upgrade("/sip", "sip", "8")).response.find("Sec-WebSocket-Version: 13\r\n") !=
           std::string::npos);
