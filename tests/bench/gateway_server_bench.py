@@ -23,8 +23,12 @@ Before measuring, the checks are shown to fail on purpose-broken calls (--fault 
 
 Writes tests/bench/results/gateway_server.{md,json}.
 
-Usage: tests/bench/gateway_server_bench.py [--quick] [--calls N] [--seconds S] [--no-verify]
-  --quick: 10 calls for 5 s at each thread count, no verification run (well under a minute).
+Both ways a browser reaches the gateway are measured: relayed (through a TURN allocation of its
+own on the same server, ChannelData, as a browser with iceTransportPolicy "relay": the common case)
+and direct (to the gateway's media address).
+
+Usage: tests/bench/gateway_server_bench.py [--quick] [--calls N] [--seconds S] [--no-verify] [--direct-only]
+  --quick: 10 calls for 5 s per run, no verification run (under a minute).
 """
 import argparse
 import json
@@ -41,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (BINARY, REPO, RESULTS, TICK, cpu_times, free_port, machine, rss_kib,  # noqa: E402
-                          start_turnbridge, stop, utc_now)
+                          start_turnbridge, stop, utc_now, write_results)
 
 LOAD = REPO / "build" / "tests" / "bench" / "gateway_server_load"
 REALM, PASSWORD, PREFIX = "example.org", "bench", "b"
@@ -90,7 +94,7 @@ def threads_of(pid):
     return out
 
 
-def run(threads, calls, seconds, workdir, fault=None, warmup=50):
+def run(threads, calls, seconds, workdir, relay=True, fault=None, warmup=50):
     """One server, one load: the generator's JSON plus the server's CPU over the measured period."""
     ports = {}
     for name in ("turn", "ws", "sip", "trunk"):
@@ -100,6 +104,8 @@ def run(threads, calls, seconds, workdir, fault=None, warmup=50):
     cmd = [str(LOAD), "--ws", f"127.0.0.1:{ports['ws']}", "--trunk-port", str(ports["trunk"]),
            "--calls", str(calls), "--seconds", str(seconds), "--warmup-ticks", str(warmup),
            "--realm", REALM, "--user-prefix", PREFIX, "--password", PASSWORD]
+    if relay:
+        cmd += ["--turn", f"127.0.0.1:{ports['turn']}"]
     if fault:
         cmd += ["--fault", fault]
     bound = 30 + seconds * 2.5 + calls * 0.2   # set-up, warm-up, measured period, hang-ups
@@ -134,6 +140,7 @@ def run(threads, calls, seconds, workdir, fault=None, warmup=50):
     r = json.loads("".join(rest))
     r["exit"] = gen.returncode
     r["threads"] = threads
+    r["mode"] = "relayed" if relay else "direct"
     r["server_alive"] = alive
     (t0, c0, th0), (t1, c1, th1) = marks["start"], marks["end"]
     wall = t1 - t0
@@ -162,7 +169,7 @@ def describe(r):
     c, b, t = r["check"], r["to_browser"], r["to_trunk"]
     threads = ", ".join(f"{'main ' if x['main'] else ''}{x['tid']} {x['core_pct']:.1f} %" for x in r["per_thread"]
                         if x["run_ms"] > 0.5)
-    return (f"threads={r['threads']} N={r['calls']}{' fault=' + r['fault'] if r['fault'] else ''}: server "
+    return (f"{r['mode']} threads={r['threads']} N={r['calls']}{' fault=' + r['fault'] if r['fault'] else ''}: server "
             f"{r['server_core_pct']:.1f} % of a core ({r['server_core_pct_per_call']:.3f} % per call); per thread: "
             f"{threads}; to browser: {b['missing']} missing, {b['late']} late (worst {b['worst_late_ms']:.1f} ms); "
             f"to trunk: {t['missing']} missing, {t['late']} late (worst {t['worst_late_ms']:.1f} ms), sender period "
@@ -196,108 +203,135 @@ def thread_rows(r):
     for x in sorted(r["per_thread"], key=lambda x: -x["run_ms"]):
         if x["run_ms"] < 0.5 and not x["main"]:
             continue
-        rows.append(f"| {r['threads']} | {x['tid']}{' (main)' if x['main'] else ''} | {x['comm']} | {x['cpu_s']:.2f} "
-                    f"| {x['core_pct']:.1f} % | {x['run_ms']:.0f} |")
+        rows.append(f"| {r['mode']} | {r['threads']} | {x['tid']}{' (main)' if x['main'] else ''} | {x['comm']} "
+                    f"| {x['cpu_s']:.2f} | {x['core_pct']:.1f} % | {x['run_ms']:.0f} |")
     return rows
 
 
 def flow_row(r, name, f):
-    return (f"| {r['threads']} | {r['calls']} | {name} | {f['expected']} | {f['received']} | {f['missing']} "
+    return (f"| {r['mode']} | {r['threads']} | {r['calls']} | {name} | {f['expected']} | {f['received']} | {f['missing']} "
             f"| {f['sequence_gaps']} | {f['late']} | {f['lateness_ms']['p99']:.1f} / {f['worst_late_ms']:.1f} "
             f"| {f['sender_period_ms']['mean']:.3f} |")
 
 
+def frames_bad(r):
+    return sum(r[k][x] for k in ("to_browser", "to_trunk") for x in ("missing", "late"))
+
+
+def frames_all(r):
+    return r["to_browser"]["expected"] + r["to_trunk"]["expected"]
+
+
+def verdicts(one, two):
+    """The figures issue 12 asks for, from a threads = 1 and a threads = 2 run of the same load."""
+    per_call = one["server_core_pct_per_call"]
+    ratio = two["server_core_pct_per_call"] / per_call if per_call > 0 else None
+    spread = two["busiest_two_ratio"]
+    return {
+        "server_core_pct_per_call_threads_1": per_call,
+        "server_core_pct_per_call_threads_2": two["server_core_pct_per_call"],
+        "per_call_ratio_threads_2_vs_1": ratio,
+        "per_call_ratio_ok": ratio is not None and ratio <= PER_CALL_TARGET,
+        "busiest_two_threads_ratio_threads_2": spread,
+        "spread_ok": spread is not None and spread <= SPREAD_TARGET,
+        "busiest_thread_share_pct_threads_2": two["busiest_thread_share_pct"],
+        "calls_per_core_from_cpu": math.floor(100 / per_call) if per_call > 0 else None,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="10 calls for 5 s per thread count, no verification")
-    ap.add_argument("--calls", type=int, help="calls of the threads=1/threads=2 runs (default 40, quick 10)")
+    ap.add_argument("--quick", action="store_true", help="10 calls for 5 s per run, no verification")
+    ap.add_argument("--calls", type=int, help="calls of the threads = 1 / threads = 2 runs (default 40, quick 10)")
     ap.add_argument("--seconds", type=float, help="measured period of each run (default 10, quick 5)")
     ap.add_argument("--no-verify", action="store_true", help="skip the run at the extrapolated capacity")
+    ap.add_argument("--direct-only", action="store_true", help="no TURN: browsers reach the media address directly")
     args = ap.parse_args()
     calls = args.calls or (10 if args.quick else 40)
     seconds = args.seconds or (5 if args.quick else 10)
+    modes = [False] if args.direct_only else [True, False]   # relayed (the common case) first
     for exe in (BINARY, LOAD):
         if not exe.exists():
             sys.exit(f"{exe} missing: build first (scripts/bench builds)")
-    print(f"gateway server benchmark: {calls} calls, {seconds:g} s measured per run, threads = 1 then 2", flush=True)
+    print(f"gateway server benchmark: {calls} calls, {seconds:g} s measured per run, "
+          f"{' and '.join('relayed' if m else 'direct' for m in modes)}, threads = 1 then 2", flush=True)
     t_start = time.monotonic()
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="turnbridge-gateway-bench-"))
+    runs, figures, verify = {}, {}, None
     try:
         faults = self_test(workdir)
-        one = must_pass(run(1, calls, seconds, workdir))
-        two = must_pass(run(2, calls, seconds, workdir))
-        per_call = one["server_core_pct_per_call"]
-        capacity = math.floor(100 / per_call) if per_call > 0 else None
-        verify = None
+        for relay in modes:
+            name = "relayed" if relay else "direct"
+            one = must_pass(run(1, calls, seconds, workdir, relay=relay))
+            two = must_pass(run(2, calls, seconds, workdir, relay=relay))
+            runs[name] = {"threads_1": one, "threads_2": two}
+            figures[name] = verdicts(one, two)
+        main_mode = "relayed" if modes[0] else "direct"
+        capacity = figures[main_mode]["calls_per_core_from_cpu"]
         if capacity and not args.quick and not args.no_verify:
             n = min(capacity, (MEDIA_PORTS[1] - MEDIA_PORTS[0]) // 2 - 10)
-            print(f"verifying {n} calls with threads = 1 (extrapolated capacity {capacity})", flush=True)
-            verify = run(1, n, seconds, workdir)
+            print(f"verifying {n} {main_mode} calls with threads = 1 (extrapolated capacity {capacity})", flush=True)
+            verify = run(1, n, seconds, workdir, relay=modes[0])
             print(describe(verify), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     wall = time.monotonic() - t_start
     load_after = os.getloadavg()
+    verified = (verify is not None and verify["exit"] == 0 and verify["server_alive"]
+                and frames_bad(verify) <= 0.001 * frames_all(verify))
 
-    spread = two["busiest_two_ratio"]
-    ratio = two["server_core_pct_per_call"] / per_call if per_call > 0 else None
-    spread_ok = spread is not None and spread <= SPREAD_TARGET
-    ratio_ok = ratio is not None and ratio <= PER_CALL_TARGET
-    if verify:
-        frames = verify["to_browser"]["expected"] + verify["to_trunk"]["expected"]
-        bad_frames = sum(verify[k][x] for k in ("to_browser", "to_trunk") for x in ("missing", "late"))
-        verified = verify["exit"] == 0 and verify["server_alive"] and bad_frames <= 0.001 * frames
     summary = {
         "date": utc_now(), "machine": machine(), "quick": args.quick, "calls": calls, "seconds_per_run": seconds,
         "run_seconds": wall, "load_average_1min": [load_before[0], load_after[0]], "self_test": faults,
-        "server_core_pct_per_call_threads_1": per_call,
-        "server_core_pct_per_call_threads_2": two["server_core_pct_per_call"],
-        "per_call_ratio_threads_2_vs_1": ratio, "per_call_ratio_target": PER_CALL_TARGET, "per_call_ratio_ok": ratio_ok,
-        "busiest_two_threads_ratio_threads_2": spread, "spread_target": SPREAD_TARGET, "spread_ok": spread_ok,
-        "busiest_thread_share_pct_threads_2": two["busiest_thread_share_pct"],
-        "calls_per_core_from_cpu": capacity,
-        "verified": None if verify is None else {"calls": verify["calls"], "ok": verified},
-        "runs": {"threads_1": one, "threads_2": two, "verify": verify},
+        "targets": {"per_call_ratio": PER_CALL_TARGET, "spread": SPREAD_TARGET},
+        "figures": figures,
+        "verified": None if verify is None else {"mode": verify["mode"], "calls": verify["calls"], "ok": verified},
+        "runs": runs, "verify_run": verify,
     }
     yes = lambda ok: "**yes**" if ok else "**no**"  # noqa: E731
-    rows = [
-        "| measure | turnbridge | issue 12 target |",
-        "| --- | ---: | --- |",
-        f"| server CPU per call, threads = 1 | {per_call:.3f} % of a core | - |",
-        f"| server CPU per call, threads = 2 | {two['server_core_pct_per_call']:.3f} % of a core | - |",
-        f"| CPU per call, threads=2 / threads=1 | {ratio:.2f}x | <= {PER_CALL_TARGET}x: {yes(ratio_ok)} |",
-        f"| two busiest threads, threads = 2 (run time ratio) | {spread:.2f}x "
-        f"(the busiest has {two['busiest_thread_share_pct']:.0f} % of the server's CPU) "
-        f"| <= {SPREAD_TARGET}x: {yes(spread_ok)} |",
-        f"| calls one core sustains (100 % / CPU per call, threads = 1) | {capacity} | in-process figure: "
-        f"tests/bench/results/gateway.md |",
-    ]
+    rows = ["| measure | " + " | ".join(figures) + " | issue 12 target |",
+            "| --- | " + " | ".join("---:" for _ in figures) + " | --- |"]
+
+    def row(label, fmt, target=""):
+        rows.append(f"| {label} | " + " | ".join(fmt(f) for f in figures.values()) + f" | {target} |")
+
+    row("server CPU per call, threads = 1", lambda f: f"{f['server_core_pct_per_call_threads_1']:.3f} % of a core")
+    row("server CPU per call, threads = 2", lambda f: f"{f['server_core_pct_per_call_threads_2']:.3f} % of a core")
+    row("CPU per call, threads=2 / threads=1", lambda f: f"{f['per_call_ratio_threads_2_vs_1']:.2f}x "
+        f"({yes(f['per_call_ratio_ok'])})", f"<= {PER_CALL_TARGET}x")
+    row("two busiest threads, threads = 2 (run time ratio)", lambda f: f"{f['busiest_two_threads_ratio_threads_2']:.2f}x "
+        f"({yes(f['spread_ok'])}; the busiest has {f['busiest_thread_share_pct_threads_2']:.0f} % of the server's CPU)",
+        f"<= {SPREAD_TARGET}x")
+    row("calls one core sustains (100 % / CPU per call, threads = 1)", lambda f: f"{f['calls_per_core_from_cpu']}",
+        "in-process figure: tests/bench/results/gateway.md")
     if verify:
         v = verify
-        rows.append(f"| run at that N (threads = 1) | {v['calls']} calls: server {v['server_core_pct']:.0f} % of a core, "
-                    f"frames missing {v['to_browser']['missing'] + v['to_trunk']['missing']}, late "
-                    f"{v['to_browser']['late'] + v['to_trunk']['late']} of "
-                    f"{v['to_browser']['expected'] + v['to_trunk']['expected']} | verified: {yes(verified)} |")
-    runs = [r for r in (one, two, verify) if r]
+        rows.append(f"| run at that N ({v['mode']}, threads = 1) | {v['calls']} calls: server {v['server_core_pct']:.0f} % "
+                    f"of a core, frames missing {v['to_browser']['missing'] + v['to_trunk']['missing']}, late "
+                    f"{v['to_browser']['late'] + v['to_trunk']['late']} of {frames_all(v)}; verified: {yes(verified)} "
+                    + "| " * (len(figures) - 1) + "| at most 0.1 % of frames missing or late |")
+    all_runs = [r for m in runs.values() for r in m.values()] + ([verify] if verify else [])
     md = [f"# Gateway through the real server ({summary['date']})", "",
           f"Machine: {summary['machine']}. Shared with other sessions: load average (1 min) {load_before[0]:.1f} "
-          f"before, {load_after[0]:.1f} after the {wall:.0f} s run. `scripts/bench gateway` (after the in-process "
-          "figure) or `scripts/bench gateway-server`; this file is tests/bench/gateway_server_bench.py's."
+          f"before, {load_after[0]:.1f} after the {wall:.0f} s run. Made by `scripts/bench gateway` (after the "
+          "in-process figure) or `scripts/bench gateway-server` (tests/bench/gateway_server_bench.py)."
           + (" **Quick run** (--quick)." if args.quick else ""), "",
           *rows, "",
           "How it was measured: tests/bench/gateway_server_load drives N concurrent Opus<->PCMU calls through "
           "build/turnbridge on loopback. Per call, a browser: SIP over WebSocket (RFC 7118) to ws_listen, REGISTER "
-          "answered after its 401 and INVITE after its 407 (digest), ICE nomination (Binding with USE-CANDIDATE) "
-          "to the media address of the answer (direct, not through a TURN allocation), DTLS client, SRTP, one Opus "
-          "frame (48 kHz, 32 kbit/s, in-band FEC) of a tone every 20 ms, a consent check every 5 s; and a trunk: "
-          "the generator's own UDP SIP UAS (the realm's `trunk`) answering 200 with PCMU at a port of its own per "
-          "call, one PCMU frame of another tone every 20 ms. Calls are set up one after the other, then 1 s of "
-          f"warm-up, then {seconds:g} s measured. Server CPU = utime+stime of /proc/PID/stat over the measured "
-          "period; per thread from /proc/PID/task/*/stat (10 ms ticks) and schedstat (run time in ns, which the "
-          "ratios use). turnbridge does not name its threads, so every comm is `turnbridge`; the main thread is "
-          "marked. Capacity = 100 % of a core / CPU per call at threads = 1, which assumes that all of the "
-          "gateway's work can use one whole core.", "",
+          "answered after its 401 and INVITE after its 407 (digest); *relayed*: a TURN allocation of its own "
+          "(Allocate with the 401 round, ChannelBind to the gateway's media address, all media as ChannelData, as "
+          "a browser with iceTransportPolicy \"relay\"); *direct*: straight to the media address of the answer; "
+          "ICE nomination (Binding with USE-CANDIDATE), DTLS client, SRTP, one Opus frame (48 kHz, 32 kbit/s, "
+          "in-band FEC) of a tone every 20 ms, a consent check every 5 s. And a trunk: the generator's own UDP SIP "
+          "UAS (the realm's `trunk`) answering 200 with PCMU at a port of its own per call, one PCMU frame of "
+          "another tone every 20 ms. Calls are set up one after the other, then 1 s of warm-up, then "
+          f"{seconds:g} s measured. Server CPU = utime+stime of /proc/PID/stat over the measured period; per thread "
+          "from /proc/PID/task/*/stat (10 ms ticks) and schedstat (run time in ns, which the ratios use). "
+          "turnbridge does not name its threads, so every comm is `turnbridge`; the main thread is marked. "
+          "Capacity = 100 % of a core / CPU per call at threads = 1: it assumes that the gateway's work can use "
+          "one whole core.", "",
           "Checks on every run: every call set up; each peer hears the other's tone within 2 % (the last 0.5 s, "
           "Goertzel; tones differ between neighbouring calls); no SRTP authentication failure; no unexpected "
           "packet; consent checks answered; BYE 200 at both legs; the server still running. Self-test before "
@@ -309,29 +343,28 @@ def main():
           "gateway forwards each trunk frame as it comes; toward the trunk it sends one frame per tick of its own "
           "20 ms timer.", "",
           "## Threads (measured period)", "",
-          "| threads = | thread | comm | CPU s (utime+stime) | % of a core | run time (ms, schedstat) |",
-          "| ---: | --- | --- | ---: | ---: | ---: |"]
-    for r in (one, two):
+          "| mode | threads = | thread | comm | CPU s (utime+stime) | % of a core | run time (ms, schedstat) |",
+          "| --- | ---: | --- | --- | ---: | ---: | ---: |"]
+    for r in all_runs[:len(all_runs) - (1 if verify else 0)]:
         md += thread_rows(r)
     md += ["", "## Frames at the peers", "",
-           "| threads | calls | direction | expected | heard | missing | out of sequence | late | lateness p99 / max (ms) "
-           "| sender period (ms) |",
-           "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in runs:
+           "| mode | threads | calls | direction | expected | heard | missing | out of sequence | late "
+           "| lateness p99 / max (ms) | sender period (ms) |",
+           "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in all_runs:
         md += [flow_row(r, "trunk -> browser", r["to_browser"]), flow_row(r, "browser -> trunk", r["to_trunk"])]
     md += ["", "## Runs", "",
-           "| threads | calls | server % of a core | % per call | RSS (MiB) | set-up ms per call (mean) "
+           "| mode | threads | calls | server % of a core | % per call | RSS (MiB) | set-up ms per call (mean) "
            "| generator % of a core | generator behind (ticks) | server warnings | checks |",
-           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in runs:
-        md.append(f"| {r['threads']} | {r['calls']} | {r['server_core_pct']:.1f} | {r['server_core_pct_per_call']:.3f} "
-                  f"| {r['server_rss_kib'] / 1024:.0f} | {r['setup_ms_per_call']['mean']:.0f} "
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in all_runs:
+        md.append(f"| {r['mode']} | {r['threads']} | {r['calls']} | {r['server_core_pct']:.1f} "
+                  f"| {r['server_core_pct_per_call']:.3f} | {r['server_rss_kib'] / 1024:.0f} "
+                  f"| {r['setup_ms_per_call']['mean']:.0f} "
                   f"| {r['generator_cpu_ms'] / max(1, r['measured_wall_ms']) * 100:.0f} | {r['generator_behind_ticks']} "
                   f"| {r['server_log_warnings']} | {'ok' if r['exit'] == 0 else 'FAILED: ' + r['check']['first_error']} |")
     md.append("")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway_server.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "gateway_server.md").write_text("\n".join(md))
+    write_results("gateway_server", summary, md)
     print()
     print("\n".join(rows))
     print(f"\nrun took {wall:.0f} s; load average {load_before[0]:.1f} -> {load_after[0]:.1f}; "

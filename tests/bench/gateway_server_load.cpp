@@ -6,7 +6,10 @@
 //            its 401 and INVITE after its 407 (RFC 3261 §22.2/§22.3, digest of sip/digest.hpp);
 //            its own user (PREFIX + index) and number (+1555 + index); then ICE (a Binding with
 //            USE-CANDIDATE to the answer's media address), DTLS client, SRTP, one Opus frame of
-//            a tone every 20 ms and a consent check every 5 s (RFC 7675 §5.1).
+//            a tone every 20 ms and a consent check every 5 s (RFC 7675 §5.1). With --turn, all
+//            of its media goes through a TURN allocation of its own on that server (Allocate with
+//            the 401 round, ChannelBind to the gateway's media address, ChannelData; RFC 8656),
+//            as a browser with iceTransportPolicy "relay" does; without, straight to the gateway.
 //   trunk:   a small SIP UAS on UDP (the server's `trunk`): answers INVITE 200 with PCMU at a
 //            port of its own for each call, takes ACK, answers BYE; sends one PCMU frame of
 //            another tone every 20 ms from that port.
@@ -28,7 +31,7 @@
 // --fault srtp flips a bit in every 50th SRTP packet on its way to the browser; --fault tone has
 // each trunk play its neighbour's tone (crossed calls): both must make the checks fail.
 //
-// Usage: gateway_server_load --ws HOST:PORT --trunk-port P --calls N [--seconds S]
+// Usage: gateway_server_load --ws HOST:PORT --trunk-port P --calls N [--turn HOST:PORT] [--seconds S]
 //          [--warmup-ticks W] [--realm R] [--user-prefix U] [--password PW] [--late-ms L]
 //          [--setup-timeout S] [--max-wall S] [--fault srtp|tone]
 // Loopback only: every address given must be in 127.0.0.0/8. Exit 0 when every call passed its
@@ -52,6 +55,7 @@
 #include "turnbridge/sip/digest.hpp"
 #include "turnbridge/sip/message.hpp"
 #include "turnbridge/sip/websocket_handshake.hpp"
+#include "turnbridge/stun/integrity.hpp"
 
 namespace {
 
@@ -274,6 +278,12 @@ struct Call {
     bool trunk_acked = false, trunk_bye = false, bye_ok = false, media_started = false;
     std::uint64_t consent_sent = 0, browser_sent = 0, trunk_sent = 0;
     std::uint32_t cseq = 0;
+    // Through TURN (--turn): the allocation's relayed address, the last TURN response, and the
+    // buffer that wraps every datagram toward the gateway as ChannelData (RFC 8656 §12.4).
+    std::optional<Endpoint> relayed;
+    std::string turn_nonce;
+    std::vector<std::uint8_t> turn_reply;
+    std::array<std::uint8_t, 4 + kMaxMediaDatagram> channel_tx{};
 
     std::string request(const std::string& method, const std::string& uri, std::uint32_t n, const std::string& to,
                         const std::string& extra = {}, const std::string& body = {}, std::string branch = {}) {
@@ -292,6 +302,7 @@ struct Call {
 
 struct Options {
     Endpoint ws;
+    std::optional<Endpoint> turn;
     int trunk_port = 0;
     std::size_t calls = 10;
     double seconds = 10, setup_timeout = 5, max_wall = 0, late_ms = 20;
@@ -309,6 +320,9 @@ Options parse_options(int argc, char** argv) {
             if (!e) die("--ws: not HOST:PORT: " + v);
             o.ws = *e;
             ws = true;
+        } else if (a == "--turn") {
+            o.turn = Endpoint::parse(v);
+            if (!o.turn || !loopback(*o.turn)) die("--turn: not a loopback HOST:PORT: " + v);
         } else if (a == "--trunk-port") o.trunk_port = std::atoi(v.c_str());
         else if (a == "--calls") o.calls = std::strtoul(v.c_str(), nullptr, 10);
         else if (a == "--seconds") o.seconds = std::atof(v.c_str());
@@ -331,6 +345,8 @@ Options parse_options(int argc, char** argv) {
 }
 
 // ---- the load --------------------------------------------------------------------------------
+
+constexpr std::uint16_t kChannel = 0x4000;   // RFC 8656 §12: the first channel number
 
 enum Kind : std::uint64_t { kWs = 1, kBrowser = 2, kTrunkRtp = 3, kTrunkSip = 4, kTimer = 5 };
 
@@ -382,6 +398,13 @@ public:
         c.ws.send_text(c.request("REGISTER", reg_uri, ++c.cseq, aor, "Expires: 600\r\nAuthorization: " + auth->value + "\r\n"));
         r = response(c, "REGISTER");
         if (!r || r->status() != 200) return "REGISTER with credentials: expected 200, got " + status_of(r);
+        // The browser's media socket: toward the gateway's media address, or its TURN server.
+        c.browser_fd = udp_socket(*Endpoint::parse("127.0.0.1:0"));
+        watch(c.browser_fd, kBrowser, c.index);
+        if (o_.turn) {
+            connect_to(c.browser_fd, *o_.turn);
+            if (auto bad = allocate(c); !bad.empty()) return bad;
+        }
         // RFC 3261 §22.3: INVITE, 407, ACK, INVITE with Proxy-Authorization.
         c.call_id = hex(rng()) + "i";
         c.from_tag = hex(rng()).substr(0, 8);
@@ -407,12 +430,11 @@ public:
         if (!media || !loopback(*media)) return "the answer has no loopback media address:\n" + answer;
         if (auto bad = c.browser.take_answer(shared_, answer); !bad.empty()) return bad;
         c.gateway_browser_media = *media;
-        // ICE (RFC 8445 §7.2.2, the gateway is ICE-lite): our nomination from the browser socket.
-        c.browser_fd = udp_socket(*Endpoint::parse("127.0.0.1:0"));
-        connect_to(c.browser_fd, *media);
-        watch(c.browser_fd, kBrowser, c.index);
-        const auto nominate = c.browser.nomination();
-        ::send(c.browser_fd, nominate.data(), nominate.size(), 0);
+        if (!o_.turn) connect_to(c.browser_fd, *media);
+        else if (auto bad = channel_bind(c); !bad.empty()) return bad;
+        // ICE (RFC 8445 §7.2.2, the gateway is ICE-lite): our nomination from the browser socket
+        // (or from the relayed address).
+        send_media(c, c.browser.nomination());
         if (!wait_for([&] { return c.browser.consent_answers > 0; }, o_.setup_timeout)) return "no answer to the ICE check";
         // DTLS client (RFC 5763 §5: the answerer is passive, so we are the client).
         c.browser.dtls->start(Clock::now(), c.browser.flight);
@@ -432,11 +454,11 @@ public:
         for (auto& c : calls_) {
             if (!c.media_started) continue;
             if ((n + static_cast<long>(c.index) * 7) % kConsentTicks == 0) {   // consent checks, spread over calls
-                ::send(c.browser_fd, c.browser.consent_check.data(), c.browser.consent_check.size(), 0);
+                send_media(c, c.browser.consent_check);
                 c.consent_sent += measuring;
             }
             c.browser.make_packet(shared_);
-            c.browser_sent += ::send(c.browser_fd, c.browser.to_gateway.data(), c.browser.to_gateway_size, 0) > 0;
+            c.browser_sent += send_media(c, {c.browser.to_gateway.data(), c.browser.to_gateway_size});
             c.trunk.make_packet(shared_, o_.fault == "tone");
             c.trunk_sent += ::send(c.trunk_fd, c.trunk.to_gateway.data(), c.trunk.to_gateway.size(), 0) > 0;
         }
@@ -534,8 +556,77 @@ private:
         return found;
     }
 
+    // A datagram of the browser toward the gateway: direct, or as ChannelData through its allocation.
+    bool send_media(Call& c, std::span<const std::uint8_t> bytes) {
+        if (!o_.turn) return ::send(c.browser_fd, bytes.data(), bytes.size(), 0) > 0;
+        auto& tx = c.channel_tx;
+        tx[0] = kChannel >> 8, tx[1] = kChannel & 255;
+        tx[2] = static_cast<std::uint8_t>(bytes.size() >> 8), tx[3] = static_cast<std::uint8_t>(bytes.size() & 255);
+        std::memcpy(tx.data() + 4, bytes.data(), std::min(bytes.size(), tx.size() - 4));
+        return ::send(c.browser_fd, tx.data(), 4 + bytes.size(), 0) > 0;
+    }
+
+    // One TURN transaction: the request `build` writes (with long-term credentials once the
+    // server's realm and nonce are known), and its response.
+    std::optional<stun::Message> turn_transaction(Call& c, std::uint16_t method,
+                                                  const std::function<void(stun::MessageBuilder&)>& attributes,
+                                                  std::vector<std::uint8_t>& reply) {
+        std::array<std::uint8_t, 512> buf{};
+        stun::TransactionId tid{};
+        for (auto& b : tid) b = static_cast<std::uint8_t>(rng());
+        stun::MessageBuilder b(buf, method, stun::Class::Request, tid);
+        attributes(b);
+        if (!c.turn_nonce.empty()) {   // RFC 8489 §9.2.4
+            b.add_string(stun::attr::Username, c.user);
+            b.add_string(stun::attr::Realm, o_.realm);
+            b.add_string(stun::attr::Nonce, c.turn_nonce);
+            const auto key = stun::long_term_key_md5(c.user, o_.realm, o_.password);
+            b.add_message_integrity(key);
+        }
+        b.add_fingerprint();
+        if (!b.ok()) die("cannot build a TURN request");
+        c.turn_reply.clear();
+        ::send(c.browser_fd, buf.data(), b.size(), 0);
+        if (!wait_for([&] { return !c.turn_reply.empty(); }, o_.setup_timeout)) return std::nullopt;
+        reply = std::move(c.turn_reply);
+        auto m = stun::Message::parse(reply);
+        if (!m || m->transaction_id() != tid) return std::nullopt;
+        return std::move(*m);
+    }
+
+    // RFC 8656 §7.1: Allocate, 401 with realm and nonce, Allocate with credentials.
+    std::string allocate(Call& c) {
+        const auto udp = [](stun::MessageBuilder& b) { b.add_u32(stun::attr::RequestedTransport, 17u << 24); };
+        std::vector<std::uint8_t> reply;
+        auto m = turn_transaction(c, stun::method::Allocate, udp, reply);
+        if (!m || m->cls() != stun::Class::Error || m->get_error_code() != 401 || !m->get_string(stun::attr::Nonce))
+            return "TURN Allocate: no 401 challenge";
+        c.turn_nonce = std::string(*m->get_string(stun::attr::Nonce));
+        std::vector<std::uint8_t> reply2;
+        m = turn_transaction(c, stun::method::Allocate, udp, reply2);
+        if (!m || m->cls() != stun::Class::Success) return "TURN Allocate with credentials refused";
+        c.relayed = m->get_xor_address(stun::attr::XorRelayedAddress);
+        return c.relayed ? std::string() : "TURN Allocate: no XOR-RELAYED-ADDRESS";
+    }
+
+    // RFC 8656 §11: a channel to the gateway's media address (it also installs the permission).
+    std::string channel_bind(Call& c) {
+        std::vector<std::uint8_t> reply;
+        const auto m = turn_transaction(
+            c, stun::method::ChannelBind,
+            [&](stun::MessageBuilder& b) {
+                b.add_u32(stun::attr::ChannelNumber, static_cast<std::uint32_t>(kChannel) << 16);
+                b.add_xor_address(stun::attr::XorPeerAddress, c.gateway_browser_media);
+            },
+            reply);
+        if (!m || m->cls() != stun::Class::Success)
+            return "TURN ChannelBind to " + c.gateway_browser_media.to_string() + " refused" +
+                   (m && m->get_error_code() ? " (" + std::to_string(*m->get_error_code()) + ")" : "");
+        return {};
+    }
+
     void flush_dtls(Call& c) {
-        for (const auto& d : c.browser.flight) ::send(c.browser_fd, d.data(), d.size(), 0);
+        for (const auto& d : c.browser.flight) send_media(c, d);
         c.browser.flight.clear();
     }
 
@@ -545,8 +636,20 @@ private:
             const auto n = ::recv(c.browser_fd, buf.data(), buf.size(), 0);
             if (n <= 0) break;
             const double t = now_ms();
-            const auto seq = c.browser.on_datagram(Clock::now(), {buf.data(), static_cast<std::size_t>(n)},
-                                                   shared_.browser_pt(), o_.fault == "srtp" && measuring_);
+            std::span<const std::uint8_t> bytes{buf.data(), static_cast<std::size_t>(n)};
+            if (o_.turn) {   // RFC 8656 §12: ChannelData from the relay, or a response of the TURN server
+                if (stun::looks_like_stun(bytes)) {
+                    c.turn_reply.assign(bytes.begin(), bytes.end());
+                    continue;
+                }
+                const auto length = bytes.size() >= 4 ? static_cast<std::size_t>(bytes[2] << 8 | bytes[3]) : 0;
+                if (bytes.size() < 4 || (bytes[0] << 8 | bytes[1]) != kChannel || length > bytes.size() - 4) {
+                    ++c.browser.unexpected;
+                    continue;
+                }
+                bytes = bytes.subspan(4, length);
+            }
+            const auto seq = c.browser.on_datagram(Clock::now(), bytes, shared_.browser_pt(), o_.fault == "srtp" && measuring_);
             if (seq) c.at_browser.on_packet(t, *seq, measuring_);
             if (!c.browser.flight.empty()) flush_dtls(c);
         }
