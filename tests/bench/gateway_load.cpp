@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Gateway media load for tests/bench/gateway_bench.py: N gateway::CallMedia in ONE thread, each
-// between two in-process peers, driven by 20 ms ticks in real time.
+// between two in-process peers (gateway_peers.hpp, which gateway_server_load.cpp plays through a
+// real server), driven by 20 ms ticks in real time.
 //   browser: ICE check with USE-CANDIDATE, DTLS client (its own certificate, the gateway's
 //            fingerprint pinned), SRTP; every tick one 20 ms frame of a tone (Opus, 48 kHz, as a
 //            browser encodes it; or PCMU with --mode pcmu), and a consent check every 5 s

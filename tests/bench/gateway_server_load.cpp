@@ -338,8 +338,8 @@ Options parse_options(int argc, char** argv) {
         else die("unknown option " + a + " (see the header of gateway_server_load.cpp)");
     }
     if (argc % 2 == 0 || !ws || o.trunk_port <= 0 || o.trunk_port > 65535 || o.calls < 1 || o.calls > 2000 ||
-        o.seconds <= 0 || o.seconds > 300 || o.warmup < 0)
-        die("bad arguments: --ws HOST:PORT --trunk-port P --calls 1..2000 [--seconds up to 300]");
+        o.seconds <= 0 || o.seconds > 240 || o.warmup < 0)   // 240: within a permission's 300 s (RFC 8656 §9)
+        die("bad arguments: --ws HOST:PORT --trunk-port P --calls 1..2000 [--seconds up to 240]");
     if (!loopback(o.ws)) die("--ws must be on loopback (127.0.0.0/8)");
     if (o.max_wall <= 0) o.max_wall = 2 * o.seconds + 10;
     return o;
@@ -435,13 +435,26 @@ public:
         else if (auto bad = channel_bind(c); !bad.empty()) return bad;
         // ICE (RFC 8445 §7.2.2, the gateway is ICE-lite): our nomination from the browser socket
         // (or from the relayed address).
-        send_media(c, c.browser.nomination());
-        if (!wait_for([&] { return c.browser.consent_answers > 0; }, o_.setup_timeout)) return "no answer to the ICE check";
+        const auto nomination = c.browser.nomination();
+        double sent_at = 0;
+        const auto nominated = [&] {   // RFC 8445 §14.3: checks are retransmitted, here every 500 ms
+            if (c.browser.consent_answers > 0) return true;
+            if (now_ms() - sent_at >= 500) send_media(c, nomination), sent_at = now_ms();
+            return false;
+        };
+        if (!wait_for(nominated, o_.setup_timeout)) return "no answer to the ICE check";
         // DTLS client (RFC 5763 §5: the answerer is passive, so we are the client).
         c.browser.dtls->start(Clock::now(), c.browser.flight);
         flush_dtls(c);
-        if (!wait_for([&] { return c.browser.connected() || c.browser.dtls->state() == DtlsSrtpEndpoint::State::Failed; },
-                      o_.setup_timeout))
+        const auto handshake_done = [&] {
+            // RFC 6347 §4.2.4: a flight lost to load is sent again when its timer runs out.
+            if (const auto at = c.browser.dtls->next_timeout(); at && Clock::now() >= *at) {
+                c.browser.dtls->on_timer(Clock::now(), c.browser.flight);
+                flush_dtls(c);
+            }
+            return c.browser.connected() || c.browser.dtls->state() == DtlsSrtpEndpoint::State::Failed;
+        };
+        if (!wait_for(handshake_done, o_.setup_timeout))
             return "DTLS not connected in time";
         if (!c.browser.connected()) return "DTLS failed: " + c.browser.dtls->failure();
         if (!c.trunk_acked) wait_for([&] { return c.trunk_acked; }, 1);   // the gateway's ACK (§13.2.2.4)
