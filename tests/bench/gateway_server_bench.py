@@ -45,8 +45,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (BINARY, REPO, RESULTS, TICK, cpu_times, free_port, machine, rss_kib,  # noqa: E402
-                          start_turnbridge, stop, utc_now, write_results)
+from bench_common import (BINARY, REPO, RESULTS, TICK, UdpDrops, cpu_times, free_port, machine,  # noqa: E402
+                          rss_kib, start_turnbridge, stop, utc_now, write_results)
 
 LOAD = REPO / "build" / "tests" / "bench" / "gateway_server_load"
 REALM, PASSWORD, PREFIX = "example.org", "bench", "b"
@@ -112,6 +112,7 @@ def run(threads, calls, seconds, workdir, relay=True, fault=None, warmup=50):
         cmd += ["--fault", fault]
     bound = 30 + seconds * 2.5 + calls * 0.2   # set-up, warm-up, measured period, hang-ups
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    drops = UdpDrops({"server": [server.pid], "generator": [gen.pid]})   # receive buffers overflowing
     watchdog = threading.Timer(bound, gen.kill)   # our own PID only
     watchdog.start()
     marks, rest, setup_line = {}, [], ""
@@ -135,6 +136,7 @@ def run(threads, calls, seconds, workdir, relay=True, fault=None, warmup=50):
             gen.kill()
             gen.wait()
         alive = server.poll() is None
+        dropped = drops.stop()
         stop(server)
     stderr = gen.stderr.read()
     if gen.returncode not in (0, 1) or "start" not in marks or "end" not in marks:
@@ -146,6 +148,7 @@ def run(threads, calls, seconds, workdir, relay=True, fault=None, warmup=50):
     r["threads"] = threads
     r["mode"] = "relayed" if relay else "direct"
     r["server_alive"] = alive
+    r["udp_drops"] = {who: sum(d for label, _, d in dropped if label == who) for who in ("server", "generator")}
     (t0, c0, th0, g0), (t1, c1, th1, g1) = marks["start"], marks["end"]
     wall = t1 - t0
     r["window_s"] = wall
@@ -184,7 +187,8 @@ def describe(r):
             f"to trunk: {t['missing']} missing, {t['late']} late (worst {t['worst_late_ms']:.1f} ms), sender period "
             f"{t['sender_period_ms']['mean']:.2f} ms; generator behind {r['generator_behind_ticks']} ticks, "
             f"{r['generator_cpu_ms'] / max(1, r['measured_wall_ms']) * 100:.0f} % of a core, waited "
-            f"{r['generator_runqueue_wait_ms']:.0f} ms for a CPU; checks "
+            f"{r['generator_runqueue_wait_ms']:.0f} ms for a CPU; UDP datagrams dropped by the kernel at the server "
+            f"{r['udp_drops']['server']}, at the generator {r['udp_drops']['generator']}; checks "
             f"{'ok' if r['exit'] == 0 and r['server_alive'] else 'FAILED: ' + (c['first_error'] or 'server died')}")
 
 
@@ -387,8 +391,8 @@ def main():
     md += ["", "## Runs", "",
            "| mode | threads | calls | server % of a core | % per call | RSS (MiB) | set-up ms per call (mean) "
            "| generator % of a core | generator waited for a CPU (ms) | generator behind (ticks) "
-           "| consent checks unanswered | server warnings | checks |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+           "| consent checks unanswered | UDP drops (kernel) at server / generator | server warnings | checks |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in all_runs:
         md.append(f"| {r['mode']} | {r['threads']} | {r['calls']} | {r['server_core_pct']:.1f} "
                   f"| {r['server_core_pct_per_call']:.3f} | {r['server_rss_kib'] / 1024:.0f} "
@@ -396,6 +400,7 @@ def main():
                   f"| {r['generator_cpu_ms'] / max(1, r['measured_wall_ms']) * 100:.0f} "
                   f"| {r['generator_runqueue_wait_ms']:.0f} | {r['generator_behind_ticks']} "
                   f"| {r['check']['unanswered_consent_checks']} "
+                  f"| {r['udp_drops']['server']} / {r['udp_drops']['generator']} "
                   f"| {r['server_log_warnings']} | {'ok' if r['exit'] == 0 else 'FAILED: ' + r['check']['first_error']} |")
     md.append("")
     write_results("gateway_server", summary, md)
