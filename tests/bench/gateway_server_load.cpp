@@ -495,13 +495,31 @@ public:
     void stop_measuring() { measuring_ = false; }
 
     // RFC 3261 §15.1.1: BYE from the browser; the gateway answers it and sends BYE to the trunk.
-    bool hang_up(Call& c) {
-        if (!c.media_started || c.ws.closed) return false;
-        c.ws.send_text(c.request("BYE", c.target, ++c.cseq, c.to_header));
-        const auto r = response(c, "BYE");
-        c.bye_ok = r && r->status() == 200;
-        wait_for([&] { return c.trunk_bye; }, 2);
-        return c.bye_ok && c.trunk_bye;
+    // Every call at once, then one bounded wait for all the answers; the calls that ended well.
+    long hang_up_all() {
+        std::vector<Call*> live;
+        for (auto& c : calls_) {
+            if (!c.media_started || c.ws.closed) continue;
+            c.ws.send_text(c.request("BYE", c.target, ++c.cseq, c.to_header));
+            live.push_back(&c);
+        }
+        std::vector<std::optional<sip::Message>> answers(live.size());
+        wait_for(
+            [&] {
+                bool all = true;
+                for (std::size_t i = 0; i < live.size(); ++i) {
+                    if (!answers[i]) answers[i] = take_final(*live[i], "BYE");
+                    all = all && (answers[i] || live[i]->ws.closed) && live[i]->trunk_bye;
+                }
+                return all;
+            },
+            5 + 0.02 * static_cast<double>(live.size()));
+        long ended = 0;
+        for (std::size_t i = 0; i < live.size(); ++i) {
+            live[i]->bye_ok = answers[i] && answers[i]->status() == 200;
+            ended += live[i]->bye_ok && live[i]->trunk_bye;
+        }
+        return ended;
     }
 
     void close_all() {
@@ -558,20 +576,25 @@ private:
         std::optional<sip::Message> found;
         wait_for(
             [&] {
-                while (!c.ws.inbox.empty() && !found) {
-                    auto m = sip::Message::parse(c.ws.inbox.front());
-                    c.ws.inbox.pop_front();
-                    if (!m) continue;
-                    if (m->is_request()) {
-                        if (m->method() != "ACK") c.ws.send_text(sip::Message::response(*m, 200).serialize());
-                        continue;
-                    }
-                    if (m->call_id() == c.call_id && m->cseq_method() == method && m->status() >= 200) found.emplace(std::move(*m));
-                }
+                found = take_final(c, method);
                 return found.has_value() || c.ws.closed;
             },
             seconds);
         return found;
+    }
+    // What the call's WebSocket brought so far, up to that final response.
+    std::optional<sip::Message> take_final(Call& c, const std::string& method) {
+        while (!c.ws.inbox.empty()) {
+            auto m = sip::Message::parse(c.ws.inbox.front());
+            c.ws.inbox.pop_front();
+            if (!m) continue;
+            if (m->is_request()) {
+                if (m->method() != "ACK") c.ws.send_text(sip::Message::response(*m, 200).serialize());
+                continue;
+            }
+            if (m->call_id() == c.call_id && m->cseq_method() == method && m->status() >= 200) return std::move(*m);
+        }
+        return std::nullopt;
     }
 
     // A datagram of the browser toward the gateway: direct, or as ChannelData through its allocation.
@@ -883,7 +906,7 @@ int main(int argc, char** argv) {
             first_error = b;
         }
     }
-    for (auto& c : load.calls()) hung_up += load.hang_up(c);
+    hung_up = load.hang_up_all();
     load.close_all();
 
     const bool ok = connected == o.calls && bad == 0 && hung_up == static_cast<long>(o.calls) && !cut_short;
