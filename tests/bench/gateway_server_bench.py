@@ -28,7 +28,11 @@ Both ways a browser reaches the gateway are measured: relayed (through a TURN al
 own on the same server, ChannelData, as a browser with iceTransportPolicy "relay": the common case)
 and direct (to the gateway's media address).
 
-Usage: tests/bench/gateway_server_bench.py [--quick] [--calls N] [--seconds S] [--no-verify] [--direct-only]
+Each mode runs `--rounds` pairs (threads = 1 then 2, then 2 then 1, ...) and the figures are means
+over them, so that the machine's drift weighs on both thread counts alike.
+
+Usage: tests/bench/gateway_server_bench.py [--quick] [--calls N] [--seconds S] [--rounds R] [--no-verify]
+                                           [--direct-only]
   --quick: 10 relayed calls for 5 s per run, no direct runs, no verification run (about 25 s).
 """
 import argparse
@@ -240,19 +244,27 @@ def frames_all(r):
     return r["to_browser"]["expected"] + r["to_trunk"]["expected"]
 
 
-def verdicts(one, two):
-    """The figures issue 12 asks for, from a threads = 1 and a threads = 2 run of the same load."""
-    per_call = one["server_core_pct_per_call"]
-    ratio = two["server_core_pct_per_call"] / per_call if per_call > 0 else None
-    spread = two["busiest_two_ratio"]
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def verdicts(ones, twos):
+    """The figures issue 12 asks for, from threads = 1 and threads = 2 runs of the same load (means
+    over the rounds)."""
+    per_call = mean(r["server_core_pct_per_call"] for r in ones)
+    per_call_2 = mean(r["server_core_pct_per_call"] for r in twos)
+    ratio = per_call_2 / per_call if per_call > 0 else None
+    spread = mean(r["busiest_two_ratio"] for r in twos)
     return {
+        "rounds": len(ones),
         "server_core_pct_per_call_threads_1": per_call,
-        "server_core_pct_per_call_threads_2": two["server_core_pct_per_call"],
+        "server_core_pct_per_call_threads_2": per_call_2,
         "per_call_ratio_threads_2_vs_1": ratio,
         "per_call_ratio_ok": ratio is not None and ratio <= PER_CALL_TARGET,
         "busiest_two_threads_ratio_threads_2": spread,
         "spread_ok": spread is not None and spread <= SPREAD_TARGET,
-        "busiest_thread_share_pct_threads_2": two["busiest_thread_share_pct"],
+        "busiest_thread_share_pct_threads_2": mean(r["busiest_thread_share_pct"] for r in twos),
         "calls_per_core_from_cpu": math.floor(100 / per_call) if per_call > 0 else None,
     }
 
@@ -263,17 +275,20 @@ def main():
     ap.add_argument("--calls", type=int, help="calls of the threads = 1 / threads = 2 runs (default 40, quick 10)")
     ap.add_argument("--seconds", type=float, help="measured period of each run (default 10, quick 5)")
     ap.add_argument("--no-verify", action="store_true", help="skip the run at the extrapolated capacity")
+    ap.add_argument("--rounds", type=int, help="threads = 1 / threads = 2 pairs per mode (default 2, quick 1)")
     ap.add_argument("--direct-only", action="store_true", help="no TURN: browsers reach the media address directly")
     args = ap.parse_args()
     calls = args.calls or (10 if args.quick else 40)
     seconds = args.seconds or (5 if args.quick else 10)
+    rounds = max(1, args.rounds or (1 if args.quick else 2))
     # Relayed (the common case) first; --quick measures relayed calls only.
     modes = [False] if args.direct_only else [True] if args.quick else [True, False]
     for exe in (BINARY, LOAD):
         if not exe.exists():
             sys.exit(f"{exe} missing: build first (scripts/bench builds)")
     print(f"gateway server benchmark: {calls} calls, {seconds:g} s measured per run, "
-          f"{' and '.join('relayed' if m else 'direct' for m in modes)}, threads = 1 then 2", flush=True)
+          f"{' and '.join('relayed' if m else 'direct' for m in modes)}, {rounds} round(s) of threads = 1 and 2",
+          flush=True)
     t_start = time.monotonic()
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="turnbridge-gateway-bench-"))
@@ -282,10 +297,12 @@ def main():
         faults = self_test(workdir)
         for relay in modes:
             name = "relayed" if relay else "direct"
-            one = must_pass(run(1, calls, seconds, workdir, relay=relay))
-            two = must_pass(run(2, calls, seconds, workdir, relay=relay))
-            runs[name] = {"threads_1": one, "threads_2": two}
-            figures[name] = verdicts(one, two)
+            done = {1: [], 2: []}
+            for i in range(rounds):   # 1, 2, then 2, 1: drift of the machine weighs on both alike
+                for threads in ((1, 2) if i % 2 == 0 else (2, 1)):
+                    done[threads].append(must_pass(run(threads, calls, seconds, workdir, relay=relay)))
+            runs[name] = {"threads_1": done[1], "threads_2": done[2]}
+            figures[name] = verdicts(done[1], done[2])
         main_mode = "relayed" if modes[0] else "direct"
         capacity = figures[main_mode]["calls_per_core_from_cpu"]
         if capacity and not args.quick and not args.no_verify:
@@ -306,6 +323,7 @@ def main():
 
     summary = {
         "date": utc_now(), "machine": machine(), "quick": args.quick, "calls": calls, "seconds_per_run": seconds,
+        "rounds": rounds,
         "run_seconds": wall, "load_average_1min": [load_before[0], load_after[0]], "self_test": faults,
         "targets": {"per_call_ratio": PER_CALL_TARGET, "spread": SPREAD_TARGET},
         "figures": figures,
@@ -339,7 +357,7 @@ def main():
                     f"{v['to_browser']['missing'] + v['to_trunk']['missing']}, late "
                     f"{v['to_browser']['late'] + v['to_trunk']['late']} of {frames_all(v)}; verified: **{verdict}** "
                     + "| " * (len(figures) - 1) + "| at most 0.1 % of frames missing or late |")
-    all_runs = [r for m in runs.values() for r in m.values()] + ([verify] if verify else [])
+    all_runs = [r for m in runs.values() for rs in m.values() for r in rs] + ([verify] if verify else [])
     md = [f"# Gateway through the real server ({summary['date']})", "",
           f"Machine: {summary['machine']}. Shared with other sessions: load average (1 min) {load_before[0]:.1f} "
           f"before, {load_after[0]:.1f} after the {wall:.0f} s run. Made by `scripts/bench gateway` (after the "
@@ -355,8 +373,9 @@ def main():
           "in-band FEC) of a tone every 20 ms, a consent check every 5 s. And a trunk: the generator's own UDP SIP "
           "UAS (the realm's `trunk`) answering 200 with PCMU at a port of its own per call, one PCMU frame of "
           "another tone every 20 ms. Calls are set up one after the other, then 1 s of warm-up, then "
-          f"{seconds:g} s measured. Server CPU = utime+stime of /proc/PID/stat over the measured period; per thread "
-          "from /proc/PID/task/*/stat (10 ms ticks) and schedstat (run time in ns, which the ratios use; the "
+          f"{seconds:g} s measured; {rounds} round(s) of threads = 1 and threads = 2 per mode, alternating which goes "
+          "first; the table's figures are means over the rounds. Server CPU = utime+stime of /proc/PID/stat "
+          "over the measured period; per thread from /proc/PID/task/*/stat (10 ms ticks) and schedstat (run time in ns, which the ratios use; the "
           "spread is between the two busiest threads other than main, which runs the control loop: with "
           "threads = 2, the two workers). "
           "turnbridge does not name its threads, so every comm is `turnbridge`; the main thread is marked. "
