@@ -66,6 +66,15 @@ inline std::string sdp_attribute(const std::string& sdp, const std::string& name
     return sdp.substr(from, sdp.find("\r\n", from) - from);
 }
 
+// "c=IN IP4 a.b.c.d" and "m=audio PORT" of an SDP body.
+inline std::optional<Endpoint> sdp_media(const std::string& sdp) {
+    const auto c = sdp.find("c=IN IP4 "), m = sdp.find("m=audio ");
+    if (c == std::string::npos || m == std::string::npos) return std::nullopt;
+    const auto ip = sdp.substr(c + 9, sdp.find_first_of("\r\n", c) - c - 9);
+    const auto port = std::strtoul(sdp.c_str() + m + 8, nullptr, 10);
+    return Endpoint::parse(ip + ":" + std::to_string(port));
+}
+
 // What a browser offers (Chrome's lines that matter to us); PCMU only for a passthrough call.
 inline std::string browser_offer(const IceCredentials& ice, const std::string& fingerprint, bool pcmu) {
     return std::string("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n") +

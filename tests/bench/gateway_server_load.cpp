@@ -37,25 +37,19 @@
 //          [--setup-timeout S] [--max-wall S] [--fault srtp|tone|stall]
 // Loopback only: every address given must be in 127.0.0.0/8. Exit 0 when every call passed its
 // checks, 1 when one did not, 2 when the load could not run (setup failed).
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <unistd.h>
 
-#include <deque>
 #include <functional>
 #include <map>
 #include <random>
 
+#include "frame_timing.hpp"
 #include "gateway_peers.hpp"
+#include "loopback_io.hpp"
 #include "turnbridge/sip/digest.hpp"
 #include "turnbridge/sip/message.hpp"
-#include "turnbridge/sip/websocket_handshake.hpp"
 #include "turnbridge/stun/integrity.hpp"
 
 namespace {
@@ -74,201 +68,22 @@ std::string hex(std::uint64_t v) {
     return b;
 }
 
-// ---- sockets (nonblocking, loopback) -------------------------------------------------------
-
-void nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-int udp_socket(const Endpoint& bind_to) {
-    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    sockaddr_storage sa{};
-    const auto len = bind_to.to_sockaddr(sa);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0)
-        die("cannot bind UDP " + bind_to.to_string() + ": " + std::strerror(errno));
+// Sockets the load cannot go without: it stops when one fails.
+int must_bind_udp(const Endpoint& at) {
+    const int fd = udp_socket(at);
+    if (fd < 0) die("cannot bind UDP " + at.to_string() + ": " + std::strerror(errno));
     return fd;
 }
-
-Endpoint local_endpoint(int fd) {
-    sockaddr_storage sa{};
-    socklen_t len = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    return *Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&sa));
+void must_connect(int fd, const Endpoint& to) {
+    if (!connect_to(fd, to)) die("cannot connect to " + to.to_string() + ": " + std::strerror(errno));
 }
-
-void connect_to(int fd, const Endpoint& to) {
-    sockaddr_storage sa{};
-    const auto len = to.to_sockaddr(sa);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS)
-        die("cannot connect to " + to.to_string() + ": " + std::strerror(errno));
-}
-
-bool loopback(const Endpoint& e) { return e.ip.to_string().rfind("127.", 0) == 0; }
-
-// "c=IN IP4 a.b.c.d" and "m=audio PORT" of an SDP body.
-std::optional<Endpoint> sdp_media(const std::string& sdp) {
-    const auto c = sdp.find("c=IN IP4 "), m = sdp.find("m=audio ");
-    if (c == std::string::npos || m == std::string::npos) return std::nullopt;
-    const auto ip = sdp.substr(c + 9, sdp.find_first_of("\r\n", c) - c - 9);
-    const auto port = std::strtoul(sdp.c_str() + m + 8, nullptr, 10);
-    return Endpoint::parse(ip + ":" + std::to_string(port));
-}
-
-// ---- the browser's WebSocket (RFC 6455 client side) -----------------------------------------
-
-struct WebSocket {
-    int fd = -1;
-    bool open = false, closed = false;
-    std::string in;                  // bytes not yet framed
-    std::deque<std::string> inbox;   // SIP messages received
-    static constexpr std::string_view kKey = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 §1.3's example
-
-    void write_all(std::string_view bytes) {
-        while (!bytes.empty()) {
-            const auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            if (n > 0) bytes.remove_prefix(static_cast<std::size_t>(n));
-            else if (n < 0 && errno == EAGAIN) usleep(200);   // loopback: the server drains it at once
-            else {
-                closed = true;
-                return;
-            }
-        }
-    }
-    void start(const Endpoint& ws, const std::string& host) {
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        connect_to(fd, ws);   // blocking connect on loopback, then nonblocking
-        nonblocking(fd);
-        write_all("GET /sip HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: " + std::string(kKey) + "\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Protocol: sip\r\n\r\n");
-    }
-    // A masked text frame (§5.3: a client masks every frame).
-    void send_text(std::string_view text, std::uint8_t opcode = 0x1) {
-        std::string f(1, static_cast<char>(0x80 | opcode));
-        const std::uint64_t n = text.size();
-        if (n < 126) f += static_cast<char>(0x80 | n);
-        else if (n < 65536) f += {static_cast<char>(0x80 | 126), static_cast<char>(n >> 8), static_cast<char>(n & 255)};
-        else die("SIP message too large");
-        const std::uint32_t mask = static_cast<std::uint32_t>(rng());
-        const auto m = reinterpret_cast<const char*>(&mask);
-        f.append(m, 4);
-        for (std::size_t i = 0; i < text.size(); ++i) f += static_cast<char>(text[i] ^ m[i % 4]);
-        write_all(f);
-    }
-    // Reads what is there; returns a problem, or empty.
-    std::string on_readable() {
-        char buf[16384];
-        for (;;) {
-            const auto n = ::recv(fd, buf, sizeof buf, 0);
-            if (n > 0) in.append(buf, static_cast<std::size_t>(n));
-            else if (n < 0 && errno == EAGAIN) break;
-            else {
-                closed = true;
-                break;
-            }
-        }
-        if (!open) {
-            const auto end = in.find("\r\n\r\n");
-            if (end == std::string::npos) return {};
-            const auto head = in.substr(0, end);
-            in.erase(0, end + 4);
-            if (head.rfind("HTTP/1.1 101", 0) != 0 ||
-                head.find("Sec-WebSocket-Accept: " + sip::websocket_accept(kKey)) == std::string::npos)
-                return "WebSocket handshake refused: " + head.substr(0, head.find('\r'));
-            open = true;
-        }
-        while (in.size() >= 2) {   // server frames: unmasked (§5.1)
-            const auto b0 = static_cast<std::uint8_t>(in[0]), b1 = static_cast<std::uint8_t>(in[1]);
-            std::size_t at = 2;
-            std::uint64_t n = b1 & 0x7f;
-            if (n == 126) {
-                if (in.size() < 4) break;
-                n = static_cast<std::uint8_t>(in[2]) << 8 | static_cast<std::uint8_t>(in[3]);
-                at = 4;
-            } else if (n == 127) {
-                return "a server frame of over 64 KiB";
-            }
-            if (in.size() < at + n) break;
-            const auto payload = in.substr(at, n);
-            in.erase(0, at + n);
-            const auto op = b0 & 0x0f;
-            if (op == 0x1 || op == 0x2) inbox.push_back(payload);
-            else if (op == 0x9) send_text(payload, 0xA);
-            else if (op == 0x8) closed = true;
-        }
-        return {};
-    }
-};
 
 // ---- one call --------------------------------------------------------------------------------
-
-// A stream's arrivals in the measured period. Its schedule is the straight line fitted to
-// (sequence number, arrival time), moved down to the earliest arrival: the sender's own frame
-// period (which may drift from 20 ms) and the best path delay. A frame is late when it arrives
-// more than `late_ms` behind that schedule.
-struct Arrivals {
-    std::uint64_t packets = 0, late = 0;
-    double worst_ms = 0, period_ms = 0;
-    std::int64_t ext_seq = -1;
-    std::vector<double> t, k;   // arrival (ms) and extended sequence number of each frame
-    Series excess;              // ms behind the schedule, per frame
-
-    void on_packet(double t_ms, std::uint16_t seq, bool keep) {
-        if (ext_seq < 0) ext_seq = seq;
-        else ext_seq += static_cast<std::int16_t>(static_cast<std::uint16_t>(seq - static_cast<std::uint16_t>(ext_seq)));
-        ++packets;
-        if (!keep) return;
-        t.push_back(t_ms);
-        k.push_back(static_cast<double>(ext_seq));
-    }
-    void finish(double late_ms) {
-        const auto n = static_cast<double>(t.size());
-        if (t.size() < 3) return;
-        double mk = 0, mt = 0, skk = 0, skt = 0;
-        for (std::size_t i = 0; i < t.size(); ++i) mk += k[i] / n, mt += t[i] / n;
-        for (std::size_t i = 0; i < t.size(); ++i) skk += (k[i] - mk) * (k[i] - mk), skt += (k[i] - mk) * (t[i] - mt);
-        period_ms = skk > 0 ? skt / skk : 20.0;
-        excess.v.resize(t.size());
-        for (std::size_t i = 0; i < t.size(); ++i) excess.v[i] = t[i] - mt - period_ms * (k[i] - mk);
-        const double base = *std::min_element(excess.v.begin(), excess.v.end());
-        for (double& e : excess.v) {
-            e -= base;
-            late += e > late_ms;
-            worst_ms = std::max(worst_ms, e);
-        }
-    }
-};
-
-// One direction over every call: frames expected, heard, missing, out of sequence and late.
-struct Flow {
-    long expected = 0, received = 0, missing = 0, gaps = 0, late = 0;
-    double worst_ms = 0;
-    Series lateness, period;
-    void add(long sent, const Arrivals& a, std::uint64_t sequence_gaps) {
-        period.v.push_back(a.period_ms);
-        expected += sent;
-        received += static_cast<long>(a.packets);
-        missing += std::max(0L, sent - 2 - static_cast<long>(a.packets));   // 2 for the period's edges
-        gaps += static_cast<long>(sequence_gaps);
-        late += static_cast<long>(a.late);
-        worst_ms = std::max(worst_ms, a.worst_ms);
-        lateness.v.insert(lateness.v.end(), a.excess.v.begin(), a.excess.v.end());
-    }
-    std::string json(double seconds, std::size_t calls) const {
-        char b[500];
-        std::snprintf(b, sizeof b,
-                      "{\"expected\": %ld, \"received\": %ld, \"frames_per_second_per_call\": %.2f, \"missing\": %ld, "
-                      "\"sequence_gaps\": %ld, \"late\": %ld, \"worst_late_ms\": %.1f, \"sender_period_ms\": %s, \"lateness_ms\": ",
-                      expected, received, seconds > 0 && calls > 0 ? static_cast<double>(received) / seconds / static_cast<double>(calls) : 0.0,
-                      missing, gaps, late, worst_ms, period.json().c_str());
-        return b + lateness.json() + "}";
-    }
-};
 
 struct Call {
     std::size_t index = 0;
     std::string realm, user, number, call_id, from_tag, to_header, target, invite_branch, problem;
-    WebSocket ws;
+    WebSocketClient ws;
     int browser_fd = -1, trunk_fd = -1;
     Endpoint trunk_rtp, gateway_browser_media, gateway_trunk_media;
     BrowserPeer browser;
@@ -355,7 +170,7 @@ class Load {
 public:
     explicit Load(const Options& o) : o_(o), shared_(false) {
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
-        trunk_sip_ = udp_socket(*Endpoint::parse("127.0.0.1:" + std::to_string(o.trunk_port)));
+        trunk_sip_ = must_bind_udp(*Endpoint::parse("127.0.0.1:" + std::to_string(o.trunk_port)));
         watch(trunk_sip_, kTrunkSip, 0);
         calls_.resize(o.calls);
         for (std::size_t i = 0; i < calls_.size(); ++i) {
@@ -383,7 +198,7 @@ public:
 
     // REGISTER, INVITE through the gateway to our trunk, ICE, DTLS: empty, or what went wrong.
     std::string setup(Call& c) {
-        c.ws.start(o_.ws, o_.ws.to_string());
+        if (!c.ws.start(o_.ws, o_.ws.to_string())) return "no WebSocket: cannot connect to " + o_.ws.to_string();
         watch(c.ws.fd, kWs, c.index);
         if (!wait_for([&] { return c.ws.open || c.ws.closed || !c.problem.empty(); }, o_.setup_timeout) || !c.ws.open)
             return "no WebSocket: " + c.problem;
@@ -400,10 +215,10 @@ public:
         r = response(c, "REGISTER");
         if (!r || r->status() != 200) return "REGISTER with credentials: expected 200, got " + status_of(r);
         // The browser's media socket: toward the gateway's media address, or its TURN server.
-        c.browser_fd = udp_socket(*Endpoint::parse("127.0.0.1:0"));
+        c.browser_fd = must_bind_udp(*Endpoint::parse("127.0.0.1:0"));
         watch(c.browser_fd, kBrowser, c.index);
         if (o_.turn) {
-            connect_to(c.browser_fd, *o_.turn);
+            must_connect(c.browser_fd, *o_.turn);
             if (auto bad = allocate(c); !bad.empty()) return bad;
         }
         // RFC 3261 §22.3: INVITE, 407, ACK, INVITE with Proxy-Authorization.
@@ -431,7 +246,7 @@ public:
         if (!media || !loopback(*media)) return "the answer has no loopback media address:\n" + answer;
         if (auto bad = c.browser.take_answer(shared_, answer); !bad.empty()) return bad;
         c.gateway_browser_media = *media;
-        if (!o_.turn) connect_to(c.browser_fd, *media);
+        if (!o_.turn) must_connect(c.browser_fd, *media);
         else if (auto bad = channel_bind(c); !bad.empty()) return bad;
         // ICE (RFC 8445 §7.2.2, the gateway is ICE-lite): our nomination from the browser socket
         // (or from the relayed address).
@@ -752,11 +567,11 @@ private:
                 c->trunk_call_id = m->call_id();
                 c->gateway_trunk_media = *media;
                 if (c->trunk_fd < 0) {
-                    c->trunk_fd = udp_socket(*Endpoint::parse("127.0.0.1:0"));
+                    c->trunk_fd = must_bind_udp(*Endpoint::parse("127.0.0.1:0"));
                     c->trunk_rtp = local_endpoint(c->trunk_fd);
                     watch(c->trunk_fd, kTrunkRtp, c->index);
                 }
-                connect_to(c->trunk_fd, *media);   // RTP to the offer's address, and only from it
+                must_connect(c->trunk_fd, *media);   // RTP to the offer's address, and only from it
                 int te = 101;
                 if (const auto p = offer.find(" telephone-event/8000"); p != std::string::npos) {
                     const auto line = offer.rfind("a=rtpmap:", p);
