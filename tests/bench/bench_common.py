@@ -2,6 +2,7 @@
 """Helpers shared by the benchmarks in tests/bench: free loopback ports, per-process CPU and
 RSS from /proc, starting turnbridge and coturn's turnserver on loopback with generated
 configs, and turnutils_uclient output parsing. Loopback only; every wait is bounded."""
+import json
 import os
 import platform
 import re
@@ -125,6 +126,13 @@ def machine():
 
 def utc_now():
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def write_results(name, summary, md_lines):
+    """tests/bench/results/NAME.json (the summary) and NAME.md (the lines)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(md_lines))
 
 
 def stun_binding_ok(port, timeout=0.2):

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, RESULTS, machine, utc_now  # noqa: E402
+from bench_common import REPO, RESULTS, machine, utc_now, write_results  # noqa: E402
 
 LOAD = REPO / "build" / "tests" / "bench" / "gateway_load"
 TICK_MS = 20.0
@@ -297,9 +297,7 @@ def main():
           "other processes taking the core; a tick counts as not preempted when none fell inside its gateway phase; "
           "cut short: the machine was too busy to keep the 20 ms pace and the run stopped at its time bound):", "",
           *steps, ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "gateway.md").write_text("\n".join(md))
+    write_results("gateway", summary, md)
     print()
     print("\n".join(rows))
     print(f"\n{verdict}: {best} transcoded calls per core (target {TARGET}); run took {wall:.0f} s; "
