@@ -63,9 +63,114 @@ std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm&, bool) {
 SipRouter::SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
                      MediaFactory media, TrunkFlow trunk_flow, sip::Random random)
     : cfg_(std::move(cfg)), nonces_(nonces), local_(std::move(local)), media_(std::move(media)),
-      trunk_flow_(std::move(trunk_flow)), random_(std::move(random)) {}
+      trunk_flow_(std::move(trunk_flow)), random_(std::move(random)),
+      rate_(turn::ReflectionGuard::with_random_seed(cfg_->sip_requests_per_second, cfg_->sip_requests_burst)) {
+    apply_limits();
+}
 
 SipRouter::~SipRouter() = default;
+
+void SipRouter::set_config(std::shared_ptr<const config::Config> cfg) {
+    cfg_ = std::move(cfg);
+    apply_limits();
+}
+
+void SipRouter::apply_limits() {
+    rate_.set_limits(cfg_->sip_requests_per_second, cfg_->sip_requests_burst);
+    layer_.set_max_server(cfg_->sip_transactions);
+    registrar_.set_limits(cfg_->sip_registrations_per_user, cfg_->sip_registrations);
+}
+
+bool SipRouter::is_trunk(const IpAddress& ip) const {
+    for (const auto& [name, realm] : cfg_->realms) {
+        if (!realm.gateway.enabled) continue;
+        const auto addresses = trunk_addresses(realm);
+        if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
+    }
+    return false;
+}
+
+bool SipRouter::uses_flow(sip::TransportId id) const {
+    if (layer_.uses(id)) return true;
+    for (const auto& r : registrations_)
+        if (r.flow == id) return true;
+    for (const auto& e : calls_)
+        if (e.trunk_flow == id) return true;
+    return false;
+}
+
+sip::LimitCounts SipRouter::limits() const {
+    auto c = counts_;
+    c[static_cast<std::size_t>(sip::Limit::Transactions)] += layer_.refused();
+    c[static_cast<std::size_t>(sip::Limit::Registrations)] += registrar_.refused();
+    return c;
+}
+
+bool SipRouter::admit(sip::Time now, const IpAddress& source) {
+    if (rate_.admit(now, source)) return true;
+    count(sip::Limit::RequestRate);
+    return false;
+}
+
+void SipRouter::answer_stranger(const SipFlow& flow, const sip::Message& m, std::size_t request_size,
+                                std::vector<sip::Action>& out) {
+    const auto method = m.method();
+    if (method == "ACK") return;   // RFC 3261 §17.1.1.3: never answered
+    if (cfg_->sip_hide_from_strangers || m.via_count() == 0) {
+        count(sip::Limit::StrangerSilent);
+        return;
+    }
+    int status = 405;
+    std::string reason;
+    if (auto err = m.validate()) status = sip::code(err->code), reason = err->what;
+    else if (method == "OPTIONS") status = 200;
+    else if (method == "INVITE") status = 403;   // only a configured trunk may call in
+    else if (method == "REGISTER") status = 403, reason = "Register over WebSocket";
+    else if (!m.to_tag().empty() || method == "BYE" || method == "CANCEL") status = 481;   // no dialog with it
+    auto r = sip::Message::response(m, status, reason, sip::new_tag(random_));
+    if (status == 405 || status == 200) r.add_header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER");
+    auto bytes = r.serialize();
+    // Bytes out per byte in <= 1 toward a source that may be forged, and only well-formed answers.
+    auto check = sip::Message::parse(bytes);
+    if (bytes.empty() || bytes.size() > request_size || !check || check->validate()) {
+        count(sip::Limit::StrangerSilent);
+        return;
+    }
+    out.push_back(sip::Send{flow.id, std::move(bytes)});   // stateless: no transaction, no retransmission
+}
+
+bool SipRouter::over_rate(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out) {
+    // Out-of-dialog requests only: a call's BYE, ACK and re-INVITEs always pass.
+    if (!m.is_request() || !m.to_tag().empty() || m.method() == "ACK") return false;
+    if (!flow.websocket && is_trunk(flow.peer)) return false;   // a trunk's traffic is its own business
+    if (admit(now, flow.peer)) return false;
+    // Over a connection the source is real: tell it to slow down (RFC 3261 §21.5.4); over UDP, silence.
+    if (flow.reliable && m.via_count() > 0) {
+        auto r = sip::Message::response(m, 503, "Too Many Requests", sip::new_tag(random_));
+        r.add_header("Retry-After", "1");
+        out.push_back(sip::Send{flow.id, r.serialize()});
+    }
+    return true;
+}
+
+std::pair<std::uint32_t, std::uint32_t> SipRouter::live_calls(const config::Realm& realm, std::string_view user) const {
+    std::uint32_t in_realm = 0, of_user = 0;
+    for (const auto& e : calls_) {
+        if (e.call->state() == sip::Call::State::Ended || e.summary.realm != realm.name) continue;
+        ++in_realm;
+        if (!user.empty() && e.summary.account == user) ++of_user;
+    }
+    return {in_realm, of_user};
+}
+
+bool SipRouter::user_at_limit(const config::Realm& realm, std::string_view user) const {
+    const auto limit = realm.gateway.max_calls_per_user;
+    return limit != 0 && live_calls(realm, user).second >= limit;
+}
+
+bool SipRouter::realm_at_limit(const config::Realm& realm) const {
+    return live_calls(realm, {}).first >= cfg_->realm_max_calls(realm);
+}
 
 const config::Realm* SipRouter::gateway_realm(std::string_view name) const {
     auto it = cfg_->realms.find(std::string(name));
@@ -173,11 +278,17 @@ void SipRouter::on_message(sip::Time now, std::int64_t unix_now, const SipFlow& 
                            std::vector<sip::Action>& out) {
     // RFC 5626 §3.5.1 keep-alives (CRLF) on a reliable flow: nothing to do.
     if (bytes.find_first_not_of("\r\n") == std::string_view::npos) return;
+    // UDP from an address that is no trunk's (issue 11): it may be forged, so it is counted
+    // against its source before it costs a parse, and its requests leave no state.
+    const bool stranger = !flow.websocket && !flow.reliable && !is_trunk(flow.peer);
+    if (stranger && !admit(now, flow.peer)) return;
     auto m = sip::Message::parse(bytes);
     if (!m) {
         log::debug("sip: unreadable message from {} ({}); dropped", flow.peer.to_string(), m.error().what);
         return;
     }
+    if (stranger && m->is_request()) return answer_stranger(flow, *m, bytes.size(), out);
+    if (!stranger && over_rate(now, flow, *m, out)) return;
     std::vector<sip::Action> in;
     layer_.on_message(now, flow.id, flow.reliable, std::move(*m), in);
     process(now, unix_now, &flow, in, out);
@@ -365,6 +476,18 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         waiting_.push_back({now + kResolveWait, unix_now, flow, std::move(r)});
         return;
     }
+    // Bounds on live calls (issue 11). 486 for the user's own limit: the caller's line is busy
+    // (RFC 3261 §21.4.24) and trying elsewhere would not help; 503 for the realm's, which is the
+    // server out of capacity for now (§21.5.4), like running out of media ports.
+    const auto caller = sip::account_of(check.username);
+    if (user_at_limit(*realm, caller)) {
+        count(sip::Limit::CallsPerUser);
+        return reply(now, r.tx, r.request, 486, out, "Too Many Calls");
+    }
+    if (realm_at_limit(*realm)) {
+        count(sip::Limit::CallsPerRealm);
+        return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
+    }
     auto trunk = trunk_leg(*realm);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
@@ -376,6 +499,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
     e.browser_flows = {flow.id};
+    e.trunk_flow = trunk->leg.transport;
     e.media = std::move(media);
     e.summary.realm = realm->name;
     e.summary.account = std::string(sip::account_of(check.username));
@@ -399,15 +523,28 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
         if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {
-        log::info("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
+        log::debug("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out);
     }
     auto route = realm->gateway.routes.find(did);
     if (route == realm->gateway.routes.end()) return reply(now, r.tx, r.request, 404, out);
+    if (realm_at_limit(*realm)) {
+        count(sip::Limit::CallsPerRealm);
+        return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
+    }
     std::vector<sip::Binding> bindings;
+    bool busy = false;   // a routed user with browsers registered, but at max_calls_per_user
     for (const auto& user : route->second) {
         auto b = registrar_.lookup(user + "@" + realm->name);
+        if (!b.empty() && user_at_limit(*realm, user)) {
+            busy = true;
+            continue;
+        }
         bindings.insert(bindings.end(), b.begin(), b.end());
+    }
+    if (bindings.empty() && busy) {
+        count(sip::Limit::CallsPerUser);
+        return reply(now, r.tx, r.request, 486, out, "Too Many Calls");
     }
     std::vector<sip::Action> in;
     using T = config::SipTrunk::Transport;
@@ -419,6 +556,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     if (!media) media = pass_through_media(*realm, false);   // no browser to ring: the Call answers 480
     CallEntry& e = calls_.emplace_back();
+    e.trunk_flow = flow.id;
     for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
     e.media = std::move(media);
     e.routed = route->second;

@@ -131,3 +131,18 @@ TEST_CASE("one AOR keeps at most max_bindings_per_aor bindings, dropping the one
     CHECK(b[0].contact == "sip:b@h.invalid");
     CHECK(b[1].contact == "sip:c@h.invalid");
 }
+
+TEST_CASE("the registrar is bounded in total: a new binding beyond it gets 503, a refresh still works (issue 11)") {
+    Registrar r;
+    r.set_limits(10, 2);
+    CHECK(r.on_register(kT0, kWs1, reg("<sip:a@h1.invalid;transport=ws>", 1, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.on_register(kT0, kWs1, reg("<sip:b@h2.invalid;transport=ws>", 1, "c2", "", "bob"), "bob", "example.org", "t").status() == 200);
+    CHECK(r.size() == 2);
+    auto full = r.on_register(kT0, kWs2, reg("<sip:c@h3.invalid;transport=ws>", 1, "c3", "", "carol"), "carol", "example.org", "t");
+    CHECK(full.status() == 503);
+    CHECK(r.refused() == 1);
+    CHECK(r.lookup("carol@example.org").empty());
+    CHECK(r.on_register(kT0 + 1s, kWs1, reg("<sip:a@h1.invalid;transport=ws>", 2, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.size() == 2);
+    CHECK(r.next_expiry() == kT0 + 600s);   // bob's, the earliest
+}
