@@ -64,7 +64,8 @@ SipRouter::SipRouter(std::shared_ptr<const config::Config> cfg, const turn::Nonc
                      MediaFactory media, TrunkFlow trunk_flow, sip::Random random)
     : cfg_(std::move(cfg)), nonces_(nonces), local_(std::move(local)), media_(std::move(media)),
       trunk_flow_(std::move(trunk_flow)), random_(std::move(random)),
-      rate_(turn::ReflectionGuard::with_random_seed(cfg_->sip_requests_per_second, cfg_->sip_requests_burst)) {
+      rate_(turn::ReflectionGuard::with_random_seed(cfg_->sip_requests_per_second, cfg_->sip_requests_burst)),
+      trunk_rate_(turn::ReflectionGuard::with_random_seed(0, 1)) {
     apply_limits();
 }
 
@@ -77,6 +78,7 @@ void SipRouter::set_config(std::shared_ptr<const config::Config> cfg) {
 
 void SipRouter::apply_limits() {
     rate_.set_limits(cfg_->sip_requests_per_second, cfg_->sip_requests_burst);
+    trunk_rate_.set_limits(cfg_->sip_requests_per_second * kTrunkRateFactor, cfg_->sip_requests_burst * kTrunkRateFactor);
     layer_.set_max_server(cfg_->sip_transactions);
     registrar_.set_limits(cfg_->sip_registrations_per_user, cfg_->sip_registrations);
 }
@@ -142,8 +144,9 @@ void SipRouter::answer_stranger(const SipFlow& flow, const sip::Message& m, std:
 bool SipRouter::over_rate(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out) {
     // Out-of-dialog requests only: a call's BYE, ACK and re-INVITEs always pass.
     if (!m.is_request() || !m.to_tag().empty() || m.method() == "ACK") return false;
-    if (!flow.websocket && is_trunk(flow.peer)) return false;   // a trunk's traffic is its own business
-    if (admit(now, flow.peer)) return false;
+    auto& bucket = !flow.websocket && is_trunk(flow.peer) ? trunk_rate_ : rate_;
+    if (bucket.admit(now, flow.peer)) return false;
+    count(sip::Limit::RequestRate);
     // Over a connection the source is real: tell it to slow down (RFC 3261 §21.5.4); over UDP, silence.
     if (flow.reliable && m.via_count() > 0) {
         auto r = sip::Message::response(m, 503, "Too Many Requests", sip::new_tag(random_));

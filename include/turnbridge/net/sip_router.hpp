@@ -12,8 +12,10 @@
 // Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
 // answered statelessly (one final response no larger than the request, never retransmitted; none
 // with server.sip_hide_from_strangers), and every source but a trunk's is held to
-// server.sip_requests_per_second out-of-dialog requests. Live calls are bounded per user and
-// per realm (gateway.max_calls_per_user, gateway.max_calls).
+// server.sip_requests_per_second out-of-dialog requests; a trunk's address gets kTrunkRateFactor
+// times as many (its traffic is larger, but its address can be forged too, and one forged
+// source must not fill the transaction table). Live calls are bounded per user and per realm
+// (gateway.max_calls_per_user, gateway.max_calls).
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
 #include <functional>
 #include <list>
@@ -86,6 +88,10 @@ public:
     // After the connection of a TCP/TLS trunk registration closed, or the trunk could not be
     // reached to register: register again this much later.
     static constexpr std::chrono::seconds kReRegister{10};
+    // A trunk's address may send this many times server.sip_requests_per_second (and burst):
+    // 200/s by default, so that 32 s of Timer J (RFC 3261 §17.2.2) hold at most 6,400
+    // transactions, under server.sip_transactions' 8,192.
+    static constexpr std::uint32_t kTrunkRateFactor = 10;
 
     SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
               MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
@@ -203,7 +209,8 @@ private:
         sip::RequestIn request;
     };
     std::vector<Waiting> waiting_;
-    turn::ReflectionGuard rate_;   // server.sip_requests_per_second per source IP
+    turn::ReflectionGuard rate_;         // server.sip_requests_per_second per source IP
+    turn::ReflectionGuard trunk_rate_;   // ... times kTrunkRateFactor, for trunks' addresses
     sip::LimitCounts counts_{};
 };
 
