@@ -40,6 +40,7 @@ Message Registrar::on_register(Time now, TransportId from, const Message& req, s
     const auto contacts = req.contacts();
     on_timer(now);
     auto bindings = lookup(aor);  // a copy: an error response leaves the table untouched
+    const std::size_t before = bindings.size();
 
     const bool star = std::any_of(contacts.begin(), contacts.end(), [](const NameAddr& c) { return c.uri == "*"; });
     if (star) {
@@ -92,9 +93,13 @@ Message Registrar::on_register(Time now, TransportId from, const Message& req, s
         if (!b.instance.empty()) v += ";+sip.instance=" + b.instance + ";reg-id=" + b.reg_id;
         ok.add_contact(v);
     }
+    // O(this AOR) bookkeeping: next_ may stay earlier than the true earliest expiry (a binding
+    // that was the earliest got refreshed or removed); on_timer then walks once and recomputes.
+    count_ = count_ - before + bindings.size();
+    for (const auto& b : bindings)
+        if (!next_ || b.expires_at < *next_) next_ = b.expires_at;
     if (bindings.empty()) table_.erase(aor);
     else table_[aor] = std::move(bindings);
-    changed();
     return ok;
 }
 

@@ -49,6 +49,8 @@ public:
                         std::string_view realm, std::string_view to_tag);
 
     void on_timer(Time now);                     // drops expired bindings
+    // When on_timer has work: never after the earliest expiry (it may come early, then on_timer
+    // finds nothing and tells the true one).
     std::optional<Time> next_expiry() const;
     void on_transport_closed(TransportId transport);  // a WebSocket went away: its bindings go too
     // Every live binding of `aor` ("user@realm"), for forking an inbound INVITE.
@@ -63,7 +65,7 @@ private:
     RegistrarConfig config_;
     std::map<std::string, std::vector<Binding>, std::less<>> table_;
     std::size_t count_ = 0;
-    std::optional<Time> next_;   // the earliest expiry, kept so next_expiry() is O(1)
+    std::optional<Time> next_;   // no later than the earliest expiry, so next_expiry() is O(1)
     std::uint64_t refused_ = 0;
 };
 
