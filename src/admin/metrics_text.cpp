@@ -142,6 +142,11 @@ std::string format_metrics(const Metrics& m) {
     family(out, "turnbridge_unauthenticated_dropped_total", "counter",
            "Answers to unauthenticated requests not sent: their source was over security.unauthenticated_rate.");
     sample(out, "turnbridge_unauthenticated_dropped_total", {}, m.unauthenticated_dropped);
+    family(out, "turnbridge_sip_limited_total", "counter",
+           "Times a bound of the gateway's SIP side bit since start, by limit (turnbridge.toml(5): server.sip_*, "
+           "gateway.max_calls*).");
+    for (std::size_t i = 0; i < m.sip_limited.size(); ++i)
+        sample(out, "turnbridge_sip_limited_total", {{"limit", sip::kLimitNames[i]}}, m.sip_limited[i]);
     family(out, "turnbridge_loop_lag_seconds", "gauge", "Event loop lag of each worker thread.");
     for (std::size_t i = 0; i < m.loop_lag_seconds.size(); ++i) {
         const auto worker = std::to_string(i);

@@ -29,6 +29,8 @@ constexpr std::int64_t kMaxThreads = 256;
 constexpr std::int64_t kMaxSharedPorts = 1024;  // server.relay_shared_ports, per worker and address
 // Answers per second (or per burst) to one source: beyond this a limit means nothing.
 constexpr std::int64_t kMaxUnauthenticatedRate = 1000000;
+// Bounds of the gateway's SIP tables and rates (server.sip_*): large enough for any real server.
+constexpr std::int64_t kMaxSipBound = 10000000;
 constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
 constexpr std::size_t kMaxTextChars = 127;     // RFC 8489 §14.9 REALM, §14.14 SOFTWARE: < 128 characters
 constexpr std::size_t kMaxUsernameBytes = 508;  // RFC 8489 §14.3: USERNAME < 509 bytes
@@ -91,6 +93,7 @@ public:
 private:
     void load_server(const Field& server);
     void load_lifetimes(const toml::table& t);
+    void load_sip_limits(const toml::table& t);
     void load_relay(const toml::table& t);
     void load_security(const Field& security);
     void load_realms(const Field& realms);
@@ -173,7 +176,9 @@ void Loader::load_server(const Field& server) {
                   "relay_sharing", "relay_shared_ports",
                   "default_realm", "threads", "software", "default_lifetime", "max_lifetime", "nonce_lifetime",
                   "max_allocations", "max_allocations_per_user", "log_level", "ws_listen", "wss_listen",
-                  "sip_listen", "media_ip", "media_ports"});
+                  "sip_listen", "media_ip", "media_ports",
+                  "sip_hide_from_strangers", "sip_requests_per_second", "sip_requests_burst", "sip_udp_flows",
+                  "sip_transactions", "sip_registrations", "sip_registrations_per_user"});
     auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
     if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
     if (auto f = get("tls_listen")) tls_listen_line_ = f->line(), cfg_.tls_listen = listeners(*f);
@@ -186,6 +191,7 @@ void Loader::load_server(const Field& server) {
         media_ports_line_ = f->line();
         std::tie(cfg_.media_port_min, cfg_.media_port_max) = port_range(*f);
     }
+    load_sip_limits(t);
     if (auto f = get("tls_cert")) cfg_.tls_cert = path(*f);
     if (auto f = get("tls_key")) cfg_.tls_key = path(*f);
     load_relay(t);
@@ -206,6 +212,19 @@ void Loader::load_server(const Field& server) {
         if (std::find(std::begin(levels), std::end(levels), cfg_.log_level) == std::end(levels))
             r_.fail(*f, fmt::format(R"(expected one of "debug", "info", "warn", "error", got "{}")", cfg_.log_level));
     }
+}
+
+void Loader::load_sip_limits(const toml::table& t) {
+    auto count = [&](std::string_view key, std::uint32_t& out, std::int64_t min) {
+        if (auto f = r_.get(t, "server", key)) out = static_cast<std::uint32_t>(r_.as_integer(*f, min, kMaxSipBound));
+    };
+    if (auto f = r_.get(t, "server", "sip_hide_from_strangers")) cfg_.sip_hide_from_strangers = r_.as_bool(*f);
+    count("sip_requests_per_second", cfg_.sip_requests_per_second, 0);
+    count("sip_requests_burst", cfg_.sip_requests_burst, 1);
+    count("sip_udp_flows", cfg_.sip_udp_flows, 16);
+    count("sip_transactions", cfg_.sip_transactions, 16);
+    count("sip_registrations", cfg_.sip_registrations, 1);
+    count("sip_registrations_per_user", cfg_.sip_registrations_per_user, 1);
 }
 
 void Loader::load_lifetimes(const toml::table& t) {
@@ -448,6 +467,16 @@ void Loader::check_gateway() const {
 
 bool Config::any_gateway() const {
     return std::any_of(realms.begin(), realms.end(), [](const auto& r) { return r.second.gateway.enabled; });
+}
+
+std::uint32_t Config::realm_max_calls(const Realm& realm) const {
+    if (realm.gateway.max_calls != 0) return realm.gateway.max_calls;
+    // Each call holds two media ports (browser leg, trunk leg); the gateway realms share them
+    // equally, so one realm's users cannot take every port from the others.
+    const std::uint32_t calls = (std::uint32_t{media_port_max} - media_port_min + 1) / 2;
+    const auto realms_on = static_cast<std::uint32_t>(std::max<std::ptrdiff_t>(
+        1, std::count_if(realms.begin(), realms.end(), [](const auto& r) { return r.second.gateway.enabled; })));
+    return std::max<std::uint32_t>(1, calls / realms_on);
 }
 
 const Realm* Config::find_realm(std::string_view name) const {

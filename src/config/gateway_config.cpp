@@ -154,7 +154,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     const auto& t = r.as_table(f);
     r.only_keys(t, f.key,
                 {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
-                 "caller_id", "codecs", "routes"});
+                 "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -192,6 +192,9 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
         }
         if (g.codecs.empty()) r.fail(*c, R"(expected at least one codec, like ["opus", "pcmu"])");
     }
+    // Bounds of live calls (issue 11); 0 = unlimited per user, the realm's share for max_calls.
+    if (auto m = get("max_calls_per_user")) g.max_calls_per_user = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
+    if (auto m = get("max_calls")) g.max_calls = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

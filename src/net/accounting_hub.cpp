@@ -246,6 +246,7 @@ admin::Metrics AccountingHub::metrics() {
         m.auth_failures += s.auth_failures;
         m.quota_refusals += s.quota_refusals;
         m.unauthenticated_dropped += s.unauthenticated_dropped;
+        for (std::size_t i = 0; i < s.sip_limited.size(); ++i) m.sip_limited[i] += s.sip_limited[i];
         m.loop_lag_seconds.push_back(s.loop_lag_seconds);
         for (std::size_t i = 0; i < s.allocate_refused.size(); ++i)
             m.allocations_failed[std::string(turn::to_string(static_cast<turn::AllocateRefusal>(i)))] += s.allocate_refused[i];

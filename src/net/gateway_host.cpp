@@ -15,9 +15,9 @@
 namespace turnbridge::net {
 namespace {
 
-// Trunk-side UDP flows remembered (one per remote address that spoke to us); beyond this,
-// datagrams from new addresses are dropped rather than growing the table without bound.
-constexpr std::size_t kMaxUdpFlows = 4096;
+// A UDP flow nothing uses is forgotten after this long without a datagram (the trunk's, a
+// call's and a transaction's flows stay: GatewayHost::flow_busy).
+constexpr auto kUdpFlowIdle = std::chrono::seconds(60);
 // A ws/wss connection that has not completed its HTTP request by then is closed.
 constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
 constexpr std::uint64_t kSweepMs = 5'000;
@@ -39,7 +39,7 @@ std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway
 
 GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
                          std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls)
-    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)) {
+    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)), udp_flows_(cfg_->sip_udp_flows) {
     media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, [this](const sip::MediaSdp* m, const std::string& why) {
         if (closed_) return;
         std::vector<sip::Action> out;
@@ -89,6 +89,7 @@ void GatewayHost::start() {
 
 void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     cfg_ = cfg;
+    udp_flows_.set_capacity(cfg_->sip_udp_flows);
     load_trunk_tls(false);
     if (resolver_) resolver_->set_names(trunk_host_names());
     router_->set_config(std::move(cfg));
@@ -189,9 +190,19 @@ void GatewayHost::bind_udp(const Endpoint& ep) {
     if (err != 0) cannot("sip udp", ep, err);
 }
 
+bool GatewayHost::flow_busy(const sip::UdpFlows::Flow& f) const {
+    return router_->is_trunk(f.remote.ip) || router_->uses_flow(f.id);
+}
+
+sip::LimitCounts GatewayHost::limits() const {
+    auto c = router_->limits();
+    c[static_cast<std::size_t>(sip::Limit::UdpFlowEvicted)] += udp_flows_.evicted();
+    c[static_cast<std::size_t>(sip::Limit::UdpFlowFull)] += udp_flows_.refused();
+    return c;
+}
+
 std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Udp* via) {
-    if (auto it = udp_ids_.find(remote); it != udp_ids_.end()) return it->second;
-    if (udp_.empty() || udp_flows_.size() >= kMaxUdpFlows) return std::nullopt;
+    if (udp_.empty()) return std::nullopt;
     if (via == nullptr) {
         // Our requests leave from a sip_listen socket of the trunk's address family.
         for (auto& u : udp_)
@@ -201,10 +212,14 @@ std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Ud
             }
         if (via == nullptr) return std::nullopt;
     }
-    const sip::TransportId id = next_id_++;
-    udp_flows_.emplace(id, UdpFlow{via, remote});
-    udp_ids_.emplace(remote, id);
-    return id;
+    std::uint32_t socket = 0;
+    while (udp_[socket].get() != via) ++socket;
+    // An existing flow is found (and marked used) whatever `via` is.
+    auto opened = udp_flows_.open(read_clock().mono, remote, socket, next_id_,
+                                  [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
+    if (!opened) return std::nullopt;
+    if (opened->created) ++next_id_;
+    return opened->id;
 }
 
 std::optional<TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm, const Endpoint& to) {
@@ -271,12 +286,18 @@ void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
 }
 
 void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
+    const bool known = udp_flows_.find(from).has_value();
     auto id = udp_flow(from, &u);
     if (!id) return;
     const auto clock = read_clock();
     std::vector<sip::Action> out;
     router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip, {}}, bytes, out);
     apply(out);
+    // A datagram that left nothing behind (garbage, a stranger's request answered statelessly)
+    // does not keep its flow: filling the table takes sources that something came of.
+    if (!known) {
+        if (const auto* f = udp_flows_.find(*id); f != nullptr && !flow_busy(*f)) udp_flows_.close(*id);
+    }
 }
 
 void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
@@ -305,11 +326,11 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
             it->second->send_text(s->bytes);
         } else if (auto t = tcp_.find(s->transport); t != tcp_.end()) {
             t->second->send(s->bytes);
-        } else if (auto f = udp_flows_.find(s->transport); f != udp_flows_.end()) {
+        } else if (const auto* f = udp_flows_.find(s->transport); f != nullptr && f->socket < udp_.size()) {
             sockaddr_storage sa{};
-            f->second.remote.to_sockaddr(sa);
+            f->remote.to_sockaddr(sa);
             const uv_buf_t b = uv_buf_init(s->bytes.data(), static_cast<unsigned>(s->bytes.size()));
-            udp_send(&f->second.socket->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
+            udp_send(&udp_[f->socket]->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
         } else {
             log::debug("gateway: message for a flow that is gone ({}); dropped", s->transport);
         }
@@ -374,6 +395,7 @@ void GatewayHost::rearm() {
 }
 
 void GatewayHost::sweep() {
+    udp_flows_.expire(read_clock().mono, kUdpFlowIdle, [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
     const std::uint64_t now = uv_now(loop_);
     std::vector<WsConnection*> stale;
     for (auto& [id, c] : ws_)

@@ -54,9 +54,18 @@ std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm&, bool) {
 SipRouter::SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
                      MediaFactory media, TrunkFlow trunk_flow, sip::Random random)
     : cfg_(std::move(cfg)), nonces_(nonces), local_(std::move(local)), media_(std::move(media)),
-      trunk_flow_(std::move(trunk_flow)), random_(std::move(random)) {}
+      trunk_flow_(std::move(trunk_flow)), random_(std::move(random)),
+      rate_(turn::ReflectionGuard::with_random_seed(cfg_->sip_requests_per_second, cfg_->sip_requests_burst)),
+      trunk_rate_(turn::ReflectionGuard::with_random_seed(0, 1)) {
+    apply_limits();
+}
 
 SipRouter::~SipRouter() = default;
+
+void SipRouter::set_config(std::shared_ptr<const config::Config> cfg) {
+    cfg_ = std::move(cfg);
+    apply_limits();
+}
 
 const config::Realm* SipRouter::gateway_realm(std::string_view name) const {
     auto it = cfg_->realms.find(std::string(name));
@@ -164,11 +173,17 @@ void SipRouter::on_message(sip::Time now, std::int64_t unix_now, const SipFlow& 
                            std::vector<sip::Action>& out) {
     // RFC 5626 §3.5.1 keep-alives (CRLF) on a reliable flow: nothing to do.
     if (bytes.find_first_not_of("\r\n") == std::string_view::npos) return;
+    // UDP from an address that is no trunk's (issue 11): it may be forged, so it is counted
+    // against its source before it costs a parse, and its requests leave no state.
+    const bool stranger = !flow.websocket && !flow.reliable && !is_trunk(flow.peer);
+    if (stranger && !admit(now, flow.peer)) return;
     auto m = sip::Message::parse(bytes);
     if (!m) {
         log::debug("sip: unreadable message from {} ({}); dropped", flow.peer.to_string(), m.error().what);
         return;
     }
+    if (stranger && m->is_request()) return answer_stranger(flow, *m, bytes.size(), out);
+    if (!stranger && over_rate(now, flow, *m, out)) return;
     std::vector<sip::Action> in;
     layer_.on_message(now, flow.id, flow.reliable, std::move(*m), in);
     process(now, unix_now, &flow, in, out);
@@ -356,6 +371,18 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         waiting_.push_back({now + kResolveWait, unix_now, flow, std::move(r)});
         return;
     }
+    // Bounds on live calls (issue 11). 486 for the user's own limit: the caller's line is busy
+    // (RFC 3261 §21.4.24) and trying elsewhere would not help; 503 for the realm's, which is the
+    // server out of capacity for now (§21.5.4), like running out of media ports.
+    const auto caller = sip::account_of(check.username);
+    if (user_at_limit(*realm, caller)) {
+        count(sip::Limit::CallsPerUser);
+        return reply(now, r.tx, r.request, 486, out, "Too Many Calls");
+    }
+    if (realm_at_limit(*realm)) {
+        count(sip::Limit::CallsPerRealm);
+        return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
+    }
     auto trunk = trunk_leg(*realm);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
@@ -367,6 +394,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
     e.browser_flows = {flow.id};
+    e.trunk_flow = trunk->leg.transport;
     e.media = std::move(media);
     e.summary.realm = realm->name;
     e.summary.account = std::string(sip::account_of(check.username));
@@ -390,15 +418,28 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
         if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {
-        log::info("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
+        log::debug("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out);
     }
     auto route = realm->gateway.routes.find(did);
     if (route == realm->gateway.routes.end()) return reply(now, r.tx, r.request, 404, out);
+    if (realm_at_limit(*realm)) {
+        count(sip::Limit::CallsPerRealm);
+        return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
+    }
     std::vector<sip::Binding> bindings;
+    bool busy = false;   // a routed user with browsers registered, but at max_calls_per_user
     for (const auto& user : route->second) {
         auto b = registrar_.lookup(user + "@" + realm->name);
+        if (!b.empty() && user_at_limit(*realm, user)) {
+            busy = true;
+            continue;
+        }
         bindings.insert(bindings.end(), b.begin(), b.end());
+    }
+    if (bindings.empty() && busy) {
+        count(sip::Limit::CallsPerUser);
+        return reply(now, r.tx, r.request, 486, out, "Too Many Calls");
     }
     std::vector<sip::Action> in;
     using T = config::SipTrunk::Transport;
@@ -410,6 +451,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     if (!media) media = pass_through_media(*realm, false);   // no browser to ring: the Call answers 480
     CallEntry& e = calls_.emplace_back();
+    e.trunk_flow = flow.id;
     for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
     e.media = std::move(media);
     e.routed = route->second;

@@ -217,7 +217,7 @@ void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
     shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(),
                       WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused,
-                                  s.unauthenticated_dropped});
+                                  s.unauthenticated_dropped, gateway_ ? gateway_->limits() : sip::LimitCounts{}});
 }
 
 void Worker::on_media() {

@@ -40,6 +40,7 @@ Message Registrar::on_register(Time now, TransportId from, const Message& req, s
     const auto contacts = req.contacts();
     on_timer(now);
     auto bindings = lookup(aor);  // a copy: an error response leaves the table untouched
+    const std::size_t before = bindings.size();
 
     const bool star = std::any_of(contacts.begin(), contacts.end(), [](const NameAddr& c) { return c.uri == "*"; });
     if (star) {
@@ -70,6 +71,12 @@ Message Registrar::on_register(Time now, TransportId from, const Message& req, s
                   instance, reg_id, req.call_id(), req.cseq()};
         if (it != bindings.end()) {
             *it = std::move(b);
+        } else if (count_ >= config_.max_bindings) {
+            // The registrar is full (issue 11): RFC 3261 §21.5.4, no new binding now.
+            ++refused_;
+            auto r = Message::response(req, 503, "Too Many Registrations", to_tag);
+            r.add_header("Retry-After", "60");
+            return r;
         } else {
             if (bindings.size() >= config_.max_bindings_per_aor) {
                 // Keep the table bounded: the binding closest to expiry makes room.
@@ -86,25 +93,36 @@ Message Registrar::on_register(Time now, TransportId from, const Message& req, s
         if (!b.instance.empty()) v += ";+sip.instance=" + b.instance + ";reg-id=" + b.reg_id;
         ok.add_contact(v);
     }
+    // O(this AOR) bookkeeping: next_ may stay earlier than the true earliest expiry (a binding
+    // that was the earliest got refreshed or removed); on_timer then walks once and recomputes.
+    count_ = count_ - before + bindings.size();
+    for (const auto& b : bindings)
+        if (!next_ || b.expires_at < *next_) next_ = b.expires_at;
     if (bindings.empty()) table_.erase(aor);
     else table_[aor] = std::move(bindings);
     return ok;
 }
 
 void Registrar::on_timer(Time now) {
+    if (!next_ || *next_ > now) return;   // nothing due: no walk over the table
     for (auto it = table_.begin(); it != table_.end();) {
         auto& v = it->second;
         v.erase(std::remove_if(v.begin(), v.end(), [&](const Binding& b) { return b.expires_at <= now; }), v.end());
         it = v.empty() ? table_.erase(it) : std::next(it);
     }
+    changed();
 }
 
-std::optional<Time> Registrar::next_expiry() const {
-    std::optional<Time> best;
+std::optional<Time> Registrar::next_expiry() const { return next_; }
+
+void Registrar::changed() {
+    count_ = 0;
+    next_.reset();
     for (const auto& [aor, v] : table_)
-        for (const auto& b : v)
-            if (!best || b.expires_at < *best) best = b.expires_at;
-    return best;
+        for (const auto& b : v) {
+            ++count_;
+            if (!next_ || b.expires_at < *next_) next_ = b.expires_at;
+        }
 }
 
 void Registrar::on_transport_closed(TransportId transport) {
@@ -113,17 +131,12 @@ void Registrar::on_transport_closed(TransportId transport) {
         v.erase(std::remove_if(v.begin(), v.end(), [&](const Binding& b) { return b.transport == transport; }), v.end());
         it = v.empty() ? table_.erase(it) : std::next(it);
     }
+    changed();
 }
 
 std::vector<Binding> Registrar::lookup(std::string_view aor) const {
     auto it = table_.find(aor);
     return it == table_.end() ? std::vector<Binding>{} : it->second;
-}
-
-std::size_t Registrar::size() const {
-    std::size_t n = 0;
-    for (const auto& [aor, v] : table_) n += v.size();
-    return n;
 }
 
 }  // namespace turnbridge::sip

@@ -68,7 +68,7 @@ std::string TransactionLayer::send_request(Time now, TransportId to, bool reliab
     }
     out.push_back(Send{to, t.request_bytes});
     t.request.emplace(std::move(request));
-    tx_.insert_or_assign(key, std::move(t));
+    arm(key, add(key, std::move(t)));
     finish(out);
     return key;
 }
@@ -131,6 +131,7 @@ void TransactionLayer::on_response(Time now, Message m, std::vector<Action>& out
         } else if (status >= 300 && t.state == State::Completed) {
             out.push_back(Send{t.transport, t.ack_bytes});  // a retransmitted final: ACK again
         }
+        arm(key, t);
         return;
     }
     if (!live) return;  // §17.1.2.2: Completed absorbs retransmissions
@@ -141,12 +142,23 @@ void TransactionLayer::on_response(Time now, Message m, std::vector<Action>& out
         t.retransmit_at = Time::max();
         t.timeout_at = now + (t.reliable ? Duration::zero() : timers_.t4);  // Timer K
     }
+    arm(key, t);
     out.push_back(ResponseIn{key, std::move(m)});
 }
 
 void TransactionLayer::on_timer(Time now, std::vector<Action>& out) {
-    for (auto& [key, t] : tx_)
-        if (t.state != State::Terminated && (t.timeout_at <= now || t.retransmit_at <= now)) fire(now, key, t, out);
+    // Only the due timers, earliest first: the cost does not grow with the table.
+    while (!wakes_.empty() && wakes_.begin()->first <= now) {
+        const std::string key = wakes_.begin()->second;
+        wakes_.erase(wakes_.begin());
+        auto it = tx_.find(key);
+        if (it == tx_.end()) continue;
+        Tx& t = it->second;
+        t.armed = Time::max();
+        fire(now, key, t, out);
+        if (t.state == State::Terminated) drop(it);
+        else arm(key, t);
+    }
     finish(out);
 }
 
@@ -182,20 +194,46 @@ void TransactionLayer::on_transport_closed(TransportId id, std::vector<std::stri
             continue;
         }
         failed.push_back(it->first);
-        it = tx_.erase(it);
+        const auto next = std::next(it);
+        drop(it);
+        it = next;
     }
 }
 
+TransactionLayer::Tx& TransactionLayer::add(const std::string& key, Tx t) {
+    if (auto old = tx_.find(key); old != tx_.end()) drop(old);
+    auto [it, inserted] = tx_.emplace(key, std::move(t));
+    ++per_flow_[it->second.transport];
+    if (it->second.kind == Kind::ServerInvite || it->second.kind == Kind::ServerNonInvite) ++servers_;
+    return it->second;
+}
+
+void TransactionLayer::drop(Table::iterator it) {
+    Tx& t = it->second;
+    if (t.armed != Time::max()) wakes_.erase({t.armed, it->first});
+    if (!t.accepted_key.empty()) {
+        if (auto a = accepted_.find(t.accepted_key); a != accepted_.end() && a->second == it->first) accepted_.erase(a);
+    }
+    if (auto f = per_flow_.find(t.transport); f != per_flow_.end() && --f->second == 0) per_flow_.erase(f);
+    if (t.kind == Kind::ServerInvite || t.kind == Kind::ServerNonInvite) --servers_;
+    tx_.erase(it);
+}
+
+void TransactionLayer::arm(const std::string& key, Tx& t) {
+    const Time when = std::min(t.timeout_at, t.retransmit_at);
+    if (when == t.armed) return;
+    if (t.armed != Time::max()) wakes_.erase({t.armed, key});
+    if (when != Time::max()) wakes_.emplace(when, key);
+    t.armed = when;
+}
+
 void TransactionLayer::finish(std::vector<Action>& out) {
-    for (auto it = tx_.begin(); it != tx_.end();) it = it->second.state == State::Terminated ? tx_.erase(it) : std::next(it);
     if (auto w = next_wake()) out.push_back(WakeAt{*w});
 }
 
 std::optional<Time> TransactionLayer::next_wake() const {
-    Time best = Time::max();
-    for (const auto& [key, t] : tx_) best = std::min({best, t.timeout_at, t.retransmit_at});
-    if (best == Time::max()) return std::nullopt;
-    return best;
+    if (wakes_.empty()) return std::nullopt;
+    return wakes_.begin()->first;
 }
 
 const Message* TransactionLayer::request_of(const std::string& tx) const {

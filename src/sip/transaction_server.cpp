@@ -16,7 +16,6 @@ std::string TransactionLayer::server_key(const Message& m) {
 }
 
 void TransactionLayer::on_request(Time now, TransportId from, bool reliable, Message m, std::vector<Action>& out) {
-    (void)now;
     const auto key = server_key(m);
     if (auto it = tx_.find(key); it != tx_.end()) {
         // A retransmission: §17.2.1 / §17.2.2 resend the latest response, if any; Accepted absorbs.
@@ -25,9 +24,20 @@ void TransactionLayer::on_request(Time now, TransportId from, bool reliable, Mes
             out.push_back(Send{t.transport, t.response_bytes});
         return;
     }
+    if (servers_ >= max_server_) {
+        // Bounded table (issue 11): no state for it; RFC 3261 §21.5.4 says try again later.
+        ++refused_;
+        auto busy = Message::response(m, 503, "Too Many Transactions", "tb-busy");
+        busy.add_header("Retry-After", "5");
+        out.push_back(Send{from, busy.serialize()});
+        return;
+    }
     Tx t{m.method() == "INVITE" ? Kind::ServerInvite : Kind::ServerNonInvite, State::Trying};
     t.transport = from;
     t.reliable = reliable;
+    // A non-INVITE request the TU never answers must not hold its entry for ever: it ends
+    // quietly after 64*T1, when the client's Timer F has given up on it anyway (§17.1.2.2).
+    if (t.kind == Kind::ServerNonInvite) t.timeout_at = now + 64 * timers_.t1;
     if (t.kind == Kind::ServerInvite) {
         // §17.2.1: 100 Trying at once rather than after 200 ms: the B2BUA answers only after the trunk does.
         t.state = State::Proceeding;
@@ -35,7 +45,7 @@ void TransactionLayer::on_request(Time now, TransportId from, bool reliable, Mes
         out.push_back(Send{from, t.response_bytes});
         t.request.emplace(m.clone());
     }
-    tx_.insert_or_assign(key, std::move(t));
+    arm(key, add(key, std::move(t)));
     out.push_back(RequestIn{key, from, std::move(m)});
 }
 
@@ -51,10 +61,15 @@ void TransactionLayer::on_cancel(Time now, TransportId from, bool reliable, Mess
     const bool found = invite != tx_.end() && invite->second.kind == Kind::ServerInvite;
     const bool pending = found && invite->second.state == State::Proceeding;
     const std::string to_tag = found ? invite->second.request->to_tag() : "tb-none";
+    if (servers_ >= max_server_) {
+        ++refused_;
+        out.push_back(Send{from, Message::response(m, 503, "Too Many Transactions", to_tag).serialize()});
+        return;
+    }
     Tx t{Kind::ServerNonInvite, State::Trying};
     t.transport = from;
     t.reliable = reliable;
-    tx_.insert_or_assign(key, std::move(t));  // may rehash: `invite` is not used past here
+    add(key, std::move(t));  // may rehash: `invite` is not used past here
     respond(now, key, Message::response(m, found ? 200 : 481, {}, to_tag), out);
     if (pending) out.push_back(CancelIn{invite_key});
 }
@@ -68,17 +83,19 @@ bool TransactionLayer::on_ack(Time now, const Message& m) {
             t.acked = true;
             t.retransmit_at = Time::max();
             t.timeout_at = now + (t.reliable ? Duration::zero() : timers_.t4);
+            arm(it->first, t);
         }
         if (t.state == State::Completed || t.state == State::Confirmed) return true;
     }
     // An ACK for a 2xx has its own branch: find the Accepted INVITE by Call-ID and CSeq
-    // number so its 2xx retransmissions stop (§13.3.1.4); the TU still gets the ACK.
-    for (auto& [key, t] : tx_)
-        if (t.kind == Kind::ServerInvite && t.state == State::Accepted && t.request &&
-            t.request->call_id() == m.call_id() && t.request->cseq() == m.cseq()) {
-            t.acked = true;
-            t.retransmit_at = Time::max();
+    // number (hashed) so its 2xx retransmissions stop (§13.3.1.4); the TU still gets the ACK.
+    if (auto a = accepted_.find(m.call_id() + "|" + std::to_string(m.cseq())); a != accepted_.end()) {
+        if (auto it = tx_.find(a->second); it != tx_.end() && it->second.state == State::Accepted) {
+            it->second.acked = true;
+            it->second.retransmit_at = Time::max();
+            arm(it->first, it->second);
         }
+    }
     return false;
 }
 
@@ -105,7 +122,12 @@ void TransactionLayer::respond(Time now, const std::string& tx, Message response
             t.interval = timers_.t1;
             t.retransmit_at = now + t.interval;
         }
+        if (t.state == State::Accepted && t.request) {
+            t.accepted_key = t.request->call_id() + "|" + std::to_string(t.request->cseq());
+            accepted_.insert_or_assign(t.accepted_key, tx);
+        }
     }
+    arm(tx, t);
     finish(out);
 }
 

@@ -49,7 +49,12 @@ std::size_t ReflectionGuard::slot_of(const IpAddress& ip) const {
 
 bool ReflectionGuard::allow(Time now, const IpAddress& source, std::size_t request_size,
                             std::size_t response_size) {
-    if (response_size <= request_size || rate_ == 0) return true;  // nothing to amplify, or no limit
+    if (response_size <= request_size) return true;  // nothing to amplify
+    return admit(now, source);
+}
+
+bool ReflectionGuard::admit(Time now, const IpAddress& source) {
+    if (rate_ == 0) return true;  // no limit
     // The table is made on first use, once: workers that never answer strangers do not pay.
     if (!slots_) slots_ = std::make_unique<std::array<Slot, kSlots>>();
     Slot& s = (*slots_)[slot_of(source)];

@@ -12,6 +12,7 @@
 #include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/usage.hpp"
+#include "turnbridge/sip/limits.hpp"
 
 namespace turnbridge::admin {
 
@@ -46,6 +47,7 @@ struct Metrics {
     std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
     std::vector<double> loop_lag_seconds;  // per worker thread
     std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
+    sip::LimitCounts sip_limited{};            // the gateway's SIP bounds that bit (issue 11)
 };
 
 class Backend {

@@ -44,6 +44,10 @@ struct Gateway {
     std::string caller_id;           // From user toward the trunk; empty = the browser's user
     std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};  // browser-side preference
     std::map<std::string, std::vector<std::string>> routes;            // inbound DID -> users
+    // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share
+    // of server.media_ports: the range's calls divided among the gateway realms).
+    std::uint32_t max_calls_per_user = 4;
+    std::uint32_t max_calls = 0;
 };
 
 struct Realm {
@@ -106,7 +110,17 @@ struct Config {
     std::optional<IpAddress> media_ip;         // ICE-lite host candidate and RTP toward trunks
     std::uint16_t media_port_min = 22000;
     std::uint16_t media_port_max = 22999;
+    // The gateway's SIP bounds toward outsiders (issue 11), turnbridge.toml(5).
+    bool sip_hide_from_strangers = false;          // no answer at all over UDP to sources that are no trunk
+    std::uint32_t sip_requests_per_second = 20;    // out-of-dialog requests per source IP (0 = unlimited)
+    std::uint32_t sip_requests_burst = 40;
+    std::uint32_t sip_udp_flows = 4096;            // SIP-over-UDP remote addresses remembered
+    std::uint32_t sip_transactions = 8192;         // live server transactions
+    std::uint32_t sip_registrations = 10000;       // browser bindings in total
+    std::uint32_t sip_registrations_per_user = 10; // ... per user (AOR)
     bool any_gateway() const;
+    // gateway.max_calls of `realm`, its default worked out.
+    std::uint32_t realm_max_calls(const Realm& realm) const;
 
     // [security]
     std::vector<Cidr> allowed_peers;           // exempt from the default deny list

@@ -32,6 +32,7 @@ struct WorkerStats {
     double loop_lag_seconds = 0;
     decltype(turn::Stats::allocate_refused) allocate_refused{};
     std::uint64_t unauthenticated_dropped = 0;
+    sip::LimitCounts sip_limited{};   // worker 0's gateway, if any
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

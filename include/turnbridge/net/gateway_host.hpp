@@ -12,7 +12,8 @@
 //  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
-// address). The SipRouter (sans-I/O) makes every SIP decision; each call's media is a
+// address), the last kept in a bounded sip::UdpFlows (server.sip_udp_flows) that a datagram
+// only adds to for good when something comes of it (issue 11). The SipRouter (sans-I/O) makes every SIP decision; each call's media is a
 // gateway::CallMedia run by GatewayMedia (gateway_media.hpp) on the same loop, and every call
 // leaves an accounting::CallRecord when it ends.
 // Not yet: listeners and media ports re-bound on SIGHUP (a restart applies them); RFC 3263
@@ -31,6 +32,7 @@
 #include "turnbridge/net/tls_context.hpp"
 #include "turnbridge/net/trunk_resolver.hpp"
 #include "turnbridge/net/ws_connection.hpp"
+#include "turnbridge/sip/udp_flows.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -57,6 +59,8 @@ public:
     void on_ws_closed(WsConnection& c) override;
     void on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) override;
     void on_sip_tcp_closed(SipTcpConnection& c) override;
+    // How often each SIP bound bit, for /metrics.
+    sip::LimitCounts limits() const;
 
 private:
     struct Listener {
@@ -69,10 +73,6 @@ private:
         GatewayHost* host = nullptr;
         uv_udp_t udp{};
         Endpoint local;
-    };
-    struct UdpFlow {
-        Udp* socket = nullptr;
-        Endpoint remote;
     };
 
     void listen_tcp(const Endpoint& ep, bool secure, bool sip);
@@ -90,6 +90,7 @@ private:
     void rearm();
     void sweep();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
+    bool flow_busy(const sip::UdpFlows::Flow& f) const;
     void call_ended(const CallSummary& s, sip::MediaSdp* media);
 
     uv_loop_t* loop_;
@@ -106,8 +107,7 @@ private:
     bool closed_ = false;
     std::uint64_t next_id_ = 1;
     std::unordered_map<sip::TransportId, WsConnection*> ws_;
-    std::unordered_map<sip::TransportId, UdpFlow> udp_flows_;
-    std::unordered_map<Endpoint, sip::TransportId> udp_ids_;
+    sip::UdpFlows udp_flows_;
     std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
     std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
     std::map<std::string, sip::TransportId> tls_out_;          // ... toward TLS trunks, by tls_key()

@@ -9,6 +9,13 @@
 //     what its host name resolved to): INVITE to a routed DID (a Call forked to the routed
 //     users' browser bindings), in-dialog requests.
 // A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
+// Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
+// answered statelessly (one final response no larger than the request, never retransmitted; none
+// with server.sip_hide_from_strangers), and every source but a trunk's is held to
+// server.sip_requests_per_second out-of-dialog requests; a trunk's address gets kTrunkRateFactor
+// times as many (its traffic is larger, but its address can be forged too, and one forged
+// source must not fill the transaction table). Live calls are bounded per user and per realm
+// (gateway.max_calls_per_user, gateway.max_calls).
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
 #include <functional>
 #include <list>
@@ -21,9 +28,11 @@
 #include "turnbridge/net/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
 #include "turnbridge/sip/digest.hpp"
+#include "turnbridge/sip/limits.hpp"
 #include "turnbridge/sip/registrar.hpp"
 #include "turnbridge/sip/registration.hpp"
 #include "turnbridge/sip/transaction.hpp"
+#include "turnbridge/turn/reflection_guard.hpp"
 
 namespace turnbridge::net {
 
@@ -79,12 +88,16 @@ public:
     // After the connection of a TCP/TLS trunk registration closed, or the trunk could not be
     // reached to register: register again this much later.
     static constexpr std::chrono::seconds kReRegister{10};
+    // A trunk's address may send this many times server.sip_requests_per_second (and burst):
+    // 200/s by default, so that 32 s of Timer J (RFC 3261 §17.2.2) hold at most 6,400
+    // transactions, under server.sip_transactions' 8,192.
+    static constexpr std::uint32_t kTrunkRateFactor = 10;
 
     SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
               MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
     ~SipRouter();
 
-    void set_config(std::shared_ptr<const config::Config> cfg) { cfg_ = std::move(cfg); }
+    void set_config(std::shared_ptr<const config::Config> cfg);
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
     // A trunk host name was looked up: waiting INVITEs and registrations go on.
@@ -107,6 +120,13 @@ public:
 
     std::size_t calls() const { return calls_.size(); }
     std::size_t bindings() const { return registrar_.size(); }
+    std::size_t transactions() const { return layer_.size(); }
+    // Does a transaction, a call or a trunk registration use flow `id`? (The host keeps it.)
+    bool uses_flow(sip::TransportId id) const;
+    // Is `ip` an address of a gateway realm's trunk?
+    bool is_trunk(const IpAddress& ip) const;
+    // How often each bound bit (the host adds its flow table's counts).
+    sip::LimitCounts limits() const;
 
 private:
     struct CallEntry {
@@ -114,6 +134,7 @@ private:
         std::unique_ptr<sip::Call> call;
         std::optional<sip::Time> ended_at;   // kept a while for retransmissions, then dropped
         std::vector<sip::TransportId> browser_flows;   // WebSockets of its browser leg(s)
+        sip::TransportId trunk_flow = 0;                // its trunk leg's flow
         CallSummary summary;
         std::vector<std::string> routed;   // inbound: the users the DID rings
         bool reported = false;
@@ -124,6 +145,16 @@ private:
         std::unique_ptr<sip::Registration> registration;
     };
 
+    void apply_limits();
+    bool admit(sip::Time now, const IpAddress& source);
+    void answer_stranger(const SipFlow& flow, const sip::Message& request, std::size_t request_size,
+                         std::vector<sip::Action>& out);
+    bool over_rate(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out);
+    // Live calls of `realm` and of `user` in it.
+    std::pair<std::uint32_t, std::uint32_t> live_calls(const config::Realm& realm, std::string_view user) const;
+    bool user_at_limit(const config::Realm& realm, std::string_view user) const;
+    bool realm_at_limit(const config::Realm& realm) const;
+    void count(sip::Limit l) { ++counts_[static_cast<std::size_t>(l)]; }
     void process(sip::Time now, std::int64_t unix_now, const SipFlow* flow, std::vector<sip::Action>& in,
                  std::vector<sip::Action>& out);
     void on_request(sip::Time now, std::int64_t unix_now, const SipFlow* flow, sip::RequestIn& r,
@@ -178,6 +209,9 @@ private:
         sip::RequestIn request;
     };
     std::vector<Waiting> waiting_;
+    turn::ReflectionGuard rate_;         // server.sip_requests_per_second per source IP
+    turn::ReflectionGuard trunk_rate_;   // ... times kTrunkRateFactor, for trunks' addresses
+    sip::LimitCounts counts_{};
 };
 
 }  // namespace turnbridge::net

@@ -3,7 +3,13 @@
 // RFC 3261 §17 transactions, client and server, INVITE and non-INVITE, with RFC 6026's
 // Accepted state. Timers run on the `now` the caller passes; retransmissions only on
 // unreliable flows (UDP), none on WebSocket/TCP/TLS.
+// Cost per message is O(log n) at worst whatever the table holds (issue 11): transactions are
+// hashed by key (branch + sent-by + method), due timers sit in an ordered index, an ACK for a 2xx
+// finds its INVITE by Call-ID + CSeq in a hash; only timers that are due are visited. The table
+// is bounded (`max_server`): a new server transaction beyond it gets a stateless 503.
+#include <cstddef>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,7 +29,11 @@ Message make_cancel(const Message& invite);
 
 class TransactionLayer {
 public:
-    explicit TransactionLayer(TimerConfig timers = {}) : timers_(timers) {}
+    // RFC 3261 §21.5.4: what a server transaction beyond the bound is answered.
+    static constexpr std::size_t kDefaultMaxServer = 8192;
+    explicit TransactionLayer(TimerConfig timers = {}, std::size_t max_server = kDefaultMaxServer)
+        : timers_(timers), max_server_(max_server) {}
+    void set_max_server(std::size_t n) { max_server_ = n; }
 
     // A message read from a flow. Requests that fail validation get a stateless 400 naming the
     // problem; malformed responses are dropped (RFC 3261 §8.1.3.3).
@@ -47,6 +57,10 @@ public:
     void on_transport_closed(TransportId id, std::vector<std::string>& failed);
     std::optional<Time> next_wake() const;
     std::size_t size() const { return tx_.size(); }
+    // Does any transaction use flow `id`? (A UDP flow in use must not be evicted.)
+    bool uses(TransportId id) const { return per_flow_.contains(id); }
+    // New server transactions refused with 503 because the table was full.
+    std::uint64_t refused() const { return refused_; }
     // The INVITE a server transaction holds (for building responses), or nullptr.
     const Message* request_of(const std::string& tx) const;
 
@@ -68,7 +82,10 @@ private:
         Time timeout_at = Time::max();
         bool cancel_pending = false;
         bool acked = false;           // server INVITE: the ACK for our final response came
+        Time armed = Time::max();     // its entry in wakes_ (Time::max(): none)
+        std::string accepted_key;     // server INVITE in Accepted: its entry in accepted_
     };
+    using Table = std::unordered_map<std::string, Tx>;
 
     void on_request(Time now, TransportId from, bool reliable, Message m, std::vector<Action>& out);
     void on_response(Time now, Message m, std::vector<Action>& out);
@@ -76,12 +93,21 @@ private:
     bool on_ack(Time now, const Message& m);
     void fire(Time now, const std::string& key, Tx& t, std::vector<Action>& out);
     void send_cancel(Time now, Tx& invite, std::vector<Action>& out);
-    void finish(std::vector<Action>& out);   // drop terminated transactions, emit WakeAt
+    void finish(std::vector<Action>& out);   // emit WakeAt
+    Tx& add(const std::string& key, Tx t);    // insert (replacing any same key), indexed
+    void drop(Table::iterator it);            // erase with its index entries
+    void arm(const std::string& key, Tx& t);  // after timeout_at/retransmit_at changed
     static std::string server_key(const Message& m);
     static std::string client_key(const Message& m);
 
     TimerConfig timers_;
-    std::unordered_map<std::string, Tx> tx_;
+    std::size_t max_server_;
+    std::size_t servers_ = 0;
+    std::uint64_t refused_ = 0;
+    Table tx_;
+    std::set<std::pair<Time, std::string>> wakes_;            // (when, key), earliest first
+    std::unordered_map<std::string, std::string> accepted_;   // "Call-ID|CSeq" -> Accepted server INVITE
+    std::unordered_map<TransportId, std::uint32_t> per_flow_; // transactions per flow
 };
 
 }  // namespace turnbridge::sip

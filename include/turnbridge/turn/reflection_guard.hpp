@@ -31,6 +31,9 @@ public:
     // be sent? Responses no larger than their request always may, and are not counted.
     // A refusal is counted in dropped().
     bool allow(Time now, const IpAddress& source, std::size_t request_size, std::size_t response_size);
+    // The same count for every event from `source`, whatever its size (the gateway's per-source
+    // limit on SIP requests): true while `source` is within the limit; a refusal is counted.
+    bool admit(Time now, const IpAddress& source);
 
     std::uint64_t dropped() const { return dropped_; }
 

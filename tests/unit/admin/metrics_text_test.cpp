@@ -111,6 +111,7 @@ Metrics sample_metrics() {
     m.quota_refusals = 6;
     m.unauthenticated_dropped = 8;
     m.loop_lag_seconds = {0.0005, 0.25};
+    m.sip_limited[static_cast<std::size_t>(sip::Limit::CallsPerUser)] = 3;
     return m;
 }
 
@@ -130,6 +131,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_auth_failures_total", "counter"},
         {"turnbridge_quota_refusals_total", "counter"},
         {"turnbridge_unauthenticated_dropped_total", "counter"},
+        {"turnbridge_sip_limited_total", "counter"},
         {"turnbridge_loop_lag_seconds", "gauge"},
         {"turnbridge_gateway_calls_total", "counter"},
         {"turnbridge_gateway_call_seconds_total", "counter"},
@@ -157,6 +159,8 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_auth_failures_total", 5},
         {"turnbridge_quota_refusals_total", 6},
         {"turnbridge_unauthenticated_dropped_total", 8},
+        {"turnbridge_sip_limited_total{limit=calls_per_user}", 3},
+        {"turnbridge_sip_limited_total{limit=udp_flow_evicted}", 0},
         {"turnbridge_loop_lag_seconds{worker=0}", 0.0005},
         {"turnbridge_loop_lag_seconds{worker=1}", 0.25},
         // Label values are escaped on the way out and come back as they were.
@@ -179,8 +183,9 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 14);
-    CHECK(e.samples.size() == 3);  // the three unlabelled counters, at 0
+    CHECK(e.types.size() == 15);
+    // The three unlabelled counters and one turnbridge_sip_limited_total per limit, at 0.
+    CHECK(e.samples.size() == 3 + sip::kLimitNames.size());
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
 }

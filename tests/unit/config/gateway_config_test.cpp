@@ -181,3 +181,52 @@ TEST_CASE("an enabled gateway needs media_ip and a WebSocket listener; a disable
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("the gateway's SIP bounds (issue 11): defaults, values, and errors naming the key") {
+    auto cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\""));
+    REQUIRE(cfg);
+    CHECK_FALSE(cfg->sip_hide_from_strangers);
+    CHECK(cfg->sip_requests_per_second == 20);
+    CHECK(cfg->sip_requests_burst == 40);
+    CHECK(cfg->sip_udp_flows == 4096);
+    CHECK(cfg->sip_transactions == 8192);
+    CHECK(cfg->sip_registrations == 10000);
+    CHECK(cfg->sip_registrations_per_user == 10);
+    const auto& realm = cfg->realms.at("example.org");
+    CHECK(realm.gateway.max_calls_per_user == 4);
+    CHECK(realm.gateway.max_calls == 0);
+    CHECK(cfg->realm_max_calls(realm) == 500);   // 22000-22999: 1,000 ports, two a call
+
+    cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\nmax_calls_per_user = 0\nmax_calls = 7",
+                           "sip_hide_from_strangers = true\nsip_requests_per_second = 0\nsip_requests_burst = 5\n"
+                           "sip_udp_flows = 16\nsip_transactions = 100\nsip_registrations = 50\nsip_registrations_per_user = 2"));
+    REQUIRE(cfg);
+    CHECK(cfg->sip_hide_from_strangers);
+    CHECK(cfg->sip_requests_per_second == 0);
+    CHECK(cfg->sip_requests_burst == 5);
+    CHECK(cfg->sip_udp_flows == 16);
+    CHECK(cfg->sip_transactions == 100);
+    CHECK(cfg->sip_registrations == 50);
+    CHECK(cfg->sip_registrations_per_user == 2);
+    CHECK(cfg->realms.at("example.org").gateway.max_calls_per_user == 0);
+    CHECK(cfg->realm_max_calls(cfg->realms.at("example.org")) == 7);
+
+    struct Row {
+        const char* name;
+        std::string server, keys, key;
+    };
+    const Row rows[] = {
+        {"tiny flow table", "sip_udp_flows = 15", "", "server.sip_udp_flows"},
+        {"zero burst", "sip_requests_burst = 0", "", "server.sip_requests_burst"},
+        {"negative rate", "sip_requests_per_second = -1", "", "server.sip_requests_per_second"},
+        {"no transactions", "sip_transactions = 0", "", "server.sip_transactions"},
+        {"no registrations", "sip_registrations = 0", "", "server.sip_registrations"},
+        {"hide as a string", "sip_hide_from_strangers = \"yes\"", "", "server.sip_hide_from_strangers"},
+        {"negative calls", "", "max_calls_per_user = -1", "realm.\"example.org\".gateway.max_calls_per_user"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.name);
+        auto e = rejected(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\n" + row.keys, row.server));
+        CHECK(e.key == row.key);
+    }
+}

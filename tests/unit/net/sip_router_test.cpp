@@ -545,3 +545,113 @@ TEST_CASE("no media ports: the browser's INVITE gets 503 and no call is made") {
     CHECK(b.router.calls() == 0);
     CHECK(b.ended.empty());
 }
+
+namespace {
+
+std::string options_from(const std::string& host, const std::string& branch, const std::string& transport = "UDP") {
+    return "OPTIONS sip:127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/" + transport + " " + host + ":5060;branch=z9hG4bK" + branch +
+           "\r\nMax-Forwards: 70\r\nFrom: <sip:probe@" + host + ">;tag=p" + branch + "\r\nTo: <sip:127.0.0.1:5062>\r\n"
+           "Call-ID: opt-" + branch + "@" + host + "\r\nCSeq: 1 OPTIONS\r\nContact: <sip:probe@" + host + ":5060>\r\n"
+           "Accept: application/sdp\r\nContent-Length: 0\r\n\r\n";
+}
+
+std::size_t limit(const SipRouter& r, sip::Limit l) { return r.limits()[static_cast<std::size_t>(l)]; }
+
+}  // namespace
+
+TEST_CASE("UDP from an address that is no trunk: one stateless final answer no larger than the request, never retransmitted") {
+    Bench b;
+    SipFlow stranger{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
+    const std::string invite = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                               "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKs1\r\n"
+                               "Max-Forwards: 70\r\nFrom: <sip:a@198.51.100.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                               "Call-ID: s1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.1>\r\nContent-Length: 0\r\n\r\n";
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 0, stranger, invite, out);
+    auto r = Bench::sent(out, 11);
+    REQUIRE(r.size() == 1);   // no 100 Trying: nothing but the final answer
+    CHECK(r[0].status() == 403);
+    CHECK(r[0].serialize().size() <= invite.size());
+    CHECK(b.router.transactions() == 0);   // no state: nothing to retransmit, nothing to evict
+    CHECK_FALSE(b.router.next_wake());
+    CHECK_FALSE(b.router.uses_flow(11));
+
+    auto ok = b.feed(stranger, options_from("198.51.100.1", "o1"), 11);
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].status() == 200);
+    CHECK(b.router.transactions() == 0);
+
+    SUBCASE("an answer larger than the request is not sent") {
+        // No Contact, no Accept: the 200 (with a To tag and Allow) would outgrow it.
+        std::string tiny = options_from("198.51.100.1", "tiny");
+        tiny.erase(tiny.find("Contact:"), tiny.find("Content-Length") - tiny.find("Contact:"));
+        REQUIRE(sip::Message::parse(tiny));
+        CHECK(b.feed(stranger, tiny, 11).empty());
+        CHECK(limit(b.router, sip::Limit::StrangerSilent) == 1);
+    }
+    SUBCASE("server.sip_hide_from_strangers: no answer at all") {
+        b.cfg->sip_hide_from_strangers = true;
+        CHECK(b.feed(stranger, options_from("198.51.100.1", "o2"), 11).empty());
+        CHECK(limit(b.router, sip::Limit::StrangerSilent) == 1);
+        // The trunk is no stranger: its OPTIONS is still answered.
+        CHECK(b.feed(b.trunk, options_from("127.0.0.1", "o3"), kTrunk).size() == 1);
+    }
+}
+
+TEST_CASE("requests per source are held to sip_requests_per_second; other sources and the trunk are still answered") {
+    Bench b;   // defaults: 20 a second, 40 at once
+    SipFlow a{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
+    SipFlow c{12, false, false, false, *IpAddress::parse("198.51.100.2"), {}};
+    std::size_t answered = 0;
+    for (int i = 0; i < 200; ++i) answered += b.feed(a, options_from("198.51.100.1", "a" + std::to_string(i)), 11).size();
+    CHECK(answered == 40);
+    CHECK(limit(b.router, sip::Limit::RequestRate) == 160);
+    CHECK(b.feed(c, options_from("198.51.100.2", "c1"), 12).size() == 1);
+    answered = 0;
+    for (int i = 0; i < 500; ++i) answered += b.feed(b.trunk, options_from("127.0.0.1", "t" + std::to_string(i)), kTrunk).size();
+    CHECK(answered == 400);   // a trunk's address gets kTrunkRateFactor (10) times the burst
+    CHECK(limit(b.router, sip::Limit::RequestRate) == 160 + 100);
+    // The window is burst/rate = 2 s; half-way through the next one, half of the old count is
+    // still in it: 20 more.
+    b.now += 3s;
+    answered = 0;
+    for (int i = 0; i < 100; ++i) answered += b.feed(a, options_from("198.51.100.1", "b" + std::to_string(i)), 11).size();
+    CHECK(answered == 20);
+
+    SUBCASE("over a WebSocket the source is told to slow down with 503") {
+        std::vector<sip::Message> last;
+        for (int i = 0; i < 60; ++i) last = b.feed(b.ws, options_from("h.invalid", "w" + std::to_string(i), "WSS"), kWs);
+        REQUIRE(last.size() == 1);
+        CHECK(last[0].status() == 503);
+        CHECK(last[0].header("Retry-After") == "1");
+    }
+}
+
+TEST_CASE("calls per user: beyond gateway.max_calls_per_user an INVITE gets 486; beyond the realm's max_calls 503") {
+    Bench b;
+    b.gateway().max_calls_per_user = 2;
+    auto first = b.feed(b.ws, sip::samples::jssip_invite(), kWs);   // 100 and 407
+    REQUIRE(first.size() == 2);
+    auto invite = [&](int i) {
+        std::string w = sip::samples::jssip_invite();
+        w.replace(w.find("mvh2l0g3kcq1fo9tbhm5"), 20, "limit-call-" + std::to_string(i));
+        auto r = b.feed(b.ws, answered(w, first[1], "alice", "wonderland", "z9hG4bKlim" + std::to_string(i)), kWs);
+        REQUIRE_FALSE(r.empty());
+        return r.back().status();
+    };
+    CHECK(invite(1) == 100);
+    CHECK(invite(2) == 100);
+    CHECK(b.router.calls() == 2);
+    CHECK(invite(3) == 486);
+    CHECK(b.router.calls() == 2);
+    CHECK(limit(b.router, sip::Limit::CallsPerUser) == 1);
+
+    b.gateway().max_calls_per_user = 0;   // unlimited per user: the realm's bound is next
+    b.gateway().max_calls = 3;
+    CHECK(invite(4) == 100);
+    CHECK(invite(5) == 503);
+    CHECK(limit(b.router, sip::Limit::CallsPerRealm) == 1);
+    // The default realm share: 1,000 media ports hold 500 calls, for the one gateway realm.
+    b.gateway().max_calls = 0;
+    CHECK(b.cfg->realm_max_calls(b.cfg->realms.at("example.org")) == 500);
+}

@@ -131,3 +131,37 @@ TEST_CASE("one AOR keeps at most max_bindings_per_aor bindings, dropping the one
     CHECK(b[0].contact == "sip:b@h.invalid");
     CHECK(b[1].contact == "sip:c@h.invalid");
 }
+
+TEST_CASE("the registrar is bounded in total: a new binding beyond it gets 503, a refresh still works (issue 11)") {
+    Registrar r;
+    r.set_limits(10, 2);
+    CHECK(r.on_register(kT0, kWs1, reg("<sip:a@h1.invalid;transport=ws>", 1, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.on_register(kT0, kWs1, reg("<sip:b@h2.invalid;transport=ws>", 1, "c2", "", "bob"), "bob", "example.org", "t").status() == 200);
+    CHECK(r.size() == 2);
+    auto full = r.on_register(kT0, kWs2, reg("<sip:c@h3.invalid;transport=ws>", 1, "c3", "", "carol"), "carol", "example.org", "t");
+    CHECK(full.status() == 503);
+    CHECK(r.refused() == 1);
+    CHECK(r.lookup("carol@example.org").empty());
+    CHECK(r.on_register(kT0 + 1s, kWs1, reg("<sip:a@h1.invalid;transport=ws>", 2, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.size() == 2);
+    CHECK(r.next_expiry() == kT0 + 600s);   // bob's, the earliest
+}
+
+TEST_CASE("next_expiry is never later than the earliest binding; a stale early one is put right by on_timer") {
+    Registrar r;
+    CHECK(r.on_register(kT0, kWs1, reg("<sip:a@h1.invalid;transport=ws>", 1, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.on_register(kT0 + 10s, kWs1, reg("<sip:b@h2.invalid;transport=ws>", 1, "c2", "", "bob"), "bob", "example.org", "t").status() == 200);
+    CHECK(r.next_expiry() == kT0 + 600s);
+    // alice leaves: the earliest is bob's now, but the registrar may still say alice's time ...
+    CHECK(r.on_register(kT0 + 20s, kWs1, reg("<sip:a@h1.invalid;transport=ws>;expires=0", 2, "c1"), "alice", "example.org", "t").status() == 200);
+    CHECK(r.size() == 1);
+    REQUIRE(r.next_expiry());
+    CHECK(*r.next_expiry() <= kT0 + 610s);
+    // ... until the timer at that time looks, finds nothing due and tells the true one.
+    r.on_timer(*r.next_expiry());
+    CHECK(r.size() == 1);
+    CHECK(r.next_expiry() == kT0 + 610s);
+    r.on_timer(kT0 + 610s);
+    CHECK(r.size() == 0);
+    CHECK_FALSE(r.next_expiry());
+}

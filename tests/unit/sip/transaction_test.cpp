@@ -377,3 +377,50 @@ TEST_CASE("make_cancel copies the INVITE's identifiers (RFC 3261 §9.1)") {
     CHECK(back.cseq() == invite.cseq());
     CHECK(back.body().empty());
 }
+
+TEST_CASE("the server transaction table is bounded: beyond it a new request gets a stateless 503 and leaves no state") {
+    TransactionLayer layer({}, 16);
+    Time now = Time{} + 100h;
+    std::vector<Action> out;
+    for (int i = 0; i < 16; ++i) layer.on_message(now, kTrunk, false, msg(request("INVITE", "z9hG4bKfill" + std::to_string(i))), out);
+    CHECK(layer.size() == 16);
+    out.clear();
+    layer.on_message(now, kTrunk, false, msg(request("OPTIONS", "z9hG4bKover")), out);
+    CHECK(all<RequestIn>(out).empty());
+    REQUIRE(sent(out).size() == 1);
+    CHECK(first_line(sent(out)[0]) == "SIP/2.0 503 Too Many Transactions");
+    CHECK(layer.size() == 16);
+    CHECK(layer.refused() == 1);
+    // Client transactions (ours, bounded by the calls that make them) are not refused.
+    layer.send_request(now, kTrunk, false, msg(request("INVITE", "z9hG4bKours")), out);
+    CHECK(layer.size() == 17);
+}
+
+TEST_CASE("a timer visits only the transactions that are due, however many are live (issue 11)") {
+    Bench b;
+    // 5,000 server INVITEs over UDP, each answered 486: Timer G retransmits from T1.
+    for (int i = 0; i < 5000; ++i) {
+        const auto inv = request("INVITE", "z9hG4bKmany" + std::to_string(i), 1, "", "");
+        b.receive(inv);
+        const auto tx = all<RequestIn>(b.take()).at(0)->tx;
+        b.layer.respond(b.now, tx, Message::response(msg(inv), 486, {}, "uas"), b.out);
+        b.take();
+        if (i == 0) b.now += 100ms;   // the first one is due 100 ms before the others
+    }
+    REQUIRE(b.layer.next_wake());
+    const Time first = *b.layer.next_wake();
+    b.layer.on_timer(first, b.out);
+    CHECK(sent(b.take()).size() == 1);   // one retransmission: the first INVITE's
+    CHECK(b.layer.next_wake() == first + 100ms);
+    CHECK(b.layer.uses(kTrunk));
+}
+
+TEST_CASE("a non-INVITE request the TU never answers is forgotten after 64*T1") {
+    Bench b;
+    b.receive(request("INFO", "z9hG4bKinfo", 2, "uas"));
+    REQUIRE(all<RequestIn>(b.take()).size() == 1);
+    CHECK(b.layer.size() == 1);
+    send_times(b, 40s);
+    CHECK(b.layer.size() == 0);
+    CHECK_FALSE(b.layer.uses(kTrunk));
+}

@@ -131,3 +131,12 @@ TEST_CASE("401 challenges are limited, authenticated requests and TCP clients ar
         CHECK(b.reply().success());
     }
 }
+
+TEST_CASE("admit counts every event of a source, whatever its size (the gateway's SIP request limit)") {
+    ReflectionGuard g(20, 40, 1);
+    int ok = 0;
+    for (int i = 0; i < 100; ++i) ok += g.admit(kT0, kA) ? 1 : 0;
+    CHECK(ok == 40);
+    CHECK(g.admit(kT0, kB));   // another source is not held back
+    CHECK(g.dropped() == 60);
+}
