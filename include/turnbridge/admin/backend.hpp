@@ -46,6 +46,9 @@ struct Metrics {
     std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
     std::vector<double> loop_lag_seconds;  // per worker thread
     std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
+    // Gateway media datagrams dropped because their source was not the leg's peer (issue 11):
+    // [0] browser leg (not the ICE-selected pair), [1] trunk leg (not the trunk's RTP address).
+    std::array<std::uint64_t, 2> gateway_media_dropped_source{};
 };
 
 class Backend {

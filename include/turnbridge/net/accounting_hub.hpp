@@ -6,6 +6,7 @@
 // and answers the admin API. Workers never wait for it: posting takes a short lock, and a
 // failed write (full or read-only disk) keeps the records for the next try. Gateway calls
 // arrive the same way, one CallRecord when a call ends, and go in the same transactions.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +31,7 @@ struct WorkerStats {
     double loop_lag_seconds = 0;
     decltype(turn::Stats::allocate_refused) allocate_refused{};
     std::uint64_t unauthenticated_dropped = 0;
+    std::array<std::uint64_t, 2> gateway_media_dropped_source{};  // admin::Metrics order; worker 0 only
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {
