@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,7 +51,8 @@ private:
 // The gateway's media as the router sees it; map_* fails when the script says so.
 struct FuzzMedia final : sip::MediaSdp {
     bool refuse = false;
-    bool alive = true;
+    std::shared_ptr<bool> live = std::make_shared<bool>(true);   // false once its call ended or it is gone
+    ~FuzzMedia() override { *live = false; }
     std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override {
         if (refuse) return std::nullopt;
         return (from_browser ? "v=0\r\ns=to-trunk\r\n" : "v=0\r\ns=to-browser\r\n") + std::to_string(sdp.size());
@@ -89,7 +91,7 @@ public:
             (void)s.end_reason.size();
             const auto summary = media_host_.finish(m);   // what GatewayHost::call_ended does
             if (!summary.codecs.empty()) __builtin_trap();  // not one of the gateway's calls
-            if (auto* f = dynamic_cast<FuzzMedia*>(m)) f->alive = false;
+            if (auto* f = dynamic_cast<FuzzMedia*>(m)) *f->live = false;
         });
         std::vector<sip::Action> out;
         router_.start(now_, out);
@@ -131,7 +133,7 @@ private:
         default: {
             auto m = std::make_unique<FuzzMedia>();
             m->refuse = media_mode_ == 3;
-            medias_.push_back(m.get());
+            medias_.emplace_back(m.get(), m->live);
             return m;
         }
         }
@@ -179,7 +181,8 @@ private:
                                 Flow& f, const std::string& body, bool authenticate) {
         std::string m = method + " " + uri + " SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=" + f.branch +
                         "\r\nMax-Forwards: 70\r\nFrom: <sip:" + who + "@example.org>;tag=" + f.from_tag +
-                        "\r\nTo: <" + uri + ">" + (f.to_tag.empty() ? "" : ";tag=" + f.to_tag) +
+                        "\r\nTo: <" + (method == "REGISTER" ? "sip:" + who + "@example.org" : uri) + ">" +
+                        (f.to_tag.empty() ? "" : ";tag=" + f.to_tag) +
                         "\r\nCall-ID: " + f.call_id + "\r\nCSeq: " + std::to_string(f.cseq) + " " + method +
                         "\r\nContact: <sip:" + who + "@h.invalid;transport=ws>;expires=" +
                         std::to_string(in_.byte() % 4 == 0 ? 0 : 600) + "\r\n";
@@ -315,8 +318,8 @@ private:
     }
 
     void media_fails() {
-        for (FuzzMedia* m : medias_) {
-            if (!m->alive) continue;
+        for (const auto& [m, live] : medias_) {
+            if (!*live) continue;
             std::vector<sip::Action> out;
             router_.hang_up(now_, m, "media: fuzz", out);
             take(out);
@@ -339,7 +342,8 @@ private:
     // Never started: no socket, no loop use; its finish() is what the fuzz target checks.
     GatewayMedia media_host_{nullptr, *cfg_, nullptr, nullptr};
     int media_mode_ = 2;
-    std::list<FuzzMedia*> medias_;   // owned by the router's calls; `alive` says which still are
+    // Owned by the router's calls; the flag says which still are.
+    std::list<std::pair<const FuzzMedia*, std::shared_ptr<bool>>> medias_;
     std::uint64_t n_ = 0;
     sip::Time now_ = sip::Time{} + 100h;
     SipRouter router_{cfg_, nonces_, SipLocal{"127.0.0.1:5062", "gw.invalid"},
