@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the hand-made seed inputs of the channel_data and turn_server fuzz targets."""
+"""Writes the hand-made seed inputs of the channel_data, turn_server and sip_router fuzz targets."""
 import os
 import struct
 
