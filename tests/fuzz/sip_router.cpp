@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "turnbridge/base/log.hpp"
 #include "turnbridge/net/gateway_media.hpp"
 #include "turnbridge/net/sip_router.hpp"
 #include "turnbridge/sip/digest.hpp"
@@ -363,6 +364,9 @@ private:
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    // Every call logs a few lines; thousands of runs a second would be all the fuzzer does.
+    static const bool quiet = (log::set_level(log::Level::Error), true);
+    (void)quiet;
     Reader in(data, size);
     Script script(in);
     for (std::size_t i = 0; i < kMaxSteps && !in.empty(); ++i) script.step();
