@@ -164,6 +164,10 @@ void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<cons
     if (!rtcp) p = RtpPacket::parse(bytes);
     const bool call_rtp = p && trunk_ && (p->header.payload_type == trunk_->payload_type ||
                                           (trunk_->telephone_event && p->header.payload_type == *trunk_->telephone_event));
+    if (!trunk_remote_) {
+        ++stats_.dropped;  // no SDP has named the trunk's address yet (inbound early media)
+        return;
+    }
     if (!trunk_source_ok(from, call_rtp)) {
         ++stats_.stranger_trunk;  // it neither moves our audio nor keeps the call alive
         return;
@@ -182,7 +186,6 @@ void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<cons
 // Symmetric RTP (RFC 4961) with a strict source (header). Deviation: RFC 4961 learns any
 // source; one forged packet would then take the call's audio (the "RTP bleed" of issue 11).
 bool CallMedia::trunk_source_ok(const Endpoint& from, bool call_rtp) {
-    if (!trunk_remote_) return false;
     if (from == *trunk_remote_) {
         if (call_rtp) trunk_latch_open_ = false;  // the trunk sends from where its SDP said
         return true;

@@ -556,6 +556,7 @@ TEST_CASE("garbage on either leg, before and after negotiation, is dropped witho
         r.out.clear();
     };
     spray();
+    CHECK(r.media->stats().stranger_trunk == 0);   // no SDP named the trunk yet: nobody is a stranger
     r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
     r.connect();
     REQUIRE(r.media->state() == CallMedia::State::Connected);
