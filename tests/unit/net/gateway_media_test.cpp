@@ -147,6 +147,26 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
         const Endpoint ours{*IpAddress::parse(ip), static_cast<std::uint16_t>(std::stoi(port))};
         CHECK(exchange.is_local(ours));
 
+        // Other allocations' checks without our password: no answer and no route back, so that
+        // strangers cannot take every slot before the browser's relayed address (issue 11).
+        {
+            std::vector<std::uint8_t> bad(256);
+            stun::MessageBuilder w(bad, stun::method::Binding, stun::Class::Request, stun::TransactionId{7});
+            w.add_string(stun::attr::Username, ufrag + ":NWO7");
+            w.add_message_integrity({reinterpret_cast<const std::uint8_t*>("wrongPasswordWrongPass00"), 24});
+            w.add_fingerprint();
+            REQUIRE(w.ok());
+            for (std::uint16_t i = 0; i < 10; ++i)
+                REQUIRE(exchange.post(exchange.gateway_box(), 0, 78, Endpoint{*IpAddress::parse("203.0.113.66"),
+                                                                              static_cast<std::uint16_t>(50000 + i)},
+                                      ours, w.bytes()));
+            l.run_until([] { return false; });
+            std::vector<MediaHandoff> none;
+            exchange.take(0, none);
+            CHECK(none.empty());
+            CHECK(woken == 0);
+        }
+
         // The browser's ICE check, as its TURN allocation (worker 0, relay 77) hands it over.
         std::vector<std::uint8_t> buf(256);
         stun::TransactionId tid{};
@@ -187,6 +207,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
         const auto summary = media.finish(call.get());
         CHECK(summary.relayed);
         CHECK(summary.stats.browser_in.packets >= 1);
+        CHECK(summary.stats.stranger_browser == 10);   // the wrong passwords
         media.close();
     }
     exchange.detach(0);
