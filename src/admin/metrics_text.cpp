@@ -85,6 +85,18 @@ void call_metrics(std::string& out, const std::map<std::string, RealmCalls>& cal
             "Media datagrams of gateway calls ended since start, by leg and direction.", calls, &RealmCalls::packets);
 }
 
+// Strict media sources (issue 11): what strangers sent to live calls' media ports. Samples only
+// with gateway mode on (some realm listed in `calls`).
+void media_drop_metrics(std::string& out, const Metrics& m) {
+    constexpr std::string_view name = "turnbridge_gateway_media_dropped_total";
+    family(out, name, "counter",
+           "Gateway media datagrams dropped since start because their source was not the leg's peer "
+           "(browser: not the ICE-selected pair; trunk: not the trunk's RTP address).");
+    if (m.calls.empty()) return;
+    sample(out, name, {{"leg", "browser"}, {"reason", "source"}}, m.gateway_media_dropped_source[0]);
+    sample(out, name, {{"leg", "trunk"}, {"reason", "source"}}, m.gateway_media_dropped_source[1]);
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -153,6 +165,7 @@ std::string format_metrics(const Metrics& m) {
         sample(out, "turnbridge_loop_lag_seconds", {{"worker", worker}}, m.loop_lag_seconds[i]);
     }
     call_metrics(out, m.calls);
+    media_drop_metrics(out, m);
     return out;
 }
 

@@ -168,8 +168,10 @@ void CallMedia::apply_trunk(const TrunkMedia& t) {
     const bool codec_changed = !trunk_ || trunk_->codec != t.codec;
     // A new address in the SDP (re-INVITE to another media server) replaces the one learnt from
     // packets; c=0.0.0.0 (RFC 3264 §8.4 hold) keeps it.
-    if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote))
+    if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote)) {
         trunk_remote_ = t.remote;
+        trunk_latch_open_ = true;
+    }
     trunk_ = t;
     last_trunk_in_.reset();   // a new direction (hold, resume) starts the silence clock again
     if (codec_changed) rebuild_pipeline();

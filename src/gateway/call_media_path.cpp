@@ -35,12 +35,21 @@ RtpHeader relay_event(TelephoneEventRelay& relay, const RtpHeader& in, const Tel
 
 void CallMedia::on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                     MediaOutput& out) {
-    count(stats_.browser_in, bytes.size());
+    const PacketKind kind = classify(bytes);
+    // Media only after ICE, from the pair it selected (issue 11): DTLS and SRTP from anyone
+    // else are dropped unread and counted; STUN goes to ICE-lite, which ignores strangers too.
+    if (kind != PacketKind::Stun && !ice_.accepts(from)) {
+        ++stats_.stranger_browser;
+        return;
+    }
+    if (ended() || kind != PacketKind::Stun) count(stats_.browser_in, bytes.size());
     if (ended()) return;
-    switch (classify(bytes)) {
+    switch (kind) {
     case PacketKind::Stun: {
         MediaPacket& p = out.add(MediaLeg::Browser, from);
         const auto o = ice_.on_stun(now, from, bytes, p.buf);
+        if (o.rejected) ++stats_.stranger_browser;
+        else count(stats_.browser_in, bytes.size());
         if (o.response_size == 0) {
             out.discard_last();
             return;
@@ -150,25 +159,41 @@ void CallMedia::browser_rtp(const RtpPacket& p, MediaOutput& out) {
 
 void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                   MediaOutput& out) {
+    const bool rtcp = is_rtcp(bytes);
+    std::optional<RtpPacket> p;
+    if (!rtcp) p = RtpPacket::parse(bytes);
+    const bool call_rtp = p && trunk_ && (p->header.payload_type == trunk_->payload_type ||
+                                          (trunk_->telephone_event && p->header.payload_type == *trunk_->telephone_event));
+    if (!trunk_remote_) {
+        ++stats_.dropped;  // no SDP has named the trunk's address yet (inbound early media)
+        return;
+    }
+    if (!trunk_source_ok(from, call_rtp)) {
+        ++stats_.stranger_trunk;  // it neither moves our audio nor keeps the call alive
+        return;
+    }
     count(stats_.trunk_in, bytes.size());
     last_trunk_in_ = now;
     if (ended() || !trunk_) return;
-    if (is_rtcp(bytes)) return;  // the trunk's reports describe its leg only
-    const auto p = RtpPacket::parse(bytes);
-    if (!p) {
-        ++stats_.dropped;
+    if (rtcp) return;  // the trunk's reports describe its leg only
+    if (!call_rtp) {
+        ++stats_.dropped;  // not RTP, or a payload type we did not negotiate
         return;
     }
-    const bool audio = p->header.payload_type == trunk_->payload_type;
-    const bool event = trunk_->telephone_event && p->header.payload_type == *trunk_->telephone_event;
-    if (!audio && !event) {
-        ++stats_.dropped;
-        return;
-    }
-    // Symmetric RTP (RFC 4961): our packets go where the trunk's come from, which behind a NAT
-    // is not the address in its SDP. Deviation: any source is learnt, as rtpengine does by default.
-    trunk_remote_ = from;
     trunk_rtp(*p, out);
+}
+
+// Symmetric RTP (RFC 4961) with a strict source (header). Deviation: RFC 4961 learns any
+// source; one forged packet would then take the call's audio (the "RTP bleed" of issue 11).
+bool CallMedia::trunk_source_ok(const Endpoint& from, bool call_rtp) {
+    if (from == *trunk_remote_) {
+        if (call_rtp) trunk_latch_open_ = false;  // the trunk sends from where its SDP said
+        return true;
+    }
+    if (!trunk_latch_open_ || !call_rtp || !(from.ip == trunk_remote_->ip)) return false;
+    trunk_remote_ = from;
+    trunk_latch_open_ = false;
+    return true;
 }
 
 void CallMedia::trunk_rtp(const RtpPacket& p, MediaOutput& out) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/ice_lite.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "turnbridge/stun/integrity.hpp"
@@ -12,14 +13,14 @@ using stun::Bytes;
 
 Bytes key_of(const std::string& pwd) { return {reinterpret_cast<const std::uint8_t*>(pwd.data()), pwd.size()}; }
 
-// RFC 8489 §9.1.3: errors without a valid MESSAGE-INTEGRITY go back unsigned; signed ones after.
+// RFC 8489 §9.1.3: an error to an authenticated request is signed (the only kind we answer).
 std::size_t error_response(const stun::Message& req, std::uint16_t code, std::string_view reason,
-                           const std::string* sign_with, std::span<const std::uint16_t> unknown,
+                           const std::string& sign_with, std::span<const std::uint16_t> unknown,
                            stun::MutableBytes out) {
     stun::MessageBuilder b(out, stun::method::Binding, stun::Class::Error, req.transaction_id());
     b.add_error_code(code, reason);
     if (!unknown.empty()) b.add_unknown_attributes(unknown);
-    if (sign_with) b.add_message_integrity(key_of(*sign_with));
+    b.add_message_integrity(key_of(sign_with));
     b.add_fingerprint();
     return b.ok() ? b.size() : 0;
 }
@@ -43,12 +44,10 @@ IceLiteResponder::Outcome IceLiteResponder::on_stun(Time now, const Endpoint& fr
     // RFC 8445 §7.2.2: checks carry FINGERPRINT; a bad one means this was not STUN at all.
     if (!msg->find(stun::attr::Fingerprint) || !stun::check_fingerprint(*msg)) return o;
     const auto user = msg->get_string(stun::attr::Username);
-    if (!user || !msg->find(stun::attr::MessageIntegrity)) {
-        o.response_size = error_response(*msg, 400, "Bad Request", nullptr, {}, out);
-        return o;
-    }
-    if (!username_matches(*user, local_, remote_) || !stun::check_message_integrity(*msg, key_of(local_.pwd))) {
-        o.response_size = error_response(*msg, 401, "Unauthenticated", nullptr, {}, out);
+    // Deviation (header): no 400/401 for a check without our credentials; nothing at all.
+    if (!user || !msg->find(stun::attr::MessageIntegrity) || !username_matches(*user, local_, remote_) ||
+        !stun::check_message_integrity(*msg, key_of(local_.pwd))) {
+        o.rejected = true;
         return o;
     }
     // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420.
@@ -64,17 +63,18 @@ IceLiteResponder::Outcome IceLiteResponder::on_stun(Time now, const Endpoint& fr
         }
     }
     if (n_unknown > 0) {
-        o.response_size = error_response(*msg, 420, "Unknown Attribute", &local_.pwd, {unknown.data(), n_unknown}, out);
+        o.response_size = error_response(*msg, 420, "Unknown Attribute", local_.pwd, {unknown.data(), n_unknown}, out);
         return o;
     }
     // RFC 8445 §7.3.1.1: both sides controlled is a conflict; a lite agent cannot take the
     // controlling role (§6.1.1), so it always answers 487 and the full agent switches.
     if (msg->find(stun::attr::IceControlled)) {
-        o.response_size = error_response(*msg, kRoleConflict, "Role Conflict", &local_.pwd, {}, out);
+        o.response_size = error_response(*msg, kRoleConflict, "Role Conflict", local_.pwd, {}, out);
         return o;
     }
     o.valid = true;
     last_consent_ = now;
+    if (!checked(from)) valid_[n_valid_++ % kMaxValid] = from;
     if (msg->find(stun::attr::UseCandidate) && msg->find(stun::attr::IceControlling)) {
         o.nominated = true;
         selected_ = from;
@@ -86,6 +86,15 @@ IceLiteResponder::Outcome IceLiteResponder::on_stun(Time now, const Endpoint& fr
     b.add_fingerprint();
     o.response_size = b.ok() ? b.size() : 0;
     return o;
+}
+
+bool IceLiteResponder::accepts(const Endpoint& from) const {
+    return selected_ ? *selected_ == from : checked(from);
+}
+
+bool IceLiteResponder::checked(const Endpoint& from) const {
+    const auto seen = valid_.begin() + static_cast<std::ptrdiff_t>(std::min(n_valid_, kMaxValid));
+    return std::find(valid_.begin(), seen, from) != seen;
 }
 
 }  // namespace turnbridge::gateway

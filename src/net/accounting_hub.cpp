@@ -247,6 +247,8 @@ admin::Metrics AccountingHub::metrics() {
         m.quota_refusals += s.quota_refusals;
         m.unauthenticated_dropped += s.unauthenticated_dropped;
         for (std::size_t i = 0; i < s.sip_limited.size(); ++i) m.sip_limited[i] += s.sip_limited[i];
+        for (std::size_t i = 0; i < m.gateway_media_dropped_source.size(); ++i)
+            m.gateway_media_dropped_source[i] += s.gateway_media_dropped_source[i];
         m.loop_lag_seconds.push_back(s.loop_lag_seconds);
         for (std::size_t i = 0; i < s.allocate_refused.size(); ++i)
             m.allocations_failed[std::string(turn::to_string(static_cast<turn::AllocateRefusal>(i)))] += s.allocate_refused[i];

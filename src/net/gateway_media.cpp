@@ -162,6 +162,8 @@ GatewayMedia::Summary GatewayMedia::finish(sip::MediaSdp* media) {
         call->summary.stats = call->media->stats();
         call->summary.relayed = !call->routes.empty();
         call->summary.failure = call->media->failure();
+        ended_strangers_.browser += call->summary.stats.stranger_browser;
+        ended_strangers_.trunk += call->summary.stats.stranger_trunk;
         call->media.reset();
     }
     for (Socket* s : {call->browser, call->trunk}) {
@@ -172,6 +174,16 @@ GatewayMedia::Summary GatewayMedia::finish(sip::MediaSdp* media) {
     call->browser = call->trunk = nullptr;
     forget(*call);
     return call->summary;
+}
+
+GatewayMedia::Strangers GatewayMedia::strangers() const {
+    Strangers s = ended_strangers_;
+    for (const Call* c : calls_) {
+        if (!c->media) continue;
+        s.browser += c->media->stats().stranger_browser;
+        s.trunk += c->media->stats().stranger_trunk;
+    }
+    return s;
 }
 
 void GatewayMedia::forget(Call& call) {
@@ -200,12 +212,12 @@ void GatewayMedia::on_handoffs() {
         auto it = by_browser_port_.find(h.media.port);
         if (it == by_browser_port_.end() || !(it->second->browser_ep == h.media)) continue;   // no such call (any more)
         Call& call = *it->second;
-        if (!call.routes.contains(h.relayed)) {
-            if (call.routes.size() >= kMaxRoutes) continue;
-            call.routes.emplace(h.relayed, Call::Route{h.worker, h.relay});
-        }
         out_.clear();
         call.media->on_browser_datagram(now, h.relayed, h.bytes(), out_);
+        // A way back only for a source that passed an authenticated ICE check: a stranger's
+        // allocation must not take the slots of the browser's (issue 11).
+        if (!call.routes.contains(h.relayed) && call.routes.size() < kMaxRoutes && call.media->ice_checked(h.relayed))
+            call.routes.emplace(h.relayed, Call::Route{h.worker, h.relay});
         send(call, out_);
         check(call);
     }

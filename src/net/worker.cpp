@@ -215,9 +215,13 @@ void Worker::shutdown() {
 
 void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
-    shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(),
-                      WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused,
-                                  s.unauthenticated_dropped, gateway_ ? gateway_->limits() : sip::LimitCounts{}});
+    WorkerStats stats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
+    if (gateway_) {
+        stats.sip_limited = gateway_->limits();
+        const auto strangers = gateway_->media_strangers();
+        stats.gateway_media_dropped_source = {strangers.browser, strangers.trunk};
+    }
+    shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(), stats);
 }
 
 void Worker::on_media() {

@@ -57,6 +57,12 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     leg.address = std::move(trunk);
     auto m = new_invite(ruri, leg.address.local, "<sip:" + from_user + "@" + leg.address.local.sent_by + ">",
                         "<" + account_.scheme + ":" + user + "@" + account_.host + ">", *offer, random_);
+    // libosip2 cannot write every body it was given (found by tests/fuzz/sip_router.cpp): such an
+    // INVITE is refused here rather than sent as nothing, with a copy that is no message at all.
+    if (m.serialize().empty()) {
+        answer_uas(now, 488, {}, layer, out);
+        return;
+    }
     uac_.push_back(std::move(leg));
     send_uac_invite(now, uac_.back(), std::move(m), layer, out);
 }
@@ -86,6 +92,7 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
         leg.address = LegAddress{b.transport, true, browser_local};
         auto m = new_invite(b.contact, browser_local, "<sip:" + (caller.empty() ? "anonymous" : caller) + "@" + domain + ">",
                             "<sip:" + std::string(callee) + "@" + domain + ">", *offer, random_);
+        if (m.serialize().empty()) continue;   // as above: libosip2 cannot write it
         uac_.push_back(std::move(leg));
         send_uac_invite(now, uac_.back(), std::move(m), layer, out);
     }

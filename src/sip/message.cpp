@@ -173,6 +173,7 @@ Message Message::response(const Message& request, int status, std::string_view r
     osip_message_set_status_code(m, status);
     const char* phrase = osip_message_get_reason(status);
     osip_message_set_reason_phrase(m, dup(!reason.empty() ? reason : phrase ? phrase : "Unknown"));
+    if (r == nullptr) return msg;   // a copy libosip2 could not make (clone() of what it cannot write)
     for (int i = 0; !osip_list_eol(&r->vias, i); ++i) {
         osip_via_t* v = nullptr;
         if (osip_via_clone(static_cast<osip_via_t*>(osip_list_get(&r->vias, i)), &v) == 0) osip_list_add(&m->vias, v, -1);

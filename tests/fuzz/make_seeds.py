@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the hand-made seed inputs of the channel_data and turn_server fuzz targets."""
+"""Writes the hand-made seed inputs of the channel_data, turn_server and sip_router fuzz targets."""
 import os
 import struct
 
@@ -58,3 +58,26 @@ write("turn_server", "tcp_close", rec(0x21, alloc) + rec(0x21, chbind) + rec(0x2
 write("channel_data", "channel_data", chdata)
 write("channel_data", "stun_then_channel", binding + chdata + binding)
 write("channel_data", "garbage", b"\xc0\x00\x00\x00")
+
+# sip_router: scripts of steps (tests/fuzz/sip_router.cpp reads one opcode byte, then its fields).
+MEDIA_OURS, MEDIA_NONE, MEDIA_PASS = bytes([14, 2]), bytes([14, 0]), bytes([14, 1])
+REGISTER_ALICE = bytes([0, 0, 0, 1, 1, 0])                 # alice on WebSocket 7, right password
+INVITE_OUT = bytes([1, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0])      # alice calls +15557001 with SDP, digest ok
+TRUNK_180, TRUNK_200, TRUNK_487 = bytes([5, 1, 0]), bytes([5, 3, 0, 1, 1]), bytes([5, 8, 0])
+BROWSER_ACK, BROWSER_BYE, BROWSER_CANCEL = bytes([3, 1, 1]), bytes([4, 1]), bytes([2, 1])
+TIMER_4S, TIMER_32S, TIMER_200S = bytes([10, 3]), bytes([10, 4]), bytes([10, 6])
+INBOUND = lambda did, stranger=False: bytes([6, did, 0 if stranger else 1, 1])  # noqa: E731
+write("sip_router", "inbound_offline_user", MEDIA_OURS + INBOUND(2) + TIMER_4S + INBOUND(2) + TIMER_200S)
+write("sip_router", "inbound_offline_user_from_stranger", MEDIA_OURS + INBOUND(2, True) + TIMER_200S)
+write("sip_router", "outbound_answered_bye", MEDIA_OURS + REGISTER_ALICE + INVITE_OUT + TRUNK_180 + TRUNK_200
+      + BROWSER_ACK + TIMER_4S + BROWSER_BYE + TIMER_32S + TIMER_200S)
+write("sip_router", "outbound_cancelled", MEDIA_OURS + REGISTER_ALICE + INVITE_OUT + TRUNK_180 + BROWSER_CANCEL
+      + TRUNK_487 + TIMER_200S)
+write("sip_router", "outbound_media_fails", MEDIA_OURS + REGISTER_ALICE + INVITE_OUT + TRUNK_200 + BROWSER_ACK
+      + bytes([12]) + TIMER_32S + TIMER_200S)
+write("sip_router", "inbound_answered_bye", MEDIA_OURS + REGISTER_ALICE + INBOUND(0) + bytes([8, 1, 0])
+      + bytes([8, 2, 0, 1, 1, 0]) + bytes([7, 1, 1]) + bytes([7, 2]) + TIMER_200S)
+write("sip_router", "inbound_browser_gone", MEDIA_PASS + REGISTER_ALICE + INBOUND(1) + bytes([11, 0]) + TIMER_200S)
+write("sip_router", "no_media_ports", MEDIA_NONE + REGISTER_ALICE + INVITE_OUT + INBOUND(0) + TIMER_200S)
+write("sip_router", "options_and_garbage", bytes([9, 1, 0, 1, 9, 0, 0, 9, 0, 1])
+      + bytes([13, 5]) + b"\x01\x02\r\n\r\n" + bytes([1]) + TIMER_200S)

@@ -277,7 +277,10 @@ def selected_local_candidate(pc):
     return None, "", ""
 
 
-async def call(r, tb):
+async def call(r, tb, during=None):
+    """One outbound call of aiortc through `tb` to the sipp trunk; `during(heard)`, if given, is
+    awaited once the echoed tone has been heard (the samples heard so far are in `heard`, at
+    8 kHz), before the BYE. Returns True when the call was answered."""
     ws = WebSocket()
     await ws.connect("127.0.0.1", tb.ws_port, "/sip", "sip")
     r.check("the RFC 6455 client opens a `sip` WebSocket to ws_listen", True)
@@ -349,6 +352,8 @@ async def call(r, tb):
     rms = (sum(v * v for v in tail) / len(tail)) ** 0.5 if tail else 0
     r.check(f"aiortc hears its {TONE_HZ} Hz tone back through the trunk's echo (2 %)", abs(hz - TONE_HZ) <= 0.02 * TONE_HZ,
             f"{hz} Hz, rms {rms:.0f}, {len(heard)} samples (8 kHz) in 4 s")
+    if during is not None:
+        await during(heard)
 
     sip.request("BYE", target, call_id, 3, tag, to_tagged)
     bye = await sip.wait(sip.is_response(call_id, "BYE", True))
@@ -358,18 +363,24 @@ async def call(r, tb):
     return True
 
 
+def start_sipp(work, sipp_port, media_port):
+    """sipp as the trunk on 127.0.0.1:`sipp_port` for one call, echoing RTP at `media_port` (it
+    binds that port and +2); errors go to `work`/sipp_errors.log."""
+    return subprocess.Popen([SIPP, "-sf", str(UAS_SCENARIO), "-i", "127.0.0.1", "-p", str(sipp_port),
+                             "-mp", str(media_port), "-rtp_echo", "-set", "rtpport", str(media_port),
+                             "-set", "hangup_ms", "0", "-m", "1", "-nostdin", "-timeout", "60s",
+                             "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log")],
+                            cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
 def main(r):
     sipp_port = free_port()
     media_port = free_port(span=3, taken={sipp_port})  # -rtp_echo binds it and +2
     tb = GatewayServer(sipp_port)
     work = tb.dir  # kept for a post-mortem when a check fails (harness.main_guard)
     with tb:
-        sipp = subprocess.Popen([SIPP, "-sf", str(UAS_SCENARIO), "-i", "127.0.0.1", "-p", str(sipp_port),
-                                 "-mp", str(media_port), "-rtp_echo", "-set", "rtpport", str(media_port),
-                                 "-set", "hangup_ms", "0", "-m", "1", "-nostdin", "-timeout", "60s",
-                                 "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log")],
-                                cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        sipp = start_sipp(work, sipp_port, media_port)
         try:
             time.sleep(0.3)
             asyncio.run(asyncio.wait_for(call(r, tb), 60))

@@ -48,6 +48,9 @@ struct Metrics {
     std::vector<double> loop_lag_seconds;  // per worker thread
     std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
     sip::LimitCounts sip_limited{};            // the gateway's SIP bounds that bit (issue 11)
+    // Gateway media datagrams dropped because their source was not the leg's peer (issue 11):
+    // [0] browser leg (not the ICE-selected pair), [1] trunk leg (not the trunk's RTP address).
+    std::array<std::uint64_t, 2> gateway_media_dropped_source{};
 };
 
 class Backend {

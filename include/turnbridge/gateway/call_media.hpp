@@ -85,7 +85,13 @@ public:
     // through the allocation). Output for either leg is appended to `out`.
     void on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
     // One datagram on our trunk-leg RTP socket.
+    // Strict source (rtpengine's strict-source, Asterisk's strictrtp): only the trunk's RTP address
+    // is heard. That is the address in its SDP (c=/m=), except that the first RTP packet from the
+    // SDP's IP after each SDP naming an address may move the port (symmetric RTP, RFC 4961, for a
+    // trunk whose NAT or media server sends from another port); from then on that address only.
     void on_trunk_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    // Where the trunk's RTP is taken from and ours goes; nullopt before its SDP.
+    const std::optional<Endpoint>& trunk_source() const { return trunk_remote_; }
     // Every 20 ms: one frame toward the trunk, DTLS retransmissions, ICE consent (RFC 7675).
     void on_tick(Time now, MediaOutput& out);
     // The DTLS retransmission deadline (OpenSSL's timers are 1 s and up, so the 20 ms tick that
@@ -97,6 +103,7 @@ public:
     bool ended() const { return state_ == State::Failed || state_ == State::Closed; }
     std::optional<DtlsSrtpEndpoint::State> dtls_state() const;
     const std::optional<Endpoint>& ice_selected() const { return ice_.selected(); }
+    bool ice_checked(const Endpoint& from) const { return ice_.checked(from); }  // sent us a valid check
     std::optional<AudioCodec> browser_codec() const;
     std::optional<G711Law> trunk_codec() const;
     std::string codec_names() const;  // "opus/PCMU", for logs and call records
@@ -108,6 +115,10 @@ public:
         Flow browser_in, browser_out, trunk_in, trunk_out;  // datagrams on the wire
         std::uint32_t dtmf_to_trunk = 0, dtmf_to_browser = 0;
         std::uint32_t dropped = 0;  // undecryptable, unknown payload type, no destination yet
+        // Datagrams from a source that is not the leg's peer (issue 11), not in the Flows above:
+        // browser leg, not the ICE-selected pair (or before ICE, a source that never passed an
+        // authenticated check); trunk leg, not the trunk's RTP address (trunk_source()).
+        std::uint64_t stranger_browser = 0, stranger_trunk = 0;
     };
     const Stats& stats() const { return stats_; }
 
@@ -118,6 +129,7 @@ private:
     void rebuild_pipeline();
     void send_dtls(const Endpoint& fallback, MediaOutput& out);
     void on_srtp(Time now, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    bool trunk_source_ok(const Endpoint& from, bool call_rtp);
     void browser_rtp(const RtpPacket& p, MediaOutput& out);
     void trunk_rtp(const RtpPacket& p, MediaOutput& out);
     void send_to_browser(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
@@ -143,6 +155,7 @@ private:
     TrunkLocal trunk_local_;
     std::optional<TrunkMedia> trunk_;
     std::optional<Endpoint> trunk_remote_;  // symmetric RTP (RFC 4961): where the trunk sends from
+    bool trunk_latch_open_ = false;         // the next RTP from trunk_remote_'s IP may move the port
     std::optional<Time> last_trunk_in_;     // the trunk's last datagram (media timeout)
     RtpStream trunk_stream_;
     std::uint32_t trunk_media_time_ = 0;

@@ -7,6 +7,7 @@
 // failed write (full or read-only disk) keeps the records for the next try. Gateway calls
 // arrive the same way, one CallRecord when a call ends, and go in the same transactions.
 #include <atomic>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,6 +34,7 @@ struct WorkerStats {
     decltype(turn::Stats::allocate_refused) allocate_refused{};
     std::uint64_t unauthenticated_dropped = 0;
     sip::LimitCounts sip_limited{};   // worker 0's gateway, if any
+    std::array<std::uint64_t, 2> gateway_media_dropped_source{};  // admin::Metrics order; worker 0 only
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

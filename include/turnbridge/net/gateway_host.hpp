@@ -53,6 +53,8 @@ public:
     void set_config(std::shared_ptr<const config::Config> cfg);
     // Hangs up calls, closes every handle (the loop then finishes them).
     void close();
+    // Media datagrams from strangers dropped since start (for /metrics).
+    GatewayMedia::Strangers media_strangers() const { return media_->strangers(); }
 
     void on_ws_opened(WsConnection& c) override;
     void on_ws_message(WsConnection& c, std::string_view sip) override;

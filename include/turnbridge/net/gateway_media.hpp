@@ -49,6 +49,12 @@ public:
     // not one of ours (the router's pass-through for a call nobody answers) gives an empty Summary.
     Summary finish(sip::MediaSdp* media);
     std::size_t calls() const { return calls_.size(); }
+    // Datagrams dropped because their source was not the leg's peer (CallMedia::Stats), summed
+    // over ended and live calls since start.
+    struct Strangers {
+        std::uint64_t browser = 0, trunk = 0;
+    };
+    Strangers strangers() const;
 
     class Call;   // one call's CallMedia and sockets (the sip::MediaSdp handed to the router)
 
@@ -72,6 +78,7 @@ private:
     Failed failed_;
     std::shared_ptr<const gateway::DtlsCertificate> certificate_;
     std::list<Call*> calls_;
+    Strangers ended_strangers_;   // of calls already finished
     std::vector<Call*> ticking_calls_;
     std::unordered_map<std::uint16_t, Call*> by_browser_port_;
     uv_timer_t tick_{};

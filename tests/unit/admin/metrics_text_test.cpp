@@ -137,6 +137,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_seconds_total", "counter"},
         {"turnbridge_gateway_call_bytes_total", "counter"},
         {"turnbridge_gateway_call_packets_total", "counter"},
+        {"turnbridge_gateway_media_dropped_total", "counter"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
         const auto& name = family.first;
@@ -183,8 +184,9 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 15);
-    // The three unlabelled counters and one turnbridge_sip_limited_total per limit, at 0.
+    CHECK(e.types.size() == 16);
+    // The three unlabelled counters and one turnbridge_sip_limited_total per limit, at 0 (no
+    // gateway: no media drops).
     CHECK(e.samples.size() == 3 + sip::kLimitNames.size());
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
@@ -225,6 +227,16 @@ TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered
     std::size_t calls_samples = 0;
     for (const auto& [key, v] : e.samples) calls_samples += key.rfind("turnbridge_gateway_calls_total{", 0) == 0;
     CHECK(calls_samples == 3);  // none for idle.org: no result to name yet
+}
+
+TEST_CASE("/metrics text: gateway media from strangers, dropped by leg with reason source (issue 11)") {
+    Metrics m;
+    m.calls["example.org"];  // gateway mode on
+    m.gateway_media_dropped_source = {12, 3456};
+    const auto e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    CHECK(e.samples.at("turnbridge_gateway_media_dropped_total{leg=browser,reason=source}") == 12);
+    CHECK(e.samples.at("turnbridge_gateway_media_dropped_total{leg=trunk,reason=source}") == 3456);
 }
 
 TEST_CASE("label values escape backslash, quote and newline and stay UTF-8") {

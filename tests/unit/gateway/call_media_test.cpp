@@ -283,7 +283,7 @@ TEST_CASE("outbound call: the browser offer becomes a short G.711 offer, the tru
 TEST_CASE("ICE check with USE-CANDIDATE selects the pair; DTLS completes; tones cross both ways") {
     Rig r;
     r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
-    // A check without nomination is answered but selects nothing; a wrong password gets 401.
+    // A check without nomination is answered but selects nothing; a wrong password gets nothing.
     r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser.check(r.gw_ice, false), r.out);
     REQUIRE(r.out.size() == 1);
     auto resp = stun::Message::parse(r.out[0].bytes());
@@ -295,8 +295,8 @@ TEST_CASE("ICE check with USE-CANDIDATE selects the pair; DTLS completes; tones 
     CHECK_FALSE(r.media->ice_selected());
     r.out.clear();
     r.media->on_browser_datagram(r.now, kBrowserAddr, r.browser.check({r.gw_ice.ufrag, "wrongPasswordWrongPass00"}, true), r.out);
-    REQUIRE(r.out.size() == 1);
-    CHECK(stun::Message::parse(r.out[0].bytes())->cls() == stun::Class::Error);
+    CHECK(r.out.empty());
+    CHECK(r.media->stats().stranger_browser == 1);
     CHECK_FALSE(r.media->ice_selected());
     r.out.clear();
 
@@ -556,12 +556,120 @@ TEST_CASE("garbage on either leg, before and after negotiation, is dropped witho
         r.out.clear();
     };
     spray();
+    CHECK(r.media->stats().stranger_trunk == 0);   // no SDP named the trunk yet: nobody is a stranger
     r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
     r.connect();
     REQUIRE(r.media->state() == CallMedia::State::Connected);
     spray();
     CHECK(r.media->state() == CallMedia::State::Connected);
     CHECK(r.media->stats().dropped > 0);
+}
+
+TEST_CASE("RTP from a stranger to the trunk leg is dropped and counted; our audio stays with the trunk (issue 11)") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    const Endpoint strangers[] = {*Endpoint::parse("203.0.113.9:40000"),   // another host
+                                  *Endpoint::parse("192.0.2.50:40002")};   // the trunk's IP, after its first RTP
+    for (std::size_t frame = 0; frame < 20; ++frame) {
+        r.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+        for (const auto& s : strangers) {
+            r.media->on_trunk_datagram(r.now, s, pcmu_packet(static_cast<std::uint16_t>(500 + frame), 440, frame), r.out);
+            r.deliver();  // checks that everything for the trunk still goes to kTrunkAddr
+        }
+        r.tick();
+    }
+    CHECK(r.media->trunk_source() == kTrunkAddr);
+    CHECK(r.at_trunk.size() == 20);
+    CHECK(r.at_browser.size() == 20);  // the trunk's packets only
+    const auto& s = r.media->stats();
+    CHECK(s.stranger_trunk == 40);
+    CHECK(s.trunk_in.packets == 20);   // a stranger's bytes are not the call's
+    // RTCP from a stranger is not the trunk's either.
+    std::vector<std::uint8_t> rr = {0x80, 201, 0, 1, 1, 2, 3, 4};
+    r.media->on_trunk_datagram(r.now, strangers[0], rr, r.out);
+    CHECK(r.media->stats().stranger_trunk == 41);
+}
+
+TEST_CASE("a stranger's RTP before the trunk's keeps no call alive and moves nothing (no learning from other IPs)") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    const auto stranger = *Endpoint::parse("203.0.113.9:40000");
+    for (std::size_t frame = 0; frame < 5; ++frame) {
+        r.media->on_trunk_datagram(r.now, stranger, pcmu_packet(static_cast<std::uint16_t>(frame), 440, frame), r.out);
+        r.deliver();
+        r.tick();
+    }
+    CHECK(r.media->trunk_source() == kTrunkAddr);
+    CHECK(r.at_browser.empty());
+    CHECK(r.at_trunk.size() == 5);     // deliver() checked they all went to kTrunkAddr
+    CHECK(r.media->stats().stranger_trunk == 5);
+}
+
+TEST_CASE("the first RTP from the SDP's IP may move the port (symmetric RTP, RFC 4961); later ports may not") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    const auto natted = *Endpoint::parse("192.0.2.50:41000");
+    // Not RTP of the call (garbage, RTCP, another payload type) latches nothing.
+    std::vector<std::uint8_t> rr = {0x80, 201, 0, 1, 1, 2, 3, 4};
+    r.media->on_trunk_datagram(r.now, natted, rr, r.out);
+    auto other_pt = pcmu_packet(1, 600, 0);
+    other_pt[1] = 96;
+    r.media->on_trunk_datagram(r.now, natted, other_pt, r.out);
+    CHECK(r.media->trunk_source() == kTrunkAddr);
+    r.media->on_trunk_datagram(r.now, natted, pcmu_packet(2, 600, 1), r.out);
+    CHECK(r.media->trunk_source() == natted);
+    r.out.clear();
+    r.media->on_trunk_datagram(r.now, *Endpoint::parse("192.0.2.50:41002"), pcmu_packet(3, 600, 2), r.out);
+    r.media->on_trunk_datagram(r.now, kTrunkAddr, pcmu_packet(4, 600, 3), r.out);
+    CHECK(r.media->trunk_source() == natted);
+    CHECK(r.media->stats().stranger_trunk == 4);
+    r.now += 20ms;
+    r.media->on_tick(r.now, r.out);
+    REQUIRE(r.out.size() >= 1);
+    CHECK(r.out[r.out.size() - 1].leg == MediaLeg::Trunk);
+    CHECK(r.out[r.out.size() - 1].to == natted);
+    r.out.clear();
+    // A re-INVITE naming a new address starts over from that address.
+    auto moved = kTrunkAnswer;
+    replace(moved, "m=audio 40000", "m=audio 40100");
+    REQUIRE(r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256())));
+    REQUIRE(r.media->map_answer(false, moved));
+    CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:40100"));
+}
+
+TEST_CASE("browser leg: DTLS and SRTP only from the ICE-selected pair; strangers get nothing back (issue 11)") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    const auto stranger = *Endpoint::parse("203.0.113.9:50000");
+    // A DTLS record before any authenticated check, even from the browser's own address.
+    std::vector<std::uint8_t> hello = {22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    r.media->on_browser_datagram(r.now, kBrowserAddr, hello, r.out);
+    CHECK(r.out.empty());
+    CHECK(r.media->stats().stranger_browser == 1);
+    // A check with the wrong password from a stranger: no answer.
+    r.media->on_browser_datagram(r.now, stranger, r.browser.check({r.gw_ice.ufrag, "wrongPasswordWrongPass00"}, false), r.out);
+    CHECK(r.out.empty());
+    CHECK(r.media->stats().stranger_browser == 2);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+    const auto in_before = r.media->stats().browser_in.packets;
+    // The browser's own SRTP, replayed from elsewhere, is dropped unread: the real one still counts.
+    for (int i = 0; i < 5; ++i) {
+        const auto opus = r.browser.opus_packet();
+        r.media->on_browser_datagram(r.now, stranger, opus, r.out);
+        CHECK(r.out.empty());
+        r.from_browser(opus);
+    }
+    r.media->on_browser_datagram(r.now, stranger, hello, r.out);
+    CHECK(r.out.empty());
+    const auto& s = r.media->stats();
+    CHECK(s.stranger_browser == 8);
+    CHECK(s.browser_in.packets == in_before + 5);
+    CHECK(s.dropped == 0);  // none of the browser's packets was taken for a replay
 }
 
 TEST_CASE("trunk DTMF reaches the browser on its 48 kHz telephone-event, in step with the audio") {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "turnbridge/net/gateway_media.hpp"
+#include "turnbridge/net/sip_router.hpp"
 #include "turnbridge/stun/message.hpp"
 
 using namespace turnbridge;
@@ -146,6 +147,26 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
         const Endpoint ours{*IpAddress::parse(ip), static_cast<std::uint16_t>(std::stoi(port))};
         CHECK(exchange.is_local(ours));
 
+        // Other allocations' checks without our password: no answer and no route back, so that
+        // strangers cannot take every slot before the browser's relayed address (issue 11).
+        {
+            std::vector<std::uint8_t> bad(256);
+            stun::MessageBuilder w(bad, stun::method::Binding, stun::Class::Request, stun::TransactionId{7});
+            w.add_string(stun::attr::Username, ufrag + ":NWO7");
+            w.add_message_integrity({reinterpret_cast<const std::uint8_t*>("wrongPasswordWrongPass00"), 24});
+            w.add_fingerprint();
+            REQUIRE(w.ok());
+            for (std::uint16_t i = 0; i < 10; ++i)
+                REQUIRE(exchange.post(exchange.gateway_box(), 0, 78, Endpoint{*IpAddress::parse("203.0.113.66"),
+                                                                              static_cast<std::uint16_t>(50000 + i)},
+                                      ours, w.bytes()));
+            l.run_until([] { return false; });
+            std::vector<MediaHandoff> none;
+            exchange.take(0, none);
+            CHECK(none.empty());
+            CHECK(woken == 0);
+        }
+
         // The browser's ICE check, as its TURN allocation (worker 0, relay 77) hands it over.
         std::vector<std::uint8_t> buf(256);
         stun::TransactionId tid{};
@@ -186,8 +207,99 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
         const auto summary = media.finish(call.get());
         CHECK(summary.relayed);
         CHECK(summary.stats.browser_in.packets >= 1);
+        CHECK(summary.stats.stranger_browser == 10);   // the wrong passwords
         media.close();
     }
     exchange.detach(0);
     uv_close(reinterpret_cast<uv_handle_t*>(&worker_wake), nullptr);
+}
+
+TEST_CASE("RTP from a stranger to a call's trunk port is dropped and counted in strangers(), live and after the call") {
+    Loop l;
+    GatewayMedia media(&l.loop, *l.cfg, nullptr, {});
+    media.start();
+    auto call = media.create(l.realm);
+    REQUIRE(call != nullptr);
+    const auto trunk_offer = call->map_offer(true, fixture("sdp/chrome_audio_offer.sdp"));
+    REQUIRE(trunk_offer);
+    REQUIRE(call->map_answer(false, kTrunkAnswer));   // the trunk is 127.0.0.1:40000
+    const auto m = trunk_offer->find("m=audio ");
+    const auto port = static_cast<std::uint16_t>(std::stoi(trunk_offer->substr(m + 8)));
+
+    // PCMU from 127.0.0.3: another address than the trunk's SDP names (loopback takes any 127/8).
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    from.sin_addr.s_addr = htonl(0x7F000003);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::uint8_t rtp[12 + 160] = {0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4};
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(::sendto(fd, rtp, sizeof rtp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof rtp);
+    l.run_until([&] { return media.strangers().trunk == 3; });
+    CHECK(media.strangers().trunk == 3);
+    CHECK(media.strangers().browser == 0);
+    const auto summary = media.finish(call.get());
+    CHECK(summary.stats.stranger_trunk == 3);
+    CHECK(summary.stats.trunk_in.packets == 0);
+    CHECK(media.strangers().trunk == 3);   // still counted once the call is gone
+    ::close(fd);
+    media.close();
+}
+
+TEST_CASE("an inbound INVITE to a DID whose users have no registration gets 480; the call ends with media that is not a GatewayMedia call") {
+    Loop l;
+    auto cfg = l.cfg;
+    config::Realm r = l.realm;
+    r.users = {{"nobody", "n0body"}};
+    r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
+    r.gateway.routes = {{"+15550199", {"nobody"}}};
+    cfg->realms.emplace(r.name, r);
+    GatewayMedia media(&l.loop, *cfg, nullptr, {});
+    media.start();
+    const auto nonces = turn::NonceMinter::with_random_key(600s);
+    std::uint64_t n = 0;
+    SipRouter router(cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
+                     [&](const config::Realm& realm, bool) { return media.create(realm); },
+                     [](const config::Realm&, const Endpoint&) { return std::optional<TrunkFlowInfo>{}; },
+                     [&n] { return ++n; });
+    std::vector<const sip::MediaSdp*> ended;
+    std::vector<GatewayMedia::Summary> summaries;
+    router.on_call_ended([&](const CallSummary& s, sip::MediaSdp* m) {
+        CHECK(s.status == 480);
+        ended.push_back(m);
+        summaries.push_back(media.finish(m));   // what GatewayHost::call_ended does
+    });
+    const SipFlow trunk{9, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
+    const auto now = sip::Time{} + 100h;
+    for (int i = 0; i < 2; ++i) {
+        const std::string branch = "z9hG4bKoff" + std::to_string(i);
+        const std::string invite =
+            "INVITE sip:+15550199@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=" + branch +
+            "\r\nMax-Forwards: 70\r\nFrom: <sip:+15550111@127.0.0.1>;tag=f" + std::to_string(i) +
+            "\r\nTo: <sip:+15550199@127.0.0.1>\r\nCall-ID: off" + std::to_string(i) +
+            "\r\nCSeq: 1 INVITE\r\nContact: <sip:+15550111@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n"
+            "Content-Length: " + std::to_string(kTrunkAnswer.size()) + "\r\n\r\n" + kTrunkAnswer;
+        std::vector<sip::Action> out;
+        router.on_message(now, 1'700'000'000, trunk, invite, out);
+        int last = 0;
+        for (auto& a : out)
+            if (auto* s = std::get_if<sip::Send>(&a))
+                if (auto msg = sip::Message::parse(s->bytes); msg && !msg->is_request()) last = msg->status();
+        CHECK(last == 480);
+    }
+    REQUIRE(ended.size() == 2);
+    for (std::size_t i = 0; i < ended.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(ended[i] != nullptr);
+        CHECK(summaries[i].codecs.empty());
+        CHECK(summaries[i].stats.trunk_in.packets == 0);
+    }
+    CHECK(media.calls() == 0);   // no media ports were taken for a call nobody can answer
+    std::vector<sip::Action> out;
+    router.stop(now, out);
+    media.close();
 }

@@ -14,8 +14,10 @@ constexpr TransportId kBrowser = 1, kTrunk = 2, kWsA = 11, kWsB = 12;
 
 struct FakeMedia : MediaSdp {
     bool refuse = false;
+    bool empty_offer = false;   // a pass-through of an INVITE without SDP
     std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override {
         if (refuse) return std::nullopt;
+        if (empty_offer) return std::string();
         return std::string(from_browser ? "v=0\r\ns=to-trunk\r\n" : "v=0\r\ns=to-browser\r\n") + "x=" + std::to_string(sdp.size()) + "\r\n";
     }
     std::optional<std::string> map_answer(bool from_browser, const std::string&) override {
@@ -407,4 +409,22 @@ TEST_CASE("SDP the media side refuses gets 488 (RFC 3261 §21.4.26)") {
     REQUIRE(to_browser.size() == 2);
     CHECK(to_browser[1].status() == 488);
     CHECK(b.sent(kTrunk).empty());
+}
+
+TEST_CASE("an INVITE libosip2 cannot write (an empty offer) is refused with 488, and Timer B finds nothing to answer") {
+    // Found by tests/fuzz/sip_router.cpp: the trunk INVITE was never sent, its copy was no message,
+    // and Timer B built a 503 from that copy (a null read in libosip2).
+    Bench b;
+    b.media.empty_offer = true;
+    b.start_outbound();
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 2);
+    CHECK(to_browser[1].status() == 488);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Ended);
+    std::vector<Action> in;
+    b.now += 64s;
+    b.layer.on_timer(b.now, in);
+    b.dispatch(in);
+    CHECK(b.sent(kBrowser).empty());
 }
