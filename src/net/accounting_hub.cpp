@@ -228,12 +228,24 @@ admin::Metrics AccountingHub::metrics() {
         m.auth_failures += s.auth_failures;
         m.quota_refusals += s.quota_refusals;
         m.unauthenticated_dropped += s.unauthenticated_dropped;
+        m.user_allocation_refusals += s.user_allocation_refusals;
+        m.permission_cap_refusals += s.permission_cap_refusals;
+        m.channel_cap_refusals += s.channel_cap_refusals;
         m.loop_lag_seconds.push_back(s.loop_lag_seconds);
         for (std::size_t i = 0; i < s.allocate_refused.size(); ++i)
             m.allocations_failed[std::string(turn::to_string(static_cast<turn::AllocateRefusal>(i)))] += s.allocate_refused[i];
     }
     m.allocations_failed["auth"] = m.auth_failures;
     m.allocations_failed["quota"] = m.quota_refusals;
+    if (auth_ != nullptr) {
+        const auto c = auth_->counters();
+        for (std::size_t p = 0; p < kAuthProtocols; ++p) {
+            const auto name = std::string(to_string(static_cast<AuthProtocol>(p)));
+            m.auth_failed[name] = c.failures[p];
+            m.auth_throttled[name] = c.throttled[p];
+        }
+        m.auth_throttle_evictions = c.evictions;
+    }
     return m;
 }
 

@@ -63,7 +63,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
         uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(true); }, every, every);
     }
     last_tick_ms_ = uv_now(&loop_);
-    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub}, binder_,
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth}, binder_,
                                              accounting_.get());
     if (shared_.media != nullptr) {
         server_->set_local_peers(shared_.media);
@@ -95,6 +95,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                 calls = [hub = shared_.hub](accounting::CallRecord r) { hub->post_call(std::move(r)); };
             gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
                                                      shared_.media, std::move(calls));
+            gateway_->set_auth_throttle(shared_.auth);
             gateway_->start();
         }
     } catch (...) {
@@ -215,9 +216,11 @@ void Worker::shutdown() {
 
 void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
-    shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(),
-                      WorkerStats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused,
-                                  s.unauthenticated_dropped});
+    WorkerStats ws{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
+    ws.user_allocation_refusals = s.user_allocation_refusals;
+    ws.permission_cap_refusals = s.permission_cap_refusals;
+    ws.channel_cap_refusals = s.channel_cap_refusals;
+    shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(), ws);
 }
 
 void Worker::on_media() {
