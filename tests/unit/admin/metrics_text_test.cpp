@@ -111,6 +111,12 @@ Metrics sample_metrics() {
     m.quota_refusals = 6;
     m.unauthenticated_dropped = 8;
     m.loop_lag_seconds = {0.0005, 0.25};
+    m.auth_failed = {{"turn", 11}, {"sip", 0}, {"admin", 2}};
+    m.auth_throttled = {{"turn", 12}, {"sip", 0}, {"admin", 0}};
+    m.auth_throttle_evictions = 13;
+    m.user_allocation_refusals = 14;
+    m.permission_cap_refusals = 15;
+    m.channel_cap_refusals = 16;
     return m;
 }
 
@@ -135,6 +141,12 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_seconds_total", "counter"},
         {"turnbridge_gateway_call_bytes_total", "counter"},
         {"turnbridge_gateway_call_packets_total", "counter"},
+        {"turnbridge_auth_failed_checks_total", "counter"},
+        {"turnbridge_auth_throttled_total", "counter"},
+        {"turnbridge_auth_throttle_evictions_total", "counter"},
+        {"turnbridge_user_allocation_limit_total", "counter"},
+        {"turnbridge_permission_limit_total", "counter"},
+        {"turnbridge_channel_limit_total", "counter"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
         const auto& name = family.first;
@@ -159,6 +171,13 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_unauthenticated_dropped_total", 8},
         {"turnbridge_loop_lag_seconds{worker=0}", 0.0005},
         {"turnbridge_loop_lag_seconds{worker=1}", 0.25},
+        {"turnbridge_auth_failed_checks_total{protocol=turn}", 11},
+        {"turnbridge_auth_failed_checks_total{protocol=admin}", 2},
+        {"turnbridge_auth_throttled_total{protocol=turn}", 12},
+        {"turnbridge_auth_throttle_evictions_total", 13},
+        {"turnbridge_user_allocation_limit_total", 14},
+        {"turnbridge_permission_limit_total", 15},
+        {"turnbridge_channel_limit_total", 16},
         // Label values are escaped on the way out and come back as they were.
         {"turnbridge_active_allocations{realm=odd \"realm\"\\\nx}", 1},
     };
@@ -179,8 +198,8 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 14);
-    CHECK(e.samples.size() == 3);  // the three unlabelled counters, at 0
+    CHECK(e.types.size() == 20);
+    CHECK(e.samples.size() == 7);  // the seven unlabelled counters, at 0
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
 }

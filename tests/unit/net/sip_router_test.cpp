@@ -554,9 +554,11 @@ TEST_CASE("REGISTER digest guessing: past auth_failures_per_minute 503 with Retr
     CHECK(b.router.bindings() == 0);
     // ... while alice registers from her own address (a fresh nonce: nonces are bound to the IP).
     SipFlow home{kWs + 1, true, true, true, *IpAddress::parse("198.51.100.20"), {}};
-    auto c = b.feed(home, sip::samples::kJsSipRegister, kWs + 1);
+    std::string fresh = sip::samples::kJsSipRegister;   // a new transaction: another branch
+    fresh.replace(fresh.find("z9hG4bK9573563"), 14, "z9hG4bKhome001");
+    auto c = b.feed(home, fresh, kWs + 1);
     REQUIRE(c.size() == 1);
-    auto ok = b.feed(home, answered(sip::samples::kJsSipRegister, c[0], "alice", "wonderland", "z9hG4bKo"), kWs + 1);
+    auto ok = b.feed(home, answered(fresh, c[0], "alice", "wonderland", "z9hG4bKo"), kWs + 1);
     REQUIRE(ok.size() == 1);
     CHECK(ok[0].status() == 200);
 }
