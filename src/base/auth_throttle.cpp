@@ -89,9 +89,25 @@ AuthThrottle::Entry& AuthThrottle::find_or_insert(std::unique_ptr<Table>& t, std
 
 void AuthThrottle::maybe_log(Entry& e, Time now, AuthProtocol p, const IpAddress& source, std::string_view user) {
     if (e.logged != Time{} && now - e.logged < kLogInterval) return;
-    log::warn("auth: {} failed and {} throttled authentication{} from {} since its last report (last: {} user '{}')",
-              e.failures_since_log, e.throttled_since_log, e.failures_since_log + e.throttled_since_log == 1 ? "" : "s",
-              source.to_string(), to_string(p), user);
+    if (log_window_ == Time{} || now - log_window_ >= kLogInterval) {
+        if (unlogged_sources_ != 0)
+            log::warn("auth: {} failed and {} throttled authentications from {} more sources not reported one by one "
+                      "(at most {} lines a minute)",
+                      unlogged_failures_, unlogged_throttled_, unlogged_sources_, kMaxLogLines);
+        log_window_ = now;
+        log_lines_ = 0;
+        unlogged_sources_ = unlogged_failures_ = unlogged_throttled_ = 0;
+    }
+    if (log_lines_ < kMaxLogLines) {
+        ++log_lines_;
+        log::warn("auth: {} failed and {} throttled authentication{} from {} since its last report (last: {} user '{}')",
+                  e.failures_since_log, e.throttled_since_log,
+                  e.failures_since_log + e.throttled_since_log == 1 ? "" : "s", source.to_string(), to_string(p), user);
+    } else {
+        ++unlogged_sources_;
+        unlogged_failures_ += e.failures_since_log;
+        unlogged_throttled_ += e.throttled_since_log;
+    }
     e.logged = now;
     e.failures_since_log = 0;
     e.throttled_since_log = 0;

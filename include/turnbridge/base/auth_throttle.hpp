@@ -30,8 +30,11 @@ public:
     using Time = std::chrono::steady_clock::time_point;
     static constexpr std::size_t kSets = 1024;  // per table (sources, users): kSets * kWays entries
     static constexpr std::size_t kWays = 4;
-    // One log line per source per interval, with the counts since its last line.
+    // One log line per source per interval, with the counts since its last line, and at most
+    // kMaxLogLines of them per interval for all sources together (many addresses, IPv6 ones in
+    // particular, must not fill the log either); the rest are summed up in one more line.
     static constexpr std::chrono::seconds kLogInterval{60};
+    static constexpr std::uint32_t kMaxLogLines = 20;
 
     // `failures_per_minute` 0 = never throttle (failures are still counted and logged per interval).
     // `seed` keys the table hash so that a sender cannot pick keys that evict a given entry.
@@ -84,6 +87,9 @@ private:
     std::unique_ptr<Table> sources_;
     std::unique_ptr<Table> users_;
     Counters counters_;
+    Time log_window_{};  // start of the interval kMaxLogLines counts in
+    std::uint32_t log_lines_ = 0;
+    std::uint64_t unlogged_sources_ = 0, unlogged_failures_ = 0, unlogged_throttled_ = 0;
 };
 
 }  // namespace turnbridge
