@@ -115,6 +115,7 @@ void AuthThrottle::maybe_log(Entry& e, Time now, AuthProtocol p, const IpAddress
 
 AuthThrottle::Admission AuthThrottle::admit(Time now, AuthProtocol p, const IpAddress& source, std::string_view realm,
                                             std::string_view user) {
+    if (!armed_.load(std::memory_order_acquire)) return {};
     std::lock_guard lock(mu_);
     if (capacity_ <= 0) return {};
     Entry* s = find(sources_.get(), key_of(source), now);
@@ -138,6 +139,7 @@ AuthThrottle::Admission AuthThrottle::admit(Time now, AuthProtocol p, const IpAd
 void AuthThrottle::on_failure(Time now, AuthProtocol p, const IpAddress& source, std::string_view realm,
                               std::string_view user) {
     std::lock_guard lock(mu_);
+    armed_.store(true, std::memory_order_release);
     ++counters_.failures[static_cast<std::size_t>(p)];
     Entry& s = find_or_insert(sources_, key_of(source), now);
     s.tokens = std::max(0.0, s.tokens - 1.0);

@@ -10,6 +10,7 @@
 // that carry credentials (never by relayed packets); the tables are fixed-size (no growth
 // however many sources or names a flood uses) and made on the first failure.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -81,6 +82,9 @@ private:
     void maybe_log(Entry& e, Time now, AuthProtocol p, const IpAddress& source, std::string_view user);
 
     mutable std::mutex mu_;
+    // Set by the first failure: until then admit() answers without the lock, so a server nobody
+    // guesses on never takes it.
+    std::atomic<bool> armed_{false};
     double capacity_ = 0;  // = failures_per_minute
     double per_second_ = 0;
     std::uint64_t seed_;
