@@ -2,6 +2,7 @@
 #include "turnbridge/admin/http_server.hpp"
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ struct HttpServer::Connection {
     uv_timer_t timer{};
     uv_shutdown_t shutdown{};
     RequestParser parser;
+    std::optional<IpAddress> peer;  // for the failed-token throttle
     int open_handles = 0;
     bool closing = false;    // uv_close() called: every callback from here on only cleans up
     bool finishing = false;  // the last response is queued; later bytes are read and dropped
@@ -150,6 +152,10 @@ void HttpServer::accept(uv_stream_t* server) {
         return;
     }
     connections_.insert(c);
+    sockaddr_storage sa{};
+    int len = sizeof sa;
+    if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+        if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sa))) c->peer = ep->ip;
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
         drop(c);
@@ -194,7 +200,9 @@ void HttpServer::process(Connection* c) {
             send(c, serialize(json_error(c->parser.error_status(), c->parser.error_text()), false, false, now), true);
             return;
         }
-        const Response resp = handle(req, backend_, RouterConfig{token_, now});
+        RouterConfig rc{token_, now, {}};
+        if (c->peer && auth_ != nullptr) rc.auth = {auth_, *c->peer, std::chrono::steady_clock::now()};
+        const Response resp = handle(req, backend_, rc);
         const bool keep = req.keep_alive && !resp.close;
         send(c, serialize(resp, keep, req.method == "HEAD", now), !keep);
         if (c->closing) return;

@@ -97,6 +97,31 @@ void media_drop_metrics(std::string& out, const Metrics& m) {
     sample(out, name, {{"leg", "trunk"}, {"reason", "source"}}, m.gateway_media_dropped_source[1]);
 }
 
+// Password guessing and the per-user limits of a public server (issue 11).
+void auth_metrics(std::string& out, const Metrics& m) {
+    keyed_counter(out, "turnbridge_auth_failed_checks_total", "protocol",
+                  "Credentials checked and found wrong since start (turn, sip digest, admin token).", m.auth_failed);
+    keyed_counter(out, "turnbridge_auth_throttled_total", "protocol",
+                  "Requests answered without checking their credentials: the source or user was over "
+                  "security.auth_failures_per_minute.",
+                  m.auth_throttled);
+    const std::pair<std::string_view, std::string_view> help[] = {
+        {"turnbridge_auth_throttle_evictions_total",
+         "Entries of the failed-authentication tables given up to new sources or users (the tables are full)."},
+        {"turnbridge_user_allocation_limit_total",
+         "Allocate requests refused with 486: the user had server.max_allocations_per_user."},
+        {"turnbridge_permission_limit_total",
+         "CreatePermission and ChannelBind requests refused with 508: server.max_permissions_per_allocation."},
+        {"turnbridge_channel_limit_total", "ChannelBind requests refused with 508: server.max_channels_per_allocation."},
+    };
+    const std::uint64_t values[] = {m.auth_throttle_evictions, m.user_allocation_refusals, m.permission_cap_refusals,
+                                    m.channel_cap_refusals};
+    for (std::size_t i = 0; i < std::size(values); ++i) {
+        family(out, help[i].first, "counter", help[i].second);
+        sample(out, help[i].first, {}, values[i]);
+    }
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -159,6 +184,7 @@ std::string format_metrics(const Metrics& m) {
            "gateway.max_calls*).");
     for (std::size_t i = 0; i < m.sip_limited.size(); ++i)
         sample(out, "turnbridge_sip_limited_total", {{"limit", sip::kLimitNames[i]}}, m.sip_limited[i]);
+    auth_metrics(out, m);
     family(out, "turnbridge_loop_lag_seconds", "gauge", "Event loop lag of each worker thread.");
     for (std::size_t i = 0; i < m.loop_lag_seconds.size(); ++i) {
         const auto worker = std::to_string(i);

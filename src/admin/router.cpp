@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/admin/router.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <exception>
@@ -60,6 +61,14 @@ std::string_view bearer_of(const Request& req) {
     std::string_view t = std::string_view(*h).substr(7);
     while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
     return t;
+}
+
+// RFC 6585 §4: 429 with Retry-After while the source is over security.auth_failures_per_minute;
+// the token is not checked, so guessing on makes no progress.
+Response too_many_failures(std::uint32_t retry_after_s) {
+    Response r = json_error(429, "too many failed authentications; retry later");
+    r.headers.push_back({"Retry-After", std::to_string(std::max<std::uint32_t>(retry_after_s, 1))});
+    return r;
 }
 
 Response unauthorized(bool presented) {
@@ -261,7 +270,15 @@ Response handle(const Request& req, Backend& backend, const RouterConfig& cfg) {
         if (presented.empty() && route == Route::Page && (req.method == "GET" || req.method == "HEAD"))
             if (const std::string* t = req.param("token")) presented = *t;
         if (presented.empty()) return unauthorized(false);
-        if (!token_matches(presented, cfg.token)) return unauthorized(true);
+        auto* throttle = cfg.auth.throttle;
+        if (throttle != nullptr) {
+            const auto a = throttle->admit(cfg.auth.now, AuthProtocol::Admin, cfg.auth.peer, "", "");
+            if (a.throttled) return too_many_failures(a.retry_after_s);
+        }
+        if (!token_matches(presented, cfg.token)) {
+            if (throttle != nullptr) throttle->on_failure(cfg.auth.now, AuthProtocol::Admin, cfg.auth.peer, "", "");
+            return unauthorized(true);
+        }
     }
     if (route == Route::None) return json_error(404, "not found");
     if (!method_allowed(route, req.method)) {

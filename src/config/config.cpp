@@ -31,6 +31,8 @@ constexpr std::int64_t kMaxSharedPorts = 1024;  // server.relay_shared_ports, pe
 constexpr std::int64_t kMaxUnauthenticatedRate = 1000000;
 // Bounds of the gateway's SIP tables and rates (server.sip_*): large enough for any real server.
 constexpr std::int64_t kMaxSipBound = 10000000;
+constexpr std::int64_t kMaxAuthFailuresPerMinute = 100000;
+constexpr std::int64_t kMaxPermissions = 100000;
 constexpr std::uint16_t kMinRelayPort = 1024;  // below are privileged, well-known service ports
 constexpr std::size_t kMaxTextChars = 127;     // RFC 8489 §14.9 REALM, §14.14 SOFTWARE: < 128 characters
 constexpr std::size_t kMaxUsernameBytes = 508;  // RFC 8489 §14.3: USERNAME < 509 bytes
@@ -175,7 +177,8 @@ void Loader::load_server(const Field& server) {
                  {"listen", "tls_listen", "tls_cert", "tls_key", "relay_ips", "external_ip", "relay_ports",
                   "relay_sharing", "relay_shared_ports",
                   "default_realm", "threads", "software", "default_lifetime", "max_lifetime", "nonce_lifetime",
-                  "max_allocations", "max_allocations_per_user", "log_level", "ws_listen", "wss_listen",
+                  "max_allocations", "max_allocations_per_user", "max_permissions_per_allocation",
+                  "max_channels_per_allocation", "log_level", "ws_listen", "wss_listen",
                   "sip_listen", "media_ip", "media_ports",
                   "sip_hide_from_strangers", "sip_requests_per_second", "sip_requests_burst", "sip_udp_flows",
                   "sip_transactions", "sip_registrations", "sip_registrations_per_user"});
@@ -206,6 +209,11 @@ void Loader::load_server(const Field& server) {
     if (auto f = get("max_allocations")) cfg_.max_allocations = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kU32Max));
     if (auto f = get("max_allocations_per_user"))
         cfg_.max_allocations_per_user = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kU32Max));
+    if (auto f = get("max_permissions_per_allocation"))
+        cfg_.max_permissions_per_allocation = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kMaxPermissions));
+    // RFC 8656 §12: there are only 0x4000-0x4FFF channel numbers.
+    if (auto f = get("max_channels_per_allocation"))
+        cfg_.max_channels_per_allocation = static_cast<std::uint32_t>(r_.as_integer(*f, 0, 0x1000));
     if (auto f = get("log_level")) {
         cfg_.log_level = r_.as_string(*f);
         const std::string_view levels[] = {"debug", "info", "warn", "error"};
@@ -299,13 +307,16 @@ std::pair<std::uint16_t, std::uint16_t> Loader::port_range(const Field& f) const
 
 void Loader::load_security(const Field& security) {
     const auto& t = r_.as_table(security);
-    r_.only_keys(t, "security", {"allowed_peers", "denied_peers", "unauthenticated_rate", "unauthenticated_burst"});
+    r_.only_keys(t, "security", {"allowed_peers", "denied_peers", "unauthenticated_rate", "unauthenticated_burst",
+                                 "auth_failures_per_minute"});
     if (auto f = r_.get(t, "security", "allowed_peers")) cfg_.allowed_peers = cidrs(*f);
     if (auto f = r_.get(t, "security", "denied_peers")) cfg_.denied_peers = cidrs(*f);
     if (auto f = r_.get(t, "security", "unauthenticated_rate"))
         cfg_.unauthenticated_rate = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kMaxUnauthenticatedRate));
     if (auto f = r_.get(t, "security", "unauthenticated_burst"))
         cfg_.unauthenticated_burst = static_cast<std::uint32_t>(r_.as_integer(*f, 1, kMaxUnauthenticatedRate));
+    if (auto f = r_.get(t, "security", "auth_failures_per_minute"))
+        cfg_.auth_failures_per_minute = static_cast<std::uint32_t>(r_.as_integer(*f, 0, kMaxAuthFailuresPerMinute));
 }
 
 void Loader::check_server() const {

@@ -249,12 +249,24 @@ admin::Metrics AccountingHub::metrics() {
         for (std::size_t i = 0; i < s.sip_limited.size(); ++i) m.sip_limited[i] += s.sip_limited[i];
         for (std::size_t i = 0; i < m.gateway_media_dropped_source.size(); ++i)
             m.gateway_media_dropped_source[i] += s.gateway_media_dropped_source[i];
+        m.user_allocation_refusals += s.user_allocation_refusals;
+        m.permission_cap_refusals += s.permission_cap_refusals;
+        m.channel_cap_refusals += s.channel_cap_refusals;
         m.loop_lag_seconds.push_back(s.loop_lag_seconds);
         for (std::size_t i = 0; i < s.allocate_refused.size(); ++i)
             m.allocations_failed[std::string(turn::to_string(static_cast<turn::AllocateRefusal>(i)))] += s.allocate_refused[i];
     }
     m.allocations_failed["auth"] = m.auth_failures;
     m.allocations_failed["quota"] = m.quota_refusals;
+    if (auth_ != nullptr) {
+        const auto c = auth_->counters();
+        for (std::size_t p = 0; p < kAuthProtocols; ++p) {
+            const auto name = std::string(to_string(static_cast<AuthProtocol>(p)));
+            m.auth_failed[name] = c.failures[p];
+            m.auth_throttled[name] = c.throttled[p];
+        }
+        m.auth_throttle_evictions = c.evictions;
+    }
     return m;
 }
 

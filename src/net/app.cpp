@@ -25,7 +25,9 @@ unsigned worker_count(unsigned threads) {
 }
 
 App::App(std::shared_ptr<const config::Config> cfg)
-    : cfg_(std::move(cfg)), nonces_(turn::NonceMinter::with_random_key(cfg_->nonce_lifetime)) {}
+    : cfg_(std::move(cfg)),
+      nonces_(turn::NonceMinter::with_random_key(cfg_->nonce_lifetime)),
+      auth_(cfg_->auth_failures_per_minute, AuthThrottle::random_seed()) {}
 
 App::~App() = default;
 
@@ -88,6 +90,7 @@ bool App::open_accounting(unsigned workers) {
                                                workers_[worker]->post_kick(id);
                                                return true;
                                            });
+    hub_->set_auth_throttle(&auth_);
     if (cfg_->accounting.enabled)
         log::info("accounting to {} every {} s", cfg_->accounting.database.string(),
                   cfg_->accounting.flush_interval.count());
@@ -99,6 +102,7 @@ bool App::open_accounting(unsigned workers) {
 bool App::start_admin() {
     if (!cfg_->admin.listen) return true;
     admin_ = std::make_unique<admin::HttpServer>(&loop_, *hub_, cfg_->admin.token);
+    admin_->set_auth_throttle(&auth_);
     try {
         admin_->start(*cfg_->admin.listen);
     } catch (const std::exception& e) {
@@ -118,7 +122,7 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
     if (cfg_->any_gateway()) media_ = std::make_unique<MediaExchange>(*cfg_, count);
     const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
-                               instance_ms_, media_.get()};
+                               instance_ms_, media_.get(), &auth_};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));
@@ -161,6 +165,7 @@ void App::reload() {
     auto fresh = merge_reload(*cfg_, std::get<std::shared_ptr<const config::Config>>(loaded));
     cfg_ = fresh;
     log::set_level(parse_log_level(cfg_->log_level));
+    auth_.set_limit(cfg_->auth_failures_per_minute);
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
     if (admin_) admin_->set_token(cfg_->admin.token);

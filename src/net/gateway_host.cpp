@@ -87,6 +87,8 @@ void GatewayHost::start() {
     apply(out);
 }
 
+void GatewayHost::set_auth_throttle(AuthThrottle* auth) { router_->set_auth_throttle(auth); }
+
 void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     cfg_ = cfg;
     udp_flows_.set_capacity(cfg_->sip_udp_flows);

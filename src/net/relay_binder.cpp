@@ -35,6 +35,7 @@ Result<turn::RelaySocket> WorkerRelayBinder::adopt(const BoundRelay& b) {
     RelaySocket* s = RelaySocket::open(worker_, handle, b.fd, b.local, err);
     if (s == nullptr) {
         log::warn("cannot open relay socket {}: {}", b.local.to_string(), error_text(err));
+        registry_.release(b.local);
         return Error{StunCode::InsufficientCapacity, 0, "Insufficient Capacity"};
     }
     sockets_.emplace(handle, s);
@@ -77,12 +78,18 @@ void WorkerRelayBinder::release(turn::RelayHandle handle) {
     }
     auto it = sockets_.find(handle);
     if (it == sockets_.end()) return;
-    it->second->close();
+    const Endpoint local = it->second->local();
+    it->second->close();  // closes the fd now (uv_close), so the port can be bound again
+    registry_.release(local);
     sockets_.erase(it);
 }
 
 void WorkerRelayBinder::close_all() {
-    for (auto& [handle, s] : sockets_) s->close();
+    for (auto& [handle, s] : sockets_) {
+        const Endpoint local = s->local();
+        s->close();
+        registry_.release(local);
+    }
     sockets_.clear();
     for (auto& shared : shared_) shared.clear();
 }

@@ -311,15 +311,16 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
         return reply(now, r.tx, r.request, cfg_->realms.contains(domain) ? 403 : 404, out, "Unknown realm");
     }
     sip::DigestServer digest(realm->name, nonces_);
-    auto check = digest.verify(r.request, now, flow.peer,
-                               [&](std::string_view user) { return sip::realm_password(*realm, user, unix_now); });
+    const auto checked = throttled_digest(now, unix_now, *realm, flow, r, false, out);
+    if (!checked) return;
+    const auto& check = *checked;
     std::vector<sip::Action> in;
     switch (check.verdict) {
         case sip::DigestServer::Verdict::Ok: break;
         case sip::DigestServer::Verdict::Malformed: return reply(now, r.tx, r.request, 400, out, "Bad Authorization");
         case sip::DigestServer::Verdict::Forbidden:
-            log::info("sip: REGISTER {}@{} from {}: unknown user or wrong password", check.username, realm->name,
-                      flow.peer.to_string());
+            log::debug("sip: REGISTER {}@{} from {}: unknown user or wrong password", check.username, realm->name,
+                       flow.peer.to_string());
             return reply(now, r.tx, r.request, 403, out, "Forbidden");
         default:
             layer_.respond(now, r.tx,
@@ -340,6 +341,39 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
     process(now, unix_now, &flow, in, out);
 }
 
+std::optional<sip::DigestServer::Check> SipRouter::throttled_digest(sip::Time now, std::int64_t unix_now,
+                                                                    const config::Realm& realm, const SipFlow& flow,
+                                                                    sip::RequestIn& r, bool proxy,
+                                                                    std::vector<sip::Action>& out) {
+    std::optional<AuthThrottle::Admission> held;
+    const auto check = sip::DigestServer(realm.name, nonces_).verify(
+        r.request, now, flow.peer,
+        [&](std::string_view user) -> std::optional<std::string> {
+            // Asked only with a fresh nonce of ours and well-formed credentials: a real guess.
+            if (auth_ != nullptr) {
+                if (auto a = auth_->admit(now, AuthProtocol::Sip, flow.peer, realm.name, user); a.throttled) {
+                    held = a;
+                    return std::nullopt;
+                }
+            }
+            return sip::realm_password(realm, user, unix_now);
+        },
+        proxy);
+    if (held) {
+        // RFC 3261 §21.5.4: 503 with Retry-After; the password was not checked.
+        auto resp = sip::Message::response(r.request, 503, "Too Many Failed Authentications", sip::new_tag(random_));
+        resp.add_header("Retry-After", std::to_string(std::max<std::uint32_t>(held->retry_after_s, 1)));
+        std::vector<sip::Action> in;
+        layer_.respond(now, r.tx, std::move(resp), in);
+        for (auto& a : in)
+            if (auto* s = std::get_if<sip::Send>(&a)) out.push_back(std::move(*s));
+        return std::nullopt;
+    }
+    if (check.verdict == sip::DigestServer::Verdict::Forbidden && auth_ != nullptr)
+        auth_->on_failure(now, AuthProtocol::Sip, flow.peer, realm.name, check.username);
+    return check;
+}
+
 void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
                                   std::vector<sip::Action>& out) {
     const auto target = uri_parts(r.request.request_uri());
@@ -347,14 +381,15 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     if (realm == nullptr) return reply(now, r.tx, r.request, cfg_->realms.contains(target.host) ? 403 : 404, out, "Unknown realm");
     sip::DigestServer digest(realm->name, nonces_);
     // RFC 3261 §22.3: a proxy-style 407 for INVITE (JsSIP answers 401 and 407 alike).
-    auto check = digest.verify(r.request, now, flow.peer,
-                               [&](std::string_view user) { return sip::realm_password(*realm, user, unix_now); }, true);
+    const auto checked = throttled_digest(now, unix_now, *realm, flow, r, true, out);
+    if (!checked) return;
+    const auto& check = *checked;
     std::vector<sip::Action> in;
     if (check.verdict == sip::DigestServer::Verdict::Malformed)
         return reply(now, r.tx, r.request, 400, out, "Bad Proxy-Authorization");
     if (check.verdict == sip::DigestServer::Verdict::Forbidden) {
-        log::info("sip: INVITE from {}@{} at {}: unknown user or wrong password", check.username, realm->name,
-                  flow.peer.to_string());
+        log::debug("sip: INVITE from {}@{} at {}: unknown user or wrong password", check.username, realm->name,
+                   flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out, "Forbidden");
     }
     if (check.verdict != sip::DigestServer::Verdict::Ok) {

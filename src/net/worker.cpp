@@ -63,7 +63,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
         uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(true); }, every, every);
     }
     last_tick_ms_ = uv_now(&loop_);
-    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub}, binder_,
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth}, binder_,
                                              accounting_.get());
     if (shared_.media != nullptr) {
         server_->set_local_peers(shared_.media);
@@ -95,6 +95,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                 calls = [hub = shared_.hub](accounting::CallRecord r) { hub->post_call(std::move(r)); };
             gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
                                                      shared_.media, std::move(calls));
+            gateway_->set_auth_throttle(shared_.auth);
             gateway_->start();
         }
     } catch (...) {
@@ -216,6 +217,9 @@ void Worker::shutdown() {
 void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
     WorkerStats stats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
+    stats.user_allocation_refusals = s.user_allocation_refusals;
+    stats.permission_cap_refusals = s.permission_cap_refusals;
+    stats.channel_cap_refusals = s.channel_cap_refusals;
     if (gateway_) {
         stats.sip_limited = gateway_->limits();
         const auto strangers = gateway_->media_strangers();

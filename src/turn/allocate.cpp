@@ -105,9 +105,14 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
     const std::uint32_t user_limit = realm_cfg && realm_cfg->max_allocations_per_user
                                          ? realm_cfg->max_allocations_per_user
                                          : cfg.max_allocations_per_user;
+    // RFC 8656 §7.2: 486 when the user's (or the server's) allocation quota is reached. The
+    // counts are shared by all workers and touched only here and when an allocation ends.
     if (shared_.quota && !shared_.quota->acquire(req.realm.name, quota_user, cfg.max_allocations, user_limit)) {
         ++stats_.quota_refusals;
-        log::info("allocation refused (quota) user={} realm={} client=[{}]", req.username, req.realm.name,
+        const bool per_user = user_limit != 0 && shared_.quota->of(req.realm.name, quota_user) >= user_limit;
+        if (per_user) ++stats_.user_allocation_refusals;
+        log::info("allocation refused ({}) user={} realm={} client=[{}]",
+                  per_user ? "max_allocations_per_user" : "max_allocations", req.username, req.realm.name,
                   req.from.to_string());
         send_error(req, StunCode::AllocationQuotaReached, "Allocation Quota Reached", out);
         return;

@@ -63,6 +63,13 @@ std::optional<Lookup> find_user(const config::Realm& realm, const stun::Message&
     return rest_lookup(realm, *username, unix_now, expired);
 }
 
+// Who a request claims to be, for the per-user throttle: USERNAME, or the USERHASH bytes.
+std::string_view throttle_name(const stun::Message& m) {
+    if (auto name = m.get_string(stun::attr::Username)) return *name;
+    if (auto hash = m.get(stun::attr::Userhash)) return {reinterpret_cast<const char*>(hash->data()), hash->size()};
+    return {};
+}
+
 }  // namespace
 
 bool Server::authenticate(const Clock& now, Request& req, std::vector<Action>& out) {
@@ -107,6 +114,17 @@ bool Server::authenticate(const Clock& now, Request& req, std::vector<Action>& o
         }
         algorithm = (*alg)[1];
     }
+    // security.auth_failures_per_minute: a source (or, from a source that failed too, a user)
+    // over its budget gets the same 401 as a wrong password, without the lookup or the HMAC.
+    // RFC 8489 has no "too many requests" code, and an answer that differed from a wrong
+    // password's would tell a guesser when to resume.
+    const auto claimed = throttle_name(m);
+    if (shared_.auth != nullptr &&
+        shared_.auth->admit(now.mono, AuthProtocol::Turn, req.from.client.ip, *realm, claimed).throttled) {
+        ++stats_.auth_throttled;
+        challenge(StunCode::Unauthenticated, "Unauthenticated");
+        return false;
+    }
     bool expired = false;
     auto user = *realm == req.realm.name ? find_user(req.realm, m, now.unix_seconds, expired) : std::nullopt;
     // Derive a key even for unknown users, so timing does not tell which usernames exist.
@@ -126,6 +144,7 @@ bool Server::authenticate(const Clock& now, Request& req, std::vector<Action>& o
                                   : stun::check_message_integrity(m, key.span());
     if (!user || !mac_ok) {
         ++stats_.auth_failures;
+        if (shared_.auth != nullptr) shared_.auth->on_failure(now.mono, AuthProtocol::Turn, req.from.client.ip, *realm, claimed);
         log::debug("auth failure from {}: user '{}' realm '{}'{}", req.from.to_string(), name, *realm,
                    expired ? " (REST credential expired)" : "");
         challenge(StunCode::Unauthenticated, "Unauthenticated");

@@ -35,6 +35,19 @@ void Server::on_channel_bind(const Clock& now, Request& req, std::vector<Action>
         }
         if (c.number == number) existing = &c;
     }
+    // RFC 8656 §12.2: a request the server cannot fulfil for lack of capacity gets 508. Channels
+    // in quarantine keep their number, so they count.
+    const std::uint32_t channel_cap = shared_.config->max_channels_per_allocation;
+    if (existing == nullptr && channel_cap != 0 && a->channels.size() >= channel_cap) {
+        ++stats_.channel_cap_refusals;
+        send_error(req, StunCode::InsufficientCapacity, "Insufficient Capacity: too many channels", out);
+        return;
+    }
+    if (over_permission_cap(*a, std::span<const Endpoint>(&*peer, 1))) {
+        ++stats_.permission_cap_refusals;
+        send_error(req, StunCode::InsufficientCapacity, "Insufficient Capacity: too many permissions", out);
+        return;
+    }
     if (existing != nullptr)
         existing->expires = now.mono + kChannelLifetime;
     else

@@ -3,19 +3,9 @@
 
 #include <openssl/rand.h>
 
+#include "turnbridge/base/keyed_hash.hpp"
+
 namespace turnbridge::turn {
-namespace {
-
-// splitmix64's finaliser: every input bit moves every output bit.
-std::uint64_t mix(std::uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-}  // namespace
 
 ReflectionGuard::ReflectionGuard(std::uint32_t rate, std::uint32_t burst, std::uint64_t seed)
     : seed_(seed) {
@@ -38,13 +28,8 @@ void ReflectionGuard::set_limits(std::uint32_t rate, std::uint32_t burst) {
 }
 
 std::size_t ReflectionGuard::slot_of(const IpAddress& ip) const {
-    std::uint64_t h = seed_ ^ static_cast<std::uint64_t>(ip.family);
-    for (std::size_t i = 0; i < ip.size(); i += 8) {
-        std::uint64_t word = 0;
-        for (std::size_t j = i; j < i + 8 && j < ip.size(); ++j) word = word << 8 | ip.bytes[j];
-        h = mix(h ^ word);
-    }
-    return static_cast<std::size_t>(mix(h) % kSlots);
+    return static_cast<std::size_t>(keyed_hash(seed_ ^ static_cast<std::uint64_t>(ip.family), ip.bytes.data(), ip.size()) %
+                                    kSlots);
 }
 
 bool ReflectionGuard::allow(Time now, const IpAddress& source, std::size_t request_size,

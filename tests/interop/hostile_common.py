@@ -72,6 +72,7 @@ class HostileServer(Turnbridge):
             f'ws_listen = ["127.0.0.1:{self.ws_port}"]\n'
             f'sip_listen = ["127.0.0.1:{self.sip_port}"]\n'
             f'media_ip = "127.0.0.1"\nmedia_ports = "{self.media_lo}-{self.media_lo + 39}"\n' + extra_server))
+        self.max_allocations_per_user = None  # the public-server default (10), as an outsider meets it
 
     def write_config(self):
         super().write_config()
@@ -179,9 +180,10 @@ def admin_get(server, path="/api/v1/allocations", token=TOKEN, timeout=5.0):
         conn.close()
 
 
-def ws_connect(port, host="127.0.0.1", timeout=5.0):
-    """An open `sip` WebSocket (RFC 7118) as a plain socket, after the RFC 6455 handshake."""
-    s = socket.create_connection((host, port), timeout=timeout)
+def ws_connect(port, host="127.0.0.1", timeout=5.0, source=None):
+    """An open `sip` WebSocket (RFC 7118) as a plain socket, after the RFC 6455 handshake;
+    from the address `source` when given (an attacker's)."""
+    s = socket.create_connection((host, port), timeout=timeout, source_address=(source, 0) if source else None)
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     s.sendall((f"GET /sip HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n").encode())

@@ -45,6 +45,15 @@ struct Metrics {
     std::uint64_t auth_failures = 0;
     std::uint64_t quota_refusals = 0;
     std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
+    // security.auth_failures_per_minute, by protocol (turn, sip, admin): wrong credentials
+    // checked, and requests answered without a check.
+    std::map<std::string, std::uint64_t> auth_failed;
+    std::map<std::string, std::uint64_t> auth_throttled;
+    std::uint64_t auth_throttle_evictions = 0;
+    // Per-user limits of a public server (issue 11).
+    std::uint64_t user_allocation_refusals = 0;  // 486: server.max_allocations_per_user
+    std::uint64_t permission_cap_refusals = 0;   // 508: server.max_permissions_per_allocation
+    std::uint64_t channel_cap_refusals = 0;      // 508: server.max_channels_per_allocation
     std::vector<double> loop_lag_seconds;  // per worker thread
     std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
     sip::LimitCounts sip_limited{};            // the gateway's SIP bounds that bit (issue 11)

@@ -11,6 +11,7 @@
 
 #include "turnbridge/admin/backend.hpp"
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/base/auth_throttle.hpp"
 
 namespace turnbridge::admin {
 
@@ -36,6 +37,8 @@ public:
     std::size_t connections() const { return connections_.size(); }
     // For SIGHUP: requests from now on need the new token.
     void set_token(std::string token) { token_ = std::move(token); }
+    // security.auth_failures_per_minute for wrong tokens (429 while a source is over it).
+    void set_auth_throttle(AuthThrottle* auth) { auth_ = auth; }
 
 private:
     struct Listener;
@@ -59,6 +62,7 @@ private:
     uv_loop_t* loop_;
     Backend& backend_;
     std::string token_;
+    AuthThrottle* auth_ = nullptr;
     Endpoint local_;
     Listener* listener_ = nullptr;       // owned by the loop until its close callback
     std::unordered_set<Connection*> connections_;

@@ -14,12 +14,20 @@
 #include "turnbridge/admin/backend.hpp"
 #include "turnbridge/admin/http_request.hpp"
 #include "turnbridge/admin/http_response.hpp"
+#include "turnbridge/base/auth_throttle.hpp"
 
 namespace turnbridge::admin {
 
 struct RouterConfig {
     std::string_view token;    // bearer token; "" = no authentication (loopback listener only)
     std::int64_t now_ms = 0;   // wall clock, unix ms: the base of relative times such as since=7d
+    // security.auth_failures_per_minute: wrong tokens from `peer` are counted, and while it is
+    // over the limit its requests get 429 without a token check. No throttle: not counted.
+    struct Auth {
+        AuthThrottle* throttle = nullptr;
+        IpAddress peer;
+        AuthThrottle::Time now{};
+    } auth;
 };
 
 Response handle(const Request& req, Backend& backend, const RouterConfig& cfg);

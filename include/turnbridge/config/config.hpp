@@ -101,7 +101,13 @@ struct Config {
     std::chrono::seconds max_lifetime{3600};
     std::chrono::seconds nonce_lifetime{600};
     std::uint32_t max_allocations = 0;           // whole server; 0 = unlimited
-    std::uint32_t max_allocations_per_user = 0;  // per user per realm; 0 = unlimited
+    // Per user per realm, across all workers; 0 = unlimited. One user must not take every relay
+    // port of a public server (issue 11).
+    std::uint32_t max_allocations_per_user = 10;
+    // RFC 8656 §9, §12 set no limit; a browser needs about one permission per remote candidate IP
+    // and one channel per peer it sends to. 0 = unlimited.
+    std::uint32_t max_permissions_per_allocation = 64;
+    std::uint32_t max_channels_per_allocation = 64;
     std::string log_level = "info";
     // Gateway mode: SIP over WebSocket toward browsers (RFC 7118), SIP toward trunks, media.
     std::vector<Endpoint> ws_listen;           // HTTP + WebSocket, path /sip
@@ -130,6 +136,9 @@ struct Config {
     // burst/rate seconds. Over the limit they are dropped silently.
     std::uint32_t unauthenticated_rate = 50;
     std::uint32_t unauthenticated_burst = 100;
+    // Failed authentications (TURN, SIP digest, admin token) per source IP and per user: a bucket
+    // this deep, refilled at this rate; while it is empty the password is not checked. 0 = off.
+    std::uint32_t auth_failures_per_minute = 20;
 
     std::map<std::string, Realm> realms;
 

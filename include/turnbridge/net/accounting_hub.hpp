@@ -35,6 +35,9 @@ struct WorkerStats {
     std::uint64_t unauthenticated_dropped = 0;
     sip::LimitCounts sip_limited{};   // worker 0's gateway, if any
     std::array<std::uint64_t, 2> gateway_media_dropped_source{};  // admin::Metrics order; worker 0 only
+    std::uint64_t user_allocation_refusals = 0;  // turn::Stats, the per-user limits (issue 11)
+    std::uint64_t permission_cap_refusals = 0;
+    std::uint64_t channel_cap_refusals = 0;
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {
@@ -53,6 +56,8 @@ public:
 
     // Control thread.
     void set_config(std::shared_ptr<const config::Config> cfg);
+    // Where metrics() reads the failed-authentication counters; null: none.
+    void set_auth_throttle(const AuthThrottle* auth) { auth_ = auth; }
     void drain();  // writes what was posted; also called at shutdown after workers stopped
     void close();  // closes the async handle; logs what could not be written, if anything
 
@@ -83,6 +88,7 @@ private:
     std::mutex mu_;
     std::vector<accounting::AllocationRecord> inbox_;
     std::vector<WorkerStats> stats_;
+    const AuthThrottle* auth_ = nullptr;
     std::vector<accounting::CallRecord> call_inbox_;
 
     std::vector<accounting::AllocationRecord> unwritten_;  // a failed write's batch, retried

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "turnbridge/admin/http_server.hpp"
+#include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/media_exchange.hpp"
@@ -42,6 +43,7 @@ private:
     std::shared_ptr<const config::Config> cfg_;
     turn::NonceMinter nonces_;
     turn::QuotaTracker quota_;
+    AuthThrottle auth_;  // failed TURN, SIP digest and admin authentications, for every thread
     RelayRegistry relays_;
     std::int64_t instance_ms_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop

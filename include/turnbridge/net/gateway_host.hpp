@@ -51,6 +51,8 @@ public:
     // Binds every listener; throws std::runtime_error naming the address that failed.
     void start();
     void set_config(std::shared_ptr<const config::Config> cfg);
+    // security.auth_failures_per_minute for the browsers' digest checks (SipRouter).
+    void set_auth_throttle(AuthThrottle* auth);
     // Hangs up calls, closes every handle (the loop then finishes them).
     void close();
     // Media datagrams from strangers dropped since start (for /metrics).

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/net/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
@@ -100,6 +101,8 @@ public:
     void set_config(std::shared_ptr<const config::Config> cfg);
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
+    // security.auth_failures_per_minute for browsers' digest credentials; null: none.
+    void set_auth_throttle(AuthThrottle* auth) { auth_ = auth; }
     // A trunk host name was looked up: waiting INVITEs and registrations go on.
     void on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out);
     // Starts REGISTERs toward trunks of realms with `register = true`.
@@ -164,6 +167,13 @@ private:
     void on_browser_invite(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
                            std::vector<sip::Action>& out);
     void on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out);
+    // The digest check of a browser's REGISTER or INVITE (`proxy`: Proxy-Authorization) under
+    // the failed-authentication throttle. nullopt: the source was over it and has been answered
+    // 503 without a password check.
+    std::optional<sip::DigestServer::Check> throttled_digest(sip::Time now, std::int64_t unix_now,
+                                                             const config::Realm& realm, const SipFlow& flow,
+                                                             sip::RequestIn& r, bool proxy,
+                                                             std::vector<sip::Action>& out);
     void reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
                std::vector<sip::Action>& out, std::string_view reason = {});
     const config::Realm* gateway_realm(std::string_view name) const;
@@ -201,6 +211,7 @@ private:
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
     std::optional<sip::Time> reregister_at_;
     const TrunkHosts* hosts_ = nullptr;
+    AuthThrottle* auth_ = nullptr;
     // Browser INVITEs (authenticated) waiting for their trunk's host name.
     struct Waiting {
         sip::Time until;

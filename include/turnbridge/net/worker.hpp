@@ -46,6 +46,7 @@ struct ProcessShared {
     AccountingHub* hub = nullptr;   // null: no accounting
     std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
     MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateway
+    AuthThrottle* auth = nullptr;   // security.auth_failures_per_minute (TURN and SIP digest)
 };
 
 class Worker {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/allocation.hpp"
@@ -95,6 +96,7 @@ struct SharedState {
     QuotaTracker* quota = nullptr;
     unsigned worker = 0;  // high bits of AllocationId, so ids are unique across workers
     const QuotaGate* quota_gate = nullptr;  // null: no byte quotas
+    AuthThrottle* auth = nullptr;           // security.auth_failures_per_minute; null: none
 };
 
 // Why an Allocate was refused, besides credentials and quotas (counted on their own below).
@@ -102,8 +104,15 @@ enum class AllocateRefusal : std::uint8_t { BadRequest, Mismatch, Family, Transp
 std::string_view to_string(AllocateRefusal r);
 
 struct Stats {
-    std::uint64_t auth_failures = 0;
+    std::uint64_t auth_failures = 0;   // wrong credentials, checked
+    std::uint64_t auth_throttled = 0;  // 401 without a check: security.auth_failures_per_minute
     std::uint64_t quota_refusals = 0;
+    // Of quota_refusals: the user already had server.max_allocations_per_user.
+    std::uint64_t user_allocation_refusals = 0;
+    // CreatePermission/ChannelBind answered 508: server.max_permissions_per_allocation or
+    // max_channels_per_allocation reached.
+    std::uint64_t permission_cap_refusals = 0;
+    std::uint64_t channel_cap_refusals = 0;
     // Error responses to Allocate other than 401 (a challenge or bad credentials: auth_failures)
     // and 486 (quota_refusals), by kind.
     std::array<std::uint64_t, static_cast<std::size_t>(AllocateRefusal::Count)> allocate_refused{};
@@ -198,6 +207,8 @@ private:
     // Sends 443 or 403 and returns true when `peer` may not be used by `a` (RFC 8656 §9.1).
     // A gateway realm's allocation may use the gateway's media addresses (LocalPeers) and is marked.
     bool refuse_peer(const Request& req, Allocation& a, const Endpoint& peer, std::vector<Action>& out);
+    // server.max_permissions_per_allocation: would installing permissions for `peers` pass it?
+    bool over_permission_cap(const Allocation& a, std::span<const Endpoint> peers) const;
     // Sends 420 listing unknown comprehension-required attributes (RFC 8489 §6.3.1), if any.
     bool refuse_unknown_attributes(const Request& req, std::vector<Action>& out, bool with_integrity);
     // realm.X.quota_bytes used up by the requesting user (counts and logs a refusal).

@@ -112,6 +112,12 @@ Metrics sample_metrics() {
     m.unauthenticated_dropped = 8;
     m.loop_lag_seconds = {0.0005, 0.25};
     m.sip_limited[static_cast<std::size_t>(sip::Limit::CallsPerUser)] = 3;
+    m.auth_failed = {{"turn", 11}, {"sip", 0}, {"admin", 2}};
+    m.auth_throttled = {{"turn", 12}, {"sip", 0}, {"admin", 0}};
+    m.auth_throttle_evictions = 13;
+    m.user_allocation_refusals = 14;
+    m.permission_cap_refusals = 15;
+    m.channel_cap_refusals = 16;
     return m;
 }
 
@@ -138,6 +144,12 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_bytes_total", "counter"},
         {"turnbridge_gateway_call_packets_total", "counter"},
         {"turnbridge_gateway_media_dropped_total", "counter"},
+        {"turnbridge_auth_failed_checks_total", "counter"},
+        {"turnbridge_auth_throttled_total", "counter"},
+        {"turnbridge_auth_throttle_evictions_total", "counter"},
+        {"turnbridge_user_allocation_limit_total", "counter"},
+        {"turnbridge_permission_limit_total", "counter"},
+        {"turnbridge_channel_limit_total", "counter"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
         const auto& name = family.first;
@@ -164,6 +176,13 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_sip_limited_total{limit=udp_flow_evicted}", 0},
         {"turnbridge_loop_lag_seconds{worker=0}", 0.0005},
         {"turnbridge_loop_lag_seconds{worker=1}", 0.25},
+        {"turnbridge_auth_failed_checks_total{protocol=turn}", 11},
+        {"turnbridge_auth_failed_checks_total{protocol=admin}", 2},
+        {"turnbridge_auth_throttled_total{protocol=turn}", 12},
+        {"turnbridge_auth_throttle_evictions_total", 13},
+        {"turnbridge_user_allocation_limit_total", 14},
+        {"turnbridge_permission_limit_total", 15},
+        {"turnbridge_channel_limit_total", 16},
         // Label values are escaped on the way out and come back as they were.
         {"turnbridge_active_allocations{realm=odd \"realm\"\\\nx}", 1},
     };
@@ -184,10 +203,10 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 16);
-    // The three unlabelled counters and one turnbridge_sip_limited_total per limit, at 0 (no
+    CHECK(e.types.size() == 22);
+    // The seven unlabelled counters and one turnbridge_sip_limited_total per limit, at 0 (no
     // gateway: no media drops).
-    CHECK(e.samples.size() == 3 + sip::kLimitNames.size());
+    CHECK(e.samples.size() == 7 + sip::kLimitNames.size());
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
 }

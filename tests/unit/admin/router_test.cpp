@@ -347,3 +347,26 @@ TEST_CASE("is_loopback_host knows localhost, 127/8 and [::1], with or without a 
         CHECK_FALSE(is_loopback_host(h));
     }
 }
+
+TEST_CASE("wrong tokens past auth_failures_per_minute get 429 with Retry-After (RFC 6585 §4), other sources unaffected") {
+    FakeBackend b;
+    AuthThrottle throttle(4, 1);
+    const auto t0 = AuthThrottle::Time{} + std::chrono::hours(1);
+    auto from = [&](const char* ip, const Request& req) {
+        RouterConfig rc{kToken, kNow};
+        rc.auth = {&throttle, *IpAddress::parse(ip), t0};
+        return handle(req, b, rc);
+    };
+    std::vector<int> statuses;
+    for (int i = 0; i < 7; ++i) statuses.push_back(from("192.0.2.9", request("GET", "/metrics", "Bearer nope")).status);
+    CHECK(statuses == std::vector<int>{401, 401, 401, 401, 429, 429, 429});
+    const auto held = from("192.0.2.9", request("GET", "/metrics"));   // the right token is not checked either
+    CHECK(held.status == 429);
+    REQUIRE(field(held, "Retry-After") != nullptr);
+    CHECK(*field(held, "Retry-After") == "15");   // 4 a minute: a token every 15 s
+    CHECK(from("127.0.0.1", request("GET", "/metrics")).status == 200);
+    // A request without a token is not a guess.
+    CHECK(from("198.51.100.1", request("GET", "/metrics", "")).status == 401);
+    CHECK(throttle.counters().failures[2] == 4);
+    CHECK(throttle.counters().throttled[2] == 4);
+}

@@ -117,12 +117,15 @@ TEST_CASE("Keys left out take the defaults of config.hpp") {
     CHECK(cfg->max_lifetime == std::chrono::seconds(3600));
     CHECK(cfg->nonce_lifetime == std::chrono::seconds(600));
     CHECK(cfg->max_allocations == 0);
-    CHECK(cfg->max_allocations_per_user == 0);
+    CHECK(cfg->max_allocations_per_user == 10);  // issue 11: one user must not take every port
+    CHECK(cfg->max_permissions_per_allocation == 64);
+    CHECK(cfg->max_channels_per_allocation == 64);
     CHECK(cfg->log_level == "info");
     CHECK(cfg->allowed_peers.empty());
     CHECK(cfg->denied_peers.empty());
     CHECK(cfg->unauthenticated_rate == 50);
     CHECK(cfg->unauthenticated_burst == 100);
+    CHECK(cfg->auth_failures_per_minute == 20);
     CHECK(cfg->realms.at("example.org").users.empty());
     CHECK(cfg->realms.at("example.org").max_allocations_per_user == 0);
     const Realm& realm = cfg->realms.at("example.org");
@@ -151,10 +154,13 @@ default_lifetime = 300
 max_lifetime = 900
 nonce_lifetime = 120
 max_allocations = 1000
-max_allocations_per_user = 10
+max_allocations_per_user = 12
+max_permissions_per_allocation = 5
+max_channels_per_allocation = 6
 log_level = "debug"
 [security]
 denied_peers = ["198.51.100.0/24", "2001:db8::/32"]
+auth_failures_per_minute = 7
 [realm.other]
 rest_secret = "r"
 max_allocations_per_user = 3)"));
@@ -171,7 +177,10 @@ max_allocations_per_user = 3)"));
     CHECK(cfg->max_lifetime == std::chrono::seconds(900));
     CHECK(cfg->nonce_lifetime == std::chrono::seconds(120));
     CHECK(cfg->max_allocations == 1000);
-    CHECK(cfg->max_allocations_per_user == 10);
+    CHECK(cfg->max_allocations_per_user == 12);
+    CHECK(cfg->max_permissions_per_allocation == 5);
+    CHECK(cfg->max_channels_per_allocation == 6);
+    CHECK(cfg->auth_failures_per_minute == 7);
     CHECK(cfg->log_level == "debug");
     CHECK(strings(cfg->denied_peers) == std::vector<std::string>{"198.51.100.0/24", "2001:db8::/32"});
     CHECK(cfg->realms.size() == 2);
@@ -510,6 +519,8 @@ TEST_CASE("threads is 0 to 256 and the limits fit 32 bits") {
         {"threads -1", with_server("threads = -1"), "server.threads", 3, "got -1"},
         {"negative max_allocations", with_server("max_allocations = -1"), "server.max_allocations", 3, "from 0 to 4294967295"},
         {"huge per-user limit", with_server("max_allocations_per_user = 4294967296"), "server.max_allocations_per_user", 3, "from 0 to 4294967295"},
+        {"channels past the number space", with_server("max_channels_per_allocation = 4097"), "server.max_channels_per_allocation", 3, "from 0 to 4096"},
+        {"negative permissions", with_server("max_permissions_per_allocation = -1"), "server.max_permissions_per_allocation", 3, "from 0 to 100000"},
     });
     auto cfg = accepted(with_server("threads = 256\nmax_allocations = 4294967295"));
     REQUIRE(cfg);
@@ -527,6 +538,7 @@ TEST_CASE("security.unauthenticated_rate is 0 (unlimited) to 1000000, unauthenti
         {"negative rate", security("unauthenticated_rate = -1"), "security.unauthenticated_rate", 4, "expected an integer from 0 to 1000000, got -1"},
         {"huge rate", security("unauthenticated_rate = 1000001"), "security.unauthenticated_rate", 4, "from 0 to 1000000"},
         {"zero burst", security("unauthenticated_burst = 0"), "security.unauthenticated_burst", 4, "expected an integer from 1 to 1000000, got 0"},
+        {"negative auth failures", security("auth_failures_per_minute = -1"), "security.auth_failures_per_minute", 4, "expected an integer from 0 to 100000, got -1"},
         {"rate as string", security("unauthenticated_rate = \"50\""), "security.unauthenticated_rate", 4, "expected an integer"},
         {"misspelt key", security("unauthenticated_rates = 5"), "security.unauthenticated_rates", 4, "unauthenticated_rate"},
     });

@@ -655,3 +655,37 @@ TEST_CASE("calls per user: beyond gateway.max_calls_per_user an INVITE gets 486;
     b.gateway().max_calls = 0;
     CHECK(b.cfg->realm_max_calls(b.cfg->realms.at("example.org")) == 500);
 }
+
+TEST_CASE("REGISTER digest guessing: past auth_failures_per_minute 503 with Retry-After, no check; other sources register") {
+    Bench b;
+    AuthThrottle throttle(3, 1);
+    b.router.set_auth_throttle(&throttle);
+    auto r = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r.size() == 1);
+    REQUIRE(r[0].status() == 401);
+    std::vector<int> statuses;
+    for (int i = 0; i < 6; ++i) {
+        auto got = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "guess" + std::to_string(i),
+                                         "z9hG4bKg" + std::to_string(i)), kWs);
+        REQUIRE(got.size() == 1);
+        statuses.push_back(got[0].status());
+        if (i == 5) CHECK(got[0].header("Retry-After") == "20");   // 3 a minute: a token every 20 s
+    }
+    CHECK(statuses == std::vector<int>{403, 403, 403, 503, 503, 503});   // RFC 3261 §21.5.4
+    CHECK(throttle.counters().failures[1] == 3);
+    CHECK(throttle.counters().throttled[1] == 3);
+    // Even the right password is not checked from there now ...
+    auto held = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "wonderland", "z9hG4bKh"), kWs);
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].status() == 503);
+    CHECK(b.router.bindings() == 0);
+    // ... while alice registers from her own address (a fresh nonce: nonces are bound to the IP).
+    SipFlow home{kWs + 1, true, true, true, *IpAddress::parse("198.51.100.20"), {}};
+    std::string fresh = sip::samples::kJsSipRegister;   // a new transaction: another branch
+    fresh.replace(fresh.find("z9hG4bK9573563"), 14, "z9hG4bKhome001");
+    auto c = b.feed(home, fresh, kWs + 1);
+    REQUIRE(c.size() == 1);
+    auto ok = b.feed(home, answered(fresh, c[0], "alice", "wonderland", "z9hG4bKo"), kWs + 1);
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].status() == 200);
+}

@@ -41,6 +41,7 @@ TEST_CASE("a Refresh that lengthens the lifetime keeps the allocation past its f
 TEST_CASE("many allocations expire each at its own deadline, no earlier and no later") {
     Bench b;
     b.cfg->allowed_peers = {*tb::Cidr::parse("127.0.0.0/8")};
+    b.cfg->max_allocations_per_user = 0;  // 20 of one user
     b.restart();
     std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < 20; ++i) {

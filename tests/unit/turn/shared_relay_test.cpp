@@ -16,6 +16,7 @@ struct Shared {
     explicit Shared(std::size_t n = 2, std::size_t ports = 1) {
         b.cfg->allowed_peers = {*tb::Cidr::parse("127.0.0.0/8"), *tb::Cidr::parse("::1/128")};
         b.cfg->relay_sharing = true;
+        b.cfg->max_allocations_per_user = 0;  // up to 100 of one user
         b.binder.shared_ports = ports;
         b.restart();
         for (std::size_t i = 0; i < n; ++i) add();
