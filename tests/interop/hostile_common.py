@@ -158,6 +158,9 @@ def turn_allocate(server, transport):
             ctx.verify_mode = ssl.CERT_NONE
             c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
         c.allocate()
+        # Released at once: the legitimate user must not pile up allocations against
+        # server.max_allocations_per_user over the cases.
+        c.refresh(0)
         return True
     except Exception as e:  # noqa: BLE001: any failure means "not served"
         print(f"  legit TURN {transport}: {type(e).__name__}: {e}", flush=True)
