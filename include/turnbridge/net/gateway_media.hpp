@@ -7,6 +7,7 @@
 // browser socket (direct candidates) or from a TURN allocation of this process through the
 // MediaExchange (relay candidates; no socket round trip); answers go back the way the browser's
 // datagrams came, so relayed media is relayed and accounted by the allocation.
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
@@ -65,6 +66,8 @@ private:
     void on_datagram(Socket& s, const Endpoint& from, std::span<const std::uint8_t> bytes);
     void on_handoffs();
     void on_tick();
+    void tick_calls(std::chrono::steady_clock::time_point now);
+    void schedule_tick(std::chrono::steady_clock::time_point now);
     void send(Call& call, gateway::MediaOutput& out);
     void check(Call& call);
     void forget(Call& call);
@@ -85,6 +88,9 @@ private:
     uv_async_t wake_{};
     bool started_ = false, closed_ = false;
     bool ticking_ = false;
+    // When the next 20 ms frame is due. Frames are counted from this monotonic schedule, not from
+    // when the timer fired, so toward the trunk none is lost to timer drift.
+    std::chrono::steady_clock::time_point next_frame_{};
     std::vector<MediaHandoff> inbox_;
     gateway::MediaOutput out_;
     std::array<std::uint8_t, 2048> rx_{};
