@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/worker.hpp"
 
+#include <pthread.h>
 #include <stdexcept>
+#include <string>
 #include <unistd.h>
 
 #include "turnbridge/base/log.hpp"
@@ -126,6 +128,9 @@ void Worker::join() {
 }
 
 void Worker::run(std::latch& up) {
+    // Named for top, perf and /proc/PID/task/*/comm (scripts/bench gateway-server reads it).
+    const std::string name = "worker-" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     up.count_down();
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Every handle is closed: the server has nothing left to release.
