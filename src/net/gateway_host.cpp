@@ -18,9 +18,8 @@ namespace {
 // Trunk-side UDP flows remembered (one per remote address that spoke to us); beyond this,
 // datagrams from new addresses are dropped rather than growing the table without bound.
 constexpr std::size_t kMaxUdpFlows = 4096;
-// A ws/wss connection that has not completed its HTTP request by then is closed.
-constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
-constexpr std::uint64_t kSweepMs = 5'000;
+// Timeouts of ws/wss and SIP/TCP connections are [streams] keys (io::StreamGuard), checked here.
+constexpr std::uint64_t kSweepMs = 1'000;
 // A connection toward a TCP/TLS trunk that is not up (handshake included) by then is closed,
 // which fails its queued requests as 503 (the kernel would retry SYNs for minutes).
 constexpr std::uint64_t kTrunkConnectTimeoutMs = 10'000;
@@ -147,14 +146,21 @@ void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
     const int err = uv_listen(reinterpret_cast<uv_stream_t*>(&raw->tcp), 128, [](uv_stream_t* s, int status) {
         auto* l = static_cast<Listener*>(s->data);
         if (status < 0 || l->host->closed_) return;
+        GatewayHost& h = *l->host;
+        const auto& limits = h.cfg_->streams;
+        io::StreamGates* gates = h.streams_;
         if (l->sip) {
-            const auto id = l->host->next_id_++;
-            if (auto* c = SipTcpConnection::accept(l->host->loop_, s, *l->host, id)) l->host->tcp_.emplace(id, c);
+            const auto id = h.next_id_++;
+            io::ConnectionGate* gate = gates ? &gates->gate(io::StreamKind::Sip) : nullptr;
+            if (auto* c = SipTcpConnection::accept(h.loop_, s, h, id, gate, io::guard_limits(limits, io::StreamKind::Sip)))
+                h.tcp_.emplace(id, c);
             return;
         }
         SSL_CTX* ctx = nullptr;
-        if (l->secure && (ctx = l->host->tls_()) == nullptr) return;
-        WsConnection::accept(l->host->loop_, s, ctx, *l->host, l->host->next_id_++);
+        if (l->secure && (ctx = h.tls_()) == nullptr) return;
+        const WsLimits ws{gates ? &gates->gate(io::StreamKind::WebSocket) : nullptr,
+                          io::guard_limits(limits, io::StreamKind::WebSocket), limits.ws_max_message, limits.ws_max_fragments};
+        WsConnection::accept(h.loop_, s, ctx, h, h.next_id_++, ws);
     });
     if (err != 0) cannot(what, ep, err);
 }
@@ -375,13 +381,13 @@ void GatewayHost::rearm() {
 
 void GatewayHost::sweep() {
     const std::uint64_t now = uv_now(loop_);
-    std::vector<WsConnection*> stale;
-    for (auto& [id, c] : ws_)
-        if (!c->upgraded() && c->accepted_ms() + kHandshakeTimeoutMs <= now) stale.push_back(c);
-    for (auto* c : stale) {
-        log::debug("ws {}: no complete HTTP request within {} s; closing", c->peer().to_string(), kHandshakeTimeoutMs / 1000);
-        c->close();
-    }
+    // A close reports to us (and erases from the map): walk copies.
+    std::vector<WsConnection*> ws;
+    for (auto& [id, c] : ws_) ws.push_back(c);
+    for (auto* c : ws) c->sweep(now);
+    std::vector<SipTcpConnection*> sip;
+    for (auto& [id, c] : tcp_) sip.push_back(c);
+    for (auto* c : sip) c->sweep(now);
     std::vector<SipTcpConnection*> slow;
     for (auto& [id, c] : tcp_)
         if (c->outbound() && !c->ready() && c->started_ms() + kTrunkConnectTimeoutMs <= now) slow.push_back(c);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_flow.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/tls_session.hpp"
 
@@ -16,34 +17,37 @@ uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); 
 
 struct QueuedWrite {
     uv_write_t req;
-    void (*failed)(uv_stream_t*);
+    void (*done)(uv_stream_t*, int);
     char* data() { return reinterpret_cast<char*>(this + 1); }
 };
 
 }  // namespace
 
-int write_copy(uv_stream_t* stream, std::string_view bytes, void (*failed)(uv_stream_t*)) {
+int write_copy(uv_stream_t* stream, std::string_view bytes, void (*done)(uv_stream_t*, int status)) {
     auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + bytes.size()));
     if (q == nullptr) return UV_ENOMEM;
-    q->failed = failed;
+    q->done = done;
     std::memcpy(q->data(), bytes.data(), bytes.size());
     const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(bytes.size()));
     const int err = uv_write(&q->req, stream, &b, 1, [](uv_write_t* req, int status) {
         auto* q = reinterpret_cast<QueuedWrite*>(req);
-        auto* failed = q->failed;
+        auto* done = q->done;
         uv_stream_t* s = req->handle;
         std::free(q);
-        if (status < 0 && status != UV_ECANCELED) failed(s);
+        if (status != UV_ECANCELED) done(s, status);
     });
     if (err != 0) std::free(q);
     return err;
 }
 
-SipTcpConnection::SipTcpConnection(SipTcpOwner& owner, std::uint64_t id) : owner_(owner), id_(id) {}
+SipTcpConnection::SipTcpConnection(SipTcpOwner& owner, std::uint64_t id, const io::GuardLimits& limits,
+                                   io::StreamStats* stats, std::uint64_t now_ms)
+    : owner_(owner), id_(id), guard_(io::StreamKind::Sip, limits, stats, now_ms) {}
 SipTcpConnection::~SipTcpConnection() = default;
 
-SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id) {
-    auto* c = new SipTcpConnection(owner, id);
+SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id,
+                                           io::ConnectionGate* gate, const io::GuardLimits& limits) {
+    auto* c = new SipTcpConnection(owner, id, limits, gate ? &gate->stats() : nullptr, uv_now(loop));
     if (uv_tcp_init(loop, &c->tcp_) != 0) {
         delete c;
         return nullptr;
@@ -58,8 +62,10 @@ SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server,
     const std::optional<Endpoint> ep = tcp_peer(&c->tcp_);
     if (!ep) return fail();
     c->peer_ = *ep;
+    if (gate != nullptr && !(c->ticket_ = gate->admit(ep->ip))) return fail();   // counted, not logged
     c->peer_text_ = ep->to_string();
     c->started_ms_ = uv_now(loop);
+    c->guard_.established(c->started_ms_);   // plain TCP: no handshake
     c->closing_ = false;
     c->ready_ = true;
     c->start_reading();
@@ -68,7 +74,12 @@ SipTcpConnection* SipTcpConnection::accept(uv_loop_t* loop, uv_stream_t* server,
 
 SipTcpConnection* SipTcpConnection::connect(uv_loop_t* loop, const Endpoint& to, SipTcpOwner& owner, std::uint64_t id,
                                             const SipTlsClient* tls) {
-    auto* c = new SipTcpConnection(owner, id);
+    // Our own connection toward a trunk: no gate, no idle timeout (the trunk may send inbound
+    // calls over it); its connect and handshake have kTrunkConnectTimeoutMs in the host.
+    io::GuardLimits limits;
+    limits.handshake_ms = 0;
+    auto* c = new SipTcpConnection(owner, id, limits, nullptr, uv_now(loop));
+    c->guard_.established(uv_now(loop));
     if (tls != nullptr) {
         c->tls_ = std::make_unique<TlsSession>(tls->ctx, tls->server_name);
         c->trunk_ = tls->trunk;
@@ -119,25 +130,38 @@ std::string_view SipTcpConnection::name() const { return trunk_.empty() ? peer_t
 
 void SipTcpConnection::start_reading() {
     uv_tcp_nodelay(&tcp_, 1);
-    const int err = uv_read_start(
-        as_stream(&tcp_),
-        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* c = static_cast<SipTcpConnection*>(h->data);
-            *buf = uv_buf_init(c->read_buf_, sizeof c->read_buf_);
-        },
-        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-            auto* c = static_cast<SipTcpConnection*>(s->data);
-            if (nread == 0 || c->closing_) return;
-            if (nread < 0) {
-                if (c->tls_ && !c->ready_)
-                    log::warn("sip tls {}: the connection closed during the TLS handshake", c->name());
-                return c->close();
-            }
-            const std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
-            if (c->tls_) return c->on_ciphertext(bytes);
-            c->on_plain(bytes);
-        });
-    if (err != 0) close();
+    if (uv_read_start(as_stream(&tcp_), on_alloc, on_read) != 0) close();
+}
+
+void SipTcpConnection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    auto* c = static_cast<SipTcpConnection*>(h->data);
+    *buf = uv_buf_init(c->read_buf_, sizeof c->read_buf_);
+}
+
+void SipTcpConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<SipTcpConnection*>(s->data);
+    if (nread == 0 || c->closing_) return;
+    if (nread < 0) {
+        if (c->tls_ && !c->ready_) log::warn("sip tls {}: the connection closed during the TLS handshake", c->name());
+        return c->close();
+    }
+    const std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
+    if (c->tls_) return c->on_ciphertext(bytes);
+    c->on_plain(bytes);
+}
+
+void SipTcpConnection::on_written(uv_stream_t* s, int status) {
+    auto* c = static_cast<SipTcpConnection*>(s->data);
+    if (c->closing_) return;
+    if (status < 0 || !io::apply_back_pressure(s, c->guard_, on_alloc, on_read)) c->close();
+}
+
+void SipTcpConnection::sweep(std::uint64_t now_ms) {
+    if (closing_) return;
+    if (const auto why = guard_.expired(now_ms)) {
+        log::debug("sip {} {}: {}; closing", tls_ ? "tls" : "tcp", name(), io::to_string(*why));
+        close();
+    }
 }
 
 void SipTcpConnection::on_ciphertext(std::string_view bytes) {
@@ -169,13 +193,18 @@ void SipTcpConnection::on_ciphertext(std::string_view bytes) {
 void SipTcpConnection::on_plain(std::string_view bytes) {
     framer_.feed(bytes);
     std::string message;
+    const std::uint64_t now = io::now_ms(as_stream(&tcp_));
     while (!closing_) {
         const auto st = framer_.next(message);
-        if (st == SipStreamFramer::Status::NeedMore) return;
+        if (st == SipStreamFramer::Status::NeedMore) {
+            guard_.on_read(now, framer_.buffered() > 0);   // an unfinished message: the slowloris clock
+            return;
+        }
         if (st == SipStreamFramer::Status::Error) {
             log::debug("sip {} {}: unframeable stream (Content-Length); closing", tls_ ? "tls" : "tcp", name());
             return close();
         }
+        guard_.on_message(now);
         owner_.on_sip_tcp_message(*this, message);
     }
 }
@@ -217,7 +246,7 @@ void SipTcpConnection::flush_tls() {
 
 void SipTcpConnection::write_raw(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
-    if (write_copy(as_stream(&tcp_), bytes, [](uv_stream_t* s) { static_cast<SipTcpConnection*>(s->data)->close(); }) != 0)
+    if (write_copy(as_stream(&tcp_), bytes, on_written) != 0 || !io::apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read))
         close();
 }
 

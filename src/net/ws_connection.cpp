@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_flow.hpp"
 #include "turnbridge/net/click_to_call_page.hpp"
 #include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/socket_util.hpp"
@@ -66,11 +67,14 @@ std::string page_response(std::string_view request, bool head_only) {
 
 }  // namespace
 
-WsConnection::WsConnection(WsOwner& owner, std::uint64_t id) : owner_(owner), id_(id) {}
+WsConnection::WsConnection(WsOwner& owner, std::uint64_t id, const WsLimits& limits, std::uint64_t now_ms)
+    : owner_(owner), id_(id), decoder_(limits.max_message, limits.max_fragments),
+      guard_(io::StreamKind::WebSocket, limits.guard, limits.gate ? &limits.gate->stats() : nullptr, now_ms) {}
 WsConnection::~WsConnection() = default;
 
-void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, WsOwner& owner, std::uint64_t id) {
-    auto* c = new WsConnection(owner, id);
+void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, WsOwner& owner, std::uint64_t id,
+                          const WsLimits& limits) {
+    auto* c = new WsConnection(owner, id, limits, uv_now(loop));
     if (uv_tcp_init(loop, &c->tcp_) != 0) {
         delete c;
         return;
@@ -84,6 +88,7 @@ void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, Ws
     const std::optional<Endpoint> ep = tcp_peer(&c->tcp_);
     if (!ep) return fail();
     c->peer_ = *ep;
+    if (limits.gate != nullptr && !(c->ticket_ = limits.gate->admit(ep->ip))) return fail();   // counted, not logged
     if (tls != nullptr) {
         c->tls_ = std::make_unique<TlsSession>(tls);
         if (!c->tls_->ok()) return fail();
@@ -99,6 +104,21 @@ void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, Ws
 void WsConnection::send_text(std::string_view payload) {
     if (closing_ || draining_ || !upgraded_) return;
     write_plain(sip::websocket_frame(sip::WsOpcode::Text, payload));
+}
+
+void WsConnection::sweep(std::uint64_t now_ms) {
+    if (closing_) return;
+    if (const auto why = guard_.expired(now_ms)) {
+        log::debug("ws {}: {}; closing", peer_.to_string(), io::to_string(*why));
+        close();
+    }
+}
+
+void WsConnection::on_written(uv_stream_t* s, int status) {
+    auto* c = static_cast<WsConnection*>(s->data);
+    if (c->closing_) return;
+    // While draining, reading is off for good: only the hard bound applies.
+    if (status < 0 || (!c->draining_ && !io::apply_back_pressure(s, c->guard_, on_alloc, on_read))) c->close();
 }
 
 void WsConnection::close() {
@@ -144,8 +164,8 @@ void WsConnection::flush_tls() {
 
 void WsConnection::write_raw(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
-    if (write_copy(as_stream(&tcp_), bytes, [](uv_stream_t* s) { static_cast<WsConnection*>(s->data)->close(); }) != 0)
-        close();
+    if (write_copy(as_stream(&tcp_), bytes, on_written) != 0) return close();
+    if (!draining_ && !io::apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)) close();
 }
 
 void WsConnection::on_plain(std::string_view bytes) {
@@ -155,6 +175,11 @@ void WsConnection::on_plain(std::string_view bytes) {
     }
     std::vector<sip::WsEvent> events;
     decoder_.feed(bytes, events);
+    const std::uint64_t now = io::now_ms(as_stream(&tcp_));
+    // Every frame counts as activity (a ping too); an unfinished frame or message starts the
+    // message clock, so a held fragment cannot pin its buffer for long.
+    if (!events.empty()) guard_.on_message(now);
+    guard_.on_read(now, decoder_.buffered() > 0);
     for (auto& e : events) {
         if (closing_) return;
         if (auto* m = std::get_if<sip::WsMessage>(&e)) {
@@ -163,6 +188,7 @@ void WsConnection::on_plain(std::string_view bytes) {
             write_plain(r->bytes);
         } else if (auto* c = std::get_if<sip::WsClosed>(&e)) {
             log::debug("ws {}: closed ({} {})", peer_.to_string(), c->code, c->reason);
+            if (c->code == sip::ws_close::TooBig) guard_.count(io::StreamClose::TooLarge);
             close_after_write();
         }
     }
@@ -189,6 +215,7 @@ void WsConnection::on_http() {
         case sip::Handshake::Kind::Upgrade: {
             write_plain(h.response);
             upgraded_ = true;
+            guard_.established(io::now_ms(as_stream(&tcp_)));
             const std::string rest = http_.substr(h.consumed);
             http_.clear();
             http_.shrink_to_fit();

@@ -122,6 +122,9 @@ bool WebSocketDecoder::parse_one(std::vector<WsEvent>& out) {
         // Refuse before buffering: a header announcing too much is enough.
         if (len > max_message_ || message_.size() + len > max_message_)
             return fail(ws_close::TooBig, "message too big", out), false;
+        // Many tiny fragments cost a frame each to parse and keep the message open: cap them.
+        if ((op == WsOpcode::Continuation ? fragments_ : 0) + 1 > max_fragments_)
+            return fail(ws_close::TooBig, "too many fragments", out), false;
     }
     if (buffer_.size() < at + 4 + len) return false;
     std::uint8_t mask[4];
@@ -138,7 +141,9 @@ bool WebSocketDecoder::parse_one(std::vector<WsEvent>& out) {
     if (op != WsOpcode::Continuation) {
         in_message_ = true;
         message_text_ = op == WsOpcode::Text;
+        fragments_ = 0;
     }
+    ++fragments_;
     message_ += payload;
     if (fin) {
         in_message_ = false;

@@ -12,6 +12,7 @@
 #include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/usage.hpp"
+#include "turnbridge/io/stream_stats.hpp"
 
 namespace turnbridge::admin {
 
@@ -46,6 +47,7 @@ struct Metrics {
     std::uint64_t unauthenticated_dropped = 0;  // answers withheld by the reflection guard
     std::vector<double> loop_lag_seconds;  // per worker thread
     std::map<std::string, RealmCalls> calls;  // realm -> its gateway calls
+    io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
 };
 
 class Backend {

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/io/connection_gate.hpp"
+#include "turnbridge/io/stream_guard.hpp"
 #include "turnbridge/net/sip_stream.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -29,10 +31,11 @@ struct SipTlsClient {
     std::string trunk;           // the trunk URI, for log lines
 };
 
-// Queues a copy of `bytes` on `stream` (request and bytes in one malloc); `failed` runs if the
-// write later fails (not when cancelled by a close). Returns 0 or the libuv error. Shared by the
-// signaling streams (SIP over TCP, WebSocket), where a copy per message is cheap enough.
-int write_copy(uv_stream_t* stream, std::string_view bytes, void (*failed)(uv_stream_t*));
+// Queues a copy of `bytes` on `stream` (request and bytes in one malloc); `done` runs when the
+// write completes (status 0: time to look at back-pressure again) or fails (status < 0), never
+// when cancelled by a close. Returns 0 or the libuv error. Shared by the signaling streams (SIP
+// over TCP, WebSocket), where a copy per message is cheap enough.
+int write_copy(uv_stream_t* stream, std::string_view bytes, void (*done)(uv_stream_t*, int status));
 
 class SipTcpOwner {
 public:
@@ -43,8 +46,10 @@ public:
 
 class SipTcpConnection {
 public:
-    // Accepts the pending connection on `server`; nullptr on failure.
-    static SipTcpConnection* accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id);
+    // Accepts the pending connection on `server`; nullptr on failure or when `gate` refuses it
+    // ([streams] sip_max_connections, sip_max_connections_per_ip).
+    static SipTcpConnection* accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id,
+                                    io::ConnectionGate* gate, const io::GuardLimits& limits);
     // Starts connecting to `to` (over TLS when `tls` is given); nullptr on immediate failure.
     static SipTcpConnection* connect(uv_loop_t* loop, const Endpoint& to, SipTcpOwner& owner, std::uint64_t id,
                                      const SipTlsClient* tls = nullptr);
@@ -52,6 +57,9 @@ public:
 
     void send(std::string_view message);
     void close();
+    // The host's sweep (about once a second): [streams] message_timeout (a SIP message started
+    // and not finished: slowloris), sip_idle_timeout on inbound connections, write_timeout.
+    void sweep(std::uint64_t now_ms);
     std::uint64_t id() const { return id_; }
     const Endpoint& peer() const { return peer_; }
     // Our end of an outbound connection (bound when connecting starts): the Via sent-by and
@@ -64,7 +72,11 @@ public:
     std::uint64_t started_ms() const { return started_ms_; }   // uv_now() at connect/accept
 
 private:
-    SipTcpConnection(SipTcpOwner& owner, std::uint64_t id);
+    SipTcpConnection(SipTcpOwner& owner, std::uint64_t id, const io::GuardLimits& limits, io::StreamStats* stats,
+                     std::uint64_t now_ms);
+    static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+    static void on_written(uv_stream_t* s, int status);
     void write(std::string_view bytes);
     void write_raw(std::string_view bytes);
     void start_reading();
@@ -84,6 +96,8 @@ private:
     std::string trunk_;   // SipTlsClient::trunk
     std::string peer_text_;
     SipStreamFramer framer_;
+    io::GateTicket ticket_;   // inbound only
+    io::StreamGuard guard_;
     std::vector<std::string> pending_;   // sends before the connection is ready
     std::uint64_t started_ms_ = 0;
     bool ready_ = false;

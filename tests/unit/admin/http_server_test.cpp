@@ -206,7 +206,7 @@ TEST_CASE("connections over the limit are closed when they are accepted") {
     run_with_client(&l.loop, [&] {
         std::vector<int> fds;
         std::string carry;
-        for (std::size_t i = 0; i < kMaxConnections; ++i) {
+        for (std::size_t i = 0; i < HttpLimits{}.max_connections; ++i) {
             const int fd = connect_to(port);
             if (fd < 0) break;
             fds.push_back(fd);
@@ -222,7 +222,7 @@ TEST_CASE("connections over the limit are closed when they are accepted") {
         }
         for (int fd : fds) ::close(fd);
     });
-    CHECK(answered == static_cast<int>(kMaxConnections));
+    CHECK(answered == static_cast<int>(HttpLimits{}.max_connections));
     CHECK(extra_closed);
     server.close();
     CHECK(l.finish() == 0);
