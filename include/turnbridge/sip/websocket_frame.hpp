@@ -59,6 +59,7 @@ public:
 
 private:
     bool parse_one(std::vector<WsEvent>& out);   // false: need more bytes or closed
+    void consume(std::size_t n);                 // drops parsed bytes from buffer_
     void fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out);
     void on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out);
 
