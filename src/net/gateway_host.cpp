@@ -267,6 +267,7 @@ void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) 
 }
 
 void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
+    trim_.closed();
     tcp_.erase(c.id());
     if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
     std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
@@ -296,6 +297,7 @@ void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
 void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
 
 void GatewayHost::on_ws_closed(WsConnection& c) {
+    trim_.closed();
     ws_.erase(c.id());
     if (closed_) return;
     std::vector<sip::Action> out;
@@ -388,6 +390,7 @@ void GatewayHost::sweep() {
     std::vector<SipTcpConnection*> sip;
     for (auto& [id, c] : tcp_) sip.push_back(c);
     for (auto* c : sip) c->sweep(now);
+    trim_.maybe_trim(now);
     std::vector<SipTcpConnection*> slow;
     for (auto& [id, c] : tcp_)
         if (c->outbound() && !c->ready() && c->started_ms() + kTrunkConnectTimeoutMs <= now) slow.push_back(c);

@@ -25,6 +25,7 @@
 
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/heap_trim.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/net/gateway_media.hpp"
 #include "turnbridge/net/sip_router.hpp"
@@ -100,6 +101,7 @@ private:
     std::function<SSL_CTX*()> tls_;
     CallSink calls_;
     io::StreamGates* streams_ = nullptr;
+    io::HeapTrim trim_;   // after many ws/SIP connections closed (an attack's buffers)
     std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
     std::unique_ptr<SipRouter> router_;
     std::vector<std::unique_ptr<Listener>> listeners_;
