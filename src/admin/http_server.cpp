@@ -47,7 +47,7 @@ struct HttpServer::Connection {
     RequestParser parser;
     io::GateTicket ticket;
     std::optional<io::StreamGuard> guard;
-    std::uint64_t accepted_ms = 0;
+    std::uint64_t serial = 0;  // accept order: the oldest is evicted first
     bool authed = false;     // a request passed the token check: never evicted
     bool reserve = false;    // took one of the reserved slots: its first request must pass the token check
     int open_handles = 0;
@@ -172,10 +172,11 @@ void HttpServer::accept(uv_stream_t* server) {
             return;
         }
     }
-    c->accepted_ms = uv_now(loop_);
+    c->serial = next_serial_++;
     c->reserve = connections_.size() + limits_.reserved >= limits_.max_connections;
-    c->guard.emplace(io::StreamKind::Admin, limits_.guard, gate_ ? &gate_->stats() : nullptr, c->accepted_ms);
-    c->guard->established(c->accepted_ms);
+    const std::uint64_t now = uv_now(loop_);
+    c->guard.emplace(io::StreamKind::Admin, limits_.guard, gate_ ? &gate_->stats() : nullptr, now);
+    c->guard->established(now);
     connections_.insert(c);
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start(c->stream(), on_alloc, on_read) != 0) drop(c);
@@ -186,7 +187,7 @@ void HttpServer::accept(uv_stream_t* server) {
 bool HttpServer::make_room() {
     Connection* oldest = nullptr;
     for (Connection* c : connections_)
-        if (!c->authed && !c->closing && (oldest == nullptr || c->accepted_ms < oldest->accepted_ms)) oldest = c;
+        if (!c->authed && !c->closing && (oldest == nullptr || c->serial < oldest->serial)) oldest = c;
     if (oldest == nullptr) return false;
     oldest->guard->count(io::StreamClose::Evicted);
     drop(oldest);

@@ -85,6 +85,7 @@ private:
     Endpoint local_;
     io::ConnectionGate* gate_ = nullptr;
     HttpLimits limits_;
+    std::uint64_t next_serial_ = 0;
     Listener* listener_ = nullptr;       // owned by the loop until its close callback
     uv_timer_t* sweep_ = nullptr;        // owned by the loop until its close callback
     std::unordered_set<Connection*> connections_;
