@@ -18,7 +18,10 @@ inline bool apply_back_pressure(uv_stream_t* s, StreamGuard& g, uv_alloc_cb allo
     switch (g.on_queue(now_ms(s), uv_stream_get_write_queue_size(s))) {
         case StreamGuard::Flow::Keep: return true;
         case StreamGuard::Flow::Pause: uv_read_stop(s); return true;
-        case StreamGuard::Flow::Resume: return uv_read_start(s, alloc, read) == 0;
+        case StreamGuard::Flow::Resume: {
+            const int err = uv_read_start(s, alloc, read);
+            return err == 0 || err == UV_EALREADY;
+        }
         case StreamGuard::Flow::Close: return false;
     }
     return true;
