@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
@@ -180,18 +181,22 @@ void WsConnection::on_plain(std::string_view bytes) {
     // message clock, so a held fragment cannot pin its buffer for long.
     if (!events.empty()) guard_.on_message(now);
     guard_.on_read(now, decoder_.buffered() > 0);
+    // The pongs of one read leave in one write, not one syscall and one queued copy each.
+    std::string replies;
     for (auto& e : events) {
         if (closing_) return;
         if (auto* m = std::get_if<sip::WsMessage>(&e)) {
             owner_.on_ws_message(*this, m->payload);
         } else if (auto* r = std::get_if<sip::WsReply>(&e)) {
-            write_plain(r->bytes);
+            replies += r->bytes;
         } else if (auto* c = std::get_if<sip::WsClosed>(&e)) {
             log::debug("ws {}: closed ({} {})", peer_.to_string(), c->code, c->reason);
             if (c->code == sip::ws_close::TooBig) guard_.count(io::StreamClose::TooLarge);
+            if (!replies.empty()) write_plain(std::exchange(replies, {}));  // the close echo goes last
             close_after_write();
         }
     }
+    if (!replies.empty() && !closing_ && !draining_) write_plain(replies);
 }
 
 void WsConnection::on_http() {

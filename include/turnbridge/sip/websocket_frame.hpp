@@ -55,18 +55,19 @@ public:
     std::string close(std::uint16_t code, std::string_view reason = {});
     bool closed() const { return closed_; }
     // Bytes held for an unfinished frame or message (0 between messages).
-    std::size_t buffered() const { return closed_ ? 0 : buffer_.size() + message_.size() + (in_message_ ? 1 : 0); }
+    std::size_t buffered() const { return closed_ ? 0 : buffer_.size() - pos_ + message_.size() + (in_message_ ? 1 : 0); }
 
 private:
     bool parse_one(std::vector<WsEvent>& out);   // false: need more bytes or closed
-    void consume(std::size_t n);                 // drops parsed bytes from buffer_
+    void consume(std::size_t n);                 // marks parsed bytes; feed() drops them once
     void fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out);
     void on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out);
 
     std::size_t max_message_;
     std::size_t max_fragments_;
     std::size_t fragments_ = 0;   // frames of the current data message
-    std::string buffer_;      // unparsed bytes
+    std::string buffer_;      // unparsed bytes (from pos_ on, during a feed)
+    std::size_t pos_ = 0;
     std::string message_;     // fragments of the current data message
     bool in_message_ = false;
     bool message_text_ = true;
