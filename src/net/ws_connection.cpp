@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_connection.hpp"
 #include "turnbridge/io/stream_flow.hpp"
 #include "turnbridge/net/click_to_call_page.hpp"
-#include "turnbridge/net/sip_tcp.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/tls_session.hpp"
 #include "turnbridge/sip/websocket_handshake.hpp"
@@ -165,7 +165,7 @@ void WsConnection::flush_tls() {
 
 void WsConnection::write_raw(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
-    if (write_copy(as_stream(&tcp_), bytes, on_written) != 0) return close();
+    if (io::write_copy(as_stream(&tcp_), bytes, on_written) != 0) return close();
     if (!draining_ && !io::apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)) close();
 }
 
