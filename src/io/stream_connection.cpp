@@ -57,7 +57,7 @@ bool StreamConnection::open_handle() {
     return true;
 }
 
-bool StreamConnection::accept(uv_stream_t* server, ConnectionGate* gate) {
+bool StreamConnection::accept(uv_stream_t* server, ConnectionGate* gate, SSL_CTX* tls, bool owner_establishes) {
     started_ms_ = uv_now(loop_);
     if (!open_handle()) return close(), false;
     if (uv_accept(server, as_stream(&tcp_)) != 0) return close(), false;
@@ -66,8 +66,14 @@ bool StreamConnection::accept(uv_stream_t* server, ConnectionGate* gate) {
     peer_ = *ep;
     peer_text_ = ep->to_string();
     if (gate != nullptr && !(ticket_ = gate->admit(ep->ip))) return close(), false;   // counted, not logged
-    guard_.established(started_ms_);   // plain TCP: no handshake
-    ready_ = true;
+    if (tls != nullptr) {
+        tls_ = std::make_unique<net::TlsSession>(tls);
+        if (!tls_->ok()) return close(), false;
+        establish_on_ready_ = !owner_establishes;   // sends wait for the handshake
+    } else {
+        if (!owner_establishes) guard_.established(started_ms_);   // plain TCP: no handshake
+        ready_ = true;
+    }
     start_reading();
     return !closing_;
 }
@@ -76,6 +82,7 @@ bool StreamConnection::connect(const Endpoint& to, const TlsClient* tls) {
     started_ms_ = uv_now(loop_);
     peer_ = to;
     peer_text_ = to.to_string();
+    outbound_ = true;
     guard_.established(started_ms_);   // the host bounds connect + handshake itself
     if (tls != nullptr) {
         tls_ = std::make_unique<net::TlsSession>(tls->ctx, tls->server_name);
@@ -123,10 +130,10 @@ void StreamConnection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
 
 void StreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* c = static_cast<StreamConnection*>(s->data);
-    if (nread == 0 || c->closing_) return;
+    if (nread == 0 || c->closing_ || c->draining_) return;
     if (nread < 0) {
         if (c->tls_ && !c->ready_)
-            log::warn("{} tls {}: the connection closed during the TLS handshake", to_string(c->guard_.kind()), c->name());
+            c->problem("{} tls {}: the connection closed during the TLS handshake", to_string(c->guard_.kind()), c->name());
         return c->close();
     }
     const std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
@@ -137,17 +144,21 @@ void StreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* bu
 void StreamConnection::on_written(uv_stream_t* s, int status) {
     auto* c = static_cast<StreamConnection*>(s->data);
     if (c->closing_) return;
-    if (status < 0 || !apply_back_pressure(s, c->guard_, on_alloc, on_read)) c->close();
+    // While draining, reading is off for good: only the write error matters.
+    if (status < 0 || (!c->draining_ && !apply_back_pressure(s, c->guard_, on_alloc, on_read))) c->close();
 }
 
 void StreamConnection::on_ciphertext(std::string_view bytes) {
     tls_->feed(bytes_of(bytes));
     std::uint8_t plain[16 * 1024];
     const std::string_view kind = to_string(guard_.kind());
-    while (!closing_) {
+    while (!closing_ && !draining_) {
         std::size_t n = 0, record = 0;
         switch (tls_->read(plain, n, record)) {
             case net::TlsSession::ReadResult::Data:
+                // The handshake may finish in the read that brings the first request.
+                if (!ready_ && tls_->established()) became_ready();
+                if (closing_) return;
                 on_plain(std::string_view(reinterpret_cast<const char*>(plain), n));
                 continue;
             case net::TlsSession::ReadResult::NeedMore:
@@ -155,14 +166,14 @@ void StreamConnection::on_ciphertext(std::string_view bytes) {
                 if (!ready_ && tls_->established()) became_ready();
                 return;
             case net::TlsSession::ReadResult::Closed:
-                log::info("{} tls {}: closed by the peer", kind, name());
+                if (outbound_) log::info("{} tls {}: closed by the peer", kind, name());
                 flush_tls();
-                return close();
+                return close_after_write();
             case net::TlsSession::ReadResult::Error:
                 // RFC 3261 §26.3.1: a certificate that does not match the trunk ends the connection.
-                log::warn("{} tls {}: {}: {}", kind, name(), ready_ ? "TLS error" : "TLS handshake failed", tls_->error());
+                problem("{} tls {}: {}: {}", kind, name(), ready_ ? "TLS error" : "TLS handshake failed", tls_->error());
                 flush_tls();   // the alert
-                return close();
+                return close_after_write();
         }
     }
 }
@@ -174,6 +185,7 @@ void StreamConnection::on_plain(std::string_view bytes) {
 
 void StreamConnection::became_ready() {
     ready_ = true;
+    if (establish_on_ready_) guard_.established(uv_now(loop_));
     if (tls_) log::debug("{} tls {}: TLS established with {}", to_string(guard_.kind()), name(), peer_text_);
     auto queued = std::move(pending_);
     for (const auto& m : queued) write(m);
@@ -193,7 +205,7 @@ void StreamConnection::write(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
     if (!tls_) return write_raw(bytes);
     if (!tls_->write(bytes_of(bytes))) {
-        log::warn("{} tls {}: TLS write failed: {}", to_string(guard_.kind()), name(), tls_->error());
+        problem("{} tls {}: TLS write failed: {}", to_string(guard_.kind()), name(), tls_->error());
         return close();
     }
     flush_tls();
@@ -211,7 +223,7 @@ void StreamConnection::flush_tls() {
 void StreamConnection::write_raw(std::string_view bytes) {
     if (closing_ || bytes.empty()) return;
     if (write_copy(as_stream(&tcp_), bytes, on_written) != 0 ||
-        !apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read))
+        (!draining_ && !apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)))
         close();
 }
 
@@ -221,6 +233,19 @@ void StreamConnection::sweep(std::uint64_t now_ms) {
         log::debug("{} {} {}: {}; closing", to_string(guard_.kind()), what(), name(), to_string(*why));
         close();
     }
+}
+
+void StreamConnection::close_after_write() {
+    if (closing_ || draining_) return;
+    if (!handle_open_) return close();
+    draining_ = true;
+    uv_read_stop(as_stream(&tcp_));
+    shutdown_.data = this;
+    // uv_shutdown waits for the queued writes, so they leave before the FIN.
+    if (uv_shutdown(&shutdown_, as_stream(&tcp_), [](uv_shutdown_t* s, int) {
+            static_cast<StreamConnection*>(s->data)->close();
+        }) != 0)
+        close();
 }
 
 void StreamConnection::close() {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/base/log.hpp"
 #include "turnbridge/io/connection_gate.hpp"
 #include "turnbridge/io/stream_guard.hpp"
 
@@ -65,14 +66,18 @@ public:
     StreamConnection(const StreamConnection&) = delete;
     StreamConnection& operator=(const StreamConnection&) = delete;
 
-    // Accepts the pending connection on `server`, admitted by `gate` (null: no cap). False when
-    // it failed or was refused: the handle is closing and on_closed() will follow.
-    bool accept(uv_stream_t* server, ConnectionGate* gate);
+    // Accepts the pending connection on `server`, admitted by `gate` (null: no cap), with server
+    // TLS when `tls` (wss, TURN over TLS). The handshake phase (handshake_timeout) ends when TLS
+    // is up, unless `owner_establishes`: then the owner calls guard().established() itself (the
+    // WebSocket upgrade). False when it failed or was refused: on_closed() follows.
+    bool accept(uv_stream_t* server, ConnectionGate* gate, SSL_CTX* tls = nullptr, bool owner_establishes = false);
     // Starts connecting to `to` (TLS when `tls`); false on immediate failure (on_closed follows).
     bool connect(const Endpoint& to, const TlsClient* tls);
 
     void send(std::string_view bytes);   // queued until ready; TLS-sealed when TLS
     void close();                        // now; on_closed() follows from the loop
+    void close_after_write();            // stops reading; what is queued leaves, then FIN and close
+    bool draining() const { return draining_; }
     void sweep(std::uint64_t now_ms);    // the host's, about once a second: guard timeouts
 
     const Endpoint& peer() const { return peer_; }
@@ -100,12 +105,20 @@ private:
     void write_raw(std::string_view bytes);
     void flush_tls();
     std::string_view what() const { return tls_ ? "tls" : "tcp"; }
+    // Trouble on a connection we opened (a trunk) is a warning; on one an outsider opened it is
+    // a debug line, so that attacks cannot grow the log.
+    template <class... A>
+    void problem(fmt::format_string<A...> f, A&&... a) const {
+        if (outbound_) log::warn(f, std::forward<A>(a)...);
+        else log::debug(f, std::forward<A>(a)...);
+    }
 
     uv_loop_t* loop_;
     StreamEvents& events_;
     Framer& framer_;
     uv_tcp_t tcp_{};
     uv_connect_t connect_{};
+    uv_shutdown_t shutdown_{};
     bool handle_open_ = false;
     Endpoint peer_;
     std::string peer_text_;
@@ -118,6 +131,9 @@ private:
     std::uint64_t started_ms_ = 0;
     bool ready_ = false;
     bool closing_ = false;
+    bool draining_ = false;          // close_after_write() was called
+    bool outbound_ = false;          // connect(), not accept()
+    bool establish_on_ready_ = false;
     char read_buf_[16 * 1024];
 };
 
