@@ -7,8 +7,8 @@
 
 namespace turnbridge::io {
 
-void HeapTrim::maybe_trim(std::uint64_t now_ms) {
-    if (closed_ < kCloses || now_ms - last_ms_ < kEveryMs) return;
+void HeapTrim::trim(std::uint64_t now_ms) {
+    if (closed_ == 0) return;
     closed_ = 0;
     last_ms_ = now_ms;
 #if defined(__GLIBC__)

@@ -65,6 +65,8 @@ void GatewayHost::start() {
     timer_.data = this;
     uv_timer_init(loop_, &sweep_);
     sweep_.data = this;
+    uv_timer_init(loop_, &trim_timer_);
+    trim_timer_.data = this;
     timer_open_ = true;
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     load_trunk_tls(true);
@@ -266,8 +268,16 @@ void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) 
     apply(out);
 }
 
+void GatewayHost::connection_gone() {
+    if (!trim_.closed() || !timer_open_ || closed_) return;
+    uv_timer_start(&trim_timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<GatewayHost*>(t->data);
+        self->trim_.trim(uv_now(self->loop_));
+    }, io::HeapTrim::kQuietMs, 0);
+}
+
 void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
-    trim_.closed();
+    connection_gone();
     tcp_.erase(c.id());
     if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
     std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
@@ -297,7 +307,7 @@ void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
 void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
 
 void GatewayHost::on_ws_closed(WsConnection& c) {
-    trim_.closed();
+    connection_gone();
     ws_.erase(c.id());
     if (closed_) return;
     std::vector<sip::Action> out;
@@ -413,6 +423,7 @@ void GatewayHost::close() {
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
     }
     for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
     for (auto& u : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&u->udp), nullptr);

@@ -102,6 +102,8 @@ private:
     CallSink calls_;
     io::StreamGates* streams_ = nullptr;
     io::HeapTrim trim_;   // after many ws/SIP connections closed (an attack's buffers)
+    uv_timer_t trim_timer_{};
+    void connection_gone();
     std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
     std::unique_ptr<SipRouter> router_;
     std::vector<std::unique_ptr<Listener>> listeners_;
