@@ -20,7 +20,7 @@ import socket
 import ssl
 import time
 
-from hostile_common import (admin_get, fds, module_main, rss, wait_for, ws_connect, ws_frame)
+from hostile_common import (admin_get, fds, module_main, rss, sanitized, wait_for, ws_connect, ws_frame)
 
 ATTACKERS = [f"127.0.0.{i}" for i in range(3, 13)]  # 10 sources
 PER_KIND = 2000
@@ -254,7 +254,8 @@ def flood_without_reading(r, ctx):
         peak = max(peak, rss(pid)) if n % 200 == 0 else peak
         time.sleep(0.001)
     peak = max(peak, rss(pid))
-    r.check("non-reading floods: RSS bounded while the clients send and never read", peak - rss0 <= 32 << 20,
+    # ASan's quarantine holds freed memory back: RSS says nothing there (as in hostile_common).
+    r.check("non-reading floods: RSS bounded while the clients send and never read", sanitized() or peak - rss0 <= 32 << 20,
             f"{rss0 >> 20} -> peak {peak >> 20} MiB; sent ws {sent['ws'] >> 10} KiB, sip {sent['sip'] >> 10} KiB")
     # Stopped reading: the server's queue stays over the soft bound until write_timeout (4 s).
     closed = wait_for(lambda: all(is_closed(s) for s in ws), 4 + 2 * SWEEP_SLACK, 0.5)
@@ -296,7 +297,7 @@ def fragment_hold(r, ctx):
     time.sleep(0.3)
     peak = rss(pid)
     r.check("fragment hold: memory per held message bounded (<= 96 KiB each)",
-            peak - rss0 <= max(1, len(socks)) * 96 * 1024 + (4 << 20),
+            sanitized() or peak - rss0 <= max(1, len(socks)) * 96 * 1024 + (4 << 20),
             f"{len(socks)} held, RSS {rss0 >> 20} -> {peak >> 20} MiB "
             f"({(peak - rss0) // max(1, len(socks)) >> 10} KiB each)")
     ctx.during()
