@@ -4,7 +4,9 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <optional>
 #include <unistd.h>
+#include <vector>
 
 #include "turnbridge/admin/http_request.hpp"
 #include "turnbridge/admin/http_response.hpp"
@@ -17,8 +19,8 @@ namespace {
 
 constexpr int kBacklog = 128;
 constexpr std::size_t kReadBuffer = 64 * 1024;
-constexpr std::size_t kMaxWriteBacklog = 1024 * 1024;  // stop reading while this much is unsent
 constexpr std::uint64_t kLingerMs = 2'000;             // after the last response: wait for the FIN
+constexpr std::uint64_t kSweepMs = 1'000;
 
 std::int64_t now_ms() {
     using namespace std::chrono;
@@ -45,6 +47,11 @@ struct HttpServer::Connection {
     uv_shutdown_t shutdown{};
     RequestParser parser;
     std::optional<IpAddress> peer;  // for the failed-token throttle
+    io::GateTicket ticket;
+    std::optional<io::StreamGuard> guard;
+    std::uint64_t serial = 0;  // accept order: the oldest is evicted first
+    bool authed = false;     // a request passed the token check: never evicted
+    bool reserve = false;    // took one of the reserved slots: its first request must pass the token check
     int open_handles = 0;
     bool closing = false;    // uv_close() called: every callback from here on only cleans up
     bool finishing = false;  // the last response is queued; later bytes are read and dropped
@@ -104,6 +111,10 @@ void HttpServer::start(const Endpoint& listen) {
         throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(err)));
     }
     listener_ = l;
+    sweep_ = new uv_timer_t;
+    uv_timer_init(loop_, sweep_);
+    sweep_->data = this;
+    uv_timer_start(sweep_, [](uv_timer_t* t) { static_cast<HttpServer*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     sockaddr_storage sa{};
     int len = sizeof sa;
     local_ = listen;
@@ -118,6 +129,10 @@ void HttpServer::close() {
         uv_close(reinterpret_cast<uv_handle_t*>(&listener_->tcp),
                  [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
         listener_ = nullptr;
+    }
+    if (sweep_ != nullptr) {
+        uv_close(reinterpret_cast<uv_handle_t*>(sweep_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        sweep_ = nullptr;
     }
     for (Connection* c : connections_) c->close_handles();
     connections_.clear();
@@ -146,22 +161,48 @@ void HttpServer::accept(uv_stream_t* server) {
         c->close_handles();
         return;
     }
-    if (connections_.size() >= kMaxConnections) {
-        log::debug("admin: {} connections open; closing a new one", connections_.size());
+    if (connections_.size() >= limits_.max_connections && !make_room()) {
+        if (gate_ != nullptr) gate_->stats().refused(io::StreamKind::Admin, io::Refusal::Global);
         c->close_handles();
         return;
     }
-    connections_.insert(c);
-    sockaddr_storage sa{};
-    int len = sizeof sa;
-    if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-        if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sa))) c->peer = ep->ip;
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
-        drop(c);
-        return;
+    const std::optional<Endpoint> peer = net::tcp_peer(&c->tcp);
+    if (peer) c->peer = peer->ip;   // for the failed-token throttle
+    if (gate_ != nullptr) {
+        if (peer) c->ticket = gate_->admit(peer->ip);
+        if (!c->ticket) {  // refused (counted) or no peer address
+            c->close_handles();
+            return;
+        }
     }
-    restart_timer(c, kIdleTimeoutMs);
+    c->serial = next_serial_++;
+    c->reserve = connections_.size() + limits_.reserved >= limits_.max_connections;
+    const std::uint64_t now = uv_now(loop_);
+    c->guard.emplace(io::StreamKind::Admin, limits_.guard, gate_ ? &gate_->stats() : nullptr, now);
+    c->guard->established(now);
+    connections_.insert(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start(c->stream(), on_alloc, on_read) != 0) drop(c);
+}
+
+// Full: the oldest connection that has not shown the token goes, so that idle or slow
+// strangers cannot lock the operator out (issue 11: 64 idle connections did).
+bool HttpServer::make_room() {
+    Connection* oldest = nullptr;
+    for (Connection* c : connections_)
+        if (!c->authed && !c->closing && (oldest == nullptr || c->serial < oldest->serial)) oldest = c;
+    if (oldest == nullptr) return false;
+    oldest->guard->count(io::StreamClose::Evicted);
+    drop(oldest);
+    return true;
+}
+
+void HttpServer::sweep() {
+    const std::uint64_t now = uv_now(loop_);
+    std::vector<Connection*> expired;
+    for (Connection* c : connections_)
+        if (!c->closing && !c->finishing && c->guard->expired(now)) expired.push_back(c);
+    for (Connection* c : expired) drop(c);
 }
 
 void HttpServer::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -187,6 +228,8 @@ void HttpServer::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     if (nread == 0 || c->finishing) return;
     c->parser.feed(std::string_view(buf->base, static_cast<std::size_t>(nread)));
     c->server->process(c);
+    // An unfinished request starts the message clock (slowloris); whole ones restart idle.
+    if (!c->closing) c->guard->on_read(uv_now(c->server->loop_), c->parser.buffered() > 0);
 }
 
 void HttpServer::process(Connection* c) {
@@ -203,13 +246,21 @@ void HttpServer::process(Connection* c) {
         RouterConfig rc{token_, now, {}};
         if (c->peer && auth_ != nullptr) rc.auth = {auth_, *c->peer, std::chrono::steady_clock::now()};
         const Response resp = handle(req, backend_, rc);
-        const bool keep = req.keep_alive && !resp.close;
+        // 401: no or a wrong token; 429: the source is over security.auth_failures_per_minute.
+        if (resp.status != 401 && resp.status != 429) c->authed = true;
+        // A reserved slot is for the operator: a request without the token gets its answer and
+        // the connection closes.
+        const bool keep = req.keep_alive && !resp.close && (c->authed || !c->reserve);
         send(c, serialize(resp, keep, req.method == "HEAD", now), !keep);
         if (c->closing) return;
-        restart_timer(c, kIdleTimeoutMs);  // the idle clock runs from the last whole request
-        if (uv_stream_get_write_queue_size(c->stream()) > kMaxWriteBacklog) {
-            uv_read_stop(c->stream());
-            c->paused = true;
+        c->guard->on_message(uv_now(loop_));  // the idle clock runs from the last whole request
+        switch (c->guard->on_queue(uv_now(loop_), uv_stream_get_write_queue_size(c->stream()))) {
+            case io::StreamGuard::Flow::Pause:
+                uv_read_stop(c->stream());
+                c->paused = true;
+                break;
+            case io::StreamGuard::Flow::Close: drop(c); return;
+            default: break;
         }
     }
 }
@@ -250,8 +301,9 @@ void HttpServer::on_write(uv_write_t* req, int status) {
         if (c->pending_writes == 0) self->finish(c);
         return;
     }
-    self->restart_timer(c, kIdleTimeoutMs);
-    if (c->paused && uv_stream_get_write_queue_size(c->stream()) == 0) {
+    c->guard->on_message(uv_now(self->loop_));  // keep-alive idle counts from the last answer
+    const auto flow = c->guard->on_queue(uv_now(self->loop_), uv_stream_get_write_queue_size(c->stream()));
+    if (c->paused && flow == io::StreamGuard::Flow::Resume) {
         c->paused = false;
         if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
             self->drop(c);
@@ -292,6 +344,7 @@ void HttpServer::restart_timer(Connection* c, std::uint64_t ms) { uv_timer_start
 
 void HttpServer::drop(Connection* c) {
     connections_.erase(c);
+    c->ticket.reset();  // the slot is free now, not when the loop has closed the handles
     c->close_handles();
 }
 

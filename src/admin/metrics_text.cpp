@@ -122,6 +122,33 @@ void auth_metrics(std::string& out, const Metrics& m) {
     }
 }
 
+// [streams] bounds (issue 11), by listener kind: turn, ws, sip, admin.
+void stream_metrics(std::string& out, const io::StreamCounts& c) {
+    using io::StreamKind;
+    family(out, "turnbridge_stream_connections", "gauge", "Stream connections open now, by listener kind.");
+    for (std::size_t k = 0; k < io::kStreamKinds; ++k)
+        sample(out, "turnbridge_stream_connections", {{"kind", io::to_string(static_cast<StreamKind>(k))}}, c.open[k]);
+    family(out, "turnbridge_stream_refused_total", "counter",
+           "Connections closed at accept since start: over the kind's global or per-IP cap (streams.*_max_connections*).");
+    for (std::size_t k = 0; k < io::kStreamKinds; ++k)
+        for (std::size_t r = 0; r < io::kRefusals; ++r)
+            sample(out, "turnbridge_stream_refused_total",
+                   {{"kind", io::to_string(static_cast<StreamKind>(k))}, {"reason", io::to_string(static_cast<io::Refusal>(r))}},
+                   c.refused[k][r]);
+    family(out, "turnbridge_stream_closed_total", "counter",
+           "Connections closed by a limit since start: timeouts, write bounds (the peer does not read), message caps, "
+           "admin evictions.");
+    for (std::size_t k = 0; k < io::kStreamKinds; ++k)
+        for (std::size_t r = 0; r < io::kStreamCloses; ++r)
+            sample(out, "turnbridge_stream_closed_total",
+                   {{"kind", io::to_string(static_cast<StreamKind>(k))}, {"reason", io::to_string(static_cast<io::StreamClose>(r))}},
+                   c.closed[k][r]);
+    family(out, "turnbridge_stream_read_pauses_total", "counter",
+           "Times reading stopped because unsent bytes passed streams.write_soft_limit (back-pressure).");
+    for (std::size_t k = 0; k < io::kStreamKinds; ++k)
+        sample(out, "turnbridge_stream_read_pauses_total", {{"kind", io::to_string(static_cast<StreamKind>(k))}}, c.read_pauses[k]);
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -192,6 +219,7 @@ std::string format_metrics(const Metrics& m) {
     }
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
+    stream_metrics(out, m.streams);
     return out;
 }
 

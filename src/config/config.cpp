@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "gateway_config.hpp"
+#include "streams_config.hpp"
 #include "toml_reader.hpp"
 
 namespace turnbridge::config {
@@ -80,7 +81,7 @@ public:
     Loader(const Reader& r, Config& cfg) : r_(r), cfg_(cfg) {}
 
     void load(const toml::table& root) {
-        r_.only_keys(root, "", {"server", "security", "realm", "accounting", "admin"});
+        r_.only_keys(root, "", {"server", "security", "realm", "accounting", "admin", "streams"});
         cfg_.accounting.database = cfg_.file.parent_path() / kDefaultDatabase;
         if (auto f = r_.get(root, "", "server")) load_server(*f);
         if (auto f = r_.get(root, "", "security")) load_security(*f);
@@ -90,6 +91,7 @@ public:
         check_gateway();
         if (auto f = r_.get(root, "", "accounting")) load_accounting(*f);
         if (auto f = r_.get(root, "", "admin")) load_admin(*f);
+        if (auto f = r_.get(root, "", "streams")) cfg_.streams = load_streams(r_, *f);
     }
 
 private:

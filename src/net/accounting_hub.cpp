@@ -241,6 +241,7 @@ admin::Metrics AccountingHub::metrics() {
         if (realm.gateway.enabled) m.calls[name];
     for (const auto& [realm, c] : calls_) m.calls[realm] = c;
     m.allocations_closed = closed_;
+    if (stream_stats_ != nullptr) m.streams = stream_stats_->snapshot();
     std::lock_guard lock(mu_);
     for (const auto& s : stats_) {
         m.auth_failures += s.auth_failures;

@@ -42,6 +42,13 @@ int App::run() {
         }
         tls = std::get<TlsContextPtr>(loaded);
     }
+    // Every connection is a descriptor: take all the kernel allows (issue 11: 1,024 ran out).
+    const io::FdLimit fds = io::raise_fd_limit();
+    fd_limit_ = fds.after;
+    if (fds.after != fds.before)
+        log::info("file descriptors: {} (raised from {})", fds.after, fds.before);
+    else
+        log::info("file descriptors: {}", fds.after);
     const unsigned count = worker_count(cfg_->threads);
     uv_loop_init(&loop_);
     if (!open_accounting(count) || !start_workers(count, std::move(tls)) || !start_admin()) {
@@ -52,6 +59,7 @@ int App::run() {
         uv_loop_close(&loop_);
         return 1;
     }
+    apply_stream_limits();  // before any listener accepts: the workers start below
 
     signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); });
     uv_timer_init(&loop_, &purge_);
@@ -122,7 +130,7 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
     if (cfg_->any_gateway()) media_ = std::make_unique<MediaExchange>(*cfg_, count);
     const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
-                               instance_ms_, media_.get(), &auth_};
+                               instance_ms_, media_.get(), &auth_, &streams_};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));
@@ -169,8 +177,31 @@ void App::reload() {
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
     if (admin_) admin_->set_token(cfg_->admin.token);
+    apply_stream_limits();
     if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) reload_tls(*cfg_);
     log::info("configuration reloaded");
+}
+
+// [streams]: the caps of every listener kind, fitted to the descriptor limit, and the admin
+// server's own limits. New connections get the new values; open ones keep theirs.
+void App::apply_stream_limits() {
+    streams_.apply(*cfg_, fd_limit_);
+    for (std::size_t k = 0; k < io::kStreamKinds; ++k) {
+        const auto kind = static_cast<io::StreamKind>(k);
+        const io::GateLimits want = io::gate_limits(cfg_->streams, kind);
+        const io::GateLimits got = streams_.gate(kind).limits();
+        if (got.max_connections < want.max_connections)
+            log::warn("streams: {}_max_connections lowered to {} to fit {} file descriptors", io::to_string(kind),
+                      got.max_connections, fd_limit_);
+    }
+    if (hub_) hub_->set_stream_stats(&streams_.stats());
+    if (!admin_) return;
+    admin::HttpLimits l;
+    l.max_connections = cfg_->streams.admin.max_connections;
+    l.reserved = cfg_->streams.admin_reserved_connections;
+    l.guard = io::guard_limits(cfg_->streams, io::StreamKind::Admin);
+    l.guard.handshake_ms = 0;  // plain HTTP
+    admin_->set_limits(&streams_.gate(io::StreamKind::Admin), l);
 }
 
 void App::reload_tls(const config::Config& cfg) {

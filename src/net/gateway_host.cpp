@@ -18,9 +18,8 @@ namespace {
 // A UDP flow nothing uses is forgotten after this long without a datagram (the trunk's, a
 // call's and a transaction's flows stay: GatewayHost::flow_busy).
 constexpr auto kUdpFlowIdle = std::chrono::seconds(60);
-// A ws/wss connection that has not completed its HTTP request by then is closed.
-constexpr std::uint64_t kHandshakeTimeoutMs = 30'000;
-constexpr std::uint64_t kSweepMs = 5'000;
+// Timeouts of ws/wss and SIP/TCP connections are [streams] keys (io::StreamGuard), checked here.
+constexpr std::uint64_t kSweepMs = 1'000;
 // A connection toward a TCP/TLS trunk that is not up (handshake included) by then is closed,
 // which fails its queued requests as 503 (the kernel would retry SYNs for minutes).
 constexpr std::uint64_t kTrunkConnectTimeoutMs = 10'000;
@@ -66,6 +65,8 @@ void GatewayHost::start() {
     timer_.data = this;
     uv_timer_init(loop_, &sweep_);
     sweep_.data = this;
+    uv_timer_init(loop_, &trim_timer_);
+    trim_timer_.data = this;
     timer_open_ = true;
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     load_trunk_tls(true);
@@ -150,14 +151,21 @@ void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
     const int err = uv_listen(reinterpret_cast<uv_stream_t*>(&raw->tcp), 128, [](uv_stream_t* s, int status) {
         auto* l = static_cast<Listener*>(s->data);
         if (status < 0 || l->host->closed_) return;
+        GatewayHost& h = *l->host;
+        const auto& limits = h.cfg_->streams;
+        io::StreamGates* gates = h.streams_;
         if (l->sip) {
-            const auto id = l->host->next_id_++;
-            if (auto* c = SipTcpConnection::accept(l->host->loop_, s, *l->host, id)) l->host->tcp_.emplace(id, c);
+            const auto id = h.next_id_++;
+            io::ConnectionGate* gate = gates ? &gates->gate(io::StreamKind::Sip) : nullptr;
+            if (auto* c = SipTcpConnection::accept(h.loop_, s, h, id, gate, io::guard_limits(limits, io::StreamKind::Sip)))
+                h.tcp_.emplace(id, c);
             return;
         }
         SSL_CTX* ctx = nullptr;
-        if (l->secure && (ctx = l->host->tls_()) == nullptr) return;
-        WsConnection::accept(l->host->loop_, s, ctx, *l->host, l->host->next_id_++);
+        if (l->secure && (ctx = h.tls_()) == nullptr) return;
+        const WsLimits ws{gates ? &gates->gate(io::StreamKind::WebSocket) : nullptr,
+                          io::guard_limits(limits, io::StreamKind::WebSocket), limits.ws_max_message, limits.ws_max_fragments};
+        WsConnection::accept(h.loop_, s, ctx, h, h.next_id_++, ws);
     });
     if (err != 0) cannot(what, ep, err);
 }
@@ -277,7 +285,16 @@ void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) 
     apply(out);
 }
 
+void GatewayHost::connection_gone() {
+    if (!trim_.closed() || !timer_open_ || closed_) return;
+    uv_timer_start(&trim_timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<GatewayHost*>(t->data);
+        self->trim_.trim(uv_now(self->loop_));
+    }, io::HeapTrim::kQuietMs, 0);
+}
+
 void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
+    connection_gone();
     tcp_.erase(c.id());
     if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
     std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
@@ -313,6 +330,7 @@ void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
 void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
 
 void GatewayHost::on_ws_closed(WsConnection& c) {
+    connection_gone();
     ws_.erase(c.id());
     if (closed_) return;
     std::vector<sip::Action> out;
@@ -399,13 +417,14 @@ void GatewayHost::rearm() {
 void GatewayHost::sweep() {
     udp_flows_.expire(read_clock().mono, kUdpFlowIdle, [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
     const std::uint64_t now = uv_now(loop_);
-    std::vector<WsConnection*> stale;
-    for (auto& [id, c] : ws_)
-        if (!c->upgraded() && c->accepted_ms() + kHandshakeTimeoutMs <= now) stale.push_back(c);
-    for (auto* c : stale) {
-        log::debug("ws {}: no complete HTTP request within {} s; closing", c->peer().to_string(), kHandshakeTimeoutMs / 1000);
-        c->close();
-    }
+    // A close reports to us (and erases from the map): walk copies.
+    std::vector<WsConnection*> ws;
+    for (auto& [id, c] : ws_) ws.push_back(c);
+    for (auto* c : ws) c->sweep(now);
+    std::vector<SipTcpConnection*> sip;
+    for (auto& [id, c] : tcp_) sip.push_back(c);
+    for (auto* c : sip) c->sweep(now);
+    trim_.maybe_trim(now);
     std::vector<SipTcpConnection*> slow;
     for (auto& [id, c] : tcp_)
         if (c->outbound() && !c->ready() && c->started_ms() + kTrunkConnectTimeoutMs <= now) slow.push_back(c);
@@ -428,6 +447,7 @@ void GatewayHost::close() {
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
     }
     for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
     for (auto& u : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&u->udp), nullptr);

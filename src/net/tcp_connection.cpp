@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_flow.hpp"
+#include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/net/loop_clock.hpp"
 #include "turnbridge/net/socket_util.hpp"
 #include "turnbridge/net/tls_session.hpp"
@@ -40,7 +42,9 @@ bool carries_relayed_data(stun::Bytes plain) {
 }  // namespace
 
 TcpConnection::TcpConnection(Worker& worker, const Endpoint& local, Transport transport)
-    : worker_(worker), accepted_(read_clock().mono), framer_(kMaxFrameBuffer) {
+    : worker_(worker), accepted_(read_clock().mono), framer_(kMaxFrameBuffer),
+      guard_(io::StreamKind::Turn, io::guard_limits(worker.config().streams, io::StreamKind::Turn), worker.stream_stats(),
+             uv_now(worker.loop())) {
     five_tuple_.transport = transport;
     five_tuple_.server = local;
 }
@@ -65,6 +69,14 @@ void TcpConnection::accept(Worker& worker, uv_stream_t* server, const Endpoint& 
         return;
     }
     c->five_tuple_.client = *client;
+    if (io::StreamGates* gates = worker.stream_gates()) {
+        // Refused (counted in /metrics, no log line: the refusals are what an attack looks like).
+        c->ticket_ = gates->gate(io::StreamKind::Turn).admit(client->ip);
+        if (!c->ticket_) {
+            c->close();
+            return;
+        }
+    }
     if (transport == Transport::Tls) {
         if (tls != nullptr) c->tls_ = std::make_unique<TlsSession>(tls);
         if (!c->tls_ || !c->tls_->ok()) {
@@ -73,6 +85,7 @@ void TcpConnection::accept(Worker& worker, uv_stream_t* server, const Endpoint& 
             return;
         }
     }
+    if (!c->tls_) c->guard_.established(uv_now(worker.loop()));  // plain TCP has no handshake
     // STUN transactions are small and latency-bound: no Nagle delay.
     uv_tcp_nodelay(&c->tcp_, 1);
     if (uv_read_start(as_stream(&c->tcp_), on_alloc, on_read) != 0) {
@@ -87,11 +100,6 @@ void TcpConnection::accept(Worker& worker, uv_stream_t* server, const Endpoint& 
 void TcpConnection::send(stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
     if (closing_) return;
     const std::size_t backlog = uv_stream_get_write_queue_size(as_stream(&tcp_));
-    if (backlog > kMaxBacklog) {
-        log::debug("connection {}: client is not reading ({} bytes unsent); closing", five_tuple_.to_string(), backlog);
-        close();
-        return;
-    }
     // Relayed data (it has a body) may be lost like on UDP; responses (no body) are always sent.
     if (!body.empty() && backlog + pending_.size() > kMaxRelayBacklog) return;
     if (body.empty()) {
@@ -166,6 +174,22 @@ void TcpConnection::flush_pending() {
     pending_.clear();  // keeps its capacity
 }
 
+void TcpConnection::sweep(std::uint64_t now_ms, bool allocated) {
+    if (closing_) return;
+    guard_.set_idle_exempt(allocated);
+    if (const auto why = guard_.expired(now_ms)) {
+        log::debug("connection {}: {}; closing", five_tuple_.to_string(), io::to_string(*why));
+        close();
+    }
+}
+
+void TcpConnection::check_queue() {
+    if (closing_ || io::apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)) return;
+    log::debug("connection {}: client is not reading ({} bytes unsent); closing", five_tuple_.to_string(),
+               uv_stream_get_write_queue_size(as_stream(&tcp_)));
+    close();
+}
+
 void TcpConnection::close() {
     if (closing_) return;
     if (listed_) worker_.stream_gone(this), listed_ = false;
@@ -195,7 +219,7 @@ void TcpConnection::on_bytes(stun::Bytes data) {
                 close();
                 return;
             }
-            if (unframed) worker_.framed(this);
+            guard_.on_message(uv_now(worker_.loop()));
             // The frames of one read share a batch: what they relay leaves together below.
             worker_.on_client_data(five_tuple_, frame, true);
             if (closing_) break;
@@ -204,6 +228,7 @@ void TcpConnection::on_bytes(stun::Bytes data) {
         worker_.flush_sends();
         if (closing_) return;
     }
+    guard_.on_read(uv_now(worker_.loop()), framer_.buffered() > 0);  // RFC 8656 §12.5 framing: a slowloris
 }
 
 void TcpConnection::on_ciphertext(stun::Bytes data) {
@@ -221,6 +246,7 @@ void TcpConnection::on_ciphertext(stun::Bytes data) {
                     worker_.add_wire_overhead(five_tuple_, turn::Direction::ClientToRelay, record - n);
                 continue;
             case TlsSession::ReadResult::NeedMore:
+                if (!guard_.is_established() && tls_->established()) guard_.established(uv_now(worker_.loop()));
                 flush_tls();  // handshake messages, session tickets
                 return;
             case TlsSession::ReadResult::Closed:
@@ -258,7 +284,10 @@ void TcpConnection::write_raw(const uv_buf_t* bufs, unsigned n) {
         close();
         return;
     }
-    if (static_cast<std::size_t>(r) < total) queue_copy(bufs, n, static_cast<std::size_t>(r));
+    if (static_cast<std::size_t>(r) < total) {
+        queue_copy(bufs, n, static_cast<std::size_t>(r));
+        check_queue();
+    }
 }
 
 void TcpConnection::queue_copy(const uv_buf_t* bufs, unsigned n, std::size_t skip) {
@@ -316,7 +345,9 @@ void TcpConnection::on_written(uv_write_t* req, int status) {
     if (status < 0 && status != UV_ECANCELED && !c->closing_) {
         log::debug("connection {}: write error: {}", c->five_tuple_.to_string(), error_text(status));
         c->close();
+        return;
     }
+    c->check_queue();
 }
 
 void TcpConnection::on_closed(uv_handle_t* h) {

@@ -98,6 +98,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
             gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
                                                      shared_.media, std::move(calls));
             gateway_->set_auth_throttle(shared_.auth);
+            gateway_->set_streams(shared_.streams);
             gateway_->start();
         }
     } catch (...) {
@@ -254,13 +255,10 @@ void Worker::on_tick() {
     last_tick_ms_ = now_ms;
     const auto now = read_clock();
     server_->on_timer(now);
-    // Slowloris guard: connections are listed in accept order, so the oldest come first.
-    while (!unframed_.empty() && unframed_.front()->accepted() + kFirstFrameTimeout <= now.mono) {
-        TcpConnection* c = unframed_.front();
-        log::debug("connection {}: no complete frame within {} s; closing", c->five_tuple().to_string(),
-                   kFirstFrameTimeout.count());
-        c->close();  // unlinks it
-    }
+    // [streams] timeouts (io::StreamGuard); a close unlinks the connection, so walk a copy.
+    sweep_.clear();
+    for (const auto& [ft, c] : connections_) sweep_.push_back(c);
+    for (TcpConnection* c : sweep_) c->sweep(now_ms, server_->find(c->five_tuple()) != nullptr);
 }
 
 uv_buf_t Worker::udp_buffer() {
@@ -352,20 +350,9 @@ void Worker::stream_gone(TcpConnection* c) {
     std::erase(pending_streams_, c);
 }
 
-void Worker::add_connection(TcpConnection* c) {
-    connections_.insert_or_assign(c->five_tuple(), c);
-    c->unframed_pos = unframed_.insert(unframed_.end(), c);
-    c->unframed = true;
-}
-
-void Worker::framed(TcpConnection* c) {
-    if (!c->unframed) return;
-    unframed_.erase(c->unframed_pos);
-    c->unframed = false;
-}
+void Worker::add_connection(TcpConnection* c) { connections_.insert_or_assign(c->five_tuple(), c); }
 
 void Worker::remove_connection(TcpConnection* c) {
-    framed(c);
     auto it = connections_.find(c->five_tuple());
     if (it != connections_.end() && it->second == c) connections_.erase(it);
 }

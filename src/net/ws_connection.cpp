@@ -1,23 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/net/ws_connection.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cctype>
+#include <utility>
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_connection.hpp"
 #include "turnbridge/net/click_to_call_page.hpp"
-#include "turnbridge/net/sip_tcp.hpp"
-#include "turnbridge/net/socket_util.hpp"
-#include "turnbridge/net/tls_session.hpp"
 #include "turnbridge/sip/websocket_handshake.hpp"
 
 namespace turnbridge::net {
 namespace {
-
-uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
 
 std::string http_response(int status, std::string_view reason, std::string_view type, std::string_view cache,
                           std::string_view extra_headers, std::string_view body, bool head_only) {
@@ -65,106 +60,59 @@ std::string page_response(std::string_view request, bool head_only) {
 
 }  // namespace
 
-WsConnection::WsConnection(WsOwner& owner, std::uint64_t id) : owner_(owner), id_(id) {}
+WsConnection::WsConnection(uv_loop_t* loop, WsOwner& owner, std::uint64_t id, const WsLimits& limits)
+    : loop_(loop), owner_(owner), id_(id), decoder_(limits.max_message, limits.max_fragments),
+      conn_(loop, io::StreamKind::WebSocket, limits.guard, limits.gate ? &limits.gate->stats() : nullptr, *this, *this) {}
 WsConnection::~WsConnection() = default;
 
-void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, WsOwner& owner, std::uint64_t id) {
-    auto* c = new WsConnection(owner, id);
-    if (uv_tcp_init(loop, &c->tcp_) != 0) {
-        delete c;
-        return;
-    }
-    c->tcp_.data = c;
-    c->closing_ = true;   // until accepted: close() must not report to the owner
-    auto fail = [c] { uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp_), [](uv_handle_t* h) {
-                          delete static_cast<WsConnection*>(h->data);
-                      }); };
-    if (uv_accept(server, as_stream(&c->tcp_)) != 0) return fail();
-    const std::optional<Endpoint> ep = tcp_peer(&c->tcp_);
-    if (!ep) return fail();
-    c->peer_ = *ep;
-    if (tls != nullptr) {
-        c->tls_ = std::make_unique<TlsSession>(tls);
-        if (!c->tls_->ok()) return fail();
-    }
-    uv_tcp_nodelay(&c->tcp_, 1);
-    if (uv_read_start(as_stream(&c->tcp_), on_alloc, on_read) != 0) return fail();
-    c->closing_ = false;
-    c->accepted_ms_ = uv_now(loop);
+void WsConnection::accept(uv_loop_t* loop, uv_stream_t* server, SSL_CTX* tls, WsOwner& owner, std::uint64_t id,
+                          const WsLimits& limits) {
+    auto* c = new WsConnection(loop, owner, id, limits);
+    // The upgrade ends the handshake phase (handshake_timeout covers TLS and the HTTP request).
+    if (!c->conn_.accept(server, limits.gate, tls, true)) return;   // it frees itself when its handle is gone
+    c->reported_ = true;
     owner.on_ws_opened(*c);
-    log::debug("ws {}: connection opened", c->peer_.to_string());
+    log::debug("ws {}: connection opened", c->peer().to_string());
+}
+
+void WsConnection::on_closed(io::StreamConnection&) {
+    if (reported_) owner_.on_ws_closed(*this);
+    delete this;
 }
 
 void WsConnection::send_text(std::string_view payload) {
-    if (closing_ || draining_ || !upgraded_) return;
-    write_plain(sip::websocket_frame(sip::WsOpcode::Text, payload));
+    if (conn_.closing() || conn_.draining() || !upgraded_) return;
+    conn_.send(sip::websocket_frame(sip::WsOpcode::Text, payload));
 }
 
-void WsConnection::close() {
-    if (closing_) return;
-    closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
-        auto* c = static_cast<WsConnection*>(h->data);
-        c->owner_.on_ws_closed(*c);
-        delete c;
-    });
-}
-
-void WsConnection::close_after_write() {
-    if (closing_ || draining_) return;
-    draining_ = true;
-    uv_read_stop(as_stream(&tcp_));
-    shutdown_.data = this;
-    // uv_shutdown waits for the queued writes, so the response leaves before the FIN.
-    if (uv_shutdown(&shutdown_, as_stream(&tcp_), [](uv_shutdown_t* s, int) {
-            static_cast<WsConnection*>(s->data)->close();
-        }) != 0)
-        close();
-}
-
-void WsConnection::write_plain(std::string_view bytes) {
-    if (!tls_) return write_raw(bytes);
-    if (!tls_->established()) return;
-    if (!tls_->write(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()))) {
-        log::debug("ws {}: TLS write failed: {}", peer_.to_string(), tls_->error());
-        return close();
-    }
-    flush_tls();
-}
-
-void WsConnection::flush_tls() {
-    std::uint8_t out[16 * 1024];
-    while (!closing_ && tls_->pending() > 0) {
-        const std::size_t n = tls_->take(out);
-        if (n == 0) break;
-        write_raw(std::string_view(reinterpret_cast<const char*>(out), n));
-    }
-}
-
-void WsConnection::write_raw(std::string_view bytes) {
-    if (closing_ || bytes.empty()) return;
-    if (write_copy(as_stream(&tcp_), bytes, [](uv_stream_t* s) { static_cast<WsConnection*>(s->data)->close(); }) != 0)
-        close();
-}
-
-void WsConnection::on_plain(std::string_view bytes) {
+bool WsConnection::on_bytes(std::string_view bytes) {
     if (!upgraded_) {
         http_.append(bytes);
-        return on_http();
+        on_http();
+        return true;
     }
     std::vector<sip::WsEvent> events;
     decoder_.feed(bytes, events);
+    // Every frame counts as activity (a ping too); an unfinished one starts the message clock
+    // (the connection checks buffered() after this), so a held fragment cannot pin its buffer.
+    if (!events.empty()) conn_.guard().on_message(uv_now(loop_));
+    // The pongs of one read leave in one write, not one syscall and one queued copy each.
+    std::string replies;
     for (auto& e : events) {
-        if (closing_) return;
+        if (conn_.closing() || conn_.draining()) return true;
         if (auto* m = std::get_if<sip::WsMessage>(&e)) {
             owner_.on_ws_message(*this, m->payload);
         } else if (auto* r = std::get_if<sip::WsReply>(&e)) {
-            write_plain(r->bytes);
+            replies += r->bytes;
         } else if (auto* c = std::get_if<sip::WsClosed>(&e)) {
-            log::debug("ws {}: closed ({} {})", peer_.to_string(), c->code, c->reason);
-            close_after_write();
+            log::debug("ws {}: closed ({} {})", peer().to_string(), c->code, c->reason);
+            if (c->code == sip::ws_close::TooBig) conn_.guard().count(io::StreamClose::TooLarge);
+            if (!replies.empty()) conn_.send(std::exchange(replies, {}));  // the close echo goes last
+            conn_.close_after_write();
         }
     }
+    if (!replies.empty() && !conn_.closing() && !conn_.draining()) conn_.send(replies);
+    return true;
 }
 
 void WsConnection::on_http() {
@@ -172,58 +120,29 @@ void WsConnection::on_http() {
     switch (h.kind) {
         case sip::Handshake::Kind::NeedMore: return;
         case sip::Handshake::Kind::Reject:
-            log::debug("ws {}: upgrade refused: {}", peer_.to_string(), h.reason);
-            write_plain(h.response);
-            return close_after_write();
+            log::debug("ws {}: upgrade refused: {}", peer().to_string(), h.reason);
+            conn_.send(h.response);
+            return conn_.close_after_write();
         case sip::Handshake::Kind::PlainGet: {
             const bool head = h.method == "HEAD";
             const std::string_view path = std::string_view(h.target).substr(0, h.target.find('?'));
             if (path == "/" || path == "/index.html")
-                write_plain(page_response(std::string_view(http_).substr(0, h.consumed), head));
+                conn_.send(page_response(std::string_view(http_).substr(0, h.consumed), head));
             else
-                write_plain(http_response(404, "Not Found", "text/plain; charset=utf-8", "no-store",
-                                          "", "not found\n", head));
-            return close_after_write();
+                conn_.send(http_response(404, "Not Found", "text/plain; charset=utf-8", "no-store",
+                                         "", "not found\n", head));
+            return conn_.close_after_write();
         }
         case sip::Handshake::Kind::Upgrade: {
-            write_plain(h.response);
+            conn_.send(h.response);
             upgraded_ = true;
+            conn_.guard().established(uv_now(loop_));
             const std::string rest = http_.substr(h.consumed);
             http_.clear();
             http_.shrink_to_fit();
-            log::debug("ws {}: upgraded to SIP over WebSocket", peer_.to_string());
-            if (!rest.empty()) on_plain(rest);
+            log::debug("ws {}: upgraded to SIP over WebSocket", peer().to_string());
+            if (!rest.empty()) on_bytes(rest);
             return;
-        }
-    }
-}
-
-void WsConnection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-    auto* c = static_cast<WsConnection*>(h->data);
-    *buf = uv_buf_init(c->read_buf_, sizeof c->read_buf_);
-}
-
-void WsConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-    auto* c = static_cast<WsConnection*>(s->data);
-    if (nread == 0 || c->closing_ || c->draining_) return;
-    if (nread < 0) return c->close();
-    const std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
-    if (!c->tls_) return c->on_plain(bytes);
-    c->tls_->feed(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
-    std::uint8_t plain[16 * 1024];
-    while (!c->closing_ && !c->draining_) {
-        std::size_t n = 0, record = 0;
-        switch (c->tls_->read(plain, n, record)) {
-            case TlsSession::ReadResult::Data:
-                c->on_plain(std::string_view(reinterpret_cast<const char*>(plain), n));
-                continue;
-            case TlsSession::ReadResult::NeedMore:
-                c->flush_tls();
-                return;
-            case TlsSession::ReadResult::Closed:
-            case TlsSession::ReadResult::Error:
-                c->flush_tls();
-                return c->close_after_write();
         }
     }
 }

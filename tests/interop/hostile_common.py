@@ -44,6 +44,11 @@ LOG_LINES_PER_SECOND = 20
 DID = "+15550177"          # routed to USER: an inbound call rings USER's browsers
 OFFLINE_DID = "+15550199"  # routed to "nobody", a static user that never registers
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+# [streams] timeouts short enough for a case to watch them bite (hostile_streams.py); the
+# connection caps keep their defaults. Every case shares the server: a case that holds a
+# connection idle longer than these must expect it closed.
+STREAMS_CONFIG = ("[streams]\nhandshake_timeout = 3\nmessage_timeout = 3\nwrite_timeout = 4\n"
+                  "turn_idle_timeout = 5\nadmin_idle_timeout = 5\nsip_idle_timeout = 10\nws_idle_timeout = 30\n")
 
 
 def fds(pid):
@@ -82,7 +87,7 @@ class HostileServer(Turnbridge):
                     f'codecs = ["opus", "pcmu", "pcma"]\n'
                     f'[realm."{REALM}".gateway.routes]\n"{DID}" = ["{USER}"]\n"{OFFLINE_DID}" = ["nobody"]\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
-                    f'token = "{TOKEN}"\n{self.extra}')
+                    f'token = "{TOKEN}"\n{self.extra}\n\n{STREAMS_CONFIG}')
 
     def log_lines(self):
         try:
@@ -397,5 +402,5 @@ def module_main(cases):
 
 __all__ = ["HostileServer", "Probe", "Context", "run_case", "run_cases", "module_main", "turn_allocate",
            "admin_get", "jssip_register", "ws_connect", "ws_frame", "ws_read_message", "sip_register_ws", "fds", "rss", "wait_for",
-           "stun_binding", "TOKEN", "DID", "OFFLINE_DID", "PROBE_SOURCE", "USER", "PASSWORD", "REALM",
+           "stun_binding", "STREAMS_CONFIG", "TOKEN", "DID", "OFFLINE_DID", "PROBE_SOURCE", "USER", "PASSWORD", "REALM",
            "sanitized", "free_port", "Path", "random"]

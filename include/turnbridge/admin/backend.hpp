@@ -13,6 +13,7 @@
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/usage.hpp"
 #include "turnbridge/sip/limits.hpp"
+#include "turnbridge/io/stream_stats.hpp"
 
 namespace turnbridge::admin {
 
@@ -60,6 +61,7 @@ struct Metrics {
     // Gateway media datagrams dropped because their source was not the leg's peer (issue 11):
     // [0] browser leg (not the ICE-selected pair), [1] trunk leg (not the trunk's RTP address).
     std::array<std::uint64_t, 2> gateway_media_dropped_source{};
+    io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
 };
 
 class Backend {

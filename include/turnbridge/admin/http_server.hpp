@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The admin HTTP server on libuv: accepts connections on the control thread's loop, feeds their
-// bytes to RequestParser, answers through the router, writes with uv_write. Keep-alive with a
-// 30 s idle limit; at most 64 connections (more are closed as soon as they are accepted).
+// bytes to RequestParser, answers through the router, writes with uv_write. Bounded like every
+// stream ([streams], issue 11): a global and a per-IP cap (io::ConnectionGate), keep-alive idle
+// and unfinished-request timeouts and write bounds (io::StreamGuard), and a reserve of slots for
+// the operator: when full, the oldest connection that never sent the token is closed to make
+// room, and a connection taken from the reserve is closed after a first request without it.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -12,11 +15,23 @@
 #include "turnbridge/admin/backend.hpp"
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/base/auth_throttle.hpp"
+#include "turnbridge/io/connection_gate.hpp"
+#include "turnbridge/io/stream_guard.hpp"
 
 namespace turnbridge::admin {
 
-constexpr std::size_t kMaxConnections = 64;
-constexpr std::uint64_t kIdleTimeoutMs = 30'000;
+struct HttpLimits {
+    std::size_t max_connections = 64;   // [streams] admin_max_connections
+    std::size_t reserved = 8;           // admin_reserved_connections
+    io::GuardLimits guard = default_guard();
+
+    static io::GuardLimits default_guard() {
+        io::GuardLimits g;
+        g.handshake_ms = 0;   // plain HTTP
+        g.idle_ms = 30'000;   // admin_idle_timeout
+        return g;
+    }
+};
 
 class HttpServer {
 public:
@@ -39,6 +54,12 @@ public:
     void set_token(std::string token) { token_ = std::move(token); }
     // security.auth_failures_per_minute for wrong tokens (429 while a source is over it).
     void set_auth_throttle(AuthThrottle* auth) { auth_ = auth; }
+    // The per-IP and global gate (null: only limits.max_connections) and the limits of new
+    // connections; at start and on SIGHUP.
+    void set_limits(io::ConnectionGate* gate, const HttpLimits& limits) {
+        gate_ = gate;
+        limits_ = limits;
+    }
 
 private:
     struct Listener;
@@ -51,6 +72,8 @@ private:
     static void on_write(uv_write_t* req, int status);
     static void on_shutdown(uv_shutdown_t* req, int status);
     static void on_timer(uv_timer_t* t);
+    void sweep();                        // [streams] timeouts, about once a second
+    bool make_room();                    // closes the oldest unauthenticated connection
 
     void accept(uv_stream_t* server);
     void process(Connection* c);
@@ -64,7 +87,11 @@ private:
     std::string token_;
     AuthThrottle* auth_ = nullptr;
     Endpoint local_;
+    io::ConnectionGate* gate_ = nullptr;
+    HttpLimits limits_;
+    std::uint64_t next_serial_ = 0;
     Listener* listener_ = nullptr;       // owned by the loop until its close callback
+    uv_timer_t* sweep_ = nullptr;        // owned by the loop until its close callback
     std::unordered_set<Connection*> connections_;
     std::unique_ptr<char[]> read_buf_;   // one read at a time on this thread: one buffer for all
 };

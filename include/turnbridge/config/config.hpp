@@ -78,6 +78,30 @@ struct Admin {
     std::string token;                         // bearer token; required unless listen is loopback
 };
 
+// [streams]: bounds on every stream listener (issue 11; turnbridge.toml(5)). Per kind: a global
+// and a per-source-IP cap on open connections and an idle timeout (0 = none).
+struct StreamKindLimits {
+    std::uint32_t max_connections = 0;
+    std::uint32_t max_connections_per_ip = 0;
+    std::chrono::seconds idle_timeout{0};
+};
+
+struct Streams {
+    // TURN over TCP/TLS: idle_timeout applies only while the connection has no allocation.
+    StreamKindLimits turn{8192, 128, std::chrono::seconds(30)};
+    StreamKindLimits ws{4096, 64, std::chrono::seconds(900)};    // ws_listen + wss_listen
+    StreamKindLimits sip{1024, 32, std::chrono::seconds(900)};   // sip_listen TCP (inbound)
+    StreamKindLimits admin{64, 16, std::chrono::seconds(30)};    // keep-alive idle
+    std::uint32_t admin_reserved_connections = 8;  // slots only a request with the token may use
+    std::chrono::seconds handshake_timeout{10};    // TLS handshake and WebSocket upgrade
+    std::chrono::seconds message_timeout{10};      // a started message must be finished by then
+    std::chrono::seconds write_timeout{30};        // unsent bytes over write_soft_limit this long
+    std::uint32_t write_soft_limit = 256 * 1024;   // stop reading above, resume below
+    std::uint32_t write_hard_limit = 4 * 1024 * 1024;  // close above
+    std::uint32_t ws_max_message = 64 * 1024;      // RFC 6455 §10.4: a WebSocket message, fragments joined
+    std::uint32_t ws_max_fragments = 64;           // frames of one unfinished message
+};
+
 struct Config {
     std::filesystem::path file;                // the file it came from (absolute)
 
@@ -144,6 +168,7 @@ struct Config {
 
     Accounting accounting;                     // [accounting]
     Admin admin;                               // [admin]
+    Streams streams;                           // [streams]
 
     const Realm* find_realm(std::string_view name) const;
     // The realm a listener belongs to (realm.X.listen), else default_realm.

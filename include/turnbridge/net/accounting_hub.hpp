@@ -65,6 +65,8 @@ public:
     bool kick(std::string_view id) override;
     std::vector<accounting::UsageRow> usage(const accounting::UsageQuery& q) override;
     admin::Metrics metrics() override;
+    // The stream counters /metrics shows (connections refused, closed by a limit); set by the App.
+    void set_stream_stats(const io::StreamStats* stats) { stream_stats_ = stats; }
     std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override;
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
@@ -77,6 +79,7 @@ public:
     static std::int64_t period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms);
 
 private:
+    const io::StreamStats* stream_stats_ = nullptr;
     void absorb(const accounting::AllocationRecord& r, std::int64_t now_ms);
     void absorb_call(const accounting::CallRecord& c);
 

@@ -10,6 +10,7 @@
 #include "turnbridge/admin/http_server.hpp"
 #include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/net/accounting_hub.hpp"
 #include "turnbridge/net/media_exchange.hpp"
 #include "turnbridge/net/relay_registry.hpp"
@@ -39,6 +40,7 @@ private:
     void stop(const char* why);
     void reload();
     void reload_tls(const config::Config& cfg);
+    void apply_stream_limits();
 
     std::shared_ptr<const config::Config> cfg_;
     turn::NonceMinter nonces_;
@@ -46,6 +48,8 @@ private:
     AuthThrottle auth_;  // failed TURN, SIP digest and admin authentications, for every thread
     RelayRegistry relays_;
     std::int64_t instance_ms_ = 0;
+    io::StreamGates streams_;  // before everything that holds connections: their tickets point here
+    std::uint64_t fd_limit_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
     std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers and the gateway
     std::vector<std::unique_ptr<Worker>> workers_;

@@ -26,6 +26,8 @@
 
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/heap_trim.hpp"
+#include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/net/gateway_media.hpp"
 #include "turnbridge/net/sip_router.hpp"
 #include "turnbridge/net/sip_tcp.hpp"
@@ -48,6 +50,8 @@ public:
                 std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls);
     ~GatewayHost() override;
 
+    // Connection caps and counters for ws/wss and SIP/TCP ([streams]); call before start().
+    void set_streams(io::StreamGates* streams) { streams_ = streams; }
     // Binds every listener; throws std::runtime_error naming the address that failed.
     void start();
     void set_config(std::shared_ptr<const config::Config> cfg);
@@ -101,12 +105,16 @@ private:
     std::shared_ptr<const config::Config> cfg_;
     std::function<SSL_CTX*()> tls_;
     CallSink calls_;
+    io::StreamGates* streams_ = nullptr;
+    io::HeapTrim trim_;   // after many ws/SIP connections closed (an attack's buffers)
+    uv_timer_t trim_timer_{};
+    void connection_gone();
     std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
     std::unique_ptr<SipRouter> router_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Udp>> udp_;
     uv_timer_t timer_{};
-    uv_timer_t sweep_{};   // closes connections that never finish their HTTP request (slowloris)
+    uv_timer_t sweep_{};   // [streams] timeouts of ws/wss and SIP/TCP connections, trunk connects
     bool timer_open_ = false;
     bool closed_ = false;
     std::uint64_t next_id_ = 1;

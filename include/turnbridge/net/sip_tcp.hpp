@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SIP over TCP on the trunk side (RFC 3261 §18.3): a connection a trunk opened to sip_listen, or
-// one we opened toward a TCP trunk, or toward a TLS trunk (RFC 3261 §26.2.1; a client
-// TlsSession on memory BIOs between the socket and the same framing). Messages are cut by
-// SipStreamFramer; sends before the connection (and its handshake) is up wait in a queue.
-// Signaling only: plain copies.
+// one we opened toward a TCP trunk, or toward a TLS trunk (RFC 3261 §26.2.1). The connection
+// itself (TCP, the client TlsSession on memory BIOs, the write queue, sends held until it is up,
+// the [streams] bounds) is an io::StreamConnection; this class is its SIP framer: messages are
+// cut by SipStreamFramer and handed to the owner. Signaling only: plain copies.
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <uv.h>
-#include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/io/stream_connection.hpp"
 #include "turnbridge/net/sip_stream.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -20,7 +20,6 @@ typedef struct ssl_ctx_st SSL_CTX;
 namespace turnbridge::net {
 
 class SipTcpConnection;
-class TlsSession;
 
 // What a connection toward a TLS trunk needs.
 struct SipTlsClient {
@@ -29,11 +28,6 @@ struct SipTlsClient {
     std::string trunk;           // the trunk URI, for log lines
 };
 
-// Queues a copy of `bytes` on `stream` (request and bytes in one malloc); `failed` runs if the
-// write later fails (not when cancelled by a close). Returns 0 or the libuv error. Shared by the
-// signaling streams (SIP over TCP, WebSocket), where a copy per message is cheap enough.
-int write_copy(uv_stream_t* stream, std::string_view bytes, void (*failed)(uv_stream_t*));
-
 class SipTcpOwner {
 public:
     virtual ~SipTcpOwner() = default;
@@ -41,55 +35,47 @@ public:
     virtual void on_sip_tcp_closed(SipTcpConnection& c) = 0;   // the object is freed after this returns
 };
 
-class SipTcpConnection {
+class SipTcpConnection final : private io::Framer, private io::StreamEvents {
 public:
-    // Accepts the pending connection on `server`; nullptr on failure.
-    static SipTcpConnection* accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id);
+    // Accepts the pending connection on `server`; nullptr on failure or when `gate` refuses it
+    // ([streams] sip_max_connections, sip_max_connections_per_ip).
+    static SipTcpConnection* accept(uv_loop_t* loop, uv_stream_t* server, SipTcpOwner& owner, std::uint64_t id,
+                                    io::ConnectionGate* gate, const io::GuardLimits& limits);
     // Starts connecting to `to` (over TLS when `tls` is given); nullptr on immediate failure.
     static SipTcpConnection* connect(uv_loop_t* loop, const Endpoint& to, SipTcpOwner& owner, std::uint64_t id,
                                      const SipTlsClient* tls = nullptr);
-    ~SipTcpConnection();
+    ~SipTcpConnection() override;
 
-    void send(std::string_view message);
-    void close();
+    void send(std::string_view message) { conn_.send(message); }
+    void close() { conn_.close(); }
+    // The host's sweep (about once a second): [streams] message_timeout (a SIP message started
+    // and not finished: slowloris), sip_idle_timeout on inbound connections, write_timeout.
+    void sweep(std::uint64_t now_ms) { conn_.sweep(now_ms); }
     std::uint64_t id() const { return id_; }
-    const Endpoint& peer() const { return peer_; }
+    const Endpoint& peer() const { return conn_.peer(); }
     // Our end of an outbound connection (bound when connecting starts): the Via sent-by and
     // Contact a TLS trunk can reach us at over this connection.
-    const std::optional<Endpoint>& local() const { return local_; }
+    const std::optional<Endpoint>& local() const { return conn_.local(); }
     bool outbound() const { return outbound_; }
-    bool secure() const { return tls_ != nullptr; }
+    bool secure() const { return conn_.secure(); }
     // Connected, and for TLS the handshake done: what was queued has left.
-    bool ready() const { return ready_; }
-    std::uint64_t started_ms() const { return started_ms_; }   // uv_now() at connect/accept
+    bool ready() const { return conn_.ready(); }
+    std::uint64_t started_ms() const { return conn_.started_ms(); }   // uv_now() at connect/accept
 
 private:
-    SipTcpConnection(SipTcpOwner& owner, std::uint64_t id);
-    void write(std::string_view bytes);
-    void write_raw(std::string_view bytes);
-    void start_reading();
-    void on_ciphertext(std::string_view bytes);
-    void on_plain(std::string_view bytes);
-    void flush_tls();
-    void became_ready();
-    std::string_view name() const;   // for log lines: the trunk URI or the peer address
+    SipTcpConnection(uv_loop_t* loop, SipTcpOwner& owner, std::uint64_t id, const io::GuardLimits& limits,
+                     io::StreamStats* stats);
+    bool on_bytes(std::string_view in) override;
+    std::size_t buffered() const override { return framer_.buffered(); }
+    void on_closed(io::StreamConnection&) override;
 
-    uv_tcp_t tcp_{};
-    uv_connect_t connect_{};
+    uv_loop_t* loop_;
     SipTcpOwner& owner_;
     std::uint64_t id_;
-    Endpoint peer_;
-    std::optional<Endpoint> local_;
-    std::unique_ptr<TlsSession> tls_;
-    std::string trunk_;   // SipTlsClient::trunk
-    std::string peer_text_;
-    SipStreamFramer framer_;
-    std::vector<std::string> pending_;   // sends before the connection is ready
-    std::uint64_t started_ms_ = 0;
-    bool ready_ = false;
     bool outbound_ = false;
-    bool closing_ = false;
-    char read_buf_[16 * 1024];
+    bool reported_ = false;   // the owner knows it: its close is reported
+    SipStreamFramer framer_;
+    io::StreamConnection conn_;
 };
 
 }  // namespace turnbridge::net

@@ -4,12 +4,13 @@
 // through a StreamFramer and each whole STUN or ChannelData frame to turn::Server. Writes try
 // the socket first and queue a copy only for what the kernel did not take.
 #include <chrono>
-#include <list>
 #include <memory>
 #include <uv.h>
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/io/connection_gate.hpp"
+#include "turnbridge/io/stream_guard.hpp"
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/channel_data.hpp"
 #include "turnbridge/turn/clock.hpp"
@@ -21,12 +22,10 @@ namespace turnbridge::net {
 class TlsSession;
 class Worker;
 
-// Slowloris guard: a connection that has not completed one frame by then is closed.
-constexpr auto kFirstFrameTimeout = std::chrono::seconds(30);
 // Unflushed bytes beyond which relayed data for this client is dropped (responses still go).
+// Reading stops and the connection closes at [streams] write_soft_limit / write_hard_limit
+// (io::StreamGuard), the same bounds as every other stream.
 constexpr std::size_t kMaxRelayBacklog = 1u << 20;
-// Unflushed bytes beyond which the client is not reading at all: close the connection.
-constexpr std::size_t kMaxBacklog = 4u << 20;
 
 // Relayed bytes held per connection until the end of a receive batch (then one write).
 constexpr std::size_t kMaxPending = 16384;
@@ -51,8 +50,10 @@ public:
     const FiveTuple& five_tuple() const { return five_tuple_; }
     turn::Time accepted() const { return accepted_; }
     bool closing() const { return closing_; }
-    std::list<TcpConnection*>::iterator unframed_pos;  // the worker's, while no frame was seen
-    bool unframed = true;
+    // The worker's sweep (about once a second): handshake, message and idle timeouts. An idle
+    // connection is closed only while it has no allocation (`allocated`): RFC 8656 §3 lets a
+    // client keep its control connection quiet between Refreshes.
+    void sweep(std::uint64_t now_ms, bool allocated);
 
 private:
     TcpConnection(Worker& worker, const Endpoint& local, Transport transport);
@@ -62,6 +63,7 @@ private:
     void list_pending();  // asks the worker for a flush_pending() at the end of the batch
     void write_raw(const uv_buf_t* bufs, unsigned n);
     void queue_copy(const uv_buf_t* bufs, unsigned n, std::size_t skip);
+    void check_queue();  // back-pressure after a write or a completed one
 
     static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
     static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -73,6 +75,8 @@ private:
     FiveTuple five_tuple_;
     turn::Time accepted_;
     turn::StreamFramer framer_;
+    io::GateTicket ticket_;  // this connection's slot in [streams] turn_max_connections
+    io::StreamGuard guard_;
     std::unique_ptr<TlsSession> tls_;
     bool registered_ = false;  // known to the worker (accept completed)
     // Relayed data not yet written: plaintext for TCP; for TLS the records wait in the session.

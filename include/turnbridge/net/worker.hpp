@@ -5,7 +5,6 @@
 // on its packet path is shared with other workers, so nothing there takes a lock
 // (ARCHITECTURE.md). Other threads talk to it only through post_*().
 #include <latch>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/net/relay_binder.hpp"
 #include "turnbridge/net/send_batch.hpp"
 #include "turnbridge/net/tls_context.hpp"
@@ -47,6 +47,7 @@ struct ProcessShared {
     std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
     MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateway
     AuthThrottle* auth = nullptr;   // security.auth_failures_per_minute (TURN and SIP digest)
+    io::StreamGates* streams = nullptr;  // connection caps and counters of every stream kind (null: none)
 };
 
 class Worker {
@@ -74,6 +75,8 @@ public:
     const config::Config& config() const { return *cfg_; }
     SSL_CTX* tls_context() const { return tls_.get(); }
     bool stopping() const { return stopping_; }
+    io::StreamGates* stream_gates() const { return shared_.streams; }
+    io::StreamStats* stream_stats() const { return shared_.streams ? &shared_.streams->stats() : nullptr; }
 
     // Scratch buffers, reused for every read: callbacks run one at a time on this thread.
     uv_buf_t udp_buffer();
@@ -102,7 +105,6 @@ public:
     const SendBatchStats& send_stats() const { return batch_.stats(); }
 
     void add_connection(TcpConnection* c);
-    void framed(TcpConnection* c);            // sent its first complete frame
     void remove_connection(TcpConnection* c);  // closing: no more sends to it
     void add_wire_overhead(const FiveTuple& ft, turn::Direction d, std::size_t bytes);  // TLS framing
     void connection_closed(const FiveTuple& ft);  // handle gone: the allocation goes too
@@ -144,7 +146,7 @@ private:
     std::vector<MediaHandoff> media_in_;     // taken from the MediaExchange, reused
     std::unique_ptr<GatewayHost> gateway_;  // worker 0 only, when a realm has gateway mode (gateway_host.hpp)
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
-    std::list<TcpConnection*> unframed_;  // accept order; see kFirstFrameTimeout
+    std::vector<TcpConnection*> sweep_;   // reused by on_tick()
     std::unique_ptr<std::uint8_t[]> udp_buf_;
     std::unique_ptr<std::uint8_t[]> stream_buf_;
     std::unique_ptr<std::uint8_t[]> tls_buf_;

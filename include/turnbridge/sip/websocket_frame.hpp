@@ -43,21 +43,31 @@ using WsEvent = std::variant<WsMessage, WsReply, WsClosed>;
 
 class WebSocketDecoder {
 public:
-    explicit WebSocketDecoder(std::size_t max_message = 64 * 1024) : max_message_(max_message) {}
+    // RFC 6455 §10.4: a message over `max_message` bytes (fragments joined) or over
+    // `max_fragments` frames is refused with 1009 before it is buffered ([streams] ws_max_message,
+    // ws_max_fragments; issue 11: held fragmented messages cost 146 KiB a connection).
+    explicit WebSocketDecoder(std::size_t max_message = 64 * 1024, std::size_t max_fragments = 64)
+        : max_message_(max_message), max_fragments_(max_fragments) {}
 
     // Appends events to `out`; after a WsClosed every further byte is ignored.
     void feed(std::string_view bytes, std::vector<WsEvent>& out);
     // Our own Close (e.g. shutdown); the peer's answering Close then ends without an echo.
     std::string close(std::uint16_t code, std::string_view reason = {});
     bool closed() const { return closed_; }
+    // Bytes held for an unfinished frame or message (0 between messages).
+    std::size_t buffered() const { return closed_ ? 0 : buffer_.size() - pos_ + message_.size() + (in_message_ ? 1 : 0); }
 
 private:
     bool parse_one(std::vector<WsEvent>& out);   // false: need more bytes or closed
+    void consume(std::size_t n);                 // marks parsed bytes; feed() drops them once
     void fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out);
     void on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out);
 
     std::size_t max_message_;
-    std::string buffer_;      // unparsed bytes
+    std::size_t max_fragments_;
+    std::size_t fragments_ = 0;   // frames of the current data message
+    std::string buffer_;      // unparsed bytes (from pos_ on, during a feed)
+    std::size_t pos_ = 0;
     std::string message_;     // fragments of the current data message
     bool in_message_ = false;
     bool message_text_ = true;

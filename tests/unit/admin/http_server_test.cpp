@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
+#include <chrono>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdexcept>
@@ -206,7 +207,7 @@ TEST_CASE("connections over the limit are closed when they are accepted") {
     run_with_client(&l.loop, [&] {
         std::vector<int> fds;
         std::string carry;
-        for (std::size_t i = 0; i < kMaxConnections; ++i) {
+        for (std::size_t i = 0; i < HttpLimits{}.max_connections; ++i) {
             const int fd = connect_to(port);
             if (fd < 0) break;
             fds.push_back(fd);
@@ -222,7 +223,7 @@ TEST_CASE("connections over the limit are closed when they are accepted") {
         }
         for (int fd : fds) ::close(fd);
     });
-    CHECK(answered == static_cast<int>(kMaxConnections));
+    CHECK(answered == static_cast<int>(HttpLimits{}.max_connections));
     CHECK(extra_closed);
     server.close();
     CHECK(l.finish() == 0);
@@ -259,5 +260,48 @@ TEST_CASE("starting fails with an exception that names the address") {
     first.close();
     second.close();
     open.close();
+    CHECK(l.finish() == 0);
+}
+
+TEST_CASE("a full admin server closes the oldest connection without the token to serve one with it (issue 11)") {
+    Loop l;
+    FakeBackend backend;
+    HttpServer server(&l.loop, backend, "t0ken");
+    HttpLimits limits;
+    limits.max_connections = 4;
+    limits.reserved = 1;
+    server.set_limits(nullptr, limits);
+    server.start(*Endpoint::parse("127.0.0.1:0"));
+    const std::uint16_t port = server.local().port;
+
+    std::string with_token, reserve_without_token;
+    bool oldest_evicted = false, reserve_closed = false;
+    run_with_client(&l.loop, [&] {
+        std::vector<int> idle;
+        for (int i = 0; i < 4; ++i) {
+            idle.push_back(connect_to(port));
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // accepted in this order
+        }
+        const int op = connect_to(port);  // the operator, with the token
+        std::string carry;
+        send_all(op, get("/metrics"));
+        with_token = read_response(op, carry);
+        oldest_evicted = closed_by_server(idle[0]);
+        // Full again: the next one evicts idle[1] and lands in the reserve, so a request
+        // without the token gets its answer and the connection closes.
+        const int stranger = connect_to(port);
+        send_all(stranger, get("/metrics", ""));
+        carry.clear();
+        reserve_without_token = read_response(stranger, carry);
+        reserve_closed = closed_by_server(stranger);
+        for (int fd : idle) ::close(fd);
+        ::close(op);
+        ::close(stranger);
+    });
+    CHECK(starts(with_token, "HTTP/1.1 200 OK"));
+    CHECK(oldest_evicted);
+    CHECK(starts(reserve_without_token, "HTTP/1.1 401"));
+    CHECK(reserve_closed);
+    server.close();
     CHECK(l.finish() == 0);
 }

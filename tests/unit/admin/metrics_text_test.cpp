@@ -150,6 +150,10 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_user_allocation_limit_total", "counter"},
         {"turnbridge_permission_limit_total", "counter"},
         {"turnbridge_channel_limit_total", "counter"},
+        {"turnbridge_stream_connections", "gauge"},
+        {"turnbridge_stream_refused_total", "counter"},
+        {"turnbridge_stream_closed_total", "counter"},
+        {"turnbridge_stream_read_pauses_total", "counter"},
     };
     for (const auto& family : families) {  // not a structured binding: clang 14 cannot CAPTURE one
         const auto& name = family.first;
@@ -203,12 +207,30 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 22);
-    // The seven unlabelled counters and one turnbridge_sip_limited_total per limit, at 0 (no
-    // gateway: no media drops).
-    CHECK(e.samples.size() == 7 + sip::kLimitNames.size());
+    CHECK(e.types.size() == 26);
+    // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
+    // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
+    // + 1 pause counter). No gateway: no media drops.
+    CHECK(e.samples.size() == 7 + sip::kLimitNames.size() + 4 * (1 + 2 + 7 + 1));
     CHECK(e.samples.at("turnbridge_auth_failures_total") == 0);
     CHECK(e.samples.at("turnbridge_unauthenticated_dropped_total") == 0);
+}
+
+TEST_CASE("/metrics text: stream connections, refusals and limit closes by listener kind (issue 11)") {
+    Metrics m;
+    m.streams.open[static_cast<std::size_t>(turnbridge::io::StreamKind::Sip)] = 32;
+    m.streams.refused[0][static_cast<std::size_t>(turnbridge::io::Refusal::PerIp)] = 1968;
+    m.streams.closed[1][static_cast<std::size_t>(turnbridge::io::StreamClose::MessageTimeout)] = 5;
+    m.streams.closed[3][static_cast<std::size_t>(turnbridge::io::StreamClose::Evicted)] = 2;
+    m.streams.read_pauses[1] = 7;
+    const auto e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    CHECK(e.samples.at("turnbridge_stream_connections{kind=sip}") == 32);
+    CHECK(e.samples.at("turnbridge_stream_refused_total{kind=turn,reason=per_ip}") == 1968);
+    CHECK(e.samples.at("turnbridge_stream_refused_total{kind=turn,reason=global}") == 0);
+    CHECK(e.samples.at("turnbridge_stream_closed_total{kind=ws,reason=message_timeout}") == 5);
+    CHECK(e.samples.at("turnbridge_stream_closed_total{kind=admin,reason=evicted}") == 2);
+    CHECK(e.samples.at("turnbridge_stream_read_pauses_total{kind=ws}") == 7);
 }
 
 TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered seconds; bytes and packets per leg") {

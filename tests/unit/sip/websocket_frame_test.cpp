@@ -196,3 +196,25 @@ TEST_CASE("unsolicited pongs are ignored (RFC 6455 §5.5.3)") {
     CHECK(feed(d, client_frame(0x8A, "x")).empty());
     CHECK_FALSE(d.closed());
 }
+
+TEST_CASE("a message of more fragments than ws_max_fragments closes with 1009 (issue 11: fragment hold)") {
+    WebSocketDecoder d(64 * 1024, 4);
+    std::string frames = client_frame(0x01, "a");
+    for (int i = 0; i < 3; ++i) frames += client_frame(0x00, "b");
+    auto ev = feed(d, frames);
+    CHECK_FALSE(closed_in(ev));
+    CHECK(d.buffered() > 0);  // an unfinished message is held: the connection's message clock runs
+    ev = feed(d, client_frame(0x00, "c"));
+    REQUIRE(closed_in(ev));
+    CHECK(closed_in(ev)->code == ws_close::TooBig);
+    CHECK(d.buffered() == 0);
+
+    SUBCASE("exactly the cap is fine, and the count starts again with the next message") {
+        WebSocketDecoder ok(64 * 1024, 4);
+        std::string two = client_frame(0x01, "a") + client_frame(0x00, "b") + client_frame(0x00, "c") + client_frame(0x80, "d");
+        auto ev2 = feed(ok, two + two);
+        REQUIRE(ev2.size() == 2);
+        CHECK(std::get<WsMessage>(ev2[1]).payload == "abcd");
+        CHECK(ok.buffered() == 0);
+    }
+}
