@@ -35,6 +35,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
 from harness import PASSWORD, REALM, USER, Turnbridge, free_port, main_guard  # noqa: E402
+from hostile_common import ws_frame  # noqa: E402
 
 SIPP = "/usr/bin/sipp"
 TONE_HZ = 1000       # call_media_aiortc_test.Tone
@@ -69,16 +70,7 @@ class WebSocket:
         self.task = asyncio.ensure_future(self._read())
 
     def _frame(self, opcode, payload):
-        n = len(payload)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-        else:
-            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-        mask = secrets.token_bytes(4)  # a client masks every frame (§5.3)
-        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return ws_frame(payload, opcode)  # a client masks every frame (RFC 6455 §5.3)
 
     def send(self, text):
         self.writer.write(self._frame(0x1, text.encode()))
