@@ -37,12 +37,16 @@ function udpFree(host, port) {
   });
 }
 
-// A port in 20000-29999 free for UDP and TCP on 127.0.0.1.
+// Every port this process has handed out: a port picked but not yet bound by its server looks
+// free, so without this two picks in one test could meet (CI saw ws_listen == listen once).
+const handedOut = new Set();
+
+// A port in 20000-29999 free for UDP and TCP on 127.0.0.1, never one handed out before.
 async function freePort(taken = new Set()) {
   for (let i = 0; i < 500; i++) {
     const p = 20000 + Math.floor(Math.random() * 10000);
-    if (taken.has(p)) continue;
-    if ((await tcpFree('127.0.0.1', p)) && (await udpFree('127.0.0.1', p))) return p;
+    if (taken.has(p) || handedOut.has(p)) continue;
+    if ((await tcpFree('127.0.0.1', p)) && (await udpFree('127.0.0.1', p))) { handedOut.add(p); return p; }
   }
   throw new Error('no free port in 20000-29999');
 }

@@ -49,15 +49,22 @@ def _free(host, port, kinds):
             s.close()
 
 
+# Every port this process has handed out: a port picked but not yet bound by its server looks
+# free, so without this two picks in one test could meet (CI saw ws_listen == listen once).
+_handed_out = set()
+
+
 def free_port(hosts=("127.0.0.1",), span=1, taken=()):
     """A port in 20000-29999 free for UDP and TCP on every host, with `span - 1` free
-    ports after it (turnutils_peer also binds port+1)."""
+    ports after it (turnutils_peer also binds port+1), never one handed out before."""
     kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM)
     for _ in range(500):
         p = random.randint(20000, 29999 - span)
-        if any(q in taken for q in range(p, p + span)):
+        span_ports = range(p, p + span)
+        if any(q in taken or q in _handed_out for q in span_ports):
             continue
-        if all(_free(h, q, kinds) for h in hosts for q in range(p, p + span)):
+        if all(_free(h, q, kinds) for h in hosts for q in span_ports):
+            _handed_out.update(span_ports)
             return p
     raise RuntimeError("no free port in 20000-29999")
 
