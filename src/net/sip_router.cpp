@@ -329,7 +329,7 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
                            in);
             return process(now, unix_now, &flow, in, out);
     }
-    const auto user = std::string(sip::account_of(check.username));
+    const auto user = std::string(sip::user_of(*realm, check.username));
     auto resp = registrar_.on_register(now, flow.id, r.request, user, realm->name, sip::new_tag(random_));
     if (resp.status() == 200) {
         // A REGISTER with Expires: 0 (or a contact's expires=0) removes the flow's binding.
@@ -409,7 +409,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     // Bounds on live calls (issue 11). 486 for the user's own limit: the caller's line is busy
     // (RFC 3261 §21.4.24) and trying elsewhere would not help; 503 for the realm's, which is the
     // server out of capacity for now (§21.5.4), like running out of media ports.
-    const auto caller = sip::account_of(check.username);
+    const auto caller = sip::user_of(*realm, check.username);
     if (user_at_limit(*realm, caller)) {
         count(sip::Limit::CallsPerUser);
         return reply(now, r.tx, r.request, 486, out, "Too Many Calls");
@@ -432,7 +432,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     e.trunk_flow = trunk->leg.transport;
     e.media = std::move(media);
     e.summary.realm = realm->name;
-    e.summary.account = std::string(sip::account_of(check.username));
+    e.summary.account = std::string(caller);
     e.summary.outbound = true;
     e.summary.remote = target.user;
     e.summary.started = now;

@@ -3,13 +3,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include <charconv>
 #include <cstdio>
 
 #include "text.hpp"
-#include "turnbridge/base/base64.hpp"
+#include "turnbridge/base/rest_credential.hpp"
 #include "turnbridge/config/config.hpp"
 
 namespace turnbridge::sip {
@@ -104,27 +102,19 @@ std::string digest_response(const DigestInput& in) {
     return hash_hex(in.algorithm, colon({ha1, in.nonce, in.nc, in.cnonce, in.qop, ha2}));
 }
 
-std::string_view account_of(std::string_view username) {
-    const auto colon = username.find(':');
-    if (colon == std::string_view::npos || colon == 0) return username;
-    for (char c : username.substr(0, colon))
-        if (c < '0' || c > '9') return username;
-    return username.substr(colon + 1);
+std::optional<std::string> realm_password(const config::Realm& realm, std::string_view username, std::int64_t unix_now) {
+    auto c = find_credential(realm.users, realm.rest_secret, username, unix_now);
+    if (!c) return std::nullopt;
+    return std::move(c->password);
 }
 
-std::optional<std::string> realm_password(const config::Realm& realm, std::string_view username, std::int64_t unix_now) {
-    if (auto it = realm.users.find(std::string(username)); it != realm.users.end()) return it->second;
-    // TURN REST API (draft-uberti-behave-turn-rest-00 §2.2), the same credentials TURN accepts.
-    if (realm.rest_secret.empty()) return std::nullopt;
-    const auto stamp = username.substr(0, username.find(':'));
-    std::int64_t expiry = 0;
-    auto [p, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), expiry);
-    if (stamp.empty() || ec != std::errc() || p != stamp.data() + stamp.size() || expiry <= unix_now) return std::nullopt;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    HMAC(EVP_sha1(), realm.rest_secret.data(), static_cast<int>(realm.rest_secret.size()),
-         reinterpret_cast<const unsigned char*>(username.data()), username.size(), mac, &n);
-    return base64_encode(std::span<const std::uint8_t>(mac, n));
+std::string_view account_of(const config::Realm& realm, std::string_view username) {
+    if (realm.users.contains(std::string(username))) return username;
+    return rest_account(username);
+}
+
+std::string_view user_of(const config::Realm& realm, std::string_view username) {
+    return limit_name(account_of(realm, username), username);
 }
 
 Message DigestServer::challenge(const Message& request, Time now, const IpAddress& client, std::string_view to_tag,

@@ -2,12 +2,11 @@
 // Long-term credential mechanism (RFC 8489 §9.2) with static users and TURN REST API
 // credentials (draft-uberti-behave-turn-rest-00: username "expiry[:user]",
 // password base64(HMAC-SHA1(secret, username))).
-#include <charconv>
 #include <cstring>
 #include <optional>
 
 #include "server_internal.hpp"
-#include "turnbridge/base/base64.hpp"
+#include "turnbridge/base/rest_credential.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/stun/integrity.hpp"
 
@@ -24,27 +23,6 @@ struct Lookup {
     std::string username;
 };
 
-// TURN REST API: "expiry" or "expiry:userid", valid until the unix time `expiry`.
-std::optional<Lookup> rest_lookup(const config::Realm& realm, std::string_view username, std::int64_t unix_now,
-                                  bool& expired) {
-    if (realm.rest_secret.empty()) return std::nullopt;
-    const auto colon = username.find(':');
-    const auto stamp = username.substr(0, colon);
-    std::int64_t expiry = 0;
-    auto [p, ec] = std::from_chars(stamp.data(), stamp.data() + stamp.size(), expiry);
-    if (stamp.empty() || ec != std::errc() || p != stamp.data() + stamp.size()) return std::nullopt;
-    if (expiry <= unix_now) {
-        expired = true;
-        return std::nullopt;
-    }
-    const auto mac = stun::hmac_sha1(text_bytes(realm.rest_secret), text_bytes(username));
-    Lookup l;
-    l.password = base64_encode(mac);
-    l.account = colon == std::string_view::npos ? std::string() : std::string(username.substr(colon + 1));
-    l.username = std::string(username);
-    return l;
-}
-
 std::optional<Lookup> find_user(const config::Realm& realm, const stun::Message& m, std::int64_t unix_now,
                                 bool& expired) {
     if (auto hash = m.get(stun::attr::Userhash)) {
@@ -58,9 +36,11 @@ std::optional<Lookup> find_user(const config::Realm& realm, const stun::Message&
     }
     auto username = m.get_string(stun::attr::Username);
     if (!username) return std::nullopt;
-    if (auto it = realm.users.find(std::string(*username)); it != realm.users.end())
-        return Lookup{it->second, it->first, it->first};
-    return rest_lookup(realm, *username, unix_now, expired);
+    RestCheck why = RestCheck::NotRest;
+    auto c = find_credential(realm.users, realm.rest_secret, *username, unix_now, &why);
+    expired = why == RestCheck::Expired;
+    if (!c) return std::nullopt;
+    return Lookup{std::move(c->password), std::move(c->account), std::string(*username)};
 }
 
 // Who a request claims to be, for the per-user throttle: USERNAME, or the USERHASH bytes.

@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         if (m->method() == "REGISTER") {
             Registrar reg;
-            (void)reg.on_register(now, 1, *m, account_of("1800000000:alice"), "example.org", "fz").serialize();
+            (void)reg.on_register(now, 1, *m, "alice", "example.org", "fz").serialize();
         }
         static const turn::NonceMinter nonces(std::array<std::uint8_t, 32>{9}, std::chrono::seconds(600));
         DigestServer digest("example.org", nonces);

@@ -40,11 +40,14 @@ std::string digest_response(const DigestInput& in);
 // Who may register or call, and with which password; nullopt = no such user.
 using PasswordLookup = std::function<std::optional<std::string>(std::string_view username)>;
 
-// A realm's static users, then TURN REST API credentials ("expiry[:user]", password
-// base64(HMAC-SHA1(secret, username)), valid until `expiry` in unix seconds), as TURN accepts them.
-// The account a digest username stands for: TURN REST "expiry:user" -> "user", else itself.
-std::string_view account_of(std::string_view username);
+// A realm's static users, then TURN REST API credentials, as TURN accepts them (one check:
+// base/rest_credential.hpp).
 std::optional<std::string> realm_password(const config::Realm& realm, std::string_view username, std::int64_t unix_now);
+// For a username that passed the check, with TURN's account rule: the account a call is
+// accounted to (a static user's name, a REST userid, "" for a bare REST expiry) ...
+std::string_view account_of(const config::Realm& realm, std::string_view username);
+// ... and the name it registers and is limited under: the account, or the username when "".
+std::string_view user_of(const config::Realm& realm, std::string_view username);
 
 class DigestServer {
 public:

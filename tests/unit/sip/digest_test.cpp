@@ -208,9 +208,15 @@ TEST_CASE("browser passwords: static users first, then TURN REST API credentials
     CHECK_FALSE(realm_password(realm, rest_user, now));
 }
 
-TEST_CASE("a TURN REST username stands for the account after the colon") {
-    CHECK(account_of("1800003600:alice") == "alice");
-    CHECK(account_of("alice") == "alice");
-    CHECK(account_of("bob:smith") == "bob:smith");
-    CHECK(account_of(":x") == ":x");
+TEST_CASE("a digest username stands for TURN's account; it registers under the account or its username") {
+    config::Realm realm;
+    realm.users = {{"123:bob", "pw"}, {"alice", "pw"}};
+    realm.rest_secret = "s";
+    CHECK(account_of(realm, "1800003600:alice") == "alice");
+    CHECK(account_of(realm, "1800003600") == "");          // a bare expiry: the realm's, like TURN
+    CHECK(account_of(realm, "123:bob") == "123:bob");      // a static user is itself
+    CHECK(account_of(realm, "alice") == "alice");
+    CHECK(user_of(realm, "1800003600:alice") == "alice");
+    CHECK(user_of(realm, "1800003600") == "1800003600");
+    CHECK(user_of(realm, "123:bob") == "123:bob");
 }
