@@ -4,7 +4,6 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
-#include <optional>
 #include <unistd.h>
 #include <vector>
 
@@ -12,6 +11,7 @@
 #include "turnbridge/admin/http_response.hpp"
 #include "turnbridge/admin/router.hpp"
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/io/stream_connection.hpp"
 #include "turnbridge/net/socket_util.hpp"
 
 namespace turnbridge::admin {
@@ -19,7 +19,7 @@ namespace {
 
 constexpr int kBacklog = 128;
 constexpr std::size_t kReadBuffer = 64 * 1024;
-constexpr std::uint64_t kLingerMs = 2'000;             // after the last response: wait for the FIN
+constexpr std::uint64_t kLingerMs = 2'000;             // after our FIN: wait for the client's
 constexpr std::uint64_t kSweepMs = 1'000;
 
 std::int64_t now_ms() {
@@ -39,45 +39,39 @@ struct HttpServer::Listener {
     HttpServer* server = nullptr;
 };
 
-struct HttpServer::Connection {
-    explicit Connection(HttpServer* s) : server(s) {}
-    HttpServer* server;
-    uv_tcp_t tcp{};
-    uv_timer_t timer{};
-    uv_shutdown_t shutdown{};
+// One connection: its stream (io::StreamConnection) and, as its framer, the request parser. It
+// outlives the server when the server closes first: its close callback frees it.
+struct HttpServer::Connection final : io::Framer, io::StreamEvents {
+    Connection(HttpServer* s, std::uint64_t n)
+        : server(s), serial(n),
+          conn(s->loop_, io::StreamKind::Admin, s->limits_.guard, s->gate_ ? &s->gate_->stats() : nullptr, *this, *this) {
+        conn.use_read_buffer(s->read_buf_.get(), kReadBuffer);
+    }
+    HttpServer* server;      // null once the server has let it go
     RequestParser parser;
-    std::optional<IpAddress> peer;  // for the failed-token throttle
-    io::GateTicket ticket;
-    std::optional<io::StreamGuard> guard;
-    std::uint64_t serial = 0;  // accept order: the oldest is evicted first
+    std::uint64_t serial;    // accept order: the oldest is evicted first
     bool authed = false;     // a request passed the token check: never evicted
     bool reserve = false;    // took one of the reserved slots: its first request must pass the token check
-    int open_handles = 0;
-    bool closing = false;    // uv_close() called: every callback from here on only cleans up
-    bool finishing = false;  // the last response is queued; later bytes are read and dropped
-    bool paused = false;     // reading stopped until the client reads what we wrote
-    bool eof = false;        // the client shut down its side; answer what it asked, then close
-    int pending_writes = 0;
-    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp); }
+    bool finishing = false;  // the last response is queued
+    io::StreamConnection conn;
 
-    // Both handles close; the last close callback frees the connection.
-    void close_handles() {
-        if (closing) return;
-        closing = true;
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp), on_closed);
-        uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
+    bool on_bytes(std::string_view in) override {
+        if (finishing || server == nullptr) return true;
+        parser.feed(in);
+        server->process(this);
+        return true;
     }
-    static void on_closed(uv_handle_t* h) {
-        auto* c = static_cast<Connection*>(h->data);
-        if (--c->open_handles == 0) delete c;
+    std::size_t buffered() const override { return finishing ? 0 : parser.buffered(); }
+    // A client may shut down its side right after its request (HTTP/1.0 tools do): the answers
+    // still go out, then the connection closes.
+    void on_eof(io::StreamConnection&) override { conn.close_after_write(); }
+    void on_resumed(io::StreamConnection&) override {
+        if (server != nullptr) server->process(this);   // requests that arrived before the pause
     }
-};
-
-struct HttpServer::Write {
-    uv_write_t req{};
-    std::string bytes;
-    Connection* conn = nullptr;
-    bool last = false;
+    void on_closed(io::StreamConnection&) override {
+        if (server != nullptr) server->connections_.erase(this);
+        delete this;
+    }
 };
 
 HttpServer::HttpServer(uv_loop_t* loop, Backend& backend, std::string token)
@@ -134,8 +128,12 @@ void HttpServer::close() {
         uv_close(reinterpret_cast<uv_handle_t*>(sweep_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
         sweep_ = nullptr;
     }
-    for (Connection* c : connections_) c->close_handles();
+    auto open = std::move(connections_);
     connections_.clear();
+    for (Connection* c : open) {
+        c->server = nullptr;
+        c->conn.close();
+    }
 }
 
 void HttpServer::on_connection(uv_stream_t* server, int status) {
@@ -148,41 +146,16 @@ void HttpServer::on_connection(uv_stream_t* server, int status) {
 }
 
 void HttpServer::accept(uv_stream_t* server) {
-    auto* c = new Connection(this);
-    if (uv_tcp_init(loop_, &c->tcp) != 0) {
-        delete c;
-        return;
-    }
-    c->tcp.data = c;
-    uv_timer_init(loop_, &c->timer);
-    c->timer.data = c;
-    c->open_handles = 2;
-    if (uv_accept(server, c->stream()) != 0) {
-        c->close_handles();
-        return;
-    }
-    if (connections_.size() >= limits_.max_connections && !make_room()) {
-        if (gate_ != nullptr) gate_->stats().refused(io::StreamKind::Admin, io::Refusal::Global);
-        c->close_handles();
-        return;
-    }
-    const std::optional<Endpoint> peer = net::tcp_peer(&c->tcp);
-    if (peer) c->peer = peer->ip;   // for the failed-token throttle
-    if (gate_ != nullptr) {
-        if (peer) c->ticket = gate_->admit(peer->ip);
-        if (!c->ticket) {  // refused (counted) or no peer address
-            c->close_handles();
-            return;
-        }
-    }
-    c->serial = next_serial_++;
-    c->reserve = connections_.size() + limits_.reserved >= limits_.max_connections;
-    const std::uint64_t now = uv_now(loop_);
-    c->guard.emplace(io::StreamKind::Admin, limits_.guard, gate_ ? &gate_->stats() : nullptr, now);
-    c->guard->established(now);
+    const bool full = connections_.size() >= limits_.max_connections && !make_room();
+    auto* c = new Connection(this, next_serial_++);
     connections_.insert(c);
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_read_start(c->stream(), on_alloc, on_read) != 0) drop(c);
+    // Refused by the gate (counted) or failed: its close callback frees it.
+    if (!c->conn.accept(server, full ? nullptr : gate_)) return;
+    if (full) {
+        if (gate_ != nullptr) gate_->stats().refused(io::StreamKind::Admin, io::Refusal::Global);
+        return drop(c);
+    }
+    c->reserve = connections_.size() - 1 + limits_.reserved >= limits_.max_connections;
 }
 
 // Full: the oldest connection that has not shown the token goes, so that idle or slow
@@ -190,162 +163,56 @@ void HttpServer::accept(uv_stream_t* server) {
 bool HttpServer::make_room() {
     Connection* oldest = nullptr;
     for (Connection* c : connections_)
-        if (!c->authed && !c->closing && (oldest == nullptr || c->serial < oldest->serial)) oldest = c;
+        if (!c->authed && !c->conn.closing() && (oldest == nullptr || c->serial < oldest->serial)) oldest = c;
     if (oldest == nullptr) return false;
-    oldest->guard->count(io::StreamClose::Evicted);
+    oldest->conn.guard().count(io::StreamClose::Evicted);
     drop(oldest);
     return true;
 }
 
 void HttpServer::sweep() {
     const std::uint64_t now = uv_now(loop_);
-    std::vector<Connection*> expired;
-    for (Connection* c : connections_)
-        if (!c->closing && !c->finishing && c->guard->expired(now)) expired.push_back(c);
-    for (Connection* c : expired) drop(c);
-}
-
-void HttpServer::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-    auto* c = static_cast<Connection*>(h->data);
-    *buf = uv_buf_init(c->server->read_buf_.get(), static_cast<unsigned>(kReadBuffer));
-}
-
-void HttpServer::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-    auto* c = static_cast<Connection*>(s->data);
-    if (c->closing) return;
-    if (nread < 0) {
-        // A client may shut down its side right after its request (HTTP/1.0 tools do): the
-        // answers still go out. Otherwise EOF or an error ends the connection, which is also how
-        // a finished connection learns that the client has closed.
-        if (nread == UV_EOF && c->pending_writes > 0) {
-            c->eof = true;
-            uv_read_stop(s);
-            return;
-        }
-        c->server->drop(c);
-        return;
-    }
-    if (nread == 0 || c->finishing) return;
-    c->parser.feed(std::string_view(buf->base, static_cast<std::size_t>(nread)));
-    c->server->process(c);
-    // An unfinished request starts the message clock (slowloris); whole ones restart idle.
-    if (!c->closing) c->guard->on_read(uv_now(c->server->loop_), c->parser.buffered() > 0);
+    std::vector<Connection*> open(connections_.begin(), connections_.end());
+    for (Connection* c : open) c->conn.sweep(now);   // a close is reported later: no erase here
 }
 
 void HttpServer::process(Connection* c) {
-    while (!c->closing && !c->finishing && !c->paused) {
+    while (!c->conn.closing() && !c->finishing && !c->conn.guard().paused()) {
         Request req;
         const auto status = c->parser.next(req);
         if (status == RequestParser::Status::NeedMore) return;
         const std::int64_t now = now_ms();
         if (status == RequestParser::Status::Error) {
             // Framing is lost: answer once and close (RFC 9112 §9.6 allows closing at any time).
-            send(c, serialize(json_error(c->parser.error_status(), c->parser.error_text()), false, false, now), true);
-            return;
+            c->conn.send(serialize(json_error(c->parser.error_status(), c->parser.error_text()), false, false, now));
+            return finish(c);
         }
         RouterConfig rc{token_, now, {}};
-        if (c->peer && auth_ != nullptr) rc.auth = {auth_, *c->peer, std::chrono::steady_clock::now()};
+        if (auth_ != nullptr) rc.auth = {auth_, c->conn.peer().ip, std::chrono::steady_clock::now()};
         const Response resp = handle(req, backend_, rc);
         // 401: no or a wrong token; 429: the source is over security.auth_failures_per_minute.
         if (resp.status != 401 && resp.status != 429) c->authed = true;
         // A reserved slot is for the operator: a request without the token gets its answer and
         // the connection closes.
         const bool keep = req.keep_alive && !resp.close && (c->authed || !c->reserve);
-        send(c, serialize(resp, keep, req.method == "HEAD", now), !keep);
-        if (c->closing) return;
-        c->guard->on_message(uv_now(loop_));  // the idle clock runs from the last whole request
-        switch (c->guard->on_queue(uv_now(loop_), uv_stream_get_write_queue_size(c->stream()))) {
-            case io::StreamGuard::Flow::Pause:
-                uv_read_stop(c->stream());
-                c->paused = true;
-                break;
-            case io::StreamGuard::Flow::Close: drop(c); return;
-            default: break;
-        }
-    }
-}
-
-void HttpServer::send(Connection* c, std::string bytes, bool last) {
-    auto* w = new Write;
-    w->bytes = std::move(bytes);
-    w->conn = c;
-    w->last = last;
-    w->req.data = w;
-    const uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-    if (uv_write(&w->req, c->stream(), &b, 1, on_write) != 0) {
-        delete w;
-        drop(c);
-        return;
-    }
-    ++c->pending_writes;
-    if (last) c->finishing = true;
-}
-
-void HttpServer::on_write(uv_write_t* req, int status) {
-    auto* w = static_cast<Write*>(req->data);
-    Connection* c = w->conn;
-    const bool last = w->last;
-    delete w;
-    --c->pending_writes;
-    if (c->closing) return;  // cancelled by uv_close
-    HttpServer* self = c->server;
-    if (status < 0) {
-        self->drop(c);
-        return;
-    }
-    if (last) {
-        self->finish(c);
-        return;
-    }
-    if (c->eof) {
-        if (c->pending_writes == 0) self->finish(c);
-        return;
-    }
-    c->guard->on_message(uv_now(self->loop_));  // keep-alive idle counts from the last answer
-    const auto flow = c->guard->on_queue(uv_now(self->loop_), uv_stream_get_write_queue_size(c->stream()));
-    if (c->paused && flow == io::StreamGuard::Flow::Resume) {
-        c->paused = false;
-        if (uv_read_start(c->stream(), on_alloc, on_read) != 0) {
-            self->drop(c);
-            return;
-        }
-        self->process(c);  // requests that arrived before the pause
+        c->conn.send(serialize(resp, keep, req.method == "HEAD", now));
+        if (!keep) return finish(c);
+        c->conn.guard().on_message(uv_now(loop_));  // the idle clock runs from the last whole request
     }
 }
 
 // Closing right away could reset the connection while the client still sends (the rest of a
 // rejected body), and a reset can destroy the response in flight: send FIN, read until the
-// client closes too, or give up after kLingerMs.
+// client closes too, or give up kLingerMs after the FIN.
 void HttpServer::finish(Connection* c) {
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, c->stream(), on_shutdown) != 0) {
-        drop(c);
-        return;
-    }
-    if (c->paused && !c->eof) {
-        c->paused = false;
-        uv_read_start(c->stream(), on_alloc, on_read);
-    }
-    restart_timer(c, kLingerMs);
+    c->finishing = true;
+    c->conn.close_after_write(kLingerMs);
 }
-
-void HttpServer::on_shutdown(uv_shutdown_t* req, int status) {
-    auto* c = static_cast<Connection*>(req->data);
-    if (c->closing) return;
-    if (status < 0 || c->eof) c->server->drop(c);  // with eof, nothing more will come to wait for
-}
-
-void HttpServer::on_timer(uv_timer_t* t) {
-    auto* c = static_cast<Connection*>(t->data);
-    if (!c->closing) c->server->drop(c);
-}
-
-void HttpServer::restart_timer(Connection* c, std::uint64_t ms) { uv_timer_start(&c->timer, on_timer, ms, 0); }
 
 void HttpServer::drop(Connection* c) {
     connections_.erase(c);
-    c->ticket.reset();  // the slot is free now, not when the loop has closed the handles
-    c->close_handles();
+    c->server = nullptr;
+    c->conn.close();   // the slot is free now, not when the loop has closed the handle
 }
 
 }  // namespace turnbridge::admin

@@ -15,9 +15,9 @@ namespace {
 
 uv_stream_t* as_stream(uv_tcp_t* t) { return reinterpret_cast<uv_stream_t*>(t); }
 
+// A queued copy of what the socket did not take at once: the request, then the bytes, in one malloc.
 struct QueuedWrite {
     uv_write_t req;
-    void (*done)(uv_stream_t*, int);
     char* data() { return reinterpret_cast<char*>(this + 1); }
 };
 
@@ -25,24 +25,11 @@ std::span<const std::uint8_t> bytes_of(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
+constexpr std::size_t kMaxPieces = 4;
+
 }  // namespace
 
-int write_copy(uv_stream_t* stream, std::string_view bytes, void (*done)(uv_stream_t*, int status)) {
-    auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + bytes.size()));
-    if (q == nullptr) return UV_ENOMEM;
-    q->done = done;
-    std::memcpy(q->data(), bytes.data(), bytes.size());
-    const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(bytes.size()));
-    const int err = uv_write(&q->req, stream, &b, 1, [](uv_write_t* req, int status) {
-        auto* q = reinterpret_cast<QueuedWrite*>(req);
-        auto* done = q->done;
-        uv_stream_t* s = req->handle;
-        std::free(q);
-        if (status != UV_ECANCELED) done(s, status);
-    });
-    if (err != 0) std::free(q);
-    return err;
-}
+void StreamEvents::on_eof(StreamConnection& c) { c.close(); }
 
 StreamConnection::StreamConnection(uv_loop_t* loop, StreamKind kind, const GuardLimits& limits, StreamStats* stats,
                                    StreamEvents& events, Framer& framer)
@@ -125,15 +112,34 @@ void StreamConnection::start_reading() {
 
 void StreamConnection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
     auto* c = static_cast<StreamConnection*>(h->data);
-    *buf = uv_buf_init(c->read_buf_, sizeof c->read_buf_);
+    if (c->read_ext_ != nullptr) {
+        *buf = uv_buf_init(c->read_ext_, static_cast<unsigned>(c->read_ext_size_));
+        return;
+    }
+    constexpr std::size_t kOwnRead = 16 * 1024;
+    if (!c->read_own_) c->read_own_.reset(new char[kOwnRead]);
+    *buf = uv_buf_init(c->read_own_.get(), kOwnRead);
 }
 
 void StreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* c = static_cast<StreamConnection*>(s->data);
-    if (nread == 0 || c->closing_ || c->draining_) return;
+    if (nread == 0 || c->closing_) return;
+    if (c->draining_) {
+        // Lingering after our FIN: what the peer still sends is dropped; its EOF ends it.
+        if (nread < 0) {
+            c->peer_eof_ = true;
+            if (c->shut_down_) c->close();
+            else uv_read_stop(s);
+        }
+        return;
+    }
     if (nread < 0) {
         if (c->tls_ && !c->ready_)
             c->problem("{} tls {}: the connection closed during the TLS handshake", to_string(c->guard_.kind()), c->name());
+        if (nread == UV_EOF && c->ready_) {
+            c->peer_eof_ = true;
+            return c->events_.on_eof(*c);
+        }
         return c->close();
     }
     const std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
@@ -144,8 +150,23 @@ void StreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* bu
 void StreamConnection::on_written(uv_stream_t* s, int status) {
     auto* c = static_cast<StreamConnection*>(s->data);
     if (c->closing_) return;
-    // While draining, reading is off for good: only the write error matters.
-    if (status < 0 || (!c->draining_ && !apply_back_pressure(s, c->guard_, on_alloc, on_read))) c->close();
+    if (status < 0) {
+        c->problem("{} {} {}: write error: {}", to_string(c->guard_.kind()), c->what(), c->name(), net::error_text(status));
+        return c->close();
+    }
+    c->after_queue();
+}
+
+// After a write that queued bytes, and after a queued write completed: StreamGuard's bounds.
+void StreamConnection::after_queue() {
+    if (closing_ || draining_) return;   // while draining, reading is off or lingering: no bounds
+    const bool was_paused = guard_.paused();
+    if (!apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)) {
+        log::debug("{} {} {}: peer is not reading ({} bytes unsent); closing", to_string(guard_.kind()), what(), name(),
+                   uv_stream_get_write_queue_size(as_stream(&tcp_)));
+        return close();
+    }
+    if (was_paused && !guard_.paused()) events_.on_resumed(*this);
 }
 
 void StreamConnection::on_ciphertext(std::string_view bytes) {
@@ -160,6 +181,7 @@ void StreamConnection::on_ciphertext(std::string_view bytes) {
                 if (!ready_ && tls_->established()) became_ready();
                 if (closing_) return;
                 on_plain(std::string_view(reinterpret_cast<const char*>(plain), n));
+                if (!closing_) framer_.on_tls_record(std::string_view(reinterpret_cast<const char*>(plain), n), record);
                 continue;
             case net::TlsSession::ReadResult::NeedMore:
                 flush_tls();
@@ -188,62 +210,184 @@ void StreamConnection::became_ready() {
     if (establish_on_ready_) guard_.established(uv_now(loop_));
     if (tls_) log::debug("{} tls {}: TLS established with {}", to_string(guard_.kind()), name(), peer_text_);
     auto queued = std::move(pending_);
-    for (const auto& m : queued) write(m);
+    for (const auto& m : queued) {
+        const std::string_view v = m;
+        write({&v, 1});
+    }
     if (!closing_) events_.on_ready(*this);
 }
 
-void StreamConnection::send(std::string_view bytes) {
+void StreamConnection::send(std::span<const std::string_view> pieces) {
     if (closing_) return;
     if (!ready_) {
-        pending_.emplace_back(bytes);
+        std::string& m = pending_.emplace_back();
+        for (auto p : pieces) m.append(p);
         return;
     }
-    write(bytes);
+    flush();   // what was batched before this message goes first
+    write(pieces);
 }
 
-void StreamConnection::write(std::string_view bytes) {
-    if (closing_ || bytes.empty()) return;
-    if (!tls_) return write_raw(bytes);
-    if (!tls_->write(bytes_of(bytes))) {
-        problem("{} tls {}: TLS write failed: {}", to_string(guard_.kind()), name(), tls_->error());
-        return close();
+void StreamConnection::write(std::span<const std::string_view> pieces) {
+    if (closing_) return;
+    if (!tls_) return write_raw(pieces);
+    if (seal(pieces)) flush_tls();
+}
+
+// One message as one TLS record (the pieces gathered into one SSL_write when they fit one).
+bool StreamConnection::seal(std::span<const std::string_view> pieces) {
+    char gathered[16 * 1024];
+    std::size_t len = 0;
+    for (auto p : pieces) len += p.size();
+    bool ok = true;
+    if (pieces.size() == 1 || len > sizeof gathered) {
+        for (auto p : pieces) ok = ok && (p.empty() || tls_->write(bytes_of(p)));
+    } else if (len > 0) {
+        std::size_t at = 0;
+        for (auto p : pieces) std::memcpy(gathered + at, p.data(), p.size()), at += p.size();
+        ok = tls_->write(bytes_of({gathered, len}));
     }
-    flush_tls();
+    if (!ok) {
+        problem("{} tls {}: TLS write failed: {}", to_string(guard_.kind()), name(), tls_->error());
+        close();
+    }
+    return ok;
+}
+
+std::size_t StreamConnection::append(std::span<const std::string_view> pieces) {
+    if (closing_ || draining_ || !ready_) return 0;
+    std::size_t len = 0;
+    for (auto p : pieces) len += p.size();
+    if (tls_) {
+        // Each message stays its own record; the records of a batch leave in one write.
+        const std::size_t before = tls_->pending();
+        if (!seal(pieces)) return 0;
+        const std::size_t record = tls_->pending() - before;
+        if (tls_->pending() >= kBatchBytes) flush_tls();
+        return record > len ? record - len : 0;
+    }
+    if (batch_.size() + len > kBatchBytes) flush();
+    if (len > kBatchBytes) {
+        write_raw(pieces);
+        return 0;
+    }
+    if (batch_.capacity() < kBatchBytes) batch_.reserve(kBatchBytes);   // once per connection
+    for (auto p : pieces) batch_.append(p);
+    return 0;
+}
+
+bool StreamConnection::has_batch() const { return tls_ ? tls_->pending() > 0 : !batch_.empty(); }
+
+void StreamConnection::flush() {
+    if (closing_) return;
+    if (tls_) return flush_tls();
+    if (batch_.empty()) return;
+    const std::string_view b = batch_;
+    write_raw({&b, 1});
+    batch_.clear();   // keeps its capacity
+}
+
+std::size_t StreamConnection::unsent() const {
+    if (!handle_open_) return 0;
+    return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) + batch_.size() +
+           (tls_ ? tls_->pending() : 0);
 }
 
 void StreamConnection::flush_tls() {
-    std::uint8_t out[16 * 1024];
+    std::uint8_t out[32 * 1024];
     while (!closing_ && tls_->pending() > 0) {
         const std::size_t n = tls_->take(out);
         if (n == 0) break;
-        write_raw(std::string_view(reinterpret_cast<const char*>(out), n));
+        const std::string_view b(reinterpret_cast<const char*>(out), n);
+        write_raw({&b, 1});
     }
 }
 
-void StreamConnection::write_raw(std::string_view bytes) {
-    if (closing_ || bytes.empty()) return;
-    if (write_copy(as_stream(&tcp_), bytes, on_written) != 0 ||
-        (!draining_ && !apply_back_pressure(as_stream(&tcp_), guard_, on_alloc, on_read)))
-        close();
+// The socket takes what it can now (uv_try_write refuses while earlier writes are queued, so
+// order is kept); only the rest is copied into one malloc and queued.
+void StreamConnection::write_raw(std::span<const std::string_view> pieces) {
+    if (closing_ || !handle_open_) return;
+    uv_buf_t bufs[kMaxPieces];
+    unsigned n = 0;
+    std::size_t total = 0;
+    for (auto p : pieces) {
+        if (p.empty()) continue;
+        if (n == kMaxPieces) {   // not used so: the callers give at most kMaxPieces
+            log::warn("{} {} {}: more than {} pieces in one write", to_string(guard_.kind()), what(), name(), kMaxPieces);
+            return close();
+        }
+        bufs[n++] = uv_buf_init(const_cast<char*>(p.data()), static_cast<unsigned>(p.size()));
+        total += p.size();
+    }
+    if (total == 0) return;
+    uv_stream_t* s = as_stream(&tcp_);
+    int r = uv_try_write(s, bufs, n);
+    if (r == UV_EAGAIN) r = 0;
+    if (r < 0) {
+        problem("{} {} {}: write error: {}", to_string(guard_.kind()), what(), name(), net::error_text(r));
+        return close();
+    }
+    std::size_t skip = static_cast<std::size_t>(r);
+    if (skip == total) return;
+    auto* q = static_cast<QueuedWrite*>(std::malloc(sizeof(QueuedWrite) + total - skip));
+    if (q == nullptr) return close();
+    std::size_t at = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        if (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            continue;
+        }
+        std::memcpy(q->data() + at, bufs[i].base + skip, bufs[i].len - skip);
+        at += bufs[i].len - skip;
+        skip = 0;
+    }
+    const uv_buf_t b = uv_buf_init(q->data(), static_cast<unsigned>(at));
+    if (uv_write(&q->req, s, &b, 1, [](uv_write_t* req, int status) {
+            uv_stream_t* s = req->handle;
+            std::free(reinterpret_cast<QueuedWrite*>(req));
+            if (status != UV_ECANCELED) on_written(s, status);   // cancelled: closing
+        }) != 0) {
+        std::free(q);
+        return close();
+    }
+    after_queue();
 }
 
 void StreamConnection::sweep(std::uint64_t now_ms) {
     if (closing_) return;
+    if (linger_until_ms_ != 0) {
+        if (now_ms >= linger_until_ms_) close();
+        return;
+    }
     if (const auto why = guard_.expired(now_ms)) {
         log::debug("{} {} {}: {}; closing", to_string(guard_.kind()), what(), name(), to_string(*why));
         close();
     }
 }
 
-void StreamConnection::close_after_write() {
+void StreamConnection::close_after_write(std::uint64_t linger_ms) {
     if (closing_ || draining_) return;
     if (!handle_open_) return close();
+    flush();
+    if (closing_) return;
     draining_ = true;
-    uv_read_stop(as_stream(&tcp_));
+    const bool linger = linger_ms > 0 && !peer_eof_;
+    if (linger) {
+        linger_ms_ = linger_ms;
+        const int err = uv_read_start(as_stream(&tcp_), on_alloc, on_read);   // paused by back-pressure
+        if (err != 0 && err != UV_EALREADY) return close();
+    } else {
+        uv_read_stop(as_stream(&tcp_));
+    }
     shutdown_.data = this;
     // uv_shutdown waits for the queued writes, so they leave before the FIN.
-    if (uv_shutdown(&shutdown_, as_stream(&tcp_), [](uv_shutdown_t* s, int) {
-            static_cast<StreamConnection*>(s->data)->close();
+    if (uv_shutdown(&shutdown_, as_stream(&tcp_), [](uv_shutdown_t* s, int status) {
+            auto* c = static_cast<StreamConnection*>(s->data);
+            if (c->closing_) return;
+            c->shut_down_ = true;
+            // Lingering: the peer's EOF (or sweep()'s deadline) closes.
+            if (status < 0 || c->linger_ms_ == 0 || c->peer_eof_) return c->close();
+            c->linger_until_ms_ = uv_now(c->loop_) + c->linger_ms_;
         }) != 0)
         close();
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The admin HTTP server on libuv: accepts connections on the control thread's loop, feeds their
-// bytes to RequestParser, answers through the router, writes with uv_write. Bounded like every
+// The admin HTTP server on libuv: accepts connections on the control thread's loop, each an
+// io::StreamConnection whose framer is RequestParser, and answers through the router. Bounded like every
 // stream ([streams], issue 11): a global and a per-IP cap (io::ConnectionGate), keep-alive idle
 // and unfinished-request timeouts and write bounds (io::StreamGuard), and a reserve of slots for
 // the operator: when full, the oldest connection that never sent the token is closed to make
@@ -64,23 +64,15 @@ public:
 private:
     struct Listener;
     struct Connection;
-    struct Write;
 
     static void on_connection(uv_stream_t* server, int status);
-    static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
-    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-    static void on_write(uv_write_t* req, int status);
-    static void on_shutdown(uv_shutdown_t* req, int status);
-    static void on_timer(uv_timer_t* t);
     void sweep();                        // [streams] timeouts, about once a second
     bool make_room();                    // closes the oldest unauthenticated connection
 
     void accept(uv_stream_t* server);
     void process(Connection* c);
-    void send(Connection* c, std::string bytes, bool last);
-    void finish(Connection* c);          // after the last response: FIN, then close
+    void finish(Connection* c);          // after the last response: FIN, linger, close
     void drop(Connection* c);            // close now
-    void restart_timer(Connection* c, std::uint64_t ms);
 
     uv_loop_t* loop_;
     Backend& backend_;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <uv.h>
@@ -36,6 +37,9 @@ public:
     virtual bool on_bytes(std::string_view in) = 0;
     // Bytes held for an unfinished message: the message_timeout clock runs while this is > 0.
     virtual std::size_t buffered() const = 0;
+    // TLS only, after on_bytes() of one record's plaintext: the record took `record_bytes` on
+    // the wire (header, body, tag), for wire-byte accounting.
+    virtual void on_tls_record(std::string_view /*plain*/, std::size_t /*record_bytes*/) {}
 };
 
 class StreamConnection;
@@ -45,6 +49,11 @@ public:
     virtual ~StreamEvents() = default;
     virtual void on_ready(StreamConnection&) {}           // connected, TLS handshake done
     virtual void on_closed(StreamConnection&) = 0;        // the handle is gone: destroy it now or later
+    // The peer shut down its side (EOF). Default: close. An owner may keep the connection to
+    // finish its answers (close_after_write()).
+    virtual void on_eof(StreamConnection& c);
+    // Reading was paused by back-pressure and has resumed (the write queue drained).
+    virtual void on_resumed(StreamConnection&) {}
 };
 
 // The client side of TLS toward a server (a trunk): SNI and the name its certificate must carry.
@@ -52,11 +61,6 @@ struct TlsClient {
     SSL_CTX* ctx = nullptr;
     std::string server_name;
 };
-
-// Queues a copy of `bytes` on `stream` (request and bytes in one malloc); `done` runs when the
-// write completes (status 0) or fails (status < 0), never when cancelled by a close. Returns 0
-// or the libuv error.
-int write_copy(uv_stream_t* stream, std::string_view bytes, void (*done)(uv_stream_t*, int status));
 
 class StreamConnection {
 public:
@@ -74,9 +78,29 @@ public:
     // Starts connecting to `to` (TLS when `tls`); false on immediate failure (on_closed follows).
     bool connect(const Endpoint& to, const TlsClient* tls);
 
-    void send(std::string_view bytes);   // queued until ready; TLS-sealed when TLS
+    // One message: queued until ready; TLS-sealed (one record) when TLS; after anything
+    // append()ed. The socket takes what it can at once; only the rest is copied and queued.
+    void send(std::string_view bytes) { send({&bytes, 1}); }
+    void send(std::span<const std::string_view> pieces);
+    // The batched path (relayed data, RFC 8656 §12): one message appended to a per-connection
+    // buffer (plain) or sealed as its own record into the TLS session, written by flush() in one
+    // go, or at once when kBatchBytes fill. No allocation per message. Dropped before ready.
+    // Returns the TLS record overhead this message added on the wire (0 for plain TCP).
+    std::size_t append(std::span<const std::string_view> pieces);
+    void flush();
+    bool has_batch() const;
+    // Bytes not yet on the socket: the write queue and the batch.
+    std::size_t unsent() const;
+    // Reads go to `buf` (shared by the owner's connections, which it outlives) instead of a
+    // buffer of this connection's own. Set before accept().
+    void use_read_buffer(char* buf, std::size_t size) { read_ext_ = buf, read_ext_size_ = size; }
+
     void close();                        // now; on_closed() follows from the loop
-    void close_after_write();            // stops reading; what is queued leaves, then FIN and close
+    // Stops reading; what is queued leaves, then FIN and close. With `linger_ms` the connection
+    // still reads (and drops) what the peer sends after the FIN, until its EOF or the time has
+    // passed since the FIN left (checked by sweep()), so that unread input does not turn the close into a reset
+    // that could destroy the last answer in flight.
+    void close_after_write(std::uint64_t linger_ms = 0);
     bool draining() const { return draining_; }
     void sweep(std::uint64_t now_ms);    // the host's, about once a second: guard timeouts
 
@@ -101,9 +125,11 @@ private:
     void on_ciphertext(std::string_view bytes);
     void on_plain(std::string_view bytes);
     void became_ready();
-    void write(std::string_view bytes);
-    void write_raw(std::string_view bytes);
+    void write(std::span<const std::string_view> pieces);
+    void write_raw(std::span<const std::string_view> pieces);
+    bool seal(std::span<const std::string_view> pieces);
     void flush_tls();
+    void after_queue();
     std::string_view what() const { return tls_ ? "tls" : "tcp"; }
     // Trouble on a connection we opened (a trunk) is a warning; on one an outsider opened it is
     // a debug line, so that attacks cannot grow the log.
@@ -128,13 +154,23 @@ private:
     GateTicket ticket_;
     StreamGuard guard_;
     std::vector<std::string> pending_;   // sends before ready
+    std::string batch_;                  // append()ed plaintext (plain TCP), capacity kBatchBytes
     std::uint64_t started_ms_ = 0;
+    std::uint64_t linger_ms_ = 0;        // close_after_write(linger)
+    std::uint64_t linger_until_ms_ = 0;  // set when the FIN has left; 0 = not lingering
     bool ready_ = false;
     bool closing_ = false;
     bool draining_ = false;          // close_after_write() was called
     bool outbound_ = false;          // connect(), not accept()
     bool establish_on_ready_ = false;
-    char read_buf_[16 * 1024];
+    bool shut_down_ = false;         // the FIN has left (lingering)
+    bool peer_eof_ = false;
+    char* read_ext_ = nullptr;
+    std::size_t read_ext_size_ = 0;
+    std::unique_ptr<char[]> read_own_;
 };
+
+// Batched bytes per connection before they are written without waiting for flush().
+constexpr std::size_t kBatchBytes = 16384;
 
 }  // namespace turnbridge::io

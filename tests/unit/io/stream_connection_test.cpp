@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // io::StreamConnection with a fake framer over loopback TCP: accept through a gate, bytes to the
-// framer, sends to the peer, the message timeout from a sweep, one on_closed.
+// framer, sends to the peer, the message timeout from a sweep, one on_closed; the batched write
+// path, EOF and lingering close, and TLS between two StreamConnections on one loop.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
+
+#include <cstdlib>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
@@ -111,4 +115,146 @@ TEST_CASE("a StreamConnection hands whole messages to its framer and sends to it
         CHECK(f.framer.got == "hello\nworld\n");
         CHECK(f.framer.closed == 1);
     }
+}
+
+TEST_CASE("the batched path: appended messages leave in one write at flush(), after which send() keeps order") {
+    Fixture f;
+    REQUIRE(f.admitted);
+    const std::string_view a[] = {"one", "-", "1\n"};
+    const std::string_view b[] = {"two\n"};
+    CHECK(f.conn->append(a) == 0);   // plain TCP: no record overhead
+    CHECK(f.conn->append(b) == 0);
+    CHECK(f.conn->has_batch());
+    CHECK(f.conn->unsent() == 10);
+    f.run_until([] { return false; });
+    char buf[64] = {};
+    CHECK(::recv(f.client, buf, sizeof buf, MSG_DONTWAIT) == -1);   // nothing before flush()
+    f.conn->send("now\n");   // a message at once goes after what was batched
+    CHECK_FALSE(f.conn->has_batch());
+    f.run_until([] { return false; });
+    CHECK(::recv(f.client, buf, sizeof buf, 0) == 14);
+    CHECK(std::string(buf) == "one-1\ntwo\nnow\n");
+    SUBCASE("a batch over kBatchBytes is written without waiting for flush()") {
+        const std::string big(kBatchBytes - 2, 'x');
+        const std::string_view one[] = {big};
+        f.conn->append(one);
+        f.conn->append(b);   // would pass kBatchBytes: the batch leaves first
+        CHECK(f.conn->unsent() <= 4);
+        f.conn->flush();
+        CHECK(f.conn->unsent() == 0);
+    }
+}
+
+TEST_CASE("a peer's EOF: by default the connection closes; close_after_write lingers for the peer's FIN") {
+    Fixture f;
+    REQUIRE(f.admitted);
+    SUBCASE("EOF closes") {
+        ::shutdown(f.client, SHUT_WR);
+        f.run_until([&] { return f.framer.closed == 1; });
+        CHECK(f.framer.closed == 1);
+    }
+    SUBCASE("lingering: the answer leaves, later input is dropped, the peer's EOF closes") {
+        f.conn->send("bye\n");
+        f.conn->close_after_write(60'000);
+        ::send(f.client, "late\n", 5, 0);
+        f.run_until([] { return false; });
+        CHECK(f.framer.closed == 0);
+        CHECK(f.framer.messages == 0);
+        char buf[16] = {};
+        CHECK(::recv(f.client, buf, sizeof buf, 0) == 4);
+        CHECK(::recv(f.client, buf, sizeof buf, 0) == 0);   // our FIN
+        ::shutdown(f.client, SHUT_WR);
+        f.run_until([&] { return f.framer.closed == 1; });
+        CHECK(f.framer.closed == 1);
+    }
+    SUBCASE("lingering ends at its deadline (sweep) when the peer never closes") {
+        uv_update_time(&f.loop);
+        const std::uint64_t start = uv_now(&f.loop);
+        f.conn->close_after_write(1000);
+        f.run_until([] { return false; });   // the FIN leaves: the 1 s run from then
+        f.conn->sweep(start + 999);
+        CHECK_FALSE(f.conn->closing());
+        f.conn->sweep(uv_now(&f.loop) + 1001);
+        CHECK(f.conn->closing());
+    }
+}
+
+namespace {
+
+// A TLS pair on one loop: a server StreamConnection (self-signed certificate) and a client one.
+struct TlsPair {
+    uv_loop_t loop{};
+    uv_tcp_t server{};
+    StreamStats stats;
+    LineFramer server_side, client_side;
+    std::unique_ptr<StreamConnection> accepted, client;
+    SSL_CTX* server_ctx = nullptr;
+    SSL_CTX* client_ctx = nullptr;
+    char dir[32] = "/tmp/sc_tls_XXXXXX";
+
+    TlsPair() {
+        REQUIRE(mkdtemp(dir) != nullptr);
+        const std::string d = dir;
+        const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost -keyout " +
+                                d + "/key.pem -out " + d + "/cert.pem >/dev/null 2>&1";
+        REQUIRE(std::system(cmd.c_str()) == 0);
+        server_ctx = SSL_CTX_new(TLS_server_method());
+        REQUIRE(SSL_CTX_use_certificate_chain_file(server_ctx, (d + "/cert.pem").c_str()) == 1);
+        REQUIRE(SSL_CTX_use_PrivateKey_file(server_ctx, (d + "/key.pem").c_str(), SSL_FILETYPE_PEM) == 1);
+        client_ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, nullptr);
+        uv_loop_init(&loop);
+        uv_tcp_init(&loop, &server);
+        server.data = this;
+        sockaddr_in sa{};
+        uv_ip4_addr("127.0.0.1", 0, &sa);
+        uv_tcp_bind(&server, reinterpret_cast<const sockaddr*>(&sa), 0);
+        uv_listen(reinterpret_cast<uv_stream_t*>(&server), 8, [](uv_stream_t* s, int) {
+            auto* p = static_cast<TlsPair*>(s->data);
+            p->accepted = std::make_unique<StreamConnection>(&p->loop, StreamKind::Turn, GuardLimits{}, &p->stats,
+                                                             p->server_side, p->server_side);
+            p->accepted->accept(s, nullptr, p->server_ctx);
+        });
+        sockaddr_storage bound{};
+        int len = sizeof bound;
+        uv_tcp_getsockname(&server, reinterpret_cast<sockaddr*>(&bound), &len);
+        client = std::make_unique<StreamConnection>(&loop, StreamKind::Sip, GuardLimits{}, nullptr, client_side, client_side);
+        const TlsClient tls{client_ctx, "localhost"};
+        REQUIRE(client->connect(*Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&bound)), &tls));
+        run_until([&] { return accepted && accepted->ready() && client->ready(); });
+    }
+    ~TlsPair() {
+        if (accepted) accepted->close();
+        if (client) client->close();
+        uv_close(reinterpret_cast<uv_handle_t*>(&server), nullptr);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        SSL_CTX_free(server_ctx);
+        SSL_CTX_free(client_ctx);
+        std::system(("rm -rf " + std::string(dir)).c_str());
+    }
+    template <class F> void run_until(F done) {
+        for (int i = 0; i < 4000 && !done(); ++i) uv_run(&loop, UV_RUN_NOWAIT), usleep(500);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("over TLS: one record per appended message, its overhead reported, the batch in one flush") {
+    TlsPair p;
+    REQUIRE(p.accepted);
+    REQUIRE(p.accepted->ready());
+    REQUIRE(p.client->ready());
+    CHECK(p.accepted->secure());
+    const std::string_view a[] = {"relay", "ed\n"};
+    const std::size_t overhead = p.accepted->append(a);
+    CHECK(overhead > 0);   // a record's header and tag (TLS 1.3 with AES-GCM: 5 + 16 + 1)
+    CHECK(overhead < 64);
+    CHECK(p.accepted->append(a) == overhead);
+    CHECK(p.accepted->has_batch());
+    p.accepted->flush();
+    p.client->send("hello\n");
+    p.run_until([&] { return p.client_side.messages == 2 && p.server_side.messages == 1; });
+    CHECK(p.client_side.got == "relayed\nrelayed\n");
+    CHECK(p.server_side.got == "hello\n");
 }
