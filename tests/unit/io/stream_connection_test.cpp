@@ -38,49 +38,62 @@ struct LineFramer final : Framer, StreamEvents {
     void on_closed(StreamConnection&) override { ++closed; }
 };
 
-struct Fixture {
+// A loop with a listener on loopback; each connection calls `on_accept` with `owner` as data.
+struct LoopbackServer {
     uv_loop_t loop{};
     uv_tcp_t server{};
+    sockaddr_storage bound{};
+    LoopbackServer(void* owner, uv_connection_cb on_accept) {
+        uv_loop_init(&loop);
+        uv_tcp_init(&loop, &server);
+        server.data = owner;
+        sockaddr_in sa{};
+        uv_ip4_addr("127.0.0.1", 0, &sa);
+        uv_tcp_bind(&server, reinterpret_cast<const sockaddr*>(&sa), 0);
+        uv_listen(reinterpret_cast<uv_stream_t*>(&server), 8, on_accept);
+        int len = sizeof bound;
+        uv_tcp_getsockname(&server, reinterpret_cast<sockaddr*>(&bound), &len);
+    }
+    ~LoopbackServer() {
+        uv_close(reinterpret_cast<uv_handle_t*>(&server), nullptr);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+    template <class F> void run_until(F done, int rounds = 2000) {
+        for (int i = 0; i < rounds && !done(); ++i) uv_run(&loop, UV_RUN_NOWAIT), usleep(500);
+    }
+};
+
+struct Fixture {
     StreamStats stats;
     ConnectionGate gate{StreamKind::Sip, stats};
     LineFramer framer;
+    LoopbackServer net{this, [](uv_stream_t* s, int) {
+        auto* f = static_cast<Fixture*>(s->data);
+        GuardLimits l;
+        l.message_ms = 3000;
+        f->conn = std::make_unique<StreamConnection>(&f->net.loop, StreamKind::Sip, l, &f->stats, f->framer, f->framer);
+        f->admitted = f->conn->accept(s, &f->gate);
+    }};
+    uv_loop_t& loop = net.loop;
     std::unique_ptr<StreamConnection> conn;
     bool admitted = false;
     int client = -1;
 
     Fixture() {
-        uv_loop_init(&loop);
-        uv_tcp_init(&loop, &server);
-        server.data = this;
-        sockaddr_in sa{};
-        uv_ip4_addr("127.0.0.1", 0, &sa);
-        uv_tcp_bind(&server, reinterpret_cast<const sockaddr*>(&sa), 0);
-        uv_listen(reinterpret_cast<uv_stream_t*>(&server), 8, [](uv_stream_t* s, int) {
-            auto* f = static_cast<Fixture*>(s->data);
-            GuardLimits l;
-            l.message_ms = 3000;
-            f->conn = std::make_unique<StreamConnection>(&f->loop, StreamKind::Sip, l, &f->stats, f->framer, f->framer);
-            f->admitted = f->conn->accept(s, &f->gate);
-        });
-        sockaddr_storage bound{};
-        int len = sizeof bound;
-        uv_tcp_getsockname(&server, reinterpret_cast<sockaddr*>(&bound), &len);
         client = ::socket(AF_INET, SOCK_STREAM, 0);
         timeval tv{2, 0};
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&bound), sizeof(sockaddr_in)) == 0);
+        REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&net.bound), sizeof(sockaddr_in)) == 0);
         run_until([&] { return conn != nullptr; });
     }
     ~Fixture() {
         if (conn) conn->close();
-        uv_close(reinterpret_cast<uv_handle_t*>(&server), nullptr);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+        net.run_until([] { return false; }, 20);
+        conn.reset();
         if (client >= 0) ::close(client);
     }
-    template <class F> void run_until(F done) {
-        for (int i = 0; i < 2000 && !done(); ++i) uv_run(&loop, UV_RUN_NOWAIT), usleep(500);
-    }
+    template <class F> void run_until(F done) { net.run_until(done); }
 };
 
 }  // namespace
@@ -183,13 +196,17 @@ namespace {
 
 // A TLS pair on one loop: a server StreamConnection (self-signed certificate) and a client one.
 struct TlsPair {
-    uv_loop_t loop{};
-    uv_tcp_t server{};
     StreamStats stats;
     LineFramer server_side, client_side;
-    std::unique_ptr<StreamConnection> accepted, client;
     SSL_CTX* server_ctx = nullptr;
     SSL_CTX* client_ctx = nullptr;
+    LoopbackServer net{this, [](uv_stream_t* s, int) {
+        auto* p = static_cast<TlsPair*>(s->data);
+        p->accepted = std::make_unique<StreamConnection>(&p->net.loop, StreamKind::Turn, GuardLimits{}, &p->stats,
+                                                         p->server_side, p->server_side);
+        p->accepted->accept(s, nullptr, p->server_ctx);
+    }};
+    std::unique_ptr<StreamConnection> accepted, client;
     char dir[32] = "/tmp/sc_tls_XXXXXX";
 
     TlsPair() {
@@ -203,39 +220,22 @@ struct TlsPair {
         REQUIRE(SSL_CTX_use_PrivateKey_file(server_ctx, (d + "/key.pem").c_str(), SSL_FILETYPE_PEM) == 1);
         client_ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, nullptr);
-        uv_loop_init(&loop);
-        uv_tcp_init(&loop, &server);
-        server.data = this;
-        sockaddr_in sa{};
-        uv_ip4_addr("127.0.0.1", 0, &sa);
-        uv_tcp_bind(&server, reinterpret_cast<const sockaddr*>(&sa), 0);
-        uv_listen(reinterpret_cast<uv_stream_t*>(&server), 8, [](uv_stream_t* s, int) {
-            auto* p = static_cast<TlsPair*>(s->data);
-            p->accepted = std::make_unique<StreamConnection>(&p->loop, StreamKind::Turn, GuardLimits{}, &p->stats,
-                                                             p->server_side, p->server_side);
-            p->accepted->accept(s, nullptr, p->server_ctx);
-        });
-        sockaddr_storage bound{};
-        int len = sizeof bound;
-        uv_tcp_getsockname(&server, reinterpret_cast<sockaddr*>(&bound), &len);
-        client = std::make_unique<StreamConnection>(&loop, StreamKind::Sip, GuardLimits{}, nullptr, client_side, client_side);
+        client = std::make_unique<StreamConnection>(&net.loop, StreamKind::Sip, GuardLimits{}, nullptr, client_side, client_side);
         const TlsClient tls{client_ctx, "localhost"};
-        REQUIRE(client->connect(*Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&bound)), &tls));
-        run_until([&] { return accepted && accepted->ready() && client->ready(); });
+        REQUIRE(client->connect(*Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&net.bound)), &tls));
+        net.run_until([&] { return accepted && accepted->ready() && client->ready(); }, 4000);
     }
     ~TlsPair() {
         if (accepted) accepted->close();
         if (client) client->close();
-        uv_close(reinterpret_cast<uv_handle_t*>(&server), nullptr);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+        net.run_until([] { return false; }, 20);
+        accepted.reset();
+        client.reset();
         SSL_CTX_free(server_ctx);
         SSL_CTX_free(client_ctx);
         std::system(("rm -rf " + std::string(dir)).c_str());
     }
-    template <class F> void run_until(F done) {
-        for (int i = 0; i < 4000 && !done(); ++i) uv_run(&loop, UV_RUN_NOWAIT), usleep(500);
-    }
+    template <class F> void run_until(F done) { net.run_until(done, 4000); }
 };
 
 }  // namespace
