@@ -12,7 +12,7 @@
 #include "turnbridge/admin/http_response.hpp"
 #include "turnbridge/admin/router.hpp"
 #include "turnbridge/base/log.hpp"
-#include "turnbridge/net/socket_util.hpp"
+#include "turnbridge/io/socket_util.hpp"
 
 namespace turnbridge::admin {
 namespace {
