@@ -8,7 +8,7 @@ OUT.cpp includes HEADER and defines NAMESPACE::PAGE_NAME (the page, byte for byt
 string) and NAMESPACE::CSP_NAME: a Content-Security-Policy that allows exactly the page's inline
 <script> and <style> blocks by their SHA-256 (CSP Level 3 hash sources), no 'unsafe-inline',
 plus the extra DIRECTIVEs given ("connect-src 'self'", "img-src data:"). Used for the
-click-to-call page (src/net) and the admin usage page (src/admin): one way to hash both.
+click-to-call page (src/gateway/host) and the admin usage page (src/admin): one way to hash both.
 """
 import base64
 import hashlib

@@ -7,8 +7,8 @@
 
 #include "turnbridge/accounting/report_cli.hpp"
 #include "turnbridge/config/config.hpp"
-#include "turnbridge/net/app.hpp"
-#include "turnbridge/net/tls_context.hpp"
+#include "turnbridge/app/app.hpp"
+#include "turnbridge/io/tls_context.hpp"
 
 namespace {
 

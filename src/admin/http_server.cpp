@@ -12,7 +12,7 @@
 #include "turnbridge/admin/router.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/io/stream_connection.hpp"
-#include "turnbridge/net/socket_util.hpp"
+#include "turnbridge/io/socket_util.hpp"
 
 namespace turnbridge::admin {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/io/stream_flow.hpp"
-#include "turnbridge/net/socket_util.hpp"
-#include "turnbridge/net/tls_session.hpp"
+#include "turnbridge/io/socket_util.hpp"
+#include "turnbridge/io/tls_session.hpp"
 
 namespace turnbridge::io {
 namespace {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "turnbridge/base/log.hpp"
-#include "turnbridge/net/gateway_media.hpp"
-#include "turnbridge/net/sip_router.hpp"
+#include "turnbridge/gateway/host/gateway_media.hpp"
+#include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/sip/digest.hpp"
 
 using namespace turnbridge;

@@ -168,9 +168,9 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   await tb.start();
 
   // ---- the HTTP side ------------------------------------------------------------------------
-  const source = fs.readFileSync(path.join(REPO, 'src', 'net', 'click_to_call.html'), 'utf8');
+  const source = fs.readFileSync(path.join(REPO, 'src', 'gateway', 'host', 'click_to_call.html'), 'utf8');
   const get = await httpRequest(wsPort, 'GET', '/');
-  results.check('GET / serves the page from src/net/click_to_call.html, byte for byte',
+  results.check('GET / serves the page from src/gateway/host/click_to_call.html, byte for byte',
     get.status === 200 && get.body === source, `${get.status}, ${get.body.length} of ${source.length} bytes`);
   results.check('GET /: Content-Type text/html; charset=utf-8, Cache-Control: no-cache',
     get.headers['content-type'] === 'text/html; charset=utf-8' && get.headers['cache-control'] === 'no-cache',

@@ -13,7 +13,7 @@
 
 #include "store_helpers.hpp"
 #include "turnbridge/accounting/store.hpp"
-#include "turnbridge/net/accounting_hub.hpp"
+#include "turnbridge/app/accounting_hub.hpp"
 
 using namespace turnbridge;
 using namespace turnbridge::accounting;

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The serving process: binds the listeners, starts the workers, then runs the control loop on
+// the main thread (signals: stop and reload; expiry of relay port reservations).
+#include <memory>
+#include <optional>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/admin/http_server.hpp"
+#include "turnbridge/base/auth_throttle.hpp"
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/io/stream_limits.hpp"
+#include "turnbridge/app/accounting_hub.hpp"
+#include "turnbridge/server/media_exchange.hpp"
+#include "turnbridge/server/relay_registry.hpp"
+#include "turnbridge/io/signals.hpp"
+#include "turnbridge/io/tls_context.hpp"
+#include "turnbridge/server/worker.hpp"
+#include "turnbridge/turn/nonce.hpp"
+#include "turnbridge/turn/quota.hpp"
+
+namespace turnbridge::net {
+
+class App {
+public:
+    explicit App(std::shared_ptr<const config::Config> cfg);
+    ~App();
+    App(const App&) = delete;
+    App& operator=(const App&) = delete;
+
+    // Serves until SIGTERM/SIGINT. Returns the exit status: 0 after a clean stop, 1 when
+    // startup failed (the reason has been logged).
+    int run();
+
+private:
+    bool start_workers(unsigned count, TlsContextPtr tls);
+    bool open_accounting(unsigned workers);
+    bool start_admin();
+    void stop(const char* why);
+    void reload();
+    void reload_tls(const config::Config& cfg);
+    void apply_stream_limits();
+
+    std::shared_ptr<const config::Config> cfg_;
+    turn::NonceMinter nonces_;
+    turn::QuotaTracker quota_;
+    AuthThrottle auth_;  // failed TURN, SIP digest and admin authentications, for every thread
+    RelayRegistry relays_;
+    std::int64_t instance_ms_ = 0;
+    io::StreamGates streams_;  // before everything that holds connections: their tickets point here
+    std::uint64_t fd_limit_ = 0;
+    std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
+    std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers and the gateway
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
+    uv_loop_t loop_{};
+    std::optional<Signals> signals_;
+    uv_timer_t purge_{};
+    bool stopping_ = false;
+};
+
+// The workers to run for `threads` (0 = one per CPU).
+unsigned worker_count(unsigned threads);
+
+}  // namespace turnbridge::net

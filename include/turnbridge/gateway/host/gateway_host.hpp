@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Gateway mode's signaling I/O (issue 4). When any realm has gateway mode on, worker 0 hosts
+// one GatewayHost on its loop (so signaling needs no locks and no cross-thread hand-off):
+//  - ws_listen (TCP) and wss_listen (TLS with the server's tls_cert/tls_key): WsConnection per
+//    browser; GET / serves a placeholder page, GET /sip upgrades to SIP over WebSocket;
+//  - sip_listen (UDP): trunk-side SIP, both the trunks' requests to us and ours to them (our
+//    requests leave from this socket, so the trunk sees one address for us);
+//  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
+//    ephemeral port and reuse that connection (RFC 3261 §18.1.1); toward a TLS trunk the same,
+//    over TLS (SipTlsClient: SNI, certificate checked against trunk_ca or the system store);
+//  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
+//  - one uv_timer for every SIP timer (the router's next_wake()).
+// Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
+// address), the last kept in a bounded sip::UdpFlows (server.sip_udp_flows) that a datagram
+// only adds to for good when something comes of it (issue 11). The SipRouter (sans-I/O) makes every SIP decision; each call's media is a
+// gateway::CallMedia run by GatewayMedia (gateway_media.hpp) on the same loop, and every call
+// leaves an accounting::CallRecord when it ends.
+// Not yet: listeners and media ports re-bound on SIGHUP (a restart applies them); RFC 3263
+// NAPTR/SRV for trunk host names (A/AAAA only).
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <uv.h>
+#include <vector>
+
+#include "turnbridge/accounting/record.hpp"
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/io/heap_trim.hpp"
+#include "turnbridge/io/stream_limits.hpp"
+#include "turnbridge/gateway/host/gateway_media.hpp"
+#include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/host/sip_tcp.hpp"
+#include "turnbridge/io/tls_context.hpp"
+#include "turnbridge/io/trunk_resolver.hpp"
+#include "turnbridge/gateway/host/ws_connection.hpp"
+#include "turnbridge/sip/udp_flows.hpp"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace turnbridge::net {
+
+class GatewayHost final : public WsOwner, public SipTcpOwner {
+public:
+    // Where each ended call's record goes (the accounting hub); may be empty.
+    using CallSink = std::function<void(accounting::CallRecord)>;
+    // `tls` gives the current TLS context for a new wss connection (nullptr: none loaded).
+    // `exchange` brings relayed media from every worker's TURN allocations (null: direct only).
+    GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
+                std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls);
+    ~GatewayHost() override;
+
+    // Connection caps and counters for ws/wss and SIP/TCP ([streams]); call before start().
+    void set_streams(io::StreamGates* streams) { streams_ = streams; }
+    // Binds every listener; throws std::runtime_error naming the address that failed.
+    void start();
+    void set_config(std::shared_ptr<const config::Config> cfg);
+    // security.auth_failures_per_minute for the browsers' digest checks (SipRouter).
+    void set_auth_throttle(AuthThrottle* auth);
+    // Hangs up calls, closes every handle (the loop then finishes them).
+    void close();
+    // Media datagrams from strangers dropped since start (for /metrics).
+    GatewayMedia::Strangers media_strangers() const { return media_->strangers(); }
+
+    void on_ws_opened(WsConnection& c) override;
+    void on_ws_message(WsConnection& c, std::string_view sip) override;
+    void on_ws_closed(WsConnection& c) override;
+    void on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) override;
+    void on_sip_tcp_closed(SipTcpConnection& c) override;
+    // How often each SIP bound bit, for /metrics.
+    sip::LimitCounts limits() const;
+
+private:
+    struct Listener {
+        GatewayHost* host = nullptr;
+        uv_tcp_t tcp{};
+        bool secure = false;
+        bool sip = false;   // a sip_listen TCP socket (else ws/wss)
+    };
+    struct Udp {
+        GatewayHost* host = nullptr;
+        uv_udp_t udp{};
+        Endpoint local;
+    };
+
+    void listen_tcp(const Endpoint& ep, bool secure, bool sip);
+    void bind_udp(const Endpoint& ep);
+    std::optional<sip::TransportId> udp_flow(const Endpoint& remote, Udp* via = nullptr);
+    std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
+    std::optional<TrunkFlowInfo> trunk_flow(const config::Realm& realm, const Endpoint& to);
+    std::optional<TrunkFlowInfo> tls_flow(const config::Realm& realm, const Endpoint& to);
+    // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
+    // a bad CA file (startup) instead of logging it (reload).
+    void load_trunk_tls(bool strict);
+    std::vector<std::string> trunk_host_names() const;
+    void on_trunk_resolved();
+    void apply(std::vector<sip::Action>& out);
+    void rearm();
+    void sweep();
+    void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
+    bool flow_busy(const sip::UdpFlows::Flow& f) const;
+    void call_ended(const CallSummary& s, sip::MediaSdp* media);
+
+    uv_loop_t* loop_;
+    std::shared_ptr<const config::Config> cfg_;
+    std::function<SSL_CTX*()> tls_;
+    CallSink calls_;
+    io::StreamGates* streams_ = nullptr;
+    io::HeapTrim trim_;   // after many ws/SIP connections closed (an attack's buffers)
+    uv_timer_t trim_timer_{};
+    void connection_gone();
+    std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
+    std::unique_ptr<SipRouter> router_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Udp>> udp_;
+    uv_timer_t timer_{};
+    uv_timer_t sweep_{};   // [streams] timeouts of ws/wss and SIP/TCP connections, trunk connects
+    bool timer_open_ = false;
+    bool closed_ = false;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<sip::TransportId, WsConnection*> ws_;
+    sip::UdpFlows udp_flows_;
+    std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
+    std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
+    std::map<std::string, sip::TransportId> tls_out_;          // ... toward TLS trunks, by tls_key()
+    std::map<std::pair<std::string, bool>, TlsContextPtr> trunk_tls_;   // (trunk_ca, verify) -> context
+    std::unique_ptr<TrunkResolver> resolver_;
+    char udp_buf_[64 * 1024];
+};
+
+}  // namespace turnbridge::net

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The gateway's signaling brain, without I/O: SIP messages in (with the flow they came on),
+// Send actions out. It owns the transaction layer, the registrar, the browsers' digest checks,
+// our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
+//   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
+//     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
+//   from a trunk (UDP, TCP or TLS; source address = a gateway realm's trunk, its IP literal or
+//     what its host name resolved to): INVITE to a routed DID (a Call forked to the routed
+//     users' browser bindings), in-dialog requests.
+// A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
+// Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
+// answered statelessly (one final response no larger than the request, never retransmitted; none
+// with server.sip_hide_from_strangers), and every source but a trunk's is held to
+// server.sip_requests_per_second out-of-dialog requests; a trunk's address gets kTrunkRateFactor
+// times as many (its traffic is larger, but its address can be forged too, and one forged
+// source must not fill the transaction table). Live calls are bounded per user and per realm
+// (gateway.max_calls_per_user, gateway.max_calls).
+// GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "turnbridge/base/auth_throttle.hpp"
+#include "turnbridge/config/config.hpp"
+#include "turnbridge/gateway/trunk_hosts.hpp"
+#include "turnbridge/sip/call.hpp"
+#include "turnbridge/sip/digest.hpp"
+#include "turnbridge/sip/limits.hpp"
+#include "turnbridge/sip/registrar.hpp"
+#include "turnbridge/sip/registration.hpp"
+#include "turnbridge/sip/transaction.hpp"
+#include "turnbridge/turn/reflection_guard.hpp"
+
+namespace turnbridge::net {
+
+// The seam toward the media side (gateway::CallMedia): one MediaSdp per call. `outbound` is
+// true for a browser->trunk call. nullptr: no media for it now (the call gets 503).
+using MediaFactory = std::function<std::unique_ptr<sip::MediaSdp>(const config::Realm& realm, bool outbound)>;
+
+// What signaling knows of a call when it ends, for its call record and logs.
+struct CallSummary {
+    std::string realm;
+    std::string account;      // the browser user ("" if an inbound call was never answered)
+    bool outbound = true;
+    std::string remote;       // the number called, or the caller's number
+    sip::Time started{};      // the INVITE
+    std::optional<sip::Time> answered;
+    sip::Time ended{};
+    int status = 0;           // final status of the call's INVITE
+    std::string end_reason;   // bye-browser, bye-trunk, cancel, browser-gone, media: <why>, shutdown, rejected
+};
+
+// Until the media side is wired in: SDP passes through unchanged (signaling only).
+std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm& realm, bool outbound);
+
+// What the router knows about a flow when a message arrives on it.
+struct SipFlow {
+    sip::TransportId id = 0;
+    bool websocket = false;   // a browser's WS/WSS connection; else a trunk-side flow
+    bool secure = false;      // WSS or TLS
+    bool reliable = true;     // false for UDP (RFC 3261 §17 retransmissions)
+    IpAddress peer;           // the remote address, for digest nonces and trunk matching
+    std::optional<Endpoint> local;   // our end of a TLS connection toward a trunk (its Via/Contact)
+};
+
+// A flow toward a trunk, as the host made it.
+struct TrunkFlowInfo {
+    sip::TransportId id = 0;
+    std::optional<Endpoint> local;   // TLS: our end of the connection (we listen for no TLS)
+};
+
+// Where our requests toward trunks leave from.
+struct SipLocal {
+    std::string sent_by;      // "127.0.0.1:5060": the sip_listen address
+    std::string ws_host;      // Via sent-by / Contact host toward browsers
+};
+
+class SipRouter {
+public:
+    // `trunk_flow` gives the flow toward `to`, an address of the realm's trunk, over the trunk's
+    // transport (nullopt: cannot reach it, logged by the host).
+    using TrunkFlow = std::function<std::optional<TrunkFlowInfo>(const config::Realm& realm, const Endpoint& to)>;
+    // How long a browser INVITE waits for its trunk's host name before 503.
+    static constexpr std::chrono::seconds kResolveWait{5};
+    // After the connection of a TCP/TLS trunk registration closed, or the trunk could not be
+    // reached to register: register again this much later.
+    static constexpr std::chrono::seconds kReRegister{10};
+    // A trunk's address may send this many times server.sip_requests_per_second (and burst):
+    // 200/s by default, so that 32 s of Timer J (RFC 3261 §17.2.2) hold at most 6,400
+    // transactions, under server.sip_transactions' 8,192.
+    static constexpr std::uint32_t kTrunkRateFactor = 10;
+
+    SipRouter(std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces, SipLocal local,
+              MediaFactory media, TrunkFlow trunk_flow, sip::Random random);
+    ~SipRouter();
+
+    void set_config(std::shared_ptr<const config::Config> cfg);
+    // Where trunk host names are resolved; without it only IP literal trunks are reachable.
+    void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
+    // security.auth_failures_per_minute for browsers' digest credentials; null: none.
+    void set_auth_throttle(AuthThrottle* auth) { auth_ = auth; }
+    // A trunk host name was looked up: waiting INVITEs and registrations go on.
+    void on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out);
+    // Starts REGISTERs toward trunks of realms with `register = true`.
+    void start(sip::Time now, std::vector<sip::Action>& out);
+    // Bytes of one SIP message from `flow`; unreadable bytes are dropped (logged).
+    void on_message(sip::Time now, std::int64_t unix_now, const SipFlow& flow, std::string_view bytes,
+                    std::vector<sip::Action>& out);
+    void on_timer(sip::Time now, std::vector<sip::Action>& out);
+    void on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out);
+    // Hangs up every call and unregisters (shutdown).
+    void stop(sip::Time now, std::vector<sip::Action>& out);
+    std::optional<sip::Time> next_wake() const;
+
+    // Ends the call that owns `media` (its media failed); `why` goes to the call record.
+    void hang_up(sip::Time now, const sip::MediaSdp* media, const std::string& why, std::vector<sip::Action>& out);
+    // Called once per call when it ends, with its media (still owned by the router).
+    void on_call_ended(std::function<void(const CallSummary&, sip::MediaSdp* media)> f) { ended_ = std::move(f); }
+
+    std::size_t calls() const { return calls_.size(); }
+    std::size_t bindings() const { return registrar_.size(); }
+    std::size_t transactions() const { return layer_.size(); }
+    // Does a transaction, a call or a trunk registration use flow `id`? (The host keeps it.)
+    bool uses_flow(sip::TransportId id) const;
+    // Is `ip` an address of a gateway realm's trunk?
+    bool is_trunk(const IpAddress& ip) const;
+    // How often each bound bit (the host adds its flow table's counts).
+    sip::LimitCounts limits() const;
+
+private:
+    struct CallEntry {
+        std::unique_ptr<sip::MediaSdp> media;
+        std::unique_ptr<sip::Call> call;
+        std::optional<sip::Time> ended_at;   // kept a while for retransmissions, then dropped
+        std::vector<sip::TransportId> browser_flows;   // WebSockets of its browser leg(s)
+        sip::TransportId trunk_flow = 0;                // its trunk leg's flow
+        CallSummary summary;
+        std::vector<std::string> routed;   // inbound: the users the DID rings
+        bool reported = false;
+    };
+    struct TrunkRegistration {
+        std::string realm;
+        sip::TransportId flow = 0;
+        std::unique_ptr<sip::Registration> registration;
+    };
+
+    void apply_limits();
+    bool admit(sip::Time now, const IpAddress& source);
+    void answer_stranger(const SipFlow& flow, const sip::Message& request, std::size_t request_size,
+                         std::vector<sip::Action>& out);
+    bool over_rate(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out);
+    // Live calls of `realm` and of `user` in it.
+    std::pair<std::uint32_t, std::uint32_t> live_calls(const config::Realm& realm, std::string_view user) const;
+    bool user_at_limit(const config::Realm& realm, std::string_view user) const;
+    bool realm_at_limit(const config::Realm& realm) const;
+    void count(sip::Limit l) { ++counts_[static_cast<std::size_t>(l)]; }
+    void process(sip::Time now, std::int64_t unix_now, const SipFlow* flow, std::vector<sip::Action>& in,
+                 std::vector<sip::Action>& out);
+    void on_request(sip::Time now, std::int64_t unix_now, const SipFlow* flow, sip::RequestIn& r,
+                    std::vector<sip::Action>& out);
+    void on_register(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                     std::vector<sip::Action>& out);
+    void on_browser_invite(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::RequestIn& r,
+                           std::vector<sip::Action>& out);
+    void on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out);
+    // The digest check of a browser's REGISTER or INVITE (`proxy`: Proxy-Authorization) under
+    // the failed-authentication throttle. nullopt: the source was over it and has been answered
+    // 503 without a password check.
+    std::optional<sip::DigestServer::Check> throttled_digest(sip::Time now, std::int64_t unix_now,
+                                                             const config::Realm& realm, const SipFlow& flow,
+                                                             sip::RequestIn& r, bool proxy,
+                                                             std::vector<sip::Action>& out);
+    void reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
+               std::vector<sip::Action>& out, std::string_view reason = {});
+    const config::Realm* gateway_realm(std::string_view name) const;
+    TrunkHosts::State trunk_state(const config::Realm& realm) const;
+    std::vector<IpAddress> trunk_addresses(const config::Realm& realm) const;
+    std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    sip::LocalAddress trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
+                                  std::string_view user) const;
+    // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
+    struct TrunkLeg {
+        Endpoint to;
+        sip::LegAddress leg;
+        std::string scheme;       // "sip" or "sips"
+        std::string hostport;     // the trunk URI's host and port, for Request-URIs
+        std::string uri_params;   // ";transport=udp"
+        std::optional<Endpoint> conn;   // TLS: our end of the connection
+    };
+    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    void start_registrations(sip::Time now, std::vector<sip::Action>& out);
+    void expire_waiting(sip::Time now, std::vector<sip::Action>& out);
+    CallEntry* call_owning(const std::string& tx);
+    void reap(sip::Time now);
+    void note_answer(CallEntry& e, sip::Time now);
+
+    std::shared_ptr<const config::Config> cfg_;
+    const turn::NonceMinter& nonces_;
+    SipLocal local_;
+    MediaFactory media_;
+    TrunkFlow trunk_flow_;
+    sip::Random random_;
+    sip::TransactionLayer layer_;
+    sip::Registrar registrar_;
+    std::list<CallEntry> calls_;
+    std::vector<TrunkRegistration> registrations_;
+    std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
+    std::optional<sip::Time> reregister_at_;
+    const TrunkHosts* hosts_ = nullptr;
+    AuthThrottle* auth_ = nullptr;
+    // Browser INVITEs (authenticated) waiting for their trunk's host name.
+    struct Waiting {
+        sip::Time until;
+        std::int64_t unix_now = 0;
+        SipFlow flow;
+        sip::RequestIn request;
+    };
+    std::vector<Waiting> waiting_;
+    turn::ReflectionGuard rate_;         // server.sip_requests_per_second per source IP
+    turn::ReflectionGuard trunk_rate_;   // ... times kTrunkRateFactor, for trunks' addresses
+    sip::LimitCounts counts_{};
+};
+
+}  // namespace turnbridge::net

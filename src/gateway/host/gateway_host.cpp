@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/gateway/host/gateway_host.hpp"
+
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/random.hpp"
+#include "turnbridge/io/loop_clock.hpp"
+#include "turnbridge/gateway/host/sip_tls.hpp"
+#include "turnbridge/io/socket_util.hpp"
+#include "turnbridge/io/udp_send.hpp"
+
+namespace turnbridge::net {
+namespace {
+
+// A UDP flow nothing uses is forgotten after this long without a datagram (the trunk's, a
+// call's and a transaction's flows stay: GatewayHost::flow_busy).
+constexpr auto kUdpFlowIdle = std::chrono::seconds(60);
+// Timeouts of ws/wss and SIP/TCP connections are [streams] keys (io::StreamGuard), checked here.
+constexpr std::uint64_t kSweepMs = 1'000;
+// A connection toward a TCP/TLS trunk that is not up (handshake included) by then is closed,
+// which fails its queued requests as 503 (the kernel would retry SYNs for minutes).
+constexpr std::uint64_t kTrunkConnectTimeoutMs = 10'000;
+
+std::string trunk_ca_key(const config::Realm& realm) {
+    return fmt::format("realm.\"{}\".gateway.trunk_ca", realm.name);
+}
+
+std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway::random_bytes); }
+
+[[noreturn]] void cannot(std::string_view what, const Endpoint& ep, int err) {
+    throw std::runtime_error(fmt::format("gateway: cannot listen on {} {}: {}", what, ep.to_string(), error_text(err)));
+}
+
+}  // namespace
+
+GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
+                         std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls)
+    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)), udp_flows_(cfg_->sip_udp_flows) {
+    media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, [this](const sip::MediaSdp* m, const std::string& why) {
+        if (closed_) return;
+        std::vector<sip::Action> out;
+        router_->hang_up(read_clock().mono, m, why, out);
+        apply(out);
+    });
+    SipLocal local;
+    if (!cfg_->sip_listen.empty()) local.sent_by = cfg_->sip_listen.front().to_string();
+    if (!cfg_->ws_listen.empty()) local.ws_host = cfg_->ws_listen.front().to_string();
+    else if (!cfg_->wss_listen.empty()) local.ws_host = cfg_->wss_listen.front().to_string();
+    else local.ws_host = "turnbridge.invalid";
+    router_ = std::make_unique<SipRouter>(
+        cfg_, nonces, std::move(local), [this](const config::Realm& realm, bool) { return media_->create(realm); },
+        [this](const config::Realm& realm, const Endpoint& to) { return trunk_flow(realm, to); },
+        [] { return random_u64(); });
+    router_->on_call_ended([this](const CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
+}
+
+GatewayHost::~GatewayHost() = default;
+
+void GatewayHost::start() {
+    media_->start();
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    uv_timer_init(loop_, &sweep_);
+    sweep_.data = this;
+    uv_timer_init(loop_, &trim_timer_);
+    trim_timer_.data = this;
+    timer_open_ = true;
+    uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
+    load_trunk_tls(true);
+    resolver_ = std::make_unique<TrunkResolver>(loop_, [this] { on_trunk_resolved(); });
+    router_->set_trunk_hosts(&resolver_->hosts());
+    for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
+    for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
+    for (const auto& ep : cfg_->sip_listen) {
+        bind_udp(ep);
+        listen_tcp(ep, false, true);
+    }
+    for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
+    for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
+    for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
+    // Names are looked up before the router starts, so registrations to named trunks wait for them.
+    resolver_->set_names(trunk_host_names());
+    std::vector<sip::Action> out;
+    router_->start(read_clock().mono, out);
+    apply(out);
+}
+
+void GatewayHost::set_auth_throttle(AuthThrottle* auth) { router_->set_auth_throttle(auth); }
+
+void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
+    cfg_ = cfg;
+    udp_flows_.set_capacity(cfg_->sip_udp_flows);
+    load_trunk_tls(false);
+    if (resolver_) resolver_->set_names(trunk_host_names());
+    router_->set_config(std::move(cfg));
+}
+
+std::vector<std::string> GatewayHost::trunk_host_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, realm] : cfg_->realms)
+        if (realm.gateway.enabled) names.push_back(realm.gateway.trunk.host);
+    return names;
+}
+
+void GatewayHost::on_trunk_resolved() {
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_trunk_resolved(read_clock().mono, out);
+    apply(out);
+}
+
+void GatewayHost::load_trunk_tls(bool strict) {
+    std::map<std::pair<std::string, bool>, TlsContextPtr> contexts;
+    for (const auto& [name, realm] : cfg_->realms) {
+        const auto& gw = realm.gateway;
+        if (!gw.enabled || gw.trunk.transport != config::SipTrunk::Transport::Tls) continue;
+        std::pair<std::string, bool> key{gw.trunk_ca.string(), gw.trunk_tls_verify};
+        if (contexts.contains(key)) continue;
+        auto loaded = load_trunk_tls_context(gw.trunk_ca, gw.trunk_tls_verify, trunk_ca_key(realm));
+        if (auto* e = std::get_if<TlsError>(&loaded)) {
+            if (strict) throw std::runtime_error(e->to_string());
+            log::error("{} (calls to trunk {} will fail)", e->to_string(), gw.trunk.uri);
+            continue;
+        }
+        if (!gw.trunk_tls_verify) log::warn("realm {}: trunk_tls_verify = false: trunk {} is not authenticated", name, gw.trunk.uri);
+        contexts.emplace(std::move(key), std::get<TlsContextPtr>(std::move(loaded)));
+    }
+    trunk_tls_ = std::move(contexts);
+}
+
+void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
+    if (secure && tls_() == nullptr) throw std::runtime_error("gateway: wss_listen needs tls_cert and tls_key");
+    const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{});
+    const char* what = sip ? "sip tcp" : secure ? "wss" : "ws";
+    if (fd < 0) cannot(what, ep, fd);
+    auto l = std::make_unique<Listener>();
+    l->host = this;
+    l->secure = secure;
+    l->sip = sip;
+    uv_tcp_init(loop_, &l->tcp);
+    l->tcp.data = l.get();
+    Listener* raw = l.get();
+    listeners_.push_back(std::move(l));
+    if (int err = uv_tcp_open(&raw->tcp, fd); err != 0) {
+        ::close(fd);
+        cannot(what, ep, err);
+    }
+    const int err = uv_listen(reinterpret_cast<uv_stream_t*>(&raw->tcp), 128, [](uv_stream_t* s, int status) {
+        auto* l = static_cast<Listener*>(s->data);
+        if (status < 0 || l->host->closed_) return;
+        GatewayHost& h = *l->host;
+        const auto& limits = h.cfg_->streams;
+        io::StreamGates* gates = h.streams_;
+        if (l->sip) {
+            const auto id = h.next_id_++;
+            io::ConnectionGate* gate = gates ? &gates->gate(io::StreamKind::Sip) : nullptr;
+            if (auto* c = SipTcpConnection::accept(h.loop_, s, h, id, gate, io::guard_limits(limits, io::StreamKind::Sip)))
+                h.tcp_.emplace(id, c);
+            return;
+        }
+        SSL_CTX* ctx = nullptr;
+        if (l->secure && (ctx = h.tls_()) == nullptr) return;
+        const WsLimits ws{gates ? &gates->gate(io::StreamKind::WebSocket) : nullptr,
+                          io::guard_limits(limits, io::StreamKind::WebSocket), limits.ws_max_message, limits.ws_max_fragments};
+        WsConnection::accept(h.loop_, s, ctx, h, h.next_id_++, ws);
+    });
+    if (err != 0) cannot(what, ep, err);
+}
+
+void GatewayHost::bind_udp(const Endpoint& ep) {
+    const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{});
+    if (fd < 0) cannot("sip udp", ep, fd);
+    auto u = std::make_unique<Udp>();
+    u->host = this;
+    u->local = ep;
+    uv_udp_init(loop_, &u->udp);
+    u->udp.data = u.get();
+    Udp* raw = u.get();
+    udp_.push_back(std::move(u));
+    if (int err = uv_udp_open(&raw->udp, fd); err != 0) {
+        ::close(fd);
+        cannot("sip udp", ep, err);
+    }
+    clear_reuse_addr(fd);
+    const int err = uv_udp_recv_start(
+        &raw->udp,
+        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* u = static_cast<Udp*>(h->data);
+            *buf = uv_buf_init(u->host->udp_buf_, sizeof u->host->udp_buf_);
+        },
+        [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
+            auto* u = static_cast<Udp*>(h->data);
+            if (addr == nullptr || nread <= 0 || (flags & UV_UDP_PARTIAL) != 0 || u->host->closed_) return;
+            if (auto from = Endpoint::from_sockaddr(addr))
+                u->host->on_udp(*u, *from, std::string_view(buf->base, static_cast<std::size_t>(nread)));
+        });
+    if (err != 0) cannot("sip udp", ep, err);
+}
+
+bool GatewayHost::flow_busy(const sip::UdpFlows::Flow& f) const {
+    return router_->is_trunk(f.remote.ip) || router_->uses_flow(f.id);
+}
+
+sip::LimitCounts GatewayHost::limits() const {
+    auto c = router_->limits();
+    c[static_cast<std::size_t>(sip::Limit::UdpFlowEvicted)] += udp_flows_.evicted();
+    c[static_cast<std::size_t>(sip::Limit::UdpFlowFull)] += udp_flows_.refused();
+    return c;
+}
+
+std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Udp* via) {
+    if (udp_.empty()) return std::nullopt;
+    if (via == nullptr) {
+        // Our requests leave from a sip_listen socket of the trunk's address family.
+        for (auto& u : udp_)
+            if (u->local.ip.family == remote.ip.family) {
+                via = u.get();
+                break;
+            }
+        if (via == nullptr) return std::nullopt;
+    }
+    std::uint32_t socket = 0;
+    while (udp_[socket].get() != via) ++socket;
+    // An existing flow is found (and marked used) whatever `via` is.
+    auto opened = udp_flows_.open(read_clock().mono, remote, socket, next_id_,
+                                  [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
+    if (!opened) return std::nullopt;
+    if (opened->created) ++next_id_;
+    return opened->id;
+}
+
+std::optional<TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm, const Endpoint& to) {
+    std::optional<sip::TransportId> id;
+    switch (realm.gateway.trunk.transport) {
+        case config::SipTrunk::Transport::Udp: id = udp_flow(to); break;
+        case config::SipTrunk::Transport::Tcp: id = tcp_flow(to); break;
+        case config::SipTrunk::Transport::Tls: return tls_flow(realm, to);
+    }
+    if (!id) return std::nullopt;
+    return TrunkFlowInfo{*id, std::nullopt};
+}
+
+std::optional<TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, const Endpoint& to) {
+    const auto& gw = realm.gateway;
+    // One connection per trunk identity: the address, the name its certificate must carry, and
+    // what it is checked against (two realms may trust the same address differently).
+    const std::string key = fmt::format("{}|{}|{}|{}", to.to_string(), gw.trunk.host, gw.trunk_ca.string(), gw.trunk_tls_verify);
+    if (auto it = tls_out_.find(key); it != tls_out_.end()) {
+        if (auto c = tcp_.find(it->second); c != tcp_.end()) return TrunkFlowInfo{it->second, c->second->local()};
+    }
+    auto ctx = trunk_tls_.find({gw.trunk_ca.string(), gw.trunk_tls_verify});
+    if (ctx == trunk_tls_.end()) {
+        log::warn("realm {}: no TLS context for trunk {} (see the {} error above)", realm.name, gw.trunk.uri,
+                  trunk_ca_key(realm));
+        return std::nullopt;
+    }
+    const auto id = next_id_++;
+    const SipTlsClient tls{ctx->second.get(), gw.trunk.host, fmt::format("{} (realm {})", gw.trunk.uri, realm.name)};
+    auto* c = SipTcpConnection::connect(loop_, to, *this, id, &tls);
+    if (c == nullptr) return std::nullopt;
+    tcp_.emplace(id, c);
+    tls_out_.emplace(key, id);
+    return TrunkFlowInfo{id, c->local()};
+}
+
+std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
+    if (auto it = tcp_out_.find(trunk); it != tcp_out_.end()) return it->second;
+    const auto id = next_id_++;
+    auto* c = SipTcpConnection::connect(loop_, trunk, *this, id);
+    if (c == nullptr) return std::nullopt;
+    tcp_.emplace(id, c);
+    tcp_out_.emplace(trunk, id);
+    return id;
+}
+
+void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) {
+    if (closed_) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()},
+                        sip, out);
+    apply(out);
+}
+
+void GatewayHost::connection_gone() {
+    if (!trim_.closed() || !timer_open_ || closed_) return;
+    uv_timer_start(&trim_timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<GatewayHost*>(t->data);
+        self->trim_.trim(uv_now(self->loop_));
+    }, io::HeapTrim::kQuietMs, 0);
+}
+
+void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
+    connection_gone();
+    tcp_.erase(c.id());
+    if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
+    std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    apply(out);
+}
+
+void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
+    const bool known = udp_flows_.find(from).has_value();
+    auto id = udp_flow(from, &u);
+    if (!id) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip, {}}, bytes, out);
+    apply(out);
+    // A datagram that left nothing behind (garbage, a stranger's request answered statelessly)
+    // does not keep its flow: filling the table takes sources that something came of.
+    if (!known) {
+        if (const auto* f = udp_flows_.find(*id); f != nullptr && !flow_busy(*f)) udp_flows_.close(*id);
+    }
+}
+
+void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
+    if (closed_) return;
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, out);
+    apply(out);
+}
+
+void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
+
+void GatewayHost::on_ws_closed(WsConnection& c) {
+    connection_gone();
+    ws_.erase(c.id());
+    if (closed_) return;
+    std::vector<sip::Action> out;
+    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    apply(out);
+}
+
+void GatewayHost::apply(std::vector<sip::Action>& out) {
+    for (auto& a : out) {
+        auto* s = std::get_if<sip::Send>(&a);
+        if (s == nullptr) continue;
+        if (auto it = ws_.find(s->transport); it != ws_.end()) {
+            it->second->send_text(s->bytes);
+        } else if (auto t = tcp_.find(s->transport); t != tcp_.end()) {
+            t->second->send(s->bytes);
+        } else if (const auto* f = udp_flows_.find(s->transport); f != nullptr && f->socket < udp_.size()) {
+            sockaddr_storage sa{};
+            f->remote.to_sockaddr(sa);
+            const uv_buf_t b = uv_buf_init(s->bytes.data(), static_cast<unsigned>(s->bytes.size()));
+            udp_send(&udp_[f->socket]->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
+        } else {
+            log::debug("gateway: message for a flow that is gone ({}); dropped", s->transport);
+        }
+    }
+    out.clear();
+    rearm();
+}
+
+void GatewayHost::call_ended(const CallSummary& s, sip::MediaSdp* media) {
+    const GatewayMedia::Summary m = media_->finish(media);
+    if (!m.failure.empty() && s.end_reason.starts_with("media"))
+        log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
+    if (!calls_) return;
+    // The cores keep monotonic time; the record wants wall-clock milliseconds.
+    const auto clock = read_clock();
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto unix_ms = [&](sip::Time t) {
+        return now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(clock.mono - t).count();
+    };
+    accounting::CallRecord r;
+    r.id = fmt::format("call-{:016x}", random_u64());
+    r.realm = s.realm;
+    r.account = s.account;
+    r.direction = s.outbound ? "outbound" : "inbound";
+    r.remote = s.remote;
+    r.start_ms = unix_ms(s.started);
+    r.answer_ms = s.answered ? unix_ms(*s.answered) : 0;
+    r.end_ms = unix_ms(s.ended);
+    r.status = s.status;
+    r.codecs = m.codecs;
+    r.end_reason = s.end_reason;
+    r.relayed = m.relayed;
+    r.browser_in_packets = m.stats.browser_in.packets;
+    r.browser_in_bytes = m.stats.browser_in.bytes;
+    r.browser_out_packets = m.stats.browser_out.packets;
+    r.browser_out_bytes = m.stats.browser_out.bytes;
+    r.trunk_in_packets = m.stats.trunk_in.packets;
+    r.trunk_in_bytes = m.stats.trunk_in.bytes;
+    r.trunk_out_packets = m.stats.trunk_out.packets;
+    r.trunk_out_bytes = m.stats.trunk_out.bytes;
+    log::info("call record: {} {} {} {} status {} {} ms codecs {} ({}{})", r.realm, r.account, r.direction, r.remote,
+              r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs, r.end_reason, r.relayed ? ", relayed" : "");
+    calls_(std::move(r));
+}
+
+void GatewayHost::rearm() {
+    if (!timer_open_ || closed_) return;
+    const auto next = router_->next_wake();
+    if (!next) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    const auto now = read_clock().mono;
+    const auto ms = *next <= now ? 0 : std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+    uv_timer_start(&timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<GatewayHost*>(t->data);
+        std::vector<sip::Action> out;
+        self->router_->on_timer(read_clock().mono, out);
+        self->apply(out);
+    }, static_cast<std::uint64_t>(ms), 0);
+}
+
+void GatewayHost::sweep() {
+    udp_flows_.expire(read_clock().mono, kUdpFlowIdle, [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
+    const std::uint64_t now = uv_now(loop_);
+    // A close reports to us (and erases from the map): walk copies.
+    std::vector<WsConnection*> ws;
+    for (auto& [id, c] : ws_) ws.push_back(c);
+    for (auto* c : ws) c->sweep(now);
+    std::vector<SipTcpConnection*> sip;
+    for (auto& [id, c] : tcp_) sip.push_back(c);
+    for (auto* c : sip) c->sweep(now);
+    trim_.maybe_trim(now);
+    std::vector<SipTcpConnection*> slow;
+    for (auto& [id, c] : tcp_)
+        if (c->outbound() && !c->ready() && c->started_ms() + kTrunkConnectTimeoutMs <= now) slow.push_back(c);
+    for (auto* c : slow) {
+        log::warn("sip {} {}: not connected within {} s; closing", c->secure() ? "tls" : "tcp", c->peer().to_string(),
+                  kTrunkConnectTimeoutMs / 1000);
+        c->close();
+    }
+}
+
+void GatewayHost::close() {
+    if (closed_) return;
+    // Last words: BYE/CANCEL for live calls and un-REGISTER, sent before the sockets go.
+    std::vector<sip::Action> out;
+    router_->stop(read_clock().mono, out);
+    apply(out);
+    closed_ = true;
+    if (resolver_) resolver_->close();
+    media_->close();
+    if (timer_open_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
+    }
+    for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+    for (auto& u : udp_) uv_close(reinterpret_cast<uv_handle_t*>(&u->udp), nullptr);
+    std::vector<WsConnection*> open;
+    for (auto& [id, c] : ws_) open.push_back(c);
+    for (auto* c : open) c->close();
+    std::vector<SipTcpConnection*> tcp;
+    for (auto& [id, c] : tcp_) tcp.push_back(c);
+    for (auto* c : tcp) c->close();
+}
+
+}  // namespace turnbridge::net

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/io/signals.hpp"
+
+#include <csignal>
+
+namespace turnbridge::net {
+
+Signals::Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload)
+    : on_stop_(std::move(on_stop)), on_reload_(std::move(on_reload)) {
+    for (auto [h, signum] : {std::pair{&term_, SIGTERM}, std::pair{&intr_, SIGINT}, std::pair{&hup_, SIGHUP}}) {
+        uv_signal_init(loop, h);
+        h->data = this;
+        uv_signal_start(h, on_signal, signum);
+    }
+}
+
+void Signals::close() {
+    if (!open_) return;
+    open_ = false;
+    for (auto* h : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+}
+
+void Signals::on_signal(uv_signal_t* h, int signum) {
+    auto* self = static_cast<Signals*>(h->data);
+    if (signum == SIGHUP)
+        self->on_reload_();
+    else
+        self->on_stop_(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+}  // namespace turnbridge::net

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/server/media_exchange.hpp"
+
+#include <algorithm>
+#include <thread>
+
+namespace turnbridge::net {
+
+MediaExchange::MediaExchange(const config::Config& cfg, unsigned workers)
+    : ip_(cfg.media_ip), port_min_(cfg.media_port_min), port_max_(cfg.media_port_max),
+      boxes_(std::make_unique<Box[]>(workers + 1)), count_(workers + 1) {
+    const unsigned gateway = gateway_box();
+    // Today's pairs: every worker posts to the gateway, the gateway posts to every worker.
+    for (unsigned box = 0; box < count_; ++box) {
+        boxes_[box].from.resize(count_);
+        if (box == gateway) {
+            for (unsigned w = 0; w < gateway; ++w)
+                boxes_[box].from[w] = std::make_unique<base::SpscRing<MediaHandoff>>(kMaxWaiting);
+        } else {
+            boxes_[box].from[gateway] = std::make_unique<base::SpscRing<MediaHandoff>>(kMaxWaiting);
+        }
+    }
+}
+
+void MediaExchange::attach(unsigned box, uv_async_t* wake) {
+    boxes_[box].wake.store(wake, std::memory_order_release);
+}
+
+void MediaExchange::detach(unsigned box) {
+    Box& b = boxes_[box];
+    b.wake.store(nullptr, std::memory_order_seq_cst);
+    // A post that saw the handle before it was cleared may still wake it: wait for it (a few
+    // instructions), so the owner can close the handle afterwards.
+    while (b.posting.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    for (auto& ring : b.from)
+        if (ring) ring->pop_all([](const MediaHandoff&) {});
+}
+
+bool MediaExchange::post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed,
+                         const Endpoint& media, std::span<const std::uint8_t> bytes) {
+    if (box >= count_ || bytes.size() > MediaHandoff{}.buf.size()) return false;
+    Box& b = boxes_[box];
+    const unsigned poster = box == gateway_box() ? worker : gateway_box();
+    auto* ring = poster < b.from.size() ? b.from[poster].get() : nullptr;
+    if (ring == nullptr) return false;
+    b.posting.fetch_add(1, std::memory_order_seq_cst);
+    uv_async_t* wake = b.wake.load(std::memory_order_seq_cst);
+    const bool queued = wake != nullptr && ring->push([&](MediaHandoff& h) {
+        h.worker = worker;
+        h.relay = relay;
+        h.relayed = relayed;
+        h.media = media;
+        h.size = static_cast<std::uint16_t>(bytes.size());
+        std::copy(bytes.begin(), bytes.end(), h.buf.begin());
+    });
+    // One wake-up per batch: the owner clears `signalled` before it drains, so a post it may
+    // miss sends a new one.
+    if (queued && !b.signalled.exchange(true, std::memory_order_acq_rel)) uv_async_send(wake);
+    b.posting.fetch_sub(1, std::memory_order_seq_cst);
+    return queued;
+}
+
+void MediaExchange::take(unsigned box, std::vector<MediaHandoff>& into) {
+    into.clear();
+    Box& b = boxes_[box];
+    b.signalled.exchange(false, std::memory_order_acq_rel);
+    for (auto& ring : b.from)
+        if (ring) ring->pop_all([&](const MediaHandoff& h) { into.push_back(h); });
+}
+
+}  // namespace turnbridge::net

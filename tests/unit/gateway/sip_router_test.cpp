@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: Apache-2.0
+// The gateway's signaling router, without sockets: JsSIP-shaped requests in, actions out.
+#include <doctest/doctest.h>
+
+#include "../sip/samples.hpp"
+#include "turnbridge/gateway/sip_router.hpp"
+
+using namespace turnbridge;
+using namespace turnbridge::net;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr sip::TransportId kWs = 7, kTrunk = 9;
+
+struct Bench {
+    std::shared_ptr<config::Config> cfg = [] {
+        auto c = std::make_shared<config::Config>();
+        config::Realm r;
+        r.name = "example.org";
+        r.users = {{"alice", "wonderland"}};
+        r.gateway.enabled = true;
+        r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
+        r.gateway.routes = {{"+15550123", {"alice"}}};
+        c->realms.emplace("example.org", r);
+        config::Realm plain;
+        plain.name = "turn-only.org";
+        c->realms.emplace("turn-only.org", plain);
+        return c;
+    }();
+    turn::NonceMinter nonces = turn::NonceMinter::with_random_key(600s);
+    std::uint64_t n = 0;
+    int media_made = 0;
+    bool media_refused = false;          // the media side has no ports: the factory says nullptr
+    const sip::MediaSdp* last_media = nullptr;
+    std::vector<CallSummary> ended;
+    std::vector<const sip::MediaSdp*> ended_media;
+    std::optional<Endpoint> asked;
+    bool asked_tcp = true;
+    sip::TransportId next_flow = kTrunk;
+    bool refuse_flow = false;             // the host cannot reach the trunk
+    std::optional<Endpoint> flow_local;   // what the host says of a TLS connection's own end
+    SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
+                     [this](const config::Realm& r, bool outbound) -> std::unique_ptr<sip::MediaSdp> {
+                         if (media_refused) return nullptr;
+                         ++media_made;
+                         auto m = pass_through_media(r, outbound);
+                         last_media = m.get();
+                         return m;
+                     },
+                     [this](const config::Realm& r, const Endpoint& e) -> std::optional<TrunkFlowInfo> {
+                         asked = e;
+                         asked_tcp = r.gateway.trunk.transport != config::SipTrunk::Transport::Udp;
+                         if (refuse_flow) return std::nullopt;
+                         return TrunkFlowInfo{next_flow, flow_local};
+                     },
+                     [this] { return ++n; }};
+    sip::Time now = sip::Time{} + 100h;
+    Bench() {
+        router.on_call_ended([this](const CallSummary& s, sip::MediaSdp* m) {
+            ended.push_back(s);
+            ended_media.push_back(m);
+        });
+    }
+    SipFlow ws{kWs, true, true, true, *IpAddress::parse("192.0.2.7"), {}};
+    SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
+
+    config::Gateway& gateway() { return cfg->realms.at("example.org").gateway; }
+    // A browser INVITE with the right credentials (after the 407 of a first attempt).
+    std::vector<sip::Action> authenticated_invite();
+
+    TrunkHosts hosts;
+    // The realm's trunk named by `host` (UDP), not looked up yet.
+    void named_trunk(const std::string& host) {
+        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp};
+        hosts.set_names({host});
+        router.set_trunk_hosts(&hosts);
+    }
+    void resolve(const std::string& host, std::vector<IpAddress> found) {
+        std::vector<std::string> due;
+        hosts.due(now, due);
+        hosts.on_resolved(now, host, std::move(found), "unknown node or service");
+    }
+    // An authenticated INVITE that waits for the trunk's name: 100 Trying and nothing else.
+    void invite_waits() {
+        auto out = authenticated_invite();
+        CHECK(sent(out, kTrunk).empty());
+        auto trying = sent(out, kWs);
+        REQUIRE(trying.size() == 1);
+        CHECK(trying[0].status() == 100);   // RFC 3261 §17.2.1
+    }
+
+    std::vector<sip::Message> feed(const SipFlow& f, const std::string& bytes, sip::TransportId want) {
+        std::vector<sip::Action> out;
+        router.on_message(now, 1'700'000'000, f, bytes, out);
+        return sent(out, want);
+    }
+    static std::vector<sip::Message> sent(std::vector<sip::Action>& out, sip::TransportId want) {
+        std::vector<sip::Message> v;
+        for (auto& a : out)
+            if (auto* s = std::get_if<sip::Send>(&a); s && s->transport == want) {
+                auto m = sip::Message::parse(s->bytes);
+                REQUIRE_MESSAGE(m, "unparseable: " << s->bytes);
+                v.push_back(std::move(*m));
+            }
+        return v;
+    }
+};
+
+// The request again, answered for `challenge`, as a fresh transaction with the next CSeq.
+std::string answered(const std::string& wire, const sip::Message& challenge, const std::string& user,
+                     const std::string& password, std::string_view branch) {
+    auto m = std::move(*sip::Message::parse(wire));
+    auto answer = sip::answer_challenge(challenge, m.method(), m.request_uri(), user, password, [] { return 42; });
+    REQUIRE(answer);
+    m.pop_via();
+    m.push_via("WSS", "3b5kq2ugmd6u.invalid", branch);
+    m.set_cseq(m.cseq() + 1, m.method());
+    m.add_auth_header(answer->header, answer->value);
+    return m.serialize();
+}
+
+std::string register_as(const std::string& realm) {
+    std::string s = sip::samples::kJsSipRegister;
+    for (std::size_t p; (p = s.find("example.org")) != std::string::npos;) s.replace(p, 11, realm);
+    return s;
+}
+
+std::vector<sip::Action> Bench::authenticated_invite() {
+    auto r = feed(ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    REQUIRE(r[1].status() == 407);
+    std::vector<sip::Action> out;
+    router.on_message(now, 1'700'000'000, ws, answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"),
+                      out);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("REGISTER: 401, 403 for a wrong password or an unknown user, then 200 with a binding that goes with its WebSocket") {
+    Bench b;
+    auto r = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status() == 401);
+    CHECK(b.router.bindings() == 0);
+
+    auto wrong = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "nope", "z9hG4bKw"), kWs);
+    REQUIRE(wrong.size() == 1);
+    CHECK(wrong[0].status() == 403);   // a wrong password, like an unknown user, is refused
+    CHECK(b.router.bindings() == 0);
+    auto stranger = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "mallory", "x", "z9hG4bKm"), kWs);
+    REQUIRE(stranger.size() == 1);
+    CHECK(stranger[0].status() == 403);
+    CHECK(b.router.bindings() == 0);
+
+    auto ok = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "wonderland", "z9hG4bKr"), kWs);
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].status() == 200);
+    CHECK(b.router.bindings() == 1);
+
+    std::vector<sip::Action> out;
+    b.router.on_flow_closed(b.now, kWs, out);
+    CHECK(b.router.bindings() == 0);
+}
+
+TEST_CASE("REGISTER for a name that is no realm gets 404, for a realm without gateway mode 403") {
+    Bench b;
+    auto r = b.feed(b.ws, register_as("nowhere.org"), kWs);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status() == 404);
+    auto other = register_as("turn-only.org");
+    other.replace(other.find("z9hG4bK9573563"), 14, "z9hG4bK0000002");   // a new transaction, not a retransmission
+    r = b.feed(b.ws, other, kWs);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status() == 403);
+}
+
+TEST_CASE("browser INVITE: 407, then an INVITE toward the realm's trunk with the media side's SDP; 200 mapped back") {
+    Bench b;
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].status() == 100);   // RFC 3261 §17.2.1: the INVITE server transaction's Trying
+    CHECK(r[1].status() == 407);
+    CHECK(b.router.calls() == 0);
+
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws,
+                        answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "INVITE");
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5070;transport=udp");
+    CHECK(to_trunk[0].body() == sip::samples::kSdpOffer);   // the pass-through media seam
+    CHECK(to_trunk[0].top_via_sent_by() == "127.0.0.1:5062");
+    CHECK(b.media_made == 1);
+    CHECK(b.asked == Endpoint::parse("127.0.0.1:5070"));
+    CHECK_FALSE(b.asked_tcp);
+    CHECK(b.router.calls() == 1);
+    REQUIRE(b.router.next_wake());   // UDP: Timer A retransmits
+    CHECK(*b.router.next_wake() == b.now + 500ms);
+
+    auto ok = sip::Message::response(to_trunk[0], 200, {}, "trunktag");
+    ok.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    ok.set_body("application/sdp", "v=0\r\ns=trunk\r\n");
+    auto mixed = std::vector<sip::Action>{};
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, ok.serialize(), mixed);
+    auto to_browser = Bench::sent(mixed, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 200);
+    CHECK(to_browser[0].body() == "v=0\r\ns=trunk\r\n");
+    auto ack = Bench::sent(mixed, kTrunk);
+    REQUIRE(ack.size() == 1);
+    CHECK(ack[0].method() == "ACK");
+}
+
+TEST_CASE("INVITE over UDP from an address that is no trunk: 403; from the trunk to an unrouted DID: 404") {
+    Bench b;
+    SipFlow stranger{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
+    auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKx1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@198.51.100.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                "Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.1>\r\nContent-Length: 0\r\n\r\n";
+    auto r = b.feed(stranger, wire, 11);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 403);
+
+    std::string unrouted = wire;
+    unrouted.replace(unrouted.find("+15550123"), 9, "+15559999");
+    unrouted.replace(unrouted.find("z9hG4bKx1"), 9, "z9hG4bKx2");
+    r = b.feed(b.trunk, unrouted, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 404);
+
+    // Routed DID, nobody registered: the call answers 480 (RFC 3261 §21.4.18).
+    std::string routed = wire;
+    routed.replace(routed.find("z9hG4bKx1"), 9, "z9hG4bKx3");
+    r = b.feed(b.trunk, routed, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);
+}
+
+TEST_CASE("OPTIONS gets 200 with Allow; unreadable bytes are dropped; keep-alive CRLFs are ignored") {
+    Bench b;
+    auto opt = "OPTIONS sip:example.org SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=z9hG4bKo1\r\nMax-Forwards: 70\r\n"
+               "From: <sip:alice@example.org>;tag=a\r\nTo: <sip:example.org>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n"
+               "Content-Length: 0\r\n\r\n";
+    auto r = b.feed(b.ws, opt, kWs);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].status() == 200);
+    CHECK(r[0].serialize().find("\r\nAllow: INVITE") != std::string::npos);
+    CHECK(b.feed(b.ws, "\x01\x02 not sip\r\n\r\n", kWs).empty());
+    CHECK(b.feed(b.ws, "\r\n\r\n", kWs).empty());
+}
+
+TEST_CASE("TLS trunk: sips Request-URI, Via TLS and a sips Contact at the connection's own address (RFC 3261 §8.1.1.8)") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.flow_local = Endpoint::parse("127.0.0.1:40001");
+    auto out = b.authenticated_invite();
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sips:+15550123@127.0.0.1:5061");
+    CHECK(to_trunk[0].top_via_sent_by() == "127.0.0.1:40001");
+    const auto wire = to_trunk[0].serialize();
+    CHECK(wire.find("Via: SIP/2.0/TLS 127.0.0.1:40001;") != std::string::npos);
+    CHECK(wire.find("Contact: <sips:turnbridge@127.0.0.1:40001>") != std::string::npos);
+    CHECK(b.asked == Endpoint::parse("127.0.0.1:5061"));
+    CHECK(b.asked_tcp);
+    // Reliable: no Timer A retransmissions, only Timer B.
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + 32s);
+}
+
+TEST_CASE("TLS trunk as sip:;transport=tls: the parameter is kept in the Request-URI and Contact") {
+    Bench b;
+    b.gateway().trunk = {"sip:127.0.0.1:5061;transport=tls", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls};
+    b.flow_local = Endpoint::parse("127.0.0.1:40002");
+    auto out = b.authenticated_invite();
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5061;transport=tls");
+    CHECK(to_trunk[0].serialize().find("Contact: <sip:turnbridge@127.0.0.1:40002;transport=tls>") != std::string::npos);
+}
+
+TEST_CASE("the trunk's connection fails before an answer (TLS refused): the browser gets 503 at once (RFC 3261 §8.1.3.1)") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.flow_local = Endpoint::parse("127.0.0.1:40003");
+    auto out = b.authenticated_invite();
+    REQUIRE(Bench::sent(out, kTrunk).size() == 1);
+    std::vector<sip::Action> closed;
+    b.router.on_flow_closed(b.now + 1s, kTrunk, closed);
+    auto to_browser = Bench::sent(closed, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 503);
+    CHECK(Bench::sent(closed, kTrunk).empty());   // nothing more toward the dead flow
+}
+
+TEST_CASE("a trunk named by host name: the INVITE waits for the lookup, then goes to the address of our family") {
+    Bench b;
+    b.named_trunk("localhost");
+    b.invite_waits();
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + SipRouter::kResolveWait);
+
+    b.resolve("localhost", {*IpAddress::parse("::1"), *IpAddress::parse("127.0.0.1")});
+    std::vector<sip::Action> go;
+    b.router.on_trunk_resolved(b.now + 20ms, go);
+    auto to_trunk = Bench::sent(go, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@localhost:5070;transport=udp");   // the name, as configured
+    CHECK(b.asked == Endpoint::parse("127.0.0.1:5070"));   // sip_listen is IPv4 (127.0.0.1:5062)
+    CHECK(b.router.calls() == 1);
+}
+
+TEST_CASE("a trunk host name that does not resolve in time, or failed to: 503") {
+    Bench b;
+    b.named_trunk("trunk.invalid");
+    b.invite_waits();
+    std::vector<sip::Action> early, late;
+    b.router.on_timer(b.now + SipRouter::kResolveWait - 1ms, early);
+    CHECK(Bench::sent(early, kWs).empty());
+    b.router.on_timer(b.now + SipRouter::kResolveWait, late);
+    auto to_browser = Bench::sent(late, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 503);
+    CHECK(b.router.calls() == 0);
+
+    // Once the lookup has failed, the next call is refused at once.
+    Bench c;
+    c.named_trunk("trunk.invalid");
+    c.resolve("trunk.invalid", {});
+    auto now_out = c.authenticated_invite();
+    auto r = Bench::sent(now_out, kWs);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].status() == 100);
+    CHECK(r[1].status() == 503);
+    CHECK_FALSE(c.asked);
+}
+
+TEST_CASE("a CANCEL for an INVITE waiting for its trunk's name: 487") {
+    Bench b;
+    b.named_trunk("trunk.example.net");
+    b.invite_waits();
+    auto cancel = "CANCEL sip:+15550123@example.org SIP/2.0\r\nVia: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKi2\r\n"
+                  "Max-Forwards: 69\r\nTo: <sip:+15550123@example.org>\r\n"
+                  "From: \"Alice\" <sip:alice@example.org>;tag=8fk2ra1dtq\r\nCall-ID: mvh2l0g3kcq1fo9tbhm5\r\n"
+                  "CSeq: 6216 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    auto r = b.feed(b.ws, cancel, kWs);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].status() == 200);
+    CHECK(r[0].cseq_method() == "CANCEL");
+    CHECK(r[1].status() == 487);
+    std::vector<sip::Action> later;
+    b.router.on_timer(b.now + SipRouter::kResolveWait, later);
+    CHECK(Bench::sent(later, kWs).empty());
+}
+
+TEST_CASE("an inbound call's remote number is the From URI's user, whatever '<' the display name holds") {
+    Bench b;
+    auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKd1\r\n"
+                "Max-Forwards: 70\r\nFrom: \"<script>x</script> \\\"q\\\"\" <sip:+15550142@127.0.0.1>;tag=1\r\n"
+                "To: <sip:+15550123@127.0.0.1>\r\nCall-ID: d1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\n"
+                "Content-Length: 0\r\n\r\n";
+    auto r = b.feed(b.trunk, wire, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);
+    b.now += 40s;
+    std::vector<sip::Action> out;
+    b.router.on_timer(b.now, out);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended[0].remote == "+15550142");
+}
+
+TEST_CASE("inbound INVITE from an address the trunk's host name resolved to is the trunk's") {
+    Bench b;
+    b.named_trunk("trunk.example.net");
+    b.resolve("trunk.example.net", {*IpAddress::parse("192.0.2.50"), *IpAddress::parse("127.0.0.1")});
+    auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                "Call-ID: n1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\nContent-Length: 0\r\n\r\n";
+    auto r = b.feed(b.trunk, wire, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);   // the trunk's: routed, nobody registered
+    b.gateway().trunk = {"sip:other.example.net", "other.example.net", 5060, config::SipTrunk::Transport::Udp};
+    std::string again = wire;
+    again.replace(again.find("z9hG4bKn1"), 9, "z9hG4bKn2");
+    r = b.feed(b.trunk, again, kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 403);   // a name we have not resolved matches nobody
+}
+
+TEST_CASE("inbound INVITE over our TLS connection: answers name the connection's address, transport TLS") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    SipFlow tls{kTrunk, false, true, true, *IpAddress::parse("127.0.0.1"), Endpoint::parse("127.0.0.1:40004")};
+    auto wire = std::string("INVITE sips:+15550123@127.0.0.1:40004 SIP/2.0\r\n"
+                "Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKt1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                "Call-ID: t1\r\nCSeq: 1 INVITE\r\nContact: <sips:a@127.0.0.1:5061>\r\nContent-Type: application/sdp\r\n"
+                "Content-Length: ") + std::to_string(sip::samples::kSdpOffer.size()) + "\r\n\r\n" + sip::samples::kSdpOffer;
+    // Register alice so that the call forks to her and we can see our side of the trunk leg.
+    auto r0 = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r0.size() == 1);
+    REQUIRE(b.feed(b.ws, answered(sip::samples::kJsSipRegister, r0[0], "alice", "wonderland", "z9hG4bKr"), kWs)[0].status() == 200);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, tls, wire, out);
+    auto to_browser = Bench::sent(out, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].method() == "INVITE");
+    auto ok = sip::Message::response(to_browser[0], 200, {}, "browsertag");
+    ok.add_contact("<sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws>");
+    ok.set_body("application/sdp", sip::samples::kSdpOffer);
+    std::vector<sip::Action> answered_out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws, ok.serialize(), answered_out);
+    auto to_trunk = Bench::sent(answered_out, kTrunk);
+    REQUIRE_FALSE(to_trunk.empty());
+    CHECK(to_trunk.back().status() == 200);
+    CHECK(to_trunk.back().serialize().find("Contact: <sips:turnbridge@127.0.0.1:40004>") != std::string::npos);
+}
+
+TEST_CASE("registration over a TLS connection: Contact at the connection; when it closes, register again on a new one") {
+    Bench b;
+    b.gateway().trunk = {"sips:127.0.0.1:5061", "127.0.0.1", 5061, config::SipTrunk::Transport::Tls, true};
+    b.gateway().register_to_trunk = true;
+    b.flow_local = Endpoint::parse("127.0.0.1:40005");
+    std::vector<sip::Action> out;
+    b.router.start(b.now, out);
+    auto reg = Bench::sent(out, kTrunk);
+    REQUIRE(reg.size() == 1);
+    CHECK(reg[0].method() == "REGISTER");
+    CHECK(reg[0].request_uri() == "sips:127.0.0.1:5061");
+    CHECK(reg[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40005>") != std::string::npos);
+
+    std::vector<sip::Action> closed;
+    b.router.on_flow_closed(b.now + 1s, kTrunk, closed);
+    CHECK(Bench::sent(closed, kTrunk).empty());
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() <= b.now + 1s + SipRouter::kReRegister);
+    b.next_flow = 21;
+    b.flow_local = Endpoint::parse("127.0.0.1:40006");
+    std::vector<sip::Action> again;
+    b.router.on_timer(b.now + 1s + SipRouter::kReRegister, again);
+    auto reg2 = Bench::sent(again, 21);
+    REQUIRE(reg2.size() == 1);
+    CHECK(reg2[0].method() == "REGISTER");
+    CHECK(reg2[0].serialize().find("Contact: <sips:turnbridge@127.0.0.1:40006>") != std::string::npos);
+}
+
+TEST_CASE("a trunk that cannot be reached to register is tried again kReRegister later") {
+    Bench b;
+    b.gateway().register_to_trunk = true;
+    b.refuse_flow = true;
+    std::vector<sip::Action> out;
+    b.router.start(b.now, out);
+    CHECK(Bench::sent(out, kTrunk).empty());
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() == b.now + SipRouter::kReRegister);
+    b.refuse_flow = false;
+    std::vector<sip::Action> again;
+    b.router.on_timer(b.now + SipRouter::kReRegister, again);
+    auto reg = Bench::sent(again, kTrunk);
+    REQUIRE(reg.size() == 1);
+    CHECK(reg[0].method() == "REGISTER");
+    CHECK(reg[0].request_uri() == "sip:127.0.0.1:5070;transport=udp");
+}
+
+namespace {
+
+// A browser call the trunk answers with `trunk_status`.
+void answered_call(Bench& b, int trunk_status = 200) {
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws,
+                        answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    b.now += 2s;
+    auto resp = sip::Message::response(to_trunk[0], trunk_status, {}, "trunktag");
+    resp.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    if (trunk_status == 200) resp.set_body("application/sdp", "v=0\r\ns=trunk\r\n");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, resp.serialize(), out);
+}
+
+}  // namespace
+
+TEST_CASE("a call whose media fails is hung up both ways and summarised once for its call record") {
+    Bench b;
+    answered_call(b);
+    CHECK(b.ended.empty());
+    b.now += 5s;
+    std::vector<sip::Action> out;
+    b.router.hang_up(b.now, b.last_media, "DTLS fingerprint mismatch", out);
+    auto bye_trunk = Bench::sent(out, kTrunk);
+    auto bye_browser = Bench::sent(out, kWs);
+    REQUIRE(bye_trunk.size() == 1);
+    REQUIRE(bye_browser.size() == 1);
+    CHECK(bye_trunk[0].method() == "BYE");
+    CHECK(bye_browser[0].method() == "BYE");
+    // The trunk and the browser answer their BYEs; the call ends and is reported once.
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, sip::Message::response(bye_trunk[0], 200, {}, "").serialize(), out);
+    b.router.on_message(b.now, 1'700'000'000, b.ws, sip::Message::response(bye_browser[0], 200, {}, "").serialize(), out);
+    b.now += 40s;
+    out.clear();
+    b.router.on_timer(b.now, out);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended_media[0] == b.last_media);   // its media, to be finished and read
+    const CallSummary& s = b.ended[0];
+    CHECK(s.realm == "example.org");
+    CHECK(s.account == "alice");
+    CHECK(s.outbound);
+    CHECK(s.remote == "+15550123");
+    CHECK(s.status == 200);
+    REQUIRE(s.answered);
+    CHECK(*s.answered - s.started == 2s);
+    CHECK(s.ended - *s.answered == 5s);
+    CHECK(s.end_reason == "media: DTLS fingerprint mismatch");
+    CHECK(b.router.calls() == 0);   // gone after the linger
+}
+
+TEST_CASE("a call the trunk rejects is summarised with its status and no answer time") {
+    Bench b;
+    answered_call(b, 486);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended[0].status == 486);
+    CHECK_FALSE(b.ended[0].answered);
+    CHECK(b.ended[0].end_reason == "rejected");
+    CHECK(b.ended[0].account == "alice");
+}
+
+TEST_CASE("no media ports: the browser's INVITE gets 503 and no call is made") {
+    Bench b;
+    b.media_refused = true;
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    auto again = b.feed(b.ws, answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), kWs);
+    REQUIRE_FALSE(again.empty());
+    CHECK(again.back().status() == 503);
+    CHECK(b.router.calls() == 0);
+    CHECK(b.ended.empty());
+}
+
+namespace {
+
+std::string options_from(const std::string& host, const std::string& branch, const std::string& transport = "UDP") {
+    return "OPTIONS sip:127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/" + transport + " " + host + ":5060;branch=z9hG4bK" + branch +
+           "\r\nMax-Forwards: 70\r\nFrom: <sip:probe@" + host + ">;tag=p" + branch + "\r\nTo: <sip:127.0.0.1:5062>\r\n"
+           "Call-ID: opt-" + branch + "@" + host + "\r\nCSeq: 1 OPTIONS\r\nContact: <sip:probe@" + host + ":5060>\r\n"
+           "Accept: application/sdp\r\nContent-Length: 0\r\n\r\n";
+}
+
+std::size_t limit(const SipRouter& r, sip::Limit l) { return r.limits()[static_cast<std::size_t>(l)]; }
+
+}  // namespace
+
+TEST_CASE("UDP from an address that is no trunk: one stateless final answer no larger than the request, never retransmitted") {
+    Bench b;
+    SipFlow stranger{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
+    const std::string invite = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                               "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKs1\r\n"
+                               "Max-Forwards: 70\r\nFrom: <sip:a@198.51.100.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                               "Call-ID: s1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@198.51.100.1>\r\nContent-Length: 0\r\n\r\n";
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 0, stranger, invite, out);
+    auto r = Bench::sent(out, 11);
+    REQUIRE(r.size() == 1);   // no 100 Trying: nothing but the final answer
+    CHECK(r[0].status() == 403);
+    CHECK(r[0].serialize().size() <= invite.size());
+    CHECK(b.router.transactions() == 0);   // no state: nothing to retransmit, nothing to evict
+    CHECK_FALSE(b.router.next_wake());
+    CHECK_FALSE(b.router.uses_flow(11));
+
+    auto ok = b.feed(stranger, options_from("198.51.100.1", "o1"), 11);
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].status() == 200);
+    CHECK(b.router.transactions() == 0);
+
+    SUBCASE("an answer larger than the request is not sent") {
+        // No Contact, no Accept: the 200 (with a To tag and Allow) would outgrow it.
+        std::string tiny = options_from("198.51.100.1", "tiny");
+        tiny.erase(tiny.find("Contact:"), tiny.find("Content-Length") - tiny.find("Contact:"));
+        REQUIRE(sip::Message::parse(tiny));
+        CHECK(b.feed(stranger, tiny, 11).empty());
+        CHECK(limit(b.router, sip::Limit::StrangerSilent) == 1);
+    }
+    SUBCASE("server.sip_hide_from_strangers: no answer at all") {
+        b.cfg->sip_hide_from_strangers = true;
+        CHECK(b.feed(stranger, options_from("198.51.100.1", "o2"), 11).empty());
+        CHECK(limit(b.router, sip::Limit::StrangerSilent) == 1);
+        // The trunk is no stranger: its OPTIONS is still answered.
+        CHECK(b.feed(b.trunk, options_from("127.0.0.1", "o3"), kTrunk).size() == 1);
+    }
+}
+
+TEST_CASE("requests per source are held to sip_requests_per_second; other sources and the trunk are still answered") {
+    Bench b;   // defaults: 20 a second, 40 at once
+    SipFlow a{11, false, false, false, *IpAddress::parse("198.51.100.1"), {}};
+    SipFlow c{12, false, false, false, *IpAddress::parse("198.51.100.2"), {}};
+    std::size_t answered = 0;
+    for (int i = 0; i < 200; ++i) answered += b.feed(a, options_from("198.51.100.1", "a" + std::to_string(i)), 11).size();
+    CHECK(answered == 40);
+    CHECK(limit(b.router, sip::Limit::RequestRate) == 160);
+    CHECK(b.feed(c, options_from("198.51.100.2", "c1"), 12).size() == 1);
+    answered = 0;
+    for (int i = 0; i < 500; ++i) answered += b.feed(b.trunk, options_from("127.0.0.1", "t" + std::to_string(i)), kTrunk).size();
+    CHECK(answered == 400);   // a trunk's address gets kTrunkRateFactor (10) times the burst
+    CHECK(limit(b.router, sip::Limit::RequestRate) == 160 + 100);
+    // The window is burst/rate = 2 s; half-way through the next one, half of the old count is
+    // still in it: 20 more.
+    b.now += 3s;
+    answered = 0;
+    for (int i = 0; i < 100; ++i) answered += b.feed(a, options_from("198.51.100.1", "b" + std::to_string(i)), 11).size();
+    CHECK(answered == 20);
+
+    SUBCASE("over a WebSocket the source is told to slow down with 503") {
+        std::vector<sip::Message> last;
+        for (int i = 0; i < 60; ++i) last = b.feed(b.ws, options_from("h.invalid", "w" + std::to_string(i), "WSS"), kWs);
+        REQUIRE(last.size() == 1);
+        CHECK(last[0].status() == 503);
+        CHECK(last[0].header("Retry-After") == "1");
+    }
+}
+
+TEST_CASE("calls per user: beyond gateway.max_calls_per_user an INVITE gets 486; beyond the realm's max_calls 503") {
+    Bench b;
+    b.gateway().max_calls_per_user = 2;
+    auto first = b.feed(b.ws, sip::samples::jssip_invite(), kWs);   // 100 and 407
+    REQUIRE(first.size() == 2);
+    auto invite = [&](int i) {
+        std::string w = sip::samples::jssip_invite();
+        w.replace(w.find("mvh2l0g3kcq1fo9tbhm5"), 20, "limit-call-" + std::to_string(i));
+        auto r = b.feed(b.ws, answered(w, first[1], "alice", "wonderland", "z9hG4bKlim" + std::to_string(i)), kWs);
+        REQUIRE_FALSE(r.empty());
+        return r.back().status();
+    };
+    CHECK(invite(1) == 100);
+    CHECK(invite(2) == 100);
+    CHECK(b.router.calls() == 2);
+    CHECK(invite(3) == 486);
+    CHECK(b.router.calls() == 2);
+    CHECK(limit(b.router, sip::Limit::CallsPerUser) == 1);
+
+    b.gateway().max_calls_per_user = 0;   // unlimited per user: the realm's bound is next
+    b.gateway().max_calls = 3;
+    CHECK(invite(4) == 100);
+    CHECK(invite(5) == 503);
+    CHECK(limit(b.router, sip::Limit::CallsPerRealm) == 1);
+    // The default realm share: 1,000 media ports hold 500 calls, for the one gateway realm.
+    b.gateway().max_calls = 0;
+    CHECK(b.cfg->realm_max_calls(b.cfg->realms.at("example.org")) == 500);
+}
+
+TEST_CASE("REGISTER digest guessing: past auth_failures_per_minute 503 with Retry-After, no check; other sources register") {
+    Bench b;
+    AuthThrottle throttle(3, 1);
+    b.router.set_auth_throttle(&throttle);
+    auto r = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r.size() == 1);
+    REQUIRE(r[0].status() == 401);
+    std::vector<int> statuses;
+    for (int i = 0; i < 6; ++i) {
+        auto got = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "guess" + std::to_string(i),
+                                         "z9hG4bKg" + std::to_string(i)), kWs);
+        REQUIRE(got.size() == 1);
+        statuses.push_back(got[0].status());
+        if (i == 5) CHECK(got[0].header("Retry-After") == "20");   // 3 a minute: a token every 20 s
+    }
+    CHECK(statuses == std::vector<int>{403, 403, 403, 503, 503, 503});   // RFC 3261 §21.5.4
+    CHECK(throttle.counters().failures[1] == 3);
+    CHECK(throttle.counters().throttled[1] == 3);
+    // Even the right password is not checked from there now ...
+    auto held = b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "wonderland", "z9hG4bKh"), kWs);
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].status() == 503);
+    CHECK(b.router.bindings() == 0);
+    // ... while alice registers from her own address (a fresh nonce: nonces are bound to the IP).
+    SipFlow home{kWs + 1, true, true, true, *IpAddress::parse("198.51.100.20"), {}};
+    std::string fresh = sip::samples::kJsSipRegister;   // a new transaction: another branch
+    fresh.replace(fresh.find("z9hG4bK9573563"), 14, "z9hG4bKhome001");
+    auto c = b.feed(home, fresh, kWs + 1);
+    REQUIRE(c.size() == 1);
+    auto ok = b.feed(home, answered(fresh, c[0], "alice", "wonderland", "z9hG4bKo"), kWs + 1);
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].status() == 200);
+}
