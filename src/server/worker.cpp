@@ -237,7 +237,7 @@ void Worker::on_flush(bool checkpoint) {
 void Worker::on_media() {
     if (stopping_) return;
     shared_.media->take(index_, media_in_);
-    const auto now = read_clock();
+    const auto now = clock_.now();
     for (const MediaHandoff& h : media_in_) {
         actions_.clear();
         // As if the gateway's datagram had arrived on the allocation's relay socket (RFC 8656 §11.3).
@@ -253,7 +253,7 @@ void Worker::on_tick() {
     const std::uint64_t now_ms = uv_now(&loop_);
     loop_lag_seconds_ = now_ms > last_tick_ms_ + kTickMs ? static_cast<double>(now_ms - last_tick_ms_ - kTickMs) / 1000.0 : 0.0;
     last_tick_ms_ = now_ms;
-    const auto now = read_clock();
+    const auto now = clock_.now();
     server_->on_timer(now);
     // [streams] timeouts (io::StreamGuard); a close unlinks the connection, so walk a copy.
     sweep_.clear();
@@ -279,14 +279,14 @@ std::span<std::uint8_t> Worker::tls_cipher_out() {
 void Worker::on_client_data(const FiveTuple& from, stun::Bytes bytes, bool in_batch) {
     if (stopping_) return;
     actions_.clear();
-    server_->on_client_data(read_clock(), from, bytes, actions_);
+    server_->on_client_data(clock_.now(), from, bytes, actions_);
     dispatch(in_batch);
 }
 
 void Worker::on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes, bool in_batch) {
     if (stopping_) return;
     actions_.clear();
-    server_->on_peer_data(read_clock(), relay, peer, bytes, actions_);
+    server_->on_peer_data(clock_.now(), relay, peer, bytes, actions_);
     dispatch(in_batch);
 }
 
@@ -363,7 +363,7 @@ void Worker::add_wire_overhead(const FiveTuple& ft, turn::Direction d, std::size
 
 void Worker::connection_closed(const FiveTuple& ft) {
     // RFC 8656 §5: when the client's TCP/TLS connection goes, so does its allocation.
-    if (server_) server_->on_client_closed(read_clock(), ft);
+    if (server_) server_->on_client_closed(clock_.now(), ft);
 }
 
 }  // namespace turnbridge::net

@@ -13,8 +13,6 @@
 namespace turnbridge::turn {
 namespace {
 
-stun::Bytes text_bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
-
 constexpr std::uint8_t kOurAlgorithms[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00};
 
 struct Lookup {

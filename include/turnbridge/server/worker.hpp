@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/loop_clock.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/server/relay_binder.hpp"
 #include "turnbridge/io/send_batch.hpp"
@@ -127,6 +128,7 @@ private:
     ProcessShared shared_;
     TlsContextPtr tls_;
     uv_loop_t loop_{};
+    LoopClock clock_{&loop_};   // per-datagram time from uv_now(), not clock_gettime
     uv_async_t mail_async_{};
     uv_async_t media_async_{};   // gateway mode only (shared_.media)
     uv_timer_t tick_{};
