@@ -343,7 +343,12 @@ void GatewayHost::flow_closed(sip::TransportId id) {
     // Every worker's router may use the flow (calls and transactions placed by Call-ID).
     if (shared_ != nullptr)
         for (unsigned w = 0; w < shared_->workers(); ++w)
-            if (w != worker_) shared_->post(w, SipMail{SipMail::Kind::Closed, id});
+            if (w != worker_) {
+                SipMail mail;
+                mail.kind = SipMail::Kind::Closed;
+                mail.transport = id;
+                shared_->post(w, std::move(mail));
+            }
     std::vector<sip::Action> out;
     router_->on_flow_closed(read_clock().mono, id, out);
     apply(out);
@@ -356,7 +361,13 @@ void GatewayHost::deliver(const SipFlow& flow, std::string_view bytes, const Udp
     if (m && shared_ != nullptr && shared_->workers() > 1) {
         const bool initial_invite = m->is_request() && m->method() == "INVITE" && m->to_tag().empty();
         if (const unsigned owner = shared_->route(clock.mono, m->call_id(), initial_invite); owner != worker_) {
-            SipMail mail{SipMail::Kind::Message, flow.id, flow.websocket, flow.secure, flow.reliable, flow.peer, flow.local};
+            SipMail mail;
+            mail.transport = flow.id;
+            mail.websocket = flow.websocket;
+            mail.secure = flow.secure;
+            mail.reliable = flow.reliable;
+            mail.peer = flow.peer;
+            mail.local = flow.local;
             if (via != nullptr) {
                 mail.udp_remote = udp_flows_.find(flow.id) ? std::optional(udp_flows_.find(flow.id)->remote) : std::nullopt;
                 while (mail.udp_socket < udp_.size() && udp_[mail.udp_socket].get() != via) ++mail.udp_socket;
@@ -419,7 +430,9 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
         if (s == nullptr) continue;
         if (shared_ != nullptr && flow_owner(s->transport) != worker_) {
             // Another worker's WebSocket or connection: that worker writes it.
-            SipMail mail{SipMail::Kind::Send, s->transport};
+            SipMail mail;
+            mail.kind = SipMail::Kind::Send;
+            mail.transport = s->transport;
             mail.bytes = std::move(s->bytes);
             shared_->post(flow_owner(s->transport), std::move(mail));
             continue;

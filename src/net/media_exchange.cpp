@@ -8,7 +8,7 @@ namespace turnbridge::net {
 
 MediaExchange::MediaExchange(const config::Config& cfg, unsigned workers)
     : ip_(cfg.media_ip), port_min_(cfg.media_port_min), port_max_(cfg.media_port_max),
-      boxes_(std::make_unique<Box[]>(2 * workers)), count_(2 * workers), workers_(workers) {
+      workers_(workers), boxes_(std::make_unique<Box[]>(2 * workers)), count_(2 * workers) {
     const std::size_t span = port_max_ >= port_min_ ? static_cast<std::size_t>(port_max_ - port_min_) + 1 : 0;
     owners_ = std::make_unique<std::atomic<std::uint16_t>[]>(span);
     for (std::size_t i = 0; i < span; ++i) owners_[i].store(kNoWorker, std::memory_order_relaxed);

@@ -109,7 +109,7 @@ sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sip
     // RFC 3261 §8.1.1.8: a sips Request-URI needs a sips Contact.
     const std::string_view param = sips || t == T::Udp ? "" : t == T::Tcp ? ";transport=tcp" : ";transport=tls";
     return {t == T::Udp ? "UDP" : t == T::Tcp ? "TCP" : "TLS", sent_by,
-            fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param)};
+            fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param), {}};
 }
 
 std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
@@ -452,7 +452,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,
-                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
+                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme};
     auto media = media_(*realm, true);
@@ -513,7 +513,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const bool sips = r.request.request_uri().starts_with("sips:");
     sip::LegAddress trunk{flow.id, flow.reliable, trunk_local(transport, sips, flow.local, "turnbridge")};
     const sip::LocalAddress browser_local =
-        marked({"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"});
+        marked({"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}});
     auto media = bindings.empty() ? nullptr : media_(*realm, false);
     if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     if (!media) media = pass_through_media(*realm, false);   // no browser to ring: the Call answers 480

@@ -91,11 +91,11 @@ private:
         std::atomic<bool> signalled{false};   // a wake-up is on its way: later posts need not send one
         std::vector<std::unique_ptr<base::SpscRing<MediaHandoff>>> from;   // by poster worker
     };
+    std::optional<IpAddress> ip_;
+    std::uint16_t port_min_ = 0, port_max_ = 0;
     unsigned workers_ = 0;
     std::unique_ptr<std::atomic<std::uint16_t>[]> owners_;   // by port - port_min_
     std::atomic<std::uint32_t> cursor_{0};
-    std::optional<IpAddress> ip_;
-    std::uint16_t port_min_ = 0, port_max_ = 0;
     std::unique_ptr<Box[]> boxes_;
     unsigned count_ = 0;   // boxes: one per worker's allocations, then one per worker's gateway
 };
