@@ -330,7 +330,10 @@ void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
     deliver(SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, nullptr);
 }
 
-void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
+void GatewayHost::on_ws_opened(WsConnection& c) {
+    ws_.emplace(c.id(), &c);
+    log::debug("gateway: worker {}: WebSocket {} from {}", worker_, c.id(), c.peer().to_string());
+}
 
 void GatewayHost::on_ws_closed(WsConnection& c) {
     connection_gone();

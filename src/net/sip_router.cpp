@@ -149,6 +149,7 @@ void SipRouter::started(CallEntry& e, const std::string& call_id) {
     e.call_id = call_id;
     e.counted_user = e.summary.account;
     shared_->call_started(worker_, e.summary.realm, e.counted_user, call_id);
+    log::debug("gateway: worker {}: call {} placed here", worker_, call_id);
 }
 
 void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) { start_registrations(now, out); }

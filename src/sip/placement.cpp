@@ -28,20 +28,37 @@ unsigned Placement::route(Time now, std::string_view call_id, bool initial_invit
     if (sweep_at_ && *sweep_at_ <= now) expire(now);
     if (auto it = table_.find(std::string(call_id)); it != table_.end()) return it->second.worker;
     if (!initial_invite || table_.size() >= capacity_) return hashed(call_id);
+    const auto weight = [&](unsigned w) { return (w < load.size() ? load[w] : 0) + pending_[w]; };
     unsigned best = 0;
-    for (unsigned w = 1; w < workers_ && w < load.size(); ++w)
-        if (load[w] < load[best]) best = w;
-    table_.emplace(std::string(call_id), Entry{best, now + kLinger});
+    for (unsigned w = 1; w < workers_; ++w)
+        if (weight(w) < weight(best)) best = w;
+    table_.emplace(std::string(call_id), Entry{best, now + kLinger, true});
+    ++pending_[best];
     if (!sweep_at_) sweep_at_ = now + kLinger;
     return best;
 }
 
 void Placement::started(std::string_view call_id) {
-    if (auto it = table_.find(std::string(call_id)); it != table_.end()) it->second.until.reset();
+    auto it = table_.find(std::string(call_id));
+    if (it == table_.end()) return;
+    it->second.until.reset();
+    if (it->second.pending) {
+        it->second.pending = false;
+        --pending_[it->second.worker];
+    }
+}
+
+void Placement::erase(std::unordered_map<std::string, Entry>::iterator it) {
+    if (it->second.pending) --pending_[it->second.worker];
+    table_.erase(it);
 }
 
 void Placement::finished(Time now, std::string_view call_id) {
     if (auto it = table_.find(std::string(call_id)); it != table_.end()) {
+        if (it->second.pending) {
+            it->second.pending = false;
+            --pending_[it->second.worker];
+        }
         it->second.until = now + kLinger;
         if (!sweep_at_ || *sweep_at_ > now + kLinger) sweep_at_ = now + kLinger;
     }
@@ -51,7 +68,7 @@ void Placement::expire(Time now) {
     sweep_at_.reset();
     for (auto it = table_.begin(); it != table_.end();) {
         if (it->second.until && *it->second.until <= now) {
-            it = table_.erase(it);
+            erase(it++);
             continue;
         }
         if (it->second.until && (!sweep_at_ || *it->second.until < *sweep_at_)) sweep_at_ = it->second.until;

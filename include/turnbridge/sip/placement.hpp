@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "turnbridge/sip/action.hpp"
 
@@ -27,11 +28,14 @@ public:
     // 64*T1 (RFC 3261 §17.1.1.2 Timer B): how long a choice with no call behind it is kept.
     static constexpr std::chrono::milliseconds kLinger{64 * 500};
 
-    Placement(unsigned workers, std::size_t capacity) : workers_(workers == 0 ? 1 : workers), capacity_(capacity) {}
+    Placement(unsigned workers, std::size_t capacity)
+        : workers_(workers == 0 ? 1 : workers), capacity_(capacity), pending_(workers_, 0) {}
     void set_capacity(std::size_t capacity) { capacity_ = capacity; }
 
     // The worker for a message with `call_id`. `initial_invite`: an INVITE with no To tag.
-    // `load[w]`: live calls of worker w (the least loaded takes a new call; ties: the lowest index).
+    // `load[w]`: live calls of worker w. The least loaded takes a new call (ties: the lowest
+    // index), counting the choices not yet started() as load too: a burst of INVITEs, each
+    // challenged before any call starts, spreads instead of all going to one worker.
     unsigned route(Time now, std::string_view call_id, bool initial_invite, std::span<const std::uint32_t> load);
     // A call was set up for `call_id` on its worker: keep the choice until finished().
     void started(std::string_view call_id);
@@ -50,11 +54,14 @@ private:
     struct Entry {
         unsigned worker = 0;
         std::optional<Time> until;   // none: a live call holds it
+        bool pending = true;         // placed, no call started yet (counted in pending_)
     };
+    void erase(std::unordered_map<std::string, Entry>::iterator it);
     unsigned workers_;
     std::size_t capacity_;
     std::unordered_map<std::string, Entry> table_;
     std::optional<Time> sweep_at_;
+    std::vector<std::uint32_t> pending_;   // by worker
 };
 
 }  // namespace turnbridge::sip

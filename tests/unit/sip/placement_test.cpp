@@ -47,6 +47,24 @@ TEST_CASE("placement: a new INVITE goes to the least loaded worker and stays the
     CHECK(p.route(kT0, "c@d", true, load) == 0);
 }
 
+TEST_CASE("placement: a burst of new INVITEs spreads before any call starts") {
+    Placement p(2, 16);
+    const std::array<std::uint32_t, 2> load{0, 0};
+    unsigned on[2] = {0, 0};
+    for (int i = 0; i < 8; ++i) ++on[p.route(kT0, "burst" + std::to_string(i), true, load)];
+    CHECK(on[0] == 4);
+    CHECK(on[1] == 4);
+    // A started call stops counting as pending (the live count holds it); an expired choice too.
+    Placement q(2, 16);
+    CHECK(q.route(kT0, "a", true, load) == 0);
+    q.started("a");
+    CHECK(q.route(kT0, "b", true, load) == 0);   // "a" is now in `load` (here: not), not pending
+    CHECK(q.route(kT0, "c", true, load) == 1);   // "b" pending on 0
+    q.expire(kT0 + Placement::kLinger);           // "b" and "c" expire; "a" is held by its call
+    CHECK(q.size() == 1);
+    CHECK(q.route(kT0 + Placement::kLinger, "d", true, load) == 0);
+}
+
 TEST_CASE("placement: a choice no call came of expires after 64*T1") {
     Placement p(2, 16);
     const std::array<std::uint32_t, 2> load{1, 0};
