@@ -128,9 +128,12 @@ bool App::start_workers(unsigned count, TlsContextPtr tls) {
     }
     auto fds = std::move(std::get<ListenerFds>(opened));
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
-    if (cfg_->any_gateway()) media_ = std::make_unique<MediaExchange>(*cfg_, count);
+    if (cfg_->any_gateway()) {
+        media_ = std::make_unique<MediaExchange>(*cfg_, count);
+        gateway_ = std::make_unique<GatewayShared>(count, cfg_->sip_transactions);
+    }
     const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
-                               instance_ms_, media_.get(), &auth_, &streams_};
+                               instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));

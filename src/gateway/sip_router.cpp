@@ -57,6 +57,8 @@ SipRouter::SipRouter(std::shared_ptr<const config::Config> cfg, const turn::Nonc
       trunk_flow_(std::move(trunk_flow)), random_(std::move(random)),
       rate_(turn::ReflectionGuard::with_random_seed(cfg_->sip_requests_per_second, cfg_->sip_requests_burst)),
       trunk_rate_(turn::ReflectionGuard::with_random_seed(0, 1)) {
+    own_shared_ = std::make_unique<GatewayShared>(1, cfg_->sip_transactions);
+    shared_ = own_shared_.get();
     apply_limits();
 }
 
@@ -107,7 +109,7 @@ sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sip
     // RFC 3261 §8.1.1.8: a sips Request-URI needs a sips Contact.
     const std::string_view param = sips || t == T::Udp ? "" : t == T::Tcp ? ";transport=tcp" : ";transport=tls";
     return {t == T::Udp ? "UDP" : t == T::Tcp ? "TCP" : "TLS", sent_by,
-            fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param)};
+            fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param), {}};
 }
 
 std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
@@ -129,17 +131,32 @@ std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& rea
     const auto literal = IpAddress::parse(t.host);
     const bool v6 = literal && literal->family == Family::V6;
     return TrunkLeg{*to,
-                    sip::LegAddress{flow->id, t.transport != T::Udp, trunk_local(t.transport, t.sips, flow->local, "turnbridge")},
+                    sip::LegAddress{flow->id, t.transport != T::Udp, marked(trunk_local(t.transport, t.sips, flow->local, "turnbridge"))},
                     t.sips ? "sips" : "sip",
                     fmt::format("{}{}{}:{}", v6 ? "[" : "", t.host, v6 ? "]" : "", t.port),
                     t.sips ? "" : fmt::format(";transport={}", config::to_string(t.transport)),
                     flow->local};
 }
 
+void SipRouter::set_shared(GatewayShared* shared, unsigned worker, bool registers) {
+    shared_ = shared != nullptr ? shared : own_shared_.get();
+    worker_ = worker;
+    registers_ = registers;
+    apply_limits();
+}
+
+void SipRouter::started(CallEntry& e, const std::string& call_id) {
+    e.call_id = call_id;
+    e.counted_user = e.summary.account;
+    shared_->call_started(worker_, e.summary.realm, e.counted_user, call_id);
+    log::debug("gateway: worker {}: call {} placed here", worker_, call_id);
+}
+
 void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) { start_registrations(now, out); }
 
 void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out) {
     reregister_at_.reset();
+    if (!registers_) return;
     for (const auto& [name, realm] : cfg_->realms) {
         const auto& gw = realm.gateway;
         if (!gw.enabled || !gw.register_to_trunk) continue;
@@ -159,7 +176,7 @@ void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out
         rc.aor = trunk->scheme + ":" + user + "@" + trunk->hostport;
         rc.username = gw.trunk_username;
         rc.password = gw.trunk_password;
-        rc.local = trunk_local(gw.trunk.transport, gw.trunk.sips, trunk->conn, user);
+        rc.local = marked(trunk_local(gw.trunk.transport, gw.trunk.sips, trunk->conn, user));
         auto reg = std::make_unique<sip::Registration>(std::move(rc), random_);
         std::vector<sip::Action> in;
         reg->start(now, trunk->leg.transport, trunk->leg.reliable, layer_, in);
@@ -171,21 +188,34 @@ void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out
 
 void SipRouter::on_message(sip::Time now, std::int64_t unix_now, const SipFlow& flow, std::string_view bytes,
                            std::vector<sip::Action>& out) {
+    if (auto m = screen(now, flow, bytes, out)) on_screened(now, unix_now, flow, std::move(*m), out);
+}
+
+std::optional<sip::Message> SipRouter::screen(sip::Time now, const SipFlow& flow, std::string_view bytes,
+                                              std::vector<sip::Action>& out) {
     // RFC 5626 §3.5.1 keep-alives (CRLF) on a reliable flow: nothing to do.
-    if (bytes.find_first_not_of("\r\n") == std::string_view::npos) return;
+    if (bytes.find_first_not_of("\r\n") == std::string_view::npos) return std::nullopt;
     // UDP from an address that is no trunk's (issue 11): it may be forged, so it is counted
     // against its source before it costs a parse, and its requests leave no state.
     const bool stranger = !flow.websocket && !flow.reliable && !is_trunk(flow.peer);
-    if (stranger && !admit(now, flow.peer)) return;
+    if (stranger && !admit(now, flow.peer)) return std::nullopt;
     auto m = sip::Message::parse(bytes);
     if (!m) {
         log::debug("sip: unreadable message from {} ({}); dropped", flow.peer.to_string(), m.error().what);
-        return;
+        return std::nullopt;
     }
-    if (stranger && m->is_request()) return answer_stranger(flow, *m, bytes.size(), out);
-    if (!stranger && over_rate(now, flow, *m, out)) return;
+    if (stranger && m->is_request()) {
+        answer_stranger(flow, *m, bytes.size(), out);
+        return std::nullopt;
+    }
+    if (!stranger && over_rate(now, flow, *m, out)) return std::nullopt;
+    return std::move(*m);
+}
+
+void SipRouter::on_screened(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::Message m,
+                            std::vector<sip::Action>& out) {
     std::vector<sip::Action> in;
-    layer_.on_message(now, flow.id, flow.reliable, std::move(*m), in);
+    layer_.on_message(now, flow.id, flow.reliable, std::move(m), in);
     process(now, unix_now, &flow, in, out);
 }
 
@@ -330,10 +360,11 @@ void SipRouter::on_register(sip::Time now, std::int64_t unix_now, const SipFlow&
             return process(now, unix_now, &flow, in, out);
     }
     const auto user = std::string(sip::user_of(*realm, check.username));
-    auto resp = registrar_.on_register(now, flow.id, r.request, user, realm->name, sip::new_tag(random_));
+    auto resp = shared_->with_registrar(
+        [&](sip::Registrar& reg) { return reg.on_register(now, flow.id, r.request, user, realm->name, sip::new_tag(random_)); });
     if (resp.status() == 200) {
         // A REGISTER with Expires: 0 (or a contact's expires=0) removes the flow's binding.
-        const auto bindings = registrar_.lookup(user + "@" + realm->name);
+        const auto bindings = shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + realm->name); });
         const bool bound = std::any_of(bindings.begin(), bindings.end(), [&](const sip::Binding& b) { return b.transport == flow.id; });
         log::info("sip: {}@{} {} from {}", user, realm->name, bound ? "registered" : "unregistered", flow.peer.to_string());
     }
@@ -422,7 +453,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,
-                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"}};
+                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme};
     auto media = media_(*realm, true);
@@ -436,6 +467,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     e.summary.outbound = true;
     e.summary.remote = target.user;
     e.summary.started = now;
+    started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
     log::info("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user, gw.trunk.uri);
@@ -465,7 +497,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     std::vector<sip::Binding> bindings;
     bool busy = false;   // a routed user with browsers registered, but at max_calls_per_user
     for (const auto& user : route->second) {
-        auto b = registrar_.lookup(user + "@" + realm->name);
+        auto b = shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + realm->name); });
         if (!b.empty() && user_at_limit(*realm, user)) {
             busy = true;
             continue;
@@ -481,7 +513,8 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const T transport = flow.secure ? T::Tls : flow.reliable ? T::Tcp : T::Udp;
     const bool sips = r.request.request_uri().starts_with("sips:");
     sip::LegAddress trunk{flow.id, flow.reliable, trunk_local(transport, sips, flow.local, "turnbridge")};
-    sip::LocalAddress browser_local{"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>"};
+    const sip::LocalAddress browser_local =
+        marked({"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}});
     auto media = bindings.empty() ? nullptr : media_(*realm, false);
     if (!bindings.empty() && !media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     if (!media) media = pass_through_media(*realm, false);   // no browser to ring: the Call answers 480
@@ -496,6 +529,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const auto from = r.request.from();
     e.summary.remote = from ? uri_parts(from->uri).user : std::string();
     e.summary.started = now;
+    started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
@@ -506,7 +540,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
 void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     std::vector<sip::Action> in;
     layer_.on_timer(now, in);
-    registrar_.on_timer(now);
+    shared_->with_registrar([&](sip::Registrar& reg) { reg.on_timer(now); });
     for (auto& reg : registrations_) reg.registration->on_timer(now, layer_, in);
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
@@ -544,7 +578,7 @@ void SipRouter::expire_waiting(sip::Time now, std::vector<sip::Action>& out) {
 }
 
 void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
-    registrar_.on_transport_closed(id);
+    shared_->with_registrar([&](sip::Registrar& reg) { reg.on_transport_closed(id); });
     std::erase_if(waiting_, [id](const Waiting& w) { return w.flow.id == id; });
     {
         // RFC 3261 §8.1.3.1: a request whose connection failed (a TCP/TLS trunk down, a TLS
@@ -609,9 +643,13 @@ void SipRouter::note_answer(CallEntry& e, sip::Time now) {
     // Inbound: the browser user whose registration answered the fork.
     const auto flow = e.call->answered_on();
     for (const auto& user : e.routed)
-        for (const auto& b : registrar_.lookup(user + "@" + e.summary.realm))
+        for (const auto& b : shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + e.summary.realm); }))
             if (flow && b.transport == *flow) e.summary.account = user;
     if (e.summary.account.empty() && e.routed.size() == 1) e.summary.account = e.routed.front();
+    if (e.counted_user.empty() && !e.summary.account.empty() && !e.call_id.empty()) {
+        e.counted_user = e.summary.account;
+        shared_->add_user(e.summary.realm, e.counted_user);
+    }
 }
 
 void SipRouter::reap(sip::Time now) {
@@ -627,6 +665,7 @@ void SipRouter::reap(sip::Time now) {
                 s.status = it->call->final_status();
                 if (s.end_reason.empty()) s.end_reason = s.answered ? "bye" : s.status == 487 ? "cancel" : "rejected";
                 log::info("call ended ({}, {})", s.status, s.end_reason);
+                if (!it->call_id.empty()) shared_->call_ended(now, worker_, s.realm, it->counted_user, it->call_id);
                 if (ended_ && !it->reported) {
                     it->reported = true;
                     ended_(s, it->media.get());
@@ -642,7 +681,7 @@ void SipRouter::reap(sip::Time now) {
 
 std::optional<sip::Time> SipRouter::next_wake() const {
     std::optional<sip::Time> t = layer_.next_wake();
-    keep_earliest(t, registrar_.next_expiry());
+    keep_earliest(t, shared_->with_registrar([](sip::Registrar& reg) { return reg.next_expiry(); }));
     for (const auto& reg : registrations_) keep_earliest(t, reg.registration->next_wake());
     for (const auto& e : calls_)
         if (e.ended_at) keep_earliest(t, *e.ended_at + kLinger);

@@ -11,7 +11,8 @@ void SipRouter::apply_limits() {
     rate_.set_limits(cfg_->sip_requests_per_second, cfg_->sip_requests_burst);
     trunk_rate_.set_limits(cfg_->sip_requests_per_second * kTrunkRateFactor, cfg_->sip_requests_burst * kTrunkRateFactor);
     layer_.set_max_server(cfg_->sip_transactions);
-    registrar_.set_limits(cfg_->sip_registrations_per_user, cfg_->sip_registrations);
+    shared_->with_registrar([&](sip::Registrar& reg) { reg.set_limits(cfg_->sip_registrations_per_user, cfg_->sip_registrations); });
+    shared_->set_placements(cfg_->sip_transactions);
 }
 
 bool SipRouter::is_trunk(const IpAddress& ip) const {
@@ -35,7 +36,9 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
 sip::LimitCounts SipRouter::limits() const {
     auto c = counts_;
     c[static_cast<std::size_t>(sip::Limit::Transactions)] += layer_.refused();
-    c[static_cast<std::size_t>(sip::Limit::Registrations)] += registrar_.refused();
+    // The registrar is shared: worker 0 reports its refusals (/metrics sums over workers).
+    if (worker_ == 0)
+        c[static_cast<std::size_t>(sip::Limit::Registrations)] += shared_->with_registrar([](sip::Registrar& reg) { return reg.refused(); });
     return c;
 }
 
@@ -88,13 +91,8 @@ bool SipRouter::over_rate(sip::Time now, const SipFlow& flow, const sip::Message
 }
 
 std::pair<std::uint32_t, std::uint32_t> SipRouter::live_calls(const config::Realm& realm, std::string_view user) const {
-    std::uint32_t in_realm = 0, of_user = 0;
-    for (const auto& e : calls_) {
-        if (e.call->state() == sip::Call::State::Ended || e.summary.realm != realm.name) continue;
-        ++in_realm;
-        if (!user.empty() && e.summary.account == user) ++of_user;
-    }
-    return {in_realm, of_user};
+    // Process-wide (GatewayShared): the calls of every worker.
+    return shared_->live(realm.name, std::string(user));
 }
 
 bool SipRouter::user_at_limit(const config::Realm& realm, std::string_view user) const {

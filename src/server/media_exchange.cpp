@@ -8,18 +8,28 @@ namespace turnbridge::net {
 
 MediaExchange::MediaExchange(const config::Config& cfg, unsigned workers)
     : ip_(cfg.media_ip), port_min_(cfg.media_port_min), port_max_(cfg.media_port_max),
-      boxes_(std::make_unique<Box[]>(workers + 1)), count_(workers + 1) {
-    const unsigned gateway = gateway_box();
-    // Today's pairs: every worker posts to the gateway, the gateway posts to every worker.
+      workers_(workers), boxes_(std::make_unique<Box[]>(2 * workers)), count_(2 * workers) {
+    const std::size_t span = port_max_ >= port_min_ ? static_cast<std::size_t>(port_max_ - port_min_) + 1 : 0;
+    owners_ = std::make_unique<std::atomic<std::uint16_t>[]>(span);
+    for (std::size_t i = 0; i < span; ++i) owners_[i].store(kNoWorker, std::memory_order_relaxed);
+    const std::size_t capacity = std::clamp<std::size_t>(2 * kMaxWaiting / std::max(workers, 1u), kMinWaiting, kMaxWaiting);
+    // Every worker posts to every inbox (its own included: an allocation and a call on one worker).
     for (unsigned box = 0; box < count_; ++box) {
-        boxes_[box].from.resize(count_);
-        if (box == gateway) {
-            for (unsigned w = 0; w < gateway; ++w)
-                boxes_[box].from[w] = std::make_unique<base::SpscRing<MediaHandoff>>(kMaxWaiting);
-        } else {
-            boxes_[box].from[gateway] = std::make_unique<base::SpscRing<MediaHandoff>>(kMaxWaiting);
-        }
+        boxes_[box].from.resize(workers);
+        for (unsigned w = 0; w < workers; ++w) boxes_[box].from[w] = std::make_unique<base::SpscRing<MediaHandoff>>(capacity);
     }
+}
+
+void MediaExchange::set_port_owner(std::uint16_t port, unsigned worker) {
+    if (port >= port_min_ && port <= port_max_)
+        owners_[port - port_min_].store(static_cast<std::uint16_t>(worker), std::memory_order_release);
+}
+
+void MediaExchange::clear_port_owner(std::uint16_t port, unsigned worker) {
+    if (port < port_min_ || port > port_max_) return;
+    auto expected = static_cast<std::uint16_t>(worker);
+    owners_[port - port_min_].compare_exchange_strong(expected, static_cast<std::uint16_t>(kNoWorker),
+                                                       std::memory_order_acq_rel);
 }
 
 void MediaExchange::attach(unsigned box, uv_async_t* wake) {
@@ -36,11 +46,10 @@ void MediaExchange::detach(unsigned box) {
         if (ring) ring->pop_all([](const MediaHandoff&) {});
 }
 
-bool MediaExchange::post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed,
-                         const Endpoint& media, std::span<const std::uint8_t> bytes) {
-    if (box >= count_ || bytes.size() > MediaHandoff{}.buf.size()) return false;
+bool MediaExchange::post(unsigned box, unsigned poster, unsigned worker, turn::RelayHandle relay,
+                         const Endpoint& relayed, const Endpoint& media, std::span<const std::uint8_t> bytes) {
+    if (box >= count_ || bytes.size() > sizeof(MediaHandoff::buf)) return false;
     Box& b = boxes_[box];
-    const unsigned poster = box == gateway_box() ? worker : gateway_box();
     auto* ring = poster < b.from.size() ? b.from[poster].get() : nullptr;
     if (ring == nullptr) return false;
     b.posting.fetch_add(1, std::memory_order_seq_cst);

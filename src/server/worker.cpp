@@ -90,13 +90,14 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                 throw std::runtime_error(fmt::format("cannot listen on {} {}: {}", to_string(l.transport),
                                                      l.local.to_string(), error_text(err)));
         }
-        if (index_ == 0 && cfg_->any_gateway()) {
+        if (cfg_->any_gateway()) {
+            // Every worker hosts a gateway (issue 12); the GatewayShared places each call.
             // Each ended call's record goes to the store with the allocation records.
             GatewayHost::CallSink calls;
             if (shared_.hub != nullptr)
                 calls = [hub = shared_.hub](accounting::CallRecord r) { hub->post_call(std::move(r)); };
             gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
-                                                     shared_.media, std::move(calls));
+                                                     shared_.media, std::move(calls), index_, shared_.gateway);
             gateway_->set_auth_throttle(shared_.auth);
             gateway_->set_streams(shared_.streams);
             gateway_->start();
@@ -298,8 +299,13 @@ void Worker::dispatch(bool in_batch) {
                        [this](const turn::ToPeer& p) { send_to_peer(p); },
                        [this](const turn::CloseClient& c) { close_client(c.to); },
                        [this](const turn::ToLocal& l) {
-                           // To the gateway's calls on worker 0, copied: the body is in our receive buffer.
-                           shared_.media->post(shared_.media->gateway_box(), index_, l.relay, l.relayed, l.peer, l.body);
+                           // To the call owning that media port, on whichever worker (this one
+                           // too: through its own ring, never re-entering the gateway from here),
+                           // copied: the body is in our receive buffer. No call: dropped.
+                           const unsigned owner = shared_.media->port_owner(l.peer.port);
+                           if (owner < shared_.media->workers())
+                               shared_.media->post(shared_.media->gateway_box(owner), index_, index_, l.relay, l.relayed,
+                                                   l.peer, l.body);
                        },
                    },
                    a);

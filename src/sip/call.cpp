@@ -23,7 +23,7 @@ Message new_invite(const std::string& ruri, const LocalAddress& local, const std
     m.push_via(local.transport, local.sent_by, new_branch(random));
     m.set_from(from + ";tag=" + new_tag(random));
     m.set_to(to);
-    m.set_call_id(new_call_id(random, "turnbridge"));
+    m.set_call_id(local.call_id_prefix + new_call_id(random, "turnbridge"));
     m.set_cseq(1, "INVITE");
     m.add_contact(local.contact);
     m.set_max_forwards(70);

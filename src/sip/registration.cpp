@@ -28,7 +28,7 @@ std::pair<std::string, bool> nonce_of(const Message& r) {
 
 Registration::Registration(RegistrationConfig config, Random random)
     : config_(std::move(config)), random_(std::move(random)), expires_(config_.expires) {
-    call_id_ = new_call_id(random_, "turnbridge");  // §10.2: one Call-ID for all our REGISTERs
+    call_id_ = config_.local.call_id_prefix + new_call_id(random_, "turnbridge");  // §10.2: one Call-ID for all our REGISTERs
     from_tag_ = new_tag(random_);
 }
 

@@ -341,7 +341,7 @@ private:
     std::shared_ptr<config::Config> cfg_ = make_config();
     turn::NonceMinter nonces_{std::array<std::uint8_t, 32>{7}, std::chrono::seconds(600)};
     // Never started: no socket, no loop use; its finish() is what the fuzz target checks.
-    GatewayMedia media_host_{nullptr, *cfg_, nullptr, nullptr};
+    GatewayMedia media_host_{nullptr, *cfg_, nullptr, 0, nullptr};
     int media_mode_ = 2;
     // Owned by the router's calls; the flag says which still are.
     std::list<std::pair<const FuzzMedia*, std::shared_ptr<bool>>> medias_;

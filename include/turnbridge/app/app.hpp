@@ -12,6 +12,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/app/accounting_hub.hpp"
+#include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/server/media_exchange.hpp"
 #include "turnbridge/server/relay_registry.hpp"
 #include "turnbridge/io/signals.hpp"
@@ -51,7 +52,8 @@ private:
     io::StreamGates streams_;  // before everything that holds connections: their tickets point here
     std::uint64_t fd_limit_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
-    std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers and the gateway
+    std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers' allocations and calls
+    std::unique_ptr<GatewayShared> gateway_;  // gateway mode: what the workers' gateways share
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
     uv_loop_t loop_{};

@@ -26,6 +26,7 @@
 
 #include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/gateway/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
 #include "turnbridge/sip/digest.hpp"
@@ -110,6 +111,18 @@ public:
     // Bytes of one SIP message from `flow`; unreadable bytes are dropped (logged).
     void on_message(sip::Time now, std::int64_t unix_now, const SipFlow& flow, std::string_view bytes,
                     std::vector<sip::Action>& out);
+    // on_message in two steps, for a message that may be handled by another worker (issue 12):
+    // screen() on the worker it reached (keep-alives, UDP strangers, the per-source rate limits,
+    // the parse) gives the message to handle, or nullopt (handled: answers are in `out`);
+    // on_screened() on the worker that owns its Call-ID handles it.
+    std::optional<sip::Message> screen(sip::Time now, const SipFlow& flow, std::string_view bytes,
+                                       std::vector<sip::Action>& out);
+    void on_screened(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::Message m,
+                     std::vector<sip::Action>& out);
+    // Shares the registrar, live-call counts and placement with the other workers' routers
+    // (GatewayShared), as worker `worker`; before start(). Without it the router has its own.
+    // `registers`: this router sends our REGISTERs toward trunks (worker 0 only).
+    void set_shared(GatewayShared* shared, unsigned worker, bool registers);
     void on_timer(sip::Time now, std::vector<sip::Action>& out);
     void on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out);
     // Hangs up every call and unregisters (shutdown).
@@ -122,7 +135,7 @@ public:
     void on_call_ended(std::function<void(const CallSummary&, sip::MediaSdp* media)> f) { ended_ = std::move(f); }
 
     std::size_t calls() const { return calls_.size(); }
-    std::size_t bindings() const { return registrar_.size(); }
+    std::size_t bindings() const { return shared_->with_registrar([](sip::Registrar& r) { return r.size(); }); }
     std::size_t transactions() const { return layer_.size(); }
     // Does a transaction, a call or a trunk registration use flow `id`? (The host keeps it.)
     bool uses_flow(sip::TransportId id) const;
@@ -141,6 +154,8 @@ private:
         CallSummary summary;
         std::vector<std::string> routed;   // inbound: the users the DID rings
         bool reported = false;
+        std::string call_id;        // of the INVITE that made it (its placement, GatewayShared)
+        std::string counted_user;   // the user its live count is held for ("" none yet)
     };
     struct TrunkRegistration {
         std::string realm;
@@ -205,7 +220,16 @@ private:
     TrunkFlow trunk_flow_;
     sip::Random random_;
     sip::TransactionLayer layer_;
-    sip::Registrar registrar_;
+    std::unique_ptr<GatewayShared> own_shared_;   // when no set_shared()
+    GatewayShared* shared_ = nullptr;
+    unsigned worker_ = 0;
+    bool registers_ = true;
+    // A new call is counted live (process-wide) and its placement kept.
+    void started(CallEntry& e, const std::string& call_id);
+    sip::LocalAddress marked(sip::LocalAddress a) const {
+        a.call_id_prefix = sip::Placement::mark(worker_);
+        return a;
+    }
     std::list<CallEntry> calls_;
     std::vector<TrunkRegistration> registrations_;
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Gateway media between threads (issue 4). A browser's TURN allocation lives on whichever worker
-// its client reached; the gateway's calls live on worker 0. What an allocation sends to the
-// gateway's media address is handed over here instead of leaving through a socket, and the
-// gateway's answers come back the same way, to re-enter the allocation as peer data (so they are
-// relayed and accounted like any peer's). One inbox per worker and one for the gateway; an inbox
-// is a preallocated single-producer/single-consumer ring per thread that posts to it
-// (base::SpscRing), drained by its owner after a uv_async wake-up: no socket round trip, no lock
-// and no heap allocation per packet (issue 12).
+// Gateway media between threads (issue 4, issue 12). A browser's TURN allocation lives on whichever
+// worker its client reached; the call it reaches lives on the worker its SIP was placed on (every
+// worker hosts a gateway). What an allocation sends to a gateway media address is handed over
+// here to the worker owning that media port (a port -> worker table of atomics, written when a
+// call opens and closes its sockets) instead of leaving through a socket, and the gateway's
+// answers come back the same way to the allocation's worker, to re-enter the allocation as peer
+// data (so they are relayed and accounted like any peer's). Two inboxes per worker: one for its
+// allocations, one for its gateway; each inbox has one preallocated single-producer/single-
+// consumer ring per worker that posts to it, itself included (N x N: no ring has two producers),
+// drained by its owner after a uv_async wake-up: no socket round trip, no lock and no heap
+// allocation per packet.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -38,8 +41,11 @@ struct MediaHandoff {
 class MediaExchange final : public turn::LocalPeers {
 public:
     // Beyond this many waiting datagrams from one thread an inbox drops (a stalled thread must
-    // not grow memory): 1,024 datagrams are 20 ms of media for 1,024 calls.
+    // not grow memory): 1,024 datagrams are 20 ms of media for 1,024 calls. With many workers each
+    // ring holds less (2 * N * N rings), at least kMinWaiting.
     static constexpr std::size_t kMaxWaiting = 1024;
+    static constexpr std::size_t kMinWaiting = 256;
+    static constexpr unsigned kNoWorker = 0xFFFF;
 
     // Media addresses: server.media_ip and server.media_ports (fixed until restart).
     MediaExchange(const config::Config& cfg, unsigned workers);
@@ -49,18 +55,31 @@ public:
         return is_local_ip(peer.ip) && peer.port >= port_min_ && peer.port <= port_max_;
     }
 
-    unsigned gateway_box() const { return count_ - 1; }
-    // The owner of inbox `box` (a worker index, or gateway_box()) wakes on `wake`; detach (on
+    unsigned workers() const { return workers_; }
+    // Inboxes: worker w's allocations are box w, its gateway's calls gateway_box(w).
+    unsigned gateway_box(unsigned worker) const { return workers_ + worker; }
+    // The worker whose call owns media port `port` (kNoWorker: none). Any thread.
+    unsigned port_owner(std::uint16_t port) const {
+        if (port < port_min_ || port > port_max_) return kNoWorker;
+        return owners_[port - port_min_].load(std::memory_order_acquire);
+    }
+    // A call of `worker` bound / released media port `port` (the worker's own thread).
+    void set_port_owner(std::uint16_t port, unsigned worker);
+    void clear_port_owner(std::uint16_t port, unsigned worker);
+    // The next media port to try, a cursor shared by every worker's calls (a port another
+    // worker holds fails to bind and is skipped).
+    std::uint32_t next_port() { return cursor_.fetch_add(1, std::memory_order_relaxed); }
+    // The owner of inbox `box` wakes on `wake`; detach (on
     // the owner's thread) before closing it: it waits for a post in progress to finish, so no
     // thread wakes a closed handle. Posts to a detached inbox are dropped.
     void attach(unsigned box, uv_async_t* wake);
     void detach(unsigned box);
     // Copies the datagram into inbox `box`; false when it was dropped (detached, full, too big:
-    // like a full socket buffer, the media's own loss concealment covers it). The poster is the
-    // allocation's `worker` for the gateway's inbox, and the gateway for a worker's inbox (the
-    // only pairs there are): each pair has its own ring, so each ring has one producer.
-    bool post(unsigned box, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed, const Endpoint& media,
-              std::span<const std::uint8_t> bytes);
+    // like a full socket buffer, the media's own loss concealment covers it). `poster`: the
+    // calling thread's worker (each (poster, inbox) pair has its own ring, so each ring has one
+    // producer); `worker` and `relay`: the allocation's.
+    bool post(unsigned box, unsigned poster, unsigned worker, turn::RelayHandle relay, const Endpoint& relayed,
+              const Endpoint& media, std::span<const std::uint8_t> bytes);
     // Moves what waits in inbox `box` into `into` (cleared first; it keeps its capacity, so
     // after the first batches this allocates nothing). Owner's thread only.
     void take(unsigned box, std::vector<MediaHandoff>& into);
@@ -70,12 +89,15 @@ private:
         std::atomic<uv_async_t*> wake{nullptr};
         std::atomic<unsigned> posting{0};     // posts in progress (detach waits for them)
         std::atomic<bool> signalled{false};   // a wake-up is on its way: later posts need not send one
-        std::vector<std::unique_ptr<base::SpscRing<MediaHandoff>>> from;   // by poster; null: none posts here
+        std::vector<std::unique_ptr<base::SpscRing<MediaHandoff>>> from;   // by poster worker
     };
     std::optional<IpAddress> ip_;
     std::uint16_t port_min_ = 0, port_max_ = 0;
+    unsigned workers_ = 0;
+    std::unique_ptr<std::atomic<std::uint16_t>[]> owners_;   // by port - port_min_
+    std::atomic<std::uint32_t> cursor_{0};
     std::unique_ptr<Box[]> boxes_;
-    unsigned count_ = 0;   // boxes: one per worker, then the gateway's
+    unsigned count_ = 0;   // boxes: one per worker's allocations, then one per worker's gateway
 };
 
 }  // namespace turnbridge::net

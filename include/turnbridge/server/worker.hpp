@@ -25,6 +25,7 @@ namespace turnbridge::net {
 
 class AccountingHub;
 class GatewayHost;
+class GatewayShared;
 class MediaExchange;
 struct MediaHandoff;
 class RelayRegistry;
@@ -46,7 +47,8 @@ struct ProcessShared {
     RelayRegistry* relays = nullptr;
     AccountingHub* hub = nullptr;   // null: no accounting
     std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
-    MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateway
+    MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateways
+    GatewayShared* gateway = nullptr;   // gateway mode: placement, registrar, SIP mailboxes
     AuthThrottle* auth = nullptr;   // security.auth_failures_per_minute (TURN and SIP digest)
     io::StreamGates* streams = nullptr;  // connection caps and counters of every stream kind (null: none)
 };
@@ -146,7 +148,7 @@ private:
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
     std::vector<MediaHandoff> media_in_;     // taken from the MediaExchange, reused
-    std::unique_ptr<GatewayHost> gateway_;  // worker 0 only, when a realm has gateway mode (gateway_host.hpp)
+    std::unique_ptr<GatewayHost> gateway_;  // every worker, when a realm has gateway mode (gateway_host.hpp)
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
     std::vector<TcpConnection*> sweep_;   // reused by on_tick()
     std::unique_ptr<std::uint8_t[]> udp_buf_;

@@ -17,6 +17,7 @@ struct LocalAddress {
     std::string transport = "UDP";    // Via transport: UDP, TCP, TLS, WS, WSS
     std::string sent_by;              // "192.0.2.1:5060" or a WebSocket host name
     std::string contact;              // our Contact value, "<sip:turnbridge@192.0.2.1:5060>"
+    std::string call_id_prefix = {};  // before the Call-IDs we make: the worker's mark (sip::Placement)
 };
 
 class Dialog {

@@ -37,9 +37,11 @@ std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway
 }  // namespace
 
 GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                         std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls)
-    : loop_(loop), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)), udp_flows_(cfg_->sip_udp_flows) {
-    media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, [this](const sip::MediaSdp* m, const std::string& why) {
+                         std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls, unsigned worker,
+                         GatewayShared* shared)
+    : loop_(loop), worker_(worker), shared_(shared), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)),
+      next_id_(flow_id(worker, 1)), udp_flows_(cfg_->sip_udp_flows) {
+    media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, worker_, [this](const sip::MediaSdp* m, const std::string& why) {
         if (closed_) return;
         std::vector<sip::Action> out;
         router_->hang_up(read_clock().mono, m, why, out);
@@ -55,6 +57,8 @@ GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> 
         [this](const config::Realm& realm, const Endpoint& to) { return trunk_flow(realm, to); },
         [] { return random_u64(); });
     router_->on_call_ended([this](const CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
+    // Our REGISTERs toward trunks leave from worker 0 only.
+    router_->set_shared(shared_, worker_, worker_ == 0);
 }
 
 GatewayHost::~GatewayHost() = default;
@@ -68,6 +72,11 @@ void GatewayHost::start() {
     uv_timer_init(loop_, &trim_timer_);
     trim_timer_.data = this;
     timer_open_ = true;
+    if (shared_ != nullptr) {
+        uv_async_init(loop_, &mail_, [](uv_async_t* a) { static_cast<GatewayHost*>(a->data)->on_mail(); });
+        mail_.data = this;
+        shared_->attach(worker_, [this] { uv_async_send(&mail_); });
+    }
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     load_trunk_tls(true);
     resolver_ = std::make_unique<TrunkResolver>(loop_, [this] { on_trunk_resolved(); });
@@ -78,9 +87,13 @@ void GatewayHost::start() {
         bind_udp(ep);
         listen_tcp(ep, false, true);
     }
+    if (worker_ != 0) {
+        log::debug("gateway: worker {} listens too", worker_);
+    } else {
     for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
+    }
     // Names are looked up before the router starts, so registrations to named trunks wait for them.
     resolver_->set_names(trunk_host_names());
     std::vector<sip::Action> out;
@@ -133,7 +146,8 @@ void GatewayHost::load_trunk_tls(bool strict) {
 
 void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
     if (secure && tls_() == nullptr) throw std::runtime_error("gateway: wss_listen needs tls_cert and tls_key");
-    const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{});
+    // Every worker binds the same addresses: SO_REUSEPORT spreads the connections.
+    const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{shared_ != nullptr && shared_->workers() > 1});
     const char* what = sip ? "sip tcp" : secure ? "wss" : "ws";
     if (fd < 0) cannot(what, ep, fd);
     auto l = std::make_unique<Listener>();
@@ -171,7 +185,8 @@ void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
 }
 
 void GatewayHost::bind_udp(const Endpoint& ep) {
-    const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{});
+    // ... and the UDP sources (by 4-tuple: one source always reaches the same worker).
+    const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{shared_ != nullptr && shared_->workers() > 1});
     if (fd < 0) cannot("sip udp", ep, fd);
     auto u = std::make_unique<Udp>();
     u->host = this;
@@ -278,11 +293,7 @@ std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
 
 void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) {
     if (closed_) return;
-    const auto clock = read_clock();
-    std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()},
-                        sip, out);
-    apply(out);
+    deliver(SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()}, sip, nullptr);
 }
 
 void GatewayHost::connection_gone() {
@@ -299,19 +310,14 @@ void GatewayHost::on_sip_tcp_closed(SipTcpConnection& c) {
     if (auto it = tcp_out_.find(c.peer()); it != tcp_out_.end() && it->second == c.id()) tcp_out_.erase(it);
     std::erase_if(tls_out_, [&](const auto& e) { return e.second == c.id(); });
     if (closed_) return;
-    std::vector<sip::Action> out;
-    router_->on_flow_closed(read_clock().mono, c.id(), out);
-    apply(out);
+    flow_closed(c.id());
 }
 
 void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
     const bool known = udp_flows_.find(from).has_value();
     auto id = udp_flow(from, &u);
     if (!id) return;
-    const auto clock = read_clock();
-    std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{*id, false, false, false, from.ip, {}}, bytes, out);
-    apply(out);
+    deliver(SipFlow{*id, false, false, false, from.ip, {}}, bytes, &u);
     // A datagram that left nothing behind (garbage, a stranger's request answered statelessly)
     // does not keep its flow: filling the table takes sources that something came of.
     if (!known) {
@@ -321,27 +327,128 @@ void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
 
 void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
     if (closed_) return;
-    const auto clock = read_clock();
-    std::vector<sip::Action> out;
-    router_->on_message(clock.mono, clock.unix_seconds, SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, out);
-    apply(out);
+    deliver(SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, nullptr);
 }
 
-void GatewayHost::on_ws_opened(WsConnection& c) { ws_.emplace(c.id(), &c); }
+void GatewayHost::on_ws_opened(WsConnection& c) {
+    ws_.emplace(c.id(), &c);
+    log::debug("gateway: worker {}: WebSocket {} from {}", worker_, c.id(), c.peer().to_string());
+}
 
 void GatewayHost::on_ws_closed(WsConnection& c) {
     connection_gone();
     ws_.erase(c.id());
     if (closed_) return;
+    flow_closed(c.id());
+}
+
+void GatewayHost::flow_closed(sip::TransportId id) {
+    // Every worker's router may use the flow (calls and transactions placed by Call-ID).
+    if (shared_ != nullptr)
+        for (unsigned w = 0; w < shared_->workers(); ++w)
+            if (w != worker_) {
+                SipMail mail;
+                mail.kind = SipMail::Kind::Closed;
+                mail.transport = id;
+                shared_->post(w, std::move(mail));
+            }
     std::vector<sip::Action> out;
-    router_->on_flow_closed(read_clock().mono, c.id(), out);
+    router_->on_flow_closed(read_clock().mono, id, out);
     apply(out);
+}
+
+void GatewayHost::deliver(const SipFlow& flow, std::string_view bytes, const Udp* via) {
+    const auto clock = read_clock();
+    std::vector<sip::Action> out;
+    auto m = router_->screen(clock.mono, flow, bytes, out);
+    if (m && shared_ != nullptr && shared_->workers() > 1) {
+        const bool initial_invite = m->is_request() && m->method() == "INVITE" && m->to_tag().empty();
+        if (const unsigned owner = shared_->route(clock.mono, m->call_id(), initial_invite); owner != worker_) {
+            SipMail mail;
+            mail.transport = flow.id;
+            mail.websocket = flow.websocket;
+            mail.secure = flow.secure;
+            mail.reliable = flow.reliable;
+            mail.peer = flow.peer;
+            mail.local = flow.local;
+            if (via != nullptr) {
+                mail.udp_remote = udp_flows_.find(flow.id) ? std::optional(udp_flows_.find(flow.id)->remote) : std::nullopt;
+                while (mail.udp_socket < udp_.size() && udp_[mail.udp_socket].get() != via) ++mail.udp_socket;
+            }
+            mail.bytes.assign(bytes);
+            shared_->post(owner, std::move(mail));
+            m.reset();
+        }
+    }
+    if (m) router_->on_screened(clock.mono, clock.unix_seconds, flow, std::move(*m), out);
+    apply(out);
+}
+
+void GatewayHost::on_mail() {
+    if (closed_) return;
+    shared_->take(worker_, mail_in_);
+    for (auto& mail : mail_in_) {
+        if (closed_) break;
+        switch (mail.kind) {
+            case SipMail::Kind::Send: {
+                sip::Send s{mail.transport, std::move(mail.bytes)};
+                send_local(s);
+                break;
+            }
+            case SipMail::Kind::Closed: {
+                std::vector<sip::Action> out;
+                router_->on_flow_closed(read_clock().mono, mail.transport, out);
+                apply(out);
+                break;
+            }
+            case SipMail::Kind::Message: {
+                SipFlow flow{mail.transport, mail.websocket, mail.secure, mail.reliable, mail.peer, mail.local};
+                bool known = true;
+                if (mail.udp_remote) {
+                    // A UDP source is answered from our own socket of the same address.
+                    if (mail.udp_socket >= udp_.size()) break;
+                    known = udp_flows_.find(*mail.udp_remote).has_value();
+                    auto id = udp_flow(*mail.udp_remote, udp_[mail.udp_socket].get());
+                    if (!id) break;
+                    flow.id = *id;
+                }
+                auto m = sip::Message::parse(mail.bytes);
+                if (!m) break;
+                const auto clock = read_clock();
+                std::vector<sip::Action> out;
+                router_->on_screened(clock.mono, clock.unix_seconds, flow, std::move(*m), out);
+                apply(out);
+                if (!known)
+                    if (const auto* f = udp_flows_.find(flow.id); f != nullptr && !flow_busy(*f)) udp_flows_.close(flow.id);
+                break;
+            }
+        }
+    }
+    mail_in_.clear();
 }
 
 void GatewayHost::apply(std::vector<sip::Action>& out) {
     for (auto& a : out) {
         auto* s = std::get_if<sip::Send>(&a);
         if (s == nullptr) continue;
+        if (shared_ != nullptr && flow_owner(s->transport) != worker_) {
+            // Another worker's WebSocket or connection: that worker writes it.
+            SipMail mail;
+            mail.kind = SipMail::Kind::Send;
+            mail.transport = s->transport;
+            mail.bytes = std::move(s->bytes);
+            shared_->post(flow_owner(s->transport), std::move(mail));
+            continue;
+        }
+        send_local(*s);
+    }
+    out.clear();
+    rearm();
+}
+
+void GatewayHost::send_local(sip::Send& a) {
+    auto* s = &a;
+    {
         if (auto it = ws_.find(s->transport); it != ws_.end()) {
             it->second->send_text(s->bytes);
         } else if (auto t = tcp_.find(s->transport); t != tcp_.end()) {
@@ -355,8 +462,6 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
             log::debug("gateway: message for a flow that is gone ({}); dropped", s->transport);
         }
     }
-    out.clear();
-    rearm();
 }
 
 void GatewayHost::call_ended(const CallSummary& s, sip::MediaSdp* media) {
@@ -442,6 +547,10 @@ void GatewayHost::close() {
     router_->stop(read_clock().mono, out);
     apply(out);
     closed_ = true;
+    if (shared_ != nullptr && timer_open_) {
+        shared_->detach(worker_);
+        uv_close(reinterpret_cast<uv_handle_t*>(&mail_), nullptr);
+    }
     if (resolver_) resolver_->close();
     media_->close();
     if (timer_open_) {

@@ -66,9 +66,10 @@ public:
     Summary summary;
 };
 
-GatewayMedia::GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, Failed failed)
+GatewayMedia::GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, unsigned worker,
+                           Failed failed)
     : loop_(loop), ip_(cfg.media_ip.value_or(IpAddress{})), port_min_(cfg.media_port_min),
-      port_max_(cfg.media_port_max), exchange_(exchange), failed_(std::move(failed)) {}
+      port_max_(cfg.media_port_max), exchange_(exchange), worker_(worker), failed_(std::move(failed)) {}
 
 GatewayMedia::~GatewayMedia() = default;
 
@@ -80,7 +81,7 @@ void GatewayMedia::start() {
     uv_async_init(loop_, &wake_, [](uv_async_t* a) { static_cast<GatewayMedia*>(a->data)->on_handoffs(); });
     wake_.data = this;
     started_ = true;
-    if (exchange_ != nullptr) exchange_->attach(exchange_->gateway_box(), &wake_);
+    if (exchange_ != nullptr) exchange_->attach(exchange_->gateway_box(worker_), &wake_);
     log::info("gateway: media on {} ports {}-{}", ip_.to_string(), port_min_, port_max_);
 }
 
@@ -90,7 +91,7 @@ void GatewayMedia::close() {
     std::vector<Call*> live(calls_.begin(), calls_.end());
     for (Call* c : live) finish(c);
     if (!started_) return;
-    if (exchange_ != nullptr) exchange_->detach(exchange_->gateway_box());
+    if (exchange_ != nullptr) exchange_->detach(exchange_->gateway_box(worker_));
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
 }
@@ -98,7 +99,9 @@ void GatewayMedia::close() {
 GatewayMedia::Socket* GatewayMedia::open_socket(Call& call, bool browser_leg, Endpoint& bound) {
     const std::uint32_t span = static_cast<std::uint32_t>(port_max_ - port_min_) + 1;
     for (std::uint32_t tried = 0; tried < span; ++tried) {
-        const auto port = static_cast<std::uint16_t>(port_min_ + (next_port_++ % span));
+        // The cursor is shared by every worker's calls (a port another worker holds fails to bind).
+        const std::uint32_t next = exchange_ != nullptr ? exchange_->next_port() : next_port_++;
+        const auto port = static_cast<std::uint16_t>(port_min_ + (next % span));
         const Endpoint ep{ip_, port};
         const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{});
         if (fd < 0) continue;   // in use (another call, another process): try the next
@@ -152,6 +155,8 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
     call->media = std::make_unique<gateway::CallMedia>(std::move(mc));
     calls_.push_back(call.get());
     by_browser_port_.emplace(call->browser_ep.port, call.get());
+    // Relayed media toward this port now comes to this worker (MediaExchange).
+    if (exchange_ != nullptr) exchange_->set_port_owner(call->browser_ep.port, worker_);
     arm();
     return call;
 }
@@ -193,8 +198,10 @@ GatewayMedia::Strangers GatewayMedia::strangers() const {
 
 void GatewayMedia::forget(Call& call) {
     calls_.remove(&call);
-    if (auto it = by_browser_port_.find(call.browser_ep.port); it != by_browser_port_.end() && it->second == &call)
+    if (auto it = by_browser_port_.find(call.browser_ep.port); it != by_browser_port_.end() && it->second == &call) {
         by_browser_port_.erase(it);
+        if (exchange_ != nullptr) exchange_->clear_port_owner(call.browser_ep.port, worker_);
+    }
     call.routes.clear();
     arm();
 }
@@ -211,7 +218,7 @@ void GatewayMedia::on_datagram(Socket& s, const Endpoint& from, std::span<const 
 
 void GatewayMedia::on_handoffs() {
     if (closed_ || exchange_ == nullptr) return;
-    exchange_->take(exchange_->gateway_box(), inbox_);
+    exchange_->take(exchange_->gateway_box(worker_), inbox_);
     const auto now = read_clock().mono;
     for (const MediaHandoff& h : inbox_) {
         auto it = by_browser_port_.find(h.media.port);
@@ -266,7 +273,7 @@ void GatewayMedia::send(Call& call, gateway::MediaOutput& out) {
             // Back the way the browser's datagrams came: through its TURN allocation, as if the
             // answer had arrived on the allocation's relay socket from our media address.
             if (auto r = call.routes.find(p.to); r != call.routes.end() && exchange_ != nullptr) {
-                exchange_->post(r->second.worker, r->second.worker, r->second.relay, p.to, call.browser_ep, p.bytes());
+                exchange_->post(r->second.worker, worker_, r->second.worker, r->second.relay, p.to, call.browser_ep, p.bytes());
                 continue;
             }
         }

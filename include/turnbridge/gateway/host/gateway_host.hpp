@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Gateway mode's signaling I/O (issue 4). When any realm has gateway mode on, worker 0 hosts
-// one GatewayHost on its loop (so signaling needs no locks and no cross-thread hand-off):
+// Gateway mode's signaling I/O (issue 4). When any realm has gateway mode on, every worker hosts
+// one GatewayHost on its loop (issue 12), each with its own listeners bound with SO_REUSEPORT
+// (the kernel spreads connections and UDP sources over workers), its own SipRouter, media and
+// timers. A SIP message is handled by the worker that owns its Call-ID (GatewayShared: the
+// placement, the mailboxes); answers on another worker's flow are written by that worker:
 //  - ws_listen (TCP) and wss_listen (TLS with the server's tls_cert/tls_key): WsConnection per
 //    browser; GET / serves a placeholder page, GET /sip upgrades to SIP over WebSocket;
 //  - sip_listen (UDP): trunk-side SIP, both the trunks' requests to us and ours to them (our
@@ -46,8 +49,10 @@ public:
     using CallSink = std::function<void(accounting::CallRecord)>;
     // `tls` gives the current TLS context for a new wss connection (nullptr: none loaded).
     // `exchange` brings relayed media from every worker's TURN allocations (null: direct only).
+    // `worker`: this worker's index; `shared`: what the workers' gateways share (null: one worker).
     GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls);
+                std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls, unsigned worker = 0,
+                GatewayShared* shared = nullptr);
     ~GatewayHost() override;
 
     // Connection caps and counters for ws/wss and SIP/TCP ([streams]); call before start().
@@ -98,10 +103,19 @@ private:
     void rearm();
     void sweep();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
+    // A message that reached this worker: screened here, handled here or by its Call-ID's worker.
+    void deliver(const SipFlow& flow, std::string_view bytes, const Udp* via);
+    void on_mail();   // GatewayShared mailbox: other workers' messages, sends and closed flows
+    void send_local(sip::Send& s);
+    void flow_closed(sip::TransportId id);
     bool flow_busy(const sip::UdpFlows::Flow& f) const;
     void call_ended(const CallSummary& s, sip::MediaSdp* media);
 
     uv_loop_t* loop_;
+    unsigned worker_ = 0;
+    GatewayShared* shared_ = nullptr;
+    uv_async_t mail_{};
+    std::vector<SipMail> mail_in_;
     std::shared_ptr<const config::Config> cfg_;
     std::function<SSL_CTX*()> tls_;
     CallSink calls_;

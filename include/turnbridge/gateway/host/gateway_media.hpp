@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Gateway media I/O (issue 4), on worker 0's loop next to the GatewayHost. Each call gets a
+// Gateway media I/O (issue 4), on each worker's loop next to its GatewayHost (issue 12). Each call gets a
 // gateway::CallMedia (the sans-I/O media of one call) and two UDP sockets on server.media_ip,
 // ports from server.media_ports: the browser leg (our ICE-lite host candidate) and the trunk leg
 // (plain RTP). One 20 ms timer ticks every call. Browser-leg datagrams arrive either on the
@@ -38,7 +38,8 @@ public:
     };
 
     // `exchange`: null when no worker hands relayed media over (then only direct candidates).
-    GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, Failed failed);
+    // `worker`: the worker whose loop this runs on (its inbox in the exchange, its media ports).
+    GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, unsigned worker, Failed failed);
     ~GatewayMedia();
 
     void start();   // the DTLS certificate, the timer, the exchange's inbox
@@ -78,6 +79,7 @@ private:
     std::uint16_t port_min_, port_max_;
     std::uint32_t next_port_ = 0;   // cursor into the range, so ports are not reused at once
     MediaExchange* exchange_;
+    unsigned worker_ = 0;
     Failed failed_;
     std::shared_ptr<const gateway::DtlsCertificate> certificate_;
     std::list<Call*> calls_;

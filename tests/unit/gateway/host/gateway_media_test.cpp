@@ -93,7 +93,7 @@ TEST_CASE("a call takes two media ports from media_ports and gives them back whe
     Loop l;
     std::vector<std::string> failures;
     {
-        GatewayMedia media(&l.loop, *l.cfg, nullptr, [&](const sip::MediaSdp*, const std::string& why) { failures.push_back(why); });
+        GatewayMedia media(&l.loop, *l.cfg, nullptr, 0, [&](const sip::MediaSdp*, const std::string& why) { failures.push_back(why); });
         media.start();
         auto a = media.create(l.realm);
         auto b = media.create(l.realm);
@@ -130,7 +130,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
     uv_async_init(&l.loop, &worker_wake, [](uv_async_t* a) { ++*static_cast<int*>(a->data); });
     exchange.attach(0, &worker_wake);
     {
-        GatewayMedia media(&l.loop, *l.cfg, &exchange, {});
+        GatewayMedia media(&l.loop, *l.cfg, &exchange, 0, {});
         media.start();
         auto call = media.create(l.realm);
         REQUIRE(call != nullptr);
@@ -157,7 +157,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
             w.add_fingerprint();
             REQUIRE(w.ok());
             for (std::uint16_t i = 0; i < 10; ++i)
-                REQUIRE(exchange.post(exchange.gateway_box(), 0, 78, Endpoint{*IpAddress::parse("203.0.113.66"),
+                REQUIRE(exchange.post(exchange.gateway_box(0), 0, 0, 78, Endpoint{*IpAddress::parse("203.0.113.66"),
                                                                               static_cast<std::uint16_t>(50000 + i)},
                                       ours, w.bytes()));
             l.run_until([] { return false; });
@@ -181,7 +181,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
         b.add_fingerprint();
         REQUIRE(b.ok());
         const Endpoint relayed = *Endpoint::parse("203.0.113.9:50000");
-        REQUIRE(exchange.post(exchange.gateway_box(), 0, 77, relayed, ours, b.bytes()));
+        REQUIRE(exchange.post(exchange.gateway_box(0), 0, 0, 77, relayed, ours, b.bytes()));
         l.run_until([&] { return woken > 0; });
         REQUIRE(woken > 0);
 
@@ -199,7 +199,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
 
         // A datagram for a port that is no call's is dropped.
         woken = 0;
-        REQUIRE(exchange.post(exchange.gateway_box(), 0, 77, relayed, Endpoint{ours.ip, 1}, b.bytes()));
+        REQUIRE(exchange.post(exchange.gateway_box(0), 0, 0, 77, relayed, Endpoint{ours.ip, 1}, b.bytes()));
         l.run_until([] { return false; });
         exchange.take(0, back);
         CHECK(back.empty());
@@ -216,7 +216,7 @@ TEST_CASE("a relayed browser datagram reaches the call through the exchange, and
 
 TEST_CASE("RTP from a stranger to a call's trunk port is dropped and counted in strangers(), live and after the call") {
     Loop l;
-    GatewayMedia media(&l.loop, *l.cfg, nullptr, {});
+    GatewayMedia media(&l.loop, *l.cfg, nullptr, 0, {});
     media.start();
     auto call = media.create(l.realm);
     REQUIRE(call != nullptr);
@@ -258,7 +258,7 @@ TEST_CASE("an inbound INVITE to a DID whose users have no registration gets 480;
     r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
     r.gateway.routes = {{"+15550199", {"nobody"}}};
     cfg->realms.emplace(r.name, r);
-    GatewayMedia media(&l.loop, *cfg, nullptr, {});
+    GatewayMedia media(&l.loop, *cfg, nullptr, 0, {});
     media.start();
     const auto nonces = turn::NonceMinter::with_random_key(600s);
     std::uint64_t n = 0;

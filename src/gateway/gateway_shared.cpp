@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "turnbridge/gateway/gateway_shared.hpp"
+
+namespace turnbridge::net {
+
+GatewayShared::GatewayShared(unsigned workers, std::size_t placements)
+    : workers_(workers == 0 ? 1 : workers), placement_(workers_, placements), loads_(workers_),
+      load_(std::make_unique<std::atomic<std::uint32_t>[]>(workers_)), boxes_(std::make_unique<Box[]>(workers_)) {}
+
+unsigned GatewayShared::route(sip::Time now, std::string_view call_id, bool initial_invite) {
+    std::lock_guard lock(placement_mu_);
+    for (unsigned w = 0; w < workers_; ++w) loads_[w] = load_[w].load(std::memory_order_relaxed);
+    return placement_.route(now, call_id, initial_invite, loads_);
+}
+
+void GatewayShared::set_placements(std::size_t n) {
+    std::lock_guard lock(placement_mu_);
+    placement_.set_capacity(n);
+}
+
+void GatewayShared::call_started(unsigned worker, const std::string& realm, const std::string& user,
+                                 const std::string& call_id) {
+    if (worker < workers_) load_[worker].fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(placement_mu_);
+        placement_.started(call_id);
+    }
+    std::lock_guard lock(live_mu_);
+    ++realm_calls_[realm];
+    if (!user.empty()) ++user_calls_[user + "@" + realm];
+}
+
+void GatewayShared::add_user(const std::string& realm, const std::string& user) {
+    std::lock_guard lock(live_mu_);
+    ++user_calls_[user + "@" + realm];
+}
+
+void GatewayShared::call_ended(sip::Time now, unsigned worker, const std::string& realm, const std::string& user,
+                               const std::string& call_id) {
+    if (worker < workers_) load_[worker].fetch_sub(1, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(placement_mu_);
+        placement_.finished(now, call_id);
+    }
+    std::lock_guard lock(live_mu_);
+    const auto drop = [](auto& map, const std::string& key) {
+        auto it = map.find(key);
+        if (it != map.end() && --it->second == 0) map.erase(it);
+    };
+    drop(realm_calls_, realm);
+    if (!user.empty()) drop(user_calls_, user + "@" + realm);
+}
+
+std::pair<std::uint32_t, std::uint32_t> GatewayShared::live(const std::string& realm, const std::string& user) const {
+    std::lock_guard lock(live_mu_);
+    std::pair<std::uint32_t, std::uint32_t> n{0, 0};
+    if (auto it = realm_calls_.find(realm); it != realm_calls_.end()) n.first = it->second;
+    if (!user.empty())
+        if (auto it = user_calls_.find(user + "@" + realm); it != user_calls_.end()) n.second = it->second;
+    return n;
+}
+
+void GatewayShared::attach(unsigned w, std::function<void()> wake) {
+    std::lock_guard lock(boxes_[w].mu);
+    boxes_[w].wake = std::move(wake);
+}
+
+void GatewayShared::detach(unsigned w) {
+    std::lock_guard lock(boxes_[w].mu);
+    boxes_[w].wake = nullptr;
+    boxes_[w].mail.clear();
+}
+
+void GatewayShared::post(unsigned w, SipMail mail) {
+    if (w >= workers_) return;
+    Box& b = boxes_[w];
+    std::lock_guard lock(b.mu);
+    if (!b.wake) return;
+    // Bounded like a socket buffer: a stalled worker drops signalling (SIP retransmits over UDP).
+    if (b.mail.size() >= 65536) return;
+    const bool was_empty = b.mail.empty();
+    b.mail.push_back(std::move(mail));
+    if (was_empty) b.wake();
+}
+
+void GatewayShared::take(unsigned w, std::vector<SipMail>& into) {
+    into.clear();
+    std::lock_guard lock(boxes_[w].mu);
+    into.swap(boxes_[w].mail);
+}
+
+}  // namespace turnbridge::net
