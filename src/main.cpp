@@ -63,8 +63,8 @@ int check_config(const std::string& path) {
     if (!cfg) return kBadConfig;
     // The certificate and key are part of the configuration: check them as the server would.
     if (!cfg->tls_listen.empty()) {
-        auto tls = net::load_tls_context(cfg->tls_cert, cfg->tls_key);
-        if (auto* why = std::get_if<net::TlsError>(&tls)) {
+        auto tls = io::load_tls_context(cfg->tls_cert, cfg->tls_key);
+        if (auto* why = std::get_if<io::TlsError>(&tls)) {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), why->to_string().c_str());
             return kBadConfig;
         }
@@ -78,7 +78,7 @@ int serve(const std::string& path) {
     if (!cfg) return kBadConfig;
     // A client that resets its TCP/TLS connection must not kill the process on the next write.
     std::signal(SIGPIPE, SIG_IGN);
-    net::App app(std::move(cfg));
+    app::App app(std::move(cfg));
     return app.run();
 }
 

@@ -85,16 +85,16 @@ void HttpServer::start(const Endpoint& listen) {
         throw std::runtime_error(fmt::format(
             "admin: refusing to listen on {} without a token; set [admin] token (only loopback may go without)",
             listen.to_string()));
-    const int fd = net::open_bound_socket(net::SocketKind::Tcp, listen, {});
+    const int fd = io::open_bound_socket(io::SocketKind::Tcp, listen, {});
     if (fd < 0)
-        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(fd)));
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), io::error_text(fd)));
     auto* l = new Listener;
     l->server = this;
     int err = uv_tcp_init(loop_, &l->tcp);
     if (err != 0) {
         ::close(fd);
         delete l;
-        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(err)));
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), io::error_text(err)));
     }
     l->tcp.data = l;
     err = uv_tcp_open(&l->tcp, fd);
@@ -102,7 +102,7 @@ void HttpServer::start(const Endpoint& listen) {
     if (err == 0) err = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), kBacklog, on_connection);
     if (err != 0) {
         uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
-        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), net::error_text(err)));
+        throw std::runtime_error(fmt::format("admin: cannot listen on {}: {}", listen.to_string(), io::error_text(err)));
     }
     listener_ = l;
     sweep_ = new uv_timer_t;
@@ -139,7 +139,7 @@ void HttpServer::close() {
 void HttpServer::on_connection(uv_stream_t* server, int status) {
     auto* l = static_cast<Listener*>(server->data);
     if (status < 0) {
-        log::debug("admin: accept error: {}", net::error_text(status));
+        log::debug("admin: accept error: {}", io::error_text(status));
         return;
     }
     if (l->server != nullptr) l->server->accept(server);

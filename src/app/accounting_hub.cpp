@@ -9,7 +9,7 @@
 
 #include "turnbridge/base/log.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 namespace {
 
 std::int64_t unix_ms() {
@@ -271,4 +271,4 @@ admin::Metrics AccountingHub::metrics() {
     return m;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

@@ -11,7 +11,7 @@
 #include "turnbridge/app/config_reload.hpp"
 #include "turnbridge/server/listener_sockets.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 namespace {
 
 constexpr std::uint64_t kPurgeMs = 5000;  // reservations live 30 s; a few seconds late is fine
@@ -33,14 +33,14 @@ App::~App() = default;
 
 int App::run() {
     log::set_level(parse_log_level(cfg_->log_level));
-    TlsContextPtr tls;
+    io::TlsContextPtr tls;
     if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) {
-        auto loaded = load_tls_context(cfg_->tls_cert, cfg_->tls_key);
-        if (auto* why = std::get_if<TlsError>(&loaded)) {
+        auto loaded = io::load_tls_context(cfg_->tls_cert, cfg_->tls_key);
+        if (auto* why = std::get_if<io::TlsError>(&loaded)) {
             log::error("{}", why->to_string());
             return 1;
         }
-        tls = std::get<TlsContextPtr>(loaded);
+        tls = std::get<io::TlsContextPtr>(loaded);
     }
     // Every connection is a descriptor: take all the kernel allows (issue 11: 1,024 ran out).
     const io::FdLimit fds = io::raise_fd_limit();
@@ -120,28 +120,28 @@ bool App::start_admin() {
     return true;
 }
 
-bool App::start_workers(unsigned count, TlsContextPtr tls) {
-    auto opened = open_listeners(*cfg_, count);
+bool App::start_workers(unsigned count, io::TlsContextPtr tls) {
+    auto opened = server::open_listeners(*cfg_, count);
     if (auto* why = std::get_if<std::string>(&opened)) {
         log::error("{}", *why);
         return false;
     }
-    auto fds = std::move(std::get<ListenerFds>(opened));
+    auto fds = std::move(std::get<server::ListenerFds>(opened));
     for (const auto& l : fds.front()) log::info("listening {} {}", to_string(l.transport), l.local.to_string());
     if (cfg_->any_gateway()) {
-        media_ = std::make_unique<MediaExchange>(*cfg_, count);
-        gateway_ = std::make_unique<GatewayShared>(count, cfg_->sip_transactions);
+        media_ = std::make_unique<server::MediaExchange>(*cfg_, count);
+        gateway_ = std::make_unique<gateway::GatewayShared>(count, cfg_->sip_transactions);
     }
-    const ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
+    const server::ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
                                instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_};
     for (unsigned i = 0; i < count; ++i) {
         try {
-            workers_.push_back(std::make_unique<Worker>(i, cfg_, shared, tls, std::move(fds[i])));
+            workers_.push_back(std::make_unique<server::Worker>(i, cfg_, shared, tls, std::move(fds[i])));
         } catch (const std::exception& e) {
             log::error("{}", e.what());
             for (unsigned j = i + 1; j < count; ++j) {
-                ListenerFds rest{std::move(fds[j])};
-                close_listeners(rest);
+                server::ListenerFds rest{std::move(fds[j])};
+                server::close_listeners(rest);
             }
             workers_.clear();
             return false;
@@ -208,13 +208,13 @@ void App::apply_stream_limits() {
 }
 
 void App::reload_tls(const config::Config& cfg) {
-    auto loaded = load_tls_context(cfg.tls_cert, cfg.tls_key);
-    if (auto* why = std::get_if<TlsError>(&loaded)) {
+    auto loaded = io::load_tls_context(cfg.tls_cert, cfg.tls_key);
+    if (auto* why = std::get_if<io::TlsError>(&loaded)) {
         log::error("TLS reload failed, new connections keep the old certificate: {}", why->to_string());
         return;
     }
-    for (auto& w : workers_) w->post_tls(std::get<TlsContextPtr>(loaded));
+    for (auto& w : workers_) w->post_tls(std::get<io::TlsContextPtr>(loaded));
     log::info("TLS certificate reloaded from {}", cfg.tls_cert.string());
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/app/config_reload.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 namespace {
 
 // Keeps `running`'s value of one restart-only setting in `merged`, warning when they differ.
@@ -44,4 +44,4 @@ log::Level parse_log_level(std::string_view name) {
     return log::Level::Info;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

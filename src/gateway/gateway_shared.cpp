@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/gateway_shared.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 
 GatewayShared::GatewayShared(unsigned workers, std::size_t placements)
     : workers_(workers == 0 ? 1 : workers), placement_(workers_, placements), loads_(workers_),
@@ -89,4 +89,4 @@ void GatewayShared::take(unsigned w, std::vector<SipMail>& into) {
     into.swap(boxes_[w].mail);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

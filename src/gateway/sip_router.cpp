@@ -5,7 +5,7 @@
 
 #include "turnbridge/base/log.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 namespace {
 
 using namespace std::chrono_literals;
@@ -690,4 +690,4 @@ std::optional<sip::Time> SipRouter::next_wake() const {
     return t;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

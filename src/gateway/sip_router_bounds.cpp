@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 
 void SipRouter::apply_limits() {
     rate_.set_limits(cfg_->sip_requests_per_second, cfg_->sip_requests_burst);
@@ -104,4 +104,4 @@ bool SipRouter::realm_at_limit(const config::Realm& realm) const {
     return live_calls(realm, {}).first >= cfg_->realm_max_calls(realm);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 namespace {
 
 const std::vector<IpAddress> kNone;
@@ -73,4 +73,4 @@ std::optional<TrunkHosts::Time> TrunkHosts::next_wake() const {
     return t;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

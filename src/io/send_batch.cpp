@@ -11,7 +11,7 @@
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/io/udp_send.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 struct SendBatch::Entry {
     UdpTarget* target = nullptr;
@@ -161,4 +161,4 @@ void SendBatch::send_on(UdpTarget& t, std::size_t count) {
     }
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

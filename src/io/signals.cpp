@@ -3,7 +3,7 @@
 
 #include <csignal>
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 Signals::Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload)
     : on_stop_(std::move(on_stop)), on_reload_(std::move(on_reload)) {
@@ -28,4 +28,4 @@ void Signals::on_signal(uv_signal_t* h, int signum) {
         self->on_stop_(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

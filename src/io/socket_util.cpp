@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 namespace {
 
 constexpr int kListenBacklog = 1024;
@@ -94,4 +94,4 @@ std::optional<Endpoint> tcp_peer(const uv_tcp_t* tcp) {
     return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

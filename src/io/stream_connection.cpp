@@ -48,13 +48,13 @@ bool StreamConnection::accept(uv_stream_t* server, ConnectionGate* gate, SSL_CTX
     started_ms_ = uv_now(loop_);
     if (!open_handle()) return close(), false;
     if (uv_accept(server, as_stream(&tcp_)) != 0) return close(), false;
-    const std::optional<Endpoint> ep = net::tcp_peer(&tcp_);
+    const std::optional<Endpoint> ep = tcp_peer(&tcp_);
     if (!ep) return close(), false;
     peer_ = *ep;
     peer_text_ = ep->to_string();
     if (gate != nullptr && !(ticket_ = gate->admit(ep->ip))) return close(), false;   // counted, not logged
     if (tls != nullptr) {
-        tls_ = std::make_unique<net::TlsSession>(tls);
+        tls_ = std::make_unique<TlsSession>(tls);
         if (!tls_->ok()) return close(), false;
         establish_on_ready_ = !owner_establishes;   // sends wait for the handshake
     } else {
@@ -72,7 +72,7 @@ bool StreamConnection::connect(const Endpoint& to, const TlsClient* tls) {
     outbound_ = true;
     guard_.established(started_ms_);   // the host bounds connect + handshake itself
     if (tls != nullptr) {
-        tls_ = std::make_unique<net::TlsSession>(tls->ctx, tls->server_name);
+        tls_ = std::make_unique<TlsSession>(tls->ctx, tls->server_name);
         if (!tls_->ok()) {
             log::warn("{} tls {}: cannot start a TLS session toward {}", to_string(guard_.kind()), name(), tls->server_name);
             tls_.reset();
@@ -88,7 +88,7 @@ bool StreamConnection::connect(const Endpoint& to, const TlsClient* tls) {
         if (c->closing_) return;
         if (status < 0) {
             log::warn("{} {} {}: connect failed: {}", to_string(c->guard_.kind()), c->what(), c->name(),
-                      net::error_text(status));
+                      error_text(status));
             return c->close();
         }
         c->start_reading();
@@ -151,7 +151,7 @@ void StreamConnection::on_written(uv_stream_t* s, int status) {
     auto* c = static_cast<StreamConnection*>(s->data);
     if (c->closing_) return;
     if (status < 0) {
-        c->problem("{} {} {}: write error: {}", to_string(c->guard_.kind()), c->what(), c->name(), net::error_text(status));
+        c->problem("{} {} {}: write error: {}", to_string(c->guard_.kind()), c->what(), c->name(), error_text(status));
         return c->close();
     }
     c->after_queue();
@@ -176,22 +176,22 @@ void StreamConnection::on_ciphertext(std::string_view bytes) {
     while (!closing_ && !draining_) {
         std::size_t n = 0, record = 0;
         switch (tls_->read(plain, n, record)) {
-            case net::TlsSession::ReadResult::Data:
+            case TlsSession::ReadResult::Data:
                 // The handshake may finish in the read that brings the first request.
                 if (!ready_ && tls_->established()) became_ready();
                 if (closing_) return;
                 on_plain(std::string_view(reinterpret_cast<const char*>(plain), n));
                 if (!closing_) framer_.on_tls_record(std::string_view(reinterpret_cast<const char*>(plain), n), record);
                 continue;
-            case net::TlsSession::ReadResult::NeedMore:
+            case TlsSession::ReadResult::NeedMore:
                 flush_tls();
                 if (!ready_ && tls_->established()) became_ready();
                 return;
-            case net::TlsSession::ReadResult::Closed:
+            case TlsSession::ReadResult::Closed:
                 if (outbound_) log::info("{} tls {}: closed by the peer", kind, name());
                 flush_tls();
                 return close_after_write();
-            case net::TlsSession::ReadResult::Error:
+            case TlsSession::ReadResult::Error:
                 // RFC 3261 §26.3.1: a certificate that does not match the trunk ends the connection.
                 problem("{} tls {}: {}: {}", kind, name(), ready_ ? "TLS error" : "TLS handshake failed", tls_->error());
                 flush_tls();   // the alert
@@ -324,7 +324,7 @@ void StreamConnection::write_raw(std::span<const std::string_view> pieces) {
     int r = uv_try_write(s, bufs, n);
     if (r == UV_EAGAIN) r = 0;
     if (r < 0) {
-        problem("{} {} {}: write error: {}", to_string(guard_.kind()), what(), name(), net::error_text(r));
+        problem("{} {} {}: write error: {}", to_string(guard_.kind()), what(), name(), error_text(r));
         return close();
     }
     std::size_t skip = static_cast<std::size_t>(r);

@@ -9,7 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 namespace {
 
 // "library: reason" of the first queued OpenSSL error, the root cause (e.g. "PEM routines: no
@@ -63,4 +63,4 @@ std::variant<TlsContextPtr, TlsError> load_tls_context(const std::filesystem::pa
     return ctx;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

@@ -9,7 +9,7 @@
 
 #include "turnbridge/base/address.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 namespace {
 
 std::string drain_errors() {
@@ -125,4 +125,4 @@ std::size_t TlsSession::take(std::span<std::uint8_t> out) {
     return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

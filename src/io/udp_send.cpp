@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 namespace {
 
 // A queued copy: the request, then the bytes, in one malloc freed by the callback.
@@ -45,4 +45,4 @@ SendResult udp_send(uv_udp_t* handle, const sockaddr* to, std::span<const uv_buf
     return SendResult::Queued;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

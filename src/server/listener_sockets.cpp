@@ -6,7 +6,7 @@
 
 #include "turnbridge/io/socket_util.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 // Client-facing UDP sockets take bursts from many clients at once. TCP sockets keep the
@@ -15,13 +15,13 @@ constexpr int kListenerBufferBytes = 4 << 20;
 
 struct Wanted {
     Transport transport;
-    SocketKind kind;
+    io::SocketKind kind;
     Endpoint local;
 };
 
-std::string bind_error(SocketKind kind, Transport t, const Endpoint& ep, int err) {
+std::string bind_error(io::SocketKind kind, Transport t, const Endpoint& ep, int err) {
     const std::string_view what = t == Transport::Tls ? "tls" : to_string(kind);
-    return fmt::format("cannot bind {} {}: {}", what, ep.to_string(), error_text(err));
+    return fmt::format("cannot bind {} {}: {}", what, ep.to_string(), io::error_text(err));
 }
 
 }  // namespace
@@ -29,20 +29,20 @@ std::string bind_error(SocketKind kind, Transport t, const Endpoint& ep, int err
 std::variant<ListenerFds, std::string> open_listeners(const config::Config& cfg, unsigned workers) {
     std::vector<Wanted> wanted;
     for (const auto& ep : cfg.listen) {
-        wanted.push_back({Transport::Udp, SocketKind::Udp, ep});
-        wanted.push_back({Transport::Tcp, SocketKind::Tcp, ep});
+        wanted.push_back({Transport::Udp, io::SocketKind::Udp, ep});
+        wanted.push_back({Transport::Tcp, io::SocketKind::Tcp, ep});
     }
-    for (const auto& ep : cfg.tls_listen) wanted.push_back({Transport::Tls, SocketKind::Tcp, ep});
+    for (const auto& ep : cfg.tls_listen) wanted.push_back({Transport::Tls, io::SocketKind::Tcp, ep});
 
     ListenerFds fds(workers);
     for (const auto& w : wanted) {
-        if (int err = probe_free(w.kind, w.local); err != 0) {
+        if (int err = io::probe_free(w.kind, w.local); err != 0) {
             close_listeners(fds);
             return bind_error(w.kind, w.transport, w.local, err);
         }
         for (unsigned i = 0; i < workers; ++i) {
-            const int buffer = w.kind == SocketKind::Udp ? kListenerBufferBytes : 0;
-            const int fd = open_bound_socket(w.kind, w.local, SocketOptions{true, buffer});
+            const int buffer = w.kind == io::SocketKind::Udp ? kListenerBufferBytes : 0;
+            const int fd = io::open_bound_socket(w.kind, w.local, io::SocketOptions{true, buffer});
             if (fd < 0) {
                 close_listeners(fds);
                 return bind_error(w.kind, w.transport, w.local, fd);
@@ -60,4 +60,4 @@ void close_listeners(ListenerFds& fds) {
     fds.clear();
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <thread>
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 MediaExchange::MediaExchange(const config::Config& cfg, unsigned workers)
     : ip_(cfg.media_ip), port_min_(cfg.media_port_min), port_max_(cfg.media_port_max),
@@ -77,4 +77,4 @@ void MediaExchange::take(unsigned box, std::vector<MediaHandoff>& into) {
         if (ring) ring->pop_all([&](const MediaHandoff& h) { into.push_back(h); });
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

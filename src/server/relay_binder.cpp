@@ -9,7 +9,7 @@
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 WorkerRelayBinder::~WorkerRelayBinder() { close_all(); }
 
@@ -34,7 +34,7 @@ Result<turn::RelaySocket> WorkerRelayBinder::adopt(const BoundRelay& b) {
     int err = 0;
     RelaySocket* s = RelaySocket::open(worker_, handle, b.fd, b.local, err);
     if (s == nullptr) {
-        log::warn("cannot open relay socket {}: {}", b.local.to_string(), error_text(err));
+        log::warn("cannot open relay socket {}: {}", b.local.to_string(), io::error_text(err));
         registry_.release(b.local);
         return Error{StunCode::InsufficientCapacity, 0, "Insufficient Capacity"};
     }
@@ -94,4 +94,4 @@ void WorkerRelayBinder::close_all() {
     for (auto& shared : shared_) shared.clear();
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

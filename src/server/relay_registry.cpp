@@ -9,7 +9,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/io/socket_util.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 // Relay sockets carry media bursts; a larger buffer absorbs them (capped by net.core.*mem_max).
@@ -23,7 +23,7 @@ std::uint64_t random_u64() {
 }
 
 int bind_relay(const IpAddress& ip, std::uint16_t port) {
-    return open_bound_socket(SocketKind::Udp, Endpoint{ip, port}, SocketOptions{false, kRelayBufferBytes});
+    return io::open_bound_socket(io::SocketKind::Udp, Endpoint{ip, port}, io::SocketOptions{false, kRelayBufferBytes});
 }
 
 }  // namespace
@@ -66,7 +66,7 @@ Result<BoundRelay> RelayRegistry::bind(const IpAddress& ip, PortRange range, boo
         const int fd = bind_(ip, port);
         if (fd == -EADDRINUSE) continue;  // another process's
         if (fd < 0) {
-            log::warn("cannot bind a relay socket on {}: {}", Endpoint{ip, port}.to_string(), error_text(fd));
+            log::warn("cannot bind a relay socket on {}: {}", Endpoint{ip, port}.to_string(), io::error_text(fd));
             return Error{StunCode::InsufficientCapacity, 0, "Insufficient Capacity"};
         }
         if (reserve_next) {
@@ -74,7 +74,7 @@ Result<BoundRelay> RelayRegistry::bind(const IpAddress& ip, PortRange range, boo
             if (next < 0) {
                 ::close(fd);
                 if (next == -EADDRINUSE) continue;
-                log::warn("cannot bind a relay socket on {}: {}", Endpoint{ip, next_port}.to_string(), error_text(next));
+                log::warn("cannot bind a relay socket on {}: {}", Endpoint{ip, next_port}.to_string(), io::error_text(next));
                 return Error{StunCode::InsufficientCapacity, 0, "Insufficient Capacity"};
             }
             token = reserve_locked(BoundRelay{next, Endpoint{ip, next_port}});
@@ -141,4 +141,4 @@ std::size_t RelayRegistry::reserved_count() const {
     return reserved_.size();
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -9,7 +9,7 @@
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 RelaySocket* RelaySocket::open(Worker& worker, turn::RelayHandle handle, int fd, const Endpoint& local, int& err) {
     auto* s = new RelaySocket(worker, handle, fd, local);
@@ -22,8 +22,8 @@ RelaySocket* RelaySocket::open(Worker& worker, turn::RelayHandle handle, int fd,
     }
     s->udp_.data = s;
     err = uv_udp_open(&s->udp_, fd);
-    if (err == 0) clear_reuse_addr(fd);
-    s->target_ = UdpTarget{&s->udp_, fd};
+    if (err == 0) io::clear_reuse_addr(fd);
+    s->target_ = io::UdpTarget{&s->udp_, fd};
     if (err == 0) err = uv_udp_recv_start(&s->udp_, on_alloc, on_recv);
     if (err != 0) {
         uv_os_fd_t adopted = -1;
@@ -76,7 +76,7 @@ void RelaySocket::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
         return;
     }
     if (nread < 0) {
-        log::debug("relay {}: receive error: {}", s->local_.to_string(), error_text(static_cast<int>(nread)));
+        log::debug("relay {}: receive error: {}", s->local_.to_string(), io::error_text(static_cast<int>(nread)));
         return;
     }
     if ((flags & UV_UDP_PARTIAL) != 0) return;  // truncated: cannot happen with 64 KiB buffers
@@ -89,4 +89,4 @@ void RelaySocket::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
 
 void RelaySocket::on_closed(uv_handle_t* h) { delete static_cast<RelaySocket*>(h->data); }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

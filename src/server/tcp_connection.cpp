@@ -8,7 +8,7 @@
 #include "turnbridge/io/udp_send.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 std::string_view text(stun::Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
@@ -60,7 +60,7 @@ void TcpConnection::send(stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
     std::size_t n = 0;
     pieces[n++] = text(head);
     if (!body.empty()) pieces[n++] = text(body);
-    if (pad != 0) pieces[n++] = std::string_view(kZeroPad, pad & 3u);
+    if (pad != 0) pieces[n++] = std::string_view(io::kZeroPad, pad & 3u);
     if (body.empty()) {
         // A response: at once, after what was relayed before it.
         conn_.send({pieces, n});
@@ -135,4 +135,4 @@ void TcpConnection::on_closed(io::StreamConnection&) {
     delete this;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -8,7 +8,7 @@
 #include "turnbridge/server/tcp_connection.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 constexpr int kBacklog = 1024;
 }
@@ -38,7 +38,7 @@ void TcpListener::close() {
 void TcpListener::on_connection(uv_stream_t* server, int status) {
     auto* self = static_cast<TcpListener*>(server->data);
     if (status < 0) {
-        log::debug("{} {}: accept error: {}", to_string(self->transport_), self->local_.to_string(), error_text(status));
+        log::debug("{} {}: accept error: {}", to_string(self->transport_), self->local_.to_string(), io::error_text(status));
         return;
     }
     if (!self->open_ || self->worker_.stopping()) return;
@@ -47,4 +47,4 @@ void TcpListener::on_connection(uv_stream_t* server, int status) {
     TcpConnection::accept(self->worker_, server, self->local_, self->transport_, tls);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

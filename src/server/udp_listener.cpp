@@ -9,7 +9,7 @@
 #include "turnbridge/io/udp_send.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 uv_buf_t piece(stun::Bytes b) {
@@ -32,8 +32,8 @@ int UdpListener::start(int fd) {
         ::close(fd);
         return err;
     }
-    clear_reuse_addr(fd);  // SO_REUSEPORT (same user only) is what groups the workers' sockets
-    target_ = UdpTarget{&udp_, fd};
+    io::clear_reuse_addr(fd);  // SO_REUSEPORT (same user only) is what groups the workers' sockets
+    target_ = io::UdpTarget{&udp_, fd};
     return uv_udp_recv_start(&udp_, on_alloc, on_recv);
 }
 
@@ -44,8 +44,8 @@ void UdpListener::send(const Endpoint& to, stun::Bytes head, stun::Bytes body, s
     std::size_t n = 0;
     pieces[n++] = piece(head);
     if (!body.empty()) pieces[n++] = piece(body);
-    if (pad != 0) pieces[n++] = uv_buf_init(const_cast<char*>(kZeroPad), pad & 3u);
-    udp_send(&udp_, reinterpret_cast<const sockaddr*>(&sa), {pieces, n});
+    if (pad != 0) pieces[n++] = uv_buf_init(const_cast<char*>(io::kZeroPad), pad & 3u);
+    io::udp_send(&udp_, reinterpret_cast<const sockaddr*>(&sa), {pieces, n});
 }
 
 void UdpListener::close() {
@@ -69,7 +69,7 @@ void UdpListener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
         return;
     }
     if (nread < 0) {
-        log::debug("udp {}: receive error: {}", self->local_.to_string(), error_text(static_cast<int>(nread)));
+        log::debug("udp {}: receive error: {}", self->local_.to_string(), io::error_text(static_cast<int>(nread)));
         return;
     }
     if ((flags & UV_UDP_PARTIAL) != 0) return;
@@ -82,4 +82,4 @@ void UdpListener::on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
         (flags & UV_UDP_MMSG_CHUNK) != 0);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -18,7 +18,7 @@
 #include "turnbridge/server/tcp_listener.hpp"
 #include "turnbridge/server/udp_listener.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 constexpr std::size_t kDatagramMax = 64 * 1024;  // libuv's per-datagram slot (UV__UDP_DGRAM_MAXSIZE)
@@ -34,13 +34,13 @@ template <class... F> struct Overloaded : F... { using F::operator()...; };
 template <class... F> Overloaded(F...) -> Overloaded<F...>;
 
 void fail(unsigned index, const char* what, int err) {
-    throw std::runtime_error(fmt::format("worker {}: {}: {}", index, what, error_text(err)));
+    throw std::runtime_error(fmt::format("worker {}: {}: {}", index, what, io::error_text(err)));
 }
 
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const ProcessShared& shared,
-               TlsContextPtr tls, std::vector<ListenerFd> fds)
+               io::TlsContextPtr tls, std::vector<ListenerFd> fds)
     : index_(index), cfg_(std::move(cfg)), shared_(shared), tls_(std::move(tls)), binder_(*this, *shared.relays),
       udp_buf_(new std::uint8_t[kDatagramMax * kBatch]), stream_buf_(new std::uint8_t[kStreamRead]),
       tls_buf_(new std::uint8_t[kTlsPlainIn + kTlsPlainOut + kTlsCipherOut]) {
@@ -88,15 +88,15 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
             }
             if (err != 0)
                 throw std::runtime_error(fmt::format("cannot listen on {} {}: {}", to_string(l.transport),
-                                                     l.local.to_string(), error_text(err)));
+                                                     l.local.to_string(), io::error_text(err)));
         }
         if (cfg_->any_gateway()) {
             // Every worker hosts a gateway (issue 12); the GatewayShared places each call.
             // Each ended call's record goes to the store with the allocation records.
-            GatewayHost::CallSink calls;
+            gateway::host::GatewayHost::CallSink calls;
             if (shared_.hub != nullptr)
                 calls = [hub = shared_.hub](accounting::CallRecord r) { hub->post_call(std::move(r)); };
-            gateway_ = std::make_unique<GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
+            gateway_ = std::make_unique<gateway::host::GatewayHost>(&loop_, cfg_, *shared_.nonces, [this] { return tls_context(); },
                                                      shared_.media, std::move(calls), index_, shared_.gateway);
             gateway_->set_auth_throttle(shared_.auth);
             gateway_->set_streams(shared_.streams);
@@ -139,7 +139,7 @@ void Worker::run(std::latch& up) {
     server_.reset();
     uv_run(&loop_, UV_RUN_DEFAULT);
     if (int err = uv_loop_close(&loop_); err != 0)
-        log::warn("worker {}: loop closed with handles still open: {}", index_, error_text(err));
+        log::warn("worker {}: loop closed with handles still open: {}", index_, io::error_text(err));
 }
 
 void Worker::post_config(std::shared_ptr<const config::Config> cfg) {
@@ -150,7 +150,7 @@ void Worker::post_config(std::shared_ptr<const config::Config> cfg) {
     uv_async_send(&mail_async_);
 }
 
-void Worker::post_tls(TlsContextPtr ctx) {
+void Worker::post_tls(io::TlsContextPtr ctx) {
     {
         std::lock_guard lock(mail_mu_);
         mail_.tls = std::move(ctx);
@@ -223,7 +223,7 @@ void Worker::shutdown() {
 
 void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
-    WorkerStats stats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
+    app::WorkerStats stats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
     stats.user_allocation_refusals = s.user_allocation_refusals;
     stats.permission_cap_refusals = s.permission_cap_refusals;
     stats.channel_cap_refusals = s.channel_cap_refusals;
@@ -321,7 +321,7 @@ void Worker::send_to_client(const turn::ToClient& c) {
             // Relayed data (a short ChannelData or Data indication header before the payload)
             // joins the batch; a STUN response (all in the server's response buffer, which the
             // next request overwrites) goes now, after what was queued before it.
-            if (!c.body.empty() && SendBatch::fits(c.head)) {
+            if (!c.body.empty() && io::SendBatch::fits(c.head)) {
                 queue_send(l->target(), c.to.client, c.head, c.body, c.pad);
             } else {
                 flush_sends();
@@ -372,4 +372,4 @@ void Worker::connection_closed(const FiveTuple& ft) {
     if (server_) server_->on_client_closed(clock_.now(), ft);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

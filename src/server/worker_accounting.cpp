@@ -6,7 +6,7 @@
 
 #include "turnbridge/app/accounting_hub.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 namespace {
 
 std::int64_t unix_ms_now() {
@@ -20,7 +20,7 @@ std::uint64_t packet_sum(const turn::Counters& c) { return std::accumulate(c.pac
 
 accounting::AllocationRecord WorkerAccounting::record(const turn::Allocation& a) const {
     accounting::AllocationRecord r;
-    r.id = AccountingHub::record_id(instance_ms_, a.id);
+    r.id = app::AccountingHub::record_id(instance_ms_, a.id);
     r.account = a.account;
     r.username = a.username;
     r.realm = a.realm;
@@ -86,4 +86,4 @@ std::vector<accounting::AllocationRecord> WorkerAccounting::take(const turn::Ser
     return out;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <charconv>
 
-namespace turnbridge::net {
+namespace turnbridge::sip {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -63,4 +63,4 @@ SipStreamFramer::Status SipStreamFramer::next(std::string& message) {
     return Status::Message;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::sip

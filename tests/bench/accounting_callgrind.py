@@ -34,10 +34,10 @@ from bench_common import (BINARY, RESULTS, ab_rounds, cpu_times, free_port, mach
 
 # Entry points of the accounting work; none calls another, so their inclusive costs add up.
 # The worker's part runs on the relay thread; the store's on the control thread.
-WORKER_ROOTS = ["turnbridge::net::Worker::on_flush(",
-                "turnbridge::net::WorkerAccounting::on_created(",
-                "turnbridge::net::WorkerAccounting::on_closed("]
-CONTROL_ROOTS = ["turnbridge::net::AccountingHub::drain()"]
+WORKER_ROOTS = ["turnbridge::server::Worker::on_flush(",
+                "turnbridge::server::WorkerAccounting::on_created(",
+                "turnbridge::server::WorkerAccounting::on_closed("]
+CONTROL_ROOTS = ["turnbridge::app::AccountingHub::drain()"]
 
 
 def callgrind_control(pid, on):

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: whole call flows through net::SipRouter (sans-I/O). The input is a script:
+// libFuzzer target: whole call flows through gateway::SipRouter (sans-I/O). The input is a script:
 // each step picks a message from a template (a browser's REGISTER, INVITE, CANCEL, ACK, BYE,
 // OPTIONS over WebSocket, with the digest rounds done right or wrong; a trunk's INVITE to a routed
 // DID with or without registered users, from the trunk or a stranger, its CANCEL, ACK, BYE, and
@@ -21,7 +21,9 @@
 #include "turnbridge/sip/digest.hpp"
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::gateway;
+using namespace turnbridge::gateway::host;
+using namespace turnbridge::server;
 using namespace std::chrono_literals;
 
 namespace {

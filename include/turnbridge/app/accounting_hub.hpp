@@ -24,7 +24,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/turn/server.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 
 // What a worker reports besides records, replaced wholesale at every post.
 struct WorkerStats {
@@ -117,4 +117,4 @@ private:
     std::atomic<std::shared_ptr<const accounting::QuotaSnapshot>> quota_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

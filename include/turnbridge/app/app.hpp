@@ -21,7 +21,7 @@
 #include "turnbridge/turn/nonce.hpp"
 #include "turnbridge/turn/quota.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 
 class App {
 public:
@@ -35,7 +35,7 @@ public:
     int run();
 
 private:
-    bool start_workers(unsigned count, TlsContextPtr tls);
+    bool start_workers(unsigned count, io::TlsContextPtr tls);
     bool open_accounting(unsigned workers);
     bool start_admin();
     void stop(const char* why);
@@ -47,17 +47,17 @@ private:
     turn::NonceMinter nonces_;
     turn::QuotaTracker quota_;
     AuthThrottle auth_;  // failed TURN, SIP digest and admin authentications, for every thread
-    RelayRegistry relays_;
+    server::RelayRegistry relays_;
     std::int64_t instance_ms_ = 0;
     io::StreamGates streams_;  // before everything that holds connections: their tickets point here
     std::uint64_t fd_limit_ = 0;
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
-    std::unique_ptr<MediaExchange> media_;  // gateway mode: relayed media between workers' allocations and calls
-    std::unique_ptr<GatewayShared> gateway_;  // gateway mode: what the workers' gateways share
-    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<server::MediaExchange> media_;  // gateway mode: relayed media between workers' allocations and calls
+    std::unique_ptr<gateway::GatewayShared> gateway_;  // gateway mode: what the workers' gateways share
+    std::vector<std::unique_ptr<server::Worker>> workers_;
     std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
     uv_loop_t loop_{};
-    std::optional<Signals> signals_;
+    std::optional<io::Signals> signals_;
     uv_timer_t purge_{};
     bool stopping_ = false;
 };
@@ -65,4 +65,4 @@ private:
 // The workers to run for `threads` (0 = one per CPU).
 unsigned worker_count(unsigned threads);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

@@ -8,7 +8,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/config/config.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::app {
 
 std::shared_ptr<const config::Config> merge_reload(const config::Config& running,
                                                    const std::shared_ptr<const config::Config>& fresh);
@@ -16,4 +16,4 @@ std::shared_ptr<const config::Config> merge_reload(const config::Config& running
 // "debug" | "info" | "warn" | "error" (validated by config).
 log::Level parse_log_level(std::string_view name);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::app

@@ -26,7 +26,7 @@
 #include "turnbridge/sip/placement.hpp"
 #include "turnbridge/sip/registrar.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 
 // The flow a SIP message came on, as the router sees it (defined in sip_router.hpp).
 struct SipFlow;
@@ -107,4 +107,4 @@ private:
     std::unique_ptr<Box[]> boxes_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

@@ -36,7 +36,7 @@
 #include "turnbridge/sip/transaction.hpp"
 #include "turnbridge/turn/reflection_guard.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 
 // The seam toward the media side (gateway::CallMedia): one MediaSdp per call. `outbound` is
 // true for a browser->trunk call. nullptr: no media for it now (the call gets 503).
@@ -249,4 +249,4 @@ private:
     sip::LimitCounts counts_{};
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

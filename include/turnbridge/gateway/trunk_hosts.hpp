@@ -13,7 +13,7 @@
 
 #include "turnbridge/base/address.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway {
 
 class TrunkHosts {
 public:
@@ -53,4 +53,4 @@ private:
     std::map<std::string, Entry, std::less<>> names_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway

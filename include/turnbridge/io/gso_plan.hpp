@@ -10,7 +10,7 @@
 
 #include "turnbridge/base/address.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 // The kernel's UDP_MAX_SEGMENTS (64 before Linux 6.6), and a total that fits one IPv4 or IPv6
 // UDP datagram (65,535 minus IP and UDP headers) with room to spare.
@@ -54,4 +54,4 @@ inline std::size_t plan_messages(std::span<const Endpoint> to, std::span<const s
     return n;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

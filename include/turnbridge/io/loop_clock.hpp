@@ -7,7 +7,7 @@
 
 #include "turnbridge/turn/clock.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 // Both clocks, read now: for code that runs outside a loop's callbacks or once in a while.
 inline turn::Clock read_clock() {
@@ -38,4 +38,4 @@ private:
     std::int64_t unix_ = 0;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

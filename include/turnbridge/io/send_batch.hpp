@@ -16,7 +16,7 @@
 #include "turnbridge/io/gso_plan.hpp"
 #include "turnbridge/stun/message.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 // A UDP socket that batched datagrams leave from (a client listener or a relay socket).
 struct UdpTarget {
@@ -70,4 +70,4 @@ private:
     SendMmsg sendmmsg_ = ::sendmmsg;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

@@ -5,7 +5,7 @@
 #include <functional>
 #include <uv.h>
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 class Signals {
 public:
@@ -23,4 +23,4 @@ private:
     bool open_ = true;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

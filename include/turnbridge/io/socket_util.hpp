@@ -9,7 +9,7 @@
 
 #include "turnbridge/base/address.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 enum class SocketKind : std::uint8_t { Udp, Tcp };
 
@@ -44,4 +44,4 @@ std::string error_text(int negative_errno);
 
 std::string_view to_string(SocketKind k);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

@@ -23,7 +23,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 class TlsSession;
 }
 
@@ -150,7 +150,7 @@ private:
     std::string peer_text_;
     std::string name_;
     std::optional<Endpoint> local_;
-    std::unique_ptr<net::TlsSession> tls_;
+    std::unique_ptr<TlsSession> tls_;
     GateTicket ticket_;
     StreamGuard guard_;
     std::vector<std::string> pending_;   // sends before ready

@@ -10,7 +10,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 using TlsContextPtr = std::shared_ptr<SSL_CTX>;
 
@@ -24,4 +24,4 @@ struct TlsError {
 std::variant<TlsContextPtr, TlsError> load_tls_context(const std::filesystem::path& cert,
                                                        const std::filesystem::path& key);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

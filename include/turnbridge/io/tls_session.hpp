@@ -13,7 +13,7 @@ typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct bio_st BIO;
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 class TlsSession {
 public:
@@ -57,4 +57,4 @@ private:
     std::size_t carried_ = 0;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

@@ -8,7 +8,7 @@
 
 struct sockaddr;
 
-namespace turnbridge::net {
+namespace turnbridge::io {
 
 enum class SendResult { Sent, Queued, Dropped };
 
@@ -21,4 +21,4 @@ SendResult udp_send(uv_udp_t* handle, const sockaddr* to, std::span<const uv_buf
 // Up to three zero bytes of padding (RFC 8656 §12.5), for uv_buf_t pieces.
 extern const char kZeroPad[4];
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::io

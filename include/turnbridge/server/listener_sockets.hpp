@@ -9,7 +9,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/server/worker.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 // Per worker: for each `listen` address a UDP and a TCP socket, for each `tls_listen` address a
 // TCP socket (transport Tls), all with SO_REUSEPORT so the kernel spreads clients over workers.
@@ -18,4 +18,4 @@ using ListenerFds = std::vector<std::vector<ListenerFd>>;
 std::variant<ListenerFds, std::string> open_listeners(const config::Config& cfg, unsigned workers);
 void close_listeners(ListenerFds& fds);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

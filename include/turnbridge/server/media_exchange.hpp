@@ -26,7 +26,7 @@
 #include "turnbridge/turn/relay_binder.hpp"
 #include "turnbridge/turn/server.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 struct MediaHandoff {
     unsigned worker = 0;           // the allocation's worker
@@ -100,4 +100,4 @@ private:
     unsigned count_ = 0;   // boxes: one per worker's allocations, then one per worker's gateway
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

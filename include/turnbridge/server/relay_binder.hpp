@@ -8,7 +8,7 @@
 
 #include "turnbridge/turn/relay_binder.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class RelayRegistry;
 class RelaySocket;
@@ -52,4 +52,4 @@ private:
     std::array<bool, 2> shared_full_{};           // a shared port could not be bound: stop trying
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

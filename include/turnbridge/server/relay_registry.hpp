@@ -14,7 +14,7 @@
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/base/result.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 // RFC 8656 §7.2: a reserved port is held for about 30 seconds.
 constexpr auto kReservationLifetime = std::chrono::seconds(30);
@@ -79,4 +79,4 @@ private:
     std::unordered_map<IpAddress, HeldPorts> held_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -9,7 +9,7 @@
 #include "turnbridge/stun/message.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class Worker;
 
@@ -34,7 +34,7 @@ private:
     static void on_closed(uv_handle_t* h);
 
     uv_udp_t udp_{};
-    UdpTarget target_;
+    io::UdpTarget target_;
     Worker& worker_;
     turn::RelayHandle handle_;
     int fd_;
@@ -43,4 +43,4 @@ private:
     bool closing_ = false;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -14,7 +14,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class Worker;
 
@@ -62,4 +62,4 @@ private:
     io::StreamConnection conn_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

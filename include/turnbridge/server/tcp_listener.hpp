@@ -6,7 +6,7 @@
 
 #include "turnbridge/base/address.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class Worker;
 
@@ -29,4 +29,4 @@ private:
     bool open_ = false;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

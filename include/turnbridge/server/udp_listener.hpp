@@ -8,7 +8,7 @@
 #include "turnbridge/io/send_batch.hpp"
 #include "turnbridge/stun/message.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class Worker;
 
@@ -19,7 +19,7 @@ public:
     int start(int fd);
     // head + body + pad zero bytes as one datagram, gathered by the kernel (no copy).
     void send(const Endpoint& to, stun::Bytes head, stun::Bytes body, std::uint8_t pad);
-    UdpTarget& target() { return target_; }  // for the worker's SendBatch
+    io::UdpTarget& target() { return target_; }  // for the worker's io::SendBatch
     void close();
     const Endpoint& local() const { return local_; }
 
@@ -28,10 +28,10 @@ private:
     static void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
 
     uv_udp_t udp_{};
-    UdpTarget target_;
+    io::UdpTarget target_;
     Worker& worker_;
     Endpoint local_;
     bool open_ = false;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -21,11 +21,18 @@
 #include "turnbridge/server/worker_accounting.hpp"
 #include "turnbridge/turn/server.hpp"
 
-namespace turnbridge::net {
-
+namespace turnbridge::app {
 class AccountingHub;
+}
+namespace turnbridge::gateway::host {
 class GatewayHost;
+}
+namespace turnbridge::gateway {
 class GatewayShared;
+}
+
+namespace turnbridge::server {
+
 class MediaExchange;
 struct MediaHandoff;
 class RelayRegistry;
@@ -45,10 +52,10 @@ struct ProcessShared {
     const turn::NonceMinter* nonces = nullptr;
     turn::QuotaTracker* quota = nullptr;
     RelayRegistry* relays = nullptr;
-    AccountingHub* hub = nullptr;   // null: no accounting
+    app::AccountingHub* hub = nullptr;   // null: no accounting
     std::int64_t instance_ms = 0;   // start of this process, part of every accounting record id
     MediaExchange* media = nullptr; // gateway mode: hands relayed media to and from the gateways
-    GatewayShared* gateway = nullptr;   // gateway mode: placement, registrar, SIP mailboxes
+    gateway::GatewayShared* gateway = nullptr;   // gateway mode: placement, registrar, SIP mailboxes
     AuthThrottle* auth = nullptr;   // security.auth_failures_per_minute (TURN and SIP digest)
     io::StreamGates* streams = nullptr;  // connection caps and counters of every stream kind (null: none)
 };
@@ -58,7 +65,7 @@ public:
     // Builds the loop and its handles on the calling thread; start() runs them on a new one.
     // Takes ownership of the fds. Throws std::runtime_error when a handle cannot be set up.
     Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const ProcessShared& shared,
-           TlsContextPtr tls, std::vector<ListenerFd> fds);
+           io::TlsContextPtr tls, std::vector<ListenerFd> fds);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -68,7 +75,7 @@ public:
 
     // Thread-safe: picked up by the worker on its own loop.
     void post_config(std::shared_ptr<const config::Config> cfg);
-    void post_tls(TlsContextPtr ctx);
+    void post_tls(io::TlsContextPtr ctx);
     void post_stop();
     void post_kick(std::uint64_t allocation_id);
 
@@ -94,7 +101,7 @@ public:
     void on_peer_data(turn::RelayHandle relay, const Endpoint& peer, stun::Bytes bytes, bool in_batch = false);
     // The SendBatch: datagrams queued until flush_sends() (end of a receive batch, before the
     // receive buffer is reused, before a socket closes or changes options).
-    void queue_send(UdpTarget& t, const Endpoint& to, stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
+    void queue_send(io::UdpTarget& t, const Endpoint& to, stun::Bytes head, stun::Bytes body, std::uint8_t pad) {
         batch_.add(t, to, head, body, pad);
     }
     void flush_sends() {
@@ -105,7 +112,7 @@ public:
     // per connection per receive batch instead of one per ChannelData.
     void stream_pending(TcpConnection* c) { pending_streams_.push_back(c); }
     void stream_gone(TcpConnection* c);  // closing: drop it from the list
-    const SendBatchStats& send_stats() const { return batch_.stats(); }
+    const io::SendBatchStats& send_stats() const { return batch_.stats(); }
 
     void add_connection(TcpConnection* c);
     void remove_connection(TcpConnection* c);  // closing: no more sends to it
@@ -128,9 +135,9 @@ private:
     unsigned index_;
     std::shared_ptr<const config::Config> cfg_;
     ProcessShared shared_;
-    TlsContextPtr tls_;
+    io::TlsContextPtr tls_;
     uv_loop_t loop_{};
-    LoopClock clock_{&loop_};   // per-datagram time from uv_now(), not clock_gettime
+    io::LoopClock clock_{&loop_};   // per-datagram time from uv_now(), not clock_gettime
     uv_async_t mail_async_{};
     uv_async_t media_async_{};   // gateway mode only (shared_.media)
     uv_timer_t tick_{};
@@ -142,13 +149,13 @@ private:
     std::unique_ptr<WorkerAccounting> accounting_;  // before server_: the server reports to it
     std::unique_ptr<turn::Server> server_;
     std::vector<turn::Action> actions_;  // reused: no allocation per packet
-    SendBatch batch_;                    // preallocated: no allocation per packet
+    io::SendBatch batch_;                    // preallocated: no allocation per packet
     std::vector<TcpConnection*> pending_streams_;  // with relayed data not yet written
     std::vector<TcpConnection*> flushing_streams_;  // pending_streams_ while they are flushed
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
     std::vector<MediaHandoff> media_in_;     // taken from the MediaExchange, reused
-    std::unique_ptr<GatewayHost> gateway_;  // every worker, when a realm has gateway mode (gateway_host.hpp)
+    std::unique_ptr<gateway::host::GatewayHost> gateway_;  // every worker, when a realm has gateway mode (gateway_host.hpp)
     std::unordered_map<FiveTuple, TcpConnection*> connections_;
     std::vector<TcpConnection*> sweep_;   // reused by on_tick()
     std::unique_ptr<std::uint8_t[]> udp_buf_;
@@ -160,10 +167,10 @@ private:
     std::mutex mail_mu_;
     struct Mail {
         std::shared_ptr<const config::Config> cfg;
-        TlsContextPtr tls;
+        io::TlsContextPtr tls;
         bool stop = false;
         std::vector<std::uint64_t> kicks;
     } mail_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

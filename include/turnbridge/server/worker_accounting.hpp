@@ -11,7 +11,7 @@
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/turn/server.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::server {
 
 class WorkerAccounting : public turn::AllocationObserver {
 public:
@@ -40,4 +40,4 @@ private:
     std::unordered_map<turn::AllocationId, std::uint64_t> last_packets_;  // sum over directions
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::server

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace turnbridge::net {
+namespace turnbridge::sip {
 
 class SipStreamFramer {
 public:
@@ -26,4 +26,4 @@ private:
     std::string buffer_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::sip

@@ -12,7 +12,7 @@
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/io/udp_send.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 namespace {
 
 // A UDP flow nothing uses is forgotten after this long without a datagram (the trunk's, a
@@ -31,32 +31,32 @@ std::string trunk_ca_key(const config::Realm& realm) {
 std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway::random_bytes); }
 
 [[noreturn]] void cannot(std::string_view what, const Endpoint& ep, int err) {
-    throw std::runtime_error(fmt::format("gateway: cannot listen on {} {}: {}", what, ep.to_string(), error_text(err)));
+    throw std::runtime_error(fmt::format("gateway: cannot listen on {} {}: {}", what, ep.to_string(), io::error_text(err)));
 }
 
 }  // namespace
 
 GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                         std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls, unsigned worker,
-                         GatewayShared* shared)
+                         std::function<SSL_CTX*()> tls, server::MediaExchange* exchange, CallSink calls, unsigned worker,
+                         gateway::GatewayShared* shared)
     : loop_(loop), worker_(worker), shared_(shared), cfg_(std::move(cfg)), tls_(std::move(tls)), calls_(std::move(calls)),
-      next_id_(flow_id(worker, 1)), udp_flows_(cfg_->sip_udp_flows) {
+      next_id_(gateway::flow_id(worker, 1)), udp_flows_(cfg_->sip_udp_flows) {
     media_ = std::make_unique<GatewayMedia>(loop_, *cfg_, exchange, worker_, [this](const sip::MediaSdp* m, const std::string& why) {
         if (closed_) return;
         std::vector<sip::Action> out;
-        router_->hang_up(read_clock().mono, m, why, out);
+        router_->hang_up(io::read_clock().mono, m, why, out);
         apply(out);
     });
-    SipLocal local;
+    gateway::SipLocal local;
     if (!cfg_->sip_listen.empty()) local.sent_by = cfg_->sip_listen.front().to_string();
     if (!cfg_->ws_listen.empty()) local.ws_host = cfg_->ws_listen.front().to_string();
     else if (!cfg_->wss_listen.empty()) local.ws_host = cfg_->wss_listen.front().to_string();
     else local.ws_host = "turnbridge.invalid";
-    router_ = std::make_unique<SipRouter>(
+    router_ = std::make_unique<gateway::SipRouter>(
         cfg_, nonces, std::move(local), [this](const config::Realm& realm, bool) { return media_->create(realm); },
         [this](const config::Realm& realm, const Endpoint& to) { return trunk_flow(realm, to); },
         [] { return random_u64(); });
-    router_->on_call_ended([this](const CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
+    router_->on_call_ended([this](const gateway::CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
     // Our REGISTERs toward trunks leave from worker 0 only.
     router_->set_shared(shared_, worker_, worker_ == 0);
 }
@@ -97,7 +97,7 @@ void GatewayHost::start() {
     // Names are looked up before the router starts, so registrations to named trunks wait for them.
     resolver_->set_names(trunk_host_names());
     std::vector<sip::Action> out;
-    router_->start(read_clock().mono, out);
+    router_->start(io::read_clock().mono, out);
     apply(out);
 }
 
@@ -121,25 +121,25 @@ std::vector<std::string> GatewayHost::trunk_host_names() const {
 void GatewayHost::on_trunk_resolved() {
     if (closed_) return;
     std::vector<sip::Action> out;
-    router_->on_trunk_resolved(read_clock().mono, out);
+    router_->on_trunk_resolved(io::read_clock().mono, out);
     apply(out);
 }
 
 void GatewayHost::load_trunk_tls(bool strict) {
-    std::map<std::pair<std::string, bool>, TlsContextPtr> contexts;
+    std::map<std::pair<std::string, bool>, io::TlsContextPtr> contexts;
     for (const auto& [name, realm] : cfg_->realms) {
         const auto& gw = realm.gateway;
         if (!gw.enabled || gw.trunk.transport != config::SipTrunk::Transport::Tls) continue;
         std::pair<std::string, bool> key{gw.trunk_ca.string(), gw.trunk_tls_verify};
         if (contexts.contains(key)) continue;
         auto loaded = load_trunk_tls_context(gw.trunk_ca, gw.trunk_tls_verify, trunk_ca_key(realm));
-        if (auto* e = std::get_if<TlsError>(&loaded)) {
+        if (auto* e = std::get_if<io::TlsError>(&loaded)) {
             if (strict) throw std::runtime_error(e->to_string());
             log::error("{} (calls to trunk {} will fail)", e->to_string(), gw.trunk.uri);
             continue;
         }
         if (!gw.trunk_tls_verify) log::warn("realm {}: trunk_tls_verify = false: trunk {} is not authenticated", name, gw.trunk.uri);
-        contexts.emplace(std::move(key), std::get<TlsContextPtr>(std::move(loaded)));
+        contexts.emplace(std::move(key), std::get<io::TlsContextPtr>(std::move(loaded)));
     }
     trunk_tls_ = std::move(contexts);
 }
@@ -147,7 +147,7 @@ void GatewayHost::load_trunk_tls(bool strict) {
 void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
     if (secure && tls_() == nullptr) throw std::runtime_error("gateway: wss_listen needs tls_cert and tls_key");
     // Every worker binds the same addresses: SO_REUSEPORT spreads the connections.
-    const int fd = open_bound_socket(SocketKind::Tcp, ep, SocketOptions{shared_ != nullptr && shared_->workers() > 1});
+    const int fd = io::open_bound_socket(io::SocketKind::Tcp, ep, io::SocketOptions{shared_ != nullptr && shared_->workers() > 1});
     const char* what = sip ? "sip tcp" : secure ? "wss" : "ws";
     if (fd < 0) cannot(what, ep, fd);
     auto l = std::make_unique<Listener>();
@@ -186,7 +186,7 @@ void GatewayHost::listen_tcp(const Endpoint& ep, bool secure, bool sip) {
 
 void GatewayHost::bind_udp(const Endpoint& ep) {
     // ... and the UDP sources (by 4-tuple: one source always reaches the same worker).
-    const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{shared_ != nullptr && shared_->workers() > 1});
+    const int fd = io::open_bound_socket(io::SocketKind::Udp, ep, io::SocketOptions{shared_ != nullptr && shared_->workers() > 1});
     if (fd < 0) cannot("sip udp", ep, fd);
     auto u = std::make_unique<Udp>();
     u->host = this;
@@ -199,7 +199,7 @@ void GatewayHost::bind_udp(const Endpoint& ep) {
         ::close(fd);
         cannot("sip udp", ep, err);
     }
-    clear_reuse_addr(fd);
+    io::clear_reuse_addr(fd);
     const int err = uv_udp_recv_start(
         &raw->udp,
         [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -240,14 +240,14 @@ std::optional<sip::TransportId> GatewayHost::udp_flow(const Endpoint& remote, Ud
     std::uint32_t socket = 0;
     while (udp_[socket].get() != via) ++socket;
     // An existing flow is found (and marked used) whatever `via` is.
-    auto opened = udp_flows_.open(read_clock().mono, remote, socket, next_id_,
+    auto opened = udp_flows_.open(io::read_clock().mono, remote, socket, next_id_,
                                   [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
     if (!opened) return std::nullopt;
     if (opened->created) ++next_id_;
     return opened->id;
 }
 
-std::optional<TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm, const Endpoint& to) {
+std::optional<gateway::TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm, const Endpoint& to) {
     std::optional<sip::TransportId> id;
     switch (realm.gateway.trunk.transport) {
         case config::SipTrunk::Transport::Udp: id = udp_flow(to); break;
@@ -255,16 +255,16 @@ std::optional<TrunkFlowInfo> GatewayHost::trunk_flow(const config::Realm& realm,
         case config::SipTrunk::Transport::Tls: return tls_flow(realm, to);
     }
     if (!id) return std::nullopt;
-    return TrunkFlowInfo{*id, std::nullopt};
+    return gateway::TrunkFlowInfo{*id, std::nullopt};
 }
 
-std::optional<TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, const Endpoint& to) {
+std::optional<gateway::TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, const Endpoint& to) {
     const auto& gw = realm.gateway;
     // One connection per trunk identity: the address, the name its certificate must carry, and
     // what it is checked against (two realms may trust the same address differently).
     const std::string key = fmt::format("{}|{}|{}|{}", to.to_string(), gw.trunk.host, gw.trunk_ca.string(), gw.trunk_tls_verify);
     if (auto it = tls_out_.find(key); it != tls_out_.end()) {
-        if (auto c = tcp_.find(it->second); c != tcp_.end()) return TrunkFlowInfo{it->second, c->second->local()};
+        if (auto c = tcp_.find(it->second); c != tcp_.end()) return gateway::TrunkFlowInfo{it->second, c->second->local()};
     }
     auto ctx = trunk_tls_.find({gw.trunk_ca.string(), gw.trunk_tls_verify});
     if (ctx == trunk_tls_.end()) {
@@ -278,7 +278,7 @@ std::optional<TrunkFlowInfo> GatewayHost::tls_flow(const config::Realm& realm, c
     if (c == nullptr) return std::nullopt;
     tcp_.emplace(id, c);
     tls_out_.emplace(key, id);
-    return TrunkFlowInfo{id, c->local()};
+    return gateway::TrunkFlowInfo{id, c->local()};
 }
 
 std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
@@ -293,7 +293,7 @@ std::optional<sip::TransportId> GatewayHost::tcp_flow(const Endpoint& trunk) {
 
 void GatewayHost::on_sip_tcp_message(SipTcpConnection& c, std::string_view sip) {
     if (closed_) return;
-    deliver(SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()}, sip, nullptr);
+    deliver(gateway::SipFlow{c.id(), false, c.secure(), true, c.peer().ip, c.local()}, sip, nullptr);
 }
 
 void GatewayHost::connection_gone() {
@@ -317,7 +317,7 @@ void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
     const bool known = udp_flows_.find(from).has_value();
     auto id = udp_flow(from, &u);
     if (!id) return;
-    deliver(SipFlow{*id, false, false, false, from.ip, {}}, bytes, &u);
+    deliver(gateway::SipFlow{*id, false, false, false, from.ip, {}}, bytes, &u);
     // A datagram that left nothing behind (garbage, a stranger's request answered statelessly)
     // does not keep its flow: filling the table takes sources that something came of.
     if (!known) {
@@ -327,7 +327,7 @@ void GatewayHost::on_udp(Udp& u, const Endpoint& from, std::string_view bytes) {
 
 void GatewayHost::on_ws_message(WsConnection& c, std::string_view sip) {
     if (closed_) return;
-    deliver(SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, nullptr);
+    deliver(gateway::SipFlow{c.id(), true, c.secure(), true, c.peer().ip, {}}, sip, nullptr);
 }
 
 void GatewayHost::on_ws_opened(WsConnection& c) {
@@ -347,24 +347,24 @@ void GatewayHost::flow_closed(sip::TransportId id) {
     if (shared_ != nullptr)
         for (unsigned w = 0; w < shared_->workers(); ++w)
             if (w != worker_) {
-                SipMail mail;
-                mail.kind = SipMail::Kind::Closed;
+                gateway::SipMail mail;
+                mail.kind = gateway::SipMail::Kind::Closed;
                 mail.transport = id;
                 shared_->post(w, std::move(mail));
             }
     std::vector<sip::Action> out;
-    router_->on_flow_closed(read_clock().mono, id, out);
+    router_->on_flow_closed(io::read_clock().mono, id, out);
     apply(out);
 }
 
-void GatewayHost::deliver(const SipFlow& flow, std::string_view bytes, const Udp* via) {
-    const auto clock = read_clock();
+void GatewayHost::deliver(const gateway::SipFlow& flow, std::string_view bytes, const Udp* via) {
+    const auto clock = io::read_clock();
     std::vector<sip::Action> out;
     auto m = router_->screen(clock.mono, flow, bytes, out);
     if (m && shared_ != nullptr && shared_->workers() > 1) {
         const bool initial_invite = m->is_request() && m->method() == "INVITE" && m->to_tag().empty();
         if (const unsigned owner = shared_->route(clock.mono, m->call_id(), initial_invite); owner != worker_) {
-            SipMail mail;
+            gateway::SipMail mail;
             mail.transport = flow.id;
             mail.websocket = flow.websocket;
             mail.secure = flow.secure;
@@ -390,19 +390,19 @@ void GatewayHost::on_mail() {
     for (auto& mail : mail_in_) {
         if (closed_) break;
         switch (mail.kind) {
-            case SipMail::Kind::Send: {
+            case gateway::SipMail::Kind::Send: {
                 sip::Send s{mail.transport, std::move(mail.bytes)};
                 send_local(s);
                 break;
             }
-            case SipMail::Kind::Closed: {
+            case gateway::SipMail::Kind::Closed: {
                 std::vector<sip::Action> out;
-                router_->on_flow_closed(read_clock().mono, mail.transport, out);
+                router_->on_flow_closed(io::read_clock().mono, mail.transport, out);
                 apply(out);
                 break;
             }
-            case SipMail::Kind::Message: {
-                SipFlow flow{mail.transport, mail.websocket, mail.secure, mail.reliable, mail.peer, mail.local};
+            case gateway::SipMail::Kind::Message: {
+                gateway::SipFlow flow{mail.transport, mail.websocket, mail.secure, mail.reliable, mail.peer, mail.local};
                 bool known = true;
                 if (mail.udp_remote) {
                     // A UDP source is answered from our own socket of the same address.
@@ -414,7 +414,7 @@ void GatewayHost::on_mail() {
                 }
                 auto m = sip::Message::parse(mail.bytes);
                 if (!m) break;
-                const auto clock = read_clock();
+                const auto clock = io::read_clock();
                 std::vector<sip::Action> out;
                 router_->on_screened(clock.mono, clock.unix_seconds, flow, std::move(*m), out);
                 apply(out);
@@ -431,13 +431,13 @@ void GatewayHost::apply(std::vector<sip::Action>& out) {
     for (auto& a : out) {
         auto* s = std::get_if<sip::Send>(&a);
         if (s == nullptr) continue;
-        if (shared_ != nullptr && flow_owner(s->transport) != worker_) {
+        if (shared_ != nullptr && gateway::flow_owner(s->transport) != worker_) {
             // Another worker's WebSocket or connection: that worker writes it.
-            SipMail mail;
-            mail.kind = SipMail::Kind::Send;
+            gateway::SipMail mail;
+            mail.kind = gateway::SipMail::Kind::Send;
             mail.transport = s->transport;
             mail.bytes = std::move(s->bytes);
-            shared_->post(flow_owner(s->transport), std::move(mail));
+            shared_->post(gateway::flow_owner(s->transport), std::move(mail));
             continue;
         }
         send_local(*s);
@@ -457,20 +457,20 @@ void GatewayHost::send_local(sip::Send& a) {
             sockaddr_storage sa{};
             f->remote.to_sockaddr(sa);
             const uv_buf_t b = uv_buf_init(s->bytes.data(), static_cast<unsigned>(s->bytes.size()));
-            udp_send(&udp_[f->socket]->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
+            io::udp_send(&udp_[f->socket]->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
         } else {
             log::debug("gateway: message for a flow that is gone ({}); dropped", s->transport);
         }
     }
 }
 
-void GatewayHost::call_ended(const CallSummary& s, sip::MediaSdp* media) {
+void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media) {
     const GatewayMedia::Summary m = media_->finish(media);
     if (!m.failure.empty() && s.end_reason.starts_with("media"))
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
     if (!calls_) return;
     // The cores keep monotonic time; the record wants wall-clock milliseconds.
-    const auto clock = read_clock();
+    const auto clock = io::read_clock();
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
     const auto unix_ms = [&](sip::Time t) {
@@ -509,18 +509,18 @@ void GatewayHost::rearm() {
         uv_timer_stop(&timer_);
         return;
     }
-    const auto now = read_clock().mono;
+    const auto now = io::read_clock().mono;
     const auto ms = *next <= now ? 0 : std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
     uv_timer_start(&timer_, [](uv_timer_t* t) {
         auto* self = static_cast<GatewayHost*>(t->data);
         std::vector<sip::Action> out;
-        self->router_->on_timer(read_clock().mono, out);
+        self->router_->on_timer(io::read_clock().mono, out);
         self->apply(out);
     }, static_cast<std::uint64_t>(ms), 0);
 }
 
 void GatewayHost::sweep() {
-    udp_flows_.expire(read_clock().mono, kUdpFlowIdle, [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
+    udp_flows_.expire(io::read_clock().mono, kUdpFlowIdle, [this](const sip::UdpFlows::Flow& f) { return flow_busy(f); });
     const std::uint64_t now = uv_now(loop_);
     // A close reports to us (and erases from the map): walk copies.
     std::vector<WsConnection*> ws;
@@ -544,7 +544,7 @@ void GatewayHost::close() {
     if (closed_) return;
     // Last words: BYE/CANCEL for live calls and un-REGISTER, sent before the sockets go.
     std::vector<sip::Action> out;
-    router_->stop(read_clock().mono, out);
+    router_->stop(io::read_clock().mono, out);
     apply(out);
     closed_ = true;
     if (shared_ != nullptr && timer_open_) {
@@ -568,4 +568,4 @@ void GatewayHost::close() {
     for (auto* c : tcp) c->close();
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -10,7 +10,7 @@
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/io/udp_send.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 namespace {
 
 constexpr std::chrono::milliseconds kFrame{20};   // one frame toward the trunk per tick (CallMedia::on_tick)
@@ -66,7 +66,7 @@ public:
     Summary summary;
 };
 
-GatewayMedia::GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, unsigned worker,
+GatewayMedia::GatewayMedia(uv_loop_t* loop, const config::Config& cfg, server::MediaExchange* exchange, unsigned worker,
                            Failed failed)
     : loop_(loop), ip_(cfg.media_ip.value_or(IpAddress{})), port_min_(cfg.media_port_min),
       port_max_(cfg.media_port_max), exchange_(exchange), worker_(worker), failed_(std::move(failed)) {}
@@ -103,7 +103,7 @@ GatewayMedia::Socket* GatewayMedia::open_socket(Call& call, bool browser_leg, En
         const std::uint32_t next = exchange_ != nullptr ? exchange_->next_port() : next_port_++;
         const auto port = static_cast<std::uint16_t>(port_min_ + (next % span));
         const Endpoint ep{ip_, port};
-        const int fd = open_bound_socket(SocketKind::Udp, ep, SocketOptions{});
+        const int fd = io::open_bound_socket(io::SocketKind::Udp, ep, io::SocketOptions{});
         if (fd < 0) continue;   // in use (another call, another process): try the next
         auto* s = new Socket;
         s->owner = this;
@@ -116,7 +116,7 @@ GatewayMedia::Socket* GatewayMedia::open_socket(Call& call, bool browser_leg, En
             uv_close(reinterpret_cast<uv_handle_t*>(&s->udp), [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
             continue;
         }
-        clear_reuse_addr(fd);
+        io::clear_reuse_addr(fd);
         uv_udp_recv_start(
             &s->udp,
             [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -209,7 +209,7 @@ void GatewayMedia::forget(Call& call) {
 void GatewayMedia::on_datagram(Socket& s, const Endpoint& from, std::span<const std::uint8_t> bytes) {
     Call& call = *s.call;
     out_.clear();
-    const auto now = read_clock().mono;
+    const auto now = clock_.now().mono;
     if (s.browser_leg) call.media->on_browser_datagram(now, from, bytes, out_);
     else call.media->on_trunk_datagram(now, from, bytes, out_);
     send(call, out_);
@@ -219,8 +219,8 @@ void GatewayMedia::on_datagram(Socket& s, const Endpoint& from, std::span<const 
 void GatewayMedia::on_handoffs() {
     if (closed_ || exchange_ == nullptr) return;
     exchange_->take(exchange_->gateway_box(worker_), inbox_);
-    const auto now = read_clock().mono;
-    for (const MediaHandoff& h : inbox_) {
+    const auto now = clock_.now().mono;
+    for (const server::MediaHandoff& h : inbox_) {
         auto it = by_browser_port_.find(h.media.port);
         if (it == by_browser_port_.end() || !(it->second->browser_ep == h.media)) continue;   // no such call (any more)
         Call& call = *it->second;
@@ -237,7 +237,7 @@ void GatewayMedia::on_handoffs() {
 }
 
 void GatewayMedia::on_tick() {
-    const auto now = read_clock().mono;
+    const auto now = clock_.now().mono;
     // A libuv timer re-armed every 20 ms fires a little late each time (loop time, whole
     // milliseconds), and the trunk would get 0.5-2.5 % fewer frames than it plays: every frame
     // due by the schedule is made now, then the timer is armed for the next one.
@@ -283,7 +283,7 @@ void GatewayMedia::send(Call& call, gateway::MediaOutput& out) {
         p.to.to_sockaddr(sa);
         const uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(p.buf.data())),
                                        static_cast<unsigned>(p.size));
-        udp_send(&s->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
+        io::udp_send(&s->udp, reinterpret_cast<const sockaddr*>(&sa), {&b, 1});
     }
     out.clear();
 }
@@ -305,7 +305,7 @@ void GatewayMedia::arm() {
     if (want == ticking_) return;
     ticking_ = want;
     if (want) {
-        const auto now = read_clock().mono;
+        const auto now = clock_.now().mono;
         next_frame_ = now + kFrame;
         schedule_tick(now);
     } else {
@@ -313,4 +313,4 @@ void GatewayMedia::arm() {
     }
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -3,7 +3,7 @@
 
 #include "turnbridge/base/log.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 SipTcpConnection::SipTcpConnection(uv_loop_t* loop, SipTcpOwner& owner, std::uint64_t id, const io::GuardLimits& limits,
                                    io::StreamStats* stats)
@@ -42,8 +42,8 @@ bool SipTcpConnection::on_bytes(std::string_view in) {
     std::string message;
     while (!conn_.closing()) {
         const auto st = framer_.next(message);
-        if (st == SipStreamFramer::Status::NeedMore) return true;
-        if (st == SipStreamFramer::Status::Error) {
+        if (st == sip::SipStreamFramer::Status::NeedMore) return true;
+        if (st == sip::SipStreamFramer::Status::Error) {
             log::debug("sip {} {}: unframeable stream (Content-Length); closing", secure() ? "tls" : "tcp", conn_.name());
             return false;
         }
@@ -58,4 +58,4 @@ void SipTcpConnection::on_closed(io::StreamConnection&) {
     delete this;
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

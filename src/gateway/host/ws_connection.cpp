@@ -11,7 +11,7 @@
 #include "turnbridge/gateway/host/click_to_call_page.hpp"
 #include "turnbridge/sip/websocket_handshake.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 namespace {
 
 std::string http_response(int status, std::string_view reason, std::string_view type, std::string_view cache,
@@ -147,4 +147,4 @@ void WsConnection::on_http() {
     }
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// net::AccountingHub's side of gateway calls: post_call from the gateway's thread, drain into the
+// app::AccountingHub's side of gateway calls: post_call from the gateway's thread, drain into the
 // store with the allocation records, retry after a failed write, and the /metrics figures.
 #include <doctest/doctest.h>
 
@@ -54,7 +54,7 @@ struct HubFixture {
     TempDir dir;
     uv_loop_t loop{};
     FlakyStore* store = nullptr;  // owned by the hub
-    std::unique_ptr<net::AccountingHub> hub;
+    std::unique_ptr<app::AccountingHub> hub;
     std::shared_ptr<const config::Config> hub_config;
 
     explicit HubFixture(bool accounting = true, std::uint64_t plain_quota_bytes = 0) {
@@ -73,7 +73,7 @@ struct HubFixture {
             s = std::move(flaky);
         }
         hub_config = cfg;
-        hub = std::make_unique<net::AccountingHub>(&loop, std::move(s), cfg, 1,
+        hub = std::make_unique<app::AccountingHub>(&loop, std::move(s), cfg, 1,
                                                    [](unsigned, std::uint64_t) { return false; });
     }
     ~HubFixture() {
@@ -103,7 +103,7 @@ TEST_CASE("hub: a call posted from another thread wakes the control loop and is 
 
 TEST_CASE("hub: calls and allocation records go to the store in one write; the admin API reads them back") {
     HubFixture f;
-    f.hub->post(0, {record("i1-a", "alice", "example.org", kDay, scaled(1))}, net::WorkerStats{});
+    f.hub->post(0, {record("i1-a", "alice", "example.org", kDay, scaled(1))}, app::WorkerStats{});
     f.hub->post_call(call("c1-1", "alice", "example.org", kDay, 90'000));
     f.hub->post_call(call("c1-2", "bob", "example.org", kDay + 1000, 0));
     f.hub->drain();
@@ -149,7 +149,7 @@ TEST_CASE("hub quotas: workers read over_quota from a snapshot, never waiting fo
     HubFixture f(true, 1000);
     const config::Realm& plain = f.hub_config->realms.at("plain.org");
     CHECK_FALSE(f.hub->over_quota(plain, "alice"));
-    f.hub->post(0, {record("i1-a", "alice", "plain.org", kDay, scaled(100))}, net::WorkerStats{});  // 1,600 bytes
+    f.hub->post(0, {record("i1-a", "alice", "plain.org", kDay, scaled(100))}, app::WorkerStats{});  // 1,600 bytes
     f.hub->drain();
     CHECK(f.hub->over_quota(plain, "alice"));
     CHECK_FALSE(f.hub->over_quota(plain, "bob"));
@@ -159,7 +159,7 @@ TEST_CASE("hub quotas: workers read over_quota from a snapshot, never waiting fo
     std::shared_future<void> released = release.get_future().share();
     std::atomic<bool> writing{false};
     f.store->before_write = [&] { writing = true; released.wait(); };
-    f.hub->post(0, {record("i1-b", "bob", "plain.org", kDay, scaled(100))}, net::WorkerStats{});
+    f.hub->post(0, {record("i1-b", "bob", "plain.org", kDay, scaled(100))}, app::WorkerStats{});
     std::thread control([&] { f.hub->drain(); });
     while (!writing) std::this_thread::yield();
     auto answer = std::async(std::launch::async, [&] { return f.hub->over_quota(plain, "alice"); });

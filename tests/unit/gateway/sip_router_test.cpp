@@ -6,7 +6,7 @@
 #include "turnbridge/gateway/sip_router.hpp"
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::gateway;
 using namespace std::chrono_literals;
 
 namespace {

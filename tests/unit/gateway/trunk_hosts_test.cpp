@@ -5,7 +5,7 @@
 #include "turnbridge/gateway/trunk_hosts.hpp"
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::gateway;
 using namespace std::chrono_literals;
 
 namespace {

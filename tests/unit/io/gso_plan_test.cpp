@@ -8,7 +8,7 @@
 #include "turnbridge/io/gso_plan.hpp"
 
 namespace tb = turnbridge;
-namespace net = turnbridge::net;
+namespace io = turnbridge::io;
 
 namespace {
 
@@ -16,8 +16,8 @@ namespace {
 std::string plan(const std::vector<const char*>& to, const std::vector<std::size_t>& sizes, bool gso = true) {
     std::vector<tb::Endpoint> eps;
     for (const char* t : to) eps.push_back(*tb::Endpoint::parse(t));
-    std::vector<net::PlannedMessage> out(sizes.size());
-    const std::size_t n = net::plan_messages(eps, sizes, gso, out);
+    std::vector<io::PlannedMessage> out(sizes.size());
+    const std::size_t n = io::plan_messages(eps, sizes, gso, out);
     std::string s;
     std::size_t next = 0;
     for (std::size_t k = 0; k < n; ++k) {

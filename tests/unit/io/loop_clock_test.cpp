@@ -14,7 +14,7 @@ using namespace std::chrono;
 TEST_CASE("LoopClock's monotonic time is uv_now() and compares with steady_clock (issue 12)") {
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
-    net::LoopClock clock(&loop);
+    io::LoopClock clock(&loop);
     uv_update_time(&loop);
     const auto a = clock.now();
     CHECK(duration_cast<milliseconds>(a.mono.time_since_epoch()).count() == static_cast<long long>(uv_now(&loop)));

@@ -15,7 +15,7 @@
 #include "turnbridge/io/send_batch.hpp"
 
 namespace tb = turnbridge;
-namespace net = turnbridge::net;
+namespace io = turnbridge::io;
 
 namespace {
 
@@ -53,13 +53,13 @@ std::vector<std::vector<std::uint8_t>> drain(int fd) {
 struct Sender {
     uv_loop_t loop{};
     uv_udp_t udp{};
-    net::UdpTarget target;
+    io::UdpTarget target;
     explicit Sender(int sndbuf = 0) {
         REQUIRE(uv_loop_init(&loop) == 0);
         REQUIRE(uv_udp_init(&loop, &udp) == 0);
         const int fd = udp_socket(0, sndbuf);
         REQUIRE(uv_udp_open(&udp, fd) == 0);
-        target = net::UdpTarget{&udp, fd};
+        target = io::UdpTarget{&udp, fd};
     }
     ~Sender() {
         uv_close(reinterpret_cast<uv_handle_t*>(&udp), nullptr);
@@ -94,7 +94,7 @@ TEST_CASE("SendBatch: a burst to one destination leaves in one sendmmsg, whole a
     const auto to = local_of(rx);
     Datagrams d;
     d.make(40, 1200);
-    net::SendBatch batch;
+    io::SendBatch batch;
     for (std::size_t i = 0; i < 40; ++i) batch.add(s.target, to, d.head[i], d.body[i], 0);
     batch.flush();
     CHECK(batch.empty());
@@ -117,9 +117,9 @@ TEST_CASE("SendBatch: two sockets and two destinations interleaved keep per-dest
     const int rx1 = udp_socket(4 << 20), rx2 = udp_socket(4 << 20);
     Datagrams d;
     d.make(30, 101);
-    net::SendBatch batch;
+    io::SendBatch batch;
     for (std::size_t i = 0; i < 30; ++i) {
-        net::UdpTarget& t = i % 3 == 0 ? b.target : a.target;
+        io::UdpTarget& t = i % 3 == 0 ? b.target : a.target;
         batch.add(t, local_of(i % 2 ? rx1 : rx2), d.head[i], d.body[i], 3);
     }
     batch.flush();
@@ -177,7 +177,7 @@ TEST_CASE("SendBatch: EAGAIN part way hands the rest to libuv's send path, in or
     const auto to = local_of(rx);
     Datagrams d;
     d.make(50, 300);
-    net::SendBatch batch;
+    io::SendBatch batch;
     batch.set_sendmmsg(sendmmsg_eagain);
     g_budget = 1;  // one message (a GSO run of the first datagrams, or one datagram) goes, then EAGAIN
     g_refused = false;
@@ -211,7 +211,7 @@ TEST_CASE("SendBatch: a kernel refusing UDP_SEGMENT turns GSO off for that socke
     const auto to = local_of(rx);
     Datagrams d;
     d.make(20, 500);
-    net::SendBatch batch;
+    io::SendBatch batch;
     batch.set_sendmmsg(sendmmsg_no_gso);
     g_gso_calls = 0;
     for (std::size_t i = 0; i < 20; ++i) batch.add(s.target, to, d.head[i], d.body[i], 0);

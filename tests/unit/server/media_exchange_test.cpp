@@ -8,7 +8,7 @@
 #include "turnbridge/server/media_exchange.hpp"
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::server;
 
 namespace {
 

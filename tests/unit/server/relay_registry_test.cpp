@@ -8,7 +8,7 @@
 #include <set>
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::server;
 
 namespace {
 

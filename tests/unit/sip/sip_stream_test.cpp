@@ -7,7 +7,7 @@
 
 #include "turnbridge/sip/sip_stream.hpp"
 
-using turnbridge::net::SipStreamFramer;
+using turnbridge::sip::SipStreamFramer;
 
 namespace {
 const std::string kBye = "BYE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";

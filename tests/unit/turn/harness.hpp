@@ -45,7 +45,7 @@ public:
         reserved.erase(it);
         return open(f, port);
     }
-    // Like net::WorkerRelayBinder: up to `shared_ports` sockets per family, the least used first.
+    // Like server::WorkerRelayBinder: up to `shared_ports` sockets per family, the least used first.
     tb::Result<turn::RelaySocket> bind_shared(tb::Family f) override {
         if (shared_ports == 0) return RelayBinder::bind_shared(f);
         auto& pool = shared[f];

@@ -4,11 +4,11 @@
 // Its source is src/net/click_to_call.html; scripts/embed_page.py turns it into a .cpp at build time.
 #include <string_view>
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 extern const std::string_view kClickToCallPage;
 // default-src 'none' plus the page's own inline script and style by SHA-256; the server
 // appends connect-src for its WebSocket.
 extern const std::string_view kClickToCallCsp;
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

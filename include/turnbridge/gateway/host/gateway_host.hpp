@@ -35,13 +35,13 @@
 #include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/gateway/host/sip_tcp.hpp"
 #include "turnbridge/io/tls_context.hpp"
-#include "turnbridge/io/trunk_resolver.hpp"
+#include "turnbridge/gateway/host/trunk_resolver.hpp"
 #include "turnbridge/gateway/host/ws_connection.hpp"
 #include "turnbridge/sip/udp_flows.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 class GatewayHost final : public WsOwner, public SipTcpOwner {
 public:
@@ -51,8 +51,8 @@ public:
     // `exchange` brings relayed media from every worker's TURN allocations (null: direct only).
     // `worker`: this worker's index; `shared`: what the workers' gateways share (null: one worker).
     GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> cfg, const turn::NonceMinter& nonces,
-                std::function<SSL_CTX*()> tls, MediaExchange* exchange, CallSink calls, unsigned worker = 0,
-                GatewayShared* shared = nullptr);
+                std::function<SSL_CTX*()> tls, server::MediaExchange* exchange, CallSink calls, unsigned worker = 0,
+                gateway::GatewayShared* shared = nullptr);
     ~GatewayHost() override;
 
     // Connection caps and counters for ws/wss and SIP/TCP ([streams]); call before start().
@@ -92,8 +92,8 @@ private:
     void bind_udp(const Endpoint& ep);
     std::optional<sip::TransportId> udp_flow(const Endpoint& remote, Udp* via = nullptr);
     std::optional<sip::TransportId> tcp_flow(const Endpoint& trunk);
-    std::optional<TrunkFlowInfo> trunk_flow(const config::Realm& realm, const Endpoint& to);
-    std::optional<TrunkFlowInfo> tls_flow(const config::Realm& realm, const Endpoint& to);
+    std::optional<gateway::TrunkFlowInfo> trunk_flow(const config::Realm& realm, const Endpoint& to);
+    std::optional<gateway::TrunkFlowInfo> tls_flow(const config::Realm& realm, const Endpoint& to);
     // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
     // a bad CA file (startup) instead of logging it (reload).
     void load_trunk_tls(bool strict);
@@ -104,18 +104,18 @@ private:
     void sweep();
     void on_udp(Udp& u, const Endpoint& from, std::string_view bytes);
     // A message that reached this worker: screened here, handled here or by its Call-ID's worker.
-    void deliver(const SipFlow& flow, std::string_view bytes, const Udp* via);
-    void on_mail();   // GatewayShared mailbox: other workers' messages, sends and closed flows
+    void deliver(const gateway::SipFlow& flow, std::string_view bytes, const Udp* via);
+    void on_mail();   // gateway::GatewayShared mailbox: other workers' messages, sends and closed flows
     void send_local(sip::Send& s);
     void flow_closed(sip::TransportId id);
     bool flow_busy(const sip::UdpFlows::Flow& f) const;
-    void call_ended(const CallSummary& s, sip::MediaSdp* media);
+    void call_ended(const gateway::CallSummary& s, sip::MediaSdp* media);
 
     uv_loop_t* loop_;
     unsigned worker_ = 0;
-    GatewayShared* shared_ = nullptr;
+    gateway::GatewayShared* shared_ = nullptr;
     uv_async_t mail_{};
-    std::vector<SipMail> mail_in_;
+    std::vector<gateway::SipMail> mail_in_;
     std::shared_ptr<const config::Config> cfg_;
     std::function<SSL_CTX*()> tls_;
     CallSink calls_;
@@ -124,7 +124,7 @@ private:
     uv_timer_t trim_timer_{};
     void connection_gone();
     std::unique_ptr<GatewayMedia> media_;   // before router_: the router's calls hold its media
-    std::unique_ptr<SipRouter> router_;
+    std::unique_ptr<gateway::SipRouter> router_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Udp>> udp_;
     uv_timer_t timer_{};
@@ -137,9 +137,9 @@ private:
     std::unordered_map<sip::TransportId, SipTcpConnection*> tcp_;
     std::unordered_map<Endpoint, sip::TransportId> tcp_out_;   // our connections toward TCP trunks
     std::map<std::string, sip::TransportId> tls_out_;          // ... toward TLS trunks, by tls_key()
-    std::map<std::pair<std::string, bool>, TlsContextPtr> trunk_tls_;   // (trunk_ca, verify) -> context
+    std::map<std::pair<std::string, bool>, io::TlsContextPtr> trunk_tls_;   // (trunk_ca, verify) -> context
     std::unique_ptr<TrunkResolver> resolver_;
     char udp_buf_[64 * 1024];
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -18,11 +18,12 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/io/loop_clock.hpp"
 #include "turnbridge/gateway/call_media.hpp"
 #include "turnbridge/server/media_exchange.hpp"
 #include "turnbridge/sip/call.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 class GatewayMedia {
 public:
@@ -39,7 +40,7 @@ public:
 
     // `exchange`: null when no worker hands relayed media over (then only direct candidates).
     // `worker`: the worker whose loop this runs on (its inbox in the exchange, its media ports).
-    GatewayMedia(uv_loop_t* loop, const config::Config& cfg, MediaExchange* exchange, unsigned worker, Failed failed);
+    GatewayMedia(uv_loop_t* loop, const config::Config& cfg, server::MediaExchange* exchange, unsigned worker, Failed failed);
     ~GatewayMedia();
 
     void start();   // the DTLS certificate, the timer, the exchange's inbox
@@ -75,10 +76,11 @@ private:
     void arm();
 
     uv_loop_t* loop_;
+    io::LoopClock clock_{loop_};   // per-datagram time from uv_now()
     IpAddress ip_;
     std::uint16_t port_min_, port_max_;
     std::uint32_t next_port_ = 0;   // cursor into the range, so ports are not reused at once
-    MediaExchange* exchange_;
+    server::MediaExchange* exchange_;
     unsigned worker_ = 0;
     Failed failed_;
     std::shared_ptr<const gateway::DtlsCertificate> certificate_;
@@ -93,9 +95,9 @@ private:
     // When the next 20 ms frame is due. Frames are counted from this monotonic schedule, not from
     // when the timer fired, so toward the trunk none is lost to timer drift.
     std::chrono::steady_clock::time_point next_frame_{};
-    std::vector<MediaHandoff> inbox_;
+    std::vector<server::MediaHandoff> inbox_;
     gateway::MediaOutput out_;
     std::array<std::uint8_t, 2048> rx_{};
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

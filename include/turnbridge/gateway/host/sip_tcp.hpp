@@ -17,7 +17,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 class SipTcpConnection;
 
@@ -74,8 +74,8 @@ private:
     std::uint64_t id_;
     bool outbound_ = false;
     bool reported_ = false;   // the owner knows it: its close is reported
-    SipStreamFramer framer_;
+    sip::SipStreamFramer framer_;
     io::StreamConnection conn_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -10,10 +10,10 @@
 
 #include "turnbridge/io/tls_context.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 // `key` names the config key for messages: realm."X".gateway.trunk_ca.
-std::variant<TlsContextPtr, TlsError> load_trunk_tls_context(const std::filesystem::path& ca, bool verify,
+std::variant<io::TlsContextPtr, io::TlsError> load_trunk_tls_context(const std::filesystem::path& ca, bool verify,
                                                              const std::string& key);
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -18,7 +18,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 class WsConnection;
 
@@ -78,4 +78,4 @@ private:
     io::StreamConnection conn_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -16,7 +16,9 @@
 #include "turnbridge/stun/message.hpp"
 
 using namespace turnbridge;
-using namespace turnbridge::net;
+using namespace turnbridge::gateway;
+using namespace turnbridge::gateway::host;
+using namespace turnbridge::server;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "turnbridge/io/trunk_resolver.hpp"
+#include "turnbridge/gateway/host/trunk_resolver.hpp"
 
 #include <algorithm>
 #include <netdb.h>
@@ -7,7 +7,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/io/loop_clock.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 struct TrunkResolver::Lookup {
     uv_getaddrinfo_t req{};
@@ -29,7 +29,7 @@ void TrunkResolver::set_names(const std::vector<std::string>& names) {
 
 void TrunkResolver::kick() {
     if (!open_) return;
-    const auto now = read_clock().mono;
+    const auto now = io::read_clock().mono;
     std::vector<std::string> due;
     hosts_.due(now, due);
     for (auto& name : due) {
@@ -69,9 +69,9 @@ void TrunkResolver::on_result(const std::string& name, int status, const addrinf
     std::vector<IpAddress> found;
     for (const addrinfo* a = res; status == 0 && a != nullptr; a = a->ai_next)
         if (auto ep = Endpoint::from_sockaddr(a->ai_addr)) found.push_back(ep->ip);
-    const bool had = hosts_.state(name) == TrunkHosts::State::Ready;
+    const bool had = hosts_.state(name) == gateway::TrunkHosts::State::Ready;
     const std::string why = status != 0 ? uv_strerror(status) : "no addresses";
-    hosts_.on_resolved(read_clock().mono, name, found, found.empty() ? why : std::string());
+    hosts_.on_resolved(io::read_clock().mono, name, found, found.empty() ? why : std::string());
     if (found.empty()) {
         log::warn("gateway: cannot resolve trunk host {}: {}{}", name, why, had ? " (keeping its last addresses)" : "");
     } else {
@@ -95,4 +95,4 @@ void TrunkResolver::close() {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
 }
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host

@@ -10,7 +10,7 @@
 
 #include "turnbridge/gateway/trunk_hosts.hpp"
 
-namespace turnbridge::net {
+namespace turnbridge::gateway::host {
 
 class TrunkResolver {
 public:
@@ -20,7 +20,7 @@ public:
 
     // The names to keep resolved (IP literals are skipped); starts what is due.
     void set_names(const std::vector<std::string>& names);
-    const TrunkHosts& hosts() const { return hosts_; }
+    const gateway::TrunkHosts& hosts() const { return hosts_; }
     // Stops the timer and abandons lookups under way (their results are dropped).
     void close();
 
@@ -31,10 +31,10 @@ private:
 
     uv_loop_t* loop_;
     std::function<void()> changed_;
-    TrunkHosts hosts_;
+    gateway::TrunkHosts hosts_;
     uv_timer_t timer_{};
     bool open_ = false;
     std::vector<Lookup*> running_;
 };
 
-}  // namespace turnbridge::net
+}  // namespace turnbridge::gateway::host
