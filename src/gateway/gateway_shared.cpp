@@ -69,6 +69,7 @@ void GatewayShared::detach(unsigned w) {
     std::lock_guard lock(boxes_[w].mu);
     boxes_[w].wake = nullptr;
     boxes_[w].mail.clear();
+    boxes_[w].bytes = 0;
 }
 
 void GatewayShared::post(unsigned w, SipMail mail) {
@@ -76,9 +77,12 @@ void GatewayShared::post(unsigned w, SipMail mail) {
     Box& b = boxes_[w];
     std::lock_guard lock(b.mu);
     if (!b.wake) return;
-    // Bounded like a socket buffer: a stalled worker drops signalling (SIP retransmits over UDP).
-    if (b.mail.size() >= 65536) return;
+    if (b.mail.size() >= kMaxMail || b.bytes + mail.bytes.size() > kMaxMailBytes) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     const bool was_empty = b.mail.empty();
+    b.bytes += mail.bytes.size();
     b.mail.push_back(std::move(mail));
     if (was_empty) b.wake();
 }
@@ -87,6 +91,7 @@ void GatewayShared::take(unsigned w, std::vector<SipMail>& into) {
     into.clear();
     std::lock_guard lock(boxes_[w].mu);
     into.swap(boxes_[w].mail);
+    boxes_[w].bytes = 0;
 }
 
 }  // namespace turnbridge::gateway

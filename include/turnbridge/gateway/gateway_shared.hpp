@@ -86,7 +86,12 @@ public:
     // empty box; detach before closing what it wakes (posts then are dropped).
     void attach(unsigned w, std::function<void()> wake);
     void detach(unsigned w);
+    // Bounded like a socket buffer (kMaxMail messages, kMaxMailBytes bytes): beyond, a stalled
+    // worker's signalling is dropped (SIP retransmits over UDP) and counted in dropped().
+    static constexpr std::size_t kMaxMail = 65536;
+    static constexpr std::size_t kMaxMailBytes = 16u << 20;
     void post(unsigned w, SipMail mail);
+    std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
     void take(unsigned w, std::vector<SipMail>& into);
 
 private:
@@ -103,8 +108,10 @@ private:
         std::mutex mu;
         std::function<void()> wake;
         std::vector<SipMail> mail;
+        std::size_t bytes = 0;   // of the SIP messages in `mail`
     };
     std::unique_ptr<Box[]> boxes_;
+    std::atomic<std::uint64_t> dropped_{0};
 };
 
 }  // namespace turnbridge::gateway
