@@ -71,9 +71,12 @@ ws_listen = ["127.0.0.1:{ports['ws']}"]
 sip_listen = ["127.0.0.1:{ports['sip']}"]
 media_ip = "127.0.0.1"
 media_ports = "{MEDIA_PORTS[0]}-{MEDIA_PORTS[1]}"
+sip_requests_per_second = 0   # every browser registers from 127.0.0.1: no per-source SIP rate here
 [security]
 allowed_peers = ["127.0.0.0/8"]
 unauthenticated_rate = 0   # every browser Allocates from 127.0.0.1: no reflection guard here
+[streams]
+ws_max_connections_per_ip = 0   # every browser connects from 127.0.0.1
 [accounting]
 database = "bench.db"
 [realm."{REALM}"]
