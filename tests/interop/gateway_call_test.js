@@ -591,7 +591,7 @@ token = "t0ken"
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
   module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
-    uacScenario, runSipp, sippExit, freeTriple };
+    uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz };
 } else {
   const results = new Results('gateway_call');
   const cleanup = [];
