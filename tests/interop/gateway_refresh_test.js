@@ -30,12 +30,12 @@ const pages = (name) => path.join(__dirname, 'pages', name);
 let workDir = null;
 let serverDir = null;
 
-// sipp's -trace_rtt file: response times per rtd (ms), from its last line of counters.
+// sipp's -trace_rtt file: one row per response time measured (ms), with its rtd number.
 function rtds(dir, name) {
   const f = fs.readdirSync(dir).find((x) => x.startsWith(name) && x.endsWith('_rtt.csv'));
   if (!f) return [];
   const rows = fs.readFileSync(path.join(dir, f), 'utf8').trim().split('\n').slice(1);
-  return rows.map((r) => r.split(';')).map((c) => ({ ms: Number(c[2]), rtd: c[3] }));
+  return rows.map((r) => r.split(';')).map((c) => ({ ms: Number(c[1]), rtd: c[2] }));   // Date_ms;response_time_ms;rtd_no
 }
 
 async function until(pred, ms) {
