@@ -464,6 +464,26 @@ Message confirmed_outbound(Bench& b, std::initializer_list<std::pair<const char*
     return inv;
 }
 
+// A trunk INVITE (`extra` headers, `sdp` body or none) to one browser binding on kWsA.
+void start_inbound(Bench& b, const std::string& branch, const std::string& extra, const std::string& sdp) {
+    const std::string wire =
+        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=" + branch + "\r\n"
+        "From: <sip:+15557654@127.0.0.1:5070>;tag=callertag\r\n"
+        "To: <sip:+15550123@127.0.0.1:5062>\r\n"
+        "Call-ID: inbound-" + branch + "@127.0.0.1\r\nCSeq: 1 INVITE\r\n" + extra +
+        "Contact: <sip:+15557654@127.0.0.1:5070>\r\n" + (sdp.empty() ? "" : "Content-Type: application/sdp\r\n") +
+        "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp;
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
+    const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}};
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, bindings, "test", "example.org",
+                           b.browser.local, b.media, b.random, b.layer, b.out);
+        else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
+}
+
 }  // namespace
 
 TEST_CASE("our INVITE to the trunk offers session timers and UPDATE (RFC 4028 §7.1, RFC 3311 §6)") {
@@ -642,22 +662,7 @@ TEST_CASE("our refresh answered 481: the dialog is gone, both legs end (RFC 4028
 
 TEST_CASE("a trunk INVITE with Session-Expires below our Min-SE gets 422 with Min-SE (RFC 4028 §8.1)") {
     Bench b;
-    const std::string wire =
-        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKin422\r\n"
-        "From: <sip:+15557654@127.0.0.1:5070>;tag=callertag\r\n"
-        "To: <sip:+15550123@127.0.0.1:5062>\r\n"
-        "Call-ID: inbound-422@127.0.0.1\r\nCSeq: 1 INVITE\r\nSupported: timer\r\nSession-Expires: 60\r\n"
-        "Contact: <sip:+15557654@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n"
-        "Content-Length: 20\r\n\r\nv=0\r\ns=trunk-offer\r\n";
-    std::vector<Action> in;
-    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
-    const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}};
-    for (auto& a : in)
-        if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, bindings, "test", "example.org",
-                           b.browser.local, b.media, b.random, b.layer, b.out);
-        else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
+    start_inbound(b, "z9hG4bKin422", "Supported: timer\r\nSession-Expires: 60\r\n", "v=0\r\ns=trunk-offer\r\n");
     auto to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 2);
     CHECK(to_trunk[1].status() == 422);
@@ -667,21 +672,7 @@ TEST_CASE("a trunk INVITE with Session-Expires below our Min-SE gets 422 with Mi
 
 TEST_CASE("an inbound INVITE without SDP (late offer): our offer in the 200, the trunk's answer taken from its ACK (RFC 3261 §13.2.1)") {
     Bench b;
-    const std::string wire =
-        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKlate\r\n"
-        "From: <sip:+15557654@127.0.0.1:5070>;tag=callertag\r\n"
-        "To: <sip:+15550123@127.0.0.1:5062>\r\n"
-        "Call-ID: inbound-late@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
-        "Contact: <sip:+15557654@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
-    std::vector<Action> in;
-    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
-    const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}};
-    for (auto& a : in)
-        if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, bindings, "test", "example.org",
-                           b.browser.local, b.media, b.random, b.layer, b.out);
-        else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
+    start_inbound(b, "z9hG4bKlate", "", "");
     auto to_browser = b.sent(kWsA);
     REQUIRE(to_browser.size() == 1);
     CHECK(to_browser[0].body().find("s=to-browser") != std::string::npos);   // the media side's own offer
@@ -695,7 +686,7 @@ TEST_CASE("an inbound INVITE without SDP (late offer): our offer in the 200, the
     ack.push_via("UDP", "127.0.0.1:5070", "z9hG4bKlateack");
     ack.set_from("<sip:+15557654@127.0.0.1:5070>;tag=callertag");
     ack.set_to(to_trunk[1].to_header());
-    ack.set_call_id("inbound-late@127.0.0.1");
+    ack.set_call_id("inbound-z9hG4bKlate@127.0.0.1");
     ack.set_cseq(1, "ACK");
     ack.set_body("application/sdp", "v=0\r\ns=trunk-answer\r\n");
     b.arrive(kTrunk, msg(ack.serialize()));
