@@ -9,22 +9,31 @@
 //   2. pages/gateway_expiry_uas.xml: the trunk is the refresher and never refreshes: BYE both
 //      ways before Session-Expires, end reason session-expired in the call record.
 //   3. pages/gateway_refresher_uas.xml: refresher=uac: the gateway refreshes (UPDATE) twice.
-// interop-timeout: 170
+//   4. pages/gateway_late_offer_uac.xml: the trunk calls a routed DID with an INVITE without SDP;
+//      the page auto-answers, the gateway's offer is in the 200 and sipp's answer in the ACK. The
+//      tap that answer names records the page's tone in PCMU; then sipp plays 1 kHz and the page
+//      hears it.
+// interop-timeout: 210
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, RtpTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
+const { writeToneWav, writeTonePcap, dominantHz, RtpTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
   require('./gateway_call_test');
 
 const OUT_NUMBER = '+15557000';
+const DID = '+15550123';   // routed to the page: the late offer
 const PAGE_TONE_HZ = 880;
-const TOTAL_MS = 160000;
+const TRUNK_TONE_HZ = 1000;
+const TOTAL_MS = 200000;
 const SHORT_SE = 6;        // the expiry scenario: BYE by 6 - min(32, 6/3) = 4 s after the answer
 const REFRESH_SE = 4;      // the refresher=uac scenario: an UPDATE every 2 s
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pages = (name) => path.join(__dirname, 'pages', name);
+// ONLY=4 (or ONLY=1,4) runs some sections, for a quick look while changing one.
+const ONLY = process.env.ONLY ? process.env.ONLY.split(',') : null;
+const section = (n) => !ONLY || ONLY.includes(String(n));
 let workDir = null;
 let serverDir = null;
 
@@ -49,15 +58,18 @@ async function main(results, cleanup) {
   const sipPort = await pick();
   const adminPort = await pick();
   const sippPort = await pick();
+  const uacPort = await pick();
   const tapPort = await freeTriple(taken);
   const tapPort2 = await freeTriple(taken);
   const echoPort = await freeTriple(taken);
+  const uacMediaPort = await freeTriple(taken);
   const mediaLo = await freeRange(taken, 100);
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-refresh-'));
   workDir = work;
   const wav = path.join(work, 'tone.wav');
   writeToneWav(wav, PAGE_TONE_HZ, 2);
+  writeTonePcap(path.join(work, 'late_offer_tone.pcap'), TRUNK_TONE_HZ, 10);
 
   const tb = new Turnbridge({
     serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
@@ -69,6 +81,8 @@ caller_id = "+15550100"
 session_timers = true
 min_se = 2
 session_expires = 1800
+[realm."${REALM}".gateway.routes]
+"${DID}" = ["${USER}"]
 
 [accounting]
 flush_interval = 1
@@ -111,7 +125,7 @@ token = "t0ken"
     '-trace_rtt', '-rtt_freq', '1', ...extra];
 
   // --- 1. refreshes three ways, then hold, resume and a new port ------------------------------
-  {
+  if (section(1)) {
     const sipp = runSipp(work, 'refresh', pages('gateway_refresh_uas.xml'),
       sippArgs(['-set', 'rtpport', String(tapPort), '-set', 'rtpport2', String(tapPort2)]), sipps);
     await sleep(300);
@@ -153,7 +167,7 @@ token = "t0ken"
   }
 
   // --- 2. a trunk that stops refreshing ---------------------------------------------------
-  {
+  if (section(2)) {
     const sipp = runSipp(work, 'expiry', pages('gateway_expiry_uas.xml'),
       sippArgs(['-set', 'rtpport', String(tapPort), '-set', 'se', String(SHORT_SE)]), sipps);
     await sleep(300);
@@ -174,7 +188,7 @@ token = "t0ken"
   }
 
   // --- 3. refresher=uac: we refresh ------------------------------------------------------
-  {
+  if (section(3)) {
     const sipp = runSipp(work, 'refresher', pages('gateway_refresher_uas.xml'),
       sippArgs(['-set', 'rtpport', String(tapPort), '-set', 'se', String(REFRESH_SE)]), sipps);
     await sleep(300);
@@ -186,6 +200,37 @@ token = "t0ken"
     const counts = await page.evaluate(() => gw.counts());
     results.check("3: the trunk hangs up afterwards; the page's session ends remote and saw no re-INVITE",
       ended && ended.originator === 'remote' && counts.reinvites === 0, `${JSON.stringify(ended)} ${JSON.stringify(counts)}`);
+  }
+
+  // --- 4. late offer inbound ----------------------------------------------------------------
+  if (section(4)) {
+    tap.reset();
+    const sipp = runSipp(work, 'late_offer', pages('gateway_late_offer_uac.xml'),
+      ['-s', DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort),
+        '-set', 'tapport', String(tapPort)], sipps);
+    const answered = await page.evaluate(() => gw.waitIncoming(15000));
+    results.check('4: an INVITE without SDP to the DID rings the page, which answers', answered.confirmed,
+      `${JSON.stringify(answered.ended)}; ${await pageEvents()}`);
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    results.check('4: ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
+      `${media.connection}`);
+    // sipp is quiet for 4 s after its ACK: what reaches the tap meanwhile is the page's tone.
+    await sleep(2500);
+    const trunk = tap.analyse(-1);
+    const trunkHz = trunk.samples.length > 8000 ? dominantHz(trunk.samples.slice(-12000)) : 0;
+    results.check(`4: the address in sipp's ACK gets the page's ${PAGE_TONE_HZ} Hz tone in PCMU at 20 ms (2 %)`,
+      trunk.packets > 50 && within(trunkHz, PAGE_TONE_HZ) && JSON.stringify(trunk.sizes) === '[160]',
+      `${trunk.packets} PCMU packets of ${trunk.sizes} bytes, ${fmtHz(trunkHz)} Hz; payload types ${JSON.stringify([...trunk.pts])}`);
+    await sleep(3000);   // sipp plays its tone from 4 s after the ACK
+    const heard = await page.evaluate(() => gw.measure(2400));
+    results.check(`4: the page hears sipp's ${TRUNK_TONE_HZ} Hz tone (2 %)`, within(heard.peakHz, TRUNK_TONE_HZ),
+      `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB`);
+    const ended = await page.evaluate(() => gw.waitEnded(15000));
+    results.check("4: sipp's BYE ends the page's session", answered.confirmed && ended && ended.originator === 'remote',
+      JSON.stringify(ended));
+    const code = await sippExit(sipp, 8000);
+    results.check("4: sipp found our offer in the 200 (PCMU, telephone-event, sendrecv) and took its answer (exit 0)",
+      code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
   }
 
   await browser.close();
