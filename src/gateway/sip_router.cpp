@@ -459,7 +459,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     sip::LegAddress browser{flow.id, true,
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
-                              gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer};
+                              gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
     auto media = media_(*realm, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
@@ -536,6 +536,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     started(e, r.request.call_id());
     sip::TrunkAccount account;
     account.timers = session_timers(realm->gateway);
+    account.rel100 = realm->gateway.rel100;
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),

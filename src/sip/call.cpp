@@ -2,6 +2,7 @@
 #include "turnbridge/sip/call.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "turnbridge/sip/digest.hpp"
 
@@ -19,7 +20,33 @@ std::string user_of(const std::string& uri) {
 using namespace std::chrono_literals;
 
 // What we do in a dialog toward a trunk (RFC 3261 §20.5); UPDATE per RFC 3311.
-constexpr std::string_view kAllow = "INVITE, ACK, CANCEL, BYE, UPDATE, OPTIONS";
+constexpr std::string_view kAllow = "INVITE, ACK, CANCEL, BYE, UPDATE, PRACK, OPTIONS";
+// RFC 3262 §3: reliable provisionals are retransmitted at T1, doubling, for 64*T1.
+constexpr Duration kT1 = std::chrono::milliseconds(500);
+
+bool has_100rel(const Message& m, std::string_view header) {
+    return m.has_option_tag(header, "100rel");
+}
+
+// "RAck: 1 314 INVITE" (RFC 3262 §7.2) -> {1, 314}; nullopt when malformed or not for an INVITE.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_rack(const Message& m) {
+    const auto v = m.header("rack");
+    if (!v) return std::nullopt;
+    unsigned long rseq = 0, cseq = 0;
+    char method[16] = {};
+    if (std::sscanf(v->c_str(), "%lu %lu %15s", &rseq, &cseq, method) != 3 || std::string_view(method) != "INVITE" ||
+        rseq == 0 || rseq > 0xffffffffUL || cseq > 0xffffffffUL)
+        return std::nullopt;
+    return std::pair{static_cast<std::uint32_t>(rseq), static_cast<std::uint32_t>(cseq)};
+}
+
+std::optional<std::uint32_t> parse_rseq(const Message& m) {
+    const auto v = m.header("rseq");
+    if (!v || v->empty() || v->size() > 10 || v->find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const auto n = std::stoul(*v);
+    if (n == 0 || n > 0xffffffffUL) return std::nullopt;
+    return static_cast<std::uint32_t>(n);
+}
 
 bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
 
@@ -87,6 +114,16 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
     uas_invite_.emplace(invite.clone());
     uas_tag_ = new_tag(random_);
     trunk_allows_update_ = allows(invite, "UPDATE");
+    if (has_100rel(invite, "require") && !account_.rel100) {
+        // RFC 3261 §8.2.2.3: an extension we do not do (this realm turned 100rel off).
+        auto r = Message::response(invite, 420, {}, uas_tag_);
+        r.add_header("Unsupported", "100rel");
+        layer.respond(now, trunk_tx, std::move(r), out);
+        uas_.final = final_status_ = 420;
+        state_ = State::Ended;
+        return;
+    }
+    uas_reliable_ = account_.rel100 && (has_100rel(invite, "require") || has_100rel(invite, "supported"));
     if (timer_.too_small(invite)) {
         answer_uas(now, 422, {}, layer, out);   // RFC 4028 §8.1: Session Interval Too Small
         return;
@@ -126,6 +163,9 @@ void Call::send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer&
 
 void Call::answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out) {
     if (uas_.final) return;
+    const bool reliable = uas_reliable_ && status > 100 && status < 200;
+    // RFC 3262 §3: one unacknowledged reliable provisional at a time; the next one waits (dropped).
+    if (reliable && unacked_) return;
     auto r = Message::response(*uas_invite_, status, {}, uas_tag_);
     if (status < 300) r.add_contact(uas_.address.local.contact);
     if (status == 422) timer_.add_422(r);
@@ -134,19 +174,28 @@ void Call::answer_uas(Time now, int status, std::string_view sdp, TransactionLay
         timer_.answer(now, *uas_invite_, r);
     }
     if (!sdp.empty()) r.set_body("application/sdp", sdp);
+    if (reliable) {
+        // RFC 3262 §3: Require: 100rel and an RSeq; the early dialog exists now, for the PRACK.
+        if (!uas_.dialog)
+            if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) uas_.dialog.emplace(std::move(*d));
+        r.add_header("Require", "100rel");
+        r.add_header("RSeq", std::to_string(++rseq_));
+        unacked_.emplace(Unacked{r.clone(), now + kT1, now + 64 * kT1, kT1});
+    }
     layer.respond(now, uas_.invite_tx, std::move(r), out);
     if (status < 200) {
         if (state_ == State::Calling) state_ = State::Early;
         return;
     }
+    unacked_.reset();   // the final response ends the provisionals' retransmissions
     uas_.final = final_status_ = status;
     if (status < 300) {
-        if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) {
-            uas_.dialog.emplace(std::move(*d));
-            uas_.dialog->on_final_sent(status);
-        }
+        if (!uas_.dialog)
+            if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) uas_.dialog.emplace(std::move(*d));
+        if (uas_.dialog) uas_.dialog->on_final_sent(status);
         state_ = State::Confirmed;
     } else {
+        if (uas_.dialog) uas_.dialog->terminate();
         state_ = State::Ended;
     }
 }
@@ -168,6 +217,12 @@ Call::Leg* Call::trunk_leg() {
 void Call::add_trunk_headers(Message& m, bool refresh) const {
     m.add_header("Allow", kAllow);
     timer_.add_to_request(m, refresh);
+    if (!refresh && account_.rel100) {
+        // RFC 3262 §4, in one Supported header with `timer`: some peers (sipp) read only the first.
+        const auto timer = m.header("supported");
+        m.remove_header("Supported");
+        m.add_header("Supported", timer ? "100rel, " + *timer : std::string("100rel"));
+    }
 }
 
 bool Call::owns(const std::string& tx) const {
@@ -206,6 +261,7 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
                 leg->dialog->on_response(r);
             }
         }
+        if (outbound_ && !prack_provisional(now, *leg, r, layer, out)) return;   // a retransmission
         if (winner_ || state_ == State::Ended) return;
         // 180 once (forks ring together); 183 with SDP is early media and always goes through
         // (but for a late offer it would be the trunk's offer, which the 2xx repeats).
@@ -368,6 +424,7 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
         end_other_side(now, from_uas, layer, out);
         return;
     }
+    if (method == "PRACK") return on_prack(now, tx, r, *leg, layer, out);
     if ((method == "INVITE" || method == "UPDATE") && answer_in_dialog(now, tx, r, *leg, layer, out)) return;
     if (method == "INVITE") return relay_reinvite(now, tx, r, from_uas, layer, out);
     layer.respond(now, tx, Message::response(r, 200), out);
@@ -549,6 +606,17 @@ void Call::refresh_answered(Time now, const Message& r, TransactionLayer& layer,
 }
 
 void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out) {
+    if (unacked_ && unacked_->give_up <= now) {
+        // RFC 3262 §3: no PRACK in 64*T1: the INVITE is refused with a 5xx, the browsers cancelled.
+        unacked_.reset();
+        answer_uas(now, 504, {}, layer, out);
+        for (auto& l : uac_)
+            if (l.final == 0) layer.cancel(now, l.invite_tx, out);
+    } else if (unacked_ && unacked_->next <= now) {
+        layer.respond(now, uas_.invite_tx, unacked_->response.clone(), out);
+        unacked_->interval *= 2;
+        unacked_->next = std::min(now + unacked_->interval, unacked_->give_up);
+    }
     if (state_ != State::Confirmed || !timer_.active()) return;
     if (const auto at = timer_.expires_at(); at && *at <= now) {
         // RFC 4028 §10: no refresh came (or none of ours was answered): BYE both legs.
@@ -564,10 +632,44 @@ void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out)
 }
 
 std::optional<Time> Call::next_wake() const {
+    if (unacked_) return unacked_->next;
     if (state_ != State::Confirmed || !timer_.active()) return std::nullopt;
     auto t = timer_.expires_at();
     if (const auto r = timer_.refresh_at(); r && refresh_tx_.empty() && (!t || *r < *t)) t = r;
     return t;
+}
+
+}  // namespace turnbridge::sip
+
+namespace turnbridge::sip {
+
+bool Call::prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (!account_.rel100 || !has_100rel(r, "require")) return true;
+    const auto rseq = parse_rseq(r);
+    if (!rseq || !leg.dialog) return true;   // RFC 3262 §4: without an RSeq it is not reliable
+    // §4: a retransmission (or an old one) is not acknowledged again: the PRACK's own
+    // transaction retransmits. Beyond the next number: out of order, dropped until the gap fills.
+    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return false;
+    trunk_rseq_ = *rseq;
+    auto prack = leg.dialog->make_request("PRACK", random_);
+    prack.add_header("RAck", std::to_string(*rseq) + " " + std::to_string(r.cseq()) + " INVITE");
+    other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(prack), out));
+    return true;
+}
+
+void Call::on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                    std::vector<Action>& out) {
+    // RFC 3262 §3: a PRACK that matches no reliable provisional of ours gets 481. One for a
+    // provisional already acknowledged, or overtaken by the final response, is answered 200.
+    const auto rack = parse_rack(r);
+    const bool ours = &leg == &uas_ && !outbound_ && rack && rseq_ != 0 && rack->first <= rseq_ &&
+                      uas_invite_ && rack->second == uas_invite_->cseq();
+    if (!ours) {
+        layer.respond(now, tx, Message::response(r, 481, "No matching reliable provisional", leg.dialog->local_tag()), out);
+        return;
+    }
+    if (unacked_ && rack->first == rseq_) unacked_.reset();
+    layer.respond(now, tx, Message::response(r, 200, {}, leg.dialog->local_tag()), out);
 }
 
 }  // namespace turnbridge::sip

@@ -13,7 +13,13 @@
 //      the page auto-answers, the gateway's offer is in the 200 and sipp's answer in the ACK. The
 //      tap that answer names records the page's tone in PCMU; then sipp plays 1 kHz and the page
 //      hears it.
-// interop-timeout: 210
+//   5. pages/gateway_early_media_uas.xml: a reliable 183 with SDP (RFC 3262): the gateway's INVITE
+//      said Supported: 100rel and its PRACK carries the right RAck (sipp checks both); the page
+//      hears sipp's announcement before the 200, whose SDP names another port, which the gateway
+//      follows (the tap there gets the page's tone).
+//   6. pages/gateway_100rel_uac.xml: the trunk's INVITE requires 100rel: the gateway's 180 is
+//      reliable (sipp checks Require and RSeq, PRACKs it and gets 200), the page answers.
+// interop-timeout: 260
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -26,7 +32,8 @@ const OUT_NUMBER = '+15557000';
 const DID = '+15550123';   // routed to the page: the late offer
 const PAGE_TONE_HZ = 880;
 const TRUNK_TONE_HZ = 1000;
-const TOTAL_MS = 200000;
+const EARLY_TONE_HZ = 700;   // the trunk's announcement in its 183
+const TOTAL_MS = 250000;
 const SHORT_SE = 6;        // the expiry scenario: BYE by 6 - min(32, 6/3) = 4 s after the answer
 const REFRESH_SE = 4;      // the refresher=uac scenario: an UPDATE every 2 s
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -70,6 +77,7 @@ async function main(results, cleanup) {
   const wav = path.join(work, 'tone.wav');
   writeToneWav(wav, PAGE_TONE_HZ, 2);
   writeTonePcap(path.join(work, 'late_offer_tone.pcap'), TRUNK_TONE_HZ, 10);
+  writeTonePcap(path.join(work, 'early_media_tone.pcap'), EARLY_TONE_HZ, 5);
 
   const tb = new Turnbridge({
     serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
@@ -231,6 +239,49 @@ token = "t0ken"
     const code = await sippExit(sipp, 8000);
     results.check("4: sipp found our offer in the 200 (PCMU, telephone-event, sendrecv) and took its answer (exit 0)",
       code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  }
+
+  // --- 5. reliable early media (outbound) -----------------------------------------------------
+  if (section(5)) {
+    tap.reset();
+    const sipp = runSipp(work, 'early_media', pages('gateway_early_media_uas.xml'),
+      ['-i', '127.0.0.1', '-p', String(sippPort), '-mp', String(echoPort), '-set', 'rtpport', String(tapPort)], sipps);
+    await sleep(300);
+    const before = (await page.evaluate(() => gw.events())).length;
+    const callP = page.evaluate((t) => gw.call(t, 20000), `sip:${OUT_NUMBER}@${REALM}`);
+    const media = await page.evaluate(() => gw.waitMedia(10000));
+    const early = await page.evaluate(() => gw.measure(2000));
+    const confirmedYet = await page.evaluate((n) => gw.events().slice(n).some((e) => / confirmed$/.test(e)), before);
+    results.check(`5: before the 200 the page hears the trunk's ${EARLY_TONE_HZ} Hz announcement from its reliable 183`,
+      media.connection === 'connected' && within(early.peakHz, EARLY_TONE_HZ) && !confirmedYet,
+      `${media.connection}; ${fmtHz(early.peakHz)} Hz at ${fmtHz(early.peakDb)} dB; confirmed already: ${confirmedYet}; ${await pageEvents()}`);
+    const call = await callP;
+    results.check('5: the 200 (SDP unlike the 183\'s) confirms the call', call.confirmed, `${JSON.stringify(call.ended)}; ${await pageEvents()}`);
+    await sleep(2000);
+    const trunk = tap.analyse(-1);
+    const trunkHz = trunk.samples.length > 8000 ? dominantHz(trunk.samples.slice(-12000)) : 0;
+    results.check(`5: the gateway follows the 200's new port: the page's ${PAGE_TONE_HZ} Hz tone goes there in PCMU (2 %)`,
+      trunk.packets > 50 && within(trunkHz, PAGE_TONE_HZ), `${trunk.packets} PCMU packets, ${fmtHz(trunkHz)} Hz`);
+    const counts = await page.evaluate(() => gw.counts());
+    results.check('5: the differing 200 cost the page no renegotiation', counts.reinvites === 0 && counts.updates === 0,
+      JSON.stringify(counts));
+    const ended = await page.evaluate(() => gw.hangup(5000));
+    const code = await sippExit(sipp, 8000);
+    results.check('5: sipp found Supported: 100rel in the INVITE and RAck: 1 1 INVITE in the PRACK (exit 0)', code === 0,
+      `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}; ${JSON.stringify(ended)}`);
+  }
+
+  // --- 6. the trunk requires 100rel (inbound) ----------------------------------------------
+  if (section(6)) {
+    const sipp = runSipp(work, 'rel100', pages('gateway_100rel_uac.xml'),
+      ['-s', DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort)], sipps);
+    const answered = await page.evaluate(() => gw.waitIncoming(15000));
+    results.check('6: an INVITE with Require: 100rel rings the page, which answers', answered.confirmed,
+      `${JSON.stringify(answered.ended)}; ${await pageEvents()}`);
+    const ended = await page.evaluate(() => gw.waitEnded(15000));
+    const code = await sippExit(sipp, 8000);
+    results.check('6: sipp got a reliable 180 (Require: 100rel, RSeq), 200 for its PRACK, then the 200 (exit 0)',
+      code === 0 && ended && ended.originator === 'remote', `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}; ${JSON.stringify(ended)}`);
   }
 
   await browser.close();

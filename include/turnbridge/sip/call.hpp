@@ -60,6 +60,7 @@ struct TrunkAccount {
     std::string scheme = "sip";       // "sips" for a sips: trunk (RFC 3261 §19.1)
     SessionTimerConfig timers;        // RFC 4028 on the trunk leg
     bool late_offer = false;          // our INVITE without SDP; the trunk offers in its 2xx
+    bool rel100 = true;               // RFC 3262 on the trunk leg; off: 420 to `Require: 100rel`
 };
 
 class Call {
@@ -131,6 +132,11 @@ private:
     void send_refresh(Time now, TransactionLayer& layer, std::vector<Action>& out);
     void refresh_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void add_trunk_headers(Message& m, bool refresh) const;
+    // RFC 3262: PRACK a reliable provisional from the trunk (outbound); answer the trunk's PRACK
+    // (inbound); retransmit our reliable provisional until it comes.
+    bool prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                  std::vector<Action>& out);
 
     bool outbound_;           // UAS leg is the browser
     MediaSdp& media_;
@@ -159,6 +165,17 @@ private:
     std::uint32_t refresh_cseq_ = 0;
     bool refresh_is_invite_ = false;
     std::string end_reason_;
+    // RFC 3262 on the trunk leg. Inbound: the trunk asked for reliable provisionals (Require or
+    // Supported: 100rel); ours is retransmitted at T1, doubling, until its PRACK, for 64*T1.
+    bool uas_reliable_ = false;
+    std::uint32_t rseq_ = 0;                 // the RSeq of our last reliable provisional
+    struct Unacked {
+        Message response;
+        Time next, give_up;
+        Duration interval;
+    };
+    std::optional<Unacked> unacked_;
+    std::optional<std::uint32_t> trunk_rseq_;   // outbound: the trunk's last RSeq we PRACKed
 };
 
 }  // namespace turnbridge::sip

@@ -465,7 +465,8 @@ Message confirmed_outbound(Bench& b, std::initializer_list<std::pair<const char*
 }
 
 // A trunk INVITE (`extra` headers, `sdp` body or none) to one browser binding on kWsA.
-void start_inbound(Bench& b, const std::string& branch, const std::string& extra, const std::string& sdp) {
+void start_inbound(Bench& b, const std::string& branch, const std::string& extra, const std::string& sdp,
+                   const TrunkAccount& account = {}) {
     const std::string wire =
         "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=" + branch + "\r\n"
@@ -479,7 +480,7 @@ void start_inbound(Bench& b, const std::string& branch, const std::string& extra
     const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}};
     for (auto& a : in)
         if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, bindings, "test", "example.org",
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, account, bindings, "test", "example.org",
                            b.browser.local, b.media, b.random, b.layer, b.out);
         else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
 }
@@ -719,4 +720,185 @@ TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answer
     auto to_browser = b.sent(kBrowser);
     CHECK(to_browser.back().status() == 200);
     CHECK(to_browser.back().body().find("s=browser-answer") != std::string::npos);
+}
+
+// --- RFC 3262: reliable provisionals and PRACK on the trunk leg ----------------------------
+
+namespace {
+
+// A request from the trunk in the early dialog of its inbound call (start_inbound's `branch`).
+Message inbound_request(const std::string& method, const std::string& branch, const Message& our_response,
+                        std::uint32_t cseq, const std::string& rack) {
+    auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+    m.push_via("UDP", "127.0.0.1:5070", "z9hG4bK" + method + std::to_string(cseq) + rack.substr(0, 1));
+    m.set_from("<sip:+15557654@127.0.0.1:5070>;tag=callertag");
+    m.set_to(our_response.to_header());
+    m.set_call_id("inbound-" + branch + "@127.0.0.1");
+    m.set_cseq(cseq, method);
+    if (!rack.empty()) m.add_header("RAck", rack);
+    return msg(m.serialize());
+}
+
+// The trunk's INVITE with `extra`, answered 180 by the browser: what the trunk got since.
+std::vector<Message> ringing_inbound(Bench& b, const std::string& branch, const std::string& extra,
+                                     const TrunkAccount& account = {}) {
+    start_inbound(b, branch, extra, "v=0\r\ns=trunk-offer\r\n", account);
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 180, {}, "browsertag").serialize()));
+    return b.sent(kTrunk);
+}
+
+}  // namespace
+
+TEST_CASE("100rel outbound: Supported on our INVITE; each new reliable provisional PRACKed once with its RAck (RFC 3262 §4)") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    std::string wire;
+    for (const auto& a : b.out)
+        if (const auto* snd = std::get_if<Send>(&a); snd && snd->transport == kTrunk) wire.assign(snd->bytes.begin(), snd->bytes.end());
+    CHECK(wire.find("Supported: 100rel, timer\r\n") != std::string::npos);   // one header: some peers read only the first
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.has_option_tag("supported", "100rel"));
+    CHECK(inv.has_option_tag("allow", "PRACK"));
+    auto early = trunk_reply(inv, 183, true);
+    early.add_header("Require", "100rel");
+    early.add_header("RSeq", "7");
+    b.arrive(kTrunk, msg(early.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "PRACK");
+    CHECK(to_trunk[0].header("rack") == "7 1 INVITE");
+    CHECK(to_trunk[0].cseq() == 2);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5070");   // the 183's Contact
+    CHECK(to_trunk[0].to_tag() == "trunktag");
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 183);   // early media goes on to the browser
+    CHECK(to_browser[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+    CHECK(!to_browser[0].has_option_tag("require", "100rel"));   // the browser leg is not reliable
+
+    b.arrive(kTrunk, msg(early.serialize()));   // a retransmission: no second PRACK, nothing new
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.sent(kBrowser).empty());
+    auto skipped = trunk_reply(inv, 180);        // RSeq 9 after 7: out of order, not acknowledged
+    skipped.add_header("Require", "100rel");
+    skipped.add_header("RSeq", "9");
+    b.arrive(kTrunk, msg(skipped.serialize()));
+    CHECK(b.sent(kTrunk).empty());
+    auto next = trunk_reply(inv, 180);
+    next.add_header("Require", "100rel");
+    next.add_header("RSeq", "8");
+    b.arrive(kTrunk, msg(next.serialize()));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].header("rack") == "8 1 INVITE");
+    CHECK(to_trunk[0].cseq() == 3);
+    b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));   // the PRACK's 200: nothing to do
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("100rel off for the realm: no Supported: 100rel, and a trunk's Require: 100rel gets 420 Unsupported (RFC 3262 §4, RFC 3261 §8.2.2.3)") {
+    TrunkAccount off;
+    off.rel100 = false;
+    Bench b;
+    start_inbound(b, "z9hG4bKno100rel", "Require: 100rel\r\n", "v=0\r\ns=trunk-offer\r\n", off);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    CHECK(b.sent(kWsA).empty());
+    CHECK(to_trunk.back().status() == 420);
+    CHECK(to_trunk.back().header("unsupported") == "100rel");
+    CHECK(b.call->state() == Call::State::Ended);
+    Bench o;
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.rel100 = false;
+    o.start_outbound(acc);
+    CHECK(!o.sent(kTrunk).at(0).has_option_tag("supported", "100rel"));
+}
+
+TEST_CASE("100rel inbound: our 180 is reliable, retransmitted at T1 doubling until the PRACK; a PRACK for an unknown RSeq gets 481 (RFC 3262 §3)") {
+    Bench b;
+    const std::string branch = "z9hG4bKrel";
+    auto to_trunk = ringing_inbound(b, branch, "Require: 100rel\r\n");
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 100);
+    const auto ringing = std::move(to_trunk[1]);
+    CHECK(ringing.status() == 180);
+    CHECK(ringing.has_option_tag("require", "100rel"));
+    CHECK(ringing.header("rseq") == "1");
+    REQUIRE(b.call->next_wake() == b.now + 500ms);
+    b.now += 500ms;
+    b.call->on_timer(b.now, b.layer, b.out);
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].header("rseq") == "1");
+    CHECK(b.call->next_wake() == b.now + 1s);   // doubled
+    b.now += 400ms;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 2, "5 1 INVITE"));   // no such RSeq
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 481);
+    CHECK(b.call->state() == Call::State::Early);   // the call goes on
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 3, "1 1 INVITE"));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 200);
+    CHECK(to_trunk[0].cseq_method() == "PRACK");
+    CHECK(!b.call->next_wake());   // acknowledged: no more retransmissions
+    b.now += 10s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Early);
+}
+
+TEST_CASE("100rel inbound: a trunk that only supports it gets reliable provisionals too; no PRACK in 64*T1: 504 and the browsers cancelled (RFC 3262 §3)") {
+    Bench b;
+    auto to_trunk = ringing_inbound(b, "z9hG4bKnoprack", "Supported: 100rel\r\n");
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[1].header("rseq") == "1");
+    int resent = 0;
+    for (int i = 0; i < 100 && b.call->next_wake() && b.call->state() == Call::State::Early; ++i) {
+        b.now = *b.call->next_wake();
+        b.call->on_timer(b.now, b.layer, b.out);
+        for (auto& m : b.sent(kTrunk)) {
+            if (m.status() == 180) ++resent;
+            else CHECK(m.status() == 504);
+        }
+    }
+    CHECK(resent == 6);   // at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; the 504 at 32 s
+    CHECK(b.call->state() == Call::State::Ended);
+    CHECK(b.call->final_status() == 504);
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(!to_browser.empty());
+    CHECK(to_browser.back().method() == "CANCEL");
+}
+
+TEST_CASE("100rel inbound: the browser answers before the PRACK: the 200 ends the retransmissions, a late PRACK still gets 200") {
+    Bench b;
+    const std::string branch = "z9hG4bKrelok";
+    start_inbound(b, branch, "Require: 100rel\r\n", "v=0\r\ns=trunk-offer\r\n");
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 180, {}, "browsertag").serialize()));
+    auto ringing = std::move(b.sent(kTrunk).back());
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 200, {}, "browsertag").serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    CHECK(to_trunk.back().status() == 200);
+    CHECK(b.call->state() == Call::State::Confirmed);
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 2, "1 1 INVITE"));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 200);
+    b.now += 2s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
 }
