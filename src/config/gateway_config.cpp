@@ -154,7 +154,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     const auto& t = r.as_table(f);
     r.only_keys(t, f.key,
                 {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
-                 "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls"});
+                 "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
+                 "session_expires", "min_se", "late_offer", "rel100"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -195,6 +196,18 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     // Bounds of live calls (issue 11); 0 = unlimited per user, the realm's share for max_calls.
     if (auto m = get("max_calls_per_user")) g.max_calls_per_user = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
     if (auto m = get("max_calls")) g.max_calls = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
+    // RFC 4028 (issue 13): Min-SE is at least 90 s (§4); what we ask for is at least our Min-SE.
+    if (auto v = get("session_timers")) g.session_timers = r.as_bool(*v);
+    if (auto v = get("min_se")) g.min_se = static_cast<std::uint32_t>(r.as_integer(*v, 1, 86400));   // below 90: tests only
+    if (auto v = get("session_expires")) {
+        g.session_expires = static_cast<std::uint32_t>(r.as_integer(*v, 1, 86400));
+        if (g.session_expires < g.min_se)
+            r.fail(*v, fmt::format("expected session_expires >= min_se ({} s), got {}", g.min_se, g.session_expires));
+    } else if (g.session_expires < g.min_se) {
+        g.session_expires = g.min_se;
+    }
+    if (auto v = get("late_offer")) g.late_offer = r.as_bool(*v);
+    if (auto v = get("rel100")) g.rel100 = r.as_bool(*v);
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

@@ -30,6 +30,17 @@ std::vector<G711Law> trunk_preference(const std::vector<AudioCodec>& codecs) {
 
 std::string_view law_name(G711Law law) { return law == G711Law::Pcmu ? "PCMU" : "PCMA"; }
 
+// The direction a peer wrote on its first audio section (port 0: inactive).
+std::optional<Direction> audio_direction(const SessionDescription& sdp) {
+    for (const auto& m : sdp.media)
+        if (m.media == "audio") return m.port == 0 ? Direction::Inactive : m.direction;
+    return std::nullopt;
+}
+
+std::string origin_of(const SessionDescription& sdp) {
+    return sdp.origin_session_id + " " + sdp.origin_version + " " + sdp.origin_address;
+}
+
 }  // namespace
 
 MediaPacket& MediaOutput::add(MediaLeg leg, const Endpoint& to) {
@@ -64,6 +75,15 @@ CallMedia::~CallMedia() = default;
 
 std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::string& sdp) {
     if (ended()) return std::nullopt;
+    if (!from_browser && sdp.empty() && !trunk_ && !pending_from_browser_) {
+        // An inbound late offer: the browser gets our own session; its answer shapes our offer.
+        local_.direction = Direction::SendRecv;
+        ++local_.session_version;
+        pending_from_browser_ = false;
+        pending_offer_.reset();
+        late_offer_ = true;
+        return build_browser_offer(local_);
+    }
     auto offer = parse_sdp(sdp);
     if (!offer) return std::nullopt;
     if (from_browser) {
@@ -76,8 +96,9 @@ std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::st
         trunk_local_.direction = mirror(answer->media.direction);
         ++trunk_local_.session_version;
         pending_from_browser_ = true;
+        note_remote(true, *offer);
         pending_offer_ = std::move(*offer);
-        return build_trunk_offer(trunk_local_);
+        return to_trunk(build_trunk_offer(trunk_local_));
     }
     TrunkLocal probe = trunk_local_;
     probe.direction = Direction::SendRecv;
@@ -86,6 +107,7 @@ std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::st
     local_.direction = mirror(answer->media.direction);
     ++local_.session_version;
     pending_from_browser_ = false;
+    note_remote(false, *offer);
     pending_offer_ = std::move(*offer);
     return build_browser_offer(local_);
 }
@@ -105,6 +127,7 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
             auto t = accept_trunk_answer(*answer, trunk_local_);
             if (!t) return std::nullopt;
             apply_trunk(*t);
+            note_remote(false, *answer);
             return last_browser_answer_;
         }
         auto t = accept_trunk_answer(*answer, trunk_local_);
@@ -116,6 +139,7 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
         if (!a) return std::nullopt;
         apply_trunk(*t);
         apply_browser(a->media);
+        note_remote(false, *answer);
         pending_from_browser_.reset();
         pending_offer_.reset();
         last_browser_answer_ = std::move(a->sdp);
@@ -126,6 +150,7 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
     if (pending_from_browser_ != false) return std::nullopt;
     auto b = accept_browser_answer(*answer, local_);
     if (!b) return std::nullopt;
+    if (late_offer_) return late_trunk_offer(*b, *answer);
     // A G.711 browser: answer the trunk with the same law when it offered it, so nothing is
     // transcoded (the bytes pass through).
     if (b->codec != AudioCodec::Opus) {
@@ -140,9 +165,128 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
     if (!t) return std::nullopt;
     apply_browser(*b);
     apply_trunk(t->media);
+    note_remote(true, *answer);
     pending_from_browser_.reset();
     pending_offer_.reset();
-    return std::move(t->sdp);
+    return to_trunk(std::move(t->sdp));
+}
+
+std::optional<std::string> CallMedia::late_trunk_offer(const BrowserMedia& b, const SessionDescription& answer) {
+    // The browser's codec first when it is G.711 (nothing to transcode), then the rest.
+    if (b.codec != AudioCodec::Opus) {
+        const auto law = b.codec == AudioCodec::Pcmu ? G711Law::Pcmu : G711Law::Pcma;
+        auto& pref = trunk_local_.preference;
+        pref.erase(std::remove(pref.begin(), pref.end(), law), pref.end());
+        pref.insert(pref.begin(), law);
+    }
+    trunk_local_.direction = mirror(b.direction);
+    ++trunk_local_.session_version;
+    apply_browser(b);
+    note_remote(true, answer);
+    pending_from_browser_.reset();
+    late_offer_ = false;
+    return to_trunk(build_trunk_offer(trunk_local_));
+}
+
+std::optional<sip::MediaSdp::LateAnswers> CallMedia::answer_late_offer(const std::string& trunk_offer) {
+    if (ended() || pending_from_browser_ != true || !pending_offer_) return std::nullopt;
+    auto offer = parse_sdp(trunk_offer);
+    if (!offer) return std::nullopt;
+    auto t = answer_trunk_offer(*offer, trunk_local_);
+    if (!t) return std::nullopt;
+    local_.direction = mirror(t->media.direction);
+    ++local_.session_version;
+    auto a = answer_browser_offer(*pending_offer_, local_);
+    if (!a) return std::nullopt;
+    apply_trunk(t->media);
+    apply_browser(a->media);
+    note_remote(false, *offer);
+    pending_from_browser_.reset();
+    pending_offer_.reset();
+    last_browser_answer_ = a->sdp;
+    return LateAnswers{to_trunk(std::move(t->sdp)), std::move(a->sdp)};
+}
+
+void CallMedia::note_remote(bool from_browser, const SessionDescription& sdp) {
+    auto& dir = from_browser ? browser_dir_ : trunk_dir_;
+    dir = audio_direction(sdp);
+    if (!from_browser) trunk_origin_ = origin_of(sdp);
+}
+
+std::string CallMedia::to_trunk(std::string sdp) {
+    last_trunk_sdp_ = sdp;
+    return sdp;
+}
+
+TrunkLocal CallMedia::trunk_local_now() const {
+    TrunkLocal l = trunk_local_;
+    if (trunk_) {
+        auto& pref = l.preference;
+        pref.erase(std::remove(pref.begin(), pref.end(), trunk_->codec), pref.end());
+        pref.insert(pref.begin(), trunk_->codec);
+    }
+    return l;
+}
+
+sip::MediaSdp::LocalAnswer CallMedia::answer_locally(bool from_browser, const std::string& sdp, bool force) {
+    using Kind = LocalAnswer::Kind;
+    if (ended()) return {Kind::Refused, {}};
+    auto offer = parse_sdp(sdp);
+    if (!offer) return {Kind::Refused, {}};
+    const auto dir = audio_direction(*offer);
+    if (from_browser) {
+        if (!browser_) return {Kind::Relay, {}};
+        // Hold or resume from the browser goes to the trunk; a refresh, an ICE restart or a
+        // codec change (JsSIP's session-timer re-INVITEs) stays on the browser leg.
+        if (!force && dir != browser_dir_) return {Kind::Relay, {}};
+        LocalMedia l = local_;
+        ++l.session_version;
+        auto a = answer_browser_offer(*offer, l);
+        if (!a) return {Kind::Refused, {}};
+        local_.session_version = l.session_version;
+        apply_browser(a->media);
+        note_remote(true, *offer);
+        return {Kind::Answered, std::move(a->sdp)};
+    }
+    if (!trunk_) return {Kind::Relay, {}};
+    // A carrier's hold (sendonly, inactive) and resume go to the browser; a new address or codec
+    // is the trunk leg's own business: followed here, the browser hears nothing of it.
+    if (!force && dir != trunk_dir_) return {Kind::Relay, {}};
+    auto local = trunk_local_now();
+    auto a = answer_trunk_offer(*offer, local);
+    if (!a) return {Kind::Refused, {}};
+    if (a->sdp != last_trunk_sdp_) {
+        ++trunk_local_.session_version;
+        local.session_version = trunk_local_.session_version;
+        a = answer_trunk_offer(*offer, local);
+        if (!a) return {Kind::Refused, {}};
+    }
+    // RFC 3264 §8: the same o= version is the same session (a refresh): nothing to apply.
+    if (origin_of(*offer) != trunk_origin_ || dir != trunk_dir_) apply_trunk(a->media);
+    note_remote(false, *offer);
+    return {Kind::Answered, to_trunk(std::move(a->sdp))};
+}
+
+std::optional<std::string> CallMedia::current_offer(bool to_browser) {
+    if (to_browser || ended() || !trunk_) return std::nullopt;
+    auto local = trunk_local_now();
+    auto sdp = build_trunk_offer(local);
+    if (sdp != last_trunk_sdp_) {
+        local.session_version = ++trunk_local_.session_version;
+        sdp = build_trunk_offer(local);
+    }
+    return to_trunk(std::move(sdp));
+}
+
+bool CallMedia::take_answer(bool from_browser, const std::string& sdp) {
+    if (from_browser || ended()) return false;
+    auto answer = parse_sdp(sdp);
+    if (!answer) return false;
+    auto t = accept_trunk_answer(*answer, trunk_local_now());
+    if (!t) return false;
+    apply_trunk(*t);
+    note_remote(false, *answer);
+    return true;
 }
 
 void CallMedia::apply_browser(const BrowserMedia& m) {

@@ -262,6 +262,7 @@ SdpResult<SessionDescription> parse_sdp(std::string_view text) {
     SessionDescription out;
     if (const char* id = sdp_message_o_sess_id_get(sdp.get())) out.origin_session_id = id;
     if (const char* a = sdp_message_o_addr_get(sdp.get())) out.origin_address = a;
+    if (const char* v = sdp_message_o_sess_version_get(sdp.get())) out.origin_version = v;
     Inherited session;
     if (const char* addr = sdp_message_c_addr_get(sdp.get(), -1, 0)) session.connection = addr;
     for (int i = 0; const char* f = sdp_message_a_att_field_get(sdp.get(), -1, i); ++i) {

@@ -41,6 +41,10 @@ public:
     std::optional<std::string> map_answer(bool, const std::string& sdp) override { return sdp; }
 };
 
+sip::SessionTimerConfig session_timers(const config::Gateway& gw) {
+    return {gw.session_timers, gw.session_expires, gw.min_se};
+}
+
 void keep_earliest(std::optional<sip::Time>& t, std::optional<sip::Time> other) {
     if (other && (!t || *other < *t)) t = other;
 }
@@ -455,7 +459,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     sip::LegAddress browser{flow.id, true,
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
-                              gw.caller_id, trunk->scheme};
+                              gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
     auto media = media_(*realm, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
@@ -530,7 +534,10 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.summary.remote = from ? uri_parts(from->uri).user : std::string();
     e.summary.started = now;
     started(e, r.request.call_id());
-    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, bindings, did, realm->name, browser_local, *e.media,
+    sip::TrunkAccount account;
+    account.timers = session_timers(realm->gateway);
+    account.rel100 = realm->gateway.rel100;
+    e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
               bindings.size() == 1 ? "" : "s");
@@ -542,6 +549,7 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     layer_.on_timer(now, in);
     shared_->with_registrar([&](sip::Registrar& reg) { reg.on_timer(now); });
     for (auto& reg : registrations_) reg.registration->on_timer(now, layer_, in);
+    for (auto& e : calls_) e.call->on_timer(now, layer_, in);   // RFC 4028 refreshes and expiry
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
@@ -663,6 +671,9 @@ void SipRouter::reap(sip::Time now) {
                 auto& s = it->summary;
                 s.ended = now;
                 s.status = it->call->final_status();
+                if (s.end_reason.empty()) s.end_reason = it->call->end_reason();
+                if (s.end_reason == "session-expired")
+                    log::warn("call: the trunk's session expired (RFC 4028: no refresh came or ours failed); hung up both ways");
                 if (s.end_reason.empty()) s.end_reason = s.answered ? "bye" : s.status == 487 ? "cancel" : "rejected";
                 log::info("call ended ({}, {})", s.status, s.end_reason);
                 if (!it->call_id.empty()) shared_->call_ended(now, worker_, s.realm, it->counted_user, it->call_id);
@@ -685,6 +696,7 @@ std::optional<sip::Time> SipRouter::next_wake() const {
     for (const auto& reg : registrations_) keep_earliest(t, reg.registration->next_wake());
     for (const auto& e : calls_)
         if (e.ended_at) keep_earliest(t, *e.ended_at + kLinger);
+        else keep_earliest(t, e.call->next_wake());
     for (const auto& w : waiting_) keep_earliest(t, w.until);
     keep_earliest(t, reregister_at_);
     return t;

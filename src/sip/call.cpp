@@ -2,6 +2,7 @@
 #include "turnbridge/sip/call.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "turnbridge/sip/digest.hpp"
 
@@ -16,6 +17,39 @@ std::string user_of(const std::string& uri) {
     return uri.substr(colon + 1, at - colon - 1);
 }
 
+using namespace std::chrono_literals;
+
+// What we do in a dialog toward a trunk (RFC 3261 §20.5); UPDATE per RFC 3311.
+constexpr std::string_view kAllow = "INVITE, ACK, CANCEL, BYE, UPDATE, PRACK, OPTIONS";
+// RFC 3262 §3: reliable provisionals are retransmitted at T1, doubling, for 64*T1.
+constexpr Duration kT1 = std::chrono::milliseconds(500);
+
+bool has_100rel(const Message& m, std::string_view header) {
+    return m.has_option_tag(header, "100rel");
+}
+
+// "RAck: 1 314 INVITE" (RFC 3262 §7.2) -> {1, 314}; nullopt when malformed or not for an INVITE.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_rack(const Message& m) {
+    const auto v = m.header("rack");
+    if (!v) return std::nullopt;
+    unsigned long rseq = 0, cseq = 0;
+    char method[16] = {};
+    if (std::sscanf(v->c_str(), "%lu %lu %15s", &rseq, &cseq, method) != 3 || std::string_view(method) != "INVITE" ||
+        rseq == 0 || rseq > 0xffffffffUL || cseq > 0xffffffffUL)
+        return std::nullopt;
+    return std::pair{static_cast<std::uint32_t>(rseq), static_cast<std::uint32_t>(cseq)};
+}
+
+std::optional<std::uint32_t> parse_rseq(const Message& m) {
+    const auto v = m.header("rseq");
+    if (!v || v->empty() || v->size() > 10 || v->find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const auto n = std::stoul(*v);
+    if (n == 0 || n > 0xffffffffUL) return std::nullopt;
+    return static_cast<std::uint32_t>(n);
+}
+
+bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
+
 Message new_invite(const std::string& ruri, const LocalAddress& local, const std::string& from, const std::string& to,
                    const std::string& sdp, const Random& random) {
     auto r = Message::request("INVITE", ruri);
@@ -27,7 +61,7 @@ Message new_invite(const std::string& ruri, const LocalAddress& local, const std
     m.set_cseq(1, "INVITE");
     m.add_contact(local.contact);
     m.set_max_forwards(70);
-    m.set_body("application/sdp", sdp);
+    if (!sdp.empty()) m.set_body("application/sdp", sdp);
     return m;
 }
 
@@ -35,7 +69,8 @@ Message new_invite(const std::string& ruri, const LocalAddress& local, const std
 
 Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAddress browser, LegAddress trunk,
            TrunkAccount account, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out)
-    : outbound_(true), media_(media), random_(std::move(random)), account_(std::move(account)) {
+    : outbound_(true), media_(media), random_(std::move(random)), account_(std::move(account)),
+      timer_(account_.timers) {
     uas_.address = std::move(browser);
     uas_.invite_tx = browser_tx;
     uas_invite_.emplace(invite.clone());
@@ -55,11 +90,14 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     const auto from_user = account_.caller_id.empty() ? user_of(invite.from()->uri) : account_.caller_id;
     Leg leg;
     leg.address = std::move(trunk);
+    // A late offer (RFC 3261 §13.2.1): no SDP now; the browser's offer waits for the trunk's.
     auto m = new_invite(ruri, leg.address.local, "<sip:" + from_user + "@" + leg.address.local.sent_by + ">",
-                        "<" + account_.scheme + ":" + user + "@" + account_.host + ">", *offer, random_);
+                        "<" + account_.scheme + ":" + user + "@" + account_.host + ">",
+                        account_.late_offer ? std::string() : *offer, random_);
+    add_trunk_headers(m, false);
     // libosip2 cannot write every body it was given (found by tests/fuzz/sip_router.cpp): such an
     // INVITE is refused here rather than sent as nothing, with a copy that is no message at all.
-    if (m.serialize().empty()) {
+    if (m.serialize().empty() || (!account_.late_offer && m.body().empty())) {
         answer_uas(now, 488, {}, layer, out);
         return;
     }
@@ -67,23 +105,41 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     send_uac_invite(now, uac_.back(), std::move(m), layer, out);
 }
 
-Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk,
+Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk, TrunkAccount account,
            const std::vector<Binding>& bindings, std::string_view callee, std::string_view realm,
            LocalAddress browser_local, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out)
-    : outbound_(false), media_(media), random_(std::move(random)) {
+    : outbound_(false), media_(media), random_(std::move(random)), account_(std::move(account)), timer_(account_.timers) {
     uas_.address = std::move(trunk);
     uas_.invite_tx = trunk_tx;
     uas_invite_.emplace(invite.clone());
     uas_tag_ = new_tag(random_);
+    trunk_allows_update_ = allows(invite, "UPDATE");
+    if (has_100rel(invite, "require") && !account_.rel100) {
+        // RFC 3261 §8.2.2.3: an extension we do not do (this realm turned 100rel off).
+        auto r = Message::response(invite, 420, {}, uas_tag_);
+        r.add_header("Unsupported", "100rel");
+        layer.respond(now, trunk_tx, std::move(r), out);
+        uas_.final = final_status_ = 420;
+        state_ = State::Ended;
+        return;
+    }
+    uas_reliable_ = account_.rel100 && (has_100rel(invite, "require") || has_100rel(invite, "supported"));
+    if (timer_.too_small(invite)) {
+        answer_uas(now, 422, {}, layer, out);   // RFC 4028 §8.1: Session Interval Too Small
+        return;
+    }
     if (bindings.empty()) {
         answer_uas(now, 480, {}, layer, out);
         return;
     }
+    // A late offer (no SDP, RFC 3261 §13.2.1): the media side offers the browser our own session;
+    // the trunk gets our offer in the 200 and answers in the ACK.
     const auto offer = media_.map_offer(false, invite.body());
     if (!offer) {
         answer_uas(now, 488, {}, layer, out);
         return;
     }
+    uas_.answer_in_ack = invite.body().empty();
     const auto caller = user_of(invite.from() ? invite.from()->uri : std::string());
     const std::string domain(realm);
     for (const auto& b : bindings) {
@@ -107,22 +163,39 @@ void Call::send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer&
 
 void Call::answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out) {
     if (uas_.final) return;
+    const bool reliable = uas_reliable_ && status > 100 && status < 200;
+    // RFC 3262 §3: one unacknowledged reliable provisional at a time; the next one waits (dropped).
+    if (reliable && unacked_) return;
     auto r = Message::response(*uas_invite_, status, {}, uas_tag_);
     if (status < 300) r.add_contact(uas_.address.local.contact);
+    if (status == 422) timer_.add_422(r);
+    if (!outbound_ && status >= 200 && status < 300) {
+        r.add_header("Allow", kAllow);
+        timer_.answer(now, *uas_invite_, r);
+    }
     if (!sdp.empty()) r.set_body("application/sdp", sdp);
+    if (reliable) {
+        // RFC 3262 §3: Require: 100rel and an RSeq; the early dialog exists now, for the PRACK.
+        if (!uas_.dialog)
+            if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) uas_.dialog.emplace(std::move(*d));
+        r.add_header("Require", "100rel");
+        r.add_header("RSeq", std::to_string(++rseq_));
+        unacked_.emplace(Unacked{r.clone(), now + kT1, now + 64 * kT1, kT1});
+    }
     layer.respond(now, uas_.invite_tx, std::move(r), out);
     if (status < 200) {
         if (state_ == State::Calling) state_ = State::Early;
         return;
     }
+    unacked_.reset();   // the final response ends the provisionals' retransmissions
     uas_.final = final_status_ = status;
     if (status < 300) {
-        if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) {
-            uas_.dialog.emplace(std::move(*d));
-            uas_.dialog->on_final_sent(status);
-        }
+        if (!uas_.dialog)
+            if (auto d = Dialog::from_uas(*uas_invite_, uas_tag_, uas_.address.local)) uas_.dialog.emplace(std::move(*d));
+        if (uas_.dialog) uas_.dialog->on_final_sent(status);
         state_ = State::Confirmed;
     } else {
+        if (uas_.dialog) uas_.dialog->terminate();
         state_ = State::Ended;
     }
 }
@@ -134,6 +207,22 @@ Call::Leg* Call::uac_by_tx(const std::string& tx, std::size_t* index) {
             return &uac_[i];
         }
     return nullptr;
+}
+
+Call::Leg* Call::trunk_leg() {
+    if (!outbound_) return &uas_;
+    return uac_.empty() ? nullptr : &uac_.front();
+}
+
+void Call::add_trunk_headers(Message& m, bool refresh) const {
+    m.add_header("Allow", kAllow);
+    timer_.add_to_request(m, refresh);
+    if (!refresh && account_.rel100) {
+        // RFC 3262 §4, in one Supported header with `timer`: some peers (sipp) read only the first.
+        const auto timer = m.header("supported");
+        m.remove_header("Supported");
+        m.add_header("Supported", timer ? "100rel, " + *timer : std::string("100rel"));
+    }
 }
 
 bool Call::owns(const std::string& tx) const {
@@ -152,6 +241,10 @@ bool Call::matches(const Message& m) const {
 }
 
 void Call::on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (!refresh_tx_.empty() && tx == refresh_tx_) {
+        if (r.status() >= 200) refresh_answered(now, r, layer, out);
+        return;
+    }
     if (reinvite_ && tx == reinvite_->out_tx) {
         if (r.status() >= 200) reinvite_answered(now, r, layer, out);
         return;
@@ -168,10 +261,12 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
                 leg->dialog->on_response(r);
             }
         }
+        if (outbound_ && !prack_provisional(now, *leg, r, layer, out)) return;   // a retransmission
         if (winner_ || state_ == State::Ended) return;
-        // 180 once (forks ring together); 183 with SDP is early media and always goes through.
+        // 180 once (forks ring together); 183 with SDP is early media and always goes through
+        // (but for a late offer it would be the trunk's offer, which the 2xx repeats).
         std::optional<std::string> sdp;
-        if (!r.body().empty()) sdp = media_.map_answer(!outbound_, r.body());
+        if (!r.body().empty() && !(outbound_ && account_.late_offer)) sdp = media_.map_answer(!outbound_, r.body());
         if (sdp) answer_uas(now, status, *sdp, layer, out);
         else if (!provisional_sent_) answer_uas(now, 180, {}, layer, out);
         provisional_sent_ = true;
@@ -191,9 +286,23 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
             leg.dialog->on_response(r);
         }
         if (!leg.dialog) return;
-        // RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx itself.
-        layer.send_stateless(leg.address.transport, leg.dialog->make_ack(leg.invite->cseq(), random_), out);
-        const auto answer = media_.map_answer(!outbound_, r.body());
+        // RFC 3261 §13.2.2.4: the UAC core ACKs every 2xx itself; after a late offer the ACK
+        // carries our answer (§13.2.1).
+        std::optional<std::string> answer;
+        std::string ack_sdp;
+        if (outbound_ && account_.late_offer && !winner_ && state_ != State::Ended) {
+            if (auto both = media_.answer_late_offer(r.body())) {
+                ack_sdp = std::move(both->to_trunk);
+                answer = std::move(both->to_browser);
+            }
+        } else {
+            answer = media_.map_answer(!outbound_, r.body());
+        }
+        layer.send_stateless(leg.address.transport, leg.dialog->make_ack(leg.invite->cseq(), random_, ack_sdp), out);
+        if (outbound_ && !winner_) {
+            timer_.answered(now, r);   // RFC 4028 §7.2
+            trunk_allows_update_ = allows(r, "UPDATE");
+        }
         if (winner_ || state_ == State::Ended || !answer) {
             // A second fork answering, a call cancelled meanwhile, or SDP we cannot bridge.
             bye(now, leg, layer, out);
@@ -204,6 +313,18 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
         for (auto& other : uac_)  // RFC 3261 §16.7 step 10 behaviour: cancel the losing forks
             if (&other != &leg && other.final == 0) layer.cancel(now, other.invite_tx, out);
         answer_uas(now, 200, *answer, layer, out);
+        return;
+    }
+    if (status == 422 && outbound_ && !leg.timer_retried && timer_.on_422(r)) {
+        // RFC 4028 §7.3: the same INVITE again with the Session-Expires the 422's Min-SE asks for.
+        auto retry = leg.invite->clone();
+        retry.pop_via();
+        retry.push_via(leg.address.local.transport, leg.address.local.sent_by, new_branch(random_));
+        retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
+        for (auto name : {"Allow", "Supported", "Session-Expires", "Min-SE"}) retry.remove_header(name);
+        add_trunk_headers(retry, false);
+        leg.timer_retried = true;
+        send_uac_invite(now, leg, std::move(retry), layer, out);
         return;
     }
     if ((status == 401 || status == 407) && outbound_ && !leg.auth_tried && !account_.username.empty()) {
@@ -243,6 +364,13 @@ void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, 
         // that never answers a forked inbound call is a request timeout (408, §16.7 step 6).
         auto fake = Message::response(*leg->invite, outbound_ ? 503 : 408);
         uac_final(now, i, fake, layer, out);
+        return;
+    }
+    if (!refresh_tx_.empty() && tx == refresh_tx_) {
+        // §12.2.1.2: no answer to our refresh: the dialog is gone, and with it the session.
+        refresh_tx_.clear();
+        end_reason_ = "session-expired";
+        hang_up(now, layer, out);
         return;
     }
     if (reinvite_ && tx == reinvite_->out_tx) {
@@ -285,15 +413,75 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
         return;
     }
     const auto method = r.method();
-    if (method == "ACK") return;
+    if (method == "ACK") {
+        // RFC 3261 §14.2: the answer to the offer our 2xx carried (an SDP-less re-INVITE).
+        if (leg->answer_in_ack && !r.body().empty()) media_.take_answer(is_browser(*leg), r.body());
+        leg->answer_in_ack = false;
+        return;
+    }
     if (method == "BYE") {
         layer.respond(now, tx, Message::response(r, 200), out);
         end_other_side(now, from_uas, layer, out);
         return;
     }
+    if (method == "PRACK") return on_prack(now, tx, r, *leg, layer, out);
+    if ((method == "INVITE" || method == "UPDATE") && answer_in_dialog(now, tx, r, *leg, layer, out)) return;
     if (method == "INVITE") return relay_reinvite(now, tx, r, from_uas, layer, out);
-    // Deviation: UPDATE is not bridged (JsSIP and trunks use re-INVITE for hold); refusing keeps the dialog.
-    layer.respond(now, tx, Message::response(r, method == "UPDATE" ? 501 : 200), out);
+    layer.respond(now, tx, Message::response(r, 200), out);
+}
+
+bool Call::answer_in_dialog(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                            std::vector<Action>& out) {
+    const bool invite = r.method() == "INVITE";
+    const bool from_browser = is_browser(leg);
+    if (!from_browser && timer_.too_small(r)) {
+        respond_in_dialog(now, tx, r, leg, 422, {}, layer, out);   // RFC 4028 §8.1
+        return true;
+    }
+    if (state_ != State::Confirmed) {
+        if (invite) return false;   // relay_reinvite refuses it
+        // RFC 3311 §5.2: an UPDATE in an early dialog; no offer is taken before the call is answered.
+        respond_in_dialog(now, tx, r, leg, r.body().empty() ? 200 : 488, {}, layer, out);
+        return true;
+    }
+    if (r.body().empty()) {
+        // RFC 4028 §7.4 / RFC 3311: an SDP-less UPDATE is a refresh and changes nothing. An
+        // SDP-less re-INVITE gets our current session as the offer, its answer in the ACK.
+        if (!invite) {
+            respond_in_dialog(now, tx, r, leg, 200, {}, layer, out);
+            return true;
+        }
+        auto offer = media_.current_offer(from_browser);
+        if (!offer) return false;
+        leg.answer_in_ack = true;
+        respond_in_dialog(now, tx, r, leg, 200, *offer, layer, out);
+        return true;
+    }
+    if (reinvite_) {
+        respond_in_dialog(now, tx, r, leg, 491, {}, layer, out);   // RFC 3311 §5.2: an offer is pending
+        return true;
+    }
+    auto a = media_.answer_locally(from_browser, r.body(), !invite);
+    if (a.kind == MediaSdp::LocalAnswer::Kind::Relay && invite) return false;
+    if (a.kind == MediaSdp::LocalAnswer::Kind::Answered) respond_in_dialog(now, tx, r, leg, 200, a.sdp, layer, out);
+    else respond_in_dialog(now, tx, r, leg, 488, {}, layer, out);   // SDP we cannot read or answer
+    return true;
+}
+
+void Call::respond_in_dialog(Time now, const std::string& tx, const Message& r, Leg& leg, int status,
+                             std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out) {
+    auto resp = Message::response(r, status, {}, leg.dialog->local_tag());
+    if (status == 422) timer_.add_422(resp);
+    if (status >= 200 && status < 300) {
+        resp.add_contact(leg.address.local.contact);
+        if (!is_browser(leg)) {
+            resp.add_header("Allow", kAllow);
+            timer_.answer(now, r, resp);   // a refresh (RFC 4028 §9): timing starts again
+        }
+    }
+    if (!sdp.empty()) resp.set_body("application/sdp", sdp);
+    layer.respond(now, tx, std::move(resp), out);
+    if (r.method() == "INVITE") leg.dialog->on_final_sent(status);
 }
 
 void Call::relay_reinvite(Time now, const std::string& tx, const Message& r, bool from_uas, TransactionLayer& layer,
@@ -310,6 +498,7 @@ void Call::relay_reinvite(Time now, const std::string& tx, const Message& r, boo
     }
     auto m = to->dialog->make_request("INVITE", random_);
     m.set_body("application/sdp", *offer);
+    if (!is_browser(*to)) add_trunk_headers(m, true);   // RFC 4028 §7.4: a re-INVITE refreshes
     ReInvite ri{from_uas, tx, "", r.clone(), m.cseq()};
     ri.out_tx = layer.send_request(now, to->address.transport, to->address.reliable, std::move(m), out);
     other_tx_.push_back(ri.out_tx);
@@ -328,11 +517,16 @@ void Call::reinvite_answered(Time now, const Message& r, TransactionLayer& layer
         layer.send_stateless(to.address.transport, to.dialog->make_ack(ri.out_cseq, random_), out);
         answer = media_.map_answer(is_browser(to), r.body());
         if (!answer) status = 488;  // the other leg took it, but we cannot bridge its answer
+        else if (!is_browser(to)) timer_.answered(now, r);
     }
     auto resp = Message::response(*ri.in, status, {}, in.dialog->local_tag());
     if (answer) {
         resp.add_contact(in.address.local.contact);
         resp.set_body("application/sdp", *answer);
+        if (!is_browser(in)) {
+            resp.add_header("Allow", kAllow);
+            timer_.answer(now, *ri.in, resp);
+        }
     }
     layer.respond(now, ri.in_tx, std::move(resp), out);
     in.dialog->on_final_sent(status);
@@ -362,6 +556,120 @@ void Call::hang_up(Time now, TransactionLayer& layer, std::vector<Action>& out) 
     bye(now, uas_, layer, out);
     for (auto& l : uac_) bye(now, l, layer, out);
     state_ = State::Ended;
+}
+
+}  // namespace turnbridge::sip
+
+namespace turnbridge::sip {
+
+void Call::send_refresh(Time now, TransactionLayer& layer, std::vector<Action>& out) {
+    Leg* leg = trunk_leg();
+    if (leg == nullptr || !leg->dialog || state_ != State::Confirmed) return;
+    if (reinvite_) {
+        timer_.retry_at(now + 1s);   // a relayed re-INVITE is in flight; it refreshes too
+        return;
+    }
+    // RFC 4028 §7.4: an UPDATE when the trunk allows it (no SDP, nothing renegotiated), else a
+    // re-INVITE with our current session (same o= version: nothing changes, RFC 3264 §8).
+    std::optional<std::string> offer;
+    if (!trunk_allows_update_) offer = media_.current_offer(false);
+    auto m = leg->dialog->make_request(trunk_allows_update_ ? "UPDATE" : "INVITE", random_);
+    if (offer) m.set_body("application/sdp", *offer);
+    add_trunk_headers(m, true);
+    refresh_is_invite_ = !trunk_allows_update_;
+    refresh_cseq_ = m.cseq();
+    refresh_tx_ = layer.send_request(now, leg->address.transport, leg->address.reliable, std::move(m), out);
+    other_tx_.push_back(refresh_tx_);
+}
+
+void Call::refresh_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    refresh_tx_.clear();
+    Leg* leg = trunk_leg();
+    if (leg == nullptr || !leg->dialog) return;
+    leg->dialog->on_response(r);
+    const int status = r.status();
+    if (refresh_is_invite_ && status < 300) {
+        layer.send_stateless(leg->address.transport, leg->dialog->make_ack(refresh_cseq_, random_), out);
+        if (!r.body().empty()) media_.take_answer(false, r.body());
+    }
+    if (status < 300) return timer_.answered(now, r);
+    if (status == 422 && timer_.on_422(r)) return send_refresh(now, layer, out);   // RFC 4028 §7.3
+    if (status == 481 || status == 408) {
+        // §12.2.1.2: the trunk no longer knows the dialog.
+        end_reason_ = "session-expired";
+        hang_up(now, layer, out);
+        return;
+    }
+    // RFC 3261 §14.1: 491 means glare, try again in a moment; any other refusal, again later
+    // (still before the session expires, when the call ends).
+    timer_.retry_at(now + (status == 491 ? 2s : 10s));
+}
+
+void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out) {
+    if (unacked_ && unacked_->give_up <= now) {
+        // RFC 3262 §3: no PRACK in 64*T1: the INVITE is refused with a 5xx, the browsers cancelled.
+        unacked_.reset();
+        answer_uas(now, 504, {}, layer, out);
+        for (auto& l : uac_)
+            if (l.final == 0) layer.cancel(now, l.invite_tx, out);
+    } else if (unacked_ && unacked_->next <= now) {
+        layer.respond(now, uas_.invite_tx, unacked_->response.clone(), out);
+        unacked_->interval *= 2;
+        unacked_->next = std::min(now + unacked_->interval, unacked_->give_up);
+    }
+    if (state_ != State::Confirmed || !timer_.active()) return;
+    if (const auto at = timer_.expires_at(); at && *at <= now) {
+        // RFC 4028 §10: no refresh came (or none of ours was answered): BYE both legs.
+        end_reason_ = "session-expired";
+        timer_.stop();
+        hang_up(now, layer, out);
+        return;
+    }
+    if (const auto at = timer_.refresh_at(); at && *at <= now && refresh_tx_.empty()) {
+        timer_.retry_at(timer_.expires_at().value_or(now));   // one refresh at a time
+        send_refresh(now, layer, out);
+    }
+}
+
+std::optional<Time> Call::next_wake() const {
+    if (unacked_) return unacked_->next;
+    if (state_ != State::Confirmed || !timer_.active()) return std::nullopt;
+    auto t = timer_.expires_at();
+    if (const auto r = timer_.refresh_at(); r && refresh_tx_.empty() && (!t || *r < *t)) t = r;
+    return t;
+}
+
+}  // namespace turnbridge::sip
+
+namespace turnbridge::sip {
+
+bool Call::prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (!account_.rel100 || !has_100rel(r, "require")) return true;
+    const auto rseq = parse_rseq(r);
+    if (!rseq || !leg.dialog) return true;   // RFC 3262 §4: without an RSeq it is not reliable
+    // §4: a retransmission (or an old one) is not acknowledged again: the PRACK's own
+    // transaction retransmits. Beyond the next number: out of order, dropped until the gap fills.
+    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return false;
+    trunk_rseq_ = *rseq;
+    auto prack = leg.dialog->make_request("PRACK", random_);
+    prack.add_header("RAck", std::to_string(*rseq) + " " + std::to_string(r.cseq()) + " INVITE");
+    other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(prack), out));
+    return true;
+}
+
+void Call::on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                    std::vector<Action>& out) {
+    // RFC 3262 §3: a PRACK that matches no reliable provisional of ours gets 481. One for a
+    // provisional already acknowledged, or overtaken by the final response, is answered 200.
+    const auto rack = parse_rack(r);
+    const bool ours = &leg == &uas_ && !outbound_ && rack && rseq_ != 0 && rack->first <= rseq_ &&
+                      uas_invite_ && rack->second == uas_invite_->cseq();
+    if (!ours) {
+        layer.respond(now, tx, Message::response(r, 481, "No matching reliable provisional", leg.dialog->local_tag()), out);
+        return;
+    }
+    if (unacked_ && rack->first == rseq_) unacked_.reset();
+    layer.respond(now, tx, Message::response(r, 200, {}, leg.dialog->local_tag()), out);
 }
 
 }  // namespace turnbridge::sip

@@ -410,6 +410,34 @@ void Message::add_header(std::string_view name, std::string_view value) {
     osip_message_set_header(m_, std::string(name).c_str(), std::string(value).c_str());
 }
 
+void Message::remove_header(std::string_view name) {
+    const auto want = lower(name);
+    for (int pos = 0; osip_header_t* h = static_cast<osip_header_t*>(osip_list_get(&m_->headers, pos));) {
+        if (h->hname != nullptr && lower(h->hname) == want) {
+            osip_list_remove(&m_->headers, pos);
+            osip_header_free(h);
+        } else {
+            ++pos;
+        }
+    }
+}
+
+bool Message::has_option_tag(std::string_view name, std::string_view option) const {
+    for (int pos = 0; auto v = header(name, pos); ++pos) {
+        std::string_view rest(*v);
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            auto tag = rest.substr(0, comma);
+            while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+            while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+            if (lower(tag) == lower(option)) return true;
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
 std::vector<std::string> Message::auth_headers(AuthHeader which) const {
     switch (which) {
     case AuthHeader::WwwAuthenticate:

@@ -369,6 +369,22 @@ function adminGet(port, target) {
   });
 }
 
+// Headless Chromium whose fake microphone loops `wav`, on loopback only.
+function launchChromium(wav) {
+  return chromium.launch({
+    executablePath: CHROMIUM, headless: true, timeout: 30000,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE [::1], EXCLUDE localhost',
+    ],
+  });
+}
+
 const within = (hz, want) => Math.abs(hz - want) <= 0.02 * want;
 const fmtHz = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
@@ -430,18 +446,7 @@ token = "t0ken"
   const sipps = [];
   cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true, timeout: 30000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE [::1], EXCLUDE localhost',
-    ],
-  });
+  const browser = await launchChromium(wav);
   cleanup.push(() => browser.close());
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
@@ -591,7 +596,7 @@ token = "t0ken"
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
   module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
-    uacScenario, runSipp, sippExit, freeTriple };
+    uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium };
 } else {
   const results = new Results('gateway_call');
   const cleanup = [];

@@ -48,6 +48,12 @@ struct Gateway {
     // of server.media_ports: the range's calls divided among the gateway realms).
     std::uint32_t max_calls_per_user = 4;
     std::uint32_t max_calls = 0;
+    // RFC 4028 session timers on the trunk leg (issue 13): on by default, as chan_pjsip.
+    bool session_timers = true;
+    std::uint32_t session_expires = 1800;   // seconds we ask for; >= min_se
+    std::uint32_t min_se = 90;              // seconds; RFC 4028 §4: at least 90
+    bool late_offer = false;                // outbound INVITEs without SDP (the offer comes in the 200)
+    bool rel100 = true;                     // RFC 3262 reliable provisionals with the trunk (PRACK)
 };
 
 struct Realm {

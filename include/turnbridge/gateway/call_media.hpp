@@ -79,6 +79,17 @@ public:
     // way, carrying hold (a=sendonly/inactive) across (RFC 3264 §8.4).
     std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) override;
     std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) override;
+    // Mid-call offers answered without the other leg (issue 13): only a change of direction (hold,
+    // resume) is relayed; a new trunk address or codec is followed here, a browser's ICE restart
+    // or codec change is applied here; the same o= version changes nothing (RFC 3264 §8).
+    LocalAnswer answer_locally(bool from_browser, const std::string& sdp, bool force) override;
+    // Trunk leg only: our session as an offer (an SDP-less re-INVITE), its answer from the ACK.
+    std::optional<std::string> current_offer(bool to_browser) override;
+    bool take_answer(bool from_browser, const std::string& sdp) override;
+    // Late offers (RFC 3261 §13.2.1). Inbound: map_offer(false, "") offers the browser our own
+    // session, and the browser's answer becomes our offer to the trunk (G.711 + telephone-event),
+    // answered in its ACK (take_answer). Outbound: the trunk's offer in its 2xx answered here.
+    std::optional<LateAnswers> answer_late_offer(const std::string& trunk_offer) override;
 
     // One datagram on our browser-leg address, direct or handed over by a local TURN allocation
     // (then `from` is that allocation's relayed address, and what goes back to it must leave
@@ -127,6 +138,10 @@ private:
     void apply_browser(const BrowserMedia& media);
     void apply_trunk(const TrunkMedia& media);
     void rebuild_pipeline();
+    std::string to_trunk(std::string sdp);       // notes the SDP we send the trunk
+    std::optional<std::string> late_trunk_offer(const BrowserMedia& b, const SessionDescription& answer);
+    TrunkLocal trunk_local_now() const;          // trunk_local_ with the running codec first
+    void note_remote(bool from_browser, const SessionDescription& sdp);
     void send_dtls(const Endpoint& fallback, MediaOutput& out);
     void on_srtp(Time now, std::span<const std::uint8_t> bytes, MediaOutput& out);
     bool trunk_source_ok(const Endpoint& from, bool call_rtp);
@@ -163,6 +178,12 @@ private:
     std::optional<bool> pending_from_browser_;
     std::optional<SessionDescription> pending_offer_;
     std::string last_browser_answer_;  // repeated for a 183 then 200 with the same answer
+    // What each peer last wrote (issue 13): its direction (theirs) and o= (id and version), and
+    // the last SDP we sent the trunk (a new one gets a new version, RFC 3264 §8).
+    std::optional<Direction> trunk_dir_, browser_dir_;
+    std::string trunk_origin_;
+    std::string last_trunk_sdp_;
+    bool late_offer_ = false;   // inbound: the trunk made no offer; the browser answers ours
     // Media pipeline, rebuilt when a codec changes.
     std::unique_ptr<BrowserToTrunk> to_trunk_;
     std::unique_ptr<TrunkToBrowser> to_browser_;

@@ -76,6 +76,7 @@ struct MediaDescription {
 struct SessionDescription {
     std::string origin_session_id;
     std::string origin_address;
+    std::string origin_version;   // RFC 3264 §8: unchanged when the session is unchanged
     bool ice_lite = false;
     std::vector<std::string> bundle_mids;  // a=group:BUNDLE
     std::vector<MediaDescription> media;

@@ -10,6 +10,7 @@
 
 #include "turnbridge/sip/dialog.hpp"
 #include "turnbridge/sip/registrar.hpp"
+#include "turnbridge/sip/session_timer.hpp"
 #include "turnbridge/sip/transaction.hpp"
 
 namespace turnbridge::sip {
@@ -20,6 +21,28 @@ public:
     virtual ~MediaSdp() = default;
     virtual std::optional<std::string> map_offer(bool from_browser, const std::string& sdp) = 0;
     virtual std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) = 0;
+
+    // A mid-call offer from one leg (a re-INVITE or UPDATE) that may be answered without the
+    // other leg: a session-timer refresh, the same SDP version (RFC 3264 §8), a new address or
+    // codec on the trunk leg. Relay: the other leg must hear of it (hold, resume); with `force`
+    // (an UPDATE, which is not relayed) the media side answers whatever changed.
+    struct LocalAnswer {
+        enum class Kind { Relay, Answered, Refused } kind = Kind::Relay;
+        std::string sdp;
+    };
+    virtual LocalAnswer answer_locally(bool /*from_browser*/, const std::string& /*sdp*/, bool /*force*/) {
+        return {};
+    }
+    // Our current session toward one leg as a new offer, for a request that carried none (an
+    // SDP-less re-INVITE, RFC 3261 §14.2); the answer comes to take_answer() (in the ACK).
+    virtual std::optional<std::string> current_offer(bool /*to_browser*/) { return std::nullopt; }
+    virtual bool take_answer(bool /*from_browser*/, const std::string& /*sdp*/) { return false; }
+    // Outbound late offer (`late_offer`, our INVITE had no SDP): the trunk's offer in its 2xx ->
+    // {our answer for the ACK, the answer to the browser's offer}; nullopt: not acceptable.
+    struct LateAnswers {
+        std::string to_trunk, to_browser;
+    };
+    virtual std::optional<LateAnswers> answer_late_offer(const std::string& /*trunk_offer*/) { return std::nullopt; }
 };
 
 // Where a leg's messages go and what our Via/Contact say there.
@@ -35,6 +58,9 @@ struct TrunkAccount {
     std::string username, password;   // answers 401/407 to our INVITE
     std::string caller_id;            // From user toward the trunk; "" = the browser's user
     std::string scheme = "sip";       // "sips" for a sips: trunk (RFC 3261 §19.1)
+    SessionTimerConfig timers;        // RFC 4028 on the trunk leg
+    bool late_offer = false;          // our INVITE without SDP; the trunk offers in its 2xx
+    bool rel100 = true;               // RFC 3262 on the trunk leg; off: 420 to `Require: 100rel`
 };
 
 class Call {
@@ -46,7 +72,7 @@ public:
          TrunkAccount account, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out);
     // Trunk INVITE -> one INVITE per binding (RFC 3261 §16.7-style forking by a B2BUA); no
     // bindings -> 480. `realm` names the browsers' domain in our From/To toward them.
-    Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk,
+    Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk, TrunkAccount account,
          const std::vector<Binding>& bindings, std::string_view callee, std::string_view realm,
          LocalAddress browser_local, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out);
 
@@ -69,6 +95,12 @@ public:
     void on_request(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     // Hang up from our side (shutdown, quota): CANCEL or BYE every leg, 487/480 to an unanswered UAS leg.
     void hang_up(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    // RFC 4028 on the trunk leg: our refresh when due, the end of the call when a refresh never came.
+    void on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    std::optional<Time> next_wake() const;
+    // Why the call ended when the call itself decided it ("session-expired"), else "".
+    const std::string& end_reason() const { return end_reason_; }
+    const SessionTimer& session_timer() const { return timer_; }
 
 private:
     struct Leg {
@@ -78,6 +110,8 @@ private:
         std::optional<Dialog> dialog;
         int final = 0;                       // final status of the INVITE on this leg
         bool auth_tried = false;
+        bool timer_retried = false;          // a 422 answered once (RFC 4028 §7.3)
+        bool answer_in_ack = false;          // our 2xx to its SDP-less re-INVITE held the offer
     };
     void send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out);
     void answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
@@ -89,6 +123,20 @@ private:
                         std::vector<Action>& out);
     void reinvite_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     bool is_browser(const Leg& leg) const { return (&leg == &uas_) == outbound_; }
+    Leg* trunk_leg();
+    // A re-INVITE or UPDATE answered here, without the other leg (see MediaSdp::answer_locally).
+    bool answer_in_dialog(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                          std::vector<Action>& out);
+    void respond_in_dialog(Time now, const std::string& tx, const Message& r, Leg& leg, int status,
+                           std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
+    void send_refresh(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    void refresh_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void add_trunk_headers(Message& m, bool refresh) const;
+    // RFC 3262: PRACK a reliable provisional from the trunk (outbound); answer the trunk's PRACK
+    // (inbound); retransmit our reliable provisional until it comes.
+    bool prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                  std::vector<Action>& out);
 
     bool outbound_;           // UAS leg is the browser
     MediaSdp& media_;
@@ -111,6 +159,23 @@ private:
         std::uint32_t out_cseq = 0;
     };
     std::optional<ReInvite> reinvite_;
+    SessionTimer timer_;
+    bool trunk_allows_update_ = false;   // its Allow listed UPDATE: our refreshes are UPDATEs
+    std::string refresh_tx_;             // our refresh in flight
+    std::uint32_t refresh_cseq_ = 0;
+    bool refresh_is_invite_ = false;
+    std::string end_reason_;
+    // RFC 3262 on the trunk leg. Inbound: the trunk asked for reliable provisionals (Require or
+    // Supported: 100rel); ours is retransmitted at T1, doubling, until its PRACK, for 64*T1.
+    bool uas_reliable_ = false;
+    std::uint32_t rseq_ = 0;                 // the RSeq of our last reliable provisional
+    struct Unacked {
+        Message response;
+        Time next, give_up;
+        Duration interval;
+    };
+    std::optional<Unacked> unacked_;
+    std::optional<std::uint32_t> trunk_rseq_;   // outbound: the trunk's last RSeq we PRACKed
 };
 
 }  // namespace turnbridge::sip

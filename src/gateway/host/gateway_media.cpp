@@ -51,6 +51,18 @@ public:
     std::optional<std::string> map_answer(bool from_browser, const std::string& sdp) override {
         return media ? media->map_answer(from_browser, sdp) : std::nullopt;
     }
+    LocalAnswer answer_locally(bool from_browser, const std::string& sdp, bool force) override {
+        return media ? media->answer_locally(from_browser, sdp, force) : LocalAnswer{LocalAnswer::Kind::Refused, {}};
+    }
+    std::optional<std::string> current_offer(bool to_browser) override {
+        return media ? media->current_offer(to_browser) : std::nullopt;
+    }
+    bool take_answer(bool from_browser, const std::string& sdp) override {
+        return media && media->take_answer(from_browser, sdp);
+    }
+    std::optional<LateAnswers> answer_late_offer(const std::string& trunk_offer) override {
+        return media ? media->answer_late_offer(trunk_offer) : std::nullopt;
+    }
 
     struct Route {
         unsigned worker = 0;

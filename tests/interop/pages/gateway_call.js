@@ -10,7 +10,7 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const state = {
     ua: null, session: null, direction: '', options: null, events: [], remote: null, ended: null, confirmed: null,
-    ctx: null,
+    ctx: null, reinvites: 0, updates: 0,
   };
   const log = (line) => {
     const text = `${(performance.now() / 1000).toFixed(2)} ${line}`;
@@ -32,6 +32,8 @@
   // Event wiring shared by outgoing and incoming sessions.
   function adopt(session, direction) {
     state.session = session;
+    state.reinvites = 0;
+    state.updates = 0;
     state.direction = direction;
     state.remote = null;
     state.ended = null;
@@ -49,6 +51,11 @@
     };
     if (session.connection) attach(session.connection);
     session.on('peerconnection', (e) => attach(e.peerconnection));
+    // Mid-call requests from the gateway (issue 13: refreshes must not reach the page).
+    session.on('reinvite', (e) => { state.reinvites++; log(`re-INVITE ${e.request && e.request.body ? 'with' : 'without'} SDP`); });
+    session.on('update', () => { state.updates++; log('UPDATE'); });
+    session.on('hold', (e) => log(`hold ${e.originator}`));
+    session.on('unhold', (e) => log(`unhold ${e.originator}`));
     session.on('progress', (e) => log(`progress ${e.response ? e.response.status_code : ''}`));
     session.on('confirmed', () => { state.confirmed = true; log('confirmed'); });
     session.on('ended', (e) => { state.ended = { originator: e.originator, cause: e.cause }; log(`ended ${e.originator} ${e.cause}`); });
@@ -61,9 +68,12 @@
 
   const gw = {
     events: () => state.events.slice(),
+    // Re-INVITEs and UPDATEs the gateway sent the page during the current session.
+    counts: () => ({ reinvites: state.reinvites, updates: state.updates }),
 
     // Registers; with autoAnswer every incoming call is answered at once.
-    start({ wsUrl, uri, password, iceServers, autoAnswer }) {
+    // sessionTimers: JsSIP's own default (on, 90 s) instead of off.
+    start({ wsUrl, uri, password, iceServers, autoAnswer, sessionTimers }) {
       state.ctx = new AudioContext();
       state.options = {
         mediaConstraints: { audio: true, video: false },
@@ -75,7 +85,7 @@
         uri,
         password,
         register: true,
-        session_timers: false,
+        session_timers: !!sessionTimers,
         connection_recovery_min_interval: 60,
         connection_recovery_max_interval: 60,
       });

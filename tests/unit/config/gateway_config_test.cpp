@@ -230,3 +230,14 @@ TEST_CASE("the gateway's SIP bounds (issue 11): defaults, values, and errors nam
         CHECK(e.key == row.key);
     }
 }
+
+TEST_CASE("rel100 (issue 13): on by default, off when asked, an error naming the key otherwise") {
+    auto cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\""));
+    REQUIRE(cfg);
+    CHECK(cfg->realms.at("example.org").gateway.rel100);
+    cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\nrel100 = false"));
+    REQUIRE(cfg);
+    CHECK_FALSE(cfg->realms.at("example.org").gateway.rel100);
+    auto e = rejected(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\nrel100 = \"yes\""));
+    CHECK(e.key == "realm.\"example.org\".gateway.rel100");
+}

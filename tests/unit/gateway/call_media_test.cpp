@@ -778,10 +778,37 @@ TEST_CASE("a trunk that stops sending RTP for 60 s fails the media; a held trunk
     CHECK_FALSE(held.media->ended());
 }
 
-TEST_CASE("an inbound INVITE without an offer (late offer) is refused: no SDP to offer the browser") {
+TEST_CASE("an inbound late offer: the browser is offered our session, its answer becomes G.711 + telephone-event for the trunk (RFC 3261 §13.2.1)") {
     Rig r;
-    CHECK_FALSE(r.media->map_offer(false, ""));
-    CHECK_FALSE(r.media->map_offer(false, "v=0\r\n"));
+    CHECK_FALSE(r.media->map_offer(false, "v=0\r\n"));   // broken SDP is no late offer
+    const auto offer = r.media->map_offer(false, "");
+    REQUIRE(offer);
+    CHECK(attribute(*offer, "setup") == "actpass");
+    const std::string browser_answer =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+        "a=ice-ufrag:" + r.browser.ice.ufrag + "\r\na=ice-pwd:" + r.browser.ice.pwd + "\r\n"
+        "a=fingerprint:sha-256 " + browser_cert->fingerprint_sha256() + "\r\n"
+        "a=setup:passive\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n";
+    const auto trunk_offer = r.media->map_answer(true, browser_answer);
+    REQUIRE(trunk_offer);
+    CHECK(trunk_offer->find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);
+    CHECK(trunk_offer->find("a=rtpmap:101 telephone-event/8000") != std::string::npos);
+    CHECK(trunk_offer->find("a=sendrecv") != std::string::npos);
+    CHECK(r.media->take_answer(false, kTrunkAnswer));   // the trunk's answer, from its ACK
+    CHECK(r.media->trunk_source() == kTrunkAddr);
+    CHECK(r.media->codec_names() == "PCMU/PCMU");
+}
+
+TEST_CASE("an outbound late offer: the trunk's offer in its 200 is answered in the ACK, the browser's offer answered too") {
+    Rig r;
+    REQUIRE(r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256())));
+    const auto both = r.media->answer_late_offer(kTrunkAnswer);
+    REQUIRE(both);
+    CHECK(both->to_trunk.find("m=audio 22002 RTP/AVP 0 101\r\n") != std::string::npos);
+    CHECK(attribute(both->to_browser, "setup") == "passive");
+    CHECK(r.media->trunk_source() == kTrunkAddr);
+    CHECK_FALSE(r.media->answer_late_offer(kTrunkAnswer));   // nothing pending any more
 }
 
 TEST_CASE("Firefox's real offers: G.711 toward the trunk, opus/109 toward Firefox; ICE, DTLS and tones cross") {
@@ -856,4 +883,73 @@ TEST_CASE("Firefox's real offers: G.711 toward the trunk, opus/109 toward Firefo
                 if (const auto e = parse_telephone_event(p->payload); e && e->event == 9) at_trunk.push_back(e->duration);
         CHECK(at_trunk == std::vector<std::uint16_t>{160, 320, 320, 320});
     }
+}
+
+TEST_CASE("trunk re-offers: same version, a new port or codec answered here; hold relayed (RFC 3264 §8, issue 13)") {
+    using Kind = sip::MediaSdp::LocalAnswer::Kind;
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    // A refresh: the trunk's own SDP again, same o= version.
+    const auto same = r.media->answer_locally(false, kTrunkAnswer, false);
+    REQUIRE(same.kind == Kind::Answered);
+    CHECK(same.sdp.find("m=audio 22002 RTP/AVP 0 101\r\n") != std::string::npos);
+    CHECK(same.sdp.find("a=sendrecv") != std::string::npos);
+    const auto again = r.media->answer_locally(false, kTrunkAnswer, false);
+    CHECK(again.sdp == same.sdp);   // nothing changed: the same SDP, the same version
+    // A new media port (another media server): followed without the browser.
+    auto moved = kTrunkAnswer;
+    replace(moved, "o=trunk 1 1", "o=trunk 1 2");
+    replace(moved, "m=audio 40000", "m=audio 40010");
+    const auto m = r.media->answer_locally(false, moved, false);
+    REQUIRE(m.kind == Kind::Answered);
+    CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:40010"));
+    CHECK(m.sdp == same.sdp);   // our side did not change
+    CHECK(attribute(m.sdp, "ptime") == "20");
+    // A codec change (PCMA only): the pipeline follows.
+    auto pcma = kTrunkAnswer;
+    replace(pcma, "o=trunk 1 1", "o=trunk 1 3");
+    replace(pcma, "RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000");
+    REQUIRE(r.media->answer_locally(false, pcma, false).kind == Kind::Answered);
+    CHECK(r.media->trunk_codec() == G711Law::Pcma);
+    // Hold is for the browser to hear of; an UPDATE (force) is answered here, mirrored.
+    auto hold = kTrunkAnswer;
+    replace(hold, "o=trunk 1 1", "o=trunk 1 4");
+    replace(hold, "a=sendrecv", "a=sendonly");
+    CHECK(r.media->answer_locally(false, hold, false).kind == Kind::Relay);
+    const auto forced = r.media->answer_locally(false, hold, true);
+    REQUIRE(forced.kind == Kind::Answered);
+    CHECK(forced.sdp.find("a=recvonly") != std::string::npos);
+    auto inactive = hold;
+    replace(inactive, "a=sendonly", "a=inactive");
+    CHECK(r.media->answer_locally(false, inactive, true).sdp.find("a=inactive") != std::string::npos);
+    CHECK(r.media->answer_locally(false, "v=0\r\ngarbage", false).kind == Kind::Refused);
+}
+
+TEST_CASE("an SDP-less re-INVITE gets our current session as the offer; the ACK's answer is applied (RFC 3261 §14.2)") {
+    Rig r;
+    const auto first = r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    const auto offer = r.media->current_offer(false);
+    REQUIRE(offer);
+    CHECK(offer->find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);   // the running codec first
+    CHECK(offer->find("a=sendrecv") != std::string::npos);
+    CHECK_FALSE(r.media->current_offer(true));   // the browser leg is never asked for one
+    auto moved = kTrunkAnswer;
+    replace(moved, "m=audio 40000", "m=audio 40020");
+    CHECK(r.media->take_answer(false, moved));
+    CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:40020"));
+    CHECK_FALSE(r.media->take_answer(false, "garbage"));
+    CHECK(*r.media->current_offer(false) == *offer);   // unchanged: the same version again
+}
+
+TEST_CASE("a browser re-offer without a change of direction (JsSIP's refresh) is answered here; its hold is relayed") {
+    using Kind = sip::MediaSdp::LocalAnswer::Kind;
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    const auto refresh = r.media->answer_locally(true, r.browser.offer(browser_cert->fingerprint_sha256()), false);
+    REQUIRE(refresh.kind == Kind::Answered);
+    CHECK(attribute(refresh.sdp, "setup") == "passive");   // the running DTLS roles stay
+    CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
+    CHECK(r.media->answer_locally(true, r.browser.offer(browser_cert->fingerprint_sha256(), "sendonly"), false).kind ==
+          Kind::Relay);
 }

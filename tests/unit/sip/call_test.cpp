@@ -23,6 +23,22 @@ struct FakeMedia : MediaSdp {
     std::optional<std::string> map_answer(bool from_browser, const std::string&) override {
         return std::string(from_browser ? "v=0\r\ns=answer-to-trunk\r\n" : "v=0\r\ns=answer-to-browser\r\n");
     }
+    // Mid-call offers (issue 13): what answer_locally says, and what it and current_offer saw.
+    LocalAnswer::Kind local = LocalAnswer::Kind::Relay;
+    std::vector<std::string> local_offers, taken;
+    LocalAnswer answer_locally(bool, const std::string& sdp, bool force) override {
+        local_offers.push_back(sdp);
+        if (force && local == LocalAnswer::Kind::Relay) return {LocalAnswer::Kind::Answered, "v=0\r\ns=local\r\n"};
+        return {local, local == LocalAnswer::Kind::Answered ? "v=0\r\ns=local\r\n" : ""};
+    }
+    std::optional<std::string> current_offer(bool to_browser) override {
+        if (to_browser) return std::nullopt;
+        return std::string("v=0\r\ns=current\r\n");
+    }
+    bool take_answer(bool, const std::string& sdp) override {
+        taken.push_back(sdp);
+        return true;
+    }
 };
 
 Message msg(const std::string& wire) {
@@ -342,7 +358,7 @@ TEST_CASE("inbound call forks to every binding; the first 200 wins and the other
                                            {"sip:a2@h2.invalid;transport=ws", kWsB, b.now + 600s, "", "", "c2", 1}};
     for (auto& a : in)
         if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.trunk, bindings, "test", "example.org", b.browser.local, b.media,
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, bindings, "test", "example.org", b.browser.local, b.media,
                            b.random, b.layer, b.out);
         else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
     REQUIRE(b.call);
@@ -393,7 +409,7 @@ TEST_CASE("inbound call with nobody registered gets 480") {
     b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
     for (auto& a : in)
         if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.trunk, std::vector<Binding>{}, "test", "example.org", b.browser.local,
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, TrunkAccount{}, std::vector<Binding>{}, "test", "example.org", b.browser.local,
                            b.media, b.random, b.layer, b.out);
     auto to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 1);
@@ -427,4 +443,462 @@ TEST_CASE("an INVITE libosip2 cannot write (an empty offer) is refused with 488,
     b.layer.on_timer(b.now, in);
     b.dispatch(in);
     CHECK(b.sent(kBrowser).empty());
+}
+
+namespace {
+
+// An outbound call answered by the trunk with `headers` on its 200; returns our INVITE.
+Message confirmed_outbound(Bench& b, std::initializer_list<std::pair<const char*, const char*>> headers = {},
+                           SessionTimerConfig timers = {}) {
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.timers = timers;
+    b.start_outbound(acc);
+    b.sent(kBrowser);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    auto ok = trunk_reply(inv, 200, true);
+    for (const auto& [n, v] : headers) ok.add_header(n, v);
+    b.arrive(kTrunk, msg(ok.serialize()));
+    REQUIRE(b.sent(kTrunk).at(0).method() == "ACK");
+    REQUIRE(b.sent(kBrowser).at(0).status() == 200);
+    REQUIRE(b.call->state() == Call::State::Confirmed);
+    return inv;
+}
+
+// A trunk INVITE (`extra` headers, `sdp` body or none) to one browser binding on kWsA.
+void start_inbound(Bench& b, const std::string& branch, const std::string& extra, const std::string& sdp,
+                   const TrunkAccount& account = {}) {
+    const std::string wire =
+        "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=" + branch + "\r\n"
+        "From: <sip:+15557654@127.0.0.1:5070>;tag=callertag\r\n"
+        "To: <sip:+15550123@127.0.0.1:5062>\r\n"
+        "Call-ID: inbound-" + branch + "@127.0.0.1\r\nCSeq: 1 INVITE\r\n" + extra +
+        "Contact: <sip:+15557654@127.0.0.1:5070>\r\n" + (sdp.empty() ? "" : "Content-Type: application/sdp\r\n") +
+        "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp;
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kTrunk, false, msg(wire), in);
+    const std::vector<Binding> bindings = {{"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}};
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.trunk, account, bindings, "test", "example.org",
+                           b.browser.local, b.media, b.random, b.layer, b.out);
+        else if (std::holds_alternative<Send>(a)) b.out.push_back(std::move(a));
+}
+
+}  // namespace
+
+TEST_CASE("our INVITE to the trunk offers session timers and UPDATE (RFC 4028 §7.1, RFC 3311 §6)") {
+    Bench b;
+    b.start_outbound();
+    const auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.has_option_tag("supported", "timer"));
+    CHECK(inv.header("session-expires") == "1800");
+    CHECK(inv.header("min-se") == "90");
+    CHECK(inv.has_option_tag("allow", "UPDATE"));
+}
+
+TEST_CASE("a 422 from the trunk: the INVITE again with the Session-Expires its Min-SE asks for (RFC 4028 §7.3)") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    const auto inv = std::move(b.sent(kTrunk).at(0));
+    auto too_small = trunk_reply(inv, 422);
+    too_small.add_header("Min-SE", "1900");
+    b.arrive(kTrunk, msg(too_small.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);   // the ACK for the 422, the new INVITE
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[1].method() == "INVITE");
+    CHECK(to_trunk[1].cseq() == inv.cseq() + 1);
+    CHECK(to_trunk[1].header("session-expires") == "1900");
+    CHECK(to_trunk[1].header("min-se") == "1900");
+    const auto wire = to_trunk[1].serialize();
+    CHECK(wire.find("Session-Expires") == wire.rfind("Session-Expires"));   // the old one is gone
+    CHECK(b.sent(kBrowser).empty());
+}
+
+TEST_CASE("trunk refreshes are answered here and never reach the browser (RFC 4028 §9, RFC 3311, RFC 3264 §8)") {
+    Bench b;
+    const auto inv = confirmed_outbound(b, {{"Session-Expires", "90;refresher=uas"}, {"Require", "timer"}});
+    CHECK_FALSE(b.call->session_timer().we_refresh());
+    SUBCASE("an SDP-less re-INVITE: 200 with our current offer, the answer taken from the ACK (RFC 3261 §14.2)") {
+        auto re = from_trunk("INVITE", inv, 2);
+        re.add_contact("<sip:+15550123@10.0.0.7:5070>");
+        re.add_header("Supported", "timer");
+        re.add_header("Session-Expires", "90;refresher=uac");
+        b.arrive(kTrunk, msg(re.serialize()));
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 2);
+        CHECK(to_trunk[0].status() == 100);
+        CHECK(to_trunk[1].status() == 200);
+        CHECK(to_trunk[1].body() == "v=0\r\ns=current\r\n");
+        CHECK(to_trunk[1].header("session-expires") == "90;refresher=uac");
+        CHECK(to_trunk[1].has_option_tag("require", "timer"));
+        CHECK(to_trunk[1].contacts().at(0).uri == "sip:gw@127.0.0.1:5062");
+        auto ack = from_trunk("ACK", inv, 2);
+        ack.set_body("application/sdp", "v=0\r\ns=answer-in-ack\r\n");
+        b.arrive(kTrunk, msg(ack.serialize()));
+        REQUIRE(b.media.taken.size() == 1);
+        CHECK(b.media.taken[0] == "v=0\r\ns=answer-in-ack\r\n");
+        // The re-INVITE refreshed the target (§12.2): our next request goes to its new Contact.
+        b.call->hang_up(b.now, b.layer, b.out);
+        CHECK(b.sent(kTrunk).at(0).request_uri() == "sip:+15550123@10.0.0.7:5070");
+        CHECK(b.sent(kBrowser).at(0).method() == "BYE");
+        return;
+    }
+    SUBCASE("an SDP-less UPDATE: 200 (RFC 3311 §5.2)") {
+        auto up = from_trunk("UPDATE", inv, 2);
+        up.add_header("Session-Expires", "90;refresher=uac");
+        up.add_header("Supported", "timer");
+        b.arrive(kTrunk, msg(up.serialize()));
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].status() == 200);
+        CHECK(to_trunk[0].body().empty());
+        CHECK(to_trunk[0].header("session-expires") == "90;refresher=uac");
+    }
+    SUBCASE("a re-INVITE the media side answers (same version, new address): 200 from here") {
+        b.media.local = MediaSdp::LocalAnswer::Kind::Answered;
+        auto re = from_trunk("INVITE", inv, 2);
+        re.add_contact("<sip:+15550123@127.0.0.1:5070>");
+        re.set_body("application/sdp", "v=0\r\ns=same\r\n");
+        b.arrive(kTrunk, msg(re.serialize()));
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 2);
+        CHECK(to_trunk[1].status() == 200);
+        CHECK(to_trunk[1].body() == "v=0\r\ns=local\r\n");
+    }
+    SUBCASE("a re-INVITE with SDP we cannot read: 488, and the call goes on (RFC 3261 §14.2)") {
+        b.media.local = MediaSdp::LocalAnswer::Kind::Refused;
+        auto re = from_trunk("INVITE", inv, 2);
+        re.add_contact("<sip:+15550123@127.0.0.1:5070>");
+        re.set_body("application/sdp", "garbage");
+        b.arrive(kTrunk, msg(re.serialize()));
+        CHECK(b.sent(kTrunk).at(1).status() == 488);
+        CHECK(b.call->state() == Call::State::Confirmed);
+    }
+    CHECK(b.sent(kBrowser).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("a trunk that stops refreshing: BYE both ways before the session expires, reason session-expired (RFC 4028 §10)") {
+    Bench b;
+    const auto inv = confirmed_outbound(b, {{"Session-Expires", "90;refresher=uas"}});
+    const auto answered = b.now;
+    REQUIRE(b.call->next_wake() == answered + 90s - 30s);   // min(32, 90/3) early
+    b.now = answered + 59s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+    // A refresh (an UPDATE) restarts the clock.
+    b.now = answered + 50s;
+    auto up = from_trunk("UPDATE", inv, 2);
+    up.add_header("Session-Expires", "90;refresher=uac");
+    up.add_header("Supported", "timer");
+    b.arrive(kTrunk, msg(up.serialize()));
+    CHECK(b.sent(kTrunk).at(0).status() == 200);
+    b.now = answered + 100s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+    b.now = answered + 110s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).at(0).method() == "BYE");
+    CHECK(b.sent(kBrowser).at(0).method() == "BYE");
+    CHECK(b.call->state() == Call::State::Ended);
+    CHECK(b.call->end_reason() == "session-expired");
+}
+
+TEST_CASE("refresher=uac in the trunk's 200: we refresh at half the interval, by UPDATE when allowed (RFC 4028 §7.4, §10)") {
+    Bench b;
+    const auto answered = b.now;
+    SUBCASE("the trunk allows UPDATE") {
+        confirmed_outbound(b, {{"Session-Expires", "120;refresher=uac"}, {"Allow", "INVITE, ACK, BYE, UPDATE"}});
+        CHECK(b.call->session_timer().we_refresh());
+        CHECK(b.call->next_wake() == answered + 60s);
+        b.now = answered + 60s;
+        b.call->on_timer(b.now, b.layer, b.out);
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "UPDATE");
+        CHECK(to_trunk[0].body().empty());
+        CHECK(to_trunk[0].header("session-expires") == "120;refresher=uac");
+        CHECK(b.call->next_wake() == answered + 120s);   // one refresh at a time
+        auto ok = trunk_reply(to_trunk[0], 200);
+        ok.add_header("Session-Expires", "120;refresher=uac");
+        b.arrive(kTrunk, msg(ok.serialize()));
+        CHECK(b.call->next_wake() == answered + 120s);   // 60 + 60
+        CHECK(b.sent(kTrunk).empty());
+    }
+    SUBCASE("no UPDATE in its Allow: a re-INVITE with our current session, ACKed") {
+        confirmed_outbound(b, {{"Session-Expires", "120;refresher=uac"}});
+        b.now = answered + 60s;
+        b.call->on_timer(b.now, b.layer, b.out);
+        auto to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "INVITE");
+        CHECK(to_trunk[0].body() == "v=0\r\ns=current\r\n");
+        auto ok = trunk_reply(to_trunk[0], 200, true);
+        ok.add_header("Session-Expires", "120;refresher=uac");
+        b.arrive(kTrunk, msg(ok.serialize()));
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "ACK");
+        CHECK(b.media.taken.size() == 1);
+    }
+    CHECK(b.sent(kBrowser).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("our refresh answered 481: the dialog is gone, both legs end (RFC 4028 §10, RFC 3261 §12.2.1.2)") {
+    Bench b;
+    const auto answered = b.now;
+    confirmed_outbound(b, {{"Session-Expires", "120;refresher=uac"}, {"Allow", "UPDATE"}});
+    b.now = answered + 60s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    auto up = std::move(b.sent(kTrunk).at(0));
+    b.arrive(kTrunk, msg(trunk_reply(up, 481).serialize()));
+    CHECK(b.sent(kBrowser).at(0).method() == "BYE");
+    CHECK(b.call->state() == Call::State::Ended);
+    CHECK(b.call->end_reason() == "session-expired");
+}
+
+TEST_CASE("a trunk INVITE with Session-Expires below our Min-SE gets 422 with Min-SE (RFC 4028 §8.1)") {
+    Bench b;
+    start_inbound(b, "z9hG4bKin422", "Supported: timer\r\nSession-Expires: 60\r\n", "v=0\r\ns=trunk-offer\r\n");
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[1].status() == 422);
+    CHECK(to_trunk[1].header("min-se") == "90");
+    CHECK(b.sent(kWsA).empty());
+}
+
+TEST_CASE("an inbound INVITE without SDP (late offer): our offer in the 200, the trunk's answer taken from its ACK (RFC 3261 §13.2.1)") {
+    Bench b;
+    start_inbound(b, "z9hG4bKlate", "", "");
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].body().find("s=to-browser") != std::string::npos);   // the media side's own offer
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 200, {}, "browsertag").serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 100);
+    CHECK(to_trunk[1].status() == 200);
+    CHECK(to_trunk[1].body() == "v=0\r\ns=answer-to-trunk\r\n");   // here: our offer
+    auto ack = std::move(*Message::request("ACK", "sip:gw@127.0.0.1:5062"));
+    ack.push_via("UDP", "127.0.0.1:5070", "z9hG4bKlateack");
+    ack.set_from("<sip:+15557654@127.0.0.1:5070>;tag=callertag");
+    ack.set_to(to_trunk[1].to_header());
+    ack.set_call_id("inbound-z9hG4bKlate@127.0.0.1");
+    ack.set_cseq(1, "ACK");
+    ack.set_body("application/sdp", "v=0\r\ns=trunk-answer\r\n");
+    b.arrive(kTrunk, msg(ack.serialize()));
+    REQUIRE(b.media.taken.size() == 1);
+    CHECK(b.media.taken[0] == "v=0\r\ns=trunk-answer\r\n");
+}
+
+TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answers the offer in its 200 (RFC 3261 §13.2.1)") {
+    struct LateMedia : FakeMedia {
+        std::optional<LateAnswers> answer_late_offer(const std::string& offer) override {
+            return LateAnswers{"v=0\r\ns=ack-answer\r\n", "v=0\r\ns=browser-answer " + std::to_string(offer.size()) + "\r\n"};
+        }
+    };
+    Bench b;
+    LateMedia late;
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.late_offer = true;
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kBrowser, true, msg(samples::jssip_invite()), in);
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.browser, b.trunk, acc, late, b.random, b.layer, b.out);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.body().empty());
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[0].body() == "v=0\r\ns=ack-answer\r\n");
+    auto to_browser = b.sent(kBrowser);
+    CHECK(to_browser.back().status() == 200);
+    CHECK(to_browser.back().body().find("s=browser-answer") != std::string::npos);
+}
+
+// --- RFC 3262: reliable provisionals and PRACK on the trunk leg ----------------------------
+
+namespace {
+
+// A request from the trunk in the early dialog of its inbound call (start_inbound's `branch`).
+Message inbound_request(const std::string& method, const std::string& branch, const Message& our_response,
+                        std::uint32_t cseq, const std::string& rack) {
+    auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+    m.push_via("UDP", "127.0.0.1:5070", "z9hG4bK" + method + std::to_string(cseq) + rack.substr(0, 1));
+    m.set_from("<sip:+15557654@127.0.0.1:5070>;tag=callertag");
+    m.set_to(our_response.to_header());
+    m.set_call_id("inbound-" + branch + "@127.0.0.1");
+    m.set_cseq(cseq, method);
+    if (!rack.empty()) m.add_header("RAck", rack);
+    return msg(m.serialize());
+}
+
+// The trunk's INVITE with `extra`, answered 180 by the browser: what the trunk got since.
+std::vector<Message> ringing_inbound(Bench& b, const std::string& branch, const std::string& extra,
+                                     const TrunkAccount& account = {}) {
+    start_inbound(b, branch, extra, "v=0\r\ns=trunk-offer\r\n", account);
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 180, {}, "browsertag").serialize()));
+    return b.sent(kTrunk);
+}
+
+}  // namespace
+
+TEST_CASE("100rel outbound: Supported on our INVITE; each new reliable provisional PRACKed once with its RAck (RFC 3262 §4)") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    std::string wire;
+    for (const auto& a : b.out)
+        if (const auto* snd = std::get_if<Send>(&a); snd && snd->transport == kTrunk) wire.assign(snd->bytes.begin(), snd->bytes.end());
+    CHECK(wire.find("Supported: 100rel, timer\r\n") != std::string::npos);   // one header: some peers read only the first
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.has_option_tag("supported", "100rel"));
+    CHECK(inv.has_option_tag("allow", "PRACK"));
+    auto early = trunk_reply(inv, 183, true);
+    early.add_header("Require", "100rel");
+    early.add_header("RSeq", "7");
+    b.arrive(kTrunk, msg(early.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "PRACK");
+    CHECK(to_trunk[0].header("rack") == "7 1 INVITE");
+    CHECK(to_trunk[0].cseq() == 2);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5070");   // the 183's Contact
+    CHECK(to_trunk[0].to_tag() == "trunktag");
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 183);   // early media goes on to the browser
+    CHECK(to_browser[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+    CHECK(!to_browser[0].has_option_tag("require", "100rel"));   // the browser leg is not reliable
+
+    b.arrive(kTrunk, msg(early.serialize()));   // a retransmission: no second PRACK, nothing new
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.sent(kBrowser).empty());
+    auto skipped = trunk_reply(inv, 180);        // RSeq 9 after 7: out of order, not acknowledged
+    skipped.add_header("Require", "100rel");
+    skipped.add_header("RSeq", "9");
+    b.arrive(kTrunk, msg(skipped.serialize()));
+    CHECK(b.sent(kTrunk).empty());
+    auto next = trunk_reply(inv, 180);
+    next.add_header("Require", "100rel");
+    next.add_header("RSeq", "8");
+    b.arrive(kTrunk, msg(next.serialize()));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].header("rack") == "8 1 INVITE");
+    CHECK(to_trunk[0].cseq() == 3);
+    b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));   // the PRACK's 200: nothing to do
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("100rel off for the realm: no Supported: 100rel, and a trunk's Require: 100rel gets 420 Unsupported (RFC 3262 §4, RFC 3261 §8.2.2.3)") {
+    TrunkAccount off;
+    off.rel100 = false;
+    Bench b;
+    start_inbound(b, "z9hG4bKno100rel", "Require: 100rel\r\n", "v=0\r\ns=trunk-offer\r\n", off);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    CHECK(b.sent(kWsA).empty());
+    CHECK(to_trunk.back().status() == 420);
+    CHECK(to_trunk.back().header("unsupported") == "100rel");
+    CHECK(b.call->state() == Call::State::Ended);
+    Bench o;
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.rel100 = false;
+    o.start_outbound(acc);
+    CHECK(!o.sent(kTrunk).at(0).has_option_tag("supported", "100rel"));
+}
+
+TEST_CASE("100rel inbound: our 180 is reliable, retransmitted at T1 doubling until the PRACK; a PRACK for an unknown RSeq gets 481 (RFC 3262 §3)") {
+    Bench b;
+    const std::string branch = "z9hG4bKrel";
+    auto to_trunk = ringing_inbound(b, branch, "Require: 100rel\r\n");
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 100);
+    const auto ringing = std::move(to_trunk[1]);
+    CHECK(ringing.status() == 180);
+    CHECK(ringing.has_option_tag("require", "100rel"));
+    CHECK(ringing.header("rseq") == "1");
+    REQUIRE(b.call->next_wake() == b.now + 500ms);
+    b.now += 500ms;
+    b.call->on_timer(b.now, b.layer, b.out);
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].header("rseq") == "1");
+    CHECK(b.call->next_wake() == b.now + 1s);   // doubled
+    b.now += 400ms;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 2, "5 1 INVITE"));   // no such RSeq
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 481);
+    CHECK(b.call->state() == Call::State::Early);   // the call goes on
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 3, "1 1 INVITE"));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 200);
+    CHECK(to_trunk[0].cseq_method() == "PRACK");
+    CHECK(!b.call->next_wake());   // acknowledged: no more retransmissions
+    b.now += 10s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Early);
+}
+
+TEST_CASE("100rel inbound: a trunk that only supports it gets reliable provisionals too; no PRACK in 64*T1: 504 and the browsers cancelled (RFC 3262 §3)") {
+    Bench b;
+    auto to_trunk = ringing_inbound(b, "z9hG4bKnoprack", "Supported: 100rel\r\n");
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[1].header("rseq") == "1");
+    int resent = 0;
+    for (int i = 0; i < 100 && b.call->next_wake() && b.call->state() == Call::State::Early; ++i) {
+        b.now = *b.call->next_wake();
+        b.call->on_timer(b.now, b.layer, b.out);
+        for (auto& m : b.sent(kTrunk)) {
+            if (m.status() == 180) ++resent;
+            else CHECK(m.status() == 504);
+        }
+    }
+    CHECK(resent == 6);   // at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; the 504 at 32 s
+    CHECK(b.call->state() == Call::State::Ended);
+    CHECK(b.call->final_status() == 504);
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(!to_browser.empty());
+    CHECK(to_browser.back().method() == "CANCEL");
+}
+
+TEST_CASE("100rel inbound: the browser answers before the PRACK: the 200 ends the retransmissions, a late PRACK still gets 200") {
+    Bench b;
+    const std::string branch = "z9hG4bKrelok";
+    start_inbound(b, branch, "Require: 100rel\r\n", "v=0\r\ns=trunk-offer\r\n");
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 180, {}, "browsertag").serialize()));
+    auto ringing = std::move(b.sent(kTrunk).back());
+    b.arrive(kWsA, msg(Message::response(to_browser[0], 200, {}, "browsertag").serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    CHECK(to_trunk.back().status() == 200);
+    CHECK(b.call->state() == Call::State::Confirmed);
+    b.arrive(kTrunk, inbound_request("PRACK", branch, ringing, 2, "1 1 INVITE"));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 200);
+    b.now += 2s;
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kTrunk).empty());
 }
