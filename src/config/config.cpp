@@ -98,6 +98,7 @@ private:
     void load_server(const Field& server);
     void load_lifetimes(const toml::table& t);
     void load_sip_limits(const toml::table& t);
+    void load_process(const toml::table& t);
     void load_relay(const toml::table& t);
     void load_security(const Field& security);
     void load_realms(const Field& realms);
@@ -183,8 +184,10 @@ void Loader::load_server(const Field& server) {
                   "max_channels_per_allocation", "log_level", "ws_listen", "wss_listen",
                   "sip_listen", "media_ip", "media_ports",
                   "sip_hide_from_strangers", "sip_requests_per_second", "sip_requests_burst", "sip_udp_flows",
-                  "sip_transactions", "sip_registrations", "sip_registrations_per_user"});
+                  "sip_transactions", "sip_registrations", "sip_registrations_per_user", "user", "group",
+                  "allow_root", "log_format"});
     auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
+    load_process(t);
     if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
     if (auto f = get("tls_listen")) tls_listen_line_ = f->line(), cfg_.tls_listen = listeners(*f);
     // SIP over WebSocket is TCP; sip_listen binds UDP and TCP, like listen.
@@ -221,6 +224,31 @@ void Loader::load_server(const Field& server) {
         const std::string_view levels[] = {"debug", "info", "warn", "error"};
         if (std::find(std::begin(levels), std::end(levels), cfg_.log_level) == std::end(levels))
             r_.fail(*f, fmt::format(R"(expected one of "debug", "info", "warn", "error", got "{}")", cfg_.log_level));
+    }
+}
+
+// The account to run as (app/privileges.hpp resolves the names, at start and in check-config).
+void Loader::load_process(const toml::table& t) {
+    auto name = [&](const Field& f) {
+        std::string v = r_.as_string(f);
+        const bool ok = !v.empty() && v.size() <= 32 && v[0] != '-' &&
+                        std::all_of(v.begin(), v.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                   c == '_' || c == '-' || c == '.';
+                        });
+        if (!ok) r_.fail(f, fmt::format(R"(expected a user or group name like "turnbridge", got "{}")", v));
+        return v;
+    };
+    if (auto f = r_.get(t, "server", "user")) cfg_.user = name(*f);
+    if (auto f = r_.get(t, "server", "group")) {
+        cfg_.group = name(*f);
+        if (cfg_.user.empty()) r_.fail(*f, "needs server.user: the group is set when switching to that user");
+    }
+    if (auto f = r_.get(t, "server", "allow_root")) cfg_.allow_root = r_.as_bool(*f);
+    if (auto f = r_.get(t, "server", "log_format")) {
+        cfg_.log_format = r_.as_string(*f);
+        if (cfg_.log_format != "text" && cfg_.log_format != "json")
+            r_.fail(*f, fmt::format(R"(expected "text" or "json", got "{}")", cfg_.log_format));
     }
 }
 
