@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "gateway_config.hpp"
+#include "secret_files.hpp"
 #include "streams_config.hpp"
 #include "toml_reader.hpp"
 
@@ -568,6 +569,7 @@ LoadResult load_string(std::string_view toml_text, const std::filesystem::path& 
     if (ec) return ConfigError{file, 0, "", fmt::format("cannot make the path absolute: {}", ec.message())};
     try {
         Reader reader(file);
+        detail::resolve_secret_files(root, cfg->file.parent_path(), reader);
         Loader(reader, *cfg).load(root);
     } catch (const Failure& f) {
         return f.error;

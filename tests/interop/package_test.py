@@ -99,6 +99,20 @@ def main(r):
                 "0.0.0.0:3478" in conf["server"]["listen"]
                 and conf["accounting"]["database"] == "/var/lib/turnbridge/turnbridge.db")
 
+        secret = root / "etc/turnbridge/rest_secret"
+        sst = secret.stat() if secret.exists() else None
+        r.check("postinst generates a random rest_secret, 0640 root:turnbridge",
+                sst is not None and grp is not None and sst.st_gid == int(grp[2]) and (sst.st_mode & 0o777) == 0o640
+                and len(secret.read_text().strip()) == 44, f"{oct(sst.st_mode) if sst else None}")
+        # check-config on the installed template as the service would run it: as the turnbridge
+        # uid and gid (numbers of the throw-away root), reading rest_secret through its group.
+        os.chmod(root, 0o755)
+        checked = run(["setpriv", f"--reuid={user[2]}", f"--regid={grp[2]}", "--clear-groups", str(binary),
+                       "check-config", str(conf_path)], timeout=30) if user and grp else None
+        r.check("the installed template passes check-config as the turnbridge user",
+                checked is not None and checked.returncode == 0 and checked.stdout.strip().endswith(": OK"),
+                (checked.stdout + checked.stderr).strip() if checked else "no user")
+
         # The conffile is the administrator's: a reinstall keeps their edit.
         conf_path.write_text(conf_path.read_text() + "\n# edited by the administrator\n")
         again = install(root, deb)
@@ -118,6 +132,11 @@ def main(r):
                 score is not None and score <= MAX_EXPOSURE and security.returncode == 0,
                 f"{score} (exit {security.returncode})")
         text = unit.read_text()
+        purge = run(["dpkg", f"--root={root}", "--force-script-chrootless", f"--log={root}/dpkg.log", "--purge",
+                     "turnbridge"], env=dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin"), timeout=60)
+        r.check("purge removes the files, the conffile, the secret and the database folder",
+                purge.returncode == 0 and not binary.exists() and not conf_path.exists() and not secret.exists()
+                and not (root / "var/lib/turnbridge").exists(), purge.stderr[-800:])
         for key in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=turnbridge",
                     "ConfigurationDirectory=turnbridge", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "LimitNOFILE=",
                     "User=turnbridge"):
