@@ -11,12 +11,6 @@
 namespace turnbridge::app {
 namespace {
 
-bool is_loopback(const IpAddress& ip) {
-    static const Cidr v4 = *Cidr::parse("127.0.0.0/8");
-    static const Cidr v6 = *Cidr::parse("::1/128");
-    return v4.contains(ip) || v6.contains(ip);
-}
-
 // The first listener that someone off this host could reach, as "KEY ADDRESS".
 std::optional<std::string> public_listener(const config::Config& cfg) {
     const std::pair<const char*, const std::vector<Endpoint>*> lists[] = {
@@ -25,8 +19,8 @@ std::optional<std::string> public_listener(const config::Config& cfg) {
         {"server.sip_listen", &cfg.sip_listen}};
     for (const auto& [key, eps] : lists)
         for (const auto& ep : *eps)
-            if (!is_loopback(ep.ip)) return fmt::format("{} {}", key, ep.to_string());
-    if (cfg.admin.listen && !is_loopback(cfg.admin.listen->ip))
+            if (!ep.ip.is_loopback()) return fmt::format("{} {}", key, ep.to_string());
+    if (cfg.admin.listen && !cfg.admin.listen->ip.is_loopback())
         return fmt::format("admin.listen {}", cfg.admin.listen->to_string());
     return std::nullopt;
 }

@@ -58,12 +58,6 @@ std::optional<std::uint16_t> port_number(std::string_view s) {
 
 std::string_view family_name(Family f) { return f == Family::V4 ? "IPv4" : "IPv6"; }
 
-// The admin API may go without a token only where nobody else can reach it.
-bool is_loopback(const IpAddress& ip) {
-    static const Cidr v4 = *Cidr::parse("127.0.0.0/8");
-    static const Cidr v6 = *Cidr::parse("::1/128");
-    return v4.contains(ip) || v6.contains(ip);
-}
 
 // ISO 4217 style: three upper-case ASCII letters.
 bool is_currency_code(std::string_view s) {
@@ -446,7 +440,8 @@ void Loader::load_admin(const Field& admin) {
     // The admin server binds TCP, as every server.listen entry does.
     for (const auto& s : seen_)
         if (s.ep == *ep) r_.fail(*listen, fmt::format("duplicate listener {} (already in {})", ep->to_string(), s.key));
-    if (cfg_.admin.token.empty() && !is_loopback(ep->ip)) {
+    // The admin API may go without a token only where nobody else can reach it.
+    if (cfg_.admin.token.empty() && !ep->ip.is_loopback()) {
         const std::string why = fmt::format("expected a bearer token: admin.listen {} is not a loopback address",
                                             ep->to_string());
         if (token) r_.fail(*token, why + ", got an empty string");

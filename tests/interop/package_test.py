@@ -120,6 +120,12 @@ def main(r):
                 and "edited by the administrator" in conf_path.read_text(), again.stderr[-1000:])
 
         unit = root / "lib/systemd/system/turnbridge.service"
+        # verify resolves inside the root: give it this host's units (sysinit.target, ...) and
+        # /bin/kill (ExecReload=) beside the installed unit.
+        shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True, dirs_exist_ok=True,
+                        ignore=lambda d, names: [n for n in names if n.startswith("turnbridge")])
+        (root / "bin").mkdir(exist_ok=True)
+        shutil.copy2("/bin/kill", root / "bin/kill")
         verify = run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no",
                       "/lib/systemd/system/turnbridge.service"], timeout=60)
         r.check("systemd-analyze verify passes on the installed unit", verify.returncode == 0,

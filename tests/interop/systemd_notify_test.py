@@ -3,9 +3,11 @@
 NOTIFY_SOCKET: a datagram socket this test binds, as systemd would. READY=1 comes once the
 listeners answer, with STATUS= naming the allocations; WATCHDOG=1 arrives at a third of
 WATCHDOG_USEC (clamped to 1.5 s); SIGHUP gives RELOADING=1 then READY=1; SIGTERM gives STOPPING=1.
-The abstract namespace ("@name") works too. Loopback only.
+The abstract namespace ("@name") works too. Under journald (JOURNAL_STREAM) log lines carry
+their <N> priority. Loopback only.
 """
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -79,7 +81,46 @@ def run_with(r, name, address, bind_to):
         sock.close()
 
 
+def journal_priorities(r):
+    """Under journald (JOURNAL_STREAM names stderr's device and inode), each line starts with
+    its syslog priority: <6> for info, <3> for an error (a reload of a broken file)."""
+    server = Turnbridge()
+    server.log_path.touch()
+    st = os.stat(server.log_path)
+    os.environ["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    try:
+        server.start()
+    finally:
+        del os.environ["JOURNAL_STREAM"]
+    try:
+        server.config_path.write_text("[server]\nlisten = 3\n")
+        before = len(server.log_path.read_bytes())
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and b"reload failed" not in server.log_path.read_bytes()[before:]:
+            time.sleep(0.05)
+        lines = server.log_path.read_text().splitlines()
+        r.check("journald: every line starts with its priority",
+                lines and all(re.match(r"<[3-7]>\d{4}-", l) for l in lines), "\n".join(lines[:3]))
+        r.check("journald: ready is <6> (info)", any(l.startswith("<6>") and " info ready" in l for l in lines))
+        r.check("journald: a failed reload is <3> (error)",
+                any(l.startswith("<3>") and "reload failed" in l for l in lines))
+    finally:
+        server.stop()
+    # Without JOURNAL_STREAM (or with one naming another file), no prefix.
+    plain = Turnbridge()
+    os.environ["JOURNAL_STREAM"] = "1:2"
+    try:
+        plain.start()
+    finally:
+        del os.environ["JOURNAL_STREAM"]
+    plain.stop()
+    lines = plain.log_path.read_text().splitlines()
+    r.check("not journald: no priority prefix", lines and not any(l.startswith("<") for l in lines))
+
+
 def main(r):
+    journal_priorities(r)
     path = Path(tempfile.mkdtemp(prefix="turnbridge-notify-")) / "notify.sock"
     run_with(r, "path socket", str(path), str(path))
     abstract = f"turnbridge-test-{os.getpid()}"
