@@ -29,17 +29,16 @@ bool stderr_is_journal() {
 }
 std::atomic<bool> g_journal{stderr_is_journal()};
 
-// "2025-01-02T03:04:05.678Z"
-std::string timestamp() {
+// "2025-01-02T03:04:05.678Z", in `stamp`.
+std::string_view timestamp(char (&stamp)[40]) {
     const auto now = std::chrono::system_clock::now();
     const auto t = std::chrono::system_clock::to_time_t(now);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::tm tm{};
     gmtime_r(&t, &tm);
-    char stamp[40];
     const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(stamp + n, sizeof stamp - n, ".%03dZ", static_cast<int>(ms));
-    return stamp;
+    const int m = std::snprintf(stamp + n, sizeof stamp - n, ".%03dZ", static_cast<int>(ms));
+    return {stamp, n + static_cast<std::size_t>(m)};
 }
 
 // The value of `key=` in an unstructured line ("client=[udp a -> b]" up to its bracket).
@@ -65,12 +64,18 @@ void emit(Level lvl, std::string_view event_name, const Fields& f, std::string_v
     // Every line is escaped here, so no caller can forget: user names, SIP display names and
     // numbers are client input, and a raw ESC or newline from them would drive the terminal of
     // whoever reads the log, or forge a line of its own. The JSON writer escapes its own way.
-    std::string line;
-    if (g_journal.load(std::memory_order_relaxed)) line = fmt::format("<{}>", kPriority[static_cast<int>(lvl)]);
+    thread_local std::string line;  // reused: a text line allocates nothing once it has grown
+    line.clear();
+    char stamp[40];
+    if (g_journal.load(std::memory_order_relaxed)) {
+        line += '<';
+        line += static_cast<char>('0' + kPriority[static_cast<int>(lvl)]);
+        line += '>';
+    }
     if (g_format.load(std::memory_order_relaxed) == Format::Json) {
         JsonWriter j;
         j.begin_object();
-        put(j, "time", timestamp());
+        put(j, "time", timestamp(stamp));
         put(j, "level", kNames[static_cast<int>(lvl)]);
         put(j, "event", event_name);
         put(j, "realm", f.realm);
@@ -88,7 +93,7 @@ void emit(Level lvl, std::string_view event_name, const Fields& f, std::string_v
         line += j.take();
     } else {
         thread_local std::string scratch;
-        line += timestamp();
+        line += timestamp(stamp);
         line += ' ';
         line += kNames[static_cast<int>(lvl)];
         line += ' ';
