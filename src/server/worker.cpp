@@ -191,7 +191,7 @@ void Worker::on_mail() {
         actions_.clear();
         if (server_->close(id, turn::CloseReason::Kicked, actions_)) {
             const std::string hex = fmt::format("{:x}", id);
-            log::event(log::Level::Info, "allocation.kicked", {.allocation = hex, .reason = "admin"},
+            log::event(log::Level::Info, "allocation.kicked", {{}, {}, hex, {}, {}, {}, {}, "admin", std::nullopt},
                        fmt::format("allocation {} kicked by admin", hex));
         }
         dispatch();
