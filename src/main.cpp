@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <unistd.h>
 
 #include "turnbridge/accounting/report_cli.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/app/app.hpp"
+#include "turnbridge/app/privileges.hpp"
 #include "turnbridge/io/tls_context.hpp"
 
 namespace {
@@ -68,6 +70,11 @@ int check_config(const std::string& path) {
             std::fprintf(stderr, "%s: %s\n", path.c_str(), why->to_string().c_str());
             return kBadConfig;
         }
+    }
+    // Who it would run as: the account exists, and root does not serve the world by accident.
+    if (const std::string why = app::check_identity(*cfg, geteuid()); !why.empty()) {
+        std::fprintf(stderr, "%s: %s\n", path.c_str(), why.c_str());
+        return kBadConfig;
     }
     std::printf("%s: OK\n", path.c_str());
     return kOk;

@@ -1,20 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/app/app.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <latch>
 #include <stdexcept>
 #include <thread>
+#include <unistd.h>
 
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/app/config_reload.hpp"
+#include "turnbridge/app/privileges.hpp"
 #include "turnbridge/server/listener_sockets.hpp"
 
 namespace turnbridge::app {
 namespace {
 
 constexpr std::uint64_t kPurgeMs = 5000;  // reservations live 30 s; a few seconds late is fine
+// STATUS= every this often, or a third of WatchdogSec= if shorter (but above the workers' 1 s tick).
+constexpr std::uint64_t kStatusMs = 10000;
+constexpr std::uint64_t kMinWatchdogCheckMs = 1500;
 
 }  // namespace
 
@@ -33,6 +39,11 @@ App::~App() = default;
 
 int App::run() {
     log::set_level(parse_log_level(cfg_->log_level));
+    log::set_format(cfg_->log_format == "json" ? log::Format::Json : log::Format::Text);
+    if (const std::string why = check_identity(*cfg_, geteuid()); !why.empty()) {
+        log::error("{}", why);
+        return 1;
+    }
     io::TlsContextPtr tls;
     if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) {
         auto loaded = io::load_tls_context(cfg_->tls_cert, cfg_->tls_key);
@@ -51,7 +62,8 @@ int App::run() {
         log::info("file descriptors: {}", fds.after);
     const unsigned count = worker_count(cfg_->threads);
     uv_loop_init(&loop_);
-    if (!open_accounting(count) || !start_workers(count, std::move(tls)) || !start_admin()) {
+    // Everything that needs root (ports below 1024, a root-only key file) is done before the drop.
+    if (!open_accounting(count) || !start_workers(count, std::move(tls)) || !start_admin() || !switch_user()) {
         admin_.reset();
         workers_.clear();
         if (hub_) hub_->close();
@@ -72,6 +84,8 @@ int App::run() {
     for (const auto& [name, realm] : cfg_->realms)
         if (realm.gateway.enabled) log::info("realm {}: gateway mode, trunk {}", name, realm.gateway.trunk.uri);
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
+    notify_.send("READY=1\nSTATUS=" + status_line());
+    start_notify_timer();
 
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -104,6 +118,29 @@ bool App::open_accounting(unsigned workers) {
                   cfg_->accounting.flush_interval.count());
     else
         log::warn("accounting is off ([accounting] enabled = false): nothing relayed is recorded");
+    return true;
+}
+
+// [server] user: started as root, become that user for good (app/privileges.hpp). The database
+// was created as root: it goes to the user first, so that the store keeps writing.
+bool App::switch_user() {
+    if (cfg_->user.empty() || geteuid() != 0) return true;
+    const AccountLookup found = resolve_account(*cfg_);
+    if (!found.account) {
+        log::error("{}", found.error);
+        return false;
+    }
+    std::vector<std::filesystem::path> own;
+    if (cfg_->accounting.enabled) {
+        const auto& db = cfg_->accounting.database;
+        own = {db, db.string() + "-wal", db.string() + "-shm"};
+    }
+    if (const std::string why = drop_privileges(*found.account, own); !why.empty()) {
+        log::error("{}", why);
+        return false;
+    }
+    log::info("running as user {} (uid {}), group {} (gid {})", found.account->user, found.account->uid,
+              found.account->group, found.account->gid);
     return true;
 }
 
@@ -154,6 +191,8 @@ void App::stop(const char* why) {
     if (stopping_) return;
     stopping_ = true;
     log::info("{}: shutting down", why);
+    notify_.send("STOPPING=1\nSTATUS=shutting down");
+    if (notify_.enabled()) uv_close(reinterpret_cast<uv_handle_t*>(&notify_timer_), nullptr);
     for (auto& w : workers_) w->post_stop();
     for (auto& w : workers_) w->join();
     if (admin_) admin_->close();
@@ -168,14 +207,17 @@ void App::stop(const char* why) {
 void App::reload() {
     if (stopping_) return;
     log::info("SIGHUP: reloading {}", cfg_->file.string());
+    notify_.send("RELOADING=1");
     auto loaded = config::load_file(cfg_->file);
     if (auto* err = std::get_if<config::ConfigError>(&loaded)) {
         log::error("reload failed, keeping the running configuration: {}", err->to_string());
+        notify_.send("READY=1\nSTATUS=reload failed, running the previous configuration");
         return;
     }
     auto fresh = merge_reload(*cfg_, std::get<std::shared_ptr<const config::Config>>(loaded));
     cfg_ = fresh;
     log::set_level(parse_log_level(cfg_->log_level));
+    log::set_format(cfg_->log_format == "json" ? log::Format::Json : log::Format::Text);
     auth_.set_limit(cfg_->auth_failures_per_minute);
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
@@ -183,6 +225,49 @@ void App::reload() {
     apply_stream_limits();
     if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) reload_tls(*cfg_);
     log::info("configuration reloaded");
+    notify_.send("READY=1\nSTATUS=" + status_line());
+}
+
+void App::start_notify_timer() {
+    if (!notify_.enabled()) return;
+    std::uint64_t period = kStatusMs;
+    if (notify_.watchdog().count() > 0) {
+        const auto third = static_cast<std::uint64_t>(notify_.watchdog().count() / 3000);
+        period = std::max(kMinWatchdogCheckMs, std::min(period, third));
+        log::info("systemd watchdog: {} ms, checked every {} ms", notify_.watchdog().count() / 1000, period);
+    }
+    worker_ticks_.assign(workers_.size(), 0);
+    for (std::size_t i = 0; i < workers_.size(); ++i) worker_ticks_[i] = workers_[i]->ticks();
+    uv_timer_init(&loop_, &notify_timer_);
+    notify_timer_.data = this;
+    uv_timer_start(&notify_timer_, [](uv_timer_t* t) { static_cast<App*>(t->data)->on_notify_timer(); }, period, period);
+}
+
+// sd_watchdog_enabled(3): WATCHDOG=1 only while this loop and every worker's loop turn; a
+// stuck worker makes systemd restart the service after WatchdogSec=.
+void App::on_notify_timer() {
+    std::string state = "STATUS=" + status_line();
+    bool alive = true;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        const std::uint64_t now = workers_[i]->ticks();
+        if (now == worker_ticks_[i]) {
+            alive = false;
+            log::warn("worker {}: its loop has not ticked for a while; no watchdog ping", i);
+        }
+        worker_ticks_[i] = now;
+    }
+    if (alive && notify_.watchdog().count() > 0) state += "\nWATCHDOG=1";
+    notify_.send(state);
+}
+
+std::string App::status_line() {
+    const std::size_t allocations = cfg_->accounting.enabled && hub_ ? hub_->live().size() : 0;
+    std::uint64_t calls = 0;
+    if (gateway_)
+        for (unsigned w = 0; w < gateway_->workers(); ++w) calls += gateway_->load(w);
+    std::string line = fmt::format("{} allocation{}", allocations, allocations == 1 ? "" : "s");
+    if (gateway_) line += fmt::format(", {} call{}", calls, calls == 1 ? "" : "s");
+    return line + fmt::format(", {} worker{}", workers_.size(), workers_.size() == 1 ? "" : "s");
 }
 
 // [streams]: the caps of every listener kind, fitted to the descriptor limit, and the admin

@@ -55,6 +55,13 @@ bool IpAddress::is_unspecified() const {
     return true;
 }
 
+bool IpAddress::is_loopback() const {
+    if (family == Family::V4) return bytes[0] == 127;
+    for (std::size_t i = 0; i < 15; ++i)
+        if (bytes[i] != 0) return false;
+    return bytes[15] == 1;
+}
+
 std::optional<IpAddress> IpAddress::embedded_v4() const {
     if (family != Family::V6) return std::nullopt;
     const auto& b = bytes;

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "gateway_config.hpp"
+#include "secret_files.hpp"
 #include "streams_config.hpp"
 #include "toml_reader.hpp"
 
@@ -57,12 +58,6 @@ std::optional<std::uint16_t> port_number(std::string_view s) {
 
 std::string_view family_name(Family f) { return f == Family::V4 ? "IPv4" : "IPv6"; }
 
-// The admin API may go without a token only where nobody else can reach it.
-bool is_loopback(const IpAddress& ip) {
-    static const Cidr v4 = *Cidr::parse("127.0.0.0/8");
-    static const Cidr v6 = *Cidr::parse("::1/128");
-    return v4.contains(ip) || v6.contains(ip);
-}
 
 // ISO 4217 style: three upper-case ASCII letters.
 bool is_currency_code(std::string_view s) {
@@ -98,6 +93,7 @@ private:
     void load_server(const Field& server);
     void load_lifetimes(const toml::table& t);
     void load_sip_limits(const toml::table& t);
+    void load_process(const toml::table& t);
     void load_relay(const toml::table& t);
     void load_security(const Field& security);
     void load_realms(const Field& realms);
@@ -183,8 +179,10 @@ void Loader::load_server(const Field& server) {
                   "max_channels_per_allocation", "log_level", "ws_listen", "wss_listen",
                   "sip_listen", "media_ip", "media_ports",
                   "sip_hide_from_strangers", "sip_requests_per_second", "sip_requests_burst", "sip_udp_flows",
-                  "sip_transactions", "sip_registrations", "sip_registrations_per_user"});
+                  "sip_transactions", "sip_registrations", "sip_registrations_per_user", "user", "group",
+                  "allow_root", "log_format"});
     auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
+    load_process(t);
     if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
     if (auto f = get("tls_listen")) tls_listen_line_ = f->line(), cfg_.tls_listen = listeners(*f);
     // SIP over WebSocket is TCP; sip_listen binds UDP and TCP, like listen.
@@ -221,6 +219,31 @@ void Loader::load_server(const Field& server) {
         const std::string_view levels[] = {"debug", "info", "warn", "error"};
         if (std::find(std::begin(levels), std::end(levels), cfg_.log_level) == std::end(levels))
             r_.fail(*f, fmt::format(R"(expected one of "debug", "info", "warn", "error", got "{}")", cfg_.log_level));
+    }
+}
+
+// The account to run as (app/privileges.hpp resolves the names, at start and in check-config).
+void Loader::load_process(const toml::table& t) {
+    auto name = [&](const Field& f) {
+        std::string v = r_.as_string(f);
+        const bool ok = !v.empty() && v.size() <= 32 && v[0] != '-' &&
+                        std::all_of(v.begin(), v.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                   c == '_' || c == '-' || c == '.';
+                        });
+        if (!ok) r_.fail(f, fmt::format(R"(expected a user or group name like "turnbridge", got "{}")", v));
+        return v;
+    };
+    if (auto f = r_.get(t, "server", "user")) cfg_.user = name(*f);
+    if (auto f = r_.get(t, "server", "group")) {
+        cfg_.group = name(*f);
+        if (cfg_.user.empty()) r_.fail(*f, "needs server.user: the group is set when switching to that user");
+    }
+    if (auto f = r_.get(t, "server", "allow_root")) cfg_.allow_root = r_.as_bool(*f);
+    if (auto f = r_.get(t, "server", "log_format")) {
+        cfg_.log_format = r_.as_string(*f);
+        if (cfg_.log_format != "text" && cfg_.log_format != "json")
+            r_.fail(*f, fmt::format(R"(expected "text" or "json", got "{}")", cfg_.log_format));
     }
 }
 
@@ -417,7 +440,8 @@ void Loader::load_admin(const Field& admin) {
     // The admin server binds TCP, as every server.listen entry does.
     for (const auto& s : seen_)
         if (s.ep == *ep) r_.fail(*listen, fmt::format("duplicate listener {} (already in {})", ep->to_string(), s.key));
-    if (cfg_.admin.token.empty() && !is_loopback(ep->ip)) {
+    // The admin API may go without a token only where nobody else can reach it.
+    if (cfg_.admin.token.empty() && !ep->ip.is_loopback()) {
         const std::string why = fmt::format("expected a bearer token: admin.listen {} is not a loopback address",
                                             ep->to_string());
         if (token) r_.fail(*token, why + ", got an empty string");
@@ -540,6 +564,7 @@ LoadResult load_string(std::string_view toml_text, const std::filesystem::path& 
     if (ec) return ConfigError{file, 0, "", fmt::format("cannot make the path absolute: {}", ec.message())};
     try {
         Reader reader(file);
+        detail::resolve_secret_files(root, cfg->file.parent_path(), reader);
         Loader(reader, *cfg).load(root);
     } catch (const Failure& f) {
         return f.error;

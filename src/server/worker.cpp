@@ -189,7 +189,11 @@ void Worker::on_mail() {
     if (m.tls) tls_ = std::move(m.tls);
     for (auto id : m.kicks) {
         actions_.clear();
-        if (server_->close(id, turn::CloseReason::Kicked, actions_)) log::info("allocation {:x} kicked by admin", id);
+        if (server_->close(id, turn::CloseReason::Kicked, actions_)) {
+            const std::string hex = fmt::format("{:x}", id);
+            log::event(log::Level::Info, "allocation.kicked", {{}, {}, hex, {}, {}, {}, {}, "admin", std::nullopt},
+                       fmt::format("allocation {} kicked by admin", hex));
+        }
         dispatch();
     }
     if (m.stop) shutdown();
@@ -254,6 +258,7 @@ void Worker::on_tick() {
     const std::uint64_t now_ms = uv_now(&loop_);
     loop_lag_seconds_ = now_ms > last_tick_ms_ + kTickMs ? static_cast<double>(now_ms - last_tick_ms_ - kTickMs) / 1000.0 : 0.0;
     last_tick_ms_ = now_ms;
+    ticks_.fetch_add(1, std::memory_order_relaxed);
     const auto now = clock_.now();
     server_->on_timer(now);
     // [streams] timeouts (io::StreamGuard); a close unlinks the connection, so walk a copy.

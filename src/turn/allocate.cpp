@@ -111,9 +111,12 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
         ++stats_.quota_refusals;
         const bool per_user = user_limit != 0 && shared_.quota->of(req.realm.name, quota_user) >= user_limit;
         if (per_user) ++stats_.user_allocation_refusals;
-        log::info("allocation refused ({}) user={} realm={} client=[{}]",
-                  per_user ? "max_allocations_per_user" : "max_allocations", req.username, req.realm.name,
-                  req.from.to_string());
+        const std::string_view why = per_user ? "max_allocations_per_user" : "max_allocations";
+        const std::string client = req.from.to_string();
+        log::event(log::Level::Info, "allocation.refused",
+                   {req.realm.name, req.username, {}, {}, client, {}, {}, why, std::nullopt},
+                   fmt::format("allocation refused ({}) user={} realm={} client=[{}]", why, req.username,
+                               req.realm.name, client));
         send_error(req, StunCode::AllocationQuotaReached, "Allocation Quota Reached", out);
         return;
     }
@@ -184,8 +187,13 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
         relays += a->advertised[i].to_string();
         if (!a->relays[i].shared) by_relay_[a->relays[i].handle] = a.get();  // shared: by peer (shared_relay.cpp)
     }
-    log::info("allocation created id={:x} user={} realm={} client=[{}] relay={} lifetime={}s", a->id, a->username,
-              a->realm, a->five_tuple.to_string(), relays, p.lifetime.count());
+    if (log::level() <= log::Level::Info) {
+        const std::string id = fmt::format("{:x}", a->id), client = a->five_tuple.to_string();
+        log::event(log::Level::Info, "allocation.created",
+                   {a->realm, a->username, id, {}, client, relays, {}, {}, std::nullopt},
+                   fmt::format("allocation created id={} user={} realm={} client=[{}] relay={} lifetime={}s", id,
+                               a->username, a->realm, client, relays, p.lifetime.count()));
+    }
     if (observer_ != nullptr) observer_->on_created(*a);
     by_tuple_.emplace(req.from, std::move(a));
 }

@@ -199,12 +199,18 @@ void Server::destroy(Allocation& a, CloseReason why) {
         binder_.release(a.relays[i].handle);
     }
     const auto c = a.counters;
-    log::info("allocation deleted id={:x} user={} realm={} client=[{}] relay={} reason={} "
-              "sent={}p/{}B received={}p/{}B",
-              a.id, a.username, a.realm, a.five_tuple.to_string(), relays, to_string(why),
-              c.packets[static_cast<int>(Direction::RelayToPeer)], c.payload_bytes[static_cast<int>(Direction::RelayToPeer)],
-              c.packets[static_cast<int>(Direction::RelayToClient)],
-              c.payload_bytes[static_cast<int>(Direction::RelayToClient)]);
+    if (log::level() <= log::Level::Info) {
+        const auto sent = c.payload_bytes[static_cast<int>(Direction::RelayToPeer)];
+        const auto received = c.payload_bytes[static_cast<int>(Direction::RelayToClient)];
+        const std::string id = fmt::format("{:x}", a.id), client = a.five_tuple.to_string();
+        log::event(log::Level::Info, "allocation.deleted",
+                   {a.realm, a.username, id, {}, client, relays, {}, to_string(why), sent + received},
+                   fmt::format("allocation deleted id={} user={} realm={} client=[{}] relay={} reason={} "
+                               "sent={}p/{}B received={}p/{}B",
+                               id, a.username, a.realm, client, relays, to_string(why),
+                               c.packets[static_cast<int>(Direction::RelayToPeer)], sent,
+                               c.packets[static_cast<int>(Direction::RelayToClient)], received));
+    }
     if (shared_.quota != nullptr) shared_.quota->release(a.realm, a.account.empty() ? a.username : a.account);
     by_tuple_.erase(a.five_tuple);  // frees `a`
 }

@@ -114,7 +114,7 @@ relay_ips = ["127.0.0.1", "::1"]
 relay_ports = "${this.relayLo}-${this.relayHi}"
 default_realm = "${REALM}"
 threads = 2
-${this.serverConfig}
+${process.env.TURNBRIDGE_LOG_FORMAT ? `log_format = "${process.env.TURNBRIDGE_LOG_FORMAT}"\n` : ''}${this.serverConfig}
 [security]
 allowed_peers = ${list(this.allowedPeers)}
 

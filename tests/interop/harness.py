@@ -25,6 +25,10 @@ BINARY = Path(os.environ.get("TURNBRIDGE_BIN", REPO / "build" / "turnbridge"))
 # What ASan, LSan and UBSan print to stderr (the server log) when they find something.
 SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"runtime error:", b"LeakSanitizer")
 
+# TURNBRIDGE_LOG_FORMAT=json runs a suite with JSON logs (json_log_test.py checks every line).
+LOG_FORMAT = (f'log_format = "{os.environ["TURNBRIDGE_LOG_FORMAT"]}"\n'
+              if os.environ.get("TURNBRIDGE_LOG_FORMAT") else "")
+
 USER, PASSWORD = "test", "secret"
 REALM = "example.org"
 REST_SECRET = "s3cr3t"
@@ -180,7 +184,7 @@ relay_ips = ["127.0.0.1", "::1"]
 relay_ports = "{self.relay_lo}-{self.relay_hi}"
 default_realm = "{REALM}"
 threads = 2
-{per_user}{self.extra_server}
+{LOG_FORMAT}{per_user}{self.extra_server}
 [security]
 allowed_peers = {_toml_list(self.allowed_peers)}
 
@@ -357,7 +361,7 @@ def main_guard(fn):
         server.stop()
     for path, line in _SANITIZER_FINDINGS:
         results.check("no sanitizer report in the server log", False, f"{path}: {line}")
-    if results.failed or not results.passed:
+    if results.failed or not results.passed or os.environ.get("TURNBRIDGE_KEEP_LOGS"):
         print("logs kept in: " + " ".join(str(d) for d in _TEMP_DIRS), flush=True)
     else:
         for d in _TEMP_DIRS:

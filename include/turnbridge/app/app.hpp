@@ -12,6 +12,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/app/accounting_hub.hpp"
+#include "turnbridge/app/systemd_notify.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/server/media_exchange.hpp"
 #include "turnbridge/server/relay_registry.hpp"
@@ -38,10 +39,16 @@ private:
     bool start_workers(unsigned count, io::TlsContextPtr tls);
     bool open_accounting(unsigned workers);
     bool start_admin();
+    bool switch_user();
     void stop(const char* why);
     void reload();
     void reload_tls(const config::Config& cfg);
     void apply_stream_limits();
+    // systemd (Type=notify): STATUS= now, and WATCHDOG=1 when every worker loop has ticked
+    // since the last call.
+    void start_notify_timer();
+    void on_notify_timer();
+    std::string status_line();
 
     std::shared_ptr<const config::Config> cfg_;
     turn::NonceMinter nonces_;
@@ -59,6 +66,9 @@ private:
     uv_loop_t loop_{};
     std::optional<io::Signals> signals_;
     uv_timer_t purge_{};
+    SystemdNotify notify_ = SystemdNotify::from_environment();
+    uv_timer_t notify_timer_{};
+    std::vector<std::uint64_t> worker_ticks_;  // each worker's ticks() at the last watchdog check
     bool stopping_ = false;
 };
 

@@ -28,6 +28,7 @@ struct IpAddress {
     std::size_t size() const { return family == Family::V4 ? 4 : 16; }
     std::string to_string() const;
     bool is_unspecified() const;
+    bool is_loopback() const;  // 127.0.0.0/8 or ::1: reachable from this host only
     // For V6 addresses that embed an IPv4 address (mapped, compatible, NAT64, 6to4), that address.
     std::optional<IpAddress> embedded_v4() const;
     friend bool operator==(const IpAddress&, const IpAddress&) = default;

@@ -139,6 +139,13 @@ struct Config {
     std::uint32_t max_permissions_per_allocation = 64;
     std::uint32_t max_channels_per_allocation = 64;
     std::string log_level = "info";
+    std::string log_format = "text";           // "text" or "json" (one object a line, README "Logs")
+    // Started as root: switch to this account once every listener is bound and the certificate
+    // is loaded (group: the user's primary group unless set). Empty: stay who we are; as root,
+    // that needs allow_root when any listener is off loopback.
+    std::string user;
+    std::string group;
+    bool allow_root = false;
     // Gateway mode: SIP over WebSocket toward browsers (RFC 7118), SIP toward trunks, media.
     std::vector<Endpoint> ws_listen;           // HTTP + WebSocket, path /sip
     std::vector<Endpoint> wss_listen;          // the same over TLS (tls_cert, tls_key)

@@ -4,6 +4,7 @@
 // it (listener sockets of its SO_REUSEPORT groups, TCP/TLS connections, relay sockets). Nothing
 // on its packet path is shared with other workers, so nothing there takes a lock
 // (ARCHITECTURE.md). Other threads talk to it only through post_*().
+#include <atomic>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,9 @@ public:
     void post_tls(io::TlsContextPtr ctx);
     void post_stop();
     void post_kick(std::uint64_t allocation_id);
+    // Timer ticks of this worker's loop so far (any thread): the systemd watchdog checks that
+    // every loop still turns.
+    std::uint64_t ticks() const { return ticks_.load(std::memory_order_relaxed); }
 
     // --- Used by the worker's own handles, on its thread. ---
     uv_loop_t* loop() { return &loop_; }
@@ -145,6 +149,7 @@ private:
     uv_timer_t flush_soon_{};  // an allocation ended: post its final record on the next turn
     std::uint64_t last_tick_ms_ = 0;
     double loop_lag_seconds_ = 0;
+    std::atomic<std::uint64_t> ticks_{0};
     WorkerRelayBinder binder_;
     std::unique_ptr<WorkerAccounting> accounting_;  // before server_: the server reports to it
     std::unique_ptr<turn::Server> server_;

@@ -74,3 +74,16 @@ TEST_CASE("sockaddr round trip keeps address and port") {
         CHECK(*back == ep);
     }
 }
+
+TEST_CASE("is_loopback: 127.0.0.0/8 and ::1 only (root refuses to serve anything else without server.user)") {
+    struct Row {
+        const char* ip;
+        bool loopback;
+    };
+    for (const Row& row : {Row{"127.0.0.1", true}, Row{"127.255.0.9", true}, Row{"::1", true}, Row{"0.0.0.0", false},
+                           Row{"::", false}, Row{"10.0.0.1", false}, Row{"::ffff:127.0.0.1", false},
+                           Row{"2001:db8::1", false}, Row{"128.0.0.1", false}}) {
+        CAPTURE(row.ip);
+        CHECK(turnbridge::IpAddress::parse(row.ip)->is_loopback() == row.loopback);
+    }
+}
