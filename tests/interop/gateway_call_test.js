@@ -24,7 +24,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const esbuild = require('esbuild');
-const { Turnbridge, Results, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, runSuite, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SIPP = '/usr/bin/sipp';
@@ -598,25 +598,5 @@ if (require.main !== module) {
   module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
     uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium };
 } else {
-  const results = new Results('gateway_call');
-  const cleanup = [];
-  // Out of time, or stopped (scripts/test's `timeout` sends SIGTERM): kill what we started.
-  const abort = (why) => {
-    results.check('finished in time', false, why);
-    for (const undo of cleanup.reverse()) { try { undo(); } catch { /* best effort */ } }
-    process.exit(results.finish());
-  };
-  const deadline = setTimeout(() => abort(`over ${TOTAL_MS / 1000} s`), TOTAL_MS);
-  for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => abort(`stopped by ${sig}`));
-  main(results, cleanup)
-    .catch((err) => results.check('harness', false, err && err.stack ? err.stack : String(err)))
-    .finally(async () => {
-      clearTimeout(deadline);
-      for (const undo of cleanup.reverse()) await Promise.resolve().then(undo).catch(() => {});
-      for (const dir of [workDir, serverDir].filter(Boolean)) {
-        if (results.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
-        else console.log(`kept for a post-mortem: ${dir}`);
-      }
-      process.exit(results.finish());
-    });
+  runSuite('gateway_call', TOTAL_MS, main, () => [workDir, serverDir]);
 }

@@ -24,7 +24,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 const { writeToneWav, writeTonePcap, dominantHz, RtpTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
   require('./gateway_call_test');
 
@@ -291,23 +291,4 @@ token = "t0ken"
   if (code !== 0) console.log(tb.logTail());
 }
 
-const results = new Results('gateway_refresh');
-const cleanup = [];
-const abort = (why) => {
-  results.check('finished in time', false, why);
-  for (const undo of cleanup.reverse()) { try { undo(); } catch { /* best effort */ } }
-  process.exit(results.finish());
-};
-const deadline = setTimeout(() => abort(`over ${TOTAL_MS / 1000} s`), TOTAL_MS);
-for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => abort(`stopped by ${sig}`));
-main(results, cleanup)
-  .catch((err) => results.check('harness', false, err && err.stack ? err.stack : String(err)))
-  .finally(async () => {
-    clearTimeout(deadline);
-    for (const undo of cleanup.reverse()) await Promise.resolve().then(undo).catch(() => {});
-    for (const dir of [workDir, serverDir].filter(Boolean)) {
-      if (results.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
-      else console.log(`kept for a post-mortem: ${dir}`);
-    }
-    process.exit(results.finish());
-  });
+runSuite('gateway_refresh', TOTAL_MS, main, () => [workDir, serverDir]);

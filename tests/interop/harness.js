@@ -176,4 +176,30 @@ media_ports = "${lo}-${lo + 99}"
 `;
 }
 
-module.exports = { Turnbridge, Results, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
+// Runs a suite's async main(results, cleanup) with a deadline of `totalMs`: on time-out or
+// SIGTERM/SIGINT (scripts/test's `timeout`) the cleanups run and the suite fails; at the end the
+// folders `keptDirs()` names are removed when every check passed, kept for a post-mortem otherwise.
+function runSuite(name, totalMs, main, keptDirs = () => []) {
+  const results = new Results(name);
+  const cleanup = [];
+  const abort = (why) => {
+    results.check('finished in time', false, why);
+    for (const undo of cleanup.reverse()) { try { undo(); } catch { /* best effort */ } }
+    process.exit(results.finish());
+  };
+  const deadline = setTimeout(() => abort(`over ${totalMs / 1000} s`), totalMs);
+  for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => abort(`stopped by ${sig}`));
+  main(results, cleanup)
+    .catch((err) => results.check('harness', false, err && err.stack ? err.stack : String(err)))
+    .finally(async () => {
+      clearTimeout(deadline);
+      for (const undo of cleanup.reverse()) await Promise.resolve().then(undo).catch(() => {});
+      for (const dir of keptDirs().filter(Boolean)) {
+        if (results.failed === 0) fs.rmSync(dir, { recursive: true, force: true });
+        else console.log(`kept for a post-mortem: ${dir}`);
+      }
+      process.exit(results.finish());
+    });
+}
+
+module.exports = { Turnbridge, Results, runSuite, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
