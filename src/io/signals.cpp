@@ -18,6 +18,12 @@ void Signals::close() {
     if (!open_) return;
     open_ = false;
     for (auto* h : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+    // Closing the last uv_signal_t of a signal puts back its default action, so a second SIGTERM
+    // (systemd's, a supervisor's) or a SIGHUP during shutdown would kill the process before the
+    // last accounting flush. Ignore both until exit; SIGINT keeps its default, so a second Ctrl-C
+    // still forces an interactive run to quit.
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGHUP, SIG_IGN);
 }
 
 void Signals::on_signal(uv_signal_t* h, int signum) {

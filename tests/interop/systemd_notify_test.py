@@ -75,7 +75,8 @@ def run_with(r, name, address, bind_to):
         proc.send_signal(signal.SIGTERM)
         stopping, seen = wait_for(sock, "STOPPING", 5)
         r.check(f"{name}: SIGTERM: STOPPING=1", stopping is not None and stopping["STOPPING"] == "1", str(seen))
-        r.check(f"{name}: exit 0 after STOPPING", server.stop() == 0)
+        code = server.stop()
+        r.check(f"{name}: exit 0 after STOPPING", code == 0, f"exit code {code}")
     finally:
         server.stop()
         sock.close()
@@ -119,7 +120,30 @@ def journal_priorities(r):
     r.check("not journald: no priority prefix", lines and not any(l.startswith("<") for l in lines))
 
 
+def second_sigterm(r):
+    """A second SIGTERM (or a SIGHUP) while shutting down must not kill the process before its
+    last accounting flush: libuv puts back the default action when its signal handles close."""
+    results = []
+    for delay in (0.0, 0.001, 0.003, 0.01, 0.03, 0.001, 0.003, 0.01):
+        server = Turnbridge()
+        server.start()
+        proc = server.proc
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGTERM):
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            time.sleep(0.002)
+        code = server.stop()
+        results.append((delay, code, b" info stopped" in server.log_path.read_bytes()))
+    r.check("second SIGTERM/SIGHUP while stopping: exit 0 and the log says stopped",
+            all(code == 0 and stopped for _, code, stopped in results), str(results))
+
+
 def main(r):
+    second_sigterm(r)
     journal_priorities(r)
     path = Path(tempfile.mkdtemp(prefix="turnbridge-notify-")) / "notify.sock"
     run_with(r, "path socket", str(path), str(path))
