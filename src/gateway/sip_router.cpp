@@ -453,7 +453,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         count(sip::Limit::CallsPerRealm);
         return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
     }
-    auto trunk = trunk_leg(*realm);
+    auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(*realm);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,

@@ -54,6 +54,7 @@ struct Gateway {
     std::uint32_t min_se = 90;              // seconds; RFC 4028 §4: at least 90
     bool late_offer = false;                // outbound INVITEs without SDP (the offer comes in the 200)
     bool rel100 = true;                     // RFC 3262 reliable provisionals with the trunk (PRACK)
+    bool test_numbers = false;              // echo, 9196, tone, dtmf go to the built-in test line
 };
 
 struct Realm {

@@ -100,6 +100,13 @@ public:
     ~SipRouter();
 
     void set_config(std::shared_ptr<const config::Config> cfg);
+    // The built-in test line (test_line.hpp) of realms with gateway.test_numbers: its SIP address
+    // and the UDP flow toward it. Without it those numbers go to the trunk like any other.
+    using TestLineFlow = std::function<std::optional<sip::TransportId>(const Endpoint& to)>;
+    void set_test_line(Endpoint at, TestLineFlow flow) {
+        test_line_ = at;
+        test_line_flow_ = std::move(flow);
+    }
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
     // security.auth_failures_per_minute for browsers' digest credentials; null: none.
@@ -207,6 +214,9 @@ private:
         std::optional<Endpoint> conn;   // TLS: our end of the connection
     };
     std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    // A call to `dialled` in `realm` goes to the test line (sip_router_test_line.cpp).
+    bool to_test_line(const config::Realm& realm, std::string_view dialled) const;
+    std::optional<TrunkLeg> test_line_leg();
     void start_registrations(sip::Time now, std::vector<sip::Action>& out);
     void expire_waiting(sip::Time now, std::vector<sip::Action>& out);
     CallEntry* call_owning(const std::string& tx);
@@ -235,6 +245,8 @@ private:
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
     std::optional<sip::Time> reregister_at_;
     const TrunkHosts* hosts_ = nullptr;
+    std::optional<Endpoint> test_line_;
+    TestLineFlow test_line_flow_;
     AuthThrottle* auth_ = nullptr;
     // Browser INVITEs (authenticated) waiting for their trunk's host name.
     struct Waiting {

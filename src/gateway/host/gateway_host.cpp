@@ -87,6 +87,7 @@ void GatewayHost::start() {
         bind_udp(ep);
         listen_tcp(ep, false, true);
     }
+    start_test_line();
     if (worker_ != 0) {
         log::debug("gateway: worker {} listens too", worker_);
     } else {
@@ -99,6 +100,18 @@ void GatewayHost::start() {
     std::vector<sip::Action> out;
     router_->start(io::read_clock().mono, out);
     apply(out);
+}
+
+void GatewayHost::start_test_line() {
+    const auto& realms = cfg_->realms;
+    if (std::none_of(realms.begin(), realms.end(), [](const auto& r) { return r.second.gateway.enabled && r.second.gateway.test_numbers; }))
+        return;
+    // On loopback, of the family our trunk requests leave from (the first sip_listen address).
+    const bool v6 = !cfg_->sip_listen.empty() && cfg_->sip_listen.front().ip.family == Family::V6;
+    test_line_ = std::make_unique<TestLineHost>(loop_);
+    test_line_->start(*IpAddress::parse(v6 ? "::1" : "127.0.0.1"));
+    router_->set_test_line(test_line_->sip_address(), [this](const Endpoint& to) { return udp_flow(to); });
+    if (worker_ == 0) log::info("gateway: test numbers echo, 9196, tone and dtmf answered by the built-in test line");
 }
 
 void GatewayHost::set_auth_throttle(AuthThrottle* auth) { router_->set_auth_throttle(auth); }
@@ -552,6 +565,7 @@ void GatewayHost::close() {
         uv_close(reinterpret_cast<uv_handle_t*>(&mail_), nullptr);
     }
     if (resolver_) resolver_->close();
+    if (test_line_) test_line_->close();
     media_->close();
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);

@@ -32,6 +32,7 @@
 #include "turnbridge/io/heap_trim.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/gateway/host/gateway_media.hpp"
+#include "turnbridge/gateway/host/test_line_host.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/gateway/host/sip_tcp.hpp"
 #include "turnbridge/io/tls_context.hpp"
@@ -139,6 +140,8 @@ private:
     std::map<std::string, sip::TransportId> tls_out_;          // ... toward TLS trunks, by tls_key()
     std::map<std::pair<std::string, bool>, io::TlsContextPtr> trunk_tls_;   // (trunk_ca, verify) -> context
     std::unique_ptr<TrunkResolver> resolver_;
+    std::unique_ptr<TestLineHost> test_line_;   // when a realm has gateway.test_numbers
+    void start_test_line();
     char udp_buf_[64 * 1024];
 };
 
