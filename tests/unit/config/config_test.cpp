@@ -98,6 +98,11 @@ TEST_CASE("The sample conf/turnbridge.toml loads with the values it documents") 
     REQUIRE(cfg.admin.listen);
     CHECK(cfg.admin.listen->to_string() == "127.0.0.1:9641");
     CHECK(cfg.admin.token.empty());
+    // The demo (issue 16): a gateway on loopback whose test line answers without a trunk.
+    CHECK(strings(cfg.ws_listen) == std::vector<std::string>{"127.0.0.1:8088"});
+    CHECK(strings(cfg.sip_listen) == std::vector<std::string>{"127.0.0.1:5080"});
+    CHECK(realm.gateway.enabled);
+    CHECK(realm.gateway.test_numbers);
 }
 
 TEST_CASE("Keys left out take the defaults of config.hpp") {

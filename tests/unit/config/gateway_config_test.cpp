@@ -241,3 +241,14 @@ TEST_CASE("rel100 (issue 13): on by default, off when asked, an error naming the
     auto e = rejected(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\nrel100 = \"yes\""));
     CHECK(e.key == "realm.\"example.org\".gateway.rel100");
 }
+
+TEST_CASE("test_numbers (issue 16): off by default, on when asked, an error naming the key otherwise") {
+    auto cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\""));
+    REQUIRE(cfg);
+    CHECK_FALSE(cfg->realms.at("example.org").gateway.test_numbers);
+    cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\ntest_numbers = true"));
+    REQUIRE(cfg);
+    CHECK(cfg->realms.at("example.org").gateway.test_numbers);
+    auto e = rejected(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\ntest_numbers = 1"));
+    CHECK(e.key == "realm.\"example.org\".gateway.test_numbers");
+}
