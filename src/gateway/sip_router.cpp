@@ -151,6 +151,7 @@ void SipRouter::set_shared(GatewayShared* shared, unsigned worker, bool register
 
 void SipRouter::started(CallEntry& e, const std::string& call_id) {
     e.call_id = call_id;
+    e.summary.call_id = call_id;
     e.counted_user = e.summary.account;
     shared_->call_started(worker_, e.summary.realm, e.counted_user, call_id);
     log::debug("gateway: worker {}: call {} placed here", worker_, call_id);
@@ -474,7 +475,9 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
-    log::info("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user, gw.trunk.uri);
+    log::event(log::Level::Info, "call.started", {realm->name, e.summary.account, {}, e.call_id, {}, {}, target.user, {}, std::nullopt},
+               fmt::format("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user,
+                           to_test_line(*realm, target.user) ? "the test line" : gw.trunk.uri));
     process(now, unix_now, &flow, in, out);
 }
 
@@ -539,8 +542,9 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     account.rel100 = realm->gateway.rel100;
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
-    log::info("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
-              bindings.size() == 1 ? "" : "s");
+    log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},
+               fmt::format("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
+                           bindings.size() == 1 ? "" : "s"));
     process(now, 0, &flow, in, out);
 }
 

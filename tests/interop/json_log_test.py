@@ -3,7 +3,8 @@
 aioice, auth failures and a SIGHUP reload; the gateway's SIP calls with JsSIP) run again with
 TURNBRIDGE_LOG_FORMAT=json, and every line of every server log they leave must be one JSON object
 with exactly the documented keys (README, "Logs"), with allocation events carrying their realm,
-user, allocation, client and relay, and allocation.deleted its bytes and reason.
+user, allocation, client and relay, and allocation.deleted its bytes and reason; the gateway's
+call.started and call.ended events their realm, call and peer, call.ended its user, bytes and reason.
 
 interop-timeout: 420
 """
@@ -64,6 +65,17 @@ def main(r):
             ids = {e["allocation"] for e in created}
             r.check(f"{name}: each deleted allocation was created under the same id",
                     deleted and all(e["allocation"] in ids for e in deleted))
+        if name == "gateway_sip_test":
+            started = events.get("call.started", [])
+            ended = events.get("call.ended", [])
+            r.check(f"{name}: call.started has realm, call (the Call-ID) and peer (the other party)",
+                    started and all(e["realm"] and e["call"] and e["peer"] for e in started), f"{len(started)} events")
+            r.check(f"{name}: call.ended has realm, user, call, peer, reason and bytes",
+                    ended and all(e["realm"] and e["user"] and e["call"] and e["peer"] and e["reason"]
+                                  and isinstance(e["bytes"], int) for e in ended), f"{len(ended)} events")
+            ids = {e["call"] for e in started}
+            r.check(f"{name}: each ended call was started under the same call id",
+                    ended and all(e["call"] in ids for e in ended))
 
 
 main_guard(main)

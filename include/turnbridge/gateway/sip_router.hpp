@@ -45,6 +45,7 @@ using MediaFactory = std::function<std::unique_ptr<sip::MediaSdp>(const config::
 // What signaling knows of a call when it ends, for its call record and logs.
 struct CallSummary {
     std::string realm;
+    std::string call_id;      // of the INVITE that made it (the `call` of its log events)
     std::string account;      // the browser user ("" if an inbound call was never answered)
     bool outbound = true;
     std::string remote;       // the number called, or the caller's number

@@ -510,8 +510,12 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     r.trunk_in_bytes = m.stats.trunk_in.bytes;
     r.trunk_out_packets = m.stats.trunk_out.packets;
     r.trunk_out_bytes = m.stats.trunk_out.bytes;
-    log::info("call record: {} {} {} {} status {} {} ms codecs {} ({}{})", r.realm, r.account, r.direction, r.remote,
-              r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs, r.end_reason, r.relayed ? ", relayed" : "");
+    // call.ended: the browser leg's media payload bytes, both directions, like an allocation's.
+    log::event(log::Level::Info, "call.ended",
+               {r.realm, r.account, {}, s.call_id, {}, {}, r.remote, r.end_reason, r.browser_in_bytes + r.browser_out_bytes},
+               fmt::format("call record: {} {} {} {} status {} {} ms codecs {} ({}{})", r.realm, r.account, r.direction,
+                           r.remote, r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs, r.end_reason,
+                           r.relayed ? ", relayed" : ""));
     calls_(std::move(r));
 }
 
