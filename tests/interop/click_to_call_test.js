@@ -21,6 +21,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const { Turnbridge, Results, freePort, USER, PASSWORD, REALM, REPO, gatewayServerConfig } = require('./harness');
+const { waitStatus: pageWaitStatus, listen: pageListen } = require('./page_audio');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const MEDIA = process.env.CLICK_TO_CALL_SIGNALING_ONLY !== '1';
@@ -224,18 +225,8 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   page.on('pageerror', (e) => problems.push(String(e)));
   // expires=60: the shortest registration the registrar grants, so that the refresh shows up.
   await page.goto(`http://127.0.0.1:${wsPort}/?expires=60`);
-  const status = () => page.textContent('#status');
   const logText = () => page.textContent('#log');
-  async function waitStatus(re, ms = 10000) {
-    const deadline = Date.now() + ms;
-    let text = '';
-    while (Date.now() < deadline) {
-      text = await status();
-      if (re.test(text)) return { ok: true, text };
-      await sleep(100);
-    }
-    return { ok: false, text };
-  }
+  const waitStatus = (re, ms) => pageWaitStatus(page, re, ms);
   results.check('the page runs under its CSP (script ran, no violation or error)',
     (await page.evaluate(() => document.getElementById('turn').value)) === 'turn:127.0.0.1:3478' && problems.length === 0,
     problems.join(' | '));
@@ -264,32 +255,7 @@ trunk = "sip:127.0.0.1:${ringPort};transport=udp"
   results.check('realm, user and TURN URL are remembered in localStorage, the password is not',
     stored.includes(REALM) && stored.includes(`"user":"${USER}"`) && !stored.includes(PASSWORD) && !stored.includes('not-the-password'), stored);
 
-  // Measures what the page hears: RMS and dominant frequency of the remote stream over ms.
-  const listen = (ms) => page.evaluate(async (dur) => {
-    const stream = document.getElementById('remote').srcObject;
-    if (!stream) return { rms: 0, hz: 0 };
-    const ctx = new AudioContext({ sampleRate: 48000 });
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 8192;
-    ctx.createMediaStreamSource(stream).connect(analyser);
-    let rms = 0, hz = 0;
-    const t = new Float32Array(analyser.fftSize);
-    const f = new Float32Array(analyser.frequencyBinCount);
-    for (let k = 0; k < dur / 250; k++) {
-      await new Promise((r) => setTimeout(r, 250));
-      analyser.getFloatTimeDomainData(t);
-      const e = Math.sqrt(t.reduce((a, x) => a + x * x, 0) / t.length);
-      if (e > rms) {
-        rms = e;
-        analyser.getFloatFrequencyData(f);
-        let best = 1;
-        for (let i = 1; i < f.length; i++) if (f[i] > f[best]) best = i;
-        hz = (best * ctx.sampleRate) / analyser.fftSize;
-      }
-    }
-    await ctx.close();
-    return { rms, hz };
-  }, ms);
+  const listen = (ms) => pageListen(page, ms);
 
   // ---- outbound: the page calls a number at sipp's UAS (which echoes RTP) ------------------
   {

@@ -17,6 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Turnbridge, runSuite, portPicker, REPO } = require('./harness');
 const { writeToneWav, launchChromium } = require('./gateway_call_test');
+const { waitStatus: pageWaitStatus, listen: pageListen } = require('./page_audio');
 
 const MIC_HZ = 600;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -73,55 +74,12 @@ async function main(results, cleanup) {
     && await page.inputValue('#user') === 'test' && await page.inputValue('#number') === 'echo' && await page.isChecked('#relay'));
   await page.fill('#turn', `turn:127.0.0.1:${ports.turn}?transport=udp`);
   await page.fill('#password', 'secret');
-  const status = () => page.textContent('#status');
-  async function waitStatus(re, ms = 10000) {
-    const deadline = Date.now() + ms;
-    let text = '';
-    while (Date.now() < deadline) {
-      text = await status();
-      if (re.test(text)) return { ok: true, text };
-      await sleep(100);
-    }
-    return { ok: false, text };
-  }
+  const waitStatus = (re, ms) => pageWaitStatus(page, re, ms);
   await page.click('#register');
   let s = await waitStatus(/^Registered as/);
   results.check('the demo user registers (test / secret)', s.ok, s.text);
 
-  // What the page hears over ms: the loudest 250 ms snapshot's RMS, dominant frequency and the
-  // level (dB) at each of `probe` Hz.
-  const listen = (ms, probe = []) => page.evaluate(async ([dur, freqs]) => {
-    const stream = document.getElementById('remote').srcObject;
-    if (!stream) return { rms: 0, hz: 0, db: [] };
-    const ctx = new AudioContext({ sampleRate: 48000 });
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 8192;
-    ctx.createMediaStreamSource(stream).connect(analyser);
-    let rms = 0, hz = 0, db = [];
-    const t = new Float32Array(analyser.fftSize);
-    const f = new Float32Array(analyser.frequencyBinCount);
-    const started = performance.now();
-    let firstLoud = -1;
-    for (let k = 0; k < dur / 100; k++) {
-      await new Promise((r) => setTimeout(r, 100));
-      analyser.getFloatTimeDomainData(t);
-      const e = Math.sqrt(t.reduce((a, x) => a + x * x, 0) / t.length);
-      if (e > 0.01 && firstLoud < 0) firstLoud = performance.now() - started;
-      if (e > rms) {
-        rms = e;
-        analyser.getFloatFrequencyData(f);
-        let best = 1;
-        for (let i = 1; i < f.length; i++) if (f[i] > f[best]) best = i;
-        hz = (best * ctx.sampleRate) / analyser.fftSize;
-        db = freqs.map((x) => {
-          const i = Math.round((x * analyser.fftSize) / ctx.sampleRate);
-          return Math.max(f[i - 1], f[i], f[i + 1]);
-        });
-      }
-    }
-    await ctx.close();
-    return { rms, hz, db, firstLoud };
-  }, [ms, probe]);
+  const listen = (ms, probe) => pageListen(page, ms, probe);
 
   async function call(number) {
     await page.fill('#number', number);

@@ -57,9 +57,8 @@ void TestLineHost::start(const IpAddress& ip) {
                                                 gateway::random_value<std::uint32_t>(gateway::random_bytes));
     sip_out_.reserve(4);
     rtp_out_.reserve(gateway::TestLine::kMaxCalls);
-    uv_timer_init(loop_, &tick_);
+    uv_timer_init(loop_, &tick_);   // started while there are calls (arm())
     tick_.data = this;
-    uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<TestLineHost*>(t->data)->on_tick(); }, kTickMs, kTickMs);
     log::debug("test line: SIP on udp {}, RTP on {}", sip_.local.to_string(), rtp_.local.to_string());
 }
 
@@ -79,12 +78,23 @@ void TestLineHost::on_datagram(Socket& s, const Endpoint& from, std::span<const 
     if (s.rtp) line_->on_rtp(now, from, bytes, rtp_out_);
     else line_->on_sip(now, from, {reinterpret_cast<const char*>(bytes.data()), bytes.size()}, sip_out_);
     flush();
+    arm();
+}
+
+void TestLineHost::arm() {
+    // The 20 ms tick runs only while a call is up: an idle test line does not wake the loop.
+    const bool want = line_->calls() > 0;
+    if (want == ticking_) return;
+    ticking_ = want;
+    if (want) uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<TestLineHost*>(t->data)->on_tick(); }, kTickMs, kTickMs);
+    else uv_timer_stop(&tick_);
 }
 
 void TestLineHost::on_tick() {
     if (!open_) return;
     line_->on_tick(io::read_clock().mono, rtp_out_);
     flush();
+    arm();
 }
 
 void TestLineHost::flush() {

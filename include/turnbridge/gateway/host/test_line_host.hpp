@@ -2,8 +2,9 @@
 #pragma once
 // The built-in test line's sockets (issue 16): gateway::TestLine (test_line.hpp) on one worker's
 // loop, with a SIP socket and an RTP socket on ephemeral ports of the loopback address and one
-// 20 ms timer. Each worker's GatewayHost starts one when a realm has gateway.test_numbers; its
-// router sends calls to the test numbers here, over UDP, as to a trunk.
+// 20 ms timer (running only while it has calls). Each worker's GatewayHost starts one when a
+// realm has gateway.test_numbers; its router sends calls to the test numbers here, over UDP, as
+// to a trunk.
 #include <array>
 #include <chrono>
 #include <memory>
@@ -38,11 +39,13 @@ private:
     void on_datagram(Socket& s, const Endpoint& from, std::span<const std::uint8_t> bytes);
     void on_tick();
     void flush();
+    void arm();
 
     uv_loop_t* loop_;
     Socket sip_, rtp_;
     uv_timer_t tick_{};
     bool open_ = false;
+    bool ticking_ = false;
     std::unique_ptr<gateway::TestLine> line_;
     std::vector<gateway::TestLine::SipOut> sip_out_;
     std::vector<gateway::TestLine::RtpOut> rtp_out_;
