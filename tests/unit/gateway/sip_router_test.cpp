@@ -689,3 +689,50 @@ TEST_CASE("REGISTER digest guessing: past auth_failures_per_minute 503 with Retr
     REQUIRE(ok.size() == 1);
     CHECK(ok[0].status() == 200);
 }
+
+TEST_CASE("test_numbers (issue 16): echo, 9196, tone, dtmf go to the test line over UDP; other numbers and realms without it to the trunk") {
+    Bench b;
+    const sip::TransportId kTestLine = 4242;
+    std::optional<Endpoint> asked_line;
+    b.router.set_test_line(*Endpoint::parse("127.0.0.1:40000"), [&](const Endpoint& to) -> std::optional<sip::TransportId> {
+        asked_line = to;
+        return kTestLine;
+    });
+    // A browser's authenticated INVITE to `number` (fresh Call-ID and branches): where it went.
+    int n = 0;
+    auto call = [&](const std::string& number) {
+        std::string wire = sip::samples::jssip_invite("z9hG4bKt" + std::to_string(++n));
+        for (std::size_t p; (p = wire.find("+15550123")) != std::string::npos;) wire.replace(p, 9, number);
+        wire.replace(wire.find("mvh2l0g3kcq1fo9tbhm5"), 20, "testline-call-" + std::to_string(n));
+        auto r = b.feed(b.ws, wire, kWs);
+        REQUIRE(r.size() == 2);
+        REQUIRE(r[1].status() == 407);
+        std::vector<sip::Action> out;
+        b.router.on_message(b.now, 1'700'000'000, b.ws, answered(wire, r[1], "alice", "wonderland", "z9hG4bKa" + std::to_string(n)), out);
+        return out;
+    };
+    SUBCASE("off: the trunk") {
+        auto out = call("echo");
+        REQUIRE(Bench::sent(out, kTrunk).size() == 1);
+        CHECK(Bench::sent(out, kTestLine).empty());
+        CHECK_FALSE(asked_line);
+    }
+    SUBCASE("on") {
+        b.gateway().test_numbers = true;
+        b.gateway().max_calls_per_user = 0;   // five live calls of alice's
+        for (const std::string number : {"echo", "9196", "tone", "dtmf"}) {
+            CAPTURE(number);
+            auto out = call(number);
+            auto to_line = Bench::sent(out, kTestLine);
+            REQUIRE(to_line.size() == 1);
+            CHECK(to_line[0].request_uri() == "sip:" + number + "@127.0.0.1:40000;transport=udp");
+            CHECK(to_line[0].top_via_transport() == "UDP");
+            CHECK(Bench::sent(out, kTrunk).empty());
+        }
+        CHECK(asked_line == Endpoint::parse("127.0.0.1:40000"));
+        auto out = call("+15550199");
+        CHECK(Bench::sent(out, kTestLine).empty());
+        REQUIRE(Bench::sent(out, kTrunk).size() == 1);
+        CHECK(Bench::sent(out, kTrunk)[0].request_uri() == "sip:+15550199@127.0.0.1:5070;transport=udp");
+    }
+}
