@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """[server] log_format = "json" (issue 16): whole interop suites (TURN over UDP, TCP and TLS with
-aioice, auth failures and a SIGHUP reload; the gateway's SIP calls with JsSIP) run again with
+aioice, auth failures and a SIGHUP reload; the gateway's SIP calls with JsSIP; the first-run demo's
+calls to the built-in test line in Chromium) run again with
 TURNBRIDGE_LOG_FORMAT=json, and every line of every server log they leave must be one JSON object
 with exactly the documented keys (README, "Logs"), with allocation events carrying their realm,
 user, allocation, client and relay, and allocation.deleted its bytes and reason; the gateway's
@@ -18,7 +19,7 @@ from harness import HERE, main_guard
 
 KEYS = ["time", "level", "event", "realm", "user", "allocation", "call", "client", "relay", "peer", "bytes",
         "reason", "message"]
-SUITES = [["/usr/bin/python3", "-u", "aioice_test.py"], ["node", "gateway_sip_test.js"]]
+SUITES = [["/usr/bin/python3", "-u", "aioice_test.py"], ["node", "gateway_sip_test.js"], ["node", "demo_test.js"]]
 
 
 def main(r):
@@ -65,7 +66,7 @@ def main(r):
             ids = {e["allocation"] for e in created}
             r.check(f"{name}: each deleted allocation was created under the same id",
                     deleted and all(e["allocation"] in ids for e in deleted))
-        if name == "gateway_sip_test":
+        if name in ("gateway_sip_test", "demo_test"):
             started = events.get("call.started", [])
             ended = events.get("call.ended", [])
             r.check(f"{name}: call.started has realm, call (the Call-ID) and peer (the other party)",
