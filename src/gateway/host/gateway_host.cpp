@@ -109,7 +109,7 @@ void GatewayHost::start_test_line() {
     // On loopback, of the family our trunk requests leave from (the first sip_listen address).
     const bool v6 = !cfg_->sip_listen.empty() && cfg_->sip_listen.front().ip.family == Family::V6;
     test_line_ = std::make_unique<TestLineHost>(loop_);
-    test_line_->start(*IpAddress::parse(v6 ? "::1" : "127.0.0.1"));
+    test_line_->start(*IpAddress::parse(v6 ? "::1" : "127.0.0.1"), cfg_->sip_listen);
     router_->set_test_line(test_line_->sip_address(), [this](const Endpoint& to) { return udp_flow(to); });
     if (worker_ == 0) log::info("gateway: test numbers echo, 9196, tone and dtmf answered by the built-in test line");
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/host/test_line_host.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,7 +49,15 @@ void TestLineHost::open(Socket& s, const IpAddress& ip) {
         });
 }
 
-void TestLineHost::start(const IpAddress& ip) {
+bool TestLineHost::from_gateway(const Endpoint& from) const {
+    // A wildcard sip_listen sends to loopback from a loopback address.
+    return std::any_of(gateway_.begin(), gateway_.end(), [&](const Endpoint& g) {
+        return g.port == from.port && (g.ip == from.ip || (g.ip.is_unspecified() && from.ip.is_loopback()));
+    });
+}
+
+void TestLineHost::start(const IpAddress& ip, std::vector<Endpoint> gateway) {
+    gateway_ = std::move(gateway);
     rtp_.rtp = true;
     open(sip_, ip);
     open_ = true;
@@ -75,7 +84,8 @@ void TestLineHost::close() {
 void TestLineHost::on_datagram(Socket& s, const Endpoint& from, std::span<const std::uint8_t> bytes) {
     if (!open_ || !line_) return;
     const auto now = io::read_clock().mono;
-    if (s.rtp) line_->on_rtp(now, from, bytes, rtp_out_);
+    if (s.rtp) line_->on_rtp(now, from, bytes, rtp_out_);   // only from a call's SDP address
+    else if (!from_gateway(from)) return;
     else line_->on_sip(now, from, {reinterpret_cast<const char*>(bytes.data()), bytes.size()}, sip_out_);
     flush();
     arm();

@@ -24,7 +24,9 @@ public:
     TestLineHost& operator=(const TestLineHost&) = delete;
 
     // Binds both sockets on `ip` (port 0: the kernel picks); throws std::runtime_error if it cannot.
-    void start(const IpAddress& ip);
+    // SIP is taken only from `gateway` (the sip_listen addresses our trunk requests leave from):
+    // any other local process could otherwise make it stream RTP to an address of its choosing.
+    void start(const IpAddress& ip, std::vector<Endpoint> gateway);
     void close();
     Endpoint sip_address() const { return sip_.local; }
 
@@ -41,7 +43,10 @@ private:
     void flush();
     void arm();
 
+    bool from_gateway(const Endpoint& from) const;
+
     uv_loop_t* loop_;
+    std::vector<Endpoint> gateway_;
     Socket sip_, rtp_;
     uv_timer_t tick_{};
     bool open_ = false;
