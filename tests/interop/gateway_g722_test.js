@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// G.722 (HD voice) toward a trunk that offers only G.722 (issue 14), end to end: headless
+// Chromium runs pages/gateway_call.html (JsSIP, relay-only ICE through turnbridge's TURN) and
+// calls out through turnbridge to a sipp trunk whose SDP answer has G722/8000 only (PT 9, RFC 3551
+// §4.5.2) and which echoes RTP (-rtp_echo). The gateway is set to codecs = ["opus", "g722", ...].
+//   Browser -> trunk: the RTP tap in front of sipp sees only PT 9, 160 bytes per 20 ms, 160 ticks
+//   apart; an independent G.722 decoder (build/tests/unit/gateway/g722_tool) hears the page's tone
+//   in it at 16 kHz (2 %).
+//   Trunk -> browser: sipp's echo of that G.722 is decoded by the gateway and re-encoded as Opus:
+//   the page hears its own tone back (WebAudio, 2 %).
+// The offer to the trunk lists G722 first; the call record says opus/G722.
+// Loopback only; free ports; only our own PIDs are killed.
+// interop-timeout: 90
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, REPO, gatewayServerConfig } = require('./harness');
+const { writeToneWav, dominantHz, RtpTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP,
+  servePages, within, fmtHz, launchChromium } = require('./gateway_call_test');
+
+const PAGE_TONE_HZ = 880;
+const OUT_NUMBER = '+15557000';
+const TOTAL_MS = 80000;
+const G722_TOOL = path.join(REPO, 'build', 'tests', 'unit', 'gateway', 'g722_tool');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let workDir = null;
+let serverDir = null;
+
+// The shared trunk UAS with its SDP answer changed to G.722 only (and the offer's telephone-event).
+function g722Scenario() {
+  const xml = fs.readFileSync(UAS_SCENARIO, 'utf8');
+  const out = xml.replace('m=audio [$rtpport] RTP/AVP 0 [$tept]\na=rtpmap:0 PCMU/8000',
+    'm=audio [$rtpport] RTP/AVP 9 [$tept]\na=rtpmap:9 G722/8000');
+  if (out === xml) throw new Error(`${UAS_SCENARIO}: its SDP answer changed, update this test`);
+  return out;
+}
+
+// The gateway's RTP toward the trunk: payload types, sizes, timestamp steps and the G.722 bytes.
+function trunkAudio(tap) {
+  const pts = new Map();
+  const sizes = new Set();
+  const steps = new Set();
+  const g722 = [];
+  let last = null;
+  for (const { buf } of tap.toTrunk) {
+    if (buf.length < 12 || (buf[0] >> 6) !== 2) continue;
+    const pt = buf[1] & 0x7f;
+    pts.set(pt, (pts.get(pt) || 0) + 1);
+    if (pt !== 9) continue;
+    const payload = buf.subarray(12 + 4 * (buf[0] & 0x0f));
+    sizes.add(payload.length);
+    const ts = buf.readUInt32BE(4);
+    if (last !== null) steps.add((ts - last) >>> 0);
+    last = ts;
+    g722.push(payload);
+  }
+  return { pts, sizes: [...sizes], steps: [...steps], g722: Buffer.concat(g722), packets: g722.length };
+}
+
+async function main(results, cleanup) {
+  const taken = new Set();
+  const pick = portPicker(taken);
+  const wsPort = await pick();
+  const sipPort = await pick();
+  const sippPort = await pick();
+  const tapPort = await freeTriple(taken);
+  const echoPort = await freeTriple(taken);
+  const mediaLo = await freeRange(taken, 100);
+
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-g722-'));
+  workDir = work;
+  const wav = path.join(work, 'tone.wav');
+  writeToneWav(wav, PAGE_TONE_HZ, 2);
+  const scenario = path.join(work, 'uas_g722.xml');
+  fs.writeFileSync(scenario, g722Scenario());
+  results.check('the independent G.722 decoder is built', fs.existsSync(G722_TOOL), G722_TOOL);
+
+  const tb = new Turnbridge({
+    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
+    extraConfig: `
+[realm."${REALM}".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${sippPort};transport=udp"
+codecs = ["opus", "g722", "pcmu", "pcma"]
+`,
+  });
+  cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
+  await tb.start();
+
+  const built = await bundleJsSIP(work).then(() => true, (e) => e);
+  results.check('esbuild bundles JsSIP (npm) for the browser', built === true, String(built));
+  const tap = new RtpTap(tapPort, echoPort);
+  await tap.open();
+  cleanup.push(() => tap.close());
+  const pages = await servePages(work);
+  cleanup.push(() => pages.close());
+  const sipps = [];
+  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const browser = await launchChromium(wav);
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${pages.address().port}/`);
+
+  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
+  const reg = await page.evaluate((o) => gw.start(o), {
+    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
+  });
+  results.check('the page (JsSIP over WebSocket) registers', reg === 'registered', reg);
+
+  const sipp = runSipp(work, 'uas_g722', scenario, ['-i', '127.0.0.1', '-p', String(sippPort),
+    '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '0'], sipps);
+  await sleep(300);
+  tap.reset();
+  const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${OUT_NUMBER}@${REALM}`);
+  results.check('the call to the G.722-only trunk is answered', call.confirmed, JSON.stringify(call.ended));
+  const media = await page.evaluate(() => gw.waitMedia(15000));
+  results.check('ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
+    `${media.connection}, track ${media.track}`);
+  await sleep(1000);
+  const heard = await page.evaluate(() => gw.measure(2400));
+  const stats = await page.evaluate(() => gw.stats());
+  results.check(`trunk -> browser: the page hears its ${PAGE_TONE_HZ} Hz tone back from the trunk's G.722 echo (2 %)`,
+    within(heard.peakHz, PAGE_TONE_HZ), `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB, `
+    + `${stats.packetsReceived} packets received (${stats.codec})`);
+  const ended = await page.evaluate(() => gw.hangup(5000));
+  results.check('the page hangs up (BYE)', call.confirmed && ended && ended.originator === 'local', JSON.stringify(ended));
+  const code = await sippExit(sipp, 8000);
+  results.check('sipp saw the whole call (exit 0)', code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+
+  const log = sipp.messages();
+  const invite = (/INVITE sip:[^]*?\r?\n\r?\n([^]*?)(?:\r?\n\r?\n|-{5,})/m.exec(log) || [])[1] || '';
+  const mline = (/m=audio \d+ RTP\/AVP [0-9 ]+/.exec(invite) || [''])[0];
+  results.check('the offer to the trunk lists G722/8000 first (PT 9), then G.711',
+    /RTP\/AVP 9 0 8 \d+$/.test(mline) && /a=rtpmap:9 G722\/8000/.test(invite), mline || "no INVITE in sipp's log");
+  const answer = (/SIP\/2.0 200 OK[^]*?\r?\n\r?\n([^]*?)(?:\r?\n\r?\n|-{5,})/m.exec(log) || [])[1] || '';
+  results.check("sipp's SDP answer says G722 only", /m=audio \d+ RTP\/AVP 9 \d+/.test(answer) && !/PCMU/.test(answer),
+    (/m=audio.*/.exec(answer) || ['no answer'])[0]);
+
+  const trunk = trunkAudio(tap);
+  let trunkHz = 0;
+  if (fs.existsSync(G722_TOOL) && trunk.g722.length > 16000) {
+    const pcm = execFileSync(G722_TOOL, ['decode'], { input: trunk.g722, maxBuffer: 64 << 20 });
+    const samples = [];
+    for (let i = 0; i + 1 < pcm.length; i += 2) samples.push(pcm.readInt16LE(i));
+    trunkHz = dominantHz(samples.slice(-32000), 16000);
+  }
+  results.check(`browser -> trunk: only G.722 (PT 9), 160 bytes and 160 ticks per 20 ms, carrying ${PAGE_TONE_HZ} Hz at 16 kHz (2 %)`,
+    trunk.packets > 50 && trunk.pts.size === 1 && JSON.stringify(trunk.sizes) === '[160]'
+      && JSON.stringify(trunk.steps) === '[160]' && within(trunkHz, PAGE_TONE_HZ),
+    `${trunk.packets} packets, payload types ${JSON.stringify([...trunk.pts])}, sizes ${trunk.sizes}, `
+    + `steps ${trunk.steps}, ${fmtHz(trunkHz)} Hz`);
+
+  await page.evaluate(() => gw.stop());
+  await browser.close();
+  await sleep(500);
+  const record = fs.readFileSync(tb.logPath, 'utf8').split('\n').find((l) => l.includes('call record'));
+  results.check('the call record names the codecs opus/G722', Boolean(record) && record.includes('opus/G722'),
+    record || 'no call record in the log');
+  results.check('turnbridge is still running', tb.alive());
+  const exit = await tb.stop();
+  results.check('turnbridge exits cleanly on SIGTERM', exit === 0, `exit ${exit}`);
+}
+
+runSuite('gateway_g722', TOTAL_MS, main, () => [workDir, serverDir]);
