@@ -17,9 +17,9 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, REPO, gatewayServerConfig } = require('./harness');
-const { writeToneWav, dominantHz, RtpTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP,
-  servePages, within, fmtHz, launchChromium } = require('./gateway_call_test');
+const { Turnbridge, runSuite, portPicker, REALM, REPO, gatewayServerConfig } = require('./harness');
+const { writeToneWav, dominantHz, RtpTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
+  openRegisteredPage } = require('./gateway_call_test');
 
 const PAGE_TONE_HZ = 880;
 const OUT_NUMBER = '+15557000';
@@ -91,26 +91,12 @@ codecs = ["opus", "g722", "pcmu", "pcma"]
   serverDir = tb.dir;
   await tb.start();
 
-  const built = await bundleJsSIP(work).then(() => true, (e) => e);
-  results.check('esbuild bundles JsSIP (npm) for the browser', built === true, String(built));
   const tap = new RtpTap(tapPort, echoPort);
   await tap.open();
   cleanup.push(() => tap.close());
-  const pages = await servePages(work);
-  cleanup.push(() => pages.close());
   const sipps = [];
   cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
-  const browser = await launchChromium(wav);
-  cleanup.push(() => browser.close());
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${pages.address().port}/`);
-
-  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
-  const reg = await page.evaluate((o) => gw.start(o), {
-    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
-  });
-  results.check('the page (JsSIP over WebSocket) registers', reg === 'registered', reg);
+  const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
 
   const sipp = runSipp(work, 'uas_g722', scenario, ['-i', '127.0.0.1', '-p', String(sippPort),
     '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '0'], sipps);
