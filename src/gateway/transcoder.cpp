@@ -102,8 +102,8 @@ void BrowserToTrunk::decode_g711(const JitterBuffer::Frame& f, std::span<std::ui
     if (f.kind == JitterBuffer::Frame::Kind::Packet && f.payload.size() >= kFrameSamples) {
         const auto in = f.payload.first(kFrameSamples);
         g711_decode(in_law, in, last_);
+        if (!out_law) g722_->encode(last_, out);  // G.722 trunk: its lower band, at 8 kHz
         // Same law on both legs: the bytes pass through untouched (no transcoding).
-        if (!out_law) g722_->encode(last_, out);  // G.722's lower band at 8 kHz
         else if (in_law == *out_law) std::memcpy(out.data(), in.data(), kFrameSamples);
         else g711_convert(in_law, in, out);
         ++stats_.decoded;

@@ -41,12 +41,17 @@ let serverDir = null;  // turnbridge's config, certificate and log
 
 // --- audio helpers -------------------------------------------------------------------------
 
-// A 48 kHz mono 16-bit WAV of a whole number of periods, so that Chromium's loop is seamless.
+// A 48 kHz mono 16-bit WAV of a whole number of periods, so that Chromium's loop is seamless;
+// `hz` may be a list of tones, mixed at equal levels.
 function writeToneWav(file, hz, seconds) {
   const rate = 48000;
   const n = rate * seconds;
+  const tones = [].concat(hz);
   const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(9000 * Math.sin((2 * Math.PI * hz * i) / rate)), 2 * i);
+  for (let i = 0; i < n; i++) {
+    const v = tones.reduce((sum, f) => sum + Math.sin((2 * Math.PI * f * i) / rate), 0);
+    data.writeInt16LE(Math.round((9000 / tones.length) * v), 2 * i);
+  }
   const h = Buffer.alloc(44);
   h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
   h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // One gateway call's media (sans-I/O): the browser leg (ICE-lite, DTLS-SRTP, Opus or G.711 over
-// SRTP) joined to the trunk leg (plain G.711 or G.722 RTP, RFC 4733 events). It maps SDP between the legs
-// for sip::Call, and moves datagrams and 20 ms ticks in, datagrams to send out.
+// SRTP) joined to the trunk leg (plain G.711 or G.722 RTP, RFC 4733 events). It maps SDP between
+// the legs for sip::Call, and moves datagrams and 20 ms ticks in, datagrams to send out.
 #include <array>
 #include <chrono>
 #include <cstdint>
