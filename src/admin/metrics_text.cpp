@@ -97,6 +97,16 @@ void media_drop_metrics(std::string& out, const Metrics& m) {
     sample(out, name, {{"leg", "trunk"}, {"reason", "source"}}, m.gateway_media_dropped_source[1]);
 }
 
+// SIP handed from the worker that read it to the worker that owns its call (issue 12), dropped
+// because that worker's mailbox was full (it is stalled): UDP senders retransmit.
+void mailbox_metrics(std::string& out, const Metrics& m) {
+    constexpr std::string_view name = "turnbridge_gateway_mailbox_dropped_total";
+    family(out, name, "counter",
+           "SIP messages not handed to the worker owning their call since start: its mailbox was full "
+           "(65,536 messages or 16 MiB).");
+    if (!m.calls.empty()) sample(out, name, {}, m.gateway_mail_dropped);
+}
+
 // Password guessing and the per-user limits of a public server (issue 11).
 void auth_metrics(std::string& out, const Metrics& m) {
     keyed_counter(out, "turnbridge_auth_failed_checks_total", "protocol",
@@ -219,6 +229,7 @@ std::string format_metrics(const Metrics& m) {
     }
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
+    mailbox_metrics(out, m);
     stream_metrics(out, m.streams);
     return out;
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/app/accounting_hub.hpp"
 
+#include "turnbridge/gateway/gateway_shared.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -242,6 +244,7 @@ admin::Metrics AccountingHub::metrics() {
     for (const auto& [realm, c] : calls_) m.calls[realm] = c;
     m.allocations_closed = closed_;
     if (stream_stats_ != nullptr) m.streams = stream_stats_->snapshot();
+    if (gateway_shared_ != nullptr) m.gateway_mail_dropped = gateway_shared_->dropped();
     std::lock_guard lock(mu_);
     for (const auto& s : stats_) {
         m.auth_failures += s.auth_failures;

@@ -168,6 +168,7 @@ bool App::start_workers(unsigned count, io::TlsContextPtr tls) {
     if (cfg_->any_gateway()) {
         media_ = std::make_unique<server::MediaExchange>(*cfg_, count);
         gateway_ = std::make_unique<gateway::GatewayShared>(count, cfg_->sip_transactions);
+        if (hub_) hub_->set_gateway_shared(gateway_.get());
     }
     const server::ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
                                instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_};

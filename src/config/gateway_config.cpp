@@ -11,6 +11,7 @@ std::string_view to_string(Codec c) {
         case Codec::Opus: return "opus";
         case Codec::Pcmu: return "pcmu";
         case Codec::Pcma: return "pcma";
+        case Codec::G722: return "g722";
     }
     return "?";
 }
@@ -186,12 +187,15 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
             if (name == "opus") codec = Codec::Opus;
             else if (name == "pcmu") codec = Codec::Pcmu;
             else if (name == "pcma") codec = Codec::Pcma;
-            else r.fail(e, fmt::format(R"(expected "opus", "pcmu" or "pcma", got "{}")", name));
+            else if (name == "g722") codec = Codec::G722;
+            else r.fail(e, fmt::format(R"(expected "opus", "pcmu", "pcma" or "g722", got "{}")", name));
             if (std::find(g.codecs.begin(), g.codecs.end(), codec) != g.codecs.end())
                 r.fail(e, fmt::format(R"("{}" is listed twice)", name));
             g.codecs.push_back(codec);
         }
-        if (g.codecs.empty()) r.fail(*c, R"(expected at least one codec, like ["opus", "pcmu"])");
+        // g722 is for the trunk leg only (browsers get Opus or G.711), so it cannot stand alone.
+        if (std::all_of(g.codecs.begin(), g.codecs.end(), [](Codec k) { return k == Codec::G722; }))
+            r.fail(*c, R"(expected at least one browser codec ("opus", "pcmu" or "pcma"), like ["opus", "pcmu", "g722"])");
     }
     // Bounds of live calls (issue 11); 0 = unlimited per user, the realm's share for max_calls.
     if (auto m = get("max_calls_per_user")) g.max_calls_per_user = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));

@@ -17,18 +17,27 @@ Direction mirror(Direction d) {
     }
 }
 
-std::vector<G711Law> trunk_preference(const std::vector<AudioCodec>& codecs) {
-    std::vector<G711Law> laws;
+// G.722 first when allowed (wideband wins where both ends have it), then both G.711 laws in the
+// browser side's order.
+std::vector<TrunkCodec> trunk_preference(const std::vector<AudioCodec>& codecs, bool g722) {
+    std::vector<TrunkCodec> pref;
+    if (g722) pref.push_back(TrunkCodec::G722);
     for (auto c : codecs) {
-        if (c == AudioCodec::Pcmu) laws.push_back(G711Law::Pcmu);
-        if (c == AudioCodec::Pcma) laws.push_back(G711Law::Pcma);
+        if (c == AudioCodec::Pcmu) pref.push_back(TrunkCodec::Pcmu);
+        if (c == AudioCodec::Pcma) pref.push_back(TrunkCodec::Pcma);
     }
-    for (auto law : {G711Law::Pcmu, G711Law::Pcma})
-        if (std::find(laws.begin(), laws.end(), law) == laws.end()) laws.push_back(law);
-    return laws;
+    for (auto c : {TrunkCodec::Pcmu, TrunkCodec::Pcma})
+        if (std::find(pref.begin(), pref.end(), c) == pref.end()) pref.push_back(c);
+    return pref;
 }
 
-std::string_view law_name(G711Law law) { return law == G711Law::Pcmu ? "PCMU" : "PCMA"; }
+// A G.711 browser's law goes first: a trunk that has it gets the bytes untouched.
+void prefer_browser_law(std::vector<TrunkCodec>& pref, AudioCodec browser) {
+    if (browser == AudioCodec::Opus) return;
+    const auto law = browser == AudioCodec::Pcmu ? TrunkCodec::Pcmu : TrunkCodec::Pcma;
+    pref.erase(std::remove(pref.begin(), pref.end(), law), pref.end());
+    pref.insert(pref.begin(), law);
+}
 
 // The direction a peer wrote on its first audio section (port 0: inactive).
 std::optional<Direction> audio_direction(const SessionDescription& sdp) {
@@ -66,7 +75,7 @@ CallMedia::CallMedia(CallMediaConfig config)
     local_.ssrc = browser_stream_.ssrc();
     ice_ = IceLiteResponder(local_.ice, {});
     trunk_local_.address = config_.trunk_address;
-    trunk_local_.preference = trunk_preference(config_.codecs);
+    trunk_local_.preference = trunk_preference(config_.codecs, config_.trunk_g722);
     trunk_local_.session_id = local_.session_id;
     trunk_local_.session_version = 0;
 }
@@ -153,12 +162,7 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
     if (late_offer_) return late_trunk_offer(*b, *answer);
     // A G.711 browser: answer the trunk with the same law when it offered it, so nothing is
     // transcoded (the bytes pass through).
-    if (b->codec != AudioCodec::Opus) {
-        const auto law = b->codec == AudioCodec::Pcmu ? G711Law::Pcmu : G711Law::Pcma;
-        auto& pref = trunk_local_.preference;
-        pref.erase(std::remove(pref.begin(), pref.end(), law), pref.end());
-        pref.insert(pref.begin(), law);
-    }
+    prefer_browser_law(trunk_local_.preference, b->codec);
     trunk_local_.direction = mirror(b->direction);
     ++trunk_local_.session_version;
     auto t = answer_trunk_offer(*pending_offer_, trunk_local_);
@@ -173,12 +177,7 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
 
 std::optional<std::string> CallMedia::late_trunk_offer(const BrowserMedia& b, const SessionDescription& answer) {
     // The browser's codec first when it is G.711 (nothing to transcode), then the rest.
-    if (b.codec != AudioCodec::Opus) {
-        const auto law = b.codec == AudioCodec::Pcmu ? G711Law::Pcmu : G711Law::Pcma;
-        auto& pref = trunk_local_.preference;
-        pref.erase(std::remove(pref.begin(), pref.end(), law), pref.end());
-        pref.insert(pref.begin(), law);
-    }
+    prefer_browser_law(trunk_local_.preference, b.codec);
     trunk_local_.direction = mirror(b.direction);
     ++trunk_local_.session_version;
     apply_browser(b);
@@ -309,7 +308,8 @@ void CallMedia::apply_browser(const BrowserMedia& m) {
 }
 
 void CallMedia::apply_trunk(const TrunkMedia& t) {
-    const bool codec_changed = !trunk_ || trunk_->codec != t.codec;
+    // A trunk that stops or starts sending telephone-events switches in-band detection too.
+    const bool codec_changed = !trunk_ || trunk_->codec != t.codec || trunk_->telephone_event.has_value() != t.telephone_event.has_value();
     // A new address in the SDP (re-INVITE to another media server) replaces the one learnt from
     // packets; c=0.0.0.0 (RFC 3264 §8.4 hold) keeps it.
     if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote)) {
@@ -324,7 +324,10 @@ void CallMedia::apply_trunk(const TrunkMedia& t) {
 void CallMedia::rebuild_pipeline() {
     if (!browser_ || !trunk_) return;
     to_trunk_ = std::make_unique<BrowserToTrunk>(browser_->codec, trunk_->codec, config_.jitter_frames);
-    to_browser_ = std::make_unique<TrunkToBrowser>(trunk_->codec, browser_->codec);
+    // In-band DTMF is looked for only where it is the trunk's one way to send digits (no
+    // telephone-event negotiated) and the browser can take them as events (issue 14).
+    const bool detect = !trunk_->telephone_event && browser_->telephone_event;
+    to_browser_ = std::make_unique<TrunkToBrowser>(trunk_->codec, browser_->codec, detect);
     // RFC 4733 event durations tick at the event's clock on each leg: 8000 toward the trunk;
     // on the browser leg the codec's (48000 beside Opus), or 8000 where the browser offered
     // only that (Firefox). Event start times follow each leg's stream clock.
@@ -350,7 +353,7 @@ std::optional<AudioCodec> CallMedia::browser_codec() const {
     return browser_->codec;
 }
 
-std::optional<G711Law> CallMedia::trunk_codec() const {
+std::optional<TrunkCodec> CallMedia::trunk_codec() const {
     if (!trunk_) return std::nullopt;
     return trunk_->codec;
 }
@@ -358,7 +361,7 @@ std::optional<G711Law> CallMedia::trunk_codec() const {
 std::string CallMedia::codec_names() const {
     std::string s(browser_ ? to_string(browser_->codec) : "-");
     s += '/';
-    s += trunk_ ? law_name(trunk_->codec) : "-";
+    s += trunk_ ? to_string(trunk_->codec) : "-";
     return s;
 }
 

@@ -215,19 +215,33 @@ void CallMedia::trunk_rtp(const RtpPacket& p, MediaOutput& out) {
         return;
     }
     // We answer a=ptime:20; a trunk sending longer packets still gets through, frame by frame.
-    const auto frames = p.payload.size() / kFrameSamples;
+    const auto frames = p.payload.size() / kTrunkFrameBytes;
     if (frames == 0) ++stats_.dropped;
     for (std::size_t i = 0; i < frames; ++i) {
-        const auto g711 = p.payload.subspan(i * kFrameSamples).first<kFrameSamples>();
-        const std::size_t n = to_browser_->on_frame(g711, payload_);
+        const auto frame = p.payload.subspan(i * kTrunkFrameBytes).first<kTrunkFrameBytes>();
+        const auto at = static_cast<std::uint32_t>(i);
+        const std::size_t n = to_browser_->on_frame(frame, payload_, p.header.timestamp + at * kTrunkFrameTicks);
         if (n == 0) {
             ++stats_.dropped;
             continue;
         }
-        const auto t = media_time + static_cast<std::uint32_t>(i) * to_browser_->ticks_per_frame();
+        const auto t = media_time + at * to_browser_->ticks_per_frame();
         send_to_browser(out, browser_stream_.next(browser_->payload_type, t, p.header.marker && i == 0),
                         {payload_.data(), n});
+        for (const auto& e : to_browser_->dtmf()) detected_dtmf(out, e, t);
     }
+}
+
+// In-band DTMF the trunk sent as tones (TrunkToBrowser's detector), to the browser as RFC 4733
+// events: the same relay as the trunk's own events, from its 8000 Hz clock to the browser's.
+void CallMedia::detected_dtmf(MediaOutput& out, const InbandDtmf::Event& e, std::uint32_t media_time) {
+    if (!dtmf_to_browser_ || !browser_->telephone_event) return;
+    RtpHeader in{};
+    in.timestamp = e.start;
+    std::array<std::uint8_t, kTelephoneEventSize> payload{};
+    send_to_browser(out, relay_event(*dtmf_to_browser_, in, e.event, media_time, browser_stream_,
+                                     *browser_->telephone_event, payload), payload);
+    ++stats_.dtmf_to_browser;
 }
 
 // The trunk's timestamps on the browser stream's clock (x6 toward Opus). A new trunk SSRC (another
@@ -240,7 +254,7 @@ std::uint32_t CallMedia::browser_media_time(std::uint32_t trunk_timestamp, std::
         trunk_in_base_ = trunk_timestamp;
         browser_time_base_ = browser_stream_.packets_sent() == 0 ? 0 : browser_media_time_ + step;
     }
-    const std::uint32_t t = browser_time_base_ + (trunk_timestamp - trunk_in_base_) * (step / kFrameSamples);
+    const std::uint32_t t = browser_time_base_ + (trunk_timestamp - trunk_in_base_) * (step / kTrunkFrameTicks);
     if (static_cast<std::int32_t>(t - browser_media_time_) > 0 || browser_stream_.packets_sent() == 0)
         browser_media_time_ = t;
     return t;
@@ -297,11 +311,11 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
     if (!to_trunk_) return;
     // One frame per tick whatever the trunk's direction, so the jitter buffer keeps draining;
     // the trunk clock runs on during hold (RFC 3550 §5.1: timestamps follow the sampling clock).
-    std::array<std::uint8_t, kFrameSamples> frame{};
+    std::array<std::uint8_t, kTrunkFrameBytes> frame{};
     to_trunk_->tick(frame);
     if (trunk_remote_ && sends(trunk_->direction))
         send_to_trunk(out, trunk_stream_.next(trunk_->payload_type, trunk_media_time_), frame);
-    trunk_media_time_ += kFrameSamples;
+    trunk_media_time_ += kTrunkFrameTicks;
 }
 
 }  // namespace turnbridge::gateway

@@ -111,6 +111,7 @@ void TestLine::on_invite(Time now, const Endpoint& from, const sip::Message& m, 
     if (!offer) return refuse(488);   // no SDP (late offer) or unreadable
     TrunkLocal local;
     local.address = rtp_;
+    local.preference = {TrunkCodec::Pcmu, TrunkCodec::Pcma};   // G.711 only: no G.722 encoder here
     local.session_id = session_++;
     auto accepted = answer_trunk_offer(*offer, local);
     if (!accepted) return refuse(488);
@@ -120,6 +121,7 @@ void TestLine::on_invite(Time now, const Endpoint& from, const sip::Message& m, 
     call.number = *number;
     call.answer_sdp = std::move(accepted->sdp);
     call.media = accepted->media;
+    call.law = g711_law(call.media.codec).value_or(G711Law::Pcmu);
     call.last_rtp = now;
     call.ssrc = next_random();
     call.seq = static_cast<std::uint16_t>(next_random());
@@ -163,10 +165,10 @@ void TestLine::on_rtp(Time now, const Endpoint& from, Bytes datagram, std::vecto
     // Echo: keep this frame, send the one received kEchoFrames (0.5 s) ago, silence before that.
     auto& slot = c.echo[c.echo_count % kEchoFrames];
     std::array<std::uint8_t, kFrame> old = slot;
-    if (c.echo_count < kEchoFrames) old.fill(c.media.codec == G711Law::Pcmu ? 0xFF : 0xD5);
+    if (c.echo_count < kEchoFrames) old.fill(c.law == G711Law::Pcmu ? 0xFF : 0xD5);
     const auto n = std::min(p->payload.size(), kFrame);
     std::copy_n(p->payload.begin(), n, slot.begin());
-    std::fill(slot.begin() + static_cast<std::ptrdiff_t>(n), slot.end(), c.media.codec == G711Law::Pcmu ? 0xFF : 0xD5);
+    std::fill(slot.begin() + static_cast<std::ptrdiff_t>(n), slot.end(), c.law == G711Law::Pcmu ? 0xFF : 0xD5);
     ++c.echo_count;
     emit(c, old, out);
 }
@@ -175,7 +177,7 @@ void TestLine::tone_frame(Call& c, std::span<std::uint8_t> frame) {
     std::array<std::int16_t, kFrame> pcm{};
     for (auto& s : pcm)
         s = static_cast<std::int16_t>(kToneLevel * std::sin(2 * std::numbers::pi * kToneHz * static_cast<double>(c.sample++) / kSampleRate));
-    g711_encode(c.media.codec, pcm, frame);
+    g711_encode(c.law, pcm, frame);
 }
 
 void TestLine::dtmf_frame(Call& c, std::span<std::uint8_t> frame) {
@@ -198,7 +200,7 @@ void TestLine::dtmf_frame(Call& c, std::span<std::uint8_t> frame) {
         }
         if (++c.playing_frame > kDigitFrames + kGapFrames) c.playing_frame = 0;
     }
-    g711_encode(c.media.codec, pcm, frame);
+    g711_encode(c.law, pcm, frame);
 }
 
 void TestLine::on_tick(Time now, std::vector<RtpOut>& out) {

@@ -10,8 +10,6 @@ namespace {
 
 constexpr std::string_view kAvp = "RTP/AVP";  // RFC 3551
 
-std::string_view law_name(G711Law law) { return law == G711Law::Pcmu ? "PCMU" : "PCMA"; }
-std::uint8_t static_pt(G711Law law) { return law == G711Law::Pcmu ? 0 : 8; }  // RFC 3551 §6
 
 std::string header(const TrunkLocal& local) {
     const auto ip = local.address.ip.to_string();
@@ -20,13 +18,14 @@ std::string header(const TrunkLocal& local) {
                        local.session_id, local.session_version, type, ip, type, ip);
 }
 
-std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<G711Law, std::uint8_t>>& codecs,
+std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<TrunkCodec, std::uint8_t>>& codecs,
                           std::optional<std::uint8_t> event, Direction direction) {
     std::string s = fmt::format("m=audio {} {}", local.address.port, kAvp);
-    for (const auto& [law, pt] : codecs) s += fmt::format(" {}", pt);
+    for (const auto& c : codecs) s += fmt::format(" {}", c.second);
     if (event) s += fmt::format(" {}", *event);
     s += "\r\n";
-    for (const auto& [law, pt] : codecs) s += fmt::format("a=rtpmap:{} {}/8000\r\n", pt, law_name(law));
+    // RFC 3551 §4.5.2: G722/8000 although G.722 samples at 16 kHz.
+    for (const auto& c : codecs) s += fmt::format("a=rtpmap:{} {}/8000\r\n", c.second, to_string(c.first));
     if (event) s += fmt::format("a=rtpmap:{} telephone-event/8000\r\na=fmtp:{} 0-16\r\n", *event, *event);
     s += "a=ptime:20\r\n";
     s += fmt::format("a={}\r\n", to_string(direction));
@@ -44,17 +43,17 @@ SdpResult<Endpoint> remote_endpoint(const MediaDescription& m) {
     return Endpoint{*ip, m.port};
 }
 
-std::optional<std::pair<G711Law, const Codec*>> first_g711(const MediaDescription& m, const std::vector<G711Law>& pref) {
-    for (auto law : pref)
-        if (const Codec* c = m.find_codec(law_name(law), 8000)) return std::make_pair(law, c);
+std::optional<std::pair<TrunkCodec, const Codec*>> first_common(const MediaDescription& m, const std::vector<TrunkCodec>& pref) {
+    for (auto codec : pref)
+        if (const Codec* c = m.find_codec(to_string(codec), 8000)) return std::make_pair(codec, c);
     return std::nullopt;
 }
 
 }  // namespace
 
 std::string build_trunk_offer(const TrunkLocal& local) {
-    std::vector<std::pair<G711Law, std::uint8_t>> codecs;
-    for (auto law : local.preference) codecs.emplace_back(law, static_pt(law));
+    std::vector<std::pair<TrunkCodec, std::uint8_t>> codecs;
+    for (auto c : local.preference) codecs.emplace_back(c, static_payload_type(c));
     return header(local) + audio_section(local, codecs, local.telephone_event_pt, local.direction);
 }
 
@@ -63,12 +62,12 @@ SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, cons
     if (audio == answer.media.end()) return SdpError{"audio rejected in answer"};
     // RFC 3264 §6.1: the answerer lists what it will send, in its order of preference.
     for (const auto& c : audio->codecs) {
-        for (auto law : local.preference) {
-            if (audio->find_codec(law_name(law), 8000) != &c) continue;
+        for (auto codec : local.preference) {
+            if (audio->find_codec(to_string(codec), 8000) != &c) continue;
             auto remote = remote_endpoint(*audio);
             if (!remote) return remote.error();
             TrunkMedia t;
-            t.codec = law;
+            t.codec = codec;
             t.payload_type = c.payload_type;
             t.remote = *remote;
             if (const Codec* e = audio->find_codec("telephone-event", 8000)) t.telephone_event = e->payload_type;
@@ -80,14 +79,14 @@ SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, cons
             return t;
         }
     }
-    return SdpError{"no G.711 codec in answer"};
+    return SdpError{"no codec of our offer in answer"};
 }
 
 SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const TrunkLocal& local) {
     const auto audio = std::find_if(offer.media.begin(), offer.media.end(), usable_audio);
     if (audio == offer.media.end()) return SdpError{"no m=audio with RTP/AVP"};
-    auto chosen = first_g711(*audio, local.preference);
-    if (!chosen) return SdpError{"no common G.711 codec"};
+    auto chosen = first_common(*audio, local.preference);
+    if (!chosen) return SdpError{"no common codec (G.711, or G.722 when allowed)"};
     auto remote = remote_endpoint(*audio);
     if (!remote) return remote.error();
     TrunkAnswer a;

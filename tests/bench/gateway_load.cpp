@@ -80,14 +80,14 @@ struct Call {
     std::uint64_t consent_sent = 0;
 
     // The peers take what the gateway sent them.
-    void deliver(Time now, std::uint8_t browser_pt, bool fault_srtp = false) {
+    void deliver(Time now, const PeerShared& s, bool fault_srtp = false) {
         for (std::size_t i = 0; i < out.size(); ++i) {
             const MediaPacket& p = out[i];
             if (p.leg == MediaLeg::Trunk) {
-                if (p.to == trunk_at) trunk.receive(p.bytes());
+                if (p.to == trunk_at) trunk.receive(s, p.bytes());
                 else ++trunk.unexpected;
             } else if (p.to == browser_at) {
-                browser.on_datagram(now, p.bytes(), browser_pt, fault_srtp);
+                browser.on_datagram(now, p.bytes(), s.browser_pt(), fault_srtp);
             } else {
                 ++browser.unexpected;
             }
@@ -110,14 +110,14 @@ struct Call {
         if (const auto bad = browser.take_answer(s, *answer); !bad.empty()) why(bad);
         const Time now = Clock::now();
         media->on_browser_datagram(now, browser_at, browser.nomination(), out);
-        deliver(now, s.browser_pt());
+        deliver(now, s);
         browser.dtls->start(now, browser.flight);
         for (int round = 0; round < 20 && !browser.flight.empty(); ++round) {
             auto f = std::move(browser.flight);
             browser.flight.clear();
             for (const auto& d : f) {
                 media->on_browser_datagram(now, browser_at, d, out);
-                deliver(now, s.browser_pt());
+                deliver(now, s);
             }
         }
         if (media->state() != CallMedia::State::Connected || !browser.connected())
@@ -176,7 +176,6 @@ int main(int argc, char** argv) {
     }
     Shared shared(o.pcmu);
     shared.fault = o.fault;
-    const std::uint8_t browser_pt = shared.browser_pt();
 
     const auto setup_start = Clock::now();
     const double setup_cpu_start = thread_cpu_ms();
@@ -223,7 +222,7 @@ int main(int argc, char** argv) {
         const double gateway_ms = thread_cpu_ms() - g0, gateway_wall_ms = ms_since(w0);
         const double p1 = thread_cpu_ms();
         getrusage(RUSAGE_THREAD, &tick_ru1);
-        for (auto& c : calls) c.deliver(now, browser_pt, o.fault == "srtp");
+        for (auto& c : calls) c.deliver(now, shared, o.fault == "srtp");
         const double peer_ms = (g0 - p0) + (thread_cpu_ms() - p1);
         if (tick >= o.warmup) {
             gateway_cpu.v.push_back(gateway_ms);

@@ -6,7 +6,7 @@
 //   BrowserPeer: ICE checks with USE-CANDIDATE, DTLS client (its own certificate, the gateway's
 //                fingerprint pinned), SRTP; every 20 ms one frame of a tone (Opus at 48 kHz as a
 //                browser encodes it, or PCMU); unprotects and keeps what the gateway sends it.
-//   TrunkPeer:   every 20 ms one PCMU RTP packet of another tone; keeps what it hears.
+//   TrunkPeer:   every 20 ms one PCMU (or G.722) RTP packet of another tone; keeps what it hears.
 // Tones are multiples of 50 Hz (whole periods in 20 ms), different for neighbouring calls, so
 // that crossed calls fail the tone check. No sockets and no clock here: the callers move bytes.
 #include <opus/opus.h>
@@ -28,6 +28,7 @@
 #include "turnbridge/base/json.hpp"
 #include "turnbridge/gateway/call_media.hpp"
 #include "turnbridge/gateway/demux.hpp"
+#include "turnbridge/gateway/g722.hpp"
 #include "turnbridge/stun/message.hpp"
 
 namespace turnbridge::bench {
@@ -44,7 +45,7 @@ constexpr std::size_t kSkipFrames = 5;   // of which the first ones prime the ch
 constexpr std::size_t kMaxKeptPayload = 400;
 constexpr double kTolerance = 0.02;
 constexpr double kAmplitude = 8000;
-constexpr std::uint8_t kOpusPt = 111, kPcmuPt = 0;  // as in browser_offer below
+constexpr std::uint8_t kOpusPt = 111, kPcmuPt = 0, kG722Pt = 9;  // as in browser_offer below
 
 inline double browser_tone(std::size_t call) { return 1000 + 50.0 * static_cast<double>(call % kTones); }
 inline double trunk_tone(std::size_t call) { return 400 + 50.0 * static_cast<double>(call % kTones); }
@@ -87,11 +88,12 @@ inline std::string browser_offer(const IceCredentials& ice, const std::string& f
            "a=rtpmap:126 telephone-event/8000\r\n";
 }
 
-// A trunk's PCMU answer at `trunk` (RFC 3264 §6), keeping the offer's telephone-event type.
-inline std::string trunk_answer(const Endpoint& trunk, int telephone_event_pt = 101) {
+// A trunk's PCMU (or G.722) answer at `trunk` (RFC 3264 §6), keeping the offer's telephone-event type.
+inline std::string trunk_answer(const Endpoint& trunk, int telephone_event_pt = 101, bool g722 = false) {
     const auto ip = trunk.ip.to_string(), te = std::to_string(telephone_event_pt);
     return "v=0\r\no=trunk 1 1 IN IP4 " + ip + "\r\ns=-\r\nc=IN IP4 " + ip + "\r\nt=0 0\r\nm=audio " +
-           std::to_string(trunk.port) + " RTP/AVP 0 " + te + "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:" + te +
+           std::to_string(trunk.port) + (g722 ? " RTP/AVP 9 " : " RTP/AVP 0 ") + te +
+           (g722 ? "\r\na=rtpmap:9 G722/8000" : "\r\na=rtpmap:0 PCMU/8000") + "\r\na=rtpmap:" + te +
            " telephone-event/8000\r\na=fmtp:" + te + " 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
 }
 
@@ -119,6 +121,7 @@ inline std::vector<std::uint8_t> ice_check(const IceCredentials& gateway, const 
 // frame is encoded once per tick (an encoder per tone, as a browser's microphone would be).
 struct PeerShared {
     bool pcmu = false;
+    bool trunk_g722 = false;  // the trunk answers G.722 (the server must allow it: codecs "g722")
     std::shared_ptr<const DtlsCertificate> browser_cert = DtlsCertificate::generate();
     std::array<std::array<std::int16_t, 960>, kTones> browser_pcm{};  // one 20 ms frame at 48 kHz
     std::array<std::array<std::uint8_t, kFrameSamples>, kTones> browser_pcmu{}, trunk_pcmu{};
@@ -126,12 +129,19 @@ struct PeerShared {
     std::array<std::array<std::uint8_t, kMaxKeptPayload>, kTones> opus{};
     std::array<std::size_t, kTones> opus_size{};
 
-    explicit PeerShared(bool g711) : pcmu(g711) {
+    explicit PeerShared(bool g711, bool g722 = false) : pcmu(g711), trunk_g722(g722) {
         for (std::size_t t = 0; t < kTones; ++t) {
+            if (trunk_g722) {
+                // A steady G.722 frame of the tone: the 10th of a continuous run (the coder adapts).
+                G722Encoder enc(true);
+                for (std::size_t f = 0; f < 10; ++f)
+                    enc.encode(sine(trunk_tone(t), 16000, kWideFrameSamples, kAmplitude, f * kWideFrameSamples),
+                               std::span<std::uint8_t, kTrunkFrameBytes>(trunk_pcmu[t]));
+            }
             const auto b48 = sine(browser_tone(t), 48000, 960, kAmplitude);
             std::copy(b48.begin(), b48.end(), browser_pcm[t].begin());
             g711_encode(G711Law::Pcmu, sine(browser_tone(t), 8000, kFrameSamples, kAmplitude), browser_pcmu[t]);
-            g711_encode(G711Law::Pcmu, sine(trunk_tone(t), 8000, kFrameSamples, kAmplitude), trunk_pcmu[t]);
+            if (!trunk_g722) g711_encode(G711Law::Pcmu, sine(trunk_tone(t), 8000, kFrameSamples, kAmplitude), trunk_pcmu[t]);
             int err = 0;
             encoders[t] = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
             if (err != OPUS_OK) die("opus_encoder_create failed");
@@ -160,6 +170,7 @@ struct PeerShared {
         return {opus[t].data(), opus_size[t]};
     }
     std::uint8_t browser_pt() const { return pcmu ? kPcmuPt : kOpusPt; }
+    std::uint8_t trunk_pt() const { return trunk_g722 ? kG722Pt : kPcmuPt; }
 };
 
 // The browser's end of one call.
@@ -278,7 +289,7 @@ struct BrowserPeer {
     }
 };
 
-// The trunk's end of one call: plain RTP, PCMU (RFC 3551).
+// The trunk's end of one call: plain RTP, PCMU or G.722 (RFC 3551).
 struct TrunkPeer {
     std::size_t index = 0;
     std::uint16_t seq = 7000;
@@ -287,26 +298,35 @@ struct TrunkPeer {
     std::array<std::int16_t, kKeepFrames * kFrameSamples> heard{};
     std::uint64_t packets = 0, sequence_gaps = 0, unexpected = 0;
     std::optional<std::uint16_t> last_seq;
+    std::unique_ptr<G722Decoder> g722;  // made at the first G.722 packet
 
     // This tick's RTP packet in to_gateway; `crossed` plays the neighbour's tone (the tone fault).
     void make_packet(const PeerShared& s, bool crossed) {
-        write_rtp_header({false, kPcmuPt, seq++, timestamp, 0x77000000u + static_cast<std::uint32_t>(index)}, to_gateway);
+        write_rtp_header({false, s.trunk_pt(), seq++, timestamp, 0x77000000u + static_cast<std::uint32_t>(index)}, to_gateway);
         const auto& t = s.trunk_pcmu[(index + crossed) % kTones];
         std::copy(t.begin(), t.end(), to_gateway.begin() + kRtpHeaderSize);
         timestamp += kFrameSamples;
     }
 
-    // Returns the RTP sequence number of a good PCMU packet.
-    std::optional<std::uint16_t> receive(std::span<const std::uint8_t> bytes) {
+    // Returns the RTP sequence number of a good PCMU (or G.722) packet.
+    std::optional<std::uint16_t> receive(const PeerShared& s, std::span<const std::uint8_t> bytes) {
         const auto p = RtpPacket::parse(bytes);
-        if (!p || p->header.payload_type != kPcmuPt || p->payload.size() != kFrameSamples) {
+        if (!p || p->header.payload_type != s.trunk_pt() || p->payload.size() != kFrameSamples) {
             ++unexpected;
             return std::nullopt;
         }
         if (last_seq && p->header.sequence != static_cast<std::uint16_t>(*last_seq + 1)) ++sequence_gaps;
         last_seq = p->header.sequence;
         const auto slot = packets++ % kKeepFrames;
-        g711_decode(G711Law::Pcmu, p->payload, std::span(heard).subspan(slot * kFrameSamples, kFrameSamples));
+        const auto into = std::span(heard).subspan(slot * kFrameSamples, kFrameSamples);
+        if (!s.trunk_g722) {
+            g711_decode(G711Law::Pcmu, p->payload, into);
+            return p->header.sequence;
+        }
+        if (!g722) g722 = std::make_unique<G722Decoder>(true);
+        std::array<std::int16_t, kWideFrameSamples> wide{};
+        g722->decode(p->payload.first<kTrunkFrameBytes>(), wide);
+        for (std::size_t i = 0; i < kFrameSamples; ++i) into[i] = wide[2 * i];  // 8 kHz: the tones are < 2 kHz
         return p->header.sequence;
     }
 

@@ -12,7 +12,8 @@
 //            as a browser with iceTransportPolicy "relay" does; without, straight to the gateway.
 //   trunk:   a small SIP UAS on UDP (the server's `trunk`): answers INVITE 200 with PCMU at a
 //            port of its own for each call, takes ACK, answers BYE; sends one PCMU frame of
-//            another tone every 20 ms from that port.
+//            another tone every 20 ms from that port. --trunk-codec g722: G.722 instead (the
+//            server's codecs must list "g722").
 // Calls are set up one after the other; then ticks run on an absolute 20 ms timer (timerfd).
 // After --warmup-ticks the generator prints `measure-start`, after --seconds `measure-end` (the
 // bench samples the server's /proc between the two lines); then it checks every call, hangs up
@@ -34,7 +35,7 @@
 //
 // Usage: gateway_server_load --ws HOST:PORT --trunk-port P --calls N [--turn HOST:PORT] [--seconds S]
 //          [--warmup-ticks W] [--realm R] [--user-prefix U] [--password PW] [--late-ms L]
-//          [--setup-timeout S] [--max-wall S] [--fault srtp|tone|stall]
+//          [--setup-timeout S] [--max-wall S] [--fault srtp|tone|stall] [--trunk-codec pcmu|g722]
 // Loopback only: every address given must be in 127.0.0.0/8. Exit 0 when every call passed its
 // checks, 1 when one did not, 2 when the load could not run (setup failed).
 #include <sys/epoll.h>
@@ -124,6 +125,7 @@ struct Options {
     double seconds = 10, setup_timeout = 5, max_wall = 0, late_ms = 20;
     long warmup = 50;
     std::string realm = "example.org", user_prefix = "b", password = "bench", fault;
+    bool trunk_g722 = false;  // --trunk-codec g722
 };
 
 Options parse_options(int argc, char** argv) {
@@ -150,6 +152,7 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--setup-timeout") o.setup_timeout = std::atof(v.c_str());
         else if (a == "--max-wall") o.max_wall = std::atof(v.c_str());
         else if (a == "--fault" && (v == "srtp" || v == "tone" || v == "stall")) o.fault = v;
+        else if (a == "--trunk-codec" && (v == "pcmu" || v == "g722")) o.trunk_g722 = v == "g722";
         else die("unknown option " + a + " (see the header of gateway_server_load.cpp)");
     }
     if (argc % 2 == 0 || !ws || o.trunk_port <= 0 || o.trunk_port > 65535 || o.calls < 1 || o.calls > 2000 ||
@@ -168,7 +171,7 @@ enum Kind : std::uint64_t { kWs = 1, kBrowser = 2, kTrunkRtp = 3, kTrunkSip = 4,
 
 class Load {
 public:
-    explicit Load(const Options& o) : o_(o), shared_(false) {
+    explicit Load(const Options& o) : o_(o), shared_(false, o.trunk_g722) {
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
         trunk_sip_ = must_bind_udp(*Endpoint::parse("127.0.0.1:" + std::to_string(o.trunk_port)));
         watch(trunk_sip_, kTrunkSip, 0);
@@ -524,7 +527,7 @@ private:
                 ++c.trunk.unexpected;
                 continue;
             }
-            if (const auto seq = c.trunk.receive({buf.data(), static_cast<std::size_t>(n)}))
+            if (const auto seq = c.trunk.receive(shared_, {buf.data(), static_cast<std::size_t>(n)}))
                 c.at_trunk.on_packet(t, *seq, measuring_);
         }
     }
@@ -579,7 +582,7 @@ private:
                 }
                 auto ok = sip::Message::response(*m, 200, {}, hex(rng()).substr(0, 10));
                 ok.add_contact("<sip:trunk@127.0.0.1:" + std::to_string(o_.trunk_port) + ">");
-                ok.set_body("application/sdp", trunk_answer(c->trunk_rtp, te));
+                ok.set_body("application/sdp", trunk_answer(c->trunk_rtp, te, o_.trunk_g722));
                 c->trunk_answer_bytes = ok.serialize();
                 reply(c->trunk_answer_bytes);
                 continue;

@@ -41,12 +41,17 @@ let serverDir = null;  // turnbridge's config, certificate and log
 
 // --- audio helpers -------------------------------------------------------------------------
 
-// A 48 kHz mono 16-bit WAV of a whole number of periods, so that Chromium's loop is seamless.
+// A 48 kHz mono 16-bit WAV of a whole number of periods, so that Chromium's loop is seamless;
+// `hz` may be a list of tones, mixed at equal levels.
 function writeToneWav(file, hz, seconds) {
   const rate = 48000;
   const n = rate * seconds;
+  const tones = [].concat(hz);
   const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(9000 * Math.sin((2 * Math.PI * hz * i) / rate)), 2 * i);
+  for (let i = 0; i < n; i++) {
+    const v = tones.reduce((sum, f) => sum + Math.sin((2 * Math.PI * f * i) / rate), 0);
+    data.writeInt16LE(Math.round((9000 / tones.length) * v), 2 * i);
+  }
   const h = Buffer.alloc(44);
   h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
   h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
@@ -385,6 +390,29 @@ function launchChromium(wav) {
   });
 }
 
+// The page of a gateway test: JsSIP bundled and served from `work`, opened in headless Chromium
+// whose microphone loops `wav`, registered as USER over turnbridge `tb`'s WebSocket (relay-only
+// ICE through its TURN). What it opens is closed by `cleanup`.
+async function openRegisteredPage(results, cleanup, { work, wav, tb, wsPort }) {
+  const built = await bundleJsSIP(work).then(() => true, (e) => e);
+  const bundleSize = built === true ? fs.statSync(path.join(work, 'jssip.js')).size : 0;
+  results.check('esbuild bundles JsSIP (npm) for the browser', built === true && bundleSize > 50000,
+    built === true ? `${bundleSize} bytes` : String(built));
+  const pages = await servePages(work);
+  cleanup.push(() => pages.close());
+  const browser = await launchChromium(wav);
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${pages.address().port}/`);
+  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
+  const reg = await page.evaluate((o) => gw.start(o), {
+    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
+  });
+  results.check('the page (JsSIP over WebSocket) registers', reg === 'registered', reg);
+  return { browser, page };
+}
+
 const within = (hz, want) => Math.abs(hz - want) <= 0.02 * want;
 const fmtHz = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
@@ -433,31 +461,13 @@ token = "t0ken"
   serverDir = tb.dir;
   await tb.start();
 
-  const built = await bundleJsSIP(work).then(() => true, (e) => e);
-  const bundleSize = built === true ? fs.statSync(path.join(work, 'jssip.js')).size : 0;
-  results.check('esbuild bundles JsSIP (npm) for the browser', built === true && bundleSize > 50000,
-    built === true ? `${bundleSize} bytes` : String(built));
-
   const tap = new RtpTap(tapPort, echoPort);
   await tap.open();
   cleanup.push(() => tap.close());
-  const pages = await servePages(work);
-  cleanup.push(() => pages.close());
   const sipps = [];
   cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
-
-  const browser = await launchChromium(wav);
-  cleanup.push(() => browser.close());
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${pages.address().port}/`);
+  const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
   const pageEvents = async () => (await page.evaluate(() => gw.events())).slice(-12).join(' | ');
-
-  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
-  const reg = await page.evaluate((o) => gw.start(o), {
-    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
-  });
-  results.check('the page (JsSIP over WebSocket) registers', reg === 'registered', reg);
 
   // --- outbound call 1: echo, DTMF, the page hangs up ----------------------------------------
   {
@@ -596,7 +606,7 @@ token = "t0ken"
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
   module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
-    uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium };
+    uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium, openRegisteredPage };
 } else {
   runSuite('gateway_call', TOTAL_MS, main, () => [workDir, serverDir]);
 }

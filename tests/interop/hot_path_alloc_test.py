@@ -16,7 +16,8 @@ packet over the long run's extra packets. The bound is 0.1.
 - Gateway media (issue 12), relayed (the browser's allocation hands its datagrams to the call
   through the MediaExchange rings, the call's answers come back the same way) and direct:
   tests/bench/gateway_server_load drives one transcoded call (DTLS-SRTP Opus browser, PCMU
-  trunk) for a short and a long measured period; the packets are the frames both ways. Blocks
+  trunk; and once with a G.722 trunk, Opus at 16 kHz, issue 14) for a short and a long
+  measured period; the packets are the frames both ways. Blocks
   allocated under libsrtp2 are left out: Debian's libsrtp2 uses NSS for its HMAC and ciphers,
   which allocates a context per packet (about 13 blocks per frame), as OpenSSL's HMAC does
   above. SIP messages parsed and written (libosip2) are left out too: a call's signalling is
@@ -96,8 +97,9 @@ LOAD = Path(__file__).resolve().parents[2] / "build" / "tests" / "bench" / "gate
 class GatewayServer(Turnbridge):
     """The harness's server with gateway mode on for its realm (users g0 and test)."""
 
-    def __init__(self, ports, **kw):
+    def __init__(self, ports, codecs='"opus", "pcmu"', **kw):
         self.ports = ports
+        self.codecs = codecs
         media = ports["media"]
         super().__init__(users={USER: PASSWORD, "g0": PASSWORD}, extra_server=f"""ws_listen = ["127.0.0.1:{ports['ws']}"]
 sip_listen = ["127.0.0.1:{ports['sip']}"]
@@ -112,15 +114,15 @@ media_ports = "{media}-{media + 99}"
 [realm."{REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:{self.ports['trunk']};transport=udp"
-codecs = ["opus", "pcmu"]
+codecs = [{self.codecs}]
 """)
 
 
-def gateway_run(tag, relay, seconds):
+def gateway_run(tag, relay, seconds, g722=False):
     """(frames both ways, heap blocks) for one gateway call through a server under DHAT."""
     ports = {name: free_port() for name in ("ws", "sip", "trunk")}
     ports["media"] = 32000 + 100 * (hash(tag) % 20)
-    server = GatewayServer(ports, ready_timeout=60.0)
+    server = GatewayServer(ports, codecs='"opus", "pcmu", "g722"' if g722 else '"opus", "pcmu"', ready_timeout=60.0)
     out = server.dir / f"dhat-{tag}.json"
     server.prefix = ["valgrind", "--tool=dhat", f"--dhat-out-file={out}", "-q"]
     with server:
@@ -129,6 +131,8 @@ def gateway_run(tag, relay, seconds):
                "--password", PASSWORD, "--setup-timeout", "60", "--late-ms", "1000"]
         if relay:
             cmd += ["--turn", f"127.0.0.1:{server.port}"]
+        if g722:
+            cmd += ["--trunk-codec", "g722"]
         gen = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
         rc = server.stop()
     try:
@@ -197,6 +201,9 @@ def test(results):
         tag = "gw-relayed" if relay else "gw-direct"
         compare(results, name, gateway_run(f"{tag}-short", relay, GATEWAY_SHORT),
                 gateway_run(f"{tag}-long", relay, GATEWAY_LONG))
+    compare(results, "gateway media direct, G.722 trunk (Opus at 16 kHz)",
+            gateway_run("gw-g722-short", False, GATEWAY_SHORT, g722=True),
+            gateway_run("gw-g722-long", False, GATEWAY_LONG, g722=True))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ struct Metrics {
     // Gateway media datagrams dropped because their source was not the leg's peer (issue 11):
     // [0] browser leg (not the ICE-selected pair), [1] trunk leg (not the trunk's RTP address).
     std::array<std::uint64_t, 2> gateway_media_dropped_source{};
+    // SIP messages between workers dropped because the owner worker's mailbox was full
+    // (gateway::GatewayShared::kMaxMail / kMaxMailBytes); only with gateway mode on.
+    std::uint64_t gateway_mail_dropped = 0;
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
 };
 

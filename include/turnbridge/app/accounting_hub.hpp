@@ -24,6 +24,10 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/turn/server.hpp"
 
+namespace turnbridge::gateway {
+class GatewayShared;
+}
+
 namespace turnbridge::app {
 
 // What a worker reports besides records, replaced wholesale at every post.
@@ -67,6 +71,8 @@ public:
     admin::Metrics metrics() override;
     // The stream counters /metrics shows (connections refused, closed by a limit); set by the App.
     void set_stream_stats(const io::StreamStats* stats) { stream_stats_ = stats; }
+    // The gateway's cross-worker SIP mailboxes (their drop counter); set by the App, null without gateway.
+    void set_gateway_shared(const gateway::GatewayShared* shared) { gateway_shared_ = shared; }
     std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override;
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
@@ -80,6 +86,7 @@ public:
 
 private:
     const io::StreamStats* stream_stats_ = nullptr;
+    const gateway::GatewayShared* gateway_shared_ = nullptr;
     void absorb(const accounting::AllocationRecord& r, std::int64_t now_ms);
     void absorb_call(const accounting::CallRecord& c);
 

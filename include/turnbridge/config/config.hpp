@@ -17,7 +17,7 @@
 namespace turnbridge::config {
 
 // Gateway mode of a realm ([realm."X".gateway], issue: WebRTC-to-SIP gateway).
-enum class Codec { Opus, Pcmu, Pcma };
+enum class Codec { Opus, Pcmu, Pcma, G722 };  // G722: toward the trunk only (issue 14)
 std::string_view to_string(Codec c);
 
 // A SIP URI naming the trunk: sip:HOST[:PORT][;transport=udp|tcp|tls], or sips: (TLS).
@@ -42,7 +42,10 @@ struct Gateway {
     bool trunk_tls_verify = true;
     bool register_to_trunk = false;  // `register`: REGISTER so the trunk sends inbound calls
     std::string caller_id;           // From user toward the trunk; empty = the browser's user
-    std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};  // browser-side preference
+    // Browser-side preference (opus, pcmu, pcma); g722 anywhere in the list lets the trunk leg
+    // use G.722 (offered first, taken when the trunk offers it). Off by default: offers to
+    // existing trunks stay as they were.
+    std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};
     std::map<std::string, std::vector<std::string>> routes;            // inbound DID -> users
     // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share
     // of server.media_ports: the range's calls divided among the gateway realms).

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // One gateway call's media (sans-I/O): the browser leg (ICE-lite, DTLS-SRTP, Opus or G.711 over
-// SRTP) joined to the trunk leg (plain G.711 RTP, RFC 4733 events). It maps SDP between the legs
-// for sip::Call, and moves datagrams and 20 ms ticks in, datagrams to send out.
+// SRTP) joined to the trunk leg (plain G.711 or G.722 RTP, RFC 4733 events). It maps SDP between
+// the legs for sip::Call, and moves datagrams and 20 ms ticks in, datagrams to send out.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -58,6 +58,9 @@ private:
 struct CallMediaConfig {
     std::shared_ptr<const DtlsCertificate> certificate;
     std::vector<AudioCodec> codecs = {AudioCodec::Opus, AudioCodec::Pcmu, AudioCodec::Pcma};  // browser side
+    // G.722 toward the trunk (config codecs "g722"): offered first and preferred when the trunk
+    // offers it, except to a G.711 browser whose law the trunk has (then the bytes pass through).
+    bool trunk_g722 = false;
     Endpoint browser_address;  // our ICE host candidate (media_ip and a port from media_ports)
     Endpoint trunk_address;    // our RTP socket toward the trunk
     RandomSource random = random_bytes;
@@ -116,15 +119,15 @@ public:
     const std::optional<Endpoint>& ice_selected() const { return ice_.selected(); }
     bool ice_checked(const Endpoint& from) const { return ice_.checked(from); }  // sent us a valid check
     std::optional<AudioCodec> browser_codec() const;
-    std::optional<G711Law> trunk_codec() const;
-    std::string codec_names() const;  // "opus/PCMU", for logs and call records
+    std::optional<TrunkCodec> trunk_codec() const;
+    std::string codec_names() const;  // "opus/PCMU", "opus/G722", for logs and call records
 
     struct Flow {
         std::uint64_t packets = 0, bytes = 0;
     };
     struct Stats {
         Flow browser_in, browser_out, trunk_in, trunk_out;  // datagrams on the wire
-        std::uint32_t dtmf_to_trunk = 0, dtmf_to_browser = 0;
+        std::uint32_t dtmf_to_trunk = 0, dtmf_to_browser = 0;  // telephone-event packets (relayed or detected)
         std::uint32_t dropped = 0;  // undecryptable, unknown payload type, no destination yet
         // Datagrams from a source that is not the leg's peer (issue 11), not in the Flows above:
         // browser leg, not the ICE-selected pair (or before ICE, a source that never passed an
@@ -147,6 +150,7 @@ private:
     bool trunk_source_ok(const Endpoint& from, bool call_rtp);
     void browser_rtp(const RtpPacket& p, MediaOutput& out);
     void trunk_rtp(const RtpPacket& p, MediaOutput& out);
+    void detected_dtmf(MediaOutput& out, const InbandDtmf::Event& e, std::uint32_t media_time);
     void send_to_browser(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
     void send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
     void start_dtls_client(Time now, MediaOutput& out);

@@ -24,6 +24,8 @@
 
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/gateway/rtp_packet.hpp"
+#include "turnbridge/gateway/g711.hpp"
+#include "turnbridge/gateway/trunk_codec.hpp"
 #include "turnbridge/gateway/trunk_sdp.hpp"
 
 namespace turnbridge::sip {
@@ -75,6 +77,7 @@ private:
         TestNumber number = TestNumber::Echo;
         std::string answer_sdp;
         TrunkMedia media;
+        G711Law law = G711Law::Pcmu;   // of media.codec (G.711 only is offered)
         Time last_rtp{};
         std::uint32_t ssrc = 0;
         std::uint16_t seq = 0;

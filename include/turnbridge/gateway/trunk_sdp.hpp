@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The trunk leg's SDP: plain RTP/AVP with G.711 at 20 ms and RFC 4733 events at 8000, offered
+// The trunk leg's SDP: plain RTP/AVP with G.711 or G.722 at 20 ms and RFC 4733 events at 8000, offered
 // and answered per RFC 3264. Nothing of the browser leg (ICE, DTLS, extmap, ssrc, rtcp-fb) leaks.
 #include <cstdint>
 #include <optional>
@@ -8,14 +8,14 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
-#include "turnbridge/gateway/g711.hpp"
+#include "turnbridge/gateway/trunk_codec.hpp"
 #include "turnbridge/gateway/sdp.hpp"
 
 namespace turnbridge::gateway {
 
 struct TrunkLocal {
     Endpoint address;  // our RTP socket toward the trunk
-    std::vector<G711Law> preference = {G711Law::Pcmu, G711Law::Pcma};
+    std::vector<TrunkCodec> preference = {TrunkCodec::Pcmu, TrunkCodec::Pcma};  // offered in this order
     std::uint8_t telephone_event_pt = 101;
     Direction direction = Direction::SendRecv;  // SendOnly to hold the trunk (RFC 3264 §8.4)
     std::uint64_t session_id = 1;
@@ -23,7 +23,7 @@ struct TrunkLocal {
 };
 
 struct TrunkMedia {
-    G711Law codec = G711Law::Pcmu;
+    TrunkCodec codec = TrunkCodec::Pcmu;
     std::uint8_t payload_type = 0;
     std::optional<std::uint8_t> telephone_event;
     Endpoint remote;                 // where to send RTP; unspecified address while held
@@ -37,7 +37,8 @@ struct TrunkAnswer {
     std::string sdp;
     TrunkMedia media;
 };
-// RFC 3264 §6: accepts the first m=audio RTP/AVP with a G.711 codec; rejects other m= lines.
+// RFC 3264 §6: accepts the first m=audio RTP/AVP with a codec of `local.preference` (the first of
+// them the offer has); rejects other m= lines.
 SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const TrunkLocal& local);
 
 }  // namespace turnbridge::gateway

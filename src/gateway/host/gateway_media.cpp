@@ -21,13 +21,17 @@ constexpr int kMaxCatchUp = 5;
 // anything beyond this is not a browser of ours.
 constexpr std::size_t kMaxRoutes = 8;
 
-gateway::AudioCodec audio_codec(config::Codec c) {
-    switch (c) {
-        case config::Codec::Opus: return gateway::AudioCodec::Opus;
-        case config::Codec::Pcmu: return gateway::AudioCodec::Pcmu;
-        case config::Codec::Pcma: return gateway::AudioCodec::Pcma;
+// The browser-side codecs in their order; G.722 is the trunk's (CallMediaConfig::trunk_g722).
+void set_codecs(const config::Gateway& g, gateway::CallMediaConfig& mc) {
+    mc.codecs.clear();
+    for (auto c : g.codecs) {
+        switch (c) {
+            case config::Codec::Opus: mc.codecs.push_back(gateway::AudioCodec::Opus); break;
+            case config::Codec::Pcmu: mc.codecs.push_back(gateway::AudioCodec::Pcmu); break;
+            case config::Codec::Pcma: mc.codecs.push_back(gateway::AudioCodec::Pcma); break;
+            case config::Codec::G722: mc.trunk_g722 = true; break;
+        }
     }
-    return gateway::AudioCodec::Pcmu;
 }
 
 }  // namespace
@@ -152,8 +156,7 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
     if (!started_ || closed_) return nullptr;
     gateway::CallMediaConfig mc;
     mc.certificate = certificate_;
-    mc.codecs.clear();
-    for (auto c : realm.gateway.codecs) mc.codecs.push_back(audio_codec(c));
+    set_codecs(realm.gateway, mc);
     // The sockets come first: CallMedia's SDP names their addresses.
     auto call = std::make_unique<Call>(*this);
     call->browser = open_socket(*call, true, call->browser_ep);

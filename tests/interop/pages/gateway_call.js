@@ -124,9 +124,10 @@
       return { connection: pc() ? pc().connectionState : 'none', track: !!state.remote };
     },
 
-    // The dominant frequency (Hz, under 4 kHz) of the remote stream over `ms`: the power of
-    // `snapshots` AnalyserNode spectra summed, so one glitch does not decide it.
-    async measure(ms, snapshots = 8) {
+    // The dominant frequency (Hz, from `fromHz` to under `toHz`, 4 kHz by default) of the remote
+    // stream over `ms`: the power of `snapshots` AnalyserNode spectra summed, so one glitch does
+    // not decide it.
+    async measure(ms, snapshots = 8, fromHz = 0, toHz = 4000) {
       if (!state.remote) return { peakHz: 0, peakDb: -Infinity, error: 'no remote stream' };
       const ctx = state.ctx;
       await ctx.resume();
@@ -145,8 +146,8 @@
       }
       source.disconnect();
       const hz = (i) => (i * ctx.sampleRate) / analyser.fftSize;
-      let best = 1;
-      for (let i = 1; i < power.length && hz(i) < 4000; i++) if (power[i] > power[best]) best = i;
+      let best = Math.max(1, Math.ceil((fromHz * analyser.fftSize) / ctx.sampleRate));
+      for (let i = best; i < power.length && hz(i) < toHz; i++) if (power[i] > power[best]) best = i;
       return { peakHz: hz(best), peakDb: 10 * Math.log10(power[best] / snapshots), sampleRate: ctx.sampleRate };
     },
 

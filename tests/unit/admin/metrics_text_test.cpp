@@ -144,6 +144,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_bytes_total", "counter"},
         {"turnbridge_gateway_call_packets_total", "counter"},
         {"turnbridge_gateway_media_dropped_total", "counter"},
+        {"turnbridge_gateway_mailbox_dropped_total", "counter"},
         {"turnbridge_auth_failed_checks_total", "counter"},
         {"turnbridge_auth_throttled_total", "counter"},
         {"turnbridge_auth_throttle_evictions_total", "counter"},
@@ -207,7 +208,7 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 26);
+    CHECK(e.types.size() == 27);
     // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
     // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
     // + 1 pause counter). No gateway: no media drops.
@@ -278,6 +279,17 @@ TEST_CASE("/metrics text: gateway media from strangers, dropped by leg with reas
     CHECK(e.errors.empty());
     CHECK(e.samples.at("turnbridge_gateway_media_dropped_total{leg=browser,reason=source}") == 12);
     CHECK(e.samples.at("turnbridge_gateway_media_dropped_total{leg=trunk,reason=source}") == 3456);
+}
+
+TEST_CASE("/metrics text: SIP dropped at a full worker mailbox, with gateway mode on only (issue 12)") {
+    Metrics m;
+    m.gateway_mail_dropped = 7;
+    auto e = read_exposition(format_metrics(m));
+    CHECK(e.samples.count("turnbridge_gateway_mailbox_dropped_total") == 0);  // no gateway: no sample
+    m.calls["example.org"];
+    e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    CHECK(e.samples.at("turnbridge_gateway_mailbox_dropped_total") == 7);
 }
 
 TEST_CASE("label values escape backslash, quote and newline and stay UTF-8") {

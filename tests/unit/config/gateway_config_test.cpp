@@ -66,6 +66,11 @@ TEST_CASE("gateway keys are read into their fields; gateway mode is off unless e
     CHECK(g.codecs == std::vector<Codec>{Codec::Pcmu, Codec::Opus});
     CHECK(g.routes.at("+15550123") == std::vector<std::string>{"test", "bob"});
 
+    // G.722 is the trunk leg's (issue 14): anywhere in the list, beside the browser codecs.
+    auto hd = accepted(gateway("codecs = [\"opus\", \"g722\", \"pcmu\"]"));
+    REQUIRE(hd);
+    CHECK(hd->find_realm("example.org")->gateway.codecs == std::vector<Codec>{Codec::Opus, Codec::G722, Codec::Pcmu});
+
     auto plain = accepted("[server]\nlisten = [\"127.0.0.1:3478\"]\n[realm.\"example.org\"]\nusers = { a = \"b\" }\n");
     REQUIRE(plain);
     CHECK_FALSE(plain->any_gateway());
@@ -122,9 +127,10 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
         {"sips over udp", gateway("trunk = \"sips:192.0.2.1;transport=udp\""), g + "trunk", 9, "TLS only"},
         {"bad ipv6", gateway("trunk = \"sip:[::zz]\""), g + "trunk", 9, "expected an IPv6 address in brackets"},
         {"empty host", gateway("trunk = \"sip:\""), g + "trunk", 9, "expected a host name or IP address"},
-        {"unknown codec", gateway("codecs = [\"g729\"]"), g + "codecs[0]", 9, "expected \"opus\", \"pcmu\" or \"pcma\", got \"g729\""},
+        {"unknown codec", gateway("codecs = [\"g729\"]"), g + "codecs[0]", 9, "expected \"opus\", \"pcmu\", \"pcma\" or \"g722\", got \"g729\""},
+        {"g722 alone", gateway("codecs = [\"G722\"]"), g + "codecs", 9, "expected at least one browser codec (\"opus\", \"pcmu\" or \"pcma\")"},
         {"codec twice", gateway("codecs = [\"pcmu\", \"PCMU\"]"), g + "codecs[1]", 9, "\"pcmu\" is listed twice"},
-        {"no codecs", gateway("codecs = []"), g + "codecs", 9, "expected at least one codec"},
+        {"no codecs", gateway("codecs = []"), g + "codecs", 9, "expected at least one browser codec"},
         {"password alone", gateway("trunk_password = \"x\""), g + "trunk_password", 9, "expected trunk_username too"},
         {"caller id with space", gateway("caller_id = \"+1 555\""), g + "caller_id", 9, "expected a number like"},
         {"typo", gateway("trunks = \"sip:1.2.3.4\""), g + "trunks", 9, "did you mean \"trunk\"?"},

@@ -160,9 +160,10 @@ struct Rig {
     std::vector<std::vector<std::uint8_t>> at_browser;  // RTP after SRTP unprotect
     std::vector<Datagram> browser_dtls_out;
 
-    explicit Rig(DtlsOptions dtls = {}) {
+    explicit Rig(DtlsOptions dtls = {}, bool trunk_g722 = false) {
         CallMediaConfig c;
         c.dtls = dtls;
+        c.trunk_g722 = trunk_g722;
         c.certificate = gateway_cert;
         c.browser_address = kOurBrowserLeg;
         c.trunk_address = kOurTrunkLeg;
@@ -171,10 +172,11 @@ struct Rig {
     }
 
     // Outbound call: browser offer -> trunk offer, trunk answer -> browser answer.
-    std::string negotiate(const std::string& claimed_fingerprint, const std::shared_ptr<const DtlsCertificate>& cert) {
+    std::string negotiate(const std::string& claimed_fingerprint, const std::shared_ptr<const DtlsCertificate>& cert,
+                          const std::string& trunk_answer = kTrunkAnswer) {
         const auto trunk_offer = media->map_offer(true, browser.offer(claimed_fingerprint));
         REQUIRE(trunk_offer);
-        const auto answer = media->map_answer(false, kTrunkAnswer);
+        const auto answer = media->map_answer(false, trunk_answer);
         REQUIRE(answer);
         gw_ice = {attribute(*answer, "ice-ufrag"), attribute(*answer, "ice-pwd")};
         gw_fingerprint = attribute(*answer, "fingerprint").substr(8);
@@ -910,7 +912,7 @@ TEST_CASE("trunk re-offers: same version, a new port or codec answered here; hol
     replace(pcma, "o=trunk 1 1", "o=trunk 1 3");
     replace(pcma, "RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000");
     REQUIRE(r.media->answer_locally(false, pcma, false).kind == Kind::Answered);
-    CHECK(r.media->trunk_codec() == G711Law::Pcma);
+    CHECK(r.media->trunk_codec() == TrunkCodec::Pcma);
     // Hold is for the browser to hear of; an UPDATE (force) is answered here, mirrored.
     auto hold = kTrunkAnswer;
     replace(hold, "o=trunk 1 1", "o=trunk 1 4");
@@ -952,4 +954,197 @@ TEST_CASE("a browser re-offer without a change of direction (JsSIP's refresh) is
     CHECK(r.media->dtls_state() == DtlsSrtpEndpoint::State::Connected);
     CHECK(r.media->answer_locally(true, r.browser.offer(browser_cert->fingerprint_sha256(), "sendonly"), false).kind ==
           Kind::Relay);
+}
+
+// --- issue 14: G.722 toward the trunk, DTMF from carriers without markers or without events ----
+
+namespace {
+
+const std::string kG722Answer =
+    "v=0\r\no=trunk 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+const std::string kNoEventsAnswer =
+    "v=0\r\no=trunk 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n";
+
+std::vector<std::uint8_t> rtp(const RtpHeader& h, std::span<const std::uint8_t> payload) {
+    std::vector<std::uint8_t> p(kRtpHeaderSize + payload.size());
+    write_rtp_header(h, p);
+    std::copy(payload.begin(), payload.end(), p.begin() + kRtpHeaderSize);
+    return p;
+}
+
+// The telephone-event packets (PT 110, 48 kHz) the browser got.
+std::vector<RtpPacket> browser_events(const Rig& r) {
+    std::vector<RtpPacket> ev;
+    for (const auto& b : r.at_browser)
+        if (auto p = RtpPacket::parse(b); p && p->header.payload_type == 110) ev.push_back(*p);
+    return ev;
+}
+
+}  // namespace
+
+TEST_CASE("G.722 allowed: offered first as G722/8000 (RFC 3551 §4.5.2); a G.722-only trunk gets wideband both ways") {
+    Rig r({}, true);
+    const auto trunk_offer = r.negotiate(browser_cert->fingerprint_sha256(), browser_cert, kG722Answer);
+    CHECK(trunk_offer.find("m=audio 22002 RTP/AVP 9 0 8 101\r\n") != std::string::npos);
+    CHECK(trunk_offer.find("a=rtpmap:9 G722/8000\r\n") != std::string::npos);
+    CHECK(r.media->codec_names() == "opus/G722");
+    CHECK(r.media->trunk_codec() == TrunkCodec::G722);
+    r.connect();
+    REQUIRE(r.media->state() == CallMedia::State::Connected);
+
+    // The trunk sends 5 kHz (beyond G.711's band) in G.722; the browser sends 1 kHz in Opus.
+    G722Encoder trunk_enc(true);
+    G722Decoder trunk_dec(true);
+    std::array<std::uint8_t, kTrunkFrameBytes> frame{};
+    for (std::size_t f = 0; f < 100; ++f) {
+        r.from_browser(r.browser.opus_packet());
+        REQUIRE(trunk_enc.encode(sine(5000, 16000, kWideFrameSamples, 8000, f * kWideFrameSamples), frame));
+        r.from_trunk(rtp({false, 9, static_cast<std::uint16_t>(f), static_cast<std::uint32_t>(1000 + f * 160), kTrunkSsrc}, frame));
+        r.tick();
+    }
+    // Browser -> trunk: PT 9, 160 bytes and 160 ticks per 20 ms; decoded at 16 kHz it is 1 kHz.
+    REQUIRE(r.at_trunk.size() == 100);
+    std::vector<double> heard;
+    std::array<std::int16_t, kWideFrameSamples> pcm{};
+    for (std::size_t i = 0; i < r.at_trunk.size(); ++i) {
+        const auto p = RtpPacket::parse(r.at_trunk[i]);
+        REQUIRE(p);
+        CHECK(p->header.payload_type == 9);
+        REQUIRE(p->payload.size() == kTrunkFrameBytes);
+        if (i > 0) CHECK(p->header.timestamp == RtpPacket::parse(r.at_trunk[i - 1])->header.timestamp + 160);
+        REQUIRE(trunk_dec.decode(p->payload.first<kTrunkFrameBytes>(), pcm) == kWideFrameSamples);
+        if (i >= 50) heard.insert(heard.end(), pcm.begin(), pcm.end());
+    }
+    CHECK(std::abs(dominant_frequency(heard, 16000) - 1000) <= 20);
+    // Trunk -> browser: Opus at +960 per frame, which a 48 kHz decoder hears at 5 kHz.
+    REQUIRE(r.at_browser.size() == 100);
+    const auto first = RtpPacket::parse(r.at_browser.front())->header;
+    const auto last = RtpPacket::parse(r.at_browser.back())->header;
+    CHECK(last.timestamp - first.timestamp == 99u * kOpusFrameTicks);
+    const auto pcm48 = opus_decode_all(r.browser.dec, r.at_browser, 111);
+    const std::vector<double> steady(pcm48.begin() + 50 * 960, pcm48.end());
+    CHECK(std::abs(dominant_frequency(steady, 48000, 8000) - 5000) <= 100);
+}
+
+TEST_CASE("G.722 and the trunk's choice: taken when allowed and offered, never when not allowed") {
+    {
+        Rig off;  // the default: G.711 only, offers unchanged
+        const auto offer = off.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+        CHECK(offer.find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);
+        CHECK(offer.find("G722") == std::string::npos);
+    }
+    {
+        Rig off;  // a trunk answering with G.722 we never offered is refused
+        REQUIRE(off.media->map_offer(true, off.browser.offer(browser_cert->fingerprint_sha256())));
+        CHECK_FALSE(off.media->map_answer(false, kG722Answer));
+    }
+    // Inbound: what the trunk leg answers for each trunk offer, browser answer and setting.
+    struct Row { const char* name; const char* trunk_formats; bool allowed; const char* browser_codec; const char* answer_m; const char* names; };
+    const Row rows[] = {
+        {"both offered, allowed, Opus browser", "0 9 101", true, "111 opus/48000/2", "RTP/AVP 9 101", "opus/G722"},
+        {"both offered, not allowed", "0 9 101", false, "111 opus/48000/2", "RTP/AVP 0 101", "opus/PCMU"},
+        {"both offered, PCMU browser: passthrough wins", "0 9 101", true, "0 PCMU/8000", "RTP/AVP 0 101", "PCMU/PCMU"},
+        {"G.722 only, PCMU browser: narrowband G.722", "9 101", true, "0 PCMU/8000", "RTP/AVP 9 101", "PCMU/G722"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.name);
+        Rig r({}, row.allowed);
+        const std::string trunk_offer =
+            std::string("v=0\r\no=trunk 9 9 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n") +
+            "m=audio 40000 RTP/AVP " + row.trunk_formats + "\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:9 G722/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n";
+        REQUIRE(r.media->map_offer(false, trunk_offer));
+        const std::string codec = row.browser_codec;
+        const std::string pt = codec.substr(0, codec.find(' '));
+        const std::string browser_answer =
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF " + pt + "\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+            "a=ice-ufrag:" + r.browser.ice.ufrag + "\r\na=ice-pwd:" + r.browser.ice.pwd + "\r\n"
+            "a=fingerprint:sha-256 " + browser_cert->fingerprint_sha256() + "\r\n"
+            "a=setup:passive\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:" + codec + "\r\n";
+        const auto answer = r.media->map_answer(true, browser_answer);
+        REQUIRE(answer);
+        CHECK(answer->find(std::string("m=audio 22002 ") + row.answer_m + "\r\n") != std::string::npos);
+        CHECK(r.media->codec_names() == row.names);
+    }
+}
+
+TEST_CASE("trunk events without the marker bit still reach the browser, each new timestamp a new event (RFC 4733 §2.5.1.3)") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    r.from_trunk(pcmu_packet(0, 600, 0));
+    // Two digits, no marker on any packet (some carriers never set it), the end sent three times.
+    std::uint16_t seq = 1;
+    for (std::uint32_t start : {90000u + 160, 90000u + 1600}) {
+        const std::uint8_t digit = start == 90160 ? 3 : 7;
+        const std::uint16_t durations[] = {160, 320, 480, 480, 480};
+        for (int i = 0; i < 5; ++i) {
+            std::array<std::uint8_t, kTelephoneEventSize> ev{};
+            write_telephone_event({digit, i >= 2, 10, durations[i]}, ev);
+            r.from_trunk(rtp({false, 101, seq++, start, kTrunkSsrc}, ev));
+        }
+    }
+    const auto ev = browser_events(r);
+    REQUIRE(ev.size() == 10);
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        CAPTURE(i);
+        CHECK(ev[i].header.marker == (i % 5 == 0));  // the first packet of each event gets one
+        CHECK(parse_telephone_event(ev[i].payload)->event == (i < 5 ? 3 : 7));
+    }
+    CHECK(ev[0].header.timestamp != ev[5].header.timestamp);
+    CHECK(r.media->stats().dtmf_to_browser == 10);
+}
+
+TEST_CASE("a trunk without telephone-event: its in-band DTMF tones reach the browser as RFC 4733 events") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert, kNoEventsAnswer);
+    r.connect();
+    // 100 ms of "5" (770 + 1336 Hz) then 100 ms of "#" (941 + 1477 Hz), 100 ms apart, in PCMU.
+    std::vector<std::int16_t> audio(800, 0);
+    for (auto [lo, hi] : {std::pair{770.0, 1336.0}, std::pair{941.0, 1477.0}}) {
+        const auto a = sine(lo, 8000, 800, 7000), b = sine(hi, 8000, 800, 7000);
+        for (std::size_t i = 0; i < a.size(); ++i) audio.push_back(static_cast<std::int16_t>(a[i] + b[i]));
+        audio.insert(audio.end(), 800, 0);
+    }
+    for (std::size_t f = 0; f * kFrameSamples < audio.size(); ++f) {
+        std::array<std::uint8_t, kFrameSamples> g711{};
+        g711_encode(G711Law::Pcmu, std::span(audio).subspan(f * kFrameSamples, kFrameSamples), g711);
+        r.from_trunk(rtp({false, 0, static_cast<std::uint16_t>(f), static_cast<std::uint32_t>(90000 + f * 160), kTrunkSsrc}, g711));
+    }
+    const auto ev = browser_events(r);
+    REQUIRE(ev.size() >= 8);
+    std::vector<std::uint8_t> digits;
+    int ends = 0;
+    for (const auto& p : ev) {
+        const auto e = parse_telephone_event(p.payload);
+        REQUIRE(e);
+        if (p.header.marker) digits.push_back(e->event);
+        ends += e->end ? 1 : 0;
+        if (e->end) CHECK(e->duration >= 6 * 640);  // ~100 ms at 48 kHz
+    }
+    CHECK(digits == std::vector<std::uint8_t>{5, 11});
+    CHECK(ends == 6);
+    // The audio still goes through as well (the tones themselves).
+    CHECK(r.at_browser.size() - ev.size() == audio.size() / kFrameSamples);
+}
+
+TEST_CASE("a trunk with telephone-event gets no in-band detection: its tones stay audio only") {
+    Rig r;
+    r.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    r.connect();
+    for (std::size_t f = 0; f < 20; ++f) {
+        auto a = sine(770, 8000, kFrameSamples, 7000, f * kFrameSamples);
+        const auto b = sine(1336, 8000, kFrameSamples, 7000, f * kFrameSamples);
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::int16_t>(a[i] + b[i]);
+        std::array<std::uint8_t, kFrameSamples> g711{};
+        g711_encode(G711Law::Pcmu, a, g711);
+        r.from_trunk(rtp({false, 0, static_cast<std::uint16_t>(f), static_cast<std::uint32_t>(90000 + f * 160), kTrunkSsrc}, g711));
+    }
+    CHECK(browser_events(r).empty());
+    CHECK(r.at_browser.size() == 20);
 }

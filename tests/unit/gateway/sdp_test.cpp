@@ -371,14 +371,14 @@ TEST_CASE("trunk offer and answer: G.711 at 20 ms with telephone-event/8000, not
 
     TrunkLocal trunk;
     trunk.address = *Endpoint::parse("203.0.113.9:16000");
-    trunk.preference = {G711Law::Pcma, G711Law::Pcmu};
+    trunk.preference = {TrunkCodec::Pcma, TrunkCodec::Pcmu};
     auto answer = answer_trunk_offer(offer, trunk);
     REQUIRE(answer);
-    CHECK(answer->media.codec == G711Law::Pcma);
+    CHECK(answer->media.codec == TrunkCodec::Pcma);
     CHECK(answer->media.remote == us.address);
     auto accepted = accept_trunk_answer(parsed(answer->sdp), us);
     REQUIRE(accepted);
-    CHECK(accepted->codec == G711Law::Pcma);
+    CHECK(accepted->codec == TrunkCodec::Pcma);
     CHECK(accepted->payload_type == 8);
     CHECK(accepted->telephone_event == 101);
     CHECK(accepted->remote == trunk.address);
@@ -414,7 +414,7 @@ TEST_CASE("trunk hold: a=sendonly and legacy c=0.0.0.0 (RFC 3264 §8.4)") {
                                   "m=video 5000 RTP/AVP 31\r\nm=audio 5002 RTP/AVP 8\r\n";
     auto ans = answer_trunk_offer(parsed(no_rtpmap), TrunkLocal{us.address});
     REQUIRE(ans);
-    CHECK(ans->media.codec == G711Law::Pcma);
+    CHECK(ans->media.codec == TrunkCodec::Pcma);
     const auto back = parsed(ans->sdp);
     REQUIRE(back.media.size() == 2);
     CHECK(back.media[0].port == 0);

@@ -109,7 +109,7 @@ TEST_CASE("Opus 1 kHz from the browser comes out as PCMU at 1 kHz (Goertzel with
     for (G711Law law : {G711Law::Pcmu, G711Law::Pcma}) {
         CAPTURE(static_cast<int>(law));
         BrowserOpus browser;
-        BrowserToTrunk pipe(AudioCodec::Opus, law);
+        BrowserToTrunk pipe(AudioCodec::Opus, trunk_codec(law));
         std::vector<std::uint8_t> trunk;
         for (std::uint16_t seq = 100; seq < 150; ++seq) {
             pipe.on_packet(seq, browser.next(1000));
@@ -129,7 +129,7 @@ TEST_CASE("Opus 1 kHz from the browser comes out as PCMU at 1 kHz (Goertzel with
 
 TEST_CASE("lost Opus packets are concealed: continuous, non-silent output, FEC when the next packet is here") {
     BrowserOpus browser;
-    BrowserToTrunk pipe(AudioCodec::Opus, G711Law::Pcmu);
+    BrowserToTrunk pipe(AudioCodec::Opus, TrunkCodec::Pcmu);
     std::vector<std::uint8_t> trunk;
     for (std::uint16_t seq = 0; seq < 100; ++seq) {
         auto pkt = browser.next(440);
@@ -160,8 +160,8 @@ TEST_CASE("lost Opus packets are concealed: continuous, non-silent output, FEC w
 }
 
 TEST_CASE("same G.711 law on both legs passes bytes through; different laws are converted") {
-    BrowserToTrunk same(AudioCodec::Pcmu, G711Law::Pcmu, 1);
-    BrowserToTrunk other(AudioCodec::Pcma, G711Law::Pcmu, 1);
+    BrowserToTrunk same(AudioCodec::Pcmu, TrunkCodec::Pcmu, 1);
+    BrowserToTrunk other(AudioCodec::Pcma, TrunkCodec::Pcmu, 1);
     std::vector<std::uint8_t> frame(kFrameSamples);
     for (std::size_t i = 0; i < frame.size(); ++i) frame[i] = static_cast<std::uint8_t>(i * 7 + 3);
     same.on_packet(1, frame);
@@ -179,7 +179,7 @@ TEST_CASE("same G.711 law on both legs passes bytes through; different laws are 
         CHECK(std::abs(ulaw_to_linear(out[i]) - ulaw_to_linear(frame[i]) / 2) <= 256);
     }
 
-    TrunkToBrowser pass(G711Law::Pcma, AudioCodec::Pcma);
+    TrunkToBrowser pass(TrunkCodec::Pcma, AudioCodec::Pcma);
     std::array<std::uint8_t, kFrameSamples> in{};
     std::copy(frame.begin(), frame.end(), in.begin());
     std::vector<std::uint8_t> payload(kMaxOpusPacket);
@@ -189,7 +189,7 @@ TEST_CASE("same G.711 law on both legs passes bytes through; different laws are 
 }
 
 TEST_CASE("PCMU from the trunk is Opus for the browser: an independent 48 kHz decoder hears 1 kHz") {
-    TrunkToBrowser pipe(G711Law::Pcmu, AudioCodec::Opus);
+    TrunkToBrowser pipe(TrunkCodec::Pcmu, AudioCodec::Opus);
     CHECK(pipe.ticks_per_frame() == 960);  // RFC 7587 §4.1
     int err = 0;
     OpusDecoder* dec = opus_decoder_create(48000, 1, &err);
