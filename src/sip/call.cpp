@@ -48,6 +48,13 @@ std::optional<std::uint32_t> parse_rseq(const Message& m) {
     return static_cast<std::uint32_t>(n);
 }
 
+// "1234#" -> "1234%23": '#' is no unreserved character of a SIP user part (RFC 3261 §25.1).
+std::string escape_user(std::string_view user) {
+    std::string out;
+    for (char c : user) out += c == '#' ? std::string_view("%23") : std::string_view(&c, 1);
+    return out;
+}
+
 bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
 
 Message new_invite(const std::string& ruri, const LocalAddress& local, const std::string& from, const std::string& to,
@@ -82,18 +89,31 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     }
     auto user = user_of(invite.to() ? invite.to()->uri : std::string());
     if (user.empty()) user = user_of(invite.request_uri());
-    const std::string ruri = account_.scheme + ":" + user + "@" + account_.host + account_.uri_params;
+    // The number format the trunk wants (issue 13): "+" policy, then its tech prefix.
+    // RFC 3261 §19.1.1: ";user=phone" after the host of a URI whose user is a number, when asked.
+    const auto phone_param = [this](std::string_view u) {
+        return std::string(account_.user_phone && is_phone_user(u) ? ";user=phone" : "");
+    };
+    const std::string dialled =
+        user.empty() ? user : escape_user(account_.tech_prefix) + format_number(user, account_.e164_plus, account_.plan);
+    const std::string ruri = account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + account_.uri_params;
     if (user.empty() || !is_valid_uri(ruri)) {
         answer_uas(now, 404, {}, layer, out);
         return;
     }
-    const auto from_user = account_.caller_id.empty() ? user_of(invite.from()->uri) : account_.caller_id;
+    const auto from_user = format_number(account_.caller_id.empty() ? user_of(invite.from()->uri) : account_.caller_id,
+                                         account_.e164_plus, account_.plan);
     Leg leg;
     leg.address = std::move(trunk);
+    const std::string caller = "<sip:" + from_user + "@" + leg.address.local.sent_by + phone_param(from_user) + ">";
     // A late offer (RFC 3261 §13.2.1): no SDP now; the browser's offer waits for the trunk's.
-    auto m = new_invite(ruri, leg.address.local, "<sip:" + from_user + "@" + leg.address.local.sent_by + ">",
-                        "<" + account_.scheme + ":" + user + "@" + account_.host + ">",
+    auto m = new_invite(ruri, leg.address.local, caller,
+                        "<" + account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + ">",
                         account_.late_offer ? std::string() : *offer, random_);
+    // RFC 3325 §9.1 / Remote-Party-ID: the caller asserted to a trunk that trusts us.
+    if (account_.identity == TrunkAccount::Identity::Pai) m.add_header("P-Asserted-Identity", caller);
+    else if (account_.identity == TrunkAccount::Identity::Rpid)
+        m.add_header("Remote-Party-ID", caller + ";party=calling;screen=yes;privacy=off");
     add_trunk_headers(m, false);
     // libosip2 cannot write every body it was given (found by tests/fuzz/sip_router.cpp): such an
     // INVITE is refused here rather than sent as nothing, with a copy that is no message at all.
@@ -140,13 +160,16 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
         return;
     }
     uas_.answer_in_ack = invite.body().empty();
-    const auto caller = user_of(invite.from() ? invite.from()->uri : std::string());
+    const auto caller = uri_user(invite.from() ? invite.from()->uri : std::string());
     const std::string domain(realm);
+    // RFC 3323/3325: a withheld caller reaches the browser as anonymous, whatever else we know.
+    const std::string from = caller.empty() || caller_withheld(invite) ? std::string(kAnonymousFrom)
+                                                                       : "<sip:" + caller + "@" + domain + ">";
     for (const auto& b : bindings) {
         if (!is_valid_uri(b.contact)) continue;
         Leg leg;
         leg.address = LegAddress{b.transport, true, browser_local};
-        auto m = new_invite(b.contact, browser_local, "<sip:" + (caller.empty() ? "anonymous" : caller) + "@" + domain + ">",
+        auto m = new_invite(b.contact, browser_local, from,
                             "<sip:" + std::string(callee) + "@" + domain + ">", *offer, random_);
         if (m.serialize().empty()) continue;   // as above: libosip2 cannot write it
         uac_.push_back(std::move(leg));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "turnbridge/sip/dialog.hpp"
+#include "turnbridge/sip/numbers.hpp"
 #include "turnbridge/sip/registrar.hpp"
 #include "turnbridge/sip/session_timer.hpp"
 #include "turnbridge/sip/transaction.hpp"
@@ -61,6 +62,14 @@ struct TrunkAccount {
     SessionTimerConfig timers;        // RFC 4028 on the trunk leg
     bool late_offer = false;          // our INVITE without SDP; the trunk offers in its 2xx
     bool rel100 = true;               // RFC 3262 on the trunk leg; off: 420 to `Require: 100rel`
+    // Identity and number format (issue 13): the caller also in P-Asserted-Identity (RFC 3325)
+    // or Remote-Party-ID (draft-ietf-sip-privacy-04, what older carriers read); ";user=phone" on
+    // number URIs; the "+" policy and tech prefix of numbers we send; the national number plan.
+    enum class Identity { From, Pai, Rpid } identity = Identity::From;
+    bool user_phone = false;
+    std::optional<bool> e164_plus;
+    std::string tech_prefix;
+    NumberPlan plan;
 };
 
 class Call {
