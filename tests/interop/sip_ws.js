@@ -51,11 +51,11 @@ const header = (m, name) => {
 const isResponse = (callId, cseqMethod) => (m) => m.startsWith('SIP/2.0')
   && header(m, 'Call-ID') === callId && header(m, 'CSeq').endsWith(cseqMethod);
 
-function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '' }) {
+function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '', from = '' }) {
   const lines = [`${method} ${uri} SIP/2.0`,
     `Via: SIP/2.0/WS client.invalid;branch=${branch || `z9hG4bK${rnd()}`}`,
     'Max-Forwards: 70',
-    `From: <sip:${USER}@${REALM}>;tag=${fromTag}`,
+    `From: ${from || `<sip:${USER}@${REALM}>`};tag=${fromTag}`,
     `To: ${to}`,
     `Call-ID: ${callId}`,
     `CSeq: ${cseq} ${method}`,
@@ -108,17 +108,18 @@ async function register(c, contact) {
 
 // INVITE `uri` with `sdp`, through the 407 round; resolves to
 // { callId, fromTag, first, final, elapsed } once a final response arrives (or null after finalMs).
-async function invite(c, uri, sdp, finalMs) {
+// `from`: another From (name-addr) than the user's own, as a browser may send.
+async function invite(c, uri, sdp, finalMs, from = '') {
   const callId = rnd() + rnd();
   const fromTag = rnd();
   const to = `<${uri}>`;
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: sdp }));
+  c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: sdp, from }));
   const first = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, 5000);
   if (status(first) !== 407) return { callId, first, final: first };
-  c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To') }));
+  c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To'), from }));
   const auth = digestHeader(header(first, 'Proxy-Authenticate'), 'INVITE', uri, USER, PASSWORD);
   const t0 = Date.now();
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: sdp,
+  c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: sdp, from,
     extra: [`Proxy-Authorization: ${auth}`] }));
   const final = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, finalMs);
   return { callId, fromTag, first, final, elapsed: Date.now() - t0 };

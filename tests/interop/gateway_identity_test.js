@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// Identity and number format per trunk (issue 13), against sipp trunks and a WebSocket browser:
+//   1. Outbound, three realms with one identity setting each (pai / rpid / from): sipp's UAS
+//      (pages/gateway_identity_uas.xml, its regexes filled in here) checks the Request-URI
+//      (e164_plus, tech_prefix, user=phone), From (caller_id, or the browser's From when
+//      caller_ids lists it), To, the P-Asserted-Identity or Remote-Party-ID header, and that the
+//      headers not configured are absent; it answers 486, which reaches the browser.
+//   2. Inbound (pages/gateway_did_uac.xml): the carrier dials the routed DID +15551234567 as
+//      "+15551234567", "15551234567", "5551234567" (national_prefix = "1") and tel:+1-555-123-4567;
+//      each rings the same registered browser. A withheld caller (From anonymous, or Privacy: id
+//      with P-Asserted-Identity) reaches it as "Anonymous" <sip:anonymous@anonymous.invalid>; an
+//      unrouted number gets 404 and rings nobody.
+// interop-timeout: 120
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { WsSip, status, header, respond, register, invite, rnd, SDP } = require('./sip_ws');
+const { runSipp, sippExit } = require('./gateway_call_test');
+
+const DID = '+15551234567';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const xml = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+let workDir = null;
+let serverDir = null;
+
+// Outbound cases: a realm's gateway keys, the browser's From and number dialled, sipp's regexes.
+const OUTBOUND = [
+  {
+    realm: 'pai.example',
+    keys: 'identity = "pai"\nuser_phone = true\ne164_plus = true\nnational_prefix = "1"\ncaller_ids = ["+15550199"]',
+    from: '<sip:+15550199@pai.example>', dial: '5551234567',
+    says: 'P-Asserted-Identity with the allowed browser From, +E.164 from a national number, user=phone',
+    re: {
+      RURI: 'INVITE sip:\\+15551234567@127\\.0\\.0\\.1:[0-9]+;user=phone',
+      FROM: '<sip:\\+15550199@[^>;]+;user=phone>',
+      TO: '<sip:\\+15551234567@[^>;]+;user=phone>',
+      ID: 'P-Asserted-Identity: <sip:\\+15550199@[^>;]+;user=phone>',
+      ABSENT: 'Remote-Party-ID',
+    },
+  },
+  {
+    realm: 'rpid.example',
+    keys: 'identity = "rpid"\ne164_plus = false\ntech_prefix = "1010#"\ncaller_ids = ["+15550199"]',
+    from: '<sip:+15550111@rpid.example>', dial: '+15551234567',
+    says: 'Remote-Party-ID with caller_id (the browser From is not listed), no "+", tech prefix, no user=phone',
+    re: {
+      RURI: 'INVITE sip:1010%2315551234567@127\\.0\\.0\\.1:[0-9]+;transport=udp SIP/2\\.0',
+      FROM: '<sip:15550100@[^>;]+>',
+      TO: '<sip:1010%2315551234567@',
+      ID: 'Remote-Party-ID: <sip:15550100@[^>;]+>;party=calling;screen=yes;privacy=off',
+      ABSENT: 'P-Asserted-Identity|user=phone',
+    },
+  },
+  {
+    realm: 'from.example',
+    keys: '',
+    from: '<sip:+15550199@from.example>', dial: '+15551234567',
+    says: 'From only (the default): caller_id as given, no identity header, no user=phone',
+    re: {
+      RURI: 'INVITE sip:\\+15551234567@127\\.0\\.0\\.1:[0-9]+;transport=udp SIP/2\\.0',
+      FROM: '<sip:\\+15550100@[^>;]+>',
+      TO: '<sip:\\+15551234567@',
+      ID: 'CSeq: [0-9]+ INVITE',
+      ABSENT: 'P-Asserted-Identity|Remote-Party-ID|user=phone',
+    },
+  },
+];
+
+const ANONYMOUS = '"Anonymous" <sip:anonymous@anonymous.invalid>';
+
+async function main(results, cleanup) {
+  const pick = portPicker();
+  const wsPort = await pick();
+  const sipPort = await pick();
+  const sippPort = await pick();
+  const uacPort = await pick();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-identity-'));
+  workDir = work;
+  const trunk = `trunk = "sip:127.0.0.1:${sippPort};transport=udp"\ncaller_id = "+15550100"`;
+  const realms = OUTBOUND.map((c) => `
+[realm."${c.realm}"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."${c.realm}".gateway]
+enabled = true
+${trunk}
+${c.keys}
+`).join('');
+  const tb = new Turnbridge({
+    serverConfig: gatewayServerConfig({ wsPort, sipPort }),
+    extraConfig: `
+[realm."${REALM}".gateway]
+enabled = true
+${trunk}
+national_prefix = "1"
+[realm."${REALM}".gateway.routes]
+"${DID}" = ["${USER}"]
+${realms}`,
+  });
+  cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
+  await tb.start();
+  const sipps = [];
+  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+
+  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
+  await c.open();
+  cleanup.push(() => c.close());
+
+  // --- 1. outbound identity per realm ---------------------------------------------------------
+  const template = fs.readFileSync(path.join(__dirname, 'pages', 'gateway_identity_uas.xml'), 'utf8');
+  for (const o of OUTBOUND) {
+    let scenario = template;
+    for (const [k, v] of Object.entries(o.re)) scenario = scenario.replace(`"@${k}@"`, `"${xml(v)}"`);
+    const sf = path.join(work, `identity_${o.realm}.xml`);
+    fs.writeFileSync(sf, scenario);
+    const sipp = runSipp(work, `identity_${o.realm}`, sf, ['-i', '127.0.0.1', '-p', String(sippPort)], sipps);
+    await sleep(300);
+    const inv = await invite(c, `sip:${o.dial}@${o.realm}`, SDP, 8000, o.from);
+    const code = await sippExit(sipp, 8000);
+    const sent = sipp.messages().split(/\r?\n\r?\n/).find((m) => /INVITE sip:/.test(m)) || '';
+    results.check(`1 [${o.realm}]: ${o.says} (sipp's regexes, exit 0)`, code === 0 && status(inv.final) === 486,
+      `exit ${code}, browser got ${status(inv.final)}${code === 0 ? '' : `: ${sipp.errors()}\n${sent.slice(0, 700)}`}`);
+  }
+
+  // --- 2. inbound DIDs and withheld callers ---------------------------------------------------
+  const contact = `sip:${USER}@${rnd()}.invalid;transport=ws`;
+  const reg = await register(c, contact);
+  results.check('the browser registers', reg === 200, `${reg}`);
+  const at = `127.0.0.1:${sipPort}`;
+  const caller = '<sip:+15550142@127.0.0.1>';
+  const INBOUND = [
+    { name: '"+15551234567"', ruri: `sip:+15551234567@${at}`, to: `<sip:+15551234567@${at}>`, from: caller, shows: '+15550142' },
+    { name: '"15551234567"', ruri: `sip:15551234567@${at}`, to: `<sip:15551234567@${at}>`, from: caller, shows: '+15550142' },
+    { name: '"5551234567" (national_prefix = "1")', ruri: `sip:5551234567@${at}`, to: `<sip:5551234567@${at}>`, from: caller, shows: '+15550142' },
+    { name: 'tel:+1-555-123-4567 (Request-URI and To)', ruri: 'tel:+1-555-123-4567', to: '<tel:+1-555-123-4567>', from: caller, shows: '+15550142' },
+    { name: 'From anonymous', ruri: `sip:+15551234567@${at}`, to: `<sip:+15551234567@${at}>`, from: ANONYMOUS, anonymous: true },
+    { name: 'Privacy: id with P-Asserted-Identity', ruri: `sip:+15551234567@${at}`, to: `<sip:+15551234567@${at}>`, from: caller,
+      extra: ['P-Asserted-Identity: <sip:+15550142@127.0.0.1>', 'Privacy: id'], anonymous: true },
+  ];
+  for (const i of INBOUND) {
+    const extra = i.extra || ['Subject: DID test', 'X-Case: plain'];
+    const sipp = runSipp(work, `did_${rnd()}`, path.join(__dirname, 'pages', 'gateway_did_uac.xml'),
+      ['127.0.0.1:' + sipPort, '-i', '127.0.0.1', '-p', String(uacPort), '-set', 'ruri', i.ruri, '-set', 'to', i.to,
+        '-set', 'from', i.from, '-set', 'extra1', extra[0], '-set', 'extra2', extra[1]], sipps);
+    const inv = await c.wait((m) => m.startsWith('INVITE '), 8000);
+    if (inv) c.send(respond(inv, 486, 'Busy Here', { toTag: rnd() }));
+    const code = await sippExit(sipp, 8000);
+    const from = inv ? header(inv, 'From') : '';
+    const fromOk = i.anonymous ? from.startsWith(`${ANONYMOUS};tag=`) : from.includes(i.shows) && !/anonymous/i.test(from);
+    results.check(`2: the carrier dials ${i.name}: the browser rings (INVITE to its Contact), From ${i.anonymous ? 'anonymous' : 'the caller'}; `
+      + 'sipp gets its 486 (exit 0)', inv !== null && inv.startsWith(`INVITE ${contact} `) && fromOk && code === 0,
+      `INVITE ${inv ? 'reached the browser' : 'missing'}; From: ${from}; sipp exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  }
+  {
+    const sipp = runSipp(work, 'did_unrouted', path.join(__dirname, 'pages', 'gateway_did_uac.xml'),
+      ['127.0.0.1:' + sipPort, '-i', '127.0.0.1', '-p', String(uacPort), '-set', 'ruri', `sip:+15551234568@${at}`,
+        '-set', 'to', `<sip:+15551234568@${at}>`, '-set', 'from', caller, '-set', 'extra1', 'Subject: x', '-set', 'extra2', 'X-Case: x'], sipps);
+    const inv = await c.wait((m) => m.startsWith('INVITE '), 3000);
+    await sippExit(sipp, 8000);
+    results.check('2: a number one digit off gets 404 and rings nobody', inv === null && /SIP\/2\.0 404/.test(sipp.messages()),
+      inv ? inv.split('\r\n')[0] : `404 in sipp's log: ${/SIP\/2\.0 404/.test(sipp.messages())}`);
+  }
+
+  results.check('turnbridge is still running', tb.alive());
+  const code = await tb.stop();
+  results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);
+}
+
+runSuite('gateway_identity', 110000, main, () => [workDir, serverDir]);
