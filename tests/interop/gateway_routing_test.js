@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// In-dialog requests toward a carrier behind a proxy (issue 13; RFC 3261 §12.2.1.1): a WebSocket
+// browser calls out; sipp's 200 (pages/gateway_route_uas.xml) has a private-address Contact
+// behind a Record-Route to sipp and makes the gateway the session-timer refresher. The gateway's
+// ACK, refresh re-INVITE, its ACK and the BYE after the browser hangs up must carry:
+//   loose routing (;lr): Request-URI = the Contact, Route = the Record-Route;
+//   strict routing (no lr): Request-URI = the Record-Route URI, the Contact as the last Route.
+// Every one of them reaches sipp (the Record-Route's address), which checks them with regexes.
+// interop-timeout: 90
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Turnbridge, runSuite, portPicker, REALM, gatewayServerConfig } = require('./harness');
+const { WsSip, status, header, isResponse, request, invite, SDP } = require('./sip_ws');
+const { runSipp, sippExit } = require('./gateway_call_test');
+
+const SE = 4;   // Session-Expires: our refresh re-INVITE comes 2 s after the answer
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const xml = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+let workDir = null;
+let serverDir = null;
+
+async function main(results, cleanup) {
+  const pick = portPicker();
+  const wsPort = await pick();
+  const sipPort = await pick();
+  const sippPort = await pick();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-routing-'));
+  workDir = work;
+  const tb = new Turnbridge({
+    serverConfig: gatewayServerConfig({ wsPort, sipPort }),
+    extraConfig: `
+[realm."${REALM}".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${sippPort};transport=udp"
+caller_id = "+15550100"
+min_se = 2
+`,
+  });
+  cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
+  await tb.start();
+  const sipps = [];
+  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
+  await c.open();
+  cleanup.push(() => c.close());
+
+  const contact = 'sip:trunk@10\\.9\\.8\\.7:5099';
+  const proxy = `sip:127\\.0\\.0\\.1:${sippPort}`;
+  const CASES = [
+    { name: 'loose routing (;lr)', lr: ';lr', ruri: contact, route: `Route: <${proxy};lr>` },
+    { name: 'strict routing (no lr)', lr: '', ruri: proxy, route: `Route: <${contact}>` },
+  ];
+  const template = fs.readFileSync(path.join(__dirname, 'pages', 'gateway_route_uas.xml'), 'utf8');
+  for (const k of CASES) {
+    const sf = path.join(work, `route_${k.lr ? 'loose' : 'strict'}.xml`);
+    fs.writeFileSync(sf, template.replaceAll('@LR@', k.lr).replaceAll('@RURI@', xml(k.ruri)).replaceAll('@ROUTE@', xml(k.route)));
+    const sipp = runSipp(work, `route_${k.lr ? 'loose' : 'strict'}`, sf, ['-i', '127.0.0.1', '-p', String(sippPort),
+      '-set', 'se', String(SE)], sipps);
+    await sleep(300);
+    const uri = `sip:+15557000@${REALM}`;
+    const inv = await invite(c, uri, SDP, 8000);
+    const ok = status(inv.final) === 200;
+    results.check(`${k.name}: the call is answered`, ok, inv.final ? inv.final.split('\r\n')[0] : 'no answer');
+    if (ok) {
+      const to = header(inv.final, 'To');
+      const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+      c.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag, to }));
+      // The refresh re-INVITE is due SE/2 after the answer; sipp logs its 200 for it.
+      const end = Date.now() + 8000;
+      while (Date.now() < end && (sipp.messages().match(/CSeq: 2 INVITE/g) || []).length < 2) await sleep(100);
+      await sleep(300);
+      c.send(request({ method: 'BYE', uri: target, callId: inv.callId, cseq: 3, fromTag: inv.fromTag, to }));
+      const bye = await c.wait(isResponse(inv.callId, 'BYE'));
+      results.check(`${k.name}: the browser's BYE gets 200`, status(bye) === 200, `${status(bye)}`);
+    }
+    const code = await sippExit(sipp, 8000);
+    const sent = sipp.messages().split(/\r?\n\r?\n/).filter((m) => /^(ACK|INVITE|BYE) /m.test(m)).map((m) => m.split(/\r?\n/).filter((l) => /^(ACK|INVITE|BYE) |^Route:/.test(l.trim())).join(' / '));
+    results.check(`${k.name}: ACK, refresh re-INVITE, its ACK and BYE reach the Record-Route address with the right `
+      + 'Request-URI and Route (sipp exit 0)', code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}\n${sent.join('\n')}`}`);
+  }
+  results.check('turnbridge is still running', tb.alive());
+  const code = await tb.stop();
+  results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);
+}
+
+runSuite('gateway_routing', 80000, main, () => [workDir, serverDir]);
