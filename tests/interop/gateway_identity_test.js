@@ -16,13 +16,12 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
-const { WsSip, status, header, respond, register, invite, rnd, SDP } = require('./sip_ws');
+const { runSuite, portPicker, USER, PASSWORD, REALM } = require('./harness');
+const { gatewayWithClient, xmlText: xml, status, header, respond, register, invite, rnd, SDP } = require('./sip_ws');
 const { runSipp, sippExit } = require('./gateway_call_test');
 
 const DID = '+15551234567';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const xml = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 let workDir = null;
 let serverDir = null;
 
@@ -88,26 +87,15 @@ enabled = true
 ${trunk}
 ${c.keys}
 `).join('');
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort }),
-    extraConfig: `
+  const { tb, sipps, c } = await gatewayWithClient({ wsPort, sipPort, extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true
 ${trunk}
 national_prefix = "1"
 [realm."${REALM}".gateway.routes]
 "${DID}" = ["${USER}"]
-${realms}`,
-  });
-  cleanup.push(() => tb.killNow());
+${realms}` }, cleanup);
   serverDir = tb.dir;
-  await tb.start();
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
-
-  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
-  await c.open();
-  cleanup.push(() => c.close());
 
   // --- 1. outbound identity per realm ---------------------------------------------------------
   const template = fs.readFileSync(path.join(__dirname, 'pages', 'gateway_identity_uas.xml'), 'utf8');

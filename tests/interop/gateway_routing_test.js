@@ -12,13 +12,12 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, portPicker, REALM, gatewayServerConfig } = require('./harness');
-const { WsSip, status, header, isResponse, request, invite, SDP } = require('./sip_ws');
+const { runSuite, portPicker, REALM } = require('./harness');
+const { gatewayWithClient, xmlText: xml, status, header, isResponse, request, invite, SDP } = require('./sip_ws');
 const { runSipp, sippExit } = require('./gateway_call_test');
 
 const SE = 4;   // Session-Expires: our refresh re-INVITE comes 2 s after the answer
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const xml = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 let workDir = null;
 let serverDir = null;
 
@@ -29,24 +28,14 @@ async function main(results, cleanup) {
   const sippPort = await pick();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-routing-'));
   workDir = work;
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort }),
-    extraConfig: `
+  const { tb, sipps, c } = await gatewayWithClient({ wsPort, sipPort, extraConfig: `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 caller_id = "+15550100"
 min_se = 2
-`,
-  });
-  cleanup.push(() => tb.killNow());
+` }, cleanup);
   serverDir = tb.dir;
-  await tb.start();
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
-  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
-  await c.open();
-  cleanup.push(() => c.close());
 
   const contact = 'sip:trunk@10\\.9\\.8\\.7:5099';
   const proxy = `sip:127\\.0\\.0\\.1:${sippPort}`;

@@ -7,7 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { USER, PASSWORD, REALM } = require('./harness');
+const { USER, PASSWORD, REALM, Turnbridge, gatewayServerConfig } = require('./harness');
 
 const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
 const rnd = () => crypto.randomBytes(6).toString('hex');
@@ -143,5 +143,22 @@ function browserAnswer(offerMessage) {
     'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
 }
 
-module.exports = { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
+// The frame of the WebSocket gateway suites: turnbridge with gateway listeners and `extraConfig`,
+// a list for the suite's sipp runs (killed at cleanup), and a WsSip connected to it.
+async function gatewayWithClient({ wsPort, sipPort, extraConfig }, cleanup) {
+  const tb = new Turnbridge({ serverConfig: gatewayServerConfig({ wsPort, sipPort }), extraConfig });
+  cleanup.push(() => tb.killNow());
+  await tb.start();
+  const sipps = [];
+  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
+  await c.open();
+  cleanup.push(() => c.close());
+  return { tb, sipps, c };
+}
+
+// Text for an XML attribute (a regular expression in a sipp scenario template).
+const xmlText = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+module.exports = { gatewayWithClient, xmlText, WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
   SDP, browserAnswer };
