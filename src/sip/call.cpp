@@ -284,7 +284,25 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
                 leg->dialog->on_response(r);
             }
         }
-        if (outbound_ && !prack_provisional(now, *leg, r, layer, out)) return;   // a retransmission
+        if (outbound_) {
+            const auto kind = reliability(*leg, r);
+            if (kind == Reliability::Repeated) return;   // a retransmission: its PRACK retransmits
+            std::string prack_sdp;
+            // RFC 3262 §5: after our late offer, the trunk's offer in a reliable 18x is answered
+            // in the PRACK, and the browser gets its answer in this provisional (early media).
+            if (kind == Reliability::New && account_.late_offer && !early_answer_ && !r.body().empty() && !winner_ &&
+                state_ != State::Ended)
+                if (auto both = media_.answer_late_offer(r.body())) {
+                    prack_sdp = std::move(both->to_trunk);
+                    early_answer_ = std::move(both->to_browser);
+                }
+            if (kind == Reliability::New) send_prack(now, *leg, r, prack_sdp, layer, out);
+            if (!prack_sdp.empty()) {
+                answer_uas(now, status, *early_answer_, layer, out);
+                provisional_sent_ = true;
+                return;
+            }
+        }
         if (winner_ || state_ == State::Ended) return;
         // 180 once (forks ring together); 183 with SDP is early media and always goes through
         // (but for a late offer it would be the trunk's offer, which the 2xx repeats).
@@ -313,7 +331,9 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
         // carries our answer (§13.2.1).
         std::optional<std::string> answer;
         std::string ack_sdp;
-        if (outbound_ && account_.late_offer && !winner_ && state_ != State::Ended) {
+        if (outbound_ && account_.late_offer && early_answer_ && !winner_ && state_ != State::Ended) {
+            answer = early_answer_;   // offer and answer were done in the 18x and its PRACK (RFC 3262 §5)
+        } else if (outbound_ && account_.late_offer && !winner_ && state_ != State::Ended) {
             if (auto both = media_.answer_late_offer(r.body())) {
                 ack_sdp = std::move(both->to_trunk);
                 answer = std::move(both->to_browser);
@@ -666,18 +686,23 @@ std::optional<Time> Call::next_wake() const {
 
 namespace turnbridge::sip {
 
-bool Call::prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
-    if (!account_.rel100 || !has_100rel(r, "require")) return true;
+Call::Reliability Call::reliability(const Leg& leg, const Message& r) const {
+    if (!account_.rel100 || !has_100rel(r, "require")) return Reliability::Unreliable;
     const auto rseq = parse_rseq(r);
-    if (!rseq || !leg.dialog) return true;   // RFC 3262 §4: without an RSeq it is not reliable
+    if (!rseq || !leg.dialog) return Reliability::Unreliable;   // RFC 3262 §4: without an RSeq it is not reliable
     // §4: a retransmission (or an old one) is not acknowledged again: the PRACK's own
     // transaction retransmits. Beyond the next number: out of order, dropped until the gap fills.
-    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return false;
-    trunk_rseq_ = *rseq;
+    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return Reliability::Repeated;
+    return Reliability::New;
+}
+
+void Call::send_prack(Time now, Leg& leg, const Message& r, const std::string& sdp, TransactionLayer& layer,
+                      std::vector<Action>& out) {
+    trunk_rseq_ = parse_rseq(r);
     auto prack = leg.dialog->make_request("PRACK", random_);
-    prack.add_header("RAck", std::to_string(*rseq) + " " + std::to_string(r.cseq()) + " INVITE");
+    prack.add_header("RAck", std::to_string(*trunk_rseq_) + " " + std::to_string(r.cseq()) + " INVITE");
+    if (!sdp.empty()) prack.set_body("application/sdp", sdp);
     other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(prack), out));
-    return true;
 }
 
 void Call::on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,

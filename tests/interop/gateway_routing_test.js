@@ -7,12 +7,15 @@
 //   loose routing (;lr): Request-URI = the Contact, Route = the Record-Route;
 //   strict routing (no lr): Request-URI = the Record-Route URI, the Contact as the last Route.
 // Every one of them reaches sipp (the Record-Route's address), which checks them with regexes.
+// Then a realm with late_offer = true (pages/gateway_late_prack_uas.xml): the trunk offers in a
+// reliable 183; the gateway's answer goes in the PRACK (RFC 3262 §5), the browser gets its answer
+// in a 183, and the 200 (the offer repeated) changes nothing: the ACK has no SDP.
 // interop-timeout: 90
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { runSuite, portPicker, REALM } = require('./harness');
+const { runSuite, portPicker, USER, PASSWORD, REALM } = require('./harness');
 const { gatewayWithClient, xmlText: xml, status, header, isResponse, request, invite, SDP } = require('./sip_ws');
 const { runSipp, sippExit } = require('./gateway_call_test');
 
@@ -34,6 +37,13 @@ enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 caller_id = "+15550100"
 min_se = 2
+
+[realm."late.example"]
+users = { ${USER} = "${PASSWORD}" }
+[realm."late.example".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${sippPort};transport=udp"
+late_offer = true
 ` }, cleanup);
   serverDir = tb.dir;
 
@@ -70,6 +80,29 @@ min_se = 2
     const sent = sipp.messages().split(/\r?\n\r?\n/).filter((m) => /^(ACK|INVITE|BYE) /m.test(m)).map((m) => m.split(/\r?\n/).filter((l) => /^(ACK|INVITE|BYE) |^Route:/.test(l.trim())).join(' / '));
     results.check(`${k.name}: ACK, refresh re-INVITE, its ACK and BYE reach the Record-Route address with the right `
       + 'Request-URI and Route (sipp exit 0)', code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}\n${sent.join('\n')}`}`);
+  }
+  {
+    const sipp = runSipp(work, 'late_prack', path.join(__dirname, 'pages', 'gateway_late_prack_uas.xml'),
+      ['-i', '127.0.0.1', '-p', String(sippPort)], sipps);
+    await sleep(300);
+    const inv = await invite(c, 'sip:+15557000@late.example', SDP, 8000);
+    const early = await c.wait((m) => isResponse(inv.callId, 'INVITE')(m) && status(m) === 183, 1000);
+    const ok = status(inv.final) === 200;
+    const body = (m) => (m ? m.slice(m.indexOf('\r\n\r\n') + 4) : '');
+    results.check('late offer: the trunk\'s offer in a reliable 183 reaches the browser as a 183 with our answer, '
+      + 'and the 200 has the same answer', ok && early !== null && /m=audio/.test(body(early)) && body(early) === body(inv.final),
+      `183 ${early ? 'with' : 'missing'}; final ${inv.final ? inv.final.split('\r\n')[0] : 'none'}`);
+    if (ok) {
+      const to = header(inv.final, 'To');
+      const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+      c.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag, to }));
+      await sleep(500);
+      c.send(request({ method: 'BYE', uri: target, callId: inv.callId, cseq: 3, fromTag: inv.fromTag, to }));
+      await c.wait(isResponse(inv.callId, 'BYE'));
+    }
+    const code = await sippExit(sipp, 8000);
+    results.check('late offer: sipp found our answer in the PRACK (RAck 1 1 INVITE, PCMU) and no SDP in the ACK (exit 0)',
+      code === 0, `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
   }
   results.check('turnbridge is still running', tb.alive());
   const code = await tb.stop();

@@ -143,7 +143,10 @@ private:
     void add_trunk_headers(Message& m, bool refresh) const;
     // RFC 3262: PRACK a reliable provisional from the trunk (outbound); answer the trunk's PRACK
     // (inbound); retransmit our reliable provisional until it comes.
-    bool prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    enum class Reliability { Unreliable, New, Repeated };
+    Reliability reliability(const Leg& leg, const Message& r) const;
+    void send_prack(Time now, Leg& leg, const Message& r, const std::string& sdp, TransactionLayer& layer,
+                    std::vector<Action>& out);
     void on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
                   std::vector<Action>& out);
 
@@ -185,6 +188,9 @@ private:
     };
     std::optional<Unacked> unacked_;
     std::optional<std::uint32_t> trunk_rseq_;   // outbound: the trunk's last RSeq we PRACKed
+    // Outbound late offer: the trunk offered in a reliable 18x and our answer went in the PRACK
+    // (RFC 3262 §5); the browser's answer, sent with that 18x, is the one its 200 gets too.
+    std::optional<std::string> early_answer_;
 };
 
 }  // namespace turnbridge::sip

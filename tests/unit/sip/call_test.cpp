@@ -722,6 +722,54 @@ TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answer
     CHECK(to_browser.back().body().find("s=browser-answer") != std::string::npos);
 }
 
+TEST_CASE("late_offer = true: the trunk's offer in a reliable 183 is answered in the PRACK; the 200 changes nothing (RFC 3262 §5)") {
+    struct LateMedia : FakeMedia {
+        int asked = 0;
+        std::optional<LateAnswers> answer_late_offer(const std::string&) override {
+            ++asked;
+            return LateAnswers{"v=0\r\ns=prack-answer\r\n", "v=0\r\ns=browser-answer\r\n"};
+        }
+    };
+    Bench b;
+    LateMedia late;
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.late_offer = true;
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kBrowser, true, msg(samples::jssip_invite()), in);
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.browser, b.trunk, acc, late, b.random, b.layer, b.out);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.body().empty());
+    auto early = trunk_reply(inv, 183, true);   // with the trunk's offer
+    early.add_header("Require", "100rel");
+    early.add_header("RSeq", "1");
+    b.arrive(kTrunk, msg(early.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "PRACK");
+    CHECK(to_trunk[0].header("rack") == "1 1 INVITE");
+    CHECK(to_trunk[0].body() == "v=0\r\ns=prack-answer\r\n");
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 183);
+    CHECK(to_browser[0].body() == "v=0\r\ns=browser-answer\r\n");
+    b.arrive(kTrunk, msg(early.serialize()));   // a retransmission: nothing new
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.sent(kBrowser).empty());
+    b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));   // the offer repeated: no new offer (RFC 3261 §13.2.1)
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[0].body().empty());
+    to_browser = b.sent(kBrowser);
+    REQUIRE(!to_browser.empty());
+    CHECK(to_browser.back().status() == 200);
+    CHECK(to_browser.back().body() == "v=0\r\ns=browser-answer\r\n");
+    CHECK(late.asked == 1);
+}
+
 // --- RFC 3262: reliable provisionals and PRACK on the trunk leg ----------------------------
 
 namespace {
