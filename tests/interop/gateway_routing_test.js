@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { runSuite, portPicker, USER, PASSWORD, REALM } = require('./harness');
-const { gatewayWithClient, xmlText: xml, status, header, isResponse, request, invite, SDP } = require('./sip_ws');
+const { gatewayWithClient, dialogOf, xmlText: xml, status, isResponse, invite, SDP } = require('./sip_ws');
 const { runSipp, sippExit } = require('./gateway_call_test');
 
 const SE = 4;   // Session-Expires: our refresh re-INVITE comes 2 s after the answer
@@ -65,15 +65,13 @@ late_offer = true
     const ok = status(inv.final) === 200;
     results.check(`${k.name}: the call is answered`, ok, inv.final ? inv.final.split('\r\n')[0] : 'no answer');
     if (ok) {
-      const to = header(inv.final, 'To');
-      const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
-      c.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag, to }));
+      const dialog = dialogOf(c, inv);
+      dialog.ack();
       // The refresh re-INVITE is due SE/2 after the answer; sipp logs its 200 for it.
       const end = Date.now() + 8000;
       while (Date.now() < end && (sipp.messages().match(/CSeq: 2 INVITE/g) || []).length < 2) await sleep(100);
       await sleep(300);
-      c.send(request({ method: 'BYE', uri: target, callId: inv.callId, cseq: 3, fromTag: inv.fromTag, to }));
-      const bye = await c.wait(isResponse(inv.callId, 'BYE'));
+      const bye = await dialog.bye();
       results.check(`${k.name}: the browser's BYE gets 200`, status(bye) === 200, `${status(bye)}`);
     }
     const code = await sippExit(sipp, 8000);
@@ -93,12 +91,10 @@ late_offer = true
       + 'and the 200 has the same answer', ok && early !== null && /m=audio/.test(body(early)) && body(early) === body(inv.final),
       `183 ${early ? 'with' : 'missing'}; final ${inv.final ? inv.final.split('\r\n')[0] : 'none'}`);
     if (ok) {
-      const to = header(inv.final, 'To');
-      const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
-      c.send(request({ method: 'ACK', uri: target, callId: inv.callId, cseq: 2, fromTag: inv.fromTag, to }));
+      const dialog = dialogOf(c, inv);
+      dialog.ack();
       await sleep(500);
-      c.send(request({ method: 'BYE', uri: target, callId: inv.callId, cseq: 3, fromTag: inv.fromTag, to }));
-      await c.wait(isResponse(inv.callId, 'BYE'));
+      await dialog.bye();
     }
     const code = await sippExit(sipp, 8000);
     results.check('late offer: sipp found our answer in the PRACK (RAck 1 1 INVITE, PCMU) and no SDP in the ACK (exit 0)',

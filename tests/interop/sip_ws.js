@@ -143,6 +143,15 @@ function browserAnswer(offerMessage) {
     'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
 }
 
+// The browser's side of the dialog a 200 to invite() set up: ack() it (CSeq 2) at the 200's
+// Contact; bye() (CSeq 3) resolves to the BYE's response.
+function dialogOf(c, inv) {
+  const to = header(inv.final, 'To');
+  const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+  const send = (method, cseq) => c.send(request({ method, uri: target, callId: inv.callId, cseq, fromTag: inv.fromTag, to }));
+  return { ack: () => send('ACK', 2), bye: () => { send('BYE', 3); return c.wait(isResponse(inv.callId, 'BYE')); } };
+}
+
 // The frame of the WebSocket gateway suites: turnbridge with gateway listeners and `extraConfig`,
 // a list for the suite's sipp runs (killed at cleanup), and a WsSip connected to it.
 async function gatewayWithClient({ wsPort, sipPort, extraConfig }, cleanup) {
@@ -160,5 +169,5 @@ async function gatewayWithClient({ wsPort, sipPort, extraConfig }, cleanup) {
 // Text for an XML attribute (a regular expression in a sipp scenario template).
 const xmlText = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-module.exports = { gatewayWithClient, xmlText, WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
+module.exports = { gatewayWithClient, dialogOf, xmlText, WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
   SDP, browserAnswer };
