@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/trunk_identity.hpp"
 
 namespace turnbridge::gateway {
 namespace {
@@ -43,34 +44,6 @@ public:
 
 sip::SessionTimerConfig session_timers(const config::Gateway& gw) {
     return {gw.session_timers, gw.session_expires, gw.min_se};
-}
-
-sip::NumberPlan number_plan(const config::Gateway& gw) { return {gw.national_prefix, gw.national_digits}; }
-
-// The route of an inbound DID, however the carrier spells it (sip::same_number); exact first.
-const std::vector<std::string>* find_route(const config::Gateway& gw, const std::string& did) {
-    if (auto it = gw.routes.find(did); it != gw.routes.end()) return &it->second;
-    for (const auto& [number, users] : gw.routes)
-        if (sip::same_number(number, did, number_plan(gw))) return &users;
-    return nullptr;
-}
-
-// Identity toward the trunk (issue 13): the browser's From user is the caller for this call
-// when caller_ids lists it, else caller_id (empty: the browser's user, as before).
-sip::TrunkAccount identity(const config::Gateway& gw, const sip::Message& invite, sip::TrunkAccount a) {
-    const auto from = invite.from();
-    const auto user = from ? sip::uri_user(from->uri) : std::string();
-    const auto plan = number_plan(gw);
-    if (std::any_of(gw.caller_ids.begin(), gw.caller_ids.end(),
-                    [&](const std::string& id) { return sip::same_number(id, user, plan); }))
-        a.caller_id = user;
-    using I = sip::TrunkAccount::Identity;
-    a.identity = gw.identity == config::Gateway::Identity::Pai ? I::Pai : gw.identity == config::Gateway::Identity::Rpid ? I::Rpid : I::From;
-    a.user_phone = gw.user_phone;
-    a.e164_plus = gw.e164_plus;
-    a.tech_prefix = gw.tech_prefix;
-    a.plan = plan;
-    return a;
 }
 
 void keep_earliest(std::optional<sip::Time>& t, std::optional<sip::Time> other) {
@@ -488,7 +461,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
-    account = identity(gw, r.request, std::move(account));
+    account = with_identity(gw, r.request, std::move(account));
     auto media = media_(*realm, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
