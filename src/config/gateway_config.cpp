@@ -66,6 +66,54 @@ void load_trunk_tls(const Reader& r, const toml::table& t, const std::string& ke
     }
 }
 
+// Identity and number format toward the trunk (issue 13; turnbridge.toml(5)).
+void load_identity(const Reader& r, const toml::table& t, const std::string& key, Gateway& g) {
+    auto get = [&](std::string_view k) { return r.get(t, key, k); };
+    constexpr std::string_view kNumber = R"(expected a number like "+15550100" (digits, + * # . _ -), got "{}")";
+    if (auto c = get("caller_ids")) {
+        for (const auto& e : r.as_array(*c)) {
+            std::string id = r.as_string(e);
+            if (!valid_did(id)) r.fail(e, fmt::format(kNumber, id));
+            if (std::find(g.caller_ids.begin(), g.caller_ids.end(), id) != g.caller_ids.end())
+                r.fail(e, fmt::format(R"("{}" is listed twice)", id));
+            g.caller_ids.push_back(std::move(id));
+        }
+    }
+    if (auto v = get("identity")) {
+        const std::string s = lower(r.as_string(*v));
+        if (s == "from") g.identity = Gateway::Identity::From;
+        else if (s == "pai") g.identity = Gateway::Identity::Pai;
+        else if (s == "rpid") g.identity = Gateway::Identity::Rpid;
+        else r.fail(*v, fmt::format(R"(expected "pai" (P-Asserted-Identity), "rpid" (Remote-Party-ID) or "from", got "{}")", s));
+    }
+    if (auto v = get("user_phone")) g.user_phone = r.as_bool(*v);
+    if (auto v = get("e164_plus")) g.e164_plus = r.as_bool(*v);
+    if (auto v = get("tech_prefix")) {
+        g.tech_prefix = r.as_string(*v);
+        // Digits and the characters carriers use to mark a prefix; it goes in a SIP user part.
+        const bool ok = g.tech_prefix.size() <= 16 &&
+                        std::all_of(g.tech_prefix.begin(), g.tech_prefix.end(), [](char c) {
+                            return (c >= '0' && c <= '9') || std::string_view("*#").find(c) != std::string_view::npos;
+                        });
+        if (!ok || g.tech_prefix.empty())
+            r.fail(*v, fmt::format(R"(expected up to 16 digits, * or #, like "1234#", got "{}")", g.tech_prefix));
+    }
+    if (auto v = get("national_prefix")) {
+        g.national_prefix = r.as_string(*v);
+        const bool ok = !g.national_prefix.empty() && g.national_prefix.size() <= 3 &&
+                        std::all_of(g.national_prefix.begin(), g.national_prefix.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!ok)
+            r.fail(*v, fmt::format(R"(expected a country code of 1 to 3 digits, like "1" or "44", got "{}")", g.national_prefix));
+    }
+    if (auto v = get("national_digits")) {
+        g.national_digits = static_cast<std::uint32_t>(r.as_integer(*v, 4, 14));
+        if (g.national_prefix.empty()) r.fail(*v, R"(expected national_prefix too, like national_prefix = "1")");
+        if (g.national_prefix.size() + g.national_digits > 15)
+            r.fail(*v, fmt::format("expected national_prefix + national_digits <= 15 digits (E.164), got {} + {}",
+                                   g.national_prefix.size(), g.national_digits));
+    }
+}
+
 }  // namespace
 
 std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
@@ -156,7 +204,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     r.only_keys(t, f.key,
                 {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
-                 "session_expires", "min_se", "late_offer", "rel100", "test_numbers"});
+                 "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
+                 "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -213,6 +262,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     if (auto v = get("late_offer")) g.late_offer = r.as_bool(*v);
     if (auto v = get("rel100")) g.rel100 = r.as_bool(*v);
     if (auto v = get("test_numbers")) g.test_numbers = r.as_bool(*v);
+    load_identity(r, t, f.key, g);
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

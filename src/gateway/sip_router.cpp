@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/trunk_identity.hpp"
 
 namespace turnbridge::gateway {
 namespace {
@@ -461,6 +462,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
                             {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
+    account = with_identity(gw, r.request, std::move(account));
     auto media = media_(*realm, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
@@ -483,27 +485,27 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
 
 void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out) {
     // Only a configured trunk may call in: the source address must be a gateway realm's trunk.
-    const auto did = uri_parts(r.request.request_uri()).user;
+    const auto did = sip::dialled_number(r.request);   // sip:, sips: or tel: (RFC 3966)
     const config::Realm* realm = nullptr;
     for (const auto& [name, rl] : cfg_->realms) {
         if (!rl.gateway.enabled) continue;
         const auto addresses = trunk_addresses(rl);
         if (std::find(addresses.begin(), addresses.end(), flow.peer) == addresses.end()) continue;
-        if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
+        if (find_route(rl.gateway, did) != nullptr || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {
         log::debug("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out);
     }
-    auto route = realm->gateway.routes.find(did);
-    if (route == realm->gateway.routes.end()) return reply(now, r.tx, r.request, 404, out);
+    const auto* route = find_route(realm->gateway, did);
+    if (route == nullptr) return reply(now, r.tx, r.request, 404, out);
     if (realm_at_limit(*realm)) {
         count(sip::Limit::CallsPerRealm);
         return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
     }
     std::vector<sip::Binding> bindings;
     bool busy = false;   // a routed user with browsers registered, but at max_calls_per_user
-    for (const auto& user : route->second) {
+    for (const auto& user : *route) {
         auto b = shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + realm->name); });
         if (!b.empty() && user_at_limit(*realm, user)) {
             busy = true;
@@ -529,12 +531,12 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.trunk_flow = flow.id;
     for (const auto& b : bindings) e.browser_flows.push_back(b.transport);
     e.media = std::move(media);
-    e.routed = route->second;
+    e.routed = *route;
     e.summary.realm = realm->name;
     e.summary.outbound = false;
     // libosip2's From, not a search for '<': a display name may hold one ("<script>" <sip:...>).
     const auto from = r.request.from();
-    e.summary.remote = from ? uri_parts(from->uri).user : std::string();
+    e.summary.remote = sip::caller_withheld(r.request) ? "anonymous" : from ? uri_parts(from->uri).user : std::string();
     e.summary.started = now;
     started(e, r.request.call_id());
     sip::TrunkAccount account;

@@ -48,6 +48,13 @@ std::optional<std::uint32_t> parse_rseq(const Message& m) {
     return static_cast<std::uint32_t>(n);
 }
 
+// "1234#" -> "1234%23": '#' is no unreserved character of a SIP user part (RFC 3261 §25.1).
+std::string escape_user(std::string_view user) {
+    std::string out;
+    for (char c : user) out += c == '#' ? std::string_view("%23") : std::string_view(&c, 1);
+    return out;
+}
+
 bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
 
 Message new_invite(const std::string& ruri, const LocalAddress& local, const std::string& from, const std::string& to,
@@ -82,18 +89,31 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     }
     auto user = user_of(invite.to() ? invite.to()->uri : std::string());
     if (user.empty()) user = user_of(invite.request_uri());
-    const std::string ruri = account_.scheme + ":" + user + "@" + account_.host + account_.uri_params;
+    // The number format the trunk wants (issue 13): "+" policy, then its tech prefix.
+    // RFC 3261 §19.1.1: ";user=phone" after the host of a URI whose user is a number, when asked.
+    const auto phone_param = [this](std::string_view u) {
+        return std::string(account_.user_phone && is_phone_user(u) ? ";user=phone" : "");
+    };
+    const std::string dialled =
+        user.empty() ? user : escape_user(account_.tech_prefix) + format_number(user, account_.e164_plus, account_.plan);
+    const std::string ruri = account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + account_.uri_params;
     if (user.empty() || !is_valid_uri(ruri)) {
         answer_uas(now, 404, {}, layer, out);
         return;
     }
-    const auto from_user = account_.caller_id.empty() ? user_of(invite.from()->uri) : account_.caller_id;
+    const auto from_user = format_number(account_.caller_id.empty() ? user_of(invite.from()->uri) : account_.caller_id,
+                                         account_.e164_plus, account_.plan);
     Leg leg;
     leg.address = std::move(trunk);
+    const std::string caller = "<sip:" + from_user + "@" + leg.address.local.sent_by + phone_param(from_user) + ">";
     // A late offer (RFC 3261 §13.2.1): no SDP now; the browser's offer waits for the trunk's.
-    auto m = new_invite(ruri, leg.address.local, "<sip:" + from_user + "@" + leg.address.local.sent_by + ">",
-                        "<" + account_.scheme + ":" + user + "@" + account_.host + ">",
+    auto m = new_invite(ruri, leg.address.local, caller,
+                        "<" + account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + ">",
                         account_.late_offer ? std::string() : *offer, random_);
+    // RFC 3325 §9.1 / Remote-Party-ID: the caller asserted to a trunk that trusts us.
+    if (account_.identity == TrunkAccount::Identity::Pai) m.add_header("P-Asserted-Identity", caller);
+    else if (account_.identity == TrunkAccount::Identity::Rpid)
+        m.add_header("Remote-Party-ID", caller + ";party=calling;screen=yes;privacy=off");
     add_trunk_headers(m, false);
     // libosip2 cannot write every body it was given (found by tests/fuzz/sip_router.cpp): such an
     // INVITE is refused here rather than sent as nothing, with a copy that is no message at all.
@@ -140,13 +160,16 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
         return;
     }
     uas_.answer_in_ack = invite.body().empty();
-    const auto caller = user_of(invite.from() ? invite.from()->uri : std::string());
+    const auto caller = uri_user(invite.from() ? invite.from()->uri : std::string());
     const std::string domain(realm);
+    // RFC 3323/3325: a withheld caller reaches the browser as anonymous, whatever else we know.
+    const std::string from = caller.empty() || caller_withheld(invite) ? std::string(kAnonymousFrom)
+                                                                       : "<sip:" + caller + "@" + domain + ">";
     for (const auto& b : bindings) {
         if (!is_valid_uri(b.contact)) continue;
         Leg leg;
         leg.address = LegAddress{b.transport, true, browser_local};
-        auto m = new_invite(b.contact, browser_local, "<sip:" + (caller.empty() ? "anonymous" : caller) + "@" + domain + ">",
+        auto m = new_invite(b.contact, browser_local, from,
                             "<sip:" + std::string(callee) + "@" + domain + ">", *offer, random_);
         if (m.serialize().empty()) continue;   // as above: libosip2 cannot write it
         uac_.push_back(std::move(leg));
@@ -261,7 +284,25 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
                 leg->dialog->on_response(r);
             }
         }
-        if (outbound_ && !prack_provisional(now, *leg, r, layer, out)) return;   // a retransmission
+        if (outbound_) {
+            const auto kind = reliability(*leg, r);
+            if (kind == Reliability::Repeated) return;   // a retransmission: its PRACK retransmits
+            std::string prack_sdp;
+            // RFC 3262 §5: after our late offer, the trunk's offer in a reliable 18x is answered
+            // in the PRACK, and the browser gets its answer in this provisional (early media).
+            if (kind == Reliability::New && account_.late_offer && !early_answer_ && !r.body().empty() && !winner_ &&
+                state_ != State::Ended)
+                if (auto both = media_.answer_late_offer(r.body())) {
+                    prack_sdp = std::move(both->to_trunk);
+                    early_answer_ = std::move(both->to_browser);
+                }
+            if (kind == Reliability::New) send_prack(now, *leg, r, prack_sdp, layer, out);
+            if (!prack_sdp.empty()) {
+                answer_uas(now, status, *early_answer_, layer, out);
+                provisional_sent_ = true;
+                return;
+            }
+        }
         if (winner_ || state_ == State::Ended) return;
         // 180 once (forks ring together); 183 with SDP is early media and always goes through
         // (but for a late offer it would be the trunk's offer, which the 2xx repeats).
@@ -290,7 +331,9 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
         // carries our answer (§13.2.1).
         std::optional<std::string> answer;
         std::string ack_sdp;
-        if (outbound_ && account_.late_offer && !winner_ && state_ != State::Ended) {
+        if (outbound_ && account_.late_offer && early_answer_ && !winner_ && state_ != State::Ended) {
+            answer = early_answer_;   // offer and answer were done in the 18x and its PRACK (RFC 3262 §5)
+        } else if (outbound_ && account_.late_offer && !winner_ && state_ != State::Ended) {
             if (auto both = media_.answer_late_offer(r.body())) {
                 ack_sdp = std::move(both->to_trunk);
                 answer = std::move(both->to_browser);
@@ -643,18 +686,23 @@ std::optional<Time> Call::next_wake() const {
 
 namespace turnbridge::sip {
 
-bool Call::prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
-    if (!account_.rel100 || !has_100rel(r, "require")) return true;
+Call::Reliability Call::reliability(const Leg& leg, const Message& r) const {
+    if (!account_.rel100 || !has_100rel(r, "require")) return Reliability::Unreliable;
     const auto rseq = parse_rseq(r);
-    if (!rseq || !leg.dialog) return true;   // RFC 3262 §4: without an RSeq it is not reliable
+    if (!rseq || !leg.dialog) return Reliability::Unreliable;   // RFC 3262 §4: without an RSeq it is not reliable
     // §4: a retransmission (or an old one) is not acknowledged again: the PRACK's own
     // transaction retransmits. Beyond the next number: out of order, dropped until the gap fills.
-    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return false;
-    trunk_rseq_ = *rseq;
+    if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return Reliability::Repeated;
+    return Reliability::New;
+}
+
+void Call::send_prack(Time now, Leg& leg, const Message& r, const std::string& sdp, TransactionLayer& layer,
+                      std::vector<Action>& out) {
+    trunk_rseq_ = parse_rseq(r);
     auto prack = leg.dialog->make_request("PRACK", random_);
-    prack.add_header("RAck", std::to_string(*rseq) + " " + std::to_string(r.cseq()) + " INVITE");
+    prack.add_header("RAck", std::to_string(*trunk_rseq_) + " " + std::to_string(r.cseq()) + " INVITE");
+    if (!sdp.empty()) prack.set_body("application/sdp", sdp);
     other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(prack), out));
-    return true;
 }
 
 void Call::on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,

@@ -266,10 +266,11 @@ def jssip_register(server, user=USER, password=PASSWORD, timeout=12.0):
     return out.returncode == 0
 
 
-def sip_register_ws(server, user=USER, password=PASSWORD, timeout=5.0):
-    """REGISTER over WebSocket with the digest round (RFC 3261 §22); the final status code, or 0."""
+def sip_register_ws(server, user=USER, password=PASSWORD, timeout=5.0, sock=None):
+    """REGISTER over WebSocket with the digest round (RFC 3261 §22); the final status code, or 0.
+    On `sock` (an open ws_connect()) when given, which then stays open: a browser that takes calls."""
     try:
-        s = ws_connect(server.ws_port, timeout=timeout)
+        s = sock or ws_connect(server.ws_port, timeout=timeout)
     except Exception as e:  # noqa: BLE001
         print(f"  legit WS: {type(e).__name__}: {e}", flush=True)
         return 0
@@ -309,7 +310,8 @@ def sip_register_ws(server, user=USER, password=PASSWORD, timeout=5.0):
         print(f"  legit WS REGISTER: {type(e).__name__}: {e}", flush=True)
         return 0
     finally:
-        s.close()
+        if sock is None:
+            s.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { USER, PASSWORD, REALM } = require('./harness');
+const { USER, PASSWORD, REALM, Turnbridge, gatewayServerConfig } = require('./harness');
 
 const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
 const rnd = () => crypto.randomBytes(6).toString('hex');
@@ -51,11 +51,11 @@ const header = (m, name) => {
 const isResponse = (callId, cseqMethod) => (m) => m.startsWith('SIP/2.0')
   && header(m, 'Call-ID') === callId && header(m, 'CSeq').endsWith(cseqMethod);
 
-function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '' }) {
+function request({ method, uri, callId, cseq, fromTag, to, body = '', extra = [], contact = '', branch = '', from = '' }) {
   const lines = [`${method} ${uri} SIP/2.0`,
     `Via: SIP/2.0/WS client.invalid;branch=${branch || `z9hG4bK${rnd()}`}`,
     'Max-Forwards: 70',
-    `From: <sip:${USER}@${REALM}>;tag=${fromTag}`,
+    `From: ${from || `<sip:${USER}@${REALM}>`};tag=${fromTag}`,
     `To: ${to}`,
     `Call-ID: ${callId}`,
     `CSeq: ${cseq} ${method}`,
@@ -108,17 +108,18 @@ async function register(c, contact) {
 
 // INVITE `uri` with `sdp`, through the 407 round; resolves to
 // { callId, fromTag, first, final, elapsed } once a final response arrives (or null after finalMs).
-async function invite(c, uri, sdp, finalMs) {
+// `from`: another From (name-addr) than the user's own, as a browser may send.
+async function invite(c, uri, sdp, finalMs, from = '') {
   const callId = rnd() + rnd();
   const fromTag = rnd();
   const to = `<${uri}>`;
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: sdp }));
+  c.send(request({ method: 'INVITE', uri, callId, cseq: 1, fromTag, to, body: sdp, from }));
   const first = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, 5000);
   if (status(first) !== 407) return { callId, first, final: first };
-  c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To') }));
+  c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To'), from }));
   const auth = digestHeader(header(first, 'Proxy-Authenticate'), 'INVITE', uri, USER, PASSWORD);
   const t0 = Date.now();
-  c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: sdp,
+  c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: sdp, from,
     extra: [`Proxy-Authorization: ${auth}`] }));
   const final = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, finalMs);
   return { callId, fromTag, first, final, elapsed: Date.now() - t0 };
@@ -142,5 +143,31 @@ function browserAnswer(offerMessage) {
     'a=rtcp-mux', 'a=sendrecv', `a=rtpmap:${pt} ${rtpmap ? rtpmap[1].trim() : 'PCMU/8000'}`, ''].join('\r\n');
 }
 
-module.exports = { WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
+// The browser's side of the dialog a 200 to invite() set up: ack() it (CSeq 2) at the 200's
+// Contact; bye() (CSeq 3) resolves to the BYE's response.
+function dialogOf(c, inv) {
+  const to = header(inv.final, 'To');
+  const target = /<([^>]+)>/.exec(header(inv.final, 'Contact'))[1];
+  const send = (method, cseq) => c.send(request({ method, uri: target, callId: inv.callId, cseq, fromTag: inv.fromTag, to }));
+  return { ack: () => send('ACK', 2), bye: () => { send('BYE', 3); return c.wait(isResponse(inv.callId, 'BYE')); } };
+}
+
+// The frame of the WebSocket gateway suites: turnbridge with gateway listeners and `extraConfig`,
+// a list for the suite's sipp runs (killed at cleanup), and a WsSip connected to it.
+async function gatewayWithClient({ wsPort, sipPort, extraConfig }, cleanup) {
+  const tb = new Turnbridge({ serverConfig: gatewayServerConfig({ wsPort, sipPort }), extraConfig });
+  cleanup.push(() => tb.killNow());
+  await tb.start();
+  const sipps = [];
+  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
+  await c.open();
+  cleanup.push(() => c.close());
+  return { tb, sipps, c };
+}
+
+// Text for an XML attribute (a regular expression in a sipp scenario template).
+const xmlText = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+module.exports = { gatewayWithClient, dialogOf, xmlText, WsSip, status, header, isResponse, request, respond, digestHeader, register, invite, rnd, md5,
   SDP, browserAnswer };

@@ -58,6 +58,19 @@ struct Gateway {
     bool late_offer = false;                // outbound INVITEs without SDP (the offer comes in the 200)
     bool rel100 = true;                     // RFC 3262 reliable provisionals with the trunk (PRACK)
     bool test_numbers = false;              // echo, 9196, tone, dtmf go to the built-in test line
+    // Identity and number format toward the trunk (issue 13). caller_ids: numbers a browser may
+    // put in its From to be the caller for one call (else caller_id); identity: where the caller
+    // goes (From only, or also P-Asserted-Identity / Remote-Party-ID); user_phone: ";user=phone"
+    // on URIs whose user is a number; e164_plus: "+" policy on numbers we send (unset = as
+    // given); tech_prefix: put before the dialled number; national_prefix/national_digits: a
+    // number of national_digits digits without "+" is national_prefix + it (inbound DIDs too).
+    std::vector<std::string> caller_ids;
+    enum class Identity { From, Pai, Rpid } identity = Identity::From;
+    bool user_phone = false;
+    std::optional<bool> e164_plus;
+    std::string tech_prefix;
+    std::string national_prefix;
+    std::uint32_t national_digits = 10;
 };
 
 struct Realm {

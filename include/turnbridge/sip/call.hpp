@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "turnbridge/sip/dialog.hpp"
+#include "turnbridge/sip/numbers.hpp"
 #include "turnbridge/sip/registrar.hpp"
 #include "turnbridge/sip/session_timer.hpp"
 #include "turnbridge/sip/transaction.hpp"
@@ -61,6 +62,14 @@ struct TrunkAccount {
     SessionTimerConfig timers;        // RFC 4028 on the trunk leg
     bool late_offer = false;          // our INVITE without SDP; the trunk offers in its 2xx
     bool rel100 = true;               // RFC 3262 on the trunk leg; off: 420 to `Require: 100rel`
+    // Identity and number format (issue 13): the caller also in P-Asserted-Identity (RFC 3325)
+    // or Remote-Party-ID (draft-ietf-sip-privacy-04, what older carriers read); ";user=phone" on
+    // number URIs; the "+" policy and tech prefix of numbers we send; the national number plan.
+    enum class Identity { From, Pai, Rpid } identity = Identity::From;
+    bool user_phone = false;
+    std::optional<bool> e164_plus;
+    std::string tech_prefix;
+    NumberPlan plan;
 };
 
 class Call {
@@ -134,7 +143,10 @@ private:
     void add_trunk_headers(Message& m, bool refresh) const;
     // RFC 3262: PRACK a reliable provisional from the trunk (outbound); answer the trunk's PRACK
     // (inbound); retransmit our reliable provisional until it comes.
-    bool prack_provisional(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    enum class Reliability { Unreliable, New, Repeated };
+    Reliability reliability(const Leg& leg, const Message& r) const;
+    void send_prack(Time now, Leg& leg, const Message& r, const std::string& sdp, TransactionLayer& layer,
+                    std::vector<Action>& out);
     void on_prack(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
                   std::vector<Action>& out);
 
@@ -176,6 +188,9 @@ private:
     };
     std::optional<Unacked> unacked_;
     std::optional<std::uint32_t> trunk_rseq_;   // outbound: the trunk's last RSeq we PRACKed
+    // Outbound late offer: the trunk offered in a reliable 18x and our answer went in the PRACK
+    // (RFC 3262 §5); the browser's answer, sent with that 18x, is the one its 200 gets too.
+    std::optional<std::string> early_answer_;
 };
 
 }  // namespace turnbridge::sip

@@ -258,3 +258,44 @@ TEST_CASE("test_numbers (issue 16): off by default, on when asked, an error nami
     auto e = rejected(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\ntest_numbers = 1"));
     CHECK(e.key == "realm.\"example.org\".gateway.test_numbers");
 }
+
+TEST_CASE("identity and number keys (issue 13): defaults, values, and errors naming the key") {
+    const std::string base = "enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\n";
+    auto cfg = accepted(gateway(base));
+    REQUIRE(cfg);
+    const auto& d = cfg->realms.at("example.org").gateway;
+    CHECK(d.identity == Gateway::Identity::From);   // chan_pjsip: send_pai = no, send_rpid = no
+    CHECK_FALSE(d.user_phone);
+    CHECK_FALSE(d.e164_plus);
+    CHECK(d.caller_ids.empty());
+    CHECK(d.national_prefix.empty());
+    cfg = accepted(gateway(base + "caller_ids = [\"+15550100\", \"15550101\"]\nidentity = \"PAI\"\nuser_phone = true\n"
+                                  "e164_plus = false\ntech_prefix = \"1234#\"\nnational_prefix = \"1\"\nnational_digits = 10"));
+    REQUIRE(cfg);
+    const auto& g = cfg->realms.at("example.org").gateway;
+    CHECK(g.caller_ids == std::vector<std::string>{"+15550100", "15550101"});
+    CHECK(g.identity == Gateway::Identity::Pai);
+    CHECK(g.user_phone);
+    CHECK(g.e164_plus == false);
+    CHECK(g.tech_prefix == "1234#");
+    CHECK(g.national_prefix == "1");
+    CHECK(g.national_digits == 10);
+    const std::string k = "realm.\"example.org\".gateway.";
+    struct Row { std::string text, key; const char* says; };
+    const std::vector<Row> rows = {
+        {"identity = \"asserted\"", k + "identity", "expected \"pai\" (P-Asserted-Identity), \"rpid\""},
+        {"caller_ids = [\"+1 555\"]", k + "caller_ids[0]", "expected a number like"},
+        {"caller_ids = [\"1\", \"1\"]", k + "caller_ids[1]", "is listed twice"},
+        {"tech_prefix = \"ab\"", k + "tech_prefix", "expected up to 16 digits, * or #"},
+        {"national_prefix = \"+1\"", k + "national_prefix", "expected a country code of 1 to 3 digits"},
+        {"national_digits = 10", k + "national_digits", "expected national_prefix too"},
+        {"national_prefix = \"44\"\nnational_digits = 14", k + "national_digits", "<= 15 digits"},
+        {"e164_plus = \"yes\"", k + "e164_plus", ""},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.text);
+        auto e = rejected(gateway(base + row.text));
+        CHECK(e.key == row.key);
+        CHECK(e.to_string().find(row.says) != std::string::npos);
+    }
+}

@@ -695,6 +695,32 @@ TEST_CASE("an inbound INVITE without SDP (late offer): our offer in the 200, the
     CHECK(b.media.taken[0] == "v=0\r\ns=trunk-answer\r\n");
 }
 
+namespace {
+
+// A browser call with late_offer = true: the INVITE we sent the trunk (checked to have no SDP).
+Message start_late_offer(Bench& b, MediaSdp& media) {
+    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
+    acc.late_offer = true;
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kBrowser, true, msg(samples::jssip_invite()), in);
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a))
+            b.call.emplace(b.now, q->tx, q->request, b.browser, b.trunk, acc, media, b.random, b.layer, b.out);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    CHECK(inv.body().empty());
+    return inv;
+}
+
+// A reliable provisional from the trunk (RFC 3262 §3: Require: 100rel and an RSeq).
+Message reliable_reply(const Message& inv, int status, std::string_view rseq, bool sdp = false) {
+    auto r = trunk_reply(inv, status, sdp);
+    r.add_header("Require", "100rel");
+    r.add_header("RSeq", rseq);
+    return r;
+}
+
+}  // namespace
+
 TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answers the offer in its 200 (RFC 3261 §13.2.1)") {
     struct LateMedia : FakeMedia {
         std::optional<LateAnswers> answer_late_offer(const std::string& offer) override {
@@ -703,15 +729,7 @@ TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answer
     };
     Bench b;
     LateMedia late;
-    TrunkAccount acc{"127.0.0.1:5070", ";transport=udp", "gw", "s3cret", ""};
-    acc.late_offer = true;
-    std::vector<Action> in;
-    b.layer.on_message(b.now, kBrowser, true, msg(samples::jssip_invite()), in);
-    for (auto& a : in)
-        if (auto* q = std::get_if<RequestIn>(&a))
-            b.call.emplace(b.now, q->tx, q->request, b.browser, b.trunk, acc, late, b.random, b.layer, b.out);
-    auto inv = std::move(b.sent(kTrunk).at(0));
-    CHECK(inv.body().empty());
+    auto inv = start_late_offer(b, late);
     b.arrive(kTrunk, trunk_reply(inv, 200, true));
     auto to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 1);
@@ -720,6 +738,44 @@ TEST_CASE("late_offer = true: our INVITE to the trunk has no SDP; the ACK answer
     auto to_browser = b.sent(kBrowser);
     CHECK(to_browser.back().status() == 200);
     CHECK(to_browser.back().body().find("s=browser-answer") != std::string::npos);
+}
+
+TEST_CASE("late_offer = true: the trunk's offer in a reliable 183 is answered in the PRACK; the 200 changes nothing (RFC 3262 §5)") {
+    struct LateMedia : FakeMedia {
+        int asked = 0;
+        std::optional<LateAnswers> answer_late_offer(const std::string&) override {
+            ++asked;
+            return LateAnswers{"v=0\r\ns=prack-answer\r\n", "v=0\r\ns=browser-answer\r\n"};
+        }
+    };
+    Bench b;
+    LateMedia late;
+    auto inv = start_late_offer(b, late);
+    auto early = reliable_reply(inv, 183, "1", true);   // with the trunk's offer
+    b.arrive(kTrunk, msg(early.serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "PRACK");
+    CHECK(to_trunk[0].header("rack") == "1 1 INVITE");
+    CHECK(to_trunk[0].body() == "v=0\r\ns=prack-answer\r\n");
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 183);
+    CHECK(to_browser[0].body() == "v=0\r\ns=browser-answer\r\n");
+    b.arrive(kTrunk, msg(early.serialize()));   // a retransmission: nothing new
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.sent(kBrowser).empty());
+    b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));   // the offer repeated: no new offer (RFC 3261 §13.2.1)
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[0].body().empty());
+    to_browser = b.sent(kBrowser);
+    REQUIRE(!to_browser.empty());
+    CHECK(to_browser.back().status() == 200);
+    CHECK(to_browser.back().body() == "v=0\r\ns=browser-answer\r\n");
+    CHECK(late.asked == 1);
 }
 
 // --- RFC 3262: reliable provisionals and PRACK on the trunk leg ----------------------------
@@ -762,9 +818,7 @@ TEST_CASE("100rel outbound: Supported on our INVITE; each new reliable provision
     auto inv = std::move(b.sent(kTrunk).at(0));
     CHECK(inv.has_option_tag("supported", "100rel"));
     CHECK(inv.has_option_tag("allow", "PRACK"));
-    auto early = trunk_reply(inv, 183, true);
-    early.add_header("Require", "100rel");
-    early.add_header("RSeq", "7");
+    auto early = reliable_reply(inv, 183, "7", true);
     b.arrive(kTrunk, msg(early.serialize()));
     auto to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 1);
@@ -782,14 +836,10 @@ TEST_CASE("100rel outbound: Supported on our INVITE; each new reliable provision
     b.arrive(kTrunk, msg(early.serialize()));   // a retransmission: no second PRACK, nothing new
     CHECK(b.sent(kTrunk).empty());
     CHECK(b.sent(kBrowser).empty());
-    auto skipped = trunk_reply(inv, 180);        // RSeq 9 after 7: out of order, not acknowledged
-    skipped.add_header("Require", "100rel");
-    skipped.add_header("RSeq", "9");
+    auto skipped = reliable_reply(inv, 180, "9");        // RSeq 9 after 7: out of order, not acknowledged
     b.arrive(kTrunk, msg(skipped.serialize()));
     CHECK(b.sent(kTrunk).empty());
-    auto next = trunk_reply(inv, 180);
-    next.add_header("Require", "100rel");
-    next.add_header("RSeq", "8");
+    auto next = reliable_reply(inv, 180, "8");
     b.arrive(kTrunk, msg(next.serialize()));
     to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 1);
