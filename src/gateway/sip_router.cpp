@@ -92,17 +92,6 @@ std::vector<IpAddress> SipRouter::trunk_addresses(const config::Realm& realm) co
     return hosts_->addresses(host);
 }
 
-std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) const {
-    const auto addresses = trunk_addresses(realm);
-    if (addresses.empty()) return std::nullopt;
-    // A name with A and AAAA records (localhost: 127.0.0.1 and ::1): prefer the family of our
-    // sip_listen address, which UDP requests must leave from.
-    const auto ours = Endpoint::parse(local_.sent_by);
-    auto it = std::find_if(addresses.begin(), addresses.end(),
-                           [&](const IpAddress& ip) { return ours && ip.family == ours->ip.family; });
-    return Endpoint{it != addresses.end() ? *it : addresses.front(), realm.gateway.trunk.port};
-}
-
 sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
                                          std::string_view user) const {
     using T = config::SipTrunk::Transport;
@@ -116,10 +105,10 @@ sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sip
             fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param), {}};
 }
 
-std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
+std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm, std::optional<Endpoint> to) {
     using T = config::SipTrunk::Transport;
     const auto& t = realm.gateway.trunk;
-    auto to = trunk_endpoint(realm);
+    if (!to) to = trunk_endpoint(realm);
     if (!to) {
         const auto why = hosts_ == nullptr ? std::string("not resolved") : hosts_->error(t.host);
         log::warn("realm {}: trunk {}: no address for {} ({})", realm.name, t.uri, t.host,
@@ -474,7 +463,9 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
-    log::info("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user, gw.trunk.uri);
+    log::info("call: {}@{} -> {} via {} at {}", e.summary.account, realm->name, target.user, gw.trunk.uri,
+              trunk->to.to_string());
+    arm_failover(now, e, *realm, trunk->to);
     process(now, unix_now, &flow, in, out);
 }
 
@@ -484,8 +475,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const config::Realm* realm = nullptr;
     for (const auto& [name, rl] : cfg_->realms) {
         if (!rl.gateway.enabled) continue;
-        const auto addresses = trunk_addresses(rl);
-        if (std::find(addresses.begin(), addresses.end(), flow.peer) == addresses.end()) continue;
+        if (!trunk_allowed(rl, flow.peer)) continue;   // gateway.trunk_allow (issue 14)
         if (rl.gateway.routes.contains(did) || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {

@@ -18,8 +18,7 @@ void SipRouter::apply_limits() {
 bool SipRouter::is_trunk(const IpAddress& ip) const {
     for (const auto& [name, realm] : cfg_->realms) {
         if (!realm.gateway.enabled) continue;
-        const auto addresses = trunk_addresses(realm);
-        if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
+        if (trunk_allowed(realm, ip)) return true;
     }
     return false;
 }

@@ -28,6 +28,7 @@ struct SipTrunk {
     std::uint16_t port = 5060;
     Transport transport = Transport::Udp;
     bool sips = false;  // a sips: URI (TLS, and sips: in our Request-URIs and Contact)
+    bool has_port = false;   // the URI named a port: no SRV lookup (RFC 3263 §4.2)
 };
 std::string_view to_string(SipTrunk::Transport t);
 
@@ -54,6 +55,8 @@ struct Gateway {
     std::uint32_t min_se = 90;              // seconds; RFC 4028 §4: at least 90
     bool late_offer = false;                // outbound INVITEs without SDP (the offer comes in the 200)
     bool rel100 = true;                     // RFC 3262 reliable provisionals with the trunk (PRACK)
+    // Inbound INVITEs (issue 14): accepted from these ranges; empty = the trunk's own addresses.
+    std::vector<Cidr> trunk_allow;
 };
 
 struct Realm {
@@ -153,6 +156,8 @@ struct Config {
     std::optional<IpAddress> media_ip;         // ICE-lite host candidate and RTP toward trunks
     std::uint16_t media_port_min = 22000;
     std::uint16_t media_port_max = 22999;
+    // Where trunk names are resolved (c-ares, issue 14); empty = /etc/resolv.conf.
+    std::vector<Endpoint> dns_servers;
     // The gateway's SIP bounds toward outsiders (issue 11), turnbridge.toml(5).
     bool sip_hide_from_strangers = false;          // no answer at all over UDP to sources that are no trunk
     std::uint32_t sip_requests_per_second = 20;    // out-of-dialog requests per source IP (0 = unlimited)

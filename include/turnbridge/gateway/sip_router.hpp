@@ -194,7 +194,12 @@ private:
     const config::Realm* gateway_realm(std::string_view name) const;
     TrunkHosts::State trunk_state(const config::Realm& realm) const;
     std::vector<IpAddress> trunk_addresses(const config::Realm& realm) const;
+    // The realm's trunk targets in the order one call tries them (issue 14, trunk_targets.hpp),
+    // and the first of them.
+    std::vector<Endpoint> trunk_targets(const config::Realm& realm) const;
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    // May `ip` send INVITEs as the realm's trunk? (gateway.trunk_allow, else its addresses)
+    bool trunk_allowed(const config::Realm& realm, const IpAddress& ip) const;
     sip::LocalAddress trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
                                   std::string_view user) const;
     // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
@@ -206,12 +211,14 @@ private:
         std::string uri_params;   // ";transport=udp"
         std::optional<Endpoint> conn;   // TLS: our end of the connection
     };
-    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm, std::optional<Endpoint> to = std::nullopt);
     void start_registrations(sip::Time now, std::vector<sip::Action>& out);
     void expire_waiting(sip::Time now, std::vector<sip::Action>& out);
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
     void note_answer(CallEntry& e, sip::Time now);
+    // Gives an outbound call the realm's other targets to fail over to (issue 14).
+    void arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first);
 
     std::shared_ptr<const config::Config> cfg_;
     const turn::NonceMinter& nonces_;

@@ -79,7 +79,7 @@ void GatewayHost::start() {
     }
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     load_trunk_tls(true);
-    resolver_ = std::make_unique<TrunkResolver>(loop_, [this] { on_trunk_resolved(); });
+    resolver_ = std::make_unique<TrunkResolver>(loop_, cfg_->dns_servers, [this] { on_trunk_resolved(); });
     router_->set_trunk_hosts(&resolver_->hosts());
     for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
     for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
@@ -111,10 +111,19 @@ void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     router_->set_config(std::move(cfg));
 }
 
-std::vector<std::string> GatewayHost::trunk_host_names() const {
-    std::vector<std::string> names;
-    for (const auto& [name, realm] : cfg_->realms)
-        if (realm.gateway.enabled) names.push_back(realm.gateway.trunk.host);
+std::vector<gateway::TrunkName> GatewayHost::trunk_host_names() const {
+    using T = config::SipTrunk::Transport;
+    std::vector<gateway::TrunkName> names;
+    for (const auto& [name, realm] : cfg_->realms) {
+        if (!realm.gateway.enabled) continue;
+        const auto& t = realm.gateway.trunk;
+        // RFC 3263 §4.2: an explicit port means A/AAAA only; otherwise SRV for the transport.
+        const std::string service = t.has_port            ? ""
+                                    : t.transport == T::Tls ? "_sips._tcp"
+                                    : t.transport == T::Tcp ? "_sip._tcp"
+                                                            : "_sip._udp";
+        names.push_back({t.host, service, t.port});
+    }
     return names;
 }
 

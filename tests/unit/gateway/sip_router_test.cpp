@@ -72,8 +72,8 @@ struct Bench {
     TrunkHosts hosts;
     // The realm's trunk named by `host` (UDP), not looked up yet.
     void named_trunk(const std::string& host) {
-        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp};
-        hosts.set_names({host});
+        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp, false, true};
+        hosts.set_lookups({TrunkName{host, "", 5070}});   // A/AAAA at the URI's port (no SRV: it names one)
         router.set_trunk_hosts(&hosts);
     }
     void resolve(const std::string& host, std::vector<IpAddress> found) {

@@ -12,7 +12,7 @@
 //  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
 //    ephemeral port and reuse that connection (RFC 3261 §18.1.1); toward a TLS trunk the same,
 //    over TLS (SipTlsClient: SNI, certificate checked against trunk_ca or the system store);
-//  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
+//  - trunk host names: resolved by a TrunkResolver (c-ares: SRV, A/AAAA), kept fresh in the background;
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
 // address), the last kept in a bounded sip::UdpFlows (server.sip_udp_flows) that a datagram
@@ -97,7 +97,7 @@ private:
     // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
     // a bad CA file (startup) instead of logging it (reload).
     void load_trunk_tls(bool strict);
-    std::vector<std::string> trunk_host_names() const;
+    std::vector<gateway::TrunkName> trunk_host_names() const;
     void on_trunk_resolved();
     void apply(std::vector<sip::Action>& out);
     void rearm();
