@@ -145,7 +145,10 @@ void SipRouter::started(CallEntry& e, const std::string& call_id) {
     log::debug("gateway: worker {}: call {} placed here", worker_, call_id);
 }
 
-void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) { start_registrations(now, out); }
+void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
+    start_registrations(now, out);
+    if (registers_) probe_trunks(now, out);
+}
 
 void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out) {
     reregister_at_.reset();
@@ -220,7 +223,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                        [](sip::WakeAt&) {},   // next_wake() asks every core instead
                        [&](sip::RequestIn& r) { on_request(now, unix_now, flow, r, out); },
                        [&](sip::ResponseIn& r) {
-                           if (r.tx.empty()) return;
+                           if (r.tx.empty() || on_probe_response(now, r)) return;   // issue 14: OPTIONS
                            if (auto* c = call_owning(r.tx)) {
                                std::vector<sip::Action> more;
                                c->call->on_response(now, r.tx, r.response, layer_, more);
@@ -261,6 +264,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                                process(now, unix_now, flow, more, out);
                                return;
                            }
+                           if (probes_.erase(t.tx) != 0) return;   // a miss, counted at the next probe
                            for (auto& reg : registrations_)
                                if (reg.registration->on_timeout(now, t.tx)) {
                                    log::warn("realm {}: trunk registration timed out", reg.realm);
@@ -543,9 +547,11 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
+    if (registers_) probe_trunks(now, out);   // issue 14: one worker probes, every worker reads
 }
 
 void SipRouter::on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out) {
+    if (registers_) probe_trunks(now, out);   // a name's targets known or changed: probe them
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& w : waiting) {
@@ -689,6 +695,7 @@ std::optional<sip::Time> SipRouter::next_wake() const {
         else keep_earliest(t, e.call->next_wake());
     for (const auto& w : waiting_) keep_earliest(t, w.until);
     keep_earliest(t, reregister_at_);
+    for (const auto& [realm, at] : next_probe_) keep_earliest(t, at);
     return t;
 }
 

@@ -5,6 +5,8 @@
 //  - the first target answers 503: the call completes on the second within one second;
 //  - the first target is silent (a UDP socket that never answers): given up within 2 s;
 //  - the first target answers 486: not retried, the second never hears of the call;
+//  - OPTIONS health (options_interval = 1): a stopped sipp is marked down after 3 missed probes
+//    (GET /api/v1/trunks), calls skip it, and it is up again once sipp answers again;
 //  - inbound INVITEs: from an address in gateway.trunk_allow (sipp bound to 127.0.0.2) the
 //    browser rings; from outside it (127.0.0.3) 403 and nobody rings.
 'use strict';
@@ -14,15 +16,16 @@ const path = require('node:path');
 const dgram = require('node:dgram');
 const { spawn } = require('node:child_process');
 const { Turnbridge, runSuite, portPicker, gatewayServerConfig, USER, PASSWORD, REALM } = require('./harness');
+const { adminGet } = require('./gateway_call_test');
 const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } = require('./sip_ws');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const DID = '+15550100';
 
-// A sipp UAS that answers every INVITE with `code` (and takes the ACK).
-const refusingUas = (code, reason) => `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="answer ${code}">
-  <recv request="INVITE" />
+// A sipp UAS that answers each `method` with `code` (then takes the ACK of an INVITE).
+const answeringUas = (method, code, reason) => `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answer ${method} ${code}">
+  <recv request="${method}" />
   <send><![CDATA[
 SIP/2.0 ${code} ${reason}
 [last_Via:]
@@ -33,8 +36,7 @@ SIP/2.0 ${code} ${reason}
 Content-Length: 0
 
 ]]></send>
-  <recv request="ACK" />
-</scenario>
+${method === 'INVITE' ? '  <recv request="ACK" />\n' : ''}</scenario>
 `;
 
 // A sipp UAC that expects 403 to its INVITE (the stateless answer to a stranger: no ACK needed).
@@ -65,6 +67,22 @@ a=rtpmap:0 PCMU/8000
 </scenario>
 `;
 
+// A UDP trunk target in node: OPTIONS -> 200, INVITE -> 486 (and the ACK taken); counts INVITEs.
+async function busyResponder(port) {
+  const s = dgram.createSocket('udp4');
+  const t = { socket: s, invites: 0 };
+  s.on('message', (m, from) => {
+    const text = m.toString();
+    const method = text.split(' ', 1)[0];
+    if (method !== 'OPTIONS' && method !== 'INVITE') return;
+    if (method === 'INVITE') t.invites++;
+    const reply = method === 'OPTIONS' ? respond(text, 200, 'OK') : respond(text, 486, 'Busy Here', { toTag: 'busy' });
+    s.send(reply, from.port, from.address);
+  });
+  await new Promise((resolve) => s.bind(port, '127.0.0.1', resolve));
+  return t;
+}
+
 function outboundRealm(name, host) {
   return `[realm."${name}"]
 users = { ${USER} = "${PASSWORD}" }
@@ -94,12 +112,13 @@ runSuite('gateway_failover', 150000, async (results, cleanup) => {
   };
   cleanup.push(() => { for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
   const pick = portPicker();
-  const [wsPort, sipPort, dnsPort] = [await pick(), await pick(), await pick()];
+  const [wsPort, sipPort, dnsPort, adminPort] = [await pick(), await pick(), await pick(), await pick()];
   const port = {};
-  for (const k of ['r503', 'ok1', 'silent', 'ok2', 'r486', 'quiet', 'uac']) port[k] = await pick();
-  fs.writeFileSync(path.join(dir, 'uas503.xml'), refusingUas(503, 'Service Unavailable'));
-  fs.writeFileSync(path.join(dir, 'uas486.xml'), refusingUas(486, 'Busy Here'));
+  for (const k of ['r503', 'ok1', 'silent', 'ok2', 'r486', 'quiet', 'uac', 'hA', 'hB']) port[k] = await pick();
+  fs.writeFileSync(path.join(dir, 'uas503.xml'), answeringUas('INVITE', 503, 'Service Unavailable'));
+  fs.writeFileSync(path.join(dir, 'uas486.xml'), answeringUas('INVITE', 486, 'Busy Here'));
   fs.writeFileSync(path.join(dir, 'expect403.xml'), expect403);
+  fs.writeFileSync(path.join(dir, 'options.xml'), answeringUas('OPTIONS', 200, 'OK'));   // call after call
 
   // dnsmasq serves the SRV records: priority 10 first, 20 second (RFC 2782).
   const srv = (name, target, p, prio) => `--srv-host=_sip._udp.${name},${target},${p},${prio},10`;
@@ -108,7 +127,8 @@ runSuite('gateway_failover', 150000, async (results, cleanup) => {
     '--host-record=t.carrier.test,127.0.0.1',
     srv('fo503.test', 't.carrier.test', port.r503, 10), srv('fo503.test', 't.carrier.test', port.ok1, 20),
     srv('silent.test', 't.carrier.test', port.silent, 10), srv('silent.test', 't.carrier.test', port.ok2, 20),
-    srv('busy.test', 't.carrier.test', port.r486, 10), srv('busy.test', 't.carrier.test', port.quiet, 20)]);
+    srv('busy.test', 't.carrier.test', port.r486, 10), srv('busy.test', 't.carrier.test', port.quiet, 20),
+    srv('health.test', 't.carrier.test', port.hA, 10), srv('health.test', 't.carrier.test', port.hB, 20)]);
   cleanup.push(() => dns.kill('SIGKILL'));
   await sleep(300);
   results.check('dnsmasq runs on loopback', dns.exitCode === null);
@@ -121,9 +141,18 @@ trunk = "sip:127.0.0.1:${port.quiet};transport=udp"
 trunk_allow = ["127.0.0.2/32"]
 routes = { "${DID}" = ["${USER}"] }
 
-${outboundRealm('a.example', 'fo503.test')}
-${outboundRealm('b.example', 'silent.test')}
-${outboundRealm('c.example', 'busy.test')}`,
+${outboundRealm('a.example', 'fo503.test')}options_interval = 0   # sipp -sn uas takes an OPTIONS for a failed call
+${outboundRealm('b.example', 'silent.test')}options_interval = 0
+${outboundRealm('c.example', 'busy.test')}options_interval = 0
+${outboundRealm('d.example', 'health.test')}options_interval = 1
+
+[accounting]
+flush_interval = 1
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+token = "t0ken"
+`,
   }).start();
   cleanup.push(() => tb.killNow());
   const tbText = () => fs.readFileSync(tb.logPath, 'utf8');
@@ -193,7 +222,56 @@ ${outboundRealm('c.example', 'busy.test')}`,
   results.check('the targets came from SRV through c-ares at dnsmasq',
     /query\[SRV\] _sip\._udp\.fo503\.test/.test(fs.readFileSync(path.join(dir, 'dnsmasq.log'), 'utf8')));
 
-  // 4. Inbound from trunk_allow (127.0.0.2) rings the browser; from 127.0.0.3, 403 and no ring.
+  // 4. OPTIONS health: sipp at hA answers, is stopped (down after 3 misses, skipped), returns (up).
+  {
+    const b = await busyResponder(port.hB);
+    cleanup.push(() => b.socket.close());
+    // (no -m: every OPTIONS is a call of its own to sipp)
+    const startA = () => start('/usr/bin/sipp', ['-sf', 'options.xml', '-i', '127.0.0.1', '-p', String(port.hA),
+      '-nostdin']);
+    let a = startA();
+    const stateOf = async () => {
+      let list = null;
+      try { list = JSON.parse((await adminGet(adminPort, '/api/v1/trunks')).body); } catch { /* not yet */ }
+      const t = (list || []).find((x) => x.realm === 'd.example' && x.target === `127.0.0.1:${port.hA}`);
+      return t || null;
+    };
+    const waitFor = async (pred, ms) => {
+      const until = Date.now() + ms;
+      let t = null;
+      while (Date.now() < until) {
+        t = await stateOf();
+        if (t && pred(t)) return t;
+        await sleep(250);
+      }
+      return t;
+    };
+    // (the first probe may meet sipp before it listens: its answer then comes to Timer E's copy)
+    let t = await waitFor((x) => x.state === 'up' && x.last_status === 200 && x.rtt_ms !== null && x.rtt_ms < 400, 6000);
+    results.check('/api/v1/trunks: the answering target is up, with its last status and RTT',
+      t !== null && t.state === 'up' && t.last_status === 200 && t.rtt_ms !== null && t.rtt_ms < 500,
+      JSON.stringify(t));
+    a.kill('SIGTERM');
+    await a.done;
+    const stopped = Date.now();
+    t = await waitFor((x) => x.state === 'down', 9000);
+    results.check('a stopped sipp is marked down after 3 unanswered OPTIONS',
+      t !== null && t.state === 'down' && t.misses >= 3, `${JSON.stringify(t)} after ${Date.now() - stopped} ms`);
+    const metrics = (await adminGet(adminPort, '/metrics')).body;
+    results.check('/metrics shows the target down',
+      metrics.includes(`turnbridge_gateway_trunk_target_up{realm="d.example",target="127.0.0.1:${port.hA}"} 0`),
+      metrics.split('\n').filter((l) => l.startsWith('turnbridge_gateway_trunk_target')).join(' | '));
+    const inv = await invite(c, `sip:${DID}@d.example`, SDP, 8000);
+    results.check('a call skips the down target: the next one answers at once (486 here, no 2 s wait)',
+      status(inv.final) === 486 && inv.elapsed < 1000 && b.invites === 1, `${status(inv.final)} after ${inv.elapsed} ms`);
+    a = startA();
+    t = await waitFor((x) => x.state === 'up', 6000);
+    results.check('back up once sipp answers again', t !== null && t.state === 'up' && t.misses === 0, JSON.stringify(t));
+    a.kill('SIGTERM');
+    b.socket.close();
+  }
+
+  // 5. Inbound from trunk_allow (127.0.0.2) rings the browser; from 127.0.0.3, 403 and no ring.
   {
     const b = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
     await b.open();

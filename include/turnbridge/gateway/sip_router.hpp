@@ -19,6 +19,7 @@
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -143,6 +144,10 @@ public:
     bool is_trunk(const IpAddress& ip) const;
     // How often each bound bit (the host adds its flow table's counts).
     sip::LimitCounts limits() const;
+    // The trunk targets' OPTIONS health (issue 14), shared by every worker.
+    std::vector<TargetHealth> trunk_health() const {
+        return shared_->with_health([](TrunkHealth& h) { return h.targets(); });
+    }
 
 private:
     struct CallEntry {
@@ -197,6 +202,17 @@ private:
     // The realm's trunk targets in the order one call tries them (issue 14, trunk_targets.hpp),
     // and the first of them.
     std::vector<Endpoint> trunk_targets(const config::Realm& realm) const;
+    // Every target of the realm's trunk (of our family when it has such), unordered.
+    std::vector<TrunkTarget> usable_targets(const config::Realm& realm) const;
+    // OPTIONS health checks (issue 14, trunk_health.hpp): the realms' probes that are due.
+    void probe_trunks(sip::Time now, std::vector<sip::Action>& out);
+    bool on_probe_response(sip::Time now, const sip::ResponseIn& r);
+    struct Probe {
+        std::string realm;
+        Endpoint to;
+    };
+    std::map<std::string, Probe> probes_;            // tx -> the probe in flight (one per target)
+    std::map<std::string, sip::Time> next_probe_;    // realm -> its next round
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
     // May `ip` send INVITEs as the realm's trunk? (gateway.trunk_allow, else its addresses)
     bool trunk_allowed(const config::Realm& realm, const IpAddress& ip) const;

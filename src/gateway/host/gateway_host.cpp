@@ -228,6 +228,17 @@ bool GatewayHost::flow_busy(const sip::UdpFlows::Flow& f) const {
     return router_->is_trunk(f.remote.ip) || router_->uses_flow(f.id);
 }
 
+std::vector<admin::TrunkTargetStatus> GatewayHost::trunk_health(sip::Time now) const {
+    std::vector<admin::TrunkTargetStatus> out;
+    for (const auto& t : router_->trunk_health()) {
+        admin::TrunkTargetStatus s{t.realm, t.to.to_string(), t.up, t.misses, t.last_status};
+        if (t.last_response) s.last_response_age = std::chrono::duration<double>(now - *t.last_response).count();
+        if (t.rtt) s.rtt_ms = static_cast<double>(t.rtt->count());
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 sip::LimitCounts GatewayHost::limits() const {
     auto c = router_->limits();
     c[static_cast<std::size_t>(sip::Limit::UdpFlowEvicted)] += udp_flows_.evicted();

@@ -22,6 +22,7 @@ struct Bench {
         r.gateway.enabled = true;
         r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
         r.gateway.routes = {{"+15550123", {"alice"}}};
+        r.gateway.options_interval = 0;   // no OPTIONS probes among the messages these tests count
         c->realms.emplace("example.org", r);
         config::Realm plain;
         plain.name = "turn-only.org";

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "turnbridge/accounting/record.hpp"
+#include "turnbridge/admin/backend.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/heap_trim.hpp"
 #include "turnbridge/io/stream_limits.hpp"
@@ -74,6 +75,8 @@ public:
     void on_sip_tcp_closed(SipTcpConnection& c) override;
     // How often each SIP bound bit, for /metrics.
     sip::LimitCounts limits() const;
+    // The trunk targets' OPTIONS health (issue 14), as the admin API shows it.
+    std::vector<admin::TrunkTargetStatus> trunk_health(sip::Time now) const;
 
 private:
     struct Listener {
