@@ -77,7 +77,9 @@ void SipRouter::probe_trunks(sip::Time now, std::vector<sip::Action>& out) {
         shared_->with_health([&](TrunkHealth& h) { h.set_targets(it->first, {}); });
         it = next_probe_.erase(it);
     }
-    for (const auto& [name, realm] : cfg_->realms) {
+    for (const auto& entry : cfg_->realms) {   // no structured binding: lambdas below use the name
+        const std::string& name = entry.first;
+        const config::Realm& realm = entry.second;
         const auto interval = std::chrono::seconds(realm.gateway.options_interval);
         bool probing = realm.gateway.enabled && interval.count() > 0 && trunk_state(realm) == TrunkHosts::State::Ready;
         std::vector<Endpoint> targets;
