@@ -156,7 +156,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     r.only_keys(t, f.key,
                 {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
-                 "session_expires", "min_se", "late_offer", "rel100", "trunk_allow", "options_interval"});
+                 "session_expires", "min_se", "late_offer", "rel100", "trunk_allow", "options_interval", "trunk_targets"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -210,6 +210,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     if (auto v = get("late_offer")) g.late_offer = r.as_bool(*v);
     if (auto v = get("rel100")) g.rel100 = r.as_bool(*v);
     if (auto v = get("trunk_allow")) g.trunk_allow = load_cidrs(r, *v);
+    if (auto v = get("trunk_targets")) g.trunk_targets = load_endpoints(r, *v);
     if (auto v = get("options_interval")) {
         g.options_interval = static_cast<std::uint32_t>(r.as_integer(*v, 0, 86400));
         g.options_interval_set = true;

@@ -156,6 +156,16 @@ std::vector<Cidr> load_cidrs(const Reader& r, const Field& f) {
     return out;
 }
 
+std::vector<Endpoint> load_endpoints(const Reader& r, const Field& f) {
+    std::vector<Endpoint> out;
+    for (const auto& e : r.as_array(f)) {
+        auto ep = Endpoint::parse(r.as_string(e));
+        if (!ep || ep->port == 0) r.fail(e, R"(expected an address with a port, like "192.0.2.11:5060" or "[2001:db8::1]:5060")");
+        out.push_back(*ep);
+    }
+    return out;
+}
+
 std::vector<Endpoint> load_dns_servers(const Reader& r, const Field& f) {
     std::vector<Endpoint> out;
     for (const auto& e : r.as_array(f)) {

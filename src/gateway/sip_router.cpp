@@ -86,10 +86,12 @@ TrunkHosts::State SipRouter::trunk_state(const config::Realm& realm) const {
 }
 
 std::vector<IpAddress> SipRouter::trunk_addresses(const config::Realm& realm) const {
+    std::vector<IpAddress> out;
     const auto& host = realm.gateway.trunk.host;
-    if (auto ip = IpAddress::parse(host)) return {*ip};
-    if (hosts_ == nullptr) return {};
-    return hosts_->addresses(host);
+    if (auto ip = IpAddress::parse(host)) out.push_back(*ip);
+    else if (hosts_ != nullptr) out = hosts_->addresses(host);
+    for (const auto& to : realm.gateway.trunk_targets) out.push_back(to.ip);   // issue 14
+    return out;
 }
 
 sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,

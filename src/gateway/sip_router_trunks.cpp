@@ -10,6 +10,14 @@
 namespace turnbridge::gateway {
 
 std::vector<TrunkTarget> SipRouter::usable_targets(const config::Realm& realm) const {
+    auto targets = uri_targets(realm);
+    // gateway.trunk_targets after the URI's own: the last SRV priority, weight 0 each, which
+    // order_targets keeps in list order.
+    for (const auto& to : realm.gateway.trunk_targets) targets.push_back(TrunkTarget{0xffff, 0, to});
+    return targets;
+}
+
+std::vector<TrunkTarget> SipRouter::uri_targets(const config::Realm& realm) const {
     const auto& t = realm.gateway.trunk;
     if (auto ip = IpAddress::parse(t.host)) return {TrunkTarget{0, 0, Endpoint{*ip, t.port}}};
     if (hosts_ == nullptr) return {};

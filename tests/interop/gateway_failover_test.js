@@ -2,7 +2,8 @@
 // Issue 14, trunk addresses and failover: turnbridge resolves its trunks through c-ares at a
 // dnsmasq on loopback (server.dns_servers), which serves SRV records (RFC 3263 §4.2, RFC 2782)
 // for sipp trunks; the browser side is raw SIP over WebSocket from node (sip_ws.js).
-//  - the first target answers 503: the call completes on the second within one second;
+//  - the first target answers 503: the call completes on the second within one second (SRV,
+//    and again with gateway.trunk_targets, a list of addresses);
 //  - the first target is silent (a UDP socket that never answers): given up within 2 s;
 //  - the first target answers 486: not retried, the second never hears of the call;
 //  - OPTIONS health (options_interval = 1): a stopped sipp is marked down after 3 missed probes
@@ -114,7 +115,7 @@ runSuite('gateway_failover', 150000, async (results, cleanup) => {
   const pick = portPicker();
   const [wsPort, sipPort, dnsPort, adminPort] = [await pick(), await pick(), await pick(), await pick()];
   const port = {};
-  for (const k of ['r503', 'ok1', 'silent', 'ok2', 'r486', 'quiet', 'uac', 'hA', 'hB']) port[k] = await pick();
+  for (const k of ['r503', 'ok1', 'silent', 'ok2', 'r486', 'quiet', 'uac', 'hA', 'hB', 'l503', 'ok3']) port[k] = await pick();
   fs.writeFileSync(path.join(dir, 'uas503.xml'), answeringUas('INVITE', 503, 'Service Unavailable'));
   fs.writeFileSync(path.join(dir, 'uas486.xml'), answeringUas('INVITE', 486, 'Busy Here'));
   fs.writeFileSync(path.join(dir, 'expect403.xml'), expect403);
@@ -145,6 +146,8 @@ ${outboundRealm('a.example', 'fo503.test')}options_interval = 0   # sipp -sn uas
 ${outboundRealm('b.example', 'silent.test')}options_interval = 0
 ${outboundRealm('c.example', 'busy.test')}options_interval = 0
 ${outboundRealm('d.example', 'health.test')}options_interval = 1
+${outboundRealm('e.example', `127.0.0.1:${port.l503}`)}trunk_targets = ["127.0.0.1:${port.ok3}"]
+options_interval = 0
 
 [accounting]
 flush_interval = 1
@@ -172,18 +175,20 @@ token = "t0ken"
   const sipp = (scenario, p) => start('/usr/bin/sipp', [...scenario, '-i', '127.0.0.1', '-p', String(p), '-m', '1',
     '-nostdin', '-timeout', '30s', '-timeout_error']);
 
-  // 1. 503 from the first target: the second one answers, within a second.
-  {
-    const refuse = sipp(['-sf', 'uas503.xml'], port.r503);
-    const ok = sipp(['-sn', 'uas'], port.ok1);
+  // 1. 503 from the first target (sipp at `first`), the second (sipp at `second`) answers within
+  // a second: with SRV (a.example), then with a list of addresses, trunk_targets (e.example).
+  for (const [realm, first, second, label] of [['a.example', port.r503, port.ok1, 'SRV'],
+    ['e.example', port.l503, port.ok3, 'trunk_targets']]) {
+    const refuse = sipp(['-sf', 'uas503.xml'], first);
+    const ok = sipp(['-sn', 'uas'], second);
     await sleep(300);
-    const inv = await invite(c, `sip:${DID}@a.example`, SDP, 10000);
+    const inv = await invite(c, `sip:${DID}@${realm}`, SDP, 10000);
     const bye = status(inv.final) === 200 ? await hangUp(inv) : 0;
     const codes = await Promise.all([refuse.done, ok.done].map((d) => Promise.race([d, sleep(8000).then(() => 'running')])));
-    results.check('503 from the first SRV target: the call completes on the second within one second',
+    results.check(`${label}: 503 from the first target, the call completes on the second within one second`,
       status(inv.final) === 200 && inv.elapsed < 1000 && bye === 200,
       `${status(inv.final)} after ${inv.elapsed} ms, BYE ${bye}`);
-    results.check('the 503 target saw the INVITE and the ACK, the second the whole call (sipp exit 0 both)',
+    results.check(`${label}: the 503 target saw the INVITE and the ACK, the second the whole call (sipp exit 0 both)`,
       codes[0] === 0 && codes[1] === 0, `exit ${codes.join(', ')}`);
   }
 

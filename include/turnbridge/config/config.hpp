@@ -57,6 +57,9 @@ struct Gateway {
     bool rel100 = true;                     // RFC 3262 reliable provisionals with the trunk (PRACK)
     // Inbound INVITEs (issue 14): accepted from these ranges; empty = the trunk's own addresses.
     std::vector<Cidr> trunk_allow;
+    // More addresses of the same trunk ("IP:PORT"), tried in this order after the URI's own
+    // targets (issue 14); same transport.
+    std::vector<Endpoint> trunk_targets;
     // OPTIONS to each trunk target every this many seconds (3 unanswered: down); 0 = off. By
     // default only a trunk with several targets (something to fail over to) is probed; a
     // single-target trunk only when the key is set.

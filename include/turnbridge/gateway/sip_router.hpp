@@ -5,8 +5,9 @@
 // our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
 //   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
 //     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
-//   from a trunk (UDP, TCP or TLS; source address = a gateway realm's trunk, its IP literal or
-//     what its host name resolved to): INVITE to a routed DID (a Call forked to the routed
+//   from a trunk (UDP, TCP or TLS; source address in the realm's gateway.trunk_allow, or without
+//     it one of the trunk's addresses: its IP literal, what its name resolved to, trunk_targets):
+//     INVITE to a routed DID (a Call forked to the routed
 //     users' browser bindings), in-dialog requests.
 // A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
 // Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
@@ -204,6 +205,7 @@ private:
     std::vector<Endpoint> trunk_targets(const config::Realm& realm) const;
     // Every target of the realm's trunk (of our family when it has such), unordered.
     std::vector<TrunkTarget> usable_targets(const config::Realm& realm) const;
+    std::vector<TrunkTarget> uri_targets(const config::Realm& realm) const;   // the URI's alone
     // OPTIONS health checks (issue 14, trunk_health.hpp): the realms' probes that are due.
     void probe_trunks(sip::Time now, std::vector<sip::Action>& out);
     bool on_probe_response(sip::Time now, const sip::ResponseIn& r);
