@@ -145,8 +145,8 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
         }
         t.transport = tr;
         if (!has_port) t.port = tr == SipTrunk::Transport::Tls ? 5061 : 5060;
-        t.has_port = has_port;
     }
+    t.has_port = has_port;
     return t;
 }
 
