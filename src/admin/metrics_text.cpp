@@ -107,6 +107,21 @@ void mailbox_metrics(std::string& out, const Metrics& m) {
     if (!m.calls.empty()) sample(out, name, {}, m.gateway_mail_dropped);
 }
 
+// Trunk targets' OPTIONS health (issue 14): up (1) or down (0), and the last answer's RTT.
+void trunk_metrics(std::string& out, const Metrics& m) {
+    family(out, "turnbridge_gateway_trunk_target_up", "gauge",
+           "1 while a trunk target answers OPTIONS (gateway.options_interval), 0 once 3 in a row went unanswered.");
+    for (const auto& t : m.trunk_targets)
+        sample(out, "turnbridge_gateway_trunk_target_up", {{"realm", t.realm}, {"target", t.target}},
+               std::uint64_t{t.up ? 1u : 0u});
+    family(out, "turnbridge_gateway_trunk_target_rtt_seconds", "gauge",
+           "Round-trip time of the trunk target's last OPTIONS answer (no sample before the first).");
+    for (const auto& t : m.trunk_targets)
+        if (t.rtt_ms >= 0)
+            sample(out, "turnbridge_gateway_trunk_target_rtt_seconds", {{"realm", t.realm}, {"target", t.target}},
+                   t.rtt_ms / 1000.0);
+}
+
 // Password guessing and the per-user limits of a public server (issue 11).
 void auth_metrics(std::string& out, const Metrics& m) {
     keyed_counter(out, "turnbridge_auth_failed_checks_total", "protocol",
@@ -230,6 +245,7 @@ std::string format_metrics(const Metrics& m) {
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
     mailbox_metrics(out, m);
+    trunk_metrics(out, m);
     stream_metrics(out, m.streams);
     return out;
 }

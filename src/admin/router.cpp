@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <exception>
 #include <optional>
 #include <openssl/crypto.h>
@@ -24,7 +25,7 @@ namespace {
 constexpr std::string_view kAllocationsPrefix = "/api/v1/allocations/";
 constexpr std::string_view kJson = "application/json";
 
-enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, None };
+enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, Trunks, None };
 
 Route route_of(std::string_view path) {
     if (path == "/") return Route::Page;
@@ -32,6 +33,7 @@ Route route_of(std::string_view path) {
     if (path == "/api/v1/usage") return Route::Usage;
     if (path == "/api/v1/calls") return Route::Calls;
     if (path == "/api/v1/allocations") return Route::Allocations;
+    if (path == "/api/v1/trunks") return Route::Trunks;
     if (path.size() > kAllocationsPrefix.size() && path.substr(0, kAllocationsPrefix.size()) == kAllocationsPrefix &&
         path.find('/', kAllocationsPrefix.size()) == std::string_view::npos)
         return Route::Allocation;
@@ -191,6 +193,7 @@ Response dispatch(Route route, const Request& req, Backend& backend, const Route
         case Route::Usage: return usage(req, backend, cfg.now_ms);
         case Route::Calls: return calls(req, backend, cfg.now_ms);
         case Route::Allocations: return json_ok(allocations_json(backend.live()));
+        case Route::Trunks: return json_ok(trunks_json(backend.metrics().trunk_targets));
         case Route::Allocation: return kick(req.path, backend);
         case Route::None: break;
     }
@@ -224,6 +227,25 @@ bool is_loopback_host(std::string_view host) {
     if (!ip) return false;
     if (ip->family == Family::V4) return ip->bytes[0] == 127;
     return *ip == *IpAddress::parse("::1");
+}
+
+std::string trunks_json(const std::vector<TrunkTargetStatus>& targets) {
+    JsonWriter j;
+    j.begin_array();
+    for (const auto& t : targets) {
+        j.begin_object();
+        j.key("realm").value(t.realm);
+        j.key("target").value(t.target);
+        j.key("state").value(t.up ? "up" : "down");
+        j.key("misses").value(static_cast<std::uint64_t>(t.misses));
+        j.key("last_status").value(static_cast<std::int64_t>(t.last_status));
+        // null until the first answer (JsonWriter writes NaN as null)
+        j.key("last_response_seconds_ago").value(t.last_response_age < 0 ? std::nan("") : t.last_response_age);
+        j.key("rtt_ms").value(t.rtt_ms < 0 ? std::nan("") : t.rtt_ms);
+        j.end_object();
+    }
+    j.end_array();
+    return j.take();
 }
 
 std::string allocations_json(const std::vector<LiveAllocation>& live) {

@@ -256,6 +256,7 @@ admin::Metrics AccountingHub::metrics() {
         m.user_allocation_refusals += s.user_allocation_refusals;
         m.permission_cap_refusals += s.permission_cap_refusals;
         m.channel_cap_refusals += s.channel_cap_refusals;
+        m.trunk_targets.insert(m.trunk_targets.end(), s.trunk_targets.begin(), s.trunk_targets.end());
         m.loop_lag_seconds.push_back(s.loop_lag_seconds);
         for (std::size_t i = 0; i < s.allocate_refused.size(); ++i)
             m.allocations_failed[std::string(turn::to_string(static_cast<turn::AllocateRefusal>(i)))] += s.allocate_refused[i];

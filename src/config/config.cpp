@@ -145,15 +145,7 @@ IpAddress Loader::ip(const Field& f) const {
     return *ip;
 }
 
-std::vector<Cidr> Loader::cidrs(const Field& f) const {
-    std::vector<Cidr> out;
-    for (const auto& e : r_.as_array(f)) {
-        auto c = Cidr::parse(r_.as_string(e));
-        if (!c) r_.fail(e, R"(expected an address or CIDR, like "10.0.0.0/8", "192.0.2.7" or "fe80::/10")");
-        out.push_back(*c);
-    }
-    return out;
-}
+std::vector<Cidr> Loader::cidrs(const Field& f) const { return load_cidrs(r_, f); }
 
 std::string Loader::text(const Field& f, std::size_t max_chars) const {
     std::string s = r_.as_string(f);
@@ -180,7 +172,7 @@ void Loader::load_server(const Field& server) {
                   "sip_listen", "media_ip", "media_ports",
                   "sip_hide_from_strangers", "sip_requests_per_second", "sip_requests_burst", "sip_udp_flows",
                   "sip_transactions", "sip_registrations", "sip_registrations_per_user", "user", "group",
-                  "allow_root", "log_format"});
+                  "allow_root", "log_format", "dns_servers"});
     auto get = [&](std::string_view key) { return r_.get(t, "server", key); };
     load_process(t);
     if (auto f = get("listen")) listen_line_ = f->line(), cfg_.listen = listeners(*f);
@@ -190,6 +182,7 @@ void Loader::load_server(const Field& server) {
     if (auto f = get("wss_listen")) wss_listen_line_ = f->line(), cfg_.wss_listen = listeners(*f);
     if (auto f = get("sip_listen")) cfg_.sip_listen = listeners(*f);
     if (auto f = get("media_ip")) cfg_.media_ip = ip(*f);
+    if (auto f = get("dns_servers")) cfg_.dns_servers = load_dns_servers(r_, *f);
     if (auto f = get("media_ports")) {
         media_ports_line_ = f->line();
         std::tie(cfg_.media_port_min, cfg_.media_port_max) = port_range(*f);

@@ -195,6 +195,7 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
         t.transport = tr;
         if (!has_port) t.port = tr == SipTrunk::Transport::Tls ? 5061 : 5060;
     }
+    t.has_port = has_port;
     return t;
 }
 
@@ -205,7 +206,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                 {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
-                 "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits"});
+                 "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
+                 "options_interval", "trunk_targets"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -263,6 +265,12 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     if (auto v = get("rel100")) g.rel100 = r.as_bool(*v);
     if (auto v = get("test_numbers")) g.test_numbers = r.as_bool(*v);
     load_identity(r, t, f.key, g);
+    if (auto v = get("trunk_allow")) g.trunk_allow = load_cidrs(r, *v);
+    if (auto v = get("trunk_targets")) g.trunk_targets = load_endpoints(r, *v);
+    if (auto v = get("options_interval")) {
+        g.options_interval = static_cast<std::uint32_t>(r.as_integer(*v, 0, 86400));
+        g.options_interval_set = true;
+    }
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

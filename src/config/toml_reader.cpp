@@ -146,4 +146,38 @@ std::vector<Field> Reader::entries(const Field& f) const {
     return out;
 }
 
+std::vector<Cidr> load_cidrs(const Reader& r, const Field& f) {
+    std::vector<Cidr> out;
+    for (const auto& e : r.as_array(f)) {
+        auto c = Cidr::parse(r.as_string(e));
+        if (!c) r.fail(e, R"(expected an address or CIDR, like "10.0.0.0/8", "192.0.2.7" or "fe80::/10")");
+        out.push_back(*c);
+    }
+    return out;
+}
+
+std::vector<Endpoint> load_endpoints(const Reader& r, const Field& f) {
+    std::vector<Endpoint> out;
+    for (const auto& e : r.as_array(f)) {
+        auto ep = Endpoint::parse(r.as_string(e));
+        if (!ep || ep->port == 0) r.fail(e, R"(expected an address with a port, like "192.0.2.11:5060" or "[2001:db8::1]:5060")");
+        out.push_back(*ep);
+    }
+    return out;
+}
+
+std::vector<Endpoint> load_dns_servers(const Reader& r, const Field& f) {
+    std::vector<Endpoint> out;
+    for (const auto& e : r.as_array(f)) {
+        const std::string text = r.as_string(e);
+        auto ep = Endpoint::parse(text);
+        if (!ep)
+            if (auto ip = IpAddress::parse(text)) ep = Endpoint{*ip, 53};
+        if (!ep || ep->port == 0)
+            r.fail(e, R"(expected a DNS server address, like "192.0.2.53", "127.0.0.1:5353" or "[::1]:53")");
+        out.push_back(*ep);
+    }
+    return out;
+}
+
 }  // namespace turnbridge::config::detail

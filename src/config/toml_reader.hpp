@@ -78,4 +78,11 @@ private:
     std::string file_;
 };
 
+// An array of addresses or CIDRs ("10.0.0.0/8", "192.0.2.7", "fe80::/10").
+std::vector<Cidr> load_cidrs(const Reader& r, const Field& f);
+// An array of "IP:PORT" / "[IPv6]:PORT" (gateway.trunk_targets).
+std::vector<Endpoint> load_endpoints(const Reader& r, const Field& f);
+// An array of DNS servers, "IP" (port 53) or "IP:PORT" / "[IPv6]:PORT" (server.dns_servers).
+std::vector<Endpoint> load_dns_servers(const Reader& r, const Field& f);
+
 }  // namespace turnbridge::config::detail

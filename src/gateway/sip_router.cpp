@@ -87,21 +87,12 @@ TrunkHosts::State SipRouter::trunk_state(const config::Realm& realm) const {
 }
 
 std::vector<IpAddress> SipRouter::trunk_addresses(const config::Realm& realm) const {
+    std::vector<IpAddress> out;
     const auto& host = realm.gateway.trunk.host;
-    if (auto ip = IpAddress::parse(host)) return {*ip};
-    if (hosts_ == nullptr) return {};
-    return hosts_->addresses(host);
-}
-
-std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) const {
-    const auto addresses = trunk_addresses(realm);
-    if (addresses.empty()) return std::nullopt;
-    // A name with A and AAAA records (localhost: 127.0.0.1 and ::1): prefer the family of our
-    // sip_listen address, which UDP requests must leave from.
-    const auto ours = Endpoint::parse(local_.sent_by);
-    auto it = std::find_if(addresses.begin(), addresses.end(),
-                           [&](const IpAddress& ip) { return ours && ip.family == ours->ip.family; });
-    return Endpoint{it != addresses.end() ? *it : addresses.front(), realm.gateway.trunk.port};
+    if (auto ip = IpAddress::parse(host)) out.push_back(*ip);
+    else if (hosts_ != nullptr) out = hosts_->addresses(host);
+    for (const auto& to : realm.gateway.trunk_targets) out.push_back(to.ip);   // issue 14
+    return out;
 }
 
 sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
@@ -117,10 +108,10 @@ sip::LocalAddress SipRouter::trunk_local(config::SipTrunk::Transport t, bool sip
             fmt::format("<{}:{}@{}{}>", sips ? "sips" : "sip", user, sent_by, param), {}};
 }
 
-std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm) {
+std::optional<SipRouter::TrunkLeg> SipRouter::trunk_leg(const config::Realm& realm, std::optional<Endpoint> to) {
     using T = config::SipTrunk::Transport;
     const auto& t = realm.gateway.trunk;
-    auto to = trunk_endpoint(realm);
+    if (!to) to = trunk_endpoint(realm);
     if (!to) {
         const auto why = hosts_ == nullptr ? std::string("not resolved") : hosts_->error(t.host);
         log::warn("realm {}: trunk {}: no address for {} ({})", realm.name, t.uri, t.host,
@@ -158,7 +149,10 @@ void SipRouter::started(CallEntry& e, const std::string& call_id) {
     log::debug("gateway: worker {}: call {} placed here", worker_, call_id);
 }
 
-void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) { start_registrations(now, out); }
+void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
+    start_registrations(now, out);
+    if (registers_) probe_trunks(now, out);
+}
 
 void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out) {
     reregister_at_.reset();
@@ -233,7 +227,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                        [](sip::WakeAt&) {},   // next_wake() asks every core instead
                        [&](sip::RequestIn& r) { on_request(now, unix_now, flow, r, out); },
                        [&](sip::ResponseIn& r) {
-                           if (r.tx.empty()) return;
+                           if (r.tx.empty() || on_probe_response(now, r)) return;   // issue 14: OPTIONS
                            if (auto* c = call_owning(r.tx)) {
                                std::vector<sip::Action> more;
                                c->call->on_response(now, r.tx, r.response, layer_, more);
@@ -274,6 +268,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                                process(now, unix_now, flow, more, out);
                                return;
                            }
+                           if (probes_.erase(t.tx) != 0) return;   // a miss, counted at the next probe
                            for (auto& reg : registrations_)
                                if (reg.registration->on_timeout(now, t.tx)) {
                                    log::warn("realm {}: trunk registration timed out", reg.realm);
@@ -477,9 +472,11 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
+    const bool test_line = to_test_line(*realm, target.user);
     log::event(log::Level::Info, "call.started", {realm->name, e.summary.account, {}, e.call_id, {}, {}, target.user, {}, std::nullopt},
-               fmt::format("call: {}@{} -> {} via {}", e.summary.account, realm->name, target.user,
-                           to_test_line(*realm, target.user) ? "the test line" : gw.trunk.uri));
+               fmt::format("call: {}@{} -> {} via {} at {}", e.summary.account, realm->name, target.user,
+                           test_line ? "the test line" : gw.trunk.uri, trunk->to.to_string()));
+    if (!test_line) arm_failover(now, e, *realm, trunk->to);
     process(now, unix_now, &flow, in, out);
 }
 
@@ -489,8 +486,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     const config::Realm* realm = nullptr;
     for (const auto& [name, rl] : cfg_->realms) {
         if (!rl.gateway.enabled) continue;
-        const auto addresses = trunk_addresses(rl);
-        if (std::find(addresses.begin(), addresses.end(), flow.peer) == addresses.end()) continue;
+        if (!trunk_allowed(rl, flow.peer)) continue;   // gateway.trunk_allow (issue 14)
         if (find_route(rl.gateway, did) != nullptr || realm == nullptr) realm = &rl;
     }
     if (realm == nullptr) {
@@ -559,9 +555,11 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
+    if (registers_) probe_trunks(now, out);   // issue 14: one worker probes, every worker reads
 }
 
 void SipRouter::on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out) {
+    if (registers_) probe_trunks(now, out);   // a name's targets known or changed: probe them
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& w : waiting) {
@@ -705,6 +703,7 @@ std::optional<sip::Time> SipRouter::next_wake() const {
         else keep_earliest(t, e.call->next_wake());
     for (const auto& w : waiting_) keep_earliest(t, w.until);
     keep_earliest(t, reregister_at_);
+    for (const auto& [realm, at] : next_probe_) keep_earliest(t, at);
     return t;
 }
 

@@ -18,6 +18,8 @@ void SipRouter::apply_limits() {
 bool SipRouter::is_trunk(const IpAddress& ip) const {
     for (const auto& [name, realm] : cfg_->realms) {
         if (!realm.gateway.enabled) continue;
+        // May call in (trunk_allow), or is a target we send to (its answers and in-dialog requests).
+        if (trunk_allowed(realm, ip)) return true;
         const auto addresses = trunk_addresses(realm);
         if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
     }

@@ -274,6 +274,7 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
     }
     std::size_t i = 0;
     Leg* leg = uac_by_tx(tx, &i);
+    if (leg) leg->trying_by.reset();   // the target is alive: no failover for silence (issue 14)
     if (!leg || r.status() == 100) return;  // BYE answers and the like need nothing
     const int status = r.status();
     if (status < 200) {
@@ -317,6 +318,7 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
 }
 
 void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (outbound_ && try_next_target(now, i, r.status(), layer, out)) return;   // issue 14
     Leg& leg = uac_[i];
     const int status = r.status();
     leg.final = status;
@@ -649,6 +651,7 @@ void Call::refresh_answered(Time now, const Message& r, TransactionLayer& layer,
 }
 
 void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out) {
+    check_trying(now, layer, out);   // issue 14: a silent UDP target
     if (unacked_ && unacked_->give_up <= now) {
         // RFC 3262 §3: no PRACK in 64*T1: the INVITE is refused with a 5xx, the browsers cancelled.
         unacked_.reset();
@@ -675,6 +678,8 @@ void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out)
 }
 
 std::optional<Time> Call::next_wake() const {
+    for (const auto& l : uac_)
+        if (l.trying_by) return l.trying_by;   // only before any answer: nothing else is due yet
     if (unacked_) return unacked_->next;
     if (state_ != State::Confirmed || !timer_.active()) return std::nullopt;
     auto t = timer_.expires_at();

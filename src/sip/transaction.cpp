@@ -90,6 +90,12 @@ bool TransactionLayer::cancel(Time now, const std::string& invite_tx, std::vecto
     return true;
 }
 
+void TransactionLayer::abandon(const std::string& tx) {
+    if (auto it = tx_.find(tx); it != tx_.end() && it->second.kind != Kind::ServerInvite &&
+                                it->second.kind != Kind::ServerNonInvite)
+        drop(it);
+}
+
 void TransactionLayer::send_cancel(Time now, Tx& invite, std::vector<Action>& out) {
     invite.cancel_pending = false;
     send_request(now, invite.transport, invite.reliable, make_cancel(*invite.request), out);

@@ -255,7 +255,7 @@ ${gatewayRealm('mismatch.example', `sips:127.0.0.1:${kamOtherTls}`, other.cert)}
       sent.length >= 3 && sent.every((m) => m[3] === tlsPort), `${sent.map((m) => `${m[1]}:${m[3]}`).join(' ')}, REGISTER:${tlsPort}`);
     void first;
 
-    // A trunk named by host name: "localhost" is resolved (uv_getaddrinfo), the certificate is
+    // A trunk named by host name: "localhost" is resolved (c-ares, /etc/hosts), the certificate is
     // checked for that name, the call works the same way.
     await outbound('name.example', 'call to sip:localhost;transport=tls (host name)');
     const named = [...kamText().matchAll(/KAM INVITE (\S+) from tls:127\.0\.0\.1:(\d+)/g)].pop();

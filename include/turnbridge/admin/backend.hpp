@@ -38,6 +38,17 @@ struct RealmCalls {
     std::array<std::uint64_t, 4> bytes{};
 };
 
+// One trunk target's OPTIONS health (issue 14), for /api/v1/trunks and /metrics.
+struct TrunkTargetStatus {
+    std::string realm;
+    std::string target;            // "192.0.2.10:5060"
+    bool up = true;
+    unsigned misses = 0;           // OPTIONS unanswered in a row
+    int last_status = 0;           // of the last answer; 0 = none yet
+    double last_response_age = -1; // seconds since the last answer; -1 = none yet
+    double rtt_ms = -1;            // of the last answer; -1 = none yet
+};
+
 struct Metrics {
     std::map<std::string, RealmTotals> realms;
     std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
@@ -65,6 +76,7 @@ struct Metrics {
     // (gateway::GatewayShared::kMaxMail / kMaxMailBytes); only with gateway mode on.
     std::uint64_t gateway_mail_dropped = 0;
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
+    std::vector<TrunkTargetStatus> trunk_targets;   // gateway.options_interval probes (issue 14)
 };
 
 class Backend {

@@ -40,5 +40,7 @@ bool token_matches(std::string_view presented, std::string_view token);
 bool is_loopback_host(std::string_view host);
 
 std::string allocations_json(const std::vector<LiveAllocation>& live);
+// GET /api/v1/trunks: each trunk target's OPTIONS health (issue 14).
+std::string trunks_json(const std::vector<TrunkTargetStatus>& targets);
 
 }  // namespace turnbridge::admin

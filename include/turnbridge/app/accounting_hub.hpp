@@ -42,6 +42,7 @@ struct WorkerStats {
     std::uint64_t user_allocation_refusals = 0;  // turn::Stats, the per-user limits (issue 11)
     std::uint64_t permission_cap_refusals = 0;
     std::uint64_t channel_cap_refusals = 0;
+    std::vector<admin::TrunkTargetStatus> trunk_targets;   // worker 0's gateway (shared by all)
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

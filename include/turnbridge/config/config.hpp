@@ -28,6 +28,7 @@ struct SipTrunk {
     std::uint16_t port = 5060;
     Transport transport = Transport::Udp;
     bool sips = false;  // a sips: URI (TLS, and sips: in our Request-URIs and Contact)
+    bool has_port = false;   // the URI named a port: no SRV lookup (RFC 3263 §4.2)
 };
 std::string_view to_string(SipTrunk::Transport t);
 
@@ -71,6 +72,16 @@ struct Gateway {
     std::string tech_prefix;
     std::string national_prefix;
     std::uint32_t national_digits = 10;
+    // Inbound INVITEs (issue 14): accepted from these ranges; empty = the trunk's own addresses.
+    std::vector<Cidr> trunk_allow;
+    // More addresses of the same trunk ("IP:PORT"), tried in this order after the URI's own
+    // targets (issue 14); same transport.
+    std::vector<Endpoint> trunk_targets;
+    // OPTIONS to each trunk target every this many seconds (3 unanswered: down); 0 = off. By
+    // default only a trunk with several targets (something to fail over to) is probed; a
+    // single-target trunk only when the key is set.
+    std::uint32_t options_interval = 30;
+    bool options_interval_set = false;
 };
 
 struct Realm {
@@ -170,6 +181,8 @@ struct Config {
     std::optional<IpAddress> media_ip;         // ICE-lite host candidate and RTP toward trunks
     std::uint16_t media_port_min = 22000;
     std::uint16_t media_port_max = 22999;
+    // Where trunk names are resolved (c-ares, issue 14); empty = /etc/resolv.conf.
+    std::vector<Endpoint> dns_servers;
     // The gateway's SIP bounds toward outsiders (issue 11), turnbridge.toml(5).
     bool sip_hide_from_strangers = false;          // no answer at all over UDP to sources that are no trunk
     std::uint32_t sip_requests_per_second = 20;    // out-of-dialog requests per source IP (0 = unlimited)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/gateway/trunk_health.hpp"
 #include "turnbridge/sip/placement.hpp"
 #include "turnbridge/sip/registrar.hpp"
 
@@ -76,6 +77,13 @@ public:
     std::pair<std::uint32_t, std::uint32_t> live(const std::string& realm, const std::string& user) const;
     std::uint32_t load(unsigned worker) const { return load_[worker].load(std::memory_order_relaxed); }
 
+    // Trunk targets' health (issue 14), under its lock: probed by the worker that registers to
+    // trunks (worker 0), read by every worker when a call picks its targets.
+    template <class F> auto with_health(F&& f) {
+        std::lock_guard lock(health_mu_);
+        return f(health_);
+    }
+
     // The registrar, under its lock.
     template <class F> auto with_registrar(F&& f) {
         std::lock_guard lock(registrar_mu_);
@@ -103,6 +111,8 @@ private:
     mutable std::mutex live_mu_;
     std::map<std::string, std::uint32_t, std::less<>> realm_calls_, user_calls_;   // user: "user@realm"
     std::mutex registrar_mu_;
+    std::mutex health_mu_;
+    TrunkHealth health_;
     sip::Registrar registrar_;
     struct Box {
         std::mutex mu;

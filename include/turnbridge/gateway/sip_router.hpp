@@ -5,8 +5,9 @@
 // our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
 //   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
 //     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
-//   from a trunk (UDP, TCP or TLS; source address = a gateway realm's trunk, its IP literal or
-//     what its host name resolved to): INVITE to a routed DID (a Call forked to the routed
+//   from a trunk (UDP, TCP or TLS; source address in the realm's gateway.trunk_allow, or without
+//     it one of the trunk's addresses: its IP literal, what its name resolved to, trunk_targets):
+//     INVITE to a routed DID (a Call forked to the routed
 //     users' browser bindings), in-dialog requests.
 // A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
 // Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
@@ -19,6 +20,7 @@
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -151,6 +153,10 @@ public:
     bool is_trunk(const IpAddress& ip) const;
     // How often each bound bit (the host adds its flow table's counts).
     sip::LimitCounts limits() const;
+    // The trunk targets' OPTIONS health (issue 14), shared by every worker.
+    std::vector<TargetHealth> trunk_health() const {
+        return shared_->with_health([](TrunkHealth& h) { return h.targets(); });
+    }
 
 private:
     struct CallEntry {
@@ -202,7 +208,24 @@ private:
     const config::Realm* gateway_realm(std::string_view name) const;
     TrunkHosts::State trunk_state(const config::Realm& realm) const;
     std::vector<IpAddress> trunk_addresses(const config::Realm& realm) const;
+    // The realm's trunk targets in the order one call tries them (issue 14, trunk_targets.hpp),
+    // and the first of them.
+    std::vector<Endpoint> trunk_targets(const config::Realm& realm) const;
+    // Every target of the realm's trunk (of our family when it has such), unordered.
+    std::vector<TrunkTarget> usable_targets(const config::Realm& realm) const;
+    std::vector<TrunkTarget> uri_targets(const config::Realm& realm) const;   // the URI's alone
+    // OPTIONS health checks (issue 14, trunk_health.hpp): the realms' probes that are due.
+    void probe_trunks(sip::Time now, std::vector<sip::Action>& out);
+    bool on_probe_response(sip::Time now, const sip::ResponseIn& r);
+    struct Probe {
+        std::string realm;
+        Endpoint to;
+    };
+    std::map<std::string, Probe> probes_;            // tx -> the probe in flight (one per target)
+    std::map<std::string, sip::Time> next_probe_;    // realm -> its next round
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
+    // May `ip` send INVITEs as the realm's trunk? (gateway.trunk_allow, else its addresses)
+    bool trunk_allowed(const config::Realm& realm, const IpAddress& ip) const;
     sip::LocalAddress trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
                                   std::string_view user) const;
     // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
@@ -214,7 +237,7 @@ private:
         std::string uri_params;   // ";transport=udp"
         std::optional<Endpoint> conn;   // TLS: our end of the connection
     };
-    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm);
+    std::optional<TrunkLeg> trunk_leg(const config::Realm& realm, std::optional<Endpoint> to = std::nullopt);
     // A call to `dialled` in `realm` goes to the test line (sip_router_test_line.cpp).
     bool to_test_line(const config::Realm& realm, std::string_view dialled) const;
     std::optional<TrunkLeg> test_line_leg();
@@ -223,6 +246,8 @@ private:
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
     void note_answer(CallEntry& e, sip::Time now);
+    // Gives an outbound call the realm's other targets to fail over to (issue 14).
+    void arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first);
 
     std::shared_ptr<const config::Config> cfg_;
     const turn::NonceMinter& nonces_;

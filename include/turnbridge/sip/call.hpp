@@ -4,6 +4,7 @@
 // the trunk for inbound ones) joined to the INVITE(s) we send (the "UAC legs": the trunk, or
 // every registered browser of the routed users, forked). Provisional and final responses are
 // mapped across, CANCEL and BYE go both ways, and SDP comes from the media side.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,15 @@ struct TrunkAccount {
 class Call {
 public:
     enum class State { Calling, Early, Confirmed, Ended };
+    // Issue 14 (RFC 3263 §4.3): where an outbound INVITE goes next when its trunk target fails
+    // (see fails_over()); nullopt: no target left, and the browser hears the failure.
+    using NextTarget = std::function<std::optional<LegAddress>()>;
+    // A UDP target that has not sent even a 100 Trying this long after our INVITE is given up.
+    static constexpr Duration kTryingWait = std::chrono::seconds(2);
+    // A final status that moves an outbound INVITE to the next target: 503 (also ours for a
+    // transport error or Timer B) and 408. Busy, declined, not found and the rest do not: the
+    // next target would say the same.
+    static bool fails_over(int status) { return status == 503 || status == 408; }
 
     // Browser INVITE (already authenticated) -> trunk INVITE to the To user at the trunk.
     Call(Time now, const std::string& browser_tx, const Message& invite, LegAddress browser, LegAddress trunk,
@@ -84,6 +94,11 @@ public:
     Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk, TrunkAccount account,
          const std::vector<Binding>& bindings, std::string_view callee, std::string_view realm,
          LocalAddress browser_local, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out);
+
+    // Outbound: fail over through `next` (see NextTarget); arms kTryingWait for a UDP target.
+    void set_failover(Time now, NextTarget next);
+    // How many targets this call's INVITE went to (1 without failover).
+    std::size_t targets_tried() const { return targets_tried_; }
 
     State state() const { return state_; }
     int final_status() const { return final_status_; }   // what the UAS leg was answered, for logs/CDRs
@@ -121,7 +136,12 @@ private:
         bool auth_tried = false;
         bool timer_retried = false;          // a 422 answered once (RFC 4028 §7.3)
         bool answer_in_ack = false;          // our 2xx to its SDP-less re-INVITE held the offer
+        std::optional<Time> trying_by;       // failover: a UDP target must answer something by then
     };
+    // Issue 14: the INVITE of uac_[i] again toward the next target, if `status` fails over and
+    // one is left; false: the failure stands.
+    bool try_next_target(Time now, std::size_t i, int status, TransactionLayer& layer, std::vector<Action>& out);
+    void check_trying(Time now, TransactionLayer& layer, std::vector<Action>& out);
     void send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out);
     void answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
     void uac_final(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
@@ -191,6 +211,8 @@ private:
     // Outbound late offer: the trunk offered in a reliable 18x and our answer went in the PRACK
     // (RFC 3262 §5); the browser's answer, sent with that 18x, is the one its 200 gets too.
     std::optional<std::string> early_answer_;
+    NextTarget next_target_;
+    std::size_t targets_tried_ = 1;
 };
 
 }  // namespace turnbridge::sip

@@ -46,6 +46,10 @@ public:
     // RFC 3261 §9.1: CANCEL a client INVITE; held back until a provisional response arrived.
     // Returns false if the INVITE already has a final response (nothing to cancel).
     bool cancel(Time now, const std::string& invite_tx, std::vector<Action>& out);
+    // Forgets a client transaction without a word to its peer: no more retransmissions, and
+    // whatever it answers later is a stray (RFC 3263 §4.3: a target that never answered is
+    // given up for the next one).
+    void abandon(const std::string& tx);
 
     // The TU's response on a server transaction (status 100-699). Ignored for unknown `tx`.
     void respond(Time now, const std::string& tx, Message response, std::vector<Action>& out);

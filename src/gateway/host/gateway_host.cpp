@@ -79,7 +79,7 @@ void GatewayHost::start() {
     }
     uv_timer_start(&sweep_, [](uv_timer_t* t) { static_cast<GatewayHost*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
     load_trunk_tls(true);
-    resolver_ = std::make_unique<TrunkResolver>(loop_, [this] { on_trunk_resolved(); });
+    resolver_ = std::make_unique<TrunkResolver>(loop_, cfg_->dns_servers, [this] { on_trunk_resolved(); });
     router_->set_trunk_hosts(&resolver_->hosts());
     for (const auto& ep : cfg_->ws_listen) listen_tcp(ep, false, false);
     for (const auto& ep : cfg_->wss_listen) listen_tcp(ep, true, false);
@@ -124,10 +124,19 @@ void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
     router_->set_config(std::move(cfg));
 }
 
-std::vector<std::string> GatewayHost::trunk_host_names() const {
-    std::vector<std::string> names;
-    for (const auto& [name, realm] : cfg_->realms)
-        if (realm.gateway.enabled) names.push_back(realm.gateway.trunk.host);
+std::vector<gateway::TrunkName> GatewayHost::trunk_host_names() const {
+    using T = config::SipTrunk::Transport;
+    std::vector<gateway::TrunkName> names;
+    for (const auto& [name, realm] : cfg_->realms) {
+        if (!realm.gateway.enabled) continue;
+        const auto& t = realm.gateway.trunk;
+        // RFC 3263 §4.2: an explicit port means A/AAAA only; otherwise SRV for the transport.
+        const std::string service = t.has_port            ? ""
+                                    : t.transport == T::Tls ? "_sips._tcp"
+                                    : t.transport == T::Tcp ? "_sip._tcp"
+                                                            : "_sip._udp";
+        names.push_back({t.host, service, t.port});
+    }
     return names;
 }
 
@@ -230,6 +239,17 @@ void GatewayHost::bind_udp(const Endpoint& ep) {
 
 bool GatewayHost::flow_busy(const sip::UdpFlows::Flow& f) const {
     return router_->is_trunk(f.remote.ip) || router_->uses_flow(f.id);
+}
+
+std::vector<admin::TrunkTargetStatus> GatewayHost::trunk_health(sip::Time now) const {
+    std::vector<admin::TrunkTargetStatus> out;
+    for (const auto& t : router_->trunk_health()) {
+        admin::TrunkTargetStatus s{t.realm, t.to.to_string(), t.up, t.misses, t.last_status};
+        if (t.last_response) s.last_response_age = std::chrono::duration<double>(now - *t.last_response).count();
+        if (t.rtt) s.rtt_ms = static_cast<double>(t.rtt->count());
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 sip::LimitCounts GatewayHost::limits() const {

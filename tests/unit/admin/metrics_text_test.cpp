@@ -145,6 +145,8 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_packets_total", "counter"},
         {"turnbridge_gateway_media_dropped_total", "counter"},
         {"turnbridge_gateway_mailbox_dropped_total", "counter"},
+        {"turnbridge_gateway_trunk_target_up", "gauge"},
+        {"turnbridge_gateway_trunk_target_rtt_seconds", "gauge"},
         {"turnbridge_auth_failed_checks_total", "counter"},
         {"turnbridge_auth_throttled_total", "counter"},
         {"turnbridge_auth_throttle_evictions_total", "counter"},
@@ -208,7 +210,7 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 27);
+    CHECK(e.types.size() == 29);
     // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
     // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
     // + 1 pause counter). No gateway: no media drops.

@@ -299,3 +299,39 @@ TEST_CASE("identity and number keys (issue 13): defaults, values, and errors nam
         CHECK(e.to_string().find(row.says) != std::string::npos);
     }
 }
+
+TEST_CASE("trunk addresses (issue 14): has_port, trunk_allow, trunk_targets, options_interval, dns_servers") {
+    const std::string base = "enabled = true\ntrunk = \"sip:carrier.example;transport=tcp\"\n";
+    auto cfg = accepted(gateway(base));
+    REQUIRE(cfg);
+    const auto& g = cfg->realms.at("example.org").gateway;
+    CHECK_FALSE(g.trunk.has_port);   // SRV first (RFC 3263 §4.2)
+    CHECK(g.trunk.port == 5060);
+    CHECK(g.trunk_allow.empty());
+    CHECK(g.trunk_targets.empty());
+    CHECK(g.options_interval == 30);
+    CHECK_FALSE(g.options_interval_set);
+    CHECK(cfg->dns_servers.empty());
+    cfg = accepted(gateway(base + "trunk_allow = [\"192.0.2.0/28\", \"2001:db8::1\"]\n"
+                                  "trunk_targets = [\"192.0.2.11:5060\", \"[2001:db8::2]:5070\"]\noptions_interval = 0\n",
+                           "dns_servers = [\"127.0.0.1:5353\", \"192.0.2.53\"]\n"));
+    REQUIRE(cfg);
+    const auto& h = cfg->realms.at("example.org").gateway;
+    CHECK(h.trunk_allow.size() == 2);
+    CHECK(h.trunk_allow[0].contains(*IpAddress::parse("192.0.2.15")));
+    CHECK(h.trunk_targets.size() == 2);
+    CHECK(h.trunk_targets[1].port == 5070);
+    CHECK(h.options_interval == 0);
+    CHECK(h.options_interval_set);
+    REQUIRE(cfg->dns_servers.size() == 2);
+    CHECK(cfg->dns_servers[1].port == 53);
+    CHECK(accepted(gateway("enabled = true\ntrunk = \"sip:carrier.example:5080\"\n"))->realms.at("example.org").gateway.trunk.has_port);
+    auto e = rejected(gateway(base + "trunk_allow = [\"192.0.2.0/33\"]\n"));
+    CHECK(e.key == "realm.\"example.org\".gateway.trunk_allow[0]");
+    e = rejected(gateway(base + "trunk_targets = [\"192.0.2.11\"]\n"));
+    CHECK(e.key == "realm.\"example.org\".gateway.trunk_targets[0]");
+    e = rejected(gateway(base + "options_interval = -1\n"));
+    CHECK(e.key == "realm.\"example.org\".gateway.options_interval");
+    e = rejected(gateway(base, "dns_servers = [\"dns.example\"]\n"));
+    CHECK(e.key == "server.dns_servers[0]");
+}

@@ -22,6 +22,7 @@ struct Bench {
         r.gateway.enabled = true;
         r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
         r.gateway.routes = {{"+15550123", {"alice"}}};
+        r.gateway.options_interval = 0;   // no OPTIONS probes among the messages these tests count
         c->realms.emplace("example.org", r);
         config::Realm plain;
         plain.name = "turn-only.org";
@@ -72,8 +73,8 @@ struct Bench {
     TrunkHosts hosts;
     // The realm's trunk named by `host` (UDP), not looked up yet.
     void named_trunk(const std::string& host) {
-        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp};
-        hosts.set_names({host});
+        gateway().trunk = {"sip:" + host + ":5070", host, 5070, config::SipTrunk::Transport::Udp, false, true};
+        hosts.set_lookups({TrunkName{host, "", 5070}});   // A/AAAA at the URI's port (no SRV: it names one)
         router.set_trunk_hosts(&hosts);
     }
     void resolve(const std::string& host, std::vector<IpAddress> found) {

@@ -952,3 +952,107 @@ TEST_CASE("100rel inbound: the browser answers before the PRACK: the 200 ends th
     b.call->on_timer(b.now, b.layer, b.out);
     CHECK(b.sent(kTrunk).empty());
 }
+
+// Issue 14: failover to the trunk's next target (RFC 3263 §4.3).
+namespace {
+
+constexpr TransportId kTrunk2 = 3;
+
+struct FailoverBench : Bench {
+    int asked = 0;
+    bool has_next = true;
+    void arm() {
+        call->set_failover(now, [this]() -> std::optional<LegAddress> {
+            ++asked;
+            if (!has_next) return std::nullopt;
+            has_next = false;
+            return LegAddress{kTrunk2, false, {"UDP", "127.0.0.1:5062", "<sip:gw@127.0.0.1:5062>"}};
+        });
+    }
+    // The browser calls; failover is armed; the INVITE to the first target.
+    Message first_invite() {
+        start_outbound();
+        arm();
+        sent(kBrowser);
+        return std::move(sent(kTrunk).at(0));
+    }
+    void tick(Time to) {
+        now = to;
+        std::vector<Action> fired;
+        layer.on_timer(now, fired);
+        call->on_timer(now, layer, out);
+        dispatch(fired);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("failover: which final answers move to the next target (503 and 408 do; busy, declined, not found do not)") {
+    CHECK(Call::fails_over(503));
+    CHECK(Call::fails_over(408));
+    for (int status : {486, 603, 404, 480, 500, 403, 200, 180}) CHECK_FALSE(Call::fails_over(status));
+}
+
+TEST_CASE("failover: a 503 sends the INVITE to the next target at once; its 200 reaches the browser") {
+    FailoverBench b;
+    const auto first = b.first_invite();
+    b.arrive(kTrunk, trunk_reply(first, 503));
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");
+    auto second = b.sent(kTrunk2);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].method() == "INVITE");
+    CHECK(second[0].call_id() == first.call_id());
+    CHECK(second[0].cseq() == first.cseq() + 1);
+    CHECK(second[0].request_uri() == first.request_uri());
+    CHECK(b.sent(kBrowser).empty());   // the browser hears nothing of the failed target
+    CHECK(b.call->targets_tried() == 2);
+    b.arrive(kTrunk2, trunk_reply(second[0], 200, true));
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].status() == 200);
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("failover: 486 is not retried elsewhere; a 503 with no target left reaches the browser") {
+    for (int status : {486, 503}) {
+        CAPTURE(status);
+        FailoverBench b;
+        if (status == 503) b.has_next = false;
+        const auto first = b.first_invite();
+        b.arrive(kTrunk, trunk_reply(first, status));
+        CHECK(b.sent(kTrunk2).empty());
+        auto to_browser = b.sent(kBrowser);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].status() == status);
+        CHECK(b.asked == (status == 503 ? 1 : 0));
+    }
+}
+
+TEST_CASE("failover: a UDP target silent for kTryingWait is abandoned (no more retransmissions) for the next") {
+    FailoverBench b;
+    b.first_invite();
+    const Time start = b.now;
+    REQUIRE(b.call->next_wake());
+    CHECK(*b.call->next_wake() == start + Call::kTryingWait);
+    b.tick(start + 1s);   // Timer A retransmissions meanwhile: still the first target
+    CHECK(b.sent(kTrunk2).empty());
+    b.sent(kTrunk);
+    b.tick(start + Call::kTryingWait);
+    auto second = b.sent(kTrunk2);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].method() == "INVITE");
+    b.sent(kTrunk);   // Timer A's copy due at 1.5 s went out in that tick
+    // The first target's transaction is gone: nothing more goes there, even at Timer B.
+    for (auto t = start + 3s; t < start + 40s; t += 1s) b.tick(t);
+    CHECK(b.sent(kTrunk).empty());
+}
+
+TEST_CASE("failover: a 100 Trying within kTryingWait keeps the call on its target") {
+    FailoverBench b;
+    const auto first = b.first_invite();
+    b.arrive(kTrunk, trunk_reply(first, 100));
+    CHECK_FALSE(b.call->next_wake());
+    b.tick(b.now + 3s);
+    CHECK(b.sent(kTrunk2).empty());
+    CHECK(b.asked == 0);
+}

@@ -12,7 +12,7 @@
 //  - sip_listen (TCP): trunks' connections to us; toward a TCP trunk we connect from an
 //    ephemeral port and reuse that connection (RFC 3261 §18.1.1); toward a TLS trunk the same,
 //    over TLS (SipTlsClient: SNI, certificate checked against trunk_ca or the system store);
-//  - trunk host names: resolved by a TrunkResolver (uv_getaddrinfo), kept fresh in the background;
+//  - trunk host names: resolved by a TrunkResolver (c-ares: SRV, A/AAAA), kept fresh in the background;
 //  - one uv_timer for every SIP timer (the router's next_wake()).
 // Each flow gets a TransportId: a WebSocket, a SIP/TCP connection, or (UDP socket, remote
 // address), the last kept in a bounded sip::UdpFlows (server.sip_udp_flows) that a datagram
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "turnbridge/accounting/record.hpp"
+#include "turnbridge/admin/backend.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/heap_trim.hpp"
 #include "turnbridge/io/stream_limits.hpp"
@@ -75,6 +76,8 @@ public:
     void on_sip_tcp_closed(SipTcpConnection& c) override;
     // How often each SIP bound bit, for /metrics.
     sip::LimitCounts limits() const;
+    // The trunk targets' OPTIONS health (issue 14), as the admin API shows it.
+    std::vector<admin::TrunkTargetStatus> trunk_health(sip::Time now) const;
 
 private:
     struct Listener {
@@ -98,7 +101,7 @@ private:
     // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
     // a bad CA file (startup) instead of logging it (reload).
     void load_trunk_tls(bool strict);
-    std::vector<std::string> trunk_host_names() const;
+    std::vector<gateway::TrunkName> trunk_host_names() const;
     void on_trunk_resolved();
     void apply(std::vector<sip::Action>& out);
     void rearm();
