@@ -2,6 +2,7 @@
 #include "turnbridge/io/signals.hpp"
 
 #include <csignal>
+#include <pthread.h>
 
 namespace turnbridge::io {
 
@@ -17,13 +18,21 @@ Signals::Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std:
 void Signals::close() {
     if (!open_) return;
     open_ = false;
-    for (auto* h : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     // Closing the last uv_signal_t of a signal puts back its default action, so a second SIGTERM
     // (systemd's, a supervisor's) or a SIGHUP during shutdown would kill the process before the
-    // last accounting flush. Ignore both until exit; SIGINT keeps its default, so a second Ctrl-C
-    // still forces an interactive run to quit.
+    // last accounting flush. Ignore both until exit. They stay blocked in this thread (the only
+    // one left: the workers are joined) from before the close until they are ignored, so one that
+    // arrives in between stays pending and is then discarded. SIGINT keeps its default, so a
+    // second Ctrl-C still forces an interactive run to quit.
+    sigset_t both, before;
+    sigemptyset(&both);
+    sigaddset(&both, SIGTERM);
+    sigaddset(&both, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &both, &before);
+    for (auto* h : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     std::signal(SIGTERM, SIG_IGN);
     std::signal(SIGHUP, SIG_IGN);
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 void Signals::on_signal(uv_signal_t* h, int signum) {
