@@ -24,7 +24,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const esbuild = require('esbuild');
-const { Turnbridge, runSuite, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { Turnbridge, runSuite, childList, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SIPP = '/usr/bin/sipp';
@@ -140,6 +140,14 @@ function writeTonePcap(file, hz, seconds) {
 }
 
 // --- the RTP tap in front of sipp ---------------------------------------------------------
+
+// An RtpTap listening on `port`, toward sipp's echo on `echoPort`, closed by `cleanup`.
+async function openTap(cleanup, port, echoPort) {
+  const tap = new RtpTap(port, echoPort);
+  await tap.open();
+  cleanup.push(() => tap.close());
+  return tap;
+}
 
 class RtpTap {
   constructor(port, sippMediaPort) {
@@ -469,11 +477,8 @@ token = "t0ken"
   serverDir = tb.dir;
   await tb.start();
 
-  const tap = new RtpTap(tapPort, echoPort);
-  await tap.open();
-  cleanup.push(() => tap.close());
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const tap = await openTap(cleanup, tapPort, echoPort);
+  const sipps = childList(cleanup);
   const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
   const pageEvents = async () => (await page.evaluate(() => gw.events())).slice(-12).join(' | ');
 
@@ -613,7 +618,7 @@ token = "t0ken"
 
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
-  module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, UAS_SCENARIO,
+  module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, openTap, UAS_SCENARIO,
     uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium, openRegisteredPage };
 } else {
   runSuite('gateway_call', TOTAL_MS, main, () => [workDir, serverDir]);

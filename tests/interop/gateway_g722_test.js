@@ -19,8 +19,8 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, portPicker, REALM, REPO, gatewayServerConfig } = require('./harness');
-const { writeToneWav, dominantHz, RtpTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
+const { Turnbridge, runSuite, childList, portPicker, REALM, REPO, gatewayServerConfig } = require('./harness');
+const { writeToneWav, dominantHz, openTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
   openRegisteredPage } = require('./gateway_call_test');
 
 const PAGE_TONE_HZ = 880;
@@ -109,11 +109,8 @@ codecs = ["opus", "g722", "pcmu", "pcma"]
   serverDir = tb.dir;
   await tb.start();
 
-  const tap = new RtpTap(tapPort, echoPort);
-  await tap.open();
-  cleanup.push(() => tap.close());
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const tap = await openTap(cleanup, tapPort, echoPort);
+  const sipps = childList(cleanup);
   const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
 
   const sipp = runSipp(work, 'uas_g722', scenario, ['-i', '127.0.0.1', '-p', String(sippPort),

@@ -24,8 +24,8 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, writeTonePcap, dominantHz, RtpTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
+const { Turnbridge, runSuite, childList, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { writeToneWav, writeTonePcap, dominantHz, openTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
   require('./gateway_call_test');
 
 const OUT_NUMBER = '+15557000';
@@ -106,16 +106,11 @@ token = "t0ken"
 
   const built = await bundleJsSIP(work).then(() => true, (e) => e);
   results.check('esbuild bundles JsSIP (npm) for the browser', built === true, String(built));
-  const tap = new RtpTap(tapPort, echoPort);
-  await tap.open();
-  cleanup.push(() => tap.close());
-  const tap2 = new RtpTap(tapPort2, echoPort);
-  await tap2.open();
-  cleanup.push(() => tap2.close());
+  const tap = await openTap(cleanup, tapPort, echoPort);
+  const tap2 = await openTap(cleanup, tapPort2, echoPort);
   const web = await servePages(work);
   cleanup.push(() => web.close());
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const sipps = childList(cleanup);
 
   const browser = await launchChromium(wav);
   cleanup.push(() => browser.close());

@@ -204,4 +204,11 @@ function runSuite(name, totalMs, main, keptDirs = () => []) {
     });
 }
 
-module.exports = { Turnbridge, Results, runSuite, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
+// A list for a suite's child processes (sipp runs): whatever is still running is SIGKILLed at cleanup.
+function childList(cleanup) {
+  const children = [];
+  cleanup.push(() => { for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  return children;
+}
+
+module.exports = { Turnbridge, Results, runSuite, childList, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };

@@ -7,7 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { USER, PASSWORD, REALM, Turnbridge, gatewayServerConfig } = require('./harness');
+const { USER, PASSWORD, REALM, Turnbridge, childList, gatewayServerConfig } = require('./harness');
 
 const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
 const rnd = () => crypto.randomBytes(6).toString('hex');
@@ -158,8 +158,7 @@ async function gatewayWithClient({ wsPort, sipPort, extraConfig }, cleanup) {
   const tb = new Turnbridge({ serverConfig: gatewayServerConfig({ wsPort, sipPort }), extraConfig });
   cleanup.push(() => tb.killNow());
   await tb.start();
-  const sipps = [];
-  cleanup.push(() => { for (const p of sipps) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  const sipps = childList(cleanup);
   const c = new WsSip(`ws://127.0.0.1:${wsPort}/sip`);
   await c.open();
   cleanup.push(() => c.close());
