@@ -207,7 +207,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
-                 "options_interval", "trunk_targets"});
+                 "options_interval", "trunk_targets", "srtp"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -270,6 +270,13 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     if (auto v = get("options_interval")) {
         g.options_interval = static_cast<std::uint32_t>(r.as_integer(*v, 0, 86400));
         g.options_interval_set = true;
+    }
+    if (auto v = get("srtp")) {   // SDES-SRTP toward the trunk (RFC 4568, issue 14)
+        const std::string s = lower(r.as_string(*v));
+        if (s == "off") g.srtp = Gateway::Srtp::Off;
+        else if (s == "optional") g.srtp = Gateway::Srtp::Optional;
+        else if (s == "required") g.srtp = Gateway::Srtp::Required;
+        else r.fail(*v, fmt::format(R"(expected "off", "optional" or "required", got "{}")", s));
     }
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {

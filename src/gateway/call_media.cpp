@@ -78,6 +78,9 @@ CallMedia::CallMedia(CallMediaConfig config)
     trunk_local_.preference = trunk_preference(config_.codecs, config_.trunk_g722);
     trunk_local_.session_id = local_.session_id;
     trunk_local_.session_version = 0;
+    trunk_local_.srtp = config_.trunk_srtp;
+    // RFC 4568 §8.1: fresh keys per call, kept for its re-offers (a new key would need a new session).
+    if (config_.trunk_srtp != SrtpMode::Off) trunk_local_.crypto = offer_crypto(config_.random);
 }
 
 CallMedia::~CallMedia() = default;
@@ -112,7 +115,10 @@ std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::st
     TrunkLocal probe = trunk_local_;
     probe.direction = Direction::SendRecv;
     auto answer = answer_trunk_offer(*offer, probe);
-    if (!answer) return std::nullopt;
+    if (!answer) {
+        if (!trunk_) refuse_trunk_sdp(answer.error());   // a first offer: the call ends with 488
+        return std::nullopt;
+    }
     local_.direction = mirror(answer->media.direction);
     ++local_.session_version;
     pending_from_browser_ = false;
@@ -140,7 +146,10 @@ std::optional<std::string> CallMedia::map_answer(bool from_browser, const std::s
             return last_browser_answer_;
         }
         auto t = accept_trunk_answer(*answer, trunk_local_);
-        if (!t) return std::nullopt;
+        if (!t) {
+            refuse_trunk_sdp(t.error());   // the call ends: BYE to the trunk, 488 to the browser
+            return std::nullopt;
+        }
         // What the trunk accepted bounds what we answer the browser (RFC 3264 §6.1).
         local_.direction = mirror(t->direction);
         ++local_.session_version;
@@ -316,8 +325,10 @@ void CallMedia::apply_trunk(const TrunkMedia& t) {
         trunk_remote_ = t.remote;
         trunk_latch_open_ = true;
     }
+    const bool rekey = !trunk_ || trunk_->sdes != t.sdes;
     trunk_ = t;
     last_trunk_in_.reset();   // a new direction (hold, resume) starts the silence clock again
+    if (rekey) key_trunk_srtp();
     if (codec_changed) rebuild_pipeline();
 }
 

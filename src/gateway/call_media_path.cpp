@@ -173,11 +173,20 @@ void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<cons
         return;
     }
     count(stats_.trunk_in, bytes.size());
-    last_trunk_in_ = now;
+    if (!trunk_srtp_) last_trunk_in_ = now;
     if (ended() || !trunk_) return;
+    // SRTP (RFC 3711): the header is clear, so the source check above needs no key; what fails
+    // authentication is dropped and does not keep the call alive.
+    const auto plain = (rtcp || call_rtp) ? open_trunk(bytes) : std::nullopt;
+    if (!plain) {
+        ++stats_.dropped;  // not RTP, a payload type we did not negotiate, or failed SRTP
+        return;
+    }
+    last_trunk_in_ = now;
     if (rtcp) return;  // the trunk's reports describe its leg only
-    if (!call_rtp) {
-        ++stats_.dropped;  // not RTP, or a payload type we did not negotiate
+    if (plain->data() != bytes.data()) p = RtpPacket::parse(*plain);
+    if (!p) {
+        ++stats_.dropped;
         return;
     }
     trunk_rtp(*p, out);
@@ -284,6 +293,11 @@ void CallMedia::send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<co
     write_rtp_header(h, p.buf);
     std::memcpy(p.buf.data() + kRtpHeaderSize, payload.data(), payload.size());
     p.size = kRtpHeaderSize + payload.size();
+    if (!seal_trunk(p)) {
+        out.discard_last();
+        ++stats_.dropped;
+        return;
+    }
     trunk_stream_.count_payload(payload.size());
     count(stats_.trunk_out, p.size);
 }

@@ -155,6 +155,8 @@ SdpResult<MediaDescription> parse_media(sdp_message_t* sdp, int pos, const Inher
             if (parse_number(value, p)) m.ptime = p;
         } else if (field == "candidate") {
             m.candidates.emplace_back(value);
+        } else if (field == "crypto") {
+            m.crypto.emplace_back(value);   // RFC 4568 §9.1: media level only
         }
     }
     // One codec per RTP format, in the offerer's order of preference (RFC 3264 §5.1).

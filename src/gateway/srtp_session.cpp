@@ -21,6 +21,10 @@ srtp_t make(SrtpProfile profile, std::span<const std::uint8_t> key, std::span<co
     if (profile == SrtpProfile::AeadAes128Gcm) {
         srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtp);
         srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtcp);
+    } else if (profile == SrtpProfile::Aes128CmSha1_32) {
+        // RFC 5764 §4.1.2 / RFC 4568 §6.2.2: the 32-bit tag is SRTP's only; SRTCP keeps 80 bits.
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&p.rtp);
+        srtp_crypto_policy_set_rtcp_default(&p.rtcp);
     } else {
         srtp_crypto_policy_set_rtp_default(&p.rtp);   // AES-128-CM, HMAC-SHA1 80
         srtp_crypto_policy_set_rtcp_default(&p.rtcp);

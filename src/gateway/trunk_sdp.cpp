@@ -8,7 +8,8 @@
 namespace turnbridge::gateway {
 namespace {
 
-constexpr std::string_view kAvp = "RTP/AVP";  // RFC 3551
+constexpr std::string_view kAvp = "RTP/AVP";    // RFC 3551
+constexpr std::string_view kSavp = "RTP/SAVP";  // RFC 3711 §12
 
 
 std::string header(const TrunkLocal& local) {
@@ -19,8 +20,9 @@ std::string header(const TrunkLocal& local) {
 }
 
 std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<TrunkCodec, std::uint8_t>>& codecs,
-                          std::optional<std::uint8_t> event, Direction direction) {
-    std::string s = fmt::format("m=audio {} {}", local.address.port, kAvp);
+                          std::optional<std::uint8_t> event, Direction direction, std::string_view proto,
+                          const std::vector<SdesCrypto>& crypto) {
+    std::string s = fmt::format("m=audio {} {}", local.address.port, proto);
     for (const auto& c : codecs) s += fmt::format(" {}", c.second);
     if (event) s += fmt::format(" {}", *event);
     s += "\r\n";
@@ -29,11 +31,45 @@ std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<T
     if (event) s += fmt::format("a=rtpmap:{} telephone-event/8000\r\na=fmtp:{} 0-16\r\n", *event, *event);
     s += "a=ptime:20\r\n";
     s += fmt::format("a={}\r\n", to_string(direction));
+    for (const auto& c : crypto) s += fmt::format("a=crypto:{}\r\n", format_crypto(c));
     return s;
 }
 
-bool usable_audio(const MediaDescription& m) {
-    return m.media == "audio" && m.port != 0 && m.proto == kAvp;
+// RTP/SAVP only when SRTP is on for this trunk; off, an SRTP-only offer is refused (488).
+auto usable_audio(const TrunkLocal& local) {
+    return [&local](const MediaDescription& m) {
+        return m.media == "audio" && m.port != 0 && (m.proto == kAvp || (m.proto == kSavp && local.srtp != SrtpMode::Off));
+    };
+}
+
+// RFC 4568 §7.1.2 / RFC 8643 §4: keys in the answer mean SRTP; none is clear RTP, which
+// `required` refuses (the call ends rather than carry clear media).
+SdpResult<std::optional<SdesChoice>> answered_keys(const MediaDescription& m, const TrunkLocal& local) {
+    if (local.srtp == SrtpMode::Off) return std::optional<SdesChoice>{};
+    if (m.crypto.empty()) {
+        if (local.srtp == SrtpMode::Required || m.proto == kSavp) return SdpError{"no a=crypto in the answer (srtp = required)"};
+        return std::optional<SdesChoice>{};
+    }
+    auto c = accept_crypto(m.crypto, local.crypto);
+    if (!c) return c.error();
+    return std::optional<SdesChoice>{*c};
+}
+
+// An offer's keys: RTP/SAVP (or srtp = required) needs a line we take; RTP/AVP with lines we cannot
+// use (RFC 8643 §4, optional) falls back to clear RTP.
+SdpResult<std::optional<SdesChoice>> offered_keys(const MediaDescription& m, const TrunkLocal& local) {
+    if (local.srtp == SrtpMode::Off) return std::optional<SdesChoice>{};
+    const bool must = local.srtp == SrtpMode::Required || m.proto == kSavp;
+    if (m.crypto.empty()) {
+        if (must) return SdpError{"no a=crypto in the offer (srtp = required)"};
+        return std::optional<SdesChoice>{};
+    }
+    auto c = answer_crypto(m.crypto, local.crypto);
+    if (!c) {
+        if (must) return c.error();
+        return std::optional<SdesChoice>{};
+    }
+    return std::optional<SdesChoice>{*c};
 }
 
 // The remote's RTP address; c=0.0.0.0 (legacy hold) leaves it unspecified.
@@ -51,14 +87,23 @@ std::optional<std::pair<TrunkCodec, const Codec*>> first_common(const MediaDescr
 
 }  // namespace
 
+bool is_crypto_error(const SdpError& e) {
+    return e.what.find("crypto") != std::string_view::npos;
+}
+
 std::string build_trunk_offer(const TrunkLocal& local) {
     std::vector<std::pair<TrunkCodec, std::uint8_t>> codecs;
     for (auto c : local.preference) codecs.emplace_back(c, static_payload_type(c));
-    return header(local) + audio_section(local, codecs, local.telephone_event_pt, local.direction);
+    // Optional: RFC 8643 opportunistic SRTP (RTP/AVP with a=crypto), which a carrier without SRTP
+    // answers as plain RTP; required: RTP/SAVP, which such a carrier refuses (RFC 4568 §7.1.1).
+    const auto proto = local.srtp == SrtpMode::Required ? kSavp : kAvp;
+    static const std::vector<SdesCrypto> none;
+    return header(local) + audio_section(local, codecs, local.telephone_event_pt, local.direction, proto,
+                                         local.srtp == SrtpMode::Off ? none : local.crypto);
 }
 
 SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, const TrunkLocal& local) {
-    const auto audio = std::find_if(answer.media.begin(), answer.media.end(), usable_audio);
+    const auto audio = std::find_if(answer.media.begin(), answer.media.end(), usable_audio(local));
     if (audio == answer.media.end()) return SdpError{"audio rejected in answer"};
     // RFC 3264 §6.1: the answerer lists what it will send, in its order of preference.
     for (const auto& c : audio->codecs) {
@@ -66,7 +111,10 @@ SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, cons
             if (audio->find_codec(to_string(codec), 8000) != &c) continue;
             auto remote = remote_endpoint(*audio);
             if (!remote) return remote.error();
+            auto keys = answered_keys(*audio, local);
+            if (!keys) return keys.error();
             TrunkMedia t;
+            t.sdes = *keys;
             t.codec = codec;
             t.payload_type = c.payload_type;
             t.remote = *remote;
@@ -83,13 +131,16 @@ SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, cons
 }
 
 SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const TrunkLocal& local) {
-    const auto audio = std::find_if(offer.media.begin(), offer.media.end(), usable_audio);
+    const auto audio = std::find_if(offer.media.begin(), offer.media.end(), usable_audio(local));
     if (audio == offer.media.end()) return SdpError{"no m=audio with RTP/AVP"};
     auto chosen = first_common(*audio, local.preference);
     if (!chosen) return SdpError{"no common codec (G.711, or G.722 when allowed)"};
     auto remote = remote_endpoint(*audio);
     if (!remote) return remote.error();
+    auto keys = offered_keys(*audio, local);
+    if (!keys) return keys.error();
     TrunkAnswer a;
+    a.media.sdes = *keys;
     a.media.codec = chosen->first;
     a.media.payload_type = chosen->second->payload_type;
     a.media.remote = *remote;
@@ -101,7 +152,10 @@ SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const
     std::string s = header(local);
     for (auto m = offer.media.begin(); m != offer.media.end(); ++m) {
         if (m == audio) {
-            s += audio_section(local, {{chosen->first, chosen->second->payload_type}}, event, a.media.direction);
+            std::vector<SdesCrypto> crypto;
+            if (a.media.sdes) crypto.push_back(a.media.sdes->local);
+            s += audio_section(local, {{chosen->first, chosen->second->payload_type}}, event, a.media.direction,
+                               audio->proto, crypto);
             continue;
         }
         s += rejected_media_line(*m);

@@ -82,6 +82,10 @@ struct Gateway {
     // single-target trunk only when the key is set.
     std::uint32_t options_interval = 30;
     bool options_interval_set = false;
+    // SRTP with SDES keys (RFC 4568) on the trunk leg (issue 14): optional = RFC 8643 opportunistic
+    // (RTP/AVP with a=crypto; clear RTP when the trunk answers without keys); required = RTP/SAVP,
+    // and a trunk without keys ends the call (never clear media).
+    enum class Srtp { Off, Optional, Required } srtp = Srtp::Off;
 };
 
 struct Realm {

@@ -63,6 +63,7 @@ struct CallMediaConfig {
     bool trunk_g722 = false;
     Endpoint browser_address;  // our ICE host candidate (media_ip and a port from media_ports)
     Endpoint trunk_address;    // our RTP socket toward the trunk
+    SrtpMode trunk_srtp = SrtpMode::Off;   // SDES-SRTP toward the trunk (RFC 4568; config `srtp`)
     RandomSource random = random_bytes;
     int jitter_frames = 3;     // browser-side jitter buffer target, 20 ms each
     DtlsOptions dtls;
@@ -121,6 +122,15 @@ public:
     std::optional<AudioCodec> browser_codec() const;
     std::optional<TrunkCodec> trunk_codec() const;
     std::string codec_names() const;  // "opus/PCMU", "opus/G722", for logs and call records
+    // The SDES suite of the trunk leg's SRTP; nullopt while its RTP is clear.
+    std::optional<SdesSuite> trunk_srtp() const;
+
+    // The trunk leg's SRTP seam: every datagram we send the trunk (RTP or RTCP) goes through
+    // seal_trunk, in place (kSrtpMaxTrailer spare in the slot); false: drop it. Every datagram
+    // from the trunk goes through open_trunk, which returns its plain bytes (in rx_), or nullopt
+    // (failed authentication, replay: RFC 3711 §3.3). Clear RTP passes both unchanged.
+    bool seal_trunk(MediaPacket& p);
+    std::optional<std::span<const std::uint8_t>> open_trunk(std::span<const std::uint8_t> bytes);
 
     struct Flow {
         std::uint64_t packets = 0, bytes = 0;
@@ -140,6 +150,8 @@ private:
     void fail(std::string why);
     void apply_browser(const BrowserMedia& media);
     void apply_trunk(const TrunkMedia& media);
+    void key_trunk_srtp();                          // trunk_srtp_ from trunk_->sdes
+    void refuse_trunk_sdp(const SdpError& why);     // an SRTP refusal ends the call with its reason
     void rebuild_pipeline();
     std::string to_trunk(std::string sdp);       // notes the SDP we send the trunk
     std::optional<std::string> late_trunk_offer(const BrowserMedia& b, const SessionDescription& answer);
@@ -176,6 +188,7 @@ private:
     std::optional<Endpoint> trunk_remote_;  // symmetric RTP (RFC 4961): where the trunk sends from
     bool trunk_latch_open_ = false;         // the next RTP from trunk_remote_'s IP may move the port
     std::optional<Time> last_trunk_in_;     // the trunk's last datagram (media timeout)
+    std::optional<SrtpSession> trunk_srtp_; // SDES keys of trunk_->sdes; none: clear RTP
     RtpStream trunk_stream_;
     std::uint32_t trunk_media_time_ = 0;
     // Offer/answer in progress: which leg offered, and what it offered.

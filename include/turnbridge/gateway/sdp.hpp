@@ -68,6 +68,7 @@ struct MediaDescription {
     bool rtcp_mux = false;
     std::optional<std::uint32_t> ptime;
     std::vector<std::string> candidates;  // values of a=candidate, as written
+    std::vector<std::string> crypto;      // values of a=crypto (RFC 4568 §9.1), as written
 
     const Codec* find_codec(std::string_view name, std::uint32_t clock_rate) const;
     const Codec* find_payload_type(std::uint8_t pt) const;

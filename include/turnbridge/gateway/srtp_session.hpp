@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// libsrtp2 sessions for one DTLS-SRTP association (RFC 5764 §4.2): one for what we send, one for
-// what we receive, keyed from the DTLS exporter. Protect/unprotect work in place.
+// libsrtp2 sessions for one SRTP association: one for what we send, one for what we receive, keyed
+// from the DTLS exporter (RFC 5764 §4.2, browser leg) or SDES (RFC 4568, trunk leg). Protect and
+// unprotect work in place.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,8 +11,9 @@
 
 namespace turnbridge::gateway {
 
-// RFC 5764 §4.1.2 / RFC 7714 §14.2 protection profiles we negotiate.
-enum class SrtpProfile : std::uint16_t { Aes128CmSha1_80 = 0x0001, AeadAes128Gcm = 0x0007 };
+// RFC 5764 §4.1.2 / RFC 7714 §14.2 protection profiles: 80 and GCM negotiated over DTLS; 32 (and
+// 80) also keyed by SDES on the trunk leg (RFC 4568 §6.2).
+enum class SrtpProfile : std::uint16_t { Aes128CmSha1_80 = 0x0001, Aes128CmSha1_32 = 0x0002, AeadAes128Gcm = 0x0007 };
 
 // Room a protected packet needs beyond the plain one (auth tag; GCM tag is 16).
 constexpr std::size_t kSrtpMaxTrailer = 16 + 4;  // + SRTCP index

@@ -94,12 +94,24 @@ void GatewayHost::start() {
     for (const auto& ep : cfg_->ws_listen) log::info("gateway: SIP over WebSocket on ws://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->wss_listen) log::info("gateway: SIP over WebSocket on wss://{}/sip", ep.to_string());
     for (const auto& ep : cfg_->sip_listen) log::info("gateway: SIP on udp and tcp {}", ep.to_string());
+    warn_sdes_in_clear();
     }
     // Names are looked up before the router starts, so registrations to named trunks wait for them.
     resolver_->set_names(trunk_host_names());
     std::vector<sip::Action> out;
     router_->start(io::read_clock().mono, out);
     apply(out);
+}
+
+// RFC 4568 §8.3: SDES keys travel in the SDP, so anyone who reads the signalling can decrypt
+// the media; only a TLS trunk keeps them secret. Said once, at start (worker 0).
+void GatewayHost::warn_sdes_in_clear() const {
+    for (const auto& [name, realm] : cfg_->realms) {
+        const auto& gw = realm.gateway;
+        if (gw.enabled && gw.srtp != config::Gateway::Srtp::Off && gw.trunk.transport != config::SipTrunk::Transport::Tls)
+            log::warn("realm {}: srtp is on but trunk {} is not TLS: its SDES keys (a=crypto) cross the network in clear "
+                      "SIP, and anyone who sees the signalling can decrypt the media", name, gw.trunk.uri);
+    }
 }
 
 void GatewayHost::start_test_line() {
@@ -501,6 +513,13 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     const GatewayMedia::Summary m = media_->finish(media);
     if (!m.failure.empty() && s.end_reason.starts_with("media"))
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
+    // A trunk SDP refused for SRTP (srtp = required without keys, keys we cannot use) ended the
+    // call inside the signalling (BYE or 488); the record says why rather than "rejected".
+    std::string end_reason = s.end_reason;
+    if (m.failure.starts_with("SRTP") && !s.end_reason.starts_with("media")) {
+        log::warn("call {} {}: ended: {}", s.account, s.remote, m.failure);
+        end_reason = "media: " + m.failure;
+    }
     if (!calls_) return;
     // The cores keep monotonic time; the record wants wall-clock milliseconds.
     const auto clock = io::read_clock();
@@ -520,7 +539,7 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     r.end_ms = unix_ms(s.ended);
     r.status = s.status;
     r.codecs = m.codecs;
-    r.end_reason = s.end_reason;
+    r.end_reason = end_reason;
     r.relayed = m.relayed;
     r.browser_in_packets = m.stats.browser_in.packets;
     r.browser_in_bytes = m.stats.browser_in.bytes;

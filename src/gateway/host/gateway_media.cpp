@@ -157,6 +157,11 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
     gateway::CallMediaConfig mc;
     mc.certificate = certificate_;
     set_codecs(realm.gateway, mc);
+    switch (realm.gateway.srtp) {
+        case config::Gateway::Srtp::Off: mc.trunk_srtp = gateway::SrtpMode::Off; break;
+        case config::Gateway::Srtp::Optional: mc.trunk_srtp = gateway::SrtpMode::Optional; break;
+        case config::Gateway::Srtp::Required: mc.trunk_srtp = gateway::SrtpMode::Required; break;
+    }
     // The sockets come first: CallMedia's SDP names their addresses.
     auto call = std::make_unique<Call>(*this);
     call->browser = open_socket(*call, true, call->browser_ep);

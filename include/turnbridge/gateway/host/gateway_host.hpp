@@ -101,6 +101,7 @@ private:
     // One client SSL_CTX per (trunk_ca, trunk_tls_verify) of the TLS trunks; `strict`: throw on
     // a bad CA file (startup) instead of logging it (reload).
     void load_trunk_tls(bool strict);
+    void warn_sdes_in_clear() const;
     std::vector<gateway::TrunkName> trunk_host_names() const;
     void on_trunk_resolved();
     void apply(std::vector<sip::Action>& out);
