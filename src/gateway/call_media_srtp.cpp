@@ -19,7 +19,7 @@ void CallMedia::key_trunk_srtp() {
 void CallMedia::refuse_trunk_sdp(const SdpError& why) {
     // Only SRTP refusals end the call as media failures; other SDP refusals keep their old path.
     if (trunk_local_.srtp == SrtpMode::Off || !is_crypto_error(why)) return;
-    fail("SRTP (srtp = " + std::string(to_string(trunk_local_.srtp)) + "): " + std::string(why.what));
+    fail("SRTP: " + std::string(why.what));
 }
 
 std::optional<SdesSuite> CallMedia::trunk_srtp() const {

@@ -335,3 +335,22 @@ TEST_CASE("trunk addresses (issue 14): has_port, trunk_allow, trunk_targets, opt
     e = rejected(gateway(base, "dns_servers = [\"dns.example\"]\n"));
     CHECK(e.key == "server.dns_servers[0]");
 }
+
+TEST_CASE("srtp (issue 14): off by default; off, optional, required in any case; anything else names the key") {
+    const std::string base = "enabled = true\ntrunk = \"sips:carrier.example\"\n";
+    auto cfg = accepted(gateway(base));
+    REQUIRE(cfg);
+    CHECK(cfg->realms.at("example.org").gateway.srtp == Gateway::Srtp::Off);
+    for (auto [text, want] : {std::pair{"off", Gateway::Srtp::Off}, {"optional", Gateway::Srtp::Optional},
+                              {"Required", Gateway::Srtp::Required}}) {
+        CAPTURE(text);
+        cfg = accepted(gateway(base + "srtp = \"" + text + "\"\n"));
+        REQUIRE(cfg);
+        CHECK(cfg->realms.at("example.org").gateway.srtp == want);
+    }
+    for (const char* bad : {"srtp = \"sdes\"", "srtp = true", "srtp = \"\""}) {
+        CAPTURE(bad);
+        auto e = rejected(gateway(base + bad + "\n"));
+        CHECK(e.key == "realm.\"example.org\".gateway.srtp");
+    }
+}

@@ -1148,3 +1148,81 @@ TEST_CASE("a trunk with telephone-event gets no in-band detection: its tones sta
     CHECK(browser_events(r).empty());
     CHECK(r.at_browser.size() == 20);
 }
+
+// Rig's media again, with SDES-SRTP toward the trunk.
+CallMediaConfig srtp_config(SrtpMode mode) {
+    CallMediaConfig c;
+    c.certificate = gateway_cert;
+    c.browser_address = kOurBrowserLeg;
+    c.trunk_address = kOurTrunkLeg;
+    c.random = counter_rng();
+    c.trunk_srtp = mode;
+    return c;
+}
+
+TEST_CASE("SDES-SRTP on the trunk leg (RFC 4568, issue 14): SRTP both ways with the SDP's keys; clear RTP is dropped") {
+    Rig r;
+    r.media.emplace(srtp_config(SrtpMode::Required));
+    SdesCrypto theirs;
+    random_bytes(theirs.key_salt);   // tag 1, AES_CM_128_HMAC_SHA1_80: the first line of our offer
+    std::string answer = kTrunkAnswer;
+    replace(answer, "RTP/AVP", "RTP/SAVP");
+    answer += "a=crypto:" + format_crypto(theirs) + "\r\n";
+    const auto offer = r.negotiate(browser_cert->fingerprint_sha256(), browser_cert, answer);
+    CHECK(offer.find("m=audio 22002 RTP/SAVP 0 8 101\r\n") != std::string::npos);
+    const auto parsed_offer = parse_sdp(offer);
+    REQUIRE(parsed_offer);
+    REQUIRE(parsed_offer->media[0].crypto.size() == 2);
+    const auto ours = parse_crypto(parsed_offer->media[0].crypto[0]);
+    REQUIRE(ours);
+    CHECK(r.media->trunk_srtp() == SdesSuite::AesCm128HmacSha1_80);
+    auto trunk = SrtpSession::create(srtp_keys(SdesChoice{*ours, theirs}));   // the trunk's side
+    REQUIRE(trunk);
+    r.connect();
+    for (std::size_t frame = 0; frame < 50; ++frame) {
+        r.from_browser(r.browser.opus_packet());
+        auto p = pcmu_packet(static_cast<std::uint16_t>(7000 + frame), 600, frame);
+        p.resize(p.size() + kSrtpMaxTrailer);
+        const auto n = trunk->protect_rtp(p, p.size() - kSrtpMaxTrailer);
+        REQUIRE(n);
+        p.resize(*n);
+        r.from_trunk(p);
+        r.tick();
+    }
+    CHECK(r.at_browser.size() >= 45);   // the trunk's SRTP was authenticated and decrypted
+    REQUIRE(r.at_trunk.size() == 50);
+    for (auto b : r.at_trunk) {
+        REQUIRE(b.size() == kRtpHeaderSize + kFrameSamples + 10);   // RFC 3711 §4.2: 80-bit tag
+        const auto n = trunk->unprotect_rtp(b, b.size());
+        REQUIRE(n);
+        CHECK(*n == kRtpHeaderSize + kFrameSamples);
+    }
+    // Clear RTP (or SRTP with another key) from the trunk's address is dropped, not played.
+    const auto heard = r.at_browser.size();
+    const auto dropped = r.media->stats().dropped;
+    r.from_trunk(pcmu_packet(7100, 600, 100));
+    CHECK(r.at_browser.size() == heard);
+    CHECK(r.media->stats().dropped == dropped + 1);
+}
+
+TEST_CASE("srtp = required: a trunk answer without a=crypto fails the call with the reason; optional falls back to RTP") {
+    for (auto mode : {SrtpMode::Required, SrtpMode::Optional}) {
+        CAPTURE(to_string(mode));
+        Rig r;
+        r.media.emplace(srtp_config(mode));
+        const auto offer = r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256()));
+        REQUIRE(offer);
+        CHECK(offer->find(mode == SrtpMode::Required ? "RTP/SAVP" : "m=audio 22002 RTP/AVP") != std::string::npos);
+        CHECK(offer->find("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") != std::string::npos);
+        const auto answer = r.media->map_answer(false, kTrunkAnswer);
+        if (mode == SrtpMode::Required) {
+            CHECK_FALSE(answer);
+            CHECK(r.media->state() == CallMedia::State::Failed);
+            CHECK(r.media->failure() == "SRTP: no a=crypto in the answer (srtp = required)");
+        } else {
+            CHECK(answer);
+            CHECK_FALSE(r.media->trunk_srtp());
+            CHECK_FALSE(r.media->ended());
+        }
+    }
+}
