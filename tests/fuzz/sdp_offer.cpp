@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzz target: libosip2's SDP parser as wrapped by the gateway, then both answerers on whatever
-// parses; every answer we produce must parse again.
+// parses (the trunk's also with SDES-SRTP, so a=crypto lines reach parse_crypto); every answer we
+// produce must parse again, and its a=crypto too.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -24,5 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     trunk.address = local.address;
     if (auto a = answer_trunk_offer(*sdp, trunk); a && !parse_sdp(a->sdp)) __builtin_trap();
     (void)accept_trunk_answer(*sdp, trunk);
+    trunk.crypto = offer_crypto([](std::span<std::uint8_t> out) { for (auto& b : out) b = 0x5a; });
+    for (auto mode : {SrtpMode::Optional, SrtpMode::Required}) {
+        trunk.srtp = mode;
+        if (auto a = answer_trunk_offer(*sdp, trunk)) {
+            auto again = parse_sdp(a->sdp);
+            if (!again) __builtin_trap();
+            for (const auto& m : again->media)
+                for (const auto& c : m.crypto)
+                    if (!parse_crypto(c)) __builtin_trap();
+        }
+        (void)accept_trunk_answer(*sdp, trunk);
+    }
     return 0;
 }
