@@ -47,7 +47,8 @@ auto usable_audio(const TrunkLocal& local) {
 SdpResult<std::optional<SdesChoice>> answered_keys(const MediaDescription& m, const TrunkLocal& local) {
     if (local.srtp == SrtpMode::Off) return std::optional<SdesChoice>{};
     if (m.crypto.empty()) {
-        if (local.srtp == SrtpMode::Required || m.proto == kSavp) return SdpError{"no a=crypto in the answer (srtp = required)"};
+        if (local.srtp == SrtpMode::Required) return SdpError{"no a=crypto in the answer (srtp = required)"};
+        if (m.proto == kSavp) return SdpError{"no a=crypto in an RTP/SAVP answer"};
         return std::optional<SdesChoice>{};
     }
     auto c = accept_crypto(m.crypto, local.crypto);
@@ -61,7 +62,8 @@ SdpResult<std::optional<SdesChoice>> offered_keys(const MediaDescription& m, con
     if (local.srtp == SrtpMode::Off) return std::optional<SdesChoice>{};
     const bool must = local.srtp == SrtpMode::Required || m.proto == kSavp;
     if (m.crypto.empty()) {
-        if (must) return SdpError{"no a=crypto in the offer (srtp = required)"};
+        if (local.srtp == SrtpMode::Required) return SdpError{"no a=crypto in the offer (srtp = required)"};
+        if (must) return SdpError{"no a=crypto in an RTP/SAVP offer"};
         return std::optional<SdesChoice>{};
     }
     auto c = answer_crypto(m.crypto, local.crypto);

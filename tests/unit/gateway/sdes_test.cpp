@@ -240,3 +240,27 @@ TEST_CASE("trunk SDP with srtp: required offers RTP/SAVP, optional RTP/AVP with 
     CHECK_FALSE(fallback->media.sdes);
     CHECK(fallback->sdp.find("RTP/AVP") != std::string::npos);
 }
+
+TEST_CASE("RTP/SAVP without a=crypto is refused even with srtp = optional (nothing to key it with)") {
+    TrunkLocal us;
+    us.address = *Endpoint::parse("192.0.2.5:30000");
+    us.srtp = SrtpMode::Optional;
+    us.crypto = offer_crypto(counter());
+    const std::string savp = "v=0\r\no=c 1 1 IN IP4 203.0.113.9\r\ns=-\r\nc=IN IP4 203.0.113.9\r\nt=0 0\r\n"
+                             "m=audio 16000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    const auto answer = accept_trunk_answer(parsed(savp), us);
+    REQUIRE_FALSE(answer);
+    CHECK(answer.error().what == std::string_view("no a=crypto in an RTP/SAVP answer"));
+    const auto offer = answer_trunk_offer(parsed(savp), us);
+    REQUIRE_FALSE(offer);
+    CHECK(offer.error().what == std::string_view("no a=crypto in an RTP/SAVP offer"));
+    // With a line we cannot use (MKI) an RTP/SAVP offer is refused; an RTP/AVP one answered in clear.
+    const std::string mki = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^20|1:32\r\n";
+    CHECK_FALSE(answer_trunk_offer(parsed(savp + mki), us));
+    std::string avp = savp + mki;
+    avp.replace(avp.find("RTP/SAVP"), 8, "RTP/AVP");
+    const auto clear = answer_trunk_offer(parsed(avp), us);
+    REQUIRE(clear);
+    CHECK_FALSE(clear->media.sdes);
+    CHECK(clear->sdp.find("a=crypto") == std::string::npos);
+}
