@@ -9,7 +9,9 @@ trunk leg (turnbridge <-> rtpengine): every packet is SRTP (80-bit auth tag, pay
 PCMU tone), while the rtpengine <-> sipp leg, captured the same way, carries the tone in clear
 (so the capture could see a clear tone if there were one). Then a number that Kamailio sends to
 sipp without rtpengine: sipp answers without a=crypto, turnbridge hangs up (BYE), the browser gets
-488, the call record says why, and no RTP ever leaves turnbridge toward sipp.
+488, the call record says why, and no RTP ever leaves turnbridge toward sipp. Last, srtp =
+"optional" (RFC 8643 RTP/AVP with a=crypto): SRTP with rtpengine (OSRTP-accept), plain RTP with
+sipp alone, the tone back both times.
 
 Run with /usr/bin/python3 as root (the packet capture). Loopback only; free ports; only our own
 PIDs are killed.
@@ -31,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import gateway_aiortc_test as aiortc_test
 from gateway_aiortc_test import (OUT_NUMBER, UAS_SCENARIO, GatewayServer, SipClient, WebSocket, call, call_records,
                                  digest, header, status)
 from call_media_aiortc_test import dominant
@@ -85,7 +88,7 @@ request_route {{
     if (is_method("CANCEL")) {{ if (t_check_trans()) t_relay(); exit; }}
     if (is_method("INVITE") && !has_totag()) {{
         if ($rU == "{OUT_NUMBER}") {{
-            rtpengine_offer("transport-protocol=RTP/AVP replace-origin replace-session-connection");
+            rtpengine_offer("transport-protocol=RTP/AVP OSRTP-accept replace-origin replace-session-connection");
             t_on_reply("SDES");
         }}
         $du = "sip:127.0.0.1:{sipp_port};transport=udp";
@@ -193,13 +196,14 @@ class SdesServer(GatewayServer):
 
     def __init__(self, tls_port, ca):
         self.ca = ca
+        self.srtp = "required"
         super().__init__(tls_port)
 
     def write_config(self):
         Turnbridge.write_config(self)
         with open(self.config_path, "a") as f:
             f.write(f'\n[realm."{REALM}".gateway]\nenabled = true\n'
-                    f'trunk = "sips:127.0.0.1:{self.trunk_port}"\ntrunk_ca = "{self.ca}"\nsrtp = "required"\n'
+                    f'trunk = "sips:127.0.0.1:{self.trunk_port}"\ntrunk_ca = "{self.ca}"\nsrtp = "{self.srtp}"\n'
                     f'caller_id = "+15550100"\ncodecs = ["opus", "pcmu", "pcma"]\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
                     f'token = "t0ken"\n'
@@ -383,6 +387,37 @@ def main(r):
             r.check("turnbridge is still running", tb.alive())
             rc = tb.stop()
             r.check("turnbridge exits cleanly on SIGTERM", rc == 0, f"exit {rc}")
+
+        # 3. srtp = "optional" (RFC 8643: RTP/AVP with a=crypto): rtpengine (OSRTP-accept) takes the
+        # keys and the leg is SRTP; sipp alone answers without keys and the call is plain RTP.
+        tb.srtp = "optional"
+        with tb:
+            for number, srtp, label in ((OUT_NUMBER, True, "rtpengine takes the keys: SRTP"),
+                                        (CLEAR_NUMBER, False, "sipp has none: plain RTP")):
+                peer = rtpengine_ports if srtp else sipp_media
+                leg = Capture(ours, peer)
+                sipp = start_sipp(work, sipp_port, media_port, f"optional-{number}")
+                procs.append(sipp)
+                time.sleep(0.3)
+                aiortc_test.OUT_NUMBER = number   # the number call() dials
+                try:
+                    asyncio.run(asyncio.wait_for(call(r, tb), 60))
+                except asyncio.TimeoutError:
+                    r.check(f"optional ({label}): the call finished within 60 s", False)
+                finally:
+                    aiortc_test.OUT_NUMBER = OUT_NUMBER
+                leg.close()
+                try:
+                    code = sipp.wait(8)
+                except subprocess.TimeoutExpired:
+                    code = "still running"
+                sizes, _ = rtp_payloads(leg.packets, ours, peer)
+                want = 182 if srtp else 172
+                r.check(f"optional ({label}): sipp exited 0 and every packet we sent was {want} bytes",
+                        code == 0 and len(sizes) > 100 and set(sizes) == {want},
+                        f"exit {code}, {len(sizes)} packets, sizes {sorted(set(sizes))[:5]}")
+            rc = tb.stop()
+            r.check("turnbridge (optional) exits cleanly on SIGTERM", rc == 0, f"exit {rc}")
     finally:
         for p in procs:
             if p.poll() is None:
