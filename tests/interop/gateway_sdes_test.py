@@ -37,7 +37,8 @@ import gateway_aiortc_test as aiortc_test
 from gateway_aiortc_test import (OUT_NUMBER, UAS_SCENARIO, GatewayServer, SipClient, WebSocket, call, call_records,
                                  digest, header, status)
 from call_media_aiortc_test import dominant
-from harness import REALM, Turnbridge, free_port, main_guard
+from harness import REALM, USER, Turnbridge, free_port, main_guard
+from hostile_sip import invite_bytes   # an INVITE to +15550177 with a plain RTP/AVP offer
 
 from aiortc import RTCPeerConnection  # noqa: E402  (after gateway_aiortc_test's aioice patch)
 
@@ -204,7 +205,8 @@ class SdesServer(GatewayServer):
         with open(self.config_path, "a") as f:
             f.write(f'\n[realm."{REALM}".gateway]\nenabled = true\n'
                     f'trunk = "sips:127.0.0.1:{self.trunk_port}"\ntrunk_ca = "{self.ca}"\nsrtp = "{self.srtp}"\n'
-                    f'caller_id = "+15550100"\ncodecs = ["opus", "pcmu", "pcma"]\n\n'
+                    f'caller_id = "+15550100"\ncodecs = ["opus", "pcmu", "pcma"]\n'
+                    f'[realm."{REALM}".gateway.routes]\n"+15550177" = ["{USER}"]\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
                     f'token = "t0ken"\n'
                     # A UDP trunk with srtp on: its keys would cross the network in clear SIP.
@@ -222,6 +224,34 @@ def start_sipp(work, sipp_port, media_port, name):
                              "-set", "hangup_ms", "0", "-m", "1", "-nostdin", "-timeout", "40s",
                              "-timeout_error", "-trace_err", "-error_file", str(work / f"sipp_{name}.log")],
                             cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def inbound_without_keys(tb):
+    """With the browser registered, the trunk's address (127.0.0.1) offers plain RTP/AVP over UDP:
+    (the final status it gets, whether the browser was rung)."""
+    ws = WebSocket()
+    await ws.connect("127.0.0.1", tb.ws_port, "/sip", "sip")
+    sip = SipClient(ws)
+    await sip.register()
+
+    def exchange():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            u.settimeout(0.5)
+            u.sendto(invite_bytes("127.0.0.1", u.getsockname()[1], secrets.token_hex(8)), ("127.0.0.1", tb.sip_port))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    m = u.recv(65535).decode(errors="replace")
+                except socket.timeout:
+                    continue
+                if status(m) >= 200:
+                    return status(m)
+        return None
+    final = await asyncio.to_thread(exchange)
+    rung = await sip.wait(lambda m: m.startswith("INVITE "), 1.0)
+    await ws.close()
+    return final, rung is not None
 
 
 async def refused_call(r, tb):
@@ -384,6 +414,9 @@ def main(r):
             reasons = [c.get("end_reason", "") for c in calls] if st == 200 else []
             r.check("required: the call record's end reason names SRTP",
                     any(x.startswith("media: SRTP") for x in reasons), f"{st} {reasons or body!r}")
+            final, rung = asyncio.run(asyncio.wait_for(inbound_without_keys(tb), 20))
+            r.check("required: an inbound offer without a=crypto gets 488 and rings nobody", final == 488 and not rung,
+                    f"{final}, browser rung: {rung}")
             r.check("turnbridge is still running", tb.alive())
             rc = tb.stop()
             r.check("turnbridge exits cleanly on SIGTERM", rc == 0, f"exit {rc}")
