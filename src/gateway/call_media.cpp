@@ -291,7 +291,10 @@ bool CallMedia::take_answer(bool from_browser, const std::string& sdp) {
     auto answer = parse_sdp(sdp);
     if (!answer) return false;
     auto t = accept_trunk_answer(*answer, trunk_local_now());
-    if (!t) return false;
+    if (!t) {
+        if (!trunk_) refuse_trunk_sdp(t.error());   // a late offer's answer in the ACK
+        return false;
+    }
     apply_trunk(*t);
     note_remote(false, *answer);
     return true;

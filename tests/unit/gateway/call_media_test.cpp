@@ -261,6 +261,15 @@ std::string firefox_offer(const std::string& file, const FakeBrowser& b, const s
     return s;
 }
 
+// The fake browser's PCMU answer to our offer (an inbound late offer's first step).
+std::string pcmu_browser_answer(const FakeBrowser& b) {
+    return "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+           "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+           "a=ice-ufrag:" + b.ice.ufrag + "\r\na=ice-pwd:" + b.ice.pwd + "\r\n"
+           "a=fingerprint:sha-256 " + browser_cert->fingerprint_sha256() + "\r\n"
+           "a=setup:passive\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n";
+}
+
 }  // namespace
 
 TEST_CASE("outbound call: the browser offer becomes a short G.711 offer, the trunk answer an ICE-lite DTLS answer") {
@@ -786,13 +795,7 @@ TEST_CASE("an inbound late offer: the browser is offered our session, its answer
     const auto offer = r.media->map_offer(false, "");
     REQUIRE(offer);
     CHECK(attribute(*offer, "setup") == "actpass");
-    const std::string browser_answer =
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-        "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
-        "a=ice-ufrag:" + r.browser.ice.ufrag + "\r\na=ice-pwd:" + r.browser.ice.pwd + "\r\n"
-        "a=fingerprint:sha-256 " + browser_cert->fingerprint_sha256() + "\r\n"
-        "a=setup:passive\r\na=rtcp-mux\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n";
-    const auto trunk_offer = r.media->map_answer(true, browser_answer);
+    const auto trunk_offer = r.media->map_answer(true, pcmu_browser_answer(r.browser));
     REQUIRE(trunk_offer);
     CHECK(trunk_offer->find("m=audio 22002 RTP/AVP 0 8 101\r\n") != std::string::npos);
     CHECK(trunk_offer->find("a=rtpmap:101 telephone-event/8000") != std::string::npos);
@@ -1219,6 +1222,20 @@ TEST_CASE("srtp = required: a trunk answer without a=crypto fails the call with 
             CHECK_FALSE(answer);
             CHECK(r.media->state() == CallMedia::State::Failed);
             CHECK(r.media->failure() == "SRTP: no a=crypto in the answer (srtp = required)");
+            // Inbound: an offer without keys is refused (488) with the same kind of reason...
+            Rig in;
+            in.media.emplace(srtp_config(mode));
+            CHECK_FALSE(in.media->map_offer(false, kTrunkAnswer));
+            CHECK(in.media->failure() == "SRTP: no a=crypto in the offer (srtp = required)");
+            // ...and after an inbound late offer (ours in the 200: RTP/SAVP), an ACK without keys.
+            Rig late;
+            late.media.emplace(srtp_config(mode));
+            REQUIRE(late.media->map_offer(false, ""));
+            const auto ours = late.media->map_answer(true, pcmu_browser_answer(late.browser));
+            REQUIRE(ours);
+            CHECK(ours->find("m=audio 22002 RTP/SAVP 0 8 101\r\n") != std::string::npos);
+            CHECK_FALSE(late.media->take_answer(false, kTrunkAnswer));
+            CHECK(late.media->failure() == "SRTP: no a=crypto in the answer (srtp = required)");
         } else {
             CHECK(answer);
             CHECK_FALSE(r.media->trunk_srtp());
