@@ -41,6 +41,15 @@ detail::Fields fields(const CallRecord& c) {
         {"trunk_out_packets", c.trunk_out_packets},   {"trunk_out_bytes", c.trunk_out_bytes},
     };
     for (const auto& [name, v] : counts) out.push_back(int_field(name, v));
+    // Issue 14: per leg and direction, null when not measured.
+    for (std::size_t i = 0; i < c.quality.size(); ++i) {
+        const CallQuality& q = c.quality[i];
+        const std::string p = kCallQualityPrefixes[i];
+        out.push_back(maybe_real_field(p + "_lost", static_cast<double>(q.lost), q.measured));
+        out.push_back(maybe_real_field(p + "_loss_pct", rounded(q.loss_pct, 2), q.measured));
+        out.push_back(maybe_real_field(p + "_jitter_ms", rounded(q.jitter_ms, 2), q.measured));
+        out.push_back(maybe_real_field(p + "_mos", rounded(q.mos, 2), q.measured));
+    }
     return out;
 }
 
@@ -52,20 +61,30 @@ std::string human_duration(const CallRecord& c) {
     return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
+// The table's quality columns: the two directions toward the trunk's far end, as the audio flows:
+// browser in (what the browser sent us) then trunk in (what the trunk sent us), "-" unmeasured.
+template <class F>
+std::string quality_cell(const CallRecord& c, F show) {
+    const auto one = [&](const CallQuality& q) { return q.measured ? show(q) : std::string("-"); };
+    return one(c.quality[0]) + " " + one(c.quality[2]);
+}
+
 std::string table(const std::vector<CallRecord>& calls) {
     std::vector<std::vector<std::string>> cells = {{"START", "USER", "REALM", "DIRECTION", "REMOTE", "STATUS", "RESULT",
                                                     "DURATION", "CODECS", "BROWSER IN", "BROWSER OUT", "TRUNK IN",
-                                                    "TRUNK OUT", "RELAYED", "END"}};
+                                                    "TRUNK OUT", "RELAYED", "LOSS IN B/T", "MOS IN B/T", "END"}};
     for (const auto& c : calls)
         cells.push_back({c.start_ms == 0 ? "-" : detail::time_key(c.start_ms), printable(c.account),
                          printable(c.realm), printable(c.direction), printable(c.remote),
                          integer(std::int64_t{c.status}), std::string(call_result(c)), human_duration(c),
                          printable(c.codecs), format_bytes(c.browser_in_bytes), format_bytes(c.browser_out_bytes),
                          format_bytes(c.trunk_in_bytes), format_bytes(c.trunk_out_bytes), c.relayed ? "yes" : "no",
+                         quality_cell(c, [](const CallQuality& q) { return fmt::format("{:.1f}%", q.loss_pct); }),
+                         quality_cell(c, [](const CallQuality& q) { return fmt::format("{:.2f}", q.mos); }),
                          printable(c.end_reason)});
     //                               START USER  REALM DIR   REMOTE STATUS RESULT DUR    CODECS
     const std::vector<bool> left = {true, true, true, true, true, false, true, false, true,
-                                    false, false, false, false, true, true};
+                                    false, false, false, false, true, false, false, true};
     return detail::aligned(cells, left);
 }
 

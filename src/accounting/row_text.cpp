@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <type_traits>
 
+#include <limits>
+
 #include "turnbridge/base/json.hpp"
 
 namespace turnbridge::accounting::detail {
@@ -45,6 +47,10 @@ Field text_field(std::string name, std::string value) {
 Field int_field(std::string name, std::uint64_t value) { return {std::move(name), fmt::format("{}", value), value}; }
 Field int_field(std::string name, std::int64_t value) { return {std::move(name), fmt::format("{}", value), value}; }
 Field real_field(std::string name, double value) { return {std::move(name), fmt::format("{}", value), value}; }
+Field maybe_real_field(std::string name, double value, bool present) {
+    if (!present) return {std::move(name), std::string(), std::numeric_limits<double>::quiet_NaN()};  // JsonWriter: NaN is null
+    return real_field(std::move(name), value);
+}
 Field flag_field(std::string name, bool value) { return {std::move(name), value ? "1" : "0", value}; }
 Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text) {
     return {std::move(name), std::move(text), std::move(value)};

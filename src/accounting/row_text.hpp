@@ -25,7 +25,9 @@ Field text_field(std::string name, std::string value);
 Field int_field(std::string name, std::uint64_t value);
 Field int_field(std::string name, std::int64_t value);
 Field real_field(std::string name, double value);
-Field flag_field(std::string name, bool value);  // JSON true/false; CSV 1/0 like the other numbers
+Field flag_field(std::string name, bool value);
+// A number that may be missing: JSON null, CSV empty, when `present` is false.
+Field maybe_real_field(std::string name, double value, bool present);  // JSON true/false; CSV 1/0 like the other numbers
 // JSON an object name -> count; CSV `text`.
 Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text);
 

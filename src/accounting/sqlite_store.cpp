@@ -32,6 +32,16 @@ const std::string& allocation_columns() {
     return s;
 }
 
+const std::string& call_quality_columns() {
+    static const std::string s = [] {
+        std::string out;
+        for (const char* p : kCallQualityPrefixes)
+            out += fmt::format("{0}{1}_lost, {1}_loss_pct, {1}_jitter_ms, {1}_mos", out.empty() ? "" : ", ", p);
+        return out;
+    }();
+    return s;
+}
+
 namespace {
 
 // ?first, ?first+1, ... for the 12 counters.
@@ -101,8 +111,18 @@ CREATE INDEX IF NOT EXISTS calls_by_start ON calls (start_ms);
 CREATE INDEX IF NOT EXISTS calls_by_account ON calls (realm, account, start_ms);
 )";
 
+// Call quality (issue 14): per leg and direction, NULL when not measured (and in calls recorded
+// before this version). ADD COLUMN keeps the rows; old readers are refused by user_version.
+std::string schema_v3() {
+    std::string sql;
+    for (const char* p : kCallQualityPrefixes)
+        sql += fmt::format("ALTER TABLE calls ADD COLUMN {0}_lost INTEGER;\nALTER TABLE calls ADD COLUMN {0}_loss_pct REAL;\n"
+                           "ALTER TABLE calls ADD COLUMN {0}_jitter_ms REAL;\nALTER TABLE calls ADD COLUMN {0}_mos REAL;\n", p);
+    return sql;
+}
+
 const std::vector<std::string>& migrations() {
-    static const std::vector<std::string> all = {schema_v1(), kSchemaV2};
+    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3()};
     return all;
 }
 
@@ -110,6 +130,7 @@ int schema_version() { return static_cast<int>(migrations().size()); }
 
 // The schema version that added the calls table, and the oldest one a reader can read.
 constexpr int kCallsVersion = 2;
+constexpr int kQualityVersion = 3;
 constexpr int kOldestReadable = 1;
 
 const std::string& upsert_allocation_sql() {
@@ -138,6 +159,7 @@ const std::string& update_allocation_sql(bool ending) {
 }
 
 constexpr int kCallColumnCount = 20;  // in kCallColumns
+constexpr int kQualityColumnCount = 16;  // call_quality_columns()
 
 const std::string& upsert_hourly_sql() {
     static const std::string s = fmt::format(
@@ -223,6 +245,7 @@ void SqliteStore::open(const StoreOptions& options) {
         if (v > schema_version())
             throw SqliteError(fmt::format("schema version {} is newer than this turnbridge's ({})", v, schema_version()));
         has_calls_ = v >= kCallsVersion;
+        has_quality_ = v >= kQualityVersion;
         return;
     }
     // WAL lets `turnbridge report` read while the server writes; NORMAL syncs at checkpoints,
@@ -238,6 +261,7 @@ void SqliteStore::open(const StoreOptions& options) {
         const int to = options.schema_version > 0 ? std::min(options.schema_version, schema_version()) : schema_version();
         migrate(to);
         has_calls_ = to >= kCallsVersion;
+        has_quality_ = to >= kQualityVersion;
         close_crashed();
         tx.commit();
     }
@@ -357,18 +381,31 @@ void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {
 
 // A call arrives once, when it ended; a retried batch may bring it again, and then replaces it.
 void SqliteStore::write_call(const CallRecord& c) {
-    static const std::string sql = [] {
+    // A store kept at schema 2 (StoreOptions::schema_version, tests) has no quality columns.
+    const auto make = [](bool quality) {
         std::string params;
-        for (int i = 1; i <= kCallColumnCount; ++i) params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
-        return fmt::format("INSERT OR REPLACE INTO calls ({}) VALUES ({})", kCallColumns, params);
-    }();
-    auto q = hot_query(sql);
+        const int n = kCallColumnCount + (quality ? kQualityColumnCount : 0);
+        for (int i = 1; i <= n; ++i) params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
+        return fmt::format("INSERT OR REPLACE INTO calls ({}{}{}) VALUES ({})", kCallColumns, quality ? ", " : "",
+                           quality ? call_quality_columns() : std::string(), params);
+    };
+    static const std::string with_quality = make(true), without = make(false);
+    auto q = hot_query(has_quality_ ? with_quality : without);
     q.bind(1, c.id).bind(2, c.realm).bind(3, c.account).bind(4, c.direction).bind(5, c.remote);
     q.bind(6, c.start_ms).bind(7, c.answer_ms).bind(8, c.end_ms).bind(9, std::int64_t{c.status});
     q.bind(10, c.codecs).bind(11, c.end_reason).bind(12, std::int64_t{c.relayed ? 1 : 0});
     q.bind(13, c.browser_in_packets).bind(14, c.browser_in_bytes).bind(15, c.browser_out_packets);
     q.bind(16, c.browser_out_bytes).bind(17, c.trunk_in_packets).bind(18, c.trunk_in_bytes);
     q.bind(19, c.trunk_out_packets).bind(20, c.trunk_out_bytes);
+    int col = kCallColumnCount + 1;
+    for (const CallQuality& k : c.quality) {
+        if (!has_quality_) break;
+        if (!k.measured) {
+            for (int i = 0; i < 4; ++i) q.bind_null(col++);
+            continue;
+        }
+        q.bind(col++, k.lost).bind(col++, k.loss_pct).bind(col++, k.jitter_ms).bind(col++, k.mos);
+    }
     q.step();
 }
 

@@ -48,6 +48,9 @@ inline constexpr const char* kCallColumns =
     "browser_in_packets, browser_in_bytes, browser_out_packets, browser_out_bytes, "
     "trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes";
 
+// The call quality columns (schema version 3), in CallRecord::quality order, four per slot.
+const std::string& call_quality_columns();
+
 // A prepared statement in use: bind, step, read; reset for the next use when it goes.
 class Query {
 public:
@@ -61,6 +64,8 @@ public:
 
     Query& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
     Query& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
+    Query& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
+    Query& bind_null(int i) { return check(sqlite3_bind_null(s_, i)); }
     Query& bind(int i, const std::string& v) {
         return check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     }
@@ -75,6 +80,8 @@ public:
         throw SqliteError(sqlite3_errmsg(db_));
     }
     std::int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
+    double real(int col) const { return sqlite3_column_double(s_, col); }
+    bool is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
     std::uint64_t uint64(int col) const { return static_cast<std::uint64_t>(sqlite3_column_int64(s_, col)); }
     std::string text(int col) const {
         const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
@@ -176,6 +183,7 @@ private:
     StoredTotals stored_;
     bool failing_ = false;  // the last write failed (logged once per run of failures)
     bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
+    bool has_quality_ = true; // false for a reader of a schema-2 file: its calls have no quality columns
     int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
 };
 

@@ -195,7 +195,8 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
     if (!has_calls_) return {};
     try {
         // Only the filters given, so that SQLite can use the (realm, account, start_ms) index.
-        std::string sql = fmt::format("SELECT {} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns);
+        std::string sql = fmt::format("SELECT {}{}{} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns,
+                                      has_quality_ ? ", " : "", has_quality_ ? call_quality_columns() : std::string());
         if (q.realm) sql += " AND realm = ?3";
         if (q.user) sql += " AND account = ?4";
         sql += " ORDER BY start_ms, id LIMIT ?5";
@@ -224,6 +225,16 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
                                        &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
                                        &c.trunk_out_packets,  &c.trunk_out_bytes};
             for (int i = 0; i < 8; ++i) *counts[i] = s.uint64(12 + i);
+            for (std::size_t i = 0; has_quality_ && i < c.quality.size(); ++i) {
+                const int col = 20 + 4 * static_cast<int>(i);
+                CallQuality& k = c.quality[i];
+                k.measured = !s.is_null(col);
+                if (!k.measured) continue;
+                k.lost = s.int64(col);
+                k.loss_pct = s.real(col + 1);
+                k.jitter_ms = s.real(col + 2);
+                k.mos = s.real(col + 3);
+            }
             out.push_back(std::move(c));
         }
         return out;

@@ -68,6 +68,28 @@ void per_leg(std::string& out, std::string_view name, std::string_view help, con
                    (c.*counts)[i]);
 }
 
+// Estimated MOS (ITU-T G.107 E-model, issue 14) of ended calls per leg and direction: a histogram
+// with fixed bounds, so its series are realms x 4 x 9 at most.
+void mos_histogram(std::string& out, const std::map<std::string, RealmCalls>& calls) {
+    constexpr std::string_view name = "turnbridge_gateway_call_mos";
+    family(out, name, "histogram",
+           "Estimated MOS (ITU-T G.107 E-model from loss and jitter) of gateway calls ended since start, by leg and "
+           "direction; calls whose direction was not measured are not counted.");
+    for (const auto& [realm, c] : calls)
+        for (std::size_t i = 0; i < std::size(kCallLegs); ++i) {
+            const auto leg = kCallLegs[i].first, dir = kCallLegs[i].second;
+            for (std::size_t b = 0; b < kMosBounds.size(); ++b) {
+                const std::string le = fmt::format("{}", kMosBounds[b]);
+                sample(out, "turnbridge_gateway_call_mos_bucket", {{"realm", realm}, {"leg", leg}, {"direction", dir}, {"le", le}},
+                       c.mos_buckets[i][b]);
+            }
+            sample(out, "turnbridge_gateway_call_mos_bucket", {{"realm", realm}, {"leg", leg}, {"direction", dir}, {"le", "+Inf"}},
+                   c.mos_count[i]);
+            sample(out, "turnbridge_gateway_call_mos_sum", {{"realm", realm}, {"leg", leg}, {"direction", dir}}, c.mos_sum[i]);
+            sample(out, "turnbridge_gateway_call_mos_count", {{"realm", realm}, {"leg", leg}, {"direction", dir}}, c.mos_count[i]);
+        }
+}
+
 // Gateway calls (issue 4): counted when a call ends, from its CallRecord.
 void call_metrics(std::string& out, const std::map<std::string, RealmCalls>& calls) {
     family(out, "turnbridge_gateway_calls_total", "counter",
@@ -83,6 +105,11 @@ void call_metrics(std::string& out, const std::map<std::string, RealmCalls>& cal
             calls, &RealmCalls::bytes);
     per_leg(out, "turnbridge_gateway_call_packets_total",
             "Media datagrams of gateway calls ended since start, by leg and direction.", calls, &RealmCalls::packets);
+    per_leg(out, "turnbridge_gateway_call_rtp_lost_total",
+            "RTP packets lost (RFC 3550 6.4.1) in gateway calls ended since start, by leg and direction "
+            "(in: what turnbridge did not receive; out: what the peer's RTCP reported missing).",
+            calls, &RealmCalls::rtp_lost);
+    mos_histogram(out, calls);
 }
 
 // Strict media sources (issue 11): what strangers sent to live calls' media ports. Samples only

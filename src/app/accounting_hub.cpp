@@ -191,6 +191,13 @@ void AccountingHub::absorb_call(const accounting::CallRecord& c) {
     for (std::size_t i = 0; i < m.packets.size(); ++i) {
         m.packets[i] += packets[i];
         m.bytes[i] += bytes[i];
+        const accounting::CallQuality& q = c.quality[i];
+        if (!q.measured) continue;
+        m.rtp_lost[i] += static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.lost));
+        for (std::size_t b = 0; b < admin::kMosBounds.size(); ++b)
+            if (q.mos <= admin::kMosBounds[b]) ++m.mos_buckets[i][b];
+        m.mos_sum[i] += q.mos;
+        ++m.mos_count[i];
     }
 }
 

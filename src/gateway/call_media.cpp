@@ -65,7 +65,9 @@ CallMedia::CallMedia(CallMediaConfig config)
     : config_(std::move(config)),
       ice_({}, {}),
       browser_stream_(RtpStream::random(config_.random)),
-      trunk_stream_(RtpStream::random(config_.random)) {
+      trunk_stream_(RtpStream::random(config_.random)),
+      browser_rtcp_(config_.random, "turnbridge"),
+      trunk_rtcp_(config_.random, "turnbridge") {
     local_.ice = make_ice_credentials(config_.random);
     local_.fingerprint_sha256 = config_.certificate->fingerprint_sha256();
     local_.address = config_.browser_address;
@@ -81,6 +83,7 @@ CallMedia::CallMedia(CallMediaConfig config)
     trunk_local_.srtp = config_.trunk_srtp;
     // RFC 4568 §8.1: fresh keys per call, kept for its re-offers (a new key would need a new session).
     if (config_.trunk_srtp != SrtpMode::Off) trunk_local_.crypto = offer_crypto(config_.random);
+    if (config_.trunk_rtcp_address) trunk_local_.rtcp_port = config_.trunk_rtcp_address->port;
 }
 
 CallMedia::~CallMedia() = default;

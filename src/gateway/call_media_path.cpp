@@ -113,7 +113,7 @@ void CallMedia::check_dtls() {
     }
 }
 
-void CallMedia::on_srtp(Time, std::span<const std::uint8_t> bytes, MediaOutput& out) {
+void CallMedia::on_srtp(Time now, std::span<const std::uint8_t> bytes, MediaOutput& out) {
     SrtpSession* srtp = dtls_ ? dtls_->srtp() : nullptr;
     if (!srtp || bytes.size() > rx_.size()) {
         ++stats_.dropped;
@@ -122,7 +122,8 @@ void CallMedia::on_srtp(Time, std::span<const std::uint8_t> bytes, MediaOutput& 
     std::memcpy(rx_.data(), bytes.data(), bytes.size());
     if (is_rtcp(bytes)) {
         // The browser's reports describe its leg only; each leg's RTCP stays on that leg.
-        if (!srtp->unprotect_rtcp(rx_, bytes.size())) ++stats_.dropped;
+        if (const auto n = srtp->unprotect_rtcp(rx_, bytes.size())) on_browser_rtcp(now, {rx_.data(), *n});
+        else ++stats_.dropped;
         return;
     }
     const auto n = srtp->unprotect_rtp(rx_, bytes.size());
@@ -131,6 +132,7 @@ void CallMedia::on_srtp(Time, std::span<const std::uint8_t> bytes, MediaOutput& 
         ++stats_.dropped;  // RFC 3711 §3.3: replayed or failed authentication
         return;
     }
+    note_browser_rtp(now, p->header);
     browser_rtp(*p, out);
 }
 
@@ -183,12 +185,16 @@ void CallMedia::on_trunk_datagram(Time now, const Endpoint& from, std::span<cons
         return;
     }
     last_trunk_in_ = now;
-    if (rtcp) return;  // the trunk's reports describe its leg only
+    if (rtcp) {  // rtcp-mux: the trunk's reports describe its leg only
+        on_trunk_rtcp(now, *plain);
+        return;
+    }
     if (plain->data() != bytes.data()) p = RtpPacket::parse(*plain);
     if (!p) {
         ++stats_.dropped;
         return;
     }
+    note_trunk_rtp(now, p->header);
     trunk_rtp(*p, out);
 }
 
@@ -322,6 +328,7 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
         fail("no RTP from the trunk for 60 s");
         return;
     }
+    tick_rtcp(now, out);
     if (!to_trunk_) return;
     // One frame per tick whatever the trunk's direction, so the jitter buffer keeps draining;
     // the trunk clock runs on during hold (RFC 3550 §5.1: timestamps follow the sampling clock).

@@ -150,6 +150,10 @@ SdpResult<MediaDescription> parse_media(sdp_message_t* sdp, int pos, const Inher
             m.mid = value;
         } else if (field == "rtcp-mux") {
             m.rtcp_mux = true;
+        } else if (field == "rtcp") {
+            std::uint32_t port = 0;  // RFC 3605 §2.1: a=rtcp:port [nettype addrtype address]
+            if (parse_number(split_first(value).first, port) && port > 0 && port <= 65535)
+                m.rtcp_port = static_cast<std::uint16_t>(port);
         } else if (field == "ptime") {
             std::uint32_t p = 0;
             if (parse_number(value, p)) m.ptime = p;

@@ -21,7 +21,7 @@ std::string header(const TrunkLocal& local) {
 
 std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<TrunkCodec, std::uint8_t>>& codecs,
                           std::optional<std::uint8_t> event, Direction direction, std::string_view proto,
-                          const std::vector<SdesCrypto>& crypto) {
+                          const std::vector<SdesCrypto>& crypto, bool rtcp_mux) {
     std::string s = fmt::format("m=audio {} {}", local.address.port, proto);
     for (const auto& c : codecs) s += fmt::format(" {}", c.second);
     if (event) s += fmt::format(" {}", *event);
@@ -32,6 +32,9 @@ std::string audio_section(const TrunkLocal& local, const std::vector<std::pair<T
     s += "a=ptime:20\r\n";
     s += fmt::format("a={}\r\n", to_string(direction));
     for (const auto& c : crypto) s += fmt::format("a=crypto:{}\r\n", format_crypto(c));
+    // RFC 3550 §6, issue 14: our RTCP socket (RFC 3605) and, offered or accepted, rtcp-mux (RFC 5761).
+    if (local.rtcp_port) s += fmt::format("a=rtcp:{}\r\n", *local.rtcp_port);
+    if (rtcp_mux) s += "a=rtcp-mux\r\n";
     return s;
 }
 
@@ -101,7 +104,8 @@ std::string build_trunk_offer(const TrunkLocal& local) {
     const auto proto = local.srtp == SrtpMode::Required ? kSavp : kAvp;
     static const std::vector<SdesCrypto> none;
     return header(local) + audio_section(local, codecs, local.telephone_event_pt, local.direction, proto,
-                                         local.srtp == SrtpMode::Off ? none : local.crypto);
+                                         local.srtp == SrtpMode::Off ? none : local.crypto,
+                                         local.rtcp_port.has_value());
 }
 
 SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, const TrunkLocal& local) {
@@ -121,6 +125,8 @@ SdpResult<TrunkMedia> accept_trunk_answer(const SessionDescription& answer, cons
             t.payload_type = c.payload_type;
             t.remote = *remote;
             if (const Codec* e = audio->find_codec("telephone-event", 8000)) t.telephone_event = e->payload_type;
+            t.rtcp_mux = audio->rtcp_mux && local.rtcp_port.has_value();
+            t.rtcp_port = audio->rtcp_port;
             switch (audio->direction) {  // theirs, mirrored
             case Direction::SendOnly: t.direction = Direction::RecvOnly; break;
             case Direction::RecvOnly: t.direction = Direction::SendOnly; break;
@@ -150,6 +156,8 @@ SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const
     std::optional<std::uint8_t> event;
     if (const Codec* e = audio->find_codec("telephone-event", 8000)) event = e->payload_type;
     a.media.telephone_event = event;
+    a.media.rtcp_mux = audio->rtcp_mux;
+    a.media.rtcp_port = audio->rtcp_port;
 
     std::string s = header(local);
     for (auto m = offer.media.begin(); m != offer.media.end(); ++m) {
@@ -157,7 +165,7 @@ SdpResult<TrunkAnswer> answer_trunk_offer(const SessionDescription& offer, const
             std::vector<SdesCrypto> crypto;
             if (a.media.sdes) crypto.push_back(a.media.sdes->local);
             s += audio_section(local, {{chosen->first, chosen->second->payload_type}}, event, a.media.direction,
-                               audio->proto, crypto);
+                               audio->proto, crypto, a.media.rtcp_mux);
             continue;
         }
         s += rejected_media_line(*m);

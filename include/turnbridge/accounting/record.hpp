@@ -39,6 +39,18 @@ struct AllocationRecord {
 
 namespace turnbridge::accounting {
 
+// Quality of one leg and direction of a call (issue 14): RTP packets lost (RFC 3550 §6.4.1),
+// loss %, interarrival jitter (§A.8) and the MOS estimate (gateway/call_quality.hpp). Not
+// measured: no RTP heard, or (out) no RTCP report from the peer; stored as NULL.
+struct CallQuality {
+    bool measured = false;
+    std::int64_t lost = 0;
+    double loss_pct = 0, jitter_ms = 0, mos = 0;
+};
+
+// CallRecord::quality slots, as the packet counters: (leg, direction).
+constexpr const char* kCallQualityPrefixes[] = {"browser_in", "browser_out", "trunk_in", "trunk_out"};
+
 // One gateway call (issue 4), written when it ends: who made or took it, how long it lasted,
 // its codecs and the media bytes of both legs. The browser leg's bytes are also in the TURN
 // allocation that carried them, when the call was relayed; `relayed` says so.
@@ -58,6 +70,7 @@ struct CallRecord {
     // Datagrams on the wire, per leg and direction (in = toward turnbridge).
     std::uint64_t browser_in_packets = 0, browser_in_bytes = 0, browser_out_packets = 0, browser_out_bytes = 0;
     std::uint64_t trunk_in_packets = 0, trunk_in_bytes = 0, trunk_out_packets = 0, trunk_out_bytes = 0;
+    std::array<CallQuality, 4> quality{};  // kCallQualityPrefixes order
     std::int64_t duration_ms() const { return answer_ms == 0 ? 0 : end_ms - answer_ms; }
 };
 

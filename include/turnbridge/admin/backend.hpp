@@ -36,7 +36,16 @@ struct RealmCalls {
     // trunk in, trunk out (in = toward turnbridge).
     std::array<std::uint64_t, 4> packets{};
     std::array<std::uint64_t, 4> bytes{};
+    // Call quality (issue 14), same slots: RTP packets lost, and the MOS estimates of the calls
+    // whose direction was measured as a histogram (cumulative counts per kMosBounds, sum, count).
+    std::array<std::uint64_t, 4> rtp_lost{};
+    std::array<std::array<std::uint64_t, 6>, 4> mos_buckets{};
+    std::array<double, 4> mos_sum{};
+    std::array<std::uint64_t, 4> mos_count{};
 };
+
+// The MOS histogram's upper bounds (le), +Inf implied: the MOS scale's bands (1 bad .. 4.5 best).
+inline constexpr std::array<double, 6> kMosBounds = {1.5, 2.5, 3.0, 3.5, 4.0, 4.3};
 
 // One trunk target's OPTIONS health (issue 14), for /api/v1/trunks and /metrics.
 struct TrunkTargetStatus {

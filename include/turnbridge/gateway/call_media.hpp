@@ -14,8 +14,11 @@
 
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/gateway/browser_sdp.hpp"
+#include "turnbridge/gateway/call_quality.hpp"
 #include "turnbridge/gateway/dtls_srtp.hpp"
 #include "turnbridge/gateway/ice_lite.hpp"
+#include "turnbridge/gateway/rtcp_session.hpp"
+#include "turnbridge/gateway/rtp_receive_stats.hpp"
 #include "turnbridge/gateway/rtp_stream.hpp"
 #include "turnbridge/gateway/telephone_event.hpp"
 #include "turnbridge/gateway/transcoder.hpp"
@@ -24,7 +27,8 @@
 
 namespace turnbridge::gateway {
 
-enum class MediaLeg : std::uint8_t { Browser, Trunk };
+// TrunkRtcp: the trunk leg's RTCP socket (RTCP without rtcp-mux, RFC 3550 §11).
+enum class MediaLeg : std::uint8_t { Browser, Trunk, TrunkRtcp };
 
 // Large enough for a DTLS flight datagram (MTU 1200), an SRTP packet with the largest Opus frame
 // (12 + 1275 + 20) and a STUN response.
@@ -64,6 +68,9 @@ struct CallMediaConfig {
     Endpoint browser_address;  // our ICE host candidate (media_ip and a port from media_ports)
     Endpoint trunk_address;    // our RTP socket toward the trunk
     SrtpMode trunk_srtp = SrtpMode::Off;   // SDES-SRTP toward the trunk (RFC 4568; config `srtp`)
+    // Our RTCP socket toward the trunk (issue 14); without it no RTCP is sent to the trunk (the
+    // trunk's reports with rtcp-mux are still read).
+    std::optional<Endpoint> trunk_rtcp_address;
     RandomSource random = random_bytes;
     int jitter_frames = 3;     // browser-side jitter buffer target, 20 ms each
     DtlsOptions dtls;
@@ -99,6 +106,8 @@ public:
     // (then `from` is that allocation's relayed address, and what goes back to it must leave
     // through the allocation). Output for either leg is appended to `out`.
     void on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes, MediaOutput& out);
+    // One datagram on our trunk-leg RTCP socket (RFC 3550 §6): from the trunk's IP only.
+    void on_trunk_rtcp_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes);
     // One datagram on our trunk-leg RTP socket.
     // Strict source (rtpengine's strict-source, Asterisk's strictrtp): only the trunk's RTP address
     // is heard. That is the address in its SDP (c=/m=), except that the first RTP packet from the
@@ -146,6 +155,14 @@ public:
     };
     const Stats& stats() const { return stats_; }
 
+    // Call quality (issue 14) per leg and direction: `in` from what we received (RFC 3550 §A.3,
+    // §A.8), `out` from the peer's RTCP report blocks about our stream.
+    struct Quality {
+        DirectionQuality browser_in, browser_out, trunk_in, trunk_out;
+        CodecImpairment browser_codec, trunk_codec;
+    };
+    Quality quality() const;
+
 private:
     void fail(std::string why);
     void apply_browser(const BrowserMedia& media);
@@ -166,6 +183,13 @@ private:
     void send_to_browser(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
     void send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<const std::uint8_t> payload);
     void start_dtls_client(Time now, MediaOutput& out);
+    // RTCP (call_media_rtcp.cpp): our reports toward the trunk, and what both peers report.
+    void tick_rtcp(Time now, MediaOutput& out);
+    void send_trunk_rtcp(MediaOutput& out, std::span<const std::uint8_t> compound);  // the one way out (SRTCP slots in here)
+    void on_trunk_rtcp(Time now, std::span<const std::uint8_t> bytes);
+    void on_browser_rtcp(Time now, std::span<const std::uint8_t> bytes);
+    void note_browser_rtp(Time now, const RtpHeader& h);
+    void note_trunk_rtp(Time now, const RtpHeader& h);
     void check_dtls();
     std::uint32_t browser_media_time(std::uint32_t trunk_timestamp, std::uint32_t trunk_ssrc);
 
@@ -191,6 +215,9 @@ private:
     std::optional<SrtpSession> trunk_srtp_; // SDES keys of trunk_->sdes; none: clear RTP
     RtpStream trunk_stream_;
     std::uint32_t trunk_media_time_ = 0;
+    // RTCP and receive statistics of both legs (issue 14).
+    RtpReceiveStats browser_rx_, trunk_rx_;
+    RtcpSession browser_rtcp_, trunk_rtcp_;
     // Offer/answer in progress: which leg offered, and what it offered.
     std::optional<bool> pending_from_browser_;
     std::optional<SessionDescription> pending_offer_;

@@ -66,6 +66,7 @@ struct MediaDescription {
     std::string fingerprint_algorithm, fingerprint;  // "sha-256", "AB:CD:..."
     std::optional<Setup> setup;
     bool rtcp_mux = false;
+    std::optional<std::uint16_t> rtcp_port;  // a=rtcp (RFC 3605): RTCP not on RTP port + 1
     std::optional<std::uint32_t> ptime;
     std::vector<std::string> candidates;  // values of a=candidate, as written
     std::vector<std::string> crypto;      // values of a=crypto (RFC 4568 §9.1), as written

@@ -25,6 +25,9 @@ struct TrunkLocal {
     std::uint64_t session_version = 1;
     SrtpMode srtp = SrtpMode::Off;
     std::vector<SdesCrypto> crypto;   // our keys, one per suite (offer_crypto), for the call's life
+    // Our RTCP socket's port when it is not RTP + 1 (RFC 3605 a=rtcp); we also offer rtcp-mux
+    // (RFC 5761 §5.1.1) and answer it when offered.
+    std::optional<std::uint16_t> rtcp_port{};
 };
 
 struct TrunkMedia {
@@ -34,6 +37,8 @@ struct TrunkMedia {
     Endpoint remote;                 // where to send RTP; unspecified address while held
     Direction direction = Direction::SendRecv;  // ours
     std::optional<SdesChoice> sdes;  // SRTP keys when the trunk took them; nullopt: clear RTP
+    bool rtcp_mux = false;                      // RTCP on the RTP address (RFC 5761)
+    std::optional<std::uint16_t> rtcp_port{};   // the trunk's a=rtcp (RFC 3605); else RTP + 1
 };
 
 std::string build_trunk_offer(const TrunkLocal& local);

@@ -549,6 +549,18 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     r.trunk_in_bytes = m.stats.trunk_in.bytes;
     r.trunk_out_packets = m.stats.trunk_out.packets;
     r.trunk_out_bytes = m.stats.trunk_out.bytes;
+    // Issue 14: loss, jitter and the E-model MOS per leg and direction (gateway/call_quality.hpp).
+    const gateway::CallMedia::Quality& q = m.quality;
+    const gateway::DirectionQuality* dirs[] = {&q.browser_in, &q.browser_out, &q.trunk_in, &q.trunk_out};
+    for (std::size_t i = 0; i < r.quality.size(); ++i) {
+        const auto& d = *dirs[i];
+        auto& k = r.quality[i];
+        k.measured = d.measured;
+        k.lost = d.lost;
+        k.loss_pct = d.loss_pct();
+        k.jitter_ms = d.jitter_ms;
+        k.mos = d.mos(i < 2 ? q.browser_codec : q.trunk_codec);
+    }
     // call.ended: the browser leg's media payload bytes, both directions, like an allocation's.
     log::event(log::Level::Info, "call.ended",
                {r.realm, r.account, {}, s.call_id, {}, {}, r.remote, r.end_reason, r.browser_in_bytes + r.browser_out_bytes},

@@ -41,6 +41,7 @@ struct GatewayMedia::Socket {
     GatewayMedia* owner = nullptr;
     Call* call = nullptr;   // null once the call's media is finished (the handle is closing)
     bool browser_leg = false;
+    bool rtcp = false;      // the trunk leg's RTCP socket (issue 14)
 };
 
 class GatewayMedia::Call final : public sip::MediaSdp {
@@ -76,7 +77,8 @@ public:
     std::unique_ptr<gateway::CallMedia> media;   // null once finished
     Socket* browser = nullptr;
     Socket* trunk = nullptr;
-    Endpoint browser_ep, trunk_ep;
+    Socket* trunk_rtcp = nullptr;   // optional: without it the call runs without RTCP toward the trunk
+    Endpoint browser_ep, trunk_ep, trunk_rtcp_ep;
     std::unordered_map<Endpoint, Route> routes;  // relayed address -> the allocation it belongs to
     bool failure_reported = false;
     Summary summary;
@@ -170,6 +172,12 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
         log::warn("realm {}: no free media port pair in {}-{}; call refused", realm.name, port_min_, port_max_);
         return nullptr;   // ~Call releases what was opened
     }
+    // RTCP toward the trunk (RFC 3550 §6) from a socket of its own, named in our SDP (RFC 3605).
+    call->trunk_rtcp = open_socket(*call, false, call->trunk_rtcp_ep);
+    if (call->trunk_rtcp != nullptr) {
+        call->trunk_rtcp->rtcp = true;
+        mc.trunk_rtcp_address = call->trunk_rtcp_ep;
+    }
     mc.browser_address = call->browser_ep;
     mc.trunk_address = call->trunk_ep;
     call->media = std::make_unique<gateway::CallMedia>(std::move(mc));
@@ -186,22 +194,23 @@ GatewayMedia::Summary GatewayMedia::finish(sip::MediaSdp* media) {
     // registration answers 480 over a pass-through object) must not be read as one (issue 11).
     auto* call = dynamic_cast<Call*>(media);
     if (call == nullptr || call->owner != this) return {};
-    if (!call->media && call->browser == nullptr && call->trunk == nullptr) return call->summary;
+    if (!call->media && call->browser == nullptr && call->trunk == nullptr && call->trunk_rtcp == nullptr) return call->summary;
     if (call->media) {
         call->summary.codecs = call->media->browser_codec() ? call->media->codec_names() : "";
         call->summary.stats = call->media->stats();
+        call->summary.quality = call->media->quality();
         call->summary.relayed = !call->routes.empty();
         call->summary.failure = call->media->failure();
         ended_strangers_.browser += call->summary.stats.stranger_browser;
         ended_strangers_.trunk += call->summary.stats.stranger_trunk;
         call->media.reset();
     }
-    for (Socket* s : {call->browser, call->trunk}) {
+    for (Socket* s : {call->browser, call->trunk, call->trunk_rtcp}) {
         if (s == nullptr) continue;
         s->call = nullptr;
         uv_close(reinterpret_cast<uv_handle_t*>(&s->udp), [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
     }
-    call->browser = call->trunk = nullptr;
+    call->browser = call->trunk = call->trunk_rtcp = nullptr;
     forget(*call);
     return call->summary;
 }
@@ -231,6 +240,7 @@ void GatewayMedia::on_datagram(Socket& s, const Endpoint& from, std::span<const 
     out_.clear();
     const auto now = clock_.now().mono;
     if (s.browser_leg) call.media->on_browser_datagram(now, from, bytes, out_);
+    else if (s.rtcp) call.media->on_trunk_rtcp_datagram(now, from, bytes);
     else call.media->on_trunk_datagram(now, from, bytes, out_);
     send(call, out_);
     check(call);
@@ -297,7 +307,9 @@ void GatewayMedia::send(Call& call, gateway::MediaOutput& out) {
                 continue;
             }
         }
-        Socket* s = p.leg == gateway::MediaLeg::Browser ? call.browser : call.trunk;
+        Socket* s = p.leg == gateway::MediaLeg::Browser     ? call.browser
+                    : p.leg == gateway::MediaLeg::TrunkRtcp ? call.trunk_rtcp
+                                                            : call.trunk;
         if (s == nullptr) continue;
         sockaddr_storage sa{};
         p.to.to_sockaddr(sa);

@@ -201,21 +201,22 @@ TEST_CASE("report --calls lists calls one by one as a table, JSON or CSV, with t
     CHECK(table.err.empty());
     CHECK(table.out ==
           "START                 USER   REALM        DIRECTION  REMOTE                STATUS  RESULT    DURATION  "
-          "CODECS     BROWSER IN  BROWSER OUT  TRUNK IN  TRUNK OUT  RELAYED  END\n"
+          "CODECS     BROWSER IN  BROWSER OUT  TRUNK IN  TRUNK OUT  RELAYED  LOSS IN B/T  MOS IN B/T  END\n"
           "2026-11-01T10:05:00Z  alice  example.org  outbound   +15550123                200  answered      2:30  "
-          "opus/PCMU     1.00 kB      1.00 kB   1.00 kB    1.00 kB  yes      bye-browser\n"
+          "opus/PCMU     1.00 kB      1.00 kB   1.00 kB    1.00 kB  yes              - -         - -  bye-browser\n"
           "2026-11-01T10:20:00Z  alice  example.org  outbound   +15550123                503  failed           -  "
-          "                201 B        202 B     203 B      204 B  yes      failed: trunk 503\n"
+          "                201 B        202 B     203 B      204 B  yes              - -         - -  failed: trunk 503\n"
           "2026-11-01T12:00:00Z  bob    other.org    inbound    +1 555, \"front desk\"     200  answered      1:01  "
-          "PCMA/PCMA       301 B        302 B     303 B      304 B  no       bye-browser\n");
+          "PCMA/PCMA       301 B        302 B     303 B      304 B  no               - -         - -  bye-browser\n");
     const Run csv = report({"--db", f.db, "--calls", "--format", "csv", "--user", "bob"});
     CHECK(csv.status == 0);
     CHECK(csv.out ==
           "id,realm,user,direction,remote,start,start_ms,answer_ms,end_ms,duration_seconds,status,result,codecs,"
           "end_reason,relayed,browser_in_packets,browser_in_bytes,browser_out_packets,browser_out_bytes,"
-          "trunk_in_packets,trunk_in_bytes,trunk_out_packets,trunk_out_bytes\r\n"
+          "trunk_in_packets,trunk_in_bytes,trunk_out_packets,trunk_out_bytes"
+          ",browser_in_lost,browser_in_loss_pct,browser_in_jitter_ms,browser_in_mos,browser_out_lost,browser_out_loss_pct,browser_out_jitter_ms,browser_out_mos,trunk_in_lost,trunk_in_loss_pct,trunk_in_jitter_ms,trunk_in_mos,trunk_out_lost,trunk_out_loss_pct,trunk_out_jitter_ms,trunk_out_mos\r\n"
           "c1-3,other.org,bob,inbound,\"+1 555, \"\"front desk\"\"\",2026-11-01T12:00:00Z,1793534400000,1793534402000,"
-          "1793534463000,61,200,answered,PCMA/PCMA,bye-browser,0,4,301,5,302,6,303,7,304\r\n");
+          "1793534463000,61,200,answered,PCMA/PCMA,bye-browser,0,4,301,5,302,6,303,7,304,,,,,,,,,,,,,,,,\r\n");
     const Run json = report({"--db", f.db, "--calls", "--format=json", "--since", "2026-11-01T10:10:00Z", "--until",
                              "2026-11-01T12:00:00Z"});
     CHECK(json.status == 0);
@@ -226,7 +227,8 @@ TEST_CASE("report --calls lists calls one by one as a table, JSON or CSV, with t
           "\"end_ms\": 1793528401500, \"duration_seconds\": 0, \"status\": 503, \"result\": \"failed\", \"codecs\": \"\", "
           "\"end_reason\": \"failed: trunk 503\", \"relayed\": true, \"browser_in_packets\": 3, \"browser_in_bytes\": 201, "
           "\"browser_out_packets\": 4, \"browser_out_bytes\": 202, \"trunk_in_packets\": 5, \"trunk_in_bytes\": 203, "
-          "\"trunk_out_packets\": 6, \"trunk_out_bytes\": 204}\n"
+          "\"trunk_out_packets\": 6, \"trunk_out_bytes\": 204, "
+          "\"browser_in_lost\": null, \"browser_in_loss_pct\": null, \"browser_in_jitter_ms\": null, \"browser_in_mos\": null, \"browser_out_lost\": null, \"browser_out_loss_pct\": null, \"browser_out_jitter_ms\": null, \"browser_out_mos\": null, \"trunk_in_lost\": null, \"trunk_in_loss_pct\": null, \"trunk_in_jitter_ms\": null, \"trunk_in_mos\": null, \"trunk_out_lost\": null, \"trunk_out_loss_pct\": null, \"trunk_out_jitter_ms\": null, \"trunk_out_mos\": null}\n"
           "]\n");
     const Run none = report({"--db", f.db, "--calls", "--format", "json", "--realm", "nowhere.org"});
     CHECK(none.status == 0);

@@ -143,7 +143,7 @@ TEST_CASE("a schema-1 database (no calls table) is migrated on open: rows and ro
     const auto c = call("c1-1", "alice", "example.org", kDay + 3 * kHour, 120'000);
     REQUIRE(store->write({}, {c}, kDay + 4 * kHour));
     store.reset();  // the last connection checkpoints the WAL into the file
-    CHECK(header_user_version(file) == 2);
+    CHECK(header_user_version(file) == 3);
     // Opening again migrates nothing twice.
     auto again = Store::open(file, true);
     const auto got = again->calls({});
@@ -152,6 +152,43 @@ TEST_CASE("a schema-1 database (no calls table) is migrated on open: rows and ro
     rows = usage(*again, GroupBy::User);
     check_traffic(row_of(rows, "alice")->traffic, scaled(3));
     CHECK(row_of(rows, "alice")->calls.calls == 1);
+}
+
+TEST_CASE("call quality (issue 14) round-trips; a schema-2 database keeps its calls, unmeasured, when migrated") {
+    TempDir dir;
+    const auto file = dir / "t.db";
+    const auto old = call("c1-old", "alice", "example.org", kDay, 60'000);
+    {
+        auto v2 = Store::open(file, true, StoreOptions{5000, 0, 2});
+        REQUIRE(v2->write({}, {old}, kDay + kHour));
+    }
+    REQUIRE(header_user_version(file) == 2);
+    {
+        // A reader reads a schema-2 file's calls without the quality columns.
+        const auto got = Store::open(file, false)->calls({});
+        REQUIRE(got.size() == 1);
+        CHECK_FALSE(got[0].quality[2].measured);
+    }
+    auto store = Store::open(file, true);
+    auto c = call("c1-new", "alice", "example.org", kDay + kHour, 60'000);
+    c.quality[2] = CallQuality{true, 25, 5.0, 3.25, 3.89};
+    c.quality[1] = CallQuality{true, -2, 0.0, 12.5, 4.4};
+    REQUIRE(store->write({}, {c}, kDay + 2 * kHour));
+    const auto got = store->calls({});
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].id == "c1-old");
+    for (const auto& q : got[0].quality) CHECK_FALSE(q.measured);
+    CHECK_FALSE(got[1].quality[0].measured);
+    CHECK_FALSE(got[1].quality[3].measured);
+    REQUIRE(got[1].quality[2].measured);
+    CHECK(got[1].quality[2].lost == 25);
+    CHECK(got[1].quality[2].loss_pct == doctest::Approx(5.0));
+    CHECK(got[1].quality[2].jitter_ms == doctest::Approx(3.25));
+    CHECK(got[1].quality[2].mos == doctest::Approx(3.89));
+    CHECK(got[1].quality[1].lost == -2);
+    CHECK(got[1].quality[1].jitter_ms == doctest::Approx(12.5));
+    store.reset();
+    CHECK(header_user_version(file) == 3);
 }
 
 TEST_CASE("calls(): realm and user filters, an exact [since, until) window on start, limit, ordered by start then id") {

@@ -143,6 +143,8 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_seconds_total", "counter"},
         {"turnbridge_gateway_call_bytes_total", "counter"},
         {"turnbridge_gateway_call_packets_total", "counter"},
+        {"turnbridge_gateway_call_rtp_lost_total", "counter"},
+        {"turnbridge_gateway_call_mos", "histogram"},
         {"turnbridge_gateway_media_dropped_total", "counter"},
         {"turnbridge_gateway_mailbox_dropped_total", "counter"},
         {"turnbridge_gateway_trunk_target_up", "gauge"},
@@ -210,7 +212,7 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 29);
+    CHECK(e.types.size() == 31);
     // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
     // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
     // + 1 pause counter). No gateway: no media drops.

@@ -34,6 +34,7 @@ public:
     struct Summary {
         std::string codecs;     // "opus/PCMU"; "" if never negotiated
         gateway::CallMedia::Stats stats;
+        gateway::CallMedia::Quality quality;   // loss, jitter, MOS per leg and direction (issue 14)
         bool relayed = false;   // browser media came through one of our TURN allocations
         std::string failure;    // why the media failed or closed, "" otherwise
     };

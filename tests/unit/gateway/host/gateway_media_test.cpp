@@ -54,7 +54,9 @@ std::uint16_t free_range() {
     std::mt19937 rng(std::random_device{}());
     for (int attempt = 0; attempt < 200; ++attempt) {
         const auto base = static_cast<std::uint16_t>(40000 + rng() % 20000);
-        if (udp_free(base) && udp_free(base + 1) && udp_free(base + 2) && udp_free(base + 3)) return base;
+        bool all = true;
+        for (int i = 0; i < 6; ++i) all = all && udp_free(static_cast<std::uint16_t>(base + i));
+        if (all) return base;
     }
     FAIL("no free port range");
     return 0;
@@ -72,7 +74,7 @@ struct Loop {
         REQUIRE(uv_loop_init(&loop) == 0);
         cfg->media_ip = IpAddress::parse("127.0.0.1");
         cfg->media_port_min = free_range();
-        cfg->media_port_max = static_cast<std::uint16_t>(cfg->media_port_min + 3);
+        cfg->media_port_max = static_cast<std::uint16_t>(cfg->media_port_min + 5);  // two calls of three ports
         realm.name = "example.org";
         realm.gateway.enabled = true;
     }
@@ -94,7 +96,7 @@ struct Loop {
 
 }  // namespace
 
-TEST_CASE("a call takes two media ports from media_ports and gives them back when it is finished") {
+TEST_CASE("a call takes three media ports (browser, trunk RTP, trunk RTCP) from media_ports and gives them back when it is finished") {
     Loop l;
     std::vector<std::string> failures;
     {
@@ -105,7 +107,7 @@ TEST_CASE("a call takes two media ports from media_ports and gives them back whe
         REQUIRE(a != nullptr);
         REQUIRE(b != nullptr);
         CHECK(media.calls() == 2);
-        CHECK(media.create(l.realm) == nullptr);   // four ports: two calls
+        CHECK(media.create(l.realm) == nullptr);   // six ports: two calls
         // The trunk sees our own G.711 SDP on one of those ports (no browser attributes leak).
         auto trunk_offer = a->map_offer(true, fixture("sdp/chrome_audio_offer.sdp"));
         REQUIRE(trunk_offer);
@@ -116,6 +118,14 @@ TEST_CASE("a call takes two media ports from media_ports and gives them back whe
         const int port = std::stoi(trunk_offer->substr(m + 8));
         CHECK(port >= l.cfg->media_port_min);
         CHECK(port <= l.cfg->media_port_max);
+        // RTCP toward the trunk from a third port, named in the SDP (RFC 3605), rtcp-mux offered.
+        const auto rtcp = trunk_offer->find("a=rtcp:");
+        REQUIRE(rtcp != std::string::npos);
+        const int rtcp_port = std::stoi(trunk_offer->substr(rtcp + 7));
+        CHECK(rtcp_port != port);
+        CHECK(rtcp_port >= l.cfg->media_port_min);
+        CHECK(rtcp_port <= l.cfg->media_port_max);
+        CHECK(trunk_offer->find("a=rtcp-mux") != std::string::npos);
         media.finish(a.get());
         CHECK(media.calls() == 1);
         l.run_until([] { return false; });   // the finished call's sockets close
