@@ -501,9 +501,9 @@ bool Config::any_gateway() const {
 
 std::uint32_t Config::realm_max_calls(const Realm& realm) const {
     if (realm.gateway.max_calls != 0) return realm.gateway.max_calls;
-    // Each call holds two media ports (browser leg, trunk leg); the gateway realms share them
-    // equally, so one realm's users cannot take every port from the others.
-    const std::uint32_t calls = (std::uint32_t{media_port_max} - media_port_min + 1) / 2;
+    // Each call holds three media ports (browser leg, trunk RTP, trunk RTCP: issue 14); the gateway
+    // realms share them equally, so one realm's users cannot take every port from the others.
+    const std::uint32_t calls = (std::uint32_t{media_port_max} - media_port_min + 1) / 3;
     const auto realms_on = static_cast<std::uint32_t>(std::max<std::ptrdiff_t>(
         1, std::count_if(realms.begin(), realms.end(), [](const auto& r) { return r.second.gateway.enabled; })));
     return std::max<std::uint32_t>(1, calls / realms_on);

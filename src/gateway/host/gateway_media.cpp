@@ -169,7 +169,7 @@ std::unique_ptr<sip::MediaSdp> GatewayMedia::create(const config::Realm& realm) 
     call->browser = open_socket(*call, true, call->browser_ep);
     if (call->browser != nullptr) call->trunk = open_socket(*call, false, call->trunk_ep);
     if (call->trunk == nullptr) {
-        log::warn("realm {}: no free media port pair in {}-{}; call refused", realm.name, port_min_, port_max_);
+        log::warn("realm {}: no free media ports in {}-{}; call refused", realm.name, port_min_, port_max_);
         return nullptr;   // ~Call releases what was opened
     }
     // RTCP toward the trunk (RFC 3550 §6) from a socket of its own, named in our SDP (RFC 3605).

@@ -201,7 +201,7 @@ TEST_CASE("the gateway's SIP bounds (issue 11): defaults, values, and errors nam
     const auto& realm = cfg->realms.at("example.org");
     CHECK(realm.gateway.max_calls_per_user == 4);
     CHECK(realm.gateway.max_calls == 0);
-    CHECK(cfg->realm_max_calls(realm) == 500);   // 22000-22999: 1,000 ports, two a call
+    CHECK(cfg->realm_max_calls(realm) == 333);   // 22000-22999: 1,000 ports, three a call
 
     cfg = accepted(gateway("enabled = true\ntrunk = \"sip:127.0.0.1:5070\"\nmax_calls_per_user = 0\nmax_calls = 7",
                            "sip_hide_from_strangers = true\nsip_requests_per_second = 0\nsip_requests_burst = 5\n"

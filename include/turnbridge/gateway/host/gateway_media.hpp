@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Gateway media I/O (issue 4), on each worker's loop next to its GatewayHost (issue 12). Each call gets a
-// gateway::CallMedia (the sans-I/O media of one call) and two UDP sockets on server.media_ip,
-// ports from server.media_ports: the browser leg (our ICE-lite host candidate) and the trunk leg
-// (plain RTP). One 20 ms timer ticks every call. Browser-leg datagrams arrive either on the
+// gateway::CallMedia (the sans-I/O media of one call) and three UDP sockets on server.media_ip,
+// ports from server.media_ports: the browser leg (our ICE-lite host candidate), the trunk leg
+// (plain RTP) and the trunk leg's RTCP (issue 14; named in our SDP with a=rtcp, RFC 3605). One 20 ms timer ticks every call. Browser-leg datagrams arrive either on the
 // browser socket (direct candidates) or from a TURN allocation of this process through the
 // MediaExchange (relay candidates; no socket round trip); answers go back the way the browser's
 // datagrams came, so relayed media is relayed and accounted by the allocation.
@@ -47,7 +47,7 @@ public:
     void start();   // the DTLS certificate, the timer, the exchange's inbox
     void close();   // every call's sockets, the timer, the inbox
 
-    // The media of one new call of `realm`; nullptr (logged) when no media port pair is free.
+    // The media of one new call of `realm`; nullptr (logged) when no browser and trunk ports are free (the trunk RTCP port is optional).
     std::unique_ptr<sip::MediaSdp> create(const config::Realm& realm);
     // Stops the call's media, releases its ports and returns what it did. Idempotent; media that is
     // not one of ours (the router's pass-through for a call nobody answers) gives an empty Summary.
