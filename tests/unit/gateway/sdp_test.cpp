@@ -385,6 +385,37 @@ TEST_CASE("trunk offer and answer: G.711 at 20 ms with telephone-event/8000, not
     CHECK(accepted->direction == Direction::SendRecv);
 }
 
+TEST_CASE("trunk RTCP in SDP: our a=rtcp port (RFC 3605) and rtcp-mux offered, answered, and the trunk's read") {
+    TrunkLocal us;
+    us.address = *Endpoint::parse("192.0.2.5:30000");
+    CHECK(build_trunk_offer(us).find("a=rtcp") == std::string::npos);  // no RTCP socket: nothing said
+    us.rtcp_port = 30002;
+    const auto offer = parsed(build_trunk_offer(us));
+    REQUIRE(offer.media.size() == 1);
+    CHECK(offer.media[0].rtcp_port == 30002);
+    CHECK(offer.media[0].rtcp_mux);
+    // A trunk answering without rtcp-mux, its RTCP on another port: RTCP goes there, not muxed.
+    const std::string answer = "v=0\r\no=t 1 1 IN IP4 203.0.113.9\r\ns=-\r\nc=IN IP4 203.0.113.9\r\nt=0 0\r\n"
+                               "m=audio 16000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp:16005 IN IP4 203.0.113.9\r\n";
+    auto accepted = accept_trunk_answer(parsed(answer), us);
+    REQUIRE(accepted);
+    CHECK_FALSE(accepted->rtcp_mux);
+    CHECK(accepted->rtcp_port == 16005);
+    accepted = accept_trunk_answer(parsed(answer + "a=rtcp-mux\r\n"), us);
+    REQUIRE(accepted);
+    CHECK(accepted->rtcp_mux);
+    // A trunk offering rtcp-mux gets it in our answer (RFC 5761 §5.1.1); one that does not, does not.
+    auto ans = answer_trunk_offer(parsed(answer + "a=rtcp-mux\r\n"), us);
+    REQUIRE(ans);
+    CHECK(ans->media.rtcp_mux);
+    CHECK(ans->sdp.find("a=rtcp-mux") != std::string::npos);
+    CHECK(ans->sdp.find("a=rtcp:30002") != std::string::npos);
+    ans = answer_trunk_offer(parsed(answer), us);
+    REQUIRE(ans);
+    CHECK_FALSE(ans->media.rtcp_mux);
+    CHECK(ans->sdp.find("a=rtcp-mux") == std::string::npos);
+}
+
 TEST_CASE("trunk hold: a=sendonly and legacy c=0.0.0.0 (RFC 3264 §8.4)") {
     TrunkLocal us;
     us.address = *Endpoint::parse("192.0.2.5:30000");

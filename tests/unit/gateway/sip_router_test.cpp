@@ -652,9 +652,9 @@ TEST_CASE("calls per user: beyond gateway.max_calls_per_user an INVITE gets 486;
     CHECK(invite(4) == 100);
     CHECK(invite(5) == 503);
     CHECK(limit(b.router, sip::Limit::CallsPerRealm) == 1);
-    // The default realm share: 1,000 media ports hold 500 calls, for the one gateway realm.
+    // The default realm share: 1,000 media ports hold 333 calls (three ports each), for the one gateway realm.
     b.gateway().max_calls = 0;
-    CHECK(b.cfg->realm_max_calls(b.cfg->realms.at("example.org")) == 500);
+    CHECK(b.cfg->realm_max_calls(b.cfg->realms.at("example.org")) == 333);
 }
 
 TEST_CASE("REGISTER digest guessing: past auth_failures_per_minute 503 with Retry-After, no check; other sources register") {
