@@ -55,7 +55,7 @@ from bench_common import (BINARY, REPO, RESULTS, TICK, UdpDrops, cpu_times, free
 LOAD = REPO / "build" / "tests" / "bench" / "gateway_server_load"
 REALM, PASSWORD, PREFIX = "example.org", "bench", "b"
 SPREAD_TARGET, PER_CALL_TARGET = 1.3, 1.1   # issue 12: threads within 1.3x, CPU per call within 1.1x
-MEDIA_PORTS = (27000, 28999)                # 2 per call; turnbridge skips ports in use
+MEDIA_PORTS = (27000, 28999)                # 3 per call; turnbridge skips ports in use
 
 
 def config(threads, ports, calls):
