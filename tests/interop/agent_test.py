@@ -485,6 +485,15 @@ async def scenarios(results, server):
     sip.transport.close()
 
 
+def metrics(server):
+    req = urllib.request.Request(f"http://127.0.0.1:{server.admin_port}/metrics",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^turnbridge_gateway_agent_events_total\{event="(\w+)"\} (\S+)$', text, re.M)}
+
+
 def call_records(server):
     req = urllib.request.Request(f"http://127.0.0.1:{server.admin_port}/api/v1/calls?user=agent",
                                  headers={"Authorization": f"Bearer {TOKEN}"})
@@ -510,6 +519,10 @@ def run(results):
                               and echo.get("trunk_in_bytes", 0) > 0 and echo.get("trunk_out_bytes", 0) > 0
                               and any(r.get("status") == 503 for r in mine),
                               f"{[(r.get('status'), r.get('end_reason'), r.get('trunk_in_bytes'), r.get('trunk_out_bytes')) for r in mine][:6]}")
+                mx = metrics(server)
+                results.check("/metrics: agent calls, failures, dropped frames and bad messages are counted",
+                              mx.get("calls", 0) >= 6 and mx.get("failed", 0) >= 2 and mx.get("frames_dropped", 0) >= 500
+                              and mx.get("bad_messages", 0) >= 4, str(mx))
                 log = server.log_path.read_text(errors="replace")
                 results.check("log: the refused agent and the oversize message are logged with a reason",
                               "agent: call" in log and "cannot connect to the agent" in log and "1009" in log)
