@@ -3,11 +3,14 @@
 
 A test agent written with Python `websockets` checks every message turnbridge sends against the
 published Twilio format (connected, start, media, dtmf, mark, stop: field names, and strings
-where Twilio sends strings), records what it receives and plays its part of each scenario. The
-trunk is a small SIP UAC over UDP in this process (INVITE with a PCMU + telephone-event offer,
-ACK, RTP every 20 ms, RFC 4733 events, BYE), so trunk-side arrival times and the agent's message
-times come from one clock.
+where Twilio sends strings), records what it receives and plays its part of each scenario. First sipp
+calls the echo DID and plays a pcap (3 s of tone, then RFC 4733 digits 1 5 #) through a UDP tap
+that records what the gateway sends sipp. Then the trunk is a small SIP UAC over UDP in this
+process (INVITE with a PCMU + telephone-event offer, ACK, RTP every 20 ms, RFC 4733 events, BYE),
+so trunk-side arrival times and the agent's message times come from one clock.
 
+  sipp    connected, start with from/to, 50 +/- 2 media/s of 160-byte payloads, chunk increasing;
+          sipp's capture of the echo decodes to sipp's tone within 2 %; its digits arrive as dtmf
   echo    the agent echoes media: 50 +/- 2 media/s of 160-byte payloads, chunk increasing;
           the trunk decodes the echo to its own tone frequency within 2 %
   tone    the agent sends 5 s of 1 kHz in 100 ms: the trunk receives it paced at 20 ms (jitter
@@ -370,7 +373,8 @@ async def scenarios(results, server):
     _, sip = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", server.trunk_port))
     did = {name: d for d, name in DIDS.items()}
 
-    # 1. echo: the message sequence, 50 media/s, and the echoed tone at the trunk.
+    # 1. echo (again, from this process's UAC): the message sequence, 50 media/s, the echoed tone.
+    AGENTS.pop("echo", None)   # sipp_call's session
     call = TrunkCall(loop, server, sip, did["echo"])
     status = await call.invite()
     results.check("echo: a DID routed to agent:ws:// is answered 200 once the agent's WebSocket is up", status == 200,
@@ -494,6 +498,171 @@ def metrics(server):
             for m in re.finditer(r'^turnbridge_gateway_agent_events_total\{event="(\w+)"\} (\S+)$', text, re.M)}
 
 
+# ---------------------------------------------------------------------------------------------
+# sipp as the trunk: it calls the echo DID and plays a pcap (3 s of tone, then RFC 4733 digits);
+# its SDP names a UDP tap of this process that records what the gateway sends sipp (sipp's
+# capture) and forwards it to sipp's media port.
+
+SIPP = "/usr/bin/sipp"
+SIPP_DIGITS = "15#"
+
+
+def write_pcap(path, tone_hz, seconds, digits):
+    """Ethernet/IPv4/UDP RTP 20 ms apart: PCMU (PT 0) tone, then RFC 4733 events (PT 101)."""
+    packets = []   # (RTP bytes, time in us)
+    seq, ts, t = 0, 0, 0
+    audio = tone_mulaw(tone_hz, seconds)
+    for k in range(0, len(audio), 160):
+        packets.append((struct.pack("!BBHII", 0x80, 0x80 if k == 0 else 0, seq, ts, 0x5EED1E55) + audio[k:k + 160], t))
+        seq, ts, t = seq + 1, ts + 160, t + 20000
+    codes = {d: i for i, d in enumerate("0123456789*#ABCD")}
+    for d in digits:
+        for k in range(6):   # 3 updates, the end packet 3 times (RFC 4733 §2.5.1.4), one timestamp
+            end = k >= 3
+            ev = struct.pack("!BBH", codes[d], (0x80 if end else 0) | 10, min(k + 1, 4) * 160)
+            packets.append((struct.pack("!BBHII", 0x80, (0x80 if k == 0 else 0) | 101, seq, ts, 0x5EED1E55) + ev, t))
+            seq, t = seq + 1, t + 20000
+        ts, t = ts + 1600, t + 100000
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for rtp, us in packets:
+        udp = struct.pack("!HHHH", 6000, 7000, 8 + len(rtp), 0) + rtp
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                                   bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])))
+        csum = sum(struct.unpack("!10H", bytes(ip)))
+        while csum > 0xFFFF:
+            csum = (csum & 0xFFFF) + (csum >> 16)
+        ip[10:12] = struct.pack("!H", ~csum & 0xFFFF)
+        frame = bytes(12) + b"\x08\x00" + bytes(ip) + udp
+        out.append(struct.pack("<IIII", 1700000000 + us // 1000000, us % 1000000, len(frame), len(frame)) + frame)
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+
+
+SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="turnbridge agent test: a trunk calling an agent DID">
+  <Global variables="rtpport,did" />
+  <send retrans="500"><![CDATA[
+INVITE sip:[$did]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[$did]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=trunk 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtpport] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=ptime:20
+a=sendrecv
+
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <nop><action><exec play_pcap_audio="PCAP"/></action></nop>
+  <pause milliseconds="4500"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+class Tap(asyncio.DatagramProtocol):
+    """Records what the gateway sends sipp and forwards it to sipp's media port (bounded)."""
+
+    def __init__(self, sipp_media):
+        self.sipp_media, self.got = sipp_media, []
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        if addr[1] != self.sipp_media and len(self.got) < 5000:
+            self.got.append((time.monotonic(), data))
+            self.transport.sendto(data, ("127.0.0.1", self.sipp_media))
+
+
+async def sipp_call(results, server):
+    loop = asyncio.get_running_loop()
+    work = server.dir
+    pcap = work / "tone.pcap"
+    write_pcap(pcap, TONE_HZ, 3, SIPP_DIGITS)
+    (work / "agent_uac.xml").write_text(SIPP_UAC.replace("PCAP", str(pcap)))   # sipp takes no variable there
+    media = free_port(span=4)
+    tap_port = free_port(span=2, taken=set(range(media, media + 4)))
+    tap_t, tap = await loop.create_datagram_endpoint(lambda: Tap(media), local_addr=("127.0.0.1", tap_port))
+    AGENTS.pop("echo", None)
+    proc = await asyncio.create_subprocess_exec(
+        SIPP, "-sf", str(work / "agent_uac.xml"), "-i", "127.0.0.1", "-p", str(server.trunk_port), "-mp", str(media),
+        "-set", "rtpport", str(tap_port), "-set", "did", "+15550171",
+        "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", f"127.0.0.1:{server.sip_port}",
+        cwd=str(work), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        rc = await asyncio.wait_for(proc.wait(), 25)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        tap_t.close()
+    results.check("sipp: sipp's call to the agent DID completes (INVITE, 200, ACK, pcap, BYE, 200)", rc == 0, f"exit {rc}")
+    a = AGENTS.get("echo", Agent())
+    await asyncio.wait_for(a.done.wait(), 3)
+    names = [m.get("event") for _, m in a.events]
+    cp = a.of("start")[0][1]["start"].get("customParameters", {}) if a.of("start") else {}
+    results.check("sipp: the agent sees connected, start with from/to, media, dtmf, stop",
+                  names[:2] == ["connected", "start"] and names[-1] == "stop" and cp.get("from") == "+15550100"
+                  and cp.get("to") == "+15550171", f"{names[:3]} {cp}")
+    results.check("sipp: every message has Twilio's fields and types", not a.errors, "; ".join(a.errors[:3]))
+    media_msgs = a.of("media")
+    sizes = {len(base64.b64decode(m["media"]["payload"])) for _, m in media_msgs}
+    chunks = [int(m["media"]["chunk"]) for _, m in media_msgs]
+    steady = [t for t, _ in media_msgs[10:-10]]
+    rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0
+    results.check("sipp: 50 +/- 2 media/s of 160-byte payloads with chunk increasing by one",
+                  abs(rate - 50) <= 2 and sizes == {160} and chunks == list(range(1, len(chunks) + 1)),
+                  f"{rate:.2f}/s, sizes {sizes}, {len(chunks)} chunks")
+    echo = b"".join(d[12:] for _, d in tap.got if len(d) > 12 and (d[1] & 0x7F) == 0)
+    f = frequency(echo[1600:])
+    results.check(f"sipp: sipp's capture of the echo decodes to its {TONE_HZ:.0f} Hz within 2 %",
+                  abs(f - TONE_HZ) <= TONE_HZ * 0.02, f"{f:.1f} Hz from {len(echo)} bytes")
+    digits = "".join(m["dtmf"]["digit"] for _, m in a.of("dtmf"))
+    results.check("sipp: RFC 4733 digits from sipp arrive as dtmf events with the right digits", digits == SIPP_DIGITS,
+                  repr(digits))
+
+
 def call_records(server):
     req = urllib.request.Request(f"http://127.0.0.1:{server.admin_port}/api/v1/calls?user=agent",
                                  headers={"Authorization": f"Bearer {TOKEN}"})
@@ -507,6 +676,7 @@ def run(results):
     async def main():
         async with websockets.serve(agent_handler, "127.0.0.1", agent_port, max_size=None):
             with AgentServer(trunk_port, agent_port) as server:
+                await asyncio.wait_for(sipp_call(results, server), 35)
                 await asyncio.wait_for(scenarios(results, server), 60)
                 await asyncio.sleep(1.5)   # accounting flush_interval
                 rows = call_records(server)
@@ -515,7 +685,7 @@ def run(results):
                 echo = max(answered, key=lambda r: r.get("trunk_in_bytes", 0), default={})
                 results.check("call records: agent calls are call records with codecs PCMU/agent, trunk bytes both ways, "
                               "and the refused one as 503",
-                              len(answered) >= 5 and all(r.get("codecs") == "PCMU/agent" for r in answered)
+                              len(answered) >= 6 and all(r.get("codecs") == "PCMU/agent" for r in answered)
                               and echo.get("trunk_in_bytes", 0) > 0 and echo.get("trunk_out_bytes", 0) > 0
                               and any(r.get("status") == 503 for r in mine),
                               f"{[(r.get('status'), r.get('end_reason'), r.get('trunk_in_bytes'), r.get('trunk_out_bytes')) for r in mine][:6]}")
