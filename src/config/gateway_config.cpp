@@ -208,7 +208,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
-                 "options_interval", "trunk_targets", "srtp", "agent_connect_timeout", "agent_playout_frames"});
+                 "options_interval", "trunk_targets", "srtp", "agent_connect_timeout", "agent_playout_frames",
+                 "agent_authorization"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -282,6 +283,12 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     // Issue 17: agent WebSocket connect timeout (s) and playout bound (20 ms frames).
     if (auto v = get("agent_connect_timeout")) g.agent_connect_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 60));
     if (auto v = get("agent_playout_frames")) g.agent_playout_frames = static_cast<std::uint32_t>(r.as_integer(*v, 10, 3000));
+    // The Authorization header value toward agents (agent_authorization_file: from a secret).
+    if (auto v = get("agent_authorization")) {
+        g.agent_authorization = r.as_string(*v);
+        if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
+            r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
+    }
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

@@ -42,6 +42,7 @@ import websockets
 from harness import REALM, Turnbridge, free_port, main_guard
 
 TOKEN = "agent-test-token"
+AGENT_TOKEN = "agent-secret-7f3a"
 DIDS = {"+15550171": "echo", "+15550172": "tone", "+15550173": "clear", "+15550174": "dtmf",
         "+15550175": "hostile", "+15550176": "refused"}
 TONE_HZ = 440.0
@@ -82,6 +83,7 @@ class AgentServer(Turnbridge):
 
     def write_config(self):
         super().write_config()
+        (self.dir / "agent.token").write_text(f"Bearer {AGENT_TOKEN}\n")   # a KEY_file secret
         dead = free_port()
         routes = ", ".join(
             f'"{did}" = ["agent:ws://127.0.0.1:{dead if name == "refused" else self.agent_port}/{name}"]'
@@ -90,6 +92,7 @@ class AgentServer(Turnbridge):
             f.write(f'\n[realm."{REALM}".gateway]\nenabled = true\n'
                     f'trunk = "sip:127.0.0.1:{self.trunk_port};transport=udp"\n'
                     f'agent_connect_timeout = 2\nagent_playout_frames = 500\n'
+                    f'agent_authorization_file = "agent.token"\n'
                     f'routes = {{ {routes} }}\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
                     f'token = "{TOKEN}"\n')
@@ -152,6 +155,7 @@ AGENTS = {}   # scenario name -> Agent
 async def agent_handler(ws, path=None):
     name = (path or ws.path).strip("/")
     agent = AGENTS.setdefault(name, Agent())
+    agent.authorization = ws.request_headers.get("Authorization")
     sid = None
 
     async def send(obj):
@@ -646,6 +650,8 @@ async def sipp_call(results, server):
                   names[:2] == ["connected", "start"] and names[-1] == "stop" and cp.get("from") == "+15550100"
                   and cp.get("to") == "+15550171", f"{names[:3]} {cp}")
     results.check("sipp: every message has Twilio's fields and types", not a.errors, "; ".join(a.errors[:3]))
+    results.check("sipp: the upgrade carries Authorization from agent_authorization_file",
+                  getattr(a, "authorization", None) == f"Bearer {AGENT_TOKEN}", repr(getattr(a, "authorization", None)))
     media_msgs = a.of("media")
     sizes = {len(base64.b64decode(m["media"]["payload"])) for _, m in media_msgs}
     chunks = [int(m["media"]["chunk"]) for _, m in media_msgs]

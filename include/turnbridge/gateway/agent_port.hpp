@@ -21,6 +21,7 @@ struct AgentOpen {
     std::string offer_sdp;    // the trunk's SDP offer
     std::uint32_t connect_timeout_s = 3;
     std::uint32_t playout_frames = 500;
+    std::string authorization;   // the Authorization header value of the upgrade ("" = none)
 };
 
 class AgentPort {

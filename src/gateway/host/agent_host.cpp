@@ -55,13 +55,14 @@ io::GuardLimits agent_guard(std::uint32_t connect_timeout_s) {
 // RTP socket toward the trunk.
 struct AgentHost::Session final : io::Framer, io::StreamEvents {
     Session(AgentHost& h, const gateway::AgentOpen& o)
-        : host(h), key(o.key), url(o.url), ws_key(base64_encode(random16())),
+        : host(h), key(o.key), url(o.url), authorization(o.authorization), ws_key(base64_encode(random16())),
           decoder(kMaxMessage, 64, [] { return mask_key(); }),
           conn(h.loop_, io::StreamKind::WebSocket, agent_guard(o.connect_timeout_s), nullptr, *this, *this) {}
 
     AgentHost& host;
     std::string key;
     config::AgentUrl url;
+    std::string authorization;
     std::string ws_key;
     std::string http;             // the server's handshake response so far
     sip::WebSocketDecoder decoder;
@@ -95,7 +96,9 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
         conn.send(sip::websocket_client_request(url.host.find(':') != std::string::npos
                                                     ? fmt::format("[{}]:{}", url.host, url.port)
                                                     : fmt::format("{}:{}", url.host, url.port),
-                                                url.target, ws_key));
+                                                url.target, ws_key,
+                                                authorization.empty() ? std::string()
+                                                                      : "Authorization: " + authorization + "\r\n"));
     }
     void on_closed(io::StreamConnection&) override {
         conn_gone = true;

@@ -172,6 +172,8 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
          g + "routes.\"+1555\"[0]", 10, "port must be 1-65535"},
         {"agent timeout 0", gateway("agent_connect_timeout = 0"), g + "agent_connect_timeout", 9, "expected"},
         {"agent playout 5", gateway("agent_playout_frames = 5"), g + "agent_playout_frames", 9, "expected"},
+        {"agent authorization with a line end", gateway("agent_authorization = \"Bearer x\\r\\nX-Evil: 1\""),
+         g + "agent_authorization", 9, "expected one line"},
         {"route to nobody", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = []"),
          g + "routes.\"+1555\"", 10, "expected at least one user to ring"},
         {"route key not a number", gateway("[realm.\"example.org\".gateway.routes]\n\"a b\" = [\"test\"]"),
