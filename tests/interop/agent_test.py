@@ -20,6 +20,7 @@ so trunk-side arrival times and the agent's message times come from one clock.
   hostile garbage JSON is ignored (counted); a flood is bounded (dropped, counted); an oversize
           message ends the call with a BYE to the trunk
   refused an agent URL nobody listens on: 503 to the trunk within agent_connect_timeout
+  untrusted  agent:wss:// whose certificate the system CA store does not sign: 503
 Everything is on loopback; the server is stopped by PID at the end.
 """
 import asyncio
@@ -44,7 +45,7 @@ from harness import REALM, Turnbridge, free_port, main_guard
 TOKEN = "agent-test-token"
 AGENT_TOKEN = "agent-secret-7f3a"
 DIDS = {"+15550171": "echo", "+15550172": "tone", "+15550173": "clear", "+15550174": "dtmf",
-        "+15550175": "hostile", "+15550176": "refused"}
+        "+15550175": "hostile", "+15550176": "refused", "+15550178": "untrusted"}
 TONE_HZ = 440.0
 AGENT_TONE_HZ = 1000.0
 
@@ -70,7 +71,8 @@ def frequency(mulaw):
 
 
 class AgentServer(Turnbridge):
-    def __init__(self, trunk_port, agent_port):
+    def __init__(self, trunk_port, agent_port, tls_port=0):
+        self.tls_port = tls_port
         self.sip_port = free_port()
         self.admin_port = free_port(taken={self.sip_port})
         ws_port = free_port(taken={self.sip_port, self.admin_port})
@@ -87,6 +89,7 @@ class AgentServer(Turnbridge):
         dead = free_port()
         routes = ", ".join(
             f'"{did}" = ["agent:ws://127.0.0.1:{dead if name == "refused" else self.agent_port}/{name}"]'
+            if name != "untrusted" else f'"{did}" = ["agent:wss://127.0.0.1:{self.tls_port}/{name}"]'
             for did, name in DIDS.items())
         with open(self.config_path, "a") as f:
             f.write(f'\n[realm."{REALM}".gateway]\nenabled = true\n'
@@ -490,6 +493,13 @@ async def scenarios(results, server):
     results.check("refused: an agent URL that refuses gets 503 to the trunk within 2 s", status == 503 and took < 2.5,
                   f"status {status} after {took:.2f} s")
     call.close()
+
+    # 7. wss with a certificate no CA of the system store signed: TLS fails, 503.
+    call = TrunkCall(loop, server, sip, did["untrusted"])
+    status = await call.invite()
+    results.check("untrusted: agent:wss:// with a self-signed certificate is refused (503), the agent never upgraded",
+                  status == 503 and "untrusted" not in AGENTS, f"status {status}")
+    call.close()
     sip.transport.close()
 
 
@@ -677,11 +687,19 @@ def call_records(server):
 
 
 def run(results):
-    trunk_port, agent_port = free_port(), free_port()
+    trunk_port, agent_port, tls_port = free_port(), free_port(), free_port()
 
     async def main():
-        async with websockets.serve(agent_handler, "127.0.0.1", agent_port, max_size=None):
-            with AgentServer(trunk_port, agent_port) as server:
+        import ssl
+        import tempfile
+        from harness import make_cert
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = make_cert(d)
+            tls.load_cert_chain(cert, key)
+        async with websockets.serve(agent_handler, "127.0.0.1", agent_port, max_size=None), \
+                websockets.serve(agent_handler, "127.0.0.1", tls_port, ssl=tls):
+            with AgentServer(trunk_port, agent_port, tls_port) as server:
                 await asyncio.wait_for(sipp_call(results, server), 35)
                 await asyncio.wait_for(scenarios(results, server), 60)
                 await asyncio.sleep(1.5)   # accounting flush_interval
