@@ -722,6 +722,23 @@ def run(results):
                               "agent: call" in log and "cannot connect to the agent" in log and "1009" in log)
                 results.check("log: the flood's dropped frames are counted",
                               re.search(r"agent: call \S+ ended .* ([1-9]\d*) dropped", log) is not None)
+                # Shutdown with an agent call up: BYE to the trunk, stop to the agent, exit 0.
+                loop = asyncio.get_running_loop()
+                _, sip = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", server.trunk_port))
+                AGENTS.pop("echo", None)
+                call = TrunkCall(loop, server, sip, "+15550171")
+                status = await call.invite()
+                await asyncio.sleep(0.3)
+                rc = await loop.run_in_executor(None, server.stop)
+                bye = await call.wait_bye(2)
+                a = AGENTS.get("echo", Agent())
+                await asyncio.wait_for(a.done.wait(), 3)
+                last = a.events[-1][1].get("event") if a.events else None
+                results.check("shutdown: a live agent call gets BYE to the trunk and stop to the agent; exit 0",
+                              status == 200 and rc == 0 and bye is not None and last == "stop",
+                              f"status {status}, exit {rc}, BYE {'yes' if bye else 'no'}, last event {last}")
+                call.close()
+                sip.transport.close()
 
     asyncio.run(main())
 

@@ -68,7 +68,7 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     sip::WebSocketDecoder decoder;
     io::StreamConnection conn;
     uv_udp_t udp{};
-    bool udp_open = false, conn_gone = false, upgraded = false, ended = false;
+    bool udp_open = false, udp_closing = false, conn_gone = false, upgraded = false, ended = false;
     std::uint64_t deadline_ms = 0;
     std::optional<gateway::AgentMedia> media;
     std::string answer_sdp;
@@ -201,11 +201,7 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
     if (!accepted) {   // no PCMU in the offer
         raw->ended = true;
         raw->conn_gone = true;
-        uv_close(reinterpret_cast<uv_handle_t*>(&raw->udp), [](uv_handle_t* h) {
-            auto* s = static_cast<Session*>(h->data);
-            s->udp_open = false;
-            s->host.finish(*s);
-        });
+        close_udp(*raw);
         return false;
     }
     raw->answer_sdp = accepted->sdp;
@@ -261,13 +257,18 @@ void AgentHost::close_agent(const std::string& key, const gateway::CallSummary& 
                   c.frames_played, c.frames_dropped, c.bad_messages);
     }
     ended_(summary, s.media ? s.media->stats() : gateway::AgentLegStats{});
-    if (s.udp_open)
-        uv_close(reinterpret_cast<uv_handle_t*>(&s.udp), [](uv_handle_t* h) {
-            auto* s = static_cast<Session*>(h->data);
-            s->udp_open = false;
-            s->host.finish(*s);
-        });
+    close_udp(s);
     arm();
+}
+
+void AgentHost::close_udp(Session& s) {
+    if (!s.udp_open || s.udp_closing) return;
+    s.udp_closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&s.udp), [](uv_handle_t* h) {
+        auto* s = static_cast<Session*>(h->data);
+        s->udp_open = false;
+        s->host.finish(*s);
+    });
 }
 
 void AgentHost::finish(Session& s) {
@@ -352,7 +353,10 @@ void AgentHost::close() {
     for (auto& [key, s] : sessions_) {
         s->ended = true;
         if (!s->conn_gone) s->conn.close();
-        if (s->udp_open) uv_close(reinterpret_cast<uv_handle_t*>(&s->udp), nullptr);
+        if (s->udp_open && !s->udp_closing) {   // not twice: close_agent() may have begun it
+            s->udp_closing = true;
+            uv_close(reinterpret_cast<uv_handle_t*>(&s->udp), nullptr);
+        }
     }
 }
 

@@ -54,6 +54,7 @@ private:
     void arm();
     void schedule();
     void finish(Session& s);   // both handles gone: forget it
+    void close_udp(Session& s);
     SSL_CTX* client_tls();
 
     uv_loop_t* loop_;
