@@ -124,6 +124,19 @@ void media_drop_metrics(std::string& out, const Metrics& m) {
     sample(out, name, {{"leg", "trunk"}, {"reason", "source"}}, m.gateway_media_dropped_source[1]);
 }
 
+// AI agent calls (issue 17): streams opened and failed, and what the bounds dropped. Samples only
+// with gateway mode on.
+void agent_metrics(std::string& out, const Metrics& m) {
+    constexpr std::string_view name = "turnbridge_gateway_agent_events_total";
+    family(out, name, "counter",
+           "AI agent (Media Streams) events since start: calls (streams opened), failed (refused, timed out or "
+           "closed by the agent), frames_dropped (agent audio over gateway.agent_playout_frames), "
+           "messages_dropped (toward an agent with 64 KiB unsent), bad_messages (unreadable agent messages).");
+    if (m.calls.empty()) return;
+    for (std::size_t i = 0; i < kAgentEventNames.size(); ++i)
+        sample(out, name, {{"event", kAgentEventNames[i]}}, m.gateway_agent[i]);
+}
+
 // SIP handed from the worker that read it to the worker that owns its call (issue 12), dropped
 // because that worker's mailbox was full (it is stalled): UDP senders retransmit.
 void mailbox_metrics(std::string& out, const Metrics& m) {
@@ -271,6 +284,7 @@ std::string format_metrics(const Metrics& m) {
     }
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
+    agent_metrics(out, m);
     mailbox_metrics(out, m);
     trunk_metrics(out, m);
     stream_metrics(out, m.streams);

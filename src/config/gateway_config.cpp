@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "gateway_config.hpp"
+#include "turnbridge/config/agent_url.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -207,7 +208,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
-                 "options_interval", "trunk_targets", "srtp"});
+                 "options_interval", "trunk_targets", "srtp", "agent_connect_timeout", "agent_playout_frames",
+                 "agent_authorization"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -278,6 +280,15 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
         else if (s == "required") g.srtp = Gateway::Srtp::Required;
         else r.fail(*v, fmt::format(R"(expected "off", "optional" or "required", got "{}")", s));
     }
+    // Issue 17: agent WebSocket connect timeout (s) and playout bound (20 ms frames).
+    if (auto v = get("agent_connect_timeout")) g.agent_connect_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 60));
+    if (auto v = get("agent_playout_frames")) g.agent_playout_frames = static_cast<std::uint32_t>(r.as_integer(*v, 10, 3000));
+    // The Authorization header value toward agents (agent_authorization_file: from a secret).
+    if (auto v = get("agent_authorization")) {
+        g.agent_authorization = r.as_string(*v);
+        if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
+            r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
+    }
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))
@@ -286,6 +297,13 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
             for (const auto& u : r.as_array(did)) {
                 std::string name = r.as_string(u);
                 if (name.empty()) r.fail(u, "expected a user name, got an empty string");
+                // Issue 17: "agent:ws://..." sends the call to an AI agent's Media Streams WebSocket.
+                std::string why;
+                if (parse_agent_url(name, why)) {
+                    users.push_back(std::move(name));
+                    continue;
+                }
+                if (!why.empty()) r.fail(u, why);
                 // Static users can be checked now; TURN REST users exist only when they register.
                 if (realm.rest_secret.empty() && !realm.users.count(name))
                     r.fail(u, fmt::format(R"(no user "{}" in realm "{}")", name, realm.name));

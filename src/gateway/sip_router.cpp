@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/sip_router.hpp"
 
+#include "turnbridge/config/agent_url.hpp"
+
 #include <algorithm>
 
 #include "turnbridge/base/log.hpp"
@@ -255,6 +257,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                                process(now, unix_now, flow, more, out);
                                return;
                            }
+                           if (on_agent_cancel(now, c.invite_tx, out)) return;   // issue 17
                            auto w = std::find_if(waiting_.begin(), waiting_.end(),
                                                  [&](const Waiting& w) { return w.request.tx == c.invite_tx; });
                            if (w == waiting_.end()) return;
@@ -304,6 +307,7 @@ void SipRouter::on_request(sip::Time now, std::int64_t unix_now, const SipFlow* 
     const auto method = r.request.method();
     // In-dialog requests (and the ACK for a 2xx, which has no transaction) go to their call.
     if (r.tx.empty() || !r.request.to_tag().empty()) {
+        if (on_agent_request(now, r, out)) return;   // issue 17
         for (auto& e : calls_) {
             if (!e.call->matches(r.request)) continue;
             if (method == "BYE" && e.summary.end_reason.empty() && flow != nullptr)
@@ -499,6 +503,8 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
         count(sip::Limit::CallsPerRealm);
         return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
     }
+    if (route->size() == 1 && route->front().starts_with(config::kAgentPrefix))   // issue 17
+        return on_agent_invite(now, flow, r, *realm, route->front(), did, out);
     std::vector<sip::Binding> bindings;
     bool busy = false;   // a routed user with browsers registered, but at max_calls_per_user
     for (const auto& user : *route) {
@@ -626,6 +632,7 @@ void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<s
 }
 
 void SipRouter::stop(sip::Time now, std::vector<sip::Action>& out) {
+    stop_agents(now, out);
     std::vector<sip::Action> in;
     for (auto& e : calls_)
         if (e.call->state() != sip::Call::State::Ended) {

@@ -32,6 +32,8 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
         if (r.flow == id) return true;
     for (const auto& e : calls_)
         if (e.trunk_flow == id) return true;
+    for (const auto& [key, a] : agent_calls_)
+        if (a.flow == id) return true;
     return false;
 }
 

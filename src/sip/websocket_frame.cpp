@@ -6,17 +6,18 @@
 namespace turnbridge::sip {
 namespace {
 
-std::string header(WsOpcode opcode, std::size_t len) {
+std::string header(WsOpcode opcode, std::size_t len, bool masked = false) {
     std::string h;
+    const char mask_bit = masked ? static_cast<char>(0x80) : 0;
     h.push_back(static_cast<char>(0x80 | static_cast<std::uint8_t>(opcode)));
     if (len < 126) {
-        h.push_back(static_cast<char>(len));
+        h.push_back(static_cast<char>(len | (masked ? 0x80 : 0)));
     } else if (len <= 0xFFFF) {
-        h.push_back(126);
+        h.push_back(static_cast<char>(126 | mask_bit));
         h.push_back(static_cast<char>(len >> 8));
         h.push_back(static_cast<char>(len & 0xFF));
     } else {
-        h.push_back(127);
+        h.push_back(static_cast<char>(127 | mask_bit));
         for (int i = 7; i >= 0; --i) h.push_back(static_cast<char>((static_cast<std::uint64_t>(len) >> (8 * i)) & 0xFF));
     }
     return h;
@@ -62,17 +63,38 @@ std::string websocket_frame(WsOpcode opcode, std::string_view payload) {
     return f;
 }
 
-std::string websocket_close_frame(std::uint16_t code, std::string_view reason) {
+static std::string close_payload(std::uint16_t code, std::string_view reason) {
     std::string payload;
     payload.push_back(static_cast<char>(code >> 8));
     payload.push_back(static_cast<char>(code & 0xFF));
     payload.append(reason.substr(0, 123));  // §5.5: control payloads are at most 125 bytes
-    return websocket_frame(WsOpcode::Close, payload);
+    return payload;
+}
+
+std::string websocket_close_frame(std::uint16_t code, std::string_view reason) {
+    return websocket_frame(WsOpcode::Close, close_payload(code, reason));
+}
+
+std::string websocket_client_frame(WsOpcode opcode, std::string_view payload, const WsMaskKey& key) {
+    std::string f = header(opcode, payload.size(), true);
+    f.append(reinterpret_cast<const char*>(key.data()), key.size());
+    const std::size_t at = f.size();
+    f.append(payload);
+    for (std::size_t i = 0; i < payload.size(); ++i) f[at + i] = static_cast<char>(f[at + i] ^ key[i & 3]);
+    return f;
+}
+
+std::string WebSocketDecoder::frame(WsOpcode op, std::string_view payload) const {
+    return mask_ ? websocket_client_frame(op, payload, mask_()) : websocket_frame(op, payload);
+}
+
+std::string WebSocketDecoder::close_frame(std::uint16_t code, std::string_view reason) const {
+    return frame(WsOpcode::Close, close_payload(code, reason));
 }
 
 std::string WebSocketDecoder::close(std::uint16_t code, std::string_view reason) {
     close_sent_ = true;
-    return websocket_close_frame(code, reason);
+    return close_frame(code, reason);
 }
 
 void WebSocketDecoder::feed(std::string_view bytes, std::vector<WsEvent>& out) {
@@ -90,7 +112,7 @@ void WebSocketDecoder::feed(std::string_view bytes, std::vector<WsEvent>& out) {
 }
 
 void WebSocketDecoder::fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out) {
-    if (!close_sent_) out.push_back(WsReply{websocket_close_frame(code, why)});
+    if (!close_sent_) out.push_back(WsReply{close_frame(code, why)});
     close_sent_ = true;
     closed_ = true;
     buffer_.clear();
@@ -108,7 +130,10 @@ bool WebSocketDecoder::parse_one(std::vector<WsEvent>& out) {
     const auto op = static_cast<WsOpcode>(b0 & 0x0F);
     // RFC 6455 §5.2: no extension was negotiated, so every RSV bit must be zero.
     if (b0 & 0x70) return fail(ws_close::ProtocolError, "RSV bits set", out), false;
-    if (!(b1 & 0x80)) return fail(ws_close::ProtocolError, "client frame not masked", out), false;  // §5.1
+    // §5.1: a client masks every frame; a server masks none.
+    const bool masked = (b1 & 0x80) != 0;
+    if (!mask_ && !masked) return fail(ws_close::ProtocolError, "client frame not masked", out), false;
+    if (mask_ && masked) return fail(ws_close::ProtocolError, "server frame masked", out), false;
     const bool control = (b0 & 0x08) != 0;
     if (op != WsOpcode::Continuation && op != WsOpcode::Text && op != WsOpcode::Binary && op != WsOpcode::Close &&
         op != WsOpcode::Ping && op != WsOpcode::Pong)
@@ -137,10 +162,11 @@ bool WebSocketDecoder::parse_one(std::vector<WsEvent>& out) {
         if ((op == WsOpcode::Continuation ? fragments_ : 0) + 1 > max_fragments_)
             return fail(ws_close::TooBig, "too many fragments", out), false;
     }
-    if (in.size() < at + 4 + len) return false;
-    std::uint8_t mask[4];
-    for (int i = 0; i < 4; ++i) mask[i] = byte(in, at + static_cast<std::size_t>(i));
-    at += 4;
+    const std::size_t key_size = masked ? 4 : 0;
+    if (in.size() < at + key_size + len) return false;
+    std::uint8_t mask[4] = {0, 0, 0, 0};
+    for (std::size_t i = 0; i < key_size; ++i) mask[i] = byte(in, at + i);
+    at += key_size;
     auto unmask = [&](std::string& s, std::size_t from) {
         for (std::size_t i = 0; from + i < s.size(); ++i) s[from + i] = static_cast<char>(s[from + i] ^ mask[i & 3]);
     };
@@ -174,7 +200,7 @@ bool WebSocketDecoder::parse_one(std::vector<WsEvent>& out) {
 
 void WebSocketDecoder::on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out) {
     if (op == WsOpcode::Ping) {
-        out.push_back(WsReply{websocket_frame(WsOpcode::Pong, payload)});  // §5.5.2
+        out.push_back(WsReply{frame(WsOpcode::Pong, payload)});  // §5.5.2
         return;
     }
     if (op == WsOpcode::Pong) return;  // §5.5.3: unsolicited pongs are fine
@@ -188,7 +214,7 @@ void WebSocketDecoder::on_control(WsOpcode op, std::string payload, std::vector<
         if (!valid_close_code(code)) return fail(ws_close::ProtocolError, "invalid close code", out);
         if (!valid_utf8(reason)) return fail(ws_close::InvalidPayload, "close reason not UTF-8", out);
     }
-    if (!close_sent_) out.push_back(WsReply{websocket_close_frame(code == ws_close::NoStatus ? ws_close::Normal : code)});
+    if (!close_sent_) out.push_back(WsReply{close_frame(code == ws_close::NoStatus ? ws_close::Normal : code)});
     close_sent_ = true;
     closed_ = true;
     buffer_.clear();

@@ -28,6 +28,21 @@ struct Request {
     }
 };
 
+// The header fields after the start line (RFC 9112 §5); false on a malformed one.
+bool parse_fields(std::string_view head, Request& r) {
+    while (!head.empty()) {
+        auto eol = head.find("\r\n");
+        eol = head.find("\r\n");
+        const auto h = head.substr(0, eol);
+        head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
+        if (h.empty()) continue;
+        const auto colon = h.find(':');
+        if (colon == std::string_view::npos || colon == 0 || h.front() == ' ' || h.front() == '\t') return false;
+        r.headers.emplace_back(h.substr(0, colon), trim(h.substr(colon + 1)));
+    }
+    return true;
+}
+
 bool parse_request(std::string_view head, Request& r) {
     auto eol = head.find("\r\n");
     const auto line = head.substr(0, eol);
@@ -39,16 +54,7 @@ bool parse_request(std::string_view head, Request& r) {
     r.version = line.substr(sp2 + 1);
     if (r.target.empty() || r.version.substr(0, 5) != "HTTP/") return false;
     head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
-    while (!head.empty()) {
-        eol = head.find("\r\n");
-        const auto h = head.substr(0, eol);
-        head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
-        if (h.empty()) continue;
-        const auto colon = h.find(':');
-        if (colon == std::string_view::npos || colon == 0 || h.front() == ' ' || h.front() == '\t') return false;
-        r.headers.emplace_back(h.substr(0, colon), trim(h.substr(colon + 1)));
-    }
-    return true;
+    return parse_fields(head, r);
 }
 
 Handshake reject(Handshake h, int status, std::string_view phrase, std::string_view reason,
@@ -123,6 +129,51 @@ Handshake websocket_handshake(std::string_view buffered, const HandshakeOptions&
     h.kind = Handshake::Kind::Upgrade;
     h.response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
                  websocket_accept(*key) + "\r\nSec-WebSocket-Protocol: sip\r\n\r\n";
+    return h;
+}
+
+std::string websocket_client_request(std::string_view host, std::string_view target, std::string_view key,
+                                     std::string_view extra_headers) {
+    std::string r = "GET " + std::string(target.empty() ? "/" : target) + " HTTP/1.1\r\nHost: " + std::string(host) +
+                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + std::string(key) +
+                    "\r\nSec-WebSocket-Version: 13\r\nUser-Agent: turnbridge\r\n";
+    r += extra_headers;
+    r += "\r\n";
+    return r;
+}
+
+ClientHandshake websocket_client_response(std::string_view buffered, std::string_view key, std::size_t max_header_bytes) {
+    ClientHandshake h;
+    auto fail = [&](std::string_view why) {
+        h.kind = ClientHandshake::Kind::Fail;
+        h.reason = std::string(why);
+        return h;
+    };
+    const auto end = buffered.find("\r\n\r\n");
+    if (end == std::string_view::npos || end + 4 > max_header_bytes)
+        return buffered.size() > max_header_bytes ? fail("response header block too large") : h;
+    h.consumed = end + 4;
+    // RFC 6455 §4.1, the client's checks of the server's handshake, each naming its header.
+    const auto head = buffered.substr(0, end + 2);
+    const auto eol = head.find("\r\n");
+    const auto line = head.substr(0, eol);
+    if (line.substr(0, 9) != "HTTP/1.1 " || line.size() < 12) return fail("malformed status line");
+    h.status = 0;
+    for (char c : line.substr(9, 3)) {
+        if (c < '0' || c > '9') return fail("malformed status line");
+        h.status = h.status * 10 + (c - '0');
+    }
+    if (h.status != 101) return fail("status " + std::to_string(h.status) + ", not 101");
+    Request r;
+    if (!parse_fields(head.substr(eol + 2), r)) return fail("malformed header");
+    const auto upgrade = r.get("Upgrade");
+    if (!upgrade || !has_token(*upgrade, "websocket")) return fail("Upgrade is not websocket");
+    const auto connection = r.get("Connection");
+    if (!connection || !has_token(*connection, "upgrade")) return fail("Connection does not include Upgrade");
+    const auto accept = r.get("Sec-WebSocket-Accept");
+    if (!accept || *accept != websocket_accept(key)) return fail("Sec-WebSocket-Accept does not match the key");
+    if (r.get("Sec-WebSocket-Extensions")) return fail("Sec-WebSocket-Extensions not offered");
+    h.kind = ClientHandshake::Kind::Open;
     return h;
 }
 

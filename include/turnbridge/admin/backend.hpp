@@ -58,6 +58,9 @@ struct TrunkTargetStatus {
     double rtt_ms = -1;            // of the last answer; -1 = none yet
 };
 
+inline constexpr std::array<std::string_view, 5> kAgentEventNames = {"calls", "failed", "frames_dropped",
+                                                                     "messages_dropped", "bad_messages"};
+
 struct Metrics {
     std::map<std::string, RealmTotals> realms;
     std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
@@ -84,6 +87,10 @@ struct Metrics {
     // SIP messages between workers dropped because the owner worker's mailbox was full
     // (gateway::GatewayShared::kMaxMail / kMaxMailBytes); only with gateway mode on.
     std::uint64_t gateway_mail_dropped = 0;
+    // AI agent calls (issue 17), in kAgentEventNames order: streams opened, failed (refused,
+    // timed out, closed by the agent), agent audio frames dropped over the playout bound,
+    // messages dropped toward a slow agent, unreadable agent messages.
+    std::array<std::uint64_t, 5> gateway_agent{};
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
     std::vector<TrunkTargetStatus> trunk_targets;   // gateway.options_interval probes (issue 14)
 };

@@ -43,6 +43,7 @@ struct WorkerStats {
     std::uint64_t permission_cap_refusals = 0;
     std::uint64_t channel_cap_refusals = 0;
     std::vector<admin::TrunkTargetStatus> trunk_targets;   // worker 0's gateway (shared by all)
+    std::array<std::uint64_t, 5> gateway_agent{};   // this worker's agent calls (admin::kAgentEventNames)
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate {

@@ -47,7 +47,10 @@ struct Gateway {
     // use G.722 (offered first, taken when the trunk offers it). Off by default: offers to
     // existing trunks stay as they were.
     std::vector<Codec> codecs{Codec::Opus, Codec::Pcmu, Codec::Pcma};
-    std::map<std::string, std::vector<std::string>> routes;            // inbound DID -> users
+    std::map<std::string, std::vector<std::string>> routes;            // inbound DID -> users (or one "agent:ws://...")
+    std::uint32_t agent_connect_timeout = 3;   // s: agent WebSocket up (TCP, TLS, upgrade) or 503 (issue 17)
+    std::uint32_t agent_playout_frames = 500;  // agent audio buffered for playout, 20 ms frames (10 s)
+    std::string agent_authorization;           // Authorization header value toward agents; "" = none
     // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share
     // of server.media_ports: the range's calls divided among the gateway realms).
     std::uint32_t max_calls_per_user = 4;

@@ -40,6 +40,8 @@
 
 namespace turnbridge::gateway {
 
+class AgentPort;   // agent_port.hpp (issue 17)
+
 // The seam toward the media side (gateway::CallMedia): one MediaSdp per call. `outbound` is
 // true for a browser->trunk call. nullptr: no media for it now (the call gets 503).
 using MediaFactory = std::function<std::unique_ptr<sip::MediaSdp>(const config::Realm& realm, bool outbound)>;
@@ -110,6 +112,12 @@ public:
         test_line_ = at;
         test_line_flow_ = std::move(flow);
     }
+    // AI agent calls (issue 17, sip_router_agents.cpp): a DID routed to "agent:ws://..." is
+    // answered once `agents` has the agent's WebSocket up. Without it such DIDs get 503.
+    void set_agents(AgentPort* agents) { agents_ = agents; }
+    void agent_answered(sip::Time now, const std::string& key, const std::string& answer_sdp, std::vector<sip::Action>& out);
+    void agent_failed(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
+    std::size_t agent_calls() const { return agent_calls_.size(); }
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
     // security.auth_failures_per_minute for browsers' digest credentials; null: none.
@@ -267,6 +275,28 @@ private:
         return a;
     }
     std::list<CallEntry> calls_;
+    // Issue 17: trunk calls answered by an AI agent, by Call-ID (sip_router_agents.cpp).
+    struct AgentCall {
+        std::string tx;               // the INVITE's server transaction
+        std::optional<sip::Message> invite;   // moved in from the RequestIn
+        sip::TransportId flow = 0;
+        bool reliable = false;
+        sip::LocalAddress local;
+        std::string to_tag;
+        std::string answer_sdp;
+        std::optional<sip::Dialog> dialog;   // once answered
+        CallSummary summary;
+    };
+    std::map<std::string, AgentCall> agent_calls_;
+    AgentPort* agents_ = nullptr;
+    void on_agent_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, const config::Realm& realm,
+                         const std::string& target, const std::string& did, std::vector<sip::Action>& out);
+    bool on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<sip::Action>& out);   // in-dialog
+    bool on_agent_cancel(sip::Time now, const std::string& invite_tx, std::vector<sip::Action>& out);
+    void agent_respond(sip::Time now, const std::string& tx, sip::Message response, std::vector<sip::Action>& out);
+    void agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out);
+    void end_agent(sip::Time now, std::string key, std::string reason);   // `key` by value: erased here
+    void stop_agents(sip::Time now, std::vector<sip::Action>& out);
     std::vector<TrunkRegistration> registrations_;
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
     std::optional<sip::Time> reregister_at_;

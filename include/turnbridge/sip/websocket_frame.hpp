@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// WebSocket data framing, server side (RFC 6455 §5): a streaming decoder for client frames
-// (masked, possibly fragmented, fed in arbitrary chunks) and an encoder for server frames
-// (unmasked). Control frames are answered here: ping -> pong, close -> close echo.
+// WebSocket data framing (RFC 6455 §5): a streaming decoder for client frames (masked, possibly
+// fragmented, fed in arbitrary chunks) and an encoder for server frames (unmasked); in the client
+// role (toward an AI agent, issue 17) the decoder takes unmasked server frames and every frame we
+// send is masked (§5.3). Control frames are answered here: ping -> pong, close -> close echo.
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -26,6 +29,9 @@ inline constexpr std::uint16_t TooBig = 1009;
 // A server frame: FIN set, no mask (RFC 6455 §5.1).
 std::string websocket_frame(WsOpcode opcode, std::string_view payload);
 std::string websocket_close_frame(std::uint16_t code, std::string_view reason = {});
+// A client frame (RFC 6455 §5.3): FIN set, masked with `key` (fresh and unpredictable per frame).
+using WsMaskKey = std::array<std::uint8_t, 4>;
+std::string websocket_client_frame(WsOpcode opcode, std::string_view payload, const WsMaskKey& key);
 
 struct WsMessage {          // a complete data message (fragments joined)
     bool text = true;
@@ -48,6 +54,10 @@ public:
     // ws_max_fragments; issue 11: held fragmented messages cost 146 KiB a connection).
     explicit WebSocketDecoder(std::size_t max_message = 64 * 1024, std::size_t max_fragments = 64)
         : max_message_(max_message), max_fragments_(max_fragments) {}
+    // The client role: frames from the server must be unmasked (§5.1), and the replies and
+    // close() frames are masked with keys from `mask`.
+    WebSocketDecoder(std::size_t max_message, std::size_t max_fragments, std::function<WsMaskKey()> mask)
+        : max_message_(max_message), max_fragments_(max_fragments), mask_(std::move(mask)) {}
 
     // Appends events to `out`; after a WsClosed every further byte is ignored.
     void feed(std::string_view bytes, std::vector<WsEvent>& out);
@@ -62,9 +72,12 @@ private:
     void consume(std::size_t n);                 // marks parsed bytes; feed() drops them once
     void fail(std::uint16_t code, std::string_view why, std::vector<WsEvent>& out);
     void on_control(WsOpcode op, std::string payload, std::vector<WsEvent>& out);
+    std::string frame(WsOpcode op, std::string_view payload) const;   // ours, masked if a client
+    std::string close_frame(std::uint16_t code, std::string_view reason = {}) const;
 
     std::size_t max_message_;
     std::size_t max_fragments_;
+    std::function<WsMaskKey()> mask_;   // set: the client role
     std::size_t fragments_ = 0;   // frames of the current data message
     std::string buffer_;      // unparsed bytes (from pos_ on, during a feed)
     std::size_t pos_ = 0;

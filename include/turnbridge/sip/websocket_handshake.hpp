@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The server side of the WebSocket opening handshake (RFC 6455 §4.2) for SIP over WebSocket
+// The WebSocket opening handshake, client side (below) and the server side (RFC 6455 §4.2) for SIP over WebSocket
 // (RFC 7118 §4: subprotocol "sip"). Takes the bytes buffered so far on a new connection and
 // says what to do: wait, upgrade, reject, or hand a plain GET to the page server.
 #include <cstddef>
@@ -34,5 +34,19 @@ struct Handshake {
 };
 
 Handshake websocket_handshake(std::string_view buffered, const HandshakeOptions& options = {});
+
+// The client side (RFC 6455 §4.1), toward an AI agent's Media Streams URL (issue 17).
+// `key`: base64 of 16 fresh random bytes; `extra_headers`: complete lines ("Authorization: ...\r\n").
+std::string websocket_client_request(std::string_view host, std::string_view target, std::string_view key,
+                                     std::string_view extra_headers = {});
+struct ClientHandshake {
+    enum class Kind { NeedMore, Open, Fail };
+    Kind kind = Kind::NeedMore;
+    std::size_t consumed = 0;   // bytes of the response header block; frames start after it
+    int status = 0;
+    std::string reason;         // why a Fail, naming the header
+};
+ClientHandshake websocket_client_response(std::string_view buffered, std::string_view key,
+                                          std::size_t max_header_bytes = 8192);
 
 }  // namespace turnbridge::sip

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/host/gateway_host.hpp"
 
+#include "turnbridge/gateway/agent_port.hpp"
+
 #include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,6 +90,7 @@ void GatewayHost::start() {
         listen_tcp(ep, false, true);
     }
     start_test_line();
+    start_agents();
     if (worker_ != 0) {
         log::debug("gateway: worker {} listens too", worker_);
     } else {
@@ -124,6 +127,34 @@ void GatewayHost::start_test_line() {
     test_line_->start(*IpAddress::parse(v6 ? "::1" : "127.0.0.1"), cfg_->sip_listen);
     router_->set_test_line(test_line_->sip_address(), [this](const Endpoint& to) { return udp_flow(to); });
     if (worker_ == 0) log::info("gateway: test numbers echo, 9196, tone and dtmf answered by the built-in test line");
+}
+
+// Issue 17: AI agent calls. Their RTP sockets are on media_ip (else the first sip_listen
+// address, else loopback).
+void GatewayHost::start_agents() {
+    IpAddress ip = *IpAddress::parse("127.0.0.1");
+    if (cfg_->media_ip) ip = *cfg_->media_ip;
+    else if (!cfg_->sip_listen.empty() && !cfg_->sip_listen.front().ip.is_unspecified()) ip = cfg_->sip_listen.front().ip;
+    agents_ = std::make_unique<AgentHost>(
+        loop_, ip,
+        [this](const std::string& key, const std::string& sdp) {
+            std::vector<sip::Action> out;
+            router_->agent_answered(io::read_clock().mono, key, sdp, out);
+            apply(out);
+        },
+        [this](const std::string& key, const std::string& why) {
+            std::vector<sip::Action> out;
+            router_->agent_failed(io::read_clock().mono, key, why, out);
+            apply(out);
+        },
+        [this](const gateway::CallSummary& s, const gateway::AgentLegStats& leg) {
+            GatewayMedia::Summary m;
+            m.codecs = "PCMU/agent";
+            m.stats.trunk_in = {leg.in_packets, leg.in_bytes};
+            m.stats.trunk_out = {leg.out_packets, leg.out_bytes};
+            record(s, m);
+        });
+    router_->set_agents(agents_.get());
 }
 
 void GatewayHost::set_auth_throttle(AuthThrottle* auth) { router_->set_auth_throttle(auth); }
@@ -515,11 +546,15 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
     // A trunk SDP refused for SRTP (srtp = required without keys, keys we cannot use) ended the
     // call inside the signalling (BYE or 488); the record says why rather than "rejected".
-    std::string end_reason = s.end_reason;
+    gateway::CallSummary summary = s;
     if (m.failure.starts_with("SRTP") && !s.end_reason.starts_with("media")) {
         log::warn("call {} {}: ended: {}", s.account, s.remote, m.failure);
-        end_reason = "media: " + m.failure;
+        summary.end_reason = "media: " + m.failure;
     }
+    record(summary, m);
+}
+
+void GatewayHost::record(const gateway::CallSummary& s, const GatewayMedia::Summary& m) {
     if (!calls_) return;
     // The cores keep monotonic time; the record wants wall-clock milliseconds.
     const auto clock = io::read_clock();
@@ -539,7 +574,7 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     r.end_ms = unix_ms(s.ended);
     r.status = s.status;
     r.codecs = m.codecs;
-    r.end_reason = end_reason;
+    r.end_reason = s.end_reason;
     r.relayed = m.relayed;
     r.browser_in_packets = m.stats.browser_in.packets;
     r.browser_in_bytes = m.stats.browser_in.bytes;
@@ -621,6 +656,7 @@ void GatewayHost::close() {
     }
     if (resolver_) resolver_->close();
     if (test_line_) test_line_->close();
+    if (agents_) agents_->close();
     media_->close();
     if (timer_open_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);

@@ -147,6 +147,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_call_mos", "histogram"},
         {"turnbridge_gateway_media_dropped_total", "counter"},
         {"turnbridge_gateway_mailbox_dropped_total", "counter"},
+        {"turnbridge_gateway_agent_events_total", "counter"},
         {"turnbridge_gateway_trunk_target_up", "gauge"},
         {"turnbridge_gateway_trunk_target_rtt_seconds", "gauge"},
         {"turnbridge_auth_failed_checks_total", "counter"},
@@ -212,7 +213,7 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 31);
+    CHECK(e.types.size() == 32);
     // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
     // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
     // + 1 pause counter). No gateway: no media drops.
@@ -308,4 +309,17 @@ TEST_CASE("gauges write NaN and infinity in the format's spelling") {
     const auto text = format_metrics(m);
     CHECK(text.find("turnbridge_loop_lag_seconds{worker=\"0\"} NaN\n") != std::string::npos);
     CHECK(text.find("turnbridge_loop_lag_seconds{worker=\"1\"} +Inf\n") != std::string::npos);
+}
+
+TEST_CASE("/metrics text: AI agent events by kind, with gateway mode on (issue 17)") {
+    Metrics m;
+    m.calls["example.org"];
+    m.gateway_agent = {6, 1, 1000, 3, 4};
+    const auto e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=calls}") == 6);
+    CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=failed}") == 1);
+    CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=frames_dropped}") == 1000);
+    CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=messages_dropped}") == 3);
+    CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=bad_messages}") == 4);
 }

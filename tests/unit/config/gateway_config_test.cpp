@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "turnbridge/config/agent_url.hpp"
 #include "turnbridge/config/config.hpp"
 
 using namespace turnbridge;
@@ -114,6 +115,32 @@ TEST_CASE("TLS trunks: trunk_ca relative to the config file, verification on unl
     CHECK_FALSE(cfg->find_realm("example.org")->gateway.trunk_tls_verify);
 }
 
+TEST_CASE("agent: route targets and the agent keys (issue 17)") {
+    auto cfg = accepted(gateway("agent_connect_timeout = 5\nagent_playout_frames = 100\n"
+                                "[realm.\"example.org\".gateway.routes]\n\"+15550177\" = [\"agent:wss://[::1]:8443/stream?x=1\"]\n"
+                                "\"+15550178\" = [\"agent:ws://localhost/a\"]"));
+    REQUIRE(cfg);
+    const auto& gw = cfg->find_realm("example.org")->gateway;
+    CHECK(gw.agent_connect_timeout == 5);
+    CHECK(gw.agent_playout_frames == 100);
+    std::string why;
+    const auto u = parse_agent_url(gw.routes.at("+15550177").at(0), why);
+    REQUIRE(u);
+    CHECK(u->secure);
+    CHECK(u->host == "::1");
+    CHECK(u->port == 8443);
+    CHECK(u->target == "/stream?x=1");
+    const auto l = parse_agent_url(gw.routes.at("+15550178").at(0), why);
+    REQUIRE(l);
+    CHECK(!l->secure);
+    CHECK(l->port == 80);
+    CHECK(!parse_agent_url("alice", why));
+    CHECK(why.empty());
+    auto defaults = accepted(gateway(""));
+    CHECK(defaults->find_realm("example.org")->gateway.agent_connect_timeout == 3);
+    CHECK(defaults->find_realm("example.org")->gateway.agent_playout_frames == 500);
+}
+
 TEST_CASE("bad gateway settings are rejected, naming the key, its line and what was expected") {
     const std::string g = "realm.\"example.org\".gateway.";
     struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
@@ -137,6 +164,16 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
         {"enabled as string", gateway("enabled = \"yes\""), g + "enabled", 9, "expected true or false"},
         {"route to unknown user", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"carol\"]"),
          g + "routes.\"+1555\"[0]", 10, "no user \"carol\" in realm \"example.org\""},
+        {"agent over http", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:http://127.0.0.1/x\"]"),
+         g + "routes.\"+1555\"[0]", 10, "expected agent:ws://HOST:PORT/PATH or agent:wss://..."},
+        {"agent host name", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:wss://agents.example/x\"]"),
+         g + "routes.\"+1555\"[0]", 10, "must be an IP address or localhost"},
+        {"agent port 0", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:ws://127.0.0.1:0/x\"]"),
+         g + "routes.\"+1555\"[0]", 10, "port must be 1-65535"},
+        {"agent timeout 0", gateway("agent_connect_timeout = 0"), g + "agent_connect_timeout", 9, "expected"},
+        {"agent playout 5", gateway("agent_playout_frames = 5"), g + "agent_playout_frames", 9, "expected"},
+        {"agent authorization with a line end", gateway("agent_authorization = \"Bearer x\\r\\nX-Evil: 1\""),
+         g + "agent_authorization", 9, "expected one line"},
         {"route to nobody", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = []"),
          g + "routes.\"+1555\"", 10, "expected at least one user to ring"},
         {"route key not a number", gateway("[realm.\"example.org\".gateway.routes]\n\"a b\" = [\"test\"]"),

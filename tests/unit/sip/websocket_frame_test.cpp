@@ -218,3 +218,42 @@ TEST_CASE("a message of more fragments than ws_max_fragments closes with 1009 (i
         CHECK(ok.buffered() == 0);
     }
 }
+
+TEST_CASE("websocket_client_frame masks the payload with its key (RFC 6455 §5.3, the §5.7 example)") {
+    // §5.7: a masked "Hello" text frame from a client, key 37 fa 21 3d.
+    const std::string f = websocket_client_frame(WsOpcode::Text, "Hello", {0x37, 0xfa, 0x21, 0x3d});
+    CHECK(f == std::string("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11));
+    // A 200-byte payload takes the 16-bit length with the mask bit.
+    const std::string big = websocket_client_frame(WsOpcode::Binary, std::string(200, 'a'), {1, 2, 3, 4});
+    CHECK(static_cast<std::uint8_t>(big[1]) == (0x80 | 126));
+    CHECK(big.size() == 2 + 2 + 4 + 200);
+    // The server-side decoder reads it back.
+    WebSocketDecoder server;
+    std::vector<WsEvent> out;
+    server.feed(f, out);
+    REQUIRE(out.size() == 1);
+    CHECK(std::get<WsMessage>(out[0]).payload == "Hello");
+}
+
+TEST_CASE("the client-role decoder takes unmasked server frames, refuses masked ones and masks its replies (§5.1)") {
+    const WsMaskKey key{9, 8, 7, 6};
+    WebSocketDecoder client(1024, 8, [&] { return key; });
+    std::vector<WsEvent> out;
+    client.feed(websocket_frame(WsOpcode::Text, "{\"event\":\"clear\"}"), out);
+    REQUIRE(out.size() == 1);
+    CHECK(std::get<WsMessage>(out[0]).payload == "{\"event\":\"clear\"}");
+    out.clear();
+    client.feed(websocket_frame(WsOpcode::Ping, "hi"), out);
+    REQUIRE(out.size() == 1);
+    CHECK(std::get<WsReply>(out[0]).bytes == websocket_client_frame(WsOpcode::Pong, "hi", key));
+    out.clear();
+    client.feed(websocket_frame(WsOpcode::Text, std::string(2000, 'x')), out);   // over max_message
+    REQUIRE(out.size() == 2);
+    CHECK(std::get<WsClosed>(out[1]).code == ws_close::TooBig);
+    WebSocketDecoder strict(1024, 8, [&] { return key; });
+    out.clear();
+    strict.feed(websocket_client_frame(WsOpcode::Text, "x", key), out);
+    REQUIRE(out.size() == 2);
+    CHECK(std::get<WsClosed>(out[1]).code == ws_close::ProtocolError);
+    CHECK(std::get<WsClosed>(out[1]).reason == "server frame masked");
+}

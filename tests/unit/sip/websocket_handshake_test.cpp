@@ -116,3 +116,38 @@ TEST_CASE("an upgrade path may carry a query string") {
     o.path = "/ws";
     CHECK(websocket_handshake(chromium_upgrade("/ws"), o).kind == Handshake::Kind::Upgrade);
 }
+
+TEST_CASE("the client handshake request and the server's 101 checked against the key (RFC 6455 §4.1)") {
+    const std::string key = "dGhlIHNhbXBsZSBub25jZQ==";   // the §1.3 example
+    const auto req = websocket_client_request("agent.example:8765", "/stream?x=1", key, "Authorization: Bearer t\r\n");
+    CHECK(req.starts_with("GET /stream?x=1 HTTP/1.1\r\nHost: agent.example:8765\r\n"));
+    CHECK(req.find("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") != std::string::npos);
+    CHECK(req.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+    CHECK(req.find("Authorization: Bearer t\r\n") != std::string::npos);
+    CHECK(req.ends_with("\r\n\r\n"));
+    // The server side of this very code accepts it (subprotocol aside).
+    const std::string ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi";
+    const auto open = websocket_client_response(ok, key);
+    CHECK(open.kind == ClientHandshake::Kind::Open);
+    CHECK(ok.substr(open.consumed) == "\x81\x02hi");
+    CHECK(websocket_client_response(ok.substr(0, 40), key).kind == ClientHandshake::Kind::NeedMore);
+    struct Row {
+        const char* name;
+        std::string response;
+        const char* reason;
+    };
+    for (const auto& row : std::vector<Row>{
+             {"refused", "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "status 403, not 101"},
+             {"wrong accept", "HTTP/1.1 101 X\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n",
+              "Sec-WebSocket-Accept does not match the key"},
+             {"no upgrade", "HTTP/1.1 101 X\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+              "Upgrade is not websocket"},
+             {"garbage", "SSH-2.0-OpenSSH\r\n\r\n", "malformed status line"},
+             {"huge", std::string(9000, 'a'), "response header block too large"}}) {
+        CAPTURE(row.name);
+        const auto h = websocket_client_response(row.response, key);
+        CHECK(h.kind == ClientHandshake::Kind::Fail);
+        CHECK(h.reason == row.reason);
+    }
+}

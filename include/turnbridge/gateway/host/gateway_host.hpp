@@ -32,6 +32,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/heap_trim.hpp"
 #include "turnbridge/io/stream_limits.hpp"
+#include "turnbridge/gateway/host/agent_host.hpp"
 #include "turnbridge/gateway/host/gateway_media.hpp"
 #include "turnbridge/gateway/host/test_line_host.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
@@ -66,6 +67,8 @@ public:
     void set_auth_throttle(AuthThrottle* auth);
     // Hangs up calls, closes every handle (the loop then finishes them).
     void close();
+    // AI agent calls' counts (issue 17), for /metrics.
+    AgentCounts agent_counts() const { return agents_ ? agents_->counts() : AgentCounts{}; }
     // Media datagrams from strangers dropped since start (for /metrics).
     GatewayMedia::Strangers media_strangers() const { return media_->strangers(); }
 
@@ -115,6 +118,7 @@ private:
     void flow_closed(sip::TransportId id);
     bool flow_busy(const sip::UdpFlows::Flow& f) const;
     void call_ended(const gateway::CallSummary& s, sip::MediaSdp* media);
+    void record(const gateway::CallSummary& s, const GatewayMedia::Summary& m);   // the call record
 
     uv_loop_t* loop_;
     unsigned worker_ = 0;
@@ -146,6 +150,8 @@ private:
     std::unique_ptr<TrunkResolver> resolver_;
     std::unique_ptr<TestLineHost> test_line_;   // when a realm has gateway.test_numbers
     void start_test_line();
+    std::unique_ptr<AgentHost> agents_;   // AI agent calls (issue 17)
+    void start_agents();
     char udp_buf_[64 * 1024];
 };
 

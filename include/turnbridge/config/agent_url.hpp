@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The route target of an AI voice agent (issue 17): "agent:ws://HOST[:PORT]/PATH" or
+// "agent:wss://...", where HOST is an IP literal ([v6] in brackets) or "localhost" (names are
+// not resolved yet). The gateway speaks Twilio Media Streams v1 over that WebSocket.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace turnbridge::config {
+
+inline constexpr std::string_view kAgentPrefix = "agent:";
+
+struct AgentUrl {
+    bool secure = false;     // wss: TLS toward the agent
+    std::string host;        // as written (no brackets): the Host header and the TLS name
+    std::uint16_t port = 0;  // 80 / 443 unless given
+    std::string target = "/";   // path and query
+    std::string text;        // the URL, for logs
+};
+
+// A route entry that starts with "agent:" (else nullopt and `why` empty); a malformed one gives
+// nullopt with `why` set.
+std::optional<AgentUrl> parse_agent_url(std::string_view entry, std::string& why);
+
+}  // namespace turnbridge::config

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The seam between SipRouter's agent calls (sip_router_agents.cpp, issue 17) and the host that
+// runs their WebSocket and RTP (host/agent_host.hpp). The router answers the trunk's INVITE once
+// the host reports the agent's WebSocket up (SipRouter::agent_answered: 200 with the host's SDP
+// answer), or 503 when it fails first (agent_failed); after the answer, a failure is a BYE.
+#include <cstdint>
+#include <string>
+
+#include "turnbridge/config/agent_url.hpp"
+#include "turnbridge/gateway/sip_router.hpp"
+
+namespace turnbridge::gateway {
+
+struct AgentOpen {
+    std::string key;          // the call's Call-ID: the host's name for it in both directions
+    config::AgentUrl url;
+    std::string realm;
+    std::string from;         // the caller's number ("anonymous" when withheld)
+    std::string to;           // the DID called
+    std::string offer_sdp;    // the trunk's SDP offer
+    std::uint32_t connect_timeout_s = 3;
+    std::uint32_t playout_frames = 500;
+    std::string authorization;   // the Authorization header value of the upgrade ("" = none)
+};
+
+class AgentPort {
+public:
+    virtual ~AgentPort() = default;
+    // Starts connecting to the agent and opens the call's RTP socket; false: cannot (503 now).
+    virtual bool open_agent(const AgentOpen& open) = 0;
+    // The call has ended in signaling (BYE, CANCEL, a failure, shutdown): stop the stream (the
+    // agent gets `stop`), free the call's sockets, write its record from `summary`.
+    virtual void close_agent(const std::string& key, const CallSummary& summary) = 0;
+};
+
+}  // namespace turnbridge::gateway
