@@ -111,10 +111,9 @@ std::optional<ReferTarget> parse_refer_to(std::string_view value) {
 
 std::optional<ReferTarget> refer_target(const Message& refer) {
     // RFC 3515 §2.4.1: exactly one Refer-To, else 400.
+    if (refer.header_count("refer-to") + refer.header_count("r") != 1) return std::nullopt;
     auto v = refer.header("refer-to");
-    const auto compact = refer.header("r");
-    if ((v && compact) || refer.header("refer-to", 1) || refer.header("r", 1)) return std::nullopt;
-    if (!v) v = compact;
+    if (!v) v = refer.header("r");
     if (!v) return std::nullopt;
     return parse_refer_to(*v);
 }

@@ -59,7 +59,8 @@ TEST_CASE("Replaces in a Refer-To (attended transfer) and on its own (RFC 3891 ย
 TEST_CASE("exactly one Refer-To per REFER, long or compact form (RFC 3515 ยง2.4.1)") {
     auto parse = [](const std::string& headers) {
         auto m = Message::parse("REFER sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@h>;tag=1\r\n"
-                                "To: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 2 REFER\r\n" + headers +
+                                "To: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 2 REFER\r\nMax-Forwards: 70\r\n"
+                                "User-Agent: x\r\n" + headers +
                                 "Content-Length: 0\r\n\r\n");
         REQUIRE(m);
         return refer_target(*m);
