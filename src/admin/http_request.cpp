@@ -35,12 +35,6 @@ std::string_view trim_ows(std::string_view s) {
     return s;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // Calls f(token) for each element of a comma-separated list (RFC 9110 §5.6.1).
 template <class F>
@@ -66,26 +60,6 @@ const std::string* Request::param(std::string_view name) const {
     for (const auto& [k, v] : query)
         if (k == name) return &v;
     return nullptr;
-}
-
-std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= s.size()) return std::nullopt;
-            const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0) return std::nullopt;
-            c = static_cast<char>(hi * 16 + lo);
-            if (c == '\0') return std::nullopt;
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        out.push_back(c);
-    }
-    return out;
 }
 
 bool parse_target(std::string_view target, std::string& path, QueryParams& query) {

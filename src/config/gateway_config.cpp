@@ -87,6 +87,12 @@ void load_identity(const Reader& r, const toml::table& t, const std::string& key
         else if (s == "rpid") g.identity = Gateway::Identity::Rpid;
         else r.fail(*v, fmt::format(R"(expected "pai" (P-Asserted-Identity), "rpid" (Remote-Party-ID) or "from", got "{}")", s));
     }
+    if (auto v = get("refer_to")) {
+        const std::string s = lower(r.as_string(*v));
+        if (s == "sip") g.refer_to = Gateway::ReferTo::Sip;
+        else if (s == "tel") g.refer_to = Gateway::ReferTo::Tel;
+        else r.fail(*v, fmt::format(R"(expected "sip" (<sip:NUMBER@trunk-host>) or "tel" (<tel:+E164>), got "{}")", s));
+    }
     if (auto v = get("user_phone")) g.user_phone = r.as_bool(*v);
     if (auto v = get("e164_plus")) g.e164_plus = r.as_bool(*v);
     if (auto v = get("tech_prefix")) {
@@ -208,8 +214,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
-                 "options_interval", "trunk_targets", "srtp", "agent_connect_timeout", "agent_playout_frames",
-                 "agent_authorization"});
+                 "options_interval", "trunk_targets", "srtp", "refer_to", "agent_connect_timeout",
+                 "agent_playout_frames", "agent_authorization"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");

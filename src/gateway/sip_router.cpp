@@ -544,6 +544,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     sip::TrunkAccount account;
     account.timers = session_timers(realm->gateway);
     account.rel100 = realm->gateway.rel100;
+    account = with_identity(realm->gateway, r.request, std::move(account));   // number format, refer_to (issue 14)
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},

@@ -26,6 +26,8 @@ sip::TrunkAccount with_identity(const config::Gateway& gw, const sip::Message& i
     using C = config::Gateway::Identity;
     a.identity = gw.identity == C::Pai ? I::Pai : gw.identity == C::Rpid ? I::Rpid : I::From;
     a.user_phone = gw.user_phone;
+    a.refer_to = gw.refer_to == config::Gateway::ReferTo::Tel ? sip::TrunkAccount::ReferTo::Tel
+                                                              : sip::TrunkAccount::ReferTo::Sip;
     a.e164_plus = gw.e164_plus;
     a.tech_prefix = gw.tech_prefix;
     a.plan = plan;

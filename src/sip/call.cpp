@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "turnbridge/sip/digest.hpp"
+#include "turnbridge/sip/refer.hpp"
+#include "call_internal.hpp"
 
 namespace turnbridge::sip {
 namespace {
@@ -57,6 +59,9 @@ std::string escape_user(std::string_view user) {
 
 bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
 
+
+}  // namespace
+
 Message new_invite(const std::string& ruri, const LocalAddress& local, const std::string& from, const std::string& to,
                    const std::string& sdp, const Random& random) {
     auto r = Message::request("INVITE", ruri);
@@ -71,8 +76,6 @@ Message new_invite(const std::string& ruri, const LocalAddress& local, const std
     if (!sdp.empty()) m.set_body("application/sdp", sdp);
     return m;
 }
-
-}  // namespace
 
 Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAddress browser, LegAddress trunk,
            TrunkAccount account, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out)
@@ -94,9 +97,9 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     const auto phone_param = [this](std::string_view u) {
         return std::string(account_.user_phone && is_phone_user(u) ? ";user=phone" : "");
     };
-    const std::string dialled =
-        user.empty() ? user : escape_user(account_.tech_prefix) + format_number(user, account_.e164_plus, account_.plan);
-    const std::string ruri = account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + account_.uri_params;
+    const std::string dialled = user.empty() ? user : trunk_dialled(user);
+    const std::string ruri = trunk_uri(dialled) + account_.uri_params;
+    if (const auto target = parse_refer_to(invite.request_uri())) domain_ = target->host;
     if (user.empty() || !is_valid_uri(ruri)) {
         answer_uas(now, 404, {}, layer, out);
         return;
@@ -107,8 +110,7 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
     leg.address = std::move(trunk);
     const std::string caller = "<sip:" + from_user + "@" + leg.address.local.sent_by + phone_param(from_user) + ">";
     // A late offer (RFC 3261 §13.2.1): no SDP now; the browser's offer waits for the trunk's.
-    auto m = new_invite(ruri, leg.address.local, caller,
-                        "<" + account_.scheme + ":" + dialled + "@" + account_.host + phone_param(dialled) + ">",
+    auto m = new_invite(ruri, leg.address.local, caller, "<" + trunk_uri(dialled) + ">",
                         account_.late_offer ? std::string() : *offer, random_);
     // RFC 3325 §9.1 / Remote-Party-ID: the caller asserted to a trunk that trusts us.
     if (account_.identity == TrunkAccount::Identity::Pai) m.add_header("P-Asserted-Identity", caller);
@@ -128,7 +130,8 @@ Call::Call(Time now, const std::string& browser_tx, const Message& invite, LegAd
 Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddress trunk, TrunkAccount account,
            const std::vector<Binding>& bindings, std::string_view callee, std::string_view realm,
            LocalAddress browser_local, MediaSdp& media, Random random, TransactionLayer& layer, std::vector<Action>& out)
-    : outbound_(false), media_(media), random_(std::move(random)), account_(std::move(account)), timer_(account_.timers) {
+    : outbound_(false), media_(media), random_(std::move(random)), account_(std::move(account)), timer_(account_.timers),
+      domain_(realm) {
     uas_.address = std::move(trunk);
     uas_.invite_tx = trunk_tx;
     uas_invite_.emplace(invite.clone());
@@ -176,6 +179,16 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
         send_uac_invite(now, uac_.back(), std::move(m), layer, out);
     }
     if (uac_.empty()) answer_uas(now, 480, {}, layer, out);
+}
+
+std::string Call::trunk_dialled(std::string_view number) const {
+    return escape_user(account_.tech_prefix) + format_number(number, account_.e164_plus, account_.plan);
+}
+
+std::string Call::trunk_uri(const std::string& dialled, std::string_view fallback_host) const {
+    // RFC 3261 §19.1.1: ";user=phone" after the host of a URI whose user is a number, when asked.
+    return account_.scheme + ":" + dialled + "@" + (account_.host.empty() ? std::string(fallback_host) : account_.host) +
+           (account_.user_phone && is_phone_user(dialled) ? ";user=phone" : "");
 }
 
 void Call::send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out) {
@@ -264,6 +277,7 @@ bool Call::matches(const Message& m) const {
 }
 
 void Call::on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (transfer_ && transfer_response(now, tx, r, layer, out)) return;   // issue 14
     if (!refresh_tx_.empty() && tx == refresh_tx_) {
         if (r.status() >= 200) refresh_answered(now, r, layer, out);
         return;
@@ -402,6 +416,7 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
 }
 
 void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
+    if (transfer_ && transfer_failed(now, tx, 408, layer, out)) return;   // issue 14
     std::size_t i = 0;
     if (Leg* leg = uac_by_tx(tx, &i)) {
         // Timer B: no final response in 64*T1. A trunk that never answers is a service that is
@@ -429,6 +444,7 @@ void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, 
 }
 
 void Call::on_transport_error(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
+    if (transfer_ && transfer_failed(now, tx, 503, layer, out)) return;   // issue 14
     std::size_t i = 0;
     if (Leg* leg = uac_by_tx(tx, &i)) {
         if (leg->final == 0) uac_final(now, i, Message::response(*leg->invite, 503), layer, out);
@@ -470,6 +486,8 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
         return;
     }
     if (method == "PRACK") return on_prack(now, tx, r, *leg, layer, out);
+    if (method == "REFER") return on_refer(now, tx, r, *leg, layer, out);     // issue 14
+    if (method == "NOTIFY") return on_notify(now, tx, r, *leg, layer, out);
     if ((method == "INVITE" || method == "UPDATE") && answer_in_dialog(now, tx, r, *leg, layer, out)) return;
     if (method == "INVITE") return relay_reinvite(now, tx, r, from_uas, layer, out);
     layer.respond(now, tx, Message::response(r, 200), out);
@@ -585,6 +603,7 @@ void Call::bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>&
 }
 
 void Call::end_other_side(Time now, bool from_uas, TransactionLayer& layer, std::vector<Action>& out) {
+    drop_transfer(now, layer, out);
     if (from_uas) {
         for (auto& l : uac_) bye(now, l, layer, out);
     } else {
@@ -595,6 +614,7 @@ void Call::end_other_side(Time now, bool from_uas, TransactionLayer& layer, std:
 }
 
 void Call::hang_up(Time now, TransactionLayer& layer, std::vector<Action>& out) {
+    drop_transfer(now, layer, out);
     if (!uas_.final) answer_uas(now, 480, {}, layer, out);
     for (auto& l : uac_)
         if (l.final == 0) layer.cancel(now, l.invite_tx, out);
@@ -652,6 +672,11 @@ void Call::refresh_answered(Time now, const Message& r, TransactionLayer& layer,
 
 void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out) {
     check_trying(now, layer, out);   // issue 14: a silent UDP target
+    if (transfer_ && transfer_->give_up <= now) {
+        // No final NOTIFY from the trunk, or no final answer to our own call: the transfer is over.
+        if (transfer_->answered) notify_browser(now, 408, layer, out);
+        drop_transfer(now, layer, out);
+    }
     if (unacked_ && unacked_->give_up <= now) {
         // RFC 3262 §3: no PRACK in 64*T1: the INVITE is refused with a 5xx, the browsers cancelled.
         unacked_.reset();
@@ -678,6 +703,14 @@ void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out)
 }
 
 std::optional<Time> Call::next_wake() const {
+    if (transfer_) {
+        auto t = next_wake_untransferred();
+        return t && *t < transfer_->give_up ? t : std::optional<Time>(transfer_->give_up);
+    }
+    return next_wake_untransferred();
+}
+
+std::optional<Time> Call::next_wake_untransferred() const {
     for (const auto& l : uac_)
         if (l.trying_by) return l.trying_by;   // only before any answer: nothing else is due yet
     if (unacked_) return unacked_->next;

@@ -406,6 +406,14 @@ std::optional<std::string> Message::header(std::string_view name, int pos) const
     return str(h->hvalue);
 }
 
+std::size_t Message::header_count(std::string_view name) const {
+    std::size_t n = 0;
+    osip_header_t* h = nullptr;
+    const auto lname = lower(name);
+    for (int pos = 0; (pos = osip_message_header_get_byname(m_, lname.c_str(), pos, &h)) >= 0; ++pos) ++n;
+    return n;
+}
+
 void Message::add_header(std::string_view name, std::string_view value) {
     osip_message_set_header(m_, std::string(name).c_str(), std::string(value).c_str());
 }

@@ -290,10 +290,10 @@ Content-Length: 0
 `;
 }
 
-// One sipp run of scenario file `sf` in `dir`; resolves `done` with its exit code; `messages()`
+// One sipp run (one call unless `args` has its own -m) of scenario file `sf` in `dir`; resolves `done` with its exit code; `messages()`
 // reads its -trace_msg log.
 function runSipp(dir, name, sf, args, pids) {
-  const p = spawn(SIPP, ['-sf', sf, ...args, '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
+  const p = spawn(SIPP, ['-sf', sf, ...args, ...(args.includes('-m') ? [] : ['-m', '1']), '-nostdin', '-timeout', '60s', '-timeout_error',
     '-trace_msg', '-trace_err', '-message_file', path.join(dir, `${name}_messages.log`),
     '-error_file', path.join(dir, `${name}_errors.log`)],
   { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });

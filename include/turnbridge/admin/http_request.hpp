@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "turnbridge/base/percent.hpp"
+
 namespace turnbridge::admin {
 
 constexpr std::size_t kMaxHeaderBytes = 8 * 1024;  // request line + header fields + blank line
@@ -38,9 +40,7 @@ struct Request {
     const std::string* param(std::string_view name) const;
 };
 
-// Decodes %XX escapes (and '+' as a space when `plus_is_space`); nullopt on a bad escape or a
-// decoded NUL.
-std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space);
+using turnbridge::percent_decode;   // base/percent.hpp
 // Splits an origin-form target ("/path?query") into a decoded path and query; false when the
 // target is not origin-form or an escape is bad.
 bool parse_target(std::string_view target, std::string& path, QueryParams& query);

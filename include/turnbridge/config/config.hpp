@@ -75,6 +75,9 @@ struct Gateway {
     std::string tech_prefix;
     std::string national_prefix;
     std::uint32_t national_digits = 10;
+    // Blind transfer (issue 14, RFC 3515): a browser's target goes to the trunk in our REFER as
+    // <sip:NUMBER@trunk-host> (Sip) or <tel:+E164> (Tel).
+    enum class ReferTo { Sip, Tel } refer_to = ReferTo::Sip;
     // Inbound INVITEs (issue 14): accepted from these ranges; empty = the trunk's own addresses.
     std::vector<Cidr> trunk_allow;
     // More addresses of the same trunk ("IP:PORT"), tried in this order after the URI's own

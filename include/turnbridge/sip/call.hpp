@@ -71,6 +71,9 @@ struct TrunkAccount {
     std::optional<bool> e164_plus;
     std::string tech_prefix;
     NumberPlan plan;
+    // Issue 14, blind transfer (RFC 3515): how a browser's transfer target goes to the trunk in
+    // our REFER: <sip:NUMBER@trunk-host> or <tel:+E164> (RFC 3966).
+    enum class ReferTo { Sip, Tel } refer_to = ReferTo::Sip;
 };
 
 class Call {
@@ -125,6 +128,16 @@ public:
     // Why the call ended when the call itself decided it ("session-expired"), else "".
     const std::string& end_reason() const { return end_reason_; }
     const SessionTimer& session_timer() const { return timer_; }
+    // Issue 14 (call_transfer.cpp): a transfer is in progress (a REFER relayed to the trunk, or
+    // our own call to the target after the trunk refused it). One at a time: another REFER gets 491.
+    bool transferring() const { return transfer_.has_value(); }
+    // A transfer's REFER relayed to the trunk and our fallback call both give up after this long.
+    static constexpr Duration kTransferWait = std::chrono::seconds(32);
+    // Statuses of the trunk's answer to our REFER after which we call the target ourselves:
+    // it does not do REFER (405, 501, 420), will not (403), or did not answer (408, 503).
+    static bool transfer_falls_back(int status) {
+        return status == 403 || status == 405 || status == 408 || status == 420 || status == 501 || status == 503;
+    }
 
 private:
     struct Leg {
@@ -152,6 +165,28 @@ private:
                         std::vector<Action>& out);
     void reinvite_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     bool is_browser(const Leg& leg) const { return (&leg == &uas_) == outbound_; }
+    Leg* browser_leg() { return outbound_ ? &uas_ : (winner_ ? &uac_[*winner_] : nullptr); }
+    // "sip:NUMBER@trunk-host[;user=phone]" for a number as the trunk wants it (issue 13 formats).
+    std::string trunk_dialled(std::string_view number) const;
+    // An inbound call's account has no host: `fallback_host` (the trunk's Contact) then.
+    std::string trunk_uri(const std::string& dialled, std::string_view fallback_host = {}) const;
+    // Issue 14, transfer (call_transfer.cpp).
+    void on_refer(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                  std::vector<Action>& out);
+    void on_notify(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
+                   std::vector<Action>& out);
+    // A response or failure for one of the transfer's requests; false: not one of them.
+    bool transfer_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer,
+                           std::vector<Action>& out);
+    bool transfer_failed(Time now, const std::string& tx, int status, TransactionLayer& layer, std::vector<Action>& out);
+    void refer_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void start_fallback(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    void fallback_response(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void notify_browser(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
+    void answer_refer(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
+    // The call ends or the transfer timed out: the REFER answered, a pending fallback CANCELled.
+    void drop_transfer(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    std::optional<Time> next_wake_untransferred() const;
     Leg* trunk_leg();
     // A re-INVITE or UPDATE answered here, without the other leg (see MediaSdp::answer_locally).
     bool answer_in_dialog(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
@@ -213,6 +248,20 @@ private:
     std::optional<std::string> early_answer_;
     NextTarget next_target_;
     std::size_t targets_tried_ = 1;
+    std::string domain_;   // the realm: the browsers' domain, a transfer target's allowed host
+    // Issue 14: the one transfer in progress. The browser's REFER is answered once the trunk
+    // answered ours (202 also when we fall back); NOTIFYs report progress to the browser.
+    struct Transfer {
+        std::string in_tx;                 // the browser's REFER (answered when refer_answered)
+        std::optional<Message> in;
+        bool answered = false;
+        std::string out_tx;                // our REFER to the trunk
+        std::string number;                // the target, for the fallback call
+        std::optional<Leg> fallback;       // our own call to the target, until it answers
+        bool notified_ringing = false;
+        Time give_up;
+    };
+    std::optional<Transfer> transfer_;
 };
 
 }  // namespace turnbridge::sip

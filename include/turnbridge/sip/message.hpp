@@ -102,6 +102,9 @@ public:
     // Any other header, by name (case-insensitive); compact forms are expanded by the parser.
     std::optional<std::string> header(std::string_view name, int pos = 0) const;
     void add_header(std::string_view name, std::string_view value);
+    // How many headers of that name (not Allow or the parsed lists); `pos` of header() is where
+    // libosip2 starts looking, not the n-th one.
+    std::size_t header_count(std::string_view name) const;
     void remove_header(std::string_view name);   // every instance; not for Allow or the parsed lists
     // RFC 3261 §20.37 Supported, §20.32 Require: is `option` among the option tags of `name`?
     bool has_option_tag(std::string_view name, std::string_view option) const;

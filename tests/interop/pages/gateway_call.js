@@ -189,6 +189,29 @@
       return sender && sender.dtmf ? sender.dtmf.toneBuffer : 'no RTCDTMFSender';
     },
 
+    // Blind transfer (RFC 3515): session.refer(target); resolves once the REFER's subscription
+    // ends (NOTIFY with a final sipfrag) or the REFER failed, with the events it saw.
+    async refer(target, ms) {
+      const seen = [];
+      let done = false;
+      try {
+        state.session.refer(target, {
+          eventHandlers: {
+            requestSucceeded: (e) => seen.push(`response ${e.response.status_code}`),
+            requestFailed: (e) => { seen.push(`response ${e.response ? e.response.status_code : e.cause}`); done = true; },
+            trying: () => seen.push('notify 100'),
+            progress: (e) => seen.push(`notify ${e.status_line.status_code}`),
+            accepted: (e) => { seen.push(`notify ${e.status_line.status_code}`); done = true; },
+            failed: (e) => { seen.push(`notify ${e.status_line ? e.status_line.status_code : 'failed'}`); done = true; },
+          },
+        });
+      } catch (e) {
+        return [`refer: ${e}`];
+      }
+      await until(() => done, ms);
+      return seen;
+    },
+
     // Hangs up (BYE once confirmed); resolves with how the session ended.
     async hangup(ms) {
       try {
