@@ -55,7 +55,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
     if (shared_.hub != nullptr) {
         uv_timer_init(&loop_, &flush_soon_);
         flush_soon_.data = this;
-        accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms, [this] {
+        accounting_ = std::make_unique<WorkerAccounting>(cfg_->fleet.enabled() ? cfg_->fleet.node_id : std::string(), shared_.instance_ms, [this] {
             if (!stopping_)
                 uv_timer_start(&flush_soon_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(false); }, 0, 0);
         });

@@ -143,7 +143,7 @@ TEST_CASE("a schema-1 database (no calls table) is migrated on open: rows and ro
     const auto c = call("c1-1", "alice", "example.org", kDay + 3 * kHour, 120'000);
     REQUIRE(store->write({}, {c}, kDay + 4 * kHour));
     store.reset();  // the last connection checkpoints the WAL into the file
-    CHECK(header_user_version(file) == 2);
+    CHECK(header_user_version(file) == 3);
     // Opening again migrates nothing twice.
     auto again = Store::open(file, true);
     const auto got = again->calls({});
