@@ -73,7 +73,7 @@ int App::run() {
     }
     apply_stream_limits();  // before any listener accepts: the workers start below
 
-    signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); });
+    signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); }, [this] { drain(); });
     uv_timer_init(&loop_, &purge_);
     purge_.data = this;
     uv_timer_start(&purge_, [](uv_timer_t* t) { static_cast<App*>(t->data)->relays_.purge(); }, kPurgeMs, kPurgeMs);
@@ -135,14 +135,39 @@ void App::start_fleet() {
     for (const auto& ip : cfg_->relay_ips) beat.relay += (beat.relay.empty() ? "" : ",") + ip.to_string();
     fleet_ = std::make_unique<FleetShipper>(cfg_->fleet, cfg_->accounting.database, std::move(beat));
     fleet_->start();
+    hub_->set_fleet(fleet_.get());
     uv_timer_init(&loop_, &fleet_timer_);
     fleet_timer_.data = this;
-    uv_timer_start(&fleet_timer_, [](uv_timer_t* t) {
-        auto* app = static_cast<App*>(t->data);
-        app->fleet_->set_live(app->hub_->live().size());
-    }, 1000, 1000);
+    uv_timer_start(&fleet_timer_, [](uv_timer_t* t) { static_cast<App*>(t->data)->on_drain_timer(); }, 1000, 1000);
+    hub_->set_drainer([this] { return drain(); });
     log::info("fleet: node {} (region \"{}\"), ledger in PostgreSQL, outbox up to {} rows", cfg_->fleet.node_id,
               cfg_->fleet.region, cfg_->fleet.spool_max_rows);
+}
+
+bool App::drain() {
+    if (!fleet_) {
+        log::warn("drain: needs [fleet] (there is no other node to send clients to); ignored");
+        return false;
+    }
+    if (draining_ || stopping_) return true;
+    draining_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + cfg_->fleet.drain_timeout;
+    fleet_->set_draining();
+    fleet_->wake();
+    log::info("drain: new allocations go to another node of region \"{}\"; stopping when the {} live one{} end "
+              "(at most {} s)",
+              cfg_->fleet.region, hub_->live().size(), hub_->live().size() == 1 ? "" : "s",
+              cfg_->fleet.drain_timeout.count());
+    return true;
+}
+
+// Every second: the live allocations for the heartbeat row, and the end of a drain.
+void App::on_drain_timer() {
+    const std::size_t live = hub_->live().size();
+    fleet_->set_live(live);
+    if (!draining_ || stopping_) return;
+    if (live == 0) return stop("drain: the last allocation ended");
+    if (std::chrono::steady_clock::now() >= drain_deadline_) stop("drain: fleet.drain_timeout");
 }
 
 // [server] user: started as root, become that user for good (app/privileges.hpp). The database

@@ -48,7 +48,8 @@ void FleetShipper::wake() {
 
 FleetStats FleetShipper::stats() const {
     return FleetStats{spool_rows_.load(std::memory_order_relaxed), spool_max_, shipped_.load(std::memory_order_relaxed),
-                      replayed_.load(std::memory_order_relaxed), up_.load(std::memory_order_relaxed)};
+                      replayed_.load(std::memory_order_relaxed), up_.load(std::memory_order_relaxed),
+                      draining_.load(std::memory_order_relaxed)};
 }
 
 void FleetShipper::run() {
@@ -111,12 +112,36 @@ void FleetShipper::run() {
     }
 }
 
+std::optional<std::optional<Endpoint>> FleetShipper::redirect() const {
+    if (!draining_.load(std::memory_order_relaxed)) return std::nullopt;
+    const auto a = alternate_.load(std::memory_order_acquire);
+    return a ? *a : std::optional<Endpoint>();
+}
+
+// The node a draining node sends new allocations to: another node of the same region whose
+// heartbeat is under 3 s old (issue 15: older is dead) and that is not draining itself, the
+// one with the fewest allocations; its first listener.
+void FleetShipper::choose_alternate() {
+    std::optional<Endpoint> best;
+    std::uint64_t fewest = 0;
+    for (const auto& n : ledger_.nodes()) {
+        if (n.beat.node == node_ || n.beat.region != beat_.region || n.beat.state != "ready" || n.age_seconds > 3.0)
+            continue;
+        const auto comma = n.beat.listen.find(',');
+        auto ep = Endpoint::parse(n.beat.listen.substr(0, comma));
+        if (!ep || (best && n.beat.allocations >= fewest)) continue;
+        best = ep, fewest = n.beat.allocations;
+    }
+    alternate_.store(std::make_shared<const std::optional<Endpoint>>(best), std::memory_order_release);
+}
+
 void FleetShipper::beat(std::chrono::steady_clock::time_point now) {
     last_beat_ = now;
     beat_.state = draining_.load(std::memory_order_relaxed) ? "draining" : "ready";
     beat_.allocations = allocations_.load(std::memory_order_relaxed);
     beat_.spool_rows = spool_rows_.load(std::memory_order_relaxed);
     if (ledger_.heartbeat(beat_)) up_.store(true, std::memory_order_relaxed);
+    choose_alternate();
 }
 
 }  // namespace turnbridge::app

@@ -15,6 +15,10 @@ is its own user, so `turnbridge report --db postgresql://... --by user` gives on
    delayed (round trips through the relay measured before and during the outage), the outboxes
    grow during it and drain after it, and the fleet report equals the ground truth exactly.
 3. `--by node` splits the same totals per node.
+4. Drain: SIGUSR1 to one node: `/readyz` turns 503 at once, every new Allocate there gets 300
+   (Try Alternate) with the ALTERNATE-SERVER of another live node of the region, where the
+   client then allocates; the allocation already live keeps relaying to its end, its fleet
+   totals are exact, and the process exits 0 once it has ended.
 
 Loopback only.
 """
@@ -33,7 +37,8 @@ import time
 from pathlib import Path
 
 from harness import BINARY, REALM, Turnbridge, _toml_list, free_port, main_guard, relay_range
-from stun_client import TurnClient
+from aioice import stun
+from stun_client import UDP_TRANSPORT, TurnClient
 
 FLUSH = 1            # [accounting] flush_interval, seconds
 RATE = 50            # packets a second per session
@@ -92,6 +97,7 @@ class Node(Turnbridge):
         self.name, self.ip, self.pg = name, ip, pg
         self.port = free_port((ip,))
         self.relay_lo, self.relay_hi = relay_range(100)
+        self.admin_port = free_port((ip,), taken={self.port})
 
     @property
     def listen(self):
@@ -117,6 +123,9 @@ users = {{ {users} }}
 [accounting]
 flush_interval = {FLUSH}
 
+[admin]
+listen = "{self.ip}:{self.admin_port}"
+
 [fleet]
 database = "{self.pg.url}"
 node_id = "{self.name}"
@@ -128,6 +137,17 @@ region = "test"
         self.proc.wait()
         self.log.close()
         self.proc = None
+
+    def http(self, path, method="GET"):
+        """(status, body) of an admin request."""
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(f"http://{self.ip}:{self.admin_port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def outbox_rows(self):
         db = sqlite3.connect(f"file:{self.dir / 'turnbridge.db'}?mode=ro", uri=True, timeout=5)
@@ -302,7 +322,6 @@ def run(results, pg, peer):
         s.stop()
     time.sleep(FLUSH + 0.5)   # the victim's live session has been checkpointed at least once
     victim.kill9()
-    killed_at = time.monotonic()
     live.stop(close=False)
     victim.start()
     results.check("killed node restarts", victim.alive())
@@ -369,7 +388,55 @@ def run(results, pg, peer):
     sums = [sum(r[f"{d}_payload_bytes"] for r in by_node) for d in DIRS]
     whole = [sum(r[f"{d}_payload_bytes"] for r in total) for d in DIRS]
     results.check("--by node sums to the fleet total", sums == whole and whole[0] > 0, f"{sums} vs {whole}")
-    for n in nodes:
+
+    # --- 4. drain ------------------------------------------------------------------------------
+    draining, others = nodes[0], nodes[1:]
+    staying = session(draining)
+    time.sleep(1.5)
+    results.check("/readyz is 200 before the drain", draining.http("/readyz")[0] == 200)
+    results.check("/livez is 200", draining.http("/livez")[0] == 200)
+    draining.proc.send_signal(signal.SIGUSR1)
+    time.sleep(0.2)
+    status, body = draining.http("/readyz")
+    results.check("/readyz is 503 at once when draining", status == 503 and "draining" in body, f"{status} {body!r}")
+    alternates = set()
+    for i in range(3):
+        c = TurnClient((draining.ip, draining.port), f"u{39 - i}", f"p{39 - i}")
+        resp = c.request(stun.Method.ALLOCATE, {"LIFETIME": 600, "REQUESTED-TRANSPORT": UDP_TRANSPORT})
+        code = resp.attributes.get("ERROR-CODE", (0, ""))[0]
+        alt = resp.attributes.get("ALTERNATE-SERVER")
+        c.close()
+        results.check(f"new Allocate {i + 1} on the draining node: 300 with ALTERNATE-SERVER", code == 300 and alt,
+                      f"{code} {alt}")
+        if alt:
+            alternates.add((alt[0], alt[1]))
+    live_addrs = {(n.ip, n.port) for n in others}
+    results.check("ALTERNATE-SERVER names a live node of the region", alternates and alternates <= live_addrs,
+                  f"{alternates} vs {live_addrs}")
+    if alternates:
+        host, port = sorted(alternates)[0]
+        c = TurnClient((host, port), "u39", "p39")
+        try:
+            relayed = c.allocate()
+            results.check("the client allocates on the alternate node", relayed[0] in NODES, str(relayed))
+        finally:
+            c.close()
+    time.sleep(1)
+    results.check("the draining node keeps relaying its live allocation", draining.alive() and staying.rtts
+                  and staying.rtts[-1][0] > time.monotonic() - 1.5)
+    staying.stop()
+    try:
+        code = draining.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        code = None
+    results.check("the drained node exits 0 after its last allocation ended", code == 0, f"exit {code}")
+    draining.log.close()
+    draining.proc = None
+    results.check("the drained node shipped its outbox before exiting", draining.outbox_rows() == 0)
+    rows = fleet_report(pg)
+    truth, got = staying.truth(), reported(rows, staying.user)
+    results.check("the drained allocation's fleet totals == ground truth", truth == got, f"truth {truth} report {got}")
+    for n in others:
         code = n.stop()
         results.check(f"{n.name} stops cleanly", code == 0, f"exit {code}")
 

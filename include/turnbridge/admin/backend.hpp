@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,17 @@ struct TrunkTargetStatus {
     double rtt_ms = -1;            // of the last answer; -1 = none yet
 };
 
+// Fleet mode (issue 15): the outbox and its shipper.
+struct FleetMetrics {
+    std::uint64_t spool_rows = 0;        // outbox rows waiting for PostgreSQL
+    std::uint64_t spool_max_rows = 0;    // fleet.spool_max_rows
+    std::uint64_t spool_dropped = 0;     // rows not queued because the outbox was full
+    std::uint64_t shipped_rows = 0;      // rows PostgreSQL newly took since start
+    std::uint64_t replayed_rows = 0;     // rows it already had (shipped again after a crash)
+    bool database_up = false;
+    bool draining = false;
+};
+
 struct Metrics {
     std::map<std::string, RealmTotals> realms;
     std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
@@ -77,6 +89,7 @@ struct Metrics {
     std::uint64_t gateway_mail_dropped = 0;
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
     std::vector<TrunkTargetStatus> trunk_targets;   // gateway.options_interval probes (issue 14)
+    std::optional<FleetMetrics> fleet;              // [fleet] only
 };
 
 class Backend {
@@ -89,6 +102,11 @@ public:
     virtual Metrics metrics() = 0;
     // Gateway call records from the store, as `turnbridge report --calls` lists them.
     virtual std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) = 0;
+    // GET /readyz (issue 15): "" when this node should get new work, else why not (draining,
+    // the outbox near its bound). GET /livez needs nothing: the control loop answered.
+    virtual std::string not_ready() { return ""; }
+    // POST /api/v1/drain (issue 15): start draining; false when this node cannot (no [fleet]).
+    virtual bool drain_node() { return false; }
 };
 
 }  // namespace turnbridge::admin

@@ -52,6 +52,11 @@ private:
     std::string status_line();
     // [fleet] (issue 15): the shipper and its 1 s timer that tells it the live allocations.
     void start_fleet();
+    // Drain (SIGUSR1, POST /api/v1/drain; issue 15): new Allocates go elsewhere (300), /readyz
+    // says 503, and the process stops (exit 0) once no allocation is live, or after
+    // fleet.drain_timeout. False without [fleet].
+    bool drain();
+    void on_drain_timer();
 
     std::shared_ptr<const config::Config> cfg_;
     turn::NonceMinter nonces_;
@@ -75,6 +80,8 @@ private:
     bool stopping_ = false;
     std::unique_ptr<FleetShipper> fleet_;  // [fleet] only
     uv_timer_t fleet_timer_{};
+    std::chrono::steady_clock::time_point drain_deadline_{};
+    bool draining_ = false;
 };
 
 // The workers to run for `threads` (0 = one per CPU).

@@ -9,11 +9,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "turnbridge/accounting/pg_ledger.hpp"
+#include "turnbridge/base/address.hpp"
 #include "turnbridge/config/config.hpp"
 
 namespace turnbridge::app {
@@ -24,6 +27,7 @@ struct FleetStats {
     std::uint64_t shipped_rows = 0;     // rows PostgreSQL newly took (since start)
     std::uint64_t replayed_rows = 0;    // rows it already had (a replay after a crash)
     bool database_up = false;           // the last attempt reached PostgreSQL
+    bool draining = false;
 };
 
 class FleetShipper {
@@ -41,11 +45,15 @@ public:
     void set_live(std::uint64_t allocations) { allocations_.store(allocations, std::memory_order_relaxed); }
     void set_draining() { draining_.store(true, std::memory_order_relaxed); }
     FleetStats stats() const;
+    // While draining: the node new allocations go to (a live node of this region, from the
+    // registry, looked up every second), or none. nullopt while not draining. Any thread.
+    std::optional<std::optional<Endpoint>> redirect() const;
 
 private:
     void run();
     bool ship_some();  // true when the outbox may hold more right now
     void beat(std::chrono::steady_clock::time_point now);
+    void choose_alternate();
 
     std::string node_;
     std::filesystem::path database_;
@@ -61,6 +69,7 @@ private:
     std::atomic<std::uint64_t> allocations_{0}, spool_rows_{0}, shipped_{0}, replayed_{0};
     std::atomic<bool> draining_{false}, up_{false};
     bool warned_ = false;
+    std::atomic<std::shared_ptr<const std::optional<Endpoint>>> alternate_;
 };
 
 }  // namespace turnbridge::app
