@@ -52,9 +52,9 @@ CREATE TABLE fleet_nodes (
 constexpr std::int64_t kSchemaLock = 0x7475726e15;  // "turn" + issue 15: pg_advisory_xact_lock key
 constexpr int kColumns = 16 + static_cast<int>(kCounters);  // per batch row, in ship()
 
-// "NODE/BOOT-COUNTER": the boot (hex); 0 when the id has another shape.
+// "NODE:BOOT-COUNTER": the boot (hex); 0 when the id has another shape.
 std::int64_t boot_of(const std::string& id) {
-    const auto slash = id.find('/'), dash = id.rfind('-');
+    const auto slash = id.rfind(':'), dash = id.rfind('-');
     if (slash == std::string::npos || dash == std::string::npos || dash < slash) return 0;
     try {
         return static_cast<std::int64_t>(std::stoull(id.substr(slash + 1, dash - slash - 1), nullptr, 16));

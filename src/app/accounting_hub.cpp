@@ -75,7 +75,7 @@ void AccountingHub::close() {
 
 std::string AccountingHub::record_id(const std::string& node, std::int64_t instance_ms, std::uint64_t allocation_id) {
     if (node.empty()) return fmt::format("{:x}-{:x}", instance_ms, allocation_id);
-    return fmt::format("{}/{:x}-{:x}", node, instance_ms, allocation_id);
+    return fmt::format("{}:{:x}-{:x}", node, instance_ms, allocation_id);
 }
 
 void AccountingHub::post(unsigned worker, std::vector<accounting::AllocationRecord> records, const WorkerStats& stats) {
@@ -205,7 +205,7 @@ std::vector<admin::LiveAllocation> AccountingHub::live() {
 bool AccountingHub::kick(std::string_view id) {
     auto it = live_.find(std::string(id));
     if (it == live_.end()) return false;
-    const auto dash = id.rfind('-');  // a fleet id starts with "NODE/"
+    const auto dash = id.rfind('-');  // a fleet id starts with "NODE:", and NODE may hold '-'
     std::uint64_t raw = 0;
     try {
         raw = std::stoull(std::string(id.substr(dash + 1)), nullptr, 16);

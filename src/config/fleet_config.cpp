@@ -19,12 +19,14 @@ std::string host_name() {
     return name;
 }
 
-// A node id names the node in PostgreSQL rows, allocation ids and ALTERNATE-SERVER choices:
-// printable ASCII without spaces, '/' or '-' (allocation ids are "NODE/BOOT-COUNTER").
+// A node id names the node in PostgreSQL rows and in allocation ids ("NODE:BOOT-COUNTER", which
+// the admin API takes in a URL path): host-name characters and '_', no ':'.
 bool valid_node_id(std::string_view id) {
     if (id.empty() || id.size() > kMaxNodeId) return false;
     for (char c : id)
-        if (c <= ' ' || c > '~' || c == '/' || c == '-') return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_'))
+            return false;
     return true;
 }
 
@@ -47,7 +49,7 @@ Fleet load_fleet(const Reader& r, const Field& f) {
     if (!valid_node_id(fleet.node_id)) {
         const auto v = r.get(t, "fleet", "node_id");
         const std::string why = fmt::format(
-            "expected 1 to {} printable characters without spaces, '/' or '-', got \"{}\"", kMaxNodeId, fleet.node_id);
+            "expected 1 to {} letters, digits, '-', '.' or '_', got \"{}\"", kMaxNodeId, fleet.node_id);
         if (v) r.fail(*v, why);
         r.fail(f.line(), "fleet.node_id", why + " (the host name; set node_id)");
     }

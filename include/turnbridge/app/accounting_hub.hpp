@@ -93,7 +93,7 @@ public:
     // write). The snapshot lags the relay by at most one flush interval, like the store.
     bool over_quota(const config::Realm& realm, const std::string& account) const override;
 
-    // "BOOT-COUNTER" (hex), or in a fleet "NODE/BOOT-COUNTER": unique across restarts and nodes
+    // "BOOT-COUNTER" (hex), or in a fleet "NODE:BOOT-COUNTER": unique across restarts and nodes
     // (issue 15: the fleet ledger is keyed by node, boot and counter).
     static std::string record_id(const std::string& node, std::int64_t instance_ms, std::uint64_t allocation_id);
     static std::int64_t period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms);

@@ -26,10 +26,10 @@ TEST_CASE("each write queues its deltas in the outbox: created once, checkpoints
     TempDir dir;
     const auto file = dir / "t.db";
     auto store = Store::open(file, true, with_outbox(1000));
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(1))}, kDay + kMin));
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(1))}, kDay + 2 * kMin));  // no change
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(3))}, kDay + 3 * kMin));
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(4), kDay + 4 * kMin, "expired")},
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(1))}, kDay + kMin));
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(1))}, kDay + 2 * kMin));  // no change
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(3))}, kDay + 3 * kMin));
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(4), kDay + 4 * kMin, "expired")},
                          kDay + 4 * kMin));
     auto outbox = Outbox::open(file);
     const auto rows = outbox->read(100);
@@ -59,13 +59,13 @@ TEST_CASE("no outbox without fleet mode; a full outbox drops rows, counts them, 
     }
     const auto file = dir / "t.db";
     auto store = Store::open(file, true, with_outbox(2));
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(1)),
-                          record("n/1-b", "bob", "example.org", kDay, scaled(1))},
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(1)),
+                          record("n:1-b", "bob", "example.org", kDay, scaled(1))},
                          kDay + kMin));
-    REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(2))}, kDay + 2 * kMin));
+    REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(2))}, kDay + 2 * kMin));
     CHECK(Outbox::open(file)->rows() == 2);
     CHECK(store->outbox_dropped() == 1);
-    check_traffic(store->allocation("n/1-a")->traffic, scaled(2));
+    check_traffic(store->allocation("n:1-a")->traffic, scaled(2));
 }
 
 TEST_CASE("a crash's open allocations reach the outbox as ended 'crashed', with no traffic added") {
@@ -73,13 +73,13 @@ TEST_CASE("a crash's open allocations reach the outbox as ended 'crashed', with 
     const auto file = dir / "t.db";
     {
         auto store = Store::open(file, true, with_outbox(1000));
-        REQUIRE(store->write({record("n/1-a", "alice", "example.org", kDay, scaled(2))}, kDay + kMin));
+        REQUIRE(store->write({record("n:1-a", "alice", "example.org", kDay, scaled(2))}, kDay + kMin));
     }
     Outbox::open(file)->erase_through(1'000'000);  // shipped
     auto again = Store::open(file, true, with_outbox(1000));
     const auto rows = Outbox::open(file)->read(100);
     REQUIRE(rows.size() == 1);
-    CHECK(rows[0].record.id == "n/1-a");
+    CHECK(rows[0].record.id == "n:1-a");
     CHECK(rows[0].record.end_reason == "crashed");
     CHECK(rows[0].record.end_ms == kDay + kMin);
     CHECK_FALSE(rows[0].started);

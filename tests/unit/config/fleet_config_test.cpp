@@ -24,14 +24,14 @@ std::string with_fleet(const std::string& lines, const std::string& after = "") 
 TEST_SUITE_BEGIN("config");
 
 TEST_CASE("Every [fleet] key is read into its field; without [fleet] there is no fleet") {
-    auto r = load_string(with_fleet("database = \"postgresql://tb@db/tb\"\nnode_id = \"turn-1x\"\nregion = \"eu\"\n"
+    auto r = load_string(with_fleet("database = \"postgresql://tb@db/tb\"\nnode_id = \"turn:1\"\nregion = \"eu\"\n"
                                     "spool_max_rows = 5000\nlease_ttl = 12\nquota_outage = \"grace:2048\"\n"
                                     "drain_timeout = 60"),
                          kPath);
-    // '-' is not allowed in node_id: allocation ids are NODE/BOOT-COUNTER.
+    // ':' is not allowed in node_id: allocation ids are NODE:BOOT-COUNTER.
     REQUIRE(std::holds_alternative<ConfigError>(r));
     CHECK(std::get<ConfigError>(r).key == "fleet.node_id");
-    r = load_string(with_fleet("database = \"postgresql://tb@db/tb\"\nnode_id = \"turn_1\"\nregion = \"eu\"\n"
+    r = load_string(with_fleet("database = \"postgresql://tb@db/tb\"\nnode_id = \"turn-1.b_c\"\nregion = \"eu\"\n"
                                "spool_max_rows = 5000\nlease_ttl = 12\nquota_outage = \"grace:2048\"\n"
                                "drain_timeout = 60"),
                     kPath);
@@ -39,7 +39,7 @@ TEST_CASE("Every [fleet] key is read into its field; without [fleet] there is no
     const Fleet& f = std::get<std::shared_ptr<const Config>>(r)->fleet;
     CHECK(f.enabled());
     CHECK(f.database == "postgresql://tb@db/tb");
-    CHECK(f.node_id == "turn_1");
+    CHECK(f.node_id == "turn-1.b_c");
     CHECK(f.region == "eu");
     CHECK(f.spool_max_rows == 5000);
     CHECK(f.lease_ttl.count() == 12);
@@ -60,7 +60,7 @@ TEST_CASE("[fleet] mistakes name the key") {
     test::check_errors({
         {with_fleet("region = \"eu\""), "fleet.database", 3, "needs database"},
         {with_fleet("database = \"\""), "fleet.database", 4, "conninfo"},
-        {with_fleet("database = \"x\"\nnode_id = \"a b\""), "fleet.node_id", 5, "without spaces"},
+        {with_fleet("database = \"x\"\nnode_id = \"a b\""), "fleet.node_id", 5, "letters, digits"},
         {with_fleet("database = \"x\"\nspool_max_rows = 10"), "fleet.spool_max_rows", 5, ""},
         {with_fleet("database = \"x\"\nlease_ttl = 1"), "fleet.lease_ttl", 5, ""},
         {with_fleet("database = \"x\"\nquota_outage = \"grace\""), "fleet.quota_outage", 5, "fail_closed"},
