@@ -49,6 +49,15 @@ NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] if Path("/usr/lib/postgresql").exists() else None
 
 
+def outbox_rows(database):
+    """Rows waiting in a node's outbox (its SQLite file, read-only)."""
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    finally:
+        db.close()
+
+
 class Postgres:
     """A throw-away cluster on 127.0.0.1:PORT, trust authentication, fsync off (an immediate stop
     is a process crash, not a power cut: the kernel keeps what was written). Never
@@ -151,11 +160,7 @@ region = "test"
             return e.code, e.read().decode()
 
     def outbox_rows(self):
-        db = sqlite3.connect(f"file:{self.dir / 'turnbridge.db'}?mode=ro", uri=True, timeout=5)
-        try:
-            return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        finally:
-            db.close()
+        return outbox_rows(self.dir / "turnbridge.db")
 
 
 class EchoPeer:
