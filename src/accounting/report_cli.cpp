@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "turnbridge/accounting/calls.hpp"
+#include "turnbridge/accounting/pg_ledger.hpp"
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/accounting/usage.hpp"
 #include "turnbridge/config/config.hpp"
@@ -40,12 +41,14 @@ options:
   -c, --config FILE   the server's configuration: the database ([accounting] database)
                       and the prices (realm price_per_gb and currency) come from it
                       (default /etc/turnbridge/turnbridge.toml)
-  --db FILE           read this database; without --config every cost is 0
+  --db FILE           read this database; without --config every cost is 0. A
+                      postgresql:// URI or libpq conninfo reads a fleet's ledger
+                      (with -c, a [fleet] configuration reads it too)
   --user USER         only this user (account); "" is the realm alone
   --realm REALM       only this realm
   --since TIME        from TIME on (inclusive)
   --until TIME        before TIME (exclusive)
-  --by GROUP          user (default), realm, day, hour or allocation
+  --by GROUP          user (default), realm, day, hour, allocation or node (fleet)
   --calls             list gateway calls one by one (those that started in the window)
   --format FORMAT     table (default), json or csv
   -h, --help          print this help and exit
@@ -107,7 +110,7 @@ std::optional<std::string> parse_options(int argc, char** argv, Options& o) {
         }
     }
     if (o.config && o.config->empty()) return "--config: expected a file name, got \"\"";
-    if (o.db && o.db->empty()) return "--db: expected a file name, got \"\"";
+    if (o.db && o.db->empty()) return "--db: expected a file name or a postgresql:// URI, got \"\"";
     return std::nullopt;
 }
 
@@ -124,7 +127,7 @@ std::optional<std::string> make_query(const Options& o, std::int64_t now_ms, Usa
     if (o.by && o.calls) return "--by: not with --calls (the listing has one row per call)";
     if (o.by) {
         auto by = parse_group_by(*o.by);
-        if (!by) return fmt::format("--by: expected user, realm, day, hour or allocation, got \"{}\"", *o.by);
+        if (!by) return fmt::format("--by: expected user, realm, day, hour, allocation or node, got \"{}\"", *o.by);
         q.by = *by;
     }
     if (o.format) {
@@ -158,6 +161,7 @@ int run_report(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
     std::map<std::string, Prices> prices;
     fs::path database;
+    std::string fleet;  // a PostgreSQL conninfo: the fleet ledger (issue 15)
     if (o.config || !o.db) {
         auto loaded = config::load_file(o.config.value_or(kDefaultConfig));
         if (auto* e = std::get_if<config::ConfigError>(&loaded)) {
@@ -167,17 +171,18 @@ int run_report(int argc, char** argv, std::ostream& out, std::ostream& err) {
         const auto& cfg = *std::get<std::shared_ptr<const config::Config>>(loaded);
         for (const auto& [name, realm] : cfg.realms) prices[name] = Prices{realm.price_per_gb, realm.currency};
         database = cfg.accounting.database;
+        fleet = cfg.fleet.database;
     }
-    if (o.db) database = *o.db;
-
+    if (o.db) database = *o.db, fleet.clear();
+    if (o.db && PgLedger::is_conninfo(*o.db)) fleet = *o.db;
     std::error_code ec;
-    if (!fs::exists(database, ec)) {
+    if (fleet.empty() && !fs::exists(database, ec)) {
         err << "turnbridge report: no accounting database at " << database.string()
             << " (turnbridge creates it when it starts)\n";
         return kFailed;
     }
     try {
-        auto store = Store::open(database, false);
+        auto store = fleet.empty() ? Store::open(database, false) : PgLedger::open_store(fleet);
         if (o.calls)
             out << format_calls(store->calls(CallQuery{q.user, q.realm, q.since_ms, q.until_ms, std::nullopt}), format);
         else

@@ -51,13 +51,9 @@ std::string counter_params(int first) {
     return out;
 }
 
-// Migration i takes the schema from version i to i + 1 (PRAGMA user_version). Append new
-// versions; never edit a released one.
-std::string schema_v1() {
-    return fmt::format(R"(
-CREATE TABLE allocations (
-    id TEXT PRIMARY KEY NOT NULL,
-    account TEXT NOT NULL,
+// What an allocation record says besides its id and counters, in AllocationRecord order: the
+// columns of `allocations` (schema 1) and of `outbox` (schema 4).
+constexpr const char* kRecordColumns = R"(    account TEXT NOT NULL,
     username TEXT NOT NULL,
     realm TEXT NOT NULL,
     client TEXT NOT NULL,
@@ -67,7 +63,15 @@ CREATE TABLE allocations (
     end_ms INTEGER NOT NULL,
     peers INTEGER NOT NULL,
     end_reason TEXT NOT NULL,
-    {},
+)";
+
+// Migration i takes the schema from version i to i + 1 (PRAGMA user_version). Append new
+// versions; never edit a released one.
+std::string schema_v1() {
+    return fmt::format(R"(
+CREATE TABLE allocations (
+    id TEXT PRIMARY KEY NOT NULL,
+{}    {},
     last_checkpoint_ms INTEGER NOT NULL);
 CREATE INDEX allocations_by_start ON allocations (start_ms);
 CREATE INDEX allocations_open ON allocations (end_ms) WHERE end_ms = 0;
@@ -80,7 +84,8 @@ CREATE TABLE hourly (
     PRIMARY KEY (hour_start_ms, realm, account)) WITHOUT ROWID;
 CREATE INDEX hourly_by_account ON hourly (realm, account, hour_start_ms);
 )",
-                       counter_columns("{} INTEGER NOT NULL DEFAULT 0"), counter_columns("{} INTEGER NOT NULL DEFAULT 0"));
+                       kRecordColumns, counter_columns("{} INTEGER NOT NULL DEFAULT 0"),
+                       counter_columns("{} INTEGER NOT NULL DEFAULT 0"));
 }
 
 // Gateway calls (issue 4). IF NOT EXISTS: a database that somehow has the table already keeps it
@@ -121,8 +126,24 @@ std::string schema_v3() {
     return sql;
 }
 
+// Fleet mode (issue 15): the outbox of what each write added, shipped to PostgreSQL and deleted
+// once it committed there. One row per allocation per write: its identity, whether this write
+// created it (`started`), its end if it ended, and the counters' increase (deltas, not totals).
+// AUTOINCREMENT: a sequence number is never reused, so (allocation, seq) keys a row forever.
+std::string schema_v4() {
+    return fmt::format(R"(
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    allocation TEXT NOT NULL,
+{}    written_ms INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    {});
+)",
+                       kRecordColumns, counter_columns("{} INTEGER NOT NULL"));
+}
+
 const std::vector<std::string>& migrations() {
-    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3()};
+    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3(), schema_v4()};
     return all;
 }
 
@@ -227,6 +248,7 @@ void SqliteStore::lock_writer() {
 }
 
 void SqliteStore::open(const StoreOptions& options) {
+    outbox_max_ = options.outbox_max_rows;
     const int flags = writer_ ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
     const int rc = sqlite3_open_v2(file_.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) throw SqliteError(db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
@@ -268,6 +290,29 @@ void SqliteStore::open(const StoreOptions& options) {
     if (options.max_pages != 0) exec(fmt::format("PRAGMA max_page_count = {}", options.max_pages));
 }
 
+void SqliteStore::open_memory(const std::vector<detail::StoredAllocation>& allocations,
+                              const std::vector<detail::HourlyRow>& hourly, const std::vector<CallRecord>& calls) {
+    if (sqlite3_open_v2(":memory:", &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK)
+        throw SqliteError(db_ ? sqlite3_errmsg(db_) : "cannot open an in-memory database");
+    Transaction tx(*this, "BEGIN");
+    migrate(schema_version());
+    for (const auto& a : allocations) {
+        const auto& r = a.record;
+        auto q = hot_query(upsert_allocation_sql());
+        q.bind(1, r.id).bind(2, r.account).bind(3, r.username).bind(4, r.realm).bind(5, r.client);
+        q.bind(6, r.transport).bind(7, r.relay).bind(8, r.start_ms).bind(9, r.end_ms);
+        q.bind(10, static_cast<std::int64_t>(r.peers)).bind(11, r.end_reason);
+        for (std::size_t i = 0; i < kCounters; ++i) q.bind(12 + static_cast<int>(i), counter(r.traffic, i));
+        q.bind(24, a.last_checkpoint_ms);
+        q.step();
+    }
+    for (const auto& h : hourly)
+        add_hourly(HourlyKey{h.hour_start_ms, h.realm, h.account},
+                   HourlyDelta{static_cast<std::int64_t>(h.allocations_started), h.traffic});
+    for (const auto& c : calls) write_call(c);
+    tx.commit();
+}
+
 void SqliteStore::migrate(int to) {
     const int from = user_version();
     if (from > schema_version())
@@ -282,6 +327,14 @@ void SqliteStore::migrate(int to) {
 // An allocation still open in the store was cut off by a crash (or kill -9): it ended at its
 // last checkpoint, the last moment its counters are known.
 void SqliteStore::close_crashed() {
+    if (outbox_max_ != 0)  // the fleet learns of the crash too, with no traffic added
+        query(fmt::format("INSERT INTO outbox (allocation, account, username, realm, client, transport, relay, start_ms, "
+                          "end_ms, peers, end_reason, written_ms, started, {}) "
+                          "SELECT id, account, username, realm, client, transport, relay, start_ms, "
+                          "MAX(last_checkpoint_ms, start_ms, 1), peers, 'crashed', last_checkpoint_ms, 0, {} "
+                          "FROM allocations WHERE end_ms = 0",
+                          counter_columns("{}"), counter_columns("0")))
+            .step();
     query("UPDATE allocations SET end_ms = MAX(last_checkpoint_ms, start_ms, 1), end_reason = 'crashed' "
           "WHERE end_ms = 0")
         .step();
@@ -360,6 +413,7 @@ void SqliteStore::write_one(const AllocationRecord& r, std::int64_t now_ms, Hour
         q.step();
     }
     pending[r.id] = total;
+    if (outbox_max_ != 0) add_outbox(r, now_ms, !known, delta);
 
     // A new allocation counts where it started; traffic counts where it was written.
     const std::int64_t start_hour = detail::floor_to(r.start_ms, kHourMs);
@@ -370,6 +424,40 @@ void SqliteStore::write_one(const AllocationRecord& r, std::int64_t now_ms, Hour
     if (!any) return;
     auto& into = hourly[HourlyKey{write_hour, r.realm, r.account}].traffic;
     for (std::size_t i = 0; i < kCounters; ++i) counter(into, i) += counter(delta, i);
+}
+
+// Fleet mode: what this write added, for the shipper (issue 15). Nothing new, nothing queued.
+// A full outbox (spool_max_rows, while PostgreSQL is away) drops the row and counts it: the
+// local ledger stays exact, the fleet's misses what the counter says.
+void SqliteStore::add_outbox(const AllocationRecord& r, std::int64_t now_ms, bool started, const Traffic& delta) {
+    bool any = started || r.end_ms != 0;
+    for (std::size_t i = 0; i < kCounters && !any; ++i) any = counter(delta, i) != 0;
+    if (!any) return;
+    if (outbox_rows() >= outbox_max_) {
+        if (outbox_dropped_++ == 0)
+            log::error("accounting: the outbox of {} holds {} rows (fleet.spool_max_rows); further intervals are kept "
+                       "locally but not shipped to the fleet", file_, outbox_max_);
+        return;
+    }
+    static const std::string sql = fmt::format(
+        "INSERT INTO outbox (allocation, account, username, realm, client, transport, relay, start_ms, end_ms, peers, "
+        "end_reason, written_ms, started, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {})",
+        counter_columns("{}"), counter_params(14));
+    auto q = hot_query(sql);
+    q.bind(1, r.id).bind(2, r.account).bind(3, r.username).bind(4, r.realm).bind(5, r.client);
+    q.bind(6, r.transport).bind(7, r.relay).bind(8, r.start_ms).bind(9, r.end_ms);
+    q.bind(10, static_cast<std::int64_t>(r.peers)).bind(11, r.end_reason).bind(12, now_ms);
+    q.bind(13, std::int64_t{started ? 1 : 0});
+    for (std::size_t i = 0; i < kCounters; ++i) q.bind(14 + static_cast<int>(i), counter(delta, i));
+    q.step();
+}
+
+// Rows are deleted oldest first (the shipper erases a prefix), so the span of sequence numbers
+// is the count, found in two index lookups rather than a scan.
+std::uint64_t SqliteStore::outbox_rows() {
+    static const std::string sql = "SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM outbox";
+    auto q = hot_query(sql);
+    return q.step() ? q.uint64(0) : 0;
 }
 
 void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {
@@ -415,6 +503,17 @@ namespace turnbridge::accounting {
 
 using sqlite::SqliteError;
 using sqlite::SqliteStore;
+
+std::unique_ptr<Store> detail::memory_store(const std::vector<StoredAllocation>& allocations,
+                                           const std::vector<HourlyRow>& hourly, const std::vector<CallRecord>& calls) {
+    auto store = std::make_unique<SqliteStore>(":memory:", false);
+    try {
+        store->open_memory(allocations, hourly, calls);
+    } catch (const SqliteError& e) {
+        throw std::runtime_error(fmt::format("in-memory copy of the fleet ledger: {}", e.what()));
+    }
+    return store;
+}
 
 std::unique_ptr<Store> Store::open(const std::filesystem::path& file, bool writer) {
     return open(file, writer, StoreOptions{});

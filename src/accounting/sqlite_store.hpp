@@ -19,6 +19,7 @@
 
 #include "calendar.hpp"
 #include "counters.hpp"
+#include "memory_store.hpp"
 #include "turnbridge/accounting/store.hpp"
 
 namespace turnbridge::accounting::sqlite {
@@ -120,6 +121,9 @@ public:
     }
 
     void open(const StoreOptions& options);
+    // A private in-memory database with the current schema and the given rows (memory_store.hpp).
+    void open_memory(const std::vector<detail::StoredAllocation>& allocations,
+                     const std::vector<detail::HourlyRow>& hourly, const std::vector<CallRecord>& calls);
 
     using Store::write;
     bool write(const std::vector<AllocationRecord>& batch, const std::vector<CallRecord>& calls,
@@ -128,6 +132,7 @@ public:
     std::optional<AllocationRecord> allocation(const std::string& id) override;
     std::vector<CallRecord> calls(const CallQuery& q) override;
     std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) override;
+    std::uint64_t outbox_dropped() const override { return outbox_dropped_; }
 
 private:
     // Ends a transaction that an exception left open.
@@ -170,6 +175,8 @@ private:
 
     void write_one(const AllocationRecord& r, std::int64_t now_ms, HourlyBatch& hourly, StoredTotals& pending);
     void add_hourly(const HourlyKey& key, const HourlyDelta& d);
+    void add_outbox(const AllocationRecord& r, std::int64_t now_ms, bool started, const Traffic& delta);
+    std::uint64_t outbox_rows();
     void write_call(const CallRecord& c);
     std::vector<UsageRow> usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices);
     std::vector<UsageRow> usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices);
@@ -185,6 +192,8 @@ private:
     bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
     bool has_quality_ = true; // false for a reader of a schema-2 file: its calls have no quality columns
     int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
+    std::uint64_t outbox_max_ = 0;      // fleet mode: the outbox's bound; 0 = no outbox
+    std::uint64_t outbox_dropped_ = 0;  // rows not queued because the outbox was full
 };
 
 }  // namespace turnbridge::accounting::sqlite

@@ -49,6 +49,8 @@ RowKey row_key(GroupBy by, std::int64_t time, const std::string& realm, const st
 }  // namespace
 
 std::vector<UsageRow> SqliteStore::usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) {
+    if (q.by == GroupBy::Node)
+        throw std::runtime_error(fmt::format("{}: by node: only a fleet database (postgresql://...) has nodes", file_));
     try {
         // One read transaction: every table from the same snapshot.
         Transaction tx(*this, "BEGIN");

@@ -87,6 +87,7 @@ std::string_view first_column(std::optional<GroupBy> by) {
         case GroupBy::Day: return "DAY";
         case GroupBy::Hour: return "HOUR";
         case GroupBy::Allocation: return "ALLOCATION";
+        case GroupBy::Node: return "NODE";
     }
     return "KEY";
 }
@@ -166,7 +167,7 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_m
 }
 
 std::optional<GroupBy> parse_group_by(std::string_view text) {
-    for (const auto by : {GroupBy::User, GroupBy::Realm, GroupBy::Day, GroupBy::Hour, GroupBy::Allocation})
+    for (const auto by : {GroupBy::User, GroupBy::Realm, GroupBy::Day, GroupBy::Hour, GroupBy::Allocation, GroupBy::Node})
         if (text == to_string(by)) return by;
     return std::nullopt;
 }
@@ -178,6 +179,7 @@ std::string_view to_string(GroupBy by) {
         case GroupBy::Day: return "day";
         case GroupBy::Hour: return "hour";
         case GroupBy::Allocation: return "allocation";
+        case GroupBy::Node: return "node";
     }
     return "user";
 }

@@ -214,6 +214,25 @@ void stream_metrics(std::string& out, const io::StreamCounts& c) {
         sample(out, "turnbridge_stream_read_pauses_total", {{"kind", io::to_string(static_cast<StreamKind>(k))}}, c.read_pauses[k]);
 }
 
+// [fleet] only (issue 15): the outbox toward PostgreSQL and its shipper.
+void fleet_metrics(std::string& out, const std::optional<FleetMetrics>& f) {
+    if (!f) return;
+    family(out, "turnbridge_fleet_spool_rows", "gauge", "Outbox rows waiting for PostgreSQL (fleet.spool_max_rows bounds them).");
+    sample(out, "turnbridge_fleet_spool_rows", {}, f->spool_rows);
+    family(out, "turnbridge_fleet_spool_max_rows", "gauge", "fleet.spool_max_rows.");
+    sample(out, "turnbridge_fleet_spool_max_rows", {}, f->spool_max_rows);
+    family(out, "turnbridge_fleet_spool_dropped_rows_total", "counter",
+           "Intervals not queued for the fleet because the outbox was full (the local database has them).");
+    sample(out, "turnbridge_fleet_spool_dropped_rows_total", {}, f->spool_dropped);
+    family(out, "turnbridge_fleet_shipped_rows_total", "counter", "Outbox rows PostgreSQL newly took since start.");
+    sample(out, "turnbridge_fleet_shipped_rows_total", {}, f->shipped_rows);
+    family(out, "turnbridge_fleet_replayed_rows_total", "counter",
+           "Outbox rows shipped again that PostgreSQL already had (after a crash between COMMIT and delete).");
+    sample(out, "turnbridge_fleet_replayed_rows_total", {}, f->replayed_rows);
+    family(out, "turnbridge_fleet_database_up", "gauge", "1 when the last attempt reached PostgreSQL.");
+    sample(out, "turnbridge_fleet_database_up", {}, std::uint64_t{f->database_up ? 1u : 0u});
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -288,6 +307,7 @@ std::string format_metrics(const Metrics& m) {
     mailbox_metrics(out, m);
     trunk_metrics(out, m);
     stream_metrics(out, m.streams);
+    fleet_metrics(out, m.fleet);
     return out;
 }
 

@@ -25,7 +25,7 @@ namespace {
 constexpr std::string_view kAllocationsPrefix = "/api/v1/allocations/";
 constexpr std::string_view kJson = "application/json";
 
-enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, Trunks, None };
+enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, Trunks, Drain, None };
 
 Route route_of(std::string_view path) {
     if (path == "/") return Route::Page;
@@ -34,16 +34,20 @@ Route route_of(std::string_view path) {
     if (path == "/api/v1/calls") return Route::Calls;
     if (path == "/api/v1/allocations") return Route::Allocations;
     if (path == "/api/v1/trunks") return Route::Trunks;
+    if (path == "/api/v1/drain") return Route::Drain;
     if (path.size() > kAllocationsPrefix.size() && path.substr(0, kAllocationsPrefix.size()) == kAllocationsPrefix &&
         path.find('/', kAllocationsPrefix.size()) == std::string_view::npos)
         return Route::Allocation;
     return Route::None;
 }
 
-std::string_view allowed_methods(Route r) { return r == Route::Allocation ? "DELETE" : "GET, HEAD"; }
+std::string_view allowed_methods(Route r) {
+    return r == Route::Allocation ? "DELETE" : r == Route::Drain ? "POST" : "GET, HEAD";
+}
 
 bool method_allowed(Route r, std::string_view method) {
     if (r == Route::Allocation) return method == "DELETE";
+    if (r == Route::Drain) return method == "POST";
     return method == "GET" || method == "HEAD";
 }
 
@@ -195,6 +199,13 @@ Response dispatch(Route route, const Request& req, Backend& backend, const Route
         case Route::Allocations: return json_ok(allocations_json(backend.live()));
         case Route::Trunks: return json_ok(trunks_json(backend.metrics().trunk_targets));
         case Route::Allocation: return kick(req.path, backend);
+        case Route::Drain: {
+            // Issue 15: like SIGUSR1. 202: accepted, the process stops when its allocations end.
+            if (!backend.drain_node()) return json_error(409, "drain needs [fleet]");
+            Response r;
+            r.status = 202;
+            return r;
+        }
         case Route::None: break;
     }
     return json_error(404, "not found");
@@ -279,7 +290,27 @@ std::string allocations_json(const std::vector<LiveAllocation>& live) {
     return j.take() + "\n";
 }
 
+// GET /livez and /readyz (issue 15), for load balancers and orchestrators: no token (they
+// reveal nothing but the state), and answered before the token check so that a probe never
+// drains the auth throttle. /livez: this loop answered. /readyz: 503 with the reason while the
+// node should get no new work.
+std::optional<Response> probe(const Request& req, Backend& backend) {
+    if (req.path != "/livez" && req.path != "/readyz") return std::nullopt;
+    if (req.method != "GET" && req.method != "HEAD") {
+        Response r = json_error(405, "method not allowed");
+        r.headers.push_back({"Allow", "GET, HEAD"});
+        return r;
+    }
+    Response r;
+    r.content_type = "text/plain; charset=utf-8";
+    const std::string why = req.path == "/readyz" ? backend.not_ready() : std::string();
+    r.status = why.empty() ? 200 : 503;
+    r.body = why.empty() ? "ok\n" : why + "\n";
+    return r;
+}
+
 Response handle(const Request& req, Backend& backend, const RouterConfig& cfg) {
+    if (auto r = probe(req, backend)) return std::move(*r);
     const Route route = route_of(req.path);
     if (cfg.token.empty()) {
         // No token means a loopback listener. A web page on another site could still reach it

@@ -73,8 +73,9 @@ void AccountingHub::close() {
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
 }
 
-std::string AccountingHub::record_id(std::int64_t instance_ms, std::uint64_t allocation_id) {
-    return fmt::format("{:x}-{:x}", instance_ms, allocation_id);
+std::string AccountingHub::record_id(const std::string& node, std::int64_t instance_ms, std::uint64_t allocation_id) {
+    if (node.empty()) return fmt::format("{:x}-{:x}", instance_ms, allocation_id);
+    return fmt::format("{}:{:x}-{:x}", node, instance_ms, allocation_id);
 }
 
 void AccountingHub::post(unsigned worker, std::vector<accounting::AllocationRecord> records, const WorkerStats& stats) {
@@ -211,7 +212,7 @@ std::vector<admin::LiveAllocation> AccountingHub::live() {
 bool AccountingHub::kick(std::string_view id) {
     auto it = live_.find(std::string(id));
     if (it == live_.end()) return false;
-    const auto dash = id.find('-');
+    const auto dash = id.rfind('-');  // a fleet id starts with "NODE:", and NODE may hold '-'
     std::uint64_t raw = 0;
     try {
         raw = std::stoull(std::string(id.substr(dash + 1)), nullptr, 16);
@@ -226,6 +227,16 @@ std::vector<accounting::UsageRow> AccountingHub::usage(const accounting::UsageQu
     if (store_ == nullptr) return {};
     std::map<std::string, accounting::Prices> prices;
     for (const auto& [name, realm] : cfg_->realms) prices[name] = accounting::Prices{realm.price_per_gb, realm.currency};
+    if (fleet_ != nullptr) {
+        // The fleet's totals (issue 15); what this node has not shipped yet joins them shortly.
+        if (fleet_store_ == nullptr) fleet_store_ = accounting::PgLedger::open_store(cfg_->fleet.database);
+        try {
+            return fleet_store_->usage(q, prices);
+        } catch (const std::exception&) {
+            fleet_store_.reset();  // reconnect on the next request
+            throw;
+        }
+    }
     return store_->usage(q, prices);
 }
 
@@ -233,6 +244,18 @@ std::vector<accounting::CallRecord> AccountingHub::calls(const accounting::CallQ
     drain();  // calls posted so far are in the store before we read it
     if (store_ == nullptr) return {};
     return store_->calls(q);
+}
+
+// Not ready (GET /readyz, issue 15): draining, or an outbox past 90 % of spool_max_rows (the
+// database has been away long enough that this node should take no new work).
+std::string AccountingHub::not_ready() {
+    if (fleet_ == nullptr) return "";
+    const auto s = fleet_->stats();
+    if (s.draining) return "draining";
+    if (s.spool_rows >= s.spool_max_rows / 10 * 9)
+        return fmt::format("outbox at {} of {} rows (fleet.spool_max_rows): PostgreSQL unreachable", s.spool_rows,
+                           s.spool_max_rows);
+    return "";
 }
 
 admin::Metrics AccountingHub::metrics() {
@@ -250,6 +273,11 @@ admin::Metrics AccountingHub::metrics() {
         if (realm.gateway.enabled) m.calls[name];
     for (const auto& [realm, c] : calls_) m.calls[realm] = c;
     m.allocations_closed = closed_;
+    if (fleet_ != nullptr) {
+        const auto s = fleet_->stats();
+        m.fleet = admin::FleetMetrics{s.spool_rows, s.spool_max_rows, store_ ? store_->outbox_dropped() : 0,
+                                      s.shipped_rows, s.replayed_rows, s.database_up, s.draining};
+    }
     if (stream_stats_ != nullptr) m.streams = stream_stats_->snapshot();
     if (gateway_shared_ != nullptr) m.gateway_mail_dropped = gateway_shared_->dropped();
     std::lock_guard lock(mu_);

@@ -73,7 +73,7 @@ int App::run() {
     }
     apply_stream_limits();  // before any listener accepts: the workers start below
 
-    signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); });
+    signals_.emplace(&loop_, [this](const char* why) { stop(why); }, [this] { reload(); }, [this] { drain(); });
     uv_timer_init(&loop_, &purge_);
     purge_.data = this;
     uv_timer_start(&purge_, [](uv_timer_t* t) { static_cast<App*>(t->data)->relays_.purge(); }, kPurgeMs, kPurgeMs);
@@ -100,7 +100,9 @@ bool App::open_accounting(unsigned workers) {
     std::unique_ptr<accounting::Store> store;
     if (cfg_->accounting.enabled) {
         try {
-            store = accounting::Store::open(cfg_->accounting.database, true);
+            accounting::StoreOptions options;
+            if (cfg_->fleet.enabled()) options.outbox_max_rows = cfg_->fleet.spool_max_rows;
+            store = accounting::Store::open(cfg_->accounting.database, true, options);
         } catch (const std::exception& e) {
             log::error("accounting: {}", e.what());
             return false;
@@ -113,12 +115,59 @@ bool App::open_accounting(unsigned workers) {
                                                return true;
                                            });
     hub_->set_auth_throttle(&auth_);
+    if (cfg_->fleet.enabled()) start_fleet();
     if (cfg_->accounting.enabled)
         log::info("accounting to {} every {} s", cfg_->accounting.database.string(),
                   cfg_->accounting.flush_interval.count());
     else
         log::warn("accounting is off ([accounting] enabled = false): nothing relayed is recorded");
     return true;
+}
+
+// [fleet]: the outbox goes to PostgreSQL from the shipper's thread; the control loop only tells
+// it, every second, how many allocations are live (for the registry's heartbeat row).
+void App::start_fleet() {
+    accounting::NodeHeartbeat beat;
+    beat.node = cfg_->fleet.node_id;
+    beat.region = cfg_->fleet.region;
+    beat.boot = instance_ms_;
+    for (const auto& ep : cfg_->listen) beat.listen += (beat.listen.empty() ? "" : ",") + ep.to_string();
+    for (const auto& ip : cfg_->relay_ips) beat.relay += (beat.relay.empty() ? "" : ",") + ip.to_string();
+    fleet_ = std::make_unique<FleetShipper>(cfg_->fleet, cfg_->accounting.database, std::move(beat));
+    fleet_->start();
+    hub_->set_fleet(fleet_.get());
+    uv_timer_init(&loop_, &fleet_timer_);
+    fleet_timer_.data = this;
+    uv_timer_start(&fleet_timer_, [](uv_timer_t* t) { static_cast<App*>(t->data)->on_drain_timer(); }, 1000, 1000);
+    hub_->set_drainer([this] { return drain(); });
+    log::info("fleet: node {} (region \"{}\"), ledger in PostgreSQL, outbox up to {} rows", cfg_->fleet.node_id,
+              cfg_->fleet.region, cfg_->fleet.spool_max_rows);
+}
+
+bool App::drain() {
+    if (!fleet_) {
+        log::warn("drain: needs [fleet] (there is no other node to send clients to); ignored");
+        return false;
+    }
+    if (draining_ || stopping_) return true;
+    draining_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + cfg_->fleet.drain_timeout;
+    fleet_->set_draining();
+    fleet_->wake();
+    log::info("drain: new allocations go to another node of region \"{}\"; stopping when the {} live one{} end "
+              "(at most {} s)",
+              cfg_->fleet.region, hub_->live().size(), hub_->live().size() == 1 ? "" : "s",
+              cfg_->fleet.drain_timeout.count());
+    return true;
+}
+
+// Every second: the live allocations for the heartbeat row, and the end of a drain.
+void App::on_drain_timer() {
+    const std::size_t live = hub_->live().size();
+    fleet_->set_live(live);
+    if (!draining_ || stopping_) return;
+    if (live == 0) return stop("drain: the last allocation ended");
+    if (std::chrono::steady_clock::now() >= drain_deadline_) stop("drain: fleet.drain_timeout");
 }
 
 // [server] user: started as root, become that user for good (app/privileges.hpp). The database
@@ -200,6 +249,10 @@ void App::stop(const char* why) {
     if (hub_) {
         hub_->drain();  // the workers' final records
         hub_->close();
+    }
+    if (fleet_) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&fleet_timer_), nullptr);
+        fleet_->stop(std::chrono::seconds(3));  // ships the final records, unless PostgreSQL is away
     }
     signals_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&purge_), nullptr);

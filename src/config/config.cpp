@@ -15,6 +15,7 @@
 
 #include "gateway_config.hpp"
 #include "secret_files.hpp"
+#include "fleet_config.hpp"
 #include "streams_config.hpp"
 #include "toml_reader.hpp"
 
@@ -76,7 +77,7 @@ public:
     Loader(const Reader& r, Config& cfg) : r_(r), cfg_(cfg) {}
 
     void load(const toml::table& root) {
-        r_.only_keys(root, "", {"server", "security", "realm", "accounting", "admin", "streams"});
+        r_.only_keys(root, "", {"server", "security", "realm", "accounting", "admin", "streams", "fleet"});
         cfg_.accounting.database = cfg_.file.parent_path() / kDefaultDatabase;
         if (auto f = r_.get(root, "", "server")) load_server(*f);
         if (auto f = r_.get(root, "", "security")) load_security(*f);
@@ -87,6 +88,12 @@ public:
         if (auto f = r_.get(root, "", "accounting")) load_accounting(*f);
         if (auto f = r_.get(root, "", "admin")) load_admin(*f);
         if (auto f = r_.get(root, "", "streams")) cfg_.streams = load_streams(r_, *f);
+        if (auto f = r_.get(root, "", "fleet")) {
+            cfg_.fleet = load_fleet(r_, *f);
+            // The outbox is the accounting database: a fleet node keeps accounting on.
+            if (!cfg_.accounting.enabled)
+                r_.fail(f->line(), "fleet.database", "[fleet] needs accounting (remove [accounting] enabled = false)");
+        }
     }
 
 private:

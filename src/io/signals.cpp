@@ -6,9 +6,11 @@
 
 namespace turnbridge::io {
 
-Signals::Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload)
-    : on_stop_(std::move(on_stop)), on_reload_(std::move(on_reload)) {
-    for (auto [h, signum] : {std::pair{&term_, SIGTERM}, std::pair{&intr_, SIGINT}, std::pair{&hup_, SIGHUP}}) {
+Signals::Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload,
+                 std::function<void()> on_drain)
+    : on_stop_(std::move(on_stop)), on_reload_(std::move(on_reload)), on_drain_(std::move(on_drain)) {
+    for (auto [h, signum] : {std::pair{&term_, SIGTERM}, std::pair{&intr_, SIGINT}, std::pair{&hup_, SIGHUP},
+                             std::pair{&usr1_, SIGUSR1}}) {
         uv_signal_init(loop, h);
         h->data = this;
         uv_signal_start(h, on_signal, signum);
@@ -28,19 +30,24 @@ void Signals::close() {
     sigemptyset(&both);
     sigaddset(&both, SIGTERM);
     sigaddset(&both, SIGHUP);
+    sigaddset(&both, SIGUSR1);  // a drain request during shutdown: nothing left to drain
     pthread_sigmask(SIG_BLOCK, &both, &before);
-    for (auto* h : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+    for (auto* h : {&term_, &intr_, &hup_, &usr1_}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
     std::signal(SIGTERM, SIG_IGN);
     std::signal(SIGHUP, SIG_IGN);
+    std::signal(SIGUSR1, SIG_IGN);
     pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 void Signals::on_signal(uv_signal_t* h, int signum) {
     auto* self = static_cast<Signals*>(h->data);
-    if (signum == SIGHUP)
+    if (signum == SIGUSR1) {
+        if (self->on_drain_) self->on_drain_();
+    } else if (signum == SIGHUP) {
         self->on_reload_();
-    else
+    } else {
         self->on_stop_(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
 }
 
 }  // namespace turnbridge::io

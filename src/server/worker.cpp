@@ -55,7 +55,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
     if (shared_.hub != nullptr) {
         uv_timer_init(&loop_, &flush_soon_);
         flush_soon_.data = this;
-        accounting_ = std::make_unique<WorkerAccounting>(shared_.instance_ms, [this] {
+        accounting_ = std::make_unique<WorkerAccounting>(cfg_->fleet.enabled() ? cfg_->fleet.node_id : std::string(), shared_.instance_ms, [this] {
             if (!stopping_)
                 uv_timer_start(&flush_soon_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(false); }, 0, 0);
         });
@@ -65,7 +65,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
         uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(true); }, every, every);
     }
     last_tick_ms_ = uv_now(&loop_);
-    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth}, binder_,
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth, shared_.hub}, binder_,
                                              accounting_.get());
     if (shared_.media != nullptr) {
         server_->set_local_peers(shared_.media);

@@ -20,7 +20,7 @@ std::uint64_t packet_sum(const turn::Counters& c) { return std::accumulate(c.pac
 
 accounting::AllocationRecord WorkerAccounting::record(const turn::Allocation& a) const {
     accounting::AllocationRecord r;
-    r.id = app::AccountingHub::record_id(instance_ms_, a.id);
+    r.id = app::AccountingHub::record_id(node_, instance_ms_, a.id);
     r.account = a.account;
     r.username = a.username;
     r.realm = a.realm;

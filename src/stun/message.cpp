@@ -182,6 +182,16 @@ void MessageBuilder::add_xor_address(std::uint16_t type, const Endpoint& ep) {
     for (std::size_t i = 0; i < ep.ip.size(); ++i) p[4 + i] = static_cast<std::uint8_t>(ep.ip.bytes[i] ^ mask[i]);
 }
 
+void MessageBuilder::add_address(std::uint16_t type, const Endpoint& ep) {
+    const bool v4 = ep.ip.family == Family::V4;
+    auto* p = reserve(type, v4 ? 8 : 20);
+    if (!p) return;
+    p[0] = 0;
+    p[1] = v4 ? 0x01 : 0x02;
+    store16(p + 2, ep.port);
+    std::memcpy(p + 4, ep.ip.bytes.data(), ep.ip.size());
+}
+
 void MessageBuilder::add_error_code(std::uint16_t code, std::string_view reason) {
     // RFC 8489 §14.8: class in the low 3 bits of byte 2, number in byte 3; reason < 128 chars.
     if (reason.size() > 127) reason = reason.substr(0, 127);

@@ -86,6 +86,21 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
         send_error(req, StunCode::AllocationMismatch, "Allocation Mismatch", out);
         return;
     }
+    // Issue 15, draining: RFC 8489 §10 / RFC 8656 §7.2 allow 300 (Try Alternate) with an
+    // ALTERNATE-SERVER (§14.15) for Allocate; authenticated, so the client can trust it. No
+    // live node to name: 403, so the client tries its next server at once.
+    if (shared_.drain != nullptr)
+        if (auto to = shared_.drain->redirect()) {
+            if (!*to) {
+                send_error(req, StunCode::Forbidden, "Draining", out);
+                return;
+            }
+            ResponseWriter w(*this, req, stun::Class::Error);
+            w.builder().add_error_code(StunCode::TryAlternate, "Try Alternate");
+            w.builder().add_address(stun::attr::AlternateServer, **to);
+            w.finish(out);
+            return;
+        }
     AllocateParams p;
     StunCode code{};
     if (const char* why = parse_params(req.msg, cfg, p, code)) {

@@ -10,15 +10,14 @@ Usage: tests/bench/accounting_bench.py [--rounds N] [--clients M] [--messages K]
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (BINARY, RESULTS, ab_rounds, cpu_seconds, free_port, machine, start_turnbridge,  # noqa: E402
-                          stop, turnbridge_config, uclient_totals, utc_now)
+from bench_common import (BINARY, RESULTS, ab_rounds, add_load_arguments, cpu_seconds, echo_peer,  # noqa: E402
+                          free_port, machine, start_turnbridge, stop, turnbridge_config, uclient_load,
+                          uclient_totals, utc_now)
 
 
 def run_round(enabled, args, workdir):
@@ -28,23 +27,15 @@ def run_round(enabled, args, workdir):
     server = start_turnbridge(workdir, cfg, name=f"bench-{'on' if enabled else 'off'}")
     peer = None
     try:
-        peer_port = free_port()
-        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        peer, peer_port = echo_peer()
         cpu0 = cpu_seconds(server.pid)
-        t0 = time.monotonic()
-        out = subprocess.run(["turnutils_uclient", "-u", "bench", "-w", "bench", "-e", "127.0.0.1",
-                              "-r", str(peer_port), "-p", str(port), "-c", "-m", str(args.clients),
-                              "-n", str(args.messages), "-l", str(args.length), "-z", str(args.interval),
-                              "127.0.0.1"], capture_output=True, text=True, timeout=600)
-        wall = time.monotonic() - t0
+        out, wall = uclient_load(port, peer_port, args)
         cpu = cpu_seconds(server.pid) - cpu0
     finally:
         if peer:
             stop(peer)
         stop(server)
-    sent, received, lost = uclient_totals(out.stdout + out.stderr)
+    sent, received, lost = uclient_totals(out)
     # Each message crosses the relay twice (client->peer, then the echo peer->client).
     relayed = sent + received
     return {"accounting": "on" if enabled else "off", "sent": sent, "received": received,
@@ -55,13 +46,7 @@ def run_round(enabled, args, workdir):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3, help="A/B pairs")
-    ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--messages", type=int, default=1000)
-    ap.add_argument("--length", type=int, default=160)
-    ap.add_argument("--interval", type=int, default=5, help="ms between a client's packets")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--flush", type=int, default=5, help="[accounting] flush_interval (default as in the server)")
+    add_load_arguments(ap, flush=5)  # flush: the server's default
     args = ap.parse_args()
     if not BINARY.exists():
         sys.exit(f"{BINARY} missing: build first")

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (BINARY, RESULTS, ab_rounds, cpu_times, free_port, machine, start_turnbridge,  # noqa: E402
-                          stop, turnbridge_config)
+from bench_common import (BINARY, RESULTS, ab_rounds, cpu_times, echo_peer, free_port, machine,  # noqa: E402
+                          start_turnbridge, stop, turnbridge_config)
 
 # Entry points of the accounting work; none calls another, so their inclusive costs add up.
 # The worker's part runs on the relay thread; the store's on the control thread.
@@ -61,10 +61,7 @@ def run(enabled, args, work, tag):
                                       f"--callgrind-out-file={out_file}"))
     peer = None
     try:
-        peer_port = free_port()
-        peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        peer, peer_port = echo_peer()
         callgrind_control(server.pid, True)
         load = subprocess.run(uclient(port, peer_port, args), capture_output=True, text=True, timeout=900)
         # The allocations end when uclient exits; their final records are part of the cost.
@@ -103,13 +100,11 @@ def run(enabled, args, work, tag):
 def user_fraction(args, work):
     """User time's share of the server's CPU time under the same load, without valgrind (from
     /proc/PID/stat), to turn shares of user-space instructions into shares of all CPU time."""
-    port, peer_port = free_port(), free_port()
+    port = free_port()
     server = start_turnbridge(work, turnbridge_config(port, database=str(work / "plain.db"), flush=args.flush),
                               name="plain")
-    peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peer, peer_port = echo_peer()
     try:
-        time.sleep(0.3)
         subprocess.run(uclient(port, peer_port, args), capture_output=True, timeout=900)
         user, system = cpu_times(server.pid)
     finally:

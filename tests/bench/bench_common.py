@@ -261,3 +261,33 @@ def ab_rounds(rounds, run_one, describe):
             rows.append(row)
             print(describe(row), flush=True)
     return rows
+
+
+def echo_peer():
+    """coturn's turnutils_peer (a UDP echo) on 127.0.0.1: (process, port). Stop with stop()."""
+    port = free_port()
+    proc = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc, port
+
+
+def add_load_arguments(ap, flush=5):
+    """The A/B benches' load options (accounting_bench.py, fleet_bench.py)."""
+    ap.add_argument("--rounds", type=int, default=3, help="A/B pairs")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--length", type=int, default=160)
+    ap.add_argument("--interval", type=int, default=5, help="ms between a client's packets")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--flush", type=int, default=flush, help=f"[accounting] flush_interval (default {flush})")
+
+
+def uclient_load(port, peer_port, args):
+    """turnutils_uclient with the load options over UDP channels: (its output, wall seconds)."""
+    t0 = time.monotonic()
+    out = subprocess.run(["turnutils_uclient", "-u", "bench", "-w", "bench", "-e", "127.0.0.1",
+                          "-r", str(peer_port), "-p", str(port), "-c", "-m", str(args.clients),
+                          "-n", str(args.messages), "-l", str(args.length), "-z", str(args.interval),
+                          "127.0.0.1"], capture_output=True, text=True, timeout=600)
+    return out.stdout + out.stderr, time.monotonic() - t0

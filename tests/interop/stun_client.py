@@ -19,6 +19,7 @@ _EXTRA = [
     (0x0018, "EVEN-PORT", stun.pack_bytes, stun.unpack_bytes),
     (0x001A, "DONT-FRAGMENT", stun.pack_none, stun.unpack_none),
     (0x0022, "RESERVATION-TOKEN", stun.pack_bytes, stun.unpack_bytes),
+    (0x8023, "ALTERNATE-SERVER", stun.pack_address, stun.unpack_address),  # RFC 8489 §14.15
     (0x8000, "ADDITIONAL-ADDRESS-FAMILY", stun.pack_unsigned, stun.unpack_unsigned),
     (0x8001, "ADDRESS-ERROR-CODE", stun.pack_bytes, stun.unpack_bytes),
 ]

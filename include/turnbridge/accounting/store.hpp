@@ -35,6 +35,9 @@ struct StoreOptions {
                                   // make writes fail with SQLITE_FULL, as on a full disk.
     int schema_version = 0;       // migrate a writer's file only this far; 0 = this turnbridge's
                                   // schema. Tests build older databases with it to migrate them.
+    // Fleet mode (issue 15): each write also queues what it added in the `outbox` table, in the
+    // same transaction, up to this many rows (fleet.spool_max_rows); 0 = no outbox.
+    std::uint64_t outbox_max_rows = 0;
 };
 
 class Store {
@@ -84,6 +87,8 @@ public:
     // payload_bytes[1] + payload_bytes[3] (relay->peer plus relay->client). Headers and framing
     // are not counted. Empty (logged) if SQLite fails: a broken disk never blocks relaying.
     virtual std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) = 0;
+    // Fleet mode: outbox rows not queued because the outbox was full (spool_max_rows).
+    virtual std::uint64_t outbox_dropped() const { return 0; }
 };
 
 }  // namespace turnbridge::accounting

@@ -12,7 +12,8 @@
 
 namespace turnbridge::accounting {
 
-enum class GroupBy { User, Realm, Day, Hour, Allocation };
+// Node: per fleet node (issue 15), only from the fleet ledger.
+enum class GroupBy { User, Realm, Day, Hour, Allocation, Node };
 
 struct UsageQuery {
     std::optional<std::string> user;     // account

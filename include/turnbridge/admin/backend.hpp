@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,17 @@ struct TrunkTargetStatus {
 inline constexpr std::array<std::string_view, 5> kAgentEventNames = {"calls", "failed", "frames_dropped",
                                                                      "messages_dropped", "bad_messages"};
 
+// Fleet mode (issue 15): the outbox and its shipper.
+struct FleetMetrics {
+    std::uint64_t spool_rows = 0;        // outbox rows waiting for PostgreSQL
+    std::uint64_t spool_max_rows = 0;    // fleet.spool_max_rows
+    std::uint64_t spool_dropped = 0;     // rows not queued because the outbox was full
+    std::uint64_t shipped_rows = 0;      // rows PostgreSQL newly took since start
+    std::uint64_t replayed_rows = 0;     // rows it already had (shipped again after a crash)
+    bool database_up = false;
+    bool draining = false;
+};
+
 struct Metrics {
     std::map<std::string, RealmTotals> realms;
     std::map<std::string, std::uint64_t> allocations_created;  // realm -> count
@@ -93,6 +105,7 @@ struct Metrics {
     std::array<std::uint64_t, 5> gateway_agent{};
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
     std::vector<TrunkTargetStatus> trunk_targets;   // gateway.options_interval probes (issue 14)
+    std::optional<FleetMetrics> fleet;              // [fleet] only
 };
 
 class Backend {
@@ -105,6 +118,11 @@ public:
     virtual Metrics metrics() = 0;
     // Gateway call records from the store, as `turnbridge report --calls` lists them.
     virtual std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) = 0;
+    // GET /readyz (issue 15): "" when this node should get new work, else why not (draining,
+    // the outbox near its bound). GET /livez needs nothing: the control loop answered.
+    virtual std::string not_ready() { return ""; }
+    // POST /api/v1/drain (issue 15): start draining; false when this node cannot (no [fleet]).
+    virtual bool drain_node() { return false; }
 };
 
 }  // namespace turnbridge::admin

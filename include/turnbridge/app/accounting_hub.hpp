@@ -21,6 +21,7 @@
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/admin/backend.hpp"
+#include "turnbridge/app/fleet_shipper.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/turn/server.hpp"
 
@@ -46,7 +47,7 @@ struct WorkerStats {
     std::array<std::uint64_t, 5> gateway_agent{};   // this worker's agent calls (admin::kAgentEventNames)
 };
 
-class AccountingHub : public admin::Backend, public turn::QuotaGate {
+class AccountingHub : public admin::Backend, public turn::QuotaGate, public turn::DrainGate {
 public:
     // `kick` asks worker `index` to delete allocation `id` (raw id) on its own thread.
     using Kicker = std::function<bool(unsigned worker, std::uint64_t allocation_id)>;
@@ -76,6 +77,16 @@ public:
     // The gateway's cross-worker SIP mailboxes (their drop counter); set by the App, null without gateway.
     void set_gateway_shared(const gateway::GatewayShared* shared) { gateway_shared_ = shared; }
     std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override;
+    std::string not_ready() override;
+    // [fleet] (issue 15): usage reads the fleet ledger; /metrics and /readyz see the shipper.
+    void set_fleet(FleetShipper* fleet) { fleet_ = fleet; }
+    // Drain (issue 15): asked by the workers on Allocate; answered from the shipper's snapshot.
+    std::optional<std::optional<Endpoint>> redirect() const override {
+        return fleet_ != nullptr ? fleet_->redirect() : std::nullopt;
+    }
+    // POST /api/v1/drain: what the process does to drain (App::drain); false without [fleet].
+    void set_drainer(std::function<bool()> drain) { drainer_ = std::move(drain); }
+    bool drain_node() override { return drainer_ ? drainer_() : false; }
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
     // plus relay->client) of the account in the realm's current UTC day or month, read from the
@@ -83,10 +94,15 @@ public:
     // write). The snapshot lags the relay by at most one flush interval, like the store.
     bool over_quota(const config::Realm& realm, const std::string& account) const override;
 
-    static std::string record_id(std::int64_t instance_ms, std::uint64_t allocation_id);
+    // "BOOT-COUNTER" (hex), or in a fleet "NODE:BOOT-COUNTER": unique across restarts and nodes
+    // (issue 15: the fleet ledger is keyed by node, boot and counter).
+    static std::string record_id(const std::string& node, std::int64_t instance_ms, std::uint64_t allocation_id);
     static std::int64_t period_start(config::Realm::QuotaPeriod p, std::int64_t now_ms);
 
 private:
+    FleetShipper* fleet_ = nullptr;
+    std::function<bool()> drainer_;
+    std::unique_ptr<accounting::Store> fleet_store_;  // the PostgreSQL ledger, opened on first use
     const io::StreamStats* stream_stats_ = nullptr;
     const gateway::GatewayShared* gateway_shared_ = nullptr;
     void absorb(const accounting::AllocationRecord& r, std::int64_t now_ms);

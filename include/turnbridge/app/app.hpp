@@ -12,6 +12,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/app/accounting_hub.hpp"
+#include "turnbridge/app/fleet_shipper.hpp"
 #include "turnbridge/app/systemd_notify.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/server/media_exchange.hpp"
@@ -49,6 +50,13 @@ private:
     void start_notify_timer();
     void on_notify_timer();
     std::string status_line();
+    // [fleet] (issue 15): the shipper and its 1 s timer that tells it the live allocations.
+    void start_fleet();
+    // Drain (SIGUSR1, POST /api/v1/drain; issue 15): new Allocates go elsewhere (300), /readyz
+    // says 503, and the process stops (exit 0) once no allocation is live, or after
+    // fleet.drain_timeout. False without [fleet].
+    bool drain();
+    void on_drain_timer();
 
     std::shared_ptr<const config::Config> cfg_;
     turn::NonceMinter nonces_;
@@ -70,6 +78,10 @@ private:
     uv_timer_t notify_timer_{};
     std::vector<std::uint64_t> worker_ticks_;  // each worker's ticks() at the last watchdog check
     bool stopping_ = false;
+    std::unique_ptr<FleetShipper> fleet_;  // [fleet] only
+    uv_timer_t fleet_timer_{};
+    std::chrono::steady_clock::time_point drain_deadline_{};
+    bool draining_ = false;
 };
 
 // The workers to run for `threads` (0 = one per CPU).

@@ -117,6 +117,20 @@ struct Accounting {
     bool enabled = true;
 };
 
+// [fleet] (issue 15): many nodes sharing one PostgreSQL ledger. Off unless `database` is set.
+struct Fleet {
+    std::string database;                      // libpq conninfo or postgresql:// URI; "" = no fleet
+    std::string node_id;                       // unique per node; default the host name
+    std::string region;                        // drain sends new allocations to a node of the same region
+    std::uint64_t spool_max_rows = 1'000'000;  // outbox rows kept locally while PostgreSQL is away
+    std::chrono::seconds lease_ttl{30};        // a dead node's quota leases return after this
+    // What a node does with quota users while PostgreSQL is unreachable.
+    enum class QuotaOutage { FailClosed, Grace, FailOpen } quota_outage = QuotaOutage::Grace;
+    std::uint64_t quota_grace_bytes = 10'000'000;  // per user per node, for Grace
+    std::chrono::seconds drain_timeout{3600};  // a draining node exits after this at the latest
+    bool enabled() const { return !database.empty(); }
+};
+
 struct Admin {
     std::optional<Endpoint> listen;            // none = no admin HTTP server
     std::string token;                         // bearer token; required unless listen is loopback
@@ -222,6 +236,7 @@ struct Config {
     Accounting accounting;                     // [accounting]
     Admin admin;                               // [admin]
     Streams streams;                           // [streams]
+    Fleet fleet;                               // [fleet]
 
     const Realm* find_realm(std::string_view name) const;
     // The realm a listener belongs to (realm.X.listen), else default_realm.

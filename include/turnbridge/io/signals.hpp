@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// SIGTERM/SIGINT (stop) and SIGHUP (reload) on the main loop. libuv turns the signal into a
+// SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGUSR1 (drain) on the main loop. libuv turns the signal into a
 // loop callback, so the handlers may do real work (reload files, join threads).
 #include <functional>
 #include <uv.h>
@@ -9,7 +9,9 @@ namespace turnbridge::io {
 
 class Signals {
 public:
-    Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload);
+    // SIGUSR1 calls `on_drain` (issue 15: a fleet node drains); ignored without one.
+    Signals(uv_loop_t* loop, std::function<void(const char*)> on_stop, std::function<void()> on_reload,
+            std::function<void()> on_drain = {});
     void close();
 
 private:
@@ -18,8 +20,10 @@ private:
     uv_signal_t term_{};
     uv_signal_t intr_{};
     uv_signal_t hup_{};
+    uv_signal_t usr1_{};
     std::function<void(const char*)> on_stop_;
     std::function<void()> on_reload_;
+    std::function<void()> on_drain_;
     bool open_ = true;
 };
 

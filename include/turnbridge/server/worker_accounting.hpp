@@ -17,8 +17,9 @@ class WorkerAccounting : public turn::AllocationObserver {
 public:
     // `ended` is called when an allocation ends, so its final record can be posted at once
     // rather than at the next flush (a crash must not lose closed allocations).
-    WorkerAccounting(std::int64_t instance_ms, std::function<void()> ended)
-        : instance_ms_(instance_ms), ended_(std::move(ended)) {}
+    // `node` is the fleet node id ("" without [fleet]): it makes record ids fleet-unique.
+    WorkerAccounting(std::string node, std::int64_t instance_ms, std::function<void()> ended)
+        : node_(std::move(node)), instance_ms_(instance_ms), ended_(std::move(ended)) {}
 
     void on_created(const turn::Allocation& a) override;
     void on_closed(const turn::Allocation& a, turn::CloseReason why) override;
@@ -34,6 +35,7 @@ public:
     accounting::AllocationRecord record(const turn::Allocation& a) const;
 
 private:
+    std::string node_;
     std::int64_t instance_ms_;
     std::function<void()> ended_;
     std::vector<accounting::AllocationRecord> queued_;

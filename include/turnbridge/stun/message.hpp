@@ -110,6 +110,8 @@ public:
     void add_string(std::uint16_t type, std::string_view value);
     void add_u32(std::uint16_t type, std::uint32_t value);
     void add_xor_address(std::uint16_t type, const Endpoint& ep);
+    // RFC 8489 §14.1 layout, not XORed: MAPPED-ADDRESS and ALTERNATE-SERVER (§14.15).
+    void add_address(std::uint16_t type, const Endpoint& ep);
     void add_error_code(std::uint16_t code, std::string_view reason);
     void add_error_code(StunCode code, std::string_view reason) {
         add_error_code(static_cast<std::uint16_t>(code), reason);

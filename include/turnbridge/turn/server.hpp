@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <variant>
@@ -89,6 +90,16 @@ public:
     virtual bool over_quota(const config::Realm& realm, const std::string& account) const = 0;
 };
 
+// Drain (issue 15): while the node drains, new allocations go elsewhere. Thread-safe (an
+// immutable snapshot the control thread publishes); asked on Allocate only.
+class DrainGate {
+public:
+    virtual ~DrainGate() = default;
+    // nullopt: not draining. Otherwise where to send new allocations: a live node of the same
+    // region (300 Try Alternate with ALTERNATE-SERVER), or none (403).
+    virtual std::optional<std::optional<Endpoint>> redirect() const = 0;
+};
+
 // Shared by all workers: read-only or internally synchronised.
 struct SharedState {
     std::shared_ptr<const config::Config> config;
@@ -97,6 +108,7 @@ struct SharedState {
     unsigned worker = 0;  // high bits of AllocationId, so ids are unique across workers
     const QuotaGate* quota_gate = nullptr;  // null: no byte quotas
     AuthThrottle* auth = nullptr;           // security.auth_failures_per_minute; null: none
+    const DrainGate* drain = nullptr;       // [fleet] drain; null: never drains
 };
 
 // Why an Allocate was refused, besides credentials and quotas (counted on their own below).

@@ -68,7 +68,7 @@ TEST_CASE("report: a bad option or value is one message naming it, and exit stat
         {{"--db", f.db, "alice"}, "turnbridge report: unexpected argument \"alice\""},
         {{"--db", f.db, "--since"}, "turnbridge report: --since needs a value"},
         {{"--db"}, "turnbridge report: --db needs a value"},
-        {{"--db="}, "turnbridge report: --db: expected a file name, got \"\""},
+        {{"--db="}, "turnbridge report: --db: expected a file name or a postgresql:// URI, got \"\""},
         {{"-c", ""}, "turnbridge report: --config: expected a file name, got \"\""},
         {{"--db", f.db, "--since", "yesterday"},
          "turnbridge report: --since: expected a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z), unix seconds "
@@ -78,7 +78,7 @@ TEST_CASE("report: a bad option or value is one message naming it, and exit stat
          "turnbridge report: --until: expected a time after --since (2026-11-02), got \"2026-11-01\""},
         {{"--db", f.db, "--since", "2026-11-01", "--until", "2026-11-01"}, "turnbridge report: --until: expected a time after"},
         {{"--db", f.db, "--by", "week"},
-         "turnbridge report: --by: expected user, realm, day, hour or allocation, got \"week\""},
+         "turnbridge report: --by: expected user, realm, day, hour, allocation or node, got \"week\""},
         {{"--db", f.db, "--format", "xml"}, "turnbridge report: --format: expected table, json or csv, got \"xml\""},
         {{"--db", f.db, "--calls", "--by", "user"}, "turnbridge report: --by: not with --calls"},
         {{"--db", f.db, "--calls=yes"}, "turnbridge report: --calls: takes no value"},

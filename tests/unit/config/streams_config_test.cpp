@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "config_errors.hpp"
 #include "turnbridge/config/config.hpp"
 
 using namespace turnbridge::config;
@@ -56,25 +57,14 @@ TEST_CASE("Every [streams] key is read into its field") {
 }
 
 TEST_CASE("[streams] mistakes name the key") {
-    struct Row { const char* text; const char* key; int line; const char* says; };
-    const Row rows[] = {
-        {"turn_max_connections = 0", "streams.turn_max_connections", 4, ""},
-        {"message_timeout = 0", "streams.message_timeout", 4, ""},
-        {"ws_max_fragments = 0", "streams.ws_max_fragments", 4, ""},
-        {"admin_reserved_connections = 64", "streams.admin_reserved_connections", 4, "fewer than"},
-        {"write_soft_limit = 8192\nwrite_hard_limit = 4096", "streams.write_hard_limit", 5, "more than"},
-        {"max_connections = 5", "streams.max_connections", 4, ""},
-    };
-    for (const auto& row : rows) {
-        CAPTURE(row.text);
-        auto r = load_string(with_streams(row.text), kPath);
-        const auto* e = std::get_if<ConfigError>(&r);
-        REQUIRE(e != nullptr);
-        CAPTURE(e->to_string());
-        CHECK(e->key == row.key);
-        CHECK(e->line == row.line);
-        CHECK(e->message.find(row.says) != std::string::npos);
-    }
+    test::check_errors({
+        {with_streams("turn_max_connections = 0"), "streams.turn_max_connections", 4, ""},
+        {with_streams("message_timeout = 0"), "streams.message_timeout", 4, ""},
+        {with_streams("ws_max_fragments = 0"), "streams.ws_max_fragments", 4, ""},
+        {with_streams("admin_reserved_connections = 64"), "streams.admin_reserved_connections", 4, "fewer than"},
+        {with_streams("write_soft_limit = 8192\nwrite_hard_limit = 4096"), "streams.write_hard_limit", 5, "more than"},
+        {with_streams("max_connections = 5"), "streams.max_connections", 4, ""},
+    });
 }
 
 TEST_SUITE_END();

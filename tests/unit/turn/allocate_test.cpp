@@ -311,3 +311,25 @@ TEST_CASE("without quota_bytes in the realm the gate is never asked") {
     Client c(b, tuple("198.51.100.7:5000"));
     CHECK(c.allocate().success());
 }
+
+TEST_CASE("a draining node answers Allocate with 300 and ALTERNATE-SERVER, or 403 with no live node (RFC 8489 §10, issue 15)") {
+    struct Gate : turn::DrainGate {
+        std::optional<std::optional<tb::Endpoint>> to;
+        std::optional<std::optional<tb::Endpoint>> redirect() const override { return to; }
+    } gate;
+    Bench b;
+    b.server = std::make_unique<turn::Server>(
+        turn::SharedState{b.cfg, &b.nonces, &b.quota, 0, nullptr, nullptr, &gate}, b.binder);
+    Client live(b, tuple("198.51.100.7:5000"));
+    REQUIRE(live.allocate().success());
+    gate.to = std::optional<tb::Endpoint>(*tb::Endpoint::parse("192.0.2.12:3478"));
+    Client c(b, tuple("198.51.100.7:5001"));
+    auto r = c.allocate();
+    CHECK(r.code() == 300);
+    CHECK(r->get_address(stun::attr::AlternateServer) == tb::Endpoint::parse("192.0.2.12:3478"));
+    CHECK(live.refresh(600).success());  // what is live stays
+    gate.to = std::optional<tb::Endpoint>();
+    Client d(b, tuple("198.51.100.7:5002"));
+    CHECK(d.allocate().code() == 403);
+    CHECK(b.server->allocation_count() == 1);
+}

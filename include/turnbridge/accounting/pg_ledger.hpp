@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Fleet mode (issue 15): the fleet's ledger in PostgreSQL, through libpq. The only code that
+// includes <libpq-fe.h> is src/accounting/pg_*. Blocking calls: used from the shipper's own
+// thread and by `turnbridge report`, never from a loop that relays.
+//
+// Tables (schema versioned in turnbridge_schema, migrated under an advisory lock by the first
+// node that connects):
+// - fleet_intervals: one row per shipped outbox row, keyed (node, boot, allocation, seq), with
+//   its deltas: the exact ledger, and what makes a replayed batch add nothing.
+// - fleet_allocations: per allocation id, the sums of its intervals (the SQLite columns + node).
+// - fleet_hourly: per (UTC hour, realm, account, node), as SQLite's hourly table.
+// - fleet_nodes: the registry, one heartbeat row per node.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "turnbridge/accounting/outbox.hpp"
+#include "turnbridge/accounting/store.hpp"
+
+namespace turnbridge::accounting {
+
+class PgConn;  // src/accounting/pg_conn.hpp
+
+struct NodeHeartbeat {
+    std::string node, region, listen, relay;
+    std::int64_t boot = 0;
+    std::string state = "ready";   // "ready" | "draining"
+    std::uint64_t allocations = 0, spool_rows = 0;
+};
+
+struct FleetNode {
+    NodeHeartbeat beat;
+    double age_seconds = 0;        // since its last heartbeat; over 3 s = dead
+};
+
+class PgLedger {
+public:
+    explicit PgLedger(std::string conninfo);
+    ~PgLedger();
+    PgLedger(const PgLedger&) = delete;
+    PgLedger& operator=(const PgLedger&) = delete;
+
+    // Connects if not connected (and migrates the schema once per process). False, with the
+    // reason in error(), when PostgreSQL cannot be reached or refuses.
+    bool connect();
+    bool connected() const;
+    const std::string& error() const { return error_; }
+
+    // One statement, so one transaction: inserts the rows not yet in fleet_intervals and adds
+    // only those to fleet_allocations and fleet_hourly. Returns the rows newly inserted, or -1
+    // (connection dropped; error()) when nothing is known to have committed.
+    long ship(const std::string& node, const std::vector<OutboxRow>& rows);
+    bool heartbeat(const NodeHeartbeat& beat);
+    std::vector<FleetNode> nodes();
+
+    // The ledger as a Store for reading (report, admin API): usage() sums every node's rows;
+    // GroupBy::Node gives one row per node. Throws std::runtime_error when PostgreSQL fails.
+    static std::unique_ptr<Store> open_store(const std::string& conninfo);
+
+    // Whether `text` names a PostgreSQL database rather than a file (`--db`).
+    static bool is_conninfo(const std::string& text);
+
+private:
+    std::string conninfo_;
+    std::unique_ptr<PgConn> conn_;
+    std::string error_;
+    bool migrated_ = false;
+};
+
+}  // namespace turnbridge::accounting

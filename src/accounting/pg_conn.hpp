@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A libpq connection and its results, for pg_ledger.cpp and pg_store.cpp: with them, the only
+// code that includes <libpq-fe.h>. Private to src/accounting.
+#include <libpq-fe.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "turnbridge/accounting/pg_ledger.hpp"
+
+namespace turnbridge::accounting {
+
+struct PgError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class PgResult {
+public:
+    explicit PgResult(PGresult* r) : r_(r, PQclear) {}
+    PGresult* get() const { return r_.get(); }
+    int rows() const { return PQntuples(r_.get()); }
+    bool null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+    std::string text(int row, int col) const {
+        return std::string(PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col)));
+    }
+
+private:
+    std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+class PgConn {
+public:
+    PgConn() = default;
+    PgConn(const PgConn&) = delete;
+    PgConn& operator=(const PgConn&) = delete;
+    ~PgConn() {
+        if (c) PQfinish(c);
+    }
+    // libpq's conninfo or URI, with a short connect timeout and keepalives unless it sets them:
+    // a dead database must be noticed in seconds, not after the kernel's two hours.
+    bool open(const std::string& conninfo, std::string& error) {
+        const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                              "application_name", "dbname", nullptr};
+        const char* values[] = {"3", "5", "2", "2", "turnbridge", conninfo.c_str(), nullptr};
+        c = PQconnectdbParams(keys, values, 1);
+        if (c != nullptr && PQstatus(c) == CONNECTION_OK) {
+            PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);  // "relation exists, skipping"
+            return true;
+        }
+        error = c ? PQerrorMessage(c) : "out of memory";
+        while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+        return false;
+    }
+    bool ok() const { return c != nullptr && PQstatus(c) == CONNECTION_OK; }
+    PgResult exec(const std::string& sql, const std::vector<std::string>& params = {}) {
+        std::vector<const char*> p;
+        p.reserve(params.size());
+        for (const auto& s : params) p.push_back(s.c_str());
+        // Without parameters, the simple protocol: a migration is several statements in one string.
+        PgResult r(p.empty() ? PQexec(c, sql.c_str())
+                             : PQexecParams(c, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr,
+                                            nullptr, 0));
+        const auto status = PQresultStatus(r.get());
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            std::string e = PQerrorMessage(c);
+            while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
+            throw PgError(e.empty() ? "query failed" : e);
+        }
+        return r;
+    }
+
+private:
+    PGconn* c = nullptr;
+};
+
+}  // namespace turnbridge::accounting

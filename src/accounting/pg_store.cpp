@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fleet ledger read as a Store (pg_ledger.hpp): each read copies the rows it needs from
+// PostgreSQL into an in-memory SQLite store and runs the SQLite store's own queries there, so a
+// fleet report has exactly the columns, windows and rounding of a single node's.
+#include <fmt/format.h>
+
+#include "counters.hpp"
+#include "memory_store.hpp"
+#include "pg_conn.hpp"
+
+namespace turnbridge::accounting {
+namespace {
+
+using detail::counter;
+using detail::kCounters;
+
+std::string counters_list() {
+    std::string out;
+    for (std::size_t i = 0; i < kCounters; ++i) out += ", " + detail::counter_name(i);
+    return out;
+}
+
+void read_traffic(const PgResult& r, int row, int first, Traffic& t) {
+    for (std::size_t i = 0; i < kCounters; ++i) counter(t, i) = std::stoull(r.text(row, first + static_cast<int>(i)));
+}
+
+class PgStore final : public Store {
+public:
+    explicit PgStore(std::string conninfo) : conninfo_(std::move(conninfo)) {
+        reconnect();
+    }
+
+    bool write(const std::vector<AllocationRecord>&, const std::vector<CallRecord>&, std::int64_t) override {
+        return false;  // nodes write through their outboxes
+    }
+
+    std::vector<UsageRow> usage(const UsageQuery& q, const std::map<std::string, Prices>& prices) override {
+        if (q.by != GroupBy::Node) return copy("")->usage(q, prices);
+        // One row per node: that node's rows by realm, summed.
+        std::vector<UsageRow> out;
+        auto nodes = exec("SELECT DISTINCT node FROM fleet_hourly UNION SELECT DISTINCT node FROM fleet_allocations "
+                          "ORDER BY 1");
+        for (int i = 0; i < nodes.rows(); ++i) {
+            UsageQuery by_realm = q;
+            by_realm.by = GroupBy::Realm;
+            const auto rows = copy(nodes.text(i, 0))->usage(by_realm, prices);
+            if (rows.empty()) continue;
+            UsageRow sum;
+            sum.key = nodes.text(i, 0);
+            sum.realm = rows.front().realm;
+            sum.currency = rows.front().currency;
+            for (const auto& r : rows) {
+                if (r.realm != sum.realm) sum.realm.clear();
+                if (r.currency != sum.currency) sum.currency.clear();
+                sum.allocations += r.allocations;
+                sum.relayed_minutes += r.relayed_minutes;
+                sum.cost += r.cost;
+                for (std::size_t c = 0; c < kCounters; ++c) counter(sum.traffic, c) += counter(r.traffic, c);
+            }
+            out.push_back(std::move(sum));
+        }
+        return out;
+    }
+
+    std::optional<AllocationRecord> allocation(const std::string& id) override {
+        auto res = exec(allocations_sql("WHERE id = $1"), {id});
+        if (res.rows() == 0) return std::nullopt;
+        return read_allocation(res, 0).record;
+    }
+
+    // Calls are not shipped to the fleet ledger yet (issue 15): none.
+    std::vector<CallRecord> calls(const CallQuery&) override { return {}; }
+
+    std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) override {
+        std::map<std::string, std::uint64_t> out;
+        auto res = exec("SELECT account, SUM(relay_to_peer_payload_bytes + relay_to_client_payload_bytes) "
+                        "FROM fleet_hourly WHERE realm = $1 AND hour_start_ms >= $2 GROUP BY account",
+                        {realm, std::to_string(since_ms)});
+        for (int i = 0; i < res.rows(); ++i) out[res.text(i, 0)] = std::stoull(res.text(i, 1));
+        return out;
+    }
+
+private:
+    PgResult exec(const std::string& sql, const std::vector<std::string>& params = {}) {
+        if (!conn_->ok()) reconnect();
+        try {
+            return conn_->exec(sql, params);
+        } catch (const PgError& e) {
+            throw std::runtime_error(fmt::format("fleet database: {}", e.what()));
+        }
+    }
+
+    void reconnect() {
+        conn_ = std::make_unique<PgConn>();
+        std::string error;
+        if (!conn_->open(conninfo_, error)) throw std::runtime_error(fmt::format("fleet database: {}", error));
+    }
+
+    static std::string allocations_sql(const std::string& where) {
+        return "SELECT id, account, username, realm, client, transport, relay, start_ms, end_ms, peers, end_reason, "
+               "last_checkpoint_ms" + counters_list() + " FROM fleet_allocations " + where;
+    }
+
+    static detail::StoredAllocation read_allocation(const PgResult& res, int i) {
+        detail::StoredAllocation a;
+        auto& r = a.record;
+        r.id = res.text(i, 0), r.account = res.text(i, 1), r.username = res.text(i, 2), r.realm = res.text(i, 3);
+        r.client = res.text(i, 4), r.transport = res.text(i, 5), r.relay = res.text(i, 6);
+        r.start_ms = std::stoll(res.text(i, 7)), r.end_ms = std::stoll(res.text(i, 8));
+        r.peers = static_cast<std::uint32_t>(std::stoul(res.text(i, 9)));
+        r.end_reason = res.text(i, 10);
+        a.last_checkpoint_ms = std::stoll(res.text(i, 11));
+        read_traffic(res, i, 12, r.traffic);
+        return a;
+    }
+
+    // The ledger (or one node's part of it) in memory, hourly rows summed over nodes.
+    std::unique_ptr<Store> copy(const std::string& node) {
+        const bool one = !node.empty();
+        std::vector<std::string> params;
+        if (one) params.push_back(node);
+        std::vector<detail::StoredAllocation> allocations;
+        auto a = exec(allocations_sql(one ? "WHERE node = $1" : ""), params);
+        for (int i = 0; i < a.rows(); ++i) allocations.push_back(read_allocation(a, i));
+        std::string sums;
+        for (std::size_t i = 0; i < kCounters; ++i) sums += fmt::format(", SUM({})", detail::counter_name(i));
+        auto h = exec("SELECT hour_start_ms, realm, account, SUM(allocations_started)" + sums + " FROM fleet_hourly " +
+                          (one ? "WHERE node = $1 " : "") + "GROUP BY hour_start_ms, realm, account",
+                      params);
+        std::vector<detail::HourlyRow> hourly;
+        for (int i = 0; i < h.rows(); ++i) {
+            detail::HourlyRow row;
+            row.hour_start_ms = std::stoll(h.text(i, 0));
+            row.realm = h.text(i, 1), row.account = h.text(i, 2);
+            row.allocations_started = std::stoull(h.text(i, 3));
+            read_traffic(h, i, 4, row.traffic);
+            hourly.push_back(std::move(row));
+        }
+        return detail::memory_store(allocations, hourly, {});
+    }
+
+    std::string conninfo_;
+    std::unique_ptr<PgConn> conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> PgLedger::open_store(const std::string& conninfo) {
+    PgLedger migrate(conninfo);  // a report on a fresh database finds empty tables, not an error
+    if (!migrate.connect()) throw std::runtime_error(fmt::format("fleet database: {}", migrate.error()));
+    return std::make_unique<PgStore>(conninfo);
+}
+
+}  // namespace turnbridge::accounting
