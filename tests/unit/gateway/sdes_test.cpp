@@ -100,11 +100,11 @@ TEST_CASE("hostile a=crypto lines are refused, each naming what is wrong, never 
         {"1 AES_CM_128_HMAC_SHA1_80 inline:" + key + " WSH=32", "session parameter"},
         {"1 AES_CM_128_HMAC_SHA1_80 inline:" + key + " -SESSION_EXTENSION", "session parameter"},
     };
-    for (const auto& [line, what] : rows) {
-        CAPTURE(line);
-        const auto r = parse_crypto(line);
+    for (const auto& row : rows) {   // no structured bindings: clang 14 cannot capture them
+        CAPTURE(row.first);
+        const auto r = parse_crypto(row.first);
         REQUIRE_FALSE(r);
-        CHECK(r.error().what.find(what) != std::string_view::npos);
+        CHECK(r.error().what.find(row.second) != std::string_view::npos);
         CHECK(r.error().what.find("crypto") != std::string_view::npos);   // is_crypto_error
     }
     // Tabs separate fields as well as spaces (RFC 4568 §9.1: 1*WSP).
