@@ -492,7 +492,8 @@ void SqliteStore::write_call(const CallRecord& c) {
             for (int i = 0; i < 4; ++i) q.bind_null(col++);
             continue;
         }
-        q.bind(col++, k.lost).bind(col++, k.loss_pct).bind(col++, k.jitter_ms).bind(col++, k.mos);
+        q.bind(col, k.lost).bind(col + 1, k.loss_pct).bind(col + 2, k.jitter_ms).bind(col + 3, k.mos);
+        col += 4;
     }
     q.step();
 }
