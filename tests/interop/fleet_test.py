@@ -472,6 +472,23 @@ def run(results, pg, peer):
             results.check("the client allocates on the alternate node", relayed[0] in NODES, str(relayed))
         finally:
             c.close()
+    # coturn's turnutils_uclient on the draining node follows the 300 (RFC 8489 §10: retry at
+    # ALTERNATE-SERVER) and relays its messages through the live node it names.
+    def created_tu0(n):
+        return sum(1 for line in n.log_path.read_bytes().decode(errors="replace").splitlines()
+                   if "allocation created" in line and "user=tu0 " in line)
+    tu0_before = {n.name: created_tu0(n) for n in nodes}
+    run = subprocess.run(["turnutils_uclient", "-u", "tu0", "-w", "tp0", "-e", "127.0.0.1", "-r", str(peer.addr[1]),
+                          "-p", str(draining.port), "-n", "5", "-m", "1", "-l", "120", "-c", draining.ip],
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    out = run.stdout.decode(errors="replace") + run.stderr.decode(errors="replace")
+    results.check("turnutils_uclient on the draining node gets 300 and its 5 messages come back through "
+                  "the alternate", run.returncode == 0 and "error 300" in out and "tot_recv_msgs=5" in out,
+                  f"rc {run.returncode}: {out[-600:]!r}")
+    holders = [n.name for n in others if created_tu0(n) > tu0_before[n.name]]
+    on_draining = created_tu0(draining) > tu0_before[draining.name]
+    results.check("turnutils_uclient's allocation was made on a live node, not on the draining one",
+                  len(holders) == 1 and not on_draining, f"{holders} draining={on_draining}")
     time.sleep(1)
     results.check("the draining node keeps relaying its live allocation", draining.alive() and staying.rtts
                   and staying.rtts[-1][0] > time.monotonic() - 1.5)
