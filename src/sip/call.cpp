@@ -191,6 +191,25 @@ std::string Call::trunk_uri(const std::string& dialled, std::string_view fallbac
            (account_.user_phone && is_phone_user(dialled) ? ";user=phone" : "");
 }
 
+Message Call::reissue_invite(const Leg& leg, const LocalAddress& local) {
+    auto retry = leg.invite->clone();
+    retry.pop_via();
+    retry.push_via(local.transport, local.sent_by, new_branch(random_));
+    retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
+    return retry;
+}
+
+bool Call::retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
+    if (leg.auth_tried || account_.username.empty()) return false;
+    auto a = answer_challenge(r, "INVITE", leg.invite->request_uri(), account_.username, account_.password, random_);
+    if (!a) return false;
+    auto retry = reissue_invite(leg, leg.address.local);
+    retry.add_auth_header(a->header, a->value);
+    leg.auth_tried = true;
+    send_uac_invite(now, leg, std::move(retry), layer, out);
+    return true;
+}
+
 void Call::send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out) {
     leg.invite.emplace(invite.clone());
     leg.final = 0;
@@ -376,29 +395,14 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
     }
     if (status == 422 && outbound_ && !leg.timer_retried && timer_.on_422(r)) {
         // RFC 4028 §7.3: the same INVITE again with the Session-Expires the 422's Min-SE asks for.
-        auto retry = leg.invite->clone();
-        retry.pop_via();
-        retry.push_via(leg.address.local.transport, leg.address.local.sent_by, new_branch(random_));
-        retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
+        auto retry = reissue_invite(leg, leg.address.local);
         for (auto name : {"Allow", "Supported", "Session-Expires", "Min-SE"}) retry.remove_header(name);
         add_trunk_headers(retry, false);
         leg.timer_retried = true;
         send_uac_invite(now, leg, std::move(retry), layer, out);
         return;
     }
-    if ((status == 401 || status == 407) && outbound_ && !leg.auth_tried && !account_.username.empty()) {
-        if (auto a = answer_challenge(r, "INVITE", leg.invite->request_uri(), account_.username, account_.password, random_)) {
-            // RFC 3261 §22.2: the same INVITE again, next CSeq, new branch, with credentials.
-            auto retry = leg.invite->clone();
-            retry.pop_via();
-            retry.push_via(leg.address.local.transport, leg.address.local.sent_by, new_branch(random_));
-            retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
-            retry.add_auth_header(a->header, a->value);
-            leg.auth_tried = true;
-            send_uac_invite(now, leg, std::move(retry), layer, out);
-            return;
-        }
-    }
+    if ((status == 401 || status == 407) && outbound_ && retry_with_credentials(now, leg, r, layer, out)) return;
     if (std::any_of(uac_.begin(), uac_.end(), [](const Leg& l) { return l.final == 0; }) || winner_) return;
     int mapped = status;
     if (outbound_) {

@@ -21,10 +21,7 @@ bool Call::try_next_target(Time now, std::size_t i, int status, TransactionLayer
     Leg& leg = uac_[i];
     // A new client transaction toward the new target: same dialog identifiers (Call-ID, From
     // tag), the next CSeq, a Via of our address there. An early dialog with the old target is void.
-    auto retry = leg.invite->clone();
-    retry.pop_via();
-    retry.push_via(to->local.transport, to->local.sent_by, new_branch(random_));
-    retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
+    auto retry = reissue_invite(leg, to->local);
     leg.address = std::move(*to);
     leg.dialog.reset();
     leg.auth_tried = false;

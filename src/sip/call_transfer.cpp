@@ -189,18 +189,9 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
         return;
     }
     leg.final = status;
-    if ((status == 401 || status == 407) && !leg.auth_tried && !account_.username.empty()) {
-        if (auto a = answer_challenge(r, "INVITE", leg.invite->request_uri(), account_.username, account_.password, random_)) {
-            auto retry = leg.invite->clone();   // RFC 3261 §22.2, as for the call's own INVITE
-            retry.pop_via();
-            retry.push_via(leg.address.local.transport, leg.address.local.sent_by, new_branch(random_));
-            retry.set_cseq(leg.invite->cseq() + 1, "INVITE");
-            retry.add_auth_header(a->header, a->value);
-            leg.auth_tried = true;
-            send_uac_invite(now, leg, std::move(retry), layer, out);
-            other_tx_.push_back(leg.invite_tx);
-            return;
-        }
+    if ((status == 401 || status == 407) && retry_with_credentials(now, leg, r, layer, out)) {
+        other_tx_.push_back(leg.invite_tx);
+        return;
     }
     if (status >= 300) {
         notify_browser(now, status, layer, out);   // the browser stays with the party it had

@@ -156,6 +156,12 @@ private:
     bool try_next_target(Time now, std::size_t i, int status, TransactionLayer& layer, std::vector<Action>& out);
     void check_trying(Time now, TransactionLayer& layer, std::vector<Action>& out);
     void send_uac_invite(Time now, Leg& leg, Message invite, TransactionLayer& layer, std::vector<Action>& out);
+    // The leg's INVITE again as a new client transaction (same dialog identifiers, our Via at
+    // `local` with a new branch, the next CSeq): 401/407, 422 and failover retries.
+    Message reissue_invite(const Leg& leg, const LocalAddress& local);
+    // RFC 3261 §22.2: the leg's INVITE again with credentials for the 401/407 `r`, once per leg
+    // and only with an account; false when it was not sent.
+    bool retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
     void uac_final(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out);
