@@ -52,6 +52,21 @@ def cpu_seconds(pid):
     return sum(cpu_times(pid))
 
 
+def worker_cpu_seconds(pid):
+    """utime+stime of the relay threads only (/proc/PID/task/*/comm "worker-N", named by
+    server/worker.cpp): what relaying costs, without the control and shipper threads."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if not (task / "comm").read_text().startswith("worker-"):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
 def rss_kib(pid):
     m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return int(m.group(1)) if m else 0

@@ -17,7 +17,8 @@ is its own user, so `turnbridge report --db postgresql://... --by user` gives on
 3. `--by node` splits the same totals per node.
 4. Drain: SIGUSR1 to one node: `/readyz` turns 503 at once, every new Allocate there gets 300
    (Try Alternate) with the ALTERNATE-SERVER of another live node of the region, where the
-   client then allocates; the allocation already live keeps relaying to its end, its fleet
+   client then allocates (coturn's turnutils_uclient follows it; aioice reports the 300, as it
+   does not implement ALTERNATE-SERVER); the allocation already live keeps relaying to its end, its fleet
    totals are exact, and the process exits 0 once it has ended.
 
 Loopback only.
@@ -489,6 +490,22 @@ def run(results, pg, peer):
     on_draining = created_tu0(draining) > tu0_before[draining.name]
     results.check("turnutils_uclient's allocation was made on a live node, not on the draining one",
                   len(holders) == 1 and not on_draining, f"{holders} draining={on_draining}")
+    # aioice (aiortc's TURN client) does not follow ALTERNATE-SERVER: it reports the 300, which
+    # the issue accepts ("follow or report it"); an ICE agent then moves on to its next server.
+    import asyncio
+    from aioice.turn import create_turn_endpoint
+
+    async def aioice_allocate():
+        try:
+            t, _ = await asyncio.wait_for(create_turn_endpoint(
+                asyncio.DatagramProtocol, (draining.ip, draining.port), "u38", "p38"), 10)
+        except stun.TransactionFailed as e:
+            return e.response.attributes.get("ERROR-CODE")
+        t.close()
+        return "allocated"
+    got = asyncio.run(aioice_allocate())
+    results.check("aioice on the draining node reports the 300 (Try Alternate)",
+                  isinstance(got, tuple) and got[0] == 300, repr(got))
     time.sleep(1)
     results.check("the draining node keeps relaying its live allocation", draining.alive() and staying.rtts
                   and staying.rtts[-1][0] > time.monotonic() - 1.5)
