@@ -39,12 +39,16 @@ public:
     ~PgConn() {
         if (c) PQfinish(c);
     }
-    // libpq's conninfo or URI, with a short connect timeout and keepalives unless it sets them:
-    // a dead database must be noticed in seconds, not after the kernel's two hours.
-    bool open(const std::string& conninfo, std::string& error) {
+    // libpq's conninfo or URI, with a short connect timeout, keepalives and a TCP user timeout
+    // unless it sets them: a dead database must be noticed in seconds, not after the kernel's two
+    // hours. `statement_timeout_ms` (0: none) bounds each query on the server too, for callers
+    // that answer someone waiting (the admin API's fleet reads), not for the shipper's batches.
+    bool open(const std::string& conninfo, std::string& error, int statement_timeout_ms = 0) {
+        const std::string options =
+            statement_timeout_ms > 0 ? "-c statement_timeout=" + std::to_string(statement_timeout_ms) : "";
         const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                              "application_name", "dbname", nullptr};
-        const char* values[] = {"3", "5", "2", "2", "turnbridge", conninfo.c_str(), nullptr};
+                              "tcp_user_timeout", "application_name", "options", "dbname", nullptr};
+        const char* values[] = {"3", "5", "2", "2", "5000", "turnbridge", options.c_str(), conninfo.c_str(), nullptr};
         c = PQconnectdbParams(keys, values, 1);
         if (c != nullptr && PQstatus(c) == CONNECTION_OK) {
             PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);  // "relation exists, skipping"

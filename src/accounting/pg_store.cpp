@@ -26,7 +26,8 @@ void read_traffic(const PgResult& r, int row, int first, Traffic& t) {
 
 class PgStore final : public Store {
 public:
-    explicit PgStore(std::string conninfo) : conninfo_(std::move(conninfo)) {
+    PgStore(std::string conninfo, int statement_timeout_ms)
+        : conninfo_(std::move(conninfo)), statement_timeout_ms_(statement_timeout_ms) {
         reconnect();
     }
 
@@ -93,7 +94,7 @@ private:
     void reconnect() {
         conn_ = std::make_unique<PgConn>();
         std::string error;
-        if (!conn_->open(conninfo_, error)) throw std::runtime_error(fmt::format("fleet database: {}", error));
+        if (!conn_->open(conninfo_, error, statement_timeout_ms_)) throw std::runtime_error(fmt::format("fleet database: {}", error));
     }
 
     static std::string allocations_sql(const std::string& where) {
@@ -140,15 +141,16 @@ private:
     }
 
     std::string conninfo_;
+    int statement_timeout_ms_ = 0;
     std::unique_ptr<PgConn> conn_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> PgLedger::open_store(const std::string& conninfo) {
+std::unique_ptr<Store> PgLedger::open_store(const std::string& conninfo, int statement_timeout_ms) {
     PgLedger migrate(conninfo);  // a report on a fresh database finds empty tables, not an error
     if (!migrate.connect()) throw std::runtime_error(fmt::format("fleet database: {}", migrate.error()));
-    return std::make_unique<PgStore>(conninfo);
+    return std::make_unique<PgStore>(conninfo, statement_timeout_ms);
 }
 
 }  // namespace turnbridge::accounting

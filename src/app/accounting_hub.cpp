@@ -222,6 +222,10 @@ bool AccountingHub::kick(std::string_view id) {
     return kick_(static_cast<unsigned>(raw >> 48), raw);
 }
 
+namespace {
+constexpr int kFleetReadTimeoutMs = 3000;
+}  // namespace
+
 std::vector<accounting::UsageRow> AccountingHub::usage(const accounting::UsageQuery& q) {
     drain();  // what workers posted so far is in the store before we read it
     if (store_ == nullptr) return {};
@@ -229,7 +233,11 @@ std::vector<accounting::UsageRow> AccountingHub::usage(const accounting::UsageQu
     for (const auto& [name, realm] : cfg_->realms) prices[name] = accounting::Prices{realm.price_per_gb, realm.currency};
     if (fleet_ != nullptr) {
         // The fleet's totals (issue 15); what this node has not shipped yet joins them shortly.
-        if (fleet_store_ == nullptr) fleet_store_ = accounting::PgLedger::open_store(cfg_->fleet.database);
+        // This read runs on the control loop: each query is bounded (kFleetReadTimeoutMs, and
+        // libpq's connect and TCP user timeouts), so a slow or vanished database costs the admin
+        // API seconds, never the relay (workers do not wait on this loop).
+        if (fleet_store_ == nullptr)
+            fleet_store_ = accounting::PgLedger::open_store(cfg_->fleet.database, kFleetReadTimeoutMs);
         try {
             return fleet_store_->usage(q, prices);
         } catch (const std::exception&) {

@@ -345,6 +345,15 @@ def run(results, pg, peer):
         truth, got = s.truth(), reported(rows, s.user)
         results.check(f"closed allocation of {s.user} on {s.node.name}: fleet report == ground truth", truth == got,
                       f"truth {truth} report {got}")
+    # The admin API of every node reads the fleet totals, not its own file: a closed allocation
+    # made on another node is in each node's /api/v1/usage as in the fleet report.
+    for n in nodes:
+        status, body = n.http("/api/v1/usage?by=user")
+        api_rows = json.loads(body) if status == 200 else []
+        api_rows = api_rows.get("rows", api_rows) if isinstance(api_rows, dict) else api_rows
+        results.check(f"{n.name}'s /api/v1/usage has the fleet totals of every closed allocation",
+                      status == 200 and all(reported(api_rows, s.user) == s.truth() for s in closed),
+                      f"{status} {body[:300]!r}")
     truth, got = live.truth(), reported(rows, live.user)
     per_flush = RATE * SIZE * FLUSH
     short = [t - g for t, g in zip(truth, got)]

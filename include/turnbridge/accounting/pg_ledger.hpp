@@ -57,7 +57,9 @@ public:
 
     // The ledger as a Store for reading (report, admin API): usage() sums every node's rows;
     // GroupBy::Node gives one row per node. Throws std::runtime_error when PostgreSQL fails.
-    static std::unique_ptr<Store> open_store(const std::string& conninfo);
+    // `statement_timeout_ms` (0: none) bounds each query: the admin API reads on the control
+    // loop, which must not stall for long behind a slow database; a report may take its time.
+    static std::unique_ptr<Store> open_store(const std::string& conninfo, int statement_timeout_ms = 0);
 
     // Whether `text` names a PostgreSQL database rather than a file (`--db`).
     static bool is_conninfo(const std::string& text);
