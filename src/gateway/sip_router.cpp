@@ -326,6 +326,7 @@ void SipRouter::on_request(sip::Time now, std::int64_t unix_now, const SipFlow* 
     if (flow == nullptr) return;
     if (method == "OPTIONS") return reply(now, r.tx, r.request, 200, out);
     if (method == "BYE") return reply(now, r.tx, r.request, 481, out);
+    if (method == "INVITE" && r.request.header("replaces")) return on_replacing_invite(now, *flow, r, out);   // issue 14
     if (flow->websocket) {
         if (method == "REGISTER") return on_register(now, unix_now, *flow, r, out);
         if (method == "INVITE") return on_browser_invite(now, unix_now, *flow, r, out);
@@ -547,6 +548,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     account = with_identity(realm->gateway, r.request, std::move(account));   // number format, refer_to (issue 14)
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
+    arm_refer(e);   // issue 14: a REFER from the trunk may move the call to another user
     log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},
                fmt::format("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
                            bindings.size() == 1 ? "" : "s"));
@@ -684,6 +686,7 @@ void SipRouter::reap(sip::Time now) {
                 s.ended = now;
                 s.status = it->call->final_status();
                 if (s.end_reason.empty()) s.end_reason = it->call->end_reason();
+                if (!it->call->taken_over_by().empty()) s.account = it->call->taken_over_by();   // issue 14
                 if (s.end_reason == "session-expired")
                     log::warn("call: the trunk's session expired (RFC 4028: no refresh came or ours failed); hung up both ways");
                 if (s.end_reason.empty()) s.end_reason = s.answered ? "bye" : s.status == 487 ? "cancel" : "rejected";

@@ -297,6 +297,7 @@ bool Call::matches(const Message& m) const {
 
 void Call::on_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
     if (transfer_ && transfer_response(now, tx, r, layer, out)) return;   // issue 14
+    if (takeover_ && takeover_response(now, tx, r, layer, out)) return;
     if (!refresh_tx_.empty() && tx == refresh_tx_) {
         if (r.status() >= 200) refresh_answered(now, r, layer, out);
         return;
@@ -421,6 +422,7 @@ void Call::uac_final(Time now, std::size_t i, const Message& r, TransactionLayer
 
 void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
     if (transfer_ && transfer_failed(now, tx, 408, layer, out)) return;   // issue 14
+    if (takeover_ && takeover_failed(now, tx, 408, layer, out)) return;
     std::size_t i = 0;
     if (Leg* leg = uac_by_tx(tx, &i)) {
         // Timer B: no final response in 64*T1. A trunk that never answers is a service that is
@@ -449,6 +451,7 @@ void Call::on_timeout(Time now, const std::string& tx, TransactionLayer& layer, 
 
 void Call::on_transport_error(Time now, const std::string& tx, TransactionLayer& layer, std::vector<Action>& out) {
     if (transfer_ && transfer_failed(now, tx, 503, layer, out)) return;   // issue 14
+    if (takeover_ && takeover_failed(now, tx, 503, layer, out)) return;
     std::size_t i = 0;
     if (Leg* leg = uac_by_tx(tx, &i)) {
         if (leg->final == 0) uac_final(now, i, Message::response(*leg->invite, 503), layer, out);
@@ -486,6 +489,8 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
     }
     if (method == "BYE") {
         layer.respond(now, tx, Message::response(r, 200), out);
+        // A browser that is no longer the call's (transferred away, issue 14) leaves alone.
+        if (!from_uas && !outbound_ && winner_ && leg != &uac_[*winner_]) return;
         end_other_side(now, from_uas, layer, out);
         return;
     }
@@ -608,6 +613,7 @@ void Call::bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>&
 
 void Call::end_other_side(Time now, bool from_uas, TransactionLayer& layer, std::vector<Action>& out) {
     drop_transfer(now, layer, out);
+    drop_takeover(now, layer, out);
     if (from_uas) {
         for (auto& l : uac_) bye(now, l, layer, out);
     } else {
@@ -619,6 +625,7 @@ void Call::end_other_side(Time now, bool from_uas, TransactionLayer& layer, std:
 
 void Call::hang_up(Time now, TransactionLayer& layer, std::vector<Action>& out) {
     drop_transfer(now, layer, out);
+    drop_takeover(now, layer, out);
     if (!uas_.final) answer_uas(now, 480, {}, layer, out);
     for (auto& l : uac_)
         if (l.final == 0) layer.cancel(now, l.invite_tx, out);
@@ -681,6 +688,12 @@ void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out)
         if (transfer_->answered) notify_browser(now, 408, layer, out);
         drop_transfer(now, layer, out);
     }
+    if (takeover_ && takeover_->give_up <= now) {
+        // No browser of the user answered in time: the trunk hears 408, the call stays as it was.
+        for (std::size_t j = takeover_->first_fork; j < uac_.size(); ++j)
+            if (uac_[j].final == 0) layer.cancel(now, uac_[j].invite_tx, out);
+        end_takeover(now, 408, layer, out);
+    }
     if (unacked_ && unacked_->give_up <= now) {
         // RFC 3262 §3: no PRACK in 64*T1: the INVITE is refused with a 5xx, the browsers cancelled.
         unacked_.reset();
@@ -707,11 +720,11 @@ void Call::on_timer(Time now, TransactionLayer& layer, std::vector<Action>& out)
 }
 
 std::optional<Time> Call::next_wake() const {
-    if (transfer_) {
-        auto t = next_wake_untransferred();
-        return t && *t < transfer_->give_up ? t : std::optional<Time>(transfer_->give_up);
-    }
-    return next_wake_untransferred();
+    auto t = next_wake_untransferred();
+    for (const auto give_up : {transfer_ ? std::optional<Time>(transfer_->give_up) : std::nullopt,
+                               takeover_ ? std::optional<Time>(takeover_->give_up) : std::nullopt})
+        if (give_up && (!t || *give_up < *t)) t = give_up;
+    return t;
 }
 
 std::optional<Time> Call::next_wake_untransferred() const {

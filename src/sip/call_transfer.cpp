@@ -42,9 +42,9 @@ void Call::on_refer(Time now, const std::string& tx, const Message& r, Leg& leg,
         layer.respond(now, tx, Message::response(r, status, why, leg.dialog->local_tag()), out);
     };
     // RFC 3515 §2.4.2 leaves accepting a REFER to policy: we take the browser's on an answered call.
-    if (!is_browser(leg)) return refuse(403, "Transfer from the trunk not supported");
+    if (!is_browser(leg)) return on_trunk_refer(now, tx, r, layer, out);   // call_refer_in.cpp
     if (state_ != State::Confirmed) return refuse(403, "Call not answered");
-    if (transfer_) return refuse(491, "Transfer in progress");
+    if (transfer_ || takeover_) return refuse(491, "Transfer in progress");
     const auto target = refer_target(r);
     if (!target) return refuse(400, "Bad Refer-To");   // RFC 3515 §2.4.1
     if (target->replaces) return refuse(501, "Attended transfer not supported");

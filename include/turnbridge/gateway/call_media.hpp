@@ -101,6 +101,9 @@ public:
     // session, and the browser's answer becomes our offer to the trunk (G.711 + telephone-event),
     // answered in its ACK (take_answer). Outbound: the trunk's offer in its 2xx answered here.
     std::optional<LateAnswers> answer_late_offer(const std::string& trunk_offer) override;
+    // A trunk's transfer (call_media_handover.cpp): the browser leg starts over with another browser.
+    std::optional<std::string> new_browser_offer() override;
+    bool take_new_browser(const std::string& answer) override;
 
     // One datagram on our browser-leg address, direct or handed over by a local TURN allocation
     // (then `from` is that allocation's relayed address, and what goes back to it must leave
@@ -222,6 +225,7 @@ private:
     std::optional<bool> pending_from_browser_;
     std::optional<SessionDescription> pending_offer_;
     std::string last_browser_answer_;  // repeated for a 183 then 200 with the same answer
+    std::optional<LocalMedia> handover_;   // offered to a browser taking the call over (issue 14)
     // What each peer last wrote (issue 13): its direction (theirs) and o= (id and version), and
     // the last SDP we sent the trunk (a new one gets a new version, RFC 3264 §8).
     std::optional<Direction> trunk_dir_, browser_dir_;

@@ -254,6 +254,10 @@ private:
     CallEntry* call_owning(const std::string& tx);
     void reap(sip::Time now);
     void note_answer(CallEntry& e, sip::Time now);
+    // Issue 14 (sip_router_refer.cpp): an inbound call learns who a REFER from its trunk may
+    // name; an INVITE with Replaces moves the trunk dialog it names, or gets 481.
+    void arm_refer(CallEntry& e);
+    void on_replacing_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out);
     // Gives an outbound call the realm's other targets to fail over to (issue 14).
     void arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first);
 

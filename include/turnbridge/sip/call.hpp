@@ -17,6 +17,8 @@
 
 namespace turnbridge::sip {
 
+struct ReferTarget;   // refer.hpp
+
 // The media side (src/gateway) turns one leg's SDP into the other's. nullopt = not acceptable (488).
 class MediaSdp {
 public:
@@ -45,6 +47,12 @@ public:
         std::string to_trunk, to_browser;
     };
     virtual std::optional<LateAnswers> answer_late_offer(const std::string& /*trunk_offer*/) { return std::nullopt; }
+    // Issue 14, a transfer asked by the trunk (call_refer_in.cpp): the browser leg moves to
+    // another browser while the trunk leg stays. An offer for the new browser (our session with
+    // fresh ICE credentials; the old browser goes on meanwhile), then that browser's answer, which
+    // replaces the old browser's ICE, DTLS and codec. false/nullopt: it cannot move.
+    virtual std::optional<std::string> new_browser_offer() { return std::nullopt; }
+    virtual bool take_new_browser(const std::string& /*answer*/) { return false; }
 };
 
 // Where a leg's messages go and what our Via/Contact say there.
@@ -138,6 +146,26 @@ public:
     static bool transfer_falls_back(int status) {
         return status == 403 || status == 405 || status == 408 || status == 420 || status == 501 || status == 503;
     }
+
+    // Issue 14, a REFER from the trunk of an inbound call (call_refer_in.cpp, RFC 3515 with us as
+    // the referee): the realm's user it names rings on every browser of theirs, and the one that
+    // answers takes the browser leg over (MediaSdp::new_browser_offer); the old browser gets a
+    // BYE and the trunk NOTIFYs 100, 180 and the outcome. `lookup` names the user and their
+    // bindings; nullopt: no user or routed number of this realm (403). Without it: 403.
+    struct ReferredUser {
+        std::string user;
+        std::vector<Binding> bindings;
+    };
+    using ReferLookup = std::function<std::optional<ReferredUser>(const ReferTarget&)>;
+    void set_refer_lookup(ReferLookup lookup) { refer_lookup_ = std::move(lookup); }
+    // The user whose browser took the call over by the trunk's last transfer ("" none).
+    const std::string& taken_over_by() const { return taken_over_by_; }
+    // RFC 3891 §3: an INVITE with Replaces naming this call's trunk dialog (the trunk moves the
+    // call to a new dialog): answered here with the trunk's new session, the old trunk dialog
+    // BYEd; the browser leg is untouched. false: the dialog is not ours or not confirmed.
+    bool replaces_trunk_dialog(const Message& invite) const;
+    void replace_trunk_dialog(Time now, const std::string& tx, const Message& invite, LegAddress trunk,
+                              TransactionLayer& layer, std::vector<Action>& out);
 
 private:
     struct Leg {
@@ -268,6 +296,27 @@ private:
         Time give_up;
     };
     std::optional<Transfer> transfer_;
+    // Issue 14, the trunk's REFER in progress (call_refer_in.cpp): the forks ringing the named
+    // user's browsers are uac_ legs from `first_fork` on; the one that answers becomes winner_.
+    struct Takeover {
+        std::uint32_t refer_cseq = 0;   // the trunk's REFER, named in our NOTIFYs' Event id
+        std::string user;
+        std::size_t first_fork = 0;
+        bool notified_ringing = false;
+        Time give_up;
+    };
+    std::optional<Takeover> takeover_;
+    ReferLookup refer_lookup_;
+    std::string taken_over_by_;
+    void on_trunk_refer(Time now, const std::string& tx, const Message& r, TransactionLayer& layer,
+                        std::vector<Action>& out);
+    bool takeover_response(Time now, const std::string& tx, const Message& r, TransactionLayer& layer,
+                           std::vector<Action>& out);
+    bool takeover_failed(Time now, const std::string& tx, int status, TransactionLayer& layer, std::vector<Action>& out);
+    void takeover_answered(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    void end_takeover(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
+    void drop_takeover(Time now, TransactionLayer& layer, std::vector<Action>& out);   // the call ends
+    void notify_trunk(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
 };
 
 }  // namespace turnbridge::sip

@@ -68,6 +68,10 @@ public:
     std::optional<LateAnswers> answer_late_offer(const std::string& trunk_offer) override {
         return media ? media->answer_late_offer(trunk_offer) : std::nullopt;
     }
+    std::optional<std::string> new_browser_offer() override {
+        return media ? media->new_browser_offer() : std::nullopt;
+    }
+    bool take_new_browser(const std::string& answer) override { return media && media->take_new_browser(answer); }
 
     struct Route {
         unsigned worker = 0;
