@@ -4,6 +4,7 @@
 
 #include "samples.hpp"
 #include "turnbridge/sip/call.hpp"
+#include "turnbridge/sip/refer.hpp"
 
 using namespace turnbridge::sip;
 using namespace std::chrono_literals;
@@ -38,6 +39,14 @@ struct FakeMedia : MediaSdp {
     bool take_answer(bool, const std::string& sdp) override {
         taken.push_back(sdp);
         return true;
+    }
+    // Issue 14: the browser leg handed to another browser (a trunk's REFER).
+    bool refuse_handover = false;
+    std::vector<std::string> handed;
+    std::optional<std::string> new_browser_offer() override { return std::string("v=0\r\ns=handover\r\n"); }
+    bool take_new_browser(const std::string& sdp) override {
+        handed.push_back(sdp);
+        return !refuse_handover;
     }
 };
 
@@ -1055,4 +1064,227 @@ TEST_CASE("failover: a 100 Trying within kTryingWait keeps the call on its targe
     b.tick(b.now + 3s);
     CHECK(b.sent(kTrunk2).empty());
     CHECK(b.asked == 0);
+}
+
+// --- issue 14: transfers the trunk asks for (call_refer_in.cpp) -----------------------------
+
+namespace {
+
+// An inbound call answered by the browser on kWsA; returns the 200 the trunk got.
+Message answered_inbound(Bench& b, const std::string& branch) {
+    start_inbound(b, branch, "", "v=0\r\ns=trunk-offer\r\n");
+    auto to_a = b.sent(kWsA);
+    REQUIRE(to_a.size() == 1);
+    auto ok = Message::response(to_a[0], 200, {}, "atag");
+    ok.add_contact("<sip:a@h1.invalid;transport=ws>");
+    ok.set_body("application/sdp", "v=0\r\ns=a-answer\r\n");
+    b.arrive(kWsA, msg(ok.serialize()));
+    CHECK(b.sent(kWsA).at(0).method() == "ACK");
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    REQUIRE(to_trunk.back().status() == 200);
+    return std::move(to_trunk.back());
+}
+
+Message trunk_refer(const std::string& branch, const Message& ok, std::uint32_t cseq, const std::string& refer_to) {
+    auto m = inbound_request("REFER", branch, ok, cseq, "");
+    if (!refer_to.empty()) m.add_header("Refer-To", refer_to);
+    return msg(m.serialize());
+}
+
+// The sipfrag status of each NOTIFY in `v`, answering each 200 as the trunk would.
+std::vector<int> notifies(Bench& b, const std::vector<Message>& v) {
+    std::vector<int> out;
+    for (const auto& m : v)
+        if (m.method() == "NOTIFY") {
+            CHECK(m.header("event").value_or("").starts_with("refer"));
+            out.push_back(sipfrag_status(m.body()).value_or(0));
+            b.arrive(kTrunk, msg(Message::response(m, 200).serialize()));
+        }
+    return out;
+}
+
+const Binding kBobBinding{"sip:bob@h2.invalid;transport=ws", kWsB, Time{} + 200h, "", "", "c2", 1};
+
+void refer_to_bob(Bench& b) {
+    b.call->set_refer_lookup([&b](const ReferTarget& t) -> std::optional<Call::ReferredUser> {
+        if (t.user != "bob" || (!t.host.empty() && t.host != "example.org")) return std::nullopt;
+        return Call::ReferredUser{"bob", {kBobBinding, {"sip:a1@h1.invalid;transport=ws", kWsA, b.now + 600s, "", "", "c1", 1}}};
+    });
+}
+
+}  // namespace
+
+TEST_CASE("a REFER from the trunk: 202, NOTIFY 100, the named user's browser rings; its answer takes the browser leg, the old browser gets BYE, NOTIFY 200 (RFC 3515)") {
+    Bench b;
+    const std::string branch = "z9hG4bKrefer1";
+    const auto ok = answered_inbound(b, branch);
+    refer_to_bob(b);
+    b.arrive(kTrunk, trunk_refer(branch, ok, 2, "<sip:bob@example.org>"));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 202);
+    to_trunk.erase(to_trunk.begin());
+    CHECK(notifies(b, to_trunk) == std::vector<int>{100});
+    CHECK(b.sent(kWsA).empty());   // the browser being transferred away does not ring again
+    auto to_bob = b.sent(kWsB);
+    REQUIRE(to_bob.size() == 1);
+    CHECK(to_bob[0].method() == "INVITE");
+    CHECK(to_bob[0].to()->uri == "sip:bob@example.org");
+    CHECK(to_bob[0].from()->uri == "sip:+15557654@example.org");
+    CHECK(to_bob[0].body() == "v=0\r\ns=handover\r\n");
+    CHECK(b.call->transferring() == false);
+    // One transfer at a time: another REFER meanwhile gets 491.
+    b.arrive(kTrunk, trunk_refer(branch, ok, 3, "<sip:bob@example.org>"));
+    CHECK(b.sent(kTrunk).at(0).status() == 491);
+
+    b.arrive(kWsB, msg(Message::response(to_bob[0], 180, {}, "btag").serialize()));
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{180});
+    auto answer = Message::response(to_bob[0], 200, {}, "btag");
+    answer.add_contact("<sip:bob@h2.invalid;transport=ws>");
+    answer.set_body("application/sdp", "v=0\r\ns=bob-answer\r\n");
+    b.arrive(kWsB, msg(answer.serialize()));
+    CHECK(b.media.handed == std::vector<std::string>{"v=0\r\ns=bob-answer\r\n"});
+    CHECK(b.sent(kWsB).at(0).method() == "ACK");
+    auto to_a = b.sent(kWsA);
+    REQUIRE(to_a.size() == 1);
+    CHECK(to_a[0].method() == "BYE");
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{200});
+    CHECK(b.call->taken_over_by() == "bob");
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The old browser's own BYE (crossing ours) ends nothing: the call is bob's now.
+    auto bye_a = Message::request("BYE", "sip:gw@gw.example.org");
+    REQUIRE(bye_a);
+    bye_a->push_via("WSS", "h1.invalid", "z9hG4bKbyea");
+    bye_a->set_from(to_a[0].to_header());
+    bye_a->set_to(to_a[0].from_header());
+    bye_a->set_call_id(to_a[0].call_id());
+    bye_a->set_cseq(5, "BYE");
+    b.arrive(kWsA, msg(bye_a->serialize()));
+    CHECK(b.sent(kWsA).at(0).status() == 200);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The trunk hangs up: the BYE goes to bob's browser.
+    b.arrive(kTrunk, msg(inbound_request("BYE", branch, ok, 4, "").serialize()));
+    CHECK(b.sent(kWsB).at(0).method() == "BYE");
+    CHECK(b.sent(kWsA).empty());
+    CHECK(b.call->state() == Call::State::Ended);
+}
+
+TEST_CASE("a REFER from the trunk: bad, foreign or unsupported targets are refused; a browser that declines leaves the call as it was") {
+    Bench b;
+    const std::string branch = "z9hG4bKrefer2";
+    const auto ok = answered_inbound(b, branch);
+    // No lookup (the router did not arm it): 403.
+    b.arrive(kTrunk, trunk_refer(branch, ok, 2, "<sip:bob@example.org>"));
+    CHECK(b.sent(kTrunk).at(0).status() == 403);
+    refer_to_bob(b);
+    std::uint32_t cseq = 2;
+    for (const auto& [refer_to, want] : std::vector<std::pair<std::string, int>>{
+             {"", 400},                                              // no Refer-To (RFC 3515 §2.4.1)
+             {"<sip:%zz@example.org>", 400},                         // malformed
+             {"<http://example.org/>", 400},                         // no SIP or tel URI
+             {"<sip:bob@evil.example>", 403},                        // outside the realm
+             {"<sip:carol@example.org>", 403},                       // no user of the realm
+             {"<sip:bob@example.org?Replaces=x%3Bto-tag%3D1%3Bfrom-tag%3D2>", 501}}) {
+        b.arrive(kTrunk, trunk_refer(branch, ok, ++cseq, refer_to));
+        const auto got = b.sent(kTrunk);
+        REQUIRE(got.size() == 1);
+        CHECK_MESSAGE(got[0].status() == want, refer_to);
+    }
+    CHECK(b.sent(kWsB).empty());
+    // Accepted, but bob's browser is busy: NOTIFY 486, and the call stays with the first browser.
+    b.arrive(kTrunk, trunk_refer(branch, ok, ++cseq, "<tel:bob>"));
+    CHECK(b.sent(kTrunk).size() == 2);
+    auto to_bob = b.sent(kWsB);
+    REQUIRE(to_bob.size() == 1);
+    b.arrive(kWsB, msg(Message::response(to_bob[0], 486, {}, "btag").serialize()));
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{486});
+    CHECK(b.sent(kWsB).at(0).method() == "ACK");   // the transaction layer's, for the 486
+    CHECK(b.sent(kWsA).empty());
+    CHECK(b.call->taken_over_by().empty());
+    // A browser whose answer the media side cannot take is BYEd: 488 to the trunk.
+    b.media.refuse_handover = true;
+    b.arrive(kTrunk, trunk_refer(branch, ok, ++cseq, "<sip:bob@example.org>"));
+    CHECK(b.sent(kTrunk).size() == 2);
+    to_bob = b.sent(kWsB);
+    REQUIRE(to_bob.size() == 1);
+    auto answer = Message::response(to_bob[0], 200, {}, "btag2");
+    answer.add_contact("<sip:bob@h2.invalid;transport=ws>");
+    answer.set_body("application/sdp", "v=0\r\ns=bad\r\n");
+    b.arrive(kWsB, msg(answer.serialize()));
+    auto after = b.sent(kWsB);
+    REQUIRE(after.size() == 2);
+    CHECK(after[0].method() == "ACK");
+    CHECK(after[1].method() == "BYE");
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{488});
+    CHECK(b.sent(kWsA).empty());
+    // Nobody answers within kTransferWait: the fork is cancelled and the trunk hears 408.
+    b.media.refuse_handover = false;
+    b.arrive(kTrunk, trunk_refer(branch, ok, ++cseq, "<sip:bob@example.org>"));
+    CHECK(b.sent(kTrunk).size() == 2);
+    to_bob = b.sent(kWsB);
+    REQUIRE(to_bob.size() == 1);
+    b.arrive(kWsB, msg(Message::response(to_bob[0], 180, {}, "btag3").serialize()));   // a CANCEL follows a provisional (RFC 3261 §9.1)
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{180});
+    b.now += Call::kTransferWait;
+    REQUIRE(b.call->next_wake());
+    CHECK(*b.call->next_wake() <= b.now);
+    b.call->on_timer(b.now, b.layer, b.out);
+    CHECK(b.sent(kWsB).at(0).method() == "CANCEL");
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{408});
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
+
+TEST_CASE("an INVITE with Replaces naming the trunk's dialog takes it over; a Replaces of another dialog does not match (RFC 3891 §3)") {
+    Bench b;
+    const std::string branch = "z9hG4bKrepl";
+    const auto ok = answered_inbound(b, branch);
+    const auto invite = [&](const std::string& replaces) {
+        auto m = Message::request("INVITE", "sip:gw@127.0.0.1:5062");
+        m->push_via("UDP", "127.0.0.1:5071", "z9hG4bKnew" + std::to_string(replaces.size()));
+        m->set_from("<sip:+15557654@127.0.0.1:5071>;tag=newtag");
+        m->set_to("<sip:gw@127.0.0.1:5062>");
+        m->set_call_id("replacing@127.0.0.1");
+        m->set_cseq(1, "INVITE");
+        m->add_contact("<sip:node2@127.0.0.1:5071>");
+        m->add_header("Replaces", replaces);
+        m->set_body("application/sdp", "v=0\r\ns=moved\r\n");
+        return msg(m->serialize());
+    };
+    const std::string ours = "inbound-" + branch + "@127.0.0.1;to-tag=" + ok.to_tag() + ";from-tag=callertag";
+    CHECK_FALSE(b.call->replaces_trunk_dialog(invite("nosuch@x;to-tag=" + ok.to_tag() + ";from-tag=callertag")));
+    CHECK_FALSE(b.call->replaces_trunk_dialog(invite("inbound-" + branch + "@127.0.0.1;to-tag=zz;from-tag=callertag")));
+    CHECK_FALSE(b.call->replaces_trunk_dialog(invite("inbound-" + branch + "@127.0.0.1;to-tag=" + ok.to_tag() + ";from-tag=other")));
+    CHECK_FALSE(b.call->replaces_trunk_dialog(invite(ours + ";early-only")));   // the dialog is confirmed
+    CHECK_FALSE(b.call->replaces_trunk_dialog(invite("not a replaces")));
+    const auto inv = invite(ours);
+    REQUIRE(b.call->replaces_trunk_dialog(inv));
+    std::vector<Action> in;
+    b.layer.on_message(b.now, kTrunk, false, inv.clone(), in);
+    std::string tx;
+    for (auto& a : in)
+        if (auto* q = std::get_if<RequestIn>(&a)) tx = q->tx;
+    REQUIRE(!tx.empty());
+    b.call->replace_trunk_dialog(b.now, tx, inv, b.trunk, b.layer, b.out);
+    auto to_trunk = b.sent(kTrunk);
+    std::vector<std::string> seen;
+    for (const auto& m : to_trunk) seen.push_back(m.is_request() ? m.method() + " " + m.call_id() : std::to_string(m.status()) + " " + m.call_id());
+    REQUIRE(to_trunk.size() >= 2);
+    CHECK(std::find(seen.begin(), seen.end(), "200 replacing@127.0.0.1") != seen.end());
+    CHECK(std::find(seen.begin(), seen.end(), "BYE inbound-" + branch + "@127.0.0.1") != seen.end());
+    CHECK(b.media.local_offers.back() == "v=0\r\ns=moved\r\n");
+    CHECK(b.sent(kWsA).empty());   // the browser hears nothing of it
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The new dialog is the trunk leg now: its BYE ends the call toward the browser.
+    auto bye = Message::request("BYE", "sip:gw@127.0.0.1:5062");
+    bye->push_via("UDP", "127.0.0.1:5071", "z9hG4bKnewbye");
+    bye->set_from("<sip:+15557654@127.0.0.1:5071>;tag=newtag");
+    for (const auto& m : to_trunk)
+        if (m.status() == 200 && m.call_id() == "replacing@127.0.0.1") bye->set_to(m.to_header());
+    bye->set_call_id("replacing@127.0.0.1");
+    bye->set_cseq(2, "BYE");
+    b.arrive(kTrunk, msg(bye->serialize()));
+    CHECK(b.sent(kWsA).at(0).method() == "BYE");
+    CHECK(b.call->state() == Call::State::Ended);
 }
