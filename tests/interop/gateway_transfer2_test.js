@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// Transfers the trunk asks for (issue 14, RFC 3515 with turnbridge as the referee). sipp, as the
+// trunk, calls a DID routed to USER; that page (JsSIP in headless Chromium, auto-answer) takes
+// the call and hears sipp's 600 Hz tone. sipp then sends REFER in the dialog:
+//   Refer-To <sip:bob@evil.example> gets 403 (outside the realm);
+//   Refer-To <sip:bob@REALM> gets 202, and bob's page (a second page, registered as bob)
+//   rings, auto-answers and hears the same tone while the trunk's dialog and RTP stay as they
+//   were; USER's page gets a BYE; sipp gets NOTIFY 100 first and NOTIFY 200 (sipfrag) last.
+// Then sipp sends BYE and bob's call ends. Also: an INVITE with Replaces naming no dialog of
+// ours gets 481 (RFC 3891 §3).
+// interop-timeout: 90
+'use strict';
+const dgram = require('node:dgram');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Turnbridge, runSuite, childList, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { writeToneWav, writeTonePcap, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
+  bundleJsSIP, servePages, launchChromium } = require('./gateway_call_test');
+
+const DID = '+15550123';
+const BOB = 'bob';
+const TRUNK_TONE_HZ = 600;
+const PAGE_TONE_HZ = 880;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let workDir = null;
+let serverDir = null;
+
+// In-dialog requests from sipp (the UAC): our From with its tag, the To of the 200 (`to200`).
+const inDialog = (method, cseq, extra) => `
+  <send retrans="500"><![CDATA[
+${method} [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [$to200]
+[routes]
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+${extra}Content-Length: 0
+
+]]></send>`;
+
+// sipp's 200 to the request it just received.
+const ok = `
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>`;
+
+function scenario(pcap, evilRefer, refer) {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="turnbridge transfer from the trunk">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
+Allow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=trunk 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=ptime:20
+a=sendrecv
+
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="to200"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:+15550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: [$to200]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <nop><action><exec play_pcap_audio="${pcap}"/></action></nop>
+  <pause milliseconds="4000"/>
+${inDialog('REFER', 2, `Refer-To: ${evilRefer}\r\nReferred-By: <sip:+15550199@[local_ip]>\r\n`)}
+  <recv response="403"/>
+${inDialog('REFER', 3, `Refer-To: ${refer}\r\nReferred-By: <sip:+15550199@[local_ip]>\r\n`)}
+  <recv response="202"/>
+  <label id="notify"/>
+  <recv request="NOTIFY">
+    <action>
+      <ereg regexp="SIP/2.0 [0-9]+" search_in="body" check_it="true" assign_to="frag"/>
+      <ereg regexp="SIP/2.0 [2-6][0-9][0-9]" search_in="body" check_it="false" assign_to="final"/>
+      <log message="NOTIFY [$frag]"/>
+    </action>
+  </recv>
+${ok}
+  <nop test="final" next="done"/>
+  <nop next="notify"/>
+  <label id="done"/>
+  <pause milliseconds="6000"/>
+${inDialog('BYE', 4, '')}
+  <recv response="200" crlf="true"/>
+</scenario>
+`;
+}
+
+async function openPage(browser, url, tb, wsPort, user) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page ${user}] ${m.text()}`); });
+  await page.goto(url);
+  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
+  const reg = await page.evaluate((o) => gw.start(o), {
+    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${user}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
+  });
+  return { page, reg };
+}
+
+async function main(results, cleanup) {
+  const taken = new Set();
+  const pick = portPicker(taken);
+  const wsPort = await pick();
+  const sipPort = await pick();
+  const uacPort = await pick();
+  const uacMedia = await freeTriple(taken);
+  const mediaLo = await freeRange(taken, 100);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-transfer2-'));
+  workDir = work;
+  const wav = path.join(work, 'tone.wav');
+  writeToneWav(wav, PAGE_TONE_HZ, 2);
+  const pcap = path.join(work, 'trunk.pcap');
+  writeTonePcap(pcap, TRUNK_TONE_HZ, 24);
+
+  const tb = new Turnbridge({
+    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
+    extraConfig: `
+[realm."${REALM}".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${uacPort};transport=udp"
+[realm."${REALM}".gateway.routes]
+"${DID}" = ["${USER}"]
+`,
+  });
+  cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
+  await tb.start();
+  // A second user for the transfer target (the harness writes one): added by a reload.
+  const conf = fs.readFileSync(tb.configPath, 'utf8');
+  fs.writeFileSync(tb.configPath, conf.replace(`users = { ${USER} = "${PASSWORD}" }`,
+    `users = { ${USER} = "${PASSWORD}", ${BOB} = "${PASSWORD}" }`));
+  tb.proc.kill('SIGHUP');
+  await sleep(800);
+
+  const built = await bundleJsSIP(work).then(() => true, (e) => e);
+  results.check('esbuild bundles JsSIP for the browser', built === true, String(built));
+  const pages = await servePages(work);
+  cleanup.push(() => pages.close());
+  const browser = await launchChromium(wav);
+  cleanup.push(() => browser.close());
+  const url = `http://127.0.0.1:${pages.address().port}/`;
+  const a = await openPage(browser, url, tb, wsPort, USER);
+  const b = await openPage(browser, url, tb, wsPort, BOB);
+  results.check(`${USER}'s page and ${BOB}'s page register`, a.reg === 'registered' && b.reg === 'registered', `${a.reg}, ${b.reg}`);
+  const events = async (p) => (await p.evaluate(() => gw.events())).slice(-8).join(' | ');
+
+  const sipps = childList(cleanup);
+  const sf = path.join(work, 'refer.xml');
+  fs.writeFileSync(sf, scenario(pcap, '<sip:bob@evil.example>', `<sip:${BOB}@${REALM}>`));
+  const sipp = runSipp(work, 'refer', sf, ['-s', DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort),
+    '-mp', String(uacMedia)], sipps);
+
+  const first = await a.page.evaluate(() => gw.waitIncoming(15000));
+  results.check(`the trunk's call to ${DID} is answered by ${USER}'s page`, first.confirmed, `${JSON.stringify(first.ended)}; ${await events(a.page)}`);
+  const mediaA = await a.page.evaluate(() => gw.waitMedia(15000));
+  results.check(`${USER}'s page: ICE and DTLS connected`, mediaA.connection === 'connected', JSON.stringify(mediaA));
+  const heardA = await a.page.evaluate(() => gw.measure(1600));
+  results.check(`${USER}'s page hears the trunk's ${TRUNK_TONE_HZ} Hz tone (2 %)`, within(heardA.peakHz, TRUNK_TONE_HZ),
+    `${fmtHz(heardA.peakHz)} Hz at ${fmtHz(heardA.peakDb)} dB`);
+
+  // sipp REFERs after 4 s: bob's page rings and auto-answers.
+  const second = await b.page.evaluate(() => gw.waitIncoming(20000));
+  results.check(`after the trunk's REFER to sip:${BOB}@${REALM}, ${BOB}'s page is called and answers`, second.confirmed,
+    `${JSON.stringify(second.ended)}; ${await events(b.page)}`);
+  const mediaB = await b.page.evaluate(() => gw.waitMedia(15000));
+  results.check(`${BOB}'s page: ICE and DTLS connected (new ICE credentials, new DTLS handshake)`, mediaB.connection === 'connected',
+    JSON.stringify(mediaB));
+  const heardB = await b.page.evaluate(() => gw.measure(2400));
+  results.check(`${BOB}'s page hears the trunk's ${TRUNK_TONE_HZ} Hz tone on the same trunk dialog (2 %)`, within(heardB.peakHz, TRUNK_TONE_HZ),
+    `${fmtHz(heardB.peakHz)} Hz at ${fmtHz(heardB.peakDb)} dB`);
+  const endedA = await a.page.evaluate(() => gw.waitEnded(5000));
+  results.check(`${USER}'s page, transferred away, gets a BYE`, endedA && endedA.originator === 'remote' && !endedA.failed,
+    JSON.stringify(endedA));
+
+  const code = await sippExit(sipp, 15000);
+  if (code === 'still running') { sipp.proc.kill('SIGKILL'); await sipp.done; }
+  const msgs = sipp.messages();
+  const frags = [...msgs.matchAll(/^NOTIFY [^]*?\r?\n\r?\n(SIP\/2\.0 \d+)/gm)].map((m) => m[1].slice(8));
+  results.check('sipp: 403 to the REFER outside the realm, 202 to the one to bob, then BYE answered (exit 0)', code === 0,
+    `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  results.check('sipp got NOTIFY 100 first and NOTIFY 200 (message/sipfrag) last', frags[0] === '100' && frags[frags.length - 1] === '200',
+    JSON.stringify(frags));
+  const endedB = await b.page.evaluate(() => gw.waitEnded(5000));
+  results.check(`the trunk's BYE ends ${BOB}'s call`, endedB && endedB.originator === 'remote' && !endedB.failed, JSON.stringify(endedB));
+
+  // RFC 3891 §3: an INVITE with Replaces for a dialog we do not have.
+  {
+    const sock = dgram.createSocket('udp4');
+    cleanup.push(() => { try { sock.close(); } catch { /* closed */ } });
+    await new Promise((r) => sock.bind(uacPort, '127.0.0.1', r));
+    const got = new Promise((resolve) => {
+      sock.on('message', (m) => { const s = m.toString(); if (!/^SIP\/2\.0 1\d\d/.test(s)) resolve(s); });
+      setTimeout(() => resolve(''), 4000);
+    });
+    const inv = [`INVITE sip:${DID}@127.0.0.1:${sipPort} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${uacPort};branch=z9hG4bKrepl${Date.now()}`,
+      `From: <sip:+15550199@127.0.0.1:${uacPort}>;tag=r1`, `To: <sip:${DID}@127.0.0.1:${sipPort}>`,
+      `Call-ID: repl-${Date.now()}@127.0.0.1`, 'CSeq: 1 INVITE', `Contact: <sip:trunk@127.0.0.1:${uacPort}>`,
+      'Replaces: nosuch@127.0.0.1;to-tag=a;from-tag=b', 'Max-Forwards: 70', 'Content-Length: 0', '', ''].join('\r\n');
+    sock.send(inv, sipPort, '127.0.0.1');
+    const resp = await got;
+    results.check('an INVITE with Replaces naming no dialog of ours gets 481 (RFC 3891 §3)', /^SIP\/2\.0 481/.test(resp),
+      resp.split('\r\n')[0] || 'no answer');
+    sock.close();
+  }
+  results.check('turnbridge is still running', tb.alive());
+  const stop = await tb.stop();
+  results.check('turnbridge exits cleanly on SIGTERM', stop === 0, `exit ${stop}`);
+}
+
+runSuite('gateway_transfer2', 85000, main, () => [workDir, serverDir]);
