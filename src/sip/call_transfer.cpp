@@ -7,9 +7,10 @@
 // A trunk that will not transfer (transfer_falls_back: 403, 405, 501...) on an outbound call: we
 // call the target ourselves, through the same trunk, with the media session the trunk leg has
 // now; when it answers, the old trunk leg gets a BYE and the new one takes its place, so the
-// browser is talking to the target (NOTIFY 200). A refusal leaves the call as it was (the NOTIFY
-// carries it). One transfer at a time per call (491 to another REFER, RFC 3515 §2.4.7 leaves it
-// to us); each gives up after kTransferWait.
+// browser is talking to the target (NOTIFY 200). A 503 or 408 first moves our call to the trunk's
+// next target, as the call's own INVITE would fail over; a refusal leaves the call as it was (the
+// NOTIFY carries it). One transfer at a time per call (491 to another REFER, RFC 3515 §2.4.7
+// leaves it to us); each gives up after kTransferWait.
 #include <algorithm>
 
 #include "call_internal.hpp"
@@ -193,6 +194,7 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
         other_tx_.push_back(leg.invite_tx);
         return;
     }
+    if (fails_over(status) && fallback_next_target(now, leg, layer, out)) return;
     if (status >= 300) {
         notify_browser(now, status, layer, out);   // the browser stays with the party it had
         transfer_.reset();
@@ -221,6 +223,22 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
     transfer_->fallback.reset();
     notify_browser(now, 200, layer, out);
     transfer_.reset();
+}
+
+bool Call::fallback_next_target(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out) {
+    // As the call's own INVITE fails over (call_failover.cpp, RFC 3263 §4.3): a 503, 408, a
+    // failed connection or Timer B moves our call to the target to the trunk's next target (the
+    // ones after the target the call is on), same Call-ID and From tag, the next CSeq.
+    if (!next_target_) return false;
+    auto to = next_target_();
+    if (!to) return false;
+    auto retry = reissue_invite(leg, to->local);
+    leg.address = std::move(*to);
+    leg.dialog.reset();
+    leg.auth_tried = false;
+    send_uac_invite(now, leg, std::move(retry), layer, out);
+    other_tx_.push_back(leg.invite_tx);
+    return true;
 }
 
 void Call::notify_browser(Time now, int status, TransactionLayer& layer, std::vector<Action>& out) {

@@ -216,6 +216,8 @@ private:
     void refer_answered(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void start_fallback(Time now, TransactionLayer& layer, std::vector<Action>& out);
     void fallback_response(Time now, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    // The fallback call to the trunk's next target (issue 14); false: none left (or no failover).
+    bool fallback_next_target(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out);
     void notify_browser(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
     void answer_refer(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
     // The call ends or the transfer timed out: the REFER answered, a pending fallback CANCELled.

@@ -1288,3 +1288,53 @@ TEST_CASE("an INVITE with Replaces naming the trunk's dialog takes it over; a Re
     CHECK(b.sent(kWsA).at(0).method() == "BYE");
     CHECK(b.call->state() == Call::State::Ended);
 }
+
+TEST_CASE("transfer fallback: our own call to the target fails over to the trunk's next target on 503, like the call's INVITE") {
+    FailoverBench b;
+    const auto first = b.first_invite();
+    b.arrive(kTrunk, trunk_reply(first, 200, true));
+    auto ok = b.sent(kBrowser);
+    REQUIRE(ok.size() == 1);
+    REQUIRE(ok[0].status() == 200);
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");
+    const int asked_before = b.asked;
+    // The browser's REFER (JsSIP's session.refer) in its dialog.
+    auto refer = Message::request("REFER", "sip:gw@gw.example.org;transport=ws");
+    REQUIRE(refer);
+    refer->push_via("WSS", "3b5kq2ugmd6u.invalid", "z9hG4bKrefer");
+    refer->set_from(ok[0].from_header());
+    refer->set_to(ok[0].to_header());
+    refer->set_call_id(ok[0].call_id());
+    refer->set_cseq(6216, "REFER");
+    refer->add_header("Refer-To", "<sip:+15557001@example.org>");
+    b.arrive(kBrowser, msg(refer->serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    REQUIRE(to_trunk[0].method() == "REFER");
+    b.arrive(kTrunk, trunk_reply(to_trunk[0], 403));   // the trunk will not transfer: our own call
+    auto fallback = b.sent(kTrunk);
+    REQUIRE(fallback.size() == 1);
+    CHECK(fallback[0].method() == "INVITE");
+    b.arrive(kTrunk, msg(Message::response(fallback[0], 503, {}, "t503").serialize()));
+    CHECK(b.asked == asked_before + 1);
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");   // for the 503, and nothing else there
+    auto moved = b.sent(kTrunk2);
+    REQUIRE(moved.size() == 1);
+    CHECK(moved[0].method() == "INVITE");
+    CHECK(moved[0].call_id() == fallback[0].call_id());
+    CHECK(moved[0].cseq() == fallback[0].cseq() + 1);
+    auto answer = Message::response(moved[0], 200, {}, "target");
+    answer.add_contact("<sip:+15557001@127.0.0.1:5072>");
+    answer.set_body("application/sdp", "v=0\r\ns=target\r\n");
+    b.arrive(kTrunk2, msg(answer.serialize()));
+    CHECK(b.sent(kTrunk2).at(0).method() == "ACK");
+    auto old = b.sent(kTrunk);
+    REQUIRE(old.size() == 1);
+    CHECK(old[0].method() == "BYE");   // the party the browser transferred away
+    std::vector<int> frags;
+    for (const auto& m : b.sent(kBrowser))
+        if (m.method() == "NOTIFY") frags.push_back(sipfrag_status(m.body()).value_or(0));
+    REQUIRE(!frags.empty());
+    CHECK(frags.back() == 200);
+    CHECK_FALSE(b.call->transferring());
+}
