@@ -215,7 +215,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
                  "options_interval", "trunk_targets", "srtp", "refer_to", "agent_connect_timeout",
-                 "agent_playout_frames", "agent_authorization"});
+                 "agent_playout_frames", "agent_authorization", "agents"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -295,6 +295,7 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
         if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
             r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
     }
+    if (auto v = get("agents")) g.agents = load_agents(r, *v, g.agent_authorization);
     if (auto routes = get("routes")) {
         for (const auto& did : r.entries(*routes)) {
             if (!valid_did(did.name))

@@ -225,7 +225,10 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                         std::vector<sip::Action>& out) {
     for (auto& a : in) {
         std::visit(Overloaded{
-                       [&](sip::Send& s) { out.push_back(std::move(s)); },
+                       [&](sip::Send& s) {
+                           if (s.transport == kHandoverFlow) return on_handover_send(now, s, out);   // issue 17
+                           out.push_back(std::move(s));
+                       },
                        [](sip::WakeAt&) {},   // next_wake() asks every core instead
                        [&](sip::RequestIn& r) { on_request(now, unix_now, flow, r, out); },
                        [&](sip::ResponseIn& r) {
@@ -455,6 +458,8 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         count(sip::Limit::CallsPerRealm);
         return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
     }
+    if (const auto agent = gw.agents.find(std::string(target.user)); agent != gw.agents.end())   // issue 17
+        return on_agent_browser_invite(now, flow, r, *realm, std::string(caller), agent->first, agent->second, out);
     auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(*realm);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
@@ -601,6 +606,7 @@ void SipRouter::expire_waiting(sip::Time now, std::vector<sip::Action>& out) {
 void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
     shared_->with_registrar([&](sip::Registrar& reg) { reg.on_transport_closed(id); });
     std::erase_if(waiting_, [id](const Waiting& w) { return w.flow.id == id; });
+    agent_flow_closed(now, id);   // issue 17: browsers' agent calls on it
     {
         // RFC 3261 §8.1.3.1: a request whose connection failed (a TCP/TLS trunk down, a TLS
         // handshake refused) is answered as by a 503 now, not after Timer B.
@@ -649,6 +655,7 @@ void SipRouter::stop(sip::Time now, std::vector<sip::Action>& out) {
 
 void SipRouter::hang_up(sip::Time now, const sip::MediaSdp* media, const std::string& why,
                         std::vector<sip::Action>& out) {
+    if (hang_up_agent(now, media, why, out)) return;   // issue 17: a browser's agent call
     for (auto& e : calls_) {
         if (e.media.get() != media || e.call->state() == sip::Call::State::Ended) continue;
         if (e.summary.end_reason.empty()) e.summary.end_reason = "media: " + why;

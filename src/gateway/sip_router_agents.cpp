@@ -72,14 +72,20 @@ void SipRouter::agent_answered(sip::Time now, const std::string& key, const std:
     auto it = agent_calls_.find(key);
     if (it == agent_calls_.end() || it->second.dialog) return;
     AgentCall& a = it->second;
+    std::string answer = answer_sdp;
+    if (a.media) {   // a browser's call: the agent host's G.711 answer, as the browser's answer
+        auto mapped = a.media->map_answer(false, answer_sdp);
+        if (!mapped) return agent_failed(now, key, "the browser's media cannot take the agent's answer", out);
+        answer = std::move(*mapped);
+    }
     auto dialog = sip::Dialog::from_uas(*a.invite, a.to_tag, a.local);
     if (!dialog) return agent_failed(now, key, "the INVITE has no usable Contact", out);
     a.dialog = std::move(*dialog);
     a.dialog->on_final_sent(200);
-    a.answer_sdp = answer_sdp;
+    a.answer_sdp = answer;
     auto ok = sip::Message::response(*a.invite, 200, {}, a.to_tag);
     ok.add_contact(a.local.contact);
-    ok.set_body("application/sdp", answer_sdp);
+    ok.set_body("application/sdp", answer);
     a.summary.status = 200;
     a.summary.answered = now;
     agent_respond(now, a.tx, std::move(ok), out);
@@ -103,18 +109,23 @@ void SipRouter::agent_failed(sip::Time now, const std::string& key, const std::s
         a.summary.status = 503;
         agent_respond(now, a.tx, sip::Message::response(*a.invite, 503, "Agent Unavailable", a.to_tag), out);
     }
-    end_agent(now, key, "agent: " + why);
+    const std::string k = key;   // `key` may be the entry's own, erased by end_agent
+    end_agent(now, k, "agent: " + why);
+    hang_up_handover(now, k, "agent: " + why, out);
 }
 
 void SipRouter::end_agent(sip::Time now, std::string key, std::string reason) {
     auto it = agent_calls_.find(key);
     if (it == agent_calls_.end()) return;
     CallSummary summary = std::move(it->second.summary);
+    auto media = std::move(it->second.media);
+    const std::string counted = std::move(it->second.counted_user);
     agent_calls_.erase(it);
     summary.ended = now;
     if (summary.end_reason.empty()) summary.end_reason = std::move(reason);
-    shared_->call_ended(now, worker_, summary.realm, "", key);
+    shared_->call_ended(now, worker_, summary.realm, counted, key);
     if (agents_ != nullptr) agents_->close_agent(key, summary);
+    if (media && ended_) ended_(summary, media.get());   // a browser's call: its record, its media freed
 }
 
 bool SipRouter::on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<sip::Action>& out) {
@@ -129,7 +140,9 @@ bool SipRouter::on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<s
     }
     if (method == "BYE") {
         agent_respond(now, r.tx, sip::Message::response(r.request, 200), out);
-        end_agent(now, it->first, "bye-trunk");
+        const std::string key = it->first;
+        end_agent(now, key, a.media ? "bye-browser" : "bye-trunk");
+        hang_up_handover(now, key, "bye-trunk", out);   // issue 17: a caller handed over to a browser
         return true;
     }
     if (method == "INVITE" || method == "UPDATE") {   // a refresh: the same answer (RFC 3264 §8)

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "turnbridge/base/address.hpp"
+#include "turnbridge/config/agent_url.hpp"
 
 namespace turnbridge::config {
 
@@ -31,6 +32,16 @@ struct SipTrunk {
     bool has_port = false;   // the URI named a port: no SRV lookup (RFC 3263 §4.2)
 };
 std::string_view to_string(SipTrunk::Transport t);
+
+// One entry of [realm."X".gateway.agents] (issue 17): the agent's Media Streams WebSocket
+// ("ws://..." or "wss://..."; see agent_url.hpp), the Authorization header value of its upgrade
+// (its own `authorization`/`authorization_file`, else the gateway's agent_authorization), and
+// static customParameters added to `start` after from, to, realm and user.
+struct AgentEntry {
+    AgentUrl url;
+    std::string authorization;
+    std::vector<std::pair<std::string, std::string>> parameters;
+};
 
 struct Gateway {
     bool enabled = false;
@@ -51,6 +62,8 @@ struct Gateway {
     std::uint32_t agent_connect_timeout = 3;   // s: agent WebSocket up (TCP, TLS, upgrade) or 503 (issue 17)
     std::uint32_t agent_playout_frames = 500;  // agent audio buffered for playout, 20 ms frames (10 s)
     std::string agent_authorization;           // Authorization header value toward agents; "" = none
+    // [realm."X".gateway.agents] (issue 17): names a browser user dials -> an AI agent.
+    std::map<std::string, AgentEntry> agents;
     // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share
     // of server.media_ports: the range's calls divided among the gateway realms).
     std::uint32_t max_calls_per_user = 4;

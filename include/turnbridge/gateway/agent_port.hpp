@@ -5,7 +5,10 @@
 // the host reports the agent's WebSocket up (SipRouter::agent_answered: 200 with the host's SDP
 // answer), or 503 when it fails first (agent_failed); after the answer, a failure is a BYE.
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "turnbridge/config/agent_url.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
@@ -22,6 +25,9 @@ struct AgentOpen {
     std::uint32_t connect_timeout_s = 3;
     std::uint32_t playout_frames = 500;
     std::string authorization;   // the Authorization header value of the upgrade ("" = none)
+    std::string user;            // a browser caller's user name ("" for a trunk caller)
+    std::vector<std::pair<std::string, std::string>> parameters;   // static customParameters
+    bool record = true;          // false: the router writes the call's record (a browser's call)
 };
 
 class AgentPort {
@@ -32,6 +38,12 @@ public:
     // The call has ended in signaling (BYE, CANCEL, a failure, shutdown): stop the stream (the
     // agent gets `stop`), free the call's sockets, write its record from `summary`.
     virtual void close_agent(const std::string& key, const CallSummary& summary) = 0;
+    // Hand-over (agent_transfer.cpp): the agent gets `stop` and its stream closes, and the call's
+    // RTP socket becomes a relay between the caller and whoever takes the call; returns the
+    // SDP that names that socket (the answer the caller got), nullopt if the stream is not up.
+    virtual std::optional<std::string> hand_over(const std::string& /*key*/) { return std::nullopt; }
+    // Where the relay sends the caller's audio: the SDP answer of the leg that took the call.
+    virtual void relay_to(const std::string& /*key*/, const std::string& /*sdp*/) {}
 };
 
 }  // namespace turnbridge::gateway

@@ -58,6 +58,7 @@ struct CallSummary {
     sip::Time ended{};
     int status = 0;           // final status of the call's INVITE
     std::string end_reason;   // bye-browser, bye-trunk, cancel, browser-gone, media: <why>, shutdown, rejected
+    bool agent = false;       // a browser's call to an AI agent (issue 17): its trunk leg is the agent
 };
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).
@@ -117,6 +118,11 @@ public:
     void set_agents(AgentPort* agents) { agents_ = agents; }
     void agent_answered(sip::Time now, const std::string& key, const std::string& answer_sdp, std::vector<sip::Action>& out);
     void agent_failed(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
+    // The agent asked to hand its caller over ({"event":"transfer","to":"bob"}, agent_transfer.cpp).
+    void agent_transfer(sip::Time now, const std::string& key, const std::string& to, std::vector<sip::Action>& out);
+    // The hand-over's caller leg inside the router: the flow its sip::Call's trunk side uses. No
+    // host flow has this id; what is sent on it is answered by on_handover_send().
+    static constexpr sip::TransportId kHandoverFlow = ~sip::TransportId{0};
     std::size_t agent_calls() const { return agent_calls_.size(); }
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
@@ -178,6 +184,7 @@ private:
         bool reported = false;
         std::string call_id;        // of the INVITE that made it (its placement, GatewayShared)
         std::string counted_user;   // the user its live count is held for ("" none yet)
+        std::string agent_key;      // issue 17: a hand-over from this agent call's caller
     };
     struct TrunkRegistration {
         std::string realm;
@@ -290,11 +297,27 @@ private:
         std::string answer_sdp;
         std::optional<sip::Dialog> dialog;   // once answered
         CallSummary summary;
+        // A browser's call to an agent (sip_router_agent_browser.cpp): its media (Opus from the
+        // browser transcoded to the PCMU RTP the agent host takes) and the user counted live.
+        std::unique_ptr<sip::MediaSdp> media;
+        std::string counted_user;
+        // Handed over to a browser user (agent_transfer.cpp): the INVITE our own sip::Call took
+        // for it (its offer names the agent host's RTP socket, which now relays).
+        std::optional<sip::Message> handover_invite;
+        bool handover_acked = false;
     };
     std::map<std::string, AgentCall> agent_calls_;
     AgentPort* agents_ = nullptr;
     void on_agent_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, const config::Realm& realm,
                          const std::string& target, const std::string& did, std::vector<sip::Action>& out);
+    void on_agent_browser_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, const config::Realm& realm,
+                                 const std::string& caller, const std::string& name, const config::AgentEntry& agent,
+                                 std::vector<sip::Action>& out);
+    // A browser agent call whose media failed or whose WebSocket closed; false: none.
+    bool hang_up_agent(sip::Time now, const sip::MediaSdp* media, const std::string& why, std::vector<sip::Action>& out);
+    void agent_flow_closed(sip::Time now, sip::TransportId id);
+    void on_handover_send(sip::Time now, sip::Send& s, std::vector<sip::Action>& out);
+    void hang_up_handover(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
     bool on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<sip::Action>& out);   // in-dialog
     bool on_agent_cancel(sip::Time now, const std::string& invite_tx, std::vector<sip::Action>& out);
     void agent_respond(sip::Time now, const std::string& tx, sip::Message response, std::vector<sip::Action>& out);

@@ -55,7 +55,7 @@ io::GuardLimits agent_guard(std::uint32_t connect_timeout_s) {
 // RTP socket toward the trunk.
 struct AgentHost::Session final : io::Framer, io::StreamEvents {
     Session(AgentHost& h, const gateway::AgentOpen& o)
-        : host(h), key(o.key), url(o.url), authorization(o.authorization), ws_key(base64_encode(random16())),
+        : host(h), key(o.key), url(o.url), authorization(o.authorization), record(o.record), ws_key(base64_encode(random16())),
           decoder(kMaxMessage, 64, [] { return mask_key(); }),
           conn(h.loop_, io::StreamKind::WebSocket, agent_guard(o.connect_timeout_s), nullptr, *this, *this) {}
 
@@ -63,6 +63,7 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     std::string key;
     config::AgentUrl url;
     std::string authorization;
+    bool record;   // false: a browser's call, whose record the router writes
     std::string ws_key;
     std::string http;             // the server's handshake response so far
     sip::WebSocketDecoder decoder;
@@ -73,6 +74,11 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     std::optional<gateway::AgentMedia> media;
     std::string answer_sdp;
     std::vector<std::string> to_agent;
+    // Handed over (agent_relay.cpp): the agent's stream is stopped and the RTP socket relays
+    // between the caller (media->media().remote) and relay_peer, once known.
+    bool relaying = false;
+    std::optional<Endpoint> relay_peer;
+    void relay(const Endpoint& from, std::span<const std::uint8_t> datagram);
 
     void send_text(const std::string& text) {
         if (conn.closing() || conn.draining() || !upgraded) return;
@@ -102,7 +108,7 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     }
     void on_closed(io::StreamConnection&) override {
         conn_gone = true;
-        if (!ended) fail(upgraded ? "the agent's connection closed" : "cannot connect to the agent");
+        if (!ended && !relaying) fail(upgraded ? "the agent's connection closed" : "cannot connect to the agent");
         host.finish(*this);
     }
     std::size_t buffered() const override { return upgraded ? decoder.buffered() : 0; }
@@ -133,11 +139,14 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
         decoder.feed(in, events);
         if (!events.empty()) conn.guard().on_message(uv_now(host.loop_));
         for (auto& e : events) {
-            if (ended) return;
+            if (ended || relaying) return;   // after a hand-over the agent's words are not heard
             if (auto* m = std::get_if<sip::WsMessage>(&e)) {
                 const auto before = media->stream().counters();
-                if (auto t = media->on_agent(m->payload, to_agent))
-                    log::info("agent: call {}: transfer to {} asked; hand-over is not implemented yet", key, t->to);
+                if (auto t = media->on_agent(m->payload, to_agent)) {
+                    log::info("agent: call {}: the agent asks to transfer the caller to {}", key, t->to);
+                    if (host.transfer_) host.transfer_(key, t->to);   // may hand over: relaying
+                    if (relaying || ended) return;
+                }
                 const auto& after = media->stream().counters();
                 host.counts_.frames_dropped += after.frames_dropped - before.frames_dropped;
                 host.counts_.bad_messages += after.bad_messages - before.bad_messages;
@@ -195,6 +204,8 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
     gateway::AgentStart start{gateway::agent_sid("AC", random16()), gateway::agent_sid("CA", random16()),
                               gateway::agent_sid("MZ", random16()),
                               {{"from", o.from}, {"to", o.to}, {"realm", o.realm}}};
+    if (!o.user.empty()) start.parameters.emplace_back("user", o.user);
+    for (const auto& p : o.parameters) start.parameters.push_back(p);
     const Endpoint to{o.url.host == "localhost" ? *IpAddress::parse("127.0.0.1") : *IpAddress::parse(o.url.host), o.url.port};
     auto* raw = s.get();
     sessions_.emplace(o.key, std::move(s));
@@ -218,6 +229,8 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
             auto* s = static_cast<Session*>(h->data);
             if (addr == nullptr || nread <= 0 || (flags & UV_UDP_PARTIAL) != 0 || s->ended || !s->media) return;
             const auto from = Endpoint::from_sockaddr(addr);
+            if (from && s->relaying)
+                return s->relay(*from, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)});
             if (!from || from->ip != s->media->media().remote.ip) return;   // the trunk's media address only
             s->media->on_rtp(io::read_clock().mono, {reinterpret_cast<const std::uint8_t*>(buf->base), static_cast<std::size_t>(nread)},
                              s->to_agent);
@@ -244,7 +257,9 @@ void AgentHost::close_agent(const std::string& key, const gateway::CallSummary& 
     Session& s = *it->second;
     if (s.ended) return;
     s.ended = true;
-    if (s.upgraded && s.media && !s.conn.closing()) {
+    if (s.relaying) {   // the agent had its `stop` at the hand-over
+        if (!s.conn_gone && !s.conn.closing() && !s.conn.draining()) s.conn.close();
+    } else if (s.upgraded && s.media && !s.conn.closing()) {
         s.send_text(s.media->stop());
         s.conn.send(s.decoder.close(sip::ws_close::Normal));
         s.conn.close_after_write(2000);
@@ -256,7 +271,7 @@ void AgentHost::close_agent(const std::string& key, const gateway::CallSummary& 
         log::info("agent: call {} ended ({}): {} frames played, {} dropped, {} bad messages", key, summary.end_reason,
                   c.frames_played, c.frames_dropped, c.bad_messages);
     }
-    ended_(summary, s.media ? s.media->stats() : gateway::AgentLegStats{});
+    if (s.record) ended_(summary, s.media ? s.media->stats() : gateway::AgentLegStats{});
     close_udp(s);
     arm();
 }
@@ -327,7 +342,7 @@ void AgentHost::on_tick() {
     std::vector<Session*> due;
     for (auto& [key, s] : sessions_) due.push_back(s.get());
     for (Session* s : due) {
-        if (s->ended || !s->media) continue;
+        if (s->ended || !s->media || s->relaying) continue;
         if (!s->upgraded) {
             if (now_ms >= s->deadline_ms) s->fail("no answer from the agent in time");
             continue;
@@ -343,6 +358,48 @@ void AgentHost::on_tick() {
         }
         s->flush();
     }
+}
+
+// Hand-over (issue 17, gateway/agent_transfer.cpp): `stop` to the agent, its stream closed;
+// the socket the caller sends to stays and relays. The caller's RTP is the SDP's address (by
+// IP, as before); the browser call's media is the one endpoint relay_to() named.
+std::optional<std::string> AgentHost::hand_over(const std::string& key) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) return std::nullopt;
+    Session& s = *it->second;
+    if (s.ended || s.relaying || !s.upgraded || !s.media || s.conn.closing()) return std::nullopt;
+    s.relaying = true;
+    s.send_text(s.media->stop());
+    s.conn.send(s.decoder.close(sip::ws_close::Normal));
+    s.conn.close_after_write(2000);
+    log::info("agent: call {}: handed over; the agent's stream is stopped, its RTP socket relays", key);
+    return s.answer_sdp;
+}
+
+void AgentHost::relay_to(const std::string& key, const std::string& sdp) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || !it->second->relaying) return;
+    const auto answer = gateway::parse_sdp(sdp);
+    if (!answer) return;
+    for (const auto& m : answer->media) {
+        const auto ip = IpAddress::parse(m.connection);
+        if (m.media != "audio" || m.port == 0 || !ip) continue;
+        it->second->relay_peer = Endpoint{*ip, m.port};
+        return;
+    }
+}
+
+void AgentHost::Session::relay(const Endpoint& from, std::span<const std::uint8_t> datagram) {
+    const Endpoint caller = media->media().remote;
+    std::optional<Endpoint> to;
+    if (relay_peer && from == *relay_peer) to = caller;
+    else if (from.ip == caller.ip && relay_peer) to = relay_peer;
+    if (!to || !udp_open || udp_closing) return;
+    sockaddr_storage ss{};
+    to->to_sockaddr(ss);
+    const uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
+                                     static_cast<unsigned>(datagram.size()));
+    io::udp_send(&udp, reinterpret_cast<const sockaddr*>(&ss), {&buf, 1});
 }
 
 void AgentHost::close() {

@@ -154,6 +154,11 @@ void GatewayHost::start_agents() {
             m.stats.trunk_out = {leg.out_packets, leg.out_bytes};
             record(s, m);
         });
+    agents_->on_transfer([this](const std::string& key, const std::string& to) {
+        std::vector<sip::Action> out;
+        router_->agent_transfer(io::read_clock().mono, key, to, out);
+        apply(out);
+    });
     router_->set_agents(agents_.get());
 }
 
@@ -541,7 +546,9 @@ void GatewayHost::send_local(sip::Send& a) {
 }
 
 void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media) {
-    const GatewayMedia::Summary m = media_->finish(media);
+    GatewayMedia::Summary m = media_->finish(media);
+    // Issue 17: a browser's call to an agent; its "trunk" leg is the agent's stream.
+    if (s.agent && !m.codecs.empty()) m.codecs = m.codecs.substr(0, m.codecs.find('/')) + "/agent";
     if (!m.failure.empty() && s.end_reason.starts_with("media"))
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
     // A trunk SDP refused for SRTP (srtp = required without keys, keys we cannot use) ended the

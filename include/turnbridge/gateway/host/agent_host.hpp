@@ -42,8 +42,14 @@ public:
     AgentHost(uv_loop_t* loop, IpAddress rtp_ip, Answered answered, Failed failed, Ended ended);
     ~AgentHost() override;
 
+    using Transfer = std::function<void(const std::string& key, const std::string& to)>;
+    // The agent asked for a hand-over ({"event":"transfer","to":"..."}); unset: logged only.
+    void on_transfer(Transfer f) { transfer_ = std::move(f); }
+
     bool open_agent(const gateway::AgentOpen& open) override;
     void close_agent(const std::string& key, const gateway::CallSummary& summary) override;
+    std::optional<std::string> hand_over(const std::string& key) override;   // agent_relay.cpp
+    void relay_to(const std::string& key, const std::string& sdp) override;
     void close();   // shutdown: every handle
     std::size_t calls() const { return sessions_.size(); }
     const AgentCounts& counts() const { return counts_; }
@@ -62,6 +68,7 @@ private:
     Answered answered_;
     Failed failed_;
     Ended ended_;
+    Transfer transfer_;
     uv_timer_t tick_{};
     bool ticking_ = false;
     std::uint64_t origin_ns_ = 0;   // uv_hrtime() of tick 0

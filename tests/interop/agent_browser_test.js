@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// Browser callers and AI agents (issue 17, must-show 4 and 5). One turnbridge on loopback, a
+// Twilio Media Streams agent written here with the `ws` package, headless Chromium running
+// JsSIP (relay-only ICE through turnbridge's TURN), sipp as the trunk:
+//   4. the page dials "ai" ([realm.X.gateway.agents]): the agent gets connected and start (from,
+//      to, realm, user and its static parameter), then the page's 880 Hz tone as mu-law that
+//      decodes to 880 Hz within 2 %; the agent's 520 Hz tone (mu-law) reaches the page as Opus,
+//      and the page measures 520 Hz within 2 %. The page hangs up: the agent gets stop; the call
+//      record says opus/agent.
+//   5. sipp calls a DID routed to agent:ws://.../handover; the agent hears sipp's tone, then sends
+//      {"event":"transfer","to":"test"}: its stream ends with stop, the page (auto-answer) gets
+//      the call and hears sipp's 600 Hz tone (2 %); sipp's BYE ends the page's session.
+// interop-timeout: 90
+'use strict';
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { WebSocketServer } = require('ws');
+const { Turnbridge, runSuite, childList, portPicker, USER, REALM, gatewayServerConfig } = require('./harness');
+const { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, freeTriple,
+  freeRange, within, fmtHz, openRegisteredPage } = require('./gateway_call_test');
+
+const AGENT_NAME = 'ai';
+const HANDOVER_DID = '+15550177';
+const PAGE_TONE_HZ = 880;
+const AGENT_TONE_HZ = 520;
+const TRUNK_TONE_HZ = 600;
+const TOTAL_MS = 85000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let workDir = null;
+let serverDir = null;
+
+// 200 ms of the agent's tone as mu-law, a whole number of periods at 8 kHz so chunks join up.
+const AGENT_CHUNK = Buffer.from(Array.from({ length: 1600 },
+  (_, i) => ulawEncode(Math.round(8000 * Math.sin((2 * Math.PI * AGENT_TONE_HZ * i) / 8000)))));
+
+// The agent: every stream's messages in order, by path; on /stream it talks (a tone, 200 ms every
+// 200 ms: paced by turnbridge's playout buffer), on /handover it hands its caller over to USER
+// once it has heard a second of the caller.
+function startAgent(port) {
+  const streams = [];
+  const wss = new WebSocketServer({ host: '127.0.0.1', port });
+  wss.on('connection', (ws, req) => {
+    const s = { path: req.url, messages: [], closed: false, auth: req.headers.authorization || '' };
+    streams.push(s);
+    let sid = null;
+    let talk = null;
+    ws.on('message', (data) => {
+      let m;
+      try { m = JSON.parse(String(data)); } catch { return; }
+      s.messages.push(m);
+      if (m.event === 'start') {
+        sid = m.streamSid;
+        if (s.path === '/stream') {
+          const send = () => ws.send(JSON.stringify({ event: 'media', streamSid: sid, media: { payload: AGENT_CHUNK.toString('base64') } }));
+          send();
+          talk = setInterval(send, 200);
+        }
+      } else if (m.event === 'media' && s.path === '/handover'
+        && s.messages.filter((x) => x.event === 'media').length === 50) {
+        ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to: USER }));
+      } else if (m.event === 'stop') {
+        clearInterval(talk);
+      }
+    });
+    ws.on('close', () => { s.closed = true; clearInterval(talk); });
+  });
+  return { streams, close: () => new Promise((r) => wss.close(() => r())) };
+}
+
+// The mu-law the agent received on stream `s`, decoded, last `seconds`.
+function heardByAgent(s, seconds) {
+  const bytes = Buffer.concat(s.messages.filter((m) => m.event === 'media').map((m) => Buffer.from(m.media.payload, 'base64')));
+  const samples = Array.from(bytes.subarray(Math.max(0, bytes.length - 8000 * seconds)), ulawDecode);
+  return { bytes: bytes.length, hz: samples.length > 4000 ? dominantHz(samples) : 0 };
+}
+
+function adminGet(port, target) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: target, timeout: 5000, headers: { Authorization: 'Bearer t0ken' } },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+      });
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+  });
+}
+
+async function waitFor(fn, ms) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = fn();
+    if (v) return v;
+    await sleep(50);
+  }
+  return fn();
+}
+
+async function main(results, cleanup) {
+  const taken = new Set();
+  const pick = portPicker(taken);
+  const wsPort = await pick();
+  const sipPort = await pick();
+  const adminPort = await pick();
+  const agentPort = await pick();
+  const trunkPort = await pick();
+  const uacPort = await pick();
+  const uacMediaPort = await freeTriple(taken);
+  const mediaLo = await freeRange(taken, 100);
+
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-browser-'));
+  workDir = work;
+  const wav = path.join(work, 'tone.wav');
+  writeToneWav(wav, PAGE_TONE_HZ, 2);
+  const pcap = path.join(work, 'tone.pcap');
+  writeTonePcap(pcap, TRUNK_TONE_HZ, 14);
+
+  const agent = startAgent(agentPort);
+  cleanup.push(() => agent.close());
+  const tb = new Turnbridge({
+    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
+    extraConfig: `
+[realm."${REALM}".gateway]
+enabled = true
+trunk = "sip:127.0.0.1:${trunkPort};transport=udp"
+codecs = ["opus", "pcmu"]
+agent_authorization = "Bearer realm-wide"
+[realm."${REALM}".gateway.agents]
+"${AGENT_NAME}" = { url = "ws://127.0.0.1:${agentPort}/stream", authorization = "Bearer ai-token", parameters = { lang = "en" } }
+"+15550199" = "ws://127.0.0.1:${agentPort}/other"
+[realm."${REALM}".gateway.routes]
+"${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
+
+[accounting]
+flush_interval = 1
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+token = "t0ken"
+`,
+  });
+  cleanup.push(() => tb.killNow());
+  serverDir = tb.dir;
+  await tb.start();
+  const sipps = childList(cleanup);
+  const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
+  const pageEvents = async () => (await page.evaluate(() => gw.events())).slice(-12).join(' | ');
+
+  // --- 4: the page calls the agent -------------------------------------------------------------
+  {
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${AGENT_NAME}@${REALM}`);
+    results.check(`browser -> agent: the call to "${AGENT_NAME}" is answered once the agent's stream is up`, call.confirmed,
+      `${JSON.stringify(call.ended)}; ${await pageEvents()}`);
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    results.check('browser -> agent: ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
+      `${media.connection}, track ${media.track}`);
+    await sleep(2500);
+    const heard = await page.evaluate(() => gw.measure(2400));
+    const stats = await page.evaluate(() => gw.stats());
+    results.check(`browser -> agent: the page hears the agent's ${AGENT_TONE_HZ} Hz tone (2 %)`, within(heard.peakHz, AGENT_TONE_HZ),
+      `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB, ${stats.packetsReceived} packets (${stats.codec}), local ${stats.local && stats.local.type}`);
+    const s = agent.streams.find((x) => x.path === '/stream');
+    const start = s && s.messages.find((m) => m.event === 'start');
+    const p = (start && start.start && start.start.customParameters) || {};
+    results.check('browser -> agent: connected, then start with from, to, realm, user and the static parameter',
+      s && s.messages[0].event === 'connected' && p.from === USER && p.to === AGENT_NAME && p.realm === REALM && p.user === USER
+        && p.lang === 'en' && start.start.mediaFormat.encoding === 'audio/x-mulaw',
+      s ? `${s.messages.slice(0, 2).map((m) => m.event)} ${JSON.stringify(p)}` : 'no stream on /stream');
+    results.check("browser -> agent: the upgrade carries the agent entry's Authorization", s && s.auth === 'Bearer ai-token',
+      s ? s.auth : '-');
+    const fromPage = s ? heardByAgent(s, 2) : { bytes: 0, hz: 0 };
+    results.check(`browser -> agent: the agent hears the page's ${PAGE_TONE_HZ} Hz tone as mu-law (2 %)`,
+      within(fromPage.hz, PAGE_TONE_HZ), `${fmtHz(fromPage.hz)} Hz from ${fromPage.bytes} bytes`);
+    const ended = await page.evaluate(() => gw.hangup(5000));
+    results.check('browser -> agent: the page hangs up', ended && ended.originator === 'local' && !ended.failed, JSON.stringify(ended));
+    const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 5000);
+    results.check("browser -> agent: the page's BYE ends the agent's stream with stop", !!stopped,
+      s ? s.messages.slice(-2).map((m) => m.event).join(',') : '-');
+    await sleep(2000);
+    const calls = await adminGet(adminPort, `/api/v1/calls?user=${USER}`);
+    let rows = [];
+    try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
+    const list = Array.isArray(rows) ? rows : (rows.calls || []);
+    const rec = list.find((r) => r.remote === AGENT_NAME);
+    results.check('browser -> agent: the call record has codecs opus/agent', rec && rec.codecs === 'opus/agent' && rec.status === 200,
+      rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason }) : `${calls.status} ${calls.body.slice(0, 300)}`);
+  }
+
+  // --- 5: the trunk calls the agent, which hands the caller over to the page -----------------
+  {
+    const uac = path.join(work, 'uac_tone.xml');
+    fs.writeFileSync(uac, uacScenario(pcap, 11000));
+    const sipp = runSipp(work, 'uac_handover', uac,
+      ['-s', HANDOVER_DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort)], sipps);
+    const answered = await page.evaluate(() => gw.waitIncoming(20000));
+    results.check('hand-over: the agent\'s transfer rings the registered page, which answers', answered.confirmed,
+      `${JSON.stringify(answered.ended)}; ${await pageEvents()}`);
+    const s = agent.streams.find((x) => x.path === '/handover');
+    const heardAgent = s ? heardByAgent(s, 0.9) : { bytes: 0, hz: 0 };
+    results.check(`hand-over: before it, the agent heard sipp's ${TRUNK_TONE_HZ} Hz tone (2 %)`, within(heardAgent.hz, TRUNK_TONE_HZ),
+      `${fmtHz(heardAgent.hz)} Hz from ${heardAgent.bytes} bytes`);
+    const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 5000);
+    results.check("hand-over: the agent's stream ends with stop and closes", !!stopped,
+      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /handover');
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    results.check('hand-over: ICE and DTLS connected through the relay', media.connection === 'connected' && media.track,
+      `${media.connection}, track ${media.track}`);
+    await sleep(1000);
+    const heard = await page.evaluate(() => gw.measure(2400));
+    const stats = await page.evaluate(() => gw.stats());
+    results.check(`hand-over: the page hears the caller's (sipp's) ${TRUNK_TONE_HZ} Hz tone (2 %)`, within(heard.peakHz, TRUNK_TONE_HZ),
+      `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB, ${stats.packetsReceived} packets (${stats.codec})`);
+    const ended = await page.evaluate(() => gw.waitEnded(20000));
+    results.check("hand-over: sipp's BYE ends the page's session", answered.confirmed && ended && ended.originator === 'remote'
+      && !ended.failed, JSON.stringify(ended));
+    const code = await sippExit(sipp, 8000);
+    results.check('hand-over: sipp (the caller) completed its call (exit 0)', code === 0,
+      `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  }
+
+  await page.evaluate(() => gw.stop());
+  await browser.close();
+  results.check('turnbridge is still running', tb.alive());
+  const code = await tb.stop();
+  results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);
+  if (code !== 0) console.log(tb.logTail());
+}
+
+runSuite('agent_browser', TOTAL_MS, main, () => [workDir, serverDir]);
