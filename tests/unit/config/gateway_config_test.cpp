@@ -141,6 +141,51 @@ TEST_CASE("agent: route targets and the agent keys (issue 17)") {
     CHECK(defaults->find_realm("example.org")->gateway.agent_playout_frames == 500);
 }
 
+TEST_CASE("agent: [realm.X.gateway.agents], names a browser dials (issue 17)") {
+    const std::string table = "agent_authorization = \"Bearer realm\"\n[realm.\"example.org\".gateway.agents]\n";
+    auto cfg = accepted(gateway(table + "ai = \"ws://127.0.0.1:8765/stream\"\n"
+                                        "\"+15550199\" = { url = \"agent:wss://[::1]/a\", authorization = \"Bearer own\", "
+                                        "parameters = { lang = \"en\", tier = \"gold\" } }"));
+    REQUIRE(cfg);
+    const auto& agents = cfg->find_realm("example.org")->gateway.agents;
+    REQUIRE(agents.size() == 2);
+    const auto& ai = agents.at("ai");
+    CHECK(ai.url.host == "127.0.0.1");
+    CHECK(ai.url.port == 8765);
+    CHECK(ai.url.target == "/stream");
+    CHECK(ai.authorization == "Bearer realm");   // the gateway's, without its own
+    CHECK(ai.parameters.empty());
+    const auto& num = agents.at("+15550199");
+    CHECK(num.url.secure);
+    CHECK(num.url.port == 443);
+    CHECK(num.authorization == "Bearer own");
+    REQUIRE(num.parameters.size() == 2);
+    CHECK(num.parameters[0] == std::pair<std::string, std::string>{"lang", "en"});
+    CHECK(num.parameters[1] == std::pair<std::string, std::string>{"tier", "gold"});
+    CHECK(accepted(gateway(""))->find_realm("example.org")->gateway.agents.empty());
+
+    const std::string a = "realm.\"example.org\".gateway.agents.";
+    struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
+    const std::vector<Row> rows = {
+        {"http", table + "ai = \"http://127.0.0.1/x\"", a + "ai", 11, "expected agent:ws://"},
+        {"host name", table + "ai = \"ws://agents.example/x\"", a + "ai", 11, "must be an IP address or localhost"},
+        {"bad name", table + "\"a b\" = \"ws://127.0.0.1/x\"", a + "\"a b\"", 11, "expected a name or number a browser dials"},
+        {"no url", table + "ai = { authorization = \"x\" }", a + "ai", 11, "expected url ="},
+        {"typo", table + "ai = { url = \"ws://127.0.0.1/x\", params = {} }", a + "ai.params", 11, "did you mean"},
+        {"two-line authorization", table + "ai = { url = \"ws://127.0.0.1/x\", authorization = \"a\\r\\nb: c\" }",
+         a + "ai.authorization", 11, "expected one line"},
+        {"own parameter", table + "ai = { url = \"ws://127.0.0.1/x\", parameters = { from = \"x\" } }",
+         a + "ai.parameters.from", 11, "set by turnbridge"},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.name);
+        const auto e = rejected(gateway(row.text));
+        CHECK(e.key == row.key);
+        CHECK(e.line == row.line);
+        CHECK_MESSAGE(e.message.find(row.says) != std::string::npos, e.message);
+    }
+}
+
 TEST_CASE("bad gateway settings are rejected, naming the key, its line and what was expected") {
     const std::string g = "realm.\"example.org\".gateway.";
     struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
