@@ -11,7 +11,9 @@
 // call sends on that flow is answered here as a trunk would (ACK for its 200, 200 for its BYE).
 // So the call's code is the one every inbound call runs, and the trunk sees no re-INVITE.
 // Ends: the browser's BYE (or a refused fork: 480, 486, 603...) sends BYE to the trunk; the
-// trunk's BYE hangs up the browser. Transfer to a number through the trunk is not done yet.
+// trunk's BYE hangs up the browser. A number ("+15557001", no user of that name registered) is
+// called through the realm's trunk the same way, as an outbound call whose browser side is the
+// caller: the SDP passes through, and the relay joins the two trunk legs' RTP.
 #include <fmt/format.h>
 
 #include "turnbridge/base/log.hpp"
@@ -27,7 +29,67 @@ std::string target_user(std::string_view to) {
     return std::string(to.substr(0, to.find('@')));
 }
 
+// "+15557001", "15557001": a number for the trunk (digits, an optional leading +).
+bool is_number(std::string_view s) {
+    if (s.starts_with('+')) s.remove_prefix(1);
+    return !s.empty() && s.size() <= 32 && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 }  // namespace
+
+// The caller's INVITE as our own call takes it on kHandoverFlow: a Via of ours (its branch must
+// not match the trunk's finished transaction), no session timer or 100rel (nobody would refresh
+// or PRACK), and the relay's SDP as the offer. The server transaction's key, "" if none.
+std::string SipRouter::handover_invite(sip::Time now, AgentCall& a, const std::string& relay, const std::string& to) {
+    auto invite = a.invite->clone();
+    if (!to.empty()) invite.set_to(to);
+    invite.pop_via();
+    invite.push_via("TCP", "handover.invalid", sip::new_branch(random_));
+    for (const char* h : {"Session-Expires", "Min-SE", "Require", "Supported", "Record-Route"}) invite.remove_header(h);
+    invite.set_body("application/sdp", relay);
+    std::vector<sip::Action> in;
+    layer_.on_message(now, kHandoverFlow, true, invite.clone(), in);
+    std::string tx;
+    for (auto& x : in)
+        if (auto* r = std::get_if<sip::RequestIn>(&x)) tx = r->tx;
+    if (!tx.empty()) a.handover_invite.emplace(std::move(invite));
+    return tx;
+}
+
+// A number: our own call through the realm's trunk, its SDP passed through unchanged (the relay
+// is G.711 RTP already), the relay then joining the caller and the called number's media.
+void SipRouter::agent_transfer_to_trunk(sip::Time now, AgentCall& a, const config::Realm& realm,
+                                        const std::string& number, std::vector<sip::Action>& out) {
+    const std::string key = a.summary.call_id;
+    auto trunk = trunk_leg(realm);
+    if (!trunk) {
+        log::warn("agent: call {}: transfer to {} ignored: the trunk cannot be reached", key, number);
+        return;
+    }
+    const auto relay = agents_->hand_over(key);
+    if (!relay) return;
+    const std::string tx = handover_invite(now, a, *relay, "<sip:" + number + "@" + realm.name + ">");
+    if (tx.empty()) return;
+    const auto& gw = realm.gateway;
+    CallEntry& e = calls_.emplace_back();
+    e.trunk_flow = trunk->leg.transport;
+    e.media = pass_through_media(realm, true);
+    e.agent_key = key;
+    e.summary.realm = realm.name;
+    e.summary.account = "agent";
+    e.summary.outbound = true;
+    e.summary.remote = number;
+    e.summary.started = now;
+    sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
+                              gw.caller_id, trunk->scheme, {}, false, gw.rel100};
+    account.timers.enabled = false;
+    log::event(log::Level::Info, "call.started", {realm.name, "agent", {}, key, {}, {}, number, {}, std::nullopt},
+               fmt::format("agent: call {}: handed over to {} through the trunk", key, number));
+    std::vector<sip::Action> more;
+    e.call = std::make_unique<sip::Call>(now, tx, *a.handover_invite, sip::LegAddress{kHandoverFlow, true, a.local},
+                                         trunk->leg, std::move(account), *e.media, random_, layer_, more);
+    process(now, 0, nullptr, more, out);
+}
 
 void SipRouter::agent_transfer(sip::Time now, const std::string& key, const std::string& to,
                                std::vector<sip::Action>& out) {
@@ -44,8 +106,8 @@ void SipRouter::agent_transfer(sip::Time now, const std::string& key, const std:
     if (realm == nullptr || user.empty()) return;
     const auto bindings = shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + realm->name); });
     if (bindings.empty()) {
-        log::info("agent: call {}: transfer to {} ignored: no registered browser of that user in {} "
-                  "(numbers through the trunk are not done yet)", key, to, realm->name);
+        if (is_number(user)) return agent_transfer_to_trunk(now, a, *realm, user, out);
+        log::info("agent: call {}: transfer to {} ignored: no registered browser of that user in {}", key, to, realm->name);
         return;
     }
     auto media = media_(*realm, false);
@@ -55,21 +117,8 @@ void SipRouter::agent_transfer(sip::Time now, const std::string& key, const std:
     }
     const auto relay = agents_->hand_over(key);
     if (!relay) return;
-    // The caller's INVITE as our own call takes it: a Via of ours (its branch must not match the
-    // trunk's finished transaction), no session timer or 100rel (nobody would refresh or PRACK),
-    // and the relay's SDP as the offer.
-    auto invite = a.invite->clone();
-    invite.pop_via();
-    invite.push_via("TCP", "handover.invalid", sip::new_branch(random_));
-    for (const char* h : {"Session-Expires", "Min-SE", "Require", "Supported", "Record-Route"}) invite.remove_header(h);
-    invite.set_body("application/sdp", *relay);
-    std::vector<sip::Action> in;
-    layer_.on_message(now, kHandoverFlow, true, invite.clone(), in);
-    std::string tx;
-    for (auto& x : in)
-        if (auto* r = std::get_if<sip::RequestIn>(&x)) tx = r->tx;
+    const std::string tx = handover_invite(now, a, *relay);
     if (tx.empty()) return;   // cannot happen: a fresh branch
-    a.handover_invite.emplace(std::move(invite));
     const sip::LocalAddress browser_local =
         marked({"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}});
     CallEntry& e = calls_.emplace_back();

@@ -11,6 +11,9 @@
 //   5. sipp calls a DID routed to agent:ws://.../handover; the agent hears sipp's tone, then sends
 //      {"event":"transfer","to":"test"}: its stream ends with stop, the page (auto-answer) gets
 //      the call and hears sipp's 600 Hz tone (2 %); sipp's BYE ends the page's session.
+//   5b. another DID's agent transfers to "+15557001": turnbridge calls it through the trunk (sipp as
+//      UAS behind an RTP tap), the agent's stream ends with stop, the number hears the caller's
+//      600 Hz tone through the relay, and the caller's BYE ends both legs.
 // interop-timeout: 90
 'use strict';
 const fs = require('node:fs');
@@ -20,10 +23,12 @@ const path = require('node:path');
 const { WebSocketServer } = require('ws');
 const { Turnbridge, runSuite, childList, portPicker, USER, REALM, gatewayServerConfig } = require('./harness');
 const { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, freeTriple,
-  freeRange, within, fmtHz, openRegisteredPage } = require('./gateway_call_test');
+  freeRange, within, fmtHz, openRegisteredPage, openTap, UAS_SCENARIO } = require('./gateway_call_test');
 
 const AGENT_NAME = 'ai';
 const HANDOVER_DID = '+15550177';
+const NUMBER_DID = '+15550178';      // its agent hands over to TARGET through the trunk
+const TARGET = '+15557001';
 const PAGE_TONE_HZ = 880;
 const AGENT_TONE_HZ = 520;
 const TRUNK_TONE_HZ = 600;
@@ -58,9 +63,9 @@ function startAgent(port) {
           send();
           talk = setInterval(send, 200);
         }
-      } else if (m.event === 'media' && s.path === '/handover'
+      } else if (m.event === 'media' && s.path !== '/stream'
         && s.messages.filter((x) => x.event === 'media').length === 50) {
-        ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to: USER }));
+        ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to: s.path === '/handover' ? USER : TARGET }));
       } else if (m.event === 'stop') {
         clearInterval(talk);
       }
@@ -109,6 +114,8 @@ async function main(results, cleanup) {
   const trunkPort = await pick();
   const uacPort = await pick();
   const uacMediaPort = await freeTriple(taken);
+  const tapPort = await freeTriple(taken);
+  const echoPort = await freeTriple(taken);
   const mediaLo = await freeRange(taken, 100);
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-browser-'));
@@ -133,6 +140,7 @@ agent_authorization = "Bearer realm-wide"
 "+15550199" = "ws://127.0.0.1:${agentPort}/other"
 [realm."${REALM}".gateway.routes]
 "${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
+"${NUMBER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/tonumber"]
 
 [accounting]
 flush_interval = 1
@@ -219,6 +227,34 @@ token = "t0ken"
     const code = await sippExit(sipp, 8000);
     results.check('hand-over: sipp (the caller) completed its call (exit 0)', code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  }
+
+  // --- 5b: the agent hands its caller over to a number, called through the trunk --------------
+  {
+    const tap = await openTap(cleanup, tapPort, echoPort);
+    const uas = runSipp(work, 'uas_target', UAS_SCENARIO, ['-i', '127.0.0.1', '-p', String(trunkPort),
+      '-mp', String(echoPort), '-rtp_echo', '-set', 'rtpport', String(tapPort), '-set', 'hangup_ms', '0'], sipps);
+    await sleep(300);
+    const uac = path.join(work, 'uac_number.xml');
+    fs.writeFileSync(uac, uacScenario(path.join(work, 'tone.pcap'), 6000));
+    const sipp = runSipp(work, 'uac_number', uac,
+      ['-s', NUMBER_DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort)], sipps);
+    const code = await sippExit(sipp, 20000);
+    results.check('to a number: the caller (sipp) completed its call (exit 0)', code === 0,
+      `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+    const uasCode = await sippExit(uas, 8000);
+    const invite = /INVITE sip:(\S+) SIP\/2\.0/.exec(uas.messages());
+    results.check(`to a number: the trunk gets our INVITE to ${TARGET} and the caller's BYE ends it (exit 0)`,
+      uasCode === 0 && invite && invite[1].startsWith(`${TARGET}@`),
+      `exit ${uasCode}, INVITE ${invite ? invite[1] : 'none'}${uasCode === 0 ? '' : `: ${uas.errors()}`}`);
+    const s = agent.streams.find((x) => x.path === '/tonumber');
+    results.check("to a number: the agent's stream ends with stop and closes",
+      s && s.messages.some((m) => m.event === 'stop') && s.closed, s ? s.messages.slice(-2).map((m) => m.event).join(',') : '-');
+    const trunk = tap.analyse(-1);
+    const hz = trunk.samples.length > 8000 ? dominantHz(trunk.samples.slice(-16000)) : 0;
+    results.check(`to a number: the called number hears the caller's ${TRUNK_TONE_HZ} Hz tone through the relay (2 %), and answers back`,
+      within(hz, TRUNK_TONE_HZ) && tap.fromTrunk.length > 50,
+      `${trunk.packets} PCMU packets, ${fmtHz(hz)} Hz; ${tap.fromTrunk.length} echoed back`);
   }
 
   await page.evaluate(() => gw.stop());

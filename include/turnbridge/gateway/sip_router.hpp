@@ -317,6 +317,10 @@ private:
     bool hang_up_agent(sip::Time now, const sip::MediaSdp* media, const std::string& why, std::vector<sip::Action>& out);
     void agent_flow_closed(sip::Time now, sip::TransportId id);
     void on_handover_send(sip::Time now, sip::Send& s, std::vector<sip::Action>& out);
+    // `to`: another To for it (a number through the trunk); "" keeps the caller's.
+    std::string handover_invite(sip::Time now, AgentCall& a, const std::string& relay, const std::string& to = {});
+    void agent_transfer_to_trunk(sip::Time now, AgentCall& a, const config::Realm& realm, const std::string& number,
+                                 std::vector<sip::Action>& out);
     void hang_up_handover(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
     bool on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<sip::Action>& out);   // in-dialog
     bool on_agent_cancel(sip::Time now, const std::string& invite_tx, std::vector<sip::Action>& out);
