@@ -179,7 +179,8 @@ void SipRouter::on_handover_send(sip::Time now, sip::Send& s, std::vector<sip::A
         ok.set_body("application/sdp", a->second.handover_invite->body());
     layer_.on_message(now, kHandoverFlow, true, std::move(ok), in);
     process(now, 0, nullptr, in, out);
-    if (method == "BYE" && a != agent_calls_.end()) {
+    if (method != "BYE") return;
+    if (a = agent_calls_.find(key); a != agent_calls_.end()) {   // found again: process() ran
         agent_bye(now, a->second, out);
         end_agent(now, key, "bye-browser");
     }

@@ -10,7 +10,8 @@
 //      record says opus/agent.
 //   5. sipp calls a DID routed to agent:ws://.../handover; the agent hears sipp's tone, then sends
 //      {"event":"transfer","to":"test"}: its stream ends with stop, the page (auto-answer) gets
-//      the call and hears sipp's 600 Hz tone (2 %); sipp's BYE ends the page's session.
+//      the call and hears sipp's 600 Hz tone (2 %); sipp's BYE ends the page's session. Once more,
+//      the page hanging up: sipp gets BYE.
 //   5b. another DID's agent transfers to "+15557001": turnbridge calls it through the trunk (sipp as
 //      UAS behind an RTP tap), the agent's stream ends with stop, the number hears the caller's
 //      600 Hz tone through the relay, and the caller's BYE ends both legs.
@@ -227,6 +228,37 @@ token = "t0ken"
     const code = await sippExit(sipp, 8000);
     results.check('hand-over: sipp (the caller) completed its call (exit 0)', code === 0,
       `exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
+  }
+
+  // --- 5, the other way round: the page hangs up a handed-over call; the caller gets BYE --------
+  {
+    const uac = path.join(work, 'uac_waits.xml');
+    const scenario = uacScenario(path.join(work, 'tone.pcap'), 0)
+      .replace(/<pause milliseconds="0"\/>[^]*<\/scenario>/, `<recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+`);
+    fs.writeFileSync(uac, scenario);
+    const sipp = runSipp(work, 'uac_waits', uac,
+      ['-s', HANDOVER_DID, `127.0.0.1:${sipPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-mp', String(uacMediaPort)], sipps);
+    const answered = await page.evaluate(() => gw.waitIncoming(20000));
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    await sleep(500);
+    const ended = await page.evaluate(() => gw.hangup(5000));
+    const code = await sippExit(sipp, 8000);
+    if (code === 'still running') { sipp.proc.kill('SIGKILL'); await sipp.done; }   // its port is needed next
+    results.check("hand-over: the page's BYE reaches the caller (sipp got BYE and answered 200, exit 0)",
+      answered.confirmed && media.connection === 'connected' && ended && ended.originator === 'local' && code === 0,
+      `answered ${answered.confirmed}, ${media.connection}, ${JSON.stringify(ended)}, exit ${code}${code === 0 ? '' : `: ${sipp.errors()}`}`);
   }
 
   // --- 5b: the agent hands its caller over to a number, called through the trunk --------------
