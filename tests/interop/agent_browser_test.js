@@ -15,7 +15,7 @@
 //   5b. another DID's agent transfers to "+15557001": turnbridge calls it through the trunk (sipp as
 //      UAS behind an RTP tap), the agent's stream ends with stop, the number hears the caller's
 //      600 Hz tone through the relay, and the caller's BYE ends both legs.
-// interop-timeout: 90
+// interop-timeout: 120
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');
@@ -33,7 +33,7 @@ const TARGET = '+15557001';
 const PAGE_TONE_HZ = 880;
 const AGENT_TONE_HZ = 520;
 const TRUNK_TONE_HZ = 600;
-const TOTAL_MS = 85000;
+const TOTAL_MS = 110000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let workDir = null;
 let serverDir = null;
