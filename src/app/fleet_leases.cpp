@@ -166,7 +166,9 @@ void FleetLeases::round(bool all, bool stopping) {
     refused_.store(refused, std::memory_order_relaxed);
     excess_.fetch_add(excess, std::memory_order_relaxed);
     const bool waiting = down_ && !stopping && now < retry_at_;  // PostgreSQL away: ask once a second
-    if ((asks.empty() && !all) || waiting) {
+    const bool any_quota = std::any_of(cfg->realms.begin(), cfg->realms.end(),
+                                       [](const auto& r) { return r.second.quota_bytes != 0; });
+    if ((asks.empty() && !all) || waiting || !any_quota) {  // no quota realm: PostgreSQL is not asked
         leased_.store(leased, std::memory_order_relaxed);
         return;
     }
