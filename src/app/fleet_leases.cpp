@@ -2,6 +2,7 @@
 #include "turnbridge/app/fleet_leases.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "turnbridge/app/accounting_hub.hpp"
@@ -105,6 +106,42 @@ void FleetLeases::run() {
     }
 }
 
+// One user at the start of a round: its traffic settled against its lease, its slot's limit set,
+// and what to ask PostgreSQL for, if anything this round.
+std::optional<accounting::LeaseAsk> FleetLeases::look_at(User& u, const config::Config& cfg, Clock::time_point now,
+                                                         std::int64_t now_ms, bool all, bool stopping, Tally& tally) {
+    const auto realm = cfg.realms.find(u.realm);
+    const std::uint64_t budget = realm == cfg.realms.end() ? 0 : realm->second.quota_bytes;
+    const std::uint64_t used = u.slot->used.load(std::memory_order_acquire);
+    if (budget == 0) {
+        // A reload took the quota away: nothing to lease, nothing to stop.
+        u.slot->limit.store(UINT64_MAX, std::memory_order_release);
+        return std::nullopt;
+    }
+    const std::int64_t period = AccountingHub::period_start(realm->second.quota_period, now_ms);
+    if (period != u.period_start_ms) {
+        // A new period (or the first): a fresh budget; a lease of the old one expires unused.
+        u.period_start_ms = period;
+        u.lease = accounting::QuotaLease(used);
+    }
+    if (down_) u.lease.unreachable();  // also a user who came during the outage
+    const bool give_back =
+        stopping || u.slot->allocations.load(std::memory_order_acquire) == 0 || u.lease.idle(now);
+    // Returning: the limit stays where the slot is, so nothing relays on what goes back.
+    if (give_back) u.slot->limit.store(used, std::memory_order_release);
+    const std::uint64_t excess_before = u.lease.excess_total();
+    u.lease.observe(u.slot->used.load(std::memory_order_acquire), now);
+    tally.excess += u.lease.excess_total() - excess_before;
+    if (!give_back) u.slot->limit.store(u.lease.limit(cfg.fleet), std::memory_order_release);
+    tally.leased += u.lease.lease();
+    tally.refused += u.slot->refused.load(std::memory_order_relaxed);
+    const auto r = u.lease.report(give_back, now);
+    const bool urgent = r.want != 0 && now >= u.backoff;
+    const bool owes = r.within != 0 || r.excess != 0 || (give_back && u.lease.lease() != 0);
+    if (!all && !urgent && !(give_back && owes)) return std::nullopt;
+    return accounting::LeaseAsk{u.realm, u.account, period, budget, r};
+}
+
 void FleetLeases::round(bool all, bool stopping) {
     const auto cfg = config();
     const auto& fleet = cfg->fleet;
@@ -125,43 +162,14 @@ void FleetLeases::round(bool all, bool stopping) {
     }
     std::vector<accounting::LeaseAsk> asks;
     std::vector<User*> asked;
-    std::uint64_t leased = 0, refused = refused_gone_, excess = 0;
+    Tally tally{0, refused_gone_, 0};
     for (const auto& up : users) {
-        User& u = *up;
-        const auto realm = cfg->realms.find(u.realm);
-        const std::uint64_t budget = realm == cfg->realms.end() ? 0 : realm->second.quota_bytes;
-        const std::int64_t period =
-            realm == cfg->realms.end() ? 0 : AccountingHub::period_start(realm->second.quota_period, now_ms);
-        const std::uint64_t used = u.slot->used.load(std::memory_order_acquire);
-        if (budget == 0) {
-            // A reload took the quota away: nothing to lease, nothing to stop.
-            u.slot->limit.store(UINT64_MAX, std::memory_order_release);
-            continue;
-        }
-        if (period != u.period_start_ms) {
-            // A new period (or the first): a fresh budget; a lease of the old one expires unused.
-            u.period_start_ms = period;
-            u.lease = accounting::QuotaLease(used);
-        }
-        if (down_) u.lease.unreachable();  // also a user who came during the outage
-        const bool give_back = stopping || u.slot->allocations.load(std::memory_order_acquire) == 0 ||
-                               u.lease.idle(now);
-        // Returning: the limit stays where the slot is, so nothing relays on what goes back.
-        if (give_back) u.slot->limit.store(used, std::memory_order_release);
-        const std::uint64_t excess_before = u.lease.excess_total();
-        u.lease.observe(u.slot->used.load(std::memory_order_acquire), now);
-        excess += u.lease.excess_total() - excess_before;
-        if (!give_back) u.slot->limit.store(u.lease.limit(fleet), std::memory_order_release);
-        leased += u.lease.lease();
-        refused += u.slot->refused.load(std::memory_order_relaxed);
-        const auto r = u.lease.report(give_back, now);
-        const bool urgent = r.want != 0 && now >= u.backoff;
-        const bool owes = r.within != 0 || r.excess != 0 || (give_back && u.lease.lease() != 0);
-        if (all || urgent || (give_back && owes)) {
-            asks.push_back(accounting::LeaseAsk{u.realm, u.account, period, budget, r});
-            asked.push_back(&u);
+        if (auto ask = look_at(*up, *cfg, now, now_ms, all, stopping, tally)) {
+            asks.push_back(std::move(*ask));
+            asked.push_back(up.get());
         }
     }
+    std::uint64_t leased = tally.leased, refused = tally.refused, excess = tally.excess;
     users_count_.store(users.size(), std::memory_order_relaxed);
     refused_.store(refused, std::memory_order_relaxed);
     excess_.fetch_add(excess, std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -62,7 +63,13 @@ private:
     using Key = std::pair<std::string, std::string>;  // realm, account
     using Spent = std::set<std::tuple<std::string, std::string, std::int64_t>>;
 
+    struct Tally {
+        std::uint64_t leased = 0, refused = 0, excess = 0;
+    };
     void run();
+    std::optional<accounting::LeaseAsk> look_at(User& u, const config::Config& cfg,
+                                                std::chrono::steady_clock::time_point now, std::int64_t now_ms,
+                                                bool all, bool stopping, Tally& tally);
     // One round with PostgreSQL; `all`: report and renew every lease, not only the low ones.
     void round(bool all, bool stopping);
     std::shared_ptr<const config::Config> config() const;
