@@ -17,6 +17,7 @@ truth of what the fleet relayed (relay->peer plus relay->client payload, what qu
    node no more than its lease + GRACE and stops, the fail_open node keeps relaying. A user of a
    realm without a quota relays through the fail_closed node all along. When PostgreSQL is back,
    the nodes report what they relayed: the fleet's count of used bytes is at least the truth.
+3. kill -9 of a node holding a lease: after lease_ttl the lease is gone and counted as used.
 
 Loopback only.
 """
@@ -207,6 +208,7 @@ def test(results):
             n.start()
         budget(results, pg, peer, nodes)
         outage(results, pg, peer, nodes)
+        dead_node(results, pg, peer, nodes)
         for n in nodes:
             code = n.stop()
             results.check(f"{n.name} stops cleanly", code == 0, f"exit {code}")
@@ -294,6 +296,31 @@ def outage(results, pg, peer, nodes):
                   counted >= truth, f"counted {counted} truth {truth}")
     for f in flows:
         f.stop()
+
+
+def dead_node(results, pg, peer, nodes):
+    """kill -9 of a node holding a lease: after lease_ttl its lease is gone from fleet_leases and
+    counted as used, whole (it may have relayed all of it)."""
+    victim = nodes[2]
+    flow = Flow((victim.ip, victim.big_port), "q2", peer)
+    deadline = time.monotonic() + 5
+    held = {}
+    while time.monotonic() < deadline and not held.get(victim.name):
+        time.sleep(0.2)
+        held = leases(pg, "q2")
+    flow.paused = True
+    time.sleep(0.5)
+    held = leases(pg, "q2").get(victim.name, 0)
+    used_before = int(psql(pg, "SELECT used FROM fleet_quota WHERE account = 'q2'")[0][0])
+    victim.kill9()
+    flow.stop()
+    time.sleep(LEASE_TTL + 1.5)   # then another node's next round settles it
+    left = leases(pg, "q2").get(victim.name, 0)
+    used_after = int(psql(pg, "SELECT used FROM fleet_quota WHERE account = 'q2'")[0][0])
+    results.check("a killed node's lease is gone after lease_ttl", held > 0 and left == 0, f"held {held}, left {left}")
+    results.check("... and counted as used, whole", used_after - used_before >= held,
+                  f"used {used_before} -> {used_after}, lease {held}")
+    victim.start()
 
 
 if __name__ == "__main__":
