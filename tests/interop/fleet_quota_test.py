@@ -287,11 +287,14 @@ def outage(results, pg, peer, nodes):
     pg.start()
     for f in flows:
         f.paused = True
-    time.sleep(3)
+    time.sleep(1)
     truth = sum(f.relayed() for f in flows)
-    used = psql(pg, "SELECT used + coalesce((SELECT sum(granted) FROM fleet_leases WHERE account = 'q2'), 0) "
-                    "FROM fleet_quota WHERE account = 'q2'")
-    counted = int(used[0][0]) if used else 0
+    counted, deadline = 0, time.monotonic() + 15   # the nodes report within a round or two
+    while counted < truth and time.monotonic() < deadline:
+        time.sleep(0.5)
+        used = psql(pg, "SELECT used + coalesce((SELECT sum(granted) FROM fleet_leases WHERE account = 'q2'), 0) "
+                        "FROM fleet_quota WHERE account = 'q2'")
+        counted = int(used[0][0]) if used else 0
     results.check("after the outage the fleet counts at least what was relayed (used + leases >= truth)",
                   counted >= truth, f"counted {counted} truth {truth}")
     for f in flows:
@@ -314,8 +317,11 @@ def dead_node(results, pg, peer, nodes):
     used_before = int(psql(pg, "SELECT used FROM fleet_quota WHERE account = 'q2'")[0][0])
     victim.kill9()
     flow.stop()
-    time.sleep(LEASE_TTL + 1.5)   # then another node's next round settles it
-    left = leases(pg, "q2").get(victim.name, 0)
+    time.sleep(LEASE_TTL)   # then another node's next round settles it
+    left, deadline = held, time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(0.3)
+        left = leases(pg, "q2").get(victim.name, 0)
     used_after = int(psql(pg, "SELECT used FROM fleet_quota WHERE account = 'q2'")[0][0])
     results.check("a killed node's lease is gone after lease_ttl", held > 0 and left == 0, f"held {held}, left {left}")
     results.check("... and counted as used, whole", used_after - used_before >= held,
