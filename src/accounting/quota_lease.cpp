@@ -42,6 +42,7 @@ bool QuotaLease::wants_more(Time) const {
 
 QuotaLease::Report QuotaLease::report(bool give_back, Time now) const {
     Report r{within_, excess_, give_back ? 0 : lease_, 0};
+    if (!give_back && idle(now)) r.hold = kLeaseMinSlice;
     if (give_back || !wants_more(now)) return r;
     const double span = std::chrono::duration<double>(kLeaseSpan).count();
     const std::uint64_t target = rate_known_ && rate_ > 0

@@ -125,20 +125,24 @@ std::optional<accounting::LeaseAsk> FleetLeases::look_at(User& u, const config::
         u.lease = accounting::QuotaLease(used);
     }
     if (down_) u.lease.unreachable();  // also a user who came during the outage
-    const bool give_back =
-        stopping || u.slot->allocations.load(std::memory_order_acquire) == 0 || u.lease.idle(now);
-    // Returning: the limit stays where the slot is, so nothing relays on what goes back.
+    const bool give_back = stopping || u.slot->allocations.load(std::memory_order_acquire) == 0;
+    const bool idle = !give_back && u.lease.idle(now);
+    // Returning: the limit stays where the slot is (idle: one minimum slice above), so nothing
+    // relays on what goes back.
     if (give_back) u.slot->limit.store(used, std::memory_order_release);
+    if (idle)
+        u.slot->limit.store(std::min(u.slot->limit.load(std::memory_order_relaxed), used + accounting::kLeaseMinSlice),
+                            std::memory_order_release);
     const std::uint64_t excess_before = u.lease.excess_total();
     u.lease.observe(u.slot->used.load(std::memory_order_acquire), now);
     tally.excess += u.lease.excess_total() - excess_before;
-    if (!give_back) u.slot->limit.store(u.lease.limit(cfg.fleet), std::memory_order_release);
+    if (!give_back && !idle) u.slot->limit.store(u.lease.limit(cfg.fleet), std::memory_order_release);
     tally.leased += u.lease.lease();
     tally.refused += u.slot->refused.load(std::memory_order_relaxed);
     const auto r = u.lease.report(give_back, now);
     const bool urgent = r.want != 0 && now >= u.backoff;
-    const bool owes = r.within != 0 || r.excess != 0 || (give_back && u.lease.lease() != 0);
-    if (!all && !urgent && !(give_back && owes)) return std::nullopt;
+    const bool owes = r.within != 0 || r.excess != 0 || r.hold < u.lease.lease();
+    if (!all && !urgent && !((give_back || idle) && owes)) return std::nullopt;
     return accounting::LeaseAsk{u.realm, u.account, period, budget, r};
 }
 

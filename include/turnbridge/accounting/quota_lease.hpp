@@ -45,8 +45,10 @@ public:
     void observe(std::uint64_t used, Time now);
     // The lease runs low: under 5 s of this user's traffic here (or half a minimum slice).
     bool wants_more(Time now) const;
-    bool idle(Time now) const { return lease_ != 0 && now - last_traffic_ >= kLeaseIdle; }
-    // What to send; `give_back`: the user's allocations here ended (or went idle, or the node stops).
+    // No traffic for kLeaseIdle with more than a minimum slice held: all but that slice goes back
+    // (the slice lets traffic resume at once, before the next renewal).
+    bool idle(Time now) const { return lease_ > kLeaseMinSlice && now - last_traffic_ >= kLeaseIdle; }
+    // What to send; `give_back`: the user's allocations here ended, or the node stops: all of it.
     Report report(bool give_back, Time now) const;
     // PostgreSQL committed `sent`; this node's lease there is now `lease` bytes, valid until
     // `sent_at` (taken before the request went out) + `ttl`.

@@ -79,7 +79,7 @@ TEST_CASE("quota lease: the first ask is a first slice; traffic settles within t
     CHECK(r.want == 0);
 }
 
-TEST_CASE("quota lease: idle for 10 s with a lease left: it goes back") {
+TEST_CASE("quota lease: idle for 10 s: all but a minimum slice goes back, and it stays idle") {
     QuotaLease l;
     l.observe(0, kT0);
     l.committed(l.report(false, kT0), 100'000, kT0, seconds(30));
@@ -87,6 +87,13 @@ TEST_CASE("quota lease: idle for 10 s with a lease left: it goes back") {
     CHECK_FALSE(l.idle(kT0 + seconds(10)));
     l.observe(10, kT0 + seconds(11));
     CHECK(l.idle(kT0 + seconds(11)));
+    const auto r = l.report(false, kT0 + seconds(11));
+    CHECK(r.hold == kLeaseMinSlice);
+    CHECK(r.want == 0);
+    l.committed(r, r.hold, kT0 + seconds(11), seconds(30));
+    CHECK_FALSE(l.idle(kT0 + seconds(30)));
+    CHECK_FALSE(l.wants_more(kT0 + seconds(30)));
+    CHECK(l.limit(fleet(config::Fleet::QuotaOutage::FailClosed)) == 10 + kLeaseMinSlice);
 }
 
 TEST_CASE("quota lease while PostgreSQL is unreachable: fail_closed relays only the lease, until lease_ttl") {
