@@ -46,7 +46,21 @@ CREATE TABLE fleet_nodes (
     relay TEXT NOT NULL, state TEXT NOT NULL, allocations BIGINT NOT NULL, spool_rows BIGINT NOT NULL,
     heartbeat TIMESTAMPTZ NOT NULL);
 )",
-                        counters("{} BIGINT NOT NULL DEFAULT 0"))};
+                        counters("{} BIGINT NOT NULL DEFAULT 0")),
+            // 1 -> 2: fleet-wide byte quotas by leases (pg_leases.cpp). fleet_quota: per user and
+            // quota period, the budget and the bytes known used; fleet_leases: what each node
+            // (and boot) holds of the rest, until `expires` (lease_ttl after its last renewal).
+            R"(
+CREATE TABLE fleet_quota (
+    realm TEXT NOT NULL, account TEXT NOT NULL, period_start_ms BIGINT NOT NULL,
+    budget BIGINT NOT NULL, used BIGINT NOT NULL,
+    PRIMARY KEY (realm, account, period_start_ms));
+CREATE TABLE fleet_leases (
+    realm TEXT NOT NULL, account TEXT NOT NULL, period_start_ms BIGINT NOT NULL,
+    node TEXT NOT NULL, boot BIGINT NOT NULL, granted BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (realm, account, period_start_ms, node, boot));
+CREATE INDEX fleet_leases_by_expiry ON fleet_leases (expires);
+)"};
 }
 
 constexpr std::int64_t kSchemaLock = 0x7475726e15;  // "turn" + issue 15: pg_advisory_xact_lock key
@@ -136,6 +150,11 @@ bool PgLedger::is_conninfo(const std::string& text) {
 }
 
 bool PgLedger::connected() const { return conn_ && conn_->ok(); }
+
+void PgLedger::drop(std::string why) {
+    error_ = std::move(why);
+    conn_.reset();
+}
 
 bool PgLedger::connect() {
     if (connected()) return true;

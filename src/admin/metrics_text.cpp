@@ -231,6 +231,16 @@ void fleet_metrics(std::string& out, const std::optional<FleetMetrics>& f) {
     sample(out, "turnbridge_fleet_replayed_rows_total", {}, f->replayed_rows);
     family(out, "turnbridge_fleet_database_up", "gauge", "1 when the last attempt reached PostgreSQL.");
     sample(out, "turnbridge_fleet_database_up", {}, std::uint64_t{f->database_up ? 1u : 0u});
+    family(out, "turnbridge_fleet_quota_users", "gauge", "Quota users with allocations or a lease on this node.");
+    sample(out, "turnbridge_fleet_quota_users", {}, f->quota_users);
+    family(out, "turnbridge_fleet_quota_leased_bytes", "gauge", "Quota lease bytes this node holds and has not relayed yet.");
+    sample(out, "turnbridge_fleet_quota_leased_bytes", {}, f->quota_leased_bytes);
+    family(out, "turnbridge_fleet_quota_refused_bytes_total", "counter",
+           "Payload bytes of quota users not relayed for want of a lease.");
+    sample(out, "turnbridge_fleet_quota_refused_bytes_total", {}, f->quota_refused_bytes);
+    family(out, "turnbridge_fleet_quota_excess_bytes_total", "counter",
+           "Payload bytes relayed beyond the leases while PostgreSQL was unreachable (fleet.quota_outage).");
+    sample(out, "turnbridge_fleet_quota_excess_bytes_total", {}, f->quota_excess_bytes);
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ AccountingHub::~AccountingHub() = default;
 
 void AccountingHub::set_config(std::shared_ptr<const config::Config> cfg) {
     cfg_ = std::move(cfg);
+    if (leases_ != nullptr) leases_->set_config(cfg_);
     refresh_quotas(unix_ms());   // a reload may give a realm a quota, or take it away
 }
 
@@ -153,6 +154,8 @@ std::int64_t AccountingHub::period_start(config::Realm::QuotaPeriod p, std::int6
 
 bool AccountingHub::over_quota(const config::Realm& realm, const std::string& account) const {
     if (realm.quota_bytes == 0 || store_ == nullptr) return false;
+    // [fleet]: the fleet has nothing left to lease for the user (PostgreSQL's answer, published).
+    if (leases_ != nullptr) return leases_->spent(realm, account, period_start(realm.quota_period, unix_ms()));
     const auto snapshot = quota_.load(std::memory_order_acquire);
     return snapshot && snapshot->used(realm.name, account, period_start(realm.quota_period, unix_ms())) >= realm.quota_bytes;
 }
@@ -285,6 +288,11 @@ admin::Metrics AccountingHub::metrics() {
         const auto s = fleet_->stats();
         m.fleet = admin::FleetMetrics{s.spool_rows, s.spool_max_rows, store_ ? store_->outbox_dropped() : 0,
                                       s.shipped_rows, s.replayed_rows, s.database_up, s.draining};
+        if (leases_ != nullptr) {
+            const auto l = leases_->stats();
+            m.fleet->quota_users = l.users, m.fleet->quota_leased_bytes = l.leased_bytes;
+            m.fleet->quota_refused_bytes = l.refused_bytes, m.fleet->quota_excess_bytes = l.excess_bytes;
+        }
     }
     if (stream_stats_ != nullptr) m.streams = stream_stats_->snapshot();
     if (gateway_shared_ != nullptr) m.gateway_mail_dropped = gateway_shared_->dropped();

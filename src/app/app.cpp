@@ -136,6 +136,10 @@ void App::start_fleet() {
     fleet_ = std::make_unique<FleetShipper>(cfg_->fleet, cfg_->accounting.database, std::move(beat));
     fleet_->start();
     hub_->set_fleet(fleet_.get());
+    // Byte quotas become fleet-wide: leases from PostgreSQL on a thread of their own.
+    leases_ = std::make_unique<FleetLeases>(cfg_, instance_ms_);
+    leases_->start();
+    hub_->set_leases(leases_.get());
     uv_timer_init(&loop_, &fleet_timer_);
     fleet_timer_.data = this;
     uv_timer_start(&fleet_timer_, [](uv_timer_t* t) { static_cast<App*>(t->data)->on_drain_timer(); }, 1000, 1000);
@@ -250,6 +254,7 @@ void App::stop(const char* why) {
         hub_->drain();  // the workers' final records
         hub_->close();
     }
+    if (leases_) leases_->stop(std::chrono::seconds(2));  // returns the leases the workers no longer use
     if (fleet_) {
         uv_close(reinterpret_cast<uv_handle_t*>(&fleet_timer_), nullptr);
         fleet_->stop(std::chrono::seconds(3));  // ships the final records, unless PostgreSQL is away

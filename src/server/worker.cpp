@@ -65,7 +65,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
         uv_timer_start(&flush_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_flush(true); }, every, every);
     }
     last_tick_ms_ = uv_now(&loop_);
-    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth, shared_.hub}, binder_,
+    server_ = std::make_unique<turn::Server>(turn::SharedState{cfg_, shared_.nonces, shared_.quota, index_, shared_.hub, shared_.auth, shared_.hub, shared_.hub}, binder_,
                                              accounting_.get());
     if (shared_.media != nullptr) {
         server_->set_local_peers(shared_.media);

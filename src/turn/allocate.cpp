@@ -209,6 +209,8 @@ void Server::on_allocate(const Clock& now, Request& req, std::vector<Action>& ou
                    fmt::format("allocation created id={} user={} realm={} client=[{}] relay={} lifetime={}s", id,
                                a->username, a->realm, client, relays, p.lifetime.count()));
     }
+    // [fleet] (issue 15): from now on this allocation relays only within the user's leases.
+    if (shared_.leases != nullptr && req.realm.quota_bytes != 0) a->lease = shared_.leases->attach(req.realm, req.account);
     if (observer_ != nullptr) observer_->on_created(*a);
     by_tuple_.emplace(req.from, std::move(a));
 }

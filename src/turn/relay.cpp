@@ -6,6 +6,7 @@
 
 #include "server_internal.hpp"
 #include "turnbridge/turn/channel_data.hpp"
+#include "turnbridge/turn/lease_slot.hpp"
 
 namespace turnbridge::turn {
 namespace {
@@ -39,6 +40,7 @@ void Server::on_send_indication(const Clock& now, const FiveTuple& from, const s
         ++a->counters.dropped_rate;
         return;
     }
+    if (a->lease && !a->lease->take(data->size())) return;  // [fleet] quota: outside the node's leases
     a->counters.add(Direction::RelayToPeer, data->size(), data->size());
     relay_to_peer(*a, *relay, *peer, *data, m.find(stun::attr::DontFragment) != nullptr, out);
 }
@@ -58,6 +60,7 @@ void Server::on_channel_data(const Clock& now, const FiveTuple& from, stun::Byte
         ++a->counters.dropped_rate;
         return;
     }
+    if (a->lease && !a->lease->take(cd->data.size())) return;  // [fleet] quota: outside the node's leases
     a->counters.add(Direction::RelayToPeer, cd->data.size(), cd->data.size());
     relay_to_peer(*a, *relay, ch->peer, cd->data, false, out);
 }
@@ -97,6 +100,7 @@ void Server::on_peer_data(const Clock& now, RelayHandle relay, const Endpoint& p
         ++a.counters.dropped_rate;
         return;
     }
+    if (a.lease && !a.lease->take(bytes.size())) return;  // [fleet] quota: outside the node's leases
     const Transport transport = a.five_tuple.transport;
     if (const Channel* ch = a.channel_by_peer(peer, now.mono); ch != nullptr && bytes.size() <= 0xFFFF) {
         // RFC 8656 §12.7: ChannelData when a channel is bound to this peer.

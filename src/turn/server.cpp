@@ -212,6 +212,7 @@ void Server::destroy(Allocation& a, CloseReason why) {
                                c.packets[static_cast<int>(Direction::RelayToClient)], received));
     }
     if (shared_.quota != nullptr) shared_.quota->release(a.realm, a.account.empty() ? a.username : a.account);
+    if (a.lease) detach(*a.lease);
     by_tuple_.erase(a.five_tuple);  // frees `a`
 }
 

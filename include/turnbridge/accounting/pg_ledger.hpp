@@ -11,6 +11,7 @@
 // - fleet_allocations: per allocation id, the sums of its intervals (the SQLite columns + node).
 // - fleet_hourly: per (UTC hour, realm, account, node), as SQLite's hourly table.
 // - fleet_nodes: the registry, one heartbeat row per node.
+// - fleet_quota, fleet_leases: fleet-wide byte quotas (pg_leases.hpp).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -60,6 +61,11 @@ public:
     // `statement_timeout_ms` (0: none) bounds each query: the admin API reads on the control
     // loop, which must not stall for long behind a slow database; a report may take its time.
     static std::unique_ptr<Store> open_store(const std::string& conninfo, int statement_timeout_ms = 0);
+
+    // The open connection, after connect() (for pg_leases.cpp, which shares the migration);
+    // drop() closes it after a failure, so the next connect() starts afresh.
+    PgConn* session() { return conn_.get(); }
+    void drop(std::string why);
 
     // Whether `text` names a PostgreSQL database rather than a file (`--db`).
     static bool is_conninfo(const std::string& text);

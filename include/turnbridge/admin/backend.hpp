@@ -71,6 +71,10 @@ struct FleetMetrics {
     std::uint64_t replayed_rows = 0;     // rows it already had (shipped again after a crash)
     bool database_up = false;
     bool draining = false;
+    // Fleet-wide byte quotas (leases): quota users with a slot here, lease bytes held and not
+    // relayed yet, bytes not relayed for want of a lease, bytes relayed beyond the leases while
+    // PostgreSQL was unreachable (fleet.quota_outage).
+    std::uint64_t quota_users = 0, quota_leased_bytes = 0, quota_refused_bytes = 0, quota_excess_bytes = 0;
 };
 
 struct Metrics {

@@ -21,6 +21,7 @@
 #include "turnbridge/accounting/record.hpp"
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/admin/backend.hpp"
+#include "turnbridge/app/fleet_leases.hpp"
 #include "turnbridge/app/fleet_shipper.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/turn/server.hpp"
@@ -47,7 +48,7 @@ struct WorkerStats {
     std::array<std::uint64_t, 5> gateway_agent{};   // this worker's agent calls (admin::kAgentEventNames)
 };
 
-class AccountingHub : public admin::Backend, public turn::QuotaGate, public turn::DrainGate {
+class AccountingHub : public admin::Backend, public turn::QuotaGate, public turn::DrainGate, public turn::LeaseGate {
 public:
     // `kick` asks worker `index` to delete allocation `id` (raw id) on its own thread.
     using Kicker = std::function<bool(unsigned worker, std::uint64_t allocation_id)>;
@@ -84,6 +85,11 @@ public:
     std::optional<std::optional<Endpoint>> redirect() const override {
         return fleet_ != nullptr ? fleet_->redirect() : std::nullopt;
     }
+    // [fleet] byte quotas (issue 15): fleet-wide by leases; over_quota() then asks the leases.
+    void set_leases(FleetLeases* leases) { leases_ = leases; }
+    std::shared_ptr<turn::LeaseSlot> attach(const config::Realm& realm, const std::string& account) override {
+        return leases_ != nullptr ? leases_->attach(realm, account) : nullptr;
+    }
     // POST /api/v1/drain: what the process does to drain (App::drain); false without [fleet].
     void set_drainer(std::function<bool()> drain) { drainer_ = std::move(drain); }
     bool drain_node() override { return drainer_ ? drainer_() : false; }
@@ -101,6 +107,7 @@ public:
 
 private:
     FleetShipper* fleet_ = nullptr;
+    FleetLeases* leases_ = nullptr;
     std::function<bool()> drainer_;
     std::unique_ptr<accounting::Store> fleet_store_;  // the PostgreSQL ledger, opened on first use
     const io::StreamStats* stream_stats_ = nullptr;

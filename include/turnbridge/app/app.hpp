@@ -12,6 +12,7 @@
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/app/accounting_hub.hpp"
+#include "turnbridge/app/fleet_leases.hpp"
 #include "turnbridge/app/fleet_shipper.hpp"
 #include "turnbridge/app/systemd_notify.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
@@ -79,6 +80,7 @@ private:
     std::vector<std::uint64_t> worker_ticks_;  // each worker's ticks() at the last watchdog check
     bool stopping_ = false;
     std::unique_ptr<FleetShipper> fleet_;  // [fleet] only
+    std::unique_ptr<FleetLeases> leases_;  // [fleet] only: fleet-wide byte quotas
     uv_timer_t fleet_timer_{};
     std::chrono::steady_clock::time_point drain_deadline_{};
     bool draining_ = false;

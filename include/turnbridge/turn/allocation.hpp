@@ -18,6 +18,7 @@
 namespace turnbridge::turn {
 
 using AllocationId = std::uint64_t;
+struct LeaseSlot;  // lease_slot.hpp
 
 constexpr auto kPermissionLifetime = std::chrono::seconds(300);  // RFC 8656 §9
 constexpr auto kChannelLifetime = std::chrono::seconds(600);     // RFC 8656 §12
@@ -117,6 +118,8 @@ struct Allocation {
     // (server.relay_sharing; shared_peers.hpp). Each has a live permission or bound channel.
     std::vector<Endpoint> shared_peers;
     Counters counters;
+    // [fleet] byte quotas (issue 15): the user's leases on this node; null when not leased.
+    std::shared_ptr<LeaseSlot> lease;
     std::uint32_t peers_seen = 0;
     bool gateway_peer = false;  // permitted to the gateway's media addresses (gateway realm)
     RateLimit to_peer_rate;    // client -> peer

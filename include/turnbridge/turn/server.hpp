@@ -21,6 +21,7 @@
 #include "turnbridge/turn/nonce.hpp"
 #include "turnbridge/turn/peer_policy.hpp"
 #include "turnbridge/turn/quota.hpp"
+#include "turnbridge/turn/lease_slot.hpp"
 #include "turnbridge/turn/reflection_guard.hpp"
 #include "turnbridge/turn/relay_binder.hpp"
 #include "turnbridge/turn/shared_peers.hpp"
@@ -109,6 +110,7 @@ struct SharedState {
     const QuotaGate* quota_gate = nullptr;  // null: no byte quotas
     AuthThrottle* auth = nullptr;           // security.auth_failures_per_minute; null: none
     const DrainGate* drain = nullptr;       // [fleet] drain; null: never drains
+    LeaseGate* leases = nullptr;            // [fleet] byte quota leases; null: quotas per node
 };
 
 // Why an Allocate was refused, besides credentials and quotas (counted on their own below).

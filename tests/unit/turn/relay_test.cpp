@@ -358,3 +358,48 @@ TEST_CASE("max_bitrate drops and counts packets beyond the rate, both ways, and 
         CHECK(passed == 10);
     }
 }
+
+TEST_CASE("[fleet] a quota user's allocation relays only within its lease slot, both ways (issue 15)") {
+    struct Gate : turn::LeaseGate {
+        std::shared_ptr<turn::LeaseSlot> slot = std::make_shared<turn::LeaseSlot>();
+        std::shared_ptr<turn::LeaseSlot> attach(const tb::config::Realm& realm, const std::string&) override {
+            CHECK(realm.quota_bytes == 1'000'000);
+            slot->allocations.fetch_add(1);
+            return slot;
+        }
+    } gate;
+    Bench b;
+    b.cfg->allowed_peers = {*tb::Cidr::parse("127.0.0.0/8")};
+    b.cfg->realms["example.org"].quota_bytes = 1'000'000;
+    b.server = std::make_unique<turn::Server>(
+        turn::SharedState{b.cfg, &b.nonces, &b.quota, 0, nullptr, nullptr, nullptr, &gate}, b.binder);
+    Client c(b, tuple("198.51.100.7:5000"));
+    REQUIRE(c.allocate().success());
+    CHECK(gate.slot->allocations == 1);
+    const auto relay = *b.binder.open_handles.begin();
+    REQUIRE(c.channel_bind(0x4000, "127.0.0.1:40000").success());
+    const auto peer = *tb::Endpoint::parse("127.0.0.1:40000");
+    const std::vector<std::uint8_t> data(100, 7);
+    gate.slot->limit = 250;
+    b.send(c.five_tuple(), channel_data(0x4000, data));
+    CHECK(b.out.size() == 1);
+    b.from_peer(relay, peer, data);
+    CHECK(b.out.size() == 1);
+    // 200 of 250 used: the next 100 bytes do not fit, either way, and nothing of them is counted.
+    b.send(c.five_tuple(), channel_data(0x4000, data));
+    CHECK(b.out.empty());
+    b.from_peer(relay, peer, data);
+    CHECK(b.out.empty());
+    CHECK(gate.slot->used == 200);
+    CHECK(gate.slot->refused == 200);
+    const auto& counters = b.server->find(c.five_tuple())->counters;
+    CHECK(counters.payload_bytes[static_cast<int>(turn::Direction::RelayToPeer)] == 100);
+    CHECK(counters.payload_bytes[static_cast<int>(turn::Direction::RelayToClient)] == 100);
+    // A renewed lease: it relays again.
+    gate.slot->limit = 1000;
+    b.send(c.five_tuple(), channel_data(0x4000, data));
+    CHECK(b.out.size() == 1);
+    // The allocation ends: its slot hears it.
+    CHECK(c.refresh(0).success());
+    CHECK(gate.slot->allocations == 0);
+}
