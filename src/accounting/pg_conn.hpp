@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -63,10 +64,26 @@ public:
         std::vector<const char*> p;
         p.reserve(params.size());
         for (const auto& s : params) p.push_back(s.c_str());
+        return run(sql, p);
+    }
+    // The same with SQL NULLs (nullopt); always the extended protocol.
+    PgResult exec_nullable(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+        std::vector<const char*> p;
+        p.reserve(params.size());
+        for (const auto& s : params) p.push_back(s ? s->c_str() : nullptr);
+        PgResult r(PQexecParams(c, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0));
+        return checked(std::move(r));
+    }
+
+private:
+    PgResult run(const std::string& sql, const std::vector<const char*>& p) {
         // Without parameters, the simple protocol: a migration is several statements in one string.
         PgResult r(p.empty() ? PQexec(c, sql.c_str())
                              : PQexecParams(c, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr,
                                             nullptr, 0));
+        return checked(std::move(r));
+    }
+    PgResult checked(PgResult r) {
         const auto status = PQresultStatus(r.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
             std::string e = PQerrorMessage(c);
@@ -76,7 +93,6 @@ public:
         return r;
     }
 
-private:
     PGconn* c = nullptr;
 };
 

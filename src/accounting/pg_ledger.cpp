@@ -22,6 +22,37 @@ std::string counters(std::string_view pattern) {
     return out;
 }
 
+// The call columns, CallRecord order (the SQLite store's kCallColumns and quality columns).
+constexpr const char* kCallColumns =
+    "id, realm, account, direction, remote, start_ms, answer_ms, end_ms, status, codecs, end_reason, relayed, "
+    "browser_in_packets, browser_in_bytes, browser_out_packets, browser_out_bytes, "
+    "trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes";
+constexpr int kCallColumnCount = 20;
+
+std::string call_quality_pg_columns(std::string_view suffix_lost, std::string_view suffix_real) {
+    std::string out;
+    for (const char* p : kCallQualityPrefixes)
+        out += fmt::format(", {0}_lost{1}, {0}_loss_pct{2}, {0}_jitter_ms{2}, {0}_mos{2}", p, suffix_lost, suffix_real);
+    return out;
+}
+
+// Gateway calls of every node (issue 15), keyed (node, id): a call shipped twice is kept once.
+std::string fleet_calls_sql() {
+    return fmt::format(R"(
+CREATE TABLE fleet_calls (
+    node TEXT NOT NULL, id TEXT NOT NULL, realm TEXT NOT NULL, account TEXT NOT NULL, direction TEXT NOT NULL,
+    remote TEXT NOT NULL, start_ms BIGINT NOT NULL, answer_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL,
+    status INTEGER NOT NULL, codecs TEXT NOT NULL, end_reason TEXT NOT NULL, relayed BOOLEAN NOT NULL,
+    browser_in_packets BIGINT NOT NULL, browser_in_bytes BIGINT NOT NULL, browser_out_packets BIGINT NOT NULL,
+    browser_out_bytes BIGINT NOT NULL, trunk_in_packets BIGINT NOT NULL, trunk_in_bytes BIGINT NOT NULL,
+    trunk_out_packets BIGINT NOT NULL, trunk_out_bytes BIGINT NOT NULL{},
+    shipped_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, id));
+CREATE INDEX fleet_calls_by_start ON fleet_calls (start_ms);
+)",
+                       call_quality_pg_columns(" BIGINT", " DOUBLE PRECISION"));
+}
+
 // Migration i takes the schema from version i to i + 1. Append; never edit a released one.
 std::vector<std::string> migrations() {
     return {fmt::format(R"(
@@ -60,7 +91,9 @@ CREATE TABLE fleet_leases (
     node TEXT NOT NULL, boot BIGINT NOT NULL, granted BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (realm, account, period_start_ms, node, boot));
 CREATE INDEX fleet_leases_by_expiry ON fleet_leases (expires);
-)"};
+)",
+            // 2 -> 3: call records and SIP location across nodes (issue 15).
+            fleet_calls_sql()};
 }
 
 constexpr std::int64_t kSchemaLock = 0x7475726e15;  // "turn" + issue 15: pg_advisory_xact_lock key
@@ -205,6 +238,49 @@ long PgLedger::ship(const std::string& node, const std::vector<OutboxRow>& rows)
     } catch (const PgError& e) {
         error_ = e.what();
         conn_.reset();  // the next call reconnects
+        return -1;
+    }
+}
+
+long PgLedger::ship_calls(const std::string& node, const std::vector<OutboxCall>& calls) {
+    if (calls.empty()) return 0;
+    if (!connect()) return -1;
+    constexpr int per_row = 1 + kCallColumnCount + 16;
+    std::vector<std::string> params;
+    std::vector<std::optional<std::string>> values;
+    std::string rows;
+    for (std::size_t r = 0; r < calls.size(); ++r) {
+        const auto& c = calls[r].record;
+        for (auto v : {node, c.id, c.realm, c.account, c.direction, c.remote, std::to_string(c.start_ms),
+                       std::to_string(c.answer_ms), std::to_string(c.end_ms), std::to_string(c.status), c.codecs,
+                       c.end_reason, std::string(c.relayed ? "t" : "f"), std::to_string(c.browser_in_packets),
+                       std::to_string(c.browser_in_bytes), std::to_string(c.browser_out_packets),
+                       std::to_string(c.browser_out_bytes), std::to_string(c.trunk_in_packets),
+                       std::to_string(c.trunk_in_bytes), std::to_string(c.trunk_out_packets),
+                       std::to_string(c.trunk_out_bytes)})
+            values.emplace_back(std::move(v));
+        for (const auto& k : c.quality) {
+            if (!k.measured) {
+                for (int i = 0; i < 4; ++i) values.emplace_back(std::nullopt);
+                continue;
+            }
+            values.emplace_back(std::to_string(k.lost));
+            for (double d : {k.loss_pct, k.jitter_ms, k.mos}) values.emplace_back(fmt::format("{}", d));
+        }
+        rows += r ? ",(" : "(";
+        for (int i = 0; i < per_row; ++i)
+            rows += fmt::format("{}${}", i ? "," : "", static_cast<int>(r) * per_row + i + 1);
+        rows += ")";
+    }
+    // Types come from the table: INSERT ... VALUES infers each parameter's from its column.
+    const auto sql = fmt::format("INSERT INTO fleet_calls (node, {}{}) VALUES {} ON CONFLICT DO NOTHING", kCallColumns,
+                                 call_quality_pg_columns("", ""), rows);
+    try {
+        auto res = conn_->exec_nullable(sql, values);
+        return std::stol(PQcmdTuples(res.get()));
+    } catch (const PgError& e) {
+        error_ = e.what();
+        conn_.reset();
         return -1;
     }
 }

@@ -4,6 +4,8 @@
 // fleet report has exactly the columns, windows and rounding of a single node's.
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "counters.hpp"
 #include "memory_store.hpp"
 #include "pg_conn.hpp"
@@ -69,8 +71,15 @@ public:
         return read_allocation(res, 0).record;
     }
 
-    // Calls are not shipped to the fleet ledger yet (issue 15): none.
-    std::vector<CallRecord> calls(const CallQuery&) override { return {}; }
+    // The calls every node shipped, filtered and ordered as on SQLite (the in-memory copy's query).
+    std::vector<CallRecord> calls(const CallQuery& q) override {
+        std::vector<std::string> params{std::to_string(q.since_ms.value_or(std::numeric_limits<std::int64_t>::min())),
+                                        std::to_string(q.until_ms.value_or(std::numeric_limits<std::int64_t>::max()))};
+        std::string where = "WHERE start_ms >= $1 AND start_ms < $2";
+        if (q.realm) params.push_back(*q.realm), where += fmt::format(" AND realm = ${}", params.size());
+        if (q.user) params.push_back(*q.user), where += fmt::format(" AND account = ${}", params.size());
+        return detail::memory_store({}, {}, read_calls(where, params))->calls(q);
+    }
 
     std::map<std::string, std::uint64_t> relayed_bytes(const std::string& realm, std::int64_t since_ms) override {
         std::map<std::string, std::uint64_t> out;
@@ -95,6 +104,41 @@ private:
         conn_ = std::make_unique<PgConn>();
         std::string error;
         if (!conn_->open(conninfo_, error, statement_timeout_ms_)) throw std::runtime_error(fmt::format("fleet database: {}", error));
+    }
+
+    std::vector<CallRecord> read_calls(const std::string& where, const std::vector<std::string>& params) {
+        std::string quality;
+        for (const char* p : kCallQualityPrefixes)
+            quality += fmt::format(", {0}_lost, {0}_loss_pct, {0}_jitter_ms, {0}_mos", p);
+        auto res = exec("SELECT id, realm, account, direction, remote, start_ms, answer_ms, end_ms, status, codecs, "
+                        "end_reason, relayed, browser_in_packets, browser_in_bytes, browser_out_packets, "
+                        "browser_out_bytes, trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes" +
+                            quality + " FROM fleet_calls " + where,
+                        params);
+        std::vector<CallRecord> out;
+        for (int i = 0; i < res.rows(); ++i) {
+            CallRecord c;
+            c.id = res.text(i, 0), c.realm = res.text(i, 1), c.account = res.text(i, 2), c.direction = res.text(i, 3);
+            c.remote = res.text(i, 4), c.start_ms = std::stoll(res.text(i, 5)), c.answer_ms = std::stoll(res.text(i, 6));
+            c.end_ms = std::stoll(res.text(i, 7)), c.status = std::stoi(res.text(i, 8)), c.codecs = res.text(i, 9);
+            c.end_reason = res.text(i, 10), c.relayed = res.text(i, 11) == "t";
+            std::uint64_t* counts[] = {&c.browser_in_packets, &c.browser_in_bytes, &c.browser_out_packets,
+                                       &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
+                                       &c.trunk_out_packets,  &c.trunk_out_bytes};
+            for (int k = 0; k < 8; ++k) *counts[k] = std::stoull(res.text(i, 12 + k));
+            for (std::size_t k = 0; k < c.quality.size(); ++k) {
+                const int col = 20 + 4 * static_cast<int>(k);
+                auto& m = c.quality[k];
+                m.measured = !res.null(i, col);
+                if (!m.measured) continue;
+                m.lost = std::stoll(res.text(i, col));
+                m.loss_pct = std::stod(res.text(i, col + 1));
+                m.jitter_ms = std::stod(res.text(i, col + 2));
+                m.mos = std::stod(res.text(i, col + 3));
+            }
+            out.push_back(std::move(c));
+        }
+        return out;
     }
 
     static std::string allocations_sql(const std::string& where) {
@@ -137,7 +181,7 @@ private:
             read_traffic(h, i, 4, row.traffic);
             hourly.push_back(std::move(row));
         }
-        return detail::memory_store(allocations, hourly, {});
+        return detail::memory_store(allocations, hourly, read_calls(one ? "WHERE node = $1" : "", params));
     }
 
     std::string conninfo_;

@@ -21,9 +21,14 @@ public:
                                     counter_columns("{}")));
         erase_ = prepare("DELETE FROM outbox WHERE seq <= ?1");
         rows_ = prepare("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM outbox");
+        // A call erased locally (none are today) is skipped by the join and erased with the rest.
+        read_calls_ = prepare(fmt::format("SELECT o.seq, {}, {} FROM call_outbox o JOIN calls c ON c.id = o.call "
+                                          "ORDER BY o.seq LIMIT ?1",
+                                          prefixed(kCallColumns), prefixed(call_quality_columns())));
+        erase_calls_ = prepare("DELETE FROM call_outbox WHERE seq <= ?1");
     }
     ~SqliteOutbox() override {
-        for (auto* s : {read_, erase_, rows_}) sqlite3_finalize(s);
+        for (auto* s : {read_, erase_, rows_, read_calls_, erase_calls_}) sqlite3_finalize(s);
         sqlite3_close(db_);
     }
 
@@ -52,12 +57,35 @@ public:
         q.bind(1, seq).step();
     }
 
+    std::vector<OutboxCall> read_calls(std::size_t limit) override {
+        std::vector<OutboxCall> out;
+        Query q(db_, read_calls_);
+        q.bind(1, static_cast<std::int64_t>(limit));
+        while (q.step()) out.push_back(OutboxCall{q.int64(0), read_call(q, 1, true)});
+        return out;
+    }
+
+    void erase_calls_through(std::int64_t seq) override {
+        Query q(db_, erase_calls_);
+        q.bind(1, seq).step();
+    }
+
     std::uint64_t rows() override {
         Query q(db_, rows_);
         return q.step() ? q.uint64(0) : 0;
     }
 
 private:
+    // "a, b" -> "c.a, c.b"
+    static std::string prefixed(std::string_view columns) {
+        std::string out = "c.";
+        for (char ch : columns) {
+            out += ch;
+            if (ch == ' ') out += "c.";
+        }
+        return out;
+    }
+
     sqlite3_stmt* prepare(const std::string& sql) {
         sqlite3_stmt* s = nullptr;
         if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK)
@@ -70,6 +98,8 @@ private:
     sqlite3_stmt* read_ = nullptr;
     sqlite3_stmt* erase_ = nullptr;
     sqlite3_stmt* rows_ = nullptr;
+    sqlite3_stmt* read_calls_ = nullptr;
+    sqlite3_stmt* erase_calls_ = nullptr;
 };
 
 }  // namespace

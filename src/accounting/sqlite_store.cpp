@@ -142,8 +142,16 @@ CREATE TABLE IF NOT EXISTS outbox (
                        kRecordColumns, counter_columns("{} INTEGER NOT NULL"));
 }
 
+// Fleet mode (issue 15): the calls not yet shipped to PostgreSQL, by id, in the order they
+// were written; the shipper joins them with `calls` and deletes them once PostgreSQL committed.
+constexpr const char* kSchemaV5 = R"(
+CREATE TABLE IF NOT EXISTS call_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    call TEXT NOT NULL);
+)";
+
 const std::vector<std::string>& migrations() {
-    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3(), schema_v4()};
+    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3(), schema_v4(), kSchemaV5};
     return all;
 }
 
@@ -152,6 +160,7 @@ int schema_version() { return static_cast<int>(migrations().size()); }
 // The schema version that added the calls table, and the oldest one a reader can read.
 constexpr int kCallsVersion = 2;
 constexpr int kQualityVersion = 3;
+constexpr int kCallOutboxVersion = 5;
 constexpr int kOldestReadable = 1;
 
 const std::string& upsert_allocation_sql() {
@@ -284,6 +293,7 @@ void SqliteStore::open(const StoreOptions& options) {
         migrate(to);
         has_calls_ = to >= kCallsVersion;
         has_quality_ = to >= kQualityVersion;
+        has_call_outbox_ = to >= kCallOutboxVersion;
         close_crashed();
         tx.commit();
     }
@@ -351,7 +361,10 @@ bool SqliteStore::write(const std::vector<AllocationRecord>& batch, const std::v
         StoredTotals pending;
         for (const auto& r : batch) write_one(r, now_ms, hourly, pending);
         for (const auto& [key, d] : hourly) add_hourly(key, d);
-        for (const auto& c : calls) write_call(c);
+        for (const auto& c : calls) {
+            write_call(c);
+            if (outbox_max_ != 0) add_call_outbox(c);
+        }
         tx.commit();
         for (auto& [id, t] : pending) stored_[id] = t;
         for (const auto& r : batch)
@@ -458,6 +471,27 @@ std::uint64_t SqliteStore::outbox_rows() {
     static const std::string sql = "SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM outbox";
     auto q = hot_query(sql);
     return q.step() ? q.uint64(0) : 0;
+}
+
+// Fleet mode: the call, for the shipper (issue 15), under the same bound as the allocations'
+// outbox. A retried batch may queue a call twice; PostgreSQL keeps the first (ON CONFLICT).
+void SqliteStore::add_call_outbox(const CallRecord& c) {
+    if (!has_call_outbox_) return;   // a store kept at an older schema (StoreOptions::schema_version)
+    static const std::string count = "SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM call_outbox";
+    std::uint64_t rows = 0;
+    {
+        auto q = hot_query(count);
+        if (q.step()) rows = q.uint64(0);
+    }
+    if (rows >= outbox_max_) {
+        if (outbox_dropped_++ == 0)
+            log::error("accounting: the call outbox of {} holds {} rows (fleet.spool_max_rows); further calls are kept "
+                       "locally but not shipped to the fleet", file_, outbox_max_);
+        return;
+    }
+    static const std::string sql = "INSERT INTO call_outbox (call) VALUES (?1)";
+    auto q = hot_query(sql);
+    q.bind(1, c.id).step();
 }
 
 void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {

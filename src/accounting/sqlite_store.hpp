@@ -101,6 +101,10 @@ private:
     sqlite3_stmt* s_;
 };
 
+// One call from a row that starts with kCallColumns at `first` (and, if `quality`, the quality
+// columns after them): for the store's listing and the fleet shipper's call outbox.
+CallRecord read_call(const Query& s, int first, bool quality);
+
 // A usage row in the making, keyed by (bucket start, realm, account) with what is not grouped
 // left empty.
 struct RowAcc {
@@ -177,6 +181,7 @@ private:
     void add_hourly(const HourlyKey& key, const HourlyDelta& d);
     void add_outbox(const AllocationRecord& r, std::int64_t now_ms, bool started, const Traffic& delta);
     std::uint64_t outbox_rows();
+    void add_call_outbox(const CallRecord& c);
     void write_call(const CallRecord& c);
     std::vector<UsageRow> usage_by_allocation(const UsageQuery& q, const std::map<std::string, Prices>& prices);
     std::vector<UsageRow> usage_by_buckets(const UsageQuery& q, const std::map<std::string, Prices>& prices);
@@ -191,6 +196,7 @@ private:
     bool failing_ = false;  // the last write failed (logged once per run of failures)
     bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
     bool has_quality_ = true; // false for a reader of a schema-2 file: its calls have no quality columns
+    bool has_call_outbox_ = false;  // a writer at schema 5 or later: calls are queued for the fleet
     int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
     std::uint64_t outbox_max_ = 0;      // fleet mode: the outbox's bound; 0 = no outbox
     std::uint64_t outbox_dropped_ = 0;  // rows not queued because the outbox was full

@@ -193,6 +193,37 @@ std::optional<AllocationRecord> SqliteStore::allocation(const std::string& id) {
     }
 }
 
+CallRecord read_call(const Query& s, int first, bool quality) {
+    CallRecord c;
+    c.id = s.text(first);
+    c.realm = s.text(first + 1);
+    c.account = s.text(first + 2);
+    c.direction = s.text(first + 3);
+    c.remote = s.text(first + 4);
+    c.start_ms = s.int64(first + 5);
+    c.answer_ms = s.int64(first + 6);
+    c.end_ms = s.int64(first + 7);
+    c.status = static_cast<int>(s.int64(first + 8));
+    c.codecs = s.text(first + 9);
+    c.end_reason = s.text(first + 10);
+    c.relayed = s.int64(first + 11) != 0;
+    std::uint64_t* counts[] = {&c.browser_in_packets, &c.browser_in_bytes, &c.browser_out_packets,
+                               &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
+                               &c.trunk_out_packets,  &c.trunk_out_bytes};
+    for (int i = 0; i < 8; ++i) *counts[i] = s.uint64(first + 12 + i);
+    for (std::size_t i = 0; quality && i < c.quality.size(); ++i) {
+        const int col = first + 20 + 4 * static_cast<int>(i);
+        CallQuality& k = c.quality[i];
+        k.measured = !s.is_null(col);
+        if (!k.measured) continue;
+        k.lost = s.int64(col);
+        k.loss_pct = s.real(col + 1);
+        k.jitter_ms = s.real(col + 2);
+        k.mos = s.real(col + 3);
+    }
+    return c;
+}
+
 std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
     if (!has_calls_) return {};
     try {
@@ -210,33 +241,7 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
         s.bind(5, q.limit ? static_cast<std::int64_t>(std::min<std::size_t>(*q.limit, kMaxMs)) : std::int64_t{-1});
         std::vector<CallRecord> out;
         while (s.step()) {
-            CallRecord c;
-            c.id = s.text(0);
-            c.realm = s.text(1);
-            c.account = s.text(2);
-            c.direction = s.text(3);
-            c.remote = s.text(4);
-            c.start_ms = s.int64(5);
-            c.answer_ms = s.int64(6);
-            c.end_ms = s.int64(7);
-            c.status = static_cast<int>(s.int64(8));
-            c.codecs = s.text(9);
-            c.end_reason = s.text(10);
-            c.relayed = s.int64(11) != 0;
-            std::uint64_t* counts[] = {&c.browser_in_packets, &c.browser_in_bytes, &c.browser_out_packets,
-                                       &c.browser_out_bytes,  &c.trunk_in_packets, &c.trunk_in_bytes,
-                                       &c.trunk_out_packets,  &c.trunk_out_bytes};
-            for (int i = 0; i < 8; ++i) *counts[i] = s.uint64(12 + i);
-            for (std::size_t i = 0; has_quality_ && i < c.quality.size(); ++i) {
-                const int col = 20 + 4 * static_cast<int>(i);
-                CallQuality& k = c.quality[i];
-                k.measured = !s.is_null(col);
-                if (!k.measured) continue;
-                k.lost = s.int64(col);
-                k.loss_pct = s.real(col + 1);
-                k.jitter_ms = s.real(col + 2);
-                k.mos = s.real(col + 3);
-            }
+            CallRecord c = read_call(s, 0, has_quality_);
             out.push_back(std::move(c));
         }
         return out;

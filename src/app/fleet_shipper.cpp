@@ -66,7 +66,16 @@ void FleetShipper::run() {
         try {
             spool_rows_.store(outbox->rows(), std::memory_order_relaxed);
             if (now - last_beat_ >= kBeat) beat(now);
-            auto rows = outbox->read(kBatchRows);
+            // Calls (issue 15): few, shipped whole before the intervals; a failure retries both.
+            if (auto calls = outbox->read_calls(kBatchRows); !calls.empty()) {
+                if (ledger_.ship_calls(node_, calls) < 0) {
+                    failed = true;
+                } else {
+                    outbox->erase_calls_through(calls.back().seq);   // only after PostgreSQL's COMMIT
+                    more = calls.size() == kBatchRows;
+                }
+            }
+            auto rows = failed ? std::vector<accounting::OutboxRow>() : outbox->read(kBatchRows);
             if (!rows.empty()) {
                 const long fresh = ledger_.ship(node_, rows);
                 if (fresh < 0) {
@@ -75,7 +84,7 @@ void FleetShipper::run() {
                     outbox->erase_through(rows.back().seq);  // only after PostgreSQL's COMMIT
                     shipped_ += static_cast<std::uint64_t>(fresh);
                     replayed_ += rows.size() - static_cast<std::uint64_t>(fresh);
-                    more = rows.size() == kBatchRows;
+                    more = more || rows.size() == kBatchRows;
                 }
             }
         } catch (const std::exception& e) {

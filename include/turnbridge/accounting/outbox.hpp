@@ -20,10 +20,16 @@ struct OutboxRow {
     bool started = false;          // this write created the allocation
 };
 
+// A call waiting to be shipped (schema 5's call_outbox joined with its row in `calls`).
+struct OutboxCall {
+    std::int64_t seq = 0;
+    CallRecord record;
+};
+
 class Outbox {
 public:
     virtual ~Outbox() = default;
-    // Opens the server's database (which must exist, with schema 4 or later). Throws
+    // Opens the server's database (which must exist, with schema 5 or later). Throws
     // std::runtime_error naming the file.
     static std::unique_ptr<Outbox> open(const std::filesystem::path& file);
     // Up to `limit` of the oldest rows. Throws std::runtime_error when SQLite fails.
@@ -32,6 +38,9 @@ public:
     virtual void erase_through(std::int64_t seq) = 0;
     // Rows waiting (rows are deleted oldest first, so this is the span of their numbers).
     virtual std::uint64_t rows() = 0;
+    // The same for calls (issue 15): up to `limit` of the oldest, and their deletion once shipped.
+    virtual std::vector<OutboxCall> read_calls(std::size_t limit) = 0;
+    virtual void erase_calls_through(std::int64_t seq) = 0;
 };
 
 }  // namespace turnbridge::accounting

@@ -12,6 +12,7 @@
 // - fleet_hourly: per (UTC hour, realm, account, node), as SQLite's hourly table.
 // - fleet_nodes: the registry, one heartbeat row per node.
 // - fleet_quota, fleet_leases: fleet-wide byte quotas (pg_leases.hpp).
+// - fleet_calls: every node's gateway call records, keyed (node, id).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,6 +54,8 @@ public:
     // only those to fleet_allocations and fleet_hourly. Returns the rows newly inserted, or -1
     // (connection dropped; error()) when nothing is known to have committed.
     long ship(const std::string& node, const std::vector<OutboxRow>& rows);
+    // Inserts the calls not yet in fleet_calls (keyed node, id); the count inserted, or -1.
+    long ship_calls(const std::string& node, const std::vector<OutboxCall>& calls);
     bool heartbeat(const NodeHeartbeat& beat);
     std::vector<FleetNode> nodes();
 

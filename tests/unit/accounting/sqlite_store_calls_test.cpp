@@ -143,7 +143,7 @@ TEST_CASE("a schema-1 database (no calls table) is migrated on open: rows and ro
     const auto c = call("c1-1", "alice", "example.org", kDay + 3 * kHour, 120'000);
     REQUIRE(store->write({}, {c}, kDay + 4 * kHour));
     store.reset();  // the last connection checkpoints the WAL into the file
-    CHECK(header_user_version(file) == 4);
+    CHECK(header_user_version(file) == 5);
     // Opening again migrates nothing twice.
     auto again = Store::open(file, true);
     const auto got = again->calls({});
@@ -188,7 +188,7 @@ TEST_CASE("call quality (issue 14) round-trips; a schema-2 database keeps its ca
     CHECK(got[1].quality[1].lost == -2);
     CHECK(got[1].quality[1].jitter_ms == doctest::Approx(12.5));
     store.reset();
-    CHECK(header_user_version(file) == 4);
+    CHECK(header_user_version(file) == 5);
 }
 
 TEST_CASE("calls(): realm and user filters, an exact [since, until) window on start, limit, ordered by start then id") {
