@@ -18,6 +18,9 @@ struct PgError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// The schema of SIP location across nodes (pg_location.cpp), part of migration 2 in pg_ledger.cpp.
+std::string location_schema_sql();
+
 class PgResult {
 public:
     explicit PgResult(PGresult* r) : r_(r, PQclear) {}

@@ -93,7 +93,7 @@ CREATE TABLE fleet_leases (
 CREATE INDEX fleet_leases_by_expiry ON fleet_leases (expires);
 )",
             // 2 -> 3: call records and SIP location across nodes (issue 15).
-            fleet_calls_sql()};
+            fleet_calls_sql() + location_schema_sql()};
 }
 
 constexpr std::int64_t kSchemaLock = 0x7475726e15;  // "turn" + issue 15: pg_advisory_xact_lock key
@@ -288,11 +288,12 @@ long PgLedger::ship_calls(const std::string& node, const std::vector<OutboxCall>
 bool PgLedger::heartbeat(const NodeHeartbeat& b) {
     if (!connect()) return false;
     try {
-        conn_->exec("INSERT INTO fleet_nodes (node, region, boot, listen, relay, state, allocations, spool_rows, heartbeat) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) ON CONFLICT (node) DO UPDATE SET region = $2, "
-                    "boot = $3, listen = $4, relay = $5, state = $6, allocations = $7, spool_rows = $8, heartbeat = now()",
+        conn_->exec("INSERT INTO fleet_nodes (node, region, boot, listen, relay, state, allocations, spool_rows, sip, "
+                    "heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) ON CONFLICT (node) DO UPDATE SET "
+                    "region = $2, boot = $3, listen = $4, relay = $5, state = $6, allocations = $7, spool_rows = $8, "
+                    "sip = $9, heartbeat = now()",
                     {b.node, b.region, std::to_string(b.boot), b.listen, b.relay, b.state,
-                     std::to_string(b.allocations), std::to_string(b.spool_rows)});
+                     std::to_string(b.allocations), std::to_string(b.spool_rows), b.sip});
         return true;
     } catch (const PgError& e) {
         error_ = e.what();
@@ -306,13 +307,14 @@ std::vector<FleetNode> PgLedger::nodes() {
     if (!connect()) return out;
     try {
         auto res = conn_->exec("SELECT node, region, boot, listen, relay, state, allocations, spool_rows, "
-                               "EXTRACT(EPOCH FROM now() - heartbeat) FROM fleet_nodes ORDER BY node");
+                               "EXTRACT(EPOCH FROM now() - heartbeat), sip FROM fleet_nodes ORDER BY node");
         for (int i = 0; i < res.rows(); ++i) {
             FleetNode n;
             n.beat.node = res.text(i, 0), n.beat.region = res.text(i, 1), n.beat.boot = std::stoll(res.text(i, 2));
             n.beat.listen = res.text(i, 3), n.beat.relay = res.text(i, 4), n.beat.state = res.text(i, 5);
             n.beat.allocations = std::stoull(res.text(i, 6)), n.beat.spool_rows = std::stoull(res.text(i, 7));
             n.age_seconds = std::stod(res.text(i, 8));
+            n.beat.sip = res.text(i, 9);
             out.push_back(std::move(n));
         }
     } catch (const PgError& e) {

@@ -133,6 +133,7 @@ void App::start_fleet() {
     beat.boot = instance_ms_;
     for (const auto& ep : cfg_->listen) beat.listen += (beat.listen.empty() ? "" : ",") + ep.to_string();
     for (const auto& ip : cfg_->relay_ips) beat.relay += (beat.relay.empty() ? "" : ",") + ip.to_string();
+    if (cfg_->any_gateway() && !cfg_->sip_listen.empty()) beat.sip = cfg_->sip_listen.front().to_string();
     fleet_ = std::make_unique<FleetShipper>(cfg_->fleet, cfg_->accounting.database, std::move(beat));
     fleet_->start();
     hub_->set_fleet(fleet_.get());
@@ -222,6 +223,7 @@ bool App::start_workers(unsigned count, io::TlsContextPtr tls) {
         media_ = std::make_unique<server::MediaExchange>(*cfg_, count);
         gateway_ = std::make_unique<gateway::GatewayShared>(count, cfg_->sip_transactions);
         if (hub_) hub_->set_gateway_shared(gateway_.get());
+        if (fleet_) fleet_->locations().attach(gateway_.get());   // issue 15: SIP location across nodes
     }
     const server::ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
                                instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_};

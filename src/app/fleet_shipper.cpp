@@ -21,7 +21,7 @@ constexpr auto kBeat = std::chrono::seconds(1);         // the registry heartbea
 
 FleetShipper::FleetShipper(const config::Fleet& fleet, std::filesystem::path database, accounting::NodeHeartbeat beat)
     : node_(fleet.node_id), database_(std::move(database)), spool_max_(fleet.spool_max_rows), beat_(std::move(beat)),
-      ledger_(fleet.database) {}
+      ledger_(fleet.database), locations_(fleet.node_id) {}
 
 FleetShipper::~FleetShipper() { stop(std::chrono::milliseconds(0)); }
 
@@ -130,10 +130,10 @@ std::optional<std::optional<Endpoint>> FleetShipper::redirect() const {
 // The node a draining node sends new allocations to: another node of the same region whose
 // heartbeat is under 3 s old (issue 15: older is dead) and that is not draining itself, the
 // one with the fewest allocations; its first listener.
-void FleetShipper::choose_alternate() {
+void FleetShipper::choose_alternate(const std::vector<accounting::FleetNode>& nodes) {
     std::optional<Endpoint> best;
     std::uint64_t fewest = 0;
-    for (const auto& n : ledger_.nodes()) {
+    for (const auto& n : nodes) {
         if (n.beat.node == node_ || n.beat.region != beat_.region || n.beat.state != "ready" || n.age_seconds > 3.0)
             continue;
         const auto comma = n.beat.listen.find(',');
@@ -150,7 +150,9 @@ void FleetShipper::beat(std::chrono::steady_clock::time_point now) {
     beat_.allocations = allocations_.load(std::memory_order_relaxed);
     beat_.spool_rows = spool_rows_.load(std::memory_order_relaxed);
     if (ledger_.heartbeat(beat_)) up_.store(true, std::memory_order_relaxed);
-    choose_alternate();
+    const auto nodes = ledger_.nodes();
+    choose_alternate(nodes);
+    locations_.run(ledger_, nodes, now);
 }
 
 }  // namespace turnbridge::app

@@ -216,6 +216,7 @@ std::optional<sip::Message> SipRouter::screen(sip::Time now, const SipFlow& flow
 
 void SipRouter::on_screened(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::Message m,
                             std::vector<sip::Action>& out) {
+    if (fleet_ != nullptr && fleet_forward(now, flow, m, out)) return;   // issue 15
     std::vector<sip::Action> in;
     layer_.on_message(now, flow.id, flow.reliable, std::move(m), in);
     process(now, unix_now, &flow, in, out);
@@ -490,15 +491,20 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     process(now, unix_now, &flow, in, out);
 }
 
-void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out) {
-    // Only a configured trunk may call in: the source address must be a gateway realm's trunk.
-    const auto did = sip::dialled_number(r.request);   // sip:, sips: or tel: (RFC 3966)
+const config::Realm* SipRouter::trunk_realm(const IpAddress& peer, const std::string& did) const {
     const config::Realm* realm = nullptr;
     for (const auto& [name, rl] : cfg_->realms) {
         if (!rl.gateway.enabled) continue;
-        if (!trunk_allowed(rl, flow.peer)) continue;   // gateway.trunk_allow (issue 14)
+        if (!trunk_allowed(rl, peer)) continue;   // gateway.trunk_allow (issue 14)
         if (find_route(rl.gateway, did) != nullptr || realm == nullptr) realm = &rl;
     }
+    return realm;
+}
+
+void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out) {
+    // Only a configured trunk may call in: the source address must be a gateway realm's trunk.
+    const auto did = sip::dialled_number(r.request);   // sip:, sips: or tel: (RFC 3966)
+    const config::Realm* realm = trunk_realm(flow.peer, did);
     if (realm == nullptr) {
         log::debug("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out);
@@ -570,6 +576,7 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     expire_waiting(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
     if (registers_) probe_trunks(now, out);   // issue 14: one worker probes, every worker reads
+    if (fleet_ != nullptr) fleet_timer(now, out);   // issue 15
 }
 
 void SipRouter::on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out) {
@@ -714,6 +721,7 @@ void SipRouter::reap(sip::Time now) {
 
 std::optional<sip::Time> SipRouter::next_wake() const {
     std::optional<sip::Time> t = layer_.next_wake();
+    keep_earliest(t, fleet_next_wake());
     keep_earliest(t, shared_->with_registrar([](sip::Registrar& reg) { return reg.next_expiry(); }));
     for (const auto& reg : registrations_) keep_earliest(t, reg.registration->next_wake());
     for (const auto& e : calls_)

@@ -34,6 +34,11 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
         if (e.trunk_flow == id) return true;
     for (const auto& [key, a] : agent_calls_)
         if (a.flow == id) return true;
+    for (const auto& [key, f] : forks_) {   // issue 15: a proxied INVITE's flows
+        if (f.upstream == id) return true;
+        for (const auto& b : f.branches)
+            if (b.flow == id) return true;
+    }
     return false;
 }
 

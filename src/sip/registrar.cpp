@@ -134,6 +134,14 @@ void Registrar::on_transport_closed(TransportId transport) {
     changed();
 }
 
+std::vector<std::pair<std::string, Binding>> Registrar::all() const {
+    std::vector<std::pair<std::string, Binding>> out;
+    out.reserve(count_);
+    for (const auto& [aor, v] : table_)
+        for (const auto& b : v) out.emplace_back(aor, b);
+    return out;
+}
+
 std::vector<Binding> Registrar::lookup(std::string_view aor) const {
     auto it = table_.find(aor);
     return it == table_.end() ? std::vector<Binding>{} : it->second;

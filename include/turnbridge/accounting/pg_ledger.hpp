@@ -13,8 +13,10 @@
 // - fleet_nodes: the registry, one heartbeat row per node.
 // - fleet_quota, fleet_leases: fleet-wide byte quotas (pg_leases.hpp).
 // - fleet_calls: every node's gateway call records, keyed (node, id).
+// - fleet_locations: browsers' registrations, (aor, instance, node, expires).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,7 @@ class PgConn;  // src/accounting/pg_conn.hpp
 
 struct NodeHeartbeat {
     std::string node, region, listen, relay;
+    std::string sip;               // its first SIP listener, "ip:port" ("" without a gateway)
     std::int64_t boot = 0;
     std::string state = "ready";   // "ready" | "draining"
     std::uint64_t allocations = 0, spool_rows = 0;
@@ -35,6 +38,18 @@ struct NodeHeartbeat {
 struct FleetNode {
     NodeHeartbeat beat;
     double age_seconds = 0;        // since its last heartbeat; over 3 s = dead
+};
+
+// One browser registration held by this node (issue 15: SIP location across nodes).
+struct LocationRow {
+    std::string aor;               // "user@realm"
+    std::string instance;          // +sip.instance, else the Contact URI
+    std::int64_t expires_in_s = 0;
+};
+
+// A registration held by another node.
+struct RemoteLocation {
+    std::string aor, node;
 };
 
 class PgLedger {
@@ -57,6 +72,12 @@ public:
     // Inserts the calls not yet in fleet_calls (keyed node, id); the count inserted, or -1.
     long ship_calls(const std::string& node, const std::vector<OutboxCall>& calls);
     bool heartbeat(const NodeHeartbeat& beat);
+    // fleet_locations (pg_location.cpp): this node's rows become `upserts` minus `removed`;
+    // `replace_all` first deletes every row of the node (its first sync after a start).
+    bool sync_locations(const std::string& node, const std::vector<LocationRow>& upserts,
+                        const std::vector<LocationRow>& removed, bool replace_all);
+    // The other nodes' unexpired registrations; nullopt when PostgreSQL failed.
+    std::optional<std::vector<RemoteLocation>> remote_locations(const std::string& node);
     std::vector<FleetNode> nodes();
 
     // The ledger as a Store for reading (report, admin API): usage() sums every node's rows;

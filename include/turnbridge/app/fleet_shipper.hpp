@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "turnbridge/accounting/pg_ledger.hpp"
+#include "turnbridge/app/fleet_location.hpp"
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/config/config.hpp"
 
@@ -48,12 +49,14 @@ public:
     // While draining: the node new allocations go to (a live node of this region, from the
     // registry, looked up every second), or none. nullopt while not draining. Any thread.
     std::optional<std::optional<Endpoint>> redirect() const;
+    // SIP location across nodes: synced on this thread after each heartbeat.
+    FleetLocationSync& locations() { return locations_; }
 
 private:
     void run();
     bool ship_some();  // true when the outbox may hold more right now
     void beat(std::chrono::steady_clock::time_point now);
-    void choose_alternate();
+    void choose_alternate(const std::vector<accounting::FleetNode>& nodes);
 
     std::string node_;
     std::filesystem::path database_;
@@ -70,6 +73,7 @@ private:
     std::atomic<bool> draining_{false}, up_{false};
     bool warned_ = false;
     std::atomic<std::shared_ptr<const std::optional<Endpoint>>> alternate_;
+    FleetLocationSync locations_;
 };
 
 }  // namespace turnbridge::app

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "turnbridge/gateway/fleet_locations.hpp"
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/gateway/trunk_health.hpp"
 #include "turnbridge/sip/placement.hpp"
@@ -90,6 +91,9 @@ public:
         return f(registrar_);
     }
 
+    // Fleet mode (issue 15): other nodes' registrations, published by the fleet shipper.
+    FleetLocations& fleet() { return fleet_; }
+
     // Worker `w`'s mailbox calls `wake` (thread-safe, e.g. uv_async_send) when mail arrives in an
     // empty box; detach before closing what it wakes (posts then are dropped).
     void attach(unsigned w, std::function<void()> wake);
@@ -114,6 +118,7 @@ private:
     std::mutex health_mu_;
     TrunkHealth health_;
     sip::Registrar registrar_;
+    FleetLocations fleet_;
     struct Box {
         std::mutex mu;
         std::function<void()> wake;

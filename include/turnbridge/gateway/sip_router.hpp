@@ -28,6 +28,7 @@
 
 #include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/gateway/fleet_locations.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/gateway/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
@@ -124,6 +125,18 @@ public:
     // host flow has this id; what is sent on it is answered by on_handover_send().
     static constexpr sip::TransportId kHandoverFlow = ~sip::TransportId{0};
     std::size_t agent_calls() const { return agent_calls_.size(); }
+    // Fleet mode (issue 15, fleet_proxy.cpp): a trunk INVITE for users with no binding here but
+    // with bindings on other live nodes is proxied to those nodes (UDP, RFC 3261 §16, forking:
+    // the first 2xx wins, the other branches are CANCELed); no live owner: 480 as before.
+    // `sent_by`: our SIP address for Via and Record-Route; `flow`: a UDP flow toward an address.
+    using FleetFlow = std::function<std::optional<sip::TransportId>(const Endpoint& to)>;
+    void set_fleet(const FleetLocations* fleet, std::string sent_by, FleetFlow flow) {
+        fleet_ = fleet;
+        fleet_sent_by_ = std::move(sent_by);
+        fleet_flow_ = std::move(flow);
+    }
+    // Forks in flight (for /metrics and tests).
+    std::size_t fleet_forks() const { return forks_.size(); }
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
     // security.auth_failures_per_minute for browsers' digest credentials; null: none.
@@ -346,6 +359,36 @@ private:
     turn::ReflectionGuard rate_;         // server.sip_requests_per_second per source IP
     turn::ReflectionGuard trunk_rate_;   // ... times kTrunkRateFactor, for trunks' addresses
     sip::LimitCounts counts_{};
+
+    // Fleet proxying (fleet_proxy.cpp). One fork per proxied INVITE, by Call-ID.
+    struct FleetBranch {
+        Endpoint to;
+        sip::TransportId flow = 0;
+        std::string via;          // our Via branch toward it
+        std::string bytes;        // the INVITE as forwarded (retransmitted as is; CANCEL built from it)
+        int final_status = 0;     // 0 while none; 408 when it never answered in time
+        bool heard = false;       // any response
+    };
+    struct FleetFork {
+        sip::TransportId upstream = 0;   // the trunk's flow
+        std::string invite;              // the trunk's INVITE, for our own 100 and 480
+        std::vector<FleetBranch> branches;
+        sip::Time started{}, done_at{};
+        bool answered = false, done = false;
+    };
+    const FleetLocations* fleet_ = nullptr;
+    std::string fleet_sent_by_;
+    FleetFlow fleet_flow_;
+    std::map<std::string, FleetFork> forks_;
+    bool fleet_peer(const IpAddress& ip) const;
+    // Before the transaction layer: a message the proxy handles (true) or not (false).
+    bool fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& m, std::vector<sip::Action>& out);
+    bool fleet_fork(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out);
+    void fleet_response(sip::Time now, sip::Message& m, std::vector<sip::Action>& out);
+    void fleet_timer(sip::Time now, std::vector<sip::Action>& out);
+    std::optional<sip::Time> fleet_next_wake() const;
+    // The realm a trunk INVITE for `did` from `peer` belongs to (gateway.trunk_allow), or null.
+    const config::Realm* trunk_realm(const IpAddress& peer, const std::string& did) const;
 };
 
 }  // namespace turnbridge::gateway

@@ -55,6 +55,8 @@ public:
     void on_transport_closed(TransportId transport);  // a WebSocket went away: its bindings go too
     // Every live binding of `aor` ("user@realm"), for forking an inbound INVITE.
     std::vector<Binding> lookup(std::string_view aor) const;
+    // Every live binding with its AOR (fleet mode, issue 15: the shipper copies them to PostgreSQL).
+    std::vector<std::pair<std::string, Binding>> all() const;
     std::size_t size() const { return count_; }
     // New bindings refused with 503 because the registrar held max_bindings.
     std::uint64_t refused() const { return refused_; }

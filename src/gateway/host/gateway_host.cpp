@@ -61,6 +61,10 @@ GatewayHost::GatewayHost(uv_loop_t* loop, std::shared_ptr<const config::Config> 
     router_->on_call_ended([this](const gateway::CallSummary& s, sip::MediaSdp* media) { call_ended(s, media); });
     // Our REGISTERs toward trunks leave from worker 0 only.
     router_->set_shared(shared_, worker_, worker_ == 0);
+    // Issue 15: trunk INVITEs for browsers registered on other nodes are proxied there over UDP.
+    if (cfg_->fleet.enabled() && !cfg_->sip_listen.empty())
+        router_->set_fleet(&shared_->fleet(), cfg_->sip_listen.front().to_string(),
+                           [this](const Endpoint& to) { return udp_flow(to); });
 }
 
 GatewayHost::~GatewayHost() = default;
