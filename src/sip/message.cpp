@@ -183,6 +183,14 @@ Message Message::response(const Message& request, int status, std::string_view r
     if (r->call_id) osip_call_id_clone(r->call_id, &m->call_id);
     if (r->cseq) osip_cseq_clone(r->cseq, &m->cseq);
     if (status > 100 && !to_tag.empty() && m->to && tag_of(m->to).empty()) osip_to_set_tag(m->to, dup(to_tag));
+    // §12.1.1: a dialog-creating response carries the request's Record-Route values (a proxy on
+    // the path, e.g. another fleet node, stays on the dialog's path for the caller too).
+    if (status > 100 && status < 300)
+        for (int i = 0; !osip_list_eol(&r->record_routes, i); ++i) {
+            osip_record_route_t* rr = nullptr;
+            if (osip_record_route_clone(static_cast<osip_record_route_t*>(osip_list_get(&r->record_routes, i)), &rr) == 0)
+                osip_list_add(&m->record_routes, rr, -1);
+        }
     return msg;
 }
 
