@@ -100,6 +100,7 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
         const auto to = uri_endpoint(routes.size() > 1 ? routes[1] : m.request_uri());
         const auto hops = m.max_forwards().value_or(70);
         if (!to || hops <= 1) return true;   // nowhere to go: dropped (§16.3 would answer 483)
+        m.remove_header("Max-Forwards");   // set_max_forwards adds one (§16.6 step 3: decrement)
         m.set_max_forwards(hops - 1);
         m.push_via("UDP", fleet_sent_by_, branch(flow.id, m.top_via_branch(), 0));
         if (auto id = fleet_flow_(*to)) out.push_back(sip::Send{*id, m.serialize()});
@@ -161,6 +162,7 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
         auto id = fleet_flow_(owners[i]->sip);
         if (!id) continue;
         auto copy = m.clone();
+        copy.remove_header("Max-Forwards");   // set_max_forwards adds one (§16.6 step 3: decrement)
         copy.set_max_forwards(hops - 1);
         // §16.6 step 4: stay on the dialog's path, so the owner's in-dialog requests (it sends
         // them on its flow toward us) find their way to the trunk.

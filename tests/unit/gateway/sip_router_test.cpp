@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "../sip/samples.hpp"
+#include <fmt/format.h>
+
 #include "turnbridge/gateway/sip_router.hpp"
 
 using namespace turnbridge;
@@ -736,4 +738,72 @@ TEST_CASE("test_numbers (issue 16): echo, 9196, tone, dtmf go to the test line o
         REQUIRE(Bench::sent(out, kTrunk).size() == 1);
         CHECK(Bench::sent(out, kTrunk)[0].request_uri() == "sip:+15550199@127.0.0.1:5070;transport=udp");
     }
+}
+
+TEST_CASE("fleet (issue 15): a trunk INVITE for a user registered on another live node is proxied there; silence: 480") {
+    Bench b;
+    FleetLocations fleet;
+    constexpr sip::TransportId kNodeA = 33;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    snap->aors["alice@example.org"] = {0};
+    fleet.publish(snap);
+    std::vector<Endpoint> asked;
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [&](const Endpoint& to) -> std::optional<sip::TransportId> {
+        asked.push_back(to);
+        return kNodeA;
+    });
+    auto invite = [](std::string_view call_id) {
+        return fmt::format("INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                           "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{0}\r\n"
+                           "Max-Forwards: 70\r\nFrom: <sip:+1999@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                           "Call-ID: {0}\r\nCSeq: 1 INVITE\r\nContact: <sip:t@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n",
+                           call_id);
+    };
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, invite("fl1"), out);
+    auto to_a = Bench::sent(out, kNodeA);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_a.size() == 1);
+    REQUIRE(asked.size() == 1);
+    CHECK(asked[0].to_string() == "127.0.0.11:5062");
+    CHECK(to_a[0].method() == "INVITE");
+    CHECK(to_a[0].top_via_branch().starts_with("z9hG4bKfleet"));
+    CHECK(to_a[0].via_count() == 2);
+    CHECK(to_a[0].max_forwards() == 69);
+    REQUIRE(to_a[0].record_routes().size() == 1);
+    CHECK(to_a[0].record_routes()[0].find("fleet@127.0.0.1:5062") != std::string::npos);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].status() == 100);   // ours: the trunk stops retransmitting
+
+    // Node A's 180 and 200 come back through us, our Via popped, on the trunk's flow.
+    SipFlow from_a{kNodeA, false, false, false, *IpAddress::parse("127.0.0.11"), {}};
+    for (int code : {180, 200}) {
+        auto r = sip::Message::response(to_a[0], code, {}, "tagA");
+        auto back = b.feed(from_a, r.serialize(), kTrunk);
+        REQUIRE(back.size() == 1);
+        CHECK(back[0].status() == code);
+        CHECK(back[0].via_count() == 1);
+        CHECK(back[0].top_via_branch() == "z9hG4bKfl1");
+    }
+
+    // A node that answers nothing (it died since the snapshot): 480 after 2 s.
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, invite("fl2"), out);
+    REQUIRE(Bench::sent(out, kNodeA).size() == 1);
+    REQUIRE(b.router.next_wake());
+    CHECK(*b.router.next_wake() <= b.now + 2s);
+    b.now += 2100ms;
+    out.clear();
+    b.router.on_timer(b.now, out);
+    auto late = Bench::sent(out, kTrunk);
+    REQUIRE(late.size() == 1);
+    CHECK(late[0].status() == 480);
+
+    // Its heartbeat older than 3 s: not proxied; the local path answers 480 at once.
+    b.now += 2s;
+    auto r = b.feed(b.trunk, invite("fl3"), kTrunk);
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.back().status() == 480);
+    CHECK(asked.size() == 2);
 }
