@@ -807,3 +807,43 @@ TEST_CASE("fleet (issue 15): a trunk INVITE for a user registered on another liv
     CHECK(r.back().status() == 480);
     CHECK(asked.size() == 2);
 }
+
+TEST_CASE("fleet (issue 15): forking across two nodes: the first 2xx wins and the other branch is CANCELed") {
+    Bench b;
+    FleetLocations fleet;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    snap->peers.push_back({"node-c", Endpoint{*IpAddress::parse("127.0.0.13"), 5062}, b.now + 3s});
+    snap->aors["alice@example.org"] = {0, 1};
+    fleet.publish(snap);
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [](const Endpoint& to) -> std::optional<sip::TransportId> {
+        return to.ip.to_string() == "127.0.0.11" ? 41 : 43;
+    });
+    const std::string invite = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                               "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKfork1\r\n"
+                               "Max-Forwards: 70\r\nFrom: <sip:+1999@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                               "Call-ID: fork1\r\nCSeq: 1 INVITE\r\nContact: <sip:t@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, invite, out);
+    auto to_a = Bench::sent(out, 41), to_c = Bench::sent(out, 43);
+    REQUIRE(to_a.size() == 1);
+    REQUIRE(to_c.size() == 1);
+    CHECK(to_a[0].top_via_branch() != to_c[0].top_via_branch());
+    CHECK(b.router.fleet_forks() == 1);
+
+    // Node C rings, node A answers: the 200 goes to the trunk, node C gets a CANCEL for its branch.
+    SipFlow from_a{41, false, false, false, *IpAddress::parse("127.0.0.11"), {}};
+    SipFlow from_c{43, false, false, false, *IpAddress::parse("127.0.0.13"), {}};
+    CHECK(b.feed(from_c, sip::Message::response(to_c[0], 180, {}, "tagC").serialize(), kTrunk).size() == 1);
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, from_a, sip::Message::response(to_a[0], 200, {}, "tagA").serialize(), out);
+    auto up = Bench::sent(out, kTrunk);
+    REQUIRE(up.size() == 1);
+    CHECK(up[0].status() == 200);
+    auto cancel = Bench::sent(out, 43);
+    REQUIRE(cancel.size() == 1);
+    CHECK(cancel[0].method() == "CANCEL");
+    CHECK(cancel[0].top_via_branch() == to_c[0].top_via_branch());   // RFC 3261 §9.1
+    // Node C's 487 is not the trunk's business any more.
+    CHECK(b.feed(from_c, sip::Message::response(to_c[0], 487, {}, "tagC").serialize(), kTrunk).empty());
+}
