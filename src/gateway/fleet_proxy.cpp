@@ -178,6 +178,7 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
     out.push_back(sip::Send{flow.id, sip::Message::response(m, 100).serialize()});
     log::info("sip: INVITE {} for {} proxied to {} node{} (issue 15: registered there)", m.call_id(), did,
               f.branches.size(), f.branches.size() == 1 ? "" : "s");
+    shared_->hold_placement(m.call_id());   // a browser may ring longer than Placement::kLinger
     forks_.emplace(m.call_id(), std::move(f));
     return true;
 }
@@ -224,6 +225,7 @@ void SipRouter::fleet_timer(sip::Time now, std::vector<sip::Action>& out) {
     for (auto it = forks_.begin(); it != forks_.end();) {
         FleetFork& f = it->second;
         if (f.done ? now >= f.done_at + kLinger : now >= f.started + kForkMax) {
+            shared_->release_placement(now, it->first);
             it = forks_.erase(it);
             continue;
         }

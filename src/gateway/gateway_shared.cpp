@@ -35,6 +35,16 @@ void GatewayShared::add_user(const std::string& realm, const std::string& user) 
     ++user_calls_[user + "@" + realm];
 }
 
+void GatewayShared::hold_placement(const std::string& call_id) {
+    std::lock_guard lock(placement_mu_);
+    placement_.started(call_id);
+}
+
+void GatewayShared::release_placement(sip::Time now, const std::string& call_id) {
+    std::lock_guard lock(placement_mu_);
+    placement_.finished(now, call_id);
+}
+
 void GatewayShared::call_ended(sip::Time now, unsigned worker, const std::string& realm, const std::string& user,
                                const std::string& call_id) {
     if (worker < workers_) load_[worker].fetch_sub(1, std::memory_order_relaxed);

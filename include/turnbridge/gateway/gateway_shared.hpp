@@ -74,6 +74,10 @@ public:
     void add_user(const std::string& realm, const std::string& user);
     void call_ended(sip::Time now, unsigned worker, const std::string& realm, const std::string& user,
                     const std::string& call_id);
+    // A proxied INVITE (issue 15, fleet_proxy.cpp): its worker keeps its Call-ID, as a call's,
+    // until the fork ends, so that a late answer finds the fork; no live call is counted.
+    void hold_placement(const std::string& call_id);
+    void release_placement(sip::Time now, const std::string& call_id);
     // Live calls of `realm`, and of `user` in it (process-wide).
     std::pair<std::uint32_t, std::uint32_t> live(const std::string& realm, const std::string& user) const;
     std::uint32_t load(unsigned worker) const { return load_[worker].load(std::memory_order_relaxed); }
