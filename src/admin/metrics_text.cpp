@@ -137,6 +137,24 @@ void agent_metrics(std::string& out, const Metrics& m) {
         sample(out, name, {{"event", kAgentEventNames[i]}}, m.gateway_agent[i]);
 }
 
+constexpr std::string_view kActiveHelp =
+    "Outbound agent calls of POST /api/v1/calls in progress (dialing, ringing or answered).";
+
+// POST /api/v1/calls (issue 17): what became of the outbound agent calls, and those in progress.
+// Samples only with gateway mode on.
+void agent_outbound_metrics(std::string& out, const Metrics& m) {
+    constexpr std::string_view outbound = "turnbridge_gateway_agent_outbound_total";
+    family(out, outbound, "counter",
+           "Outbound agent calls of POST /api/v1/calls since start: placed, refused (over "
+           "gateway.agent_outbound_max_calls), answered, and how they ended (completed, busy, no-answer, failed).");
+    constexpr std::string_view active = "turnbridge_gateway_agent_outbound_active";
+    if (m.calls.empty()) return family(out, active, "gauge", kActiveHelp);
+    for (std::size_t i = 0; i < kOutboundResults.size(); ++i)
+        sample(out, outbound, {{"result", kOutboundResults[i]}}, m.agent_outbound[i]);
+    family(out, active, "gauge", kActiveHelp);
+    sample(out, active, {}, m.agent_outbound_active);
+}
+
 // SIP handed from the worker that read it to the worker that owns its call (issue 12), dropped
 // because that worker's mailbox was full (it is stalled): UDP senders retransmit.
 void mailbox_metrics(std::string& out, const Metrics& m) {
@@ -314,6 +332,7 @@ std::string format_metrics(const Metrics& m) {
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
     agent_metrics(out, m);
+    agent_outbound_metrics(out, m);
     mailbox_metrics(out, m);
     trunk_metrics(out, m);
     stream_metrics(out, m.streams);

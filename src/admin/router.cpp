@@ -13,6 +13,7 @@
 
 #include "turnbridge/accounting/calls.hpp"
 #include "turnbridge/accounting/usage.hpp"
+#include "turnbridge/admin/calls_api.hpp"
 #include "turnbridge/admin/json.hpp"
 #include "turnbridge/admin/metrics_text.hpp"
 #include "turnbridge/admin/usage_page.hpp"
@@ -25,7 +26,7 @@ namespace {
 constexpr std::string_view kAllocationsPrefix = "/api/v1/allocations/";
 constexpr std::string_view kJson = "application/json";
 
-enum class Route { Page, Metrics, Usage, Calls, Allocations, Allocation, Trunks, Drain, None };
+enum class Route { Page, Metrics, Usage, Calls, Call, Allocations, Allocation, Trunks, Drain, None };
 
 Route route_of(std::string_view path) {
     if (path == "/") return Route::Page;
@@ -35,6 +36,9 @@ Route route_of(std::string_view path) {
     if (path == "/api/v1/allocations") return Route::Allocations;
     if (path == "/api/v1/trunks") return Route::Trunks;
     if (path == "/api/v1/drain") return Route::Drain;
+    if (path.size() > kCallsPrefix.size() && path.starts_with(kCallsPrefix) &&
+        path.find('/', kCallsPrefix.size()) == std::string_view::npos)
+        return Route::Call;   // issue 17: an outbound agent call
     if (path.size() > kAllocationsPrefix.size() && path.substr(0, kAllocationsPrefix.size()) == kAllocationsPrefix &&
         path.find('/', kAllocationsPrefix.size()) == std::string_view::npos)
         return Route::Allocation;
@@ -42,12 +46,13 @@ Route route_of(std::string_view path) {
 }
 
 std::string_view allowed_methods(Route r) {
-    return r == Route::Allocation ? "DELETE" : r == Route::Drain ? "POST" : "GET, HEAD";
+    return r == Route::Allocation ? "DELETE" : r == Route::Drain ? "POST" : r == Route::Calls ? "GET, HEAD, POST" : "GET, HEAD";
 }
 
 bool method_allowed(Route r, std::string_view method) {
     if (r == Route::Allocation) return method == "DELETE";
     if (r == Route::Drain) return method == "POST";
+    if (r == Route::Calls && method == "POST") return true;   // issue 17: place an outbound agent call
     return method == "GET" || method == "HEAD";
 }
 
@@ -195,7 +200,8 @@ Response dispatch(Route route, const Request& req, Backend& backend, const Route
             return r;
         }
         case Route::Usage: return usage(req, backend, cfg.now_ms);
-        case Route::Calls: return calls(req, backend, cfg.now_ms);
+        case Route::Calls: return req.method == "POST" ? place_call(req, backend) : calls(req, backend, cfg.now_ms);
+        case Route::Call: return outbound_call(req.path.substr(kCallsPrefix.size()), backend);
         case Route::Allocations: return json_ok(allocations_json(backend.live()));
         case Route::Trunks: return json_ok(trunks_json(backend.metrics().trunk_targets));
         case Route::Allocation: return kick(req.path, backend);

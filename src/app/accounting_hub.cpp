@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/app/accounting_hub.hpp"
 
+#include "turnbridge/app/outbound_calls.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 
 #include <algorithm>
@@ -324,7 +325,20 @@ admin::Metrics AccountingHub::metrics() {
         }
         m.auth_throttle_evictions = c.evictions;
     }
+    if (outbound_ != nullptr) outbound_->fill(m);
     return m;
+}
+
+admin::Placed AccountingHub::place_call(const admin::PlaceCall& req) {
+    if (outbound_ == nullptr) {   // no realm has gateway mode
+        if (!cfg_->realms.contains(req.realm)) return {404, "no such realm", "realm", {}};
+        return {409, "the realm has no gateway mode (no trunk to call through)", "realm", {}};
+    }
+    return outbound_->place(req, unix_ms());
+}
+
+std::optional<admin::OutboundCall> AccountingHub::outbound_call(std::string_view id) {
+    return outbound_ != nullptr ? outbound_->find(id) : std::nullopt;
 }
 
 }  // namespace turnbridge::app

@@ -224,9 +224,13 @@ bool App::start_workers(unsigned count, io::TlsContextPtr tls) {
         gateway_ = std::make_unique<gateway::GatewayShared>(count, cfg_->sip_transactions);
         if (hub_) hub_->set_gateway_shared(gateway_.get());
         if (fleet_) fleet_->locations().attach(gateway_.get());   // issue 15: SIP location across nodes
+        outbound_ = std::make_unique<OutboundCalls>(cfg_, count, [this](unsigned w, const gateway::AgentDial& d) {
+            return w < workers_.size() && workers_[w]->post_dial(d);
+        });
+        if (hub_) hub_->set_outbound(outbound_.get());
     }
     const server::ProcessShared shared{&nonces_, &quota_, &relays_, cfg_->accounting.enabled ? hub_.get() : nullptr,
-                               instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_};
+                               instance_ms_, media_.get(), gateway_.get(), &auth_, &streams_, outbound_.get()};
     for (unsigned i = 0; i < count; ++i) {
         try {
             workers_.push_back(std::make_unique<server::Worker>(i, cfg_, shared, tls, std::move(fds[i])));
@@ -282,6 +286,7 @@ void App::reload() {
     auth_.set_limit(cfg_->auth_failures_per_minute);
     for (auto& w : workers_) w->post_config(cfg_);
     if (hub_) hub_->set_config(cfg_);
+    if (outbound_) outbound_->set_config(cfg_);
     if (admin_) admin_->set_token(cfg_->admin.token);
     apply_stream_limits();
     if (!cfg_->tls_listen.empty() || !cfg_->wss_listen.empty()) reload_tls(*cfg_);

@@ -6,6 +6,30 @@
 #include "turnbridge/base/address.hpp"
 
 namespace turnbridge::config {
+namespace {
+
+// RFC 1123 §2.1 / RFC 952: letters, digits and hyphens in dot-separated labels of 1-63
+// characters, not starting or ending with a hyphen, 253 characters at most (a final dot allowed).
+bool valid_host_name(std::string_view h) {
+    if (h.ends_with('.')) h.remove_suffix(1);
+    if (h.empty() || h.size() > 253) return false;
+    std::size_t label = 0;
+    char prev = '.';
+    for (char c : h) {
+        if (c == '.') {
+            if (label == 0 || prev == '-') return false;
+            label = 0;
+        } else {
+            const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+            if (!alnum && !(c == '-' && label != 0)) return false;
+            if (++label > 63) return false;
+        }
+        prev = c;
+    }
+    return prev != '-';
+}
+
+}  // namespace
 
 std::optional<AgentUrl> parse_agent_url(std::string_view entry, std::string& why) {
     why.clear();
@@ -38,8 +62,9 @@ std::optional<AgentUrl> parse_agent_url(std::string_view entry, std::string& why
         if (colon != std::string_view::npos) port = authority.substr(colon + 1);
     }
     if (u.host.empty()) return why = "the agent URL has no host", std::nullopt;
-    if (u.host != "localhost" && !IpAddress::parse(u.host))
-        return why = "the agent URL's host must be an IP address or localhost (names are not resolved yet)", std::nullopt;
+    // A name is looked up when a call needs the agent (server.dns_servers, A/AAAA).
+    if (!IpAddress::parse(u.host) && !valid_host_name(u.host))
+        return why = "the agent URL's host must be an IP address or a host name", std::nullopt;
     u.port = u.secure ? 443 : 80;
     if (!port.empty()) {
         unsigned p = 0;

@@ -215,7 +215,8 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
                  "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
                  "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
                  "options_interval", "trunk_targets", "srtp", "refer_to", "agent_connect_timeout",
-                 "agent_playout_frames", "agent_authorization", "agents"});
+                 "agent_playout_frames", "agent_authorization", "agents",
+                 "agent_outbound_max_calls", "agent_ring_timeout"});
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
     const auto trunk = get("trunk");
@@ -289,6 +290,10 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     // Issue 17: agent WebSocket connect timeout (s) and playout bound (20 ms frames).
     if (auto v = get("agent_connect_timeout")) g.agent_connect_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 60));
     if (auto v = get("agent_playout_frames")) g.agent_playout_frames = static_cast<std::uint32_t>(r.as_integer(*v, 10, 3000));
+    // Outbound agent calls (POST /api/v1/calls): how many at once per realm, and how long one rings.
+    if (auto v = get("agent_outbound_max_calls"))
+        g.agent_outbound_max_calls = static_cast<std::uint32_t>(r.as_integer(*v, 0, 10000));
+    if (auto v = get("agent_ring_timeout")) g.agent_ring_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 600));
     // The Authorization header value toward agents (agent_authorization_file: from a secret).
     if (auto v = get("agent_authorization")) {
         g.agent_authorization = r.as_string(*v);

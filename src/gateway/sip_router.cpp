@@ -228,6 +228,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
         std::visit(Overloaded{
                        [&](sip::Send& s) {
                            if (s.transport == kHandoverFlow) return on_handover_send(now, s, out);   // issue 17
+                           if (s.transport == kDialLeg) return on_dial_leg(now, s.bytes, out);   // issue 17
                            out.push_back(std::move(s));
                        },
                        [](sip::WakeAt&) {},   // next_wake() asks every core instead
@@ -574,6 +575,7 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     for (auto& e : calls_) e.call->on_timer(now, layer_, in);   // RFC 4028 refreshes and expiry
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
+    expire_dials(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
     if (registers_) probe_trunks(now, out);   // issue 14: one worker probes, every worker reads
     if (fleet_ != nullptr) fleet_timer(now, out);   // issue 15
@@ -706,6 +708,7 @@ void SipRouter::reap(sip::Time now) {
                 if (s.end_reason.empty()) s.end_reason = s.answered ? "bye" : s.status == 487 ? "cancel" : "rejected";
                 log::info("call ended ({}, {})", s.status, s.end_reason);
                 if (!it->call_id.empty()) shared_->call_ended(now, worker_, s.realm, it->counted_user, it->call_id);
+                if (!it->reported && end_dial(now, *it)) it->reported = true;   // issue 17: its agent writes the record
                 if (ended_ && !it->reported) {
                     it->reported = true;
                     ended_(s, it->media.get());
@@ -728,6 +731,8 @@ std::optional<sip::Time> SipRouter::next_wake() const {
         if (e.ended_at) keep_earliest(t, *e.ended_at + kLinger);
         else keep_earliest(t, e.call->next_wake());
     for (const auto& w : waiting_) keep_earliest(t, w.until);
+    for (const auto& [key, d] : dials_)
+        if (!d.answered && !d.timed_out) keep_earliest(t, d.ring_until);
     keep_earliest(t, reregister_at_);
     for (const auto& [realm, at] : next_probe_) keep_earliest(t, at);
     return t;

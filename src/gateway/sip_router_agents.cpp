@@ -100,7 +100,7 @@ void SipRouter::agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>&
 
 void SipRouter::agent_failed(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out) {
     auto it = agent_calls_.find(key);
-    if (it == agent_calls_.end()) return;
+    if (it == agent_calls_.end()) return dial_failed(now, key, why, out);   // an outbound call's agent
     AgentCall& a = it->second;
     log::info("agent: call {}: {}", key, why);
     if (a.dialog) {

@@ -100,6 +100,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg, const 
                                                      shared_.media, std::move(calls), index_, shared_.gateway);
             gateway_->set_auth_throttle(shared_.auth);
             gateway_->set_streams(shared_.streams);
+            gateway_->set_dial_reports(shared_.dials);
             gateway_->start();
         }
     } catch (...) {
@@ -174,6 +175,16 @@ void Worker::post_kick(std::uint64_t allocation_id) {
     uv_async_send(&mail_async_);
 }
 
+bool Worker::post_dial(const gateway::AgentDial& d) {
+    if (!gateway_) return false;
+    {
+        std::lock_guard lock(mail_mu_);
+        mail_.dials.push_back(d);
+    }
+    uv_async_send(&mail_async_);
+    return true;
+}
+
 void Worker::on_mail() {
     Mail m;
     {
@@ -196,6 +207,8 @@ void Worker::on_mail() {
         }
         dispatch();
     }
+    for (const auto& d : m.dials)
+        if (gateway_) gateway_->dial(d);
     if (m.stop) shutdown();
 }
 

@@ -62,6 +62,27 @@ struct TrunkTargetStatus {
 inline constexpr std::array<std::string_view, 5> kAgentEventNames = {"calls", "failed", "frames_dropped",
                                                                      "messages_dropped", "bad_messages"};
 
+// Outbound agent calls (issue 17): POST /api/v1/calls {realm, to, from, agent}.
+struct PlaceCall {
+    std::string realm, to, from, agent;
+};
+// One API call as GET /api/v1/calls/ID shows it.
+struct OutboundCall {
+    std::string id, realm, to, from, agent;
+    std::string status = "dialing";   // dialing, ringing, answered; completed, busy, no-answer, failed
+    int sip_code = 0;                 // the trunk's final status (0 before one)
+    std::string call_id;              // the call's id in the log lines (call.started, call.ended)
+    std::string end_reason;           // as in the call record
+    std::int64_t created_ms = 0;
+};
+struct Placed {
+    int status = 202;                 // else the HTTP error: 400 bad field, 404, 409, 429, 503
+    std::string error, field;         // the error's text and the field it concerns
+    OutboundCall call;
+};
+inline constexpr std::array<std::string_view, 7> kOutboundResults = {"placed", "refused", "answered", "completed",
+                                                                     "busy", "no-answer", "failed"};
+
 // Fleet mode (issue 15): the outbox and its shipper.
 struct FleetMetrics {
     std::uint64_t spool_rows = 0;        // outbox rows waiting for PostgreSQL
@@ -107,6 +128,10 @@ struct Metrics {
     // timed out, closed by the agent), agent audio frames dropped over the playout bound,
     // messages dropped toward a slow agent, unreadable agent messages.
     std::array<std::uint64_t, 5> gateway_agent{};
+    // POST /api/v1/calls (issue 17), in kOutboundResults order: placed, refused (over
+    // gateway.agent_outbound_max_calls), answered, and the outcomes; and those in progress.
+    std::array<std::uint64_t, 7> agent_outbound{};
+    std::uint64_t agent_outbound_active = 0;
     io::StreamCounts streams;  // connection bounds that bit ([streams], issue 11)
     std::vector<TrunkTargetStatus> trunk_targets;   // gateway.options_interval probes (issue 14)
     std::optional<FleetMetrics> fleet;              // [fleet] only
@@ -127,6 +152,11 @@ public:
     virtual std::string not_ready() { return ""; }
     // POST /api/v1/drain (issue 15): start draining; false when this node cannot (no [fleet]).
     virtual bool drain_node() { return false; }
+    // POST /api/v1/calls (issue 17): checks the request against the configuration and places
+    // the call on a gateway worker; the answer comes at once (202), the outcome later.
+    virtual Placed place_call(const PlaceCall&) { return {503, "outbound calls need gateway mode", {}, {}}; }
+    // GET /api/v1/calls/ID: a recent API call (the last kept of them); nullopt: unknown.
+    virtual std::optional<OutboundCall> outbound_call(std::string_view) { return std::nullopt; }
 };
 
 }  // namespace turnbridge::admin

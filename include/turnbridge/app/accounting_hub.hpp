@@ -32,6 +32,8 @@ class GatewayShared;
 
 namespace turnbridge::app {
 
+class OutboundCalls;
+
 // What a worker reports besides records, replaced wholesale at every post.
 struct WorkerStats {
     std::uint64_t auth_failures = 0;
@@ -93,6 +95,11 @@ public:
     // POST /api/v1/drain: what the process does to drain (App::drain); false without [fleet].
     void set_drainer(std::function<bool()> drain) { drainer_ = std::move(drain); }
     bool drain_node() override { return drainer_ ? drainer_() : false; }
+    // POST /api/v1/calls and GET /api/v1/calls/ID (issue 17): the App's table of outbound agent
+    // calls (null without gateway mode).
+    void set_outbound(OutboundCalls* calls) { outbound_ = calls; }
+    admin::Placed place_call(const admin::PlaceCall& req) override;
+    std::optional<admin::OutboundCall> outbound_call(std::string_view id) override;
 
     // turn::QuotaGate, called by workers on Allocate/Refresh: relayed payload bytes (relay->peer
     // plus relay->client) of the account in the realm's current UTC day or month, read from the
@@ -108,6 +115,7 @@ public:
 private:
     FleetShipper* fleet_ = nullptr;
     FleetLeases* leases_ = nullptr;
+    OutboundCalls* outbound_ = nullptr;
     std::function<bool()> drainer_;
     std::unique_ptr<accounting::Store> fleet_store_;  // the PostgreSQL ledger, opened on first use
     const io::StreamStats* stream_stats_ = nullptr;

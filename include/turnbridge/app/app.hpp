@@ -14,6 +14,7 @@
 #include "turnbridge/app/accounting_hub.hpp"
 #include "turnbridge/app/fleet_leases.hpp"
 #include "turnbridge/app/fleet_shipper.hpp"
+#include "turnbridge/app/outbound_calls.hpp"
 #include "turnbridge/app/systemd_notify.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/server/media_exchange.hpp"
@@ -70,6 +71,7 @@ private:
     std::unique_ptr<AccountingHub> hub_;  // before workers_: they post to it until they stop
     std::unique_ptr<server::MediaExchange> media_;  // gateway mode: relayed media between workers' allocations and calls
     std::unique_ptr<gateway::GatewayShared> gateway_;  // gateway mode: what the workers' gateways share
+    std::unique_ptr<OutboundCalls> outbound_;  // gateway mode: POST /api/v1/calls (issue 17); workers report to it
     std::vector<std::unique_ptr<server::Worker>> workers_;
     std::unique_ptr<admin::HttpServer> admin_;  // on the control loop; talks to hub_
     uv_loop_t loop_{};

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The route target of an AI voice agent (issue 17): "agent:ws://HOST[:PORT]/PATH" or
-// "agent:wss://...", where HOST is an IP literal ([v6] in brackets) or "localhost" (names are
-// not resolved yet). The gateway speaks Twilio Media Streams v1 over that WebSocket.
+// "agent:wss://...", where HOST is an IP literal ([v6] in brackets) or a host name (RFC 1123),
+// resolved when a call needs it (A/AAAA through server.dns_servers or the system's resolver;
+// "localhost" is 127.0.0.1 without a lookup). The gateway speaks Twilio Media Streams v1 over
+// that WebSocket.
 #include <cstdint>
 #include <optional>
 #include <string>

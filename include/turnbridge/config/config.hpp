@@ -62,6 +62,8 @@ struct Gateway {
     std::uint32_t agent_connect_timeout = 3;   // s: agent WebSocket up (TCP, TLS, upgrade) or 503 (issue 17)
     std::uint32_t agent_playout_frames = 500;  // agent audio buffered for playout, 20 ms frames (10 s)
     std::string agent_authorization;           // Authorization header value toward agents; "" = none
+    std::uint32_t agent_outbound_max_calls = 10;   // POST /api/v1/calls in progress at once; 0 = API calls off
+    std::uint32_t agent_ring_timeout = 30;     // s: an outbound agent call not answered by then is cancelled
     // [realm."X".gateway.agents] (issue 17): names a browser user dials -> an AI agent.
     std::map<std::string, AgentEntry> agents;
     // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share

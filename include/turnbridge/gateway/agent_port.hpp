@@ -35,6 +35,12 @@ public:
     virtual ~AgentPort() = default;
     // Starts connecting to the agent and opens the call's RTP socket; false: cannot (503 now).
     virtual bool open_agent(const AgentOpen& open) = 0;
+    // Outbound (POST /api/v1/calls, sip_router_agent_dial.cpp): the call's RTP socket and our
+    // PCMU offer for the trunk's INVITE (`open.offer_sdp` unused); nullopt: cannot (503).
+    virtual std::optional<std::string> offer_agent(const AgentOpen& /*open*/) { return std::nullopt; }
+    // ... the trunk answered 200 OK with `answer_sdp`: now connect to the agent. False: the
+    // answer is unusable (the call is hung up). Then as inbound: answered or failed, then close.
+    virtual bool connect_agent(const std::string& /*key*/, const std::string& /*answer_sdp*/) { return false; }
     // The call has ended in signaling (BYE, CANCEL, a failure, shutdown): stop the stream (the
     // agent gets `stop`), free the call's sockets, write its record from `summary`.
     virtual void close_agent(const std::string& key, const CallSummary& summary) = 0;

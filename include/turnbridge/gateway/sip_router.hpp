@@ -29,6 +29,7 @@
 #include "turnbridge/base/auth_throttle.hpp"
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/gateway/fleet_locations.hpp"
+#include "turnbridge/gateway/agent_dial.hpp"
 #include "turnbridge/gateway/gateway_shared.hpp"
 #include "turnbridge/gateway/trunk_hosts.hpp"
 #include "turnbridge/sip/call.hpp"
@@ -137,6 +138,13 @@ public:
     }
     // Forks in flight (for /metrics and tests).
     std::size_t fleet_forks() const { return forks_.size(); }
+    // Outbound agent calls (POST /api/v1/calls, sip_router_agent_dial.cpp): `d.to` is called
+    // through the realm's trunk like a browser's call (same sip::Call: digest, failover, 100rel,
+    // session timers, number formats), its "browser" leg played by the router itself, and the
+    // agent is connected only once the trunk answered 200 OK. Progress goes to on_dial_update.
+    void dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::Action>& out);
+    void on_dial_update(std::function<void(const DialUpdate&)> f) { dial_report_ = std::move(f); }
+    std::size_t agent_dials() const { return dials_.size(); }
     // Where trunk host names are resolved; without it only IP literal trunks are reachable.
     void set_trunk_hosts(const TrunkHosts* hosts) { hosts_ = hosts; }
     // security.auth_failures_per_minute for browsers' digest credentials; null: none.
@@ -341,6 +349,24 @@ private:
     void agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out);
     void end_agent(sip::Time now, std::string key, std::string reason);   // `key` by value: erased here
     void stop_agents(sip::Time now, std::vector<sip::Action>& out);
+    // Outbound agent calls by the Call-ID of the INVITE the router plays the browser with.
+    // kDialLeg is that leg's flow: what the Call sends there comes back to on_dial_leg().
+    static constexpr sip::TransportId kDialLeg = ~sip::TransportId{1};   // not kHandoverFlow
+    struct AgentDialLeg {
+        std::string id;                        // the API's call id
+        std::optional<sip::Message> invite;    // the INVITE we play the browser with
+        sip::LocalAddress local;               // that leg's (never sent anywhere)
+        sip::Time ring_until{};                // agent_ring_timeout: then CANCEL
+        bool answered = false, timed_out = false, ringing = false;
+    };
+    std::map<std::string, AgentDialLeg> dials_;
+    std::function<void(const DialUpdate&)> dial_report_;
+    void report_dial(const AgentDialLeg& d, DialUpdate::State state, int sip_code, const std::string& call_id,
+                     const std::string& end_reason = {});
+    void on_dial_leg(sip::Time now, const std::string& bytes, std::vector<sip::Action>& out);
+    void dial_failed(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
+    bool end_dial(sip::Time now, CallEntry& e);   // false: not an agent dial
+    void expire_dials(sip::Time now, std::vector<sip::Action>& out);
     std::vector<TrunkRegistration> registrations_;
     std::function<void(const CallSummary&, sip::MediaSdp*)> ended_;
     std::optional<sip::Time> reregister_at_;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "turnbridge/config/config.hpp"
+#include "turnbridge/gateway/agent_dial.hpp"
 #include "turnbridge/io/loop_clock.hpp"
 #include "turnbridge/io/stream_limits.hpp"
 #include "turnbridge/server/relay_binder.hpp"
@@ -59,6 +60,7 @@ struct ProcessShared {
     gateway::GatewayShared* gateway = nullptr;   // gateway mode: placement, registrar, SIP mailboxes
     AuthThrottle* auth = nullptr;   // security.auth_failures_per_minute (TURN and SIP digest)
     io::StreamGates* streams = nullptr;  // connection caps and counters of every stream kind (null: none)
+    gateway::DialReports* dials = nullptr;  // outbound agent calls' progress (issue 17; null: none)
 };
 
 class Worker {
@@ -79,6 +81,9 @@ public:
     void post_tls(io::TlsContextPtr ctx);
     void post_stop();
     void post_kick(std::uint64_t allocation_id);
+    // Issue 17: an outbound agent call for this worker's gateway (POST /api/v1/calls); false
+    // without gateway mode (nothing posted).
+    bool post_dial(const gateway::AgentDial& d);
     // Timer ticks of this worker's loop so far (any thread): the systemd watchdog checks that
     // every loop still turns.
     std::uint64_t ticks() const { return ticks_.load(std::memory_order_relaxed); }
@@ -175,6 +180,7 @@ private:
         io::TlsContextPtr tls;
         bool stop = false;
         std::vector<std::uint64_t> kicks;
+        std::vector<gateway::AgentDial> dials;
     } mail_;
 };
 

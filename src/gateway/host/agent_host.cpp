@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "turnbridge/base/base64.hpp"
@@ -55,7 +57,9 @@ io::GuardLimits agent_guard(std::uint32_t connect_timeout_s) {
 // RTP socket toward the trunk.
 struct AgentHost::Session final : io::Framer, io::StreamEvents {
     Session(AgentHost& h, const gateway::AgentOpen& o)
-        : host(h), key(o.key), url(o.url), authorization(o.authorization), record(o.record), ws_key(base64_encode(random16())),
+        : host(h), key(o.key), url(o.url), authorization(o.authorization), record(o.record), realm(o.realm),
+          from(o.from), to(o.to), user(o.user), parameters(o.parameters), connect_timeout_s(o.connect_timeout_s),
+          playout_frames(o.playout_frames), ws_key(base64_encode(random16())),
           decoder(kMaxMessage, 64, [] { return mask_key(); }),
           conn(h.loop_, io::StreamKind::WebSocket, agent_guard(o.connect_timeout_s), nullptr, *this, *this) {}
 
@@ -64,6 +68,10 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     config::AgentUrl url;
     std::string authorization;
     bool record;   // false: a browser's call, whose record the router writes
+    std::string realm, from, to, user;   // for `start`'s customParameters
+    std::vector<std::pair<std::string, std::string>> parameters;
+    std::uint32_t connect_timeout_s, playout_frames;
+    gateway::TrunkLocal local;     // our RTP socket, for the SDP
     std::string ws_key;
     std::string http;             // the server's handshake response so far
     sip::WebSocketDecoder decoder;
@@ -177,38 +185,40 @@ SSL_CTX* AgentHost::client_tls() {
     return tls_.get();
 }
 
-bool AgentHost::open_agent(const gateway::AgentOpen& o) {
-    if (closed_ || sessions_.contains(o.key)) return false;
-    const auto offer = gateway::parse_sdp(o.offer_sdp);
-    if (!offer) return false;
+// The call's session and its RTP socket toward the trunk (one per call on the media address,
+// any port); `local` is filled in for the SDP. nullptr: no socket.
+AgentHost::Session* AgentHost::open_session(const gateway::AgentOpen& o, gateway::TrunkLocal& local) {
+    if (closed_ || sessions_.contains(o.key)) return nullptr;
     auto s = std::make_unique<Session>(*this, o);
-    // The trunk's RTP: one socket per call on the media address, any port.
     const int fd = io::open_bound_socket(io::SocketKind::Udp, Endpoint{rtp_ip_, 0}, io::SocketOptions{});
-    if (fd < 0) return false;
+    if (fd < 0) return nullptr;
     uv_udp_init(loop_, &s->udp);
     s->udp.data = s.get();
     if (uv_udp_open(&s->udp, fd) != 0) {
         ::close(fd);
         uv_close(reinterpret_cast<uv_handle_t*>(&s->udp), nullptr);
-        return false;
+        return nullptr;
     }
     s->udp_open = true;
     sockaddr_storage ss{};
     int len = sizeof ss;
     uv_udp_getsockname(&s->udp, reinterpret_cast<sockaddr*>(&ss), &len);
-    gateway::TrunkLocal local;
     local.address = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).value_or(Endpoint{rtp_ip_, 0});
     local.preference = {gateway::TrunkCodec::Pcmu};   // Media Streams v1 is audio/x-mulaw: passed through
     local.session_id = random_of<std::uint32_t>();
-    auto accepted = gateway::answer_trunk_offer(*offer, local);
-    gateway::AgentStart start{gateway::agent_sid("AC", random16()), gateway::agent_sid("CA", random16()),
-                              gateway::agent_sid("MZ", random16()),
-                              {{"from", o.from}, {"to", o.to}, {"realm", o.realm}}};
-    if (!o.user.empty()) start.parameters.emplace_back("user", o.user);
-    for (const auto& p : o.parameters) start.parameters.push_back(p);
-    const Endpoint to{o.url.host == "localhost" ? *IpAddress::parse("127.0.0.1") : *IpAddress::parse(o.url.host), o.url.port};
+    s->local = local;
     auto* raw = s.get();
     sessions_.emplace(o.key, std::move(s));
+    return raw;
+}
+
+bool AgentHost::open_agent(const gateway::AgentOpen& o) {
+    const auto offer = gateway::parse_sdp(o.offer_sdp);
+    if (!offer) return false;
+    gateway::TrunkLocal local;
+    Session* raw = open_session(o, local);
+    if (raw == nullptr) return false;
+    auto accepted = gateway::answer_trunk_offer(*offer, local);
     if (!accepted) {   // no PCMU in the offer
         raw->ended = true;
         raw->conn_gone = true;
@@ -216,11 +226,40 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
         return false;
     }
     raw->answer_sdp = accepted->sdp;
-    raw->media.emplace(gateway::AgentStream(std::move(start), gateway::AgentLimits{o.playout_frames, 64}), accepted->media,
-                       random_of<std::uint32_t>(), random_of<std::uint16_t>(), random_of<std::uint32_t>());
-    raw->deadline_ms = uv_now(loop_) + std::uint64_t{o.connect_timeout_s} * 1000;
+    start_session(*raw, accepted->media);
+    return true;
+}
+
+std::optional<std::string> AgentHost::offer_agent(const gateway::AgentOpen& o) {
+    gateway::TrunkLocal local;
+    if (open_session(o, local) == nullptr) return std::nullopt;
+    return gateway::build_trunk_offer(local);
+}
+
+bool AgentHost::connect_agent(const std::string& key, const std::string& answer_sdp) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || it->second->ended || it->second->media) return false;
+    Session& s = *it->second;
+    const auto answer = gateway::parse_sdp(answer_sdp);
+    if (!answer) return false;
+    auto accepted = gateway::accept_trunk_answer(*answer, s.local);
+    if (!accepted) return false;
+    start_session(s, *accepted);
+    return true;
+}
+
+// The media is agreed: RTP from the trunk is read, and the agent's WebSocket is connected.
+void AgentHost::start_session(Session& s, const gateway::TrunkMedia& media) {
+    gateway::AgentStart start{gateway::agent_sid("AC", random16()), gateway::agent_sid("CA", random16()),
+                              gateway::agent_sid("MZ", random16()),
+                              {{"from", s.from}, {"to", s.to}, {"realm", s.realm}}};
+    if (!s.user.empty()) start.parameters.emplace_back("user", s.user);
+    for (const auto& p : s.parameters) start.parameters.push_back(p);
+    s.media.emplace(gateway::AgentStream(std::move(start), gateway::AgentLimits{s.playout_frames, 64}), media,
+                    random_of<std::uint32_t>(), random_of<std::uint16_t>(), random_of<std::uint32_t>());
+    s.deadline_ms = uv_now(loop_) + std::uint64_t{s.connect_timeout_s} * 1000;
     uv_udp_recv_start(
-        &raw->udp,
+        &s.udp,
         [](uv_handle_t*, std::size_t, uv_buf_t* buf) {
             static thread_local char rx[2048];
             *buf = uv_buf_init(rx, sizeof rx);
@@ -236,19 +275,49 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
                              s->to_agent);
             s->flush();
         });
-    io::TlsClient tls;
-    if (o.url.secure) {
-        tls.ctx = client_tls();
-        tls.server_name = o.url.host;
-    }
-    raw->conn.set_name("agent " + o.url.text);
     ++counts_.calls;
-    if ((o.url.secure && tls.ctx == nullptr) || !raw->conn.connect(to, o.url.secure ? &tls : nullptr)) {
-        // on_closed() follows from the loop and reports the failure then.
-        log::warn("agent: call {}: cannot start connecting to {}", o.key, o.url.text);
-    }
+    connect(s);
     arm();
-    return true;
+}
+
+// The agent's address: an IP literal or localhost at once, a host name through DNS (A/AAAA,
+// server.dns_servers); the connect deadline (agent_connect_timeout) covers the lookup too.
+void AgentHost::connect(Session& s) {
+    auto ip = IpAddress::parse(s.url.host);
+    if (!ip && (s.url.host == "localhost" || s.url.host == "LOCALHOST")) ip = IpAddress::parse("127.0.0.1");
+    if (ip) return connect_to(s, Endpoint{*ip, s.url.port});
+    if (!dns_) {
+        std::string why;
+        dns_ = io::DnsResolver::create(loop_, dns_servers_, why);
+        if (!dns_) {   // the deadline ends the call (failing here would re-enter the router)
+            log::warn("agent: call {}: cannot resolve {}: {}", s.key, s.url.host, why);
+            return;
+        }
+    }
+    Session* raw = &s;
+    dns_->addresses(s.url.host, [this, raw, key = s.key](std::vector<IpAddress> found, const std::string& error) {
+        auto it = sessions_.find(key);
+        if (it == sessions_.end() || it->second.get() != raw || raw->ended) return;   // gone meanwhile
+        if (found.empty())
+            return raw->fail(fmt::format("cannot resolve {}: {}", raw->url.host, error.empty() ? "no address" : error));
+        // IPv4 first when there is one: the agent's listener is most often there.
+        auto pick = std::find_if(found.begin(), found.end(), [](const IpAddress& a) { return a.family == Family::V4; });
+        connect_to(*raw, Endpoint{pick != found.end() ? *pick : found.front(), raw->url.port});
+    });
+}
+
+void AgentHost::connect_to(Session& s, const Endpoint& to) {
+    const auto& url = s.url;
+    io::TlsClient tls;
+    if (url.secure) {
+        tls.ctx = client_tls();
+        tls.server_name = url.host;
+    }
+    s.conn.set_name("agent " + url.text);
+    if ((url.secure && tls.ctx == nullptr) || !s.conn.connect(to, url.secure ? &tls : nullptr)) {
+        // on_closed() follows from the loop and reports the failure then.
+        log::warn("agent: call {}: cannot start connecting to {}", s.key, url.text);
+    }
 }
 
 void AgentHost::close_agent(const std::string& key, const gateway::CallSummary& summary) {
@@ -405,6 +474,7 @@ void AgentHost::Session::relay(const Endpoint& from, std::span<const std::uint8_
 void AgentHost::close() {
     if (closed_) return;
     closed_ = true;
+    if (dns_) dns_->close();
     uv_timer_stop(&tick_);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
     for (auto& [key, s] : sessions_) {

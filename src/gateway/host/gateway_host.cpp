@@ -163,7 +163,22 @@ void GatewayHost::start_agents() {
         router_->agent_transfer(io::read_clock().mono, key, to, out);
         apply(out);
     });
+    agents_->set_dns_servers(cfg_->dns_servers);
     router_->set_agents(agents_.get());
+    router_->on_dial_update([this](const gateway::DialUpdate& u) {
+        if (dial_reports_ != nullptr) dial_reports_->on_dial_update(u);
+    });
+}
+
+void GatewayHost::dial(const gateway::AgentDial& d) {
+    if (closed_) {
+        if (dial_reports_ != nullptr)
+            dial_reports_->on_dial_update({d.id, gateway::DialUpdate::State::Failed, 503, "", "shutting down"});
+        return;
+    }
+    std::vector<sip::Action> out;
+    router_->dial_agent(io::read_clock().mono, d, out);
+    apply(out);
 }
 
 void GatewayHost::set_auth_throttle(AuthThrottle* auth) { router_->set_auth_throttle(auth); }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // An admin::Backend that returns what the test put in and records what it was asked.
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@ public:
     std::vector<accounting::CallRecord> call_records;
     std::vector<accounting::CallQuery> call_queries;
     bool throw_on_usage = false;
+    std::vector<PlaceCall> placed;            // POST /api/v1/calls as the backend got them
+    Placed place_answer;                      // what place_call answers (its call gets the id "dial-1")
+    std::optional<OutboundCall> outbound;     // what GET /api/v1/calls/ID finds
+    std::vector<std::string> outbound_asked;
 
     std::vector<LiveAllocation> live() override { return live_allocations; }
     bool kick(std::string_view id) override {
@@ -37,6 +42,20 @@ public:
         return rows;
     }
     Metrics metrics() override { return metrics_value; }
+    Placed place_call(const PlaceCall& p) override {
+        placed.push_back(p);
+        Placed r = place_answer;
+        r.call.id = "dial-1";
+        r.call.realm = p.realm;
+        r.call.to = p.to;
+        r.call.from = p.from;
+        r.call.agent = p.agent;
+        return r;
+    }
+    std::optional<OutboundCall> outbound_call(std::string_view id) override {
+        outbound_asked.emplace_back(id);
+        return outbound;
+    }
     std::vector<accounting::CallRecord> calls(const accounting::CallQuery& q) override {
         call_queries.push_back(q);
         return call_records;

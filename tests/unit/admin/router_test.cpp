@@ -298,7 +298,8 @@ TEST_CASE("unknown paths get 404; known paths with the wrong method get 405 and 
         {"POST", "/metrics", "GET, HEAD"},
         {"DELETE", "/api/v1/allocations", "GET, HEAD"},
         {"PUT", "/api/v1/usage", "GET, HEAD"},
-        {"POST", "/api/v1/calls", "GET, HEAD"},
+        {"PUT", "/api/v1/calls", "GET, HEAD, POST"},   // POST places an outbound agent call (issue 17)
+        {"POST", "/api/v1/calls/dial-1", "GET, HEAD"},
         {"POST", "/", "GET, HEAD"},
         {"GET", "/api/v1/allocations/abc", "DELETE"},
         {"get", "/metrics", "GET, HEAD"},  // methods are case-sensitive (RFC 9110 §9.1)

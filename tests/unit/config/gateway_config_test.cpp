@@ -137,6 +137,8 @@ TEST_CASE("agent: route targets and the agent keys (issue 17)") {
     CHECK(!parse_agent_url("alice", why));
     CHECK(why.empty());
     auto defaults = accepted(gateway(""));
+    CHECK(defaults->find_realm("example.org")->gateway.agent_outbound_max_calls == 10);
+    CHECK(defaults->find_realm("example.org")->gateway.agent_ring_timeout == 30);
     CHECK(defaults->find_realm("example.org")->gateway.agent_connect_timeout == 3);
     CHECK(defaults->find_realm("example.org")->gateway.agent_playout_frames == 500);
 }
@@ -168,7 +170,7 @@ TEST_CASE("agent: [realm.X.gateway.agents], names a browser dials (issue 17)") {
     struct Row { const char* name; std::string text; std::string key; int line; const char* says; };
     const std::vector<Row> rows = {
         {"http", table + "ai = \"http://127.0.0.1/x\"", a + "ai", 11, "expected agent:ws://"},
-        {"host name", table + "ai = \"ws://agents.example/x\"", a + "ai", 11, "must be an IP address or localhost"},
+        {"bad host name", table + "ai = \"ws://agents_x.example/x\"", a + "ai", 11, "must be an IP address or a host name"},
         {"bad name", table + "\"a b\" = \"ws://127.0.0.1/x\"", a + "\"a b\"", 11, "expected a name or number a browser dials"},
         {"no url", table + "ai = { authorization = \"x\" }", a + "ai", 11, "expected url ="},
         {"typo", table + "ai = { url = \"ws://127.0.0.1/x\", params = {} }", a + "ai.params", 11, "unknown key; expected one of: url, authorization, parameters"},
@@ -185,6 +187,35 @@ TEST_CASE("agent: [realm.X.gateway.agents], names a browser dials (issue 17)") {
         CHECK(e.line == row.line);
         CHECK_MESSAGE(e.message.find(row.says) != std::string::npos, e.message);
     }
+}
+
+TEST_CASE("agent URLs: host names are taken and looked up later; malformed ones are refused (issue 17)") {
+    struct Row { const char* url; bool ok; const char* host; std::uint16_t port; };
+    const Row rows[] = {
+        {"agent:wss://agents.example/stream", true, "agents.example", 443},
+        {"agent:ws://agent-1.internal.example.:8765/x", true, "agent-1.internal.example.", 8765},
+        {"agent:ws://LOCALHOST/a", true, "LOCALHOST", 80},
+        {"agent:ws://192.0.2.7:9000/a", true, "192.0.2.7", 9000},
+        {"agent:ws://-bad.example/a", false, "", 0},
+        {"agent:ws://bad-.example/a", false, "", 0},
+        {"agent:ws://a..example/a", false, "", 0},
+        {"agent:ws://under_score.example/a", false, "", 0},
+        {"agent:ws://host%20x/a", false, "", 0},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.url);
+        std::string why;
+        const auto u = parse_agent_url(r.url, why);
+        CHECK(u.has_value() == r.ok);
+        if (!u) {
+            CHECK(why.find("host") != std::string::npos);
+            continue;
+        }
+        CHECK(u->host == r.host);
+        CHECK(u->port == r.port);
+    }
+    std::string why;
+    CHECK(!parse_agent_url(std::string("agent:ws://") + std::string(64, 'a') + ".example/x", why));   // a label over 63
 }
 
 TEST_CASE("bad gateway settings are rejected, naming the key, its line and what was expected") {
@@ -212,8 +243,10 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
          g + "routes.\"+1555\"[0]", 10, "no user \"carol\" in realm \"example.org\""},
         {"agent over http", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:http://127.0.0.1/x\"]"),
          g + "routes.\"+1555\"[0]", 10, "expected agent:ws://HOST:PORT/PATH or agent:wss://..."},
-        {"agent host name", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:wss://agents.example/x\"]"),
-         g + "routes.\"+1555\"[0]", 10, "must be an IP address or localhost"},
+        {"agent host name with an underscore", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:wss://agents_x.example/x\"]"),
+         g + "routes.\"+1555\"[0]", 10, "must be an IP address or a host name"},
+        {"agent outbound max -1", gateway("agent_outbound_max_calls = -1"), g + "agent_outbound_max_calls", 9, "expected"},
+        {"agent ring timeout 0", gateway("agent_ring_timeout = 0"), g + "agent_ring_timeout", 9, "expected"},
         {"agent port 0", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"agent:ws://127.0.0.1:0/x\"]"),
          g + "routes.\"+1555\"[0]", 10, "port must be 1-65535"},
         {"agent timeout 0", gateway("agent_connect_timeout = 0"), g + "agent_connect_timeout", 9, "expected"},

@@ -4,7 +4,8 @@
 // toward the agent's ws:// or wss:// URL (an io::StreamConnection; TLS with SNI and the system
 // CA store; the RFC 6455 §4.1 client handshake, then masked frames, §5.3) and one UDP socket for
 // the trunk's RTP; one 20 ms timer paces every call's playout (gateway::AgentMedia) and checks
-// connect deadlines (gateway.agent_connect_timeout). A slow agent never stalls other calls: a
+// connect deadlines (gateway.agent_connect_timeout). Agent host names are resolved (A/AAAA)
+// through io::DnsResolver when a call needs them. A slow agent never stalls other calls: a
 // message for an agent whose connection has more than kMaxUnsent bytes unsent is dropped and
 // counted (and the connection's own hard write bound closes it).
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "turnbridge/base/address.hpp"
 #include "turnbridge/gateway/agent_media.hpp"
 #include "turnbridge/gateway/agent_port.hpp"
+#include "turnbridge/io/dns_resolver.hpp"
 #include "turnbridge/io/tls_context.hpp"
 
 namespace turnbridge::gateway::host {
@@ -47,16 +49,24 @@ public:
     void on_transfer(Transfer f) { transfer_ = std::move(f); }
 
     bool open_agent(const gateway::AgentOpen& open) override;
+    std::optional<std::string> offer_agent(const gateway::AgentOpen& open) override;
+    bool connect_agent(const std::string& key, const std::string& answer_sdp) override;
     void close_agent(const std::string& key, const gateway::CallSummary& summary) override;
     std::optional<std::string> hand_over(const std::string& key) override;   // agent_relay.cpp
     void relay_to(const std::string& key, const std::string& sdp) override;
     void close();   // shutdown: every handle
+    // Where agent host names are looked up (server.dns_servers; empty: /etc/resolv.conf).
+    void set_dns_servers(std::vector<Endpoint> servers) { dns_servers_ = std::move(servers); }
     std::size_t calls() const { return sessions_.size(); }
     const AgentCounts& counts() const { return counts_; }
 
 private:
     struct Session;
     void on_tick();
+    Session* open_session(const gateway::AgentOpen& o, gateway::TrunkLocal& local);   // + its RTP socket
+    void start_session(Session& s, const gateway::TrunkMedia& media);                 // RTP in, agent connect
+    void connect(Session& s);                                 // resolves a host name first
+    void connect_to(Session& s, const Endpoint& to);
     void arm();
     void schedule();
     void finish(Session& s);   // both handles gone: forget it
@@ -76,6 +86,8 @@ private:
     bool closed_ = false;
     std::map<std::string, std::unique_ptr<Session>> sessions_;
     io::TlsContextPtr tls_;
+    std::vector<Endpoint> dns_servers_;
+    std::unique_ptr<io::DnsResolver> dns_;   // made on the first agent host name
     AgentCounts counts_;
     friend struct Session;
 };

@@ -67,6 +67,10 @@ public:
     void set_auth_throttle(AuthThrottle* auth);
     // Hangs up calls, closes every handle (the loop then finishes them).
     void close();
+    // Issue 17: an outbound agent call from the admin API (POST /api/v1/calls), placed on this
+    // worker; its progress goes to `reports` (null: nowhere), set before start().
+    void dial(const gateway::AgentDial& d);
+    void set_dial_reports(gateway::DialReports* reports) { dial_reports_ = reports; }
     // AI agent calls' counts (issue 17), for /metrics.
     AgentCounts agent_counts() const { return agents_ ? agents_->counts() : AgentCounts{}; }
     // Media datagrams from strangers dropped since start (for /metrics).
@@ -151,6 +155,7 @@ private:
     std::unique_ptr<TestLineHost> test_line_;   // when a realm has gateway.test_numbers
     void start_test_line();
     std::unique_ptr<AgentHost> agents_;   // AI agent calls (issue 17)
+    gateway::DialReports* dial_reports_ = nullptr;
     void start_agents();
     char udp_buf_[64 * 1024];
 };
