@@ -17,15 +17,26 @@ std::size_t result_index(std::string_view r) {
 
 }  // namespace
 
-std::optional<config::AgentUrl> agent_of(const config::Realm&, const std::string& agent, std::string& why) {
+std::optional<gateway::AgentDial> agent_of(const config::Realm& realm, const std::string& agent, std::string& why) {
+    gateway::AgentDial d;
+    // A name a browser could dial too ([realm.X.gateway.agents]): its URL, authorization, parameters.
+    if (auto it = realm.gateway.agents.find(agent); it != realm.gateway.agents.end()) {
+        d.url = it->second.url;
+        d.authorization = it->second.authorization;
+        d.parameters = it->second.parameters;
+        return d;
+    }
     // A URL as in a route ("agent:ws://...") or bare ("ws://...", "wss://...").
     std::string entry = agent;
     if (entry.starts_with("ws://") || entry.starts_with("wss://")) entry = std::string(config::kAgentPrefix) + entry;
     if (!entry.starts_with(config::kAgentPrefix)) {
-        why = "expected agent:ws://HOST:PORT/PATH, ws://... or wss://...";
+        why = "expected agent:ws://HOST:PORT/PATH, ws://..., wss://... or a name of [gateway.agents]";
         return std::nullopt;
     }
-    return config::parse_agent_url(entry, why);
+    auto url = config::parse_agent_url(entry, why);
+    if (!url) return std::nullopt;
+    d.url = std::move(*url);
+    return d;
 }
 
 OutboundCalls::OutboundCalls(std::shared_ptr<const config::Config> cfg, unsigned workers, Post post)
@@ -48,14 +59,14 @@ admin::Placed OutboundCalls::place(const admin::PlaceCall& req, std::int64_t now
     if (gw.agent_outbound_max_calls == 0)
         return fail(409, "outbound agent calls are off in this realm (gateway.agent_outbound_max_calls = 0)", "realm");
     std::string why;
-    const auto url = agent_of(realm->second, req.agent, why);
-    if (!url) return fail(400, why, "agent");
+    auto dial = agent_of(realm->second, req.agent, why);
+    if (!dial) return fail(400, why, "agent");
     admin::OutboundCall c;
     c.id = fmt::format("dial-{:016x}", gateway::random_value<std::uint64_t>(gateway::random_bytes));
     c.realm = req.realm;
     c.to = req.to;
     c.from = req.from;
-    c.agent = url->text;
+    c.agent = dial->url.text;
     c.created_ms = now_ms;
     {
         std::lock_guard lock(mu_);
@@ -71,12 +82,16 @@ admin::Placed OutboundCalls::place(const admin::PlaceCall& req, std::int64_t now
         ++counts_[result_index("placed")];
     }
     const unsigned worker = next_worker_++ % workers_;
-    if (!post_ || !post_(worker, gateway::AgentDial{c.id, req.realm, req.to, req.from, *url})) {
+    dial->id = c.id;
+    dial->realm = req.realm;
+    dial->to = req.to;
+    dial->from = req.from;
+    if (!post_ || !post_(worker, *dial)) {
         on_dial_update({c.id, gateway::DialUpdate::State::Failed, 503, "", "no gateway worker"});
         return fail(503, "no gateway worker to place the call", "");
     }
     log::info("admin: outbound call {}: {} -> {} in realm {}, agent {} (worker {})", c.id, req.from, req.to, req.realm,
-              url->text, worker);
+              dial->url.text, worker);
     p.call = std::move(c);
     return p;
 }

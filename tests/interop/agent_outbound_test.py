@@ -15,8 +15,9 @@ times on one clock (this process's), so the order is checked from timestamps.
               then completed with sip_code 200; the call record (user agent, outbound, PCMU/agent)
   busy        486 from the UAS: status busy, sip_code 486; the agent never hears of the call; the
               call record has status 486 and end reason busy
-  named       an agent URL with a host name, served by a dnsmasq on loopback (server.dns_servers):
-              the agent is reached through the name's A record
+  named       `agent` names an entry of [gateway.agents] whose URL has a host name, served by a
+              dnsmasq on loopback (server.dns_servers): the agent is reached through the name's A
+              record and gets the entry's static parameters
   bound       gateway.agent_outbound_max_calls = 2: a third call while two ring gets 429, counted
               in /metrics; after gateway.agent_ring_timeout the two are CANCELled at the UAS and
               come back no-answer, and a new call is accepted again
@@ -50,7 +51,7 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 
 
 class OutboundServer(Turnbridge):
-    def __init__(self, trunk_port, dns_port):
+    def __init__(self, trunk_port, dns_port, agent_port):
         self.sip_port = free_port()
         self.admin_port = free_port(taken={self.sip_port})
         ws_port = free_port(taken={self.sip_port, self.admin_port})
@@ -59,7 +60,7 @@ class OutboundServer(Turnbridge):
                                        f'ws_listen = ["127.0.0.1:{ws_port}"]\n'
                                        f'media_ip = "127.0.0.1"\nmedia_ports = "{lo}-{lo + 19}"\n'
                                        f'dns_servers = ["127.0.0.1:{dns_port}"]\n'))
-        self.trunk_port = trunk_port
+        self.trunk_port, self.agent_port = trunk_port, agent_port
 
     def write_config(self):
         super().write_config()
@@ -68,6 +69,8 @@ class OutboundServer(Turnbridge):
                     f'trunk = "sip:127.0.0.1:{self.trunk_port};transport=udp"\n'
                     f'agent_connect_timeout = 2\nagent_outbound_max_calls = 2\n'
                     f'agent_ring_timeout = {RING_TIMEOUT}\n\n'
+                    f'[realm."{REALM}".gateway.agents]\n'
+                    f'assistant = {{ url = "ws://{AGENT_NAME}:{self.agent_port}/named", parameters = {{ lang = "en" }} }}\n\n'
                     f'[realm."{OTHER_REALM}"]\nusers = {{ u = "p" }}\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
                     f'token = "{TOKEN}"\n')
@@ -321,9 +324,9 @@ async def scenarios(results, server, agent_port, dns, dns_log):
     # Named: the agent's host is a name that only the dnsmasq on loopback knows.
     if dns is not None:
         st, named, _ = await api_async(server, "POST", "/api/v1/calls",
-                                       {"realm": REALM, "to": ANSWER, "from": CALLER,
-                                        "agent": f"ws://{AGENT_NAME}:{agent_port}/named"})
-        if results.check("named: POST with a host name in the agent URL is 202", st == 202, f"{st} {named}"):
+                                       {"realm": REALM, "to": ANSWER, "from": CALLER, "agent": "assistant"})
+        if results.check("named: POST naming an agent of [gateway.agents] (its URL has a host name) is 202",
+                         st == 202 and named.get("agent", "").startswith(f"ws://{AGENT_NAME}:"), f"{st} {named}"):
             deadline = time.monotonic() + 6
             while time.monotonic() < deadline and not (AGENTS.get("named") and AGENTS["named"][0].of("start")):
                 await asyncio.sleep(0.05)
@@ -331,6 +334,8 @@ async def scenarios(results, server, agent_port, dns, dns_log):
             queried = AGENT_NAME in (dns_log.read_text(errors="replace") if dns_log.exists() else "")
             results.check(f"named: the agent at {AGENT_NAME} (an A record of the dnsmasq on loopback) gets start",
                           a is not None and bool(a.of("start")) and queried, f"agent {a is not None}, query logged {queried}")
+            cp = a.of("start")[0][1]["start"].get("customParameters", {}) if a is not None and a.of("start") else {}
+            results.check("named: start carries the table's static parameter (lang = en)", cp.get("lang") == "en", str(cp))
             c = [x for x in uas.by_user(ANSWER) if x is not first_answer]
             if c:
                 uas.bye(next(k for k, v in uas.calls.items() if v is c[0]))
@@ -410,7 +415,7 @@ async def main(results):
     agent_port = free_port()
     trunk_port = free_port(taken={agent_port})
     dns_port = free_port(taken={agent_port, trunk_port})
-    server = OutboundServer(trunk_port, dns_port)
+    server = OutboundServer(trunk_port, dns_port, agent_port)
     dns, dns_log = None, server.dir / "dnsmasq.log"
     if os.path.exists(DNSMASQ):
         dns = subprocess.Popen([DNSMASQ, "--no-daemon", f"--port={dns_port}", "--listen-address=127.0.0.1",

@@ -46,7 +46,8 @@ private:
     std::array<std::uint64_t, 7> counts_{};   // admin::kOutboundResults order
 };
 
-// The agent of a request: "agent:ws(s)://...", or "ws(s)://..." as is; nullopt with `why`.
-std::optional<config::AgentUrl> agent_of(const config::Realm& realm, const std::string& agent, std::string& why);
+// The agent of a request: "agent:ws(s)://...", "ws(s)://..." as is, or a name of the realm's
+// [gateway.agents] (with its authorization and parameters); nullopt with `why`.
+std::optional<gateway::AgentDial> agent_of(const config::Realm& realm, const std::string& agent, std::string& why);
 
 }  // namespace turnbridge::app

@@ -6,8 +6,11 @@
 // (sip_router_agent_dial.cpp). The worker reports each step back as a DialUpdate through
 // DialReports (thread-safe; a few per call, never per packet).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "turnbridge/config/agent_url.hpp"
 
@@ -19,6 +22,10 @@ struct AgentDial {
     std::string to;       // the number called through the trunk
     std::string from;     // our caller id toward the trunk (From user)
     config::AgentUrl url; // the agent's Media Streams WebSocket
+    // A name of [realm.X.gateway.agents]: its Authorization and static customParameters
+    // (nullopt: gateway.agent_authorization, no parameters).
+    std::optional<std::string> authorization;
+    std::vector<std::pair<std::string, std::string>> parameters;
 };
 
 struct DialUpdate {
