@@ -170,13 +170,13 @@ void trunk_metrics(std::string& out, const Metrics& m) {
     family(out, "turnbridge_gateway_trunk_target_up", "gauge",
            "1 while a trunk target answers OPTIONS (gateway.options_interval), 0 once 3 in a row went unanswered.");
     for (const auto& t : m.trunk_targets)
-        sample(out, "turnbridge_gateway_trunk_target_up", {{"realm", t.realm}, {"target", t.target}},
+        sample(out, "turnbridge_gateway_trunk_target_up", {{"realm", t.realm}, {"trunk", t.trunk}, {"target", t.target}},
                std::uint64_t{t.up ? 1u : 0u});
     family(out, "turnbridge_gateway_trunk_target_rtt_seconds", "gauge",
            "Round-trip time of the trunk target's last OPTIONS answer (no sample before the first).");
     for (const auto& t : m.trunk_targets)
         if (t.rtt_ms >= 0)
-            sample(out, "turnbridge_gateway_trunk_target_rtt_seconds", {{"realm", t.realm}, {"target", t.target}},
+            sample(out, "turnbridge_gateway_trunk_target_rtt_seconds", {{"realm", t.realm}, {"trunk", t.trunk}, {"target", t.target}},
                    t.rtt_ms / 1000.0);
 }
 

@@ -252,6 +252,7 @@ std::string trunks_json(const std::vector<TrunkTargetStatus>& targets) {
     for (const auto& t : targets) {
         j.begin_object();
         j.key("realm").value(t.realm);
+        j.key("trunk").value(t.trunk);
         j.key("target").value(t.target);
         j.key("state").value(t.up ? "up" : "down");
         j.key("misses").value(static_cast<std::uint64_t>(t.misses));

@@ -8,6 +8,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
+
 #include "turnbridge/accounting/store.hpp"
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/app/config_reload.hpp"
@@ -81,8 +83,14 @@ int App::run() {
     std::latch up(static_cast<std::ptrdiff_t>(workers_.size()));
     for (auto& w : workers_) w->start(up);
     up.wait();
-    for (const auto& [name, realm] : cfg_->realms)
-        if (realm.gateway.enabled) log::info("realm {}: gateway mode, trunk {}", name, realm.gateway.trunk.uri);
+    for (const auto& [name, realm] : cfg_->realms) {
+        if (!realm.gateway.enabled) continue;
+        if (realm.trunks.size() <= 1) log::info("realm {}: gateway mode, trunk {}", name, realm.gateway.trunk.uri);
+        else   // issue 14: [[gateway.trunks]]
+            for (const auto& t : realm.trunks)
+                log::info("realm {}: gateway mode, trunk {} {}{}{}", name, t.gateway.trunk_name, t.gateway.trunk.uri,
+                          t.gateway.prefixes.empty() ? "" : " for ", fmt::join(t.gateway.prefixes, " "));
+    }
     log::info("ready: {} worker{}", count, count == 1 ? "" : "s");
     notify_.send("READY=1\nSTATUS=" + status_line());
     start_notify_timer();

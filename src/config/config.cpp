@@ -391,7 +391,7 @@ Realm Loader::load_realm(const Field& f) {
     if (auto l = r_.get(t, f.key, "listen")) realm.listen = claim_listeners(*l);
     load_realm_accounting(t, f.key, realm);
     if (auto g = r_.get(t, f.key, "gateway")) {
-        realm.gateway = detail::load_gateway(r_, *g, realm, cfg_.file.parent_path());
+        detail::load_gateway(r_, *g, realm, cfg_.file.parent_path());
         if (realm.gateway.enabled && first_gateway_.empty()) first_gateway_ = g->key;
     }
     return realm;

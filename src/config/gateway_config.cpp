@@ -39,15 +39,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// A DID as dialled: digits with an optional leading +, or a SIP user part of safe characters.
-bool valid_did(std::string_view s) {
-    if (s.empty() || s.size() > 64) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               std::string_view("+*#._-").find(c) != std::string_view::npos;
-    });
-}
-
 // trunk_ca and trunk_tls_verify: only meaningful toward a TLS trunk, so anything else is a mistake.
 void load_trunk_tls(const Reader& r, const toml::table& t, const std::string& key, const std::filesystem::path& base_dir,
                     Gateway& g) {
@@ -121,7 +112,42 @@ void load_identity(const Reader& r, const toml::table& t, const std::string& key
     }
 }
 
+// [realm."X".gateway.routes]: inbound DID -> the users whose browsers ring (or one agent).
+void load_routes(const Reader& r, const std::optional<Field>& routes, const Realm& realm, Gateway& g) {
+    if (!routes) return;
+    for (const auto& did : r.entries(*routes)) {
+        if (!valid_did(did.name))
+            r.fail(did, fmt::format(R"(expected a number like "+15550123" as the key, got "{}")", did.name));
+        std::vector<std::string> users;
+        for (const auto& u : r.as_array(did)) {
+            std::string name = r.as_string(u);
+            if (name.empty()) r.fail(u, "expected a user name, got an empty string");
+            // Issue 17: "agent:ws://..." sends the call to an AI agent's Media Streams WebSocket.
+            std::string why;
+            if (parse_agent_url(name, why)) {
+                users.push_back(std::move(name));
+                continue;
+            }
+            if (!why.empty()) r.fail(u, why);
+            // Static users can be checked now; TURN REST users exist only when they register.
+            if (realm.rest_secret.empty() && !realm.users.count(name))
+                r.fail(u, fmt::format(R"(no user "{}" in realm "{}")", name, realm.name));
+            users.push_back(std::move(name));
+        }
+        if (users.empty()) r.fail(did, "expected at least one user to ring");
+        g.routes.emplace(did.name, std::move(users));
+    }
+}
+
 }  // namespace
+
+bool valid_did(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               std::string_view("+*#._-").find(c) != std::string_view::npos;
+    });
+}
 
 std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
     SipTrunk t;
@@ -206,19 +232,63 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why) {
     return t;
 }
 
-Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const std::filesystem::path& base_dir) {
+const std::vector<std::string_view> kTrunkKeys{
+    "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register", "caller_id", "codecs",
+    "session_timers", "session_expires", "min_se", "late_offer", "rel100", "caller_ids", "identity", "user_phone",
+    "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow", "options_interval",
+    "trunk_targets", "srtp", "refer_to"};
+
+void load_gateway(const Reader& r, const Field& f, Realm& realm, const std::filesystem::path& base_dir) {
     Gateway g;
     const auto& t = r.as_table(f);
-    r.only_keys(t, f.key,
-                {"enabled", "trunk", "trunk_username", "trunk_password", "trunk_ca", "trunk_tls_verify", "register",
-                 "caller_id", "codecs", "routes", "max_calls_per_user", "max_calls", "session_timers",
-                 "session_expires", "min_se", "late_offer", "rel100", "test_numbers", "caller_ids", "identity",
-                 "user_phone", "e164_plus", "tech_prefix", "national_prefix", "national_digits", "trunk_allow",
-                 "options_interval", "trunk_targets", "srtp", "refer_to", "agent_connect_timeout",
-                 "agent_playout_frames", "agent_authorization", "agents",
-                 "agent_outbound_max_calls", "agent_ring_timeout"});
+    std::vector<std::string_view> known{"enabled", "routes", "max_calls_per_user", "max_calls", "test_numbers",
+                                        "agent_connect_timeout", "agent_playout_frames", "agent_authorization",
+                                        "agents", "agent_outbound_max_calls", "agent_ring_timeout", "trunks"};
+    known.insert(known.end(), kTrunkKeys.begin(), kTrunkKeys.end());
+    r.only_keys(t, f.key, known);
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
     if (auto e = get("enabled")) g.enabled = r.as_bool(*e);
+    // Bounds of live calls (issue 11); 0 = unlimited per user, the realm's share for max_calls.
+    if (auto m = get("max_calls_per_user")) g.max_calls_per_user = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
+    if (auto m = get("max_calls")) g.max_calls = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
+    if (auto v = get("test_numbers")) g.test_numbers = r.as_bool(*v);
+    // Issue 17: agent WebSocket connect timeout (s) and playout bound (20 ms frames).
+    if (auto v = get("agent_connect_timeout")) g.agent_connect_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 60));
+    if (auto v = get("agent_playout_frames")) g.agent_playout_frames = static_cast<std::uint32_t>(r.as_integer(*v, 10, 3000));
+    // Outbound agent calls (POST /api/v1/calls): how many at once per realm, and how long one rings.
+    if (auto v = get("agent_outbound_max_calls"))
+        g.agent_outbound_max_calls = static_cast<std::uint32_t>(r.as_integer(*v, 0, 10000));
+    if (auto v = get("agent_ring_timeout")) g.agent_ring_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 600));
+    // The Authorization header value toward agents (agent_authorization_file: from a secret).
+    if (auto v = get("agent_authorization")) {
+        g.agent_authorization = r.as_string(*v);
+        if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
+            r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
+    }
+    if (auto v = get("agents")) g.agents = load_agents(r, *v, g.agent_authorization);
+    load_routes(r, get("routes"), realm, g);
+    // Issue 14: [[realm."X".gateway.trunks]] (trunks_config.cpp), or the trunk keys right here.
+    std::vector<Gateway> trunks;
+    if (auto list = get("trunks")) {
+        trunks = load_trunks(r, t, f, *list, base_dir, g);
+    } else {
+        load_trunk_keys(r, t, f, base_dir, g);
+        trunks.push_back(std::move(g));
+    }
+    realm.trunks.clear();
+    const Realm base = realm;   // without trunks: the copies have none of their own
+    for (auto& trunk : trunks) {
+        Realm view = base;
+        view.gateway = std::move(trunk);
+        realm.trunks.push_back(std::move(view));
+    }
+    realm.gateway = realm.trunks.front().gateway;
+}
+
+void load_trunk_keys(const Reader& r, const toml::table& t, const Field& f, const std::filesystem::path& base_dir,
+                     Gateway& g) {
+    auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
+    g.trunk_table = f.key;
     const auto trunk = get("trunk");
     if (trunk) {
         std::string why;
@@ -257,9 +327,6 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
         if (std::all_of(g.codecs.begin(), g.codecs.end(), [](Codec k) { return k == Codec::G722; }))
             r.fail(*c, R"(expected at least one browser codec ("opus", "pcmu" or "pcma"), like ["opus", "pcmu", "g722"])");
     }
-    // Bounds of live calls (issue 11); 0 = unlimited per user, the realm's share for max_calls.
-    if (auto m = get("max_calls_per_user")) g.max_calls_per_user = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
-    if (auto m = get("max_calls")) g.max_calls = static_cast<std::uint32_t>(r.as_integer(*m, 0, 1000000));
     // RFC 4028 (issue 13): Min-SE is at least 90 s (§4); what we ask for is at least our Min-SE.
     if (auto v = get("session_timers")) g.session_timers = r.as_bool(*v);
     if (auto v = get("min_se")) g.min_se = static_cast<std::uint32_t>(r.as_integer(*v, 1, 86400));   // below 90: tests only
@@ -272,7 +339,6 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
     }
     if (auto v = get("late_offer")) g.late_offer = r.as_bool(*v);
     if (auto v = get("rel100")) g.rel100 = r.as_bool(*v);
-    if (auto v = get("test_numbers")) g.test_numbers = r.as_bool(*v);
     load_identity(r, t, f.key, g);
     if (auto v = get("trunk_allow")) g.trunk_allow = load_cidrs(r, *v);
     if (auto v = get("trunk_targets")) g.trunk_targets = load_endpoints(r, *v);
@@ -287,45 +353,6 @@ Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const 
         else if (s == "required") g.srtp = Gateway::Srtp::Required;
         else r.fail(*v, fmt::format(R"(expected "off", "optional" or "required", got "{}")", s));
     }
-    // Issue 17: agent WebSocket connect timeout (s) and playout bound (20 ms frames).
-    if (auto v = get("agent_connect_timeout")) g.agent_connect_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 60));
-    if (auto v = get("agent_playout_frames")) g.agent_playout_frames = static_cast<std::uint32_t>(r.as_integer(*v, 10, 3000));
-    // Outbound agent calls (POST /api/v1/calls): how many at once per realm, and how long one rings.
-    if (auto v = get("agent_outbound_max_calls"))
-        g.agent_outbound_max_calls = static_cast<std::uint32_t>(r.as_integer(*v, 0, 10000));
-    if (auto v = get("agent_ring_timeout")) g.agent_ring_timeout = static_cast<std::uint32_t>(r.as_integer(*v, 1, 600));
-    // The Authorization header value toward agents (agent_authorization_file: from a secret).
-    if (auto v = get("agent_authorization")) {
-        g.agent_authorization = r.as_string(*v);
-        if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
-            r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
-    }
-    if (auto v = get("agents")) g.agents = load_agents(r, *v, g.agent_authorization);
-    if (auto routes = get("routes")) {
-        for (const auto& did : r.entries(*routes)) {
-            if (!valid_did(did.name))
-                r.fail(did, fmt::format(R"(expected a number like "+15550123" as the key, got "{}")", did.name));
-            std::vector<std::string> users;
-            for (const auto& u : r.as_array(did)) {
-                std::string name = r.as_string(u);
-                if (name.empty()) r.fail(u, "expected a user name, got an empty string");
-                // Issue 17: "agent:ws://..." sends the call to an AI agent's Media Streams WebSocket.
-                std::string why;
-                if (parse_agent_url(name, why)) {
-                    users.push_back(std::move(name));
-                    continue;
-                }
-                if (!why.empty()) r.fail(u, why);
-                // Static users can be checked now; TURN REST users exist only when they register.
-                if (realm.rest_secret.empty() && !realm.users.count(name))
-                    r.fail(u, fmt::format(R"(no user "{}" in realm "{}")", name, realm.name));
-                users.push_back(std::move(name));
-            }
-            if (users.empty()) r.fail(did, "expected at least one user to ring");
-            g.routes.emplace(did.name, std::move(users));
-        }
-    }
-    return g;
 }
 
 }  // namespace detail

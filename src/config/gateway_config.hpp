@@ -1,13 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// [realm."X".gateway] and its routes (turnbridge.toml(5)). Private to src/config.
+// [realm."X".gateway], its routes and its trunks (turnbridge.toml(5)). Private to src/config.
+#include <filesystem>
+#include <optional>
+#include <string_view>
+#include <vector>
+
 #include "toml_reader.hpp"
 
 namespace turnbridge::config::detail {
 
-// Loads the gateway table `f` of `realm` (whose users are already loaded, to check routes);
-// relative file names (trunk_ca) are taken from `base_dir`, the config file's directory.
-Gateway load_gateway(const Reader& r, const Field& f, const Realm& realm, const std::filesystem::path& base_dir);
+// Loads the gateway table `f` of `realm` (whose users are already loaded, to check routes)
+// into realm.gateway and realm.trunks; relative file names (trunk_ca) are taken from
+// `base_dir`, the config file's directory.
+void load_gateway(const Reader& r, const Field& f, Realm& realm, const std::filesystem::path& base_dir);
+
+// The keys that describe one trunk (issue 14): in [realm."X".gateway] itself for the
+// single-trunk form, or in each [[realm."X".gateway.trunks]] table, never both.
+extern const std::vector<std::string_view> kTrunkKeys;
+// Reads the trunk keys of table `t` (field `f`) into `g`, which holds the realm-wide keys.
+void load_trunk_keys(const Reader& r, const toml::table& t, const Field& f, const std::filesystem::path& base_dir,
+                     Gateway& g);
+// [[realm."X".gateway.trunks]] (trunks_config.cpp): `list` of the gateway table `gateway_table`
+// (field `gateway`), each trunk starting from the realm-wide keys in `realm_wide`. The first is
+// the default.
+std::vector<Gateway> load_trunks(const Reader& r, const toml::table& gateway_table, const Field& gateway,
+                                 const Field& list, const std::filesystem::path& base_dir, const Gateway& realm_wide);
+
+// A DID or number as dialled: digits with an optional leading +, or a SIP user part of safe
+// characters.
+bool valid_did(std::string_view s);
 
 // "sip:HOST[:PORT][;transport=udp|tcp|tls]" or "sips:HOST[:PORT]"; nullopt with `why` set.
 std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why);

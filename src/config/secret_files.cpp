@@ -53,6 +53,11 @@ void resolve(toml::table& t, const std::string& path, const fs::path& config_dir
     for (auto&& [k, v] : t) {
         const std::string name(k.str());
         if (auto* sub = v.as_table()) resolve(*sub, join_key(path, name), config_dir, r);
+        else if (auto* list = v.as_array()) {   // arrays of tables: [[realm."X".gateway.trunks]]
+            for (std::size_t i = 0; i < list->size(); ++i)
+                if (auto* item = list->get(i)->as_table())
+                    resolve(*item, fmt::format("{}[{}]", join_key(path, name), i), config_dir, r);
+        }
         else if (name.size() > kSuffix.size() && name.ends_with(kSuffix)) files.push_back(name);
     }
     for (const auto& name : files) {

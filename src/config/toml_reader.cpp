@@ -66,8 +66,7 @@ void Reader::fail(int line, std::string key, std::string message) const {
     throw Failure{ConfigError{file_, line, std::move(key), std::move(message)}};
 }
 
-void Reader::only_keys(const toml::table& t, std::string_view path,
-                       std::initializer_list<std::string_view> known) const {
+void Reader::only_keys(const toml::table& t, std::string_view path, std::span<const std::string_view> known) const {
     for (auto&& [k, v] : t) {
         const std::string_view name = k.str();
         if (std::find(known.begin(), known.end(), name) != known.end()) continue;
@@ -82,7 +81,7 @@ void Reader::only_keys(const toml::table& t, std::string_view path,
             message += fmt::format("; did you mean \"{}\"?", best);
         } else {
             message += "; expected one of: ";
-            for (auto candidate : known) message += fmt::format("{}{}", candidate == *known.begin() ? "" : ", ", candidate);
+            for (auto candidate : known) message += fmt::format("{}{}", candidate == known.front() ? "" : ", ", candidate);
         }
         const int line = k.source().begin.line ? static_cast<int>(k.source().begin.line)
                                                : static_cast<int>(v.source().begin.line);

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,7 +59,10 @@ public:
     [[noreturn]] void fail(const Field& f, std::string message) const { fail(f.line(), f.key, std::move(message)); }
 
     // A typo must not be silently ignored: any key outside `known` fails, suggesting the closest.
-    void only_keys(const toml::table& t, std::string_view path, std::initializer_list<std::string_view> known) const;
+    void only_keys(const toml::table& t, std::string_view path, std::span<const std::string_view> known) const;
+    void only_keys(const toml::table& t, std::string_view path, std::initializer_list<std::string_view> known) const {
+        only_keys(t, path, std::span<const std::string_view>(known.begin(), known.size()));
+    }
 
     // The value at t[key] (key is relative, path is t's own dotted key), if present.
     std::optional<Field> get(const toml::table& t, std::string_view path, std::string_view key) const;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 
 #include "turnbridge/config/agent_url.hpp"
 
@@ -82,6 +83,11 @@ const config::Realm* SipRouter::gateway_realm(std::string_view name) const {
     return &it->second;
 }
 
+const config::Realm* SipRouter::gateway_trunk(std::string_view realm, std::size_t index) const {
+    const auto* r = gateway_realm(realm);
+    return r == nullptr ? nullptr : trunk_at(*r, index);
+}
+
 TrunkHosts::State SipRouter::trunk_state(const config::Realm& realm) const {
     const auto& host = realm.gateway.trunk.host;
     if (IpAddress::parse(host)) return TrunkHosts::State::Ready;
@@ -159,12 +165,12 @@ void SipRouter::start(sip::Time now, std::vector<sip::Action>& out) {
 void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out) {
     reregister_at_.reset();
     if (!registers_) return;
-    for (const auto& [name, realm] : cfg_->realms) {
+    for (const auto& [name, base] : cfg_->realms)
+    for (const config::Realm& realm : trunks_of(base)) {   // issue 14: each trunk registers on its own
         const auto& gw = realm.gateway;
         if (!gw.enabled || !gw.register_to_trunk) continue;
-        const std::string& realm_name = name;   // clang 14 cannot capture a structured binding
         if (std::any_of(registrations_.begin(), registrations_.end(),
-                        [&](const auto& r) { return r.realm == realm_name; }))
+                        [&](const auto& r) { return r.realm == realm.name && r.trunk == gw.trunk_name; }))
             continue;
         if (trunk_state(realm) == TrunkHosts::State::Resolving) continue;   // on_trunk_resolved() comes back
         auto trunk = trunk_leg(realm);
@@ -182,9 +188,9 @@ void SipRouter::start_registrations(sip::Time now, std::vector<sip::Action>& out
         auto reg = std::make_unique<sip::Registration>(std::move(rc), random_);
         std::vector<sip::Action> in;
         reg->start(now, trunk->leg.transport, trunk->leg.reliable, layer_, in);
-        registrations_.push_back({name, trunk->leg.transport, std::move(reg)});
+        registrations_.push_back({name, gw.trunk_name, trunk->leg.transport, std::move(reg)});
         process(now, 0, nullptr, in, out);
-        log::info("realm {}: registering to trunk {}", name, gw.trunk.uri);
+        log::info("realm {}: registering to trunk {} ({})", name, gw.trunk_name, gw.trunk.uri);
     }
 }
 
@@ -245,11 +251,11 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                                std::vector<sip::Action> more;
                                if (reg.registration->on_response(now, r.tx, r.response, layer_, more)) {
                                    if (reg.registration->state() == sip::Registration::State::Registered)
-                                       log::info("realm {}: registered to trunk for {} s", reg.realm,
+                                       log::info("realm {}: registered to trunk {} for {} s", reg.realm, reg.trunk,
                                                  reg.registration->granted().count());
                                    else if (reg.registration->state() == sip::Registration::State::Failed)
-                                       log::warn("realm {}: trunk registration failed ({})", reg.realm,
-                                                 reg.registration->last_status());
+                                       log::warn("realm {}: registration to trunk {} failed ({})", reg.realm,
+                                                 reg.trunk, reg.registration->last_status());
                                    process(now, unix_now, flow, more, out);
                                    return;
                                }
@@ -441,8 +447,11 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
                        in);
         return process(now, unix_now, &flow, in, out);
     }
-    const auto& gw = realm->gateway;
-    if (trunk_state(*realm) == TrunkHosts::State::Resolving) {
+    // Issue 14: the trunk whose prefix the number has (longest), else the default; from here
+    // on `chosen` is the realm as that trunk sees it (its keys in chosen.gateway).
+    const config::Realm& chosen = choose_trunk(*realm, target.user);
+    const auto& gw = chosen.gateway;
+    if (trunk_state(chosen) == TrunkHosts::State::Resolving) {
         // The trunk's host name is being looked up (at startup or after a reload): wait for it
         // (the transaction layer has sent 100 Trying).
         waiting_.push_back({now + kResolveWait, unix_now, flow, std::move(r)});
@@ -460,9 +469,10 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
         count(sip::Limit::CallsPerRealm);
         return reply(now, r.tx, r.request, 503, out, "Realm Call Limit");
     }
-    if (const auto agent = gw.agents.find(std::string(target.user)); agent != gw.agents.end())   // issue 17
+    const auto& agents = realm->gateway.agents;   // realm-wide, whichever trunk the number has
+    if (const auto agent = agents.find(std::string(target.user)); agent != agents.end())   // issue 17
         return on_agent_browser_invite(now, flow, r, *realm, std::string(caller), agent->first, agent->second, out);
-    auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(*realm);
+    auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(chosen);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
     sip::LegAddress browser{flow.id, true,
@@ -470,7 +480,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
     account = with_identity(gw, r.request, std::move(account));
-    auto media = media_(*realm, true);
+    auto media = media_(chosen, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
     e.browser_flows = {flow.id};
@@ -487,17 +497,26 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     const bool test_line = to_test_line(*realm, target.user);
     log::event(log::Level::Info, "call.started", {realm->name, e.summary.account, {}, e.call_id, {}, {}, target.user, {}, std::nullopt},
                fmt::format("call: {}@{} -> {} via {} at {}", e.summary.account, realm->name, target.user,
-                           test_line ? "the test line" : gw.trunk.uri, trunk->to.to_string()));
-    if (!test_line) arm_failover(now, e, *realm, trunk->to);
+                           test_line ? "the test line" : fmt::format("trunk {} ({})", gw.trunk_name, gw.trunk.uri),
+                           trunk->to.to_string()));
+    if (!test_line) arm_failover(now, e, chosen, trunk->to);
     process(now, unix_now, &flow, in, out);
 }
 
 const config::Realm* SipRouter::trunk_realm(const IpAddress& peer, const std::string& did) const {
+    // The trunk it came from (issue 14: the first of a realm's trunks that may send from that
+    // address); its srtp, codecs and number format apply to the call.
     const config::Realm* realm = nullptr;
-    for (const auto& [name, rl] : cfg_->realms) {
-        if (!rl.gateway.enabled) continue;
-        if (!trunk_allowed(rl, peer)) continue;   // gateway.trunk_allow (issue 14)
-        if (find_route(rl.gateway, did) != nullptr || realm == nullptr) realm = &rl;
+    for (const auto& [name, base] : cfg_->realms) {
+        if (!base.gateway.enabled) continue;
+        // Trunks sharing an address or range: the first listed (routes are realm-wide).
+        const auto trunks = trunks_of(base);
+        const auto from = std::find_if(trunks.begin(), trunks.end(),
+                                       [&](const config::Realm& t) { return trunk_allowed(t, peer); });
+        if (from == trunks.end()) continue;   // gateway.trunk_allow (issue 14)
+        // A realm that routes the DID beats one that does not (which would answer 404).
+        if (realm == nullptr || (find_route(from->gateway, did) != nullptr && find_route(realm->gateway, did) == nullptr))
+            realm = &*from;
     }
     return realm;
 }
@@ -562,8 +581,8 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
                                          random_, layer_, in);
     arm_refer(e);   // issue 14: a REFER from the trunk may move the call to another user
     log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},
-               fmt::format("call: trunk {} -> {} ({} registration{})", flow.peer.to_string(), did, bindings.size(),
-                           bindings.size() == 1 ? "" : "s"));
+               fmt::format("call: trunk {} at {} -> {} ({} registration{})", realm->gateway.trunk_name,
+                           flow.peer.to_string(), did, bindings.size(), bindings.size() == 1 ? "" : "s"));
     process(now, 0, &flow, in, out);
 }
 
@@ -586,8 +605,9 @@ void SipRouter::on_trunk_resolved(sip::Time now, std::vector<sip::Action>& out) 
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& w : waiting) {
-        const config::Realm* realm = gateway_realm(uri_parts(w.request.request.request_uri()).host);
-        if (realm != nullptr && trunk_state(*realm) == TrunkHosts::State::Resolving) {
+        const auto target = uri_parts(w.request.request.request_uri());
+        const config::Realm* realm = gateway_realm(target.host);
+        if (realm != nullptr && trunk_state(choose_trunk(*realm, target.user)) == TrunkHosts::State::Resolving) {
             waiting_.push_back(std::move(w));
             continue;
         }
@@ -603,10 +623,11 @@ void SipRouter::expire_waiting(sip::Time now, std::vector<sip::Action>& out) {
             ++it;
             continue;
         }
-        const auto name = uri_parts(it->request.request.request_uri()).host;
+        const auto target = uri_parts(it->request.request.request_uri());
+        const auto& name = target.host;
         const config::Realm* realm = gateway_realm(name);
         log::warn("realm {}: trunk {} not resolved within {} s; call refused (503)", name,
-                  realm ? realm->gateway.trunk.uri : std::string("?"), kResolveWait.count());
+                  realm ? choose_trunk(*realm, target.user).gateway.trunk.uri : std::string("?"), kResolveWait.count());
         reply(now, it->request.tx, it->request.request, 503, out);
         it = waiting_.erase(it);
     }

@@ -2,6 +2,7 @@
 // SipRouter's bounds toward outsiders (issue 11): who is a trunk, the per-source request rate,
 // stateless answers to UDP strangers, what a flow is used by, and live calls per user and realm.
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 
 #include <algorithm>
 
@@ -16,12 +17,14 @@ void SipRouter::apply_limits() {
 }
 
 bool SipRouter::is_trunk(const IpAddress& ip) const {
-    for (const auto& [name, realm] : cfg_->realms) {
-        if (!realm.gateway.enabled) continue;
-        // May call in (trunk_allow), or is a target we send to (its answers and in-dialog requests).
-        if (trunk_allowed(realm, ip)) return true;
-        const auto addresses = trunk_addresses(realm);
-        if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
+    for (const auto& [name, base] : cfg_->realms) {
+        if (!base.gateway.enabled) continue;
+        for (const config::Realm& realm : trunks_of(base)) {   // every trunk of the realm (issue 14)
+            // May call in (trunk_allow), or is a target we send to (its answers and in-dialog requests).
+            if (trunk_allowed(realm, ip)) return true;
+            const auto addresses = trunk_addresses(realm);
+            if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
+        }
     }
     return false;
 }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// SipRouter and a realm's trunk targets (issue 14): the order a call tries them in, failover to
-// the next, and who may call in as the trunk.
+// SipRouter and a trunk's targets (issue 14): the order a call tries them in, failover to the
+// next, OPTIONS health per trunk, and who may call in as the trunk. `realm` here is one trunk of
+// a realm (trunk_choice.hpp).
 #include <algorithm>
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/gateway/trunk_targets.hpp"
 
 namespace turnbridge::gateway {
@@ -36,7 +38,8 @@ std::vector<Endpoint> SipRouter::trunk_targets(const config::Realm& realm) const
     if (realm.gateway.options_interval == 0) return order_targets(targets, random_);
     // Targets that OPTIONS found down are skipped (all of them down: all tried, trunk_targets.hpp).
     return shared_->with_health([&](TrunkHealth& health) {
-        return order_targets(targets, random_, [&](const Endpoint& to) { return health.down(realm.name, to); });
+        return order_targets(targets, random_,
+                             [&](const Endpoint& to) { return health.down(realm.name, realm.gateway.trunk_name, to); });
     });
 }
 
@@ -59,10 +62,11 @@ void SipRouter::arm_failover(sip::Time now, CallEntry& e, const config::Realm& r
     std::erase(order, first);
     if (order.empty()) return;   // one target: nothing to fail over to
     auto rest = std::make_shared<std::vector<Endpoint>>(std::move(order));
-    // The CallEntry lives in a std::list (stable) for as long as its Call; the realm is looked
+    // The CallEntry lives in a std::list (stable) for as long as its Call; the trunk is looked
     // up again at failover time, as a reload may have replaced the config meanwhile.
-    e.call->set_failover(now, [this, &e, rest, name = realm.name]() -> std::optional<sip::LegAddress> {
-        const auto* realm = gateway_realm(name);
+    e.call->set_failover(now, [this, &e, rest, name = realm.name,
+                               index = realm.gateway.trunk_index]() -> std::optional<sip::LegAddress> {
+        const auto* realm = gateway_trunk(name, index);
         while (realm != nullptr && !rest->empty()) {
             const Endpoint to = rest->front();
             rest->erase(rest->begin());
@@ -77,66 +81,74 @@ void SipRouter::arm_failover(sip::Time now, CallEntry& e, const config::Realm& r
 }
 
 void SipRouter::probe_trunks(sip::Time now, std::vector<sip::Action>& out) {
-    std::vector<sip::Action> in;
-    for (auto it = next_probe_.begin(); it != next_probe_.end();) {   // realms gone by a reload
-        if (cfg_->realms.contains(it->first)) {
+    // Trunks gone by a reload (their realm, or their name in it): forgotten.
+    for (auto it = next_probe_.begin(); it != next_probe_.end();) {
+        const auto realm = cfg_->realms.find(it->first.first);
+        const auto trunks = realm == cfg_->realms.end() ? std::span<const config::Realm>() : trunks_of(realm->second);
+        if (std::any_of(trunks.begin(), trunks.end(),
+                        [&](const config::Realm& t) { return t.gateway.trunk_name == it->first.second; })) {
             ++it;
             continue;
         }
-        shared_->with_health([&](TrunkHealth& h) { h.set_targets(it->first, {}); });
+        shared_->with_health([&](TrunkHealth& h) { h.set_targets(it->first.first, it->first.second, {}); });
         it = next_probe_.erase(it);
     }
-    for (const auto& entry : cfg_->realms) {   // no structured binding: lambdas below use the name
-        const std::string& name = entry.first;
-        const config::Realm& realm = entry.second;
-        const auto interval = std::chrono::seconds(realm.gateway.options_interval);
-        bool probing = realm.gateway.enabled && interval.count() > 0 && trunk_state(realm) == TrunkHosts::State::Ready;
-        std::vector<Endpoint> targets;
-        if (probing)
-            for (const auto& t : usable_targets(realm)) targets.push_back(t.to);
-        // One target and no options_interval of its own: nothing to fail over to, left alone.
-        if (targets.size() < 2 && !realm.gateway.options_interval_set) targets.clear();
-        probing = probing && !targets.empty();
-        shared_->with_health([&](TrunkHealth& h) { h.set_targets(name, targets); });
-        if (!probing) {
-            next_probe_.erase(name);
-            continue;
-        }
-        auto [due, fresh] = next_probe_.try_emplace(name, now);
-        if (!fresh && due->second > now) continue;
-        due->second = now + interval;
-        for (const auto& to : targets) {
-            // The last probe of this target still unanswered: a miss; its transaction is dropped
-            // (one probe in flight per target bounds probes_).
-            for (auto it = probes_.begin(); it != probes_.end();) {
-                if (it->second.realm == name && it->second.to == to) {
-                    layer_.abandon(it->first);
-                    it = probes_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            if (shared_->with_health([&](TrunkHealth& h) { return h.probe_sent(now, name, to); }))
-                log::warn("realm {}: trunk target {} is down ({} OPTIONS unanswered); calls skip it", name,
-                          to.to_string(), TrunkHealth::kMissesDown);
-            auto leg = trunk_leg(realm, to);
-            if (!leg) continue;   // logged; counts as a miss at the next round
-            const std::string uri = leg->scheme + ":" + to.to_string() + leg->uri_params;
-            auto request = sip::Message::request("OPTIONS", uri);
-            if (!request) continue;
-            auto& m = *request;
-            m.push_via(leg->leg.local.transport, leg->leg.local.sent_by, sip::new_branch(random_));
-            m.set_from("<sip:turnbridge@" + leg->leg.local.sent_by + ">;tag=" + sip::new_tag(random_));
-            m.set_to("<" + uri + ">");
-            m.set_call_id(leg->leg.local.call_id_prefix + sip::new_call_id(random_, "turnbridge"));
-            m.set_cseq(1, "OPTIONS");
-            m.set_max_forwards(70);
-            const auto tx = layer_.send_request(now, leg->leg.transport, leg->leg.reliable, std::move(m), in);
-            probes_[tx] = Probe{name, to};
-        }
-    }
+    std::vector<sip::Action> in;
+    for (const auto& [name, realm] : cfg_->realms)
+        for (const config::Realm& trunk : trunks_of(realm)) probe_trunk(now, trunk, in);
     for (auto& a : in)
         if (auto* s = std::get_if<sip::Send>(&a)) out.push_back(std::move(*s));
+}
+
+void SipRouter::probe_trunk(sip::Time now, const config::Realm& realm, std::vector<sip::Action>& in) {
+    const std::string& name = realm.name;
+    const std::string& trunk = realm.gateway.trunk_name;
+    const auto interval = std::chrono::seconds(realm.gateway.options_interval);
+    bool probing = realm.gateway.enabled && interval.count() > 0 && trunk_state(realm) == TrunkHosts::State::Ready;
+    std::vector<Endpoint> targets;
+    if (probing)
+        for (const auto& t : usable_targets(realm)) targets.push_back(t.to);
+    // One target and no options_interval of its own: nothing to fail over to, left alone.
+    if (targets.size() < 2 && !realm.gateway.options_interval_set) targets.clear();
+    probing = probing && !targets.empty();
+    shared_->with_health([&](TrunkHealth& h) { h.set_targets(name, trunk, targets); });
+    const TrunkKey key{name, trunk};
+    if (!probing) {
+        next_probe_.erase(key);
+        return;
+    }
+    auto [due, fresh] = next_probe_.try_emplace(key, now);
+    if (!fresh && due->second > now) return;
+    due->second = now + interval;
+    for (const auto& to : targets) {
+        // The last probe of this target still unanswered: a miss; its transaction is dropped
+        // (one probe in flight per target bounds probes_).
+        for (auto it = probes_.begin(); it != probes_.end();) {
+            if (it->second.realm == name && it->second.trunk == trunk && it->second.to == to) {
+                layer_.abandon(it->first);
+                it = probes_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (shared_->with_health([&](TrunkHealth& h) { return h.probe_sent(now, name, trunk, to); }))
+            log::warn("realm {}: trunk {} target {} is down ({} OPTIONS unanswered); calls skip it", name, trunk,
+                      to.to_string(), TrunkHealth::kMissesDown);
+        auto leg = trunk_leg(realm, to);
+        if (!leg) continue;   // logged; counts as a miss at the next round
+        const std::string uri = leg->scheme + ":" + to.to_string() + leg->uri_params;
+        auto request = sip::Message::request("OPTIONS", uri);
+        if (!request) continue;
+        auto& m = *request;
+        m.push_via(leg->leg.local.transport, leg->leg.local.sent_by, sip::new_branch(random_));
+        m.set_from("<sip:turnbridge@" + leg->leg.local.sent_by + ">;tag=" + sip::new_tag(random_));
+        m.set_to("<" + uri + ">");
+        m.set_call_id(leg->leg.local.call_id_prefix + sip::new_call_id(random_, "turnbridge"));
+        m.set_cseq(1, "OPTIONS");
+        m.set_max_forwards(70);
+        const auto tx = layer_.send_request(now, leg->leg.transport, leg->leg.reliable, std::move(m), in);
+        probes_[tx] = Probe{name, trunk, to};
+    }
 }
 
 bool SipRouter::on_probe_response(sip::Time now, const sip::ResponseIn& r) {
@@ -146,8 +158,9 @@ bool SipRouter::on_probe_response(sip::Time now, const sip::ResponseIn& r) {
     // Any final answer, even 404 or 405, says the target is alive (Kamailio's dispatcher default).
     const Probe p = it->second;
     probes_.erase(it);
-    if (shared_->with_health([&](TrunkHealth& h) { return h.on_response(now, p.realm, p.to, r.response.status()); }))
-        log::info("realm {}: trunk target {} is up again (OPTIONS answered {})", p.realm, p.to.to_string(),
+    if (shared_->with_health(
+            [&](TrunkHealth& h) { return h.on_response(now, p.realm, p.trunk, p.to, r.response.status()); }))
+        log::info("realm {}: trunk {} target {} is up again (OPTIONS answered {})", p.realm, p.trunk, p.to.to_string(),
                   r.response.status());
     return true;
 }

@@ -5,22 +5,22 @@
 
 namespace turnbridge::gateway {
 
-void TrunkHealth::set_targets(const std::string& realm, const std::vector<Endpoint>& targets) {
+void TrunkHealth::set_targets(const std::string& realm, const std::string& trunk, const std::vector<Endpoint>& targets) {
     std::erase_if(targets_, [&](const TargetHealth& t) {
-        return t.realm == realm && std::find(targets.begin(), targets.end(), t.to) == targets.end();
+        return t.realm == realm && t.trunk == trunk && std::find(targets.begin(), targets.end(), t.to) == targets.end();
     });
     for (const auto& to : targets)
-        if (find(realm, to) == nullptr) targets_.push_back(TargetHealth{realm, to});
+        if (find(realm, trunk, to) == nullptr) targets_.push_back(TargetHealth{realm, trunk, to});
 }
 
-TargetHealth* TrunkHealth::find(const std::string& realm, const Endpoint& to) {
+TargetHealth* TrunkHealth::find(const std::string& realm, const std::string& trunk, const Endpoint& to) {
     auto it = std::find_if(targets_.begin(), targets_.end(),
-                           [&](const TargetHealth& t) { return t.realm == realm && t.to == to; });
+                           [&](const TargetHealth& t) { return t.realm == realm && t.trunk == trunk && t.to == to; });
     return it == targets_.end() ? nullptr : &*it;
 }
 
-bool TrunkHealth::probe_sent(Time now, const std::string& realm, const Endpoint& to) {
-    auto* t = find(realm, to);
+bool TrunkHealth::probe_sent(Time now, const std::string& realm, const std::string& trunk, const Endpoint& to) {
+    auto* t = find(realm, trunk, to);
     if (t == nullptr) return false;
     bool went_down = false;
     if (t->sent) {
@@ -34,8 +34,9 @@ bool TrunkHealth::probe_sent(Time now, const std::string& realm, const Endpoint&
     return went_down;
 }
 
-bool TrunkHealth::on_response(Time now, const std::string& realm, const Endpoint& to, int status) {
-    auto* t = find(realm, to);
+bool TrunkHealth::on_response(Time now, const std::string& realm, const std::string& trunk, const Endpoint& to,
+                              int status) {
+    auto* t = find(realm, trunk, to);
     if (t == nullptr || !t->sent) return false;
     t->rtt = std::chrono::duration_cast<std::chrono::milliseconds>(now - *t->sent);
     t->sent.reset();
@@ -47,9 +48,9 @@ bool TrunkHealth::on_response(Time now, const std::string& realm, const Endpoint
     return came_up;
 }
 
-bool TrunkHealth::down(const std::string& realm, const Endpoint& to) const {
+bool TrunkHealth::down(const std::string& realm, const std::string& trunk, const Endpoint& to) const {
     return std::any_of(targets_.begin(), targets_.end(),
-                       [&](const TargetHealth& t) { return t.realm == realm && t.to == to && !t.up; });
+                       [&](const TargetHealth& t) { return t.realm == realm && t.trunk == trunk && t.to == to && !t.up; });
 }
 
 }  // namespace turnbridge::gateway

@@ -264,7 +264,7 @@ token = "t0ken"
       t !== null && t.state === 'down' && t.misses >= 3, `${JSON.stringify(t)} after ${Date.now() - stopped} ms`);
     const metrics = (await adminGet(adminPort, '/metrics')).body;
     results.check('/metrics shows the target down',
-      metrics.includes(`turnbridge_gateway_trunk_target_up{realm="d.example",target="127.0.0.1:${port.hA}"} 0`),
+      metrics.includes(`turnbridge_gateway_trunk_target_up{realm="d.example",trunk="default",target="127.0.0.1:${port.hA}"} 0`),
       metrics.split('\n').filter((l) => l.startsWith('turnbridge_gateway_trunk_target')).join(' | '));
     const inv = await invite(c, `sip:${DID}@d.example`, SDP, 8000);
     results.check('a call skips the down target: the next one answers at once (486 here, no 2 s wait)',

@@ -51,6 +51,7 @@ inline constexpr std::array<double, 6> kMosBounds = {1.5, 2.5, 3.0, 3.5, 4.0, 4.
 // One trunk target's OPTIONS health (issue 14), for /api/v1/trunks and /metrics.
 struct TrunkTargetStatus {
     std::string realm;
+    std::string trunk;             // its name in the realm ("default" for the single-trunk form)
     std::string target;            // "192.0.2.10:5060"
     bool up = true;
     unsigned misses = 0;           // OPTIONS unanswered in a row

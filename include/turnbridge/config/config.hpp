@@ -107,6 +107,14 @@ struct Gateway {
     // (RTP/AVP with a=crypto; clear RTP when the trunk answers without keys); required = RTP/SAVP,
     // and a trunk without keys ends the call (never clear media).
     enum class Srtp { Off, Optional, Required } srtp = Srtp::Off;
+    // Which trunk of the realm these trunk keys describe (issue 14): `name` of its
+    // [[realm."X".gateway.trunks]] table ("default" for the single-trunk form), its index there
+    // (0 = the default trunk) and the outbound number prefixes it takes (longest match wins;
+    // a number no trunk's prefix matches goes to the default).
+    std::string trunk_name = "default";
+    std::size_t trunk_index = 0;
+    std::vector<std::string> prefixes;
+    std::string trunk_table;   // its dotted key, for messages: realm."X".gateway[.trunks[1]]
 };
 
 struct Realm {
@@ -122,6 +130,12 @@ struct Realm {
     std::uint64_t quota_bytes = 0;             // relayed bytes per user per quota_period; 0 = none
     enum class QuotaPeriod { Day, Month } quota_period = QuotaPeriod::Month;
     Gateway gateway;                           // [realm."X".gateway]; off unless enabled
+    // Its gateway's trunks (issue 14), each a copy of this realm whose `gateway` holds that
+    // trunk's keys (the realm-wide ones are the same in all): the router and the host take a
+    // trunk wherever they took a realm. trunks[0] is the default, and `gateway` above equals
+    // trunks[0].gateway. One trunk ("default") for the single-trunk form; none without gateway.
+    // The copies have no trunks of their own.
+    std::vector<Realm> trunks;
 };
 
 struct Accounting {

@@ -209,6 +209,7 @@ private:
     };
     struct TrunkRegistration {
         std::string realm;
+        std::string trunk;   // its name (issue 14: each trunk with `register` registers)
         sip::TransportId flow = 0;
         std::unique_ptr<sip::Registration> registration;
     };
@@ -242,23 +243,29 @@ private:
     void reply(sip::Time now, const std::string& tx, const sip::Message& request, int status,
                std::vector<sip::Action>& out, std::string_view reason = {});
     const config::Realm* gateway_realm(std::string_view name) const;
+    // Trunk `index` of gateway realm `realm` (trunk_choice.hpp), or nullptr.
+    const config::Realm* gateway_trunk(std::string_view realm, std::size_t index) const;
     TrunkHosts::State trunk_state(const config::Realm& realm) const;
     std::vector<IpAddress> trunk_addresses(const config::Realm& realm) const;
+    // In the functions below `realm` is one trunk of a realm (trunk_choice.hpp).
     // The realm's trunk targets in the order one call tries them (issue 14, trunk_targets.hpp),
     // and the first of them.
     std::vector<Endpoint> trunk_targets(const config::Realm& realm) const;
     // Every target of the realm's trunk (of our family when it has such), unordered.
     std::vector<TrunkTarget> usable_targets(const config::Realm& realm) const;
     std::vector<TrunkTarget> uri_targets(const config::Realm& realm) const;   // the URI's alone
-    // OPTIONS health checks (issue 14, trunk_health.hpp): the realms' probes that are due.
+    // OPTIONS health checks (issue 14, trunk_health.hpp): the trunks' probes that are due.
     void probe_trunks(sip::Time now, std::vector<sip::Action>& out);
+    void probe_trunk(sip::Time now, const config::Realm& trunk, std::vector<sip::Action>& in);
     bool on_probe_response(sip::Time now, const sip::ResponseIn& r);
     struct Probe {
         std::string realm;
+        std::string trunk;
         Endpoint to;
     };
+    using TrunkKey = std::pair<std::string, std::string>;   // realm, trunk name
     std::map<std::string, Probe> probes_;            // tx -> the probe in flight (one per target)
-    std::map<std::string, sip::Time> next_probe_;    // realm -> its next round
+    std::map<TrunkKey, sip::Time> next_probe_;       // trunk -> its next round
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
     // May `ip` send INVITEs as the realm's trunk? (gateway.trunk_allow, else its addresses)
     bool trunk_allowed(const config::Realm& realm, const IpAddress& ip) const;
@@ -413,7 +420,8 @@ private:
     void fleet_response(sip::Time now, sip::Message& m, std::vector<sip::Action>& out);
     void fleet_timer(sip::Time now, std::vector<sip::Action>& out);
     std::optional<sip::Time> fleet_next_wake() const;
-    // The realm a trunk INVITE for `did` from `peer` belongs to (gateway.trunk_allow), or null.
+    // The trunk (of a realm, trunk_choice.hpp) a trunk INVITE for `did` from `peer` belongs to
+    // (gateway.trunk_allow), or null.
     const config::Realm* trunk_realm(const IpAddress& peer, const std::string& did) const;
 };
 

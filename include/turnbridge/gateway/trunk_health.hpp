@@ -17,6 +17,7 @@ namespace turnbridge::gateway {
 struct TargetHealth {
     using Time = std::chrono::steady_clock::time_point;
     std::string realm;
+    std::string trunk;                     // its name in the realm (issue 14: several per realm)
     Endpoint to;
     bool up = true;                        // until kMissesDown probes in a row go unanswered
     unsigned misses = 0;
@@ -31,20 +32,21 @@ public:
     using Time = TargetHealth::Time;
     static constexpr unsigned kMissesDown = 3;
 
-    // The targets of `realm` now: new ones start up, gone ones are forgotten. An empty list
-    // forgets the realm (probing off, or no gateway any more).
-    void set_targets(const std::string& realm, const std::vector<Endpoint>& targets);
+    // Targets are kept per realm and trunk (two trunks may share an address, each with its own
+    // state). The targets of that trunk now: new ones start up, gone ones are forgotten. An
+    // empty list forgets the trunk (probing off, or no such trunk any more).
+    void set_targets(const std::string& realm, const std::string& trunk, const std::vector<Endpoint>& targets);
     // A probe goes out now. If the last one is unanswered, that is a miss; returns true when
     // this miss marked the target down.
-    bool probe_sent(Time now, const std::string& realm, const Endpoint& to);
+    bool probe_sent(Time now, const std::string& realm, const std::string& trunk, const Endpoint& to);
     // An answer to the probe in flight; returns true when it marked a down target up.
-    bool on_response(Time now, const std::string& realm, const Endpoint& to, int status);
-    bool down(const std::string& realm, const Endpoint& to) const;
+    bool on_response(Time now, const std::string& realm, const std::string& trunk, const Endpoint& to, int status);
+    bool down(const std::string& realm, const std::string& trunk, const Endpoint& to) const;
     const std::vector<TargetHealth>& targets() const { return targets_; }
 
 private:
-    TargetHealth* find(const std::string& realm, const Endpoint& to);
-    std::vector<TargetHealth> targets_;   // a few per realm: a list is the simplest map
+    TargetHealth* find(const std::string& realm, const std::string& trunk, const Endpoint& to);
+    std::vector<TargetHealth> targets_;   // a few per trunk: a list is the simplest map
 };
 
 }  // namespace turnbridge::gateway

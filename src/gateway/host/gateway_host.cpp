@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/gateway/random.hpp"
 #include "turnbridge/io/loop_clock.hpp"
 #include "turnbridge/gateway/host/sip_tls.hpp"
@@ -26,8 +27,10 @@ constexpr std::uint64_t kSweepMs = 1'000;
 // which fails its queued requests as 503 (the kernel would retry SYNs for minutes).
 constexpr std::uint64_t kTrunkConnectTimeoutMs = 10'000;
 
+// `realm`: one trunk of a realm (gateway/trunk_choice.hpp).
 std::string trunk_ca_key(const config::Realm& realm) {
-    return fmt::format("realm.\"{}\".gateway.trunk_ca", realm.name);
+    if (realm.gateway.trunk_table.empty()) return fmt::format("realm.\"{}\".gateway.trunk_ca", realm.name);
+    return realm.gateway.trunk_table + ".trunk_ca";
 }
 
 std::uint64_t random_u64() { return gateway::random_value<std::uint64_t>(gateway::random_bytes); }
@@ -113,12 +116,14 @@ void GatewayHost::start() {
 // RFC 4568 §8.3: SDES keys travel in the SDP, so anyone who reads the signalling can decrypt
 // the media; only a TLS trunk keeps them secret. Said once, at start (worker 0).
 void GatewayHost::warn_sdes_in_clear() const {
-    for (const auto& [name, realm] : cfg_->realms) {
-        const auto& gw = realm.gateway;
-        if (gw.enabled && gw.srtp != config::Gateway::Srtp::Off && gw.trunk.transport != config::SipTrunk::Transport::Tls)
-            log::warn("realm {}: srtp is on but trunk {} is not TLS: its SDES keys (a=crypto) cross the network in clear "
-                      "SIP, and anyone who sees the signalling can decrypt the media", name, gw.trunk.uri);
-    }
+    for (const auto& [name, realm] : cfg_->realms)
+        for (const auto& trunk : gateway::trunks_of(realm)) {   // srtp is per trunk (issue 14)
+            const auto& gw = trunk.gateway;
+            if (gw.enabled && gw.srtp != config::Gateway::Srtp::Off && gw.trunk.transport != config::SipTrunk::Transport::Tls)
+                log::warn("realm {}: srtp is on but trunk {} ({}) is not TLS: its SDES keys (a=crypto) cross the network "
+                          "in clear SIP, and anyone who sees the signalling can decrypt the media", name, gw.trunk_name,
+                          gw.trunk.uri);
+        }
 }
 
 void GatewayHost::start_test_line() {
@@ -194,7 +199,8 @@ void GatewayHost::set_config(std::shared_ptr<const config::Config> cfg) {
 std::vector<gateway::TrunkName> GatewayHost::trunk_host_names() const {
     using T = config::SipTrunk::Transport;
     std::vector<gateway::TrunkName> names;
-    for (const auto& [name, realm] : cfg_->realms) {
+    for (const auto& [name, base] : cfg_->realms)
+    for (const auto& realm : gateway::trunks_of(base)) {   // every trunk's name (issue 14)
         if (!realm.gateway.enabled) continue;
         const auto& t = realm.gateway.trunk;
         // RFC 3263 §4.2: an explicit port means A/AAAA only; otherwise SRV for the transport.
@@ -216,7 +222,8 @@ void GatewayHost::on_trunk_resolved() {
 
 void GatewayHost::load_trunk_tls(bool strict) {
     std::map<std::pair<std::string, bool>, io::TlsContextPtr> contexts;
-    for (const auto& [name, realm] : cfg_->realms) {
+    for (const auto& [name, base] : cfg_->realms)
+    for (const auto& realm : gateway::trunks_of(base)) {   // per trunk (issue 14)
         const auto& gw = realm.gateway;
         if (!gw.enabled || gw.trunk.transport != config::SipTrunk::Transport::Tls) continue;
         std::pair<std::string, bool> key{gw.trunk_ca.string(), gw.trunk_tls_verify};
@@ -311,7 +318,7 @@ bool GatewayHost::flow_busy(const sip::UdpFlows::Flow& f) const {
 std::vector<admin::TrunkTargetStatus> GatewayHost::trunk_health(sip::Time now) const {
     std::vector<admin::TrunkTargetStatus> out;
     for (const auto& t : router_->trunk_health()) {
-        admin::TrunkTargetStatus s{t.realm, t.to.to_string(), t.up, t.misses, t.last_status};
+        admin::TrunkTargetStatus s{t.realm, t.trunk, t.to.to_string(), t.up, t.misses, t.last_status};
         if (t.last_response) s.last_response_age = std::chrono::duration<double>(now - *t.last_response).count();
         if (t.rtt) s.rtt_ms = static_cast<double>(t.rtt->count());
         out.push_back(std::move(s));

@@ -237,7 +237,7 @@ TEST_CASE("bad gateway settings are rejected, naming the key, its line and what 
         {"no codecs", gateway("codecs = []"), g + "codecs", 9, "expected at least one browser codec"},
         {"password alone", gateway("trunk_password = \"x\""), g + "trunk_password", 9, "expected trunk_username too"},
         {"caller id with space", gateway("caller_id = \"+1 555\""), g + "caller_id", 9, "expected a number like"},
-        {"typo", gateway("trunks = \"sip:1.2.3.4\""), g + "trunks", 9, "did you mean \"trunk\"?"},
+        {"typo", gateway("trnk = \"sip:1.2.3.4\""), g + "trnk", 9, "did you mean \"trunk\"?"},
         {"enabled as string", gateway("enabled = \"yes\""), g + "enabled", 9, "expected true or false"},
         {"route to unknown user", gateway("[realm.\"example.org\".gateway.routes]\n\"+1555\" = [\"carol\"]"),
          g + "routes.\"+1555\"[0]", 10, "no user \"carol\" in realm \"example.org\""},

@@ -36,6 +36,7 @@ struct Bench {
     int media_made = 0;
     bool media_refused = false;          // the media side has no ports: the factory says nullptr
     const sip::MediaSdp* last_media = nullptr;
+    std::string media_trunk;              // the trunk the last media was made for (issue 14)
     std::vector<CallSummary> ended;
     std::vector<const sip::MediaSdp*> ended_media;
     std::optional<Endpoint> asked;
@@ -47,6 +48,7 @@ struct Bench {
                      [this](const config::Realm& r, bool outbound) -> std::unique_ptr<sip::MediaSdp> {
                          if (media_refused) return nullptr;
                          ++media_made;
+                         media_trunk = r.gateway.trunk_name;
                          auto m = pass_through_media(r, outbound);
                          last_media = m.get();
                          return m;
@@ -375,6 +377,65 @@ TEST_CASE("an inbound call's remote number is the From URI's user, whatever '<' 
     b.router.on_timer(b.now, out);
     REQUIRE(b.ended.size() == 1);
     CHECK(b.ended[0].remote == "+15550142");
+}
+
+namespace {
+
+// Issue 14: the realm's trunks a (its own), uk ("+44", 127.0.0.3) and us (`us_prefix`, 127.0.0.2, TCP).
+void three_trunks(Bench& b, const std::string& us_prefix) {
+    auto& realm = b.cfg->realms.at("example.org");
+    config::Realm a = realm, uk = realm, us = realm;
+    a.gateway.trunk_name = "a";
+    uk.gateway.trunk_name = "uk";
+    uk.gateway.trunk_index = 1;
+    uk.gateway.prefixes = {"+44"};
+    uk.gateway.trunk = {"sip:127.0.0.3:5090", "127.0.0.3", 5090, config::SipTrunk::Transport::Udp};
+    us.gateway.trunk_name = "us";
+    us.gateway.trunk_index = 2;
+    us.gateway.prefixes = {us_prefix};
+    us.gateway.trunk = {"sip:127.0.0.2:5080", "127.0.0.2", 5080, config::SipTrunk::Transport::Tcp};
+    realm.trunks = {a, uk, us};
+}
+
+}  // namespace
+
+TEST_CASE("several trunks (issue 14): the dialled number's longest prefix picks one, else the first") {
+    Bench b;
+    three_trunks(b, "+1555");
+    auto out = b.authenticated_invite();   // to +15550123: "+1555" is us's
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.2:5080;transport=tcp");
+    CHECK(b.asked == Endpoint::parse("127.0.0.2:5080"));
+    CHECK(b.asked_tcp);
+    CHECK(b.media_trunk == "us");   // its srtp and codecs make the media
+
+    Bench other;
+    three_trunks(other, "+1666");   // no prefix of the number: the first trunk
+    out = other.authenticated_invite();
+    to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].request_uri() == "sip:+15550123@127.0.0.1:5070;transport=udp");
+    CHECK(other.media_trunk == "a");
+}
+
+TEST_CASE("several trunks (issue 14): each trunk's address may call in, no other") {
+    Bench b;
+    three_trunks(b, "+1555");
+    for (const auto& [ip, status] : {std::pair{"127.0.0.3", 480}, std::pair{"127.0.0.9", 403}}) {
+        const std::string from = ip;
+        SipFlow f{21, false, false, false, *IpAddress::parse(from), {}};
+        auto wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP " + from +
+                    ":5090;branch=z9hG4bKm" + from + "\r\nMax-Forwards: 70\r\nFrom: <sip:a@" + from +
+                    ">;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\nCall-ID: m" + from + "\r\nCSeq: 1 INVITE\r\n"
+                    "Contact: <sip:a@" + from + ">\r\nContent-Length: 0\r\n\r\n";
+        auto r = b.feed(f, wire, 21);
+        REQUIRE_FALSE(r.empty());
+        CHECK(r.back().status() == status);   // 480: uk's, routed, nobody registered
+    }
+    CHECK(b.router.is_trunk(*IpAddress::parse("127.0.0.3")));
+    CHECK(b.router.is_trunk(*IpAddress::parse("127.0.0.2")));
+    CHECK_FALSE(b.router.is_trunk(*IpAddress::parse("127.0.0.9")));
 }
 
 TEST_CASE("inbound INVITE from an address the trunk's host name resolved to is the trunk's") {

@@ -82,33 +82,34 @@ TEST_CASE("OPTIONS health: 3 unanswered probes in a row mark a target down, one 
     using namespace std::chrono_literals;
     TrunkHealth h;
     const TrunkHealth::Time t0{};
-    h.set_targets("r", {ep(5001), ep(5002)});
-    CHECK_FALSE(h.down("r", ep(5001)));
-    CHECK_FALSE(h.probe_sent(t0, "r", ep(5001)));          // the first probe: nothing missed yet
-    CHECK_FALSE(h.on_response(t0 + 20ms, "r", ep(5001), 200));
+    h.set_targets("r", "default", {ep(5001), ep(5002)});
+    CHECK_FALSE(h.down("r", "default", ep(5001)));
+    CHECK_FALSE(h.probe_sent(t0, "r", "default", ep(5001)));          // the first probe: nothing missed yet
+    CHECK_FALSE(h.on_response(t0 + 20ms, "r", "default", ep(5001), 200));
     REQUIRE(h.targets().front().rtt);
     CHECK(*h.targets().front().rtt == 20ms);
     CHECK(h.targets().front().last_status == 200);
-    CHECK_FALSE(h.probe_sent(t0 + 1s, "r", ep(5001)));
-    CHECK_FALSE(h.probe_sent(t0 + 2s, "r", ep(5001)));     // miss 1
-    CHECK_FALSE(h.probe_sent(t0 + 3s, "r", ep(5001)));     // miss 2
-    CHECK(h.probe_sent(t0 + 4s, "r", ep(5001)));           // miss 3: down
-    CHECK(h.down("r", ep(5001)));
-    CHECK_FALSE(h.down("r", ep(5002)));
-    CHECK_FALSE(h.down("other", ep(5001)));                // health is per realm and target
-    CHECK(h.on_response(t0 + 4s + 5ms, "r", ep(5001), 404));   // any answer: alive
-    CHECK_FALSE(h.down("r", ep(5001)));
+    CHECK_FALSE(h.probe_sent(t0 + 1s, "r", "default", ep(5001)));
+    CHECK_FALSE(h.probe_sent(t0 + 2s, "r", "default", ep(5001)));     // miss 1
+    CHECK_FALSE(h.probe_sent(t0 + 3s, "r", "default", ep(5001)));     // miss 2
+    CHECK(h.probe_sent(t0 + 4s, "r", "default", ep(5001)));           // miss 3: down
+    CHECK(h.down("r", "default", ep(5001)));
+    CHECK_FALSE(h.down("r", "default", ep(5002)));
+    CHECK_FALSE(h.down("other", "default", ep(5001)));                // health is per realm, trunk and target
+    CHECK_FALSE(h.down("r", "b", ep(5001)));
+    CHECK(h.on_response(t0 + 4s + 5ms, "r", "default", ep(5001), 404));   // any answer: alive
+    CHECK_FALSE(h.down("r", "default", ep(5001)));
     CHECK(h.targets().front().misses == 0);
-    CHECK_FALSE(h.on_response(t0 + 5s, "r", ep(5001), 200));   // no probe in flight: ignored
+    CHECK_FALSE(h.on_response(t0 + 5s, "r", "default", ep(5001), 200));   // no probe in flight: ignored
 }
 
 TEST_CASE("OPTIONS health: targets no longer listed are forgotten, an empty list forgets the realm") {
     TrunkHealth h;
-    h.set_targets("r", {ep(5001), ep(5002)});
-    h.set_targets("s", {ep(5001)});
-    h.set_targets("r", {ep(5002)});
+    h.set_targets("r", "default", {ep(5001), ep(5002)});
+    h.set_targets("s", "default", {ep(5001)});
+    h.set_targets("r", "default", {ep(5002)});
     CHECK(h.targets().size() == 2);
-    h.set_targets("r", {});
+    h.set_targets("r", "default", {});
     REQUIRE(h.targets().size() == 1);
     CHECK(h.targets().front().realm == "s");
 }
