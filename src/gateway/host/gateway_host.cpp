@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "turnbridge/base/log.hpp"
-#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/gateway/random.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/io/loop_clock.hpp"
 #include "turnbridge/gateway/host/sip_tls.hpp"
 #include "turnbridge/io/socket_util.hpp"
