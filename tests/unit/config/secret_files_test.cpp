@@ -80,3 +80,17 @@ TEST_CASE("KEY_file: refused with KEY given too, for a directory, and for an emp
     CHECK(error_of(d.load("rest_secret_file = \"/tmp\"")).find("is not a regular file") != std::string::npos);
     CHECK(error_of(d.load("rest_secret_file = \"\"")).find("expected a file name") != std::string::npos);
 }
+
+TEST_CASE("KEY_file inside an array of tables: a trunk's trunk_password_file (issue 14)") {
+    Dir d;
+    d.write("uk", "tr0nk\n");
+    const std::string gateway = "[realm.\"r\".gateway]\n[[realm.\"r\".gateway.trunks]]\nname = \"uk\"\n"
+                                "trunk = \"sip:192.0.2.1\"\ntrunk_username = \"u\"\n";
+    auto r = d.load("users = { a = \"b\" }\n" + gateway + "trunk_password_file = \"uk\"");
+    REQUIRE(error_of(r) == "");
+    const auto& realm = std::get<std::shared_ptr<const Config>>(r)->realms.at("r");
+    REQUIRE(realm.trunks.size() == 1);
+    CHECK(realm.trunks[0].gateway.trunk_password == "tr0nk");
+    auto missing = d.load("users = { a = \"b\" }\n" + gateway + "trunk_password_file = \"nope\"");
+    CHECK(error_of(missing).find("gateway.trunks[0].trunk_password_file") != std::string::npos);
+}
