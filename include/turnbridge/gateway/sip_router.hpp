@@ -4,10 +4,11 @@
 // Send actions out. It owns the transaction layer, the registrar, the browsers' digest checks,
 // our REGISTERs toward trunks and every sip::Call, and decides what each request is for:
 //   from a browser (WebSocket): REGISTER (digest 401, realm = Request-URI host), OPTIONS,
-//     INVITE (digest 407, then a Call toward the realm's trunk), in-dialog requests;
-//   from a trunk (UDP, TCP or TLS; source address in the realm's gateway.trunk_allow, or without
-//     it one of the trunk's addresses: its IP literal, what its name resolved to, trunk_targets):
-//     INVITE to a routed DID (a Call forked to the routed
+//     INVITE (digest 407, then a Call toward the realm's trunk whose prefix the dialled number
+//     has, else its first: trunk_choice.hpp), in-dialog requests;
+//   from a trunk (UDP, TCP or TLS; source address in one of the realm's trunks' trunk_allow, or
+//     without it one of that trunk's addresses: its IP literal, what its name resolved to,
+//     trunk_targets): INVITE to a routed DID (a Call of that trunk forked to the routed
 //     users' browser bindings), in-dialog requests.
 // A browser INVITE whose trunk host name is still being resolved waits (kResolveWait at most).
 // Toward outsiders (issue 11): a UDP source that is no trunk can be forged, so its requests are
