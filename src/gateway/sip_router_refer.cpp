@@ -11,6 +11,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/config/agent_url.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/gateway/trunk_identity.hpp"
 #include "turnbridge/sip/refer.hpp"
 
@@ -68,7 +69,10 @@ void SipRouter::on_replacing_invite(sip::Time now, const SipFlow& flow, sip::Req
         if (e.call->state() == sip::Call::State::Ended || flow.websocket || !e.call->replaces_trunk_dialog(r.request))
             continue;
         const config::Realm* realm = gateway_realm(e.summary.realm);
-        if (realm == nullptr || !trunk_allowed(*realm, flow.peer)) break;   // only that realm's trunk moves it
+        // Only that realm's trunks move it (issue 14: any of its trunks, trunk_choice.hpp).
+        const auto trunks = realm == nullptr ? std::span<const config::Realm>() : trunks_of(*realm);
+        if (std::none_of(trunks.begin(), trunks.end(), [&](const config::Realm& t) { return trunk_allowed(t, flow.peer); }))
+            break;
         using T = config::SipTrunk::Transport;
         const T transport = flow.secure ? T::Tls : flow.reliable ? T::Tcp : T::Udp;
         const bool sips = r.request.request_uri().starts_with("sips:");
