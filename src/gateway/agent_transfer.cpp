@@ -19,6 +19,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/gateway/agent_port.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 
 namespace turnbridge::gateway {
 namespace {
@@ -106,7 +107,8 @@ void SipRouter::agent_transfer(sip::Time now, const std::string& key, const std:
     if (realm == nullptr || user.empty()) return;
     const auto bindings = shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(user + "@" + realm->name); });
     if (bindings.empty()) {
-        if (is_number(user)) return agent_transfer_to_trunk(now, a, *realm, user, out);
+        // The trunk the number's prefix picks, as a browser's call to it (issue 14, trunk_choice.hpp).
+        if (is_number(user)) return agent_transfer_to_trunk(now, a, choose_trunk(*realm, user), user, out);
         log::info("agent: call {}: transfer to {} ignored: no registered browser of that user in {}", key, to, realm->name);
         return;
     }
