@@ -12,6 +12,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/gateway/agent_port.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_choice.hpp"
 #include "turnbridge/gateway/trunk_identity.hpp"
 #include "turnbridge/sip/placement.hpp"
 
@@ -68,6 +69,7 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
         count(sip::Limit::CallsPerRealm);
         return fail(503, "realm call limit (gateway.max_calls)");
     }
+    realm = &choose_trunk(*realm, d.to);   // issue 14: the trunk the number's prefix picks (trunk_choice.hpp)
     auto trunk = trunk_leg(*realm);   // logged when it cannot be reached
     if (!trunk) return fail(503, "the trunk cannot be reached");
     const auto& gw = realm->gateway;
