@@ -31,8 +31,9 @@ def main(r):
         env = dict(os.environ, TURNBRIDGE_LOG_FORMAT="json", TURNBRIDGE_KEEP_LOGS="1", TMPDIR=str(tmp))
         out = subprocess.run(suite, cwd=HERE, env=env, capture_output=True, text=True, timeout=180)
         last = out.stdout.strip().splitlines()[-1:] or [""]
+        failed = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
         r.check(f"{name} passes with JSON logs", out.returncode == 0 and last[0].endswith(" 0 failed"),
-                last[0] + out.stdout[-1500:] if out.returncode else last[0])
+                f"{last[0]}; " + " | ".join(failed)[:1500] + out.stderr[-500:] if out.returncode else last[0])
         logs = sorted(tmp.glob("**/turnbridge.log"))
         lines = bad = 0
         events = {}

@@ -88,7 +88,10 @@ TEST_CASE("POST /api/v1/calls: a bad body is 400 naming the field, and never rea
 }
 
 TEST_CASE("POST /api/v1/calls: the backend's refusal (unknown realm, no gateway, over the bound) comes back as is") {
-    for (const auto& [status, field] : {std::pair{404, "realm"}, {409, "realm"}, {429, "realm"}, {400, "agent"}}) {
+    // Not a structured binding: CAPTURE's lambda cannot capture one before C++20's P1091 (clang 14).
+    for (const auto& row : {std::pair{404, "realm"}, {409, "realm"}, {429, "realm"}, {400, "agent"}}) {
+        const int status = row.first;
+        const char* const field = row.second;
         CAPTURE(status);
         FakeBackend b;
         b.place_answer.status = status;
