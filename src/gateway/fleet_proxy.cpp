@@ -5,6 +5,13 @@
 // of which takes it as if its trunk had sent it and bridges the media itself. This node stays
 // on the signalling path only (Via, Record-Route), never on the media path.
 //
+// When the DID's users have browsers both here and on other live nodes, this node is one more
+// branch of the fork: the INVITE is proxied to our own SIP address too, and comes back in as a
+// peer's would (fleet_looped), ringing the local browsers through the ordinary trunk path. One
+// fork (forks_) then sees every branch alike: the first 2xx wins wherever it is from, and the
+// CANCEL of our own branch ends the local ringing like a trunk's CANCEL. Merging local ringing
+// into the fork by hand would duplicate the trunk INVITE path; the loop costs one UDP datagram.
+//
 // The proxy keeps no state per message but per proxied INVITE (forks_: its branches, for the
 // first-2xx-wins rule and the CANCELs of RFC 3261 §16.7 step 10). Everything else is stateless
 // forwarding (§16.11): our Via branch carries the flow the request came on, so its responses
@@ -83,6 +90,10 @@ bool SipRouter::fleet_peer(const IpAddress& ip) const {
     return snap && snap->is_peer(ip);
 }
 
+bool SipRouter::fleet_looped(const SipFlow& flow, const sip::Message& m) const {
+    return m.is_request() && fleet_self(flow.peer) && flow_of(m.top_via_branch()) && m.top_via_sent_by() == fleet_sent_by_;
+}
+
 bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& m, std::vector<sip::Action>& out) {
     if (flow.websocket) return false;
     if (!m.is_request()) {
@@ -95,8 +106,7 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
     const auto routes = m.routes();
     const std::string ours = "fleet@" + fleet_sent_by_;
     if (!routes.empty() && routes.front().find(ours) != std::string::npos) {
-        m.remove_header("Route");
-        for (std::size_t i = 1; i < routes.size(); ++i) m.add_route(routes[i]);
+        m.pop_route();   // ours (§16.4); the rest stay in order
         const auto to = uri_endpoint(routes.size() > 1 ? routes[1] : m.request_uri());
         const auto hops = m.max_forwards().value_or(70);
         if (!to || hops <= 1) return true;   // nowhere to go: dropped (§16.3 would answer 483)
@@ -108,7 +118,7 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
     }
     // The trunk's CANCEL, or ACK of a non-2xx, for an INVITE we proxied: to every branch, with
     // the branch's Via (§9.1, §16.10; hop-by-hop, but one Via copy of the INVITE's is enough).
-    if ((method == "CANCEL" || method == "ACK") && !fleet_peer(flow.peer)) {
+    if ((method == "CANCEL" || method == "ACK") && !fleet_peer(flow.peer) && !fleet_looped(flow, m)) {
         auto it = forks_.find(m.call_id());
         if (it == forks_.end()) return false;
         for (const auto& b : it->second.branches) {
@@ -123,7 +133,8 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
 }
 
 bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out) {
-    if (fleet_peer(flow.peer)) return false;   // proxied to us: ours to answer (never proxied on)
+    // Proxied to us (by a peer, or by ourselves as a branch): ours to answer (never proxied on).
+    if (fleet_peer(flow.peer) || fleet_looped(flow, m)) return false;
     if (auto it = forks_.find(m.call_id()); it != forks_.end()) {
         for (const auto& b : it->second.branches)   // a retransmission: the branches get it again
             if (b.final_status == 0) out.push_back(sip::Send{b.flow, b.bytes});
@@ -137,15 +148,21 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
     const auto snap = fleet_->snapshot();
     if (!snap) return false;
     std::vector<const FleetPeer*> owners;
+    bool local = false;
     for (const auto& user : *route) {
         const auto aor = user + "@" + realm->name;
-        // A browser registered here: the call is ours (forking across nodes and local bindings
-        // at once is not done; the local ones ring).
-        if (!shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(aor); }).empty()) return false;
+        if (!shared_->with_registrar([&](sip::Registrar& reg) { return reg.lookup(aor); }).empty()) local = true;
         for (const auto* p : snap->owners(aor, now))
             if (std::find(owners.begin(), owners.end(), p) == owners.end()) owners.push_back(p);
     }
-    if (owners.empty()) return false;   // no live owner: the local path answers 480
+    // No other live owner: the local path (it rings the browsers here, or answers 480).
+    if (owners.empty()) return false;
+    // Browsers here too: we are one more branch (the header comment says why a loop). Without a
+    // usable address of our own the local browsers ring alone, as before issue 15's fork.
+    if (local) {
+        if (fleet_self_.sip.port == 0) return false;
+        owners.insert(owners.begin(), &fleet_self_);
+    }
     const auto hops = m.max_forwards().value_or(70);
     if (hops <= 1) return false;
     // Bounded like the transaction table: a fork is a proxied transaction.
@@ -176,8 +193,8 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
     if (f.branches.empty()) return false;
     // §16.2: a stateful proxy answers 100 itself, so the trunk stops retransmitting.
     out.push_back(sip::Send{flow.id, sip::Message::response(m, 100).serialize()});
-    log::info("sip: INVITE {} for {} proxied to {} node{} (issue 15: registered there)", m.call_id(), did,
-              f.branches.size(), f.branches.size() == 1 ? "" : "s");
+    log::info("sip: INVITE {} for {} proxied to {} node{}{} (issue 15: registered there)", m.call_id(), did,
+              f.branches.size(), f.branches.size() == 1 ? "" : "s", local ? ", this one included" : "");
     shared_->hold_placement(m.call_id());   // a browser may ring longer than Placement::kLinger
     forks_.emplace(m.call_id(), std::move(f));
     return true;

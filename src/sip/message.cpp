@@ -400,6 +400,14 @@ void Message::add_record_route(std::string_view value) {
     osip_message_set_record_route(m_, std::string(value).c_str());
 }
 
+void Message::pop_route() {
+    if (auto* r = static_cast<osip_route_t*>(osip_list_get(&m_->routes, 0))) {
+        osip_list_remove(&m_->routes, 0);
+        osip_route_free(r);
+        osip_message_force_update(m_);
+    }
+}
+
 void Message::add_route(std::string_view value) { osip_message_set_route(m_, std::string(value).c_str()); }
 
 std::optional<std::string> Message::header(std::string_view name, int pos) const {

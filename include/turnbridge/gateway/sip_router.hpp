@@ -129,13 +129,17 @@ public:
     std::size_t agent_calls() const { return agent_calls_.size(); }
     // Fleet mode (issue 15, fleet_proxy.cpp): a trunk INVITE for users with no binding here but
     // with bindings on other live nodes is proxied to those nodes (UDP, RFC 3261 §16, forking:
-    // the first 2xx wins, the other branches are CANCELed); no live owner: 480 as before.
+    // the first 2xx wins, the other branches are CANCELed); no live owner: 480 as before. With
+    // bindings both here and on other nodes, this node is one more branch of the fork: the INVITE
+    // is proxied to our own `sent_by` too, where it rings the local browsers as a peer's would.
     // `sent_by`: our SIP address for Via and Record-Route; `flow`: a UDP flow toward an address.
     using FleetFlow = std::function<std::optional<sip::TransportId>(const Endpoint& to)>;
     void set_fleet(const FleetLocations* fleet, std::string sent_by, FleetFlow flow) {
         fleet_ = fleet;
         fleet_sent_by_ = std::move(sent_by);
         fleet_flow_ = std::move(flow);
+        fleet_self_.node.clear();
+        if (auto ep = Endpoint::parse(fleet_sent_by_)) fleet_self_.sip = *ep;
     }
     // Forks in flight (for /metrics and tests).
     std::size_t fleet_forks() const { return forks_.size(); }
@@ -413,8 +417,16 @@ private:
     const FleetLocations* fleet_ = nullptr;
     std::string fleet_sent_by_;
     FleetFlow fleet_flow_;
+    FleetPeer fleet_self_;   // this node as a branch of its own fork (its sent_by)
     std::map<std::string, FleetFork> forks_;
     bool fleet_peer(const IpAddress& ip) const;
+    // Our own address (fleet mode only): the branch of a fork we proxied to ourselves is trusted
+    // like a peer's INVITE (a packet from outside cannot carry a local source address: the kernel
+    // drops it as martian).
+    bool fleet_self(const IpAddress& ip) const { return fleet_ != nullptr && fleet_self_.sip.port != 0 && fleet_self_.sip.ip == ip; }
+    // A request we sent to ourselves: from our address, our fleet Via on top (a trunk on the
+    // same address never carries our branch).
+    bool fleet_looped(const SipFlow& flow, const sip::Message& m) const;
     // Before the transaction layer: a message the proxy handles (true) or not (false).
     bool fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& m, std::vector<sip::Action>& out);
     bool fleet_fork(sip::Time now, const SipFlow& flow, const sip::Message& m, std::vector<sip::Action>& out);

@@ -98,6 +98,7 @@ public:
     std::vector<std::string> routes() const;
     void add_record_route(std::string_view value);
     void add_route(std::string_view value);
+    void pop_route();   // the top Route (a proxy's own, RFC 3261 §16.4); remove_header cannot
 
     // Any other header, by name (case-insensitive); compact forms are expanded by the parser.
     std::optional<std::string> header(std::string_view name, int pos = 0) const;

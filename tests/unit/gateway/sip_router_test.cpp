@@ -908,3 +908,140 @@ TEST_CASE("fleet (issue 15): forking across two nodes: the first 2xx wins and th
     // Node C's 487 is not the trunk's business any more.
     CHECK(b.feed(from_c, sip::Message::response(to_c[0], 487, {}, "tagC").serialize(), kTrunk).empty());
 }
+
+TEST_CASE("fleet (issue 15): bindings here and on another node: both ring (this node is a branch of its own fork); the first answer wins") {
+    Bench b;
+    FleetLocations fleet;
+    constexpr sip::TransportId kNodeA = 41, kSelf = 45;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    fleet.publish(snap);
+    std::vector<Endpoint> asked;
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [&](const Endpoint& to) -> std::optional<sip::TransportId> {
+        asked.push_back(to);
+        return to.ip.to_string() == "127.0.0.11" ? kNodeA : kSelf;
+    });
+    // alice's browser registers here.
+    auto r0 = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r0.size() == 1);
+    REQUIRE(b.feed(b.ws, answered(sip::samples::kJsSipRegister, r0[0], "alice", "wonderland", "z9hG4bKr"), kWs)[0].status() == 200);
+    auto invite = [](std::string_view call_id) {
+        return fmt::format("INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                           "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{0}\r\n"
+                           "Max-Forwards: 70\r\nFrom: <sip:+1999@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                           "Call-ID: {0}\r\nCSeq: 1 INVITE\r\nContact: <sip:t@127.0.0.1:5070>\r\n"
+                           "Content-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{2}",
+                           call_id, sip::samples::kSdpOffer.size(), sip::samples::kSdpOffer);
+    };
+    // The same flow our host gives for our own address: a datagram we sent ourselves.
+    SipFlow self{kSelf, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
+    SipFlow from_a{kNodeA, false, false, false, *IpAddress::parse("127.0.0.11"), {}};
+
+    SUBCASE("alice only here: the local browser rings, nothing is proxied") {
+        std::vector<sip::Action> out;
+        b.router.on_message(b.now, 1'700'000'000, b.trunk, invite("lo1"), out);
+        CHECK(Bench::sent(out, kWs).size() == 1);
+        CHECK(asked.empty());
+        CHECK(b.router.fleet_forks() == 0);
+    }
+
+    snap->aors["alice@example.org"] = {0};   // and on node A
+    // The trunk's INVITE: one fork, two branches (node A and ourselves), no browser rung yet.
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, invite("both1"), out);
+    auto to_a = Bench::sent(out, kNodeA), to_self = Bench::sent(out, kSelf);
+    REQUIRE(to_a.size() == 1);
+    REQUIRE(to_self.size() == 1);
+    CHECK(Bench::sent(out, kWs).empty());
+    CHECK(b.router.fleet_forks() == 1);
+    CHECK(to_self[0].top_via_sent_by() == "127.0.0.1:5062");
+    CHECK(to_self[0].top_via_branch() != to_a[0].top_via_branch());
+    REQUIRE(Bench::sent(out, kTrunk).size() == 1);
+    CHECK(Bench::sent(out, kTrunk)[0].status() == 100);
+
+    // Our own branch comes back in: the local browser rings (not proxied again).
+    const auto calls_before = b.router.calls();
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, self, to_self[0].serialize(), out);
+    auto to_browser = Bench::sent(out, kWs);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].method() == "INVITE");
+    CHECK(Bench::sent(out, kNodeA).empty());
+    CHECK(b.router.fleet_forks() == 1);
+    CHECK(b.router.calls() == calls_before + 1);
+    // Our branch's 180 reaches the trunk through the fork.
+    for (auto& m : Bench::sent(out, kSelf)) {
+        auto back = b.feed(self, m.serialize(), kTrunk);
+        if (m.status() == 100) CHECK(back.empty());
+    }
+    out.clear();
+    auto ringing = sip::Message::response(to_browser[0], 180, {}, "browsertag");
+    b.router.on_message(b.now, 1'700'000'000, b.ws, ringing.serialize(), out);
+    auto r180 = Bench::sent(out, kSelf);
+    REQUIRE(r180.size() == 1);
+    auto up180 = b.feed(self, r180[0].serialize(), kTrunk);
+    REQUIRE(up180.size() == 1);
+    CHECK(up180[0].status() == 180);
+    CHECK(up180[0].top_via_branch() == "z9hG4bKboth1");
+
+    SUBCASE("node A answers: the trunk gets its 200, our branch a CANCEL, and the local browser a CANCEL") {
+        out.clear();
+        b.router.on_message(b.now, 1'700'000'000, from_a, sip::Message::response(to_a[0], 200, {}, "tagA").serialize(), out);
+        auto up = Bench::sent(out, kTrunk);
+        REQUIRE(up.size() == 1);
+        CHECK(up[0].status() == 200);
+        auto cancel = Bench::sent(out, kSelf);
+        REQUIRE(cancel.size() == 1);
+        CHECK(cancel[0].method() == "CANCEL");
+        CHECK(cancel[0].top_via_branch() == to_self[0].top_via_branch());
+        CHECK(Bench::sent(out, kNodeA).empty());
+        // The CANCEL comes back in: the ringing browser is CANCELed, our branch answers 200/487.
+        out.clear();
+        b.router.on_message(b.now, 1'700'000'000, self, cancel[0].serialize(), out);
+        auto to_ws = Bench::sent(out, kWs);
+        REQUIRE(to_ws.size() == 1);
+        CHECK(to_ws[0].method() == "CANCEL");
+        CHECK(Bench::sent(out, kNodeA).empty());   // not sent on to the other branches
+        // Our branch's 200 (CANCEL) and 487 stop at the fork; the trunk has its answer.
+        for (auto& m : Bench::sent(out, kSelf)) CHECK(b.feed(self, m.serialize(), kTrunk).empty());
+    }
+    SUBCASE("the local browser answers: its 200 reaches the trunk, node A's branch gets a CANCEL") {
+        out.clear();
+        auto ok = sip::Message::response(to_browser[0], 200, {}, "browsertag");
+        ok.add_contact("<sip:kd3b3o1r@3b5kq2ugmd6u.invalid;transport=ws>");
+        ok.set_body("application/sdp", sip::samples::kSdpOffer);
+        b.router.on_message(b.now, 1'700'000'000, b.ws, ok.serialize(), out);
+        auto ours = Bench::sent(out, kSelf);
+        REQUIRE_FALSE(ours.empty());
+        REQUIRE(ours.back().status() == 200);
+        out.clear();
+        b.router.on_message(b.now, 1'700'000'000, self, ours.back().serialize(), out);
+        auto up = Bench::sent(out, kTrunk);
+        REQUIRE(up.size() == 1);
+        CHECK(up[0].status() == 200);
+        REQUIRE(up[0].record_routes().size() == 1);   // the trunk's ACK and BYE come through us
+        auto cancel = Bench::sent(out, kNodeA);
+        REQUIRE(cancel.size() == 1);
+        CHECK(cancel[0].method() == "CANCEL");
+        CHECK(cancel[0].top_via_branch() == to_a[0].top_via_branch());
+        REQUIRE(up[0].contacts().size() == 1);
+        const std::string contact = up[0].contacts()[0].uri;
+        // The trunk's ACK, routed through us, goes to our own branch's dialog, not to every branch.
+        auto ack = fmt::format("ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack1\r\n"
+                               "Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:+1999@127.0.0.1>;tag=1\r\n"
+                               "To: <sip:+15550123@127.0.0.1>;tag={}\r\nCall-ID: both1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                               contact,
+                               up[0].record_routes()[0], up[0].to_tag());
+        out.clear();
+        b.router.on_message(b.now, 1'700'000'000, b.trunk, ack, out);
+        CHECK(Bench::sent(out, kNodeA).empty());
+        auto acks = Bench::sent(out, kSelf);
+        REQUIRE(acks.size() == 1);
+        CHECK(acks[0].method() == "ACK");
+        CHECK(acks[0].routes().empty());   // our Route is spent (§16.4): it does not loop back to us
+        out.clear();
+        b.router.on_message(b.now, 1'700'000'000, self, acks[0].serialize(), out);
+        CHECK(Bench::sent(out, kNodeA).empty());
+        CHECK(Bench::sent(out, kSelf).empty());
+    }
+}
