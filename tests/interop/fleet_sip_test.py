@@ -10,6 +10,10 @@ PostgreSQL, Record-Route), the browser answers, and the trunk's 1 kHz PCMU tone 
 address of A's answer) is heard by aiortc. Then:
 - the call record of A is in PostgreSQL (`turnbridge report --calls --db postgresql://...`);
 - the registration row exists while registered;
+- the same user registered on both nodes (aiortc on one, a ringer on the other): the trunk's
+  INVITE to B rings both (B is one more branch of its own fork); the aiortc browser answers and
+  hears the tone, the other gets the CANCEL: once with A answering (B's local browser CANCELed),
+  once with B answering (A's branch CANCELed);
 - after `kill -9` of A, the same INVITE to B gets 480 within 3 s.
 
 Run with /usr/bin/python3. Loopback only; free ports; only our own PIDs are killed.
@@ -188,12 +192,12 @@ class Trunk:
 
 
 async def browser(r, a, registered, state):
-    """aiortc registered on node A; answers the first INVITE it gets and records what it hears."""
+    """aiortc registered on node `a`; answers the first INVITE it gets and records what it hears."""
     ws = WebSocket()
     await ws.connect(a.ip, a.ws_port, "/sip", "sip")
     sip = SipClient(ws)
     first, final = await sip.register()
-    r.check("the browser registers on node A (401, then 200)", (first, final) == (401, 200), f"{first} {final}")
+    r.check(f"the browser registers on {a.name} (401, then 200)", (first, final) == (401, 200), f"{first} {final}")
     registered.set()
     invite = await sip.wait(lambda m: m.startswith("INVITE "), 30)
     state["invite"] = invite
@@ -243,6 +247,96 @@ async def browser(r, a, registered, state):
     while not state.get("close"):
         await asyncio.sleep(0.1)
     await ws.close()
+
+
+async def ringer(node, registered, state):
+    """A browser registered on `node` that lets the INVITE ring and records the CANCEL it gets."""
+    ws = WebSocket()
+    await ws.connect(node.ip, node.ws_port, "/sip", "sip")
+    sip = SipClient(ws)
+    state["registered"] = await sip.register()
+    registered.set()
+    invite = await sip.wait(lambda m: m.startswith("INVITE "), 30)
+    state["invite"] = invite
+    if invite:
+        # 180 as JsSIP sends it: a UAC CANCELs only a branch that gave a provisional (RFC 3261 §9.1).
+        tag = secrets.token_hex(4)
+        tagged = lambda m: "\r\n".join(ln + f";tag={tag}" if ln.lower().startswith("to:") and "tag=" not in ln else ln
+                                         for ln in m.split("\r\n"))
+        ws.send(tagged(respond(invite, 180, "Ringing")))
+        cancel = await sip.wait(lambda m: m.startswith("CANCEL "), 30)
+        state["cancel"] = cancel
+        if cancel:
+            ws.send(respond(cancel, 200, "OK"))
+            ws.send(tagged(respond(invite, 487, "Request Terminated")))
+    while not state.get("close"):
+        await asyncio.sleep(0.1)
+    await ws.close()
+
+
+def both_nodes(r, pg, trunk, a, b, answering):
+    """The user on both nodes, aiortc on `answering` and a ringer on the other; the trunk's INVITE
+    goes to B, which forks to itself and A: the aiortc browser answers, the ringer is CANCELed."""
+    ringing = a if answering is b else b
+    ring, local = {}, {"heard": []}
+    loop = asyncio.new_event_loop()
+    got_ringer, got_local = threading.Event(), threading.Event()
+
+    async def both():
+        await asyncio.gather(ringer(ringing, got_ringer, ring), browser(r, answering, got_local, local))
+    thread = threading.Thread(target=lambda: loop.run_until_complete(both()), daemon=True)
+    thread.start()
+    try:
+        r.check(f"a ringer registers on {ringing.name} and aiortc on {answering.name}", got_ringer.wait(20) and got_local.wait(20),
+                str(ring.get("registered")))
+        aor = f"{USER}@{REALM}"
+        nodes = ""
+        for _ in range(50):
+            nodes = psql(pg, f"SELECT string_agg(DISTINCT node, ',' ORDER BY node) FROM fleet_locations WHERE aor = '{aor}'")
+            if nodes == "node-a,node-b":
+                break
+            time.sleep(0.1)
+        r.check("fleet_locations holds the user on both nodes", nodes == "node-a,node-b", repr(nodes))
+        time.sleep(1.5)  # B's snapshot of the other nodes' registrations
+        trunk.invite(("127.0.0.12", b.sip_port), "fork-" + secrets.token_hex(6))
+        ok = trunk.final(20)
+        r.check(f"both ring: the browsers on {ringing.name} and {answering.name} get the INVITE",
+                bool(ring.get("invite")) and bool(local.get("invite")),
+                f"ringer {bool(ring.get('invite'))}, aiortc {bool(local.get('invite'))}")
+        for _ in range(20):  # the browser thread marks its answer just after sending it
+            if local.get("answered"):
+                break
+            time.sleep(0.1)
+        r.check(f"the trunk's INVITE to B is answered 200 by the browser on {answering.name}", status(ok) == 200 and local.get("answered"),
+                (ok or "no answer").split("\r\n")[0])
+        if status(ok) != 200:
+            return
+        trunk.in_dialog("ACK", ok, 1)
+        for _ in range(100):
+            if ring.get("cancel"):
+                break
+            time.sleep(0.1)
+        r.check(f"the ringing browser on {ringing.name} gets a CANCEL (the first answer wins)", bool(ring.get("cancel")),
+                (ring.get("cancel") or "none").split("\r\n")[0])
+        body = ok.split("\r\n\r\n", 1)[1]
+        c = re.search(r"^c=IN IP4 (\S+)", body, re.M).group(1)
+        port = int(re.search(r"^m=audio (\d+)", body, re.M).group(1))
+        r.check(f"the media answer is {answering.name}'s (it bridges the media)", c == answering.ip, f"{c}:{port}")
+        for _ in range(100):
+            if local.get("connected"):
+                break
+            time.sleep(0.1)
+        local["heard"].clear()
+        trunk.tone((c, port), 4)
+        tail = local["heard"][-16000:]
+        hz = dominant(tail, 8000) if len(tail) > 8000 else 0
+        r.check(f"the browser on {answering.name} hears the trunk's {TONE_HZ} Hz tone (2 %)", abs(hz - TONE_HZ) <= 0.02 * TONE_HZ,
+                f"{hz} Hz, {len(local['heard'])} samples, {local.get('connected')}")
+        trunk.in_dialog("BYE", ok, 2)
+        time.sleep(0.5)
+    finally:
+        local["done"] = local["close"] = ring["close"] = True
+        thread.join(10)
 
 
 async def register_and_close(pg, node):
@@ -351,6 +445,10 @@ def test(r):
         gone = asyncio.run(register_and_close(pg, b))
         r.check("a registration's row is written, then removed within 3 s of its WebSocket closing", gone[0] and gone[1],
                 f"seen {gone[0]}, removed {gone[1]}")
+
+        # The user on both nodes: B is a branch of its own fork; the remote answer wins, then the local one.
+        both_nodes(r, pg, trunk, a, b, answering=a)
+        both_nodes(r, pg, trunk, a, b, answering=b)
 
         # kill -9 of the owner: B answers the same INVITE with 480 within 3 s.
         a.kill9()
