@@ -225,7 +225,13 @@ void SipRouter::fleet_response(sip::Time now, sip::Message& m, std::vector<sip::
             f.done = true;
             f.done_at = now;
         } else if (status >= 300) {
-            if (b != f.branches.end()) b->final_status = status;
+            // §16.7 step 2 / §17.1.1.3: the proxy's client transaction ACKs a branch's failure
+            // itself (hop by hop), else the branch resends it until its Timer H.
+            if (b != f.branches.end()) {
+                if (auto invite = sip::Message::parse(b->bytes))
+                    out.push_back(sip::Send{b->flow, sip::make_failure_ack(*invite, m).serialize()});
+                b->final_status = status;
+            }
             if (f.answered || f.done) return;   // another branch has the call
             const bool all = std::all_of(f.branches.begin(), f.branches.end(),
                                          [](const FleetBranch& x) { return x.final_status != 0; });

@@ -28,6 +28,12 @@ Message copy_for(const Message& invite, std::string_view method) {
 
 Message make_cancel(const Message& invite) { return copy_for(invite, "CANCEL"); }
 
+Message make_failure_ack(const Message& invite, const Message& response) {
+    auto ack = copy_for(invite, "ACK");
+    ack.set_to(response.to_header());
+    return ack;
+}
+
 std::string TransactionLayer::client_key(const Message& m) {
     // RFC 3261 §17.1.3: the branch of the top Via and the CSeq method.
     return "c|" + m.top_via_branch() + "|" + m.cseq_method();
@@ -126,9 +132,7 @@ void TransactionLayer::on_response(Time now, Message m, std::vector<Action>& out
             }
             out.push_back(ResponseIn{key, std::move(m)});
         } else if (status >= 300 && live) {
-            auto ack = copy_for(*t.request, "ACK");
-            ack.set_to(m.to_header());  // §17.1.1.3: To from the response, with its tag
-            t.ack_bytes = ack.serialize();
+            t.ack_bytes = make_failure_ack(*t.request, m).serialize();
             out.push_back(Send{t.transport, t.ack_bytes});
             t.state = State::Completed;
             t.retransmit_at = Time::max();

@@ -26,6 +26,8 @@ struct TimerConfig {
 
 // RFC 3261 §9.1: the CANCEL for a pending INVITE (same Via, Request-URI, Call-ID, From, To, CSeq number).
 Message make_cancel(const Message& invite);
+// RFC 3261 §17.1.1.3: the ACK of a non-2xx final response to `invite` (its To, with the tag).
+Message make_failure_ack(const Message& invite, const Message& response);
 
 class TransactionLayer {
 public:
