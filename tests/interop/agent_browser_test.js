@@ -18,13 +18,13 @@
 // interop-timeout: 120
 'use strict';
 const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
 const { WebSocketServer } = require('ws');
-const { Turnbridge, runSuite, childList, portPicker, USER, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, freeTriple,
-  freeRange, within, fmtHz, openRegisteredPage, openTap, UAS_SCENARIO } = require('./gateway_call_test');
+const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet, USER,
+  REALM } = require('./harness');
+const { writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, within, fmtHz, openTap,
+  UAS_SCENARIO } = require('./gateway_call_test');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const AGENT_NAME = 'ai';
 const HANDOVER_DID = '+15550177';
@@ -83,18 +83,6 @@ function heardByAgent(s, seconds) {
   return { bytes: bytes.length, hz: samples.length > 4000 ? dominantHz(samples) : 0 };
 }
 
-function adminGet(port, target) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: target, timeout: 5000, headers: { Authorization: 'Bearer t0ken' } },
-      (res) => {
-        let body = '';
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => resolve({ status: res.statusCode, body }));
-      });
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-  });
-}
-
 async function waitFor(fn, ms) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -107,30 +95,18 @@ async function waitFor(fn, ms) {
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const adminPort = await pick();
-  const agentPort = await pick();
-  const trunkPort = await pick();
-  const uacPort = await pick();
-  const uacMediaPort = await freeTriple(taken);
-  const tapPort = await freeTriple(taken);
-  const echoPort = await freeTriple(taken);
+  const [wsPort, sipPort, adminPort, agentPort, trunkPort, uacPort] = await freePorts(6, taken);
+  const [uacMediaPort, tapPort, echoPort] = await freeTriples(3, taken);
   const mediaLo = await freeRange(taken, 100);
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-browser-'));
+  const { work, wav } = toneWorkDir('agent-browser-', PAGE_TONE_HZ);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, PAGE_TONE_HZ, 2);
   const pcap = path.join(work, 'tone.pcap');
   writeTonePcap(pcap, TRUNK_TONE_HZ, 14);
 
   const agent = startAgent(agentPort);
   cleanup.push(() => agent.close());
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${trunkPort};transport=udp"
@@ -143,15 +119,7 @@ agent_authorization = "Bearer realm-wide"
 "${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
 "${NUMBER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/tonumber"]
 
-[accounting]
-flush_interval = 1
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-token = "t0ken"
-`,
-  });
-  cleanup.push(() => tb.killNow());
+${adminConfig(adminPort, { flushInterval: 1 })}`);
   serverDir = tb.dir;
   await tb.start();
   const sipps = childList(cleanup);

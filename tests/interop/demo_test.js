@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { Turnbridge, runSuite, portPicker, REPO } = require('./harness');
-const { writeToneWav, launchChromium } = require('./gateway_call_test');
+const { writeToneWav, launchChromium } = require('./jssip_page');
 const { waitStatus: pageWaitStatus, listen: pageListen } = require('./page_audio');
 
 const MIC_HZ = 600;

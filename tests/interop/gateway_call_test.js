@@ -19,14 +19,11 @@
 const { spawn } = require('node:child_process');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
-const esbuild = require('esbuild');
-const { Turnbridge, runSuite, childList, freePort, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet, USER,
+  REALM } = require('./harness');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SIPP = '/usr/bin/sipp';
 const DID = '+15550123';             // routed to USER: the inbound call
 const OUT_NUMBER = '+15557000';      // any number: the outbound calls
@@ -41,24 +38,8 @@ let serverDir = null;  // turnbridge's config, certificate and log
 
 // --- audio helpers -------------------------------------------------------------------------
 
-// A 48 kHz mono 16-bit WAV of a whole number of periods, so that Chromium's loop is seamless;
-// `hz` may be a list of tones, mixed at equal levels.
-function writeToneWav(file, hz, seconds) {
-  const rate = 48000;
-  const n = rate * seconds;
-  const tones = [].concat(hz);
-  const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) {
-    const v = tones.reduce((sum, f) => sum + Math.sin((2 * Math.PI * f * i) / rate), 0);
-    data.writeInt16LE(Math.round((9000 / tones.length) * v), 2 * i);
-  }
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + data.length, 4); h.write('WAVE', 8);
-  h.write('fmt ', 12); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(rate, 24); h.writeUInt32LE(rate * 2, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34);
-  h.write('data', 36); h.writeUInt32LE(data.length, 40);
-  fs.writeFileSync(file, Buffer.concat([h, data]));
-}
+const within = (hz, want) => Math.abs(hz - want) <= 0.02 * want;
+const fmtHz = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
 // G.711 μ-law (ITU-T G.711), both ways, written out from the standard's segment rule.
 function ulawDecode(u) {
@@ -313,150 +294,20 @@ function runSipp(dir, name, sf, args, pids) {
 // Exit code of a sipp run, or 'still running' after `ms`.
 const sippExit = (run, ms) => Promise.race([run.done, sleep(ms).then(() => 'still running')]);
 
-// --- test infrastructure -------------------------------------------------------------------
-
-async function udpPairFree(port) {
-  const probe = (p) => new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => { s.close(); resolve(false); });
-    s.bind({ address: '127.0.0.1', port: p, exclusive: true }, () => s.close(() => resolve(true)));
-  });
-  return (await probe(port)) && (await probe(port + 1)) && (await probe(port + 2));
-}
-
-// A port p with p+1 and p+2 free too (sipp -rtp_echo binds p and p+2; the tap p and p+1).
-async function freeTriple(taken) {
-  for (let i = 0; i < 200; i++) {
-    const p = await freePort(taken);
-    if (taken.has(p + 1) || taken.has(p + 2)) continue;
-    if (await udpPairFree(p)) { taken.add(p); taken.add(p + 1); taken.add(p + 2); return p; }
-  }
-  throw new Error('no free port triple');
-}
-
-// A media_ports range of `width` ports whose first ones are free now.
-async function freeRange(taken, width) {
-  for (let i = 0; i < 200; i++) {
-    const lo = 20000 + 10 * Math.floor(Math.random() * 990);
-    let ok = true;
-    for (let p = lo; p < lo + width && ok; p++) ok = !taken.has(p);
-    for (let p = lo; p < lo + 12 && ok; p += 3) ok = await udpPairFree(p);
-    if (ok) { for (let p = lo; p < lo + width; p++) taken.add(p); return lo; }
-  }
-  throw new Error('no free media port range');
-}
-
-function bundleJsSIP(dir) {
-  return esbuild.build({
-    stdin: { contents: "window.JsSIP = require('jssip');", resolveDir: __dirname, sourcefile: 'jssip-entry.js' },
-    bundle: true, format: 'iife', platform: 'browser', target: 'chrome100',
-    outfile: path.join(dir, 'jssip.js'), logLevel: 'silent',
-  });
-}
-
-// The page, its script and the bundle on 127.0.0.1 (a real origin: getUserMedia needs one).
-function servePages(bundleDir) {
-  const files = {
-    '/': [path.join(__dirname, 'pages', 'gateway_call.html'), 'text/html'],
-    '/gateway_call.js': [path.join(__dirname, 'pages', 'gateway_call.js'), 'text/javascript'],
-    '/jssip.js': [path.join(bundleDir, 'jssip.js'), 'text/javascript'],
-  };
-  const server = http.createServer((req, res) => {
-    const f = files[new URL(req.url, 'http://127.0.0.1').pathname];
-    if (!f) { res.writeHead(req.url === '/favicon.ico' ? 204 : 404); res.end(); return; }
-    res.writeHead(200, { 'content-type': f[1] });
-    fs.createReadStream(f[0]).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function adminGet(port, target) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: target, timeout: 5000,
-      headers: { Authorization: 'Bearer t0ken' } }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
-  });
-}
-
-// Headless Chromium whose fake microphone loops `wav`, on loopback only.
-function launchChromium(wav) {
-  return chromium.launch({
-    executablePath: CHROMIUM, headless: true, timeout: 30000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE [::1], EXCLUDE localhost',
-    ],
-    env: chromiumEnv(),
-  });
-}
-
-// Chromium puts its SingletonSocket in $TMPDIR/org.chromium.Chromium.XXXXXX/: a Unix socket path
-// has 108 bytes, and a suite run by another (json_log_test.py: build/interop/json_log_test/
-// turnbridge-json-XXXXXXXX/demo_test/) gets a TMPDIR too deep for it ("Socket path too long").
-function chromiumEnv() {
-  return os.tmpdir().length > 56 ? { ...process.env, TMPDIR: '/tmp' } : process.env;
-}
-
-// The page of a gateway test: JsSIP bundled and served from `work`, opened in headless Chromium
-// whose microphone loops `wav`, registered as USER over turnbridge `tb`'s WebSocket (relay-only
-// ICE through its TURN). What it opens is closed by `cleanup`.
-async function openRegisteredPage(results, cleanup, { work, wav, tb, wsPort }) {
-  const built = await bundleJsSIP(work).then(() => true, (e) => e);
-  const bundleSize = built === true ? fs.statSync(path.join(work, 'jssip.js')).size : 0;
-  results.check('esbuild bundles JsSIP (npm) for the browser', built === true && bundleSize > 50000,
-    built === true ? `${bundleSize} bytes` : String(built));
-  const pages = await servePages(work);
-  cleanup.push(() => pages.close());
-  const browser = await launchChromium(wav);
-  cleanup.push(() => browser.close());
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${pages.address().port}/`);
-  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
-  const reg = await page.evaluate((o) => gw.start(o), {
-    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
-  });
-  results.check('the page (JsSIP over WebSocket) registers', reg === 'registered', reg);
-  return { browser, page };
-}
-
-const within = (hz, want) => Math.abs(hz - want) <= 0.02 * want;
-const fmtHz = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
-
 // --- the test ------------------------------------------------------------------------------
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const adminPort = await pick();
-  const sippPort = await pick();
-  const uacPort = await pick();
-  const tapPort = await freeTriple(taken);
-  const echoPort = await freeTriple(taken);
-  const uacMediaPort = await freeTriple(taken);
+  const [wsPort, sipPort, adminPort, sippPort, uacPort] = await freePorts(5, taken);
+  const [tapPort, echoPort, uacMediaPort] = await freeTriples(3, taken);
   const mediaLo = await freeRange(taken, 100);
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-call-'));
+  const { work, wav } = toneWorkDir('gateway-call-', PAGE_TONE_HZ);
   workDir = work;  // removed at the end when every check passed
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, PAGE_TONE_HZ, 2);
   const pcap = path.join(work, 'tone.pcap');
   writeTonePcap(pcap, TRUNK_TONE_HZ, 12);
 
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
@@ -465,15 +316,7 @@ codecs = ["opus", "pcmu", "pcma"]
 [realm."${REALM}".gateway.routes]
 "${DID}" = ["${USER}"]
 
-[accounting]
-flush_interval = 1
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-token = "t0ken"
-`,
-  });
-  cleanup.push(() => tb.killNow());
+${adminConfig(adminPort, { flushInterval: 1 })}`);
   serverDir = tb.dir;
   await tb.start();
 
@@ -618,8 +461,8 @@ token = "t0ken"
 
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
-  module.exports = { writeToneWav, writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, openTap, UAS_SCENARIO,
-    uacScenario, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium, openRegisteredPage };
+  module.exports = { writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, openTap, UAS_SCENARIO, uacScenario, runSipp,
+    sippExit, within, fmtHz };
 } else {
   runSuite('gateway_call', TOTAL_MS, main, () => [workDir, serverDir]);
 }

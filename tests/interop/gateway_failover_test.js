@@ -16,8 +16,8 @@ const os = require('node:os');
 const path = require('node:path');
 const dgram = require('node:dgram');
 const { spawn } = require('node:child_process');
-const { Turnbridge, runSuite, portPicker, gatewayServerConfig, USER, PASSWORD, REALM } = require('./harness');
-const { adminGet } = require('./gateway_call_test');
+const { Turnbridge, runSuite, portPicker, gatewayServerConfig, adminConfig, adminGet, USER, PASSWORD,
+  REALM } = require('./harness');
 const { WsSip, status, header, isResponse, request, respond, register, invite, rnd, SDP, browserAnswer } = require('./sip_ws');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -149,13 +149,7 @@ ${outboundRealm('d.example', 'health.test')}options_interval = 1
 ${outboundRealm('e.example', `127.0.0.1:${port.l503}`)}trunk_targets = ["127.0.0.1:${port.ok3}"]
 options_interval = 0
 
-[accounting]
-flush_interval = 1
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-token = "t0ken"
-`,
+${adminConfig(adminPort, { flushInterval: 1 })}`,
   }).start();
   cleanup.push(() => tb.killNow());
   const tbText = () => fs.readFileSync(tb.logPath, 'utf8');

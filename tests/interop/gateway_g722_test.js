@@ -17,11 +17,10 @@
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, childList, portPicker, REALM, REPO, gatewayServerConfig } = require('./harness');
-const { writeToneWav, dominantHz, openTap, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
-  openRegisteredPage } = require('./gateway_call_test');
+const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, REALM, REPO } = require('./harness');
+const { dominantHz, openTap, UAS_SCENARIO, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const PAGE_TONE_HZ = 880;
 const HIGH_TONE_HZ = 5000;   // above G.711's band
@@ -80,32 +79,22 @@ function trunkAudio(tap) {
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const sippPort = await pick();
-  const tapPort = await freeTriple(taken);
-  const echoPort = await freeTriple(taken);
+  const [wsPort, sipPort, sippPort] = await freePorts(3, taken);
+  const [tapPort, echoPort] = await freeTriples(2, taken);
   const mediaLo = await freeRange(taken, 100);
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-g722-'));
+  const { work, wav } = toneWorkDir('gateway-g722-', [PAGE_TONE_HZ, HIGH_TONE_HZ]);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, [PAGE_TONE_HZ, HIGH_TONE_HZ], 2);
   const scenario = path.join(work, 'uas_g722.xml');
   fs.writeFileSync(scenario, g722Scenario());
   results.check('the independent G.722 decoder is built', fs.existsSync(G722_TOOL), G722_TOOL);
 
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 codecs = ["opus", "g722", "pcmu", "pcma"]
-`,
-  });
-  cleanup.push(() => tb.killNow());
+`);
   serverDir = tb.dir;
   await tb.start();
 

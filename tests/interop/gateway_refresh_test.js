@@ -22,11 +22,11 @@
 // interop-timeout: 260
 'use strict';
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, childList, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, writeTonePcap, dominantHz, openTap, runSipp, sippExit, freeTriple, freeRange, bundleJsSIP, servePages, adminGet, within, fmtHz, launchChromium } =
-  require('./gateway_call_test');
+const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet, USER,
+  REALM } = require('./harness');
+const { writeTonePcap, dominantHz, openTap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const OUT_NUMBER = '+15557000';
 const DID = '+15550123';   // routed to the page: the late offer
@@ -60,28 +60,16 @@ async function until(pred, ms) {
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const adminPort = await pick();
-  const sippPort = await pick();
-  const uacPort = await pick();
-  const tapPort = await freeTriple(taken);
-  const tapPort2 = await freeTriple(taken);
-  const echoPort = await freeTriple(taken);
-  const uacMediaPort = await freeTriple(taken);
+  const [wsPort, sipPort, adminPort, sippPort, uacPort] = await freePorts(5, taken);
+  const [tapPort, tapPort2, echoPort, uacMediaPort] = await freeTriples(4, taken);
   const mediaLo = await freeRange(taken, 100);
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-refresh-'));
+  const { work, wav } = toneWorkDir('gateway-refresh-', PAGE_TONE_HZ);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, PAGE_TONE_HZ, 2);
   writeTonePcap(path.join(work, 'late_offer_tone.pcap'), TRUNK_TONE_HZ, 10);
   writeTonePcap(path.join(work, 'early_media_tone.pcap'), EARLY_TONE_HZ, 5);
 
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
@@ -92,38 +80,16 @@ session_expires = 1800
 [realm."${REALM}".gateway.routes]
 "${DID}" = ["${USER}"]
 
-[accounting]
-flush_interval = 1
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-token = "t0ken"
-`,
-  });
-  cleanup.push(() => tb.killNow());
+${adminConfig(adminPort, { flushInterval: 1 })}`);
   serverDir = tb.dir;
   await tb.start();
 
-  const built = await bundleJsSIP(work).then(() => true, (e) => e);
-  results.check('esbuild bundles JsSIP (npm) for the browser', built === true, String(built));
   const tap = await openTap(cleanup, tapPort, echoPort);
   const tap2 = await openTap(cleanup, tapPort2, echoPort);
-  const web = await servePages(work);
-  cleanup.push(() => web.close());
   const sipps = childList(cleanup);
-
-  const browser = await launchChromium(wav);
-  cleanup.push(() => browser.close());
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
-  await page.goto(`http://127.0.0.1:${web.address().port}/`);
+  const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort,
+    options: { sessionTimers: true }, registers: 'the page (JsSIP, session timers on) registers' });
   const pageEvents = async () => (await page.evaluate(() => gw.events())).slice(-12).join(' | ');
-  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
-  const reg = await page.evaluate((o) => gw.start(o), {
-    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${USER}@${REALM}`, password: PASSWORD, iceServers,
-    autoAnswer: true, sessionTimers: true,
-  });
-  results.check('the page (JsSIP, session timers on) registers', reg === 'registered', reg);
   const sippArgs = (extra) => ['-i', '127.0.0.1', '-p', String(sippPort), '-mp', String(echoPort), '-rtp_echo',
     '-trace_rtt', '-rtt_freq', '1', ...extra];
 

@@ -13,11 +13,11 @@
 'use strict';
 const dgram = require('node:dgram');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, childList, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, writeTonePcap, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
-  bundleJsSIP, servePages, launchChromium } = require('./gateway_call_test');
+const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER, PASSWORD,
+  REALM } = require('./harness');
+const { writeTonePcap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const { toneWorkDir, openBrowser, openPage } = require('./jssip_page');
 
 const DID = '+15550123';
 const BOB = 'bob';
@@ -128,43 +128,23 @@ ${inDialog('BYE', 4, '')}
 `;
 }
 
-async function openPage(browser, url, tb, wsPort, user) {
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page ${user}] ${m.text()}`); });
-  await page.goto(url);
-  const iceServers = [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }];
-  const reg = await page.evaluate((o) => gw.start(o), {
-    wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${user}@${REALM}`, password: PASSWORD, iceServers, autoAnswer: true,
-  });
-  return { page, reg };
-}
-
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const uacPort = await pick();
+  const [wsPort, sipPort, uacPort] = await freePorts(3, taken);
   const uacMedia = await freeTriple(taken);
   const mediaLo = await freeRange(taken, 100);
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-transfer2-'));
+  const { work, wav } = toneWorkDir('gateway-transfer2-', PAGE_TONE_HZ);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, PAGE_TONE_HZ, 2);
   const pcap = path.join(work, 'trunk.pcap');
   writeTonePcap(pcap, TRUNK_TONE_HZ, 24);
 
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 trunk = "sip:127.0.0.1:${uacPort};transport=udp"
 [realm."${REALM}".gateway.routes]
 "${DID}" = ["${USER}"]
-`,
-  });
-  cleanup.push(() => tb.killNow());
+`);
   serverDir = tb.dir;
   await tb.start();
   // A second user for the transfer target (the harness writes one): added by a reload.
@@ -174,15 +154,9 @@ trunk = "sip:127.0.0.1:${uacPort};transport=udp"
   tb.proc.kill('SIGHUP');
   await sleep(800);
 
-  const built = await bundleJsSIP(work).then(() => true, (e) => e);
-  results.check('esbuild bundles JsSIP for the browser', built === true, String(built));
-  const pages = await servePages(work);
-  cleanup.push(() => pages.close());
-  const browser = await launchChromium(wav);
-  cleanup.push(() => browser.close());
-  const url = `http://127.0.0.1:${pages.address().port}/`;
-  const a = await openPage(browser, url, tb, wsPort, USER);
-  const b = await openPage(browser, url, tb, wsPort, BOB);
+  const { browser, url } = await openBrowser(results, cleanup, { work, wav });
+  const a = await openPage(browser, url, { tb, wsPort });
+  const b = await openPage(browser, url, { tb, wsPort, user: BOB });
   results.check(`${USER}'s page and ${BOB}'s page register`, a.reg === 'registered' && b.reg === 'registered', `${a.reg}, ${b.reg}`);
   const events = async (p) => (await p.evaluate(() => gw.events())).slice(-8).join(' | ');
 

@@ -15,12 +15,11 @@
 // interop-timeout: 90
 'use strict';
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { Turnbridge, runSuite, childList, portPicker, USER, REALM, gatewayServerConfig } = require('./harness');
+const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER, REALM } = require('./harness');
 const { WsSip, request, status, isResponse, invite, dialogOf, rnd, SDP, xmlText } = require('./sip_ws');
-const { writeToneWav, writeTonePcap, runSipp, sippExit, freeTriple, freeRange, within, fmtHz,
-  openRegisteredPage } = require('./gateway_call_test');
+const { writeTonePcap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const OUT_NUMBER = '+15557000';
 const TARGET = '+15557001';
@@ -149,16 +148,11 @@ ${ok}
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const sippPort = await pick();
+  const [wsPort, sipPort, sippPort] = await freePorts(3, taken);
   const sippMedia = await freeTriple(taken);
   const mediaLo = await freeRange(taken, 100);
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-transfer-'));
+  const { work, wav } = toneWorkDir('gateway-transfer-', PAGE_TONE_HZ);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, PAGE_TONE_HZ, 2);
   const pcap = path.join(work, 'target.pcap');
   writeTonePcap(pcap, TARGET_TONE_HZ, 20);
 
@@ -169,8 +163,7 @@ trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 caller_id = "+15550100"
 refer_to = "${referTo}"
 `;
-  const tb = new Turnbridge({ serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }), extraConfig: gateway('sip') });
-  cleanup.push(() => tb.killNow());
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, gateway('sip'));
   serverDir = tb.dir;
   await tb.start();
   const sipps = childList(cleanup);

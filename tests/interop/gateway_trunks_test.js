@@ -18,12 +18,11 @@
 'use strict';
 const dgram = require('node:dgram');
 const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { Turnbridge, runSuite, childList, portPicker, REALM, gatewayServerConfig } = require('./harness');
-const { writeToneWav, UAS_SCENARIO, runSipp, sippExit, freeTriple, freeRange, adminGet,
-  openRegisteredPage } = require('./gateway_call_test');
+const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet,
+  REALM } = require('./harness');
+const { UAS_SCENARIO, runSipp, sippExit } = require('./gateway_call_test');
+const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 const { respond } = require('./sip_ws');
 
 const DID = '+15550123';              // routed to the page's user: the inbound call
@@ -57,26 +56,14 @@ function inviteOf(log) {
 
 async function main(results, cleanup) {
   const taken = new Set();
-  const pick = portPicker(taken);
-  const wsPort = await pick();
-  const sipPort = await pick();
-  const adminPort = await pick();
-  const portA = await pick();
-  const portB = await pick();
-  const portC = await pick();
-  const uacPort = await pick();
-  const echoA = await freeTriple(taken);
-  const echoB = await freeTriple(taken);
+  const [wsPort, sipPort, adminPort, portA, portB, portC, uacPort] = await freePorts(7, taken);
+  const [echoA, echoB] = await freeTriples(2, taken);
   const mediaLo = await freeRange(taken, 100);
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-trunks-'));
+  const { work, wav } = toneWorkDir('gateway-trunks-', 880);
   workDir = work;
-  const wav = path.join(work, 'tone.wav');
-  writeToneWav(wav, 880, 2);
 
-  const tb = new Turnbridge({
-    serverConfig: gatewayServerConfig({ wsPort, sipPort, mediaLo }),
-    extraConfig: `
+  const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, `
 [realm."${REALM}".gateway]
 enabled = true
 routes = { "${DID}" = ["test"] }
@@ -100,12 +87,7 @@ trunk = "sip:127.0.0.1:${portC};transport=udp"
 prefixes = ["+33"]
 options_interval = 1
 
-[admin]
-listen = "127.0.0.1:${adminPort}"
-token = "t0ken"
-`,
-  });
-  cleanup.push(() => tb.killNow());
+${adminConfig(adminPort)}`);
   serverDir = tb.dir;
   await tb.start();
   const log = () => fs.readFileSync(tb.logPath, 'utf8');

@@ -6,6 +6,7 @@
 const { spawn, execFileSync } = require('node:child_process');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -54,6 +55,52 @@ async function freePort(taken = new Set()) {
 // Free ports that differ from each other: each call of the returned function gives a new one.
 function portPicker(taken = new Set()) {
   return async () => { const p = await freePort(taken); taken.add(p); return p; };
+}
+
+// `n` free ports (freePort), each added to `taken`: const [wsPort, sipPort] = await freePorts(2, taken).
+async function freePorts(n, taken = new Set()) {
+  const pick = portPicker(taken);
+  const ports = [];
+  for (let i = 0; i < n; i++) ports.push(await pick());
+  return ports;
+}
+
+async function udpPairFree(port) {
+  const probe = (p) => new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => { s.close(); resolve(false); });
+    s.bind({ address: '127.0.0.1', port: p, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+  return (await probe(port)) && (await probe(port + 1)) && (await probe(port + 2));
+}
+
+// A port p with p+1 and p+2 free too (sipp -rtp_echo binds p and p+2; an RtpTap p and p+1).
+async function freeTriple(taken) {
+  for (let i = 0; i < 200; i++) {
+    const p = await freePort(taken);
+    if (taken.has(p + 1) || taken.has(p + 2)) continue;
+    if (await udpPairFree(p)) { taken.add(p); taken.add(p + 1); taken.add(p + 2); return p; }
+  }
+  throw new Error('no free port triple');
+}
+
+// `n` of freeTriple's ports: const [tapPort, echoPort] = await freeTriples(2, taken).
+async function freeTriples(n, taken) {
+  const ports = [];
+  for (let i = 0; i < n; i++) ports.push(await freeTriple(taken));
+  return ports;
+}
+
+// A media_ports range of `width` ports whose first ones are free now.
+async function freeRange(taken, width) {
+  for (let i = 0; i < 200; i++) {
+    const lo = 20000 + 10 * Math.floor(Math.random() * 990);
+    let ok = true;
+    for (let p = lo; p < lo + width && ok; p++) ok = !taken.has(p);
+    for (let p = lo; p < lo + 12 && ok; p += 3) ok = await udpPairFree(p);
+    if (ok) { for (let p = lo; p < lo + width; p++) taken.add(p); return lo; }
+  }
+  throw new Error('no free media port range');
 }
 
 class Results {
@@ -178,6 +225,37 @@ media_ports = "${lo}-${lo + 99}"
 `;
 }
 
+// A gateway turnbridge: gatewayServerConfig(`ports`) in [server], `extraConfig` after; `cleanup`
+// kills it. Not started yet, so that the suite can keep tb.dir for a post-mortem first.
+function gatewayTurnbridge(cleanup, ports, extraConfig) {
+  const tb = new Turnbridge({ serverConfig: gatewayServerConfig(ports), extraConfig });
+  cleanup.push(() => tb.killNow());
+  return tb;
+}
+
+// The admin API on 127.0.0.1:`port` with the token adminGet sends; `flushInterval` (seconds) adds
+// an [accounting] table, so that the API soon shows what was just relayed.
+const ADMIN_TOKEN = 't0ken';
+function adminConfig(port, { flushInterval } = {}) {
+  return `${flushInterval ? `[accounting]\nflush_interval = ${flushInterval}\n\n` : ''}[admin]
+listen = "127.0.0.1:${port}"
+token = "${ADMIN_TOKEN}"
+`;
+}
+
+// GET `target` from the admin API on 127.0.0.1:`port`: { status, body } (status 0: no answer).
+function adminGet(port, target) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: target, timeout: 5000,
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+  });
+}
+
 // Runs a suite's async main(results, cleanup) with a deadline of `totalMs`: on time-out or
 // SIGTERM/SIGINT (scripts/test's `timeout`) the cleanups run and the suite fails; at the end the
 // folders `keptDirs()` names are removed when every check passed, kept for a post-mortem otherwise.
@@ -211,4 +289,5 @@ function childList(cleanup) {
   return children;
 }
 
-module.exports = { Turnbridge, Results, runSuite, childList, freePort, portPicker, gatewayServerConfig, USER, PASSWORD, REALM, REST_SECRET, REPO };
+module.exports = { Turnbridge, Results, runSuite, childList, freePort, portPicker, freePorts, freeTriple, freeTriples,
+  freeRange, gatewayServerConfig, gatewayTurnbridge, adminConfig, adminGet, USER, PASSWORD, REALM, REST_SECRET, REPO };
