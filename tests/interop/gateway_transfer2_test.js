@@ -14,7 +14,7 @@
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const path = require('node:path');
-const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER, PASSWORD,
+const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER,
   REALM } = require('./harness');
 const { writeTonePcap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
 const { toneWorkDir, openBrowser, openPage } = require('./jssip_page');
@@ -147,12 +147,7 @@ trunk = "sip:127.0.0.1:${uacPort};transport=udp"
 `);
   serverDir = tb.dir;
   await tb.start();
-  // A second user for the transfer target (the harness writes one): added by a reload.
-  const conf = fs.readFileSync(tb.configPath, 'utf8');
-  fs.writeFileSync(tb.configPath, conf.replace(`users = { ${USER} = "${PASSWORD}" }`,
-    `users = { ${USER} = "${PASSWORD}", ${BOB} = "${PASSWORD}" }`));
-  tb.proc.kill('SIGHUP');
-  await sleep(800);
+  await tb.addUser(BOB);   // the transfer target (the harness writes one user)
 
   const { browser, url } = await openBrowser(results, cleanup, { work, wav });
   const a = await openPage(browser, url, { tb, wsPort });

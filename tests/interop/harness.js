@@ -188,6 +188,28 @@ ${this.extraConfig}`);
 
   alive() { return this.proc !== null && this.exitCode === null; }
 
+  // Rewrites the config with `edit` (its text in, the new text out), sends SIGHUP and waits (at
+  // most `timeoutMs`) for the log to say how the reload went; resolves to the log lines since.
+  async reload(edit, timeoutMs = 5000) {
+    const before = fs.statSync(this.logPath).size;
+    fs.writeFileSync(this.configPath, edit(fs.readFileSync(this.configPath, 'utf8')));
+    this.proc.kill('SIGHUP');
+    const deadline = Date.now() + timeoutMs;
+    let fresh = '';
+    while (Date.now() < deadline) {
+      fresh = fs.readFileSync(this.logPath).subarray(before).toString();
+      if (/reloaded|reload failed/.test(fresh)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 100));  // every worker picks up the new snapshot
+    return fresh;
+  }
+
+  // Adds `user` to the users of the realm start() wrote (the config's first `users =` line), by a reload.
+  addUser(user, password = PASSWORD) {
+    return this.reload((text) => text.replace(/^users = \{ (.*) \}$/m, `users = { $1, ${user} = "${password}" }`));
+  }
+
   // SIGTERM by PID, SIGKILL after 10 s; resolves to the exit code.
   stop() {
     const p = this.proc;

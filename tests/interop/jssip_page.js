@@ -121,13 +121,14 @@ async function openPage(browser, url, { tb, wsPort, user = USER, options = {} })
 }
 
 // The page of a gateway test (openBrowser, then openPage as USER), checked registered: the check
-// is named `registers` when given. What it opens is closed by `cleanup`.
+// is named `registers` when given. What it opens is closed by `cleanup`. { browser, url, page }:
+// openPage(browser, url, ...) opens another.
 async function openRegisteredPage(results, cleanup, { work, wav, tb, wsPort, options = {},
   registers = 'the page (JsSIP over WebSocket) registers' }) {
   const { browser, url } = await openBrowser(results, cleanup, { work, wav });
   const { page, reg } = await openPage(browser, url, { tb, wsPort, options });
   results.check(registers, reg === 'registered', reg);
-  return { browser, page };
+  return { browser, url, page };
 }
 
 module.exports = { writeToneWav, toneWorkDir, launchChromium, openBrowser, openPage, openRegisteredPage };
