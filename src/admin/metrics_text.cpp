@@ -137,6 +137,17 @@ void agent_metrics(std::string& out, const Metrics& m) {
         sample(out, name, {{"event", kAgentEventNames[i]}}, m.gateway_agent[i]);
 }
 
+// Agents' hand-overs (issue 17, {"event":"transfer"}). Samples only with gateway mode on.
+void agent_transfer_metrics(std::string& out, const Metrics& m) {
+    constexpr std::string_view name = "turnbridge_gateway_agent_transfers_total";
+    family(out, name, "counter",
+           "AI agents' transfer requests since start: user and number (hand-overs begun), ignored (no such "
+           "registered user or number, no trunk or media ports), failed (begun, but refused or not answered).");
+    if (m.calls.empty()) return;
+    for (std::size_t i = 0; i < kAgentTransferResults.size(); ++i)
+        sample(out, name, {{"result", kAgentTransferResults[i]}}, m.agent_transfers[i]);
+}
+
 constexpr std::string_view kActiveHelp =
     "Outbound agent calls of POST /api/v1/calls in progress (dialing, ringing or answered).";
 
@@ -332,6 +343,7 @@ std::string format_metrics(const Metrics& m) {
     call_metrics(out, m.calls);
     media_drop_metrics(out, m);
     agent_metrics(out, m);
+    agent_transfer_metrics(out, m);
     agent_outbound_metrics(out, m);
     mailbox_metrics(out, m);
     trunk_metrics(out, m);

@@ -306,6 +306,7 @@ admin::Metrics AccountingHub::metrics() {
         for (std::size_t i = 0; i < m.gateway_media_dropped_source.size(); ++i)
             m.gateway_media_dropped_source[i] += s.gateway_media_dropped_source[i];
         for (std::size_t i = 0; i < m.gateway_agent.size(); ++i) m.gateway_agent[i] += s.gateway_agent[i];
+        for (std::size_t i = 0; i < m.agent_transfers.size(); ++i) m.agent_transfers[i] += s.agent_transfers[i];
         m.user_allocation_refusals += s.user_allocation_refusals;
         m.permission_cap_refusals += s.permission_cap_refusals;
         m.channel_cap_refusals += s.channel_cap_refusals;

@@ -595,6 +595,7 @@ void SipRouter::on_timer(sip::Time now, std::vector<sip::Action>& out) {
     process(now, 0, nullptr, in, out);
     expire_waiting(now, out);
     expire_dials(now, out);
+    expire_handovers(now, out);
     if (reregister_at_ && *reregister_at_ <= now) start_registrations(now, out);
     if (registers_) probe_trunks(now, out);   // issue 14: one worker probes, every worker reads
     if (fleet_ != nullptr) fleet_timer(now, out);   // issue 15
@@ -636,7 +637,7 @@ void SipRouter::expire_waiting(sip::Time now, std::vector<sip::Action>& out) {
 void SipRouter::on_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
     shared_->with_registrar([&](sip::Registrar& reg) { reg.on_transport_closed(id); });
     std::erase_if(waiting_, [id](const Waiting& w) { return w.flow.id == id; });
-    agent_flow_closed(now, id);   // issue 17: browsers' agent calls on it
+    agent_flow_closed(now, id, out);   // issue 17: browsers' agent calls on it
     {
         // RFC 3261 §8.1.3.1: a request whose connection failed (a TCP/TLS trunk down, a TLS
         // handshake refused) is answered as by a 503 now, not after Timer B.
@@ -754,6 +755,8 @@ std::optional<sip::Time> SipRouter::next_wake() const {
     for (const auto& w : waiting_) keep_earliest(t, w.until);
     for (const auto& [key, d] : dials_)
         if (!d.answered && !d.timed_out) keep_earliest(t, d.ring_until);
+    for (const auto& [key, a] : agent_calls_)
+        if (a.handover_invite && !a.handover_acked) keep_earliest(t, a.handover_until);
     keep_earliest(t, reregister_at_);
     for (const auto& [realm, at] : next_probe_) keep_earliest(t, at);
     return t;

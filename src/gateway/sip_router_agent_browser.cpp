@@ -70,14 +70,16 @@ bool SipRouter::hang_up_agent(sip::Time now, const sip::MediaSdp* media, const s
     return false;
 }
 
-// The browser's WebSocket is gone: nothing can be sent on it; the agent gets `stop`.
-void SipRouter::agent_flow_closed(sip::Time now, sip::TransportId id) {
+// The browser's WebSocket is gone: nothing can be sent on it; the agent gets `stop`, or the
+// side it was handed over to is hung up.
+void SipRouter::agent_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out) {
     std::vector<std::string> gone;
     for (const auto& [key, a] : agent_calls_)
         if (a.media && a.flow == id) gone.push_back(key);
     for (auto& key : gone) {
         log::info("agent: call {}: the browser's connection closed", key);
-        end_agent(now, std::move(key), "browser-gone");
+        end_agent(now, key, "browser-gone");
+        hang_up_handover(now, key, "browser-gone", out);
     }
 }
 

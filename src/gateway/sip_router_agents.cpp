@@ -91,9 +91,11 @@ void SipRouter::agent_answered(sip::Time now, const std::string& key, const std:
     agent_respond(now, a.tx, std::move(ok), out);
 }
 
-void SipRouter::agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out) {
+void SipRouter::agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out, const std::string& reason) {
     std::vector<sip::Action> in;
-    layer_.send_request(now, a.flow, a.reliable, a.dialog->make_request("BYE", random_), in);
+    auto bye = a.dialog->make_request("BYE", random_);
+    if (!reason.empty()) bye.add_header("Reason", reason);
+    layer_.send_request(now, a.flow, a.reliable, std::move(bye), in);
     for (auto& x : in)
         if (auto* s = std::get_if<sip::Send>(&x)) out.push_back(std::move(*s));
 }
@@ -141,8 +143,9 @@ bool SipRouter::on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<s
     if (method == "BYE") {
         agent_respond(now, r.tx, sip::Message::response(r.request, 200), out);
         const std::string key = it->first;
-        end_agent(now, key, a.media ? "bye-browser" : "bye-trunk");
-        hang_up_handover(now, key, "bye-trunk", out);   // issue 17: a caller handed over to a browser
+        const bool browser = a.media != nullptr;
+        end_agent(now, key, browser ? "bye-browser" : "bye-trunk");
+        hang_up_handover(now, key, browser ? "bye-caller" : "bye-trunk", out);   // issue 17: a caller handed over
         return true;
     }
     if (method == "INVITE" || method == "UPDATE") {   // a refresh: the same answer (RFC 3264 §8)

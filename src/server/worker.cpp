@@ -250,6 +250,7 @@ void Worker::on_flush(bool checkpoint) {
         stats.gateway_media_dropped_source = {strangers.browser, strangers.trunk};
         const auto agent = gateway_->agent_counts();
         stats.gateway_agent = {agent.calls, agent.failed, agent.frames_dropped, agent.messages_dropped, agent.bad_messages};
+        stats.agent_transfers = gateway_->agent_transfers();
         if (index_ == 0) stats.trunk_targets = gateway_->trunk_health(io::read_clock().mono);
     }
     shared_.hub->post(index_, checkpoint ? accounting_->take(*server_) : accounting_->take_queued(), stats);

@@ -510,6 +510,9 @@ std::string Message::content_type() const {
 
 void Message::set_body(std::string_view content_type, std::string_view body) {
     if (m_->content_type) osip_content_type_free(m_->content_type), m_->content_type = nullptr;
+    // The message's body is replaced: osip_message_set_body appends one more (a parsed INVITE
+    // re-sent with another offer kept its first body, which body() and the peer then read).
+    osip_list_special_free(&m_->bodies, [](void* b) { osip_body_free(static_cast<osip_body_t*>(b)); });
     osip_message_set_content_type(m_, std::string(content_type).c_str());
     osip_message_set_body(m_, body.data(), body.size());
 }

@@ -15,7 +15,15 @@
 //   5b. another DID's agent transfers to "+15557001": turnbridge calls it through the trunk (sipp as
 //      UAS behind an RTP tap), the agent's stream ends with stop, the number hears the caller's
 //      600 Hz tone through the relay, and the caller's BYE ends both legs.
-// interop-timeout: 120
+//   6. a browser caller's agent ("tonumber") transfers to "+15557002": sipp answers at the trunk
+//      and plays 600 Hz; the agent's stream ends with stop, the page (whose Opus leg is kept)
+//      hears 600 Hz instead of the agent's 520 Hz; the page's BYE reaches sipp; the number's
+//      call record has codecs PCMU/PCMU.
+//   7. a browser caller's agent ("touser") transfers to user bob: bob's page (a second page,
+//      auto-answer) gets the call, each page hears the other's 880 Hz (Opus -> PCMU -> relay ->
+//      PCMU -> Opus), the agent gets stop; the caller's BYE ends bob's session. /metrics counts
+//      turnbridge_gateway_agent_transfers_total{result=user} 3, {result=number} 2.
+// interop-timeout: 150
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -30,10 +38,12 @@ const AGENT_NAME = 'ai';
 const HANDOVER_DID = '+15550177';
 const NUMBER_DID = '+15550178';      // its agent hands over to TARGET through the trunk
 const TARGET = '+15557001';
+const BROWSER_TARGET = '+15557002';   // "tonumber"'s agent hands its browser caller over to it
+const BOB = 'bob';                     // "touser"'s agent hands its browser caller over to bob
 const PAGE_TONE_HZ = 880;
 const AGENT_TONE_HZ = 520;
 const TRUNK_TONE_HZ = 600;
-const TOTAL_MS = 110000;
+const TOTAL_MS = 140000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let workDir = null;
 let serverDir = null;
@@ -59,14 +69,15 @@ function startAgent(port) {
       s.messages.push(m);
       if (m.event === 'start') {
         sid = m.streamSid;
-        if (s.path === '/stream') {
+        if (s.path === '/stream' || s.path === '/tonumber' || s.path === '/touser') {
           const send = () => ws.send(JSON.stringify({ event: 'media', streamSid: sid, media: { payload: AGENT_CHUNK.toString('base64') } }));
           send();
           talk = setInterval(send, 200);
         }
       } else if (m.event === 'media' && s.path !== '/stream'
         && s.messages.filter((x) => x.event === 'media').length === 50) {
-        ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to: s.path === '/handover' ? USER : TARGET }));
+        const to = { '/handover': USER, '/touser': BOB, '/tonumber': BROWSER_TARGET }[s.path] || TARGET;
+        ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to }));
       } else if (m.event === 'stop') {
         clearInterval(talk);
       }
@@ -74,6 +85,60 @@ function startAgent(port) {
     ws.on('close', () => { s.closed = true; clearInterval(talk); });
   });
   return { streams, close: () => new Promise((r) => wss.close(() => r())) };
+}
+
+// The number a browser caller is handed over to: answers PCMU at sipp's media port, plays `pcap`
+// from it (so the relay sees the SDP's address), waits for the caller's BYE.
+function toneUasScenario(pcap) {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent hand-over target: answers with a tone">
+  <recv request="INVITE" rrs="true"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=trunk 1 1 IN IP4 [media_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=ptime:20
+a=sendrecv
+
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec play_pcap_audio="${pcap}"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+`;
+}
+
+// turnbridge_gateway_agent_transfers_total by result, from /metrics.
+async function transfers(adminPort) {
+  const r = await adminGet(adminPort, '/metrics');
+  const out = {};
+  for (const m of r.body.matchAll(/^turnbridge_gateway_agent_transfers_total\{result="(\w+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
+  return out;
 }
 
 // The mu-law the agent received on stream `s`, decoded, last `seconds`.
@@ -115,6 +180,8 @@ agent_authorization = "Bearer realm-wide"
 [realm."${REALM}".gateway.agents]
 "${AGENT_NAME}" = { url = "ws://127.0.0.1:${agentPort}/stream", authorization = "Bearer ai-token", parameters = { lang = "en" } }
 "+15550199" = "ws://127.0.0.1:${agentPort}/other"
+tonumber = "ws://127.0.0.1:${agentPort}/tonumber"
+touser = "ws://127.0.0.1:${agentPort}/touser"
 [realm."${REALM}".gateway.routes]
 "${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
 "${NUMBER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/tonumber"]
@@ -255,6 +322,84 @@ Content-Length: 0
     results.check(`to a number: the called number hears the caller's ${TRUNK_TONE_HZ} Hz tone through the relay (2 %), and answers back`,
       within(hz, TRUNK_TONE_HZ) && tap.fromTrunk.length > 50,
       `${trunk.packets} PCMU packets, ${fmtHz(hz)} Hz; ${tap.fromTrunk.length} echoed back`);
+  }
+
+  // --- 6: a browser caller's agent hands the page over to a number, through the trunk ---------
+  {
+    fs.writeFileSync(path.join(work, 'uas_tone.xml'), toneUasScenario(pcap));
+    const uas = runSipp(work, 'uas_tone', path.join(work, 'uas_tone.xml'), ['-i', '127.0.0.1', '-p', String(trunkPort),
+      '-mp', String(echoPort)], sipps);
+    await sleep(300);
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:tonumber@${REALM}`);
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    results.check('browser -> agent -> number: the page\'s call to "tonumber" is answered, ICE and DTLS connected',
+      call.confirmed && media.connection === 'connected', `${JSON.stringify(call.ended)}, ${media.connection}; ${await pageEvents()}`);
+    const s = await waitFor(() => agent.streams.find((x) => x.path === '/tonumber'), 5000);
+    const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 8000);
+    results.check("browser -> agent -> number: after its transfer the agent's stream ends with stop and closes", !!stopped,
+      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /tonumber');
+    await sleep(1500);   // the number's answer, the relay and the page's decoder settle
+    const heard = await page.evaluate(() => gw.measure(2400));
+    const invite = /INVITE sip:(\S+) SIP\/2\.0/.exec(uas.messages());
+    results.check(`browser -> agent -> number: the trunk gets our INVITE to ${BROWSER_TARGET}, and the page hears its `
+      + `${TRUNK_TONE_HZ} Hz tone (2 %), no longer the agent's ${AGENT_TONE_HZ} Hz`,
+    invite && invite[1].startsWith(`${BROWSER_TARGET}@`) && within(heard.peakHz, TRUNK_TONE_HZ),
+    `INVITE ${invite ? invite[1] : 'none'}; ${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB`);
+    const ended = await page.evaluate(() => gw.hangup(5000));
+    const code = await sippExit(uas, 8000);
+    if (code === 'still running') { uas.proc.kill('SIGKILL'); await uas.done; }
+    results.check("browser -> agent -> number: the page's BYE reaches the number (sipp got BYE, exit 0)",
+      ended && ended.originator === 'local' && code === 0, `${JSON.stringify(ended)}, exit ${code}${code === 0 ? '' : `: ${uas.errors()}`}`);
+    await sleep(2000);
+    const calls = await adminGet(adminPort, `/api/v1/calls?user=${USER}`);
+    let rows = [];
+    try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
+    const list = Array.isArray(rows) ? rows : (rows.calls || []);
+    const rec = list.find((r) => r.remote === BROWSER_TARGET);
+    results.check("browser -> agent -> number: the number's call record has codecs PCMU/PCMU (the relay's, the trunk's)",
+      rec && rec.codecs === 'PCMU/PCMU' && rec.status === 200,
+      rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason }) : `${calls.status} ${calls.body.slice(0, 300)}`);
+  }
+
+  // --- 7: a browser caller's agent hands the page over to another user of the realm ----------
+  {
+    const conf = fs.readFileSync(tb.configPath, 'utf8');   // bob: added by a reload
+    fs.writeFileSync(tb.configPath, conf.replace(`users = { ${USER} = "${PASSWORD}" }`,
+      `users = { ${USER} = "${PASSWORD}", ${BOB} = "${PASSWORD}" }`));
+    tb.proc.kill('SIGHUP');
+    await sleep(800);
+    const bob = await browser.newPage();
+    bob.on('console', (m) => { if (m.type() === 'error') console.log(`  [page ${BOB}] ${m.text()}`); });
+    await bob.goto(page.url());
+    const reg = await bob.evaluate((o) => gw.start(o), {
+      wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${BOB}@${REALM}`, password: PASSWORD, autoAnswer: true,
+      iceServers: [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }],
+    });
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:touser@${REALM}`);
+    const answered = await bob.evaluate(() => gw.waitIncoming(20000));
+    results.check(`browser -> agent -> user: after the transfer ${BOB}'s page (registered: ${reg}) rings and answers`,
+      call.confirmed && answered.confirmed, `${JSON.stringify(call.ended)}, ${JSON.stringify(answered.ended)}; `
+      + `${(await bob.evaluate(() => gw.events())).slice(-8).join(' | ')}`);
+    const s = agent.streams.find((x) => x.path === '/touser');
+    const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 5000);
+    results.check("browser -> agent -> user: the agent's stream ends with stop and closes", !!stopped,
+      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /touser');
+    const media = await bob.evaluate(() => gw.waitMedia(15000));
+    await sleep(1500);
+    const [heardBob, heardCaller] = await Promise.all([bob.evaluate(() => gw.measure(2400)), page.evaluate(() => gw.measure(2400))]);
+    results.check(`browser -> agent -> user: each page hears the other's ${PAGE_TONE_HZ} Hz tone (2 %) through the gateway`,
+      media.connection === 'connected' && within(heardBob.peakHz, PAGE_TONE_HZ) && within(heardCaller.peakHz, PAGE_TONE_HZ),
+      `${BOB} ${media.connection}, hears ${fmtHz(heardBob.peakHz)} Hz at ${fmtHz(heardBob.peakDb)} dB; `
+      + `caller hears ${fmtHz(heardCaller.peakHz)} Hz at ${fmtHz(heardCaller.peakDb)} dB`);
+    await page.evaluate(() => gw.hangup(5000));
+    const ended = await bob.evaluate(() => gw.waitEnded(10000));
+    results.check(`browser -> agent -> user: the caller's BYE ends ${BOB}'s session`, ended && ended.originator === 'remote',
+      JSON.stringify(ended));
+    await sleep(2000);
+    const t = await transfers(adminPort);
+    results.check('/metrics: turnbridge_gateway_agent_transfers_total counts user 3, number 2, failed 0',
+      t.user === 3 && t.number === 2 && t.failed === 0, JSON.stringify(t));
+    await bob.evaluate(() => gw.stop());
   }
 
   await page.evaluate(() => gw.stop());

@@ -62,6 +62,8 @@ struct TrunkTargetStatus {
 
 inline constexpr std::array<std::string_view, 5> kAgentEventNames = {"calls", "failed", "frames_dropped",
                                                                      "messages_dropped", "bad_messages"};
+// Agents' transfers (issue 17), in gateway::SipRouter::Transfer order.
+inline constexpr std::array<std::string_view, 4> kAgentTransferResults = {"user", "number", "ignored", "failed"};
 
 // Outbound agent calls (issue 17): POST /api/v1/calls {realm, to, from, agent}.
 struct PlaceCall {
@@ -129,6 +131,9 @@ struct Metrics {
     // timed out, closed by the agent), agent audio frames dropped over the playout bound,
     // messages dropped toward a slow agent, unreadable agent messages.
     std::array<std::uint64_t, 5> gateway_agent{};
+    // Agents' {"event":"transfer"} (issue 17), in kAgentTransferResults order: hand-overs begun
+    // to a user or a number, ignored (nowhere to go), failed (begun, nobody took the call).
+    std::array<std::uint64_t, 4> agent_transfers{};
     // POST /api/v1/calls (issue 17), in kOutboundResults order: placed, refused (over
     // gateway.agent_outbound_max_calls), answered, and the outcomes; and those in progress.
     std::array<std::uint64_t, 7> agent_outbound{};

@@ -48,6 +48,7 @@ struct WorkerStats {
     std::uint64_t channel_cap_refusals = 0;
     std::vector<admin::TrunkTargetStatus> trunk_targets;   // worker 0's gateway (shared by all)
     std::array<std::uint64_t, 5> gateway_agent{};   // this worker's agent calls (admin::kAgentEventNames)
+    std::array<std::uint64_t, 4> agent_transfers{};   // this worker's (admin::kAgentTransferResults)
 };
 
 class AccountingHub : public admin::Backend, public turn::QuotaGate, public turn::DrainGate, public turn::LeaseGate {

@@ -19,6 +19,7 @@
 // source must not fill the transaction table). Live calls are bounded per user and per realm
 // (gateway.max_calls_per_user, gateway.max_calls).
 // GatewayHost (gateway_host.hpp) owns the sockets and the timer and maps TransportIds to them.
+#include <array>
 #include <functional>
 #include <list>
 #include <map>
@@ -62,6 +63,9 @@ struct CallSummary {
     int status = 0;           // final status of the call's INVITE
     std::string end_reason;   // bye-browser, bye-trunk, cancel, browser-gone, media: <why>, shutdown, rejected
     bool agent = false;       // a browser's call to an AI agent (issue 17): its trunk leg is the agent
+    // Codecs signaling knows for a call whose media is not the gateway's (issue 17: a hand-over
+    // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
+    std::string codecs;
 };
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).
@@ -127,6 +131,11 @@ public:
     // host flow has this id; what is sent on it is answered by on_handover_send().
     static constexpr sip::TransportId kHandoverFlow = ~sip::TransportId{0};
     std::size_t agent_calls() const { return agent_calls_.size(); }
+    // Agents' transfers since start (for /metrics), in this order: user and number (hand-overs
+    // begun), ignored (no such user or number, no trunk, no media ports, not answered yet),
+    // failed (begun, but nobody took it: refused, busy, not answered in agent_ring_timeout).
+    enum Transfer : std::size_t { kTransferUser, kTransferNumber, kTransferIgnored, kTransferFailed };
+    const std::array<std::uint64_t, 4>& agent_transfers() const { return transfers_; }
     // Fleet mode (issue 15, fleet_proxy.cpp): a trunk INVITE for users with no binding here but
     // with bindings on other live nodes is proxied to those nodes (UDP, RFC 3261 §16, forking:
     // the first 2xx wins, the other branches are CANCELed); no live owner: 480 as before. With
@@ -338,7 +347,9 @@ private:
         // for it (its offer names the agent host's RTP socket, which now relays).
         std::optional<sip::Message> handover_invite;
         bool handover_acked = false;
+        sip::Time handover_until{};   // agent_ring_timeout: not taken by then, the caller is hung up
     };
+    std::array<std::uint64_t, 4> transfers_{};
     std::map<std::string, AgentCall> agent_calls_;
     AgentPort* agents_ = nullptr;
     void on_agent_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, const config::Realm& realm,
@@ -348,17 +359,19 @@ private:
                                  std::vector<sip::Action>& out);
     // A browser agent call whose media failed or whose WebSocket closed; false: none.
     bool hang_up_agent(sip::Time now, const sip::MediaSdp* media, const std::string& why, std::vector<sip::Action>& out);
-    void agent_flow_closed(sip::Time now, sip::TransportId id);
+    void agent_flow_closed(sip::Time now, sip::TransportId id, std::vector<sip::Action>& out);
     void on_handover_send(sip::Time now, sip::Send& s, std::vector<sip::Action>& out);
     // `to`: another To for it (a number through the trunk); "" keeps the caller's.
     std::string handover_invite(sip::Time now, AgentCall& a, const std::string& relay, const std::string& to = {});
     void agent_transfer_to_trunk(sip::Time now, AgentCall& a, const config::Realm& realm, const std::string& number,
                                  std::vector<sip::Action>& out);
+    void expire_handovers(sip::Time now, std::vector<sip::Action>& out);
     void hang_up_handover(sip::Time now, const std::string& key, const std::string& why, std::vector<sip::Action>& out);
     bool on_agent_request(sip::Time now, sip::RequestIn& r, std::vector<sip::Action>& out);   // in-dialog
     bool on_agent_cancel(sip::Time now, const std::string& invite_tx, std::vector<sip::Action>& out);
     void agent_respond(sip::Time now, const std::string& tx, sip::Message response, std::vector<sip::Action>& out);
-    void agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out);
+    // `reason`: a Reason header value (RFC 3326), "" for none.
+    void agent_bye(sip::Time now, AgentCall& a, std::vector<sip::Action>& out, const std::string& reason = {});
     void end_agent(sip::Time now, std::string key, std::string reason);   // `key` by value: erased here
     void stop_agents(sip::Time now, std::vector<sip::Action>& out);
     // Outbound agent calls by the Call-ID of the INVITE the router plays the browser with.

@@ -575,6 +575,7 @@ void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media
     GatewayMedia::Summary m = media_->finish(media);
     // Issue 17: a browser's call to an agent; its "trunk" leg is the agent's stream.
     if (s.agent && !m.codecs.empty()) m.codecs = m.codecs.substr(0, m.codecs.find('/')) + "/agent";
+    if (m.codecs.empty()) m.codecs = s.codecs;   // media not ours (a hand-over's relay): as signaling saw it
     if (!m.failure.empty() && s.end_reason.starts_with("media"))
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);
     // A trunk SDP refused for SRTP (srtp = required without keys, keys we cannot use) ended the

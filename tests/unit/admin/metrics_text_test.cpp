@@ -148,6 +148,7 @@ TEST_CASE("/metrics text: every family has HELP and TYPE, and the samples read b
         {"turnbridge_gateway_media_dropped_total", "counter"},
         {"turnbridge_gateway_mailbox_dropped_total", "counter"},
         {"turnbridge_gateway_agent_events_total", "counter"},
+        {"turnbridge_gateway_agent_transfers_total", "counter"},
         {"turnbridge_gateway_agent_outbound_total", "counter"},
         {"turnbridge_gateway_agent_outbound_active", "gauge"},
         {"turnbridge_gateway_trunk_target_up", "gauge"},
@@ -215,7 +216,7 @@ TEST_CASE("/metrics text with nothing counted yet still lists every family") {
     const auto text = format_metrics(Metrics{});
     const auto e = read_exposition(text);
     CHECK(e.errors.empty());
-    CHECK(e.types.size() == 34);
+    CHECK(e.types.size() == 35);
     // The seven unlabelled counters, one turnbridge_sip_limited_total per limit, and the stream
     // families' fixed label sets, at 0: 4 kinds x (1 gauge + 2 refusal reasons + 7 close reasons
     // + 1 pause counter). No gateway: no media drops.
@@ -324,6 +325,19 @@ TEST_CASE("/metrics text: AI agent events by kind, with gateway mode on (issue 1
     CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=frames_dropped}") == 1000);
     CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=messages_dropped}") == 3);
     CHECK(e.samples.at("turnbridge_gateway_agent_events_total{event=bad_messages}") == 4);
+}
+
+TEST_CASE("/metrics text: AI agents' transfers by result, with gateway mode on (issue 17)") {
+    Metrics m;
+    CHECK(format_metrics(m).find("turnbridge_gateway_agent_transfers_total{") == std::string::npos);
+    m.calls["example.org"];
+    m.agent_transfers = {3, 2, 5, 1};
+    const auto e = read_exposition(format_metrics(m));
+    CHECK(e.errors.empty());
+    CHECK(e.samples.at("turnbridge_gateway_agent_transfers_total{result=user}") == 3);
+    CHECK(e.samples.at("turnbridge_gateway_agent_transfers_total{result=number}") == 2);
+    CHECK(e.samples.at("turnbridge_gateway_agent_transfers_total{result=ignored}") == 5);
+    CHECK(e.samples.at("turnbridge_gateway_agent_transfers_total{result=failed}") == 1);
 }
 
 TEST_CASE("/metrics text: outbound agent calls of POST /api/v1/calls by result, and those in progress (issue 17)") {

@@ -157,6 +157,16 @@ TEST_CASE("a built INVITE round-trips with SDP and Content-Length (RFC 3261 §8.
     CHECK(back->body() == samples::kSdpOffer);
     CHECK(back->content_type() == "application/sdp");
 
+    SUBCASE("set_body replaces a parsed message's body (one body, its length)") {
+        back->set_body("application/sdp", "v=0\r\n");
+        CHECK(back->body() == "v=0\r\n");
+        const auto wire2 = back->serialize();
+        CHECK(wire2.find("Content-Length: 5\r\n") != std::string::npos);
+        auto again = Message::parse(wire2);
+        REQUIRE(again);
+        CHECK(again->body() == "v=0\r\n");
+    }
+
     SUBCASE("push_via puts the new Via on top, pop_via removes it (RFC 3261 §18.2.1)") {
         back->push_via("UDP", "192.0.2.1", "z9hG4bKtop");
         CHECK(back->via_count() == 2);

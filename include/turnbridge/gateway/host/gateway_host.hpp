@@ -73,6 +73,8 @@ public:
     void set_dial_reports(gateway::DialReports* reports) { dial_reports_ = reports; }
     // AI agent calls' counts (issue 17), for /metrics.
     AgentCounts agent_counts() const { return agents_ ? agents_->counts() : AgentCounts{}; }
+    // Agents' transfers (issue 17), in admin::kAgentTransferResults order.
+    std::array<std::uint64_t, 4> agent_transfers() const { return router_->agent_transfers(); }
     // Media datagrams from strangers dropped since start (for /metrics).
     GatewayMedia::Strangers media_strangers() const { return media_->strangers(); }
 
