@@ -18,11 +18,12 @@
 //   6. a browser caller's agent ("tonumber") transfers to "+15557002": sipp answers at the trunk
 //      and plays 600 Hz; the agent's stream ends with stop, the page (whose Opus leg is kept)
 //      hears 600 Hz instead of the agent's 520 Hz; the page's BYE reaches sipp; the number's
-//      call record has codecs PCMU/PCMU.
+//      call record has codecs PCMU/PCMU. Once more with the number busy (486): the page's call
+//      ends with our BYE and its record says "handover failed: 486".
 //   7. a browser caller's agent ("touser") transfers to user bob: bob's page (a second page,
 //      auto-answer) gets the call, each page hears the other's 880 Hz (Opus -> PCMU -> relay ->
 //      PCMU -> Opus), the agent gets stop; the caller's BYE ends bob's session. /metrics counts
-//      turnbridge_gateway_agent_transfers_total{result=user} 3, {result=number} 2.
+//      turnbridge_gateway_agent_transfers_total{result=user} 3, {result=number} 3, {result=failed} 1.
 // interop-timeout: 150
 'use strict';
 const fs = require('node:fs');
@@ -32,7 +33,7 @@ const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridg
   REALM } = require('./harness');
 const { writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, within, fmtHz, openTap,
   UAS_SCENARIO } = require('./gateway_call_test');
-const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
+const { toneWorkDir, openRegisteredPage, openPage } = require('./jssip_page');
 
 const AGENT_NAME = 'ai';
 const HANDOVER_DID = '+15550177';
@@ -69,14 +70,14 @@ function startAgent(port) {
       s.messages.push(m);
       if (m.event === 'start') {
         sid = m.streamSid;
-        if (s.path === '/stream' || s.path === '/tonumber' || s.path === '/touser') {
+        if (s.path === '/stream' || s.path.startsWith('/browser-')) {
           const send = () => ws.send(JSON.stringify({ event: 'media', streamSid: sid, media: { payload: AGENT_CHUNK.toString('base64') } }));
           send();
           talk = setInterval(send, 200);
         }
       } else if (m.event === 'media' && s.path !== '/stream'
         && s.messages.filter((x) => x.event === 'media').length === 50) {
-        const to = { '/handover': USER, '/touser': BOB, '/tonumber': BROWSER_TARGET }[s.path] || TARGET;
+        const to = { '/handover': USER, '/browser-user': BOB, '/browser-number': BROWSER_TARGET }[s.path] || TARGET;
         ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to }));
       } else if (m.event === 'stop') {
         clearInterval(talk);
@@ -133,6 +134,25 @@ Content-Length: 0
 `;
 }
 
+// A busy number: 486 to the INVITE (RFC 3261 §21.4.24).
+const BUSY_UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent hand-over target: busy">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag02[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+`;
+
 // turnbridge_gateway_agent_transfers_total by result, from /metrics.
 async function transfers(adminPort) {
   const r = await adminGet(adminPort, '/metrics');
@@ -180,8 +200,8 @@ agent_authorization = "Bearer realm-wide"
 [realm."${REALM}".gateway.agents]
 "${AGENT_NAME}" = { url = "ws://127.0.0.1:${agentPort}/stream", authorization = "Bearer ai-token", parameters = { lang = "en" } }
 "+15550199" = "ws://127.0.0.1:${agentPort}/other"
-tonumber = "ws://127.0.0.1:${agentPort}/tonumber"
-touser = "ws://127.0.0.1:${agentPort}/touser"
+tonumber = "ws://127.0.0.1:${agentPort}/browser-number"
+touser = "ws://127.0.0.1:${agentPort}/browser-user"
 [realm."${REALM}".gateway.routes]
 "${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
 "${NUMBER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/tonumber"]
@@ -190,7 +210,7 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
   serverDir = tb.dir;
   await tb.start();
   const sipps = childList(cleanup);
-  const { browser, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
+  const { browser, url, page } = await openRegisteredPage(results, cleanup, { work, wav, tb, wsPort });
   const pageEvents = async () => (await page.evaluate(() => gw.events())).slice(-12).join(' | ');
 
   // --- 4: the page calls the agent -------------------------------------------------------------
@@ -334,10 +354,10 @@ Content-Length: 0
     const media = await page.evaluate(() => gw.waitMedia(15000));
     results.check('browser -> agent -> number: the page\'s call to "tonumber" is answered, ICE and DTLS connected',
       call.confirmed && media.connection === 'connected', `${JSON.stringify(call.ended)}, ${media.connection}; ${await pageEvents()}`);
-    const s = await waitFor(() => agent.streams.find((x) => x.path === '/tonumber'), 5000);
+    const s = await waitFor(() => agent.streams.find((x) => x.path === '/browser-number'), 5000);
     const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 8000);
     results.check("browser -> agent -> number: after its transfer the agent's stream ends with stop and closes", !!stopped,
-      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /tonumber');
+      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /browser-number');
     await sleep(1500);   // the number's answer, the relay and the page's decoder settle
     const heard = await page.evaluate(() => gw.measure(2400));
     const invite = /INVITE sip:(\S+) SIP\/2\.0/.exec(uas.messages());
@@ -361,29 +381,39 @@ Content-Length: 0
       rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason }) : `${calls.status} ${calls.body.slice(0, 300)}`);
   }
 
+  // --- 6, failed: the number is busy; the page's call ends with BYE and the reason -------------
+  {
+    fs.writeFileSync(path.join(work, 'uas_busy.xml'), BUSY_UAS);
+    const uas = runSipp(work, 'uas_busy', path.join(work, 'uas_busy.xml'), ['-i', '127.0.0.1', '-p', String(trunkPort)], sipps);
+    await sleep(300);
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:tonumber@${REALM}`);
+    const ended = await page.evaluate(() => gw.waitEnded(10000));
+    const code = await sippExit(uas, 5000);
+    if (code === 'still running') { uas.proc.kill('SIGKILL'); await uas.done; }
+    await sleep(2000);
+    const calls = await adminGet(adminPort, `/api/v1/calls?user=${USER}`);
+    let rows = [];
+    try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
+    const list = Array.isArray(rows) ? rows : (rows.calls || []);
+    const rec = list.find((r) => r.remote === 'tonumber' && r.end_reason !== 'bye-browser');
+    results.check('browser -> agent -> busy number: the page\'s call ends with our BYE, its record says "handover failed: 486"',
+      call.confirmed && ended && ended.originator === 'remote' && code === 0 && rec && rec.end_reason === 'handover failed: 486',
+      `${JSON.stringify(ended)}, sipp exit ${code}; ${rec ? JSON.stringify({ status: rec.status, end: rec.end_reason }) : 'no record'}`);
+  }
+
   // --- 7: a browser caller's agent hands the page over to another user of the realm ----------
   {
-    const conf = fs.readFileSync(tb.configPath, 'utf8');   // bob: added by a reload
-    fs.writeFileSync(tb.configPath, conf.replace(`users = { ${USER} = "${PASSWORD}" }`,
-      `users = { ${USER} = "${PASSWORD}", ${BOB} = "${PASSWORD}" }`));
-    tb.proc.kill('SIGHUP');
-    await sleep(800);
-    const bob = await browser.newPage();
-    bob.on('console', (m) => { if (m.type() === 'error') console.log(`  [page ${BOB}] ${m.text()}`); });
-    await bob.goto(page.url());
-    const reg = await bob.evaluate((o) => gw.start(o), {
-      wsUrl: `ws://127.0.0.1:${wsPort}/sip`, uri: `sip:${BOB}@${REALM}`, password: PASSWORD, autoAnswer: true,
-      iceServers: [{ urls: `turn:127.0.0.1:${tb.port}?transport=udp`, username: USER, credential: PASSWORD }],
-    });
+    await tb.addUser(BOB);
+    const { page: bob, reg } = await openPage(browser, url, { tb, wsPort, user: BOB });
     const call = await page.evaluate((t) => gw.call(t, 15000), `sip:touser@${REALM}`);
     const answered = await bob.evaluate(() => gw.waitIncoming(20000));
     results.check(`browser -> agent -> user: after the transfer ${BOB}'s page (registered: ${reg}) rings and answers`,
       call.confirmed && answered.confirmed, `${JSON.stringify(call.ended)}, ${JSON.stringify(answered.ended)}; `
       + `${(await bob.evaluate(() => gw.events())).slice(-8).join(' | ')}`);
-    const s = agent.streams.find((x) => x.path === '/touser');
+    const s = agent.streams.find((x) => x.path === '/browser-user');
     const stopped = await waitFor(() => s && s.messages.some((m) => m.event === 'stop') && s.closed, 5000);
     results.check("browser -> agent -> user: the agent's stream ends with stop and closes", !!stopped,
-      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /touser');
+      s ? `${s.messages.slice(-2).map((m) => m.event).join(',')}, closed ${s.closed}` : 'no stream on /browser-user');
     const media = await bob.evaluate(() => gw.waitMedia(15000));
     await sleep(1500);
     const [heardBob, heardCaller] = await Promise.all([bob.evaluate(() => gw.measure(2400)), page.evaluate(() => gw.measure(2400))]);
@@ -397,8 +427,8 @@ Content-Length: 0
       JSON.stringify(ended));
     await sleep(2000);
     const t = await transfers(adminPort);
-    results.check('/metrics: turnbridge_gateway_agent_transfers_total counts user 3, number 2, failed 0',
-      t.user === 3 && t.number === 2 && t.failed === 0, JSON.stringify(t));
+    results.check('/metrics: turnbridge_gateway_agent_transfers_total counts user 3, number 3, failed 1 (the busy one)',
+      t.user === 3 && t.number === 3 && t.failed === 1, JSON.stringify(t));
     await bob.evaluate(() => gw.stop());
   }
 
