@@ -61,7 +61,8 @@ struct CallSummary {
     std::optional<sip::Time> answered;
     sip::Time ended{};
     int status = 0;           // final status of the call's INVITE
-    std::string end_reason;   // bye-browser, bye-trunk, cancel, browser-gone, media: <why>, shutdown, rejected
+    std::string end_reason;   // bye-browser, bye-trunk, bye-caller, cancel, browser-gone, media: <why>, shutdown, rejected,
+                              // handover failed: <status>|no answer
     bool agent = false;       // a browser's call to an AI agent (issue 17): its trunk leg is the agent
     // Codecs signaling knows for a call whose media is not the gateway's (issue 17: a hand-over
     // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
