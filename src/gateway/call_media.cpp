@@ -86,7 +86,6 @@ CallMedia::CallMedia(CallMediaConfig config)
     if (config_.trunk_rtcp_address) trunk_local_.rtcp_port = config_.trunk_rtcp_address->port;
 }
 
-CallMedia::~CallMedia() = default;
 
 std::optional<std::string> CallMedia::map_offer(bool from_browser, const std::string& sdp) {
     if (ended()) return std::nullopt;

@@ -35,6 +35,7 @@ RtpHeader relay_event(TelephoneEventRelay& relay, const RtpHeader& in, const Tel
 
 void CallMedia::on_browser_datagram(Time now, const Endpoint& from, std::span<const std::uint8_t> bytes,
                                     MediaOutput& out) {
+    if (browser_released_) return;   // issue 14: the browser left; its leg is joined to another trunk
     const PacketKind kind = classify(bytes);
     // Media only after ICE, from the pair it selected (issue 11): DTLS and SRTP from anyone
     // else are dropped unread and counted; STUN goes to ICE-lite, which ignores strangers too.
@@ -212,6 +213,10 @@ bool CallMedia::trunk_source_ok(const Endpoint& from, bool call_rtp) {
 }
 
 void CallMedia::trunk_rtp(const RtpPacket& p, MediaOutput& out) {
+    if (browser_released_) {   // issue 14: our party talks to the joined call's party
+        if (peer_ && p.header.payload_type == trunk_->payload_type) peer_->from_peer(p, trunk_->codec);
+        return;
+    }
     if (!browser_ || !to_browser_ || !dtls_ || !dtls_->srtp() || !ice_.selected() || !sends(browser_->direction)) {
         ++stats_.dropped;  // early media before the browser's path is up, or the browser holds us
         return;
@@ -310,7 +315,7 @@ void CallMedia::send_to_trunk(MediaOutput& out, const RtpHeader& h, std::span<co
 
 void CallMedia::on_tick(Time now, MediaOutput& out) {
     if (ended()) return;
-    if (dtls_) {
+    if (dtls_ && !browser_released_) {
         if (const auto at = dtls_->next_timeout(); at && now >= *at) {
             dtls_out_.clear();
             dtls_->on_timer(now, dtls_out_);
@@ -320,7 +325,7 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
         }
         start_dtls_client(now, out);
     }
-    if (const auto last = ice_.last_consent(); last && now - *last > kConsentTimeout) {
+    if (const auto last = ice_.last_consent(); last && now - *last > kConsentTimeout && !browser_released_) {
         fail("ICE consent expired: no check from the browser for 30 s (RFC 7675 §5.1)");
         return;
     }
@@ -329,11 +334,13 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
         return;
     }
     tick_rtcp(now, out);
-    if (!to_trunk_) return;
+    if (!to_trunk_ && !browser_released_) return;
     // One frame per tick whatever the trunk's direction, so the jitter buffer keeps draining;
     // the trunk clock runs on during hold (RFC 3550 §5.1: timestamps follow the sampling clock).
+    // Joined (issue 14): the other trunk party's frame instead of the browser's.
     std::array<std::uint8_t, kTrunkFrameBytes> frame{};
-    to_trunk_->tick(frame);
+    if (browser_released_) joined_frame(frame);
+    else to_trunk_->tick(frame);
     if (trunk_remote_ && sends(trunk_->direction))
         send_to_trunk(out, trunk_stream_.next(trunk_->payload_type, trunk_media_time_), frame);
     trunk_media_time_ += kTrunkFrameTicks;

@@ -293,6 +293,7 @@ void SipRouter::process(sip::Time now, std::int64_t unix_now, const SipFlow* flo
                    a);
     }
     in.clear();
+    end_joined(now, out);   // issue 14: a joined call ended, so does the one it was joined to
     reap(now);
 }
 
@@ -494,6 +495,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
+    arm_attended(e);   // issue 14: a REFER with Replaces may join it to another call of the user
     const bool test_line = to_test_line(*realm, target.user);
     log::event(log::Level::Info, "call.started", {realm->name, e.summary.account, {}, e.call_id, {}, {}, target.user, {}, std::nullopt},
                fmt::format("call: {}@{} -> {} via {} at {}", e.summary.account, realm->name, target.user,
@@ -580,6 +582,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     arm_refer(e);   // issue 14: a REFER from the trunk may move the call to another user
+    arm_attended(e);   // issue 14: once answered, the browser may join it to another call
     log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},
                fmt::format("call: trunk {} at {} -> {} ({} registration{})", realm->gateway.trunk_name,
                            flow.peer.to_string(), did, bindings.size(), bindings.size() == 1 ? "" : "s"));
@@ -708,7 +711,7 @@ void SipRouter::note_answer(CallEntry& e, sip::Time now) {
     if (e.summary.account.empty() && e.routed.size() == 1) e.summary.account = e.routed.front();
     if (e.counted_user.empty() && !e.summary.account.empty() && !e.call_id.empty()) {
         e.counted_user = e.summary.account;
-        shared_->add_user(e.summary.realm, e.counted_user);
+        shared_->add_user(worker_, e.summary.realm, e.counted_user);
     }
 }
 

@@ -491,6 +491,7 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
         layer.respond(now, tx, Message::response(r, 200), out);
         // A browser that is no longer the call's (transferred away, issue 14) leaves alone.
         if (!from_uas && !outbound_ && winner_ && leg != &uac_[*winner_]) return;
+        if (joined_ && is_browser(*leg)) return;   // issue 14: the browser left a joined call
         end_other_side(now, from_uas, layer, out);
         return;
     }
@@ -533,7 +534,8 @@ bool Call::answer_in_dialog(Time now, const std::string& tx, const Message& r, L
         respond_in_dialog(now, tx, r, leg, 491, {}, layer, out);   // RFC 3311 §5.2: an offer is pending
         return true;
     }
-    auto a = media_.answer_locally(from_browser, r.body(), !invite);
+    // Joined (issue 14, attended transfer): no browser leg to relay to, so the media side answers.
+    auto a = media_.answer_locally(from_browser, r.body(), !invite || joined_);
     if (a.kind == MediaSdp::LocalAnswer::Kind::Relay && invite) return false;
     if (a.kind == MediaSdp::LocalAnswer::Kind::Answered) respond_in_dialog(now, tx, r, leg, 200, a.sdp, layer, out);
     else respond_in_dialog(now, tx, r, leg, 488, {}, layer, out);   // SDP we cannot read or answer

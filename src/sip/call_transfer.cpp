@@ -10,7 +10,8 @@
 // browser is talking to the target (NOTIFY 200). A 503 or 408 first moves our call to the trunk's
 // next target, as the call's own INVITE would fail over; a refusal leaves the call as it was (the
 // NOTIFY carries it). One transfer at a time per call (491 to another REFER, RFC 3515 §2.4.7
-// leaves it to us); each gives up after kTransferWait.
+// leaves it to us); each gives up after kTransferWait. A Refer-To with Replaces (attended
+// transfer) is call_attended.cpp's.
 #include <algorithm>
 
 #include "call_internal.hpp"
@@ -43,12 +44,13 @@ void Call::on_refer(Time now, const std::string& tx, const Message& r, Leg& leg,
         layer.respond(now, tx, Message::response(r, status, why, leg.dialog->local_tag()), out);
     };
     // RFC 3515 §2.4.2 leaves accepting a REFER to policy: we take the browser's on an answered call.
+    if (joined_) return refuse(403, "Call already transferred");   // issue 14: call_attended.cpp
     if (!is_browser(leg)) return on_trunk_refer(now, tx, r, layer, out);   // call_refer_in.cpp
     if (state_ != State::Confirmed) return refuse(403, "Call not answered");
     if (transfer_ || takeover_) return refuse(491, "Transfer in progress");
     const auto target = refer_target(r);
     if (!target) return refuse(400, "Bad Refer-To");   // RFC 3515 §2.4.1
-    if (target->replaces) return refuse(501, "Attended transfer not supported");
+    if (target->replaces) return on_attended_refer(now, tx, r, leg, *target->replaces, layer, out);
     // Only a telephone number, named as a tel: URI or in our realm's or the trunk's domain: the
     // gateway is no open relay to other domains.
     if (!target->host.empty() && target->host != domain_ && target->host != host_only(account_.host))

@@ -23,7 +23,14 @@ unsigned Placement::hashed(std::string_view call_id) const {
     return static_cast<unsigned>(std::hash<std::string_view>{}(call_id) % workers_);
 }
 
-unsigned Placement::route(Time now, std::string_view call_id, bool initial_invite, std::span<const std::uint32_t> load) {
+std::optional<unsigned> Placement::find(std::string_view call_id) const {
+    if (auto w = owned_by(call_id)) return *w < workers_ ? std::optional<unsigned>(*w) : std::nullopt;
+    if (auto it = table_.find(std::string(call_id)); it != table_.end()) return it->second.worker;
+    return std::nullopt;
+}
+
+unsigned Placement::route(Time now, std::string_view call_id, bool initial_invite, std::span<const std::uint32_t> load,
+                          std::optional<unsigned> prefer) {
     if (auto w = owned_by(call_id)) return *w < workers_ ? *w : hashed(call_id);
     if (sweep_at_ && *sweep_at_ <= now) expire(now);
     if (auto it = table_.find(std::string(call_id)); it != table_.end()) return it->second.worker;
@@ -32,6 +39,7 @@ unsigned Placement::route(Time now, std::string_view call_id, bool initial_invit
     unsigned best = 0;
     for (unsigned w = 1; w < workers_; ++w)
         if (weight(w) < weight(best)) best = w;
+    if (prefer && *prefer < workers_) best = *prefer;
     table_.emplace(std::string(call_id), Entry{best, now + kLinger, true});
     ++pending_[best];
     if (!sweep_at_) sweep_at_ = now + kLinger;

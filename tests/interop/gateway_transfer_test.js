@@ -12,13 +12,20 @@
 //     REFER sent meanwhile gets 491).
 //   hostile: a raw WebSocket client's REFERs without Refer-To or with a malformed one get 400, one
 //     toward another domain 403, one outside a dialog 405 and one for an unknown dialog 481.
-// interop-timeout: 90
+//   attended: the page has two calls, to party A (+15557000, plays 440 Hz) and party B
+//     (+15557002, plays 1000 Hz) of a small trunk written here (UDP SIP, RTP parties that record
+//     what they hear); JsSIP's sessionA.refer(target, {replaces: sessionB}) gets 202, NOTIFY 100
+//     and 200, both of the page's sessions end by the gateway's BYEs, A hears B's tone and B
+//     A's (decoded from their RTP), and A's BYE reaches B. A Replaces naming no call gets 202
+//     and NOTIFY 481, one naming the call itself 400 (issue 14, RFC 3891).
+// interop-timeout: 110
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER, REALM } = require('./harness');
 const { WsSip, request, status, isResponse, invite, dialogOf, rnd, SDP, xmlText } = require('./sip_ws');
-const { writeTonePcap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const dgram = require('node:dgram');
+const { writeTonePcap, runSipp, sippExit, within, fmtHz, ulawDecode, ulawEncode, dominantHz } = require('./gateway_call_test');
 const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const OUT_NUMBER = '+15557000';
@@ -144,6 +151,145 @@ ${ok}
   <label id="end"/>
 </scenario>
 `;
+}
+
+// --- attended transfer: a trunk with two parties ------------------------------------------
+
+// One party of the trunk: an RTP socket that, once the gateway's RTP reaches it, sends a PCMU
+// tone of `hz` back every 20 ms (symmetric RTP) and keeps what it hears (bounded).
+class Party {
+  constructor(hz) { this.hz = hz; this.heard = []; this.sent = 0; this.peer = null; }
+  async open() {
+    this.sock = dgram.createSocket('udp4');
+    await new Promise((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(0, '127.0.0.1', resolve); });
+    this.port = this.sock.address().port;
+    this.sock.on('message', (buf, rinfo) => {
+      if (buf.length < 12 || (buf[0] >> 6) !== 2 || (buf[1] & 0x7f) !== 0) return;
+      if (this.heard.length < 5000) this.heard.push({ t: Date.now(), payload: buf.subarray(12 + 4 * (buf[0] & 0x0f)) });
+      if (!this.peer) {
+        this.peer = rinfo;
+        this.timer = setInterval(() => this.tick(), 20);
+      }
+    });
+  }
+  tick() {
+    const k = this.sent++;
+    const rtp = Buffer.alloc(12 + 160);
+    rtp[0] = 0x80;
+    rtp.writeUInt16BE(k & 0xffff, 2); rtp.writeUInt32BE((k * 160) >>> 0, 4); rtp.writeUInt32BE(0x7a000000 + this.hz, 8);
+    for (let i = 0; i < 160; i++) rtp[12 + i] = ulawEncode(Math.round(8000 * Math.sin((2 * Math.PI * this.hz * (k * 160 + i)) / 8000)));
+    this.sock.send(rtp, this.peer.port, this.peer.address);
+  }
+  // The dominant frequency of what it heard after time `from` (ms since the epoch).
+  heardHz(from) {
+    const x = [];
+    for (const p of this.heard) if (p.t > from) for (const u of p.payload) x.push(ulawDecode(u));
+    return x.length >= 4000 ? dominantHz(x) : 0;
+  }
+  close() { clearInterval(this.timer); try { this.sock.close(); } catch { /* closed */ } }
+}
+
+// The trunk (UDP SIP on `port`): answers each INVITE at once with the SDP of the party its
+// number names, 200 to BYE and anything else in a dialog; bye(number) hangs a party up.
+class TwoPartyTrunk {
+  constructor(port, parties) { this.port = port; this.parties = parties; this.calls = new Map(); }
+  async open() {
+    this.sock = dgram.createSocket('udp4');
+    await new Promise((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(this.port, '127.0.0.1', resolve); });
+    this.sock.on('message', (buf, rinfo) => this.onMessage(buf.toString(), rinfo));
+  }
+  static headers(text, name, compact) {
+    const re = new RegExp(`^(?:${name}${compact ? `|${compact}` : ''})\\s*:\\s*(.*)$`, 'gim');
+    return [...text.split('\r\n\r\n')[0].matchAll(re)].map((m) => m[1].trim());
+  }
+  onMessage(text, rinfo) {
+    const h = (n, c) => TwoPartyTrunk.headers(text, n, c)[0] || '';
+    if (text.startsWith('SIP/2.0')) return;   // the answer to our BYE
+    const method = text.split(' ')[0];
+    const callId = h('Call-ID', 'i');
+    let call = this.calls.get(callId);
+    if (method === 'INVITE' && !call) {
+      const number = (/^INVITE sip:([^@;]+)@/.exec(text) || [])[1];
+      call = { number, party: this.parties[number], tag: `tt${this.calls.size + 1}`, from: h('From', 'f'), to: h('To', 't'),
+        contact: (/<([^>]+)>/.exec(h('Contact', 'm')) || [])[1], rinfo, bye: null, cseq: 1 };
+      this.calls.set(callId, call);
+    }
+    if (method === 'ACK') return;
+    let extra = '';
+    let body = '';
+    if (method === 'INVITE' && call && call.party) {
+      body = ['v=0', 'o=trunk 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
+        `m=audio ${call.party.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
+      extra = `Contact: <sip:trunk@127.0.0.1:${this.port}>\r\nContent-Type: application/sdp\r\n`;
+    }
+    if (method === 'BYE' && call) call.bye = Date.now();
+    const to = h('To', 't');
+    const status = method === 'INVITE' && !(call && call.party) ? '404 Not Found' : '200 OK';
+    const lines = [`SIP/2.0 ${status}`, ...TwoPartyTrunk.headers(text, 'Via', 'v').map((v) => `Via: ${v}`),
+      `From: ${h('From', 'f')}`, `To: ${to}${/;tag=/.test(to) || !call ? '' : `;tag=${call.tag}`}`, `Call-ID: ${callId}`,
+      `CSeq: ${h('CSeq')}`];
+    this.sock.send(`${lines.join('\r\n')}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      rinfo.port, rinfo.address);
+  }
+  call(number) { return [...this.calls.entries()].find(([, c]) => c.number === number); }
+  bye(number) {
+    const [callId, c] = this.call(number);
+    const text = [`BYE ${c.contact} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${callId.slice(0, 8)}bye`,
+      `From: ${c.to};tag=${c.tag}`, `To: ${c.from}`, `Call-ID: ${callId}`, `CSeq: ${++c.cseq} BYE`, 'Max-Forwards: 70',
+      'Content-Length: 0', '', ''].join('\r\n');
+    this.sock.send(text, c.rinfo.port, c.rinfo.address);
+  }
+  close() { try { this.sock.close(); } catch { /* closed */ } }
+}
+
+async function attended(results, cleanup, { page, sippPort }) {
+  const A = '+15557000';
+  const B = '+15557002';
+  const partyA = new Party(440);
+  const partyB = new Party(1000);
+  for (const p of [partyA, partyB]) { await p.open(); cleanup.push(() => p.close()); }
+  const trunk = new TwoPartyTrunk(sippPort, { [A]: partyA, [B]: partyB });
+  await trunk.open();
+  cleanup.push(() => trunk.close());
+  for (const [name, number] of [['A', A], ['B', B]]) {
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:${number}@${REALM}`);
+    const media = await page.evaluate(() => gw.waitMedia(15000));
+    results.check(`attended: the page's call ${name} to ${number} is answered, its media connected`,
+      call.confirmed && media.connection === 'connected', `${JSON.stringify(call)} ${JSON.stringify(media)}`);
+    await page.evaluate((n) => gw.keep(n), name);
+  }
+  await sleep(1500);
+  const before = Date.now() - 1200;
+  results.check(`attended: before the transfer party A hears the page's ${PAGE_TONE_HZ} Hz tone`,
+    within(partyA.heardHz(before), PAGE_TONE_HZ), `${fmtHz(partyA.heardHz(before))} Hz`);
+  // Hostile Replaces: no such call, and the referring call itself.
+  const target = `sip:${B}@${REALM}`;
+  const unknown = await page.evaluate((t) => gw.referReplacing('A', t, { callId: 'nosuchcall', toTag: 'x', fromTag: 'y' }, 5000), target);
+  results.check('attended: a Replaces naming no call of the user gets 202 and NOTIFY 481 (the call goes on)',
+    JSON.stringify(unknown) === '["response 202","notify 481"]', JSON.stringify(unknown));
+  const self = await page.evaluate((t) => gw.referReplacing('A', t, 'A', 5000), target);
+  results.check('attended: a Replaces naming the referring call itself gets 400', JSON.stringify(self) === '["response 400"]',
+    JSON.stringify(self));
+  // The transfer.
+  const seen = await page.evaluate((t) => gw.referReplacing('A', t, 'B', 8000), target);
+  const joined = Date.now();
+  results.check('attended: refer(target, {replaces: B}) on call A gets 202, NOTIFY 100 and 200',
+    JSON.stringify(seen) === JSON.stringify(['response 202', 'notify 100', 'notify 200']), JSON.stringify(seen));
+  const endedA = await page.evaluate(() => gw.keptEnded('A', 5000));
+  const endedB = await page.evaluate(() => gw.keptEnded('B', 5000));
+  results.check('attended: both of the page\'s sessions end normally by the gateway\'s BYE',
+    endedA && endedA.originator === 'remote' && !endedA.failed && endedB && endedB.originator === 'remote' && !endedB.failed,
+    `${JSON.stringify(endedA)} ${JSON.stringify(endedB)}`);
+  await sleep(2600);
+  const aHears = partyA.heardHz(joined + 500);
+  const bHears = partyB.heardHz(joined + 500);
+  results.check(`attended: party A now hears party B's ${partyB.hz} Hz`, within(aHears, partyB.hz), `${fmtHz(aHears)} Hz`);
+  results.check(`attended: party B now hears party A's ${partyA.hz} Hz`, within(bHears, partyA.hz), `${fmtHz(bHears)} Hz`);
+  trunk.bye(A);
+  const t0 = Date.now();
+  while (!trunk.call(B)[1].bye && Date.now() - t0 < 4000) await sleep(50);
+  results.check('attended: party A\'s BYE reaches party B (the gateway hangs the joined call up)',
+    !!trunk.call(B)[1].bye, `${trunk.call(B)[1].bye ? trunk.call(B)[1].bye - t0 : 'no BYE'} ms`);
 }
 
 async function main(results, cleanup) {
@@ -278,9 +424,11 @@ ${ok}
     const code = await sippEnd(sipp, 8000);
     results.check('hostile: no REFER reached the trunk (sipp exit 0)', code === 0, `exit ${code}: ${code === 0 ? '' : sipp.errors()}`);
   }
+  // --- attended transfer between the page's two calls (issue 14) ----------------------------
+  await attended(results, cleanup, { page, sippPort });
   results.check('turnbridge is still running', tb.alive());
   const code = await tb.stop();
   results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);
 }
 
-runSuite('gateway_transfer', 85000, main, () => [workDir, serverDir]);
+runSuite('gateway_transfer', 105000, main, () => [workDir, serverDir]);

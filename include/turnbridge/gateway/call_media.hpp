@@ -22,6 +22,7 @@
 #include "turnbridge/gateway/rtp_stream.hpp"
 #include "turnbridge/gateway/telephone_event.hpp"
 #include "turnbridge/gateway/transcoder.hpp"
+#include "turnbridge/gateway/trunk_join.hpp"
 #include "turnbridge/gateway/trunk_sdp.hpp"
 #include "turnbridge/sip/call.hpp"
 
@@ -104,6 +105,13 @@ public:
     // A trunk's transfer (call_media_handover.cpp): the browser leg starts over with another browser.
     std::optional<std::string> new_browser_offer() override;
     bool take_new_browser(const std::string& answer) override;
+    // Attended transfer (call_media_join.cpp, issue 14): `other` must be a CallMedia of the same
+    // worker with a trunk session, neither joined yet. From then on each trunk party's frames go
+    // to the other's trunk leg (TrunkJoin), the browser leg is dropped (its datagrams ignored,
+    // no ICE consent or DTLS timers), and the trunk leg's RTCP and media timeout go on. The join
+    // ends when either CallMedia is destroyed; the other then sends silence until its call ends.
+    bool join_trunk(sip::MediaSdp& other) override;
+    bool joined() const { return browser_released_; }
 
     // One datagram on our browser-leg address, direct or handed over by a local TURN allocation
     // (then `from` is that allocation's relayed address, and what goes back to it must leave
@@ -195,6 +203,10 @@ private:
     void note_trunk_rtp(Time now, const RtpHeader& h);
     void check_dtls();
     std::uint32_t browser_media_time(std::uint32_t trunk_timestamp, std::uint32_t trunk_ssrc);
+    // Attended transfer (call_media_join.cpp): a frame of the peer's trunk party for ours, and
+    // the frame our tick sends our party.
+    void from_peer(const RtpPacket& p, TrunkCodec codec);
+    void joined_frame(std::span<std::uint8_t, kTrunkFrameBytes> out);
 
     CallMediaConfig config_;
     State state_ = State::Idle;
@@ -241,6 +253,11 @@ private:
     std::uint32_t trunk_in_base_ = 0, browser_time_base_ = 0, browser_media_time_ = 0;
     std::array<std::uint8_t, kMaxMediaDatagram> rx_{};          // SRTP is unprotected in place
     std::array<std::uint8_t, kMaxOpusPacket> payload_{};         // one transcoded frame
+    // Attended transfer (issue 14): the call whose trunk leg ours is joined to (same worker, so
+    // a plain pointer, cleared by whichever is destroyed first), and its party's frames for ours.
+    CallMedia* peer_ = nullptr;
+    bool browser_released_ = false;
+    std::optional<TrunkJoin> join_;
 };
 
 }  // namespace turnbridge::gateway

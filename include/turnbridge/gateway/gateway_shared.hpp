@@ -64,14 +64,21 @@ public:
     GatewayShared(unsigned workers, std::size_t placements);
     unsigned workers() const { return workers_; }
 
-    // The worker that handles a message with `call_id` (sip::Placement).
-    unsigned route(sip::Time now, std::string_view call_id, bool initial_invite);
+    // The worker that handles a message with `call_id` (sip::Placement). `user` ("alice@realm",
+    // a browser's initial INVITE): issue 14, attended transfer joins two calls of one user on
+    // one worker, so a user's new call goes to the worker of their other live call, if any.
+    unsigned route(sip::Time now, std::string_view call_id, bool initial_invite, std::string_view user = {});
+    // The worker a Call-ID is placed on (nullopt: none known); for a REFER naming another call.
+    std::optional<unsigned> placed(std::string_view call_id) const;
     void set_placements(std::size_t n);
 
     // Live calls: a call of `realm` started on `worker`; its user is known (or becomes known:
     // add_user, an inbound call answered); it ended. `call_id`: the placement to keep or release.
     void call_started(unsigned worker, const std::string& realm, const std::string& user, const std::string& call_id);
-    void add_user(const std::string& realm, const std::string& user);
+    void add_user(unsigned worker, const std::string& realm, const std::string& user);
+    // A call no longer counts for its user (issue 14: joined to another by an attended transfer,
+    // the user has left it); its realm's count and its placement stay until call_ended().
+    void drop_user(unsigned worker, const std::string& realm, const std::string& user);
     void call_ended(sip::Time now, unsigned worker, const std::string& realm, const std::string& user,
                     const std::string& call_id);
     // A proxied INVITE (issue 15, fleet_proxy.cpp): its worker keeps its Call-ID, as a call's,
@@ -118,6 +125,9 @@ private:
     std::unique_ptr<std::atomic<std::uint32_t>[]> load_;
     mutable std::mutex live_mu_;
     std::map<std::string, std::uint32_t, std::less<>> realm_calls_, user_calls_;   // user: "user@realm"
+    // Live calls of each "user@realm" by worker (route()'s affinity), under live_mu_.
+    std::map<std::string, std::vector<std::uint32_t>, std::less<>> user_workers_;
+    void count_user(unsigned worker, const std::string& key, int delta);   // under live_mu_
     std::mutex registrar_mu_;
     std::mutex health_mu_;
     TrunkHealth health_;

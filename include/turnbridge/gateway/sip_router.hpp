@@ -62,7 +62,7 @@ struct CallSummary {
     sip::Time ended{};
     int status = 0;           // final status of the call's INVITE
     std::string end_reason;   // bye-browser, bye-trunk, bye-caller, cancel, browser-gone, media: <why>, shutdown, rejected,
-                              // handover failed: <status>|no answer
+                              // handover failed: <status>|no answer, transferred
     bool agent = false;       // a browser's call to an AI agent (issue 17): its trunk leg is the agent
     // Codecs signaling knows for a call whose media is not the gateway's (issue 17: a hand-over
     // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
@@ -221,6 +221,9 @@ private:
         std::string call_id;        // of the INVITE that made it (its placement, GatewayShared)
         std::string counted_user;   // the user its live count is held for ("" none yet)
         std::string agent_key;      // issue 17: a hand-over from this agent call's caller
+        // Issue 14, attended transfer: the call whose trunk leg this one's is joined to (both
+        // browser legs gone; a std::list element, cleared on both sides when either ends).
+        CallEntry* joined = nullptr;
     };
     struct TrunkRegistration {
         std::string realm;
@@ -308,6 +311,12 @@ private:
     // name; an INVITE with Replaces moves the trunk dialog it names, or gets 481.
     void arm_refer(CallEntry& e);
     void on_replacing_invite(sip::Time now, const SipFlow& flow, sip::RequestIn& r, std::vector<sip::Action>& out);
+    // Issue 14, attended transfer (sip_router_attended.cpp): a browser's REFER with Replaces on
+    // call `e` joins it to the user's other call that the Replaces names (0), or the status
+    // refusing it; a joined call that ended hangs up the other.
+    void arm_attended(CallEntry& e);
+    int join_calls(sip::Time now, CallEntry& a, const sip::Replaces& replaces, std::vector<sip::Action>& out);
+    void end_joined(sip::Time now, std::vector<sip::Action>& out);
     // Gives an outbound call the realm's other targets to fail over to (issue 14).
     void arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first);
 

@@ -18,6 +18,7 @@
 namespace turnbridge::sip {
 
 struct ReferTarget;   // refer.hpp
+struct Replaces;      // refer.hpp
 
 // The media side (src/gateway) turns one leg's SDP into the other's. nullopt = not acceptable (488).
 class MediaSdp {
@@ -53,6 +54,9 @@ public:
     // replaces the old browser's ICE, DTLS and codec. false/nullopt: it cannot move.
     virtual std::optional<std::string> new_browser_offer() { return std::nullopt; }
     virtual bool take_new_browser(const std::string& /*answer*/) { return false; }
+    // Issue 14, attended transfer (RFC 3891 in a REFER): this call's trunk leg and `other`'s are
+    // joined (each party hears the other) and both browser legs are given up. false: cannot.
+    virtual bool join_trunk(MediaSdp& /*other*/) { return false; }
 };
 
 // Where a leg's messages go and what our Via/Contact say there.
@@ -166,6 +170,26 @@ public:
     bool replaces_trunk_dialog(const Message& invite) const;
     void replace_trunk_dialog(Time now, const std::string& tx, const Message& invite, LegAddress trunk,
                               TransactionLayer& layer, std::vector<Action>& out);
+
+    // Issue 14, attended transfer (call_attended.cpp): the browser REFERs this call with a
+    // Refer-To whose Replaces (RFC 3891) names the browser dialog of another call of the same
+    // user. `join` (the router) finds that call, joins the two trunk legs' media and releases the
+    // other call's browser leg; it returns 0, or the status refusing the REFER (400, 403, 481,
+    // 491, 503). Then this call answers 202, NOTIFYs 100 and 200 (RFC 3515 §2.4.5) and BYEs its
+    // browser leg: the two trunk parties talk, each call going on with its trunk leg alone
+    // ("joined"). Without `join`: 501.
+    using AttendedJoin = std::function<int(Time, const Replaces&, TransactionLayer&, std::vector<Action>&)>;
+    void set_attended_join(AttendedJoin join) { attended_ = std::move(join); }
+    // Does `r` name this call's browser dialog? Tags in either order: RFC 3891 §3 has to-tag for
+    // the dialog's end at the recipient (ours), but JsSIP writes them as its INVITE had them.
+    bool has_browser_dialog(const Replaces& r) const;
+    // Answered, both legs' dialogs confirmed, no transfer, re-INVITE or join under way.
+    bool joinable() const;
+    // The other call of an attended transfer: BYE to its browser, its trunk leg stays, joined.
+    void release_browser(Time now, TransactionLayer& layer, std::vector<Action>& out);
+    // The browser legs are gone and the trunk leg is joined to another call's: a BYE from the
+    // browser ends nothing, mid-call offers from the trunk are answered here.
+    bool joined() const { return joined_; }
 
 private:
     struct Leg {
@@ -319,6 +343,12 @@ private:
     void end_takeover(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
     void drop_takeover(Time now, TransactionLayer& layer, std::vector<Action>& out);   // the call ends
     void notify_trunk(Time now, int status, TransactionLayer& layer, std::vector<Action>& out);
+    // Issue 14, attended transfer (call_attended.cpp).
+    AttendedJoin attended_;
+    bool joined_ = false;
+    void on_attended_refer(Time now, const std::string& tx, const Message& r, Leg& leg, const Replaces& replaces,
+                           TransactionLayer& layer, std::vector<Action>& out);
+    const Leg* browser_leg_const() const { return outbound_ ? &uas_ : (winner_ ? &uac_[*winner_] : nullptr); }
 };
 
 }  // namespace turnbridge::sip

@@ -36,7 +36,12 @@ public:
     // `load[w]`: live calls of worker w. The least loaded takes a new call (ties: the lowest
     // index), counting the choices not yet started() as load too: a burst of INVITEs, each
     // challenged before any call starts, spreads instead of all going to one worker.
-    unsigned route(Time now, std::string_view call_id, bool initial_invite, std::span<const std::uint32_t> load);
+    // `prefer` (issue 14, attended transfer): a new call goes to that worker instead, where its
+    // user's other live call is, so that the two can be joined there.
+    unsigned route(Time now, std::string_view call_id, bool initial_invite, std::span<const std::uint32_t> load,
+                   std::optional<unsigned> prefer = std::nullopt);
+    // The worker `call_id` was placed on (or names), if any; nothing changes.
+    std::optional<unsigned> find(std::string_view call_id) const;
     // A call was set up for `call_id` on its worker: keep the choice until finished().
     void started(std::string_view call_id);
     // Its call ended: the choice goes kLinger from now (retransmitted BYEs still find it).

@@ -72,6 +72,10 @@ public:
         return media ? media->new_browser_offer() : std::nullopt;
     }
     bool take_new_browser(const std::string& answer) override { return media && media->take_new_browser(answer); }
+    bool join_trunk(sip::MediaSdp& other) override {   // issue 14, attended transfer: same worker
+        auto* o = dynamic_cast<Call*>(&other);
+        return media && o != nullptr && o->media && media->join_trunk(*o->media);
+    }
 
     struct Route {
         unsigned worker = 0;

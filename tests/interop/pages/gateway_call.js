@@ -10,7 +10,7 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const state = {
     ua: null, session: null, direction: '', options: null, events: [], remote: null, ended: null, confirmed: null,
-    ctx: null, reinvites: 0, updates: 0,
+    ctx: null, reinvites: 0, updates: 0, kept: {},
   };
   const log = (line) => {
     const text = `${(performance.now() / 1000).toFixed(2)} ${line}`;
@@ -58,12 +58,41 @@
     session.on('unhold', (e) => log(`unhold ${e.originator}`));
     session.on('progress', (e) => log(`progress ${e.response ? e.response.status_code : ''}`));
     session.on('confirmed', () => { state.confirmed = true; log('confirmed'); });
-    session.on('ended', (e) => { state.ended = { originator: e.originator, cause: e.cause }; log(`ended ${e.originator} ${e.cause}`); });
+    session.on('ended', (e) => {
+      state.ended = { originator: e.originator, cause: e.cause };
+      session.tbEnded = state.ended;   // for a session kept aside (attended transfer)
+      log(`ended ${e.originator} ${e.cause}`);
+    });
     session.on('failed', (e) => {
       state.ended = { originator: e.originator, cause: e.cause, failed: true,
         status: e.message && e.message.status_code };
+      session.tbEnded = state.ended;
       log(`failed ${e.originator} ${e.cause}`);
     });
+  }
+
+  // session.refer(target, options); resolves once the REFER's subscription ends (NOTIFY with a
+  // final sipfrag) or the REFER failed, with the events it saw.
+  async function referOn(session, target, options, ms) {
+    const seen = [];
+    let done = false;
+    try {
+      session.refer(target, {
+        ...options,
+        eventHandlers: {
+          requestSucceeded: (e) => seen.push(`response ${e.response.status_code}`),
+          requestFailed: (e) => { seen.push(`response ${e.response ? e.response.status_code : e.cause}`); done = true; },
+          trying: () => seen.push('notify 100'),
+          progress: (e) => seen.push(`notify ${e.status_line.status_code}`),
+          accepted: (e) => { seen.push(`notify ${e.status_line.status_code}`); done = true; },
+          failed: (e) => { seen.push(`notify ${e.status_line ? e.status_line.status_code : 'failed'}`); done = true; },
+        },
+      });
+    } catch (e) {
+      return [`refer: ${e}`];
+    }
+    await until(() => done, ms);
+    return seen;
   }
 
   const gw = {
@@ -189,27 +218,23 @@
       return sender && sender.dtmf ? sender.dtmf.toneBuffer : 'no RTCDTMFSender';
     },
 
-    // Blind transfer (RFC 3515): session.refer(target); resolves once the REFER's subscription
-    // ends (NOTIFY with a final sipfrag) or the REFER failed, with the events it saw.
-    async refer(target, ms) {
-      const seen = [];
-      let done = false;
-      try {
-        state.session.refer(target, {
-          eventHandlers: {
-            requestSucceeded: (e) => seen.push(`response ${e.response.status_code}`),
-            requestFailed: (e) => { seen.push(`response ${e.response ? e.response.status_code : e.cause}`); done = true; },
-            trying: () => seen.push('notify 100'),
-            progress: (e) => seen.push(`notify ${e.status_line.status_code}`),
-            accepted: (e) => { seen.push(`notify ${e.status_line.status_code}`); done = true; },
-            failed: (e) => { seen.push(`notify ${e.status_line ? e.status_line.status_code : 'failed'}`); done = true; },
-          },
-        });
-      } catch (e) {
-        return [`refer: ${e}`];
-      }
-      await until(() => done, ms);
-      return seen;
+    // Blind transfer (RFC 3515): session.refer(target), with the REFER's events (referOn).
+    refer(target, ms) { return referOn(state.session, target, {}, ms); },
+
+    // Attended transfer (issue 14): the current session is kept aside as `name` (the next call()
+    // makes another current one); referReplacing(from, target, replaces) is JsSIP's
+    // kept[from].refer(target, { replaces: kept[replaces] }), or, with `replaces` an object
+    // { callId, toTag, fromTag }, a Replaces naming any dialog (as a hostile page could).
+    keep(name) { state.kept[name] = state.session; },
+    referReplacing(from, target, replaces, ms) {
+      const other = typeof replaces === 'string' ? state.kept[replaces]
+        : { _request: { call_id: replaces.callId }, _to_tag: replaces.toTag, _from_tag: replaces.fromTag };
+      return referOn(state.kept[from], target, { replaces: other }, ms);
+    },
+    // How the kept session `name` ended (null while it goes on after `ms`).
+    async keptEnded(name, ms) {
+      await until(() => state.kept[name].tbEnded, ms);
+      return state.kept[name].tbEnded || null;
     },
 
     // Hangs up (BYE once confirmed); resolves with how the session ended.

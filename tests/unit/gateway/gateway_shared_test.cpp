@@ -46,7 +46,7 @@ TEST_CASE("Live calls count across workers (gateway.max_calls, max_calls_per_use
     shared.call_started(1, "example.org", "alice", "c2");
     shared.call_started(1, "example.org", "", "c3");   // an inbound call nobody answered yet
     CHECK(shared.live("example.org", "alice") == std::pair<std::uint32_t, std::uint32_t>{3, 2});
-    shared.add_user("example.org", "bob");               // c3 answered by bob
+    shared.add_user(1, "example.org", "bob");               // c3 answered by bob
     CHECK(shared.live("example.org", "bob").second == 1);
     shared.call_ended(t0, 1, "example.org", "alice", "c2");
     shared.call_ended(t0, 1, "example.org", "bob", "c3");
@@ -54,6 +54,24 @@ TEST_CASE("Live calls count across workers (gateway.max_calls, max_calls_per_use
     CHECK(shared.live("example.org", "bob").second == 0);
     CHECK(shared.load(0) == 1);
     CHECK(shared.load(1) == 0);
+}
+
+TEST_CASE("A user's new call goes to the worker of their live call (issue 14, attended transfer)") {
+    GatewayShared shared(3, 100);
+    shared.call_started(0, "example.org", "x", "busy0");   // load: worker 0 is the busiest
+    shared.call_started(2, "example.org", "alice", "a1");
+    // Least loaded would be worker 1; alice's live call is on worker 2.
+    CHECK(shared.route(t0, "a2", true, "alice@example.org") == 2);
+    CHECK(shared.placed("a2") == 2u);
+    CHECK(shared.route(t0, "b1", true, "bob@example.org") == 1);   // no live call: least loaded
+    CHECK(shared.route(t0, "a2", true, "alice@example.org") == 2);  // the choice is kept
+    CHECK_FALSE(shared.placed("nosuch"));
+    // Her call joined away (drop_user) or ended: no affinity any more.
+    shared.drop_user(2, "example.org", "alice");
+    CHECK(shared.live("example.org", "alice").second == 0);
+    CHECK(shared.route(t0, "a3", true, "alice@example.org") != 2);
+    shared.call_ended(t0, 2, "example.org", "", "a1");
+    CHECK(shared.live("example.org", "").first == 1);
 }
 
 TEST_CASE("SIP mail: one wake-up per empty box, detached boxes drop, bounded in bytes") {

@@ -15,6 +15,22 @@ namespace {
 
 constexpr sip::TransportId kWs = 7, kTrunk = 9;
 
+// Media whose trunk legs can be joined (issue 14, attended transfer): what CallMedia does, minus
+// the sockets. Each join is noted as (this, other).
+class JoinableMedia final : public sip::MediaSdp {
+public:
+    explicit JoinableMedia(std::vector<std::pair<const sip::MediaSdp*, const sip::MediaSdp*>>& joins) : joins_(joins) {}
+    std::optional<std::string> map_offer(bool, const std::string& sdp) override { return sdp; }
+    std::optional<std::string> map_answer(bool, const std::string& sdp) override { return sdp; }
+    bool join_trunk(sip::MediaSdp& other) override {
+        joins_.emplace_back(this, &other);
+        return true;
+    }
+
+private:
+    std::vector<std::pair<const sip::MediaSdp*, const sip::MediaSdp*>>& joins_;
+};
+
 struct Bench {
     std::shared_ptr<config::Config> cfg = [] {
         auto c = std::make_shared<config::Config>();
@@ -35,6 +51,8 @@ struct Bench {
     std::uint64_t n = 0;
     int media_made = 0;
     bool media_refused = false;          // the media side has no ports: the factory says nullptr
+    bool joinable = false;               // JoinableMedia instead of the pass-through
+    std::vector<std::pair<const sip::MediaSdp*, const sip::MediaSdp*>> joins;
     const sip::MediaSdp* last_media = nullptr;
     std::string media_trunk;              // the trunk the last media was made for (issue 14)
     std::vector<CallSummary> ended;
@@ -49,6 +67,11 @@ struct Bench {
                          if (media_refused) return nullptr;
                          ++media_made;
                          media_trunk = r.gateway.trunk_name;
+                         if (joinable) {
+                             auto m = std::make_unique<JoinableMedia>(joins);
+                             last_media = m.get();
+                             return m;
+                         }
                          auto m = pass_through_media(r, outbound);
                          last_media = m.get();
                          return m;
@@ -1058,4 +1081,138 @@ TEST_CASE("fleet (issue 15): bindings here and on another node: both ring (this 
         CHECK(Bench::sent(out, kNodeA).empty());
         CHECK(Bench::sent(out, kSelf).empty());
     }
+}
+
+// --- issue 14: attended transfer between two calls of one user (sip_router_attended.cpp) ----
+
+namespace {
+
+constexpr sip::TransportId kWsBob = 8;
+
+// A browser call of `user` (Call-ID `call_id`) answered by the trunk: the browser's 200 and our
+// INVITE to the trunk.
+std::pair<sip::Message, sip::Message> browser_call(Bench& b, const std::string& user, const std::string& password,
+                                                   const std::string& call_id, const SipFlow& flow) {
+    std::string wire = sip::samples::jssip_invite("z9hG4bK" + call_id);
+    wire.replace(wire.find("mvh2l0g3kcq1fo9tbhm5"), 20, call_id);
+    wire.replace(wire.find("<sip:alice@"), 11, "<sip:" + user + "@");
+    auto r = b.feed(flow, wire, flow.id);
+    REQUIRE(r.size() == 2);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, flow, answered(wire, r[1], user, password, "z9hG4bKa" + call_id), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    auto resp = sip::Message::response(to_trunk[0], 200, {}, "tt-" + call_id);
+    resp.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    resp.set_body("application/sdp", "v=0\r\ns=trunk\r\n");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, resp.serialize(), out);
+    auto ok = Bench::sent(out, flow.id);
+    REQUIRE(ok.size() == 1);
+    REQUIRE(ok[0].status() == 200);
+    return {std::move(ok[0]), std::move(to_trunk[0])};
+}
+
+// JsSIP's REFER on the dialog of `ok` whose Refer-To replaces the browser dialog of `other`.
+std::string refer_replacing(const sip::Message& ok, std::uint32_t cseq, const std::string& call_id,
+                            const std::string& to_tag, const std::string& from_tag) {
+    auto m = std::move(*sip::Message::request("REFER", "sip:turnbridge@gw.example.org;transport=ws"));
+    m.push_via("WSS", "3b5kq2ugmd6u.invalid", "z9hG4bKrefer" + std::to_string(cseq));
+    m.set_from(ok.from_header());
+    m.set_to(ok.to_header());
+    m.set_call_id(ok.call_id());
+    m.set_cseq(cseq, "REFER");
+    m.add_header("Refer-To", "<sip:+15557002@example.org?Replaces=" + call_id + "%3Bto-tag%3D" + to_tag +
+                                 "%3Bfrom-tag%3D" + from_tag + ">");
+    return m.serialize();
+}
+
+std::string refer_replacing(const sip::Message& ok, std::uint32_t cseq, const sip::Message& other) {
+    return refer_replacing(ok, cseq, other.call_id(), other.to_tag(), other.from_tag());
+}
+
+}  // namespace
+
+TEST_CASE("attended transfer: alice's REFER with Replaces joins her two calls' trunk legs; both browser legs end; one party's BYE ends both") {
+    Bench b;
+    b.joinable = true;
+    b.cfg->realms.at("example.org").users.emplace("bob", "builder");
+    const SipFlow ws_bob{kWsBob, true, true, true, *IpAddress::parse("192.0.2.8"), {}};
+    const auto a = browser_call(b, "alice", "wonderland", "call-a", b.ws);
+    const auto* media_a = b.last_media;
+    const auto bcall = browser_call(b, "alice", "wonderland", "call-b", b.ws);
+    const auto* media_b = b.last_media;
+    const auto c = browser_call(b, "bob", "builder", "call-c", ws_bob);
+    std::uint32_t cseq = 7000;
+    const auto refer = [&](const std::string& wire) {
+        std::vector<sip::Action> out;
+        b.router.on_message(b.now, 1'700'000'000, b.ws, wire, out);
+        return out;
+    };
+    // Refusals: nothing joined, nobody hung up.
+    {
+        auto out = refer(refer_replacing(a.first, ++cseq, c.first));   // bob's call: never joined
+        auto to_ws = Bench::sent(out, kWs);
+        REQUIRE(to_ws.size() == 1);
+        CHECK(to_ws[0].status() == 481);
+        CHECK(Bench::sent(out, kWsBob).empty());
+        out = refer(refer_replacing(a.first, ++cseq, "no-such-call", "x", "y"));
+        CHECK(Bench::sent(out, kWs).at(0).status() == 481);
+        out = refer(refer_replacing(a.first, ++cseq, a.first));   // the call itself
+        CHECK(Bench::sent(out, kWs).at(0).status() == 400);
+        CHECK(b.joins.empty());
+        CHECK(Bench::sent(out, kTrunk).empty());
+    }
+    // The join.
+    auto out = refer(refer_replacing(a.first, ++cseq, bcall.first));
+    REQUIRE(b.joins.size() == 1);
+    CHECK(b.joins[0] == std::pair<const sip::MediaSdp*, const sip::MediaSdp*>{media_a, media_b});
+    auto to_ws = Bench::sent(out, kWs);
+    std::vector<std::string> seen;
+    for (const auto& m : to_ws) seen.push_back(m.is_request() ? m.method() + " " + m.call_id() : std::to_string(m.status()));
+    CHECK(seen == std::vector<std::string>{"BYE call-b", "202", "NOTIFY call-a", "NOTIFY call-a", "BYE call-a"});
+    CHECK(Bench::sent(out, kTrunk).empty());
+    CHECK(Bench::sent(out, kWsBob).empty());
+    // A second join of the same calls: B's REFER toward A (its browser dialog ended) gets 403.
+    out = refer(refer_replacing(bcall.first, 6300, a.first));
+    CHECK(Bench::sent(out, kWs).at(0).status() == 403);
+    CHECK(b.joins.size() == 1);
+    // The browser's WebSocket closing ends neither call.
+    out.clear();
+    b.router.on_flow_closed(b.now, kWs, out);
+    CHECK(Bench::sent(out, kTrunk).empty());
+    CHECK(b.ended.empty());
+    // The party of call A hangs up: its BYE ends call A, and call B's party gets our BYE.
+    auto bye = std::move(*sip::Message::request("BYE", "sip:turnbridge@127.0.0.1:5062"));
+    bye.push_via("UDP", "127.0.0.1:5070", "z9hG4bKbyeA");
+    bye.set_from("<sip:+15550123@127.0.0.1:5070>;tag=tt-call-a");
+    bye.set_to(a.second.from_header());
+    bye.set_call_id(a.second.call_id());
+    bye.set_cseq(5, "BYE");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, bye.serialize(), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 200);
+    CHECK(to_trunk[1].method() == "BYE");
+    CHECK(to_trunk[1].call_id() == bcall.second.call_id());
+    REQUIRE(b.ended.size() == 2);
+    CHECK(b.ended[0].end_reason == "transferred");
+    CHECK(b.ended[1].end_reason == "transferred");
+    CHECK(b.ended[0].account == "alice");
+    // Bob's call goes on, and the joined calls no longer count as alice's.
+    CHECK(b.router.calls() == 3);
+}
+
+TEST_CASE("attended transfer: media that cannot be joined (the pass-through) gets 503 and both calls go on") {
+    Bench b;
+    const auto a = browser_call(b, "alice", "wonderland", "call-a", b.ws);
+    const auto bcall = browser_call(b, "alice", "wonderland", "call-b", b.ws);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws, refer_replacing(a.first, 7001, bcall.first), out);
+    auto to_ws = Bench::sent(out, kWs);
+    REQUIRE(to_ws.size() == 1);
+    CHECK(to_ws[0].status() == 503);
+    CHECK(Bench::sent(out, kTrunk).empty());
+    CHECK(b.ended.empty());
 }

@@ -1341,3 +1341,143 @@ TEST_CASE("transfer fallback: our own call to the target fails over to the trunk
     CHECK(frags.back() == 200);
     CHECK_FALSE(b.call->transferring());
 }
+
+// --- issue 14: attended transfer (call_attended.cpp) ------------------------------------------
+
+namespace {
+
+// An outbound call answered by the trunk: the browser's 200 (its dialog's tags) and our INVITE
+// to the trunk (its dialog, for the trunk's own requests).
+std::pair<Message, Message> answered_outbound(Bench& b) {
+    b.start_outbound();
+    b.sent(kBrowser);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    b.sent(kTrunk);   // the ACK
+    auto ok = b.sent(kBrowser);
+    REQUIRE(ok.size() == 1);
+    REQUIRE(ok[0].status() == 200);
+    return {std::move(ok[0]), std::move(inv)};
+}
+
+// The browser's REFER in the dialog its 200 `ok` made (JsSIP's refer(target, {replaces})).
+Message browser_refer(const Message& ok, std::uint32_t cseq, const std::string& refer_to) {
+    auto refer = Message::request("REFER", "sip:gw@gw.example.org;transport=ws");
+    REQUIRE(refer);
+    refer->push_via("WSS", "3b5kq2ugmd6u.invalid", "z9hG4bKatt" + std::to_string(cseq));
+    refer->set_from(ok.from_header());
+    refer->set_to(ok.to_header());
+    refer->set_call_id(ok.call_id());
+    refer->set_cseq(cseq, "REFER");
+    refer->add_header("Refer-To", refer_to);
+    return msg(refer->serialize());
+}
+
+}  // namespace
+
+TEST_CASE("attended transfer: a Replaces naming another call of the user joins the trunk legs; 202, NOTIFY 100 and 200, BYE to the browser (RFC 3891, RFC 3515)") {
+    Bench b;
+    const auto legs = answered_outbound(b);   // no structured bindings: clang 14 and doctest
+    const Message& ok = legs.first;
+    const Message& inv = legs.second;
+    CHECK(b.call->joinable());
+    const Replaces other{"other-call", "ourtag", "browsertag", false};
+    std::vector<Replaces> asked;
+    int verdict = 481;
+    b.call->set_attended_join([&](Time, const Replaces& r, TransactionLayer&, std::vector<Action>&) {
+        asked.push_back(r);
+        return verdict;
+    });
+    const std::string to_other = "<sip:+15557002@example.org?Replaces=other-call%3Bto-tag%3Dourtag%3Bfrom-tag%3Dbrowsertag>";
+    std::uint32_t cseq = 6300;
+    // This call's own dialog, tags in either order: 400, nothing asked.
+    for (const auto& self : {ok.call_id() + "%3Bto-tag%3D" + ok.to_tag() + "%3Bfrom-tag%3D" + ok.from_tag(),
+                             ok.call_id() + "%3Bto-tag%3D" + ok.from_tag() + "%3Bfrom-tag%3D" + ok.to_tag()}) {
+        b.arrive(kBrowser, browser_refer(ok, ++cseq, "<sip:+15557002@example.org?Replaces=" + self + ">"));
+        CHECK(b.sent(kBrowser).at(0).status() == 400);
+    }
+    // An early-only Replaces is never joined.
+    b.arrive(kBrowser, browser_refer(ok, ++cseq, "<sip:x@example.org?Replaces=c%3Bto-tag%3D1%3Bfrom-tag%3D2%3Bearly-only>"));
+    CHECK(b.sent(kBrowser).at(0).status() == 403);
+    CHECK(asked.empty());
+    // The router's refusals reach the browser as they are; the call goes on.
+    for (const int why : {481, 491, 503}) {
+        verdict = why;
+        b.arrive(kBrowser, browser_refer(ok, ++cseq, to_other));
+        CHECK(b.sent(kBrowser).at(0).status() == why);
+        CHECK(b.sent(kTrunk).empty());
+        CHECK_FALSE(b.call->joined());
+    }
+    REQUIRE(asked.size() == 3);
+    CHECK(asked[0].call_id == "other-call");
+    CHECK(asked[0].to_tag == "ourtag");
+    CHECK(asked[0].from_tag == "browsertag");
+    // Joined.
+    verdict = 0;
+    b.arrive(kBrowser, browser_refer(ok, ++cseq, to_other));
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 4);
+    CHECK(to_browser[0].status() == 202);
+    CHECK(to_browser[1].method() == "NOTIFY");
+    CHECK(to_browser[1].header("event") == "refer;id=" + std::to_string(cseq));
+    CHECK(sipfrag_status(to_browser[1].body()) == 100);
+    CHECK(sipfrag_status(to_browser[2].body()) == 200);
+    CHECK(to_browser[2].header("subscription-state").value_or("").starts_with("terminated"));
+    CHECK(to_browser[3].method() == "BYE");
+    CHECK(b.sent(kTrunk).empty());   // the trunk dialog stays as it is
+    CHECK(b.call->joined());
+    CHECK_FALSE(b.call->joinable());
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // Another REFER on the joined call (a browser's late one): nothing joins or transfers twice.
+    b.arrive(kBrowser, browser_refer(ok, ++cseq, to_other));
+    CHECK(b.sent(kBrowser).at(0).status() == 403);
+    CHECK(asked.size() == 4);
+    // A hold from the trunk party is answered here: no browser to relay it to.
+    auto hold = from_trunk("INVITE", inv, 2);
+    hold.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    hold.set_body("application/sdp", "v=0\r\ns=hold\r\na=sendonly\r\n");
+    b.arrive(kTrunk, msg(hold.serialize()));
+    auto answered = b.sent(kTrunk);
+    REQUIRE(!answered.empty());
+    CHECK(answered.back().status() == 200);
+    CHECK(answered.back().body() == "v=0\r\ns=local\r\n");
+    CHECK(b.sent(kBrowser).empty());
+    // The trunk party hangs up: the call ends, and only the trunk hears of it.
+    b.arrive(kTrunk, msg(from_trunk("BYE", inv, 3).serialize()));
+    CHECK(b.sent(kTrunk).at(0).status() == 200);
+    CHECK(b.sent(kBrowser).empty());
+    CHECK(b.call->state() == Call::State::Ended);
+}
+
+TEST_CASE("attended transfer: the other call's browser leg is released; a crossing browser BYE ends nothing, the router's hang-up BYEs the trunk") {
+    Bench b;
+    const auto legs = answered_outbound(b);   // no structured bindings: clang 14 and doctest
+    const Message& ok = legs.first;
+    Replaces mine{ok.call_id(), ok.to_tag(), ok.from_tag(), false};
+    CHECK(b.call->has_browser_dialog(mine));
+    std::swap(mine.to_tag, mine.from_tag);   // JsSIP writes the tags as its INVITE had them
+    CHECK(b.call->has_browser_dialog(mine));
+    mine.to_tag = "nosuch";
+    CHECK_FALSE(b.call->has_browser_dialog(mine));
+    b.call->release_browser(b.now, b.layer, b.out);
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].method() == "BYE");
+    CHECK(b.call->joined());
+    // The browser's own BYE crossing ours: 200, and the trunk leg stays.
+    std::string bye = "BYE sip:gw@gw.example.org;transport=ws SIP/2.0\r\n"
+                      "Via: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKbyex\r\n"
+                      "From: " + ok.from_header() + "\r\nTo: " + ok.to_header() + "\r\n"
+                      "Call-ID: " + ok.call_id() + "\r\nCSeq: 6217 BYE\r\nContent-Length: 0\r\n\r\n";
+    b.arrive(kBrowser, msg(bye));
+    b.sent(kBrowser);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The call it was joined to ended: the router hangs this one up.
+    b.call->hang_up(b.now, b.layer, b.out);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "BYE");
+    CHECK(b.sent(kBrowser).empty());   // its browser leg was over already
+    CHECK(b.call->state() == Call::State::Ended);
+}
