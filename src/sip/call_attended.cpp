@@ -9,10 +9,10 @@
 // The browser hears 202, NOTIFY 100 and 200 (message/sipfrag, RFC 3515 §2.4.5), then a BYE on
 // each of its two dialogs. The trunk dialogs stay as they are (no re-INVITE: their media address
 // does not change); a BYE from either party ends both calls (the router).
-// Refusals, before anything changes: a Replaces naming this call 400, an early-only one 403, a
-// dialog of no call of this user 481 (the router never joins another user's call), either call
-// in a transfer or re-INVITE 491, the other call on another worker or media that cannot be
-// joined 503.
+// Refusals, before anything changes: a Replaces naming this call 400, an early-only one 403,
+// either call in a transfer or re-INVITE 491 (answers to the REFER); a dialog of no call of this
+// user (the router never joins another user's call) and the other call on another worker or media
+// that cannot be joined are 202 then a final NOTIFY 481 or 503: both calls go on.
 #include "call_internal.hpp"
 #include "turnbridge/sip/call.hpp"
 #include "turnbridge/sip/refer.hpp"
@@ -24,7 +24,6 @@ std::string_view why(int status) {
     switch (status) {
         case 400: return "Replaces names this call";
         case 403: return "Forbidden";
-        case 481: return "No such call of yours";
         case 491: return "Transfer in progress";
         case 501: return "Attended transfer not supported";
         default: return "Cannot join these calls now";
@@ -64,15 +63,24 @@ void Call::on_attended_refer(Time now, const std::string& tx, const Message& r, 
     if (replaces.early_only) return answer(403);   // RFC 3891 §3: it names an early dialog, never joined
     if (!joinable()) return answer(491);
     const int status = attended_ ? attended_(now, replaces, layer, out) : 501;
+    const auto notify = [&](int s) {
+        auto m = leg.dialog->make_request("NOTIFY", random_);
+        make_refer_notify(m, s, r.cseq());
+        other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(m), out));
+    };
+    if (status == 481 || status == 503) {
+        // What the INVITE with Replaces would have got (RFC 3891 §3: 481 for no matching dialog),
+        // reported as the REFER's outcome (RFC 3515 §2.4.5): a 481 to the REFER itself would tell
+        // the browser that this call's dialog is gone (JsSIP takes it as a dialog error).
+        answer(202);
+        return notify(status);
+    }
     if (status != 0) return answer(status);
     answer(202);
     joined_ = true;
     // RFC 3515 §2.4.5: the first NOTIFY at once; the join is done, so the final one follows.
-    for (const int s : {100, 200}) {
-        auto m = leg.dialog->make_request("NOTIFY", random_);
-        make_refer_notify(m, s, r.cseq());
-        other_tx_.push_back(layer.send_request(now, leg.address.transport, leg.address.reliable, std::move(m), out));
-    }
+    notify(100);
+    notify(200);
     bye(now, leg, layer, out);   // the browser's leg of this call ends; the trunk leg is joined
 }
 

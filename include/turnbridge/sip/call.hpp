@@ -174,10 +174,11 @@ public:
     // Issue 14, attended transfer (call_attended.cpp): the browser REFERs this call with a
     // Refer-To whose Replaces (RFC 3891) names the browser dialog of another call of the same
     // user. `join` (the router) finds that call, joins the two trunk legs' media and releases the
-    // other call's browser leg; it returns 0, or the status refusing the REFER (400, 403, 481,
-    // 491, 503). Then this call answers 202, NOTIFYs 100 and 200 (RFC 3515 §2.4.5) and BYEs its
-    // browser leg: the two trunk parties talk, each call going on with its trunk leg alone
-    // ("joined"). Without `join`: 501.
+    // other call's browser leg; it returns 0, or why not: 481 (no such call of the user) and
+    // 503 (it cannot be joined) go to the browser as 202 + NOTIFY 481/503, others (491) as the
+    // REFER's answer. Joined: this call answers 202, NOTIFYs 100 and 200 (RFC 3515 §2.4.5) and
+    // BYEs its browser leg: the two trunk parties talk, each call going on with its trunk leg
+    // alone ("joined"). Without `join`: 501.
     using AttendedJoin = std::function<int(Time, const Replaces&, TransactionLayer&, std::vector<Action>&)>;
     void set_attended_join(AttendedJoin join) { attended_ = std::move(join); }
     // Does `r` name this call's browser dialog? Tags in either order: RFC 3891 §3 has to-tag for

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/sip/refer.hpp"
 
 using namespace turnbridge;
 using namespace turnbridge::gateway;
@@ -1151,13 +1152,18 @@ TEST_CASE("attended transfer: alice's REFER with Replaces joins her two calls' t
     };
     // Refusals: nothing joined, nobody hung up.
     {
-        auto out = refer(refer_replacing(a.first, ++cseq, c.first));   // bob's call: never joined
-        auto to_ws = Bench::sent(out, kWs);
-        REQUIRE(to_ws.size() == 1);
-        CHECK(to_ws[0].status() == 481);
+        // Bob's call (never joined) and no call: 202, then the outcome NOTIFY 481.
+        const auto outcome = [](std::vector<sip::Action>& out) {
+            auto to_ws = Bench::sent(out, kWs);
+            REQUIRE(to_ws.size() == 2);
+            CHECK(to_ws[0].status() == 202);
+            return sip::sipfrag_status(to_ws[1].body()).value_or(0);
+        };
+        auto out = refer(refer_replacing(a.first, ++cseq, c.first));
+        CHECK(outcome(out) == 481);
         CHECK(Bench::sent(out, kWsBob).empty());
         out = refer(refer_replacing(a.first, ++cseq, "no-such-call", "x", "y"));
-        CHECK(Bench::sent(out, kWs).at(0).status() == 481);
+        CHECK(outcome(out) == 481);
         out = refer(refer_replacing(a.first, ++cseq, a.first));   // the call itself
         CHECK(Bench::sent(out, kWs).at(0).status() == 400);
         CHECK(b.joins.empty());
@@ -1204,15 +1210,16 @@ TEST_CASE("attended transfer: alice's REFER with Replaces joins her two calls' t
     CHECK(b.router.calls() == 3);
 }
 
-TEST_CASE("attended transfer: media that cannot be joined (the pass-through) gets 503 and both calls go on") {
+TEST_CASE("attended transfer: media that cannot be joined (the pass-through) gets 202 + NOTIFY 503 and both calls go on") {
     Bench b;
     const auto a = browser_call(b, "alice", "wonderland", "call-a", b.ws);
     const auto bcall = browser_call(b, "alice", "wonderland", "call-b", b.ws);
     std::vector<sip::Action> out;
     b.router.on_message(b.now, 1'700'000'000, b.ws, refer_replacing(a.first, 7001, bcall.first), out);
     auto to_ws = Bench::sent(out, kWs);
-    REQUIRE(to_ws.size() == 1);
-    CHECK(to_ws[0].status() == 503);
+    REQUIRE(to_ws.size() == 2);
+    CHECK(to_ws[0].status() == 202);
+    CHECK(sip::sipfrag_status(to_ws[1].body()) == 503);
     CHECK(Bench::sent(out, kTrunk).empty());
     CHECK(b.ended.empty());
 }
