@@ -31,8 +31,10 @@ void CallMedia::from_peer(const RtpPacket& p, TrunkCodec codec) {
     // converter is made again; never per frame otherwise).
     if (!join_ || join_->from() != codec || join_->to() != trunk_->codec) join_.emplace(codec, trunk_->codec);
     // A party sending longer packets (ptime 40, 60) still arrives frame by frame.
+    const auto overflowed = join_->overflowed();
     for (std::size_t i = 0; i + kTrunkFrameBytes <= p.payload.size(); i += kTrunkFrameBytes)
         join_->push(p.payload.subspan(i).first<kTrunkFrameBytes>());
+    stats_.dropped += static_cast<std::uint32_t>(join_->overflowed() - overflowed);   // a party sending too fast
 }
 
 void CallMedia::joined_frame(std::span<std::uint8_t, kTrunkFrameBytes> out) {

@@ -4,14 +4,39 @@
 // Replaces names the browser dialog of the other call, which must be a live call of the same
 // user in the same realm, on this worker: GatewayShared::route() places a user's new browser
 // call on the worker of their live call, so two calls of one user meet there unless an inbound
-// call was placed elsewhere before it was answered (then 503: both calls go on; see README).
+// call was placed elsewhere (then 503: both calls go on; see README).
+// Inbound calls are placed by the first user their DID rings (placement_user()), so a user's
+// inbound and outbound calls meet too, unless the DID rings several users.
 // After the join both calls stay live with their trunk legs only, end reason "transferred", and
 // no longer count as the user's (gateway.max_calls_per_user); the first to end hangs up the other.
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/config/agent_url.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
+#include "turnbridge/gateway/trunk_identity.hpp"
+#include "turnbridge/sip/numbers.hpp"
 #include "turnbridge/sip/refer.hpp"
 
 namespace turnbridge::gateway {
+
+std::string SipRouter::placement_user(const SipFlow& flow, const sip::Message& invite) const {
+    if (!flow.websocket) {
+        // A DID routed to users (not to an agent): where the first of them has a live call.
+        const auto did = sip::dialled_number(invite);
+        const config::Realm* realm = trunk_realm(flow.peer, did);
+        const auto* route = realm == nullptr ? nullptr : find_route(realm->gateway, did);
+        if (route == nullptr || route->empty() || route->front().starts_with(config::kAgentPrefix)) return {};
+        return route->front() + "@" + realm->name;
+    }
+    const auto from = invite.from();
+    const std::string ruri = invite.request_uri();
+    std::string_view host = ruri;
+    const auto at = host.rfind('@');
+    if (!from || at == std::string_view::npos) return {};
+    host = host.substr(at + 1);
+    host = host.substr(0, host.starts_with('[') ? host.find(']') + 1 : host.find_first_of(":;?>"));
+    const auto user = sip::uri_user(from->uri);
+    return user.empty() || host.empty() ? std::string() : user + "@" + std::string(host);
+}
 
 void SipRouter::arm_attended(CallEntry& e) {
     CallEntry* entry = &e;   // a std::list element: it stays where it is while the call lives

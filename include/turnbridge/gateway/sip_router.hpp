@@ -179,6 +179,11 @@ public:
                                        std::vector<sip::Action>& out);
     void on_screened(sip::Time now, std::int64_t unix_now, const SipFlow& flow, sip::Message m,
                      std::vector<sip::Action>& out);
+    // Issue 14, attended transfer joins two calls of one user on one worker: the user an initial
+    // INVITE is for, "user@realm", so that the placement puts it where that user's live call is
+    // (GatewayShared::route). A browser's: its From user at the Request-URI's domain; a trunk's:
+    // the first user its DID is routed to. "" when none. Only a preference: nothing is checked.
+    std::string placement_user(const SipFlow& flow, const sip::Message& invite) const;
     // Shares the registrar, live-call counts and placement with the other workers' routers
     // (GatewayShared), as worker `worker`; before start(). Without it the router has its own.
     // `registers`: this router sends our REGISTERs toward trunks (worker 0 only).

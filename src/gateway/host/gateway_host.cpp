@@ -14,7 +14,6 @@
 #include "turnbridge/gateway/host/sip_tls.hpp"
 #include "turnbridge/io/socket_util.hpp"
 #include "turnbridge/io/udp_send.hpp"
-#include "turnbridge/sip/numbers.hpp"
 
 namespace turnbridge::gateway::host {
 namespace {
@@ -465,32 +464,13 @@ void GatewayHost::flow_closed(sip::TransportId id) {
     apply(out);
 }
 
-namespace {
-
-// Issue 14, attended transfer: a browser's INVITE as "user@realm" (its From user at the
-// Request-URI's domain, which names the realm), so that the placement keeps a user's calls on
-// one worker. Only a preference: the digest check comes later, on that worker.
-std::string caller_key(const sip::Message& m) {
-    const auto from = m.from();
-    const std::string ruri = m.request_uri();
-    std::string_view host = ruri;
-    const auto at = host.rfind('@');
-    if (!from || at == std::string_view::npos) return {};
-    host = host.substr(at + 1);
-    host = host.substr(0, host.starts_with('[') ? host.find(']') + 1 : host.find_first_of(":;?>"));
-    const auto user = sip::uri_user(from->uri);
-    return user.empty() || host.empty() ? std::string() : user + "@" + std::string(host);
-}
-
-}  // namespace
-
 void GatewayHost::deliver(const gateway::SipFlow& flow, std::string_view bytes, const Udp* via) {
     const auto clock = io::read_clock();
     std::vector<sip::Action> out;
     auto m = router_->screen(clock.mono, flow, bytes, out);
     if (m && shared_ != nullptr && shared_->workers() > 1) {
         const bool initial_invite = m->is_request() && m->method() == "INVITE" && m->to_tag().empty();
-        const std::string user = initial_invite && flow.websocket ? caller_key(*m) : std::string();
+        const std::string user = initial_invite ? router_->placement_user(flow, *m) : std::string();
         if (const unsigned owner = shared_->route(clock.mono, m->call_id(), initial_invite, user); owner != worker_) {
             gateway::SipMail mail;
             mail.transport = flow.id;

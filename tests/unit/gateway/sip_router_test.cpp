@@ -1223,3 +1223,22 @@ TEST_CASE("attended transfer: media that cannot be joined (the pass-through) get
     CHECK(Bench::sent(out, kTrunk).empty());
     CHECK(b.ended.empty());
 }
+
+TEST_CASE("attended transfer: a user's calls are placed together: a browser INVITE by its caller, a trunk INVITE by the DID's first user") {
+    Bench b;
+    const auto browser = sip::Message::parse(sip::samples::jssip_invite());
+    REQUIRE(browser);
+    CHECK(b.router.placement_user(b.ws, *browser) == "alice@example.org");
+    std::string wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpl\r\n"
+                       "From: <sip:+15557654@127.0.0.1:5070>;tag=c\r\nTo: <sip:+15550123@127.0.0.1:5062>\r\n"
+                       "Call-ID: placed@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    const auto inbound = sip::Message::parse(wire);
+    REQUIRE(inbound);
+    CHECK(b.router.placement_user(b.trunk, *inbound) == "alice@example.org");
+    wire.replace(wire.find("+15550123@127.0.0.1:5062 SIP"), 8, "+1555999");   // a DID routed nowhere
+    const auto unrouted = sip::Message::parse(wire);
+    REQUIRE(unrouted);
+    CHECK(b.router.placement_user(b.trunk, *unrouted).empty());
+    const SipFlow stranger{kTrunk, false, false, false, *IpAddress::parse("192.0.2.99"), {}};
+    CHECK(b.router.placement_user(stranger, *inbound).empty());   // no trunk of ours
+}
