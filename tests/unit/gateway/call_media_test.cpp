@@ -1243,3 +1243,47 @@ TEST_CASE("srtp = required: a trunk answer without a=crypto fails the call with 
         }
     }
 }
+
+TEST_CASE("attended transfer (issue 14): two calls' trunk legs joined; each party's audio leaves the other's trunk leg; the browser legs are ignored; either side may go first") {
+    Rig a, b;
+    Rig lone;
+    CHECK_FALSE(a.media->join_trunk(*lone.media));   // no trunk session yet on either
+    a.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    b.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    a.connect();
+    b.connect();
+    CHECK_FALSE(a.media->join_trunk(*a.media));      // not with itself
+    CHECK_FALSE(a.media->join_trunk(*lone.media));   // the other has no trunk session
+    REQUIRE(a.media->join_trunk(*b.media));
+    CHECK(a.media->joined());
+    CHECK(b.media->joined());
+    CHECK_FALSE(a.media->join_trunk(*b.media));      // once
+    a.at_browser.clear();
+    b.at_trunk.clear();
+    // Party A speaks 600 Hz: it leaves B's trunk leg, one frame per tick of B; A's browser hears nothing.
+    for (std::size_t frame = 0; frame < 50; ++frame) {
+        a.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+        b.tick();
+        a.tick();
+        a.from_browser(a.browser.check(a.gw_ice, true));   // the old browser: ignored
+    }
+    CHECK(a.at_browser.empty());
+    CHECK(b.at_trunk.size() == 50);
+    std::vector<double> heard;
+    for (const auto& p : b.at_trunk) {
+        std::array<std::int16_t, kFrameSamples> pcm{};
+        g711_decode(G711Law::Pcmu, std::span(p).subspan(kRtpHeaderSize, kFrameSamples), pcm);
+        heard.insert(heard.end(), pcm.begin(), pcm.end());
+    }
+    CHECK(dominant_frequency(heard, 8000) == doctest::Approx(600).epsilon(0.02));
+    CHECK(a.at_trunk.size() == 50);   // A's party hears B's (silent) party: the stream goes on
+    // B's call ends first: A goes on alone with silence, and nothing points at B any more.
+    b.media.reset();
+    a.at_trunk.clear();
+    for (std::size_t frame = 50; frame < 55; ++frame) {
+        a.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+        a.tick();
+    }
+    CHECK(a.at_trunk.size() == 5);
+    CHECK(a.media->state() == CallMedia::State::Connected);
+}
