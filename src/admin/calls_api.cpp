@@ -6,6 +6,7 @@
 
 #include "turnbridge/admin/json.hpp"
 #include "turnbridge/base/json_reader.hpp"
+#include "turnbridge/config/agent_url.hpp"
 
 namespace turnbridge::admin {
 namespace {
@@ -30,6 +31,7 @@ std::string outbound_call_json(const OutboundCall& c) {
     j.key("to").value(c.to);
     j.key("from").value(c.from);
     j.key("agent").value(c.agent);
+    j.key("media_format").value(c.media_format);
     j.key("status").value(c.status);
     j.key("sip_code").value(static_cast<std::int64_t>(c.sip_code));
     j.key("call_id").value(c.call_id);
@@ -43,8 +45,8 @@ Response place_call(const Request& req, Backend& backend) {
     const auto body = parse_json(req.body, JsonLimits{4, 16 * 1024});
     if (!body || !body->is_object()) return json_error(400, "expected a JSON object {realm, to, from, agent}");
     for (const auto& m : body->members)
-        if (std::find(kFields.begin(), kFields.end(), m.key) == kFields.end())
-            return json_error(400, "unknown field; expected realm, to, from and agent", m.key);
+        if (std::find(kFields.begin(), kFields.end(), m.key) == kFields.end() && m.key != "media_format")
+            return json_error(400, "unknown field; expected realm, to, from, agent and media_format", m.key);
     PlaceCall p;
     std::string* into[] = {&p.realm, &p.to, &p.from, &p.agent};
     for (std::size_t i = 0; i < kFields.size(); ++i) {
@@ -54,6 +56,12 @@ Response place_call(const Request& req, Backend& backend) {
     }
     if (!valid_api_number(p.to)) return json_error(400, "expected a number: an optional +, then digits, * or #", "to");
     if (!valid_api_number(p.from)) return json_error(400, "expected a number: an optional +, then digits, * or #", "from");
+    // Optional (issue 17): the agent's audio, mu-law 8 kHz or L16 16 kHz; absent: the agent's own.
+    if (body->find("media_format") != nullptr) {
+        const auto f = body->text("media_format");
+        if (!f || !config::parse_agent_media_format(*f)) return json_error(400, R"(expected "mulaw" or "l16")", "media_format");
+        p.media_format = std::string(*f);
+    }
     Placed placed = backend.place_call(p);
     if (placed.status != 202) return json_error(placed.status, placed.error, placed.field);
     Response r;

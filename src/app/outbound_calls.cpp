@@ -24,6 +24,7 @@ std::optional<gateway::AgentDial> agent_of(const config::Realm& realm, const std
         d.url = it->second.url;
         d.authorization = it->second.authorization;
         d.parameters = it->second.parameters;
+        d.format = it->second.media_format;
         return d;
     }
     // A URL as in a route ("agent:ws://...") or bare ("ws://...", "wss://...").
@@ -61,12 +62,15 @@ admin::Placed OutboundCalls::place(const admin::PlaceCall& req, std::int64_t now
     std::string why;
     auto dial = agent_of(realm->second, req.agent, why);
     if (!dial) return fail(400, why, "agent");
+    // The request's media_format over the agent's (calls_api.cpp validated it), else the realm's.
+    if (const auto f = config::parse_agent_media_format(req.media_format)) dial->format = *f;
     admin::OutboundCall c;
     c.id = fmt::format("dial-{:016x}", gateway::random_value<std::uint64_t>(gateway::random_bytes));
     c.realm = req.realm;
     c.to = req.to;
     c.from = req.from;
     c.agent = dial->url.text;
+    c.media_format = std::string(config::to_string(dial->format.value_or(gw.agent_media_format)));
     c.created_ms = now_ms;
     {
         std::lock_guard lock(mu_);

@@ -76,4 +76,10 @@ std::optional<AgentUrl> parse_agent_url(std::string_view entry, std::string& why
     return u;
 }
 
+std::optional<AgentMediaFormat> parse_agent_media_format(std::string_view s) {
+    if (s == "mulaw") return AgentMediaFormat::Mulaw;
+    if (s == "l16") return AgentMediaFormat::L16;
+    return std::nullopt;
+}
+
 }  // namespace turnbridge::config

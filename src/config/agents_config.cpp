@@ -35,7 +35,16 @@ AgentUrl agent_url(const Reader& r, const Field& f) {
 
 }  // namespace
 
-std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, const std::string& fallback_auth) {
+AgentMediaFormat agent_media_format(const Reader& r, const Field& f) {
+    const std::string text = r.as_string(f);
+    const auto format = parse_agent_media_format(text);
+    if (!format)
+        r.fail(f, fmt::format(R"(expected "mulaw" (8 kHz, Twilio's audio/x-mulaw) or "l16" (16 kHz linear), got "{}")", text));
+    return *format;
+}
+
+std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, const std::string& fallback_auth,
+                                              AgentMediaFormat fallback_format) {
     std::map<std::string, AgentEntry> agents;
     r.as_table(f);
     for (const auto& e : r.entries(f)) {
@@ -43,11 +52,12 @@ std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, c
             r.fail(e, fmt::format(R"(expected a name or number a browser dials ("ai", "+15550199"), got "{}")", e.name));
         AgentEntry a;
         a.authorization = fallback_auth;
+        a.media_format = fallback_format;
         if (e.node && e.node->is_string()) {
             a.url = agent_url(r, e);
         } else {
             const auto& t = r.as_table(e);
-            r.only_keys(t, e.key, {"url", "authorization", "parameters"});
+            r.only_keys(t, e.key, {"url", "authorization", "parameters", "media_format"});
             const auto url = r.get(t, e.key, "url");
             if (!url) r.fail(e, R"(expected url = "ws://HOST:PORT/PATH" (or wss://))");
             a.url = agent_url(r, *url);
@@ -56,6 +66,7 @@ std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, c
                 if (a.authorization.empty() || !one_line(a.authorization))
                     r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
             }
+            if (auto v = r.get(t, e.key, "media_format")) a.media_format = agent_media_format(r, *v);
             if (auto p = r.get(t, e.key, "parameters")) {
                 const auto entries = r.entries(*p);
                 if (entries.size() > kMaxParameters)

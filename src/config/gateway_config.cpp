@@ -243,7 +243,8 @@ void load_gateway(const Reader& r, const Field& f, Realm& realm, const std::file
     const auto& t = r.as_table(f);
     std::vector<std::string_view> known{"enabled", "routes", "max_calls_per_user", "max_calls", "test_numbers",
                                         "agent_connect_timeout", "agent_playout_frames", "agent_authorization",
-                                        "agents", "agent_outbound_max_calls", "agent_ring_timeout", "trunks"};
+                                        "agents", "agent_outbound_max_calls", "agent_ring_timeout", "agent_media_format",
+                                        "trunks"};
     known.insert(known.end(), kTrunkKeys.begin(), kTrunkKeys.end());
     r.only_keys(t, f.key, known);
     auto get = [&](std::string_view key) { return r.get(t, f.key, key); };
@@ -265,7 +266,9 @@ void load_gateway(const Reader& r, const Field& f, Realm& realm, const std::file
         if (g.agent_authorization.find_first_of("\r\n") != std::string::npos || g.agent_authorization.empty())
             r.fail(*v, "expected one line (an HTTP header value such as \"Bearer TOKEN\"), not empty");
     }
-    if (auto v = get("agents")) g.agents = load_agents(r, *v, g.agent_authorization);
+    // Issue 17: the media format of agent: route targets and API calls, and of agents without their own.
+    if (auto v = get("agent_media_format")) g.agent_media_format = agent_media_format(r, *v);
+    if (auto v = get("agents")) g.agents = load_agents(r, *v, g.agent_authorization, g.agent_media_format);
     load_routes(r, get("routes"), realm, g);
     // Issue 14: [[realm."X".gateway.trunks]] (trunks_config.cpp), or the trunk keys right here.
     std::vector<Gateway> trunks;

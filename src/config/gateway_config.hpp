@@ -37,6 +37,9 @@ std::optional<SipTrunk> parse_trunk(std::string_view uri, std::string& why);
 // [realm."X".gateway.agents] (issue 17, agents_config.cpp): NAME = "ws://..." or
 // NAME = { url = "...", authorization = "...", parameters = { k = "v" } }. `fallback_auth` is
 // the gateway's agent_authorization, for entries without their own.
-std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, const std::string& fallback_auth);
+std::map<std::string, AgentEntry> load_agents(const Reader& r, const Field& f, const std::string& fallback_auth,
+                                              AgentMediaFormat fallback_format);
+// "mulaw" or "l16" (an agent's media_format, gateway.agent_media_format); else an error naming the field.
+AgentMediaFormat agent_media_format(const Reader& r, const Field& f);
 
 }  // namespace turnbridge::config::detail

@@ -18,7 +18,11 @@ char dtmf_digit(std::uint8_t event) {
 
 AgentMedia::AgentMedia(AgentStream stream, TrunkMedia media, std::uint32_t ssrc, std::uint16_t sequence,
                        std::uint32_t timestamp)
-    : stream_(std::move(stream)), media_(media), ssrc_(ssrc), sequence_(sequence), timestamp_(timestamp) {}
+    : stream_(std::move(stream)), media_(media), ssrc_(ssrc), sequence_(sequence), timestamp_(timestamp),
+      audio_(media.codec, stream_.info().format) {
+    stats_.codec = media.codec;
+    stats_.format = stream_.info().format;
+}
 
 void AgentMedia::open(Time now, std::vector<std::string>& to_agent) {
     to_agent.push_back(stream_.connected());
@@ -44,25 +48,27 @@ void AgentMedia::on_rtp(Time now, Bytes datagram, std::vector<std::string>& to_a
         return;
     }
     if (p->header.payload_type != media_.payload_type || p->payload.empty()) return;
-    to_agent.push_back(stream_.media(now, p->payload));
+    const auto audio = audio_.to_agent(p->payload);   // the agent's format (agent_audio.hpp)
+    if (!audio.empty()) to_agent.push_back(stream_.media(now, audio));
 }
 
 Bytes AgentMedia::on_tick(Time, std::vector<std::string>& to_agent) {
-    auto frame = std::span<std::uint8_t, AgentStream::kFrame>(packet_.data() + kRtpHeaderSize, AgentStream::kFrame);
+    const auto frame = std::span(frame_).first(stream_.frame_bytes());
     if (!stream_.next_frame(frame, to_agent)) {
         // Silence is not sent, but its time passes (RFC 3550 §5.1: the timestamp is the
         // sampling instant); the next packet starts a talkspurt (RFC 3551 §4.1: marker).
-        timestamp_ += static_cast<std::uint32_t>(AgentStream::kFrame);
+        timestamp_ += kTrunkFrameTicks;
         first_ = true;
         return {};
     }
+    audio_.to_trunk(frame, std::span<std::uint8_t, kTrunkFrameBytes>(packet_.data() + kRtpHeaderSize, kTrunkFrameBytes));
     RtpHeader h;
     h.marker = std::exchange(first_, false);
     h.payload_type = media_.payload_type;
     h.sequence = sequence_++;
     h.timestamp = timestamp_;
     h.ssrc = ssrc_;
-    timestamp_ += static_cast<std::uint32_t>(AgentStream::kFrame);
+    timestamp_ += kTrunkFrameTicks;
     write_rtp_header(h, packet_);
     ++stats_.out_packets;
     stats_.out_bytes += packet_.size();

@@ -20,7 +20,9 @@ std::string agent_sid(std::string_view prefix, const std::array<std::uint8_t, 16
 }
 
 AgentStream::AgentStream(AgentStart start, AgentLimits limits)
-    : start_(std::move(start)), limits_(limits), ring_(std::max<std::size_t>(limits.playout_frames, 1) * kFrame) {}
+    : start_(std::move(start)), limits_(limits),
+      frame_(start_.format == config::AgentMediaFormat::L16 ? kL16Frame : kFrame),
+      ring_(std::max<std::size_t>(limits.playout_frames, 1) * frame_) {}
 
 // Twilio Media Streams: the first message, naming the protocol of the rest.
 std::string AgentStream::connected() const {
@@ -39,8 +41,10 @@ std::string AgentStream::start(Time now) {
     j.key("customParameters").begin_object();
     for (const auto& [k, v] : start_.parameters) j.key(k).value(v);
     j.end_object();
-    j.key("mediaFormat").begin_object().key("encoding").value("audio/x-mulaw");
-    j.key("sampleRate").value(std::uint64_t{8000}).key("channels").value(std::uint64_t{1}).end_object();
+    // Twilio's only format is mu-law; L16 is named as Plivo Audio Streams name it.
+    const bool l16 = start_.format == config::AgentMediaFormat::L16;
+    j.key("mediaFormat").begin_object().key("encoding").value(l16 ? "audio/x-l16" : "audio/x-mulaw");
+    j.key("sampleRate").value(std::uint64_t{l16 ? 16000u : 8000u}).key("channels").value(std::uint64_t{1}).end_object();
     j.end_object();
     j.key("streamSid").value(start_.stream_sid).end_object();
     return j.take();
@@ -48,13 +52,13 @@ std::string AgentStream::start(Time now) {
 
 // sequenceNumber, chunk and timestamp are strings in Twilio's format; timestamp is the ms since
 // the stream started.
-std::string AgentStream::media(Time now, std::span<const std::uint8_t> mulaw) {
+std::string AgentStream::media(Time now, std::span<const std::uint8_t> audio) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count();
     JsonWriter j;
     j.begin_object().key("event").value("media").key("sequenceNumber").value(next_sequence());
     j.key("media").begin_object().key("track").value("inbound").key("chunk").value(std::to_string(++chunk_));
     j.key("timestamp").value(std::to_string(std::max<std::int64_t>(ms, 0)));
-    j.key("payload").value(base64_encode(mulaw)).end_object();
+    j.key("payload").value(base64_encode(audio)).end_object();
     j.key("streamSid").value(start_.stream_sid).end_object();
     return j.take();
 }
@@ -98,7 +102,9 @@ std::optional<AgentTransfer> AgentStream::on_message(std::string_view text, std:
     if (*event == "media") {
         const auto payload = body != nullptr ? body->text("payload") : std::nullopt;
         const auto audio = payload ? base64_decode(*payload) : std::nullopt;
-        if (!audio) ++counters_.bad_messages;
+        // L16 is whole 16-bit samples: an odd byte count would shift every later sample.
+        const bool torn = audio && start_.format == config::AgentMediaFormat::L16 && audio->size() % 2 != 0;
+        if (!audio || torn) ++counters_.bad_messages;
         else on_media(*audio);
     } else if (*event == "mark") {
         const auto name = body != nullptr ? body->text("name") : std::nullopt;
@@ -122,7 +128,7 @@ void AgentStream::on_media(std::span<const std::uint8_t> audio) {
     if (take < audio.size()) {
         const std::size_t dropped = audio.size() - take;
         counters_.bytes_dropped += dropped;
-        counters_.frames_dropped += (dropped + kFrame - 1) / kFrame;
+        counters_.frames_dropped += (dropped + frame_ - 1) / frame_;
     }
     for (std::size_t i = 0; i < take; ++i) ring_[(head_ + size_ + i) % ring_.size()] = audio[i];
     size_ += take;
@@ -156,11 +162,12 @@ void AgentStream::due_marks(std::vector<std::string>& to_agent) {
     }
 }
 
-bool AgentStream::next_frame(std::span<std::uint8_t, kFrame> frame, std::vector<std::string>& to_agent) {
+bool AgentStream::next_frame(std::span<std::uint8_t> frame, std::vector<std::string>& to_agent) {
     if (size_ == 0) return false;
-    const std::size_t n = std::min(size_, kFrame);
+    const std::size_t n = std::min({size_, frame_, frame.size()});
     for (std::size_t i = 0; i < n; ++i) frame[i] = ring_[(head_ + i) % ring_.size()];
-    std::fill(frame.begin() + static_cast<std::ptrdiff_t>(n), frame.end(), kSilence);
+    const bool l16 = start_.format == config::AgentMediaFormat::L16;
+    std::fill(frame.begin() + static_cast<std::ptrdiff_t>(n), frame.end(), l16 ? std::uint8_t{0} : kSilence);
     head_ = (head_ + n) % ring_.size();
     size_ -= n;
     if (size_ == 0) head_ = 0;

@@ -39,9 +39,11 @@ void SipRouter::on_agent_browser_invite(sip::Time now, const SipFlow& flow, sip:
     a.summary.remote = name;
     a.summary.started = now;
     a.summary.agent = true;
+    a.summary.agent_format = agent.media_format;
     a.media = std::move(media);
     AgentOpen open{key, agent.url, realm.name, caller, name, *offer, realm.gateway.agent_connect_timeout,
-                   realm.gateway.agent_playout_frames, agent.authorization, caller, agent.parameters, false};
+                   realm.gateway.agent_playout_frames, agent.authorization, caller, agent.parameters, false,
+                   agent.media_format, allows_g722(realm.gateway)};
     if (!agents_->open_agent(open)) {
         log::warn("agent: call {} -> {}: cannot open the agent's stream", key, agent.url.text);
         a.summary.status = 503;

@@ -4,7 +4,8 @@
 // digest 401/407, failover to the next target, 100rel, session timers and the realm's number
 // formats all apply), while the "browser" leg is the router itself on the pseudo flow kDialLeg:
 // what the Call sends there comes back to on_dial_leg(), which ACKs its final response and
-// answers its BYE. Our SDP offer is the agent host's PCMU on the call's RTP socket; the agent's
+// answers its BYE. Our SDP offer is the agent host's (PCMU; an L16 agent's G.722 first when allowed,
+// PCMA too: agent_trunk_codecs) on the call's RTP socket; the agent's
 // WebSocket is opened only when the trunk's 200 OK has come (AgentPort::connect_agent), and a
 // call still unanswered after gateway.agent_ring_timeout is cancelled (no-answer).
 #include <fmt/format.h>
@@ -89,6 +90,8 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
     AgentOpen open{key, d.url, realm->name, d.from, d.to, {}, gw.agent_connect_timeout, gw.agent_playout_frames,
                    d.authorization.value_or(gw.agent_authorization)};
     open.parameters = d.parameters;
+    open.format = d.format.value_or(gw.agent_media_format);
+    open.g722 = allows_g722(gw);
     auto offer = agents_->offer_agent(open);
     if (!offer) return fail(503, "no RTP socket for the call");
     invite.set_body("application/sdp", *offer);
@@ -168,7 +171,7 @@ void SipRouter::on_dial_leg(sip::Time now, const std::string& bytes, std::vector
     log::info("agent: outbound call {} answered; connecting its agent", key);
     // The trunk answered: only now does the agent hear of the call.
     if (agents_ == nullptr || !agents_->connect_agent(key, m->body()))
-        dial_failed(now, key, "the trunk's SDP answer has no PCMU", out);
+        dial_failed(now, key, "the trunk's SDP answer has none of our codecs", out);
 }
 
 // The agent refused, timed out or closed (AgentHost::Failed), or the answer was unusable.

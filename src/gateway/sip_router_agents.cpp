@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // SipRouter's AI agent calls (issue 17): a trunk INVITE to a DID routed to "agent:ws://..." is
 // a UAS call of the router's own (no browser leg). It waits (100 Trying) while the host opens
-// the agent's WebSocket, and gets 200 with the host's PCMU answer once it is up, 503 when it is
+// the agent's WebSocket, and gets 200 with the host's answer (PCMU; for an L16 agent G.722 or
+// PCMA when offered, agent_audio.hpp) once it is up, 503 when it is
 // refused or times out (gateway.agent_connect_timeout). After the answer, the trunk's BYE ends
 // it (the agent gets `stop`), and the agent closing it sends BYE (RFC 3261 §15.1.1).
 #include <fmt/format.h>
@@ -48,6 +49,8 @@ void SipRouter::on_agent_invite(sip::Time now, const SipFlow& flow, sip::Request
     AgentOpen open{key, *url, realm.name, a.summary.remote, did, std::string(r.request.body()),
                    realm.gateway.agent_connect_timeout, realm.gateway.agent_playout_frames,
                    realm.gateway.agent_authorization};
+    open.format = realm.gateway.agent_media_format;
+    open.g722 = allows_g722(realm.gateway);
     if (!agents_->open_agent(open)) {
         log::warn("agent: call {} -> {}: cannot open the agent's stream", key, url->text);
         return reply(now, r.tx, r.request, 503, out, "Agent Unavailable");

@@ -8,6 +8,10 @@
 //      decodes to 880 Hz within 2 %; the agent's 520 Hz tone (mu-law) reaches the page as Opus,
 //      and the page measures 520 Hz within 2 %. The page hangs up: the agent gets stop; the call
 //      record says opus/agent.
+//   4b. the page dials "ai16", an agent with media_format = "l16": start says audio/x-l16 16000,
+//      640-byte payloads decode (16-bit little-endian, 16 kHz) to the page's 880 Hz within 2 %,
+//      the agent's 16 kHz L16 520 Hz reaches the page (2 %); the record says opus/agent-l16
+//      (codecs without g722: the leg to the agent is PCMU, resampled to 16 kHz).
 //   5. sipp calls a DID routed to agent:ws://.../handover; the agent hears sipp's tone, then sends
 //      {"event":"transfer","to":"test"}: its stream ends with stop, the page (auto-answer) gets
 //      the call and hears sipp's 600 Hz tone (2 %); sipp's BYE ends the page's session. Once more,
@@ -53,6 +57,10 @@ let serverDir = null;
 const AGENT_CHUNK = Buffer.from(Array.from({ length: 1600 },
   (_, i) => ulawEncode(Math.round(8000 * Math.sin((2 * Math.PI * AGENT_TONE_HZ * i) / 8000)))));
 
+// The same 200 ms as L16 at 16 kHz (signed 16-bit little-endian), for the L16 agent.
+const AGENT_CHUNK_L16 = Buffer.alloc(6400);
+for (let i = 0; i < 3200; i++) AGENT_CHUNK_L16.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * AGENT_TONE_HZ * i) / 16000)), 2 * i);
+
 // The agent: every stream's messages in order, by path; on /stream it talks (a tone, 200 ms every
 // 200 ms: paced by turnbridge's playout buffer), on /handover it hands its caller over to USER
 // once it has heard a second of the caller.
@@ -70,12 +78,13 @@ function startAgent(port) {
       s.messages.push(m);
       if (m.event === 'start') {
         sid = m.streamSid;
-        if (s.path === '/stream' || s.path.startsWith('/browser-')) {
-          const send = () => ws.send(JSON.stringify({ event: 'media', streamSid: sid, media: { payload: AGENT_CHUNK.toString('base64') } }));
+        if (s.path === '/stream' || s.path === '/l16' || s.path.startsWith('/browser-')) {
+          const chunk = s.path === '/l16' ? AGENT_CHUNK_L16 : AGENT_CHUNK;
+          const send = () => ws.send(JSON.stringify({ event: 'media', streamSid: sid, media: { payload: chunk.toString('base64') } }));
           send();
           talk = setInterval(send, 200);
         }
-      } else if (m.event === 'media' && s.path !== '/stream'
+      } else if (m.event === 'media' && s.path !== '/stream' && s.path !== '/l16'
         && s.messages.filter((x) => x.event === 'media').length === 50) {
         const to = { '/handover': USER, '/browser-user': BOB, '/browser-number': BROWSER_TARGET }[s.path] || TARGET;
         ws.send(JSON.stringify({ event: 'transfer', streamSid: sid, to }));
@@ -202,6 +211,7 @@ agent_authorization = "Bearer realm-wide"
 "+15550199" = "ws://127.0.0.1:${agentPort}/other"
 tonumber = "ws://127.0.0.1:${agentPort}/browser-number"
 touser = "ws://127.0.0.1:${agentPort}/browser-user"
+ai16 = { url = "ws://127.0.0.1:${agentPort}/l16", media_format = "l16" }
 [realm."${REALM}".gateway.routes]
 "${HANDOVER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/handover"]
 "${NUMBER_DID}" = ["agent:ws://127.0.0.1:${agentPort}/tonumber"]
@@ -251,6 +261,38 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
     const rec = list.find((r) => r.remote === AGENT_NAME);
     results.check('browser -> agent: the call record has codecs opus/agent', rec && rec.codecs === 'opus/agent' && rec.status === 200,
       rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason }) : `${calls.status} ${calls.body.slice(0, 300)}`);
+  }
+
+  // --- 4b: the page calls an L16 agent (no g722 here: PCMU toward it, resampled to 16 kHz) -----
+  {
+    const call = await page.evaluate((t) => gw.call(t, 15000), `sip:ai16@${REALM}`);
+    results.check('browser -> L16 agent: the call to "ai16" (media_format = "l16") is answered', call.confirmed,
+      `${JSON.stringify(call.ended)}; ${await pageEvents()}`);
+    await page.evaluate(() => gw.waitMedia(15000));
+    await sleep(2500);
+    const heard = await page.evaluate(() => gw.measure(2000));
+    results.check(`browser -> L16 agent: the page hears the agent's 16 kHz L16 ${AGENT_TONE_HZ} Hz tone (2 %)`,
+      within(heard.peakHz, AGENT_TONE_HZ), `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB`);
+    const s = agent.streams.find((x) => x.path === '/l16');
+    const start = s && s.messages.find((m) => m.event === 'start');
+    const fmt = start && start.start && start.start.mediaFormat;
+    const media = s ? s.messages.filter((m) => m.event === 'media').map((m) => Buffer.from(m.media.payload, 'base64')) : [];
+    const sizes = [...new Set(media.map((b) => b.length))];
+    const pcm = Buffer.concat(media.slice(-100));
+    const samples = Array.from({ length: pcm.length >> 1 }, (_, i) => pcm.readInt16LE(2 * i));
+    const hz = samples.length > 16000 ? dominantHz(samples, 16000) : 0;
+    results.check(`browser -> L16 agent: start says audio/x-l16 16000; 640-byte payloads decode to the page's ${PAGE_TONE_HZ} Hz (2 %)`,
+      fmt && fmt.encoding === 'audio/x-l16' && fmt.sampleRate === 16000 && sizes.length === 1 && sizes[0] === 640
+        && within(hz, PAGE_TONE_HZ), `${JSON.stringify(fmt)} sizes ${sizes} ${fmtHz(hz)} Hz from ${samples.length} samples`);
+    await page.evaluate(() => gw.hangup(5000));
+    await waitFor(() => s && s.closed, 5000);
+    await sleep(1500);
+    const calls = await adminGet(adminPort, `/api/v1/calls?user=${USER}`);
+    let rows = [];
+    try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
+    const rec = (Array.isArray(rows) ? rows : (rows.calls || [])).find((r) => r.remote === 'ai16');
+    results.check('browser -> L16 agent: the call record has codecs opus/agent-l16', rec && rec.codecs === 'opus/agent-l16',
+      rec ? rec.codecs : `${calls.status}`);
   }
 
   // --- 5: the trunk calls the agent, which hands the caller over to the page -----------------

@@ -37,7 +37,7 @@ import urllib.request
 
 import websockets
 
-from agent_test import Agent, Udp, header, tone_mulaw, frequency
+from agent_test import Agent, Udp, header, tone_mulaw, frequency, frequency_l16
 from harness import REALM, Turnbridge, free_port, main_guard
 
 TOKEN = "agent-outbound-token"
@@ -212,7 +212,7 @@ AGENTS = {}
 
 async def agent_handler(ws, path=None):
     name = (path or ws.path).strip("/")
-    agent = Agent()
+    agent = Agent(l16=name.startswith("l16"))
     agent.opened_at = time.monotonic()
     AGENTS.setdefault(name, []).append(agent)
     try:
@@ -321,6 +321,32 @@ async def scenarios(results, server, agent_port, dns, dns_log):
         c and c.get("rtp") and c["rtp"].transport.close()
     first_answer = next(iter(uas.by_user(ANSWER)), None)
 
+    # L16 (issue 17): "media_format": "l16" gives the agent 16 kHz linear audio.
+    before = {id(x) for x in uas.by_user(ANSWER)}
+    st, l16, _ = await api_async(server, "POST", "/api/v1/calls", {"realm": REALM, "to": ANSWER, "from": CALLER,
+                                                                   "agent": url + "/l16out", "media_format": "l16"})
+    if results.check("l16: POST with media_format l16 is 202 and the call says media_format l16",
+                     st == 202 and l16.get("media_format") == "l16", f"{st} {l16}"):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (AGENTS.get("l16out") and AGENTS["l16out"][0].of("start")):
+            await asyncio.sleep(0.05)
+        a = (AGENTS.get("l16out") or [None])[0]
+        c = next((x for x in uas.by_user(ANSWER) if id(x) not in before), None)
+        if a is not None and c is not None and "media_addr" in c:
+            await uas.send_tone(c, 1.5)
+            await asyncio.sleep(0.3)
+            payloads = [base64.b64decode(m["media"]["payload"]) for _, m in a.of("media")]
+            f = frequency_l16(b"".join(payloads[5:]), 16000)
+            results.check(f"l16: the agent gets audio/x-l16 16000, 640-byte payloads of the trunk's {TONE_HZ:.0f} Hz",
+                          not a.errors and {len(p) for p in payloads} == {640} and abs(f - TONE_HZ) <= TONE_HZ * 0.02,
+                          f"{a.errors[:2]} sizes {set(len(p) for p in payloads)}, {f:.1f} Hz")
+            uas.bye(next(k for k, v in uas.calls.items() if v is c))
+            c.get("rtp") and c["rtp"].transport.close()
+        else:
+            results.check("l16: the trunk answered and the agent got start", False, f"agent {a is not None}, uas {c is not None}")
+        await wait_status(server, l16["id"], {"completed", "failed"}, 3)
+    first_answer = list(uas.by_user(ANSWER))   # the calls before the named one
+
     # Named: the agent's host is a name that only the dnsmasq on loopback knows.
     if dns is not None:
         st, named, _ = await api_async(server, "POST", "/api/v1/calls",
@@ -336,7 +362,7 @@ async def scenarios(results, server, agent_port, dns, dns_log):
                           a is not None and bool(a.of("start")) and queried, f"agent {a is not None}, query logged {queried}")
             cp = a.of("start")[0][1]["start"].get("customParameters", {}) if a is not None and a.of("start") else {}
             results.check("named: start carries the table's static parameter (lang = en)", cp.get("lang") == "en", str(cp))
-            c = [x for x in uas.by_user(ANSWER) if x is not first_answer]
+            c = [x for x in uas.by_user(ANSWER) if all(x is not y for y in first_answer)]
             if c:
                 uas.bye(next(k for k, v in uas.calls.items() if v is c[0]))
                 c[0].get("rtp") and c[0]["rtp"].transport.close()
@@ -397,11 +423,13 @@ async def scenarios(results, server, agent_port, dns, dns_log):
     ans = [x for x in mine if x.get("remote") == ANSWER]
     bsy = [x for x in mine if x.get("remote") == BUSY]
     rng = [x for x in mine if x.get("remote") == RING]
-    results.check("records: the answered call: status 200, PCMU/agent, the trunk's RTP counted, end reason bye-trunk",
-                  len(ans) >= 1 and all(x.get("status") == 200 and x.get("codecs") == "PCMU/agent"
+    results.check("records: the answered calls: status 200, PCMU/agent (the L16 one PCMU/agent-l16), the trunk's RTP "
+                  "counted, end reason bye-trunk",
+                  len(ans) >= 1 and all(x.get("status") == 200 and x.get("codecs") in ("PCMU/agent", "PCMU/agent-l16")
                                         and x.get("end_reason") == "bye-trunk" for x in ans)
+                  and sum(x.get("codecs") == "PCMU/agent-l16" for x in ans) == 1
                   and max(x.get("trunk_in_bytes", 0) for x in ans) > 0,
-                  str({k: ans[0].get(k) for k in ("status", "codecs", "trunk_in_bytes", "trunk_out_bytes", "end_reason")}) if ans else "none")
+                  str([{k: x.get(k) for k in ("status", "codecs", "trunk_in_bytes", "end_reason")} for x in ans]) if ans else "none")
     results.check("records: the busy call: status 486, end reason busy",
                   len(bsy) >= 1 and bsy[0].get("status") == 486 and bsy[0].get("end_reason") == "busy",
                   str([(x.get("status"), x.get("end_reason")) for x in bsy]))

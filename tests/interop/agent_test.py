@@ -21,6 +21,9 @@ so trunk-side arrival times and the agent's message times come from one clock.
           message ends the call with a BYE to the trunk
   refused an agent URL nobody listens on: 503 to the trunk within agent_connect_timeout
   untrusted  agent:wss:// whose certificate the system CA store does not sign: 503
+  l16     a realm with agent_media_format = "l16": start.mediaFormat audio/x-l16 16000, 50 +/- 2
+          media/s of 640-byte payloads decoding (signed 16-bit little-endian) to the UAC's tone
+          within 2 %; the agent's 16 kHz L16 tone reaches the trunk as mu-law of that frequency
 Everything is on loopback; the server is stopped by PID at the end.
 """
 import asyncio
@@ -48,6 +51,7 @@ DIDS = {"+15550171": "echo", "+15550172": "tone", "+15550173": "clear", "+155501
         "+15550175": "hostile", "+15550176": "refused", "+15550178": "untrusted"}
 TONE_HZ = 440.0
 AGENT_TONE_HZ = 1000.0
+L16_REALM, L16_DID, L16_TONE_HZ = "l16.example.org", "+15550179", 1250.0
 
 
 def tone_mulaw(hz, seconds, rate=8000, level=8000):
@@ -58,16 +62,25 @@ def tone_mulaw(hz, seconds, rate=8000, level=8000):
 
 def frequency(mulaw):
     """The dominant frequency of mu-law audio at 8 kHz (an FFT peak with parabolic refinement)."""
+    return frequency_l16(audioop.ulaw2lin(mulaw, 2), 8000)
+
+
+def frequency_l16(pcm_le, rate):
+    """The dominant frequency of signed 16-bit little-endian PCM at `rate`."""
     import numpy as np
-    pcm = np.frombuffer(audioop.ulaw2lin(mulaw, 2), dtype="<i2").astype(float)
-    if len(pcm) < 800:
+    pcm = np.frombuffer(pcm_le, dtype="<i2").astype(float)
+    if len(pcm) < rate // 10:
         return 0.0
     spec = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
     k = int(np.argmax(spec[1:])) + 1
     if 1 <= k < len(spec) - 1:
         a, b, c = spec[k - 1], spec[k], spec[k + 1]
         k = k + 0.5 * (a - c) / (a - 2 * b + c)
-    return k * 8000 / len(pcm)
+    return k * rate / len(pcm)
+
+
+def tone_l16(hz, seconds, rate=16000, level=8000):
+    return b"".join(struct.pack("<h", int(level * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(rate * seconds)))
 
 
 class AgentServer(Turnbridge):
@@ -97,6 +110,14 @@ class AgentServer(Turnbridge):
                     f'agent_connect_timeout = 2\nagent_playout_frames = 500\n'
                     f'agent_authorization_file = "agent.token"\n'
                     f'routes = {{ {routes} }}\n\n'
+                    # Issue 17, L16: a second realm on the same trunk whose agents get 16 kHz L16.
+                    f'[realm."{L16_REALM}"]\nusers = {{ l16 = "l16" }}\n\n'
+                    f'[realm."{L16_REALM}".gateway]\nenabled = true\n'
+                    f'trunk = "sip:127.0.0.1:{self.trunk_port};transport=udp"\n'
+                    f'agent_media_format = "l16"\nagent_connect_timeout = 2\n'
+                    f'routes = {{ "{L16_DID}" = ["agent:ws://127.0.0.1:{self.agent_port}/l16"] }}\n'
+                    f'[realm."{L16_REALM}".gateway.agents]\n'
+                    f'ai16 = {{ url = "ws://127.0.0.1:{self.agent_port}/ai16", media_format = "l16" }}\n\n'
                     f'[accounting]\nflush_interval = 1\n\n[admin]\nlisten = "127.0.0.1:{self.admin_port}"\n'
                     f'token = "{TOKEN}"\n')
 
@@ -107,7 +128,8 @@ class AgentServer(Turnbridge):
 class Agent:
     """One Media Streams session as the agent sees it."""
 
-    def __init__(self):
+    def __init__(self, l16=False):
+        self.l16 = l16
         self.events = []        # (monotonic time, parsed message)
         self.errors = []        # format violations
         self.done = asyncio.Event()
@@ -129,8 +151,9 @@ class Agent:
             need(s.get("streamSid") == m.get("streamSid"), "start.streamSid")
             need(s.get("tracks") == ["inbound"], "start.tracks")
             need(isinstance(s.get("customParameters"), dict), "start.customParameters")
-            need(s.get("mediaFormat") == {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                 "start.mediaFormat")
+            want = ({"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1} if self.l16
+                    else {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1})
+            need(s.get("mediaFormat") == want, "start.mediaFormat")
         elif ev == "media":
             md = m.get("media", {})
             need(md.get("track") == "inbound", "media.track")
@@ -157,7 +180,7 @@ AGENTS = {}   # scenario name -> Agent
 
 async def agent_handler(ws, path=None):
     name = (path or ws.path).strip("/")
-    agent = AGENTS.setdefault(name, Agent())
+    agent = AGENTS.setdefault(name, Agent(l16=name == "l16"))
     agent.authorization = ws.request_headers.get("Authorization")
     sid = None
 
@@ -187,6 +210,12 @@ async def agent_handler(ws, path=None):
                 sid = m["streamSid"]
                 if name in ("tone", "clear"):
                     asyncio.ensure_future(play_tone())
+                if name == "l16":   # 3 s of 16 kHz L16 in 100 ms messages (3200 bytes), sent at once
+                    async def play_l16():
+                        audio = tone_l16(L16_TONE_HZ, 3.0)
+                        for i in range(0, len(audio), 3200):
+                            await media(audio[i:i + 3200])
+                    asyncio.ensure_future(play_l16())
                 if name == "clear":
                     async def clear_later():
                         await asyncio.sleep(1.5)
@@ -415,6 +444,37 @@ async def scenarios(results, server):
         f = frequency(got)
         results.check(f"echo: the trunk's capture of the echo decodes to its {TONE_HZ:.0f} Hz within 2 %",
                       abs(f - TONE_HZ) <= TONE_HZ * 0.02, f"{f:.1f} Hz from {len(got)} bytes")
+    call.close()
+
+    # 1b. l16: the same over L16 16 kHz, both ways (a realm with agent_media_format = "l16").
+    call = TrunkCall(loop, server, sip, L16_DID)
+    status = await call.invite()
+    if results.check("l16: a DID of a realm with agent_media_format = \"l16\" is answered", status == 200,
+                     f"status {status}"):
+        await call.send_audio(tone_mulaw(TONE_HZ, 1.0), 3.0)
+        await asyncio.sleep(0.3)
+        await call.bye()
+        a = AGENTS.get("l16", Agent())
+        await asyncio.wait_for(a.done.wait(), 3)
+        start = a.of("start")[0][1]["start"] if a.of("start") else {}
+        results.check("l16: start.mediaFormat is audio/x-l16 at 16000 Hz, one channel; every message in Twilio's shape",
+                      start.get("mediaFormat") == {"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1}
+                      and not a.errors, f"{start.get('mediaFormat')} {a.errors[:2]}")
+        media = a.of("media")
+        payloads = [base64.b64decode(m["media"]["payload"]) for _, m in media]
+        sizes = {len(p) for p in payloads}
+        steady = [t for t, _ in media[10:-10]]
+        rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0
+        results.check("l16: 50 +/- 2 media/s of 640-byte payloads (20 ms of 16 kHz 16-bit)",
+                      abs(rate - 50) <= 2 and sizes == {640}, f"{rate:.2f}/s, sizes {sizes}, {len(media)} messages")
+        f = frequency_l16(b"".join(payloads[10:]), 16000)
+        results.check(f"l16: the payloads decode (signed 16-bit little-endian, 16 kHz) to the trunk's {TONE_HZ:.0f} Hz "
+                      "within 2 %", abs(f - TONE_HZ) <= TONE_HZ * 0.02, f"{f:.1f} Hz")
+        heard = b"".join(p for _, _, p in call.received[5:])
+        f = frequency(heard)
+        results.check(f"l16: the agent's 16 kHz L16 tone reaches the trunk as mu-law of {L16_TONE_HZ:.0f} Hz within 2 %",
+                      abs(f - L16_TONE_HZ) <= L16_TONE_HZ * 0.02 and len(heard) >= 100 * 160,
+                      f"{f:.1f} Hz from {len(call.received)} packets")
     call.close()
 
     # 2. tone: 5 s sent in 100 ms, paced at 20 ms; the mark after it.
@@ -704,8 +764,11 @@ def run(results):
                 await asyncio.wait_for(scenarios(results, server), 60)
                 await asyncio.sleep(1.5)   # accounting flush_interval
                 rows = call_records(server)
-                mine = [r for r in rows if r.get("user") == "agent"]
+                mine = [r for r in rows if r.get("user") == "agent" and r.get("realm") == REALM]
                 answered = [r for r in mine if r.get("status") == 200]
+                l16 = [r for r in rows if r.get("realm") == L16_REALM]
+                results.check("call records: the L16 agent call's codecs are PCMU/agent-l16",
+                              [r.get("codecs") for r in l16] == ["PCMU/agent-l16"], str([r.get("codecs") for r in l16]))
                 echo = max(answered, key=lambda r: r.get("trunk_in_bytes", 0), default={})
                 results.check("call records: agent calls are call records with codecs PCMU/agent, trunk bytes both ways, "
                               "and the refused one as 503",

@@ -68,10 +68,12 @@ inline constexpr std::array<std::string_view, 4> kAgentTransferResults = {"user"
 // Outbound agent calls (issue 17): POST /api/v1/calls {realm, to, from, agent}.
 struct PlaceCall {
     std::string realm, to, from, agent;
+    std::string media_format;   // optional: "mulaw" or "l16" ("": the agent's or the realm's)
 };
 // One API call as GET /api/v1/calls/ID shows it.
 struct OutboundCall {
     std::string id, realm, to, from, agent;
+    std::string media_format = "mulaw";   // what the agent gets: "mulaw" or "l16"
     std::string status = "dialing";   // dialing, ringing, answered; completed, busy, no-answer, failed
     int sip_code = 0;                 // the trunk's final status (0 before one)
     std::string call_id;              // the call's id in the log lines (call.started, call.ended)

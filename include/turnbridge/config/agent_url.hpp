@@ -22,6 +22,15 @@ struct AgentUrl {
     std::string text;        // the URL, for logs
 };
 
+// How an agent's audio travels in `media` (issue 17): Twilio Media Streams' audio/x-mulaw at
+// 8 kHz (160 bytes per 20 ms), or, as Plivo Audio Streams names it (Twilio has no linear
+// format), audio/x-l16 at 16 kHz: signed 16-bit little-endian samples, 640 bytes per 20 ms.
+// Config: an agent's `media_format`, gateway.agent_media_format; POST /api/v1/calls "media_format".
+enum class AgentMediaFormat : std::uint8_t { Mulaw, L16 };
+// "mulaw" or "l16"; nullopt for anything else.
+std::optional<AgentMediaFormat> parse_agent_media_format(std::string_view s);
+constexpr std::string_view to_string(AgentMediaFormat f) { return f == AgentMediaFormat::L16 ? "l16" : "mulaw"; }
+
 // A route entry that starts with "agent:" (else nullopt and `why` empty); a malformed one gives
 // nullopt with `why` set.
 std::optional<AgentUrl> parse_agent_url(std::string_view entry, std::string& why);

@@ -36,11 +36,13 @@ std::string_view to_string(SipTrunk::Transport t);
 // One entry of [realm."X".gateway.agents] (issue 17): the agent's Media Streams WebSocket
 // ("ws://..." or "wss://..."; see agent_url.hpp), the Authorization header value of its upgrade
 // (its own `authorization`/`authorization_file`, else the gateway's agent_authorization), and
-// static customParameters added to `start` after from, to, realm and user.
+// static customParameters added to `start` after from, to, realm and user, and its media format
+// (`media_format`, else the gateway's agent_media_format).
 struct AgentEntry {
     AgentUrl url;
     std::string authorization;
     std::vector<std::pair<std::string, std::string>> parameters;
+    AgentMediaFormat media_format = AgentMediaFormat::Mulaw;
 };
 
 struct Gateway {
@@ -64,6 +66,9 @@ struct Gateway {
     std::string agent_authorization;           // Authorization header value toward agents; "" = none
     std::uint32_t agent_outbound_max_calls = 10;   // POST /api/v1/calls in progress at once; 0 = API calls off
     std::uint32_t agent_ring_timeout = 30;     // s: an outbound agent call not answered by then is cancelled
+    // Of agent: route targets, API calls and agents without their own media_format: mu-law 8 kHz
+    // (Twilio's) or L16 16 kHz (agent_url.hpp).
+    AgentMediaFormat agent_media_format = AgentMediaFormat::Mulaw;
     // [realm."X".gateway.agents] (issue 17): names a browser user dials -> an AI agent.
     std::map<std::string, AgentEntry> agents;
     // Live calls (issue 11): per browser user (0 = unlimited) and for the realm (0 = its share

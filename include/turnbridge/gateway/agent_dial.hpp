@@ -26,6 +26,9 @@ struct AgentDial {
     // (nullopt: gateway.agent_authorization, no parameters).
     std::optional<std::string> authorization;
     std::vector<std::pair<std::string, std::string>> parameters;
+    // The API's "media_format", else the agent's media_format (a name), else nullopt:
+    // gateway.agent_media_format.
+    std::optional<config::AgentMediaFormat> format;
 };
 
 struct DialUpdate {

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The media of one trunk call answered by an AI agent (issue 17), without I/O: PCMU RTP from
-// the trunk becomes Media Streams `media` messages (the G.711 payload base64-encoded as is, no
-// transcoding), RFC 4733 telephone-events become `dtmf` (one per event, at its first packet),
-// and the agent's audio leaves as RTP, one 20 ms PCMU frame per tick from AgentStream's bounded
-// playout buffer (RFC 3550 §5.1: one SSRC, sequence +1 and timestamp +160 per packet).
+// The media of one trunk call answered by an AI agent (issue 17), without I/O: RTP from the
+// trunk becomes Media Streams `media` messages (PCMU to a mu-law agent base64-encoded as is;
+// otherwise converted by AgentAudio, e.g. to L16 16 kHz), RFC 4733 telephone-events become
+// `dtmf` (one per event, at its first packet), and the agent's audio leaves as RTP, one 20 ms
+// trunk frame per tick from AgentStream's bounded playout buffer (RFC 3550 §5.1: one SSRC,
+// sequence +1 and timestamp +160 per packet).
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "turnbridge/gateway/agent_audio.hpp"
 #include "turnbridge/gateway/agent_stream.hpp"
 #include "turnbridge/gateway/rtp_packet.hpp"
 #include "turnbridge/gateway/trunk_sdp.hpp"
@@ -20,6 +22,8 @@ namespace turnbridge::gateway {
 struct AgentLegStats {
     std::uint64_t in_packets = 0, in_bytes = 0, out_packets = 0, out_bytes = 0;   // trunk RTP, in = toward us
     std::uint64_t dtmf = 0;
+    TrunkCodec codec = TrunkCodec::Pcmu;                    // for the record's codecs (agent_codecs)
+    AgentMediaFormat format = AgentMediaFormat::Mulaw;
 };
 
 class AgentMedia {
@@ -52,7 +56,9 @@ private:
     bool first_ = true;
     std::optional<std::uint32_t> last_event_;   // RTP timestamp of the last telephone-event seen
     AgentLegStats stats_;
-    std::array<std::uint8_t, kRtpHeaderSize + AgentStream::kFrame> packet_{};
+    AgentAudio audio_;
+    std::array<std::uint8_t, AgentAudio::kMaxAgentFrame> frame_{};   // the agent's next 20 ms
+    std::array<std::uint8_t, kRtpHeaderSize + kTrunkFrameBytes> packet_{};
 };
 
 }  // namespace turnbridge::gateway

@@ -28,7 +28,15 @@ struct AgentOpen {
     std::string user;            // a browser caller's user name ("" for a trunk caller)
     std::vector<std::pair<std::string, std::string>> parameters;   // static customParameters
     bool record = true;          // false: the router writes the call's record (a browser's call)
+    // The agent's media format (an agent's media_format, else gateway.agent_media_format), and
+    // whether the trunk leg may be G.722 (the realm's codecs have "g722"): an L16 agent then
+    // takes G.722 at 16 kHz first (agent_trunk_codecs).
+    config::AgentMediaFormat format = config::AgentMediaFormat::Mulaw;
+    bool g722 = false;
 };
+
+// The realm's codecs have "g722" (G.722 toward its trunk is allowed).
+bool allows_g722(const config::Gateway& g);
 
 class AgentPort {
 public:
@@ -36,7 +44,7 @@ public:
     // Starts connecting to the agent and opens the call's RTP socket; false: cannot (503 now).
     virtual bool open_agent(const AgentOpen& open) = 0;
     // Outbound (POST /api/v1/calls, sip_router_agent_dial.cpp): the call's RTP socket and our
-    // PCMU offer for the trunk's INVITE (`open.offer_sdp` unused); nullopt: cannot (503).
+    // offer (agent_trunk_codecs) for the trunk's INVITE (`open.offer_sdp` unused); nullopt: cannot (503).
     virtual std::optional<std::string> offer_agent(const AgentOpen& /*open*/) { return std::nullopt; }
     // ... the trunk answered 200 OK with `answer_sdp`: now connect to the agent. False: the
     // answer is unusable (the call is hung up). Then as inbound: answered or failed, then close.

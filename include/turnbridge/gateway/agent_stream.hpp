@@ -6,7 +6,8 @@
 // mark, clear, and turnbridge's extension {"event":"transfer","to":"..."}).
 // The agent sends audio faster than real time: it waits in a bounded playout buffer
 // (AgentLimits::playout_frames of 20 ms, config gateway.agent_playout_frames, default 500 = 10 s)
-// that the host drains one 160-byte mu-law frame per 20 ms tick; audio past the bound is dropped
+// that the host drains one 20 ms frame per tick (160 bytes of mu-law, or 640 of L16 when the
+// agent takes config::AgentMediaFormat::L16, agent_audio.hpp); audio past the bound is dropped
 // and counted, never buffered. A mark comes back when the audio queued before it has played, or
 // when `clear` drops it (barge-in: the buffer empties before the next tick).
 // Unreadable messages (not JSON, unknown events, media that is not base64) are counted and
@@ -23,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "turnbridge/config/agent_url.hpp"
+
 namespace turnbridge::gateway {
 
 // What `start` tells the agent about the call.
@@ -32,6 +35,8 @@ struct AgentStart {
     std::string stream_sid;    // "MZ" + 32 hex digits
     // start.customParameters, in order: from, to, realm, user, then the agent's static ones.
     std::vector<std::pair<std::string, std::string>> parameters;
+    // start.mediaFormat and the media payloads both ways: mu-law 8 kHz, or L16 16 kHz.
+    config::AgentMediaFormat format = config::AgentMediaFormat::Mulaw;
 };
 
 // A Twilio-style identifier: `prefix` and 32 lowercase hex digits of `random`.
@@ -46,9 +51,9 @@ struct AgentCounters {
     std::uint64_t media_in = 0;        // agent media messages accepted
     std::uint64_t frames_played = 0;   // 20 ms frames taken by next_frame()
     std::uint64_t bytes_dropped = 0;   // agent audio over the playout bound
-    std::uint64_t frames_dropped = 0;  // ... in 160-byte frames, rounded up per message
+    std::uint64_t frames_dropped = 0;  // ... in 20 ms frames, rounded up per message
     std::uint64_t bytes_cleared = 0;   // flushed by `clear`
-    std::uint64_t bad_messages = 0;    // not JSON, unknown event, missing field, bad base64
+    std::uint64_t bad_messages = 0;    // not JSON, unknown event, missing field, bad base64, odd L16
     std::uint64_t marks_dropped = 0;   // over AgentLimits::pending_marks
 };
 
@@ -61,6 +66,7 @@ class AgentStream {
 public:
     using Time = std::chrono::steady_clock::time_point;
     static constexpr std::size_t kFrame = 160;   // 20 ms of mu-law at 8000 Hz
+    static constexpr std::size_t kL16Frame = 640;   // 20 ms of L16 at 16000 Hz: 320 samples
     static constexpr std::uint8_t kSilence = 0xFF;   // mu-law zero (ITU-T G.711)
 
     AgentStream(AgentStart start, AgentLimits limits = {});
@@ -69,16 +75,18 @@ public:
     // call goes, stop() last. Each returns one text message.
     std::string connected() const;
     std::string start(Time now);   // media timestamps count from here
-    std::string media(Time now, std::span<const std::uint8_t> mulaw);   // one inbound frame
+    std::string media(Time now, std::span<const std::uint8_t> audio);   // one inbound frame, in format
     std::string dtmf(char digit);   // '0'-'9', '*', '#', 'A'-'D'
     std::string stop();
 
     // One text message from the agent. Marks that are due (nothing queued before them, or
     // dropped by clear) are appended to `to_agent`. A transfer request is returned.
     std::optional<AgentTransfer> on_message(std::string_view text, std::vector<std::string>& to_agent);
-    // The 20 ms tick: the next frame to play into `frame` (a short tail padded with silence);
-    // false when nothing is queued. Marks whose audio has now played go to `to_agent`.
-    bool next_frame(std::span<std::uint8_t, kFrame> frame, std::vector<std::string>& to_agent);
+    // The 20 ms tick: the next frame to play into `frame` (frame_bytes() long; a short tail
+    // padded with silence); false when nothing is queued. Marks whose audio has now played go
+    // to `to_agent`.
+    bool next_frame(std::span<std::uint8_t> frame, std::vector<std::string>& to_agent);
+    std::size_t frame_bytes() const { return frame_; }
 
     std::size_t queued_bytes() const { return size_; }
     std::size_t pending_marks() const { return marks_.size(); }
@@ -103,7 +111,8 @@ private:
     Time started_{};
     std::uint64_t sequence_ = 0;   // sequenceNumber of the last message sent
     std::uint64_t chunk_ = 0;      // media.chunk of the last media sent
-    // The playout ring: size_ bytes from head_, capacity playout_frames * kFrame.
+    std::size_t frame_;            // kFrame or kL16Frame
+    // The playout ring: size_ bytes from head_, capacity playout_frames * frame_.
     std::vector<std::uint8_t> ring_;
     std::size_t head_ = 0, size_ = 0;
     std::uint64_t enqueued_ = 0, played_ = 0;   // bytes ever accepted / played or cleared

@@ -67,6 +67,7 @@ struct CallSummary {
     // Codecs signaling knows for a call whose media is not the gateway's (issue 17: a hand-over
     // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
     std::string codecs;
+    config::AgentMediaFormat agent_format = config::AgentMediaFormat::Mulaw;   // ... and its format
 };
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).

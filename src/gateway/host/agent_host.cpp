@@ -59,7 +59,7 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     Session(AgentHost& h, const gateway::AgentOpen& o)
         : host(h), key(o.key), url(o.url), authorization(o.authorization), record(o.record), realm(o.realm),
           from(o.from), to(o.to), user(o.user), parameters(o.parameters), connect_timeout_s(o.connect_timeout_s),
-          playout_frames(o.playout_frames), ws_key(base64_encode(random16())),
+          playout_frames(o.playout_frames), format(o.format), ws_key(base64_encode(random16())),
           decoder(kMaxMessage, 64, [] { return mask_key(); }),
           conn(h.loop_, io::StreamKind::WebSocket, agent_guard(o.connect_timeout_s), nullptr, *this, *this) {}
 
@@ -71,6 +71,7 @@ struct AgentHost::Session final : io::Framer, io::StreamEvents {
     std::string realm, from, to, user;   // for `start`'s customParameters
     std::vector<std::pair<std::string, std::string>> parameters;
     std::uint32_t connect_timeout_s, playout_frames;
+    config::AgentMediaFormat format;   // mu-law or L16 toward the agent (agent_audio.hpp)
     gateway::TrunkLocal local;     // our RTP socket, for the SDP
     std::string ws_key;
     std::string http;             // the server's handshake response so far
@@ -204,7 +205,7 @@ AgentHost::Session* AgentHost::open_session(const gateway::AgentOpen& o, gateway
     int len = sizeof ss;
     uv_udp_getsockname(&s->udp, reinterpret_cast<sockaddr*>(&ss), &len);
     local.address = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).value_or(Endpoint{rtp_ip_, 0});
-    local.preference = {gateway::TrunkCodec::Pcmu};   // Media Streams v1 is audio/x-mulaw: passed through
+    local.preference = gateway::agent_trunk_codecs(o.format, o.g722);   // mu-law: PCMU, passed through
     local.session_id = random_of<std::uint32_t>();
     s->local = local;
     auto* raw = s.get();
@@ -219,7 +220,7 @@ bool AgentHost::open_agent(const gateway::AgentOpen& o) {
     Session* raw = open_session(o, local);
     if (raw == nullptr) return false;
     auto accepted = gateway::answer_trunk_offer(*offer, local);
-    if (!accepted) {   // no PCMU in the offer
+    if (!accepted) {   // no codec of agent_trunk_codecs() in the offer
         raw->ended = true;
         raw->conn_gone = true;
         close_udp(*raw);
@@ -254,6 +255,7 @@ void AgentHost::start_session(Session& s, const gateway::TrunkMedia& media) {
                               gateway::agent_sid("MZ", random16()),
                               {{"from", s.from}, {"to", s.to}, {"realm", s.realm}}};
     if (!s.user.empty()) start.parameters.emplace_back("user", s.user);
+    start.format = s.format;
     for (const auto& p : s.parameters) start.parameters.push_back(p);
     s.media.emplace(gateway::AgentStream(std::move(start), gateway::AgentLimits{s.playout_frames, 64}), media,
                     random_of<std::uint32_t>(), random_of<std::uint16_t>(), random_of<std::uint32_t>());

@@ -158,7 +158,7 @@ void GatewayHost::start_agents() {
         },
         [this](const gateway::CallSummary& s, const gateway::AgentLegStats& leg) {
             GatewayMedia::Summary m;
-            m.codecs = "PCMU/agent";
+            m.codecs = gateway::agent_codecs(gateway::to_string(leg.codec), leg.format);   // "PCMU/agent"
             m.stats.trunk_in = {leg.in_packets, leg.in_bytes};
             m.stats.trunk_out = {leg.out_packets, leg.out_bytes};
             record(s, m);
@@ -575,7 +575,7 @@ void GatewayHost::send_local(sip::Send& a) {
 void GatewayHost::call_ended(const gateway::CallSummary& s, sip::MediaSdp* media) {
     GatewayMedia::Summary m = media_->finish(media);
     // Issue 17: a browser's call to an agent; its "trunk" leg is the agent's stream.
-    if (s.agent && !m.codecs.empty()) m.codecs = m.codecs.substr(0, m.codecs.find('/')) + "/agent";
+    if (s.agent && !m.codecs.empty()) m.codecs = gateway::agent_codecs(m.codecs.substr(0, m.codecs.find('/')), s.agent_format);
     if (m.codecs.empty()) m.codecs = s.codecs;   // media not ours (a hand-over's relay): as signaling saw it
     if (!m.failure.empty() && s.end_reason.starts_with("media"))
         log::info("call {} {}: media ended: {}", s.account, s.remote, m.failure);

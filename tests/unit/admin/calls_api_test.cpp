@@ -64,6 +64,15 @@ TEST_CASE("POST /api/v1/calls hands the four fields to the backend and answers 2
     CHECK(location);
 }
 
+TEST_CASE("POST /api/v1/calls: an optional media_format (issue 17, L16) reaches the backend; absent it is empty") {
+    FakeBackend b;
+    CHECK(run(b, post(R"({"realm": "example.org", "to": "+1", "from": "+1", "agent": "ai", "media_format": "l16"})")).status == 202);
+    CHECK(run(b, post(kGood)).status == 202);
+    REQUIRE(b.placed.size() == 2);
+    CHECK(b.placed[0].media_format == "l16");
+    CHECK(b.placed[1].media_format.empty());
+}
+
 TEST_CASE("POST /api/v1/calls: a bad body is 400 naming the field, and never reaches the backend") {
     struct Row { const char* name; std::string body; const char* parameter; };
     const Row rows[] = {
@@ -76,6 +85,8 @@ TEST_CASE("POST /api/v1/calls: a bad body is 400 naming the field, and never rea
         {"to with letters", R"({"realm": "r", "to": "+1555abc", "from": "+1", "agent": "ws://h/a"})", "to"},
         {"from with a space", R"({"realm": "r", "to": "+1", "from": "+1 555", "agent": "ws://h/a"})", "from"},
         {"to too long", R"({"realm": "r", "to": "+123456789012345678901234567890123", "from": "+1", "agent": "ws://h/a"})", "to"},
+        {"media_format unknown", R"({"realm": "r", "to": "+1", "from": "+1", "agent": "ws://h/a", "media_format": "pcm"})", "media_format"},
+        {"media_format a number", R"({"realm": "r", "to": "+1", "from": "+1", "agent": "ws://h/a", "media_format": 16})", "media_format"},
     };
     for (const auto& row : rows) {
         CAPTURE(row.name);

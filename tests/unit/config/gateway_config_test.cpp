@@ -173,7 +173,10 @@ TEST_CASE("agent: [realm.X.gateway.agents], names a browser dials (issue 17)") {
         {"bad host name", table + "ai = \"ws://agents_x.example/x\"", a + "ai", 11, "must be an IP address or a host name"},
         {"bad name", table + "\"a b\" = \"ws://127.0.0.1/x\"", a + "\"a b\"", 11, "expected a name or number a browser dials"},
         {"no url", table + "ai = { authorization = \"x\" }", a + "ai", 11, "expected url ="},
-        {"typo", table + "ai = { url = \"ws://127.0.0.1/x\", params = {} }", a + "ai.params", 11, "unknown key; expected one of: url, authorization, parameters"},
+        {"typo", table + "ai = { url = \"ws://127.0.0.1/x\", params = {} }", a + "ai.params", 11, "unknown key; expected one of: url, authorization, parameters, media_format"},
+        {"media format", table + "ai = { url = \"ws://127.0.0.1/x\", media_format = \"pcm\" }", a + "ai.media_format", 11,
+         "expected \"mulaw\" (8 kHz, Twilio's audio/x-mulaw) or \"l16\" (16 kHz linear), got \"pcm\""},
+        {"realm media format", "agent_media_format = \"L16\"", "realm.\"example.org\".gateway.agent_media_format", 9, "expected \"mulaw\""},
         {"two-line authorization", table + "ai = { url = \"ws://127.0.0.1/x\", authorization = \"a\\r\\nb: c\" }",
          a + "ai.authorization", 11, "expected one line"},
         {"own parameter", table + "ai = { url = \"ws://127.0.0.1/x\", parameters = { from = \"x\" } }",
@@ -187,6 +190,19 @@ TEST_CASE("agent: [realm.X.gateway.agents], names a browser dials (issue 17)") {
         CHECK(e.line == row.line);
         CHECK_MESSAGE(e.message.find(row.says) != std::string::npos, e.message);
     }
+}
+
+TEST_CASE("agent: media_format per agent, agent_media_format for the realm's routes and API calls (issue 17)") {
+    const auto g = [](const std::string& keys) { return accepted(gateway(keys))->find_realm("example.org")->gateway; };
+    CHECK(g("").agent_media_format == AgentMediaFormat::Mulaw);
+    const auto l16 = g("agent_media_format = \"l16\"\n[realm.\"example.org\".gateway.agents]\nai = \"ws://127.0.0.1/x\"\n"
+                       "mu = { url = \"ws://127.0.0.1/y\", media_format = \"mulaw\" }");
+    CHECK(l16.agent_media_format == AgentMediaFormat::L16);
+    CHECK(l16.agents.at("ai").media_format == AgentMediaFormat::L16);   // the realm's, without its own
+    CHECK(l16.agents.at("mu").media_format == AgentMediaFormat::Mulaw);
+    const auto own = g("[realm.\"example.org\".gateway.agents]\nai = { url = \"ws://127.0.0.1/x\", media_format = \"l16\" }");
+    CHECK(own.agents.at("ai").media_format == AgentMediaFormat::L16);
+    CHECK(to_string(AgentMediaFormat::L16) == "l16");
 }
 
 TEST_CASE("agent URLs: host names are taken and looked up later; malformed ones are refused (issue 17)") {

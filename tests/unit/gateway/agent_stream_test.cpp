@@ -11,8 +11,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-AgentStream make(std::size_t frames = 500) {
+AgentStream make(std::size_t frames = 500, config::AgentMediaFormat format = config::AgentMediaFormat::Mulaw) {
     AgentStart s;
+    s.format = format;
     s.account_sid = "AC" + std::string(32, '0');
     s.call_sid = "CA" + std::string(32, '1');
     s.stream_sid = "MZ" + std::string(32, '2');
@@ -123,6 +124,31 @@ TEST_CASE("agent media is played out 160 bytes a tick, in order, with a short ta
     CHECK(!s.next_frame(f, out));
     CHECK(s.counters().frames_played == 3);
     CHECK(out.empty());
+}
+
+TEST_CASE("L16 (issue 17): start names audio/x-l16 at 16000 Hz; 640-byte frames, silence 0, bound in frames, odd sizes refused") {
+    auto s = make(10, config::AgentMediaFormat::L16);   // 10 frames: 6400 bytes
+    const auto st = json(s.start(AgentStream::Time{}));
+    const auto* f = st.find("start")->find("mediaFormat");
+    REQUIRE(f);
+    CHECK(f->text("encoding") == "audio/x-l16");
+    CHECK(f->find("sampleRate")->number == 16000);
+    CHECK(f->find("channels")->number == 1);
+    CHECK(s.frame_bytes() == 640);
+    std::vector<std::string> out;
+    s.on_message(media_msg(7, 0x11), out);   // half a sample: refused
+    CHECK(s.counters().bad_messages == 1);
+    CHECK(s.queued_bytes() == 0);
+    s.on_message(media_msg(1000, 0x11), out);   // any even size
+    std::array<std::uint8_t, 640> fr{};
+    CHECK(s.next_frame(fr, out));
+    CHECK(fr[639] == 0x11);
+    CHECK(s.next_frame(fr, out));
+    CHECK(fr[359] == 0x11);
+    CHECK(fr[360] == 0);   // L16 silence
+    for (int i = 0; i < 20; ++i) s.on_message(media_msg(640), out);
+    CHECK(s.queued_bytes() == 6400);
+    CHECK(s.counters().frames_dropped == 10);
 }
 
 TEST_CASE("the playout buffer is bounded: audio past agent_playout_frames is dropped and counted") {
