@@ -42,6 +42,7 @@ void SipRouter::on_agent_invite(sip::Time now, const SipFlow& flow, sip::Request
     a.summary.call_id = key;
     a.summary.account = "agent";
     a.summary.outbound = false;
+    a.summary.trunk = realm.gateway.trunk_name;
     const auto from = r.request.from();
     a.summary.remote = sip::caller_withheld(r.request) ? "anonymous" : from ? uri_user(from->uri) : std::string();
     a.summary.started = now;

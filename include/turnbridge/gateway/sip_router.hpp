@@ -67,6 +67,10 @@ struct CallSummary {
     // Codecs signaling knows for a call whose media is not the gateway's (issue 17: a hand-over
     // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
     std::string codecs;
+    // The trunk the call went through or came from (config::Gateway::trunk_name, issue 14:
+    // "default" for the single-trunk form); "" when it has none (the test line, a browser's call
+    // to an agent).
+    std::string trunk;
 };
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).
