@@ -87,8 +87,7 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
     invite.add_contact(leg.local.contact);
     invite.set_max_forwards(70);
     AgentOpen open{key, d.url, realm->name, d.from, d.to, {}, gw.agent_connect_timeout, gw.agent_playout_frames,
-                   d.authorization.value_or(gw.agent_authorization)};
-    open.parameters = d.parameters;
+                   d.authorization.value_or(gw.agent_authorization), {}, d.parameters, true};
     auto offer = agents_->offer_agent(open);
     if (!offer) return fail(503, "no RTP socket for the call");
     invite.set_body("application/sdp", *offer);

@@ -48,7 +48,7 @@ void SipRouter::on_agent_invite(sip::Time now, const SipFlow& flow, sip::Request
     a.summary.started = now;
     AgentOpen open{key, *url, realm.name, a.summary.remote, did, std::string(r.request.body()),
                    realm.gateway.agent_connect_timeout, realm.gateway.agent_playout_frames,
-                   realm.gateway.agent_authorization};
+                   realm.gateway.agent_authorization, {}, {}, true};   // every field: -Wmissing-field-initializers
     if (!agents_->open_agent(open)) {
         log::warn("agent: call {} -> {}: cannot open the agent's stream", key, url->text);
         return reply(now, r.tx, r.request, 503, out, "Agent Unavailable");
