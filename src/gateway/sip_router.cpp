@@ -476,8 +476,10 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(chosen);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
+    // Marked (this worker's Call-ID prefix, sip::Placement): a REFER from the trunk makes new
+    // INVITEs toward browsers from this address (issue 14), and their answers must come back here.
     sip::LegAddress browser{flow.id, true,
-                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
+                            marked({ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}})};
     // By name (TrunkAccount grows; -Wmissing-field-initializers); with_identity() sets the rest.
     sip::TrunkAccount account;
     account.host = trunk->hostport;
