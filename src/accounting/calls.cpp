@@ -50,6 +50,8 @@ detail::Fields fields(const CallRecord& c) {
         out.push_back(maybe_real_field(p + "_jitter_ms", rounded(q.jitter_ms, 2), q.measured));
         out.push_back(maybe_real_field(p + "_mos", rounded(q.mos, 2), q.measured));
     }
+    // Issue 14: the trunk's name; null for a call with no trunk leg (last: CSV columns stay put).
+    out.push_back(maybe_text_field("trunk", c.trunk, !c.trunk.empty()));
     return out;
 }
 
@@ -70,20 +72,20 @@ std::string quality_cell(const CallRecord& c, F show) {
 }
 
 std::string table(const std::vector<CallRecord>& calls) {
-    std::vector<std::vector<std::string>> cells = {{"START", "USER", "REALM", "DIRECTION", "REMOTE", "STATUS", "RESULT",
+    std::vector<std::vector<std::string>> cells = {{"START", "USER", "REALM", "DIRECTION", "REMOTE", "TRUNK", "STATUS", "RESULT",
                                                     "DURATION", "CODECS", "BROWSER IN", "BROWSER OUT", "TRUNK IN",
                                                     "TRUNK OUT", "RELAYED", "LOSS IN B/T", "MOS IN B/T", "END"}};
     for (const auto& c : calls)
         cells.push_back({c.start_ms == 0 ? "-" : detail::time_key(c.start_ms), printable(c.account),
                          printable(c.realm), printable(c.direction), printable(c.remote),
-                         integer(std::int64_t{c.status}), std::string(call_result(c)), human_duration(c),
+                         c.trunk.empty() ? "-" : printable(c.trunk), integer(std::int64_t{c.status}), std::string(call_result(c)), human_duration(c),
                          printable(c.codecs), format_bytes(c.browser_in_bytes), format_bytes(c.browser_out_bytes),
                          format_bytes(c.trunk_in_bytes), format_bytes(c.trunk_out_bytes), c.relayed ? "yes" : "no",
                          quality_cell(c, [](const CallQuality& q) { return fmt::format("{:.1f}%", q.loss_pct); }),
                          quality_cell(c, [](const CallQuality& q) { return fmt::format("{:.2f}", q.mos); }),
                          printable(c.end_reason)});
-    //                               START USER  REALM DIR   REMOTE STATUS RESULT DUR    CODECS
-    const std::vector<bool> left = {true, true, true, true, true, false, true, false, true,
+    //                               START USER  REALM DIR   REMOTE TRUNK STATUS RESULT DUR    CODECS
+    const std::vector<bool> left = {true, true, true, true, true, true, false, true, false, true,
                                     false, false, false, false, true, false, false, true};
     return detail::aligned(cells, left);
 }

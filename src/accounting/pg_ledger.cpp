@@ -93,7 +93,9 @@ CREATE TABLE fleet_leases (
 CREATE INDEX fleet_leases_by_expiry ON fleet_leases (expires);
 )",
             // 2 -> 3: call records and SIP location across nodes (issue 15).
-            fleet_calls_sql() + location_schema_sql()};
+            fleet_calls_sql() + location_schema_sql(),
+            // 3 -> 4: the trunk of each call (issue 14); NULL for none and for calls shipped before.
+            "ALTER TABLE fleet_calls ADD COLUMN trunk TEXT;"};
 }
 
 constexpr std::int64_t kSchemaLock = 0x7475726e15;  // "turn" + issue 15: pg_advisory_xact_lock key
@@ -245,7 +247,7 @@ long PgLedger::ship(const std::string& node, const std::vector<OutboxRow>& rows)
 long PgLedger::ship_calls(const std::string& node, const std::vector<OutboxCall>& calls) {
     if (calls.empty()) return 0;
     if (!connect()) return -1;
-    constexpr int per_row = 1 + kCallColumnCount + 16;
+    constexpr int per_row = 1 + kCallColumnCount + 16 + 1;   // node, calls, quality, trunk
     std::vector<std::string> params;
     std::vector<std::optional<std::string>> values;
     std::string rows;
@@ -267,13 +269,15 @@ long PgLedger::ship_calls(const std::string& node, const std::vector<OutboxCall>
             values.emplace_back(std::to_string(k.lost));
             for (double d : {k.loss_pct, k.jitter_ms, k.mos}) values.emplace_back(fmt::format("{}", d));
         }
+        if (c.trunk.empty()) values.emplace_back(std::nullopt);   // no trunk leg
+        else values.emplace_back(c.trunk);
         rows += r ? ",(" : "(";
         for (int i = 0; i < per_row; ++i)
             rows += fmt::format("{}${}", i ? "," : "", static_cast<int>(r) * per_row + i + 1);
         rows += ")";
     }
     // Types come from the table: INSERT ... VALUES infers each parameter's from its column.
-    const auto sql = fmt::format("INSERT INTO fleet_calls (node, {}{}) VALUES {} ON CONFLICT DO NOTHING", kCallColumns,
+    const auto sql = fmt::format("INSERT INTO fleet_calls (node, {}{}, trunk) VALUES {} ON CONFLICT DO NOTHING", kCallColumns,
                                  call_quality_pg_columns("", ""), rows);
     try {
         auto res = conn_->exec_nullable(sql, values);

@@ -113,7 +113,7 @@ private:
         auto res = exec("SELECT id, realm, account, direction, remote, start_ms, answer_ms, end_ms, status, codecs, "
                         "end_reason, relayed, browser_in_packets, browser_in_bytes, browser_out_packets, "
                         "browser_out_bytes, trunk_in_packets, trunk_in_bytes, trunk_out_packets, trunk_out_bytes" +
-                            quality + " FROM fleet_calls " + where,
+                            quality + ", trunk FROM fleet_calls " + where,
                         params);
         std::vector<CallRecord> out;
         for (int i = 0; i < res.rows(); ++i) {
@@ -136,6 +136,7 @@ private:
                 m.jitter_ms = std::stod(res.text(i, col + 2));
                 m.mos = std::stod(res.text(i, col + 3));
             }
+            c.trunk = res.text(i, 36);   // NULL (no trunk): ""
             out.push_back(std::move(c));
         }
         return out;

@@ -48,7 +48,8 @@ options:
   --realm REALM       only this realm
   --since TIME        from TIME on (inclusive)
   --until TIME        before TIME (exclusive)
-  --by GROUP          user (default), realm, day, hour, allocation or node (fleet)
+  --by GROUP          user (default), realm, day, hour, allocation, node (fleet) or
+                      trunk (gateway calls per realm and trunk; no relayed traffic)
   --calls             list gateway calls one by one (those that started in the window)
   --format FORMAT     table (default), json or csv
   -h, --help          print this help and exit
@@ -127,7 +128,7 @@ std::optional<std::string> make_query(const Options& o, std::int64_t now_ms, Usa
     if (o.by && o.calls) return "--by: not with --calls (the listing has one row per call)";
     if (o.by) {
         auto by = parse_group_by(*o.by);
-        if (!by) return fmt::format("--by: expected user, realm, day, hour, allocation or node, got \"{}\"", *o.by);
+        if (!by) return fmt::format("--by: expected user, realm, day, hour, allocation, node or trunk, got \"{}\"", *o.by);
         q.by = *by;
     }
     if (o.format) {

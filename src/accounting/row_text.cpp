@@ -51,6 +51,10 @@ Field maybe_real_field(std::string name, double value, bool present) {
     if (!present) return {std::move(name), std::string(), std::numeric_limits<double>::quiet_NaN()};  // JsonWriter: NaN is null
     return real_field(std::move(name), value);
 }
+Field maybe_text_field(std::string name, std::string value, bool present) {
+    if (!present) return {std::move(name), std::string(), std::numeric_limits<double>::quiet_NaN()};  // JSON null
+    return text_field(std::move(name), std::move(value));
+}
 Field flag_field(std::string name, bool value) { return {std::move(name), value ? "1" : "0", value}; }
 Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text) {
     return {std::move(name), std::move(text), std::move(value)};

@@ -28,6 +28,8 @@ Field real_field(std::string name, double value);
 Field flag_field(std::string name, bool value);
 // A number that may be missing: JSON null, CSV empty, when `present` is false.
 Field maybe_real_field(std::string name, double value, bool present);  // JSON true/false; CSV 1/0 like the other numbers
+// A text that may be missing: JSON null, CSV empty, when `present` is false.
+Field maybe_text_field(std::string name, std::string value, bool present);
 // JSON an object name -> count; CSV `text`.
 Field map_field(std::string name, std::map<std::string, std::uint64_t> value, std::string text);
 

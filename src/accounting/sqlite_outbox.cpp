@@ -22,7 +22,8 @@ public:
         erase_ = prepare("DELETE FROM outbox WHERE seq <= ?1");
         rows_ = prepare("SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM outbox");
         // A call erased locally (none are today) is skipped by the join and erased with the rest.
-        read_calls_ = prepare(fmt::format("SELECT o.seq, {}, {} FROM call_outbox o JOIN calls c ON c.id = o.call "
+        // The server migrated the file (schema 6: the trunk column) before the shipper opens it.
+        read_calls_ = prepare(fmt::format("SELECT o.seq, {}, {}, c.trunk FROM call_outbox o JOIN calls c ON c.id = o.call "
                                           "ORDER BY o.seq LIMIT ?1",
                                           prefixed(kCallColumns), prefixed(call_quality_columns())));
         erase_calls_ = prepare("DELETE FROM call_outbox WHERE seq <= ?1");
@@ -61,7 +62,7 @@ public:
         std::vector<OutboxCall> out;
         Query q(db_, read_calls_);
         q.bind(1, static_cast<std::int64_t>(limit));
-        while (q.step()) out.push_back(OutboxCall{q.int64(0), read_call(q, 1, true)});
+        while (q.step()) out.push_back(OutboxCall{q.int64(0), read_call(q, 1, true, true)});
         return out;
     }
 

@@ -150,8 +150,15 @@ CREATE TABLE IF NOT EXISTS call_outbox (
     call TEXT NOT NULL);
 )";
 
+// The trunk of each gateway call (issue 14: a realm has several): its name, NULL for a call with
+// no trunk leg and for the calls recorded before this version.
+constexpr const char* kSchemaV6 = R"(
+ALTER TABLE calls ADD COLUMN trunk TEXT;
+)";
+
 const std::vector<std::string>& migrations() {
-    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3(), schema_v4(), kSchemaV5};
+    static const std::vector<std::string> all = {schema_v1(), kSchemaV2, schema_v3(), schema_v4(), kSchemaV5,
+                                                 kSchemaV6};
     return all;
 }
 
@@ -161,6 +168,7 @@ int schema_version() { return static_cast<int>(migrations().size()); }
 constexpr int kCallsVersion = 2;
 constexpr int kQualityVersion = 3;
 constexpr int kCallOutboxVersion = 5;
+constexpr int kTrunkVersion = 6;
 constexpr int kOldestReadable = 1;
 
 const std::string& upsert_allocation_sql() {
@@ -277,6 +285,7 @@ void SqliteStore::open(const StoreOptions& options) {
             throw SqliteError(fmt::format("schema version {} is newer than this turnbridge's ({})", v, schema_version()));
         has_calls_ = v >= kCallsVersion;
         has_quality_ = v >= kQualityVersion;
+        has_trunk_ = v >= kTrunkVersion;
         return;
     }
     // WAL lets `turnbridge report` read while the server writes; NORMAL syncs at checkpoints,
@@ -294,6 +303,7 @@ void SqliteStore::open(const StoreOptions& options) {
         has_calls_ = to >= kCallsVersion;
         has_quality_ = to >= kQualityVersion;
         has_call_outbox_ = to >= kCallOutboxVersion;
+        has_trunk_ = to >= kTrunkVersion;
         close_crashed();
         tx.commit();
     }
@@ -503,16 +513,17 @@ void SqliteStore::add_hourly(const HourlyKey& key, const HourlyDelta& d) {
 
 // A call arrives once, when it ended; a retried batch may bring it again, and then replaces it.
 void SqliteStore::write_call(const CallRecord& c) {
-    // A store kept at schema 2 (StoreOptions::schema_version, tests) has no quality columns.
-    const auto make = [](bool quality) {
+    // A store kept at schema 2 (StoreOptions::schema_version, tests) has no quality columns, one
+    // kept at 3 to 5 no trunk column.
+    const auto make = [](bool quality, bool trunk) {
         std::string params;
-        const int n = kCallColumnCount + (quality ? kQualityColumnCount : 0);
+        const int n = kCallColumnCount + (quality ? kQualityColumnCount : 0) + (trunk ? 1 : 0);
         for (int i = 1; i <= n; ++i) params += fmt::format("{}?{}", i > 1 ? ", " : "", i);
-        return fmt::format("INSERT OR REPLACE INTO calls ({}{}{}) VALUES ({})", kCallColumns, quality ? ", " : "",
-                           quality ? call_quality_columns() : std::string(), params);
+        return fmt::format("INSERT OR REPLACE INTO calls ({}{}{}{}) VALUES ({})", kCallColumns, quality ? ", " : "",
+                           quality ? call_quality_columns() : std::string(), trunk ? ", trunk" : "", params);
     };
-    static const std::string with_quality = make(true), without = make(false);
-    auto q = hot_query(has_quality_ ? with_quality : without);
+    static const std::string with_trunk = make(true, true), with_quality = make(true, false), without = make(false, false);
+    auto q = hot_query(has_trunk_ ? with_trunk : has_quality_ ? with_quality : without);
     q.bind(1, c.id).bind(2, c.realm).bind(3, c.account).bind(4, c.direction).bind(5, c.remote);
     q.bind(6, c.start_ms).bind(7, c.answer_ms).bind(8, c.end_ms).bind(9, std::int64_t{c.status});
     q.bind(10, c.codecs).bind(11, c.end_reason).bind(12, std::int64_t{c.relayed ? 1 : 0});
@@ -528,6 +539,10 @@ void SqliteStore::write_call(const CallRecord& c) {
         }
         q.bind(col, k.lost).bind(col + 1, k.loss_pct).bind(col + 2, k.jitter_ms).bind(col + 3, k.mos);
         col += 4;
+    }
+    if (has_trunk_) {
+        if (c.trunk.empty()) q.bind_null(col);   // no trunk leg
+        else q.bind(col, c.trunk);
     }
     q.step();
 }

@@ -102,8 +102,9 @@ private:
 };
 
 // One call from a row that starts with kCallColumns at `first` (and, if `quality`, the quality
-// columns after them): for the store's listing and the fleet shipper's call outbox.
-CallRecord read_call(const Query& s, int first, bool quality);
+// columns after them, then, if `trunk`, the trunk column): for the store's listing and the
+// fleet shipper's call outbox.
+CallRecord read_call(const Query& s, int first, bool quality, bool trunk);
 
 // A usage row in the making, keyed by (bucket start, realm, account) with what is not grouped
 // left empty.
@@ -196,6 +197,7 @@ private:
     bool failing_ = false;  // the last write failed (logged once per run of failures)
     bool has_calls_ = true; // false for a reader of a schema-1 file: it has no calls yet
     bool has_quality_ = true; // false for a reader of a schema-2 file: its calls have no quality columns
+    bool has_trunk_ = true;   // false for a file before schema 6: its calls have no trunk column
     bool has_call_outbox_ = false;  // a writer at schema 5 or later: calls are queued for the fleet
     int lock_fd_ = -1;      // FILE.lock, flock()ed while this server writes FILE
     std::uint64_t outbox_max_ = 0;      // fleet mode: the outbox's bound; 0 = no outbox

@@ -41,6 +41,7 @@ RowKey row_key(GroupBy by, std::int64_t time, const std::string& realm, const st
     switch (by) {
         case GroupBy::User: return std::make_tuple(std::int64_t{0}, realm, account);
         case GroupBy::Realm: return std::make_tuple(std::int64_t{0}, realm, std::string());
+        case GroupBy::Trunk: return std::make_tuple(std::int64_t{0}, realm, account);   // account: the trunk
         case GroupBy::Day: return std::make_tuple(detail::floor_to(time, kDayMs), std::string(), std::string());
         default: return std::make_tuple(detail::floor_to(time, kHourMs), std::string(), std::string());
     }
@@ -88,12 +89,14 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
         return row_key(q.by, time, realm, account);
     };
     const bool by_time = q.by == GroupBy::Day || q.by == GroupBy::Hour;
+    // Issue 14: only calls have a trunk; the relayed traffic is in no trunk's row.
+    const bool traffic = q.by != GroupBy::Trunk;
 
     auto s = query(fmt::format("SELECT hour_start_ms, realm, account, allocations_started, {} FROM hourly "
                                "WHERE hour_start_ms >= ?1 AND hour_start_ms < ?2 AND {}",
                                counter_columns("{}"), kFilters));
     s.bind(1, q.since_ms.value_or(kMinMs)).bind(2, q.until_ms.value_or(kMaxMs)).bind(3, q.realm).bind(4, q.user);
-    while (s.step()) {
+    while (traffic && s.step()) {
         const std::string realm = s.text(1);
         Traffic t;
         s.read_traffic(4, t);
@@ -110,7 +113,7 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
     auto m = query(fmt::format("SELECT realm, account, start_ms, {0} FROM allocations "
                                "WHERE start_ms < ?2 AND {0} > ?1 AND {1}", kStop, kFilters));
     m.bind(1, from).bind(2, to).bind(3, q.realm).bind(4, q.user);
-    while (m.step()) {
+    while (traffic && m.step()) {
         const std::string realm = m.text(0), account = m.text(1);
         const std::int64_t begin = std::max(m.int64(2), from), end = std::min(m.int64(3), to);
         const std::int64_t step = q.by == GroupBy::Day ? kDayMs : kHourMs;
@@ -132,6 +135,7 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
         switch (q.by) {
             case GroupBy::User: row.key = account.empty() ? "(realm)" : account; break;
             case GroupBy::Realm: row.key = realm; break;
+            case GroupBy::Trunk: row.key = account.empty() ? "(none)" : account; break;
             case GroupBy::Day: row.key = detail::day_key(time); break;
             default: row.key = detail::hour_key(time); break;
         }
@@ -145,27 +149,28 @@ std::vector<UsageRow> SqliteStore::usage_by_buckets(const UsageQuery& q, const s
     return rows;
 }
 
-// Calls that started in [from, to), summed per (realm, account, codecs) and the day or hour
-// they started in, each sum into the row it belongs to.
+// Calls that started in [from, to), summed per (realm, account, trunk, codecs) and the day or
+// hour they started in, each sum into the row it belongs to.
 void SqliteStore::add_calls(const UsageQuery& q, std::int64_t from, std::int64_t to, RowAccs& acc) {
     const std::int64_t step = q.by == GroupBy::Day ? kDayMs : q.by == GroupBy::Hour ? kHourMs : 0;
     auto c = query(fmt::format(
-        "SELECT realm, account, codecs, CASE ?5 WHEN 0 THEN 0 ELSE start_ms - ((start_ms % ?5) + ?5) % ?5 END AS bucket, "
+        "SELECT realm, account, {}, codecs, CASE ?5 WHEN 0 THEN 0 ELSE start_ms - ((start_ms % ?5) + ?5) % ?5 END AS bucket, "
         "COUNT(*), SUM(answer_ms != 0), SUM(CASE WHEN answer_ms != 0 AND end_ms > answer_ms THEN end_ms - answer_ms "
         "ELSE 0 END), SUM(browser_in_bytes + browser_out_bytes), SUM(trunk_in_bytes + trunk_out_bytes) FROM calls "
-        "WHERE start_ms >= ?1 AND start_ms < ?2 AND {} GROUP BY realm, account, codecs, bucket", kFilters));
+        "WHERE start_ms >= ?1 AND start_ms < ?2 AND {} GROUP BY realm, account, 3, codecs, bucket",
+        has_trunk_ ? "COALESCE(trunk, '')" : "''", kFilters));
     c.bind(1, from).bind(2, to).bind(3, q.realm).bind(4, q.user).bind(5, step);
     while (c.step()) {
         const std::string realm = c.text(0);
-        RowAcc& a = acc[row_key(q.by, c.int64(3), realm, c.text(1))];
+        RowAcc& a = acc[row_key(q.by, c.int64(4), realm, c.text(q.by == GroupBy::Trunk ? 2 : 1))];
         a.realms.insert(realm);
         CallTotals& t = a.row.calls;
-        t.calls += c.uint64(4);
-        t.answered += c.uint64(5);
-        t.answered_ms += c.int64(6);
-        t.browser_bytes += c.uint64(7);
-        t.trunk_bytes += c.uint64(8);
-        if (const std::string codecs = c.text(2); !codecs.empty()) t.codecs[codecs] += c.uint64(4);
+        t.calls += c.uint64(5);
+        t.answered += c.uint64(6);
+        t.answered_ms += c.int64(7);
+        t.browser_bytes += c.uint64(8);
+        t.trunk_bytes += c.uint64(9);
+        if (const std::string codecs = c.text(3); !codecs.empty()) t.codecs[codecs] += c.uint64(5);
     }
 }
 
@@ -193,7 +198,7 @@ std::optional<AllocationRecord> SqliteStore::allocation(const std::string& id) {
     }
 }
 
-CallRecord read_call(const Query& s, int first, bool quality) {
+CallRecord read_call(const Query& s, int first, bool quality, bool trunk) {
     CallRecord c;
     c.id = s.text(first);
     c.realm = s.text(first + 1);
@@ -221,6 +226,7 @@ CallRecord read_call(const Query& s, int first, bool quality) {
         k.jitter_ms = s.real(col + 2);
         k.mos = s.real(col + 3);
     }
+    if (trunk) c.trunk = s.text(first + 20 + (quality ? 16 : 0));   // NULL: ""
     return c;
 }
 
@@ -228,8 +234,9 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
     if (!has_calls_) return {};
     try {
         // Only the filters given, so that SQLite can use the (realm, account, start_ms) index.
-        std::string sql = fmt::format("SELECT {}{}{} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns,
-                                      has_quality_ ? ", " : "", has_quality_ ? call_quality_columns() : std::string());
+        std::string sql = fmt::format("SELECT {}{}{}{} FROM calls WHERE start_ms >= ?1 AND start_ms < ?2", kCallColumns,
+                                      has_quality_ ? ", " : "", has_quality_ ? call_quality_columns() : std::string(),
+                                      has_trunk_ ? ", trunk" : "");
         if (q.realm) sql += " AND realm = ?3";
         if (q.user) sql += " AND account = ?4";
         sql += " ORDER BY start_ms, id LIMIT ?5";
@@ -241,7 +248,7 @@ std::vector<CallRecord> SqliteStore::calls(const CallQuery& q) {
         s.bind(5, q.limit ? static_cast<std::int64_t>(std::min<std::size_t>(*q.limit, kMaxMs)) : std::int64_t{-1});
         std::vector<CallRecord> out;
         while (s.step()) {
-            CallRecord c = read_call(s, 0, has_quality_);
+            CallRecord c = read_call(s, 0, has_quality_, has_trunk_);
             out.push_back(std::move(c));
         }
         return out;

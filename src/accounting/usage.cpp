@@ -88,6 +88,7 @@ std::string_view first_column(std::optional<GroupBy> by) {
         case GroupBy::Hour: return "HOUR";
         case GroupBy::Allocation: return "ALLOCATION";
         case GroupBy::Node: return "NODE";
+        case GroupBy::Trunk: return "TRUNK";
     }
     return "KEY";
 }
@@ -167,7 +168,8 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_m
 }
 
 std::optional<GroupBy> parse_group_by(std::string_view text) {
-    for (const auto by : {GroupBy::User, GroupBy::Realm, GroupBy::Day, GroupBy::Hour, GroupBy::Allocation, GroupBy::Node})
+    for (const auto by : {GroupBy::User, GroupBy::Realm, GroupBy::Day, GroupBy::Hour, GroupBy::Allocation, GroupBy::Node,
+                          GroupBy::Trunk})
         if (text == to_string(by)) return by;
     return std::nullopt;
 }
@@ -180,6 +182,7 @@ std::string_view to_string(GroupBy by) {
         case GroupBy::Hour: return "hour";
         case GroupBy::Allocation: return "allocation";
         case GroupBy::Node: return "node";
+        case GroupBy::Trunk: return "trunk";
     }
     return "user";
 }

@@ -93,10 +93,14 @@ void mos_histogram(std::string& out, const std::map<std::string, RealmCalls>& ca
 // Gateway calls (issue 4): counted when a call ends, from its CallRecord.
 void call_metrics(std::string& out, const std::map<std::string, RealmCalls>& calls) {
     family(out, "turnbridge_gateway_calls_total", "counter",
-           "Gateway calls ended since start, by direction and result (answered, cancelled, busy, declined, failed).");
+           "Gateway calls ended since start, by direction, result (answered, cancelled, busy, declined, failed) "
+           "and trunk (empty for a call with none).");
     for (const auto& [realm, c] : calls)
-        for (const auto& [key, n] : c.ended)
-            sample(out, "turnbridge_gateway_calls_total", {{"realm", realm}, {"direction", key.first}, {"result", key.second}}, n);
+        for (const auto& [key, n] : c.ended) {
+            const auto& [direction, result, trunk] = key;
+            sample(out, "turnbridge_gateway_calls_total",
+                   {{"realm", realm}, {"direction", direction}, {"result", result}, {"trunk", trunk}}, n);
+        }
     family(out, "turnbridge_gateway_call_seconds_total", "counter",
            "Answered time (200 OK to end) of gateway calls ended since start.");
     for (const auto& [realm, c] : calls) sample(out, "turnbridge_gateway_call_seconds_total", {{"realm", realm}}, c.answered_seconds);

@@ -149,7 +149,7 @@ Response usage(const Request& req, Backend& backend, std::int64_t now_ms) {
     auto bad = parse_filters(req, now_ms, f, [&](const std::string& k, const std::string& v) -> std::optional<Response> {
         if (k != "by") return bad_parameter(k, "unknown parameter; expected user, realm, since, until or by");
         if (v.empty()) return std::nullopt;
-        if (!(by = accounting::parse_group_by(v))) return bad_parameter(k, "expected user, realm, day, hour or allocation");
+        if (!(by = accounting::parse_group_by(v))) return bad_parameter(k, "expected user, realm, day, hour, allocation or trunk");
         return std::nullopt;
     });
     if (bad) return std::move(*bad);

@@ -189,7 +189,7 @@ void AccountingHub::absorb(const accounting::AllocationRecord& r, std::int64_t n
 
 void AccountingHub::absorb_call(const accounting::CallRecord& c) {
     auto& m = calls_[c.realm];
-    ++m.ended[{c.direction, std::string(accounting::call_result(c))}];
+    ++m.ended[{c.direction, std::string(accounting::call_result(c)), c.trunk}];
     m.answered_seconds += static_cast<double>(std::max<std::int64_t>(0, c.duration_ms())) / 1000.0;
     const std::uint64_t packets[] = {c.browser_in_packets, c.browser_out_packets, c.trunk_in_packets, c.trunk_out_packets};
     const std::uint64_t bytes[] = {c.browser_in_bytes, c.browser_out_bytes, c.trunk_in_bytes, c.trunk_out_bytes};

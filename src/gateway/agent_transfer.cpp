@@ -106,6 +106,7 @@ void SipRouter::agent_transfer_to_trunk(sip::Time now, AgentCall& a, const confi
     e.summary.outbound = true;
     e.summary.remote = number;
     e.summary.started = now;
+    e.summary.trunk = gw.trunk_name;   // issue 14: the trunk the number's prefix chose
     sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
                               gw.caller_id, trunk->scheme, {}, false, gw.rel100};
     account.timers.enabled = false;
@@ -157,6 +158,7 @@ void SipRouter::agent_transfer(sip::Time now, const std::string& key, const std:
     e.summary.outbound = false;
     e.summary.remote = a.summary.remote;
     e.summary.started = now;
+    e.summary.trunk = a.summary.trunk;   // issue 14: the trunk the caller came from ("" for a browser)
     sip::TrunkAccount account;
     account.timers.enabled = false;
     account.rel100 = false;

@@ -476,10 +476,21 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     auto trunk = to_test_line(*realm, target.user) ? test_line_leg() : trunk_leg(chosen);
     if (!trunk) return reply(now, r.tx, r.request, 503, out);
     const std::string ws_transport = flow.secure ? "WSS" : "WS";
+    // Marked (this worker's Call-ID prefix, sip::Placement): a REFER from the trunk makes new
+    // INVITEs toward browsers from this address (issue 14), and their answers must come back here.
     sip::LegAddress browser{flow.id, true,
-                            {ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}}};
-    sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
-                              gw.caller_id, trunk->scheme, session_timers(gw), gw.late_offer, gw.rel100};
+                            marked({ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}})};
+    // By name (TrunkAccount grows; -Wmissing-field-initializers); with_identity() sets the rest.
+    sip::TrunkAccount account;
+    account.host = trunk->hostport;
+    account.uri_params = trunk->uri_params;
+    account.username = gw.trunk_username;
+    account.password = gw.trunk_password;
+    account.caller_id = gw.caller_id;
+    account.scheme = trunk->scheme;
+    account.timers = session_timers(gw);
+    account.late_offer = gw.late_offer;
+    account.rel100 = gw.rel100;
     account = with_identity(gw, r.request, std::move(account));
     auto media = media_(chosen, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
@@ -492,16 +503,20 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     e.summary.outbound = true;
     e.summary.remote = target.user;
     e.summary.started = now;
+    const bool test_line = to_test_line(*realm, target.user);
+    if (!test_line) e.summary.trunk = gw.trunk_name;
     started(e, r.request.call_id());
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, browser, trunk->leg, std::move(account), *e.media,
                                          random_, layer_, in);
     arm_attended(e);   // issue 14: a REFER with Replaces may join it to another call of the user
-    const bool test_line = to_test_line(*realm, target.user);
     log::event(log::Level::Info, "call.started", {realm->name, e.summary.account, {}, e.call_id, {}, {}, target.user, {}, std::nullopt},
                fmt::format("call: {}@{} -> {} via {} at {}", e.summary.account, realm->name, target.user,
                            test_line ? "the test line" : fmt::format("trunk {} ({})", gw.trunk_name, gw.trunk.uri),
                            trunk->to.to_string()));
-    if (!test_line) arm_failover(now, e, chosen, trunk->to);
+    if (!test_line) {
+        arm_failover(now, e, chosen, trunk->to);
+        arm_refer(e);   // issue 14: the trunk may move the call to another user, as on inbound calls
+    }
     process(now, unix_now, &flow, in, out);
 }
 
@@ -570,6 +585,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.routed = *route;
     e.summary.realm = realm->name;
     e.summary.outbound = false;
+    e.summary.trunk = realm->gateway.trunk_name;   // the trunk it came from (trunk_realm)
     // libosip2's From, not a search for '<': a display name may hold one ("<script>" <sip:...>).
     const auto from = r.request.from();
     e.summary.remote = sip::caller_withheld(r.request) ? "anonymous" : from ? uri_parts(from->uri).user : std::string();

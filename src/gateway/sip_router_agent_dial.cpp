@@ -88,10 +88,8 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
     invite.add_contact(leg.local.contact);
     invite.set_max_forwards(70);
     AgentOpen open{key, d.url, realm->name, d.from, d.to, {}, gw.agent_connect_timeout, gw.agent_playout_frames,
-                   d.authorization.value_or(gw.agent_authorization)};
-    open.parameters = d.parameters;
-    open.format = d.format.value_or(gw.agent_media_format);
-    open.g722 = allows_g722(gw);
+                   d.authorization.value_or(gw.agent_authorization), {}, d.parameters, true,
+                   d.format.value_or(gw.agent_media_format), allows_g722(gw)};   // every field: -Wmissing-field-initializers
     auto offer = agents_->offer_agent(open);
     if (!offer) return fail(503, "no RTP socket for the call");
     invite.set_body("application/sdp", *offer);
@@ -104,11 +102,19 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
         if (auto* r = std::get_if<sip::RequestIn>(&a)) tx = r->tx;
     in.clear();
     if (tx.empty()) {
-        agents_->close_agent(key, CallSummary{realm->name, key, "agent", true, d.to, now, {}, now, 503, "failed"});
+        agents_->close_agent(key, CallSummary{realm->name, key, "agent", true, d.to, now, {}, now, 503, "failed",
+                                                          false, {}, realm->gateway.trunk_name});
         return fail(503, "the call could not start");
     }
-    sip::TrunkAccount account{trunk->hostport, trunk->uri_params, gw.trunk_username, gw.trunk_password,
-                              d.from, trunk->scheme, sip::SessionTimerConfig{gw.session_timers, gw.session_expires, gw.min_se}, false, gw.rel100};
+    sip::TrunkAccount account;   // by name, as on_browser_invite's
+    account.host = trunk->hostport;
+    account.uri_params = trunk->uri_params;
+    account.username = gw.trunk_username;
+    account.password = gw.trunk_password;
+    account.caller_id = d.from;
+    account.scheme = trunk->scheme;
+    account.timers = sip::SessionTimerConfig{gw.session_timers, gw.session_expires, gw.min_se};
+    account.rel100 = gw.rel100;
     account = with_identity(gw, invite, std::move(account));
     leg.ring_until = now + std::chrono::seconds(gw.agent_ring_timeout);
     leg.invite.emplace(std::move(invite));
@@ -120,6 +126,7 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
     e.summary.outbound = true;
     e.summary.remote = d.to;
     e.summary.started = now;
+    e.summary.trunk = gw.trunk_name;
     started(e, key);
     const sip::LegAddress browser{kDialLeg, true, leg.local};
     dials_.emplace(key, std::move(leg));

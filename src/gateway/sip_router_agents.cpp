@@ -43,14 +43,14 @@ void SipRouter::on_agent_invite(sip::Time now, const SipFlow& flow, sip::Request
     a.summary.call_id = key;
     a.summary.account = "agent";
     a.summary.outbound = false;
+    a.summary.trunk = realm.gateway.trunk_name;
     const auto from = r.request.from();
     a.summary.remote = sip::caller_withheld(r.request) ? "anonymous" : from ? uri_user(from->uri) : std::string();
     a.summary.started = now;
     AgentOpen open{key, *url, realm.name, a.summary.remote, did, std::string(r.request.body()),
                    realm.gateway.agent_connect_timeout, realm.gateway.agent_playout_frames,
-                   realm.gateway.agent_authorization};
-    open.format = realm.gateway.agent_media_format;
-    open.g722 = allows_g722(realm.gateway);
+                   realm.gateway.agent_authorization, {}, {}, true, realm.gateway.agent_media_format,
+                   allows_g722(realm.gateway)};   // every field: -Wmissing-field-initializers
     if (!agents_->open_agent(open)) {
         log::warn("agent: call {} -> {}: cannot open the agent's stream", key, url->text);
         return reply(now, r.tx, r.request, 503, out, "Agent Unavailable");

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SipRouter, the transfers the trunk asks for (issue 14; the Call does the SIP, call_refer_in.cpp).
-// A REFER from the trunk names a user of the realm (sip:alice@realm), or a number routed to
+// A REFER from the trunk, on an inbound or a browser's outbound call, names a user of the realm (sip:alice@realm), or a number routed to
 // users (tel:+15550123, sip:+15550123@realm or @our address: the realm's gateway.routes, as an
 // inbound call to that DID would ring). Anything else is no target of ours (403): the gateway
 // rings only its own realm's browsers, never another domain or the trunk again.

@@ -240,7 +240,13 @@ void Worker::shutdown() {
 
 void Worker::on_flush(bool checkpoint) {
     const auto& s = server_->stats();
-    app::WorkerStats stats{s.auth_failures, s.quota_refusals, loop_lag_seconds_, s.allocate_refused, s.unauthenticated_dropped};
+    // By name, not by position: WorkerStats grows (clang/gcc -Wmissing-field-initializers).
+    app::WorkerStats stats;
+    stats.auth_failures = s.auth_failures;
+    stats.quota_refusals = s.quota_refusals;
+    stats.loop_lag_seconds = loop_lag_seconds_;
+    stats.allocate_refused = s.allocate_refused;
+    stats.unauthenticated_dropped = s.unauthenticated_dropped;
     stats.user_allocation_refusals = s.user_allocation_refusals;
     stats.permission_cap_refusals = s.permission_cap_refusals;
     stats.channel_cap_refusals = s.channel_cap_refusals;

@@ -489,8 +489,9 @@ void Call::on_request(Time now, const std::string& tx, const Message& r, Transac
     }
     if (method == "BYE") {
         layer.respond(now, tx, Message::response(r, 200), out);
-        // A browser that is no longer the call's (transferred away, issue 14) leaves alone.
-        if (!from_uas && !outbound_ && winner_ && leg != &uac_[*winner_]) return;
+        // A leg that is not the call's ends nothing: a browser transferred away (issue 14; on an
+        // outbound call it sits in uac_ then), or a trunk fork that lost.
+        if (!from_uas && winner_ && leg != &uac_[*winner_]) return;
         if (joined_ && is_browser(*leg)) return;   // issue 14: the browser left a joined call
         end_other_side(now, from_uas, layer, out);
         return;

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // sip::Call, transfers the trunk asks for (issue 14).
-// A REFER from the trunk of an inbound call (RFC 3515): the trunk is the transferor and we are
-// the referee. The "new call" §2.4.4 has us make goes to a user of our realm, so we make it
-// inside the B2BUA: the user's browsers ring (forked as for the original call, each with an
-// offer for a browser that takes the media over, MediaSdp::new_browser_offer), the first to
-// answer becomes the browser leg, the old browser gets a BYE, and the trunk's dialog and media
-// stay as they were. The trunk hears how it went in NOTIFYs (message/sipfrag, §2.4.5): 100 at
+// A REFER from the trunk (RFC 3515): the trunk is the transferor and we are the referee. The
+// "new call" §2.4.4 has us make goes to a user of our realm, so we make it inside the B2BUA:
+// the user's browsers ring (forked as for an inbound call, each with an offer for a browser
+// that takes the media over, MediaSdp::new_browser_offer), the first to answer becomes the
+// browser leg, the old browser gets a BYE, and the trunk's dialog and media stay as they were.
+// On an outbound call the browser leg is uas_ (the INVITE we answered) and the trunk's is
+// uac_.front(): the answering browser's leg takes uas_'s place, because every part of the Call
+// tells the legs apart by that slot (relayed re-INVITEs, BYE, refreshes); we are the UAC of
+// the new browser's dialog, which changes nothing in-dialog (RFC 3261 §12.2 is symmetric). The trunk hears how it went in NOTIFYs (message/sipfrag, §2.4.5): 100 at
 // once, 180 when a browser rings, then 200 or the failure (486 busy, 603 declined, 480, 408
 // after kTransferWait). One transfer at a time per call (491, §2.4.7 leaves it to us).
 // An INVITE with Replaces naming the trunk's dialog (RFC 3891 §3: the trunk moving our call to
@@ -33,11 +36,12 @@ int fork_failure(int so_far, int status) {
 
 void Call::on_trunk_refer(Time now, const std::string& tx, const Message& r, TransactionLayer& layer,
                           std::vector<Action>& out) {
+    const Leg* trunk = trunk_leg();
+    const std::string tag = trunk && trunk->dialog ? trunk->dialog->local_tag() : std::string();
     const auto refuse = [&](int status, std::string_view why) {
-        layer.respond(now, tx, Message::response(r, status, why, uas_.dialog->local_tag()), out);
+        layer.respond(now, tx, Message::response(r, status, why, tag), out);
     };
-    // The browser leg of an outbound call is the INVITE we answered; it cannot be handed over.
-    if (outbound_ || !refer_lookup_) return refuse(403, "Transfer from the trunk not supported");
+    if (!refer_lookup_) return refuse(403, "Transfer from the trunk not supported");
     if (state_ != State::Confirmed || !winner_) return refuse(403, "Call not answered");
     if (transfer_ || takeover_) return refuse(491, "Transfer in progress");
     const auto target = refer_target(r);
@@ -48,8 +52,11 @@ void Call::on_trunk_refer(Time now, const std::string& tx, const Message& r, Tra
     auto offer = media_.new_browser_offer();
     if (!offer) return refuse(503, "Media cannot move now");
     refuse(202, {});   // §2.4.2: accepted; the NOTIFYs tell the rest
-    const Leg& old = uac_[*winner_];
-    const auto old_from = old.invite ? old.invite->from() : std::nullopt;
+    const Leg& old = *browser_leg();
+    // The new browser sees the far end as the old one did: the trunk's caller (inbound, the From
+    // of our INVITE to the old browser) or the number called (outbound, the To the browser's
+    // INVITE had; after an earlier transfer, again the From of our INVITE to that browser).
+    const auto old_from = old.invite ? old.invite->from() : uas_invite_ ? uas_invite_->to() : std::nullopt;
     const std::string from = old_from ? "<" + old_from->uri + ">" : std::string(kAnonymousFrom);
     const LocalAddress local = old.address.local;
     const TransportId old_flow = old.address.transport;
@@ -121,8 +128,15 @@ void Call::takeover_answered(Time now, std::size_t i, const Message& r, Transact
     }
     for (std::size_t j = takeover_->first_fork; j < uac_.size(); ++j)
         if (j != i && uac_[j].final == 0) layer.cancel(now, uac_[j].invite_tx, out);   // RFC 3261 §16.7 step 10
-    bye(now, uac_[*winner_], layer, out);   // the browser the trunk transferred away
-    winner_ = i;
+    if (outbound_) {
+        // The new browser's leg becomes uas_ (see the top of this file); the old browser's,
+        // BYEd, stays in the slot it leaves, one more leg that is not the call's.
+        bye(now, uas_, layer, out);
+        std::swap(uas_, uac_[i]);
+    } else {
+        bye(now, uac_[*winner_], layer, out);   // the browser the trunk transferred away
+        winner_ = i;
+    }
     taken_over_by_ = takeover_->user;
     end_takeover(now, 200, layer, out);
 }
@@ -133,10 +147,11 @@ void Call::end_takeover(Time now, int status, TransactionLayer& layer, std::vect
 }
 
 void Call::notify_trunk(Time now, int status, TransactionLayer& layer, std::vector<Action>& out) {
-    if (!uas_.dialog || uas_.dialog->state() == Dialog::State::Terminated) return;
-    auto m = uas_.dialog->make_request("NOTIFY", random_);
+    Leg* trunk = trunk_leg();
+    if (!trunk || !trunk->dialog || trunk->dialog->state() == Dialog::State::Terminated) return;
+    auto m = trunk->dialog->make_request("NOTIFY", random_);
     make_refer_notify(m, status, takeover_ ? takeover_->refer_cseq : 0);
-    other_tx_.push_back(layer.send_request(now, uas_.address.transport, uas_.address.reliable, std::move(m), out));
+    other_tx_.push_back(layer.send_request(now, trunk->address.transport, trunk->address.reliable, std::move(m), out));
 }
 
 void Call::drop_takeover(Time now, TransactionLayer& layer, std::vector<Action>& out) {

@@ -259,8 +259,10 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
     try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
     const list = Array.isArray(rows) ? rows : (rows.calls || []);
     const rec = list.find((r) => r.remote === AGENT_NAME);
-    results.check('browser -> agent: the call record has codecs opus/agent', rec && rec.codecs === 'opus/agent' && rec.status === 200,
-      rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason }) : `${calls.status} ${calls.body.slice(0, 300)}`);
+    results.check('browser -> agent: the call record has codecs opus/agent and no trunk (null)',
+      rec && rec.codecs === 'opus/agent' && rec.status === 200 && rec.trunk === null,
+      rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason, trunk: rec.trunk })
+        : `${calls.status} ${calls.body.slice(0, 300)}`);
   }
 
   // --- 4b: the page calls an L16 agent (no g722 here: PCMU toward it, resampled to 16 kHz) -----

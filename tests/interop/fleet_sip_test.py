@@ -407,6 +407,10 @@ def test(r):
         r.check("the trunk's BYE reached node A through B's Record-Route (end reason bye-trunk)",
                 len(inbound) == 1 and inbound[0].get("end_reason") == "bye-trunk",
                 inbound[0].get("end_reason") if inbound else "")
+        # Issue 14: the trunk's name travels with the record (fleet_calls.trunk, PG schema 4).
+        r.check("the fleet ledger's call record names its trunk (\"default\", the single-trunk form)",
+                len(inbound) == 1 and inbound[0].get("trunk") == "default",
+                str(inbound[0].get("trunk")) if inbound else "")
 
         # A registration's row goes when its WebSocket closes (a second browser, on node B).
         gone = asyncio.run(register_and_close(pg, b))

@@ -12,15 +12,17 @@
 //    a=crypto (a's srtp = off);
 //  - GET /api/v1/trunks and /metrics name c's target with trunk "c" (OPTIONS health per trunk);
 //  - inbound: sipp calling the routed DID from 127.0.0.2 (b's trunk_allow) rings the page, and the
-//    call is b's (the log names the trunk).
+//    call is b's (the log names the trunk);
+//  - the call records name their trunks: GET /api/v1/calls ("trunk"), `turnbridge report --calls`
+//    (CSV column trunk) and `report --by trunk` (b: two calls, a: one).
 // Loopback only; free ports; only our own PIDs are killed.
 // interop-timeout: 90
 'use strict';
 const dgram = require('node:dgram');
 const fs = require('node:fs');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet,
-  REALM } = require('./harness');
+  REALM, BINARY } = require('./harness');
 const { UAS_SCENARIO, runSipp, sippExit } = require('./gateway_call_test');
 const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 const { respond } = require('./sip_ws');
@@ -87,7 +89,7 @@ trunk = "sip:127.0.0.1:${portC};transport=udp"
 prefixes = ["+33"]
 options_interval = 1
 
-${adminConfig(adminPort)}`);
+${adminConfig(adminPort, { flushInterval: 1 })}`);
   serverDir = tb.dir;
   await tb.start();
   const log = () => fs.readFileSync(tb.logPath, 'utf8');
@@ -179,6 +181,42 @@ ${adminConfig(adminPort)}`);
     results.check('the inbound call is trunk b\'s (the log names it)',
       new RegExp(`call: trunk b at 127\\.0\\.0\\.2 -> \\${DID}`).test(log()),
       log().split('\n').filter((l) => l.includes('call: trunk')).join(' | ') || 'no line');
+  }
+
+  // 5. The call records name their trunks (issue 14): the API, the listing and the per-trunk report.
+  {
+    const want = (r) => r.direction === 'inbound' || r.remote === UK_NUMBER || r.remote === OTHER_NUMBER;
+    let rows = [];
+    const until = Date.now() + 8000;
+    while (Date.now() < until) {
+      try { rows = JSON.parse((await adminGet(adminPort, '/api/v1/calls')).body); } catch { rows = []; }
+      if (Array.isArray(rows) && rows.filter(want).length >= 3) break;
+      await sleep(250);
+    }
+    if (!Array.isArray(rows)) rows = [];
+    const of = (pred) => rows.filter(pred).map((r) => r.trunk);
+    const uk = of((r) => r.direction === 'outbound' && r.remote === UK_NUMBER);
+    const other = of((r) => r.direction === 'outbound' && r.remote === OTHER_NUMBER);
+    const inbound = of((r) => r.direction === 'inbound' && r.status === 200);
+    results.check('/api/v1/calls: each call names its trunk (+44 -> "b", +1555 -> "a", inbound from 127.0.0.2 -> "b")',
+      uk.length === 1 && uk[0] === 'b' && other.length === 1 && other[0] === 'a' && inbound.length === 1 && inbound[0] === 'b',
+      JSON.stringify(rows.map((r) => [r.direction, r.remote, r.trunk])));
+    const report = (args) => spawnSync(BINARY, ['report', '--config', tb.configPath, ...args], { encoding: 'utf8', timeout: 20000 });
+    const csv = report(['--calls', '--format', 'csv']);
+    const lines = (csv.stdout || '').trim().split(/\r?\n/);
+    const header = (lines[0] || '').split(',');
+    const col = header.indexOf('trunk');
+    const cells = lines.slice(1).map((l) => l.split(',')[col]).sort();
+    results.check('`report --calls --format csv` has a trunk column: a, b, b',
+      csv.status === 0 && col >= 0 && JSON.stringify(cells) === '["a","b","b"]',
+      `exit ${csv.status} column ${col} ${JSON.stringify(cells)} ${csv.stderr || ''}`);
+    const by = report(['--by', 'trunk', '--format', 'json']);
+    let trunks = [];
+    try { trunks = JSON.parse(by.stdout); } catch { /* reported below */ }
+    const calls = (key) => (trunks.find((r) => r.key === key && r.realm === REALM) || {}).calls;
+    results.check('`report --by trunk`: trunk b two calls, trunk a one, no relayed traffic in them',
+      by.status === 0 && calls('b') === 2 && calls('a') === 1 && trunks.every((r) => r.allocations === 0),
+      `exit ${by.status} ${(by.stdout || '').slice(0, 300)} ${by.stderr || ''}`);
   }
 
   results.check('turnbridge is still running', tb.alive());

@@ -312,4 +312,5 @@ function childList(cleanup) {
 }
 
 module.exports = { Turnbridge, Results, runSuite, childList, freePort, portPicker, freePorts, freeTriple, freeTriples,
-  freeRange, gatewayServerConfig, gatewayTurnbridge, adminConfig, adminGet, USER, PASSWORD, REALM, REST_SECRET, REPO };
+  freeRange, gatewayServerConfig, gatewayTurnbridge, adminConfig, adminGet, USER, PASSWORD, REALM, REST_SECRET, REPO,
+  BINARY };

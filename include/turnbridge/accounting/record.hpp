@@ -71,6 +71,10 @@ struct CallRecord {
     std::uint64_t browser_in_packets = 0, browser_in_bytes = 0, browser_out_packets = 0, browser_out_bytes = 0;
     std::uint64_t trunk_in_packets = 0, trunk_in_bytes = 0, trunk_out_packets = 0, trunk_out_bytes = 0;
     std::array<CallQuality, 4> quality{};  // kCallQualityPrefixes order
+    // The trunk's name (issue 14: [[realm.X.gateway.trunks]] name, "default" for the single-trunk
+    // form); "" for a call with no trunk leg (a browser's call to an agent, the test line) and
+    // for calls recorded before schema version 6.
+    std::string trunk;
     std::int64_t duration_ms() const { return answer_ms == 0 ? 0 : end_ms - answer_ms; }
 };
 

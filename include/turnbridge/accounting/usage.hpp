@@ -12,8 +12,9 @@
 
 namespace turnbridge::accounting {
 
-// Node: per fleet node (issue 15), only from the fleet ledger.
-enum class GroupBy { User, Realm, Day, Hour, Allocation, Node };
+// Node: per fleet node (issue 15), only from the fleet ledger. Trunk: the gateway calls per
+// realm and trunk (issue 14), call figures only (relayed traffic has no trunk).
+enum class GroupBy { User, Realm, Day, Hour, Allocation, Node, Trunk };
 
 struct UsageQuery {
     std::optional<std::string> user;     // account

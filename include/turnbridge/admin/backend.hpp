@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "turnbridge/accounting/calls.hpp"
@@ -31,7 +32,9 @@ struct RealmTotals {
 
 // Gateway calls of one realm that ended since the server started.
 struct RealmCalls {
-    std::map<std::pair<std::string, std::string>, std::uint64_t> ended;  // (direction, result) -> calls
+    // (direction, result, trunk) -> calls; trunk "" for calls with none (issue 14: its label is
+    // bounded by the realm's trunks, at most 64, config/trunks_config.cpp).
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> ended;
     double answered_seconds = 0;                                         // answer to end, summed
     // Media datagrams per leg and direction, in CallRecord order: browser in, browser out,
     // trunk in, trunk out (in = toward turnbridge).

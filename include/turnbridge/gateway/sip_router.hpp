@@ -68,6 +68,10 @@ struct CallSummary {
     // to a number, joined by the agent host's relay): "PCMU/PCMU", relay/trunk; else "".
     std::string codecs;
     config::AgentMediaFormat agent_format = config::AgentMediaFormat::Mulaw;   // ... and its format
+    // The trunk the call went through or came from (config::Gateway::trunk_name, issue 14:
+    // "default" for the single-trunk form); "" when it has none (the test line, a browser's call
+    // to an agent).
+    std::string trunk;
 };
 
 // Until the media side is wired in: SDP passes through unchanged (signaling only).

@@ -151,9 +151,9 @@ public:
         return status == 403 || status == 405 || status == 408 || status == 420 || status == 501 || status == 503;
     }
 
-    // Issue 14, a REFER from the trunk of an inbound call (call_refer_in.cpp, RFC 3515 with us as
-    // the referee): the realm's user it names rings on every browser of theirs, and the one that
-    // answers takes the browser leg over (MediaSdp::new_browser_offer); the old browser gets a
+    // Issue 14, a REFER from the trunk, inbound or outbound call (call_refer_in.cpp, RFC 3515 with
+    // us as the referee): the realm's user it names rings on every browser of theirs, and the one
+    // that answers takes the browser leg over (MediaSdp::new_browser_offer); the old browser gets a
     // BYE and the trunk NOTIFYs 100, 180 and the outcome. `lookup` names the user and their
     // bindings; nullopt: no user or routed number of this realm (403). Without it: 403.
     struct ReferredUser {

@@ -604,6 +604,7 @@ void GatewayHost::record(const gateway::CallSummary& s, const GatewayMedia::Summ
     r.account = s.account;
     r.direction = s.outbound ? "outbound" : "inbound";
     r.remote = s.remote;
+    r.trunk = s.trunk;
     r.start_ms = unix_ms(s.started);
     r.answer_ms = s.answered ? unix_ms(*s.answered) : 0;
     r.end_ms = unix_ms(s.ended);
@@ -634,9 +635,9 @@ void GatewayHost::record(const gateway::CallSummary& s, const GatewayMedia::Summ
     // call.ended: the browser leg's media payload bytes, both directions, like an allocation's.
     log::event(log::Level::Info, "call.ended",
                {r.realm, r.account, {}, s.call_id, {}, {}, r.remote, r.end_reason, r.browser_in_bytes + r.browser_out_bytes},
-               fmt::format("call record: {} {} {} {} status {} {} ms codecs {} ({}{})", r.realm, r.account, r.direction,
-                           r.remote, r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs, r.end_reason,
-                           r.relayed ? ", relayed" : ""));
+               fmt::format("call record: {} {} {} {} status {} {} ms codecs {} trunk {} ({}{})", r.realm, r.account,
+                           r.direction, r.remote, r.status, r.duration_ms(), r.codecs.empty() ? "-" : r.codecs,
+                           r.trunk.empty() ? "-" : r.trunk, r.end_reason, r.relayed ? ", relayed" : ""));
     calls_(std::move(r));
 }
 

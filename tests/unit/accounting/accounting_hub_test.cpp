@@ -142,7 +142,7 @@ TEST_CASE("hub: a failed write keeps the calls and the next drain writes them, o
     CHECK(f.store->writes == writes);
     // Metrics counted each call once, when it arrived, whatever the store did.
     const auto m = f.hub->metrics();
-    CHECK(m.calls.at("example.org").ended.at({"outbound", "answered"}) == 2);
+    CHECK(m.calls.at("example.org").ended.at({"outbound", "answered", "carrier-a"}) == 2);
 }
 
 TEST_CASE("hub quotas: workers read over_quota from a snapshot, never waiting for a store write (issue 12)") {
@@ -177,6 +177,7 @@ TEST_CASE("hub metrics: calls by realm, direction and result, answered seconds, 
     in.direction = "inbound";
     auto busy = call("c1-2", "alice", "example.org", kDay, 0, "", 20);
     busy.status = 486;
+    busy.trunk = "uk";   // issue 14: the calls metric is labelled with the trunk
     f.hub->post_call(in);
     f.hub->post_call(busy);
     f.hub->post_call(call("c1-3", "alice", "example.org", kDay, 30'000, "opus/PCMU", 30));
@@ -184,8 +185,10 @@ TEST_CASE("hub metrics: calls by realm, direction and result, answered seconds, 
     REQUIRE(m.calls.count("example.org") == 1);
     CHECK(m.calls.count("plain.org") == 0);  // not a gateway realm
     const auto& c = m.calls.at("example.org");
-    CHECK(c.ended == std::map<std::pair<std::string, std::string>, std::uint64_t>{
-                         {{"inbound", "answered"}, 1}, {{"outbound", "answered"}, 1}, {{"outbound", "busy"}, 1}});
+    CHECK(c.ended == std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t>{
+                         {{"inbound", "answered", "carrier-a"}, 1},
+                         {{"outbound", "answered", "carrier-a"}, 1},
+                         {{"outbound", "busy", "uk"}, 1}});
     CHECK(c.answered_seconds == doctest::Approx(120.5));
     // browser in, browser out, trunk in, trunk out: k + 1..4 packets, 100k + 1..4 bytes, k = 10, 20, 30.
     CHECK(c.packets == std::array<std::uint64_t, 4>{63, 66, 69, 72});
@@ -205,7 +208,7 @@ TEST_CASE("hub with accounting off: calls are counted in metrics; the API lists 
     HubFixture f(false);
     f.hub->post_call(call("c1-1", "alice", "example.org", kDay, 1000));
     const auto m = f.hub->metrics();
-    CHECK(m.calls.at("example.org").ended.at({"outbound", "answered"}) == 1);
+    CHECK(m.calls.at("example.org").ended.at({"outbound", "answered", "carrier-a"}) == 1);
     CHECK(f.hub->calls(CallQuery{}).empty());
 }
 

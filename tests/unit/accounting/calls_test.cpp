@@ -60,6 +60,24 @@ TEST_CASE("format_calls: no calls is a header (table, CSV) or [] (JSON); duratio
     CHECK(format_calls({c}, Format::Json).find("\"duration_seconds\": 10861.5,") != std::string::npos);
 }
 
+TEST_CASE("format_calls: the trunk's name (issue 14) is the last field; null (JSON), empty (CSV), - (table) without one") {
+    auto c = call("c1", "alice", "example.org", kDay, 1000);
+    c.trunk = "uk";
+    auto agent = call("c2", "alice", "example.org", kDay + 1000, 1000, "opus/agent");
+    agent.trunk.clear();
+    const std::string json = format_calls({c, agent}, Format::Json);
+    CHECK(json.find("\"trunk_out_mos\": null, \"trunk\": \"uk\"}") != std::string::npos);
+    CHECK(json.find("\"trunk_out_mos\": null, \"trunk\": null}") != std::string::npos);
+    const std::string csv = format_calls({c, agent}, Format::Csv);
+    CHECK(csv.find(",trunk_out_mos,trunk\r\n") != std::string::npos);
+    CHECK(csv.find(",,uk\r\n") != std::string::npos);
+    CHECK(csv.find(",,\r\n") != std::string::npos);
+    const std::string table = format_calls({c, agent}, Format::Table);
+    CHECK(table.find(" TRUNK ") != std::string::npos);
+    CHECK(table.find(" uk ") != std::string::npos);
+    CHECK(table.find(" - ") != std::string::npos);
+}
+
 TEST_CASE("format_calls table writes control characters from client-chosen names as \\xNN") {
     auto c = call("c1", "evil\x1b[2J", "example.org", kDay, 1000);
     c.remote = "+1\n555";

@@ -78,7 +78,7 @@ TEST_CASE("report: a bad option or value is one message naming it, and exit stat
          "turnbridge report: --until: expected a time after --since (2026-11-02), got \"2026-11-01\""},
         {{"--db", f.db, "--since", "2026-11-01", "--until", "2026-11-01"}, "turnbridge report: --until: expected a time after"},
         {{"--db", f.db, "--by", "week"},
-         "turnbridge report: --by: expected user, realm, day, hour, allocation or node, got \"week\""},
+         "turnbridge report: --by: expected user, realm, day, hour, allocation, node or trunk, got \"week\""},
         {{"--db", f.db, "--format", "xml"}, "turnbridge report: --format: expected table, json or csv, got \"xml\""},
         {{"--db", f.db, "--calls", "--by", "user"}, "turnbridge report: --by: not with --calls"},
         {{"--db", f.db, "--calls=yes"}, "turnbridge report: --calls: takes no value"},
@@ -170,6 +170,8 @@ struct CallFixture : Fixture {
         other.direction = "inbound";
         other.remote = "+1 555, \"front desk\"";
         other.relayed = false;
+        failed.trunk = "uk";     // issue 14: a second trunk of example.org
+        other.trunk.clear();     // a call with no trunk leg (a browser's call to an agent)
         REQUIRE(Store::open(db, true)->write({}, {answered, failed, other}, kDay + 13 * kHour));
     }
 };
@@ -200,23 +202,23 @@ TEST_CASE("report --calls lists calls one by one as a table, JSON or CSV, with t
     CHECK(table.status == 0);
     CHECK(table.err.empty());
     CHECK(table.out ==
-          "START                 USER   REALM        DIRECTION  REMOTE                STATUS  RESULT    DURATION  "
-          "CODECS     BROWSER IN  BROWSER OUT  TRUNK IN  TRUNK OUT  RELAYED  LOSS IN B/T  MOS IN B/T  END\n"
-          "2026-11-01T10:05:00Z  alice  example.org  outbound   +15550123                200  answered      2:30  "
-          "opus/PCMU     1.00 kB      1.00 kB   1.00 kB    1.00 kB  yes              - -         - -  bye-browser\n"
-          "2026-11-01T10:20:00Z  alice  example.org  outbound   +15550123                503  failed           -  "
-          "                201 B        202 B     203 B      204 B  yes              - -         - -  failed: trunk 503\n"
-          "2026-11-01T12:00:00Z  bob    other.org    inbound    +1 555, \"front desk\"     200  answered      1:01  "
-          "PCMA/PCMA       301 B        302 B     303 B      304 B  no               - -         - -  bye-browser\n");
+          "START                 USER   REALM        DIRECTION  REMOTE                TRUNK      STATUS  RESULT    "
+          "DURATION  CODECS     BROWSER IN  BROWSER OUT  TRUNK IN  TRUNK OUT  RELAYED  LOSS IN B/T  MOS IN B/T  END\n"
+          "2026-11-01T10:05:00Z  alice  example.org  outbound   +15550123             carrier-a     200  answered  "
+          "    2:30  opus/PCMU     1.00 kB      1.00 kB   1.00 kB    1.00 kB  yes              - -         - -  bye-browser\n"
+          "2026-11-01T10:20:00Z  alice  example.org  outbound   +15550123             uk            503  failed    "
+          "       -                  201 B        202 B     203 B      204 B  yes              - -         - -  failed: trunk 503\n"
+          "2026-11-01T12:00:00Z  bob    other.org    inbound    +1 555, \"front desk\"  -             200  answered  "
+          "    1:01  PCMA/PCMA       301 B        302 B     303 B      304 B  no               - -         - -  bye-browser\n");
     const Run csv = report({"--db", f.db, "--calls", "--format", "csv", "--user", "bob"});
     CHECK(csv.status == 0);
     CHECK(csv.out ==
           "id,realm,user,direction,remote,start,start_ms,answer_ms,end_ms,duration_seconds,status,result,codecs,"
           "end_reason,relayed,browser_in_packets,browser_in_bytes,browser_out_packets,browser_out_bytes,"
           "trunk_in_packets,trunk_in_bytes,trunk_out_packets,trunk_out_bytes"
-          ",browser_in_lost,browser_in_loss_pct,browser_in_jitter_ms,browser_in_mos,browser_out_lost,browser_out_loss_pct,browser_out_jitter_ms,browser_out_mos,trunk_in_lost,trunk_in_loss_pct,trunk_in_jitter_ms,trunk_in_mos,trunk_out_lost,trunk_out_loss_pct,trunk_out_jitter_ms,trunk_out_mos\r\n"
+          ",browser_in_lost,browser_in_loss_pct,browser_in_jitter_ms,browser_in_mos,browser_out_lost,browser_out_loss_pct,browser_out_jitter_ms,browser_out_mos,trunk_in_lost,trunk_in_loss_pct,trunk_in_jitter_ms,trunk_in_mos,trunk_out_lost,trunk_out_loss_pct,trunk_out_jitter_ms,trunk_out_mos,trunk\r\n"
           "c1-3,other.org,bob,inbound,\"+1 555, \"\"front desk\"\"\",2026-11-01T12:00:00Z,1793534400000,1793534402000,"
-          "1793534463000,61,200,answered,PCMA/PCMA,bye-browser,0,4,301,5,302,6,303,7,304,,,,,,,,,,,,,,,,\r\n");
+          "1793534463000,61,200,answered,PCMA/PCMA,bye-browser,0,4,301,5,302,6,303,7,304,,,,,,,,,,,,,,,,,\r\n");
     const Run json = report({"--db", f.db, "--calls", "--format=json", "--since", "2026-11-01T10:10:00Z", "--until",
                              "2026-11-01T12:00:00Z"});
     CHECK(json.status == 0);
@@ -228,11 +230,35 @@ TEST_CASE("report --calls lists calls one by one as a table, JSON or CSV, with t
           "\"end_reason\": \"failed: trunk 503\", \"relayed\": true, \"browser_in_packets\": 3, \"browser_in_bytes\": 201, "
           "\"browser_out_packets\": 4, \"browser_out_bytes\": 202, \"trunk_in_packets\": 5, \"trunk_in_bytes\": 203, "
           "\"trunk_out_packets\": 6, \"trunk_out_bytes\": 204, "
-          "\"browser_in_lost\": null, \"browser_in_loss_pct\": null, \"browser_in_jitter_ms\": null, \"browser_in_mos\": null, \"browser_out_lost\": null, \"browser_out_loss_pct\": null, \"browser_out_jitter_ms\": null, \"browser_out_mos\": null, \"trunk_in_lost\": null, \"trunk_in_loss_pct\": null, \"trunk_in_jitter_ms\": null, \"trunk_in_mos\": null, \"trunk_out_lost\": null, \"trunk_out_loss_pct\": null, \"trunk_out_jitter_ms\": null, \"trunk_out_mos\": null}\n"
+          "\"browser_in_lost\": null, \"browser_in_loss_pct\": null, \"browser_in_jitter_ms\": null, \"browser_in_mos\": null, \"browser_out_lost\": null, \"browser_out_loss_pct\": null, \"browser_out_jitter_ms\": null, \"browser_out_mos\": null, \"trunk_in_lost\": null, \"trunk_in_loss_pct\": null, \"trunk_in_jitter_ms\": null, \"trunk_in_mos\": null, \"trunk_out_lost\": null, \"trunk_out_loss_pct\": null, \"trunk_out_jitter_ms\": null, \"trunk_out_mos\": null, \"trunk\": \"uk\"}\n"
           "]\n");
     const Run none = report({"--db", f.db, "--calls", "--format", "json", "--realm", "nowhere.org"});
     CHECK(none.status == 0);
     CHECK(none.out == "[]\n");
+}
+
+TEST_CASE("report --by trunk (issue 14): the calls per realm and trunk, no relay rows; (none) for calls without one") {
+    CallFixture f;
+    const Run table = report({"--db", f.db, "--by", "trunk"});
+    CHECK(table.status == 0);
+    CHECK(table.err.empty());
+    CHECK(table.out ==
+          "TRUNK      REALM        ALLOCATIONS  MINUTES  UP PAYLOAD  UP WIRE  DOWN PAYLOAD  DOWN WIRE  TOTAL  COST  "
+          "CALLS  ANSWERED  CALL MINUTES  CODECS\n"
+          "carrier-a  example.org            0  0.0 min         0 B      0 B           0 B        0 B    0 B  0.00  "
+          "    1         1       2.5 min  opus/PCMU=1\n"
+          "uk         example.org            0  0.0 min         0 B      0 B           0 B        0 B    0 B  0.00  "
+          "    1         0       0.0 min\n"
+          "(none)     other.org              0  0.0 min         0 B      0 B           0 B        0 B    0 B  0.00  "
+          "    1         1       1.0 min  PCMA/PCMA=1\n");
+    const Run json = report({"--db", f.db, "--by", "trunk", "--format", "json", "--realm", "example.org"});
+    CHECK(json.status == 0);
+    CHECK(json.out.find("{\"key\": \"carrier-a\", \"realm\": \"example.org\", \"allocations\": 0,") != std::string::npos);
+    CHECK(json.out.find("{\"key\": \"uk\", \"realm\": \"example.org\",") != std::string::npos);
+    CHECK(json.out.find("other.org") == std::string::npos);
+    const Run bad = report({"--db", f.db, "--by", "trunks"});
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("--by: expected user, realm, day, hour, allocation, node or trunk, got \"trunks\"") != std::string::npos);
 }
 
 TEST_SUITE_END();

@@ -143,7 +143,7 @@ TEST_CASE("a schema-1 database (no calls table) is migrated on open: rows and ro
     const auto c = call("c1-1", "alice", "example.org", kDay + 3 * kHour, 120'000);
     REQUIRE(store->write({}, {c}, kDay + 4 * kHour));
     store.reset();  // the last connection checkpoints the WAL into the file
-    CHECK(header_user_version(file) == 5);
+    CHECK(header_user_version(file) == 6);
     // Opening again migrates nothing twice.
     auto again = Store::open(file, true);
     const auto got = again->calls({});
@@ -188,7 +188,39 @@ TEST_CASE("call quality (issue 14) round-trips; a schema-2 database keeps its ca
     CHECK(got[1].quality[1].lost == -2);
     CHECK(got[1].quality[1].jitter_ms == doctest::Approx(12.5));
     store.reset();
-    CHECK(header_user_version(file) == 5);
+    CHECK(header_user_version(file) == 6);
+}
+
+TEST_CASE("the call's trunk (issue 14, schema 6) round-trips; no trunk is NULL; a schema-5 database's calls have none") {
+    TempDir dir;
+    const auto file = dir / "t.db";
+    const auto old = call("c1-old", "alice", "example.org", kDay, 60'000);
+    {
+        auto v5 = Store::open(file, true, StoreOptions{5000, 0, 5});
+        REQUIRE(v5->write({}, {old}, kDay + kHour));
+    }
+    REQUIRE(header_user_version(file) == 5);
+    {
+        // A reader of a schema-5 file reads its calls without the trunk column.
+        const auto got = Store::open(file, false)->calls({});
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].trunk.empty());
+        CHECK(got[0].quality.size() == 4);
+    }
+    auto store = Store::open(file, true);
+    auto c = call("c1-new", "alice", "example.org", kDay + kHour, 60'000);
+    c.trunk = "backup.eu-2";
+    auto agent = call("c1-agent", "alice", "example.org", kDay + 2 * kHour, 60'000, "opus/agent");
+    agent.trunk.clear();   // a browser's call to an agent: no trunk leg
+    REQUIRE(store->write({}, {c, agent}, kDay + 3 * kHour));
+    const auto got = store->calls({});
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].id == "c1-old");
+    CHECK(got[0].trunk.empty());   // recorded before the column: NULL
+    check_call(got[1], c);
+    check_call(got[2], agent);
+    store.reset();
+    CHECK(header_user_version(file) == 6);
 }
 
 TEST_CASE("calls(): realm and user filters, an exact [since, until) window on start, limit, ordered by start then id") {

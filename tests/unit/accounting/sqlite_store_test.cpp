@@ -20,7 +20,7 @@ namespace {
 const std::map<std::string, Prices> kNoPrices;
 
 // This turnbridge's schema version: 1 allocations and hourly rollups, 2 calls.
-constexpr std::uint32_t kSchemaVersion = 5;
+constexpr std::uint32_t kSchemaVersion = 6;
 
 std::vector<UsageRow> usage(Store& s, GroupBy by, std::optional<std::int64_t> since = std::nullopt,
                             std::optional<std::int64_t> until = std::nullopt) {
@@ -301,7 +301,7 @@ TEST_CASE("a database from a newer turnbridge is refused at open, naming the fil
     for (bool writer : {true, false}) {
         CAPTURE(writer);
         const std::string message = thrown([&] { Store::open(file, writer); });
-        CHECK(message == file.string() + ": schema version 6 is newer than this turnbridge's (5)");
+        CHECK(message == file.string() + ": schema version 7 is newer than this turnbridge's (6)");
     }
 }
 

@@ -105,6 +105,7 @@ inline CallRecord call(std::string id, std::string account, std::string realm, s
     c.browser_in_packets = k + 1, c.browser_out_packets = k + 2, c.trunk_in_packets = k + 3, c.trunk_out_packets = k + 4;
     c.browser_in_bytes = 100 * k + 1, c.browser_out_bytes = 100 * k + 2;
     c.trunk_in_bytes = 100 * k + 3, c.trunk_out_bytes = 100 * k + 4;
+    c.trunk = "carrier-a";
     return c;
 }
 
@@ -129,6 +130,7 @@ inline void check_call(const CallRecord& got, const CallRecord& expected) {
     CHECK(got.trunk_in_bytes == expected.trunk_in_bytes);
     CHECK(got.trunk_out_packets == expected.trunk_out_packets);
     CHECK(got.trunk_out_bytes == expected.trunk_out_bytes);
+    CHECK(got.trunk == expected.trunk);
 }
 
 }  // namespace turnbridge::accounting::test

@@ -242,12 +242,13 @@ TEST_CASE("/metrics text: stream connections, refusals and limit closes by liste
     CHECK(e.samples.at("turnbridge_stream_read_pauses_total{kind=ws}") == 7);
 }
 
-TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered seconds; bytes and packets per leg") {
+TEST_CASE("/metrics text: gateway calls by realm, direction, result and trunk; answered seconds; bytes and packets per leg") {
     Metrics m;
     auto& c = m.calls["example.org"];
-    c.ended[{"outbound", "answered"}] = 5;
-    c.ended[{"outbound", "busy"}] = 1;
-    c.ended[{"inbound", "cancelled"}] = 2;
+    c.ended[{"outbound", "answered", "carrier-a"}] = 5;
+    c.ended[{"outbound", "busy", "carrier-b"}] = 1;
+    c.ended[{"inbound", "cancelled", "carrier-a"}] = 2;
+    c.ended[{"outbound", "answered", ""}] = 4;   // a browser's call to an agent: no trunk
     c.answered_seconds = 312.25;
     c.packets = {1000, 1001, 1002, 1003};
     c.bytes = {160000, 160001, 172000, 172001};
@@ -255,9 +256,10 @@ TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered
     const auto e = read_exposition(format_metrics(m));
     CHECK(e.errors.empty());
     const std::map<std::string, double> expected = {
-        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=answered}", 5},
-        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=busy}", 1},
-        {"turnbridge_gateway_calls_total{realm=example.org,direction=inbound,result=cancelled}", 2},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=answered,trunk=carrier-a}", 5},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=busy,trunk=carrier-b}", 1},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=inbound,result=cancelled,trunk=carrier-a}", 2},
+        {"turnbridge_gateway_calls_total{realm=example.org,direction=outbound,result=answered,trunk=}", 4},
         {"turnbridge_gateway_call_seconds_total{realm=example.org}", 312.25},
         {"turnbridge_gateway_call_seconds_total{realm=idle.org}", 0},
         {"turnbridge_gateway_call_bytes_total{realm=example.org,leg=browser,direction=in}", 160000},
@@ -276,7 +278,7 @@ TEST_CASE("/metrics text: gateway calls by realm, direction and result; answered
     }
     std::size_t calls_samples = 0;
     for (const auto& [key, v] : e.samples) calls_samples += key.rfind("turnbridge_gateway_calls_total{", 0) == 0;
-    CHECK(calls_samples == 3);  // none for idle.org: no result to name yet
+    CHECK(calls_samples == 4);  // none for idle.org: no result to name yet
 }
 
 TEST_CASE("/metrics text: gateway media from strangers, dropped by leg with reason source (issue 11)") {

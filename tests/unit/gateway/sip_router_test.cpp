@@ -7,6 +7,7 @@
 
 #include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/sip/refer.hpp"
+#include "turnbridge/sip/placement.hpp"
 
 using namespace turnbridge;
 using namespace turnbridge::gateway;
@@ -32,6 +33,14 @@ private:
     std::vector<std::pair<const sip::MediaSdp*, const sip::MediaSdp*>>& joins_;
 };
 
+// Pass-through media that can also offer the call to another browser (issue 14, a trunk's REFER).
+struct HandoverMedia : sip::MediaSdp {
+    std::optional<std::string> map_offer(bool, const std::string& sdp) override { return sdp; }
+    std::optional<std::string> map_answer(bool, const std::string& sdp) override { return sdp; }
+    std::optional<std::string> new_browser_offer() override { return std::string("v=0\r\ns=handover\r\n"); }
+    bool take_new_browser(const std::string&) override { return true; }
+};
+
 struct Bench {
     std::shared_ptr<config::Config> cfg = [] {
         auto c = std::make_shared<config::Config>();
@@ -54,6 +63,7 @@ struct Bench {
     bool media_refused = false;          // the media side has no ports: the factory says nullptr
     bool joinable = false;               // JoinableMedia instead of the pass-through
     std::vector<std::pair<const sip::MediaSdp*, const sip::MediaSdp*>> joins;
+    bool handover_media = false;         // the media side can hand the browser leg over (HandoverMedia)
     const sip::MediaSdp* last_media = nullptr;
     std::string media_trunk;              // the trunk the last media was made for (issue 14)
     std::vector<CallSummary> ended;
@@ -73,7 +83,7 @@ struct Bench {
                              last_media = m.get();
                              return m;
                          }
-                         auto m = pass_through_media(r, outbound);
+                         auto m = handover_media ? std::make_unique<HandoverMedia>() : pass_through_media(r, outbound);
                          last_media = m.get();
                          return m;
                      },
@@ -576,6 +586,67 @@ void answered_call(Bench& b, int trunk_status = 200) {
 }
 
 }  // namespace
+
+TEST_CASE("issue 14: an outbound call names its trunk; the trunk's REFER rings the named user with a Call-ID of this worker's") {
+    Bench b;
+    b.handover_media = true;
+    // alice also on a second browser (kWs2): the one the transfer rings.
+    constexpr sip::TransportId kWs2 = 8;
+    const SipFlow ws2{kWs2, true, true, true, *IpAddress::parse("192.0.2.8"), {}};
+    auto challenge = b.feed(ws2, sip::samples::kJsSipRegister, kWs2);
+    REQUIRE(challenge.size() == 1);
+    REQUIRE(b.feed(ws2, answered(sip::samples::kJsSipRegister, challenge[0], "alice", "wonderland", "z9hG4bKr2"), kWs2)
+                .at(0).status() == 200);
+    auto r = b.feed(b.ws, sip::samples::jssip_invite(), kWs);
+    REQUIRE(r.size() == 2);
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.ws,
+                        answered(sip::samples::jssip_invite(), r[1], "alice", "wonderland", "z9hG4bKi2"), out);
+    auto to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    const auto inv = std::move(to_trunk[0]);
+    auto ok = sip::Message::response(inv, 200, {}, "trunktag");
+    ok.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    ok.set_body("application/sdp", "v=0\r\ns=trunk\r\n");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, ok.serialize(), out);
+    REQUIRE(Bench::sent(out, kWs).at(0).status() == 200);
+
+    auto refer = std::move(*sip::Message::request("REFER", "sip:turnbridge@127.0.0.1:5062"));
+    refer.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkrefer");
+    refer.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+    refer.set_to(inv.from_header());
+    refer.set_call_id(inv.call_id());
+    refer.set_cseq(1, "REFER");
+    refer.add_contact("<sip:+15550123@127.0.0.1:5070>");
+    refer.add_header("Refer-To", "<sip:alice@example.org>");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, refer.serialize(), out);
+    to_trunk = Bench::sent(out, kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 202);   // armed for outbound calls too (it was 403)
+    CHECK(to_trunk[1].method() == "NOTIFY");
+    CHECK(Bench::sent(out, kWs).empty());   // the calling browser's own connection does not ring
+    auto to_ws2 = Bench::sent(out, kWs2);
+    REQUIRE(to_ws2.size() == 1);
+    CHECK(to_ws2[0].method() == "INVITE");
+    // Its answer must come back to this worker (sip::Placement reads the mark in the Call-ID).
+    CHECK(sip::Placement::owned_by(to_ws2[0].call_id()) == 0u);
+
+    // The trunk hangs up: the call record names the trunk ("default": the single-trunk form).
+    auto bye = std::move(*sip::Message::request("BYE", "sip:turnbridge@127.0.0.1:5062"));
+    bye.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkbye");
+    bye.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+    bye.set_to(inv.from_header());
+    bye.set_call_id(inv.call_id());
+    bye.set_cseq(2, "BYE");
+    out.clear();
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, bye.serialize(), out);
+    b.router.on_timer(b.now, out);
+    REQUIRE(b.ended.size() == 1);
+    CHECK(b.ended[0].trunk == "default");
+    CHECK(b.ended[0].outbound);
+}
 
 TEST_CASE("a call whose media fails is hung up both ways and summarised once for its call record") {
     Bench b;

@@ -1239,6 +1239,109 @@ TEST_CASE("a REFER from the trunk: bad, foreign or unsupported targets are refus
     CHECK(b.call->state() == Call::State::Confirmed);
 }
 
+TEST_CASE("a REFER from the trunk on an outbound call: the named user's browser takes the browser leg over; BYE to the old one, NOTIFY 100, 180, 200 in the trunk's dialog (RFC 3515)") {
+    Bench b;
+    b.start_outbound();
+    CHECK(b.sent(kBrowser).at(0).status() == 100);
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    const auto inv = std::move(to_trunk[0]);
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");
+    auto to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    REQUIRE(to_browser[0].status() == 200);
+    const auto browser_tag = to_browser[0].to_tag();
+    const auto refer = [&](std::uint32_t cseq) {   // from_trunk's, with a branch of its own
+        auto m = std::move(*Message::request("REFER", "sip:gw@127.0.0.1:5062"));
+        m.push_via("UDP", "127.0.0.1:5070", "z9hG4bKtrunkrefer" + std::to_string(cseq));
+        m.set_from("<sip:+15550123@127.0.0.1:5070>;tag=trunktag");
+        m.set_to(inv.from_header());
+        m.set_call_id(inv.call_id());
+        m.set_cseq(cseq, "REFER");
+        m.add_contact("<sip:+15550123@127.0.0.1:5070>");
+        m.add_header("Refer-To", "<sip:bob@example.org>");
+        return msg(m.serialize());
+    };
+    // Not armed (an agent's call, the test line): 403 as before.
+    b.arrive(kTrunk, refer(2));
+    CHECK(b.sent(kTrunk).at(0).status() == 403);
+    // bob's browser, and one on the calling browser's own connection, which must not ring.
+    b.call->set_refer_lookup([&b](const ReferTarget& t) -> std::optional<Call::ReferredUser> {
+        if (t.user != "bob") return std::nullopt;
+        return Call::ReferredUser{"bob", {kBobBinding, {"sip:a9@h1.invalid;transport=ws", kBrowser, b.now + 600s, "", "", "c9", 1}}};
+    });
+    b.arrive(kTrunk, refer(3));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].status() == 202);
+    CHECK(to_trunk[0].to_tag() == inv.from_tag());   // our tag in the trunk's dialog
+    CHECK(to_trunk[1].call_id() == inv.call_id());
+    CHECK(to_trunk[1].to_tag() == "trunktag");
+    to_trunk.erase(to_trunk.begin());
+    CHECK(notifies(b, to_trunk) == std::vector<int>{100});
+    CHECK(b.sent(kBrowser).empty());
+    auto to_bob = b.sent(kWsB);
+    REQUIRE(to_bob.size() == 1);
+    CHECK(to_bob[0].method() == "INVITE");
+    CHECK(to_bob[0].to()->uri == "sip:bob@example.org");
+    CHECK(to_bob[0].from()->uri == "sip:+15550123@example.org");   // the number the first browser called
+    CHECK(to_bob[0].body() == "v=0\r\ns=handover\r\n");
+    b.arrive(kWsB, msg(Message::response(to_bob[0], 180, {}, "btag").serialize()));
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{180});
+    auto answer = Message::response(to_bob[0], 200, {}, "btag");
+    answer.add_contact("<sip:bob@h2.invalid;transport=ws>");
+    answer.set_body("application/sdp", "v=0\r\ns=bob-answer\r\n");
+    b.arrive(kWsB, msg(answer.serialize()));
+    CHECK(b.media.handed == std::vector<std::string>{"v=0\r\ns=bob-answer\r\n"});
+    CHECK(b.sent(kWsB).at(0).method() == "ACK");
+    to_browser = b.sent(kBrowser);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(to_browser[0].method() == "BYE");
+    CHECK(to_browser[0].to_tag() == "8fk2ra1dtq");
+    CHECK(notifies(b, b.sent(kTrunk)) == std::vector<int>{200});
+    CHECK(b.call->taken_over_by() == "bob");
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // The old browser's own BYE (crossing ours) ends nothing: the call is bob's now.
+    std::string bye = "BYE sip:gw@gw.example.org;transport=ws SIP/2.0\r\n"
+                      "Via: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKbyeold\r\n"
+                      "From: \"Alice\" <sip:alice@example.org>;tag=8fk2ra1dtq\r\n"
+                      "To: <sip:+15550123@example.org>;tag=" + browser_tag + "\r\n"
+                      "Call-ID: mvh2l0g3kcq1fo9tbhm5\r\nCSeq: 6216 BYE\r\nContent-Length: 0\r\n\r\n";
+    b.arrive(kBrowser, msg(bye));
+    CHECK(b.sent(kBrowser).at(0).status() == 200);
+    CHECK(b.sent(kTrunk).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // bob's re-INVITE (hold) goes to the trunk, its answer back to bob: bob is the browser leg.
+    auto hold = std::move(*Message::request("INVITE", "sip:gw@gw.example.org;transport=ws"));
+    hold.push_via("WSS", "h2.invalid", "z9hG4bKbobhold");
+    hold.set_from(to_bob[0].to_header() + ";tag=btag");
+    hold.set_to(to_bob[0].from_header());
+    hold.set_call_id(to_bob[0].call_id());
+    hold.set_cseq(1, "INVITE");
+    hold.add_contact("<sip:bob@h2.invalid;transport=ws>");
+    hold.set_body("application/sdp", "v=0\r\ns=bob-hold\r\n");
+    b.arrive(kWsB, msg(hold.serialize()));
+    CHECK(b.sent(kWsB).at(0).status() == 100);
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "INVITE");
+    CHECK(to_trunk[0].to_tag() == "trunktag");
+    CHECK(to_trunk[0].body().find("s=to-trunk") != std::string::npos);
+    b.arrive(kTrunk, trunk_reply(to_trunk[0], 200, true));
+    CHECK(b.sent(kTrunk).at(0).method() == "ACK");
+    auto to_b = b.sent(kWsB);
+    REQUIRE(to_b.size() == 1);
+    CHECK(to_b[0].status() == 200);
+    CHECK(to_b[0].body() == "v=0\r\ns=answer-to-browser\r\n");
+    // The trunk hangs up: the BYE goes to bob's browser, none to the old one.
+    b.arrive(kTrunk, msg(from_trunk("BYE", inv, 4).serialize()));
+    CHECK(b.sent(kTrunk).at(0).status() == 200);
+    CHECK(b.sent(kWsB).at(0).method() == "BYE");
+    CHECK(b.sent(kBrowser).empty());
+    CHECK(b.call->state() == Call::State::Ended);
+}
+
 TEST_CASE("an INVITE with Replaces naming the trunk's dialog takes it over; a Replaces of another dialog does not match (RFC 3891 §3)") {
     Bench b;
     const std::string branch = "z9hG4bKrepl";
