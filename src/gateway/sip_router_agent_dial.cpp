@@ -103,7 +103,7 @@ void SipRouter::dial_agent(sip::Time now, const AgentDial& d, std::vector<sip::A
     in.clear();
     if (tx.empty()) {
         agents_->close_agent(key, CallSummary{realm->name, key, "agent", true, d.to, now, {}, now, 503, "failed",
-                                                          false, {}, realm->gateway.trunk_name});
+                                                          false, {}, open.format, realm->gateway.trunk_name});
         return fail(503, "the call could not start");
     }
     sip::TrunkAccount account;   // by name, as on_browser_invite's
