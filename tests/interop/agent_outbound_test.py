@@ -9,6 +9,9 @@ times on one clock (this process's), so the order is checked from timestamps.
 
   validation  400 naming the bad field, 404 unknown realm, 409 realm without gateway mode, 404
               unknown call id, 401 without the token
+  hostile     deep nesting (400), a body over the JSON bound (400) or 1 GB announced (413 before
+              any byte of it), wrong types and a 33-digit `to` (400 naming the field), 300 polls of
+              unknown ids (404 each), 100 POSTs without the token (401 each): nothing placed
   answered    the UAS rings 0.6 s, then 200 OK: the agent's WebSocket opens and `start` arrives
               after the 200 was sent (never before), with to/from; the UAS's tone reaches the
               agent as media; the UAS's BYE ends it (`stop`); GET /api/v1/calls/ID: answered,
