@@ -745,6 +745,7 @@ void SipRouter::reap(sip::Time now) {
                 }
             } else if (*it->ended_at + kLinger <= now) {
                 counts_[static_cast<std::size_t>(sip::Limit::NotifyDropped)] += it->call->notifies_dropped();
+                counts_[static_cast<std::size_t>(sip::Limit::ReliableDropped)] += it->call->reliable_dropped();
                 it = calls_.erase(it);
                 continue;
             }

@@ -50,7 +50,10 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
 sip::LimitCounts SipRouter::limits() const {
     auto c = counts_;
     c[static_cast<std::size_t>(sip::Limit::Transactions)] += layer_.refused();
-    for (const auto& e : calls_) c[static_cast<std::size_t>(sip::Limit::NotifyDropped)] += e.call->notifies_dropped();
+    for (const auto& e : calls_) {
+        c[static_cast<std::size_t>(sip::Limit::NotifyDropped)] += e.call->notifies_dropped();
+        c[static_cast<std::size_t>(sip::Limit::ReliableDropped)] += e.call->reliable_dropped();
+    }
     // The registrar is shared: worker 0 reports its refusals (/metrics sums over workers).
     if (worker_ == 0)
         c[static_cast<std::size_t>(sip::Limit::Registrations)] += shared_->with_registrar([](sip::Registrar& reg) { return reg.refused(); });

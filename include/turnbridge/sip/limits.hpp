@@ -24,12 +24,14 @@ enum class Limit : std::size_t {
                        // INVITE from a node's address but no live node over UDP: 403
     NotifyDropped,     // a trunk's NOTIFY of a transfer not relayed to the browser (no news, or
                        // past the kTransferNotifies of one transfer)
+    ReliableDropped,   // a trunk's reliable provisional past Call::kMaxPracks in one call: no PRACK
     kCount,
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::kCount)> kLimitNames = {
     "udp_flow_evicted", "udp_flow_full", "request_rate", "stranger_silent",
-    "transactions",     "registrations", "calls_per_user", "calls_per_realm", "fleet_refused", "notify_dropped"};
+    "transactions",     "registrations", "calls_per_user", "calls_per_realm", "fleet_refused", "notify_dropped",
+    "reliable_dropped"};
 
 using LimitCounts = std::array<std::uint64_t, static_cast<std::size_t>(Limit::kCount)>;
 

@@ -1540,3 +1540,25 @@ TEST_CASE("a trunk's NOTIFY storm during a browser's transfer: the browser hears
     CHECK(b.call->notifies_dropped() == 100 - Call::kTransferNotifies);
     CHECK_FALSE(b.call->transferring());
 }
+
+TEST_CASE("100rel: a trunk's flood of reliable provisionals gets at most kMaxPracks PRACKs in a call; the rest are dropped and counted") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    std::size_t pracks = 0, relayed = 0;
+    for (int rseq = 1; rseq <= 100; ++rseq) {
+        b.arrive(kTrunk, msg(reliable_reply(inv, 180, std::to_string(rseq)).serialize()));
+        for (auto& m : b.sent(kTrunk))
+            if (m.method() == "PRACK") {
+                ++pracks;
+                b.arrive(kTrunk, msg(Message::response(m, 200).serialize()));
+            }
+        relayed += b.sent(kBrowser).size();
+    }
+    CHECK(pracks == Call::kMaxPracks);
+    CHECK(relayed <= Call::kMaxPracks);
+    CHECK(b.call->reliable_dropped() == 100 - Call::kMaxPracks);
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));   // the call still answers
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
