@@ -1241,6 +1241,7 @@ TEST_CASE("attended transfer: a user's calls are placed together: a browser INVI
     CHECK(b.router.placement_user(b.trunk, *unrouted).empty());
     const SipFlow stranger{kTrunk, false, false, false, *IpAddress::parse("192.0.2.99"), {}};
     CHECK(b.router.placement_user(stranger, *inbound).empty());   // no trunk of ours
+}
 
 // Issue 15 hardening: any UDP source may send a response, and anyone may connect over TCP.
 TEST_CASE("fleet: a response whose Via branch we did not make goes nowhere (it would name the flow it is sent on)") {

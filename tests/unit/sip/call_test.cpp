@@ -1492,6 +1492,7 @@ TEST_CASE("attended transfer: the other call's browser leg is released; a crossi
     CHECK(to_trunk[0].method() == "BYE");
     CHECK(b.sent(kBrowser).empty());   // its browser leg was over already
     CHECK(b.call->state() == Call::State::Ended);
+}
 
 TEST_CASE("a trunk's NOTIFY storm during a browser's transfer: the browser hears each news once, at most kTransferNotifies, and the final one") {
     FailoverBench b;
