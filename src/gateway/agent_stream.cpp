@@ -108,12 +108,16 @@ std::optional<AgentTransfer> AgentStream::on_message(std::string_view text, std:
         else on_media(*audio);
     } else if (*event == "mark") {
         const auto name = body != nullptr ? body->text("name") : std::nullopt;
-        if (!name) ++counters_.bad_messages;
+        if (!name || name->size() > limits_.mark_name_bytes) ++counters_.bad_messages;
         else on_mark(std::string(*name), to_agent);
     } else if (*event == "clear") {
         on_clear(to_agent);
     } else if (*event == "transfer") {
-        if (auto to = msg->text("to"); to && !to->empty()) return AgentTransfer{std::string(*to)};
+        const auto to = msg->text("to");
+        if (to && !to->empty() && to->size() <= limits_.transfer_to_bytes && transfers_ < limits_.transfers) {
+            ++transfers_;
+            return AgentTransfer{std::string(*to)};
+        }
         ++counters_.bad_messages;
     } else {
         ++counters_.bad_messages;

@@ -32,9 +32,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Our branches: the magic cookie (§8.1.1.7), a mark, the flow to send responses back on, and a
+// Our branches: the magic cookie (§8.1.1.7), a mark, the flow to send responses back on, a
 // hash of the upstream branch (and fork index), so that a retransmission or the CANCEL of a
-// proxied INVITE gets the same branch as the INVITE (§16.11).
+// proxied INVITE gets the same branch as the INVITE (§16.11), and a MAC of both
+// (FleetLocations::branch_tag): only a branch we made names a flow (the responses of stateless
+// forwarding find their way back by it, and any UDP source may send a response).
 constexpr std::string_view kBranchMark = "z9hG4bKfleet";
 // A branch that gave no response at all in this time is dead (its node died since the last
 // registry snapshot): with no other branch left, the trunk gets 480 well within 3 s.
@@ -50,23 +52,33 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t seed) {
     return h;
 }
 
-std::string branch(sip::TransportId back, std::string_view upstream_branch, std::size_t index) {
-    return fmt::format("{}{:x}x{:016x}", kBranchMark, back, fnv1a(upstream_branch, index));
+std::string branch(const FleetLocations& keys, sip::TransportId back, std::string_view upstream_branch, std::size_t index) {
+    const auto signed_part = fmt::format("{:x}x{:016x}", back, fnv1a(upstream_branch, index));
+    return fmt::format("{}{}{:016x}", kBranchMark, signed_part, keys.branch_tag(signed_part));
 }
 
-// The flow a response to our branch goes back on; nullopt when the branch is not ours.
-std::optional<sip::TransportId> flow_of(std::string_view b) {
+std::optional<std::uint64_t> hex_of(std::string_view s) {
+    if (s.empty() || s.size() > 16) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return std::nullopt;
+        v = v * 16 + static_cast<unsigned>(d);
+    }
+    return v;
+}
+
+// The flow a response to our branch goes back on; nullopt when the branch is not one we made.
+std::optional<sip::TransportId> flow_of(const FleetLocations& keys, std::string_view b) {
     if (!b.starts_with(kBranchMark)) return std::nullopt;
     b.remove_prefix(kBranchMark.size());
     const auto x = b.find('x');
-    if (x == std::string_view::npos || x == 0) return std::nullopt;
-    sip::TransportId id = 0;
-    for (char c : b.substr(0, x)) {
-        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return std::nullopt;
-        id = id * 16 + static_cast<unsigned>(d);
-    }
-    return id;
+    if (x == std::string_view::npos || b.size() != x + 1 + 32) return std::nullopt;
+    const auto id = hex_of(b.substr(0, x));
+    const auto tag = hex_of(b.substr(x + 17));
+    if (!id || !hex_of(b.substr(x + 1, 16)) || !tag || *tag == 0 || *tag != keys.branch_tag(b.substr(0, x + 17)))
+        return std::nullopt;
+    return *id;
 }
 
 // "sip:user@1.2.3.4:5060;transport=udp" or "<sip:...;lr>" -> the address (IP literals only:
@@ -91,13 +103,26 @@ bool SipRouter::fleet_peer(const IpAddress& ip) const {
 }
 
 bool SipRouter::fleet_looped(const SipFlow& flow, const sip::Message& m) const {
-    return m.is_request() && fleet_self(flow.peer) && flow_of(m.top_via_branch()) && m.top_via_sent_by() == fleet_sent_by_;
+    return m.is_request() && fleet_self(flow.peer) && flow_of(*fleet_, m.top_via_branch()) && m.top_via_sent_by() == fleet_sent_by_;
+}
+
+bool SipRouter::fleet_node(const IpAddress& ip) const { return fleet_peer(ip) || fleet_self(ip); }
+
+bool SipRouter::fleet_may_call(sip::Time now, const SipFlow& flow) const {
+    if (fleet_ == nullptr || flow.websocket || flow.reliable) return false;
+    if (fleet_self(flow.peer)) return true;
+    const auto snap = fleet_->snapshot();
+    return snap && snap->is_live_peer(flow.peer, now);
 }
 
 bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& m, std::vector<sip::Action>& out) {
     if (flow.websocket) return false;
     if (!m.is_request()) {
-        if (!flow_of(m.top_via_branch())) return false;
+        if (!m.top_via_branch().starts_with(kBranchMark)) return false;
+        if (!flow_of(*fleet_, m.top_via_branch())) {   // made up: it would name a flow of its choice
+            count(sip::Limit::FleetRefused);
+            return true;
+        }
         fleet_response(now, m, out);
         return true;
     }
@@ -110,9 +135,17 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
         const auto to = uri_endpoint(routes.size() > 1 ? routes[1] : m.request_uri());
         const auto hops = m.max_forwards().value_or(70);
         if (!to || hops <= 1) return true;   // nowhere to go: dropped (§16.3 would answer 483)
+        // Only the two ends of a dialog we proxied use our Record-Route: a trunk and a node. Not
+        // an open relay: neither anyone connecting over TCP, nor toward any address a request names.
+        if (!is_trunk(flow.peer) || !(fleet_node(to->ip) || is_trunk(to->ip))) {
+            log::debug("sip: {} from {} routed through us to {}: not between a trunk and a node; dropped", method,
+                       flow.peer.to_string(), to->to_string());
+            count(sip::Limit::FleetRefused);
+            return true;
+        }
         m.remove_header("Max-Forwards");   // set_max_forwards adds one (§16.6 step 3: decrement)
         m.set_max_forwards(hops - 1);
-        m.push_via("UDP", fleet_sent_by_, branch(flow.id, m.top_via_branch(), 0));
+        m.push_via("UDP", fleet_sent_by_, branch(*fleet_, flow.id, m.top_via_branch(), 0));
         if (auto id = fleet_flow_(*to)) out.push_back(sip::Send{*id, m.serialize()});
         return true;
     }
@@ -121,6 +154,7 @@ bool SipRouter::fleet_forward(sip::Time now, const SipFlow& flow, sip::Message& 
     if ((method == "CANCEL" || method == "ACK") && !fleet_peer(flow.peer) && !fleet_looped(flow, m)) {
         auto it = forks_.find(m.call_id());
         if (it == forks_.end()) return false;
+        if (flow.id != it->second.upstream && !is_trunk(flow.peer)) return false;   // not the trunk's: 481
         for (const auto& b : it->second.branches) {
             auto copy = m.clone();
             copy.push_via("UDP", fleet_sent_by_, b.via);
@@ -184,7 +218,7 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
         // §16.6 step 4: stay on the dialog's path, so the owner's in-dialog requests (it sends
         // them on its flow toward us) find their way to the trunk.
         copy.add_record_route(fmt::format("<sip:fleet@{};lr>", fleet_sent_by_));
-        const auto via = branch(flow.id, upstream_branch, i);
+        const auto via = branch(*fleet_, flow.id, upstream_branch, i);
         copy.push_via("UDP", fleet_sent_by_, via);
         FleetBranch b{owners[i]->sip, *id, via, copy.serialize(), 0, false};
         out.push_back(sip::Send{b.flow, b.bytes});
@@ -202,7 +236,7 @@ bool SipRouter::fleet_fork(sip::Time now, const SipFlow& flow, const sip::Messag
 
 void SipRouter::fleet_response(sip::Time now, sip::Message& m, std::vector<sip::Action>& out) {
     const auto ours = m.top_via_branch();
-    const auto back = *flow_of(ours);
+    const auto back = *flow_of(*fleet_, ours);
     const auto status = m.status();
     auto it = m.cseq_method() == "INVITE" ? forks_.find(m.call_id()) : forks_.end();
     m.pop_via();

@@ -542,6 +542,11 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     // Only a configured trunk may call in: the source address must be a gateway realm's trunk.
     const auto did = sip::dialled_number(r.request);   // sip:, sips: or tel: (RFC 3966)
     const config::Realm* realm = trunk_realm(flow.peer, did);
+    if (realm != nullptr && !listed_trunk(flow.peer) && !fleet_may_call(now, flow)) {   // issue 15
+        log::debug("sip: INVITE from {}: a fleet node's address, but no live node's over UDP; refused", flow.peer.to_string());
+        count(sip::Limit::FleetRefused);
+        realm = nullptr;
+    }
     if (realm == nullptr) {
         log::debug("sip: INVITE from {}: not a configured trunk; refused", flow.peer.to_string());
         return reply(now, r.tx, r.request, 403, out);
@@ -755,6 +760,8 @@ void SipRouter::reap(sip::Time now) {
                     ended_(s, it->media.get());
                 }
             } else if (*it->ended_at + kLinger <= now) {
+                counts_[static_cast<std::size_t>(sip::Limit::NotifyDropped)] += it->call->notifies_dropped();
+                counts_[static_cast<std::size_t>(sip::Limit::ReliableDropped)] += it->call->reliable_dropped();
                 it = calls_.erase(it);
                 continue;
             }

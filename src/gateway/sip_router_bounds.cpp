@@ -16,12 +16,14 @@ void SipRouter::apply_limits() {
     shared_->set_placements(cfg_->sip_transactions);
 }
 
-bool SipRouter::is_trunk(const IpAddress& ip) const {
+bool SipRouter::is_trunk(const IpAddress& ip) const { return fleet_node(ip) || listed_trunk(ip); }
+
+bool SipRouter::listed_trunk(const IpAddress& ip) const {
     for (const auto& [name, base] : cfg_->realms) {
         if (!base.gateway.enabled) continue;
         for (const config::Realm& realm : trunks_of(base)) {   // every trunk of the realm (issue 14)
             // May call in (trunk_allow), or is a target we send to (its answers and in-dialog requests).
-            if (trunk_allowed(realm, ip)) return true;
+            if (trunk_listed(realm, ip)) return true;
             const auto addresses = trunk_addresses(realm);
             if (std::find(addresses.begin(), addresses.end(), ip) != addresses.end()) return true;
         }
@@ -48,6 +50,10 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
 sip::LimitCounts SipRouter::limits() const {
     auto c = counts_;
     c[static_cast<std::size_t>(sip::Limit::Transactions)] += layer_.refused();
+    for (const auto& e : calls_) {
+        c[static_cast<std::size_t>(sip::Limit::NotifyDropped)] += e.call->notifies_dropped();
+        c[static_cast<std::size_t>(sip::Limit::ReliableDropped)] += e.call->reliable_dropped();
+    }
     // The registrar is shared: worker 0 reports its refusals (/metrics sums over workers).
     if (worker_ == 0)
         c[static_cast<std::size_t>(sip::Limit::Registrations)] += shared_->with_registrar([](sip::Registrar& reg) { return reg.refused(); });

@@ -50,7 +50,10 @@ std::optional<Endpoint> SipRouter::trunk_endpoint(const config::Realm& realm) co
 }
 
 bool SipRouter::trunk_allowed(const config::Realm& realm, const IpAddress& ip) const {
-    if (fleet_peer(ip) || fleet_self(ip)) return true;   // issue 15: a node (maybe this one) proxying its trunk's INVITE
+    return fleet_node(ip) || trunk_listed(realm, ip);   // issue 15: a node (maybe this one) proxying its trunk's INVITE
+}
+
+bool SipRouter::trunk_listed(const config::Realm& realm, const IpAddress& ip) const {
     const auto& allow = realm.gateway.trunk_allow;
     if (!allow.empty()) return std::any_of(allow.begin(), allow.end(), [&](const Cidr& c) { return c.contains(ip); });
     const auto addresses = trunk_addresses(realm);

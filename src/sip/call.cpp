@@ -750,6 +750,10 @@ Call::Reliability Call::reliability(const Leg& leg, const Message& r) const {
     if (!rseq || !leg.dialog) return Reliability::Unreliable;   // RFC 3262 §4: without an RSeq it is not reliable
     // §4: a retransmission (or an old one) is not acknowledged again: the PRACK's own
     // transaction retransmits. Beyond the next number: out of order, dropped until the gap fills.
+    if (pracks_sent_ >= kMaxPracks && (!trunk_rseq_ || *rseq > *trunk_rseq_)) {   // a flood: no PRACK each
+        ++reliable_dropped_;
+        return Reliability::Repeated;
+    }
     if (trunk_rseq_ && *rseq != *trunk_rseq_ + 1) return Reliability::Repeated;
     return Reliability::New;
 }
@@ -757,6 +761,7 @@ Call::Reliability Call::reliability(const Leg& leg, const Message& r) const {
 void Call::send_prack(Time now, Leg& leg, const Message& r, const std::string& sdp, TransactionLayer& layer,
                       std::vector<Action>& out) {
     trunk_rseq_ = parse_rseq(r);
+    ++pracks_sent_;
     auto prack = leg.dialog->make_request("PRACK", random_);
     prack.add_header("RAck", std::to_string(*trunk_rseq_) + " " + std::to_string(r.cseq()) + " INVITE");
     if (!sdp.empty()) prack.set_body("application/sdp", sdp);

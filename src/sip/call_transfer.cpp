@@ -96,7 +96,15 @@ void Call::on_notify(Time now, const std::string& tx, const Message& r, Leg& leg
     respond(200);
     const auto state = r.header("subscription-state");
     const bool terminated = *status >= 200 || (state && state->starts_with("terminated"));
-    notify_browser(now, *status >= 200 || !terminated ? *status : 200, layer, out);
+    const int relayed = *status >= 200 || !terminated ? *status : 200;
+    // A trunk's NOTIFY storm is not the browser's: each news once, a few per transfer.
+    if (!terminated && (relayed == transfer_->last_relayed || transfer_->relayed >= kTransferNotifies)) {
+        ++notifies_dropped_;
+        return;
+    }
+    transfer_->last_relayed = relayed;
+    ++transfer_->relayed;
+    notify_browser(now, relayed, layer, out);
     if (terminated) transfer_.reset();
 }
 

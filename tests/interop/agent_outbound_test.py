@@ -9,6 +9,9 @@ times on one clock (this process's), so the order is checked from timestamps.
 
   validation  400 naming the bad field, 404 unknown realm, 409 realm without gateway mode, 404
               unknown call id, 401 without the token
+  hostile     deep nesting (400), a body over the JSON bound (400) or 1 GB announced (413 before
+              any byte of it), wrong types and a 33-digit `to` (400 naming the field), 300 polls of
+              unknown ids (404 each), 100 POSTs without the token (401 each): nothing placed
   answered    the UAS rings 0.6 s, then 200 OK: the agent's WebSocket opens and `start` arrives
               after the 200 was sent (never before), with to/from; the UAS's tone reaches the
               agent as media; the UAS's BYE ends it (`stop`); GET /api/v1/calls/ID: answered,
@@ -229,6 +232,71 @@ async def agent_handler(ws, path=None):
         agent.done.set()
 
 
+def raw_request(server, head, body=b"", read=True):
+    """One request on its own connection, written as given; the status line's code (0: none)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.admin_port), timeout=5) as s:
+        s.sendall(head.encode() + body)
+        if not read:
+            return 0
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+    m = re.match(rb"HTTP/1\.1 (\d{3})", data)
+    return int(m.group(1)) if m else 0
+
+
+async def hostile_requests(results, server, url):
+    """What an outsider (or a careless client) can send to POST /api/v1/calls: each gets a clear
+    answer at once, and the server keeps answering."""
+    ok = {"realm": REALM, "to": ANSWER, "from": CALLER, "agent": url + "/x"}
+    nested = b'{"realm":' + b"[" * 8000 + b"]" * 8000 + b"}"
+    st, body, _ = await api_async(server, "POST", "/api/v1/calls", nested)
+    results.check("hostile: 8,000 nested arrays (16 KB, within the body bound) are 400, not a deep recursion",
+                  st == 400, f"{st} {body}")
+    nested = b'{"realm":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    st, body, _ = await api_async(server, "POST", "/api/v1/calls", nested)
+    results.check("hostile: 100,000 nested arrays (200 KB) are 413", st == 413, f"{st} {body}")
+    big = json.dumps({**ok, "agent": "ws://" + "a" * 20000}).encode()
+    st, body, _ = await api_async(server, "POST", "/api/v1/calls", big)
+    results.check("hostile: a 20 KB body (over the 16 KiB JSON bound) is 400", st == 400, f"{st} {body}")
+    wrong = []
+    for field, value in (("to", 15550201), ("realm", {"x": 1}), ("from", None), ("agent", ["ws://x"]), ("to", True)):
+        st, body, _ = await api_async(server, "POST", "/api/v1/calls", {**ok, field: value})
+        if st != 400 or not isinstance(body, dict) or body.get("parameter") != field:
+            wrong.append(f"{field}={value!r}: {st} {body}")
+    results.check("hostile: fields of the wrong type are 400 naming the field", not wrong, "; ".join(wrong))
+    st, body, _ = await api_async(server, "POST", "/api/v1/calls", {**ok, "to": "+" + "5" * 33})
+    results.check("hostile: a `to` of 33 digits is 400 naming to", st == 400 and body.get("parameter") == "to", f"{st} {body}")
+    st, body, _ = await api_async(server, "POST", "/api/v1/calls", {**ok, "extra": "x" * 100})
+    results.check("hostile: an unknown field is 400 naming it", st == 400 and body.get("parameter") == "extra", f"{st} {body}")
+    st = await asyncio.get_running_loop().run_in_executor(None, raw_request, server,
+        f"POST /api/v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    results.check("hostile: Content-Length of 1 GB is 413 before any body", st == 413, f"{st}")
+    t0 = time.monotonic()
+    codes = set()
+    for i in range(300):
+        st, _, _ = await api_async(server, "GET", f"/api/v1/calls/dial-{i:016x}")
+        codes.add(st)
+    results.check("hostile: 300 polls of unknown call ids are 404 each", codes == {404},
+                  f"{codes} in {time.monotonic() - t0:.2f} s")
+    codes = set()
+    for _ in range(100):
+        st, _, _ = await api_async(server, "POST", "/api/v1/calls", ok, token=None)
+        codes.add(st)
+    results.check("hostile: 100 POSTs without the token are 401 each, and place nothing", codes == {401}, f"{codes}")
+    st, body, _ = await api_async(server, "GET", "/metrics")
+    results.check("hostile: the server still answers, with no outbound call placed",
+                  st == 200 and 'turnbridge_gateway_agent_outbound_total{result="placed"} 0' in str(body), f"{st}")
+
+
 async def scenarios(results, server, agent_port, dns, dns_log):
     loop = asyncio.get_running_loop()
     uas = Uas(loop, server.trunk_port)
@@ -259,6 +327,7 @@ async def scenarios(results, server, agent_port, dns, dns_log):
     results.check("validation: without the token 401", st == 401, f"{st}")
     st, body, _ = await api_async(server, "GET", "/api/v1/calls/dial-0000000000000000")
     results.check("validation: an unknown call id is 404", st == 404, f"{st} {body}")
+    await hostile_requests(results, server, url)
     results.check("validation: no INVITE reached the trunk for a refused request", not uas.calls, f"{len(uas.calls)}")
 
     # Answered: the agent is connected only after 200 OK.

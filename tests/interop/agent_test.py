@@ -19,6 +19,11 @@ so trunk-side arrival times and the agent's message times come from one clock.
   dtmf    RFC 4733 digits from the trunk arrive as dtmf events with the right digits
   hostile garbage JSON is ignored (counted); a flood is bounded (dropped, counted); an oversize
           message ends the call with a BYE to the trunk
+  raw     hostile agents below the websockets library (issue 17 hardening): permessage-deflate
+          in the upgrade it was not offered (503); a frame header of 2^63 bytes and one of 2^62
+          (BYE at once, nothing buffered); a message in endless 1-byte fragments (BYE); a flood
+          of 20,000 pings, 500 marks, 50 transfers to nobody and binary frames while the call
+          goes on (the call stays up, transfers past 8 ignored, all counted as bad messages)
   refused an agent URL nobody listens on: 503 to the trunk within agent_connect_timeout
   untrusted  agent:wss:// whose certificate the system CA store does not sign: 503
   l16     a realm with agent_media_format = "l16": start.mediaFormat audio/x-l16 16000, 50 +/- 2
@@ -83,9 +88,13 @@ def tone_l16(hz, seconds, rate=16000, level=8000):
     return b"".join(struct.pack("<h", int(level * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(rate * seconds)))
 
 
+RAW_DIDS = {"+15550181": "raw-deflate", "+15550182": "raw-length63", "+15550183": "raw-length62",
+            "+15550184": "raw-fragments", "+15550185": "raw-flood"}
+
+
 class AgentServer(Turnbridge):
-    def __init__(self, trunk_port, agent_port, tls_port=0):
-        self.tls_port = tls_port
+    def __init__(self, trunk_port, agent_port, tls_port=0, raw_port=0):
+        self.tls_port, self.raw_port = tls_port, raw_port
         self.sip_port = free_port()
         self.admin_port = free_port(taken={self.sip_port})
         ws_port = free_port(taken={self.sip_port, self.admin_port})
@@ -104,6 +113,8 @@ class AgentServer(Turnbridge):
             f'"{did}" = ["agent:ws://127.0.0.1:{dead if name == "refused" else self.agent_port}/{name}"]'
             if name != "untrusted" else f'"{did}" = ["agent:wss://127.0.0.1:{self.tls_port}/{name}"]'
             for did, name in DIDS.items())
+        if self.raw_port:
+            routes += "".join(f', "{did}" = ["agent:ws://127.0.0.1:{self.raw_port}/{name}"]' for did, name in RAW_DIDS.items())
         with open(self.config_path, "a") as f:
             f.write(f'\n[realm."{REALM}".gateway]\nenabled = true\n'
                     f'trunk = "sip:127.0.0.1:{self.trunk_port};transport=udp"\n'
@@ -244,6 +255,117 @@ async def agent_handler(ws, path=None):
     finally:
         agent.closed_at = time.monotonic()
         agent.done.set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile agents below the websockets library: raw RFC 6455 on a plain asyncio server.
+
+RAW = {}   # name -> {"upgraded": time, "ended": time}
+
+
+def ws_frame(opcode, payload=b"", fin=True):
+    """An unmasked (server) frame, RFC 6455 §5.2."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + struct.pack("!H", n)
+    else:
+        head += bytes([127]) + struct.pack("!Q", n)
+    return head + payload
+
+
+async def raw_agent(reader, writer):
+    import hashlib
+    name = "?"
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        text = head.decode(errors="replace")
+        name = text.split(" ", 2)[1].strip("/")
+        key = header(text, "Sec-WebSocket-Key")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Accept: {accept}"]
+        if name == "raw-deflate":   # RFC 6455 §9.1: an extension the client did not offer
+            lines.append("Sec-WebSocket-Extensions: permessage-deflate")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        r = RAW.setdefault(name, {})
+        r["upgraded"] = time.monotonic()
+        await asyncio.wait_for(reader.read(1), 5)   # `connected` begins: the stream is up
+        r["attack_at"] = time.monotonic()
+        if name == "raw-length63":
+            writer.write(bytes([0x81, 127]) + struct.pack("!Q", 1 << 63))
+        elif name == "raw-length62":
+            writer.write(bytes([0x81, 127]) + struct.pack("!Q", 1 << 62))
+        elif name == "raw-fragments":
+            writer.write(ws_frame(0x1, b"{", fin=False))
+            for _ in range(200):
+                writer.write(ws_frame(0x0, b" ", fin=False))
+        elif name == "raw-flood":
+            sid = "MZ" + "0" * 32
+            writer.write(ws_frame(0x9) * 20000)   # pings, and this agent reads none of the pongs for a while
+            for i in range(500):
+                writer.write(ws_frame(0x1, json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": f"m{i}"}}).encode()))
+            for _ in range(50):
+                writer.write(ws_frame(0x1, json.dumps({"event": "transfer", "to": "nobody"}).encode()))
+            for _ in range(20):
+                writer.write(ws_frame(0x2, b"\x00\x01binary"))
+            r["flooded"] = time.monotonic()
+        await writer.drain()
+        while await reader.read(65536):   # what turnbridge sends, until it closes
+            pass
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        RAW.setdefault(name, {})["ended"] = time.monotonic()
+        writer.close()
+
+
+async def raw_scenarios(results, server):
+    loop = asyncio.get_running_loop()
+    _, sip = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", server.trunk_port))
+    did = {name: d for d, name in RAW_DIDS.items()}
+    before = metrics(server)
+
+    call = TrunkCall(loop, server, sip, did["raw-deflate"])
+    status = await call.invite()
+    results.check("raw: an upgrade answered with permessage-deflate (never offered) is refused: 503 to the trunk",
+                  status == 503 and "raw-deflate" in RAW, f"status {status}")
+    call.close()
+
+    for name, what in (("raw-length63", "a frame header of 2^63 bytes"), ("raw-length62", "a frame header of 2^62 bytes"),
+                       ("raw-fragments", "a message in 200 fragments of 1 byte")):
+        call = TrunkCall(loop, server, sip, did[name])
+        status = await call.invite()
+        bye_at = await call.wait_bye(3.0) if status == 200 else None
+        at = RAW.get(name, {}).get("attack_at")
+        results.check(f"raw: {what} ends the call at once with a BYE to the trunk",
+                      status == 200 and bye_at is not None and at is not None and bye_at - at < 1.0,
+                      f"status {status}, BYE {'%+.0f ms' % ((bye_at - at) * 1000) if bye_at and at else 'missing'}")
+        call.close()
+
+    call = TrunkCall(loop, server, sip, did["raw-flood"])
+    status = await call.invite()
+    if results.check("raw-flood: answered", status == 200, f"status {status}"):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "flooded" not in RAW.get("raw-flood", {}):
+            await asyncio.sleep(0.05)
+        bye_at = await call.wait_bye(1.5)
+        results.check("raw-flood: 20,000 pings, 500 marks, 50 transfers and binary frames leave the call up", bye_at is None,
+                      "BYE came" if bye_at else "")
+        after = metrics(server)
+        bad = after.get("bad_messages", 0) - before.get("bad_messages", 0)
+        results.check("raw-flood: the 42 transfers past 8 and the 20 binary frames count as bad messages", bad >= 62,
+                      f"{bad:.0f} more bad messages")
+        log = server.log_path.read_text(errors="replace")
+        asks = len(re.findall(r"the agent asks to transfer the caller to nobody", log))
+        results.check("raw-flood: at most 8 transfer requests per call reach the router (and the log)", 1 <= asks <= 8,
+                      f"{asks} logged")
+        call.sip.transport.sendto(call.request("BYE", call.to_tag, cseq=2), call.gateway())
+    call.close()
+    sip.transport.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,7 +869,7 @@ def call_records(server):
 
 
 def run(results):
-    trunk_port, agent_port, tls_port = free_port(), free_port(), free_port()
+    trunk_port, agent_port, tls_port, raw_port = free_port(), free_port(), free_port(), free_port()
 
     async def main():
         import ssl
@@ -759,9 +881,11 @@ def run(results):
             tls.load_cert_chain(cert, key)
         async with websockets.serve(agent_handler, "127.0.0.1", agent_port, max_size=None), \
                 websockets.serve(agent_handler, "127.0.0.1", tls_port, ssl=tls):
-            with AgentServer(trunk_port, agent_port, tls_port) as server:
+            raw = await asyncio.start_server(raw_agent, "127.0.0.1", raw_port)
+            with AgentServer(trunk_port, agent_port, tls_port, raw_port) as server:
                 await asyncio.wait_for(sipp_call(results, server), 35)
                 await asyncio.wait_for(scenarios(results, server), 60)
+                await asyncio.wait_for(raw_scenarios(results, server), 30)
                 await asyncio.sleep(1.5)   # accounting flush_interval
                 rows = call_records(server)
                 mine = [r for r in rows if r.get("user") == "agent" and r.get("realm") == REALM]
@@ -802,6 +926,7 @@ def run(results):
                               f"status {status}, exit {rc}, BYE {'yes' if bye else 'no'}, last event {last}")
                 call.close()
                 sip.transport.close()
+            raw.close()
 
     asyncio.run(main())
 

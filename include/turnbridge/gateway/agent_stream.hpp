@@ -45,6 +45,10 @@ std::string agent_sid(std::string_view prefix, const std::array<std::uint8_t, 16
 struct AgentLimits {
     std::size_t playout_frames = 500;   // gateway.agent_playout_frames: 10 s of 20 ms frames
     std::size_t pending_marks = 64;     // marks waiting for their audio; more are dropped, counted
+    // A hostile agent's words cost no more than these (each refusal counts as a bad message):
+    std::size_t mark_name_bytes = 1024;   // a longer mark name (64 pending ones held 16 MiB)
+    std::size_t transfer_to_bytes = 256;  // a longer transfer target (it goes into log lines)
+    std::size_t transfers = 8;            // transfer requests per call; later ones are ignored
 };
 
 struct AgentCounters {
@@ -112,6 +116,7 @@ private:
     std::uint64_t sequence_ = 0;   // sequenceNumber of the last message sent
     std::uint64_t chunk_ = 0;      // media.chunk of the last media sent
     std::size_t frame_;            // kFrame or kL16Frame
+    std::size_t transfers_ = 0;    // transfer requests taken (AgentLimits::transfers)
     // The playout ring: size_ bytes from head_, capacity playout_frames * frame_.
     std::vector<std::uint8_t> ring_;
     std::size_t head_ = 0, size_ = 0;

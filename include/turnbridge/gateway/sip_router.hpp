@@ -297,6 +297,8 @@ private:
     std::optional<Endpoint> trunk_endpoint(const config::Realm& realm) const;
     // May `ip` send INVITEs as the realm's trunk? (gateway.trunk_allow, else its addresses)
     bool trunk_allowed(const config::Realm& realm, const IpAddress& ip) const;
+    bool trunk_listed(const config::Realm& realm, const IpAddress& ip) const;   // as above, fleet nodes aside
+    bool listed_trunk(const IpAddress& ip) const;   // is_trunk(), fleet nodes aside
     sip::LocalAddress trunk_local(config::SipTrunk::Transport t, bool sips, const std::optional<Endpoint>& conn,
                                   std::string_view user) const;
     // The realm's trunk flow and our address on it; nullopt (logged) if it cannot be reached.
@@ -453,6 +455,11 @@ private:
     FleetPeer fleet_self_;   // this node as a branch of its own fork (its sent_by)
     std::map<std::string, FleetFork> forks_;
     bool fleet_peer(const IpAddress& ip) const;
+    bool fleet_node(const IpAddress& ip) const;   // another node's address or ours
+    // A new call from a node's address (no trunk's): only from a node alive now (its heartbeat
+    // within 3 s), over UDP (how nodes proxy). Any node's address is trusted in dialogs (a node
+    // may miss heartbeats while its calls go on), but a dead node's address may be someone's now.
+    bool fleet_may_call(sip::Time now, const SipFlow& flow) const;
     // Our own address (fleet mode only): the branch of a fork we proxied to ourselves is trusted
     // like a peer's INVITE (a packet from outside cannot carry a local source address: the kernel
     // drops it as martian).

@@ -164,6 +164,14 @@ public:
     void set_refer_lookup(ReferLookup lookup) { refer_lookup_ = std::move(lookup); }
     // The user whose browser took the call over by the trunk's last transfer ("" none).
     const std::string& taken_over_by() const { return taken_over_by_; }
+    // The trunk's transfer NOTIFYs not relayed to the browser: a repeated status, or past
+    // kTransferNotifies provisional ones in one transfer (a NOTIFY storm; sip::Limit::NotifyDropped).
+    static constexpr std::size_t kTransferNotifies = 8;
+    std::uint64_t notifies_dropped() const { return notifies_dropped_; }
+    // RFC 3262 §4: each new reliable provisional from the trunk costs a PRACK transaction; past
+    // kMaxPracks in one call they are dropped unacknowledged (sip::Limit::ReliableDropped).
+    static constexpr std::size_t kMaxPracks = 16;
+    std::uint64_t reliable_dropped() const { return reliable_dropped_; }
     // RFC 3891 §3: an INVITE with Replaces naming this call's trunk dialog (the trunk moves the
     // call to a new dialog): answered here with the trunk's new session, the old trunk dialog
     // BYEd; the browser leg is untouched. false: the dialog is not ours or not confirmed.
@@ -321,8 +329,13 @@ private:
         std::optional<Leg> fallback;       // our own call to the target, until it answers
         bool notified_ringing = false;
         Time give_up;
+        int last_relayed = 0;              // the last trunk NOTIFY status the browser heard
+        std::size_t relayed = 0;           // how many (kTransferNotifies)
     };
     std::optional<Transfer> transfer_;
+    std::uint64_t notifies_dropped_ = 0;
+    std::size_t pracks_sent_ = 0;
+    mutable std::uint64_t reliable_dropped_ = 0;
     // Issue 14, the trunk's REFER in progress (call_refer_in.cpp): the forks ringing the named
     // user's browsers are uac_ legs from `first_fork` on; the one that answers becomes winner_.
     struct Takeover {

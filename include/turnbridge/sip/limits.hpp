@@ -19,12 +19,19 @@ enum class Limit : std::size_t {
     Registrations,     // server.sip_registrations: a new binding got 503
     CallsPerUser,      // gateway.max_calls_per_user: an INVITE got 486
     CallsPerRealm,     // gateway.max_calls: an INVITE got 503
+    FleetRefused,      // fleet mode: a response with a Via branch we did not make, or a request
+                       // routed through us from no trunk or node, or toward neither: dropped; an
+                       // INVITE from a node's address but no live node over UDP: 403
+    NotifyDropped,     // a trunk's NOTIFY of a transfer not relayed to the browser (no news, or
+                       // past the kTransferNotifies of one transfer)
+    ReliableDropped,   // a trunk's reliable provisional past Call::kMaxPracks in one call: no PRACK
     kCount,
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::kCount)> kLimitNames = {
     "udp_flow_evicted", "udp_flow_full", "request_rate", "stranger_silent",
-    "transactions",     "registrations", "calls_per_user", "calls_per_realm"};
+    "transactions",     "registrations", "calls_per_user", "calls_per_realm", "fleet_refused", "notify_dropped",
+    "reliable_dropped"};
 
 using LimitCounts = std::array<std::uint64_t, static_cast<std::size_t>(Limit::kCount)>;
 

@@ -227,3 +227,23 @@ TEST_CASE("garbage from the agent is counted and ignored; transfer is returned")
     REQUIRE(t);
     CHECK(t->to == "alice");
 }
+
+TEST_CASE("a hostile agent's marks and transfers are bounded: long names and targets, and a transfer loop, are refused and counted") {
+    auto s = make();
+    std::vector<std::string> out;
+    // 64 pending marks of ~256 KiB names held 16 MiB per call: a name is at most 1 KiB.
+    s.on_message(media_msg(160), out);
+    s.on_message(mark_msg(std::string(1025, 'm')), out);
+    CHECK(s.pending_marks() == 0);
+    CHECK(s.counters().bad_messages == 1);
+    s.on_message(mark_msg(std::string(1024, 'm')), out);
+    CHECK(s.pending_marks() == 1);
+    // A transfer target goes into log lines: at most 256 bytes.
+    CHECK(!s.on_message(R"({"event":"transfer","to":")" + std::string(257, '1') + R"("})", out));
+    CHECK(s.counters().bad_messages == 2);
+    // Transfer after transfer (each one a registrar lookup and log lines): 8 per call, then ignored.
+    for (int i = 0; i < 8; ++i) CHECK(s.on_message(R"({"event":"transfer","to":"nobody"})", out));
+    CHECK(!s.on_message(R"({"event":"transfer","to":"nobody"})", out));
+    CHECK(!s.on_message(R"({"event":"transfer","to":"+15557001"})", out));
+    CHECK(s.counters().bad_messages == 4);
+}

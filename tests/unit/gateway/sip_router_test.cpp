@@ -1313,3 +1313,122 @@ TEST_CASE("attended transfer: a user's calls are placed together: a browser INVI
     const SipFlow stranger{kTrunk, false, false, false, *IpAddress::parse("192.0.2.99"), {}};
     CHECK(b.router.placement_user(stranger, *inbound).empty());   // no trunk of ours
 }
+
+// Issue 15 hardening: any UDP source may send a response, and anyone may connect over TCP.
+TEST_CASE("fleet: a response whose Via branch we did not make goes nowhere (it would name the flow it is sent on)") {
+    Bench b;
+    FleetLocations fleet;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    fleet.publish(snap);
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [](const Endpoint&) -> std::optional<sip::TransportId> { return 41; });
+    const SipFlow stranger{77, false, false, false, *IpAddress::parse("203.0.113.9"), {}};
+    // A 200 OK "for" our branch naming the browser's WebSocket flow (kWs = 7), with the Via the
+    // browser would expect under it: every shape a forger might try.
+    for (const std::string forged : {"z9hG4bKfleet7x0123456789abcdef", "z9hG4bKfleet7x0123456789abcdef0123456789abcdef",
+                                     "z9hG4bKfleet7x00000000000000000000000000000000", "z9hG4bKfleet7x"}) {
+        CAPTURE(forged);
+        const auto r = fmt::format("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch={}\r\n"
+                                   "Via: SIP/2.0/WSS 3b5kq2ugmd6u.invalid;branch=z9hG4bKjs1\r\n"
+                                   "From: <sip:alice@example.org>;tag=a\r\nTo: <sip:bob@example.org>;tag=b\r\n"
+                                   "Call-ID: forged1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                                   forged);
+        const auto before = limit(b.router, sip::Limit::FleetRefused);
+        std::vector<sip::Action> out;
+        b.router.on_message(b.now, 1'700'000'000, stranger, r, out);
+        CHECK(Bench::sent(out, kWs).empty());
+        CHECK(out.empty());
+        if (forged.size() > 14) CHECK(limit(b.router, sip::Limit::FleetRefused) == before + 1);
+    }
+}
+
+TEST_CASE("fleet: a request routed through our Record-Route goes on only from a trunk or a node, and only to one (no open relay)") {
+    Bench b;
+    FleetLocations fleet;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    fleet.publish(snap);
+    std::vector<Endpoint> asked;
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [&](const Endpoint& to) -> std::optional<sip::TransportId> {
+        asked.push_back(to);
+        return 41;
+    });
+    const auto routed = [](std::string_view target) {
+        return fmt::format("MESSAGE {} SIP/2.0\r\nVia: SIP/2.0/TCP 203.0.113.9:40000;branch=z9hG4bKrelay1\r\n"
+                           "Route: <sip:fleet@127.0.0.1:5062;lr>\r\nMax-Forwards: 70\r\n"
+                           "From: <sip:a@example.org>;tag=a\r\nTo: <sip:b@example.org>;tag=b\r\nCall-ID: relay1\r\n"
+                           "CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+                           target);
+    };
+    const SipFlow tcp_stranger{78, false, false, true, *IpAddress::parse("203.0.113.9"), {}};
+    std::vector<sip::Action> out;
+    SUBCASE("anyone over TCP, toward a node: dropped") {
+        b.router.on_message(b.now, 1'700'000'000, tcp_stranger, routed("sip:x@127.0.0.11:5062"), out);
+        CHECK(asked.empty());
+        CHECK(Bench::sent(out, 41).empty());
+        CHECK(limit(b.router, sip::Limit::FleetRefused) == 1);
+    }
+    SUBCASE("the trunk, toward an address that is neither a trunk nor a node: dropped") {
+        b.router.on_message(b.now, 1'700'000'000, b.trunk, routed("sip:victim@198.51.100.7:9999"), out);
+        CHECK(asked.empty());
+        CHECK(limit(b.router, sip::Limit::FleetRefused) == 1);
+    }
+    SUBCASE("the trunk, toward a node: on its way, our Via on top") {
+        b.router.on_message(b.now, 1'700'000'000, b.trunk, routed("sip:x@127.0.0.11:5062"), out);
+        REQUIRE(asked.size() == 1);
+        CHECK(asked[0].to_string() == "127.0.0.11:5062");
+        auto on = Bench::sent(out, 41);
+        REQUIRE(on.size() == 1);
+        CHECK(on[0].top_via_branch().starts_with("z9hG4bKfleet"));
+        CHECK(limit(b.router, sip::Limit::FleetRefused) == 0);
+        // Node A's answer comes back through the branch we made: on the trunk's flow.
+        const SipFlow from_a{41, false, false, false, *IpAddress::parse("127.0.0.11"), {}};
+        auto back = b.feed(from_a, sip::Message::response(on[0], 200).serialize(), kTrunk);
+        REQUIRE(back.size() == 1);
+        CHECK(back[0].status() == 200);
+    }
+}
+
+TEST_CASE("fleet: a new call from a node's address rings browsers only while that node is alive, and only over UDP (else 403)") {
+    Bench b;
+    FleetLocations fleet;
+    auto snap = std::make_shared<RemoteLocations>();
+    snap->peers.push_back({"node-a", Endpoint{*IpAddress::parse("127.0.0.11"), 5062}, b.now + 3s});
+    fleet.publish(snap);
+    b.router.set_fleet(&fleet, "127.0.0.1:5062", [](const Endpoint&) -> std::optional<sip::TransportId> { return 41; });
+    auto r0 = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r0.size() == 1);
+    REQUIRE(b.feed(b.ws, answered(sip::samples::kJsSipRegister, r0[0], "alice", "wonderland", "z9hG4bKr"), kWs)[0].status() == 200);
+    const auto invite = [](std::string_view call_id) {
+        return fmt::format("INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\n"
+                           "Via: SIP/2.0/UDP 127.0.0.11:5062;branch=z9hG4bK{0}\r\n"
+                           "Max-Forwards: 69\r\nFrom: <sip:+1999@127.0.0.1>;tag=1\r\nTo: <sip:+15550123@127.0.0.1>\r\n"
+                           "Call-ID: {0}\r\nCSeq: 1 INVITE\r\nContact: <sip:t@127.0.0.1:5070>\r\n"
+                           "Content-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{2}",
+                           call_id, sip::samples::kSdpOffer.size(), sip::samples::kSdpOffer);
+    };
+    const SipFlow from_a{41, false, false, false, *IpAddress::parse("127.0.0.11"), {}};
+    const SipFlow tcp_from_a{42, false, false, true, *IpAddress::parse("127.0.0.11"), {}};
+    std::vector<sip::Action> out;
+    SUBCASE("alive, over UDP: alice's browser rings") {
+        b.router.on_message(b.now, 1'700'000'000, from_a, invite("live1"), out);
+        CHECK(Bench::sent(out, kWs).size() == 1);
+    }
+    SUBCASE("over TCP from its address: 403") {
+        b.router.on_message(b.now, 1'700'000'000, tcp_from_a, invite("tcp1"), out);
+        CHECK(Bench::sent(out, kWs).empty());
+        auto r = Bench::sent(out, 42);
+        REQUIRE_FALSE(r.empty());
+        CHECK(r.back().status() == 403);
+        CHECK(limit(b.router, sip::Limit::FleetRefused) == 1);
+    }
+    SUBCASE("its heartbeat over 3 s old (its address may be someone else's now): 403") {
+        b.now += 4s;
+        b.router.on_message(b.now, 1'700'000'000, from_a, invite("dead1"), out);
+        CHECK(Bench::sent(out, kWs).empty());
+        auto r = Bench::sent(out, 41);
+        REQUIRE_FALSE(r.empty());
+        CHECK(r.back().status() == 403);
+        CHECK(limit(b.router, sip::Limit::FleetRefused) == 1);
+    }
+}

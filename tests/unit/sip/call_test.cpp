@@ -1596,3 +1596,73 @@ TEST_CASE("attended transfer: the other call's browser leg is released; a crossi
     CHECK(b.sent(kBrowser).empty());   // its browser leg was over already
     CHECK(b.call->state() == Call::State::Ended);
 }
+
+TEST_CASE("a trunk's NOTIFY storm during a browser's transfer: the browser hears each news once, at most kTransferNotifies, and the final one") {
+    FailoverBench b;
+    const auto first = b.first_invite();
+    b.arrive(kTrunk, trunk_reply(first, 200, true));
+    auto ok = b.sent(kBrowser);
+    REQUIRE(ok.size() == 1);
+    b.sent(kTrunk);   // the ACK
+    auto refer = Message::request("REFER", "sip:gw@gw.example.org;transport=ws");
+    REQUIRE(refer);
+    refer->push_via("WSS", "3b5kq2ugmd6u.invalid", "z9hG4bKrefer");
+    refer->set_from(ok[0].from_header());
+    refer->set_to(ok[0].to_header());
+    refer->set_call_id(ok[0].call_id());
+    refer->set_cseq(6216, "REFER");
+    refer->add_header("Refer-To", "<sip:+15557001@example.org>");
+    b.arrive(kBrowser, msg(refer->serialize()));
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    REQUIRE(to_trunk[0].method() == "REFER");
+    b.arrive(kTrunk, trunk_reply(to_trunk[0], 202));
+    b.sent(kBrowser);   // the 202
+    std::uint32_t cseq = 1;
+    const auto notify = [&](int status, bool terminated) {
+        auto m = from_trunk("NOTIFY", first, ++cseq);
+        m.pop_via();
+        m.push_via("UDP", "127.0.0.1:5070", "z9hG4bKstorm" + std::to_string(cseq));
+        m.add_header("Event", "refer");
+        m.add_header("Subscription-State", terminated ? "terminated;reason=noresource" : "active;expires=60");
+        m.set_body("message/sipfrag;version=2.0", "SIP/2.0 " + std::to_string(status) + " X\r\n");
+        b.arrive(kTrunk, msg(m.serialize()));
+        auto answers = b.sent(kTrunk);
+        REQUIRE(answers.size() == 1);
+        CHECK(answers[0].status() == 200);   // every one is answered (RFC 6665 §4.1.3)
+    };
+    for (int i = 0; i < 50; ++i) notify(180, false);   // the same news fifty times
+    for (int i = 0; i < 50; ++i) notify(i % 2 ? 183 : 100, false);   // news that flaps
+    notify(200, true);
+    std::vector<int> frags;
+    for (const auto& m : b.sent(kBrowser))
+        if (m.method() == "NOTIFY") frags.push_back(sipfrag_status(m.body()).value_or(0));
+    REQUIRE(frags.size() == Call::kTransferNotifies + 1);
+    CHECK(frags[0] == 180);
+    CHECK(frags[1] == 100);
+    CHECK(frags.back() == 200);
+    CHECK(b.call->notifies_dropped() == 100 - Call::kTransferNotifies);
+    CHECK_FALSE(b.call->transferring());
+}
+
+TEST_CASE("100rel: a trunk's flood of reliable provisionals gets at most kMaxPracks PRACKs in a call; the rest are dropped and counted") {
+    Bench b;
+    b.start_outbound();
+    b.sent(kBrowser);
+    auto inv = std::move(b.sent(kTrunk).at(0));
+    std::size_t pracks = 0, relayed = 0;
+    for (int rseq = 1; rseq <= 100; ++rseq) {
+        b.arrive(kTrunk, msg(reliable_reply(inv, 180, std::to_string(rseq)).serialize()));
+        for (auto& m : b.sent(kTrunk))
+            if (m.method() == "PRACK") {
+                ++pracks;
+                b.arrive(kTrunk, msg(Message::response(m, 200).serialize()));
+            }
+        relayed += b.sent(kBrowser).size();
+    }
+    CHECK(pracks == Call::kMaxPracks);
+    CHECK(relayed <= Call::kMaxPracks);
+    CHECK(b.call->reliable_dropped() == 100 - Call::kMaxPracks);
+    b.arrive(kTrunk, trunk_reply(inv, 200, true));   // the call still answers
+    CHECK(b.call->state() == Call::State::Confirmed);
+}
