@@ -11,14 +11,6 @@
 namespace turnbridge::sip {
 namespace {
 
-// "sip:alice@example.org;x" -> "alice"
-std::string user_of(const std::string& uri) {
-    const auto colon = uri.find(':');
-    const auto at = uri.find('@');
-    if (colon == std::string::npos || at == std::string::npos || at < colon) return {};
-    return uri.substr(colon + 1, at - colon - 1);
-}
-
 using namespace std::chrono_literals;
 
 // What we do in a dialog toward a trunk (RFC 3261 §20.5); UPDATE per RFC 3311.
@@ -59,8 +51,15 @@ std::string escape_user(std::string_view user) {
 
 bool allows(const Message& m, std::string_view method) { return m.has_option_tag("allow", method); }
 
-
 }  // namespace
+
+// "sip:alice@example.org;x" -> "alice"
+std::string user_of(const std::string& uri) {
+    const auto colon = uri.find(':');
+    const auto at = uri.find('@');
+    if (colon == std::string::npos || at == std::string::npos || at < colon) return {};
+    return uri.substr(colon + 1, at - colon - 1);
+}
 
 Message new_invite(const std::string& ruri, const LocalAddress& local, const std::string& from, const std::string& to,
                    const std::string& sdp, const Random& random) {
@@ -304,6 +303,13 @@ void Call::on_response(Time now, const std::string& tx, const Message& r, Transa
     }
     if (reinvite_ && tx == reinvite_->out_tx) {
         if (r.status() >= 200) reinvite_answered(now, r, layer, out);
+        return;
+    }
+    if (!outbound_ && tx == uas_.invite_tx && uas_.invite) {
+        // Issue 14: after a transfer fallback an inbound call's trunk leg is a dialog we started
+        // (call_transfer.cpp); its 2xx retransmitted gets its ACK again (RFC 3261 §13.2.2.4).
+        if (r.status() >= 200 && r.status() < 300 && uas_.dialog)
+            layer.send_stateless(uas_.address.transport, uas_.dialog->make_ack(uas_.invite->cseq(), random_), out);
         return;
     }
     std::size_t i = 0;

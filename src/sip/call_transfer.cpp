@@ -4,10 +4,15 @@
 // <sip:NUMBER@trunk-host> or <tel:+E164> (TrunkAccount::refer_to), with Referred-By; the trunk's
 // NOTIFYs (message/sipfrag, §2.4.4) come back to the browser as ours, and the BYE the trunk sends
 // after a transfer that worked ends the browser's leg as any BYE does.
-// A trunk that will not transfer (transfer_falls_back: 403, 405, 501...) on an outbound call: we
-// call the target ourselves, through the same trunk, with the media session the trunk leg has
-// now; when it answers, the old trunk leg gets a BYE and the new one takes its place, so the
-// browser is talking to the target (NOTIFY 200). A 503 or 408 first moves our call to the trunk's
+// A trunk that will not transfer (transfer_falls_back: 403, 405, 501...): we call the target
+// ourselves, through the same trunk, with the media session the trunk leg has now; when it
+// answers, the old trunk leg gets a BYE and the new one takes its place, so the browser is
+// talking to the target (NOTIFY 200). On an inbound call the trunk leg is uas_ (the INVITE we
+// answered) and the new one a dialog we start: it takes uas_'s place, because every part of the
+// Call tells the legs apart by that slot (in-dialog requests, BYE, session refresh, re-INVITEs),
+// as call_refer_in.cpp swaps a new browser in on an outbound call; we are its UAC, which changes
+// nothing in-dialog (RFC 3261 §12.2 is symmetric). The old dialog is forgotten once BYEd: its
+// crossing BYE gets 481 and ends nothing (§15.1.2). A 503 or 408 first moves our call to the trunk's
 // next target, as the call's own INVITE would fail over; a refusal leaves the call as it was (the
 // NOTIFY carries it). One transfer at a time per call (491 to another REFER, RFC 3515 §2.4.7
 // leaves it to us); each gives up after kTransferWait. A Refer-To with Replaces (attended
@@ -149,33 +154,54 @@ void Call::refer_answered(Time now, const Message& r, TransactionLayer& layer, s
         answer_refer(now, 202, layer, out);   // §2.4.2: the trunk's NOTIFYs follow
         return;
     }
-    if (outbound_ && transfer_falls_back(status) && state_ == State::Confirmed) {
+    if (transfer_falls_back(status) && state_ == State::Confirmed) {
         answer_refer(now, 202, layer, out);
         notify_browser(now, 100, layer, out);   // §2.4.5: the first NOTIFY comes at once
         start_fallback(now, layer, out);
         return;
     }
-    // Inbound calls have no fallback (the trunk's leg is the one we answered); the browser hears why.
+    // Refused for a reason a call of ours would not fix (404, 486...): the browser hears why.
     answer_refer(now, status == 408 ? 408 : status == 481 ? 481 : 603, layer, out);
     transfer_.reset();
 }
 
 void Call::start_fallback(Time now, TransactionLayer& layer, std::vector<Action>& out) {
-    Leg& old = uac_.front();
+    Leg* trunk = trunk_leg();
     auto offer = media_.current_offer(false);
-    if (!offer || !old.invite) {
+    if (!offer || !trunk || !trunk->dialog || (!trunk->invite && !uas_invite_)) {
         notify_browser(now, 503, layer, out);
         transfer_.reset();
         return;
     }
+    const Leg& old = *trunk;
     Leg leg;
-    leg.address = old.address;
+    leg.address = old.address;   // inbound: where the trunk's INVITE came from
     const auto dialled = trunk_dialled(transfer_->number);
-    const auto from = old.invite->from();
-    auto m = new_invite(trunk_uri(dialled) + account_.uri_params, leg.address.local, "<" + (from ? from->uri : "") + ">",
-                        "<" + trunk_uri(dialled) + ">", *offer, random_);
-    for (auto name : {"P-Asserted-Identity", "Remote-Party-ID"})
-        if (auto v = old.invite->header(name)) m.add_header(name, *v);
+    // An inbound call's account names no trunk host: the trunk's Contact's, as for our REFER.
+    const auto target = trunk_uri(dialled, hostport_of(old.dialog->remote_target()));
+    std::string from;
+    if (old.invite) {
+        // Outbound, or inbound after an earlier fallback: the caller the trunk knows already.
+        const auto f = old.invite->from();
+        from = "<" + (f ? f->uri : "") + ">";
+    } else {
+        // Inbound: we call as the number the trunk called (its To, the DID the browser answered),
+        // or the account's caller ID, in the trunk's number format (issue 13).
+        const auto to = uas_invite_->to();
+        const auto user = format_number(account_.caller_id.empty() ? user_of(to ? to->uri : "") : account_.caller_id,
+                                        account_.e164_plus, account_.plan);
+        const bool phone = account_.user_phone && is_phone_user(user);
+        from = "<sip:" + user + "@" + leg.address.local.sent_by + (phone ? ";user=phone" : "") + ">";
+    }
+    auto m = new_invite(target + account_.uri_params, leg.address.local, from, "<" + target + ">", *offer, random_);
+    if (old.invite) {
+        for (auto name : {"P-Asserted-Identity", "Remote-Party-ID"})
+            if (auto v = old.invite->header(name)) m.add_header(name, *v);
+    } else if (account_.identity == TrunkAccount::Identity::Pai) {
+        m.add_header("P-Asserted-Identity", from);   // RFC 3325 §9.1, as the outbound INVITE has it
+    } else if (account_.identity == TrunkAccount::Identity::Rpid) {
+        m.add_header("Remote-Party-ID", from + ";party=calling;screen=yes;privacy=off");
+    }
     add_trunk_headers(m, false);
     if (m.serialize().empty()) {   // libosip2 could not write it (see the constructor)
         notify_browser(now, 503, layer, out);
@@ -224,8 +250,16 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
         transfer_.reset();
         return;
     }
-    bye(now, uac_.front(), layer, out);   // the party the browser transferred away
-    uac_.front() = std::move(leg);
+    Leg& old = *trunk_leg();
+    bye(now, old, layer, out);   // the party the browser transferred away
+    if (!outbound_) {
+        // The old trunk leg's server transaction may still retransmit; owns() keeps knowing it.
+        // Our reliable provisionals were its dialog's (RFC 3262): none is owed on the new one.
+        other_tx_.push_back(old.invite_tx);
+        rseq_ = 0;
+        unacked_.reset();
+    }
+    old = std::move(leg);
     timer_.answered(now, r);   // RFC 4028 §7.2 on the new trunk dialog
     trunk_allows_update_ = r.has_option_tag("allow", "UPDATE");
     trunk_rseq_.reset();

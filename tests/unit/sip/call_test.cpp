@@ -1445,6 +1445,133 @@ TEST_CASE("transfer fallback: our own call to the target fails over to the trunk
     CHECK_FALSE(b.call->transferring());
 }
 
+TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's REFER, our own call to the target becomes the trunk leg; the old leg's BYE ends nothing") {
+    Bench b;
+    const std::string branch = "z9hG4bKinfb";
+    start_inbound(b, branch, "", "v=0\r\ns=trunk-offer\r\n");
+    const auto to_a = b.sent(kWsA);
+    REQUIRE(to_a.size() == 1);
+    auto ok_a = Message::response(to_a[0], 200, {}, "atag");
+    ok_a.add_contact("<sip:a@h1.invalid;transport=ws>");
+    ok_a.set_body("application/sdp", "v=0\r\ns=a-answer\r\n");
+    b.arrive(kWsA, msg(ok_a.serialize()));
+    CHECK(b.sent(kWsA).at(0).method() == "ACK");
+    auto to_trunk = b.sent(kTrunk);
+    REQUIRE(!to_trunk.empty());
+    const auto ok_trunk = std::move(to_trunk.back());
+    REQUIRE(ok_trunk.status() == 200);
+    // The browser's blind transfer (JsSIP's session.refer) in the dialog our INVITE made with it.
+    const auto from_browser = [&](const std::string& method, std::uint32_t cseq) {
+        auto m = std::move(*Message::request(method, "sip:gw@gw.example.org;transport=ws"));
+        m.push_via("WSS", "h1.invalid", "z9hG4bKa" + method + std::to_string(cseq));
+        m.set_from(ok_a.to_header());
+        m.set_to(ok_a.from_header());
+        m.set_call_id(to_a[0].call_id());
+        m.set_cseq(cseq, method);
+        return m;
+    };
+    auto refer = from_browser("REFER", 1);
+    refer.add_header("Refer-To", "<sip:+15557001@example.org>");
+    b.arrive(kWsA, msg(refer.serialize()));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    REQUIRE(to_trunk[0].method() == "REFER");
+    CHECK(to_trunk[0].call_id() == "inbound-" + branch + "@127.0.0.1");
+    b.arrive(kTrunk, msg(Message::response(to_trunk[0], 403).serialize()));   // the trunk will not transfer
+    auto to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 2);
+    CHECK(to_browser[0].status() == 202);
+    CHECK(sipfrag_status(to_browser[1].body()) == 100);
+    auto fallback = b.sent(kTrunk);
+    REQUIRE(fallback.size() == 1);
+    const auto inv = std::move(fallback[0]);
+    CHECK(inv.method() == "INVITE");
+    CHECK(inv.request_uri() == "sip:+15557001@127.0.0.1:5070");   // the trunk's Contact: no host in the account
+    CHECK(inv.to()->uri == "sip:+15557001@127.0.0.1:5070");
+    CHECK(inv.from()->uri == "sip:+15550123@127.0.0.1:5062");   // the number the trunk called
+    CHECK(inv.call_id() != ok_trunk.call_id());
+    CHECK(inv.body() == "v=0\r\ns=current\r\n");   // the trunk leg's session as it is now
+
+    b.arrive(kTrunk, msg(Message::response(inv, 180, {}, "target").serialize()));
+    to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(sipfrag_status(to_browser[0].body()) == 180);
+    auto answer = Message::response(inv, 200, {}, "target");
+    answer.add_contact("<sip:+15557001@127.0.0.1:5072>");
+    answer.set_body("application/sdp", "v=0\r\ns=target\r\n");
+    b.arrive(kTrunk, msg(answer.serialize()));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 2);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(to_trunk[0].call_id() == inv.call_id());
+    CHECK(to_trunk[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
+    CHECK(to_trunk[1].method() == "BYE");   // the party the browser transferred away
+    CHECK(to_trunk[1].call_id() == ok_trunk.call_id());
+    CHECK(to_trunk[1].to_tag() == "callertag");
+    CHECK(b.media.taken == std::vector<std::string>{"v=0\r\ns=target\r\n"});
+    to_browser = b.sent(kWsA);
+    REQUIRE(to_browser.size() == 1);
+    CHECK(sipfrag_status(to_browser[0].body()) == 200);
+    CHECK_FALSE(b.call->transferring());
+    CHECK(b.call->state() == Call::State::Confirmed);
+    // A retransmission of the target's 200 (our ACK lost) is ACKed again, and ends nothing.
+    b.arrive(kTrunk, msg(answer.serialize()));
+    to_trunk = b.sent(kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "ACK");
+    CHECK(b.call->state() == Call::State::Confirmed);
+
+    // The old trunk leg's own BYE (crossing ours) ends nothing: its dialog is no longer the call's.
+    const auto old_bye = inbound_request("BYE", branch, ok_trunk, 3, "");
+    CHECK_FALSE(b.call->matches(old_bye));
+    b.arrive(kTrunk, msg(old_bye.serialize()));
+    CHECK(b.sent(kTrunk).at(0).status() == 481);
+    CHECK(b.sent(kWsA).empty());
+    CHECK(b.call->state() == Call::State::Confirmed);
+
+    // An in-dialog request from the target, in the dialog our INVITE made.
+    const auto from_target = [&](const std::string& method, std::uint32_t cseq) {
+        auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+        m.push_via("UDP", "127.0.0.1:5072", "z9hG4bKt" + method + std::to_string(cseq));
+        m.set_from(answer.to_header());
+        m.set_to(inv.from_header());
+        m.set_call_id(inv.call_id());
+        m.set_cseq(cseq, method);
+        return m;
+    };
+    SUBCASE("the target hangs up: the BYE reaches the browser") {
+        const auto bye = from_target("BYE", 7);
+        CHECK(b.call->matches(bye));
+        b.arrive(kTrunk, msg(bye.serialize()));
+        CHECK(b.sent(kTrunk).at(0).status() == 200);
+        to_browser = b.sent(kWsA);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].method() == "BYE");
+        CHECK(b.call->state() == Call::State::Ended);
+    }
+    SUBCASE("the target's re-INVITE (hold) is relayed to the browser") {
+        auto re = from_target("INVITE", 8);
+        re.add_contact("<sip:+15557001@127.0.0.1:5072>");
+        re.set_body("application/sdp", "v=0\r\ns=hold\r\n");
+        b.arrive(kTrunk, msg(re.serialize()));
+        to_browser = b.sent(kWsA);
+        REQUIRE(to_browser.size() == 1);
+        CHECK(to_browser[0].method() == "INVITE");
+        CHECK(to_browser[0].call_id() == to_a[0].call_id());
+        CHECK(to_browser[0].body().find("s=to-browser") != std::string::npos);
+    }
+    SUBCASE("the browser hangs up: the BYE goes to the target, not the old trunk leg") {
+        b.arrive(kWsA, msg(from_browser("BYE", 2).serialize()));
+        CHECK(b.sent(kWsA).at(0).status() == 200);
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "BYE");
+        CHECK(to_trunk[0].call_id() == inv.call_id());
+        CHECK(to_trunk[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
+        CHECK(b.call->state() == Call::State::Ended);
+    }
+}
+
 // --- issue 14: attended transfer (call_attended.cpp) ------------------------------------------
 
 namespace {
