@@ -327,6 +327,10 @@ void CallMedia::apply_trunk(const TrunkMedia& t) {
     // A new address in the SDP (re-INVITE to another media server) replaces the one learnt from
     // packets; c=0.0.0.0 (RFC 3264 §8.4 hold) keeps it.
     if (!t.remote.ip.is_unspecified() && t.remote.port != 0 && (!trunk_ || trunk_->remote != t.remote)) {
+        // The party left behind (issue 14: a transfer's fallback swapped the trunk dialog; a
+        // carrier's media server often has one IP for both) may still send a while: its RTP
+        // must not take the latch the new address opens.
+        trunk_left_ = trunk_remote_;
         trunk_remote_ = t.remote;
         trunk_latch_open_ = true;
     }

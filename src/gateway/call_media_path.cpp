@@ -206,7 +206,8 @@ bool CallMedia::trunk_source_ok(const Endpoint& from, bool call_rtp) {
         if (call_rtp) trunk_latch_open_ = false;  // the trunk sends from where its SDP said
         return true;
     }
-    if (!trunk_latch_open_ || !call_rtp || !(from.ip == trunk_remote_->ip)) return false;
+    if (!trunk_latch_open_ || !call_rtp || !(from.ip == trunk_remote_->ip) || (trunk_left_ && from == *trunk_left_))
+        return false;
     trunk_remote_ = from;
     trunk_latch_open_ = false;
     return true;

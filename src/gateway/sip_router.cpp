@@ -577,7 +577,9 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     using T = config::SipTrunk::Transport;
     const T transport = flow.secure ? T::Tls : flow.reliable ? T::Tcp : T::Udp;
     const bool sips = r.request.request_uri().starts_with("sips:");
-    sip::LegAddress trunk{flow.id, flow.reliable, trunk_local(transport, sips, flow.local, "turnbridge")};
+    // Marked: a browser's transfer may have the call place its own INVITE on this leg (issue 14,
+    // the fallback), whose answers must come back to this worker.
+    sip::LegAddress trunk{flow.id, flow.reliable, marked(trunk_local(transport, sips, flow.local, "turnbridge"))};
     const sip::LocalAddress browser_local =
         marked({"WS", local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}});
     auto media = bindings.empty() ? nullptr : media_(*realm, false);

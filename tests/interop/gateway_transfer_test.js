@@ -18,7 +18,11 @@
 //     and 200, both of the page's sessions end by the gateway's BYEs, A hears B's tone and B
 //     A's (decoded from their RTP), and A's BYE reaches B. A Replaces naming no call gets 202
 //     and NOTIFY 481, one naming the call itself 400 (issue 14, RFC 3891).
-// interop-timeout: 110
+//   inbound: that trunk calls the page's DID from a caller playing 440 Hz, the page auto-answers
+//     and hears it; its refer() to +15557001 gets the trunk's 403, so turnbridge calls the
+//     target (1000 Hz) through the trunk: 202, NOTIFY 100 and 200, the trunk's first call BYEd,
+//     the page hears the target, and the page's hang-up BYEs the target's call.
+// interop-timeout: 130
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -30,6 +34,7 @@ const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const OUT_NUMBER = '+15557000';
 const TARGET = '+15557001';
+const DID = '+15550123';
 const PAGE_TONE_HZ = 880;
 const TARGET_TONE_HZ = 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -190,9 +195,31 @@ class Party {
 }
 
 // The trunk (UDP SIP on `port`): answers each INVITE at once with the SDP of the party its
-// number names, 200 to BYE and anything else in a dialog; bye(number) hangs a party up.
+// number names, 200 to BYE and anything else in a dialog (403 to REFER with `refuseRefer`);
+// bye(number) hangs a party up, dial() calls the gateway from a party.
 class TwoPartyTrunk {
-  constructor(port, parties) { this.port = port; this.parties = parties; this.calls = new Map(); }
+  constructor(port, parties, { refuseRefer = false } = {}) {
+    this.port = port; this.parties = parties; this.calls = new Map(); this.refuseRefer = refuseRefer;
+  }
+  static sdp(party) {
+    return ['v=0', 'o=trunk 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
+      `m=audio ${party.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
+  }
+  // An inbound call from `party` (as `from`) to `did` at the gateway's SIP port; ACKs its 2xx.
+  dial(from, did, sipPort, party) {
+    const callId = `dial${Date.now()}@127.0.0.1`;
+    const body = TwoPartyTrunk.sdp(party);
+    const call = { number: from, party, tag: 'dialtag', from: `<sip:${did}@127.0.0.1:${sipPort}>`,
+      to: `<sip:${from}@127.0.0.1:${this.port}>`, contact: `sip:${did}@127.0.0.1:${sipPort}`,
+      rinfo: { port: sipPort, address: '127.0.0.1' }, bye: null, cseq: 1, dialled: true, answered: null };
+    this.calls.set(callId, call);
+    const text = [`INVITE sip:${did}@127.0.0.1:${sipPort} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bKdial${Date.now()}`,
+      `From: ${call.to};tag=${call.tag}`, `To: ${call.from}`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
+      `Contact: <sip:trunk@127.0.0.1:${this.port}>`, 'Max-Forwards: 70', 'Content-Type: application/sdp',
+      `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+    this.sock.send(text, sipPort, '127.0.0.1');
+  }
   async open() {
     this.sock = dgram.createSocket('udp4');
     await new Promise((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(this.port, '127.0.0.1', resolve); });
@@ -204,7 +231,19 @@ class TwoPartyTrunk {
   }
   onMessage(text, rinfo) {
     const h = (n, c) => TwoPartyTrunk.headers(text, n, c)[0] || '';
-    if (text.startsWith('SIP/2.0')) return;   // the answer to our BYE
+    if (text.startsWith('SIP/2.0')) {
+      // The answer to our BYE, or to a dialled INVITE: its 2xx gets an ACK (each retransmission too).
+      const c = this.calls.get(h('Call-ID', 'i'));
+      if (!c || !c.dialled || !/^SIP\/2\.0 2/.test(text) || !/INVITE/.test(h('CSeq'))) return;
+      c.from = h('To', 't');   // with the gateway's tag: our BYE's To
+      c.contact = (/<([^>]+)>/.exec(h('Contact', 'm')) || [])[1] || c.contact;
+      c.answered = c.answered || Date.now();
+      const ack = [`ACK ${c.contact} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bKack${Date.now()}`,
+        `From: ${c.to};tag=${c.tag}`, `To: ${c.from}`, `Call-ID: ${h('Call-ID', 'i')}`, 'CSeq: 1 ACK', 'Max-Forwards: 70',
+        'Content-Length: 0', '', ''].join('\r\n');
+      this.sock.send(ack, c.rinfo.port, c.rinfo.address);
+      return;
+    }
     const method = text.split(' ')[0];
     const callId = h('Call-ID', 'i');
     let call = this.calls.get(callId);
@@ -218,13 +257,14 @@ class TwoPartyTrunk {
     let extra = '';
     let body = '';
     if (method === 'INVITE' && call && call.party) {
-      body = ['v=0', 'o=trunk 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
-        `m=audio ${call.party.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
+      body = TwoPartyTrunk.sdp(call.party);
       extra = `Contact: <sip:trunk@127.0.0.1:${this.port}>\r\nContent-Type: application/sdp\r\n`;
     }
     if (method === 'BYE' && call) call.bye = Date.now();
     const to = h('To', 't');
-    const status = method === 'INVITE' && !(call && call.party) ? '404 Not Found' : '200 OK';
+    if (method === 'REFER' && call) call.refer = Date.now();
+    const status = method === 'INVITE' && !(call && call.party) ? '404 Not Found'
+      : method === 'REFER' && this.refuseRefer ? '403 Forbidden' : '200 OK';
     const lines = [`SIP/2.0 ${status}`, ...TwoPartyTrunk.headers(text, 'Via', 'v').map((v) => `Via: ${v}`),
       `From: ${h('From', 'f')}`, `To: ${to}${/;tag=/.test(to) || !call ? '' : `;tag=${call.tag}`}`, `Call-ID: ${callId}`,
       `CSeq: ${h('CSeq')}`];
@@ -290,6 +330,50 @@ async function attended(results, cleanup, { page, sippPort }) {
   while (!trunk.call(B)[1].bye && Date.now() - t0 < 4000) await sleep(50);
   results.check('attended: party A\'s BYE reaches party B (the gateway hangs the joined call up)',
     !!trunk.call(B)[1].bye, `${trunk.call(B)[1].bye ? trunk.call(B)[1].bye - t0 : 'no BYE'} ms`);
+  trunk.close();
+}
+
+// The browser's blind transfer on an inbound call, refused by the trunk: turnbridge's own call
+// to the target through the trunk becomes the call's trunk leg (issue 14).
+async function inbound(results, cleanup, { page, sipPort, sippPort }) {
+  const CALLER = '+15557654';
+  const caller = new Party(440);
+  const target = new Party(TARGET_TONE_HZ);
+  for (const p of [caller, target]) { await p.open(); cleanup.push(() => p.close()); }
+  const trunk = new TwoPartyTrunk(sippPort, { [TARGET]: target }, { refuseRefer: true });
+  await trunk.open();
+  cleanup.push(() => trunk.close());
+  trunk.dial(CALLER, DID, sipPort, caller);
+  const first = await page.evaluate(() => gw.waitIncoming(15000));
+  const media = await page.evaluate(() => gw.waitMedia(15000));
+  results.check(`inbound: the trunk's call to ${DID} is answered by the page, its media connected`,
+    first.confirmed && media.connection === 'connected', `${JSON.stringify(first)} ${JSON.stringify(media)}`);
+  await sleep(800);
+  const before = await page.evaluate(() => gw.measure(1600));
+  results.check(`inbound: before the transfer the page hears the caller's ${caller.hz} Hz`,
+    within(before.peakHz, caller.hz), `${fmtHz(before.peakHz)} Hz at ${fmtHz(before.peakDb)} dB`);
+  const seen = await page.evaluate((t) => gw.refer(t, 10000), `sip:${TARGET}@${REALM}`);
+  const [, firstCall] = trunk.call(CALLER);
+  results.check('inbound: the trunk\'s 403 to our REFER becomes 202, NOTIFY 100 ... 200 as turnbridge calls the target',
+    !!firstCall.refer && seen[0] === 'response 202' && seen[1] === 'notify 100' && seen[seen.length - 1] === 'notify 200',
+    `${JSON.stringify(seen)}, REFER ${firstCall.refer ? 'seen' : 'not seen'}`);
+  const t0 = Date.now();
+  while (!firstCall.bye && Date.now() - t0 < 4000) await sleep(50);
+  const toTarget = trunk.call(TARGET);
+  results.check(`inbound: the trunk got our INVITE to ${TARGET} and a BYE for the call it placed`,
+    !!toTarget && !!firstCall.bye, `${toTarget ? 'INVITE' : 'no INVITE'}, ${firstCall.bye ? 'BYE' : 'no BYE'}`);
+  await sleep(1200);
+  const heard = await page.evaluate(() => gw.measure(2400));
+  results.check(`inbound: the page now hears the target's ${TARGET_TONE_HZ} Hz tone (2 %)`,
+    within(heard.peakHz, TARGET_TONE_HZ), `${fmtHz(heard.peakHz)} Hz at ${fmtHz(heard.peakDb)} dB`);
+  const hears = target.heardHz(Date.now() - 2000);
+  results.check(`inbound: the target hears the page's ${PAGE_TONE_HZ} Hz tone`, within(hears, PAGE_TONE_HZ), `${fmtHz(hears)} Hz`);
+  const ended = await page.evaluate(() => gw.hangup(5000));
+  const t1 = Date.now();
+  while (toTarget && !toTarget[1].bye && Date.now() - t1 < 4000) await sleep(50);
+  results.check('inbound: the page hangs up normally and the BYE reaches the target\'s call',
+    ended && !ended.failed && !!toTarget && !!toTarget[1].bye, `${JSON.stringify(ended)}, ${toTarget && toTarget[1].bye ? 'BYE' : 'no BYE'}`);
+  trunk.close();
 }
 
 async function main(results, cleanup) {
@@ -308,6 +392,8 @@ enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 caller_id = "+15550100"
 refer_to = "${referTo}"
+[realm."${REALM}".gateway.routes]
+"${DID}" = ["${USER}"]
 `;
   const tb = gatewayTurnbridge(cleanup, { wsPort, sipPort, mediaLo }, gateway('sip'));
   serverDir = tb.dir;
@@ -426,9 +512,11 @@ ${ok}
   }
   // --- attended transfer between the page's two calls (issue 14) ----------------------------
   await attended(results, cleanup, { page, sippPort });
+  // --- a blind transfer on an inbound call, refused by the trunk (issue 14) -----------------
+  await inbound(results, cleanup, { page, sipPort, sippPort });
   results.check('turnbridge is still running', tb.alive());
   const code = await tb.stop();
   results.check('turnbridge exits cleanly on SIGTERM', code === 0, `exit ${code}`);
 }
 
-runSuite('gateway_transfer', 105000, main, () => [workDir, serverDir]);
+runSuite('gateway_transfer', 125000, main, () => [workDir, serverDir]);

@@ -226,6 +226,7 @@ private:
     std::optional<TrunkMedia> trunk_;
     std::optional<Endpoint> trunk_remote_;  // symmetric RTP (RFC 4961): where the trunk sends from
     bool trunk_latch_open_ = false;         // the next RTP from trunk_remote_'s IP may move the port
+    std::optional<Endpoint> trunk_left_;    // the address a new SDP moved away from: latches nothing
     std::optional<Time> last_trunk_in_;     // the trunk's last datagram (media timeout)
     std::optional<SrtpSession> trunk_srtp_; // SDES keys of trunk_->sdes; none: clear RTP
     RtpStream trunk_stream_;

@@ -650,6 +650,12 @@ TEST_CASE("the first RTP from the SDP's IP may move the port (symmetric RTP, RFC
     REQUIRE(r.media->map_offer(true, r.browser.offer(browser_cert->fingerprint_sha256())));
     REQUIRE(r.media->map_answer(false, moved));
     CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:40100"));
+    // The address it moved away from (a party transferred away still sending from the same
+    // media server IP, issue 14) cannot take the latch back; another port of that IP still can.
+    r.media->on_trunk_datagram(r.now, natted, pcmu_packet(5, 600, 4), r.out);
+    CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:40100"));
+    r.media->on_trunk_datagram(r.now, *Endpoint::parse("192.0.2.50:41200"), pcmu_packet(6, 600, 5), r.out);
+    CHECK(r.media->trunk_source() == *Endpoint::parse("192.0.2.50:41200"));
 }
 
 TEST_CASE("browser leg: DTLS and SRTP only from the ICE-selected pair; strangers get nothing back (issue 11)") {
