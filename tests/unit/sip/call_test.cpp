@@ -1498,7 +1498,10 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     CHECK(sipfrag_status(to_browser[0].body()) == 180);
     auto answer = Message::response(inv, 200, {}, "target");
     answer.add_contact("<sip:+15557001@127.0.0.1:5072>");
+    answer.add_header("Session-Expires", "120;refresher=uac");   // we refresh the new dialog (RFC 4028)
+    answer.add_header("Allow", "INVITE, ACK, BYE, UPDATE");
     answer.set_body("application/sdp", "v=0\r\ns=target\r\n");
+    const auto answered_at = b.now;
     b.arrive(kTrunk, msg(answer.serialize()));
     to_trunk = b.sent(kTrunk);
     REQUIRE(to_trunk.size() == 2);
@@ -1559,6 +1562,18 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
         CHECK(to_browser[0].method() == "INVITE");
         CHECK(to_browser[0].call_id() == to_a[0].call_id());
         CHECK(to_browser[0].body().find("s=to-browser") != std::string::npos);
+    }
+    SUBCASE("our session refresh goes in the target's dialog (RFC 4028 §7.4)") {
+        CHECK(b.call->session_timer().we_refresh());
+        b.now = answered_at + 60s;
+        b.call->on_timer(b.now, b.layer, b.out);
+        to_trunk = b.sent(kTrunk);
+        REQUIRE(to_trunk.size() == 1);
+        CHECK(to_trunk[0].method() == "UPDATE");
+        CHECK(to_trunk[0].call_id() == inv.call_id());
+        CHECK(to_trunk[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
+        b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));
+        CHECK(b.call->state() == Call::State::Confirmed);
     }
     SUBCASE("the browser hangs up: the BYE goes to the target, not the old trunk leg") {
         b.arrive(kWsA, msg(from_browser("BYE", 2).serialize()));
