@@ -55,6 +55,21 @@ void keep_earliest(std::optional<sip::Time>& t, std::optional<sip::Time> other) 
 
 }  // namespace
 
+sip::TrunkAccount SipRouter::trunk_account(const config::Gateway& gw, const TrunkLeg& trunk) {
+    // By name (TrunkAccount grows; -Wmissing-field-initializers); with_identity() sets the rest.
+    sip::TrunkAccount account;
+    account.host = trunk.hostport;
+    account.uri_params = trunk.uri_params;
+    account.username = gw.trunk_username;
+    account.password = gw.trunk_password;
+    account.caller_id = gw.caller_id;
+    account.scheme = trunk.scheme;
+    account.timers = session_timers(gw);
+    account.late_offer = gw.late_offer;
+    account.rel100 = gw.rel100;
+    return account;
+}
+
 std::unique_ptr<sip::MediaSdp> pass_through_media(const config::Realm&, bool) {
     return std::make_unique<PassThrough>();
 }
@@ -480,18 +495,7 @@ void SipRouter::on_browser_invite(sip::Time now, std::int64_t unix_now, const Si
     // INVITEs toward browsers from this address (issue 14), and their answers must come back here.
     sip::LegAddress browser{flow.id, true,
                             marked({ws_transport, local_.ws_host, "<sip:turnbridge@" + local_.ws_host + ";transport=ws>", {}})};
-    // By name (TrunkAccount grows; -Wmissing-field-initializers); with_identity() sets the rest.
-    sip::TrunkAccount account;
-    account.host = trunk->hostport;
-    account.uri_params = trunk->uri_params;
-    account.username = gw.trunk_username;
-    account.password = gw.trunk_password;
-    account.caller_id = gw.caller_id;
-    account.scheme = trunk->scheme;
-    account.timers = session_timers(gw);
-    account.late_offer = gw.late_offer;
-    account.rel100 = gw.rel100;
-    account = with_identity(gw, r.request, std::move(account));
+    auto account = with_identity(gw, r.request, trunk_account(gw, *trunk));
     auto media = media_(chosen, true);
     if (!media) return reply(now, r.tx, r.request, 503, out, "No Media Ports");
     CallEntry& e = calls_.emplace_back();
@@ -605,6 +609,7 @@ void SipRouter::on_trunk_invite(sip::Time now, const SipFlow& flow, sip::Request
     e.call = std::make_unique<sip::Call>(now, r.tx, r.request, trunk, std::move(account), bindings, did, realm->name, browser_local, *e.media,
                                          random_, layer_, in);
     arm_refer(e);   // issue 14: a REFER from the trunk may move the call to another user
+    arm_trunk_router(e, realm->name, did);   // issue 14: a browser's transfer fallback goes out as outbound calls do
     arm_attended(e);   // issue 14: once answered, the browser may join it to another call
     log::event(log::Level::Info, "call.started", {realm->name, {}, {}, e.call_id, {}, {}, e.summary.remote, {}, std::nullopt},
                fmt::format("call: trunk {} at {} -> {} ({} registration{})", realm->gateway.trunk_name,

@@ -36,7 +36,7 @@ bool SipRouter::uses_flow(sip::TransportId id) const {
     for (const auto& r : registrations_)
         if (r.flow == id) return true;
     for (const auto& e : calls_)
-        if (e.trunk_flow == id) return true;
+        if (e.trunk_flow == id || (e.call && e.call->trunk_transport() == id)) return true;
     for (const auto& [key, a] : agent_calls_)
         if (a.flow == id) return true;
     for (const auto& [key, f] : forks_) {   // issue 15: a proxied INVITE's flows

@@ -7,6 +7,7 @@
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/gateway/trunk_choice.hpp"
+#include "turnbridge/gateway/trunk_identity.hpp"
 #include "turnbridge/gateway/trunk_targets.hpp"
 
 namespace turnbridge::gateway {
@@ -61,14 +62,36 @@ bool SipRouter::trunk_listed(const config::Realm& realm, const IpAddress& ip) co
 }
 
 void SipRouter::arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first) {
+    if (auto next = next_targets(e, realm, first)) e.call->set_failover(now, std::move(next));
+}
+
+void SipRouter::arm_trunk_router(CallEntry& e, const std::string& realm_name, const std::string& did) {
+    // The realm is looked up when the browser transfers, as a reload may have replaced it.
+    e.call->set_trunk_router([this, &e, realm_name, did](std::string_view number) -> std::optional<sip::Call::TrunkRoute> {
+        const auto base = cfg_->realms.find(realm_name);
+        if (base == cfg_->realms.end() || !base->second.gateway.enabled) return std::nullopt;
+        const config::Realm& chosen = choose_trunk(base->second, number);   // trunk_choice.hpp
+        auto trunk = trunk_leg(chosen);   // logged when it cannot be reached
+        if (!trunk) return std::nullopt;
+        const auto& gw = chosen.gateway;
+        // The fallback calls as the DID the browser answered, or the trunk's caller_id unless
+        // caller_ids lists the DID (as an outbound call keeps its browser user's number).
+        sip::Call::TrunkRoute route{trunk->leg, with_identity(gw, did, trunk_account(gw, *trunk)),
+                                    next_targets(e, chosen, trunk->to)};
+        log::info("call {}: transfer fallback to {} via trunk {} ({}) at {}", e.call_id, number, gw.trunk_name,
+                  gw.trunk.uri, trunk->to.to_string());
+        return route;
+    });
+}
+
+sip::Call::NextTarget SipRouter::next_targets(CallEntry& e, const config::Realm& realm, const Endpoint& first) {
     auto order = trunk_targets(realm);
     std::erase(order, first);
-    if (order.empty()) return;   // one target: nothing to fail over to
+    if (order.empty()) return {};   // one target: nothing to fail over to
     auto rest = std::make_shared<std::vector<Endpoint>>(std::move(order));
     // The CallEntry lives in a std::list (stable) for as long as its Call; the trunk is looked
     // up again at failover time, as a reload may have replaced the config meanwhile.
-    e.call->set_failover(now, [this, &e, rest, name = realm.name,
-                               index = realm.gateway.trunk_index]() -> std::optional<sip::LegAddress> {
+    return [this, &e, rest, name = realm.name, index = realm.gateway.trunk_index]() -> std::optional<sip::LegAddress> {
         const auto* realm = gateway_trunk(name, index);
         while (realm != nullptr && !rest->empty()) {
             const Endpoint to = rest->front();
@@ -76,11 +99,12 @@ void SipRouter::arm_failover(sip::Time now, CallEntry& e, const config::Realm& r
             auto leg = trunk_leg(*realm, to);
             if (!leg) continue;   // logged: no flow toward it; the next one then
             log::info("call: realm {}: trunk target failed; trying {}", name, to.to_string());
-            e.trunk_flow = leg->leg.transport;
+            // An inbound call's fallback: the trunk leg moves only if the target answers.
+            if (e.summary.outbound) e.trunk_flow = leg->leg.transport;
             return leg->leg;
         }
         return std::nullopt;
-    });
+    };
 }
 
 void SipRouter::probe_trunks(sip::Time now, std::vector<sip::Action>& out) {

@@ -17,7 +17,10 @@ const std::vector<std::string>* find_route(const config::Gateway& gw, const std:
 
 sip::TrunkAccount with_identity(const config::Gateway& gw, const sip::Message& invite, sip::TrunkAccount a) {
     const auto from = invite.from();
-    const auto user = from ? sip::uri_user(from->uri) : std::string();
+    return with_identity(gw, from ? sip::uri_user(from->uri) : std::string(), std::move(a));
+}
+
+sip::TrunkAccount with_identity(const config::Gateway& gw, std::string_view user, sip::TrunkAccount a) {
     const auto plan = number_plan(gw);
     if (std::any_of(gw.caller_ids.begin(), gw.caller_ids.end(),
                     [&](const std::string& id) { return sip::same_number(id, user, plan); }))

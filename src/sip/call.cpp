@@ -180,14 +180,16 @@ Call::Call(Time now, const std::string& trunk_tx, const Message& invite, LegAddr
     if (uac_.empty()) answer_uas(now, 480, {}, layer, out);
 }
 
-std::string Call::trunk_dialled(std::string_view number) const {
-    return escape_user(account_.tech_prefix) + format_number(number, account_.e164_plus, account_.plan);
+std::string Call::trunk_dialled(std::string_view number, const TrunkAccount* account) const {
+    const TrunkAccount& a = account != nullptr ? *account : account_;
+    return escape_user(a.tech_prefix) + format_number(number, a.e164_plus, a.plan);
 }
 
-std::string Call::trunk_uri(const std::string& dialled, std::string_view fallback_host) const {
+std::string Call::trunk_uri(const std::string& dialled, std::string_view fallback_host, const TrunkAccount* account) const {
+    const TrunkAccount& a = account != nullptr ? *account : account_;
     // RFC 3261 §19.1.1: ";user=phone" after the host of a URI whose user is a number, when asked.
-    return account_.scheme + ":" + dialled + "@" + (account_.host.empty() ? std::string(fallback_host) : account_.host) +
-           (account_.user_phone && is_phone_user(dialled) ? ";user=phone" : "");
+    return a.scheme + ":" + dialled + "@" + (a.host.empty() ? std::string(fallback_host) : a.host) +
+           (a.user_phone && is_phone_user(dialled) ? ";user=phone" : "");
 }
 
 Message Call::reissue_invite(const Leg& leg, const LocalAddress& local) {
@@ -198,9 +200,11 @@ Message Call::reissue_invite(const Leg& leg, const LocalAddress& local) {
     return retry;
 }
 
-bool Call::retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out) {
-    if (leg.auth_tried || account_.username.empty()) return false;
-    auto a = answer_challenge(r, "INVITE", leg.invite->request_uri(), account_.username, account_.password, random_);
+bool Call::retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out,
+                                  const TrunkAccount* account) {
+    const TrunkAccount& acc = account != nullptr ? *account : account_;
+    if (leg.auth_tried || acc.username.empty()) return false;
+    auto a = answer_challenge(r, "INVITE", leg.invite->request_uri(), acc.username, acc.password, random_);
     if (!a) return false;
     auto retry = reissue_invite(leg, leg.address.local);
     retry.add_auth_header(a->header, a->value);

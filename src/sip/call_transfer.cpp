@@ -168,38 +168,44 @@ void Call::refer_answered(Time now, const Message& r, TransactionLayer& layer, s
 void Call::start_fallback(Time now, TransactionLayer& layer, std::vector<Action>& out) {
     Leg* trunk = trunk_leg();
     auto offer = media_.current_offer(false);
-    if (!offer || !trunk || !trunk->dialog || (!trunk->invite && !uas_invite_)) {
+    if (!offer || !trunk || !trunk->dialog || (outbound_ ? !trunk->invite : !uas_invite_)) {
         notify_browser(now, 503, layer, out);
         transfer_.reset();
         return;
     }
     const Leg& old = *trunk;
     Leg leg;
-    leg.address = old.address;   // inbound: where the trunk's INVITE came from
-    const auto dialled = trunk_dialled(transfer_->number);
-    // An inbound call's account names no trunk host: the trunk's Contact's, as for our REFER.
-    const auto target = trunk_uri(dialled, hostport_of(old.dialog->remote_target()));
+    // Inbound: out as an outbound call goes, through the trunk the router picks for the number
+    // (its targets, failover, credentials, number format); a carrier takes calls at its
+    // termination targets, not at the address it originates from. None reachable: the trunk's
+    // Contact over the flow its INVITE came on, the last resort.
+    if (!outbound_ && trunk_router_) transfer_->route = trunk_router_(transfer_->number);
+    const TrunkAccount* acc = transfer_->route ? &transfer_->route->account : nullptr;
+    const TrunkAccount& account = acc != nullptr ? *acc : account_;
+    leg.address = transfer_->route ? transfer_->route->leg : old.address;
+    const auto dialled = trunk_dialled(transfer_->number, acc);
+    const auto target = trunk_uri(dialled, hostport_of(old.dialog->remote_target()), acc);
     std::string from;
-    if (old.invite) {
-        // Outbound, or inbound after an earlier fallback: the caller the trunk knows already.
+    if (outbound_) {
+        // The caller the trunk knows already (our first INVITE's, or an earlier fallback's).
         const auto f = old.invite->from();
         from = "<" + (f ? f->uri : "") + ">";
     } else {
         // Inbound: we call as the number the trunk called (its To, the DID the browser answered),
         // or the account's caller ID, in the trunk's number format (issue 13).
         const auto to = uas_invite_->to();
-        const auto user = format_number(account_.caller_id.empty() ? user_of(to ? to->uri : "") : account_.caller_id,
-                                        account_.e164_plus, account_.plan);
-        const bool phone = account_.user_phone && is_phone_user(user);
+        const auto user = format_number(account.caller_id.empty() ? user_of(to ? to->uri : "") : account.caller_id,
+                                        account.e164_plus, account.plan);
+        const bool phone = account.user_phone && is_phone_user(user);
         from = "<sip:" + user + "@" + leg.address.local.sent_by + (phone ? ";user=phone" : "") + ">";
     }
-    auto m = new_invite(target + account_.uri_params, leg.address.local, from, "<" + target + ">", *offer, random_);
-    if (old.invite) {
+    auto m = new_invite(target + account.uri_params, leg.address.local, from, "<" + target + ">", *offer, random_);
+    if (outbound_) {
         for (auto name : {"P-Asserted-Identity", "Remote-Party-ID"})
             if (auto v = old.invite->header(name)) m.add_header(name, *v);
-    } else if (account_.identity == TrunkAccount::Identity::Pai) {
+    } else if (account.identity == TrunkAccount::Identity::Pai) {
         m.add_header("P-Asserted-Identity", from);   // RFC 3325 §9.1, as the outbound INVITE has it
-    } else if (account_.identity == TrunkAccount::Identity::Rpid) {
+    } else if (account.identity == TrunkAccount::Identity::Rpid) {
         m.add_header("Remote-Party-ID", from + ";party=calling;screen=yes;privacy=off");
     }
     add_trunk_headers(m, false);
@@ -226,7 +232,8 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
         return;
     }
     leg.final = status;
-    if ((status == 401 || status == 407) && retry_with_credentials(now, leg, r, layer, out)) {
+    const TrunkAccount* acc = transfer_->route ? &transfer_->route->account : nullptr;
+    if ((status == 401 || status == 407) && retry_with_credentials(now, leg, r, layer, out, acc)) {
         other_tx_.push_back(leg.invite_tx);
         return;
     }
@@ -260,6 +267,13 @@ void Call::fallback_response(Time now, const Message& r, TransactionLayer& layer
         unacked_.reset();
     }
     old = std::move(leg);
+    if (transfer_->route) {
+        // The trunk leg is now a call through the routed trunk: its account (credentials for a
+        // challenged refresh, the host of a later transfer's REFER and fallback) is the call's.
+        TrunkAccount routed = std::move(transfer_->route->account);
+        routed.timers = account_.timers;   // the session timer already armed keeps its settings
+        account_ = std::move(routed);
+    }
     timer_.answered(now, r);   // RFC 4028 §7.2 on the new trunk dialog
     trunk_allows_update_ = r.has_option_tag("allow", "UPDATE");
     trunk_rseq_.reset();
@@ -273,8 +287,10 @@ bool Call::fallback_next_target(Time now, Leg& leg, TransactionLayer& layer, std
     // As the call's own INVITE fails over (call_failover.cpp, RFC 3263 §4.3): a 503, 408, a
     // failed connection or Timer B moves our call to the target to the trunk's next target (the
     // ones after the target the call is on), same Call-ID and From tag, the next CSeq.
-    if (!next_target_) return false;
-    auto to = next_target_();
+    // Inbound: the routed trunk's other targets (TrunkRoute::next).
+    const NextTarget& next = transfer_->route ? transfer_->route->next : next_target_;
+    if (!next) return false;
+    auto to = next();
     if (!to) return false;
     auto retry = reissue_invite(leg, to->local);
     leg.address = std::move(*to);

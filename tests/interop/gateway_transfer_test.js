@@ -18,9 +18,10 @@
 //     and 200, both of the page's sessions end by the gateway's BYEs, A hears B's tone and B
 //     A's (decoded from their RTP), and A's BYE reaches B. A Replaces naming no call gets 202
 //     and NOTIFY 481, one naming the call itself 400 (issue 14, RFC 3891).
-//   inbound: that trunk calls the page's DID from a caller playing 440 Hz, the page auto-answers
-//     and hears it; its refer() to +15557001 gets the trunk's 403, so turnbridge calls the
-//     target (1000 Hz) through the trunk: 202, NOTIFY 100 and 200, the trunk's first call BYEd,
+//   inbound: that trunk calls the page's DID from a caller playing 440 Hz (from a second port,
+//     its origination address), the page auto-answers and hears it; its refer() to +15557001
+//     gets the trunk's 403, so turnbridge calls the target (1000 Hz) as an outbound call goes,
+//     at the trunk's configured target: 202, NOTIFY 100 and 200, the trunk's first call BYEd,
 //     the page hears the target, and the page's hang-up BYEs the target's call.
 // interop-timeout: 130
 'use strict';
@@ -206,30 +207,37 @@ class TwoPartyTrunk {
       `m=audio ${party.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
   }
   // An inbound call from `party` (as `from`) to `did` at the gateway's SIP port; ACKs its 2xx.
+  // It leaves from a second port (the carrier's origination address, its Via and Contact),
+  // not the configured trunk target: calls to the trunk must come to `port` (issue 14).
   dial(from, did, sipPort, party) {
     const callId = `dial${Date.now()}@127.0.0.1`;
     const body = TwoPartyTrunk.sdp(party);
     const call = { number: from, party, tag: 'dialtag', from: `<sip:${did}@127.0.0.1:${sipPort}>`,
-      to: `<sip:${from}@127.0.0.1:${this.port}>`, contact: `sip:${did}@127.0.0.1:${sipPort}`,
+      to: `<sip:${from}@127.0.0.1:${this.originPort}>`, contact: `sip:${did}@127.0.0.1:${sipPort}`,
       rinfo: { port: sipPort, address: '127.0.0.1' }, bye: null, cseq: 1, dialled: true, answered: null };
     this.calls.set(callId, call);
     const text = [`INVITE sip:${did}@127.0.0.1:${sipPort} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bKdial${Date.now()}`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.originPort};branch=z9hG4bKdial${Date.now()}`,
       `From: ${call.to};tag=${call.tag}`, `To: ${call.from}`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
-      `Contact: <sip:trunk@127.0.0.1:${this.port}>`, 'Max-Forwards: 70', 'Content-Type: application/sdp',
+      `Contact: <sip:trunk@127.0.0.1:${this.originPort}>`, 'Max-Forwards: 70', 'Content-Type: application/sdp',
       `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
-    this.sock.send(text, sipPort, '127.0.0.1');
+    this.origin.send(text, sipPort, '127.0.0.1');
   }
   async open() {
     this.sock = dgram.createSocket('udp4');
     await new Promise((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(this.port, '127.0.0.1', resolve); });
-    this.sock.on('message', (buf, rinfo) => this.onMessage(buf.toString(), rinfo));
+    this.sock.on('message', (buf, rinfo) => this.onMessage(buf.toString(), rinfo, this.sock, this.port));
+    this.origin = dgram.createSocket('udp4');
+    await new Promise((resolve, reject) => { this.origin.once('error', reject); this.origin.bind(0, '127.0.0.1', resolve); });
+    this.originPort = this.origin.address().port;
+    this.origin.on('message', (buf, rinfo) => this.onMessage(buf.toString(), rinfo, this.origin, this.originPort));
   }
   static headers(text, name, compact) {
     const re = new RegExp(`^(?:${name}${compact ? `|${compact}` : ''})\\s*:\\s*(.*)$`, 'gim');
     return [...text.split('\r\n\r\n')[0].matchAll(re)].map((m) => m[1].trim());
   }
-  onMessage(text, rinfo) {
+  // `sock`/`port`: the socket it came to (the configured target, or dial()'s origination port).
+  onMessage(text, rinfo, sock, port) {
     const h = (n, c) => TwoPartyTrunk.headers(text, n, c)[0] || '';
     if (text.startsWith('SIP/2.0')) {
       // The answer to our BYE, or to a dialled INVITE: its 2xx gets an ACK (each retransmission too).
@@ -238,10 +246,10 @@ class TwoPartyTrunk {
       c.from = h('To', 't');   // with the gateway's tag: our BYE's To
       c.contact = (/<([^>]+)>/.exec(h('Contact', 'm')) || [])[1] || c.contact;
       c.answered = c.answered || Date.now();
-      const ack = [`ACK ${c.contact} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bKack${Date.now()}`,
+      const ack = [`ACK ${c.contact} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKack${Date.now()}`,
         `From: ${c.to};tag=${c.tag}`, `To: ${c.from}`, `Call-ID: ${h('Call-ID', 'i')}`, 'CSeq: 1 ACK', 'Max-Forwards: 70',
         'Content-Length: 0', '', ''].join('\r\n');
-      this.sock.send(ack, c.rinfo.port, c.rinfo.address);
+      sock.send(ack, c.rinfo.port, c.rinfo.address);
       return;
     }
     const method = text.split(' ')[0];
@@ -250,7 +258,8 @@ class TwoPartyTrunk {
     if (method === 'INVITE' && !call) {
       const number = (/^INVITE sip:([^@;]+)@/.exec(text) || [])[1];
       call = { number, party: this.parties[number], tag: `tt${this.calls.size + 1}`, from: h('From', 'f'), to: h('To', 't'),
-        contact: (/<([^>]+)>/.exec(h('Contact', 'm')) || [])[1], rinfo, bye: null, cseq: 1 };
+        contact: (/<([^>]+)>/.exec(h('Contact', 'm')) || [])[1], rinfo, bye: null, cseq: 1, at: port,
+        ruri: text.split(' ')[1] };
       this.calls.set(callId, call);
     }
     if (method === 'ACK') return;
@@ -258,7 +267,7 @@ class TwoPartyTrunk {
     let body = '';
     if (method === 'INVITE' && call && call.party) {
       body = TwoPartyTrunk.sdp(call.party);
-      extra = `Contact: <sip:trunk@127.0.0.1:${this.port}>\r\nContent-Type: application/sdp\r\n`;
+      extra = `Contact: <sip:trunk@127.0.0.1:${port}>\r\nContent-Type: application/sdp\r\n`;
     }
     if (method === 'BYE' && call) call.bye = Date.now();
     const to = h('To', 't');
@@ -268,7 +277,7 @@ class TwoPartyTrunk {
     const lines = [`SIP/2.0 ${status}`, ...TwoPartyTrunk.headers(text, 'Via', 'v').map((v) => `Via: ${v}`),
       `From: ${h('From', 'f')}`, `To: ${to}${/;tag=/.test(to) || !call ? '' : `;tag=${call.tag}`}`, `Call-ID: ${callId}`,
       `CSeq: ${h('CSeq')}`];
-    this.sock.send(`${lines.join('\r\n')}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    sock.send(`${lines.join('\r\n')}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       rinfo.port, rinfo.address);
   }
   call(number) { return [...this.calls.entries()].find(([, c]) => c.number === number); }
@@ -279,7 +288,7 @@ class TwoPartyTrunk {
       'Content-Length: 0', '', ''].join('\r\n');
     this.sock.send(text, c.rinfo.port, c.rinfo.address);
   }
-  close() { try { this.sock.close(); } catch { /* closed */ } }
+  close() { for (const s of [this.sock, this.origin]) try { s.close(); } catch { /* closed */ } }
 }
 
 async function attended(results, cleanup, { page, sippPort }) {
@@ -362,6 +371,11 @@ async function inbound(results, cleanup, { page, sipPort, sippPort }) {
   const toTarget = trunk.call(TARGET);
   results.check(`inbound: the trunk got our INVITE to ${TARGET} and a BYE for the call it placed`,
     !!toTarget && !!firstCall.bye, `${toTarget ? 'INVITE' : 'no INVITE'}, ${firstCall.bye ? 'BYE' : 'no BYE'}`);
+  // As an outbound call goes: to the trunk's configured target and host, not back to the
+  // address (and Contact) the trunk's call came from.
+  results.check(`inbound: our INVITE to ${TARGET} went to the trunk's configured target (port ${sippPort}), not its origination port ${trunk.originPort}`,
+    !!toTarget && toTarget[1].at === sippPort && toTarget[1].ruri === `sip:${TARGET}@127.0.0.1:${sippPort};transport=udp`,
+    toTarget ? `at port ${toTarget[1].at}, ${toTarget[1].ruri}` : 'no INVITE');
   await sleep(1200);
   const heard = await page.evaluate(() => gw.measure(2400));
   results.check(`inbound: the page now hears the target's ${TARGET_TONE_HZ} Hz tone (2 %)`,

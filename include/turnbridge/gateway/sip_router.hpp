@@ -331,6 +331,12 @@ private:
     void end_joined(sip::Time now, std::vector<sip::Action>& out);
     // Gives an outbound call the realm's other targets to fail over to (issue 14).
     void arm_failover(sip::Time now, CallEntry& e, const config::Realm& realm, const Endpoint& first);
+    // The trunk's targets after `first`, one per call (empty function: none).
+    sip::Call::NextTarget next_targets(CallEntry& e, const config::Realm& realm, const Endpoint& first);
+    // An outbound call's account at `trunk` (credentials, caller ID, timers); with_identity() the rest.
+    static sip::TrunkAccount trunk_account(const config::Gateway& gw, const TrunkLeg& trunk);
+    // Issue 14: an inbound call's transfer fallback goes out through the trunk the number picks.
+    void arm_trunk_router(CallEntry& e, const std::string& realm, const std::string& did);
 
     std::shared_ptr<const config::Config> cfg_;
     const turn::NonceMinter& nonces_;

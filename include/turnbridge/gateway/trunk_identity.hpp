@@ -20,5 +20,7 @@ const std::vector<std::string>* find_route(const config::Gateway& gw, const std:
 // `account` with the realm's identity settings, and the caller for this call: the browser's
 // From user when caller_ids lists it (in any spelling), else account.caller_id as it was.
 sip::TrunkAccount with_identity(const config::Gateway& gw, const sip::Message& invite, sip::TrunkAccount account);
+// As above with the caller's number itself (an inbound call's transfer fallback calls as its DID).
+sip::TrunkAccount with_identity(const config::Gateway& gw, std::string_view caller, sip::TrunkAccount account);
 
 }  // namespace turnbridge::gateway

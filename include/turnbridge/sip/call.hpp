@@ -112,6 +112,23 @@ public:
 
     // Outbound: fail over through `next` (see NextTarget); arms kTryingWait for a UDP target.
     void set_failover(Time now, NextTarget next);
+    // Issue 14, an inbound call's transfer fallback: the INVITE to the target goes out as an
+    // outbound call's would, through the trunk the router picks for the number (its targets,
+    // account and failover) rather than back to where the trunk's INVITE came from.
+    struct TrunkRoute {
+        LegAddress leg;          // the trunk's first target
+        TrunkAccount account;    // host, credentials, caller ID, identity, number format
+        NextTarget next;         // its other targets (may be empty)
+    };
+    using TrunkRouter = std::function<std::optional<TrunkRoute>(std::string_view number)>;
+    // Without a router, or when it has no reachable target (nullopt), the fallback goes to the
+    // trunk's Contact host over the flow the inbound INVITE came on (the origination address).
+    void set_trunk_router(TrunkRouter router) { trunk_router_ = std::move(router); }
+    // The flow the call's trunk leg is on now (an inbound call's transfer fallback may move it).
+    std::optional<TransportId> trunk_transport() const {
+        if (!outbound_) return uas_.address.transport;
+        return uac_.empty() ? std::nullopt : std::optional<TransportId>(uac_.front().address.transport);
+    }
     // How many targets this call's INVITE went to (1 without failover).
     std::size_t targets_tried() const { return targets_tried_; }
 
@@ -222,7 +239,8 @@ private:
     Message reissue_invite(const Leg& leg, const LocalAddress& local);
     // RFC 3261 §22.2: the leg's INVITE again with credentials for the 401/407 `r`, once per leg
     // and only with an account; false when it was not sent.
-    bool retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
+    bool retry_with_credentials(Time now, Leg& leg, const Message& r, TransactionLayer& layer, std::vector<Action>& out,
+                                const TrunkAccount* account = nullptr);
     void answer_uas(Time now, int status, std::string_view sdp, TransactionLayer& layer, std::vector<Action>& out);
     void uac_final(Time now, std::size_t i, const Message& r, TransactionLayer& layer, std::vector<Action>& out);
     void bye(Time now, Leg& leg, TransactionLayer& layer, std::vector<Action>& out);
@@ -234,9 +252,11 @@ private:
     bool is_browser(const Leg& leg) const { return (&leg == &uas_) == outbound_; }
     Leg* browser_leg() { return outbound_ ? &uas_ : (winner_ ? &uac_[*winner_] : nullptr); }
     // "sip:NUMBER@trunk-host[;user=phone]" for a number as the trunk wants it (issue 13 formats).
-    std::string trunk_dialled(std::string_view number) const;
+    // `account`: another trunk's (an inbound fallback's TrunkRoute); none: this call's.
+    std::string trunk_dialled(std::string_view number, const TrunkAccount* account = nullptr) const;
     // An inbound call's account has no host: `fallback_host` (the trunk's Contact) then.
-    std::string trunk_uri(const std::string& dialled, std::string_view fallback_host = {}) const;
+    std::string trunk_uri(const std::string& dialled, std::string_view fallback_host = {},
+                          const TrunkAccount* account = nullptr) const;
     // Issue 14, transfer (call_transfer.cpp).
     void on_refer(Time now, const std::string& tx, const Message& r, Leg& leg, TransactionLayer& layer,
                   std::vector<Action>& out);
@@ -316,6 +336,7 @@ private:
     // (RFC 3262 §5); the browser's answer, sent with that 18x, is the one its 200 gets too.
     std::optional<std::string> early_answer_;
     NextTarget next_target_;
+    TrunkRouter trunk_router_;
     std::size_t targets_tried_ = 1;
     std::string domain_;   // the realm: the browsers' domain, a transfer target's allowed host
     // Issue 14: the one transfer in progress. The browser's REFER is answered once the trunk
@@ -327,6 +348,7 @@ private:
         std::string out_tx;                // our REFER to the trunk
         std::string number;                // the target, for the fallback call
         std::optional<Leg> fallback;       // our own call to the target, until it answers
+        std::optional<TrunkRoute> route;   // inbound: the trunk it goes through (TrunkRouter)
         bool notified_ringing = false;
         Time give_up;
         int last_relayed = 0;              // the last trunk NOTIFY status the browser heard

@@ -1445,8 +1445,13 @@ TEST_CASE("transfer fallback: our own call to the target fails over to the trunk
     CHECK_FALSE(b.call->transferring());
 }
 
-TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's REFER, our own call to the target becomes the trunk leg; the old leg's BYE ends nothing") {
+TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's REFER, our own call to the target goes out through the routed trunk (credentials, failover) and becomes the trunk leg; the old leg's BYE ends nothing") {
     Bench b;
+    // The router's trunk for the number (SipRouter::arm_trunk_router): its first target on
+    // kTrunk2, its next on kTrunk3, its account with a host and credentials.
+    constexpr TransportId kTrunk3 = 4;
+    std::string routed_number;
+    int routed = 0, next_asked = 0;
     const std::string branch = "z9hG4bKinfb";
     start_inbound(b, branch, "", "v=0\r\ns=trunk-offer\r\n");
     const auto to_a = b.sent(kWsA);
@@ -1460,6 +1465,22 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     REQUIRE(!to_trunk.empty());
     const auto ok_trunk = std::move(to_trunk.back());
     REQUIRE(ok_trunk.status() == 200);
+    b.call->set_trunk_router([&](std::string_view number) -> std::optional<Call::TrunkRoute> {
+        ++routed;
+        routed_number = number;
+        TrunkAccount a;
+        a.host = "carrier.example:5080";
+        a.uri_params = ";transport=udp";
+        a.username = "acct";
+        a.password = "secret";
+        a.identity = TrunkAccount::Identity::Pai;
+        Call::NextTarget next = [&]() -> std::optional<LegAddress> {
+            if (next_asked++ > 0) return std::nullopt;
+            return LegAddress{kTrunk3, false, {"UDP", "127.0.0.1:5064", "<sip:gw@127.0.0.1:5064>"}};
+        };
+        return Call::TrunkRoute{LegAddress{kTrunk2, false, {"UDP", "127.0.0.1:5063", "<sip:gw@127.0.0.1:5063>"}},
+                                std::move(a), std::move(next)};
+    });
     // The browser's blind transfer (JsSIP's session.refer) in the dialog our INVITE made with it.
     const auto from_browser = [&](const std::string& method, std::uint32_t cseq) {
         auto m = std::move(*Message::request(method, "sip:gw@gw.example.org;transport=ws"));
@@ -1482,17 +1503,48 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     REQUIRE(to_browser.size() == 2);
     CHECK(to_browser[0].status() == 202);
     CHECK(sipfrag_status(to_browser[1].body()) == 100);
-    auto fallback = b.sent(kTrunk);
+    CHECK(b.sent(kTrunk).empty());   // not back to where the trunk's INVITE came from
+    CHECK(routed == 1);
+    CHECK(routed_number == "+15557001");
+    auto fallback = b.sent(kTrunk2);   // the routed trunk's first target
+    REQUIRE(fallback.size() == 1);
+    const auto first = std::move(fallback[0]);
+    CHECK(first.method() == "INVITE");
+    CHECK(first.request_uri() == "sip:+15557001@carrier.example:5080;transport=udp");   // the account's host
+    CHECK(first.to()->uri == "sip:+15557001@carrier.example:5080");
+    CHECK(first.from()->uri == "sip:+15550123@127.0.0.1:5063");   // the number the trunk called, our address there
+    CHECK(first.header("P-Asserted-Identity").value_or("") == "<sip:+15550123@127.0.0.1:5063>");   // the account's identity
+    CHECK(first.call_id() != ok_trunk.call_id());
+    CHECK(first.body() == "v=0\r\ns=current\r\n");   // the trunk leg's session as it is now
+    // The carrier challenges: answered once with the account's credentials (RFC 3261 §22.2).
+    auto challenge = Message::response(first, 407, {}, "c407");
+    challenge.add_auth_header(AuthHeader::ProxyAuthenticate, "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\"");
+    b.arrive(kTrunk2, msg(challenge.serialize()));
+    auto to_carrier = b.sent(kTrunk2);
+    REQUIRE(to_carrier.size() == 2);
+    CHECK(to_carrier[0].method() == "ACK");
+    const auto authed = std::move(to_carrier[1]);
+    CHECK(authed.method() == "INVITE");
+    CHECK(authed.call_id() == first.call_id());
+    CHECK(authed.cseq() == first.cseq() + 1);
+    const auto creds = authed.auth_headers(AuthHeader::ProxyAuthorization);
+    REQUIRE(creds.size() == 1);
+    CHECK(creds[0].find("username=\"acct\"") != std::string::npos);
+    // That target is out of service: the trunk's next target (RFC 3263 §4.3), credentials kept.
+    b.arrive(kTrunk2, msg(Message::response(authed, 503, {}, "c503").serialize()));
+    CHECK(b.sent(kTrunk2).at(0).method() == "ACK");
+    CHECK(next_asked == 1);
+    fallback = b.sent(kTrunk3);
     REQUIRE(fallback.size() == 1);
     const auto inv = std::move(fallback[0]);
     CHECK(inv.method() == "INVITE");
-    CHECK(inv.request_uri() == "sip:+15557001@127.0.0.1:5070");   // the trunk's Contact: no host in the account
-    CHECK(inv.to()->uri == "sip:+15557001@127.0.0.1:5070");
-    CHECK(inv.from()->uri == "sip:+15550123@127.0.0.1:5062");   // the number the trunk called
-    CHECK(inv.call_id() != ok_trunk.call_id());
-    CHECK(inv.body() == "v=0\r\ns=current\r\n");   // the trunk leg's session as it is now
+    CHECK(inv.call_id() == first.call_id());
+    CHECK(inv.cseq() == authed.cseq() + 1);
+    CHECK(inv.request_uri() == first.request_uri());
+    CHECK(inv.auth_headers(AuthHeader::ProxyAuthorization).size() == 1);
+    CHECK(b.sent(kWsA).empty());   // the browser heard nothing of the retries
 
-    b.arrive(kTrunk, msg(Message::response(inv, 180, {}, "target").serialize()));
+    b.arrive(kTrunk3, msg(Message::response(inv, 180, {}, "target").serialize()));
     to_browser = b.sent(kWsA);
     REQUIRE(to_browser.size() == 1);
     CHECK(sipfrag_status(to_browser[0].body()) == 180);
@@ -1502,15 +1554,17 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     answer.add_header("Allow", "INVITE, ACK, BYE, UPDATE");
     answer.set_body("application/sdp", "v=0\r\ns=target\r\n");
     const auto answered_at = b.now;
-    b.arrive(kTrunk, msg(answer.serialize()));
+    b.arrive(kTrunk3, msg(answer.serialize()));
+    to_carrier = b.sent(kTrunk3);
+    REQUIRE(to_carrier.size() == 1);
+    CHECK(to_carrier[0].method() == "ACK");
+    CHECK(to_carrier[0].call_id() == inv.call_id());
+    CHECK(to_carrier[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
     to_trunk = b.sent(kTrunk);
-    REQUIRE(to_trunk.size() == 2);
-    CHECK(to_trunk[0].method() == "ACK");
-    CHECK(to_trunk[0].call_id() == inv.call_id());
-    CHECK(to_trunk[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
-    CHECK(to_trunk[1].method() == "BYE");   // the party the browser transferred away
-    CHECK(to_trunk[1].call_id() == ok_trunk.call_id());
-    CHECK(to_trunk[1].to_tag() == "callertag");
+    REQUIRE(to_trunk.size() == 1);
+    CHECK(to_trunk[0].method() == "BYE");   // the party the browser transferred away, where it called from
+    CHECK(to_trunk[0].call_id() == ok_trunk.call_id());
+    CHECK(to_trunk[0].to_tag() == "callertag");
     CHECK(b.media.taken == std::vector<std::string>{"v=0\r\ns=target\r\n"});
     to_browser = b.sent(kWsA);
     REQUIRE(to_browser.size() == 1);
@@ -1518,10 +1572,10 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     CHECK_FALSE(b.call->transferring());
     CHECK(b.call->state() == Call::State::Confirmed);
     // A retransmission of the target's 200 (our ACK lost) is ACKed again, and ends nothing.
-    b.arrive(kTrunk, msg(answer.serialize()));
-    to_trunk = b.sent(kTrunk);
-    REQUIRE(to_trunk.size() == 1);
-    CHECK(to_trunk[0].method() == "ACK");
+    b.arrive(kTrunk3, msg(answer.serialize()));
+    to_carrier = b.sent(kTrunk3);
+    REQUIRE(to_carrier.size() == 1);
+    CHECK(to_carrier[0].method() == "ACK");
     CHECK(b.call->state() == Call::State::Confirmed);
 
     // The old trunk leg's own BYE (crossing ours) ends nothing: its dialog is no longer the call's.
@@ -1534,7 +1588,7 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
 
     // An in-dialog request from the target, in the dialog our INVITE made.
     const auto from_target = [&](const std::string& method, std::uint32_t cseq) {
-        auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5062"));
+        auto m = std::move(*Message::request(method, "sip:gw@127.0.0.1:5064"));
         m.push_via("UDP", "127.0.0.1:5072", "z9hG4bKt" + method + std::to_string(cseq));
         m.set_from(answer.to_header());
         m.set_to(inv.from_header());
@@ -1545,8 +1599,8 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
     SUBCASE("the target hangs up: the BYE reaches the browser") {
         const auto bye = from_target("BYE", 7);
         CHECK(b.call->matches(bye));
-        b.arrive(kTrunk, msg(bye.serialize()));
-        CHECK(b.sent(kTrunk).at(0).status() == 200);
+        b.arrive(kTrunk3, msg(bye.serialize()));
+        CHECK(b.sent(kTrunk3).at(0).status() == 200);
         to_browser = b.sent(kWsA);
         REQUIRE(to_browser.size() == 1);
         CHECK(to_browser[0].method() == "BYE");
@@ -1556,7 +1610,7 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
         auto re = from_target("INVITE", 8);
         re.add_contact("<sip:+15557001@127.0.0.1:5072>");
         re.set_body("application/sdp", "v=0\r\ns=hold\r\n");
-        b.arrive(kTrunk, msg(re.serialize()));
+        b.arrive(kTrunk3, msg(re.serialize()));
         to_browser = b.sent(kWsA);
         REQUIRE(to_browser.size() == 1);
         CHECK(to_browser[0].method() == "INVITE");
@@ -1567,18 +1621,20 @@ TEST_CASE("transfer fallback on an inbound call: the trunk refuses the browser's
         CHECK(b.call->session_timer().we_refresh());
         b.now = answered_at + 60s;
         b.call->on_timer(b.now, b.layer, b.out);
-        to_trunk = b.sent(kTrunk);
+        CHECK(b.sent(kTrunk).empty());
+        to_trunk = b.sent(kTrunk3);
         REQUIRE(to_trunk.size() == 1);
         CHECK(to_trunk[0].method() == "UPDATE");
         CHECK(to_trunk[0].call_id() == inv.call_id());
         CHECK(to_trunk[0].request_uri() == "sip:+15557001@127.0.0.1:5072");
-        b.arrive(kTrunk, msg(Message::response(to_trunk[0], 200).serialize()));
+        b.arrive(kTrunk3, msg(Message::response(to_trunk[0], 200).serialize()));
         CHECK(b.call->state() == Call::State::Confirmed);
     }
     SUBCASE("the browser hangs up: the BYE goes to the target, not the old trunk leg") {
         b.arrive(kWsA, msg(from_browser("BYE", 2).serialize()));
         CHECK(b.sent(kWsA).at(0).status() == 200);
-        to_trunk = b.sent(kTrunk);
+        CHECK(b.sent(kTrunk).empty());
+        to_trunk = b.sent(kTrunk3);
         REQUIRE(to_trunk.size() == 1);
         CHECK(to_trunk[0].method() == "BYE");
         CHECK(to_trunk[0].call_id() == inv.call_id());
