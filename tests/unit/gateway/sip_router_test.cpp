@@ -39,6 +39,9 @@ struct HandoverMedia : sip::MediaSdp {
     std::optional<std::string> map_answer(bool, const std::string& sdp) override { return sdp; }
     std::optional<std::string> new_browser_offer() override { return std::string("v=0\r\ns=handover\r\n"); }
     bool take_new_browser(const std::string&) override { return true; }
+    // A transfer's fallback call offers the trunk leg's session (issue 14).
+    std::optional<std::string> current_offer(bool) override { return std::string("v=0\r\ns=current\r\n"); }
+    bool take_answer(bool, const std::string&) override { return true; }
 };
 
 struct Bench {
@@ -470,6 +473,55 @@ TEST_CASE("several trunks (issue 14): each trunk's address may call in, no other
     CHECK(b.router.is_trunk(*IpAddress::parse("127.0.0.3")));
     CHECK(b.router.is_trunk(*IpAddress::parse("127.0.0.2")));
     CHECK_FALSE(b.router.is_trunk(*IpAddress::parse("127.0.0.9")));
+}
+
+TEST_CASE("several trunks (issue 14): an inbound call's transfer fallback goes out through the trunk the target's prefix picks, not back to the caller's trunk") {
+    Bench b;
+    b.handover_media = true;
+    three_trunks(b, "+1555");
+    auto r = b.feed(b.ws, sip::samples::kJsSipRegister, kWs);
+    REQUIRE(r.size() == 1);
+    REQUIRE(b.feed(b.ws, answered(sip::samples::kJsSipRegister, r[0], "alice", "wonderland", "z9hG4bKr"), kWs)
+                .at(0)
+                .status() == 200);
+    // Trunk a (127.0.0.1) calls alice's DID; her browser answers.
+    const std::string sdp = "v=0\r\ns=caller\r\n";
+    const std::string wire = "INVITE sip:+15550123@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKfb1\r\n"
+                             "Max-Forwards: 70\r\nFrom: <sip:+15557654@127.0.0.1:5070>;tag=c\r\n"
+                             "To: <sip:+15550123@127.0.0.1:5062>\r\nCall-ID: infb@x\r\nCSeq: 1 INVITE\r\n"
+                             "Contact: <sip:+15557654@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n"
+                             "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp;
+    auto to_ws = b.feed(b.trunk, wire, kWs);
+    REQUIRE(to_ws.size() == 1);
+    REQUIRE(to_ws[0].method() == "INVITE");
+    auto ok = sip::Message::response(to_ws[0], 200, {}, "atag");
+    ok.add_contact("<sip:alice@3b5kq2ugmd6u.invalid;transport=ws>");
+    ok.set_body("application/sdp", "v=0\r\ns=alice\r\n");
+    REQUIRE(b.feed(b.ws, ok.serialize(), kTrunk).at(0).status() == 200);
+    // Her blind transfer to a "+44" number; trunk a refuses the REFER.
+    auto refer = std::move(*sip::Message::request("REFER", "sip:turnbridge@gw.example.org;transport=ws"));
+    refer.push_via("WSS", "3b5kq2ugmd6u.invalid", "z9hG4bKreferfb");
+    refer.set_from(ok.to_header());
+    refer.set_to(ok.from_header());
+    refer.set_call_id(ok.call_id());
+    refer.set_cseq(5, "REFER");
+    refer.add_header("Refer-To", "<sip:+447700900123@example.org>");
+    auto to_trunk = b.feed(b.ws, refer.serialize(), kTrunk);
+    REQUIRE(to_trunk.size() == 1);
+    REQUIRE(to_trunk[0].method() == "REFER");
+    b.next_flow = 23;   // the host's flow toward the uk trunk
+    std::vector<sip::Action> out;
+    b.router.on_message(b.now, 1'700'000'000, b.trunk, sip::Message::response(to_trunk[0], 403).serialize(), out);
+    CHECK(Bench::sent(out, kTrunk).empty());   // not back to trunk a, where the call came from
+    const auto fallback = Bench::sent(out, 23);
+    REQUIRE(fallback.size() == 1);
+    CHECK(fallback[0].method() == "INVITE");
+    CHECK(fallback[0].request_uri() == "sip:+447700900123@127.0.0.3:5090;transport=udp");
+    CHECK(b.asked == Endpoint::parse("127.0.0.3:5090"));
+    CHECK(fallback[0].from()->uri.starts_with("sip:+15550123@"));   // calling as the DID
+    const auto notify = Bench::sent(out, kWs);
+    REQUIRE(notify.size() == 2);
+    CHECK(notify[0].status() == 202);
 }
 
 TEST_CASE("inbound INVITE from an address the trunk's host name resolved to is the trunk's") {
