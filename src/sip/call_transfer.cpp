@@ -8,9 +8,12 @@
 // ourselves, through the same trunk, with the media session the trunk leg has now; when it
 // answers, the old trunk leg gets a BYE and the new one takes its place, so the browser is
 // talking to the target (NOTIFY 200). On an inbound call the trunk leg is uas_ (the INVITE we
-// answered) and the new one a dialog we start: it takes uas_'s place, because every part of the
-// Call tells the legs apart by that slot (in-dialog requests, BYE, session refresh, re-INVITEs),
-// as call_refer_in.cpp swaps a new browser in on an outbound call; we are its UAC, which changes
+// answered) and the new one a dialog we start, sent as an outbound call's INVITE would be
+// (TrunkRouter: the trunk the number picks, its targets, account and failover; the trunk's
+// Contact over the inbound flow only when the router has no reachable target). Once answered
+// it takes uas_'s place, because every part of the Call tells the legs apart by that slot
+// (in-dialog requests, BYE, session refresh, re-INVITEs), as call_refer_in.cpp swaps a new
+// browser in on an outbound call; we are its UAC, which changes
 // nothing in-dialog (RFC 3261 §12.2 is symmetric). The old dialog is forgotten once BYEd: its
 // crossing BYE gets 481 and ends nothing (§15.1.2). A 503 or 408 first moves our call to the trunk's
 // next target, as the call's own INVITE would fail over; a refusal leaves the call as it was (the
