@@ -36,7 +36,7 @@ const { WebSocketServer } = require('ws');
 const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridge, adminConfig, adminGet, USER,
   REALM } = require('./harness');
 const { writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, within, fmtHz, openTap,
-  UAS_SCENARIO } = require('./gateway_call_test');
+  UAS_SCENARIO, uasAnswer } = require('./gateway_call_test');
 const { toneWorkDir, openRegisteredPage, openPage } = require('./jssip_page');
 
 const AGENT_NAME = 'ai';
@@ -104,29 +104,7 @@ function toneUasScenario(pcap) {
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="agent hand-over target: answers with a tone">
   <recv request="INVITE" rrs="true"/>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=trunk 1 1 IN IP4 [media_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-
-]]></send>
-  <recv request="ACK" crlf="true"/>
+${uasAnswer()}
   <nop><action><exec play_pcap_audio="${pcap}"/></action></nop>
   <recv request="BYE"/>
   <send><![CDATA[

@@ -202,6 +202,34 @@ class RtpTap {
 // The trunk's UAS: pages/gateway_trunk_uas.xml (shared with gateway_aiortc_test.py).
 const UAS_SCENARIO = path.join(__dirname, 'pages', 'gateway_trunk_uas.xml');
 
+// sipp's 200 OK to the INVITE it received, answering PCMU at `ip`:`port`, then its ACK; `allow`
+// adds the Allow header of a trunk that takes REFER and NOTIFY.
+function uasAnswer({ ip = '[media_ip]', port = '[media_port]', allow = false } = {}) {
+  return `  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
+${allow ? 'Allow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY\n' : ''}Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=trunk 1 1 IN IP4 ${ip}
+s=-
+c=IN IP4 ${ip}
+t=0 0
+m=audio ${port} RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=ptime:20
+a=sendrecv
+
+]]></send>
+  <recv request="ACK" crlf="true"/>`;
+}
+
 // The trunk calling the DID: INVITE with PCMU, ACK, play the pcap tone, BYE after `holdMs`.
 function uacScenario(pcap, holdMs) {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -461,7 +489,7 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
 
 // Required as a module (a self-check of the helpers), it only exports them.
 if (require.main !== module) {
-  module.exports = { writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, openTap, UAS_SCENARIO, uacScenario, runSipp,
+  module.exports = { writeTonePcap, ulawDecode, ulawEncode, dominantHz, RtpTap, openTap, UAS_SCENARIO, uacScenario, uasAnswer, runSipp,
     sippExit, within, fmtHz };
 } else {
   runSuite('gateway_call', TOTAL_MS, main, () => [workDir, serverDir]);

@@ -19,7 +19,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER,
   REALM } = require('./harness');
-const { writeTonePcap, runSipp, sippExit, within, fmtHz } = require('./gateway_call_test');
+const { writeTonePcap, runSipp, sippExit, within, fmtHz, uasAnswer } = require('./gateway_call_test');
 const { toneWorkDir, openBrowser, openPage } = require('./jssip_page');
 
 const DID = '+15550123';
@@ -157,30 +157,7 @@ ${extra}Content-Length: 0
       <log message="call from [$invfrom] to [$invto]"/>
     </action>
   </recv>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Allow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=trunk 1 1 IN IP4 [media_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-
-]]></send>
-  <recv request="ACK" crlf="true"/>
+${uasAnswer({ allow: true })}
   <nop><action><exec play_pcap_audio="${pcap}"/></action></nop>
   <pause milliseconds="3000"/>
 ${inDialogUas('REFER', 1, `Refer-To: ${refer}\r\nReferred-By: <sip:+15557000@[local_ip]>\r\n`)}

@@ -30,7 +30,8 @@ const path = require('node:path');
 const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER, REALM } = require('./harness');
 const { WsSip, request, status, isResponse, invite, dialogOf, rnd, SDP, xmlText } = require('./sip_ws');
 const dgram = require('node:dgram');
-const { writeTonePcap, runSipp, sippExit, within, fmtHz, ulawDecode, ulawEncode, dominantHz } = require('./gateway_call_test');
+const { writeTonePcap, runSipp, sippExit, within, fmtHz, ulawDecode, ulawEncode, dominantHz,
+  uasAnswer } = require('./gateway_call_test');
 const { toneWorkDir, openRegisteredPage } = require('./jssip_page');
 
 const OUT_NUMBER = '+15557000';
@@ -64,31 +65,7 @@ ${extra}Content-Length: [len]
 ${body}]]></send>
   <recv response="200"/>`;
 
-const answer = (mediaPort) => `
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:trunk@[local_ip]:[local_port];transport=[transport]>
-Allow: INVITE, ACK, BYE, CANCEL, REFER, NOTIFY
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=trunk 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio ${mediaPort} RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-a=ptime:20
-a=sendrecv
-
-]]></send>
-  <recv request="ACK" crlf="true"/>`;
+const answer = (mediaPort) => '\n' + uasAnswer({ ip: '[local_ip]', port: mediaPort, allow: true });
 
 // sipp's response to the request it just received; `next`: a label to go on at.
 const reply = (statusLine, next = '') => `
