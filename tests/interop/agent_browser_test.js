@@ -237,8 +237,9 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
     try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
     const list = Array.isArray(rows) ? rows : (rows.calls || []);
     const rec = list.find((r) => r.remote === AGENT_NAME);
-    results.check('browser -> agent: the call record has codecs opus/agent and no trunk (null)',
-      rec && rec.codecs === 'opus/agent' && rec.status === 200 && rec.trunk === null,
+    // bye-browser even when the page's DTLS close_notify overtakes its BYE (the host's grace).
+    results.check('browser -> agent: the call record has codecs opus/agent, no trunk (null), end reason bye-browser',
+      rec && rec.codecs === 'opus/agent' && rec.status === 200 && rec.trunk === null && rec.end_reason === 'bye-browser',
       rec ? JSON.stringify({ codecs: rec.codecs, status: rec.status, end: rec.end_reason, trunk: rec.trunk })
         : `${calls.status} ${calls.body.slice(0, 300)}`);
   }
@@ -417,7 +418,8 @@ Content-Length: 0
     let rows = [];
     try { rows = JSON.parse(calls.body); } catch { /* reported below */ }
     const list = Array.isArray(rows) ? rows : (rows.calls || []);
-    const rec = list.find((r) => r.remote === 'tonumber' && r.end_reason !== 'bye-browser');
+    // This case's record: the newest of the page's calls to "tonumber" (case 5's is older).
+    const rec = list.filter((r) => r.remote === 'tonumber').sort((x, y) => y.start_ms - x.start_ms)[0];
     results.check('browser -> agent -> busy number: the page\'s call ends with our BYE, its record says "handover failed: 486"',
       call.confirmed && ended && ended.originator === 'remote' && code === 0 && rec && rec.end_reason === 'handover failed: 486',
       `${JSON.stringify(ended)}, sipp exit ${code}; ${rec ? JSON.stringify({ status: rec.status, end: rec.end_reason }) : 'no record'}`);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "turnbridge/base/log.hpp"
 #include "turnbridge/io/loop_clock.hpp"
@@ -20,6 +21,8 @@ constexpr int kMaxCatchUp = 5;
 // Relayed addresses one call answers through; a browser has one or two relay candidates, so
 // anything beyond this is not a browser of ours.
 constexpr std::size_t kMaxRoutes = 8;
+// How long a call whose browser sent close_notify waits for the browser's BYE (check()).
+constexpr std::chrono::seconds kCloseNotifyGrace{2};
 
 // The browser-side codecs in their order; G.722 is the trunk's (CallMediaConfig::trunk_g722).
 void set_codecs(const config::Gateway& g, gateway::CallMediaConfig& mc) {
@@ -89,6 +92,7 @@ public:
     Endpoint browser_ep, trunk_ep, trunk_rtcp_ep;
     std::unordered_map<Endpoint, Route> routes;  // relayed address -> the allocation it belongs to
     bool failure_reported = false;
+    std::optional<std::chrono::steady_clock::time_point> closed_at;   // close_notify seen: the BYE's grace runs
     Summary summary;
 };
 
@@ -330,6 +334,15 @@ void GatewayMedia::send(Call& call, gateway::MediaOutput& out) {
 
 void GatewayMedia::check(Call& call) {
     if (!call.media || !call.media->ended() || call.failure_reported) return;
+    // A browser that hangs up sends its BYE on its WebSocket and close_notify on the media
+    // path, and either may arrive first. close_notify ends the media at once (nothing more is
+    // relayed) but the call is hung up only if no BYE came within kCloseNotifyGrace, so that a
+    // normal hang-up is recorded as the BYE it is ("bye-browser"), not as a media failure.
+    if (call.media->state() == gateway::CallMedia::State::Closed) {
+        const auto now = clock_.now().mono;
+        if (!call.closed_at) call.closed_at = now;
+        if (now - *call.closed_at < kCloseNotifyGrace) return;
+    }
     call.failure_reported = true;
     const std::string why = call.media->failure();
     if (call.media->state() == gateway::CallMedia::State::Failed)
