@@ -22,7 +22,14 @@ std::string agent_codecs(std::string_view caller_codec, AgentMediaFormat f) {
 }
 
 std::vector<TrunkCodec> agent_trunk_codecs(AgentMediaFormat f, bool g722) {
-    if (f == AgentMediaFormat::Mulaw) return {TrunkCodec::Pcmu};
+    // A mu-law agent: PCMU first (passed through untouched), then PCMA (A-law <-> mu-law, as a
+    // European carrier or sipp's own uac_pcap offers) and, last, G.722 (16 -> 8 kHz) for a
+    // trunk that offers nothing else.
+    if (f == AgentMediaFormat::Mulaw) {
+        std::vector<TrunkCodec> c{TrunkCodec::Pcmu, TrunkCodec::Pcma};
+        if (g722) c.push_back(TrunkCodec::G722);
+        return c;
+    }
     std::vector<TrunkCodec> c;
     if (g722) c.push_back(TrunkCodec::G722);
     c.push_back(TrunkCodec::Pcmu);

@@ -415,11 +415,13 @@ class TrunkCall:
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
-    async def invite(self, timeout=6.0):
+    async def invite(self, timeout=6.0, pt=0):
+        """INVITE offering one G.711 codec (PT 0 PCMU or 8 PCMA) and telephone-event."""
         self.rtp_port = free_port()
         _, self.rtp = await self.loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", self.rtp_port))
+        codec = {0: "PCMU", 8: "PCMA"}[pt]
         sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               f"m=audio {self.rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+               f"m=audio {self.rtp_port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {codec}/8000\r\n"
                "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
         self.t_invite = time.monotonic()
         self.sip.transport.sendto(self.request("INVITE", body=sdp), self.gateway())
@@ -455,14 +457,14 @@ class TrunkCall:
             if len(data) >= 12:
                 self.received.append((t, struct.unpack("!H", data[2:4])[0], data[12:]))
 
-    async def send_audio(self, audio, seconds):
-        """RTP PCMU at 20 ms from `audio` for `seconds` (paced on the loop's clock)."""
+    async def send_audio(self, audio, seconds, pt=0):
+        """RTP (PT `pt`: PCMU, or 8 PCMA) at 20 ms from `audio` for `seconds` (paced on the loop's clock)."""
         ssrc, seq, ts = random.getrandbits(32), random.getrandbits(16), random.getrandbits(32)
         start = time.monotonic()
         n = int(seconds * 50)
         for i in range(n):
-            frame = audio[(i * 160) % len(audio):][:160].ljust(160, b"\xff")
-            pkt = struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + frame
+            frame = audio[(i * 160) % len(audio):][:160].ljust(160, b"\xff" if pt == 0 else b"\xd5")
+            pkt = struct.pack("!BBHII", 0x80, pt, seq, ts, ssrc) + frame
             self.rtp.transport.sendto(pkt, self.media_addr)
             seq, ts = (seq + 1) & 0xFFFF, (ts + 160) & 0xFFFFFFFF
             await asyncio.sleep(max(0, start + (i + 1) * 0.02 - time.monotonic()))
@@ -566,6 +568,30 @@ async def scenarios(results, server):
         f = frequency(got)
         results.check(f"echo: the trunk's capture of the echo decodes to its {TONE_HZ:.0f} Hz within 2 %",
                       abs(f - TONE_HZ) <= TONE_HZ * 0.02, f"{f:.1f} Hz from {len(got)} bytes")
+    call.close()
+
+    # 1a. pcma: a trunk that offers PCMA alone (a European carrier; sipp's built-in uac_pcap)
+    # reaches the mu-law agent: A-law <-> mu-law both ways, PCMA in the answer.
+    AGENTS.pop("echo", None)
+    call = TrunkCall(loop, server, sip, did["echo"])
+    status = await call.invite(pt=8)
+    if results.check("pcma: a PCMA-only offer to a mu-law agent is answered 200 with PCMA (PT 8)",
+                     status == 200 and call.pt == 8, f"status {status}, PT {getattr(call, 'pt', None)}"):
+        pcm = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * TONE_HZ * i / 8000))) for i in range(8000))
+        await call.send_audio(audioop.lin2alaw(pcm, 2), 2.0, pt=8)
+        await asyncio.sleep(0.3)
+        await call.bye()
+        a = AGENTS.get("echo", Agent())
+        await asyncio.wait_for(a.done.wait(), 3)
+        payloads = [base64.b64decode(m["media"]["payload"]) for _, m in a.of("media")]
+        f = frequency(b"".join(payloads[10:]))
+        results.check(f"pcma: the agent gets 160-byte mu-law payloads of the trunk's {TONE_HZ:.0f} Hz (2 %)",
+                      {len(p) for p in payloads} == {160} and abs(f - TONE_HZ) <= TONE_HZ * 0.02 and not a.errors,
+                      f"{f:.1f} Hz from {len(payloads)} messages {a.errors[:2]}")
+        back = b"".join(p for _, _, p in call.received[10:])
+        f = frequency_l16(audioop.alaw2lin(back, 2), 8000) if back else 0.0
+        results.check(f"pcma: the echo comes back to the trunk as A-law of {TONE_HZ:.0f} Hz (2 %)",
+                      abs(f - TONE_HZ) <= TONE_HZ * 0.02, f"{f:.1f} Hz from {len(call.received)} packets")
     call.close()
 
     # 1b. l16: the same over L16 16 kHz, both ways (a realm with agent_media_format = "l16").
@@ -894,9 +920,10 @@ def run(results):
                 results.check("call records: the L16 agent call's codecs are PCMU/agent-l16",
                               [r.get("codecs") for r in l16] == ["PCMU/agent-l16"], str([r.get("codecs") for r in l16]))
                 echo = max(answered, key=lambda r: r.get("trunk_in_bytes", 0), default={})
-                results.check("call records: agent calls are call records with codecs PCMU/agent, trunk bytes both ways, "
-                              "and the refused one as 503",
-                              len(answered) >= 6 and all(r.get("codecs") == "PCMU/agent" for r in answered)
+                results.check("call records: agent calls are call records with codecs PCMU/agent (one PCMA/agent), "
+                              "trunk bytes both ways, and the refused one as 503",
+                              len(answered) >= 6 and sorted(r.get("codecs") for r in answered)
+                              == ["PCMA/agent"] + ["PCMU/agent"] * (len(answered) - 1)
                               and echo.get("trunk_in_bytes", 0) > 0 and echo.get("trunk_out_bytes", 0) > 0
                               and any(r.get("status") == 503 for r in mine),
                               f"{[(r.get('status'), r.get('end_reason'), r.get('trunk_in_bytes'), r.get('trunk_out_bytes')) for r in mine][:6]}")

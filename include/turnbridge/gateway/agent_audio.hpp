@@ -5,6 +5,8 @@
 // become the agent's media format (config::AgentMediaFormat) and 20 ms agent frames become
 // 160-byte trunk frames.
 //   mulaw + PCMU   the bytes as they are (Twilio's own format: no conversion at all)
+//   mulaw + PCMA   A-law decoded, mu-law encoded; and back
+//   mulaw + G.722  decoded at 16 kHz, 16 -> 8 kHz, mu-law; and back
 //   l16 + G.711    decode, 8 -> 16 kHz (resample.hpp), little-endian bytes; and back
 //   l16 + G.722    G.722 decoded and encoded at 16 kHz directly: no resampling
 // Buffers and codec state are made once per call; nothing is allocated per packet.
@@ -31,9 +33,10 @@ constexpr std::size_t agent_frame_bytes(AgentMediaFormat f) { return f == AgentM
 // L16 ("PCMU/agent", "G722/agent-l16", "opus/agent-l16").
 std::string agent_codecs(std::string_view caller_codec, AgentMediaFormat f);
 
-// The trunk codecs an agent call answers or offers, in order. A mu-law agent: PCMU alone (the
-// bytes pass through untouched). An L16 agent: G.722 first when allowed (16 kHz end to end),
-// then PCMU and PCMA (resampled 8 <-> 16 kHz).
+// The trunk codecs an agent call answers or offers, in order. A mu-law agent: PCMU (the bytes
+// pass through untouched), then PCMA (converted), then G.722 when allowed (resampled 16 <-> 8
+// kHz). An L16 agent: G.722 first when allowed (16 kHz end to end), then PCMU and PCMA
+// (resampled 8 <-> 16 kHz).
 std::vector<TrunkCodec> agent_trunk_codecs(AgentMediaFormat f, bool g722);
 
 class AgentAudio {

@@ -205,7 +205,7 @@ AgentHost::Session* AgentHost::open_session(const gateway::AgentOpen& o, gateway
     int len = sizeof ss;
     uv_udp_getsockname(&s->udp, reinterpret_cast<sockaddr*>(&ss), &len);
     local.address = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).value_or(Endpoint{rtp_ip_, 0});
-    local.preference = gateway::agent_trunk_codecs(o.format, o.g722);   // mu-law: PCMU, passed through
+    local.preference = gateway::agent_trunk_codecs(o.format, o.g722);   // mu-law: PCMU first, passed through
     local.session_id = random_of<std::uint32_t>();
     s->local = local;
     auto* raw = s.get();

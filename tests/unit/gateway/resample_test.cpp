@@ -142,6 +142,35 @@ TEST_CASE("agent audio: PCMU and G.722 trunks to an L16 agent: 640 bytes of 16 k
     }
 }
 
+TEST_CASE("agent audio: PCMA and G.722 trunks to a mu-law agent: 160 bytes of mu-law per 20 ms, and back") {
+    for (const auto codec : {TrunkCodec::Pcma, TrunkCodec::G722}) {
+        CAPTURE(to_string(codec));
+        AgentAudio trunk_side(codec, AgentMediaFormat::Mulaw);
+        AgentAudio encoder(codec, AgentMediaFormat::Mulaw);   // the trunk's RTP, made from the agent's mu-law
+        AgentAudio decoder(codec, AgentMediaFormat::Mulaw);
+        const auto tone8 = sine(1000, 8000, 8000, 8000);
+        std::vector<std::int16_t> heard, back;   // at 8 kHz: the agent's view, the trunk's frames read back
+        for (std::size_t i = 0; i + 160 <= tone8.size(); i += 160) {
+            std::array<std::uint8_t, 160> mulaw{};
+            g711_encode(G711Law::Pcmu, std::span(tone8).subspan(i, 160), mulaw);
+            std::array<std::uint8_t, 160> rtp{};
+            encoder.to_trunk(mulaw, rtp);
+            const auto agent = trunk_side.to_agent(rtp);
+            REQUIRE(agent.size() == 160);   // 20 ms of mu-law whatever the trunk's codec
+            std::array<std::int16_t, 160> pcm{};
+            g711_decode(G711Law::Pcmu, agent, pcm);
+            heard.insert(heard.end(), pcm.begin(), pcm.end());
+            const auto b = decoder.to_agent(rtp);
+            g711_decode(G711Law::Pcmu, b, pcm);
+            back.insert(back.end(), pcm.begin(), pcm.end());
+        }
+        const auto m = measure(heard, 8000, 320);
+        CHECK(std::abs(m.hz - 1000) <= 20);
+        CHECK(std::abs(m.amplitude - 8000) <= 8000 * 0.1);
+        CHECK(std::abs(measure(back, 8000, 320).hz - 1000) <= 20);
+    }
+}
+
 TEST_CASE("agent audio: sizes an RTP packet may have; G.722 in whole frames only") {
     AgentAudio pcmu(TrunkCodec::Pcmu, AgentMediaFormat::L16);
     std::vector<std::uint8_t> p30(240, 0xFF);   // 30 ms (a=ptime:30)
@@ -156,8 +185,10 @@ TEST_CASE("agent audio: sizes an RTP packet may have; G.722 in whole frames only
     CHECK(g722mu.to_agent(frame).size() == 160);
 }
 
-TEST_CASE("agent trunk codecs: mu-law agents PCMU alone; L16 agents G.722 first when allowed") {
-    CHECK(agent_trunk_codecs(AgentMediaFormat::Mulaw, true) == std::vector<TrunkCodec>{TrunkCodec::Pcmu});
+TEST_CASE("agent trunk codecs: mu-law agents PCMU first, then PCMA, G.722 last; L16 agents G.722 first when allowed") {
+    CHECK(agent_trunk_codecs(AgentMediaFormat::Mulaw, false) == std::vector<TrunkCodec>{TrunkCodec::Pcmu, TrunkCodec::Pcma});
+    CHECK(agent_trunk_codecs(AgentMediaFormat::Mulaw, true) ==
+          std::vector<TrunkCodec>{TrunkCodec::Pcmu, TrunkCodec::Pcma, TrunkCodec::G722});
     CHECK(agent_trunk_codecs(AgentMediaFormat::L16, false) == std::vector<TrunkCodec>{TrunkCodec::Pcmu, TrunkCodec::Pcma});
     CHECK(agent_trunk_codecs(AgentMediaFormat::L16, true) ==
           std::vector<TrunkCodec>{TrunkCodec::G722, TrunkCodec::Pcmu, TrunkCodec::Pcma});
