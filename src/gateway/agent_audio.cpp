@@ -3,6 +3,7 @@
 
 #include "turnbridge/config/config.hpp"
 #include "turnbridge/gateway/agent_port.hpp"
+#include "turnbridge/gateway/trunk_sdp.hpp"
 
 #include <algorithm>
 
@@ -35,6 +36,17 @@ std::vector<TrunkCodec> agent_trunk_codecs(AgentMediaFormat f, bool g722) {
     c.push_back(TrunkCodec::Pcmu);
     c.push_back(TrunkCodec::Pcma);
     return c;
+}
+
+std::optional<std::string_view> agent_offer_error(std::string_view offer_sdp, AgentMediaFormat f, bool g722) {
+    const auto offer = parse_sdp(offer_sdp);
+    if (!offer) return offer.error().what;
+    TrunkLocal probe;   // AgentHost::open_session's, but for the address (not yet bound)
+    probe.preference = agent_trunk_codecs(f, g722);
+    probe.address = Endpoint{IpAddress::v4(127, 0, 0, 1), 9};
+    const auto answer = answer_trunk_offer(*offer, probe);
+    if (!answer) return answer.error().what;
+    return std::nullopt;
 }
 
 bool allows_g722(const config::Gateway& g) {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "turnbridge/base/log.hpp"
+#include "turnbridge/gateway/agent_audio.hpp"
 #include "turnbridge/gateway/agent_port.hpp"
 #include "turnbridge/gateway/sip_router.hpp"
 #include "turnbridge/sip/numbers.hpp"
@@ -51,6 +52,12 @@ void SipRouter::on_agent_invite(sip::Time now, const SipFlow& flow, sip::Request
                    realm.gateway.agent_connect_timeout, realm.gateway.agent_playout_frames,
                    realm.gateway.agent_authorization, {}, {}, true, realm.gateway.agent_media_format,
                    allows_g722(realm.gateway)};   // every field: -Wmissing-field-initializers
+    // RFC 3261 §21.4.26: an offer the agent's leg cannot take (G.729 alone, no audio) is the
+    // trunk's problem, not the agent's: 488, and no agent is dialled.
+    if (const auto why = agent_offer_error(open.offer_sdp, open.format, open.g722)) {
+        log::info("agent: call {} -> {}: the trunk's offer cannot be taken ({}); 488", key, url->text, *why);
+        return reply(now, r.tx, r.request, 488, out);
+    }
     if (!agents_->open_agent(open)) {
         log::warn("agent: call {} -> {}: cannot open the agent's stream", key, url->text);
         return reply(now, r.tx, r.request, 503, out, "Agent Unavailable");

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ std::string agent_codecs(std::string_view caller_codec, AgentMediaFormat f);
 // kHz). An L16 agent: G.722 first when allowed (16 kHz end to end), then PCMU and PCMA
 // (resampled 8 <-> 16 kHz).
 std::vector<TrunkCodec> agent_trunk_codecs(AgentMediaFormat f, bool g722);
+// Why a trunk's offer cannot be answered for an agent of format `f` (no m=audio RTP/AVP, no codec
+// of agent_trunk_codecs()), or nullopt when it can: the router answers 488 before any agent is
+// dialled (RFC 3261 §21.4.26), as AgentPort::open_agent would refuse it anyway.
+std::optional<std::string_view> agent_offer_error(std::string_view offer_sdp, AgentMediaFormat f, bool g722);
 
 class AgentAudio {
 public:

@@ -23,7 +23,11 @@ const std::string kAnswer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 
 
 struct FakeAgents final : AgentPort {
     std::vector<std::string> log;
-    bool open_agent(const AgentOpen&) override { return true; }
+    int opened = 0;
+    bool open_agent(const AgentOpen&) override {
+        ++opened;
+        return true;
+    }
     void close_agent(const std::string&, const CallSummary& s) override { log.push_back("close " + s.end_reason); }
     std::optional<std::string> hand_over(const std::string&) override {
         log.push_back("hand_over");
@@ -202,4 +206,26 @@ TEST_CASE("agent transfers that go nowhere are ignored and counted: no such user
     b.router.agent_transfer(b.now, "caller-1", "+15557002", out);       // handed over already
     CHECK(b.sent(out).empty());
     CHECK(b.router.agent_transfers() == std::array<std::uint64_t, 4>{0, 1, 2, 0});
+}
+
+TEST_CASE("agent DID: an offer the agent's leg cannot take (G.729 alone) gets 488 and no agent is dialled; PCMA is taken") {
+    Bench b;
+    auto invite = [&](const std::string& call_id, const std::string& rtpmap) {
+        const std::string sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                                "m=audio 42000 RTP/AVP " + rtpmap + "\r\n";
+        return b.feed("INVITE sip:+15550177@127.0.0.1:5062 SIP/2.0\r\n"
+                      "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK" + call_id + "\r\n"
+                      "Max-Forwards: 70\r\nFrom: <sip:+15550142@127.0.0.1>;tag=caller\r\n"
+                      "To: <sip:+15550177@127.0.0.1>\r\nCall-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\n"
+                      "Contact: <sip:c@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\n"
+                      "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp);
+    };
+    const auto g729 = invite("g729", "18\r\na=rtpmap:18 G729/8000");
+    REQUIRE_FALSE(g729.empty());
+    CHECK(g729.back().status() == 488);
+    CHECK(b.agents.opened == 0);
+    const auto pcma = invite("pcma", "8\r\na=rtpmap:8 PCMA/8000");
+    REQUIRE_FALSE(pcma.empty());
+    CHECK(pcma.back().status() == 100);   // the agent is dialled; 200 when its stream is up
+    CHECK(b.agents.opened == 1);
 }
