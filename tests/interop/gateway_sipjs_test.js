@@ -4,7 +4,8 @@
 // handler that offers a saved Chrome offer and keeps the gateway's answer. sipp (Debian
 // sip-tester) is the trunk's UAS. Checks: a wrong password gets 403, REGISTER is accepted,
 // an INVITE reaches sipp and comes back established with our ICE-lite DTLS answer, BYE from
-// SIP.js reaches sipp, and stopping the user agent unregisters. Loopback only; own PIDs only.
+// SIP.js reaches sipp, SIP.js's Session.refer() reaches sipp as REFER with NOTIFY 100/200 back
+// (issue 14), and stopping the user agent unregisters. Loopback only; own PIDs only.
 // interop-timeout: 120
 'use strict';
 const { spawn } = require('node:child_process');
@@ -13,6 +14,8 @@ const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
 const { Turnbridge, Results, portPicker, USER, PASSWORD, REALM, gatewayServerConfig } = require('./harness');
+const { runSipp } = require('./gateway_call_test');
+const { acceptingScenario } = require('./sipp_transfer');
 
 globalThis.WebSocket = WebSocket;   // SIP.js's transport uses the global one
 
@@ -95,6 +98,53 @@ trunk = "sip:127.0.0.1:${sippPort};transport=udp"
     if (state === SIP.SessionState.Established) await inviter.bye();
     const code = await within(sippDone, 8000, 'still running');
     results.check("SIP.js's BYE reaches sipp, which saw the whole call (exit 0)", code === 0, `exit ${code}`);
+
+    // Blind transfer (issue 14): SIP.js's Session.refer() reaches the trunk as REFER with
+    // Refer-To <sip:NUMBER@trunk-host>; the trunk's 202 and NOTIFYs come back to SIP.js, and the
+    // trunk's BYE ends SIP.js's session.
+    {
+      await within(sippDone, 3000, null);   // the first sipp's port is needed
+      const sf = path.join(work, 'accept_refer.xml');
+      fs.writeFileSync(sf, acceptingScenario(`<sip:\\+15557002@127\\.0\\.0\\.1:${sippPort}>`));
+      const pids = [];
+      const uas = runSipp(work, 'accept_refer', sf, ['-i', '127.0.0.1', '-p', String(sippPort)], pids);
+      await sleep(300);
+      const call = new SIP.Inviter(ua, SIP.UserAgent.makeURI(`sip:+15557001@${REALM}`));
+      const up = new Promise((resolve) => call.stateChange.addListener((st) => {
+        if (st === SIP.SessionState.Established || st === SIP.SessionState.Terminated) resolve(st);
+      }));
+      const ended = new Promise((resolve) => call.stateChange.addListener((st) => {
+        if (st === SIP.SessionState.Terminated) resolve(st);
+      }));
+      await call.invite();
+      const st = await within(up, 8000, 'timeout');
+      const seen = [];
+      let notified;
+      const notifiedDone = new Promise((resolve) => { notified = resolve; });
+      if (st === SIP.SessionState.Established) {
+        await call.refer(SIP.UserAgent.makeURI(`sip:+15557002@${REALM}`), {
+          requestDelegate: {
+            onAccept: (res) => seen.push(`response ${res.message.statusCode}`),
+            onReject: (res) => { seen.push(`response ${res.message.statusCode}`); notified(); },
+          },
+          onNotify: (n) => {
+            const frag = /SIP\/2\.0 (\d{3})/.exec(n.request.body || '');
+            seen.push(`notify ${frag ? frag[1] : '?'}`);
+            n.accept();
+            if (frag && Number(frag[1]) >= 200) notified();
+          },
+        });
+      }
+      await within(notifiedDone, 8000, null);
+      results.check('SIP.js refer() gets 202, then NOTIFY 100 and 200 (sipfrag) from the trunk',
+        JSON.stringify(seen) === JSON.stringify(['response 202', 'notify 100', 'notify 200']), `${st}: ${JSON.stringify(seen)}`);
+      const end = await within(ended, 8000, 'timeout');
+      results.check("the trunk's BYE after the transfer ends SIP.js's session", end === SIP.SessionState.Terminated, String(end));
+      const code = await within(uas.done, 8000, 'still running');
+      if (code === 'still running') uas.proc.kill('SIGKILL');
+      results.check('sipp got REFER with Refer-To <sip:+15557002@trunk-host> and Referred-By (exit 0)', code === 0,
+        `exit ${code}${code === 0 ? '' : `: ${uas.errors()}`}`);
+    }
 
     await r.reg.unregister();
     await sleep(500);
