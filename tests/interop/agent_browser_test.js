@@ -37,6 +37,7 @@ const { runSuite, childList, freePorts, freeTriples, freeRange, gatewayTurnbridg
   REALM } = require('./harness');
 const { writeTonePcap, ulawDecode, ulawEncode, dominantHz, uacScenario, runSipp, sippExit, within, fmtHz, openTap,
   UAS_SCENARIO, uasAnswer } = require('./gateway_call_test');
+const { ok } = require('./sipp_transfer');   // sipp's 200 to the request it just received
 const { toneWorkDir, openRegisteredPage, openPage } = require('./jssip_page');
 
 const AGENT_NAME = 'ai';
@@ -107,16 +108,7 @@ function toneUasScenario(pcap) {
 ${uasAnswer()}
   <nop><action><exec play_pcap_audio="${pcap}"/></action></nop>
   <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+${ok}
 </scenario>
 `;
 }

@@ -20,6 +20,7 @@ const path = require('node:path');
 const { runSuite, childList, freePorts, freeTriple, freeRange, gatewayTurnbridge, USER,
   REALM } = require('./harness');
 const { writeTonePcap, runSipp, sippExit, within, fmtHz, uasAnswer } = require('./gateway_call_test');
+const { ok } = require('./sipp_transfer');   // sipp's 200 to the request it just received
 const { toneWorkDir, openBrowser, openPage } = require('./jssip_page');
 
 const DID = '+15550123';
@@ -47,18 +48,6 @@ ${extra}Content-Length: 0
 
 ]]></send>`;
 
-// sipp's 200 to the request it just received.
-const ok = `
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>`;
 
 function scenario(pcap, evilRefer, refer) {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
