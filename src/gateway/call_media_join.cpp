@@ -5,7 +5,10 @@
 // does: each trunk party's audio frames go, in the other leg's codec (TrunkJoin), out of the other
 // leg's RTP socket on its 20 ms tick. Both calls live on one worker (the placement keeps a user's
 // calls together), so the two CallMedia objects know each other by plain pointers; whichever is
-// destroyed first unhooks the other.
+// destroyed first unhooks the other. RFC 4733 events pass too (a caller keying a PIN into the
+// party it was transferred to), re-stamped onto the other leg's stream and payload type.
+#include <utility>
+
 #include "turnbridge/gateway/call_media.hpp"
 
 namespace turnbridge::gateway {
@@ -35,6 +38,31 @@ void CallMedia::from_peer(const RtpPacket& p, TrunkCodec codec) {
     for (std::size_t i = 0; i + kTrunkFrameBytes <= p.payload.size(); i += kTrunkFrameBytes)
         join_->push(p.payload.subspan(i).first<kTrunkFrameBytes>());
     stats_.dropped += static_cast<std::uint32_t>(join_->overflowed() - overflowed);   // a party sending too fast
+}
+
+void CallMedia::event_from_peer(std::uint32_t timestamp, const TelephoneEvent& ev) {
+    // A party we cannot signal events to (no telephone-event in its SDP) hears none: its
+    // in-band tones, if the other party's phone plays them, still pass as audio.
+    if (!trunk_ || !trunk_->telephone_event || peer_event_count_ == peer_events_.size()) {
+        ++stats_.dropped;
+        return;
+    }
+    peer_events_[peer_event_count_++] = {timestamp, ev};
+}
+
+void CallMedia::joined_events(MediaOutput& out) {
+    const std::size_t n = std::exchange(peer_event_count_, 0);
+    if (n == 0 || !trunk_ || !trunk_->telephone_event || !trunk_remote_ || !sends(trunk_->direction)) return;
+    // RFC 4733 §2.5.1.2: every packet of one event carries the event's start on our stream's
+    // clock; both trunk legs count events at 8000 Hz, so durations pass unchanged.
+    if (!dtmf_joined_) dtmf_joined_.emplace(8000, 8000);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto r = dtmf_joined_->on_packet(peer_events_[i].timestamp, peer_events_[i].event, trunk_media_time_);
+        std::array<std::uint8_t, kTelephoneEventSize> payload{};
+        write_telephone_event(r.event, payload);
+        send_to_trunk(out, trunk_stream_.next(*trunk_->telephone_event, r.media_time, r.marker), payload);
+        ++stats_.dtmf_to_trunk;
+    }
 }
 
 void CallMedia::joined_frame(std::span<std::uint8_t, kTrunkFrameBytes> out) {

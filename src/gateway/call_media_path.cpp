@@ -215,7 +215,12 @@ bool CallMedia::trunk_source_ok(const Endpoint& from, bool call_rtp) {
 
 void CallMedia::trunk_rtp(const RtpPacket& p, MediaOutput& out) {
     if (browser_released_) {   // issue 14: our party talks to the joined call's party
-        if (peer_ && p.header.payload_type == trunk_->payload_type) peer_->from_peer(p, trunk_->codec);
+        if (peer_ && p.header.payload_type == trunk_->payload_type) {
+            peer_->from_peer(p, trunk_->codec);
+        } else if (peer_ && trunk_->telephone_event && p.header.payload_type == *trunk_->telephone_event) {
+            if (const auto ev = parse_telephone_event(p.payload)) peer_->event_from_peer(p.header.timestamp, *ev);
+            else ++stats_.dropped;
+        }
         return;
     }
     if (!browser_ || !to_browser_ || !dtls_ || !dtls_->srtp() || !ice_.selected() || !sends(browser_->direction)) {
@@ -340,8 +345,12 @@ void CallMedia::on_tick(Time now, MediaOutput& out) {
     // the trunk clock runs on during hold (RFC 3550 §5.1: timestamps follow the sampling clock).
     // Joined (issue 14): the other trunk party's frame instead of the browser's.
     std::array<std::uint8_t, kTrunkFrameBytes> frame{};
-    if (browser_released_) joined_frame(frame);
-    else to_trunk_->tick(frame);
+    if (browser_released_) {
+        joined_events(out);   // the other party's DTMF first: its events lead the audio they cut into
+        joined_frame(frame);
+    } else {
+        to_trunk_->tick(frame);
+    }
     if (trunk_remote_ && sends(trunk_->direction))
         send_to_trunk(out, trunk_stream_.next(trunk_->payload_type, trunk_media_time_), frame);
     trunk_media_time_ += kTrunkFrameTicks;

@@ -74,14 +74,20 @@ ${ok}
 // --- attended transfer: a trunk with two parties ------------------------------------------
 
 // One party of the trunk: an RTP socket that, once the gateway's RTP reaches it, sends a PCMU
-// tone of `hz` back every 20 ms (symmetric RTP) and keeps what it hears (bounded).
+// tone of `hz` back every 20 ms (symmetric RTP) and keeps what it hears (bounded): audio, and
+// RFC 4733 events (PT 101) as {digit, end, ts}. dtmf(d) keys a digit (RFC 4733 §2.5).
 class Party {
-  constructor(hz) { this.hz = hz; this.heard = []; this.sent = 0; this.peer = null; }
+  constructor(hz) { this.hz = hz; this.heard = []; this.events = []; this.sent = 0; this.peer = null; }
   async open() {
     this.sock = dgram.createSocket('udp4');
     await new Promise((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(0, '127.0.0.1', resolve); });
     this.port = this.sock.address().port;
     this.sock.on('message', (buf, rinfo) => {
+      if (buf.length >= 16 && (buf[0] >> 6) === 2 && (buf[1] & 0x7f) === 101 && this.events.length < 500) {
+        const at = 12 + 4 * (buf[0] & 0x0f);
+        this.events.push({ digit: buf[at], end: (buf[at + 1] & 0x80) !== 0, ts: buf.readUInt32BE(4), marker: (buf[1] & 0x80) !== 0 });
+        return;
+      }
       if (buf.length < 12 || (buf[0] >> 6) !== 2 || (buf[1] & 0x7f) !== 0) return;
       if (this.heard.length < 5000) this.heard.push({ t: Date.now(), payload: buf.subarray(12 + 4 * (buf[0] & 0x0f)) });
       if (!this.peer) {
@@ -97,6 +103,19 @@ class Party {
     rtp.writeUInt16BE(k & 0xffff, 2); rtp.writeUInt32BE((k * 160) >>> 0, 4); rtp.writeUInt32BE(0x7a000000 + this.hz, 8);
     for (let i = 0; i < 160; i++) rtp[12 + i] = ulawEncode(Math.round(8000 * Math.sin((2 * Math.PI * this.hz * (k * 160 + i)) / 8000)));
     this.sock.send(rtp, this.peer.port, this.peer.address);
+  }
+  // `digit` (0-9) for 60 ms: packets 20 ms apart sharing the event's timestamp, the end three times.
+  async dtmf(digit) {
+    const ts = (this.sent * 160) >>> 0;
+    const durations = [160, 320, 480, 480, 480];
+    for (let i = 0; i < durations.length; i++) {
+      const p = Buffer.alloc(16);
+      p[0] = 0x80; p[1] = 101 | (i === 0 ? 0x80 : 0);
+      p.writeUInt16BE((50000 + i) & 0xffff, 2); p.writeUInt32BE(ts, 4); p.writeUInt32BE(0x7a000000 + this.hz, 8);
+      p[12] = digit; p[13] = (i >= 2 ? 0x80 : 0) | 10; p.writeUInt16BE(durations[i], 14);
+      this.sock.send(p, this.peer.port, this.peer.address);
+      await sleep(20);
+    }
   }
   // The dominant frequency of what it heard after time `from` (ms since the epoch).
   heardHz(from) {
@@ -116,7 +135,8 @@ class TwoPartyTrunk {
   }
   static sdp(party) {
     return ['v=0', 'o=trunk 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
-      `m=audio ${party.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
+      `m=audio ${party.port} RTP/AVP 0 101`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15',
+      'a=ptime:20', 'a=sendrecv', ''].join('\r\n');
   }
   // An inbound call from `party` (as `from`) to `did` at the gateway's SIP port; ACKs its 2xx.
   // It leaves from a second port (the carrier's origination address, its Via and Contact),
@@ -246,6 +266,17 @@ async function attended(results, cleanup, { page, sippPort }) {
   const bHears = partyB.heardHz(joined + 500);
   results.check(`attended: party A now hears party B's ${partyB.hz} Hz`, within(aHears, partyB.hz), `${fmtHz(aHears)} Hz`);
   results.check(`attended: party B now hears party A's ${partyA.hz} Hz`, within(bHears, partyA.hz), `${fmtHz(bHears)} Hz`);
+  // DTMF between the joined parties (a PIN keyed into the party one was transferred to).
+  const keyed = (party, digit) => party.events.filter((e) => e.digit === digit);
+  await partyA.dtmf(7);
+  await partyB.dtmf(3);
+  await sleep(300);
+  const toB = keyed(partyB, 7);
+  const toA = keyed(partyA, 3);
+  results.check('attended: RFC 4733 digits pass between the joined parties (A keys 7, B hears it; B keys 3, A hears it)',
+    toB.length === 5 && toB[0].marker && toB.filter((e) => e.end).length === 3 && toB.every((e) => e.ts === toB[0].ts)
+      && toA.length === 5 && toA.filter((e) => e.end).length === 3,
+    `B got ${JSON.stringify(toB)}; A got ${toA.length} packets of 3`);
   trunk.bye(A);
   const t0 = Date.now();
   while (!trunk.call(B)[1].bye && Date.now() - t0 < 4000) await sleep(50);

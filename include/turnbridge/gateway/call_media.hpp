@@ -207,6 +207,10 @@ private:
     // the frame our tick sends our party.
     void from_peer(const RtpPacket& p, TrunkCodec codec);
     void joined_frame(std::span<std::uint8_t, kTrunkFrameBytes> out);
+    // ... and the peer party's RFC 4733 events (`timestamp` on its clock) for ours, sent on our
+    // next tick from our trunk leg with our telephone-event payload type (joined_events).
+    void event_from_peer(std::uint32_t timestamp, const TelephoneEvent& ev);
+    void joined_events(MediaOutput& out);
 
     CallMediaConfig config_;
     State state_ = State::Idle;
@@ -259,6 +263,16 @@ private:
     CallMedia* peer_ = nullptr;
     bool browser_released_ = false;
     std::optional<TrunkJoin> join_;
+    // The peer party's DTMF events waiting for our tick: a party sends one packet per 20-50 ms,
+    // so a few slots are plenty; beyond them packets are dropped and counted.
+    struct PeerEvent {
+        std::uint32_t timestamp = 0;
+        TelephoneEvent event{};
+    };
+    static constexpr std::size_t kMaxPeerEvents = 8;
+    std::array<PeerEvent, kMaxPeerEvents> peer_events_{};
+    std::size_t peer_event_count_ = 0;
+    std::optional<TelephoneEventRelay> dtmf_joined_;   // the peer's 8000 Hz events onto our stream
 };
 
 }  // namespace turnbridge::gateway

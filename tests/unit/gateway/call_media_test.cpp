@@ -1293,3 +1293,47 @@ TEST_CASE("attended transfer (issue 14): two calls' trunk legs joined; each part
     CHECK(a.at_trunk.size() == 5);
     CHECK(a.media->state() == CallMedia::State::Connected);
 }
+
+TEST_CASE("attended transfer (issue 14): a joined party's RFC 4733 digits reach the other party on its own stream and payload type") {
+    Rig a, b;
+    a.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    b.negotiate(browser_cert->fingerprint_sha256(), browser_cert);
+    a.connect();
+    b.connect();
+    REQUIRE(a.media->join_trunk(*b.media));
+    b.at_trunk.clear();
+    for (std::size_t frame = 0; frame < 3; ++frame) {   // some audio first: B's stream is running
+        a.from_trunk(pcmu_packet(static_cast<std::uint16_t>(frame), 600, frame));
+        b.tick();
+    }
+    // Party A keys 7: 60 ms at 8000 Hz, the end packet three times (RFC 4733 §2.5.1.4).
+    const std::uint16_t durations[] = {160, 320, 480, 480, 480};
+    for (int i = 0; i < 5; ++i) {
+        std::vector<std::uint8_t> p(kRtpHeaderSize + 4);
+        write_rtp_header({i == 0, 101, static_cast<std::uint16_t>(3 + i), 777000, kTrunkSsrc}, p);
+        write_telephone_event({7, i >= 2, 10, durations[i]}, std::span(p).subspan(kRtpHeaderSize));
+        a.from_trunk(p);
+        b.tick();
+    }
+    const auto audio = RtpPacket::parse(b.at_trunk[0]);
+    REQUIRE(audio);
+    std::vector<std::pair<RtpHeader, TelephoneEvent>> events;
+    for (const auto& raw : b.at_trunk) {
+        const auto p = RtpPacket::parse(raw);
+        REQUIRE(p);
+        CHECK(p->header.ssrc == audio->header.ssrc);   // one stream of ours toward B's party
+        if (p->header.payload_type == 101) events.emplace_back(p->header, *parse_telephone_event(p->payload));
+    }
+    REQUIRE(events.size() == 5);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        CAPTURE(i);
+        CHECK(events[i].second.event == 7);
+        CHECK(events[i].second.duration == durations[i]);
+        CHECK(events[i].second.end == (i >= 2));
+        CHECK(events[i].first.marker == (i == 0));
+        CHECK(events[i].first.timestamp == events[0].first.timestamp);   // the event's start, on B's clock
+    }
+    CHECK(events[0].first.timestamp == audio->header.timestamp + 3 * 160);
+    CHECK(b.media->stats().dtmf_to_trunk == 5);
+    CHECK(a.at_browser.empty());
+}
