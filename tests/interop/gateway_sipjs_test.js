@@ -108,6 +108,7 @@ trunk = "sip:127.0.0.1:${sippPort};transport=udp"
       fs.writeFileSync(sf, acceptingScenario(`<sip:\\+15557002@127\\.0\\.0\\.1:${sippPort}>`));
       const pids = [];
       const uas = runSipp(work, 'accept_refer', sf, ['-i', '127.0.0.1', '-p', String(sippPort)], pids);
+      process.on('exit', () => { try { uas.proc.kill('SIGKILL'); } catch { /* gone */ } });
       await sleep(300);
       const call = new SIP.Inviter(ua, SIP.UserAgent.makeURI(`sip:+15557001@${REALM}`));
       const up = new Promise((resolve) => call.stateChange.addListener((st) => {
