@@ -3,20 +3,17 @@
 // toward the trunk carries the agent host's offer, and the agent is connected only on 200 OK.
 #include <doctest/doctest.h>
 
-#include "turnbridge/gateway/agent_port.hpp"
-#include "turnbridge/gateway/sip_router.hpp"
+#include "agent_router_bench.hpp"
 
 using namespace turnbridge;
 using namespace turnbridge::gateway;
 using namespace std::chrono_literals;
+namespace test = turnbridge::gateway::test;
 
 namespace {
 
-constexpr sip::TransportId kTrunk = 9;
-const std::string kOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                           "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-const std::string kAnswer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                            "m=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+const std::string& kOffer = test::kPcmuSdp;
+const std::string& kAnswer = test::kPcmuAnswerSdp;
 
 // What the router asked of the agent host, in order.
 struct FakeAgents final : AgentPort {
@@ -39,60 +36,22 @@ struct FakeAgents final : AgentPort {
     }
 };
 
-struct Bench {
-    std::shared_ptr<config::Config> cfg = [] {
-        auto c = std::make_shared<config::Config>();
-        config::Realm r;
-        r.name = "example.org";
-        r.gateway.enabled = true;
-        r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
-        r.gateway.options_interval = 0;
-        r.gateway.agent_ring_timeout = 20;
-        c->realms.emplace("example.org", r);
-        return c;
-    }();
-    turn::NonceMinter nonces = turn::NonceMinter::with_random_key(600s);
-    std::uint64_t n = 0;
-    SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
-                     [](const config::Realm& r, bool outbound) { return pass_through_media(r, outbound); },
-                     [](const config::Realm&, const Endpoint&) -> std::optional<TrunkFlowInfo> { return TrunkFlowInfo{kTrunk, {}}; },
-                     [this] { return ++n; }};
+struct Bench : test::AgentRouterBench {
     FakeAgents agents;
     std::vector<DialUpdate> updates;
-    sip::Time now = sip::Time{} + 100h;
-    SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
     Bench() {
         router.set_agents(&agents);
         router.on_dial_update([this](const DialUpdate& u) { updates.push_back(u); });
     }
-    std::vector<sip::Message> sent(std::vector<sip::Action>& out) {
-        std::vector<sip::Message> v;
-        for (auto& a : out)
-            if (auto* s = std::get_if<sip::Send>(&a)) {
-                CHECK(s->transport == kTrunk);   // nothing for the router's own leg leaks out
-                auto m = sip::Message::parse(s->bytes);
-                REQUIRE(m);
-                v.push_back(std::move(*m));
-            }
-        return v;
-    }
     sip::Message dial() {
         std::string why;
-        AgentDial d{"dial-1", "example.org", "+15550123", "+15550100", *config::parse_agent_url("agent:ws://127.0.0.1:8765/a", why)};
+        AgentDial d{"dial-1", "example.org", "+15550123", "+15550100", *config::parse_agent_url("agent:ws://127.0.0.1:8765/a", why), {}, {}, {}};
         std::vector<sip::Action> out;
         router.dial_agent(now, d, out);
         auto msgs = sent(out);
         REQUIRE(msgs.size() == 1);
         REQUIRE(msgs[0].method() == "INVITE");
         return std::move(msgs[0]);
-    }
-    std::vector<sip::Message> answer(const sip::Message& invite, int status, const std::string& sdp = {}) {
-        auto r = sip::Message::response(invite, status, {}, "uas1");
-        r.add_contact("<sip:uas@127.0.0.1:5070>");
-        if (!sdp.empty()) r.set_body("application/sdp", sdp);
-        std::vector<sip::Action> out;
-        router.on_message(now, 0, trunk, r.serialize(), out);
-        return sent(out);
     }
 };
 
@@ -185,7 +144,7 @@ TEST_CASE("an API call that only rings is cancelled after gateway.agent_ring_tim
 TEST_CASE("an API call for a realm that is gone or over its call limit fails at once, with no INVITE") {
     Bench b;
     std::string why;
-    AgentDial d{"dial-2", "nowhere.example", "+1", "+2", *config::parse_agent_url("agent:ws://127.0.0.1/a", why)};
+    AgentDial d{"dial-2", "nowhere.example", "+1", "+2", *config::parse_agent_url("agent:ws://127.0.0.1/a", why), {}, {}, {}};
     std::vector<sip::Action> out;
     b.router.dial_agent(b.now, d, out);
     CHECK(out.empty());

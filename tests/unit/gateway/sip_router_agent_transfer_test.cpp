@@ -6,20 +6,17 @@
 // Every transfer is counted by result.
 #include <doctest/doctest.h>
 
-#include "turnbridge/gateway/agent_port.hpp"
-#include "turnbridge/gateway/sip_router.hpp"
+#include "agent_router_bench.hpp"
 
 using namespace turnbridge;
 using namespace turnbridge::gateway;
 using namespace std::chrono_literals;
+namespace test = turnbridge::gateway::test;
 
 namespace {
 
-constexpr sip::TransportId kTrunk = 9;
-const std::string kRelay = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                           "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-const std::string kAnswer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                            "m=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+const std::string& kRelay = test::kPcmuSdp;
+const std::string& kAnswer = test::kPcmuAnswerSdp;
 
 struct FakeAgents final : AgentPort {
     std::vector<std::string> log;
@@ -36,50 +33,13 @@ struct FakeAgents final : AgentPort {
     void relay_to(const std::string&, const std::string& sdp) override { log.push_back(sdp == kAnswer ? "relay" : "relay?"); }
 };
 
-struct Bench {
-    std::shared_ptr<config::Config> cfg = [] {
-        auto c = std::make_shared<config::Config>();
-        config::Realm r;
-        r.name = "example.org";
-        r.gateway.enabled = true;
-        r.gateway.trunk = {"sip:127.0.0.1:5070", "127.0.0.1", 5070, config::SipTrunk::Transport::Udp};
-        r.gateway.options_interval = 0;
-        r.gateway.agent_ring_timeout = 20;
-        r.gateway.routes["+15550177"] = {"agent:ws://127.0.0.1:8765/a"};
-        c->realms.emplace("example.org", r);
-        return c;
-    }();
-    turn::NonceMinter nonces = turn::NonceMinter::with_random_key(600s);
-    std::uint64_t n = 0;
-    SipRouter router{cfg, nonces, SipLocal{"127.0.0.1:5062", "gw.example.org"},
-                     [](const config::Realm& r, bool outbound) { return pass_through_media(r, outbound); },
-                     [](const config::Realm&, const Endpoint&) -> std::optional<TrunkFlowInfo> { return TrunkFlowInfo{kTrunk, {}}; },
-                     [this] { return ++n; }};
+struct Bench : test::AgentRouterBench {
     FakeAgents agents;
     std::vector<CallSummary> ended;
     std::string caller_tag;   // our To tag in the caller's dialog
-    sip::Time now = sip::Time{} + 100h;
-    SipFlow trunk{kTrunk, false, false, false, *IpAddress::parse("127.0.0.1"), {}};
-    Bench() {
+    Bench() : AgentRouterBench([](config::Realm& r) { r.gateway.routes["+15550177"] = {"agent:ws://127.0.0.1:8765/a"}; }) {
         router.set_agents(&agents);
         router.on_call_ended([this](const CallSummary& s, sip::MediaSdp*) { ended.push_back(s); });
-    }
-    std::vector<sip::Message> sent(std::vector<sip::Action>& out) {
-        std::vector<sip::Message> v;
-        for (auto& a : out)
-            if (auto* s = std::get_if<sip::Send>(&a)) {
-                CHECK(s->transport == kTrunk);   // nothing for the router's own leg leaks out
-                auto m = sip::Message::parse(s->bytes);
-                REQUIRE(m);
-                v.push_back(std::move(*m));
-            }
-        out.clear();
-        return v;
-    }
-    std::vector<sip::Message> feed(const std::string& wire) {
-        std::vector<sip::Action> out;
-        router.on_message(now, 0, trunk, wire, out);
-        return sent(out);
     }
     // The trunk calls the agent's DID; the agent's stream comes up (200); the agent transfers.
     // Returns the INVITE toward the number, if any.
@@ -103,12 +63,6 @@ struct Bench {
         if (invite.empty()) return std::nullopt;
         REQUIRE(invite.size() == 1);
         return std::move(invite[0]);
-    }
-    std::vector<sip::Message> answer(const sip::Message& invite, int status, const std::string& sdp = {}) {
-        auto r = sip::Message::response(invite, status, {}, "uas1");
-        r.add_contact("<sip:uas@127.0.0.1:5070>");
-        if (!sdp.empty()) r.set_body("application/sdp", sdp);
-        return feed(r.serialize());
     }
     static const sip::Message* find(const std::vector<sip::Message>& v, std::string_view method, std::string_view call_id) {
         for (const auto& m : v)
