@@ -21,6 +21,7 @@ truth of what the fleet relayed (relay->peer plus relay->client payload, what qu
 
 Loopback only.
 """
+import signal
 import socket
 import struct
 import threading
@@ -294,8 +295,12 @@ def dead_node(results, pg, peer, nodes):
         held = leases(pg, "q2")
     flow.paused = True
     time.sleep(0.5)
-    held = leases(pg, "q2").get(victim.name, 0)
-    used_before = int(psql(pg, "SELECT used FROM fleet_quota WHERE account = 'q2'")[0][0])
+    # Frozen first, so that no round of the victim's moves bytes from its lease to used (or hands
+    # part of the lease back) between reading the two and the kill; then both in one snapshot.
+    victim.proc.send_signal(signal.SIGSTOP)
+    row = psql(pg, "SELECT used, coalesce((SELECT sum(granted) FROM fleet_leases "
+                   f"WHERE account = 'q2' AND node = '{victim.name}'), 0) FROM fleet_quota WHERE account = 'q2'")
+    used_before, held = int(row[0][0]), int(row[0][1])
     victim.kill9()
     flow.stop()
     time.sleep(LEASE_TTL)   # then another node's next round settles it
