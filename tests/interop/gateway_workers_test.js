@@ -4,7 +4,9 @@
 // loaded worker (so concurrent calls use both), and an inbound trunk call forks to registrations
 // whose WebSockets live on different workers and is answered by one of them (the answer, the
 // CANCEL of the others and the trunk's BYE cross workers by Call-ID). Which worker holds what is
-// read from the server's debug log and from our Call-IDs ("w<worker>-..."). No media flows
+// read from the server's debug log and from our Call-IDs ("w<worker>-..."). Each browser is a
+// user of its own (w0..w7, all routed from the DID): one user's calls are kept on one worker on
+// purpose (attended transfer, issue 14), so one user would not show the spread. No media flows
 // (gateway_call_test does media). Loopback only; only our own PIDs are killed.
 // interop-timeout: 120
 'use strict';
@@ -15,8 +17,8 @@ const { Turnbridge, Results, portPicker, REALM, gatewayServerConfig } = require(
 const { WsSip, status, header, respond, register, invite, request, rnd, SDP, browserAnswer } = require('./sip_ws');
 
 const DID = '+15550177';
-const USER = 'test';
 const CLIENTS = 8;
+const USERS = Array.from({ length: CLIENTS }, (_, i) => `w${i}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
@@ -45,18 +47,22 @@ enabled = true
 trunk = "sip:127.0.0.1:${sippPort};transport=udp"
 max_calls_per_user = ${2 * CLIENTS}
 [realm."${REALM}".gateway.routes]
-"${DID}" = ["${USER}"]
+"${DID}" = [${USERS.map((u) => `"${u}"`).join(', ')}]
 `,
     }).start();
+    await tb.reload((text) => text.replace(/^users = \{ (.*) \}$/m,
+      `users = { $1, ${USERS.map((u) => `${u} = "pw-${u}"`).join(', ')} }`));
     const logText = () => fs.readFileSync(tb.logPath, 'utf8');
     const wsUrl = `ws://127.0.0.1:${wsPort}/sip`;
 
-    // Browsers: each its own WebSocket, all registered as the routed user.
+    // Browsers: each its own WebSocket and its own user, all routed from the DID.
     const clients = [];
     for (let i = 0; i < CLIENTS; ++i) {
       const c = new WsSip(wsUrl);
       await c.open();
-      c.contact = `sip:${USER}@${rnd()}.invalid;transport=ws`;
+      c.user = USERS[i];
+      c.password = `pw-${USERS[i]}`;
+      c.contact = `sip:${c.user}@${rnd()}.invalid;transport=ws`;
       c.regStatus = await register(c, c.contact);
       c.port = c.ws._socket.localPort;
       clients.push(c);

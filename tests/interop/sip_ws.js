@@ -93,16 +93,21 @@ function digestHeader(challenge, method, uri, user, password) {
 }
 
 // REGISTER with the 401 round; resolves to the final status.
+// The user a client speaks for: `c.user`/`c.password` when the test set them, else USER.
+const userOf = (c) => ({ user: c.user || USER, password: c.password || PASSWORD });
+
 async function register(c, contact) {
   const callId = rnd();
   const fromTag = rnd();
   const uri = `sip:${REALM}`;
-  const to = `<sip:${USER}@${REALM}>`;
-  c.send(request({ method: 'REGISTER', uri, callId, cseq: 1, fromTag, to, contact }));
+  const { user, password } = userOf(c);
+  const to = `<sip:${user}@${REALM}>`;
+  c.send(request({ method: 'REGISTER', uri, callId, cseq: 1, fromTag, to, contact, from: to }));
   const first = await c.wait(isResponse(callId, 'REGISTER'));
   if (status(first) !== 401) return status(first);
-  const auth = digestHeader(header(first, 'WWW-Authenticate'), 'REGISTER', uri, USER, PASSWORD);
-  c.send(request({ method: 'REGISTER', uri, callId, cseq: 2, fromTag, to, contact, extra: [`Authorization: ${auth}`] }));
+  const auth = digestHeader(header(first, 'WWW-Authenticate'), 'REGISTER', uri, user, password);
+  c.send(request({ method: 'REGISTER', uri, callId, cseq: 2, fromTag, to, contact, from: to,
+    extra: [`Authorization: ${auth}`] }));
   return status(await c.wait(isResponse(callId, 'REGISTER')));
 }
 
@@ -110,6 +115,8 @@ async function register(c, contact) {
 // { callId, fromTag, first, final, elapsed } once a final response arrives (or null after finalMs).
 // `from`: another From (name-addr) than the user's own, as a browser may send.
 async function invite(c, uri, sdp, finalMs, from = '') {
+  const { user, password } = userOf(c);
+  if (!from && c.user) from = `<sip:${user}@${REALM}>`;
   const callId = rnd() + rnd();
   const fromTag = rnd();
   const to = `<${uri}>`;
@@ -117,7 +124,7 @@ async function invite(c, uri, sdp, finalMs, from = '') {
   const first = await c.wait((m) => isResponse(callId, 'INVITE')(m) && status(m) >= 200, 5000);
   if (status(first) !== 407) return { callId, first, final: first };
   c.send(request({ method: 'ACK', uri, callId, cseq: 1, fromTag, to: header(first, 'To'), from }));
-  const auth = digestHeader(header(first, 'Proxy-Authenticate'), 'INVITE', uri, USER, PASSWORD);
+  const auth = digestHeader(header(first, 'Proxy-Authenticate'), 'INVITE', uri, user, password);
   const t0 = Date.now();
   c.send(request({ method: 'INVITE', uri, callId, cseq: 2, fromTag, to, body: sdp, from,
     extra: [`Proxy-Authorization: ${auth}`] }));
