@@ -304,17 +304,7 @@ ${adminConfig(adminPort, { flushInterval: 1 })}`);
   {
     const uac = path.join(work, 'uac_waits.xml');
     const scenario = uacScenario(path.join(work, 'tone.pcap'), 0)
-      .replace(/<pause milliseconds="0"\/>[^]*<\/scenario>/, `<recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+      .replace(/<pause milliseconds="0"\/>[^]*<\/scenario>/, `<recv request="BYE"/>${ok}
 </scenario>
 `);
     fs.writeFileSync(uac, scenario);
